@@ -1,0 +1,118 @@
+# criu-lazy: lazy-pages restore for CRIU.
+#
+#   make            build everything under build/
+#   make deps       install the Debian packages we build, test and demo with
+#   make test       unit + host integration + VM end-to-end tests
+#   make check      unit + host integration tests only (no VM)
+#   make vmtest     VM end-to-end tests with real CRIU (qemu guest)
+#   make bench      VM benchmark: criu-lazyd vs criu lazy-pages
+#   make demo       dump a workload and restore it lazily with criu-lazyd
+#   make install    install binaries (PREFIX, DESTDIR)
+#   SANITIZE=1      build and test with AddressSanitizer + UBSan (into build-san/)
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+
+ifeq ($(SANITIZE),1)
+B := build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+B := build
+SANFLAGS :=
+endif
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread $(SANFLAGS)
+CPPFLAGS += -I$(B)/gen -Ilazy-pages/common
+LDFLAGS += -pthread $(SANFLAGS)
+LIBS := -lprotobuf-c
+
+PROTOS := $(wildcard proto/*.proto)
+GEN_C := $(patsubst proto/%.proto,$(B)/gen/%.pb-c.c,$(PROTOS))
+GEN_H := $(GEN_C:.c=.h)
+
+COMMON_SRC := $(wildcard lazy-pages/common/*.c)
+COMMON_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRC)) $(GEN_C:.c=.o)
+LIBLAZY := $(B)/lib/liblazy.a
+
+LAZYD_SRC := $(wildcard lazy-pages/lazyd/*.c)
+LAZYD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LAZYD_SRC))
+
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
+HOST_SRC := $(wildcard tests/host/*.c)
+HOST_BIN := $(patsubst tests/host/%.c,$(B)/tests/host/%,$(HOST_SRC))
+# Workloads are dumped by real CRIU in the guest: never sanitized.
+WORK_SRC := $(wildcard tests/workloads/*.c)
+WORK_BIN := $(patsubst tests/workloads/%.c,build/tests/workloads/%,$(WORK_SRC))
+
+BINS := $(B)/bin/criu-lazyd
+
+.PHONY: all deps test check unit hosttest vmtest bench demo install clean format
+all: $(BINS) $(UNIT_BIN) $(HOST_BIN) $(WORK_BIN)
+
+deps:
+	sh tests/deps.sh
+
+$(B)/gen/%.pb-c.c $(B)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(B)/gen
+	protoc-c --proto_path=proto --c_out=$(B)/gen $<
+
+$(B)/gen/%.pb-c.o: $(B)/gen/%.pb-c.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-unused-parameter -c -o $@ $<
+
+$(B)/obj/%.o: %.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIBLAZY): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/bin/criu-lazyd: $(LAZYD_OBJ) $(LIBLAZY)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(LAZYD_OBJ) $(LIBLAZY) $(LIBS)
+
+$(B)/tests/unit/%: tests/unit/%.c $(LIBLAZY) $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS) -lcriterion
+
+$(B)/tests/host/%: tests/host/%.c $(LIBLAZY) $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS)
+
+build/tests/workloads/%: tests/workloads/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
+
+unit: $(UNIT_BIN)
+	sh tests/run-unit.sh $(B)
+
+hosttest: all
+	sh tests/host/run.sh $(B)
+
+check: unit hosttest
+
+test: check vmtest
+
+vmtest: all
+	sh tests/vm/run.sh
+
+bench: all
+	sh tests/vm/run.sh bench
+
+demo: all
+	sh tests/vm/run.sh demo
+
+install: $(BINS)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h' | grep -v '^kmod/')
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

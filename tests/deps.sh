@@ -1,0 +1,19 @@
+#!/bin/sh
+# Install every Debian package the project builds, tests and demos with. Idempotent.
+set -e
+PKGS="build-essential pkg-config git protobuf-c-compiler libprotobuf-c-dev libcriterion-dev
+criu qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod
+libnl-genl-3-dev libxxhash-dev iproute2 python3-protobuf jq clang-format"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+		missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+	echo "deps: all packages present"
+	exit 0
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends $missing
