@@ -49,6 +49,8 @@ WORK_BIN := $(patsubst tests/workloads/%.c,build/tests/workloads/%,$(WORK_SRC))
 
 BINS := $(B)/bin/criu-lazyd
 
+.SECONDARY: $(GEN_C) $(GEN_H)
+
 .PHONY: all deps test check unit hosttest vmtest bench demo install clean format
 all: $(BINS) $(UNIT_BIN) $(HOST_BIN) $(WORK_BIN)
 
