@@ -35,9 +35,19 @@ static int reserve(struct pending *p, size_t need)
 	return 0;
 }
 
-static uint64_t ext_pages(const struct pend_extent *e)
+/* Account 'bytes' of extent e as added (sign 1) or removed (sign -1). */
+static void account(struct pending *p, const struct pend_extent *e, uint64_t bytes, int sign)
 {
-	return (e->end - e->start) / PAGE;
+	uint64_t n = bytes / PAGE;
+	if (sign > 0) {
+		p->pages += n;
+		if (!(e->flags & PEND_ZERO))
+			p->data_pages += n;
+	} else {
+		p->pages -= n;
+		if (!(e->flags & PEND_ZERO))
+			p->data_pages -= n;
+	}
 }
 
 /* Index of the first extent whose end is above addr (n if none). */
@@ -63,7 +73,7 @@ static int insert_at(struct pending *p, size_t i, const struct pend_extent *e)
 	memmove(&p->v[i + 1], &p->v[i], (p->n - i) * sizeof(*p->v));
 	p->v[i] = *e;
 	p->n++;
-	p->pages += ext_pages(e);
+	account(p, e, e->end - e->start, 1);
 	return 0;
 }
 
@@ -87,7 +97,7 @@ int pending_from_image(struct pending *p, const struct img_task *t)
 		e->end = x->end;
 		e->src = x->zero ? 0 : x->pages_off;
 		e->flags = x->zero ? PEND_ZERO : 0;
-		p->pages += ext_pages(e);
+		account(p, e, e->end - e->start, 1);
 	}
 	return 0;
 }
@@ -101,6 +111,7 @@ int pending_clone(struct pending *dst, const struct pending *src)
 		memcpy(dst->v, src->v, src->n * sizeof(*src->v));
 	dst->n = src->n;
 	dst->pages = src->pages;
+	dst->data_pages = src->data_pages;
 	return 0;
 }
 
@@ -140,18 +151,21 @@ bool pending_run_at(const struct pending *p, uint64_t addr, uint64_t max_len,
 	return true;
 }
 
-bool pending_next(const struct pending *p, uint64_t from, uint64_t max_len,
+bool pending_next(const struct pending *p, uint64_t from, uint64_t max_len, bool data_only,
 		  struct pend_extent *out)
 {
-	if (!p->n)
+	if (!p->n || (data_only && !p->data_pages))
 		return false;
-	size_t i = first_above(p, from);
-	if (i == p->n) {
-		i = 0;
-		from = 0;
+	size_t start = first_above(p, from);
+	/* Two passes at most: from 'from' to the top, then from the bottom. */
+	for (size_t k = 0; k < p->n; k++) {
+		size_t i = (start + k) % p->n;
+		if (data_only && (p->v[i].flags & PEND_ZERO))
+			continue;
+		clip(&p->v[i], i >= start ? from : 0, max_len, out);
+		return true;
 	}
-	clip(&p->v[i], from, max_len, out);
-	return true;
+	return false;
 }
 
 int pending_remove(struct pending *p, uint64_t start, uint64_t end)
@@ -173,22 +187,23 @@ int pending_remove(struct pending *p, uint64_t start, uint64_t end)
 			if (rc)
 				return rc;
 			e = &p->v[i];
-			p->pages -= (e->end - start) / PAGE;
+			account(p, e, e->end - start, -1);
 			e->end = start;
+			/* insert_at accounts the tail back in. */
 			return insert_at(p, i + 1, &tail);
 		}
 		if (e->start < start) {
-			p->pages -= (e->end - start) / PAGE;
+			account(p, e, e->end - start, -1);
 			e->end = start;
 			i++;
 		} else if (e->end > end) {
-			p->pages -= (end - e->start) / PAGE;
+			account(p, e, end - e->start, -1);
 			if (!(e->flags & PEND_ZERO))
 				e->src += end - e->start;
 			e->start = end;
 			break;
 		} else {
-			p->pages -= ext_pages(e);
+			account(p, e, e->end - e->start, -1);
 			memmove(e, e + 1, (p->n - i - 1) * sizeof(*e));
 			p->n--;
 		}

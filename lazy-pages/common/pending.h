@@ -24,7 +24,8 @@ struct pend_extent {
 struct pending {
 	struct pend_extent *v; /* sorted by start, disjoint */
 	size_t n, cap;
-	uint64_t pages; /* total pending pages */
+	uint64_t pages;      /* total pending pages */
+	uint64_t data_pages; /* of which have data (not PEND_ZERO) */
 };
 
 void pending_init(struct pending *p);
@@ -42,8 +43,11 @@ const struct pend_extent *pending_lookup(const struct pending *p, uint64_t addr)
 bool pending_run_at(const struct pending *p, uint64_t addr, uint64_t max_len,
 		    struct pend_extent *out);
 
-/* The first pending run at or after 'from' (wrapping to the lowest), clipped to max_len. */
-bool pending_next(const struct pending *p, uint64_t from, uint64_t max_len,
+/*
+ * The first pending run at or after 'from' (wrapping to the lowest), clipped
+ * to max_len; with data_only, zero runs are skipped.
+ */
+bool pending_next(const struct pending *p, uint64_t from, uint64_t max_len, bool data_only,
 		  struct pend_extent *out);
 
 /* Drop [start, end): installed, unmapped or discarded. 0 or -ENOMEM. */
