@@ -45,8 +45,9 @@ struct img_vma {
  */
 struct img_extent {
 	uint64_t start, end; /* page aligned, end exclusive */
-	uint64_t pages_off;  /* byte offset in pages-<pages_id>.img; unused when zero */
+	uint64_t pages_off;  /* byte offset in pages-<pages_id>.img; unused when zero or remote */
 	bool zero;
+	bool remote; /* PE_LAZY without PE_PRESENT (criu dump --lazy-pages): page server only */
 };
 
 struct img_task {

@@ -1,0 +1,58 @@
+/* Entry-level reader for CRIU image files: magic check, then length-prefixed protobuf entries. */
+#ifndef LAZY_IMG_FILE_H
+#define LAZY_IMG_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "images.h"
+
+#define IMG_FILE_BUF_SIZE (64u << 10)
+
+struct img_file {
+	int fd;
+	char name[64];
+	uint64_t size; /* at open time */
+	uint64_t off;  /* next unread byte */
+	uint8_t *buf;  /* read-ahead window [buf_off, buf_off + buf_len) */
+	uint64_t buf_off;
+	size_t buf_len;
+	uint8_t *msg; /* the current entry, grown as needed up to IMG_MAX_ENTRY_SIZE */
+	size_t msg_cap;
+};
+
+/* Set err to "FILE: offset N: ..." and return -1. err may be NULL. */
+int img_fail(struct img_error *err, const char *file, uint64_t off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/*
+ * Open name in dirfd and check its magic (inventory: one word; others: IMG_COMMON_MAGIC
+ * then their own). Returns 0, -1 on error, or 1 if the file does not exist and optional.
+ */
+int img_file_open(struct img_file *f, int dirfd, const char *name, uint32_t magic, bool optional,
+		  struct img_error *err);
+
+/*
+ * Next entry: 1 with *data and *len (valid until the next call) and the entry's file offset,
+ * 0 at a clean end of file, -1 on error.
+ */
+int img_file_next(struct img_file *f, const uint8_t **data, size_t *len, uint64_t *entry_off,
+		  struct img_error *err);
+
+/*
+ * Count the entries left without decoding them (the position is kept), failing with
+ * "too many WHAT" past max. Lets callers cap an allocation before making it.
+ */
+int img_file_count(struct img_file *f, size_t max, const char *what, size_t *count,
+		   struct img_error *err);
+
+void img_file_close(struct img_file *f);
+
+/*
+ * Number of occurrences of top-level field number field in a protobuf message,
+ * or -1 if the wire format is malformed. Used to cap repeated fields before unpacking.
+ */
+long img_pb_count_field(const uint8_t *msg, size_t len, uint32_t field);
+
+#endif
