@@ -1,0 +1,63 @@
+# Guest side of the VM end-to-end tests (run by vmrun.sh): guest-e2e.sh ROOT [SCENARIO...]
+# Each scenario: start a workload, criu dump it once, then restore it lazily with each daemon
+# (criu lazy-pages, then criu-lazyd) and have the workload verify all its memory.
+# Writes "PASS|FAIL scenario (daemon) ..." lines to $VMRUN_RESULTS/summary, a log excerpt per
+# failure to $VMRUN_RESULTS/fail-SCENARIO-DAEMON.txt and the run logs under $VMRUN_RESULTS/.
+set -eu
+ROOT=$1
+shift
+. "$ROOT/tests/vm/lib.sh"
+R=$VMRUN_RESULTS
+: >"$R/summary"
+DAEMONS=${E2E_DAEMONS:-criu ours}
+
+# name: workload and args
+scenario_cmd() {
+	case $1 in
+	memhog16) echo "memhog -m 16 -s 11" ;;
+	chaos) echo "chaos -k 256 -s 7" ;;
+	tree) echo "tree -n 3 -m 2 -t 4" ;;
+	memhog256) echo "memhog -m 256 -s 3" ;;
+	*) return 1 ;;
+	esac
+}
+[ $# -gt 0 ] || set -- memhog16 chaos tree memhog256
+
+record() { # record PASS|FAIL name daemon detail
+	echo "$1 $2 ($3)${4:+ $4}" | tee -a "$R/summary"
+}
+
+for s in "$@"; do
+	cmd=$(scenario_cmd "$s") || { record FAIL "$s" - "unknown scenario"; continue; }
+	t0=$(now)
+	# shellcheck disable=SC2086
+	if ! wl_start "$s" $cmd || ! wl_dump "$s"; then
+		for d in $DAEMONS; do
+			record FAIL "$s" "$d" "workload start or criu dump failed"
+			{ tail -n 40 "$VM/$s/dump.log" 2>/dev/null; cat "$VM/$s/out" "$VM/$s/result" 2>/dev/null; } \
+				>"$R/fail-$s-$d.txt"
+		done
+		kill_case "$s" 2>/dev/null || true
+		continue
+	fi
+	for d in $DAEMONS; do
+		if [ "$d" = ours ] && [ ! -x "$OURS_LAZY" ]; then
+			record FAIL "$s" "$d" "$OURS_LAZY not built (make)"
+			echo "no executable $OURS_LAZY" >"$R/fail-$s-$d.txt"
+			continue
+		fi
+		t1=$(now)
+		if restore_run "$s" "$d" verify-now; then
+			record PASS "$s" "$d" "resume ${RESUME_MS} ms, drain ${DRAIN_MS} ms, total $(ms "$t1" "$(now)") ms"
+		else
+			record FAIL "$s" "$d" "$FAIL_WHY"
+			excerpt "$RUN" "$s" >"$R/fail-$s-$d.txt"
+		fi
+		mkdir -p "$R/$s"
+		cp -r "$RUN" "$R/$s/" 2>/dev/null || true
+	done
+	cp "$VM/$s/dump.log" "$VM/$s/out" "$R/$s/" 2>/dev/null || true
+	log "$s: done in $(ms "$t0" "$(now)") ms (dump ${DUMP_MS} ms)"
+	rm -rf "${VM:?}/$s"
+done
+! grep -q '^FAIL' "$R/summary"

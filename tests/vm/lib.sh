@@ -1,0 +1,206 @@
+# Guest-side helpers for the VM scripts (sourced; POSIX sh). Needs ROOT (the project tree).
+#
+# A "case" lives in /tmp/vm/NAME (guest tmpfs): ctl/ (control files the workload polls),
+# img/ (criu images), out (workload stdout/stderr), dump.log, and one dir per restore run
+# (work dir of the daemon and of criu restore: lazy-pages.socket, logs, result file copy).
+
+WL=$ROOT/build/tests/workloads
+VM=/tmp/vm
+# The two lazy-pages daemons. Both are run as: $CMD -D IMG -W WORKDIR -o LOG -v4 [extra].
+CRIU_LAZY=${CRIU_LAZY:-criu lazy-pages}
+OURS_LAZY=${OURS_LAZY:-$ROOT/build/bin/criu-lazyd}
+
+log() { echo "[$(date +%T)] $*"; }
+now() { date +%s%N; }
+ms() { echo $(( ($2 - $1) / 1000000 )); }
+
+# daemon_cmd criu|ours: the command line of that daemon (without the common options).
+daemon_cmd() {
+	case $1 in
+	criu) echo "$CRIU_LAZY" ;;
+	ours) echo "$OURS_LAZY" ;;
+	esac
+}
+
+# wait_until TIMEOUT_S CMD...: poll CMD every 20 ms; fails on timeout.
+wait_until() {
+	_end=$(( $(date +%s) + $1 ))
+	shift
+	while ! "$@"; do
+		[ "$(date +%s)" -lt "$_end" ] || return 1
+		sleep 0.02
+	done
+}
+
+# Result file of case $1; has_line CASE PREFIX; line_of CASE PREFIX (first such line).
+result_of() { echo "$VM/$1/result"; }
+has_line() { grep -q "^$2" "$VM/$1/result" 2>/dev/null; }
+line_of() { grep -m1 "^$2" "$VM/$1/result" 2>/dev/null; }
+
+# wl_start CASE WORKLOAD ARGS...: start a workload in its own session, no tty, and wait
+# until it reports "ready". Sets WPID.
+wl_start() {
+	_c=$1 _w=$2
+	shift 2
+	rm -rf "${VM:?}/$_c"
+	mkdir -p "$VM/$_c/ctl" "$VM/$_c/img"
+	setsid "$WL/$_w" "$@" -c "$VM/$_c/ctl" -o "$VM/$_c/result" \
+		</dev/null >"$VM/$_c/out" 2>&1 &
+	WPID=$!
+	echo "$WPID" >"$VM/$_c/pid"
+	if ! wait_until 300 has_line "$_c" "ready "; then
+		log "workload $_w did not get ready"
+		cat "$VM/$_c/out" "$VM/$_c/result" 2>/dev/null
+		return 1
+	fi
+	log "$_c: $_w pid $WPID ready: $(line_of "$_c" "ready ")"
+}
+
+# wl_dump CASE: criu dump the workload tree (kills it), then mark the case "restored" so the
+# workload knows, when it runs again, that it has been restored.
+wl_dump() {
+	_c=$1
+	_pid=$(cat "$VM/$_c/pid")
+	_t0=$(now)
+	if ! timeout 300 criu dump -t "$_pid" -D "$VM/$_c/img" -o "$VM/$_c/dump.log" -v4; then
+		log "$_c: criu dump failed"
+		tail -n 30 "$VM/$_c/dump.log"
+		return 1
+	fi
+	wait "$_pid" 2>/dev/null || true
+	DUMP_MS=$(ms "$_t0" "$(now)")
+	touch "$VM/$_c/ctl/restored"
+	log "$_c: dumped in ${DUMP_MS} ms, images $(du -sm "$VM/$_c/img" | cut -f1) MB"
+}
+
+# kill_case CASE: kill the (restored) tree — its process group — and wait until its pid is
+# free again (reaped), so the same images can be restored once more.
+kill_case() {
+	_pid=$(cat "$VM/$1/pid")
+	kill -KILL -- "-$_pid" 2>/dev/null || kill -KILL "$_pid" 2>/dev/null || true
+	wait_until 30 pid_gone "$_pid" || log "$1: pid $_pid still there after kill"
+}
+pid_gone() { [ ! -e "/proc/$1" ]; }
+
+# Start a daemon for a restore run in work dir $2: daemon_start WHICH RUNDIR CASE.
+# Records "<rc> <end_ns>" in RUNDIR/daemon.exit when it exits. Sets DPID.
+daemon_start() {
+	_which=$1 _run=$2 _c=$3
+	_cmd=$(daemon_cmd "$_which")
+	_extra=""
+	[ "$_which" = ours ] && _extra="--stats-file $_run/stats.json"
+	rm -f "$_run/daemon.exit"
+	# shellcheck disable=SC2086
+	( $_cmd -D "$VM/$_c/img" -W "$_run" -o "$_run/lazy.log" -v4 $_extra \
+		>"$_run/daemon.out" 2>&1
+	  echo "$? $(now)" >"$_run/daemon.exit" ) &
+	DPID=$!
+	if ! wait_until 30 sock_or_exit "$_run"; then
+		log "daemon $_which: no lazy-pages.socket after 30 s"
+		return 1
+	fi
+	if [ -f "$_run/daemon.exit" ]; then
+		log "daemon $_which exited at start: $(cat "$_run/daemon.exit")"
+		return 1
+	fi
+}
+sock_or_exit() { [ -S "$1/lazy-pages.socket" ] || [ -f "$1/daemon.exit" ]; }
+daemon_done() { [ -f "$1/daemon.exit" ]; }
+
+# restore_run CASE WHICH MODE: restore CASE once. WHICH: criu|ours (lazy daemon) or full
+# (plain criu restore). MODE: "verify-now" triggers the workload's verification as soon as it
+# resumed (e2e: faults race the daemon's background transfer); "drain-first" waits for the
+# daemon to exit before verifying (benchmark: measures the daemon's own drain).
+# Sets RESUME_MS, DRAIN_MS (time from the start of criu restore), VERIFY (the verify line),
+# RUN (the run dir). Returns non-zero on any failure, with the reason in FAIL_WHY.
+restore_run() {
+	_c=$1 _which=$2 _mode=${3:-verify-now}
+	RUN=$VM/$_c/run-$_which
+	rm -rf "$RUN"
+	mkdir -p "$RUN"
+	rm -f "$VM/$_c/ctl/verify" "$VM/$_c/result"
+	RESUME_MS="" DRAIN_MS="" VERIFY="" FAIL_WHY=""
+	_lazy=--lazy-pages
+	if [ "$_which" = full ]; then
+		_lazy=""
+	else
+		daemon_start "$_which" "$RUN" "$_c" || { FAIL_WHY="daemon did not start"; return 1; }
+	fi
+	_t0=$(now)
+	if ! timeout 300 criu restore -D "$VM/$_c/img" -W "$RUN" $_lazy -d \
+		-o "$RUN/restore.log" -v4; then
+		FAIL_WHY="criu restore failed"
+		_restore_cleanup
+		return 1
+	fi
+	if ! wait_until 300 has_line "$_c" resumed; then
+		FAIL_WHY="workload did not report resumed"
+		_restore_cleanup
+		return 1
+	fi
+	_tr=$(line_of "$_c" resumed | cut -d' ' -f2)
+	RESUME_MS=$(ms "$_t0" "$_tr")
+	if [ "$_mode" = drain-first ] && [ "$_which" != full ]; then
+		if ! wait_until 600 daemon_done "$RUN"; then
+			FAIL_WHY="daemon did not finish"
+			_restore_cleanup
+			return 1
+		fi
+	fi
+	touch "$VM/$_c/ctl/verify"
+	if ! wait_until 300 has_line "$_c" "verify "; then
+		FAIL_WHY="workload did not report its verification"
+		_restore_cleanup
+		return 1
+	fi
+	VERIFY=$(line_of "$_c" "verify ")
+	if [ "$_which" != full ]; then
+		if ! wait_until 300 daemon_done "$RUN"; then
+			FAIL_WHY="daemon did not exit after all pages were in"
+			_restore_cleanup
+			return 1
+		fi
+		_drc=$(cut -d' ' -f1 "$RUN/daemon.exit")
+		DRAIN_MS=$(ms "$_t0" "$(cut -d' ' -f2 "$RUN/daemon.exit")")
+	else
+		_drc=0
+	fi
+	_alive=1
+	pid_gone "$(cat "$VM/$_c/pid")" && _alive=0
+	cp "$VM/$_c/result" "$RUN/result"
+	kill_case "$_c"
+	wait "$DPID" 2>/dev/null || true
+	case $VERIFY in
+	"verify ok"*) ;;
+	*) FAIL_WHY="workload: $VERIFY"; return 1 ;;
+	esac
+	[ "$_drc" = 0 ] || { FAIL_WHY="daemon exited with $_drc"; return 1; }
+	[ "$_alive" = 1 ] || { FAIL_WHY="workload died after restore"; return 1; }
+	return 0
+}
+
+_restore_cleanup() {
+	cp "$VM/$_c/result" "$RUN/result" 2>/dev/null || true
+	kill_case "$_c"
+	if [ -n "${DPID:-}" ] && ! daemon_done "$RUN"; then
+		sleep 1
+		daemon_done "$RUN" || kill -TERM "$DPID" 2>/dev/null || true
+	fi
+	# The daemon is a grandchild (inside a subshell): end it by the pid in its pidfile-less
+	# way — its process is the only child of the subshell DPID.
+	for _p in $(cat /proc/"$DPID"/task/*/children 2>/dev/null); do
+		kill -KILL "$_p" 2>/dev/null || true
+	done
+	wait "$DPID" 2>/dev/null || true
+}
+
+# excerpt RUNDIR CASE: the end of each log of a failed run.
+excerpt() {
+	for _f in "$1/result" "$1/daemon.out" "$1/lazy.log" "$1/restore.log" "$VM/$2/out"; do
+		[ -s "$_f" ] || continue
+		echo "---- $_f (last 25 lines)"
+		tail -n 25 "$_f"
+	done
+	[ -f "$1/daemon.exit" ] && echo "---- daemon exit: $(cat "$1/daemon.exit")"
+	return 0
+}

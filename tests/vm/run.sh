@@ -1,0 +1,82 @@
+#!/bin/sh
+# VM tests with real CRIU, in a qemu guest running Debian's 6.1 kernel (see vmrun.sh).
+#   sh tests/vm/run.sh [SCENARIO...]   end-to-end tests, each with criu lazy-pages and criu-lazyd
+#                                      (scenarios: memhog16 chaos tree memhog256; default all)
+#   sh tests/vm/run.sh bench           benchmark: criu-lazyd vs criu lazy-pages vs full restore
+#   sh tests/vm/run.sh demo            a guided lazy restore with criu-lazyd
+# Needs `make` first (build/tests/workloads/*, build/bin/criu-lazyd). Results and logs go to
+# build/vm/<mode>/. Env: E2E_DAEMONS (default "criu ours"), VMRUN_TIMEOUT.
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+V=$ROOT/tests/vm
+mode=e2e
+case ${1:-} in
+bench | demo | e2e) mode=$1; shift ;;
+esac
+
+for w in memhog chaos tree; do
+	[ -x "$ROOT/build/tests/workloads/$w" ] ||
+		{ echo "run.sh: build/tests/workloads/$w missing: run make first" >&2; exit 2; }
+done
+
+R=$ROOT/build/vm/$mode
+rm -rf "$R"
+mkdir -p "$R"
+export E2E_DAEMONS="${E2E_DAEMONS:-criu ours}"
+export VMRUN_PASSENV="E2E_DAEMONS"
+
+# vm_failed RC: explain a guest that did not finish its script.
+vm_failed() {
+	echo "run.sh: the VM run failed (exit $1); end of the guest log ($R/guest.log):"
+	tail -n 30 "$R/guest.log" 2>/dev/null || true
+	echo "---- end of the console ($R/console.log):"
+	tail -n 20 "$R/console.log" 2>/dev/null || true
+}
+
+case $mode in
+e2e)
+	echo "VM end-to-end tests (qemu TCG guest, real CRIU; logs in build/vm/e2e/)"
+	t0=$(date +%s)
+	rc=0
+	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-900} sh "$V/vmrun.sh" "$V/guest-e2e.sh" "$R" "$ROOT" "$@" || rc=$?
+	pass=0 fail=0
+	if [ -f "$R/summary" ]; then
+		while IFS= read -r line; do
+			echo "$line"
+			case $line in
+			PASS*) pass=$((pass + 1)) ;;
+			FAIL*)
+				fail=$((fail + 1))
+				set -- $line
+				f=$R/fail-$2-$(echo "$3" | tr -d '()').txt
+				[ -f "$f" ] && sed 's/^/    | /' "$f"
+				;;
+			esac
+		done <"$R/summary"
+	fi
+	if [ ! -f "$R/rc" ] || { [ "$rc" != 0 ] && [ "$fail" = 0 ]; }; then
+		vm_failed "$rc"
+		fail=$((fail + 1))
+	fi
+	echo "(VM run took $(( $(date +%s) - t0 )) s)"
+	echo "$pass passed, $fail failed"
+	[ "$fail" = 0 ]
+	;;
+bench)
+	mkdir -p "$ROOT/build/bench"
+	rc=0
+	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-900} sh "$V/vmrun.sh" "$V/guest-bench.sh" "$R" "$ROOT" "$@" || rc=$?
+	if [ -f "$R/table.txt" ]; then
+		cp "$R/table.txt" "$ROOT/build/bench/results.txt"
+		cat "$R/table.txt"
+		echo "(written to build/bench/results.txt; logs in build/vm/bench/)"
+	fi
+	[ "$rc" = 0 ] || { vm_failed "$rc"; exit 1; }
+	;;
+demo)
+	rc=0
+	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-600} sh "$V/vmrun.sh" "$V/guest-demo.sh" "$R" "$ROOT" "$@" || rc=$?
+	cat "$R/guest.log" 2>/dev/null || true
+	[ "$rc" = 0 ] || { vm_failed "$rc"; exit 1; }
+	;;
+esac
