@@ -18,10 +18,10 @@ static int uffd_copy(void *ctx, int uffd, uint64_t dst, const void *src, uint64_
 	*done = 0;
 	while (*done < len) {
 		struct uffdio_copy c = {
-			.dst = dst + *done,
-			.src = (uint64_t)(uintptr_t)src + *done,
-			.len = len - *done,
-			.mode = 0,
+		    .dst = dst + *done,
+		    .src = (uint64_t)(uintptr_t)src + *done,
+		    .len = len - *done,
+		    .mode = 0,
 		};
 		int rc = ioctl(uffd, UFFDIO_COPY, &c);
 		if (c.copy > 0) {
@@ -41,8 +41,8 @@ static int uffd_zero(void *ctx, int uffd, uint64_t dst, uint64_t len, uint64_t *
 	*done = 0;
 	while (*done < len) {
 		struct uffdio_zeropage z = {
-			.range = { .start = dst + *done, .len = len - *done },
-			.mode = 0,
+		    .range = {.start = dst + *done, .len = len - *done},
+		    .mode = 0,
 		};
 		int rc = ioctl(uffd, UFFDIO_ZEROPAGE, &z);
 		if (z.zeropage > 0) {
@@ -59,15 +59,15 @@ static int uffd_zero(void *ctx, int uffd, uint64_t dst, uint64_t len, uint64_t *
 static int uffd_wake(void *ctx, int uffd, uint64_t dst, uint64_t len)
 {
 	(void)ctx;
-	struct uffdio_range r = { .start = dst, .len = len };
+	struct uffdio_range r = {.start = dst, .len = len};
 	return ioctl(uffd, UFFDIO_WAKE, &r) ? -errno : 0;
 }
 
 static const struct filler_ops uffd_ops = {
-	.name = "uffd",
-	.copy = uffd_copy,
-	.zero = uffd_zero,
-	.wake = uffd_wake,
+    .name = "uffd",
+    .copy = uffd_copy,
+    .zero = uffd_zero,
+    .wake = uffd_wake,
 };
 
 void filler_uffd(struct filler *f)

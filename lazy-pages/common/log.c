@@ -46,9 +46,11 @@ void log_printf(int level, const char *fmt, ...)
 		clock_gettime(CLOCK_MONOTONIC, &log_start);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	long us = (now.tv_sec - log_start.tv_sec) * 1000000L + (now.tv_nsec - log_start.tv_nsec) / 1000;
+	long us =
+	    (now.tv_sec - log_start.tv_sec) * 1000000L + (now.tv_nsec - log_start.tv_nsec) / 1000;
 	n = snprintf(line, sizeof(line), "(%02ld.%06ld) %s%s", us / 1000000, us % 1000000,
-		     level == LOG_ERROR ? "Error: " : (level == LOG_WARN ? "Warn: " : ""), log_prefix);
+		     level == LOG_ERROR ? "Error: " : (level == LOG_WARN ? "Warn: " : ""),
+		     log_prefix);
 	va_start(ap, fmt);
 	if (n > 0 && (size_t)n < sizeof(line))
 		vsnprintf(line + n, sizeof(line) - n, fmt, ap);

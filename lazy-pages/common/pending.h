@@ -17,14 +17,14 @@
 
 struct pend_extent {
 	uint64_t start, end; /* page aligned, end exclusive */
-	uint64_t src;        /* byte offset of the data for 'start' in the pages file */
+	uint64_t src;	     /* byte offset of the data for 'start' in the pages file */
 	uint32_t flags;
 };
 
 struct pending {
 	struct pend_extent *v; /* sorted by start, disjoint */
 	size_t n, cap;
-	uint64_t pages;      /* total pending pages */
+	uint64_t pages;	     /* total pending pages */
 	uint64_t data_pages; /* of which have data (not PEND_ZERO) */
 };
 

@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <unistd.h>
 
-static int local_read(struct page_source *s, const struct img_task *t, uint64_t vaddr,
-		      uint64_t off, void *buf, size_t len)
+static int local_read(struct page_source *s, const struct img_task *t, uint64_t vaddr, uint64_t off,
+		      void *buf, size_t len)
 {
 	(void)s;
 	(void)vaddr;
@@ -32,9 +32,9 @@ static void local_close(struct page_source *s)
 }
 
 static const struct page_source_ops local_ops = {
-	.name = "local",
-	.read = local_read,
-	.close = local_close,
+    .name = "local",
+    .read = local_read,
+    .close = local_close,
 };
 
 int page_source_local(struct page_source *s)

@@ -1,0 +1,417 @@
+/*
+ * criu-lazyd: serves the memory of tasks restored by `criu restore
+ * --lazy-pages`, from local images. One event loop: the lazy-pages socket,
+ * every task's uffd and pidfd; faults first, then one background step.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lazyd.h"
+#include "log.h"
+
+#define PAGE IMG_PAGE_SIZE
+#define MAX_EVENTS 64
+
+static int write_pidfile(const char *path, pid_t pid)
+{
+	FILE *f = fopen(path, "we");
+	if (!f)
+		return -errno;
+	fprintf(f, "%d", (int)pid);
+	return fclose(f) ? -errno : 0;
+}
+
+static int daemonize(const struct lazyd_opts *o)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		/* The socket already listens: the caller may connect as soon as we return. */
+		if (o->pidfile && write_pidfile(o->pidfile, pid)) {
+			fprintf(stderr, "criu-lazyd: cannot write pidfile %s: %s\n", o->pidfile,
+				strerror(errno));
+			kill(pid, SIGKILL);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	setsid();
+	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nul >= 0) {
+		dup2(nul, 0);
+		dup2(nul, 1);
+		dup2(nul, 2);
+		close(nul);
+	}
+	return 0;
+}
+
+static int ep_add(struct lazyd *d, int fd, struct ep_tag *tag)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
+	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+/* Kill every task that still needs pages from us: used when we cannot go on. */
+static void kill_pending_tasks(struct lazyd *d, const char *why)
+{
+	for (struct lz_task *t = d->tasks; t; t = t->next)
+		if (!t->gone && (t->pend.data_pages || t->nfaults))
+			lazyd_task_fail(d, t, "%s", why);
+}
+
+static void reject_task(struct lazyd *d, int pid, int uffd, const char *why)
+{
+	struct lz_task tmp = {.pid = pid, .pidfd = -1};
+
+	snprintf(tmp.name, sizeof(tmp.name), "pid %d", pid);
+	tmp.real = task_resolve_pid(d->peer, pid);
+	tmp.pidfd = task_open_pidfd(tmp.real);
+	pr_err("pid %d: restore sent a task %s; killing it", pid, why);
+	if (task_kill(&tmp))
+		d->st.tasks_killed++;
+	if (tmp.pidfd >= 0)
+		close(tmp.pidfd);
+	close(uffd);
+}
+
+static void new_task(struct lazyd *d, int pid, int uffd)
+{
+	const struct img_task *img = img_set_find(&d->img, pid);
+	char name[48];
+
+	d->received++;
+	if (!img || !img->has_mm) {
+		reject_task(d, pid, uffd,
+			    !img ? "that pstree.img does not list" : "that has no memory images");
+		return;
+	}
+	for (struct lz_task *t = d->tasks; t; t = t->next)
+		if (t->img == img && t->pid == pid) {
+			reject_task(d, pid, uffd, "twice");
+			return;
+		}
+	pid_t real = task_resolve_pid(d->peer, pid);
+	snprintf(name, sizeof(name), "pid %d", pid);
+	if (!lazyd_add_task(d, pid, real, uffd, img, NULL, name)) {
+		reject_task(d, pid, uffd, "we cannot track");
+		return;
+	}
+	d->st.tasks++;
+	if (real <= 0)
+		pr_warn("pid %d: not found from the daemon's pid namespace: it is served, but "
+			"could not be killed on a failure",
+			pid);
+	else if (real != pid)
+		pr_info("pid %d is pid %d here", pid, (int)real);
+}
+
+/* Returns -1 when the restore failed and the daemon must stop. */
+static int on_conn(struct lazyd *d)
+{
+	for (;;) {
+		int pid = 0, uffd = -1;
+		enum lps_item it =
+		    lps_next(d->conn_fd, &d->rx, d->img.nr_tasks - d->received, &pid, &uffd);
+		switch (it) {
+		case LPS_NONE:
+			return 0;
+		case LPS_TASK:
+			pr_debug("received pid %d, uffd %d", pid, uffd);
+			new_task(d, pid, uffd);
+			break;
+		case LPS_ZOMBIE:
+			pr_debug("received zombie pid %d", pid);
+			d->received++;
+			d->st.zombies++;
+			break;
+		case LPS_FINISHED:
+			d->restore_finished = true;
+			d->st.t_restored = now_s();
+			pr_info("restore finished (%zu of %zu tasks): background prefetch starts",
+				d->received, d->img.nr_tasks);
+			break;
+		case LPS_EOF:
+			epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->conn_fd, NULL);
+			close(d->conn_fd);
+			d->conn_fd = -1;
+			if (d->restore_finished)
+				return 0;
+			pr_err("criu closed lazy-pages.socket before the restore finished: the "
+			       "restore failed");
+			return -1;
+		case LPS_ERROR:
+			pr_err("protocol error on lazy-pages.socket: giving up on this restore");
+			return -1;
+		}
+	}
+}
+
+static void on_accept(struct lazyd *d)
+{
+	int c = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (c < 0)
+		return;
+	if (d->conn_fd >= 0) {
+		pr_warn("a second restore connected to lazy-pages.socket: refused");
+		close(c);
+		return;
+	}
+	d->conn_fd = c;
+	d->peer = lps_peer_pid(c);
+	d->conn_tag = (struct ep_tag){EP_CONN, NULL};
+	if (ep_add(d, c, &d->conn_tag))
+		pr_err("epoll: %s", strerror(errno));
+	pr_info("restore connected (criu pid %d)", (int)d->peer);
+}
+
+static void progress(struct lazyd *d)
+{
+	double t = now_s();
+	if (t < d->next_progress)
+		return;
+	d->next_progress = t + 1.0;
+	uint64_t done = d->st.pages_fault + d->st.pages_prefetch;
+	pr_info("progress: %lu of %lu data pages in (%lu%%), %lu faults served",
+		(unsigned long)done, (unsigned long)d->st.pages_total,
+		(unsigned long)(d->st.pages_total ? done * 100 / d->st.pages_total : 100),
+		(unsigned long)d->st.faults);
+}
+
+static bool have_work(const struct lazyd *d)
+{
+	for (const struct lz_task *t = d->tasks; t; t = t->next)
+		if (!t->gone && !t->killed &&
+		    (t->nfaults || t->need_events || (d->restore_finished && t->pend.data_pages)))
+			return true;
+	return false;
+}
+
+/* Before closing the uffds: a fork not yet read would leave its child unserved. */
+static bool late_events(struct lazyd *d)
+{
+	size_t before = 0, after = 0;
+
+	for (struct lz_task *t = d->tasks; t; t = t->next)
+		before++;
+	for (struct lz_task *t = d->tasks; t; t = t->next)
+		if (!t->gone)
+			lazyd_read_uffd(d, t);
+	for (struct lz_task *t = d->tasks; t; t = t->next)
+		after++;
+	return after != before || !lazyd_all_done(d);
+}
+
+static int dispatch(struct lazyd *d, struct epoll_event *ev, int sfd)
+{
+	struct ep_tag *tag = ev->data.ptr;
+
+	switch (tag->kind) {
+	case EP_SIGNAL: {
+		struct signalfd_siginfo si;
+		if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+			pr_err("signal %u: stopping", si.ssi_signo);
+			kill_pending_tasks(d, "the daemon was stopped before their pages were in");
+			return -1;
+		}
+		return 0;
+	}
+	case EP_LISTEN:
+		on_accept(d);
+		return 0;
+	case EP_CONN:
+		return on_conn(d);
+	case EP_UFFD:
+		if (!tag->task->gone)
+			lazyd_read_uffd(d, tag->task);
+		return 0;
+	case EP_PIDFD:
+		lazyd_task_gone(d, tag->task, "exited");
+		return 0;
+	}
+	return 0;
+}
+
+static int run(struct lazyd *d)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	static struct ep_tag signal_tag = {EP_SIGNAL, NULL};
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0 || ep_add(d, sfd, &signal_tag)) {
+		pr_err("signalfd: %s", strerror(errno));
+		return -1;
+	}
+	d->listen_tag = (struct ep_tag){EP_LISTEN, NULL};
+	if (ep_add(d, d->listen_fd, &d->listen_tag)) {
+		pr_err("epoll: %s", strerror(errno));
+		return -1;
+	}
+	int rc = 0;
+	for (;;) {
+		int n = epoll_wait(d->epfd, evs, MAX_EVENTS, have_work(d) ? 0 : 1000);
+		if (n < 0 && errno != EINTR) {
+			pr_err("epoll_wait: %s", strerror(errno));
+			rc = -1;
+			break;
+		}
+		for (int i = 0; i < n && !rc; i++)
+			rc = dispatch(d, &evs[i], sfd);
+		if (rc) {
+			kill_pending_tasks(d, "the restore failed");
+			break;
+		}
+		lazyd_serve_faults(d);
+		if (d->restore_finished)
+			lazyd_drain_step(d);
+		progress(d);
+		if (d->restore_finished && lazyd_all_done(d) && !late_events(d))
+			break;
+	}
+	close(sfd);
+	return rc;
+}
+
+static int setup(struct lazyd *d, struct lazyd_opts *o)
+{
+	struct img_error err;
+
+	int dirfd = open(o->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		pr_err("cannot open images dir %s: %s", o->images_dir, strerror(errno));
+		return -1;
+	}
+	if (img_set_load(dirfd, &d->img, &err)) {
+		pr_err("images in %s: %s", o->images_dir, err.msg);
+		close(dirfd);
+		return -1;
+	}
+	for (size_t i = 0; i < d->img.nr_tasks; i++)
+		d->st.pages_total += d->img.tasks[i].lazy_pages;
+	pr_info("images %s: %zu tasks, %lu lazy data pages", o->images_dir, d->img.nr_tasks,
+		(unsigned long)d->st.pages_total);
+	if (o->fill == FILL_KMOD) {
+		pr_err("--fill kmod: the lazyfill.ko engine is not in this build yet");
+		return -1;
+	}
+	filler_uffd(&d->fill);
+	pr_info("fill engine: %s", d->fill.ops->name);
+	page_source_local(&d->src);
+	uint32_t pages = o->drain_chunk > o->fault_window ? o->drain_chunk : o->fault_window;
+	d->buf_len = (size_t)pages * PAGE;
+	if (posix_memalign(&d->buf, PAGE, d->buf_len)) {
+		pr_err("out of memory for a %zu byte buffer", d->buf_len);
+		return -1;
+	}
+	d->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->epfd < 0) {
+		pr_err("epoll_create1: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void teardown(struct lazyd *d)
+{
+	lazyd_free_tasks(d);
+	lps_rx_free(&d->rx);
+	if (d->conn_fd >= 0)
+		close(d->conn_fd);
+	if (d->listen_fd >= 0) {
+		close(d->listen_fd);
+		unlink(LPS_NAME);
+	}
+	if (d->epfd >= 0)
+		close(d->epfd);
+	if (d->src.ops)
+		d->src.ops->close(&d->src);
+	if (d->img.tasks) {
+		int dirfd = d->img.dirfd;
+		img_set_free(&d->img);
+		close(dirfd);
+	}
+	free(d->buf);
+}
+
+int main(int argc, char **argv)
+{
+	struct lazyd_opts o;
+	struct lazyd d = {.epfd = -1, .listen_fd = -1, .conn_fd = -1};
+	int rc = lazyd_parse_opts(argc, argv, &o);
+
+	if (rc)
+		return rc > 0 ? 0 : 1;
+	signal(SIGPIPE, SIG_IGN);
+	d.o = &o;
+	d.st.t_start = now_s();
+	log_level = o.verbosity;
+	log_set_prefix("lazy-pages: ");
+
+	/* -W is relative to -D, and -o, --pidfile, --stats-file to -W, as in criu. */
+	char *imgdir = realpath(o.images_dir, NULL);
+	if (!imgdir || chdir(imgdir) || chdir(o.work_dir)) {
+		fprintf(stderr, "criu-lazyd: cannot enter %s: %s\n",
+			imgdir ? o.work_dir : o.images_dir, strerror(errno));
+		free(imgdir);
+		return 1;
+	}
+	o.images_dir = imgdir;
+	const char *logf = o.log_file ? o.log_file : (o.daemon ? "criu-lazyd.log" : NULL);
+	if (log_open(logf)) {
+		fprintf(stderr, "criu-lazyd: cannot open log file %s: %s\n", logf, strerror(errno));
+		return 1;
+	}
+	if (setup(&d, &o)) {
+		teardown(&d);
+		free(imgdir);
+		return 1;
+	}
+	d.listen_fd = lps_listen();
+	if (d.listen_fd < 0) {
+		pr_err("cannot listen on %s in %s: %s", LPS_NAME, o.work_dir,
+		       strerror(-d.listen_fd));
+		teardown(&d);
+		free(imgdir);
+		return 1;
+	}
+	pr_info("listening on %s in %s", LPS_NAME, o.work_dir);
+	if (o.daemon && daemonize(&o)) {
+		pr_err("cannot daemonize: %s", strerror(errno));
+		teardown(&d);
+		free(imgdir);
+		return 1;
+	}
+	if (!o.daemon && o.pidfile && write_pidfile(o.pidfile, getpid()))
+		pr_warn("cannot write pidfile %s: %s", o.pidfile, strerror(errno));
+	if (o.status_fd >= 0) {
+		char c = 0;
+		if (write(o.status_fd, &c, 1) != 1)
+			pr_warn("cannot write to status fd %d: %s", o.status_fd, strerror(errno));
+		close(o.status_fd);
+	}
+	rc = run(&d);
+	d.st.t_done = now_s();
+	stats_log_summary(&d.st);
+	if (o.stats_file && stats_write_json(&d.st, o.stats_file))
+		pr_err("cannot write stats file %s", o.stats_file);
+	teardown(&d);
+	free(imgdir);
+	return rc ? 1 : 0;
+}

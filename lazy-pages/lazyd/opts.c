@@ -1,0 +1,181 @@
+#include "opts.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_WINDOW 512 /* pages: 2 MiB */
+#define MAX_CHUNK 4096 /* pages: 16 MiB */
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f, "Usage: criu-lazyd [lazy-pages] [options]\n"
+	       "Serve the memory of tasks restored by `criu restore --lazy-pages`.\n"
+	       "A drop-in for `criu lazy-pages`: same options, same socket protocol.\n"
+	       "\n"
+	       "  -D, --images-dir DIR   images to serve pages from (default: .)\n"
+	       "  -W, --work-dir DIR     where lazy-pages.socket is created (default: images dir)\n"
+	       "  -o, --log-file FILE    log file (default: stderr; with -d: criu-lazyd.log in "
+	       "work dir)\n"
+	       "  -v[N], --verbosity[=N] log level 0..4 (-v alone or -vv.. adds one per v; default "
+	       "2)\n"
+	       "  -d, --daemon           detach once the socket listens\n"
+	       "      --pidfile FILE     write the daemon's pid to FILE\n"
+	       "      --status-fd FD     write one byte to FD once the socket listens\n"
+	       "      --stats-file FILE  write the summary as JSON at exit\n"
+	       "      --fill MODE        auto|uffd|kmod: page install engine (default auto)\n"
+	       "      --fault-window N   pages installed per fault, from the faulting one on "
+	       "(default 16)\n"
+	       "      --drain-chunk N    pages per background prefetch step (default 256)\n"
+	       "  -h, --help             this text\n");
+}
+
+static int parse_uint(const char *name, const char *s, long min, long max, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max) {
+		fprintf(stderr, "criu-lazyd: bad value '%s' for %s (expected %ld..%ld)\n", s, name,
+			min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* -v, -vvv, -v4: as criu. */
+static int parse_verbosity(const char *arg, int *level)
+{
+	long v;
+
+	if (!arg) {
+		(*level)++;
+		return 0;
+	}
+	if (strspn(arg, "v") == strlen(arg)) {
+		*level += 1 + (int)strlen(arg);
+		return 0;
+	}
+	if (parse_uint("--verbosity", arg, 0, 4, &v))
+		return -1;
+	*level = (int)v;
+	return 0;
+}
+
+enum { OPT_PIDFILE = 256, OPT_STATUS_FD, OPT_STATS, OPT_FILL, OPT_WINDOW, OPT_CHUNK };
+
+int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
+{
+	static const struct option longopts[] = {
+	    {"images-dir", required_argument, NULL, 'D'},
+	    {"work-dir", required_argument, NULL, 'W'},
+	    {"log-file", required_argument, NULL, 'o'},
+	    {"verbosity", optional_argument, NULL, 'v'},
+	    {"daemon", no_argument, NULL, 'd'},
+	    {"pidfile", required_argument, NULL, OPT_PIDFILE},
+	    {"status-fd", required_argument, NULL, OPT_STATUS_FD},
+	    {"stats-file", required_argument, NULL, OPT_STATS},
+	    {"fill", required_argument, NULL, OPT_FILL},
+	    {"fault-window", required_argument, NULL, OPT_WINDOW},
+	    {"drain-chunk", required_argument, NULL, OPT_CHUNK},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	long v;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->images_dir = ".";
+	o->verbosity = 2;
+	o->status_fd = -1;
+	o->fill = FILL_AUTO;
+	o->fault_window = 16;
+	o->drain_chunk = 256;
+
+	/* `criu-lazyd lazy-pages ...` reads like `criu lazy-pages ...`. */
+	if (argc > 1 && !strcmp(argv[1], "lazy-pages")) {
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":D:W:o:v::dh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'D':
+			o->images_dir = optarg;
+			break;
+		case 'W':
+			o->work_dir = optarg;
+			break;
+		case 'o':
+			o->log_file = optarg;
+			break;
+		case 'v':
+			if (parse_verbosity(optarg, &o->verbosity))
+				return -1;
+			break;
+		case 'd':
+			o->daemon = true;
+			break;
+		case OPT_PIDFILE:
+			o->pidfile = optarg;
+			break;
+		case OPT_STATUS_FD:
+			if (parse_uint("--status-fd", optarg, 0, 1 << 20, &v))
+				return -1;
+			o->status_fd = (int)v;
+			break;
+		case OPT_STATS:
+			o->stats_file = optarg;
+			break;
+		case OPT_FILL:
+			if (!strcmp(optarg, "auto"))
+				o->fill = FILL_AUTO;
+			else if (!strcmp(optarg, "uffd"))
+				o->fill = FILL_UFFD;
+			else if (!strcmp(optarg, "kmod"))
+				o->fill = FILL_KMOD;
+			else {
+				fprintf(stderr, "criu-lazyd: bad --fill '%s' (auto|uffd|kmod)\n",
+					optarg);
+				return -1;
+			}
+			break;
+		case OPT_WINDOW:
+			if (parse_uint("--fault-window", optarg, 1, MAX_WINDOW, &v))
+				return -1;
+			o->fault_window = (uint32_t)v;
+			break;
+		case OPT_CHUNK:
+			if (parse_uint("--drain-chunk", optarg, 1, MAX_CHUNK, &v))
+				return -1;
+			o->drain_chunk = (uint32_t)v;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		case ':':
+			fprintf(stderr, "criu-lazyd: option '%s' needs a value\n",
+				argv[optind - 1]);
+			return -1;
+		default:
+			fprintf(stderr, "criu-lazyd: unknown option '%s' (see --help)\n",
+				argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "criu-lazyd: unexpected argument '%s' (see --help)\n",
+			argv[optind]);
+		return -1;
+	}
+	if (o->verbosity > 4)
+		o->verbosity = 4;
+	if (!o->work_dir)
+		o->work_dir = o->images_dir;
+	return 0;
+}

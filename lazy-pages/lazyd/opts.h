@@ -1,0 +1,27 @@
+/* criu-lazyd command line: compatible with `criu lazy-pages`. */
+#ifndef LAZYD_OPTS_H
+#define LAZYD_OPTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum fill_mode { FILL_AUTO, FILL_UFFD, FILL_KMOD };
+
+struct lazyd_opts {
+	const char *images_dir;
+	const char *work_dir;
+	const char *log_file;
+	const char *pidfile;
+	const char *stats_file;
+	int verbosity;
+	int status_fd;
+	bool daemon;
+	enum fill_mode fill;
+	uint32_t fault_window; /* pages installed around a fault */
+	uint32_t drain_chunk;  /* pages per background step */
+};
+
+/* 0: run; 1: --help printed, exit 0; -1: bad usage (message printed), exit 1. */
+int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o);
+
+#endif

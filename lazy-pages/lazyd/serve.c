@@ -1,0 +1,469 @@
+/*
+ * Serving pages: uffd messages, the fault path and the background drain.
+ *
+ * Every install goes through install_run(), which keeps the pending set in
+ * step with what the kernel did: only bytes the kernel reports as installed
+ * leave the set, so a page is never installed twice and never forgotten.
+ */
+#include "lazyd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define PAGE IMG_PAGE_SIZE
+#define MSGS_PER_READ 64
+#define MAX_MSGS_PER_CALL 4096
+#define SOURCE_RETRIES 3
+
+enum path { PATH_FAULT, PATH_DRAIN };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void ep_del(struct lazyd *d, int fd)
+{
+	if (fd >= 0)
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static int ep_add(struct lazyd *d, int fd, struct ep_tag *tag)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
+	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+struct lz_task *lazyd_add_task(struct lazyd *d, int pid, pid_t real, int uffd,
+			       const struct img_task *img, const struct pending *pend,
+			       const char *name)
+{
+	struct lz_task *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->pid = pid;
+	t->real = real;
+	t->uffd = uffd;
+	t->img = img;
+	t->pidfd = task_open_pidfd(real);
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->uffd_tag = (struct ep_tag){EP_UFFD, t};
+	t->pidfd_tag = (struct ep_tag){EP_PIDFD, t};
+	int rc = pend ? pending_clone(&t->pend, pend) : pending_from_image(&t->pend, img);
+	int fl = fcntl(uffd, F_GETFL);
+	if (!rc && (fl < 0 || fcntl(uffd, F_SETFL, fl | O_NONBLOCK)))
+		rc = -errno;
+	if (!rc)
+		rc = ep_add(d, uffd, &t->uffd_tag);
+	if (!rc && t->pidfd >= 0)
+		rc = ep_add(d, t->pidfd, &t->pidfd_tag);
+	if (rc) {
+		pr_err("%s: cannot track the task: %s", name, strerror(-rc));
+		ep_del(d, uffd);
+		if (t->pidfd >= 0)
+			close(t->pidfd);
+		pending_free(&t->pend);
+		free(t);
+		return NULL;
+	}
+	t->next = d->tasks;
+	d->tasks = t;
+	pr_info("%s: serving %lu pages (%lu with data), uffd %d, pidfd %d", t->name,
+		(unsigned long)t->pend.pages, (unsigned long)t->pend.data_pages, uffd, t->pidfd);
+	return t;
+}
+
+void lazyd_task_gone(struct lazyd *d, struct lz_task *t, const char *why)
+{
+	if (t->gone)
+		return;
+	if (t->pend.data_pages)
+		pr_info("%s: gone (%s) with %lu data pages not needed any more", t->name, why,
+			(unsigned long)t->pend.data_pages);
+	else
+		pr_info("%s: gone (%s)", t->name, why);
+	t->gone = true;
+	d->st.tasks_exited++;
+	ep_del(d, t->uffd);
+	ep_del(d, t->pidfd);
+	close(t->uffd);
+	t->uffd = -1;
+	if (t->pidfd >= 0)
+		close(t->pidfd);
+	t->pidfd = -1;
+	t->nfaults = 0;
+	pending_free(&t->pend);
+}
+
+/*
+ * The task cannot be served correctly: it must not run on with a wrong
+ * page, so it is killed. Its uffd stays open until it is gone, so that
+ * nothing it touches in the meantime is zero-filled by the kernel.
+ */
+void lazyd_task_fail(struct lazyd *d, struct lz_task *t, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (t->killed || t->gone)
+		return;
+	pr_err("%s: killing the task: %s", t->name, why);
+	if (task_kill(t))
+		d->st.tasks_killed++;
+	else
+		pr_err("%s: holding its uffd so that it never reads a zero-filled page; "
+		       "kill it by hand",
+		       t->name);
+	/* Served no more either way; gone once its pidfd says it exited. */
+	t->killed = true;
+	t->nfaults = 0;
+}
+
+static void queue_fault(struct lz_task *t, uint64_t addr)
+{
+	if (t->nfaults == t->faults_cap) {
+		size_t cap = t->faults_cap ? t->faults_cap * 2 : 64;
+		struct lz_fault *f = realloc(t->faults, cap * sizeof(*f));
+		if (!f)
+			return; /* the thread stays blocked; its fault is re-read after a wake */
+		t->faults = f;
+		t->faults_cap = cap;
+	}
+	t->faults[t->nfaults++] = (struct lz_fault){addr & ~(PAGE - 1), mono_ns()};
+}
+
+static void count_dropped(struct lazyd *d, struct lz_task *t, uint64_t start, uint64_t end)
+{
+	uint64_t before = t->pend.pages;
+	if (pending_remove(&t->pend, start, end))
+		lazyd_task_fail(d, t, "out of memory while tracking pending pages");
+	d->st.pages_dropped += before - t->pend.pages;
+}
+
+static void on_fork(struct lazyd *d, struct lz_task *t, int ufd)
+{
+	pid_t known[256];
+	size_t n = 0;
+	char name[48];
+
+	for (struct lz_task *k = d->tasks; k && n < 256; k = k->next)
+		if (k->real > 0)
+			known[n++] = k->real;
+	pid_t child = t->real > 0 ? task_find_new_child(t->real, known, n) : -1;
+	int cpid = child > 0 ? task_ns_pid(child) : -1;
+	if (cpid > 0)
+		snprintf(name, sizeof(name), "pid %d", cpid);
+	else
+		snprintf(name, sizeof(name), "child of pid %d", t->pid);
+	d->st.forks++;
+	struct lz_task *c = lazyd_add_task(d, cpid, child, ufd, t->img, &t->pend, name);
+	if (!c) {
+		close(ufd);
+		lazyd_task_fail(d, t, "cannot follow its fork");
+		return;
+	}
+	pr_info("%s: forked %s with %lu pending pages", t->name, c->name,
+		(unsigned long)c->pend.pages);
+	if (child <= 0)
+		pr_warn("%s: could not tell the pid of its new child; it is served, but could "
+			"not be killed on a failure",
+			t->name);
+}
+
+static void handle_msg(struct lazyd *d, struct lz_task *t, const struct uffd_msg *m)
+{
+	switch (m->event) {
+	case UFFD_EVENT_PAGEFAULT:
+		queue_fault(t, m->arg.pagefault.address);
+		break;
+	case UFFD_EVENT_FORK:
+		on_fork(d, t, (int)m->arg.fork.ufd);
+		break;
+	case UFFD_EVENT_REMAP:
+		d->st.remaps++;
+		pr_debug("%s: mremap 0x%llx -> 0x%llx, %llu bytes", t->name,
+			 (unsigned long long)m->arg.remap.from, (unsigned long long)m->arg.remap.to,
+			 (unsigned long long)m->arg.remap.len);
+		if (pending_move(&t->pend, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len))
+			lazyd_task_fail(d, t, "out of memory while following mremap");
+		break;
+	case UFFD_EVENT_REMOVE:
+	case UFFD_EVENT_UNMAP:
+		if (m->event == UFFD_EVENT_REMOVE)
+			d->st.removes++;
+		else
+			d->st.unmaps++;
+		pr_debug("%s: %s 0x%llx-0x%llx", t->name,
+			 m->event == UFFD_EVENT_REMOVE ? "discard" : "munmap",
+			 (unsigned long long)m->arg.remove.start,
+			 (unsigned long long)m->arg.remove.end);
+		count_dropped(d, t, m->arg.remove.start, m->arg.remove.end);
+		break;
+	default:
+		pr_warn("%s: unknown userfaultfd event %u ignored", t->name, m->event);
+	}
+}
+
+void lazyd_read_uffd(struct lazyd *d, struct lz_task *t)
+{
+	struct uffd_msg msgs[MSGS_PER_READ];
+	size_t total = 0;
+
+	while (!t->gone && total < MAX_MSGS_PER_CALL) {
+		ssize_t n = read(t->uffd, msgs, sizeof(msgs));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			/* 0: the mm is gone (the kernel says so on read), else a real error. */
+			lazyd_task_gone(d, t, n == 0 ? "address space released" : strerror(errno));
+			return;
+		}
+		if (n % sizeof(msgs[0])) {
+			lazyd_task_fail(d, t, "short userfaultfd message (%zd bytes)", n);
+			return;
+		}
+		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
+			handle_msg(d, t, &msgs[i]);
+		total += (size_t)n / sizeof(msgs[0]);
+	}
+	t->need_events = false;
+}
+
+/* Read len bytes of data for a run into d->buf, retrying transient errors. */
+static int fetch(struct lazyd *d, struct lz_task *t, const struct pend_extent *r)
+{
+	uint64_t len = r->end - r->start;
+	int rc = -EIO;
+
+	for (int i = 0; i < SOURCE_RETRIES; i++) {
+		rc = d->src.ops->read(&d->src, t->img, r->start, r->src, d->buf, len);
+		if (rc != -EAGAIN && rc != -EINTR)
+			break;
+	}
+	return rc;
+}
+
+static void account(struct lazyd *d, const struct pend_extent *r, uint64_t bytes, enum path p)
+{
+	uint64_t pages = bytes / PAGE;
+
+	if (r->flags & PEND_ZERO) {
+		d->st.pages_zero += pages;
+		return;
+	}
+	d->st.bytes_copied += bytes;
+	if (p == PATH_FAULT)
+		d->st.pages_fault += pages;
+	else
+		d->st.pages_prefetch += pages;
+}
+
+/*
+ * Install one run (inside one pending extent). Returns 0 when the run's first
+ * page is settled (installed, or found present), -EAGAIN when the uffd's
+ * events must be read first, or another negative errno when the task was
+ * dropped or failed.
+ */
+static int install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, enum path p)
+{
+	for (int tries = 0; tries < 2; tries++) {
+		uint64_t len = r.end - r.start, done = 0;
+		int rc;
+
+		if (r.flags & PEND_ZERO) {
+			rc = d->fill.ops->zero(d->fill.ctx, t->uffd, r.start, len, &done);
+		} else {
+			rc = fetch(d, t, &r);
+			if (rc) {
+				lazyd_task_fail(d, t,
+						"cannot read page data for 0x%lx (%lu pages): %s",
+						(unsigned long)r.start, (unsigned long)(len / PAGE),
+						strerror(-rc));
+				return rc;
+			}
+			rc = d->fill.ops->copy(d->fill.ctx, t->uffd, r.start, d->buf, len, &done);
+		}
+		if (done) {
+			account(d, &r, done, p);
+			if (pending_remove(&t->pend, r.start, r.start + done)) {
+				lazyd_task_fail(d, t, "out of memory while tracking pending pages");
+				return -ENOMEM;
+			}
+		}
+		if (!rc)
+			return 0;
+		uint64_t at = r.start + done;
+		switch (rc) {
+		case -EEXIST:
+			/* Present already (a racing install): never overwrite it. */
+			d->st.eexist++;
+			pr_debug("%s: page 0x%lx already present", t->name, (unsigned long)at);
+			pending_remove(&t->pend, at, at + PAGE);
+			d->fill.ops->wake(d->fill.ctx, t->uffd, at, PAGE);
+			return 0;
+		case -EAGAIN:
+			d->st.eagain++;
+			t->need_events = true;
+			return done ? 0 : -EAGAIN;
+		case -ESRCH:
+			lazyd_task_gone(d, t, "exited");
+			return rc;
+		case -ENOENT:
+		case -EINVAL:
+			if (done)
+				return 0;
+			if (len > PAGE) {
+				/* The run may span VMAs the task split since: go page by page. */
+				r.end = r.start + PAGE;
+				continue;
+			}
+			/* No registered VMA holds this page any more: nobody can see it. */
+			pr_info("%s: no userfaultfd VMA at 0x%lx any more, page dropped", t->name,
+				(unsigned long)at);
+			count_dropped(d, t, at, at + PAGE);
+			d->fill.ops->wake(d->fill.ctx, t->uffd, at, PAGE);
+			return 0;
+		default:
+			lazyd_task_fail(d, t, "installing 0x%lx failed: %s", (unsigned long)at,
+					strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* A fault on a page that is not pending: a duplicate message, or a zero page. */
+static int serve_unpending(struct lazyd *d, struct lz_task *t, uint64_t page)
+{
+	uint64_t done;
+	int rc = d->fill.ops->zero(d->fill.ctx, t->uffd, page, PAGE, &done);
+
+	switch (rc) {
+	case 0:
+		d->st.pages_zero++;
+		return 0;
+	case -EEXIST:
+		d->fill.ops->wake(d->fill.ctx, t->uffd, page, PAGE);
+		return 0;
+	case -EAGAIN:
+		d->st.eagain++;
+		t->need_events = true;
+		return rc;
+	case -ESRCH:
+		lazyd_task_gone(d, t, "exited");
+		return rc;
+	default:
+		/* Not ours to fill (no VMA): wake it, the kernel decides on the refault. */
+		d->fill.ops->wake(d->fill.ctx, t->uffd, page, PAGE);
+		return 0;
+	}
+}
+
+static int serve_fault(struct lazyd *d, struct lz_task *t, const struct lz_fault *f)
+{
+	struct pend_extent r;
+
+	if (!pending_run_at(&t->pend, f->addr, (uint64_t)d->o->fault_window * PAGE, &r))
+		return serve_unpending(d, t, f->addr);
+	pr_debug("%s: fault at 0x%lx: %s %lu pages", t->name, (unsigned long)f->addr,
+		 (r.flags & PEND_ZERO) ? "zero" : "copy",
+		 (unsigned long)((r.end - r.start) / PAGE));
+	return install_run(d, t, r, PATH_FAULT);
+}
+
+void lazyd_serve_faults(struct lazyd *d)
+{
+	for (struct lz_task *t = d->tasks; t; t = t->next) {
+		size_t i = 0;
+
+		if (t->gone || t->killed)
+			continue;
+		if (t->need_events)
+			lazyd_read_uffd(d, t);
+		while (i < t->nfaults && !t->gone && !t->killed) {
+			if (serve_fault(d, t, &t->faults[i]) == -EAGAIN)
+				break;
+			d->st.faults++;
+			stats_fault_latency(&d->st, mono_ns() - t->faults[i].t_ns);
+			i++;
+		}
+		if (i && t->nfaults >= i) {
+			memmove(t->faults, t->faults + i, (t->nfaults - i) * sizeof(*t->faults));
+			t->nfaults -= i;
+		}
+	}
+}
+
+static bool drainable(const struct lz_task *t)
+{
+	return !t->gone && !t->killed && t->pend.data_pages;
+}
+
+bool lazyd_drain_step(struct lazyd *d)
+{
+	struct lz_task *t = d->drain_at ? d->drain_at : d->tasks;
+	struct lz_task *first = t;
+	struct pend_extent r;
+
+	if (!t)
+		return false;
+	/* Round robin over the tasks that still have data pending. */
+	while (!drainable(t) || t->need_events) {
+		t = t->next ? t->next : d->tasks;
+		if (t == first)
+			return false;
+	}
+	d->drain_at = t->next;
+	if (!pending_next(&t->pend, t->cursor, d->buf_len, true, &r))
+		return true;
+	t->cursor = r.end;
+	install_run(d, t, r, PATH_DRAIN);
+	return true;
+}
+
+bool lazyd_all_done(const struct lazyd *d)
+{
+	for (const struct lz_task *t = d->tasks; t; t = t->next) {
+		if (t->gone)
+			continue;
+		if (t->killed || t->nfaults || t->pend.data_pages || t->need_events)
+			return false;
+	}
+	return true;
+}
+
+void lazyd_free_tasks(struct lazyd *d)
+{
+	struct lz_task *t = d->tasks;
+
+	while (t) {
+		struct lz_task *next = t->next;
+		if (t->uffd >= 0)
+			close(t->uffd);
+		if (t->pidfd >= 0)
+			close(t->pidfd);
+		pending_free(&t->pend);
+		free(t->faults);
+		free(t);
+		t = next;
+	}
+	d->tasks = NULL;
+	d->drain_at = NULL;
+}

@@ -1,0 +1,109 @@
+#include "stats.h"
+
+#include <errno.h>
+#include <time.h>
+
+#include "log.h"
+
+double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static unsigned lat_bucket(uint64_t ns)
+{
+	if (ns < LAT_SUB)
+		return (unsigned)ns;
+	unsigned msb = 63 - (unsigned)__builtin_clzll(ns);
+	unsigned sub = (unsigned)(ns >> (msb - 3)) & (LAT_SUB - 1);
+	return msb * LAT_SUB + sub;
+}
+
+/* Lower bound of a bucket, in ns. */
+static uint64_t lat_value(unsigned b)
+{
+	if (b < LAT_SUB)
+		return b;
+	unsigned msb = b / LAT_SUB, sub = b % LAT_SUB;
+	return (1ULL << msb) | ((uint64_t)sub << (msb - 3));
+}
+
+void stats_fault_latency(struct lazyd_stats *s, uint64_t ns)
+{
+	s->lat[lat_bucket(ns)]++;
+	if (ns > s->lat_max_ns)
+		s->lat_max_ns = ns;
+}
+
+uint64_t stats_percentile_ns(const struct lazyd_stats *s, double pct)
+{
+	uint64_t total = 0, seen = 0;
+
+	for (unsigned b = 0; b < LAT_BUCKETS; b++)
+		total += s->lat[b];
+	if (!total)
+		return 0;
+	uint64_t rank = (uint64_t)((double)total * pct / 100.0);
+	if (rank >= total)
+		rank = total - 1;
+	for (unsigned b = 0; b < LAT_BUCKETS; b++) {
+		seen += s->lat[b];
+		if (seen > rank)
+			return lat_value(b);
+	}
+	return s->lat_max_ns;
+}
+
+static double span(double from, double to)
+{
+	return (from > 0 && to >= from) ? to - from : 0;
+}
+
+void stats_log_summary(const struct lazyd_stats *s)
+{
+	pr_msg("summary: %lu tasks (%lu zombies, %lu forked), %lu lazy pages: %lu on demand, "
+	       "%lu prefetched, %lu zero, %lu dropped by the tasks; %lu MiB copied",
+	       (unsigned long)s->tasks, (unsigned long)s->zombies, (unsigned long)s->forks,
+	       (unsigned long)s->pages_total, (unsigned long)s->pages_fault,
+	       (unsigned long)s->pages_prefetch, (unsigned long)s->pages_zero,
+	       (unsigned long)s->pages_dropped, (unsigned long)(s->bytes_copied >> 20));
+	pr_msg("summary: %lu faults, latency p50 %.1f us p99 %.1f us max %.1f us; "
+	       "drain %.3f s after restore, %.3f s in all; %lu killed, %lu exited",
+	       (unsigned long)s->faults, stats_percentile_ns(s, 50) / 1e3,
+	       stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3,
+	       span(s->t_restored, s->t_done), span(s->t_start, s->t_done),
+	       (unsigned long)s->tasks_killed, (unsigned long)s->tasks_exited);
+}
+
+int stats_write_json(const struct lazyd_stats *s, const char *path)
+{
+	FILE *f = fopen(path, "we");
+	if (!f)
+		return -errno;
+	fprintf(
+	    f,
+	    "{\n  \"tasks\": %lu,\n  \"zombies\": %lu,\n  \"forks\": %lu,\n"
+	    "  \"remaps\": %lu,\n  \"removes\": %lu,\n  \"unmaps\": %lu,\n"
+	    "  \"pages_total\": %lu,\n  \"pages_fault\": %lu,\n  \"pages_prefetch\": %lu,\n"
+	    "  \"pages_zero\": %lu,\n  \"pages_dropped\": %lu,\n  \"bytes_copied\": %lu,\n"
+	    "  \"faults\": %lu,\n  \"eexist\": %lu,\n  \"eagain\": %lu,\n"
+	    "  \"tasks_killed\": %lu,\n  \"tasks_exited\": %lu,\n"
+	    "  \"fault_latency_us\": { \"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f },\n"
+	    "  \"restore_s\": %.6f,\n  \"drain_after_restore_s\": %.6f,\n  \"total_s\": %.6f\n}\n",
+	    (unsigned long)s->tasks, (unsigned long)s->zombies, (unsigned long)s->forks,
+	    (unsigned long)s->remaps, (unsigned long)s->removes, (unsigned long)s->unmaps,
+	    (unsigned long)s->pages_total, (unsigned long)s->pages_fault,
+	    (unsigned long)s->pages_prefetch, (unsigned long)s->pages_zero,
+	    (unsigned long)s->pages_dropped, (unsigned long)s->bytes_copied,
+	    (unsigned long)s->faults, (unsigned long)s->eexist, (unsigned long)s->eagain,
+	    (unsigned long)s->tasks_killed, (unsigned long)s->tasks_exited,
+	    stats_percentile_ns(s, 50) / 1e3, stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3,
+	    span(s->t_start, s->t_restored), span(s->t_restored, s->t_done),
+	    span(s->t_start, s->t_done));
+	int err = ferror(f);
+	if (fclose(f) || err)
+		return -EIO;
+	return 0;
+}

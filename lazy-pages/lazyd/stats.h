@@ -1,0 +1,32 @@
+/* Counters for the operator: summary at exit, JSON for scripts and benchmarks. */
+#ifndef LAZYD_STATS_H
+#define LAZYD_STATS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* Log-linear latency histogram: 8 sub-buckets per power of two of nanoseconds. */
+#define LAT_SUB 8
+#define LAT_BUCKETS (64 * LAT_SUB)
+
+struct lazyd_stats {
+	uint64_t tasks, zombies, forks, remaps, removes, unmaps;
+	uint64_t pages_total;	 /* lazy + zero pages of the image tasks */
+	uint64_t pages_fault;	 /* data pages installed by the fault path */
+	uint64_t pages_prefetch; /* data pages installed by the background drain */
+	uint64_t pages_zero;	 /* zero pages installed (either path) */
+	uint64_t pages_dropped;	 /* pending pages unmapped or discarded by the tasks */
+	uint64_t bytes_copied;
+	uint64_t faults, eexist, eagain, tasks_killed, tasks_exited;
+	uint64_t lat[LAT_BUCKETS];
+	uint64_t lat_max_ns;
+	double t_start, t_restored, t_done; /* CLOCK_MONOTONIC seconds */
+};
+
+double now_s(void);
+void stats_fault_latency(struct lazyd_stats *s, uint64_t ns);
+uint64_t stats_percentile_ns(const struct lazyd_stats *s, double pct);
+void stats_log_summary(const struct lazyd_stats *s);
+int stats_write_json(const struct lazyd_stats *s, const char *path);
+
+#endif

@@ -1,0 +1,57 @@
+/* A restored task served by the daemon: its uffd, pending pages and identity. */
+#ifndef LAZYD_TASK_H
+#define LAZYD_TASK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "images.h"
+#include "pending.h"
+
+enum ep_kind { EP_LISTEN, EP_CONN, EP_UFFD, EP_PIDFD, EP_SIGNAL };
+
+struct ep_tag {
+	enum ep_kind kind;
+	struct lz_task *task;
+};
+
+struct lz_fault {
+	uint64_t addr;
+	uint64_t t_ns; /* when the fault message was read */
+};
+
+#define LZ_MAX_QUEUED_FAULTS 65536
+
+struct lz_task {
+	int pid;		    /* as in the images: the pid in the restored tree's namespace */
+	pid_t real;		    /* the same task in the daemon's pid namespace; -1 if unknown */
+	int pidfd;		    /* -1 if unknown */
+	int uffd;		    /* -1 once closed */
+	const struct img_task *img; /* where its page data lives (a fork child: the parent's) */
+	struct pending pend;
+	uint64_t cursor; /* background drain position */
+	struct lz_fault *faults;
+	size_t nfaults, faults_cap;
+	bool gone;	  /* exited or mm gone: nothing more to do */
+	bool killed;	  /* failed: SIGKILLed (or unkillable), served no more */
+	bool need_events; /* an install hit EAGAIN: read this uffd's events first */
+	char name[48];	  /* for logs: "pid 42" or "pid 42 (child of 41)" */
+	struct ep_tag uffd_tag, pidfd_tag;
+	struct lz_task *next;
+};
+
+/*
+ * Find the daemon-namespace pid of the task that is 'pid' in the namespace of
+ * the restoring criu (peer), or whose namespace peer created for its children.
+ */
+pid_t task_resolve_pid(pid_t peer, int pid);
+/* Children of 'parent' (daemon namespace) that are not in 'known' (n entries). */
+pid_t task_find_new_child(pid_t parent, const pid_t *known, size_t n);
+/* The pid of a daemon-namespace process as seen in its own namespace, or -1. */
+int task_ns_pid(pid_t real);
+int task_open_pidfd(pid_t real);
+/* SIGKILL the task; false if we could not (pid unknown). */
+bool task_kill(struct lz_task *t);
+
+#endif
