@@ -303,8 +303,20 @@ static int setup(struct lazyd *d, struct lazyd_opts *o)
 		close(dirfd);
 		return -1;
 	}
-	for (size_t i = 0; i < d->img.nr_tasks; i++)
-		d->st.pages_total += d->img.tasks[i].lazy_pages;
+	for (size_t i = 0; i < d->img.nr_tasks; i++) {
+		const struct img_task *t = &d->img.tasks[i];
+		d->st.pages_total += t->lazy_pages;
+		for (size_t k = 0; k < t->nr_extents; k++) {
+			if (!t->extents[k].remote)
+				continue;
+			/* criu dump --lazy-pages left these pages with the source's page server. */
+			pr_err("images in %s: pid %d has lazy pages at 0x%lx that are not in the "
+			       "images (dumped with --lazy-pages): they need the page server, which "
+			       "this build cannot reach yet",
+			       o->images_dir, t->pid, (unsigned long)t->extents[k].start);
+			return -1;
+		}
+	}
 	pr_info("images %s: %zu tasks, %lu lazy data pages", o->images_dir, d->img.nr_tasks,
 		(unsigned long)d->st.pages_total);
 	if (o->fill == FILL_KMOD) {
