@@ -23,10 +23,16 @@ SANFLAGS :=
 endif
 
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread $(SANFLAGS)
-CPPFLAGS += -I$(B)/gen -Ilazy-pages/common
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -fPIC $(SANFLAGS)
+NL_CFLAGS := $(shell pkg-config --cflags libnl-genl-3.0 2>/dev/null)
+NL_LIBS := $(shell pkg-config --libs libnl-genl-3.0 2>/dev/null)
+CPPFLAGS += -I$(B)/gen -Ilazy-pages/common -Ikmod/include/uapi $(NL_CFLAGS)
 LDFLAGS += -pthread $(SANFLAGS)
-LIBS := -lprotobuf-c
+LIBS := -lprotobuf-c -lxxhash $(NL_LIBS)
+
+# Kernel headers for lazyfill.ko: the newest installed, unless KDIR is given.
+KVER ?= $(shell ls /lib/modules 2>/dev/null | sort -V | tail -1)
+KDIR ?= /lib/modules/$(KVER)/build
 
 PROTOS := $(wildcard proto/*.proto)
 GEN_C := $(patsubst proto/%.proto,$(B)/gen/%.pb-c.c,$(PROTOS))
@@ -38,6 +44,10 @@ LIBLAZY := $(B)/lib/liblazy.a
 
 LAZYD_SRC := $(wildcard lazy-pages/lazyd/*.c)
 LAZYD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LAZYD_SRC))
+IMGD_SRC := $(wildcard lazy-pages/imgd/*.c)
+IMGD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(IMGD_SRC))
+PLUGIN_SRC := $(wildcard plugin/*.c)
+PLUGIN_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(PLUGIN_SRC))
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
@@ -47,12 +57,13 @@ HOST_BIN := $(patsubst tests/host/%.c,$(B)/tests/host/%,$(HOST_SRC))
 WORK_SRC := $(wildcard tests/workloads/*.c)
 WORK_BIN := $(patsubst tests/workloads/%.c,build/tests/workloads/%,$(WORK_SRC))
 
-BINS := $(B)/bin/criu-lazyd
+BINS := $(B)/bin/criu-lazyd $(if $(IMGD_SRC),$(B)/bin/criu-imgd)
+PLUGIN := $(if $(PLUGIN_SRC),$(B)/lib/criu/lazy_restore.so)
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps test check unit hosttest vmtest bench demo install clean format
-all: $(BINS) $(UNIT_BIN) $(HOST_BIN) $(WORK_BIN)
+.PHONY: all deps test check unit hosttest vmtest bench bench-kmod demo install clean format kmod
+all: $(BINS) $(PLUGIN) $(UNIT_BIN) $(HOST_BIN) $(WORK_BIN) kmod-if-headers
 
 deps:
 	sh tests/deps.sh
@@ -75,6 +86,25 @@ $(LIBLAZY): $(COMMON_OBJ)
 $(B)/bin/criu-lazyd: $(LAZYD_OBJ) $(LIBLAZY)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(LAZYD_OBJ) $(LIBLAZY) $(LIBS)
+
+$(B)/bin/criu-imgd: $(IMGD_OBJ) $(LIBLAZY)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(IMGD_OBJ) $(LIBLAZY) $(LIBS)
+
+$(B)/lib/criu/lazy_restore.so: $(PLUGIN_OBJ) $(LIBLAZY)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -shared -Wl,--no-undefined -o $@ $(PLUGIN_OBJ) $(LIBLAZY) $(LIBS)
+
+# The kernel module builds out of tree into build/kmod (never build-san).
+kmod:
+	@test -f kmod/Makefile || { echo "kmod: no kmod/Makefile yet"; exit 1; }
+	@test -d $(KDIR) || { echo "kmod: no kernel headers at $(KDIR) (make deps, or KDIR=)"; exit 1; }
+	$(MAKE) -C kmod KDIR=$(KDIR) OUT=$(CURDIR)/build/kmod
+
+.PHONY: kmod-if-headers
+kmod-if-headers:
+	@if [ -f kmod/Makefile ] && [ -d $(KDIR) ]; then $(MAKE) --no-print-directory kmod; \
+	elif [ -f kmod/Makefile ]; then echo "notice: no kernel headers at $(KDIR): lazyfill.ko not built"; fi
 
 $(B)/tests/unit/%: tests/unit/%.c $(LIBLAZY) $(GEN_H)
 	@mkdir -p $(dir $@)
@@ -107,7 +137,7 @@ bench: all
 demo: all
 	sh tests/vm/run.sh demo
 
-install: $(BINS)
+install: $(BINS) $(PLUGIN)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 
