@@ -376,9 +376,9 @@ int main(int argc, char **argv)
 	log_level = o.verbosity;
 	log_set_prefix("lazy-pages: ");
 
-	/* -W is relative to -D, and -o, --pidfile, --stats-file to -W, as in criu. */
+	/* As in criu: -D and -W are relative to the cwd, -o, --pidfile, --stats-file to -W. */
 	char *imgdir = realpath(o.images_dir, NULL);
-	if (!imgdir || chdir(imgdir) || chdir(o.work_dir)) {
+	if (!imgdir || chdir(o.work_dir)) {
 		fprintf(stderr, "criu-lazyd: cannot enter %s: %s\n",
 			imgdir ? o.work_dir : o.images_dir, strerror(errno));
 		free(imgdir);
