@@ -1,0 +1,67 @@
+#!/bin/sh
+# Host integration tests: criu-lazyd against restore-sim, which plays criu restore's side of
+# the lazy-pages protocol (no CRIU needed; userfaultfd needs root).
+#
+#   sh tests/host/run.sh [BUILD_DIR]     BUILD_DIR: build (default) or build-san
+#
+# Environment: SIM_SEED (default: a new one per run, printed), SIM_ONLY="name1 name2" to run
+# a subset, SIM_DAEMON to test another daemon binary, SIM_KEEP=1 to keep the temp dirs.
+# Builds nothing. Prints PASS/FAIL per scenario and "N passed, M failed"; exits 1 on failure.
+
+B=${1:-build}
+SIM=$B/tests/host/restore-sim
+DAEMON=${SIM_DAEMON:-$B/bin/criu-lazyd}
+SEED=${SIM_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+TAIL=${SIM_LOG_TAIL:-40}
+
+for f in "$SIM" "$DAEMON"; do
+	if [ ! -x "$f" ]; then
+		echo "host tests: $f is missing: build it first (make, or make SANITIZE=1)" >&2
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+done
+if [ "$(id -u)" != 0 ]; then
+	echo "host tests: userfaultfd with fork events needs root" >&2
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
+# A hung scenario must fail the run, not hang it: restore-sim has its own timeouts, and
+# this is the last resort on top of them.
+LIMIT=${SIM_LIMIT:-400}
+
+names=${SIM_ONLY:-$("$SIM" --list | awk '{print $1}')}
+pass=0
+fail=0
+echo "host tests: $DAEMON, seed $SEED"
+for name in $names; do
+	dir=$(mktemp -d /tmp/lazyd-host.XXXXXX) || exit 1
+	if timeout -k 10 "$LIMIT" "$SIM" --scenario "$name" --daemon "$DAEMON" --dir "$dir" \
+		--seed "$SEED" >"$dir/sim.out" 2>&1; then
+		echo "PASS $name"
+		pass=$((pass + 1))
+	else
+		rc=$?
+		echo "FAIL $name (exit $rc; seed $SEED)"
+		fail=$((fail + 1))
+		echo "---- restore-sim output:"
+		tail -n "$TAIL" "$dir/sim.out"
+		if [ -s "$dir/lazyd.log" ]; then
+			echo "---- daemon log (last $TAIL lines):"
+			tail -n "$TAIL" "$dir/lazyd.log"
+		fi
+		if [ -s "$dir/lazyd.out" ]; then
+			echo "---- daemon stdout/stderr:"
+			tail -n "$TAIL" "$dir/lazyd.out"
+		fi
+		echo "----"
+	fi
+	if [ -n "$SIM_KEEP" ]; then
+		echo "     kept $dir"
+	else
+		rm -rf "$dir"
+	fi
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

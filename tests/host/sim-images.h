@@ -1,0 +1,300 @@
+/*
+ * restore-sim: writing the images of a scenario. The protobuf images are made
+ * by CRIU's own encoder (crit encode) from JSON written here, so that they do
+ * not depend on our image reader; pages-N.img is raw data written here.
+ */
+#ifndef SIM_IMAGES_H
+#define SIM_IMAGES_H
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "sim-model.h"
+
+#define SIM_MAX_IMAGES (2 + 3 * SIM_MAX_TASKS)
+
+static FILE *json_open(const struct sim *s, const char *name)
+{
+	char path[320];
+
+	snprintf(path, sizeof(path), "%s/%s.json", s->jsondir, name);
+	FILE *f = fopen(path, "we");
+	if (!f)
+		sim_log("cannot create %s: %s", path, strerror(errno));
+	return f;
+}
+
+static int json_close(FILE *f)
+{
+	int bad = ferror(f);
+
+	return (fclose(f) || bad) ? -1 : 0;
+}
+
+static int write_inventory_json(const struct sim *s)
+{
+	FILE *f = json_open(s, "inventory");
+
+	if (!f)
+		return -1;
+	fprintf(f, "{\"magic\": \"INVENTORY\", \"entries\": [{\"img_version\": 2, "
+		   "\"fdinfo_per_id\": true}]}\n");
+	return json_close(f);
+}
+
+static int write_pstree_json(const struct sim *s)
+{
+	FILE *f = json_open(s, "pstree");
+
+	if (!f)
+		return -1;
+	fprintf(f, "{\"magic\": \"PSTREE\", \"entries\": [");
+	for (int i = 0; i < s->ntasks; i++) {
+		const struct sim_task *t = &s->task[i];
+		int ppid = t->parent < 0 ? 0 : s->task[t->parent].pid;
+		fprintf(f,
+			"%s\n {\"pid\": %d, \"ppid\": %d, \"pgid\": %d, \"sid\": %d, \"threads\": "
+			"[%d]}",
+			i ? "," : "", t->pid, ppid, s->task[0].pid, s->task[0].pid, t->pid);
+	}
+	fprintf(f, "]}\n");
+	return json_close(f);
+}
+
+static int write_core_json(const struct sim *s, const struct sim_task *t)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "core-%d", t->pid);
+	FILE *f = json_open(s, name);
+	if (!f)
+		return -1;
+	/* task_state: TASK_ALIVE 1, TASK_DEAD 2 */
+	fprintf(
+	    f,
+	    "{\"magic\": \"CORE\", \"entries\": [{\"mtype\": \"X86_64\", \"tc\": {\"task_state\": "
+	    "%d, \"exit_code\": 0, \"personality\": 0, \"flags\": 0, \"blk_sigset\": 0, \"comm\": "
+	    "\"sim-task-%d\"}}]}\n",
+	    t->zombie ? 2 : 1, t->idx);
+	return json_close(f);
+}
+
+static const char *prot_str(int prot)
+{
+	switch (prot) {
+	case PROT_READ:
+		return "PROT_READ";
+	case PROT_READ | PROT_WRITE:
+		return "PROT_READ | PROT_WRITE";
+	default:
+		return "PROT_READ | PROT_WRITE | PROT_EXEC";
+	}
+}
+
+static int write_mm_json(const struct sim *s, const struct sim_task *t)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "mm-%d", t->pid);
+	FILE *f = json_open(s, name);
+	if (!f)
+		return -1;
+	fprintf(f, "{\"magic\": \"MM\", \"entries\": [{");
+	static const char *const zero_fields[] = {
+	    "mm_start_code",  "mm_end_code",  "mm_start_data", "mm_end_data",
+	    "mm_start_stack", "mm_start_brk", "mm_brk",	       "mm_arg_start",
+	    "mm_arg_end",     "mm_env_start", "mm_env_end",    "exe_file_id"};
+	for (size_t i = 0; i < sizeof(zero_fields) / sizeof(zero_fields[0]); i++)
+		fprintf(f, "\"%s\": 0, ", zero_fields[i]);
+	fprintf(f, "\"vmas\": [");
+	for (int i = 0; i < t->nvmas; i++) {
+		const struct sim_vma *v = &t->vma[i];
+		fprintf(
+		    f,
+		    "%s\n {\"start\": \"0x%llx\", \"end\": \"0x%llx\", \"pgoff\": 0, \"shmid\": 0, "
+		    "\"prot\": \"%s\", \"flags\": \"MAP_PRIVATE | MAP_ANON\", "
+		    "\"status\": \"VMA_AREA_REGULAR | VMA_ANON_PRIVATE\", \"fd\": -1}",
+		    i ? "," : "", (unsigned long long)v->start, (unsigned long long)vma_end(v),
+		    prot_str(v->prot));
+	}
+	fprintf(f, "]}]}\n");
+	return json_close(f);
+}
+
+/* Pages are grouped into entries by flags; runs are also cut at pseudo-random lengths. */
+static const char *entry_flags(uint8_t kind)
+{
+	if (kind == PK_PRESENT)
+		return "PE_PRESENT";
+	if (kind == PK_LAZY || kind == PK_LAZY_ZERO)
+		return "PE_PRESENT | PE_LAZY";
+	return NULL;
+}
+
+static uint64_t entry_run(const struct sim_vma *v, uint64_t p, struct sim_rng *r)
+{
+	const char *fl = entry_flags(v->kind[p]);
+	uint64_t cut = 1 + rng_below(r, 300);
+	uint64_t n = 1;
+
+	while (p + n < v->npages && n < cut && entry_flags(v->kind[p + n]) == fl)
+		n++;
+	return n;
+}
+
+static int write_pagemap_json(const struct sim *s, const struct sim_task *t)
+{
+	struct sim_rng r = {.s = s->seed ^ 0x5eed0000ULL ^ (uint64_t)t->idx};
+	char name[64];
+
+	snprintf(name, sizeof(name), "pagemap-%d", t->pid);
+	FILE *f = json_open(s, name);
+	if (!f)
+		return -1;
+	fprintf(f, "{\"magic\": \"PAGEMAP\", \"entries\": [{\"pages_id\": %u}", t->pages_id);
+	for (int i = 0; i < t->nvmas; i++) {
+		const struct sim_vma *v = &t->vma[i];
+		for (uint64_t p = 0; p < v->npages;) {
+			uint64_t n = entry_run(v, p, &r);
+			const char *fl = entry_flags(v->kind[p]);
+			if (fl)
+				fprintf(f,
+					",\n {\"vaddr\": \"0x%llx\", \"nr_pages\": %llu, "
+					"\"flags\": \"%s\"}",
+					(unsigned long long)(v->start + p * SIM_PAGE),
+					(unsigned long long)n, fl);
+			p += n;
+		}
+	}
+	fprintf(f, "]}\n");
+	return json_close(f);
+}
+
+/* pages-N.img: the data of every PE_PRESENT page, in address (= entry) order. */
+static int write_pages_img(const struct sim *s, const struct sim_task *t)
+{
+	static uint64_t buf[SIM_WORDS * 256];
+	char path[320];
+	size_t used = 0;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/pages-%u.img", s->imgdir, t->pages_id);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		sim_log("cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < t->nvmas && !rc; i++) {
+		const struct sim_vma *v = &t->vma[i];
+		for (uint64_t p = 0; p < v->npages && !rc; p++) {
+			if (v->kind[p] == PK_HOLE)
+				continue;
+			expected_page(s, t, v->start + p * SIM_PAGE, (char *)buf + used);
+			used += SIM_PAGE;
+			if (used == sizeof(buf)) {
+				rc = write_all(fd, buf, used);
+				used = 0;
+			}
+		}
+	}
+	if (!rc && used)
+		rc = write_all(fd, buf, used);
+	if (close(fd) || rc) {
+		sim_log("cannot write %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static pid_t crit_start(const struct sim *s, const char *name)
+{
+	char in[320], out[320];
+
+	snprintf(in, sizeof(in), "%s/%s.json", s->jsondir, name);
+	snprintf(out, sizeof(out), "%s/%s.img", s->imgdir, name);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl(s->crit, s->crit, "encode", "-i", in, "-o", out, (char *)NULL);
+		sim_log("cannot run %s: %s", s->crit, strerror(errno));
+		_exit(127);
+	}
+	if (pid < 0)
+		sim_log("fork: %s", strerror(errno));
+	return pid;
+}
+
+/* Run 'crit encode' for every image at once and wait for all of them. */
+static int crit_encode_all(const struct sim *s, char names[][64], int n)
+{
+	pid_t pids[SIM_MAX_IMAGES];
+	int bad = 0;
+
+	for (int i = 0; i < n; i++)
+		pids[i] = crit_start(s, names[i]);
+	for (int i = 0; i < n; i++) {
+		int st = 0;
+		if (pids[i] < 0 || waitpid(pids[i], &st, 0) < 0 || !WIFEXITED(st) ||
+		    WEXITSTATUS(st)) {
+			sim_log("crit encode %s failed (status 0x%x)", names[i], st);
+			bad = 1;
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+static int write_task_json(const struct sim *s, const struct sim_task *t, char names[][64], int *n)
+{
+	snprintf(names[(*n)++], 64, "core-%d", t->pid);
+	if (write_core_json(s, t))
+		return -1;
+	if (t->zombie)
+		return 0;
+	snprintf(names[(*n)++], 64, "mm-%d", t->pid);
+	snprintf(names[(*n)++], 64, "pagemap-%d", t->pid);
+	if (write_mm_json(s, t) || write_pagemap_json(s, t) || write_pages_img(s, t))
+		return -1;
+	return 0;
+}
+
+static int write_images(const struct sim *s)
+{
+	char names[SIM_MAX_IMAGES][64];
+	int n = 0;
+
+	snprintf(names[n++], 64, "inventory");
+	snprintf(names[n++], 64, "pstree");
+	if (write_inventory_json(s) || write_pstree_json(s))
+		return -1;
+	for (int i = 0; i < s->ntasks; i++)
+		if (write_task_json(s, &s->task[i], names, &n))
+			return -1;
+	return crit_encode_all(s, names, n);
+}
+
+/* Negative tests: damage an image file in place. */
+static int corrupt_magic(const char *path)
+{
+	uint32_t bad = 0xdeadbeef;
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	/* The second word: the image's own magic after IMG_COMMON_MAGIC. */
+	int rc = pwrite(fd, &bad, sizeof(bad), 4) == sizeof(bad) ? 0 : -1;
+	close(fd);
+	return rc;
+}
+
+static int truncate_by(const char *path, off_t cut)
+{
+	struct stat st;
+
+	if (stat(path, &st) || st.st_size <= cut)
+		return -1;
+	return truncate(path, st.st_size - cut);
+}
+
+#endif

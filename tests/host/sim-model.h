@@ -1,0 +1,216 @@
+/*
+ * restore-sim: the model of a restored process tree. Every task's VMAs and
+ * the kind of every page in them; from this one model the simulator writes
+ * the images and the tasks check their memory.
+ */
+#ifndef SIM_MODEL_H
+#define SIM_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+
+#include "sim-util.h"
+
+/* The kind of one page in the images. */
+enum {
+	PK_HOLE = 0,  /* lazy VMA, no pagemap entry: reads as zeros */
+	PK_LAZY,      /* PE_PRESENT | PE_LAZY, pattern data: the daemon serves it */
+	PK_LAZY_ZERO, /* PE_PRESENT | PE_LAZY, all-zero data in pages-N.img */
+	PK_PRESENT,   /* PE_PRESENT only: restored by the task itself before it runs */
+};
+
+#define SIM_MAX_TASKS 8
+#define SIM_MAX_VMAS 8
+#define SIM_BASE 0x200000000000ULL
+#define SIM_TASK_SPAN 0x4000000000ULL /* 256 GB per task */
+#define SIM_VMA_SPAN 0x10000000ULL    /* 256 MB per VMA slot */
+
+struct sim_vma {
+	uint64_t start;
+	uint64_t npages;
+	int prot;
+	uint8_t *kind; /* npages entries */
+};
+
+struct sim_task {
+	int idx;
+	pid_t pid;   /* real pid, the same in pstree.img */
+	bool zombie; /* pstree entry only: negative pid on the socket, no fd, no mm */
+	int parent;  /* index of the parent in the tree, -1 for the root */
+	int nvmas;
+	struct sim_vma vma[SIM_MAX_VMAS];
+	uint32_t pages_id;
+	int ctl;  /* socketpair: the main side in main, the task side in the task */
+	int uffd; /* in main: the task's userfaultfd, received from it */
+	bool reaped;
+	int status;
+};
+
+struct sim;
+
+/* Scenario flags. */
+#define SC_DRAIN 1u	  /* restore hangs up after RSTF; the daemon must exit before tasks */
+#define SC_EXPECT_FAIL 2u /* the daemon must exit non-zero, with 'fail_file' in its output */
+#define SC_HANGUP 4u	  /* restore hangs up before RSTF */
+#define SC_STATS 8u	  /* check --stats-file against the model */
+#define SC_DROPS 16u	  /* with SC_STATS: the tasks unmap or discard pending pages */
+
+struct scenario {
+	const char *name;
+	const char *what;
+	void (*layout)(struct sim *s);
+	int (*run)(struct sim *s, struct sim_task *t); /* in the task; 0 when all was right */
+	unsigned flags;
+	int timeout_s;
+	/* Negative tests: damage the images; return the file name the daemon must name. */
+	const char *(*corrupt)(struct sim *s);
+	int hangup_after; /* SC_HANGUP: task entries sent before hanging up */
+};
+
+struct sim {
+	const struct scenario *sc;
+	uint64_t seed;
+	int ntasks;
+	struct sim_task task[SIM_MAX_TASKS];
+	const char *daemon;
+	const char *crit;
+	char dir[80];
+	char imgdir[256], workdir[256], jsondir[256];
+	char logpath[256], outpath[256], statspath[256];
+	char sockpath[108];
+	pid_t dpid;
+	bool dreaped;
+	int dstatus;
+	int sock;
+	int timeout_s;
+};
+
+static uint64_t vma_end(const struct sim_vma *v)
+{
+	return v->start + v->npages * SIM_PAGE;
+}
+
+static uint64_t task_base(int idx)
+{
+	return SIM_BASE + (uint64_t)idx * SIM_TASK_SPAN;
+}
+
+static struct sim_task *add_task(struct sim *s, int parent)
+{
+	struct sim_task *t = &s->task[s->ntasks];
+
+	memset(t, 0, sizeof(*t));
+	t->idx = s->ntasks++;
+	t->parent = parent;
+	t->ctl = -1;
+	t->uffd = -1;
+	t->pages_id = (uint32_t)t->idx + 1;
+	return t;
+}
+
+/* Percentages of each kind in a random layout; the rest is PK_LAZY. */
+struct kind_mix {
+	int zero, hole, present;
+	int max_run; /* pages per run of one kind */
+};
+
+static const struct kind_mix MIX_DEFAULT = {.zero = 10, .hole = 15, .present = 15, .max_run = 9};
+
+static uint8_t pick_kind(struct sim_rng *r, const struct kind_mix *m)
+{
+	int p = (int)rng_below(r, 100);
+
+	if (p < m->zero)
+		return PK_LAZY_ZERO;
+	if (p < m->zero + m->hole)
+		return PK_HOLE;
+	if (p < m->zero + m->hole + m->present)
+		return PK_PRESENT;
+	return PK_LAZY;
+}
+
+static void fill_kinds(uint8_t *k, uint64_t n, struct sim_rng *r, const struct kind_mix *m)
+{
+	uint64_t i = 0;
+
+	while (i < n) {
+		uint8_t kind = pick_kind(r, m);
+		uint64_t run = 1 + rng_below(r, (uint64_t)m->max_run);
+		for (uint64_t j = 0; j < run && i < n; j++)
+			k[i++] = kind;
+	}
+}
+
+/* Add a VMA in slot 'slot' of the task's address range, kinds from 'mix' (NULL: all 'only'). */
+static struct sim_vma *add_vma(struct sim *s, struct sim_task *t, int slot, uint64_t npages,
+			       int prot, const struct kind_mix *mix, uint8_t only)
+{
+	struct sim_vma *v = &t->vma[t->nvmas++];
+	struct sim_rng r = {.s = s->seed ^ ((uint64_t)t->idx << 32) ^ (uint64_t)slot};
+
+	v->start = task_base(t->idx) + (uint64_t)slot * SIM_VMA_SPAN;
+	v->npages = npages;
+	v->prot = prot;
+	v->kind = malloc(npages);
+	if (!v->kind) {
+		sim_log("out of memory for %llu pages", (unsigned long long)npages);
+		exit(2);
+	}
+	if (mix)
+		fill_kinds(v->kind, npages, &r, mix);
+	else
+		memset(v->kind, only, npages);
+	return v;
+}
+
+static const struct sim_vma *find_vma(const struct sim_task *t, uint64_t addr)
+{
+	for (int i = 0; i < t->nvmas; i++)
+		if (addr >= t->vma[i].start && addr < vma_end(&t->vma[i]))
+			return &t->vma[i];
+	return NULL;
+}
+
+/* The kind of the image page at image address addr; PK_HOLE outside every VMA. */
+static uint8_t page_kind(const struct sim_task *t, uint64_t addr)
+{
+	const struct sim_vma *v = find_vma(t, addr);
+
+	return v ? v->kind[(addr - v->start) / SIM_PAGE] : PK_HOLE;
+}
+
+/* What the page at image address addr must hold. */
+static void expected_page(const struct sim *s, const struct sim_task *t, uint64_t addr, void *buf)
+{
+	uint8_t k = page_kind(t, addr);
+
+	if (k == PK_LAZY || k == PK_PRESENT)
+		sim_pattern(buf, t->pid, addr, s->seed);
+	else
+		memset(buf, 0, SIM_PAGE);
+}
+
+struct page_counts {
+	uint64_t lazy, lazy_zero, hole, present;
+};
+
+static void count_pages(const struct sim *s, struct page_counts *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (int i = 0; i < s->ntasks; i++) {
+		const struct sim_task *t = &s->task[i];
+		for (int j = 0; j < t->nvmas; j++)
+			for (uint64_t p = 0; p < t->vma[j].npages; p++) {
+				uint8_t k = t->vma[j].kind[p];
+				c->lazy += k == PK_LAZY;
+				c->lazy_zero += k == PK_LAZY_ZERO;
+				c->hole += k == PK_HOLE;
+				c->present += k == PK_PRESENT;
+			}
+	}
+}
+
+#endif

@@ -1,0 +1,194 @@
+/*
+ * restore-sim: the daemon under test and the restore side of CRIU's
+ * lazy-pages socket protocol (per pstree entry: native int pid, then one
+ * uffd by SCM_RIGHTS unless the pid is negative; then uint32 "RSTF").
+ */
+#ifndef SIM_PROTO_H
+#define SIM_PROTO_H
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "sim-model.h"
+#include "sim-task.h"
+
+#define LAZY_SOCK_NAME "lazy-pages.socket"
+#define LAZY_FIN_MARKER 0x52535446u /* "RSTF" */
+#define DAEMON_READY_MS 15000
+
+/* Start the daemon: argv as for 'criu lazy-pages', output to outpath. Returns the status fd. */
+static int daemon_start(struct sim *s)
+{
+	int st[2];
+
+	if (pipe2(st, O_CLOEXEC))
+		return -1;
+	s->dpid = fork();
+	if (s->dpid < 0)
+		return -1;
+	if (s->dpid == 0) {
+		char fdnum[16];
+		int out = open(s->outpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		/* A killed simulator must not leave the daemon behind. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (out < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0 || fcntl(st[1], F_SETFD, 0))
+			_exit(126);
+		snprintf(fdnum, sizeof(fdnum), "%d", st[1]);
+		execl(s->daemon, s->daemon, "-D", s->imgdir, "-W", s->workdir, "-o", s->logpath,
+		      "-v4", "--status-fd", fdnum, "--stats-file", s->statspath, (char *)NULL);
+		fprintf(stderr, "restore-sim: cannot exec %s: %s\n", s->daemon, strerror(errno));
+		_exit(127);
+	}
+	close(st[1]);
+	sim_log("daemon %s started, pid %d", s->daemon, (int)s->dpid);
+	return st[0];
+}
+
+/* Reap the daemon if it has exited (or wait for it until the deadline). 1 if reaped. */
+static int daemon_reap(struct sim *s, uint64_t deadline)
+{
+	for (;;) {
+		if (s->dreaped)
+			return 1;
+		pid_t r = waitpid(s->dpid, &s->dstatus, WNOHANG);
+		if (r == s->dpid) {
+			s->dreaped = true;
+			if (WIFEXITED(s->dstatus))
+				sim_log("daemon exited with %d", WEXITSTATUS(s->dstatus));
+			else
+				sim_log("daemon killed by signal %d", WTERMSIG(s->dstatus));
+			return 1;
+		}
+		if (r < 0 || !ms_left(deadline))
+			return 0;
+		usleep(10000);
+	}
+}
+
+static void daemon_kill(struct sim *s)
+{
+	if (s->dpid > 0 && !s->dreaped) {
+		kill(s->dpid, SIGKILL);
+		daemon_reap(s, now_ms() + 5000);
+	}
+}
+
+static bool daemon_exited_ok(const struct sim *s)
+{
+	return s->dreaped && WIFEXITED(s->dstatus) && WEXITSTATUS(s->dstatus) == 0;
+}
+
+/*
+ * Wait until the daemon is ready: it writes to --status-fd (as criu does), or
+ * at least its socket exists. 0 ready, -1 it exited or hung.
+ */
+static int daemon_wait_ready(struct sim *s, int stfd)
+{
+	uint64_t deadline = now_ms() + DAEMON_READY_MS;
+	struct pollfd pfd = {.fd = stfd, .events = POLLIN};
+	struct stat sb;
+	char c;
+
+	while (ms_left(deadline)) {
+		if (poll(&pfd, 1, 20) == 1) {
+			ssize_t n = read(stfd, &c, 1);
+			if (n == 1)
+				return 0;
+			/* EOF: the status fd was closed without a word. */
+			pfd.fd = -1;
+		}
+		if (daemon_reap(s, 0))
+			return -1;
+		if (pfd.fd < 0 && stat(s->sockpath, &sb) == 0 && S_ISSOCK(sb.st_mode))
+			return 0;
+	}
+	sim_log("daemon not ready after %d ms", DAEMON_READY_MS);
+	return -1;
+}
+
+static int lazy_connect(struct sim *s)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	uint64_t deadline = now_ms() + 5000;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", s->sockpath);
+	while (ms_left(deadline)) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -1;
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return fd;
+		int e = errno;
+		close(fd);
+		if ((e != ENOENT && e != ECONNREFUSED) || daemon_reap(s, 0))
+			break;
+		usleep(10000);
+	}
+	sim_log("cannot connect to %s: %s", s->sockpath, strerror(errno));
+	return -1;
+}
+
+/* One pstree entry: the pid, then the uffd (a zombie: the negated pid, no fd). */
+static int send_task(int sock, const struct sim_task *t)
+{
+	int pid = t->zombie ? -t->pid : t->pid;
+
+	if (send(sock, &pid, sizeof(pid), MSG_NOSIGNAL) != sizeof(pid))
+		return -1;
+	return t->zombie ? 0 : send_fd(sock, t->uffd);
+}
+
+static int send_fin(int sock)
+{
+	uint32_t fin = LAZY_FIN_MARKER;
+
+	return send(sock, &fin, sizeof(fin), MSG_NOSIGNAL) == sizeof(fin) ? 0 : -1;
+}
+
+/* Send 'n' pstree entries (all for a normal restore) and, if 'fin', the RSTF marker. */
+static int restore_handshake(struct sim *s, int n, bool fin)
+{
+	for (int i = 0; i < n; i++)
+		if (send_task(s->sock, &s->task[i])) {
+			sim_log("sending task %d to the daemon: %s", s->task[i].pid,
+				strerror(errno));
+			return -1;
+		}
+	if (fin && send_fin(s->sock)) {
+		sim_log("sending RSTF: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Receive a task's uffd over its control socket. */
+static int recv_fd(int sock, uint64_t deadline)
+{
+	char dummy;
+	struct iovec iov = {.iov_base = &dummy, .iov_len = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	int fd = -1;
+
+	if (wait_readable(sock, deadline) != 1)
+		return -1;
+	if (recvmsg(sock, &mh, MSG_CMSG_CLOEXEC) != 1)
+		return -1;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)))
+		return -1;
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+#endif

@@ -1,0 +1,260 @@
+/*
+ * restore-sim: the restored task's side. A task maps its VMAs at their image
+ * addresses, restores its non-lazy pages itself, registers the lazy VMAs with
+ * a userfaultfd (as criu restore --lazy-pages does), hands the uffd to the
+ * main process and, once told to run, checks its memory byte by byte.
+ */
+#ifndef SIM_TASK_H
+#define SIM_TASK_H
+
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include "sim-model.h"
+
+#define SIM_MAX_REPORTS 8
+#define UFFD_SIM_FEATURES                                                                          \
+	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |          \
+	 UFFD_FEATURE_EVENT_UNMAP)
+
+/* Task -> main: the uffd (SCM_RIGHTS), 'D' (ready for the daemon to finish). */
+/* Main -> task: 'G' run, 'X' the daemon has exited, 'Q' quit without running. */
+
+static int send_fd(int sock, int fd)
+{
+	char dummy = 0;
+	struct iovec iov = {.iov_base = &dummy, .iov_len = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	memset(u.buf, 0, sizeof(u.buf));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+static int map_vma(const struct sim_vma *v)
+{
+	size_t len = v->npages * SIM_PAGE;
+	void *p = mmap((void *)v->start, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (p == MAP_FAILED || p != (void *)v->start) {
+		sim_log("mmap 0x%llx +%zu: %s", (unsigned long long)v->start, len,
+			p == MAP_FAILED ? strerror(errno) : "placed elsewhere");
+		return -1;
+	}
+	return 0;
+}
+
+/* As criu restore does: the task writes its non-lazy pages before it runs. */
+static void restore_present(const struct sim *s, const struct sim_task *t, const struct sim_vma *v)
+{
+	for (uint64_t p = 0; p < v->npages; p++)
+		if (v->kind[p] == PK_PRESENT)
+			sim_pattern((void *)(v->start + p * SIM_PAGE), t->pid,
+				    v->start + p * SIM_PAGE, s->seed);
+}
+
+static int uffd_create(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	struct uffdio_api api = {.api = UFFD_API, .features = UFFD_SIM_FEATURES};
+
+	if (fd < 0) {
+		sim_log("userfaultfd: %s", strerror(errno));
+		return -1;
+	}
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		sim_log("UFFDIO_API: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if ((api.features & UFFD_SIM_FEATURES) != UFFD_SIM_FEATURES) {
+		sim_log("uffd features 0x%llx lack 0x%llx", (unsigned long long)api.features,
+			(unsigned long long)UFFD_SIM_FEATURES);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int uffd_register(int uffd, const struct sim_vma *v)
+{
+	struct uffdio_register reg = {
+	    .range = {.start = v->start, .len = v->npages * SIM_PAGE},
+	    .mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	const uint64_t need = (1ULL << _UFFDIO_COPY) | (1ULL << _UFFDIO_ZEROPAGE);
+
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		sim_log("UFFDIO_REGISTER 0x%llx: %s", (unsigned long long)v->start,
+			strerror(errno));
+		return -1;
+	}
+	if ((reg.ioctls & need) != need) {
+		sim_log("UFFDIO_REGISTER 0x%llx: no COPY/ZEROPAGE", (unsigned long long)v->start);
+		return -1;
+	}
+	return 0;
+}
+
+static int task_setup(const struct sim *s, const struct sim_task *t)
+{
+	for (int i = 0; i < t->nvmas; i++) {
+		const struct sim_vma *v = &t->vma[i];
+		if (map_vma(v))
+			return -1;
+		restore_present(s, t, v);
+		if (v->prot != (PROT_READ | PROT_WRITE) &&
+		    mprotect((void *)v->start, v->npages * SIM_PAGE, v->prot)) {
+			sim_log("mprotect: %s", strerror(errno));
+			return -1;
+		}
+	}
+	int uffd = uffd_create();
+	if (uffd < 0)
+		return -1;
+	for (int i = 0; i < t->nvmas; i++)
+		if (uffd_register(uffd, &t->vma[i])) {
+			close(uffd);
+			return -1;
+		}
+	int rc = send_fd(t->ctl, uffd);
+	if (rc)
+		sim_log("cannot pass the uffd to restore: %s", strerror(errno));
+	/* The restorer does not keep the uffd: only the daemon holds it. */
+	close(uffd);
+	return rc;
+}
+
+/* Killed by SIGALRM if anything hangs (a fault nobody serves, a lost message). */
+static void task_arm_timeout(int seconds)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGALRM, SIG_DFL);
+	alarm((unsigned)seconds);
+}
+
+/* A bytewise difference from what the page must hold, overlaid by an optional patch. */
+struct page_patch {
+	unsigned off; /* byte offset of an 8-byte word; ~0u: none */
+	uint64_t val;
+};
+
+static int report_page(const struct sim_task *t, uint64_t cur, uint64_t img, const uint8_t *want,
+		       int *reports)
+{
+	const uint8_t *got = (const uint8_t *)cur;
+	unsigned i = 0, diff = 0;
+
+	while (i < SIM_PAGE && got[i] == want[i])
+		i++;
+	for (unsigned j = i; j < SIM_PAGE; j++)
+		diff += got[j] != want[j];
+	if (i == SIM_PAGE)
+		return 0;
+	if ((*reports)++ < SIM_MAX_REPORTS)
+		sim_log("MISMATCH pid %d addr 0x%llx (image 0x%llx, kind %d) byte %u: expected "
+			"0x%02x got 0x%02x (%u bytes differ)",
+			(int)getpid(), (unsigned long long)(cur + i), (unsigned long long)img,
+			page_kind(t, img), i, want[i], got[i], diff);
+	return 1;
+}
+
+/* The page at address cur must hold the image page at img (zeros: img 0). */
+static int check_page(const struct sim *s, const struct sim_task *t, uint64_t cur, uint64_t img,
+		      const struct page_patch *patch, int *reports)
+{
+	uint64_t want[SIM_WORDS];
+
+	if (img)
+		expected_page(s, t, img, want);
+	else
+		memset(want, 0, sizeof(want));
+	if (patch && patch->off != ~0u)
+		want[patch->off / 8] = patch->val;
+	return report_page(t, cur, img, (const uint8_t *)want, reports);
+}
+
+/* Pages [cur, cur+n) must hold the image pages [img, img+n) (img 0: zeros). Bad pages. */
+static uint64_t check_range(const struct sim *s, const struct sim_task *t, uint64_t cur,
+			    uint64_t img, uint64_t n)
+{
+	int reports = 0;
+	uint64_t bad = 0;
+
+	for (uint64_t p = 0; p < n; p++)
+		bad += check_page(s, t, cur + p * SIM_PAGE, img ? img + p * SIM_PAGE : 0, NULL,
+				  &reports);
+	if (bad)
+		sim_log("pid %d: %llu of %llu pages wrong in 0x%llx..0x%llx", (int)getpid(),
+			(unsigned long long)bad, (unsigned long long)n, (unsigned long long)cur,
+			(unsigned long long)(cur + n * SIM_PAGE));
+	return bad;
+}
+
+static uint64_t check_vma(const struct sim *s, const struct sim_task *t, const struct sim_vma *v)
+{
+	return check_range(s, t, v->start, v->start, v->npages);
+}
+
+static uint64_t check_all(const struct sim *s, const struct sim_task *t)
+{
+	uint64_t bad = 0;
+
+	for (int i = 0; i < t->nvmas; i++)
+		bad += check_vma(s, t, &t->vma[i]);
+	return bad;
+}
+
+/* SC_DRAIN: tell restore we are ready, then wait until the daemon has exited. */
+static int task_wait_daemon_exit(const struct sim_task *t, int timeout_s)
+{
+	if (send_byte(t->ctl, 'D'))
+		return -1;
+	int c = read_byte(t->ctl, now_ms() + (uint64_t)timeout_s * 1000);
+	if (c != 'X') {
+		sim_log("pid %d: no word that the daemon exited (%d)", (int)getpid(), c);
+		return -1;
+	}
+	return 0;
+}
+
+/* Is [addr, addr+len) unmapped? */
+static bool range_unmapped(uint64_t addr, uint64_t len)
+{
+	unsigned char vec[1];
+
+	for (uint64_t a = addr; a < addr + len; a += SIM_PAGE)
+		if (mincore((void *)a, SIM_PAGE, vec) == 0 || errno != ENOMEM)
+			return false;
+	return true;
+}
+
+static void shuffle(uint64_t *v, uint64_t n, struct sim_rng *r)
+{
+	for (uint64_t i = n; i > 1; i--) {
+		uint64_t j = rng_below(r, i);
+		uint64_t x = v[i - 1];
+		v[i - 1] = v[j];
+		v[j] = x;
+	}
+}
+
+#endif

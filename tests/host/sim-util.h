@@ -1,0 +1,142 @@
+/*
+ * restore-sim: small helpers (page patterns, timeouts, I/O). Included by restore-sim.c only.
+ */
+#ifndef SIM_UTIL_H
+#define SIM_UTIL_H
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SIM_PAGE 4096ULL
+#define SIM_WORDS (SIM_PAGE / 8)
+
+static void sim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sim_log(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n = snprintf(line, sizeof(line), "restore-sim[%d]: ", (int)getpid());
+
+	va_start(ap, fmt);
+	if (n > 0 && (size_t)n < sizeof(line))
+		vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	va_end(ap);
+	size_t len = strnlen(line, sizeof(line) - 2);
+	line[len++] = '\n';
+	/* One write per line: tasks and the main process share stderr. */
+	if (write(STDERR_FILENO, line, len) < 0)
+		return;
+}
+
+static uint64_t splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* The content of the image page of task 'pid' at image address 'vaddr'. */
+static void sim_pattern(void *dst, int32_t pid, uint64_t vaddr, uint64_t seed)
+{
+	uint64_t st = seed ^ ((uint64_t)(uint32_t)pid << 40) ^ (vaddr * 0x2545f4914f6cdd1dULL);
+	uint64_t x = splitmix64(&st) | 1;
+	uint64_t *w = dst;
+
+	for (unsigned i = 0; i < SIM_WORDS; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		w[i] = x;
+	}
+}
+
+/* A small PRNG for layouts and access orders. */
+struct sim_rng {
+	uint64_t s;
+};
+
+static uint64_t rng_next(struct sim_rng *r)
+{
+	return splitmix64(&r->s);
+}
+
+static uint64_t rng_below(struct sim_rng *r, uint64_t n)
+{
+	return n ? rng_next(r) % n : 0;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int ms_left(uint64_t deadline)
+{
+	uint64_t now = now_ms();
+
+	return now >= deadline ? 0 : (int)(deadline - now);
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Wait until fd is readable; 1 ready, 0 timeout, -1 error. */
+static int wait_readable(int fd, uint64_t deadline)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+	for (;;) {
+		int r = poll(&pfd, 1, ms_left(deadline));
+		if (r < 0 && errno == EINTR)
+			continue;
+		return r < 0 ? -1 : r;
+	}
+}
+
+/* Read one command byte before the deadline: the byte, or -1 on timeout/EOF/error. */
+static int read_byte(int fd, uint64_t deadline)
+{
+	unsigned char c;
+
+	if (wait_readable(fd, deadline) != 1)
+		return -1;
+	for (;;) {
+		ssize_t n = read(fd, &c, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n == 1 ? c : -1;
+	}
+}
+
+static int send_byte(int fd, char c)
+{
+	return send(fd, &c, 1, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+#endif
