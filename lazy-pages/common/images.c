@@ -319,38 +319,43 @@ static int lazy_fail(struct ext_builder *b, const struct pm_entry *pe, uint64_t 
 			(unsigned long long)addr, where);
 }
 
-/* Account for one pagemap entry: lazy ones become data extents, split at VMA boundaries. */
-static int take_entry(struct ext_builder *b, const struct pm_entry *pe, struct img_error *err)
+/*
+ * A PE_LAZY entry becomes data extents, one per VMA it spans; each of its
+ * pages must be in a lazy VMA, or restore would not have registered it.
+ */
+static int lazy_entry(struct ext_builder *b, const struct pm_entry *pe, struct img_error *err)
 {
-	bool lazy = pe->flags & IMG_PE_LAZY;
 	bool remote = !(pe->flags & IMG_PE_PRESENT);
 	uint64_t addr = pe->start;
-	size_t i;
+	size_t i = b->v;
 
-	if (zero_until(b, pe->start, pe->off, err))
-		return -1;
-	for (i = b->v; addr < pe->end;) {
+	while (addr < pe->end) {
 		const struct img_vma *vma;
 		uint64_t hi;
 
 		while (i < b->nr_vmas && b->vmas[i].end <= addr)
 			i++;
 		vma = i < b->nr_vmas ? &b->vmas[i] : NULL;
-		if (!vma || vma->start > addr) {
-			if (lazy)
-				return lazy_fail(b, pe, addr, "is outside every VMA", err);
-			/* Not ours to check: skip to the next VMA. */
-			addr = vma && vma->start < pe->end ? vma->start : pe->end;
-			continue;
-		}
-		if (lazy && !vma->lazy)
+		if (!vma || vma->start > addr)
+			return lazy_fail(b, pe, addr, "is outside every VMA", err);
+		if (!vma->lazy)
 			return lazy_fail(b, pe, addr, "is in a non-lazy VMA", err);
 		hi = vma->end < pe->end ? vma->end : pe->end;
-		if (lazy && emit(b, addr, hi, false, remote, pe->pages_off + (addr - pe->start),
-				 pe->off, err))
+		if (emit(b, addr, hi, false, remote, pe->pages_off + (addr - pe->start), pe->off,
+			 err))
 			return -1;
 		addr = hi;
 	}
+	return 0;
+}
+
+/* Account for one pagemap entry; any entry, lazy or not, covers its pages (no zero fill). */
+static int take_entry(struct ext_builder *b, const struct pm_entry *pe, struct img_error *err)
+{
+	if (zero_until(b, pe->start, pe->off, err))
+		return -1;
+	if ((pe->flags & IMG_PE_LAZY) && lazy_entry(b, pe, err))
+		return -1;
 	b->cursor = pe->end;
 	while (b->v < b->nr_vmas && b->vmas[b->v].end <= pe->end)
 		b->v++;

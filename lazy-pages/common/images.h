@@ -71,7 +71,13 @@ struct img_set {
 	size_t nr_tasks;
 };
 
-/* Load pstree, mm, pagemap and open pages images from an images dir fd (not taken). */
+/*
+ * Load pstree, mm, pagemap and open pages images from an images dir fd (not taken).
+ * Extents never cross a VMA boundary (UFFDIO_COPY/ZEROPAGE work within one VMA), so
+ * adjacent zero runs of two VMAs stay two extents. lazy_pages counts data extent pages
+ * (remote ones included), zero_pages zero extent pages. On failure returns -1 with
+ * err->msg "FILE: offset N: problem" and *set left empty (nothing allocated or open).
+ */
 int img_set_load(int dirfd, struct img_set *set, struct img_error *err);
 const struct img_task *img_set_find(const struct img_set *set, int32_t pid);
 void img_set_free(struct img_set *set);
