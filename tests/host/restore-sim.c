@@ -156,15 +156,15 @@ static void kill_tasks(struct sim *s)
 	reap_tasks(s, now_ms() + 5000);
 }
 
-/* SC_DRAIN: every live task says it is ready for the daemon to finish. */
-static int wait_tasks_ready(struct sim *s, uint64_t deadline)
+/* Every live task says 'c' ('P': SC_EARLY changes done; 'D': ready for the daemon to end). */
+static int wait_tasks_say(struct sim *s, char c, uint64_t deadline)
 {
 	for (int i = 0; i < s->ntasks; i++) {
 		struct sim_task *t = &s->task[i];
 		if (t->zombie)
 			continue;
-		if (read_byte(t->ctl, deadline) != 'D') {
-			sim_log("task %d (pid %d) failed or hung before the drain", i, t->pid);
+		if (read_byte(t->ctl, deadline) != c) {
+			sim_log("task %d (pid %d) failed or hung before saying '%c'", i, t->pid, c);
 			return -1;
 		}
 	}
@@ -298,16 +298,20 @@ static int restore_and_run(struct sim *s)
 {
 	uint64_t deadline = now_ms() + (uint64_t)s->timeout_s * 1000;
 
+	bool early = s->sc->flags & SC_EARLY;
+
 	s->sock = lazy_connect(s);
-	if (s->sock < 0 || restore_handshake(s, s->ntasks, true))
+	if (s->sock < 0 || restore_handshake(s, s->ntasks, !early))
 		return 1;
 	close_uffds(s);
 	tell_tasks(s, 'G');
+	if (early && (wait_tasks_say(s, 'P', deadline) || restore_handshake(s, 0, true)))
+		return 1;
 	if (s->sc->flags & SC_DRAIN) {
 		/* As criu restore does when it is done: it exits, the daemon drains on. */
 		close(s->sock);
 		s->sock = -1;
-		if (wait_tasks_ready(s, deadline))
+		if (wait_tasks_say(s, 'D', deadline))
 			return 1;
 		if (!daemon_reap(s, deadline)) {
 			sim_log("FAIL: the daemon did not exit after the drain");

@@ -57,6 +57,13 @@ struct sim;
 #define SC_HANGUP 4u	  /* restore hangs up before RSTF */
 #define SC_STATS 8u	  /* check --stats-file against the model */
 #define SC_DROPS 16u	  /* with SC_STATS: the tasks unmap or discard pending pages */
+/*
+ * SC_EARLY: the tasks run as soon as the daemon has their uffds, and restore sends RSTF only
+ * when every task says 'P' (its address-space changes are done). The daemon prefetches
+ * nothing before RSTF, so those changes hit pages that are surely still pending, and the
+ * drain that follows must honour them.
+ */
+#define SC_EARLY 32u
 
 struct scenario {
 	const char *name;

@@ -12,6 +12,12 @@
 #include "sim-task.h"
 
 #define RW (PROT_READ | PROT_WRITE)
+
+struct sim_fork_side {
+	bool child;
+	int wfd, rfd; /* barrier pipes to the other side */
+	uint64_t salt;
+};
 #define PG(n) ((uint64_t)(n)*SIM_PAGE)
 
 /* ---- 1: read everything in order ---- */
@@ -48,7 +54,8 @@ static void *thr_touch(void *p)
 {
 	struct thr_arg *a = p;
 	const struct sim_vma *v = &a->t->vma[0];
-	struct sim_rng r = {.s = a->s->seed + 1000 + (uint64_t)a->n};
+	/* Threads 0 and 2, 1 and 3 go in the same order: they fault on the same pages at once. */
+	struct sim_rng r = {.s = a->s->seed + 1000 + (uint64_t)(a->n % 2)};
 	uint64_t *order = malloc(v->npages * sizeof(*order));
 	int reports = 0;
 
@@ -75,6 +82,7 @@ static void layout_threads(struct sim *s)
 	add_vma(s, t, 0, 2048, RW, &MIX_DEFAULT, 0);
 }
 
+/* SC_EARLY: every page is served by the fault path, several threads faulting at once. */
 static int run_threads(struct sim *s, struct sim_task *t)
 {
 	pthread_t th[SIM_THREADS];
@@ -90,6 +98,8 @@ static int run_threads(struct sim *s, struct sim_task *t)
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
+	if (task_phase_done(t))
+		return 1;
 	if (started != SIM_THREADS) {
 		sim_log("pthread_create failed");
 		return 1;
@@ -114,17 +124,31 @@ static uint64_t marker(const struct sim_task *t, uint64_t addr, uint64_t salt)
 	return (addr ^ salt ^ ((uint64_t)(uint32_t)t->pid << 32)) | 1;
 }
 
+static uint64_t check_patched(struct sim *s, struct sim_task *t, const struct page_patch *patch)
+{
+	const struct sim_vma *v = &t->vma[0];
+	int reports = 0;
+	uint64_t bad = 0;
+
+	for (uint64_t p = 0; p < v->npages; p++)
+		bad += check_page(s, t, v->start + PG(p), v->start + PG(p), &patch[p], &reports);
+	if (bad)
+		sim_log("pid %d: %llu pages lost or mangled a write", (int)getpid(),
+			(unsigned long long)bad);
+	return bad;
+}
+
+/* SC_EARLY, SC_DRAIN: write faults into pending pages; the drain must not undo them. */
 static int run_writes(struct sim *s, struct sim_task *t)
 {
 	const struct sim_vma *v = &t->vma[0];
 	struct page_patch *patch = calloc(v->npages, sizeof(*patch));
 	struct sim_rng r = {.s = s->seed + 77};
-	int reports = 0;
 	uint64_t bad = 0;
 
 	if (!patch)
 		return 1;
-	/* The first write to most pages is the fault (a write fault into a missing page). */
+	/* The first touch of 3 pages in 4 is a write (a write fault into a missing page). */
 	for (uint64_t p = 0; p < v->npages; p++) {
 		patch[p].off = ~0u;
 		if (rng_below(&r, 4) == 0)
@@ -134,12 +158,14 @@ static int run_writes(struct sim *s, struct sim_task *t)
 		patch[p].val = marker(t, addr, s->seed);
 		*(volatile uint64_t *)(addr + patch[p].off) = patch[p].val;
 	}
-	for (uint64_t p = 0; p < v->npages; p++)
-		bad += check_page(s, t, v->start + PG(p), v->start + PG(p), &patch[p], &reports);
+	if (task_phase_done(t))
+		return 1;
+	bad += check_patched(s, t, patch);
+	if (task_wait_daemon_exit(t, s->timeout_s))
+		bad++;
+	else
+		bad += check_patched(s, t, patch);
 	free(patch);
-	if (bad)
-		sim_log("pid %d: %llu pages lost or mangled a write", (int)getpid(),
-			(unsigned long long)bad);
 	return bad ? 1 : 0;
 }
 
@@ -153,46 +179,71 @@ static void layout_fork(struct sim *s)
 	add_vma(s, t, 1, 64, RW, &MIX_DEFAULT, 0);
 }
 
-static int barrier(int wfd, int rfd)
+static int barrier(int wfd, int rfd, int timeout_s)
 {
 	char c = 'b';
 
 	if (write_all(wfd, &c, 1))
 		return -1;
-	return read_byte(rfd, now_ms() + 60000) == 'b' ? 0 : -1;
+	return read_byte(rfd, now_ms() + (uint64_t)timeout_s * 1000) == 'b' ? 0 : -1;
 }
 
-/* Check every page backwards or forwards, then (after the barrier) stamp and check again. */
-static uint64_t fork_side(struct sim *s, struct sim_task *t, bool backwards, int wfd, int rfd,
-			  uint64_t salt)
+/* Check one half of every VMA (the first or the second), the other left pending. */
+static uint64_t check_half(struct sim *s, struct sim_task *t, bool second)
+{
+	uint64_t bad = 0;
+
+	for (int i = 0; i < t->nvmas; i++) {
+		const struct sim_vma *v = &t->vma[i];
+		uint64_t half = v->npages / 2, from = second ? half : 0;
+		bad += check_range(s, t, v->start + PG(from), v->start + PG(from),
+				   second ? v->npages - half : half);
+	}
+	return bad;
+}
+
+/* Stamp every page, let the other side stamp its own, check that each sees only its own. */
+static uint64_t stamp_and_check(struct sim *s, struct sim_task *t, struct sim_fork_side *fs)
 {
 	uint64_t bad = 0;
 	int reports = 0;
 
-	for (int i = 0; i < t->nvmas; i++) {
-		const struct sim_vma *v = &t->vma[backwards ? t->nvmas - 1 - i : i];
-		for (uint64_t j = 0; j < v->npages; j++) {
-			uint64_t a = v->start + PG(backwards ? v->npages - 1 - j : j);
-			bad += check_page(s, t, a, a, NULL, &reports);
-		}
-	}
-	if (barrier(wfd, rfd))
-		return bad + 1;
 	for (int i = 0; i < t->nvmas; i++)
 		for (uint64_t j = 0; j < t->vma[i].npages; j++)
 			*(volatile uint64_t *)(t->vma[i].start + PG(j)) =
-			    marker(t, t->vma[i].start + PG(j), salt);
-	if (barrier(wfd, rfd))
+			    marker(t, t->vma[i].start + PG(j), fs->salt);
+	if (barrier(fs->wfd, fs->rfd, s->timeout_s))
 		return bad + 1;
 	for (int i = 0; i < t->nvmas; i++)
 		for (uint64_t j = 0; j < t->vma[i].npages; j++) {
 			uint64_t a = t->vma[i].start + PG(j);
-			struct page_patch pt = {.off = 0, .val = marker(t, a, salt)};
+			struct page_patch pt = {.off = 0, .val = marker(t, a, fs->salt)};
 			bad += check_page(s, t, a, a, &pt, &reports);
 		}
 	return bad;
 }
 
+/*
+ * One side of the fork: check its half of memory by faults (the parent the first half, the
+ * child the second); the parent then lets the daemon drain and finish and tells the child;
+ * both check all their memory (any page the daemon did not serve reads as zeros now), then
+ * diverge.
+ */
+static uint64_t fork_side(struct sim *s, struct sim_task *t, struct sim_fork_side *fs)
+{
+	uint64_t bad = check_half(s, t, fs->child);
+
+	if (barrier(fs->wfd, fs->rfd, s->timeout_s))
+		return bad + 1;
+	if (!fs->child && (task_phase_done(t) || task_wait_daemon_exit(t, s->timeout_s)))
+		bad++;
+	if (barrier(fs->wfd, fs->rfd, s->timeout_s))
+		return bad + 1;
+	bad += check_all(s, t);
+	return bad + stamp_and_check(s, t, fs);
+}
+
+/* SC_EARLY, SC_DRAIN */
 static int run_fork(struct sim *s, struct sim_task *t)
 {
 	int p2c[2], c2p[2];
@@ -209,14 +260,17 @@ static int run_fork(struct sim *s, struct sim_task *t)
 	if (child < 0)
 		return 1;
 	if (child == 0) {
+		struct sim_fork_side fs = {
+		    .child = true, .wfd = c2p[1], .rfd = p2c[0], .salt = 0xc41d};
 		task_arm_timeout(s->timeout_s);
-		uint64_t cb = fork_side(s, t, true, c2p[1], p2c[0], 0xc41dULL);
+		uint64_t cb = fork_side(s, t, &fs);
 		if (cb)
 			sim_log("forked child %d: %llu bad pages", (int)getpid(),
 				(unsigned long long)cb);
 		_exit(cb ? 1 : 0);
 	}
-	bad += fork_side(s, t, false, p2c[1], c2p[0], 0x9a4e47ULL);
+	struct sim_fork_side fs = {.child = false, .wfd = p2c[1], .rfd = c2p[0], .salt = 0x9a4e47};
+	bad += fork_side(s, t, &fs);
 	int st = 0;
 	if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st)) {
 		sim_log("forked child %d failed (status 0x%x)", (int)child, st);
@@ -248,63 +302,58 @@ static int remap_fixed(uint64_t from, uint64_t len, uint64_t new_len, uint64_t t
 	return 0;
 }
 
-static uint64_t mremap_move(struct sim *s, struct sim_task *t)
-{
-	const struct sim_vma *v = &t->vma[0];
-	uint64_t a = v->start, to = a + SIM_VMA_SPAN / 2, bad = 0;
+/* Where each piece of the mremap scenario is after the changes. */
+#define MR_MOVED(a) ((a) + SIM_VMA_SPAN / 2)
+#define MR_GROWN(a) ((a) + SIM_VMA_SPAN)
 
-	bad += check_range(s, t, a, a, 32);
-	if (remap_fixed(a + PG(64), PG(128), PG(128), to))
-		return bad + 1;
-	bad += check_range(s, t, to, a + PG(64), 128);
+/* The memory of the mremap scenario after the changes (some by faults, some drained). */
+static uint64_t mremap_check(struct sim *s, struct sim_task *t, bool all)
+{
+	uint64_t a = t->vma[0].start, b = t->vma[1].start, c = t->vma[2].start, bad = 0;
+
+	bad += check_range(s, t, MR_MOVED(a), a + PG(64), all ? 128 : 64);
 	bad += check_range(s, t, a, a, 64);
-	bad += check_range(s, t, a + PG(192), a + PG(192), 64);
+	if (all)
+		bad += check_range(s, t, a + PG(192), a + PG(192), 64);
+	bad += check_range(s, t, b, b, all ? 128 : 40);
+	bad += check_range(s, t, b + PG(128), 0, 72); /* page 200 holds 42 */
+	bad += check_range(s, t, b + PG(201), 0, 55);
+	if (*(volatile uint64_t *)(b + PG(200)) != 42)
+		bad++;
+	bad += check_range(s, t, MR_GROWN(c), c, all ? 64 : 20);
+	bad += check_range(s, t, MR_GROWN(c) + PG(64), 0, 64);
+	return bad;
+}
+
+/* SC_EARLY, SC_DRAIN */
+static int run_mremap(struct sim *s, struct sim_task *t)
+{
+	uint64_t a = t->vma[0].start, b = t->vma[1].start, c = t->vma[2].start, bad = 0;
+
+	/* Move the middle half of a VMA: 32 of its pages installed, the rest pending. */
+	bad += check_range(s, t, a + PG(64), a + PG(64), 16);
+	bad += check_range(s, t, a + PG(176), a + PG(176), 16);
+	if (remap_fixed(a + PG(64), PG(128), PG(128), MR_MOVED(a)))
+		return 1;
 	if (!range_unmapped(a + PG(64), PG(128))) {
 		sim_log("pid %d: old range still mapped after mremap", (int)getpid());
 		bad++;
 	}
-	return bad;
-}
-
-static uint64_t mremap_grow(struct sim *s, struct sim_task *t)
-{
-	const struct sim_vma *v = &t->vma[1];
-	uint64_t a = v->start, bad = 0;
-
-	bad += check_range(s, t, a, a, 16);
-	void *p = mremap((void *)a, PG(128), PG(256), 0);
-	if (p != (void *)a) {
-		sim_log("mremap grow in place 0x%llx: %s", (unsigned long long)a, strerror(errno));
-		return bad + 1;
+	/* Grow in place: the tail is still registered, and must read as zeros. */
+	bad += check_range(s, t, b, b, 16);
+	if (mremap((void *)b, PG(128), PG(256), 0) != (void *)b) {
+		sim_log("mremap grow in place 0x%llx: %s", (unsigned long long)b, strerror(errno));
+		return 1;
 	}
-	bad += check_range(s, t, a, a, 128);
-	bad += check_range(s, t, a + PG(128), 0, 128);
-	/* The new tail is ordinary memory now. */
-	*(volatile uint64_t *)(a + PG(200)) = 42;
-	if (*(volatile uint64_t *)(a + PG(200)) != 42)
-		bad++;
-	return bad;
-}
-
-static uint64_t mremap_grow_move(struct sim *s, struct sim_task *t)
-{
-	const struct sim_vma *v = &t->vma[2];
-	uint64_t a = v->start, to = a + SIM_VMA_SPAN, bad = 0;
-
-	bad += check_range(s, t, a + PG(8), a + PG(8), 4);
-	if (remap_fixed(a, PG(64), PG(128), to))
-		return bad + 1;
-	bad += check_range(s, t, to, a, 64);
-	bad += check_range(s, t, to + PG(64), 0, 64);
-	return bad;
-}
-
-static int run_mremap(struct sim *s, struct sim_task *t)
-{
-	uint64_t bad = mremap_move(s, t);
-
-	bad += mremap_grow(s, t);
-	bad += mremap_grow_move(s, t);
+	*(volatile uint64_t *)(b + PG(200)) = 42;
+	/* Grow and move. */
+	bad += check_range(s, t, c + PG(8), c + PG(8), 4);
+	if (remap_fixed(c, PG(64), PG(128), MR_GROWN(c)))
+		return 1;
+	bad += mremap_check(s, t, false);
+	if (task_phase_done(t) || task_wait_daemon_exit(t, s->timeout_s))
+		return 1;
+	bad += mremap_check(s, t, true);
 	return bad ? 1 : 0;
 }
 
@@ -317,6 +366,20 @@ static void layout_madvise(struct sim *s)
 	add_vma(s, t, 0, 256, RW, &MIX_DEFAULT, 0);
 }
 
+static uint64_t madvise_check(struct sim *s, struct sim_task *t)
+{
+	uint64_t a = t->vma[0].start, bad = 0;
+
+	bad += check_range(s, t, a, a, 32);
+	bad += check_range(s, t, a + PG(32), 0, 8);
+	bad += check_range(s, t, a + PG(41), 0, 119); /* page 40 holds 7 */
+	bad += check_range(s, t, a + PG(160), a + PG(160), 96);
+	if (*(volatile uint64_t *)(a + PG(40)) != 7)
+		bad++;
+	return bad;
+}
+
+/* SC_EARLY, SC_DRAIN: the drain must not bring back discarded pages. */
 static int run_madvise(struct sim *s, struct sim_task *t)
 {
 	uint64_t a = t->vma[0].start, bad = 0;
@@ -329,12 +392,11 @@ static int run_madvise(struct sim *s, struct sim_task *t)
 		sim_log("madvise: %s", strerror(errno));
 		return 1;
 	}
-	bad += check_range(s, t, a, a, 32);
-	bad += check_range(s, t, a + PG(32), 0, 128);
-	bad += check_range(s, t, a + PG(160), a + PG(160), 96);
 	*(volatile uint64_t *)(a + PG(40)) = 7;
-	if (*(volatile uint64_t *)(a + PG(40)) != 7)
-		bad++;
+	bad += check_range(s, t, a + PG(100), 0, 20);
+	if (task_phase_done(t) || task_wait_daemon_exit(t, s->timeout_s))
+		return 1;
+	bad += madvise_check(s, t);
 	return bad ? 1 : 0;
 }
 
@@ -348,29 +410,48 @@ static void layout_munmap(struct sim *s)
 	add_vma(s, t, 1, 256, RW, &MIX_DEFAULT, 0);
 }
 
+static uint64_t munmap_check(struct sim *s, struct sim_task *t)
+{
+	uint64_t a = t->vma[0].start, bad = 0;
+
+	bad += check_range(s, t, a, a, 512);
+	bad += check_range(s, t, a + PG(512), 0, 256); /* the grown tail */
+	bad += check_range(s, t, a + PG(3584), a + PG(3584), 512);
+	bad += check_range(s, t, a + PG(1024), 0, 64);
+	return bad;
+}
+
+/* SC_EARLY, SC_DRAIN: unmap pending pages, map new memory there; the drain leaves it alone. */
 static int run_munmap(struct sim *s, struct sim_task *t)
 {
 	uint64_t a = t->vma[0].start, bad = 0;
 
+	bad += check_range(s, t, a + PG(500), a + PG(500), 24);
 	if (munmap((void *)(a + PG(512)), PG(3072))) {
 		sim_log("munmap: %s", strerror(errno));
 		return 1;
 	}
-	bad += check_range(s, t, a, a, 512);
-	bad += check_range(s, t, a + PG(3584), a + PG(3584), 512);
-	/* New memory where pending pages were: the daemon must leave it alone. */
 	void *p = mmap((void *)(a + PG(1024)), PG(64), RW,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	if (p != (void *)(a + PG(1024))) {
 		sim_log("mmap over the unmapped range: %s", strerror(errno));
 		return 1;
 	}
-	bad += check_range(s, t, a + PG(1024), 0, 64);
+	/*
+	 * Grow the first part back over 256 of the unmapped pages: the tail is registered
+	 * (the VMA grew), and must read as zeros, never as the old pending data.
+	 */
+	if (mremap((void *)a, PG(512), PG(768), 0) != (void *)a) {
+		sim_log("mremap grow over the unmapped range: %s", strerror(errno));
+		return 1;
+	}
+	if (task_phase_done(t))
+		return 1;
+	/* Now the daemon drains while we fault. */
+	bad += munmap_check(s, t);
 	if (task_wait_daemon_exit(t, s->timeout_s))
 		return 1;
-	bad += check_range(s, t, a, a, 512);
-	bad += check_range(s, t, a + PG(3584), a + PG(3584), 512);
-	bad += check_range(s, t, a + PG(1024), 0, 64);
+	bad += munmap_check(s, t);
 	bad += check_vma(s, t, &t->vma[1]);
 	return bad ? 1 : 0;
 }
@@ -501,17 +582,17 @@ static const struct scenario scenarios[] = {
 	{.name = "seq", .what = "read every page in order, six kinds of VMA",
 	 .layout = layout_seq, .run = run_seq, .flags = SC_STATS, .timeout_s = 60},
 	{.name = "threads", .what = "random-order touches from 4 threads",
-	 .layout = layout_threads, .run = run_threads, .flags = SC_STATS, .timeout_s = 60},
+	 .layout = layout_threads, .run = run_threads, .flags = SC_EARLY | SC_STATS, .timeout_s = 60},
 	{.name = "writes", .what = "writes into pending pages stick, the rest is the image",
-	 .layout = layout_writes, .run = run_writes, .flags = SC_STATS, .timeout_s = 60},
+	 .layout = layout_writes, .run = run_writes, .flags = SC_EARLY | SC_DRAIN | SC_STATS, .timeout_s = 60},
 	{.name = "fork", .what = "fork with pages pending; parent and child check and diverge",
-	 .layout = layout_fork, .run = run_fork, .flags = 0, .timeout_s = 60},
+	 .layout = layout_fork, .run = run_fork, .flags = SC_EARLY | SC_DRAIN, .timeout_s = 60},
 	{.name = "mremap", .what = "move pending pages; grow in place and grow-move: tails are zero",
-	 .layout = layout_mremap, .run = run_mremap, .flags = 0, .timeout_s = 60},
+	 .layout = layout_mremap, .run = run_mremap, .flags = SC_EARLY | SC_DRAIN, .timeout_s = 60},
 	{.name = "madvise", .what = "MADV_DONTNEED on a partly pending range reads zeros",
-	 .layout = layout_madvise, .run = run_madvise, .flags = 0, .timeout_s = 60},
+	 .layout = layout_madvise, .run = run_madvise, .flags = SC_EARLY | SC_DRAIN, .timeout_s = 60},
 	{.name = "munmap", .what = "munmap pending pages while the daemon drains",
-	 .layout = layout_munmap, .run = run_munmap, .flags = SC_DRAIN | SC_STATS | SC_DROPS, .timeout_s = 90},
+	 .layout = layout_munmap, .run = run_munmap, .flags = SC_EARLY | SC_DRAIN | SC_STATS | SC_DROPS, .timeout_s = 90},
 	{.name = "tree", .what = "3 tasks and a zombie",
 	 .layout = layout_tree, .run = run_tree, .flags = SC_STATS, .timeout_s = 60},
 	{.name = "large", .what = "256 MB: faults, full drain, daemon exit, stats",

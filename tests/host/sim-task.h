@@ -23,7 +23,7 @@
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |          \
 	 UFFD_FEATURE_EVENT_UNMAP)
 
-/* Task -> main: the uffd (SCM_RIGHTS), 'D' (ready for the daemon to finish). */
+/* Task -> main: the uffd (SCM_RIGHTS), 'P' (SC_EARLY: changes done), 'D' (ready for the end). */
 /* Main -> task: 'G' run, 'X' the daemon has exited, 'Q' quit without running. */
 
 static int send_fd(int sock, int fd)
@@ -221,6 +221,12 @@ static uint64_t check_all(const struct sim *s, const struct sim_task *t)
 	for (int i = 0; i < t->nvmas; i++)
 		bad += check_vma(s, t, &t->vma[i]);
 	return bad;
+}
+
+/* SC_EARLY: the address-space changes are done; restore may send RSTF now. */
+static int task_phase_done(const struct sim_task *t)
+{
+	return send_byte(t->ctl, 'P');
 }
 
 /* SC_DRAIN: tell restore we are ready, then wait until the daemon has exited. */
