@@ -1,0 +1,290 @@
+/* lazy-wire framing and receipt checks (see wire.h, docs/protocol.md). */
+#include "wire.h"
+
+#include <errno.h>
+#include <string.h>
+#include <xxhash.h>
+
+static const ProtobufCMessageDescriptor *const descs[WT_MAX + 1] = {
+    [WT_HELLO] = &lw_hello__descriptor,
+    [WT_HELLO_REPLY] = &lw_hello_reply__descriptor,
+    [WT_AUTH] = &lw_auth__descriptor,
+    [WT_AUTH_OK] = &lw_auth_ok__descriptor,
+    [WT_OPEN] = &lw_open__descriptor,
+    [WT_OPEN_REPLY] = &lw_open_reply__descriptor,
+    [WT_INDEX_GET] = &lw_index_get__descriptor,
+    [WT_INDEX_PART] = &lw_index_part__descriptor,
+    [WT_GET] = &lw_get__descriptor,
+    [WT_PAGES] = &lw_pages__descriptor,
+    [WT_ERROR] = &lw_error__descriptor,
+    [WT_CLOSE] = &lw_close__descriptor,
+};
+
+static const char *const names[WT_MAX + 1] = {
+    [WT_HELLO] = "HELLO",     [WT_HELLO_REPLY] = "HELLO_REPLY", [WT_AUTH] = "AUTH",
+    [WT_AUTH_OK] = "AUTH_OK", [WT_OPEN] = "OPEN",		[WT_OPEN_REPLY] = "OPEN_REPLY",
+    [WT_INDEX_GET] = "INDEX_GET", [WT_INDEX_PART] = "INDEX_PART", [WT_GET] = "GET",
+    [WT_PAGES] = "PAGES",     [WT_ERROR] = "ERROR",		[WT_CLOSE] = "CLOSE",
+};
+
+const char *wire_type_name(unsigned type)
+{
+	return type >= 1 && type <= WT_MAX ? names[type] : "?";
+}
+
+const ProtobufCMessageDescriptor *wire_descriptor(unsigned type)
+{
+	return type >= 1 && type <= WT_MAX ? descs[type] : NULL;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return ((uint32_t)get16(p) << 16) | get16(p + 2);
+}
+
+void wire_hdr_put(uint8_t out[WIRE_HDR_SIZE], const struct wire_hdr *h)
+{
+	put16(out, h->magic);
+	put16(out + 2, h->type);
+	put32(out + 4, h->msg_len);
+	put32(out + 8, h->payload_len);
+}
+
+int wire_hdr_get(const uint8_t in[WIRE_HDR_SIZE], struct wire_hdr *h, const char **why)
+{
+	h->magic = get16(in);
+	h->type = get16(in + 2);
+	h->msg_len = get32(in + 4);
+	h->payload_len = get32(in + 8);
+	if (h->magic != WIRE_MAGIC)
+		*why = "bad magic";
+	else if (!wire_descriptor(h->type))
+		*why = "unknown frame type";
+	else if (h->msg_len > WIRE_MAX_MSG)
+		*why = "message too long";
+	else if (h->payload_len > WIRE_MAX_PAYLOAD)
+		*why = "payload too long";
+	else if (h->payload_len && h->type != WT_PAGES)
+		*why = "payload on a frame that carries none";
+	else if (h->payload_len % WIRE_PAGE)
+		*why = "payload not a whole number of pages";
+	else
+		return 0;
+	return -EPROTO;
+}
+
+int wire_pack(unsigned type, const ProtobufCMessage *m, uint32_t payload_len, uint8_t *out,
+	      size_t cap)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+
+	if (len > WIRE_MAX_MSG || cap < WIRE_HDR_SIZE || len > cap - WIRE_HDR_SIZE)
+		return -EMSGSIZE;
+	struct wire_hdr h = {WIRE_MAGIC, (uint16_t)type, (uint32_t)len, payload_len};
+	wire_hdr_put(out, &h);
+	protobuf_c_message_pack(m, out + WIRE_HDR_SIZE);
+	return (int)(WIRE_HDR_SIZE + len);
+}
+
+ProtobufCMessage *wire_unpack(unsigned type, const uint8_t *msg, size_t len)
+{
+	const ProtobufCMessageDescriptor *d = wire_descriptor(type);
+
+	if (!d || len > WIRE_MAX_MSG)
+		return NULL;
+	return protobuf_c_message_unpack(d, NULL, len, msg);
+}
+
+void wire_free(ProtobufCMessage *m)
+{
+	if (m)
+		protobuf_c_message_free_unpacked(m, NULL);
+}
+
+bool wire_id_ok(const char *id)
+{
+	size_t n = strnlen(id, WIRE_MAX_ID + 1);
+
+	if (n == 0 || n > WIRE_MAX_ID || !strcmp(id, ".") || !strcmp(id, ".."))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+uint32_t wire_count_zero(const uint8_t *map, uint32_t n)
+{
+	uint32_t z = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		z += wire_zero_bit(map, i);
+	return z;
+}
+
+uint64_t wire_page_sum(const void *page)
+{
+	return XXH3_64bits(page, WIRE_PAGE);
+}
+
+bool wire_page_is_zero(const void *page)
+{
+	const uint64_t *w = page;
+
+	for (size_t i = 0; i < WIRE_PAGE / sizeof(*w); i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* ---- per-type checks ---- */
+
+static bool str_ok(const char *s, size_t max)
+{
+	return !s || strnlen(s, max + 1) <= max;
+}
+
+static int check_get(const LwGet *g, const char **why)
+{
+	uint64_t total = 0;
+
+	if (g->prio != LW_CLASS__LW_CLASS_URGENT && g->prio != LW_CLASS__LW_CLASS_BULK)
+		*why = "bad priority";
+	else if (g->n_ranges == 0 || g->n_ranges > WIRE_MAX_RANGES)
+		*why = "GET needs 1..64 ranges";
+	else
+		*why = NULL;
+	for (size_t i = 0; !*why && i < g->n_ranges; i++) {
+		const LwRange *r = g->ranges[i];
+		if (r->off % WIRE_PAGE)
+			*why = "range offset not page aligned";
+		else if (r->nr_pages == 0 || r->nr_pages > WIRE_MAX_GET_PAGES)
+			*why = "range of 0 or too many pages";
+		else if (r->off > UINT64_MAX - (uint64_t)r->nr_pages * WIRE_PAGE)
+			*why = "range overflows";
+		total += r->nr_pages;
+	}
+	if (!*why && total > WIRE_MAX_GET_PAGES)
+		*why = "GET asks for too many pages";
+	return *why ? -EPROTO : 0;
+}
+
+static int check_pages(const LwPages *p, const struct wire_hdr *h, const char **why)
+{
+	*why = NULL;
+	if (p->nr_pages == 0 || p->nr_pages > WIRE_MAX_REPLY_PAGES)
+		*why = "PAGES of 0 or too many pages";
+	else if (p->off % WIRE_PAGE)
+		*why = "PAGES offset not page aligned";
+	else if (p->zero.len != (p->nr_pages + 7) / 8)
+		*why = "PAGES zero bitmap of the wrong size";
+	else if (p->n_sums != p->nr_pages)
+		*why = "PAGES without one checksum per page";
+	else if ((uint64_t)(p->nr_pages - wire_count_zero(p->zero.data, p->nr_pages)) * WIRE_PAGE !=
+		 h->payload_len)
+		*why = "PAGES payload does not match its zero bitmap";
+	return *why ? -EPROTO : 0;
+}
+
+static int check_index_part(const LwIndexPart *x, const char **why)
+{
+	*why = NULL;
+	if (x->n_extents > WIRE_MAX_INDEX_EXTENTS)
+		*why = "INDEX_PART with too many extents";
+	else if (x->nr_extents > WIRE_MAX_TASK_EXTENTS)
+		*why = "task with too many extents";
+	else if (x->pid <= 0)
+		*why = "INDEX_PART with a bad pid";
+	for (size_t i = 0; !*why && i < x->n_extents; i++) {
+		const LwExtent *e = x->extents[i];
+		if ((e->start | e->end) % WIRE_PAGE || e->start >= e->end)
+			*why = "extent not page aligned or empty";
+		else if (!e->zero && (!e->has_off || e->off % WIRE_PAGE))
+			*why = "data extent without an aligned offset";
+		else if (!e->zero && e->off > UINT64_MAX - (e->end - e->start))
+			*why = "data extent offset overflows";
+		else if (i && e->start < x->extents[i - 1]->end)
+			*why = "extents unsorted or overlapping";
+	}
+	return *why ? -EPROTO : 0;
+}
+
+int wire_check(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *h,
+	       const char **why)
+{
+	*why = NULL;
+	switch (type) {
+	case WT_HELLO: {
+		const LwHello *x = (const LwHello *)m;
+		if (x->version_min > x->version_max)
+			*why = "HELLO version range inverted";
+		else if (!str_ok(x->client, WIRE_MAX_NAME))
+			*why = "HELLO client name too long";
+		break;
+	}
+	case WT_HELLO_REPLY: {
+		const LwHelloReply *x = (const LwHelloReply *)m;
+		if (x->challenge.len != WIRE_NONCE)
+			*why = "challenge of the wrong size";
+		else if (!str_ok(x->server, WIRE_MAX_NAME))
+			*why = "server name too long";
+		break;
+	}
+	case WT_AUTH: {
+		const LwAuth *x = (const LwAuth *)m;
+		if (x->nonce.len != WIRE_NONCE || x->mac.len != WIRE_MAC)
+			*why = "AUTH nonce or mac of the wrong size";
+		break;
+	}
+	case WT_AUTH_OK:
+		if (((const LwAuthOk *)m)->mac.len != WIRE_MAC)
+			*why = "AUTH_OK mac of the wrong size";
+		break;
+	case WT_OPEN: {
+		const LwOpen *x = (const LwOpen *)m;
+		if (!wire_id_ok(x->image))
+			*why = "bad image id";
+		else if (x->class_ != LW_CLASS__LW_CLASS_URGENT &&
+			 x->class_ != LW_CLASS__LW_CLASS_BULK)
+			*why = "bad connection class";
+		break;
+	}
+	case WT_OPEN_REPLY:
+		if (((const LwOpenReply *)m)->nr_tasks > WIRE_MAX_TASKS)
+			*why = "too many tasks";
+		break;
+	case WT_INDEX_PART:
+		return check_index_part((const LwIndexPart *)m, why);
+	case WT_GET:
+		return check_get((const LwGet *)m, why);
+	case WT_PAGES:
+		return check_pages((const LwPages *)m, h, why);
+	case WT_ERROR:
+		if (!str_ok(((const LwError *)m)->text, WIRE_MAX_TEXT))
+			*why = "error text too long";
+		break;
+	default:
+		break;
+	}
+	return *why ? -EPROTO : 0;
+}

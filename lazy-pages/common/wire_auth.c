@@ -1,0 +1,142 @@
+/*
+ * HMAC-SHA256 comes from GnuTLS. It is looked up at run time (dlopen of
+ * libgnutls.so.30) so that the build needs no extra link flag; with
+ * -DLAZY_GNUTLS_LINKED and -lgnutls it is called directly.
+ */
+#include "wire_auth.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef int (*hmac_fast_fn)(gnutls_mac_algorithm_t, const void *, size_t, const void *, size_t,
+			    void *);
+
+#ifdef LAZY_GNUTLS_LINKED
+static hmac_fast_fn lookup_hmac(void)
+{
+	return gnutls_hmac_fast;
+}
+#else
+static hmac_fast_fn hmac_fast;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void load_gnutls(void)
+{
+	void *h = dlopen("libgnutls.so.30", RTLD_NOW | RTLD_LOCAL);
+	if (h)
+		hmac_fast = (hmac_fast_fn)dlsym(h, "gnutls_hmac_fast");
+}
+
+static hmac_fast_fn lookup_hmac(void)
+{
+	pthread_once(&hmac_once, load_gnutls);
+	return hmac_fast;
+}
+#endif
+
+int wire_hmac(const uint8_t *key, size_t keylen, const void *data, size_t len,
+	      uint8_t out[WIRE_MAC])
+{
+	hmac_fast_fn f = lookup_hmac();
+
+	if (!f)
+		return -ENOSYS;
+	return f(GNUTLS_MAC_SHA256, key, keylen, data, len, out) ? -EIO : 0;
+}
+
+static int mac3(const struct wire_key *key, const char *label, const uint8_t *a, const uint8_t *b,
+		uint8_t out[WIRE_MAC])
+{
+	uint8_t msg[12 + 2 * WIRE_NONCE];
+
+	memcpy(msg, label, 12);
+	memcpy(msg + 12, a, WIRE_NONCE);
+	memcpy(msg + 12 + WIRE_NONCE, b, WIRE_NONCE);
+	return wire_hmac(key->k, key->len, msg, sizeof(msg), out);
+}
+
+int wire_auth_client_mac(const struct wire_key *key, const uint8_t challenge[WIRE_NONCE],
+			 const uint8_t nonce[WIRE_NONCE], uint8_t out[WIRE_MAC])
+{
+	return mac3(key, "lazy-wire-c1", challenge, nonce, out);
+}
+
+int wire_auth_server_mac(const struct wire_key *key, const uint8_t challenge[WIRE_NONCE],
+			 const uint8_t nonce[WIRE_NONCE], uint8_t out[WIRE_MAC])
+{
+	return mac3(key, "lazy-wire-s1", nonce, challenge, out);
+}
+
+bool wire_mac_equal(const uint8_t *a, const uint8_t *b)
+{
+	volatile uint8_t d = 0;
+
+	for (size_t i = 0; i < WIRE_MAC; i++)
+		d |= a[i] ^ b[i];
+	return d == 0;
+}
+
+int wire_random(void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = getrandom((char *)buf + got, len - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -errno;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+int wire_key_load(const char *path, struct wire_key *key, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open key file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "key file %s is not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	ssize_t n = read(fd, key->k, sizeof(key->k));
+	char extra;
+	bool more = n == (ssize_t)sizeof(key->k) && read(fd, &extra, 1) == 1;
+	close(fd);
+	if (n < 0 || more) {
+		snprintf(err, errlen, "key file %s: %s", path,
+			 more ? "longer than 4096 bytes" : strerror(errno));
+		return -1;
+	}
+	if (n > 0 && key->k[n - 1] == '\n')
+		n--;
+	if ((size_t)n < WIRE_KEY_MIN) {
+		snprintf(err, errlen, "key file %s: key shorter than %u bytes", path,
+			 WIRE_KEY_MIN);
+		return -1;
+	}
+	key->len = (size_t)n;
+	if (lookup_hmac() == NULL) {
+		snprintf(err, errlen, "HMAC-SHA256 unavailable: cannot load libgnutls.so.30");
+		return -1;
+	}
+	if (st.st_mode & 0077)
+		snprintf(err, errlen, "key file %s is readable by group or others", path);
+	else
+		err[0] = 0;
+	return 0;
+}

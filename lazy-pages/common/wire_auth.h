@@ -1,0 +1,39 @@
+/*
+ * Shared-key challenge-response for lazy-wire: HMAC-SHA256 (GnuTLS), key
+ * from a file, random nonces, constant-time comparison.
+ */
+#ifndef LAZY_WIRE_AUTH_H
+#define LAZY_WIRE_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+#define WIRE_KEY_MIN 16u
+#define WIRE_KEY_MAX 4096u
+
+struct wire_key {
+	uint8_t k[WIRE_KEY_MAX];
+	size_t len;
+};
+
+/* Read a key file (16..4096 bytes; one trailing newline is dropped). 0 or -1 with err. */
+int wire_key_load(const char *path, struct wire_key *key, char *err, size_t errlen);
+
+/* HMAC-SHA256(key, data): 0, or -ENOSYS when GnuTLS cannot be loaded, -EIO on failure. */
+int wire_hmac(const uint8_t *key, size_t keylen, const void *data, size_t len,
+	      uint8_t out[WIRE_MAC]);
+
+/* The client's proof: HMAC(key, "lazy-wire-c1" | challenge | nonce). */
+int wire_auth_client_mac(const struct wire_key *key, const uint8_t challenge[WIRE_NONCE],
+			 const uint8_t nonce[WIRE_NONCE], uint8_t out[WIRE_MAC]);
+/* The server's proof: HMAC(key, "lazy-wire-s1" | nonce | challenge). */
+int wire_auth_server_mac(const struct wire_key *key, const uint8_t challenge[WIRE_NONCE],
+			 const uint8_t nonce[WIRE_NONCE], uint8_t out[WIRE_MAC]);
+
+bool wire_mac_equal(const uint8_t *a, const uint8_t *b);
+int wire_random(void *buf, size_t len);
+
+#endif

@@ -1,0 +1,118 @@
+/* Blocking lazy-wire frame I/O (see wire_io.h). */
+#include "wire_io.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t wire_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int wait_fd(int fd, short ev, uint64_t deadline_ms)
+{
+	uint64_t now = wire_now_ms();
+
+	if (now >= deadline_ms)
+		return -ETIMEDOUT;
+	struct pollfd p = {.fd = fd, .events = ev};
+	int n = poll(&p, 1, (int)(deadline_ms - now > 60000 ? 60000 : deadline_ms - now));
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	return 0;
+}
+
+int wire_write_all(int fd, const void *buf, size_t len, uint64_t deadline_ms)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = send(fd, (const char *)buf + done, len - done, MSG_NOSIGNAL);
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		int rc = wait_fd(fd, POLLOUT, deadline_ms);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int wire_read_all(int fd, void *buf, size_t len, uint64_t deadline_ms)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = recv(fd, (char *)buf + done, len - done, 0);
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return -ECONNRESET;
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		int rc = wait_fd(fd, POLLIN, deadline_ms);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int wire_send(int fd, uint8_t *scratch, unsigned type, const ProtobufCMessage *m,
+	      const void *payload, uint32_t payload_len, uint64_t deadline_ms)
+{
+	int n = wire_pack(type, m, payload_len, scratch, WIRE_SCRATCH);
+
+	if (n < 0)
+		return n;
+	int rc = wire_write_all(fd, scratch, (size_t)n, deadline_ms);
+	if (!rc && payload_len)
+		rc = wire_write_all(fd, payload, payload_len, deadline_ms);
+	return rc;
+}
+
+int wire_recv(int fd, uint8_t *scratch, struct wire_hdr *h, ProtobufCMessage **m, void *payload,
+	      size_t cap, uint64_t deadline_ms, const char **why)
+{
+	int rc = wire_read_all(fd, scratch, WIRE_HDR_SIZE, deadline_ms);
+
+	*m = NULL;
+	*why = NULL;
+	if (rc)
+		return rc;
+	if (wire_hdr_get(scratch, h, why))
+		return -EPROTO;
+	if (h->payload_len > cap) {
+		*why = "payload larger than the receive buffer";
+		return -EPROTO;
+	}
+	rc = wire_read_all(fd, scratch + WIRE_HDR_SIZE, h->msg_len, deadline_ms);
+	if (rc)
+		return rc;
+	if (h->payload_len) {
+		rc = wire_read_all(fd, payload, h->payload_len, deadline_ms);
+		if (rc)
+			return rc;
+	}
+	*m = wire_unpack(h->type, scratch + WIRE_HDR_SIZE, h->msg_len);
+	if (!*m) {
+		*why = "malformed protobuf message";
+		return -EPROTO;
+	}
+	if (wire_check(h->type, *m, h, why)) {
+		wire_free(*m);
+		*m = NULL;
+		return -EPROTO;
+	}
+	return 0;
+}

@@ -1,0 +1,159 @@
+/* criu-imgd: serves CRIU page images over lazy-wire to any number of restores. */
+#ifndef IMGD_IMGD_H
+#define IMGD_IMGD_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "images.h"
+#include "wire.h"
+#include "wire_auth.h"
+
+#define IMGD_CHUNK_PAGES 32u /* pages per PAGES frame we send */
+#define IMGD_HEAD_CAP (WIRE_HDR_SIZE + WIRE_MAX_MSG) /* header and message of one frame */
+#define IMGD_HANDSHAKE_S 10  /* to get from connect to OPEN */
+#define IMGD_IDLE_S 600	     /* an open session with no request at all */
+
+struct imgd_opts {
+	const char *dir;  /* -D: one image */
+	const char *root; /* --root: every image dir below */
+	const char *address;
+	int port;
+	const char *log_file;
+	const char *pidfile;
+	const char *auth_key;
+	int verbosity;
+	int max_clients;
+	int status_fd;
+	bool daemon;
+	bool make_sums; /* --make-sums: write the dump-time checksum index and exit */
+};
+
+int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o);
+
+/* ---- catalog.c: loaded images, shared by their sessions ---- */
+
+/* A task's data in its pages file, contiguous runs of lazy data by file offset. */
+struct imgd_dext {
+	uint64_t off, end;
+};
+
+struct imgd_image {
+	char id[WIRE_MAX_ID + 1];
+	struct imgd_dext **dext; /* per task */
+	size_t *ndext;
+	int dirfd;
+	struct img_set set;
+	int *sums_fd; /* per task: pages-N.img.xxh3, or -1 */
+	bool dump_sums;
+	uint64_t lazy_pages, zero_pages;
+	unsigned refs;
+	struct imgd_image *next;
+};
+
+struct imgd_catalog {
+	int rootfd;	     /* --root, or -1 */
+	const char *dir;     /* -D */
+	const char *dir_id;  /* its basename: the id it answers to (also "default") */
+	struct imgd_image *loaded;
+};
+
+int catalog_init(struct imgd_catalog *c, const struct imgd_opts *o);
+/* Take a reference on image id; NULL with a reason (*code: LW_ERR__LW_E_*). */
+struct imgd_image *catalog_get(struct imgd_catalog *c, const char *id, int *code, char *why,
+			       size_t whylen);
+void catalog_put(struct imgd_catalog *c, struct imgd_image *img);
+void catalog_free(struct imgd_catalog *c);
+/* The task with image pid, and its index in the pstree. */
+const struct img_task *image_task(const struct imgd_image *img, int32_t pid, size_t *idx);
+
+/* sums.c: the dump-time checksum index, pages-N.img.xxh3 (one XXH3-64 LE per page). */
+int sums_write(int dirfd, const struct img_task *t);
+int sums_open(int dirfd, const struct img_task *t);
+int sums_read(int fd, uint64_t page, uint32_t n, uint64_t *out);
+
+/* ---- conn.c: one client connection ---- */
+
+enum conn_state { CS_HELLO, CS_AUTH, CS_OPEN, CS_READY, CS_CLOSING };
+
+struct imgd_range {
+	int32_t pid;
+	uint64_t off;
+	uint32_t nr_pages;
+};
+
+struct imgd_req {
+	uint32_t id;
+	bool urgent;
+	uint8_t nr, cur;    /* ranges, and the one being served */
+	uint32_t done;	    /* pages of ranges[cur] already sent */
+	struct imgd_range r[WIRE_MAX_RANGES];
+};
+
+struct imgd_conn {
+	int fd;
+	uint64_t id; /* session number, for logs */
+	char peer[64];
+	enum conn_state state;
+	bool urgent_class;
+	double t_start, t_last;
+	uint8_t challenge[WIRE_NONCE];
+	struct imgd_image *img;
+	/* receive: one frame at a time (clients never send payloads) */
+	uint8_t *rx;
+	size_t rx_len;
+	/* send: one frame at a time, its head (header + message) then its page payload */
+	uint8_t *tx, *pay;
+	size_t tx_head, tx_len, tx_off; /* head bytes, frame bytes, bytes sent */
+	uint8_t errf[WIRE_HDR_SIZE + WIRE_MAX_TEXT + 32]; /* an ERROR waiting for tx */
+	size_t errf_len;
+	bool dead; /* the socket failed: close without sending more */
+	/* the index being streamed: next task and extent */
+	bool index_active;
+	size_t ix_task, ix_ext;
+	/* queued GETs, FIFO within a class */
+	struct imgd_req *q;
+	unsigned nq;
+	/* counters for the session log */
+	uint64_t pages, zero_pages, bytes, gets;
+	char close_why[WIRE_MAX_TEXT];
+	struct imgd_conn *next;
+};
+
+struct imgd {
+	struct imgd_opts *o;
+	struct imgd_catalog cat;
+	struct wire_key key;
+	bool need_auth;
+	int listen_fd, epfd;
+	struct imgd_conn *conns;
+	unsigned nconns;
+	uint64_t next_id;
+	uint64_t sessions, refused;
+};
+
+struct imgd_conn *conn_new(struct imgd *d, int fd, const char *peer);
+/* Read what the socket has and act on complete frames. */
+void conn_on_readable(struct imgd *d, struct imgd_conn *c);
+/* Flush tx; when empty, queue the next frame of work. true if more work is pending. */
+bool conn_pump(struct imgd *d, struct imgd_conn *c, bool urgent_only);
+void conn_close(struct imgd *d, struct imgd_conn *c, const char *why);
+/* Queue an ERROR frame and close after it is sent (req < 0: none). */
+void conn_fail(struct imgd *d, struct imgd_conn *c, int code, int64_t req, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+bool conn_has_urgent(const struct imgd_conn *c);
+int conn_queue_frame(struct imgd_conn *c, unsigned type, const ProtobufCMessage *m);
+
+/* ---- pages.c, index.c: producing the next frame into c->tx ---- */
+int pages_queue_get(struct imgd *d, struct imgd_conn *c, const LwGet *g);
+/* Build the next PAGES frame (urgent GETs first). 1 built, 0 nothing to do, -1 conn failed. */
+int pages_next_frame(struct imgd *d, struct imgd_conn *c, bool urgent_only);
+/* Build the next INDEX_PART frame. 1 built, 0 done, -1 failed. */
+int index_next_frame(struct imgd *d, struct imgd_conn *c);
+
+double imgd_now(void);
+
+#endif

@@ -1,0 +1,151 @@
+/* criu-imgd command line. */
+#include "imgd.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: criu-imgd (-D DIR | --root DIR) [options]\n"
+		   "Serve CRIU page images to criu-lazyd --image-server over TCP.\n"
+		   "\n"
+		   "  -D, --images-dir DIR   serve the one image in DIR (id: its name, or 'default')\n"
+		   "      --root DIR         serve every image directory below DIR, by name\n"
+		   "      --address ADDR     listen address (default 127.0.0.1)\n"
+		   "      --port PORT        listen port (default 27027; 0: any, see the log)\n"
+		   "      --auth-key FILE    shared key: clients must prove they hold it (required\n"
+		   "                         unless listening on loopback only)\n"
+		   "      --max-clients N    connections at once (default 256)\n"
+		   "      --make-sums        write the dump-time checksum index (pages-N.img.xxh3)\n"
+		   "                         of the image(s) and exit\n"
+		   "  -o, --log-file FILE    log file (default: stderr)\n"
+		   "  -v[N], --verbosity[=N] log level 0..4 (default 2)\n"
+		   "  -d, --daemon           detach once listening\n"
+		   "      --pidfile FILE     write the server's pid to FILE\n"
+		   "      --status-fd FD     write one byte to FD once listening\n"
+		   "  -h, --help             this text\n");
+}
+
+static int num(const char *name, const char *s, long min, long max, long *out)
+{
+	char *end;
+
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max) {
+		fprintf(stderr, "criu-imgd: bad value '%s' for %s (expected %ld..%ld)\n", s, name,
+			min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+enum { O_ROOT = 256, O_ADDR, O_PORT, O_KEY, O_MAXC, O_SUMS, O_PIDFILE, O_STATUS };
+
+int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
+{
+	static const struct option lo[] = {
+	    {"images-dir", required_argument, NULL, 'D'},
+	    {"root", required_argument, NULL, O_ROOT},
+	    {"address", required_argument, NULL, O_ADDR},
+	    {"port", required_argument, NULL, O_PORT},
+	    {"auth-key", required_argument, NULL, O_KEY},
+	    {"max-clients", required_argument, NULL, O_MAXC},
+	    {"make-sums", no_argument, NULL, O_SUMS},
+	    {"log-file", required_argument, NULL, 'o'},
+	    {"verbosity", optional_argument, NULL, 'v'},
+	    {"daemon", no_argument, NULL, 'd'},
+	    {"pidfile", required_argument, NULL, O_PIDFILE},
+	    {"status-fd", required_argument, NULL, O_STATUS},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	long v;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->address = "127.0.0.1";
+	o->port = 27027;
+	o->verbosity = 2;
+	o->max_clients = 256;
+	o->status_fd = -1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":D:o:v::dh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'D':
+			o->dir = optarg;
+			break;
+		case O_ROOT:
+			o->root = optarg;
+			break;
+		case O_ADDR:
+			o->address = optarg;
+			break;
+		case O_PORT:
+			if (num("--port", optarg, 0, 65535, &v))
+				return -1;
+			o->port = (int)v;
+			break;
+		case O_KEY:
+			o->auth_key = optarg;
+			break;
+		case O_MAXC:
+			if (num("--max-clients", optarg, 1, 65536, &v))
+				return -1;
+			o->max_clients = (int)v;
+			break;
+		case O_SUMS:
+			o->make_sums = true;
+			break;
+		case 'o':
+			o->log_file = optarg;
+			break;
+		case 'v':
+			if (!optarg)
+				o->verbosity++;
+			else if (strspn(optarg, "v") == strlen(optarg))
+				o->verbosity += 1 + (int)strlen(optarg);
+			else if (num("--verbosity", optarg, 0, 4, &v))
+				return -1;
+			else
+				o->verbosity = (int)v;
+			break;
+		case 'd':
+			o->daemon = true;
+			break;
+		case O_PIDFILE:
+			o->pidfile = optarg;
+			break;
+		case O_STATUS:
+			if (num("--status-fd", optarg, 0, 1 << 20, &v))
+				return -1;
+			o->status_fd = (int)v;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		case ':':
+			fprintf(stderr, "criu-imgd: option '%s' needs a value\n", argv[optind - 1]);
+			return -1;
+		default:
+			fprintf(stderr, "criu-imgd: unknown option '%s' (see --help)\n",
+				argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "criu-imgd: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	if (!o->dir == !o->root) {
+		fprintf(stderr, "criu-imgd: give exactly one of -D DIR and --root DIR\n");
+		return -1;
+	}
+	if (o->verbosity > 4)
+		o->verbosity = 4;
+	return 0;
+}

@@ -1,0 +1,201 @@
+/*
+ * GET requests: checked against the image's lazy data when they arrive,
+ * queued (urgent ones are served first), answered one PAGES frame of at most
+ * IMGD_CHUNK_PAGES pages at a time so that an urgent request never waits
+ * behind more than one chunk. Zero pages are marked, not sent; every page
+ * carries its checksum, verified against the dump-time index when there is one.
+ */
+#include "imgd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Is [off, off + n pages) lazy data of the task (one merged run)? */
+static bool in_data(const struct imgd_image *img, size_t ti, uint64_t off, uint32_t n)
+{
+	const struct imgd_dext *v = img->dext[ti];
+	size_t lo = 0, hi = img->ndext[ti];
+	uint64_t end = off + (uint64_t)n * WIRE_PAGE;
+
+	while (lo < hi) { /* first run with off > the request's */
+		size_t mid = lo + (hi - lo) / 2;
+		if (v[mid].off <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && v[lo - 1].end >= end;
+}
+
+int pages_queue_get(struct imgd *d, struct imgd_conn *c, const LwGet *g)
+{
+	struct imgd_req *r = &c->q[c->nq];
+
+	if (c->nq >= WIRE_MAX_INFLIGHT) {
+		conn_fail(d, c, LW_ERR__LW_E_LIMIT, g->req, "more than %u GETs in flight",
+			  WIRE_MAX_INFLIGHT);
+		return -1;
+	}
+	for (size_t i = 0; i < g->n_ranges; i++) {
+		const LwRange *x = g->ranges[i];
+		size_t ti;
+		if (!image_task(c->img, x->pid, &ti) || !c->img->set.tasks[ti].has_mm) {
+			conn_fail(d, c, LW_ERR__LW_E_RANGE, g->req, "GET %u: no task %d in image %s",
+				  g->req, x->pid, c->img->id);
+			return -1;
+		}
+		if (!in_data(c->img, ti, x->off, x->nr_pages)) {
+			conn_fail(d, c, LW_ERR__LW_E_RANGE, g->req,
+				  "GET %u: pid %d offset 0x%llx +%u pages is not lazy data", g->req,
+				  x->pid, (unsigned long long)x->off, x->nr_pages);
+			return -1;
+		}
+		r->r[i] = (struct imgd_range){x->pid, x->off, x->nr_pages};
+	}
+	r->id = g->req;
+	r->urgent = g->prio == LW_CLASS__LW_CLASS_URGENT;
+	r->nr = (uint8_t)g->n_ranges;
+	r->cur = 0;
+	r->done = 0;
+	c->nq++;
+	return 0;
+}
+
+static void drop_req(struct imgd_conn *c, unsigned i)
+{
+	memmove(&c->q[i], &c->q[i + 1], (c->nq - i - 1) * sizeof(c->q[0]));
+	c->nq--;
+}
+
+static int read_pages(const struct img_task *t, uint64_t off, uint32_t n, uint8_t *buf)
+{
+	size_t len = (size_t)n * WIRE_PAGE, got = 0;
+
+	while (got < len) {
+		ssize_t r = pread(t->pages_fd, buf + got, len - got, (off_t)(off + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/* Checksums of n pages in buf, checked against the dump-time index. -1: mismatch at *bad. */
+static int page_sums(struct imgd_image *img, size_t ti, uint64_t off, uint32_t n,
+		     const uint8_t *buf, uint64_t *sums, uint32_t *bad)
+{
+	uint64_t dump[IMGD_CHUNK_PAGES];
+	int fd = img->sums_fd[ti];
+
+	if (fd >= 0 && sums_read(fd, off / WIRE_PAGE, n, dump))
+		return -2;
+	for (uint32_t i = 0; i < n; i++) {
+		sums[i] = wire_page_sum(buf + (size_t)i * WIRE_PAGE);
+		if (fd >= 0 && sums[i] != dump[i]) {
+			*bad = i;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Move the data pages down over the zero ones; returns the payload length. */
+static size_t pack_payload(uint8_t *buf, uint32_t n, uint8_t *zmap)
+{
+	size_t out = 0;
+
+	memset(zmap, 0, (n + 7) / 8);
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t *p = buf + (size_t)i * WIRE_PAGE;
+		if (wire_page_is_zero(p)) {
+			zmap[i / 8] |= (uint8_t)(1u << (i % 8));
+			continue;
+		}
+		if (out != (size_t)i * WIRE_PAGE)
+			memmove(buf + out, p, WIRE_PAGE);
+		out += WIRE_PAGE;
+	}
+	return out;
+}
+
+static int pick(const struct imgd_conn *c, bool urgent_only)
+{
+	for (unsigned i = 0; i < c->nq; i++)
+		if (c->q[i].urgent)
+			return (int)i;
+	return c->nq && !urgent_only ? 0 : -1;
+}
+
+int pages_next_frame(struct imgd *d, struct imgd_conn *c, bool urgent_only)
+{
+	int qi = pick(c, urgent_only);
+	uint64_t sums[IMGD_CHUNK_PAGES];
+	uint8_t zmap[(IMGD_CHUNK_PAGES + 7) / 8];
+	uint32_t bad = 0;
+	size_t ti;
+
+	if (qi < 0)
+		return 0;
+	struct imgd_req *r = &c->q[qi];
+	const struct imgd_range *g = &r->r[r->cur];
+	const struct img_task *t = image_task(c->img, g->pid, &ti);
+	uint32_t n = g->nr_pages - r->done;
+	if (n > IMGD_CHUNK_PAGES)
+		n = IMGD_CHUNK_PAGES;
+	uint64_t off = g->off + (uint64_t)r->done * WIRE_PAGE;
+	int rc = read_pages(t, off, n, c->pay);
+	if (!rc)
+		rc = page_sums(c->img, ti, off, n, c->pay, sums, &bad);
+	if (rc) {
+		uint32_t id = r->id;
+		drop_req(c, (unsigned)qi);
+		if (rc == -1) {
+			pr_err("image %s: pid %d: page at pages offset 0x%llx does not match its "
+			       "dump-time checksum: the image is damaged",
+			       c->img->id, g->pid, (unsigned long long)(off + bad * WIRE_PAGE));
+			conn_fail(d, c, LW_ERR__LW_E_CHECKSUM, id,
+				  "pid %d: page at offset 0x%llx is damaged in the image", t->pid,
+				  (unsigned long long)(off + bad * WIRE_PAGE));
+		} else {
+			conn_fail(d, c, LW_ERR__LW_E_IO, id, "pid %d: cannot read offset 0x%llx: %s",
+				  t->pid, (unsigned long long)off, strerror(rc == -2 ? EIO : -rc));
+		}
+		return 1;
+	}
+	size_t plen = pack_payload(c->pay, n, zmap);
+	LwPages m = LW_PAGES__INIT;
+	m.req = r->id;
+	m.pid = g->pid;
+	m.off = off;
+	m.nr_pages = n;
+	m.zero.data = zmap;
+	m.zero.len = (n + 7) / 8;
+	m.n_sums = n;
+	m.sums = sums;
+	r->done += n;
+	if (r->done == g->nr_pages) {
+		r->done = 0;
+		r->cur++;
+	}
+	m.done = r->cur == r->nr;
+	int hl = wire_pack(WT_PAGES, &m.base, (uint32_t)plen, c->tx, IMGD_HEAD_CAP);
+	if (hl < 0) {
+		conn_fail(d, c, LW_ERR__LW_E_IO, -1, "cannot encode a PAGES frame");
+		return -1;
+	}
+	c->tx_head = (size_t)hl;
+	c->tx_len = (size_t)hl + plen;
+	c->tx_off = 0;
+	c->pages += n;
+	c->zero_pages += n - plen / WIRE_PAGE;
+	c->bytes += c->tx_len;
+	if (m.done)
+		drop_req(c, (unsigned)qi);
+	return 1;
+}
