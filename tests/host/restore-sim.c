@@ -12,6 +12,7 @@
  * Exit status: 0 pass, 1 fail, 2 usage or setup error.
  */
 #include <getopt.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -344,6 +345,7 @@ static int make_dirs(struct sim *s)
 	snprintf(s->logpath, sizeof(s->logpath), "%s/lazyd.log", s->dir);
 	snprintf(s->outpath, sizeof(s->outpath), "%s/lazyd.out", s->dir);
 	snprintf(s->statspath, sizeof(s->statspath), "%s/stats.json", s->dir);
+	snprintf(s->pidpath, sizeof(s->pidpath), "%s/lazyd.pid", s->dir);
 	snprintf(s->sockpath, sizeof(s->sockpath), "%s/work/%s", s->dir, LAZY_SOCK_NAME);
 	if (mkdir(s->imgdir, 0755) || mkdir(s->workdir, 0755) || mkdir(s->jsondir, 0755)) {
 		sim_log("cannot create dirs under %s: %s", s->dir, strerror(errno));
@@ -381,6 +383,8 @@ static int run_daemon(struct sim *s, const char *fail_file)
 		sim_log("FAIL: the daemon did not get ready");
 		return 1;
 	}
+	if ((s->sc->flags & SC_DAEMONIZE) && daemon_adopt(s))
+		return 1;
 	int rc = restore_and_run(s);
 	if (!rc && !daemon_exited_ok(s)) {
 		sim_log("FAIL: the daemon's exit status is not 0");
@@ -495,6 +499,8 @@ int main(int argc, char **argv)
 	if (s.timeout_s <= 0)
 		s.timeout_s = s.sc->timeout_s;
 	signal(SIGPIPE, SIG_IGN);
+	/* A daemon started with -d becomes our child again when its parent exits. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	sim_log("scenario %s (%s), seed %llu", s.sc->name, s.sc->what, (unsigned long long)s.seed);
 	return run_scenario(&s, images_only);
 }

@@ -245,18 +245,92 @@ static int crit_encode_all(const struct sim *s, char names[][64], int n)
 	return bad ? -1 : 0;
 }
 
+/*
+ * CRIU 4.2 and later write the page count of a pagemap entry as field 5 (uint64) and leave
+ * the old field 2 at 0; crit 3.17 cannot write that, so these pagemaps are encoded here.
+ */
+struct pb_buf {
+	uint8_t b[64];
+	size_t n;
+};
+
+static void pb_varint(struct pb_buf *pb, uint64_t v)
+{
+	while (v >= 0x80 && pb->n < sizeof(pb->b)) {
+		pb->b[pb->n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	if (pb->n < sizeof(pb->b))
+		pb->b[pb->n++] = (uint8_t)v;
+}
+
+static void pb_field(struct pb_buf *pb, unsigned field, uint64_t v)
+{
+	pb_varint(pb, (uint64_t)field << 3); /* wire type 0: varint */
+	pb_varint(pb, v);
+}
+
+static int pb_entry(FILE *f, const struct pb_buf *pb)
+{
+	uint32_t len = (uint32_t)pb->n;
+
+	return fwrite(&len, sizeof(len), 1, f) == 1 && fwrite(pb->b, 1, pb->n, f) == pb->n ? 0 : -1;
+}
+
+static int write_pagemap_42(const struct sim *s, const struct sim_task *t)
+{
+	struct sim_rng r = {.s = s->seed ^ 0x5eed0000ULL ^ (uint64_t)t->idx};
+	const uint32_t magic[2] = {0x54564319u, 0x56084025u}; /* IMG_COMMON, PAGEMAP */
+	struct pb_buf pb = {.n = 0};
+	char path[320];
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/pagemap-%d.img", s->imgdir, t->pid);
+	FILE *f = fopen(path, "we");
+	if (!f)
+		return -1;
+	pb_field(&pb, 1, t->pages_id);
+	if (fwrite(magic, sizeof(magic), 1, f) != 1 || pb_entry(f, &pb))
+		rc = -1;
+	for (int i = 0; i < t->nvmas && !rc; i++) {
+		const struct sim_vma *v = &t->vma[i];
+		for (uint64_t p = 0; p < v->npages && !rc;) {
+			uint64_t n = entry_run(v, p, &r);
+			uint8_t k = v->kind[p];
+			if (k != PK_HOLE) {
+				pb.n = 0;
+				pb_field(&pb, 1, v->start + p * SIM_PAGE);
+				pb_field(&pb, 2, 0); /* compat_nr_pages */
+				pb_field(&pb, 4,
+					 k == PK_PRESENT ? 4 : 6); /* PE_PRESENT [| PE_LAZY] */
+				pb_field(&pb, 5, n);
+				rc = pb_entry(f, &pb);
+			}
+			p += n;
+		}
+	}
+	if (fclose(f) || rc) {
+		sim_log("cannot write %s", path);
+		return -1;
+	}
+	return 0;
+}
+
 static int write_task_json(const struct sim *s, const struct sim_task *t, char names[][64], int *n)
 {
+	bool pm42 = s->sc->flags & SC_PM42;
+
 	snprintf(names[(*n)++], 64, "core-%d", t->pid);
 	if (write_core_json(s, t))
 		return -1;
 	if (t->zombie)
 		return 0;
 	snprintf(names[(*n)++], 64, "mm-%d", t->pid);
-	snprintf(names[(*n)++], 64, "pagemap-%d", t->pid);
-	if (write_mm_json(s, t) || write_pagemap_json(s, t) || write_pages_img(s, t))
+	if (!pm42)
+		snprintf(names[(*n)++], 64, "pagemap-%d", t->pid);
+	if (write_mm_json(s, t) || write_pages_img(s, t))
 		return -1;
-	return 0;
+	return pm42 ? write_pagemap_42(s, t) : write_pagemap_json(s, t);
 }
 
 static int write_images(const struct sim *s)

@@ -64,6 +64,8 @@ struct sim;
  * drain that follows must honour them.
  */
 #define SC_EARLY 32u
+#define SC_PM42 64u	  /* pagemaps as CRIU 4.2 writes them: nr_pages in field 5 */
+#define SC_DAEMONIZE 128u /* the daemon runs with -d --pidfile */
 
 struct scenario {
 	const char *name;
@@ -86,7 +88,7 @@ struct sim {
 	const char *crit;
 	char dir[80];
 	char imgdir[256], workdir[256], jsondir[256];
-	char logpath[256], outpath[256], statspath[256];
+	char logpath[256], outpath[256], statspath[256], pidpath[256];
 	char sockpath[108];
 	pid_t dpid;
 	bool dreaped;

@@ -20,6 +20,36 @@
 #define LAZY_FIN_MARKER 0x52535446u /* "RSTF" */
 #define DAEMON_READY_MS 15000
 
+static void daemon_exec(struct sim *s, int stfd)
+{
+	char fdnum[16];
+	const char *argv[20];
+	int n = 0;
+
+	snprintf(fdnum, sizeof(fdnum), "%d", stfd);
+	argv[n++] = s->daemon;
+	argv[n++] = "-D";
+	argv[n++] = s->imgdir;
+	argv[n++] = "-W";
+	argv[n++] = s->workdir;
+	argv[n++] = "-o";
+	argv[n++] = s->logpath;
+	argv[n++] = "-v4";
+	argv[n++] = "--status-fd";
+	argv[n++] = fdnum;
+	argv[n++] = "--stats-file";
+	argv[n++] = s->statspath;
+	if (s->sc->flags & SC_DAEMONIZE) {
+		argv[n++] = "-d";
+		argv[n++] = "--pidfile";
+		argv[n++] = s->pidpath;
+	}
+	argv[n] = NULL;
+	execv(s->daemon, (char *const *)argv);
+	fprintf(stderr, "restore-sim: cannot exec %s: %s\n", s->daemon, strerror(errno));
+	_exit(127);
+}
+
 /* Start the daemon: argv as for 'criu lazy-pages', output to outpath. Returns the status fd. */
 static int daemon_start(struct sim *s)
 {
@@ -31,17 +61,12 @@ static int daemon_start(struct sim *s)
 	if (s->dpid < 0)
 		return -1;
 	if (s->dpid == 0) {
-		char fdnum[16];
 		int out = open(s->outpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		/* A killed simulator must not leave the daemon behind. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (out < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0 || fcntl(st[1], F_SETFD, 0))
 			_exit(126);
-		snprintf(fdnum, sizeof(fdnum), "%d", st[1]);
-		execl(s->daemon, s->daemon, "-D", s->imgdir, "-W", s->workdir, "-o", s->logpath,
-		      "-v4", "--status-fd", fdnum, "--stats-file", s->statspath, (char *)NULL);
-		fprintf(stderr, "restore-sim: cannot exec %s: %s\n", s->daemon, strerror(errno));
-		_exit(127);
+		daemon_exec(s, st[1]);
 	}
 	close(st[1]);
 	sim_log("daemon %s started, pid %d", s->daemon, (int)s->dpid);
@@ -101,12 +126,46 @@ static int daemon_wait_ready(struct sim *s, int stfd)
 			/* EOF: the status fd was closed without a word. */
 			pfd.fd = -1;
 		}
-		if (daemon_reap(s, 0))
+		/* With -d the process we started exits 0 once the daemon is on its own. */
+		if (daemon_reap(s, 0) && !((s->sc->flags & SC_DAEMONIZE) && daemon_exited_ok(s)))
 			return -1;
 		if (pfd.fd < 0 && stat(s->sockpath, &sb) == 0 && S_ISSOCK(sb.st_mode))
 			return 0;
 	}
 	sim_log("daemon not ready after %d ms", DAEMON_READY_MS);
+	return -1;
+}
+
+/*
+ * With -d: the process we started must have exited 0, and the pid in --pidfile is the
+ * daemon; we are a child subreaper, so it is our child now and we can wait for it.
+ */
+static int daemon_adopt(struct sim *s)
+{
+	uint64_t deadline = now_ms() + 5000;
+	char buf[32];
+
+	if (!daemon_reap(s, deadline) || !daemon_exited_ok(s)) {
+		sim_log("FAIL: with -d, the started process did not exit 0");
+		return -1;
+	}
+	while (ms_left(deadline)) {
+		FILE *f = fopen(s->pidpath, "re");
+		long pid = 0;
+		if (f) {
+			if (fgets(buf, sizeof(buf), f))
+				pid = strtol(buf, NULL, 10);
+			fclose(f);
+		}
+		if (pid > 0 && kill((pid_t)pid, 0) == 0) {
+			sim_log("daemon detached as pid %ld (--pidfile)", pid);
+			s->dpid = (pid_t)pid;
+			s->dreaped = false;
+			return 0;
+		}
+		usleep(10000);
+	}
+	sim_log("FAIL: no live daemon pid in %s", s->pidpath);
 	return -1;
 }
 

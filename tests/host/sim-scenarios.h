@@ -541,6 +541,33 @@ static int run_drain(struct sim *s, struct sim_task *t)
 	return check_all(s, t) ? 1 : 0;
 }
 
+/* SC_EARLY: exit while threads are blocked in faults on pending pages. */
+static void *thr_spin(void *p)
+{
+	struct thr_arg *a = p;
+	const struct sim_vma *v = &a->t->vma[a->n % a->t->nvmas];
+	volatile uint64_t sum = 0;
+
+	for (uint64_t i = 0; i < v->npages; i++)
+		sum += *(volatile uint64_t *)(v->start + PG((i * 7 + (uint64_t)a->n) % v->npages));
+	return NULL;
+}
+
+static int run_exit_faulting(struct sim *s, struct sim_task *t)
+{
+	pthread_t th[SIM_THREADS];
+	struct thr_arg arg[SIM_THREADS];
+
+	for (int i = 0; i < SIM_THREADS; i++) {
+		arg[i] = (struct thr_arg){.s = s, .t = t, .n = i, .bad = NULL};
+		if (pthread_create(&th[i], NULL, thr_spin, &arg[i]))
+			return 1;
+	}
+	usleep(2000);
+	task_phase_done(t);
+	_exit(0); /* the threads die wherever they are, some inside a fault */
+}
+
 /* ---- negative tests ---- */
 
 /* The image file name (fmt with the task's pid) and its path in the images dir. */
@@ -567,6 +594,15 @@ static const char *corrupt_mm_truncated(struct sim *s)
 	const char *name = image_file(s, "mm-%d.img", s->task[1].pid, path, sizeof(path));
 
 	return truncate_by(path, 5) ? NULL : name;
+}
+
+static const char *corrupt_pages_short(struct sim *s)
+{
+	char path[400];
+	const char *name =
+	    image_file(s, "pages-%d.img", (int)s->task[1].pages_id, path, sizeof(path));
+
+	return truncate_by(path, 2 * (off_t)SIM_PAGE + 100) ? NULL : name;
 }
 
 static const char *corrupt_pstree_magic(struct sim *s)
@@ -601,6 +637,12 @@ static const struct scenario scenarios[] = {
 	 .layout = layout_two, .run = run_exit_now, .flags = 0, .timeout_s = 60},
 	{.name = "drain", .what = "untouched tasks: the daemon drains all and exits 0",
 	 .layout = layout_two, .run = run_drain, .flags = SC_DRAIN | SC_STATS, .timeout_s = 90},
+	{.name = "criu42", .what = "pagemaps as CRIU 4.2 writes them (nr_pages in field 5)",
+	 .layout = layout_seq, .run = run_seq, .flags = SC_PM42 | SC_STATS, .timeout_s = 60},
+	{.name = "daemonize", .what = "-d --pidfile: detaches, serves, drains, exits 0",
+	 .layout = layout_two, .run = run_drain, .flags = SC_DAEMONIZE | SC_DRAIN | SC_STATS, .timeout_s = 60},
+	{.name = "exit-faulting", .what = "a task exits while its threads wait in faults",
+	 .layout = layout_two, .run = run_exit_faulting, .flags = SC_EARLY, .timeout_s = 60},
 	{.name = "bad-magic", .what = "corrupt pagemap magic: the daemon fails naming the file",
 	 .layout = layout_two, .run = run_exit_now, .flags = SC_EXPECT_FAIL, .timeout_s = 30,
 	 .corrupt = corrupt_pagemap_magic},
@@ -610,6 +652,9 @@ static const struct scenario scenarios[] = {
 	{.name = "bad-pstree", .what = "corrupt pstree magic: the daemon fails naming the file",
 	 .layout = layout_two, .run = run_exit_now, .flags = SC_EXPECT_FAIL, .timeout_s = 30,
 	 .corrupt = corrupt_pstree_magic},
+	{.name = "short-pages", .what = "pages file shorter than its pagemap: the daemon fails naming it",
+	 .layout = layout_two, .run = run_exit_now, .flags = SC_EXPECT_FAIL, .timeout_s = 30,
+	 .corrupt = corrupt_pages_short},
 	{.name = "hangup", .what = "restore hangs up after one task, before RSTF: the daemon fails",
 	 .layout = layout_two, .run = run_exit_now, .flags = SC_EXPECT_FAIL | SC_HANGUP, .timeout_s = 30, .hangup_after = 1},
 	{.name = "hangup-empty", .what = "restore connects and hangs up at once: the daemon fails",
