@@ -1,0 +1,72 @@
+/*
+ * Is this restore lazy? CRIU 3.17 does not tell plugins its options, so we read what CRIU
+ * read: its command line (/proc/self/cmdline) and its config files, in CRIU's order. In RPC
+ * mode (runc, podman) the request's own lazy_pages field is invisible to us; the request's
+ * config file (runc: /etc/criu/runc.conf) and the default files are not. See docs/plugin.md.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lr.h"
+
+#define MAX_ARGS 4096
+#define MAX_FILE (1 << 20)
+
+static void scan_file(struct lr_criu_scan *s, const char *path)
+{
+	size_t len;
+	char *text = lr_read_file(path, MAX_FILE, &len);
+
+	if (!text)
+		return;
+	lr_debug("scanning CRIU config %s", path);
+	lrconf_scan_criu_conf(s, path, text, len);
+	free(text);
+}
+
+bool lr_restore_is_lazy(char *why, size_t n)
+{
+	struct lr_criu_scan s;
+	size_t len = 0;
+	char *cmd = lr_read_file("/proc/self/cmdline", 1 << 20, &len);
+	char **argv = calloc(MAX_ARGS + 1, sizeof(*argv));
+	int argc = 0;
+
+	memset(&s, 0, sizeof(s));
+	if (cmd && argv) {
+		for (size_t i = 0; i < len && argc < MAX_ARGS; i += strlen(cmd + i) + 1)
+			argv[argc++] = cmd + i;
+	}
+	lrconf_scan_argv(&s, argc, argv);
+
+	if (!s.no_default_config) {
+		const char *home = getenv("HOME");
+		scan_file(&s, "/etc/criu/default.conf");
+		if (home && *home) {
+			char p[4096];
+			snprintf(p, sizeof(p), "%s/.criu/default.conf", home);
+			scan_file(&s, p);
+		}
+	}
+	const char *env = getenv("CRIU_CONFIG_FILE");
+	if (env && *env)
+		scan_file(&s, env);
+	if (s.config_file)
+		scan_file(&s, s.config_file);
+	lrconf_scan_apply_argv(&s);
+	if (s.rpc && &rpc_cfg_file && rpc_cfg_file)
+		scan_file(&s, rpc_cfg_file);
+
+	if (s.lazy)
+		snprintf(why, n, "lazy-pages is set in %s", s.lazy_from);
+	else if (s.rpc)
+		snprintf(why, n,
+			 "RPC mode and lazy-pages is in none of CRIU's config files (a request's "
+			 "own lazy_pages flag is not visible to plugins)");
+	else
+		snprintf(why, n, "no --lazy-pages on the command line or in CRIU's config files");
+	free(argv);
+	free(cmd);
+	return s.lazy;
+}

@@ -1,0 +1,149 @@
+/*
+ * lazy_restore.so: with it in CRIU's plugin dir, `criu restore --lazy-pages` needs no
+ * lazy-pages daemon started by hand. Hooks: init and exit only (CRIU 3.17.1 has them all).
+ *
+ *   init(RESTORE)  if the restore is lazy: make sure a daemon listens on lazy-pages.socket in
+ *                  the work dir (CRIU's cwd now); start criu-lazyd if none does; fail the
+ *                  restore with the reason if it cannot start.
+ *   exit(RESTORE)  on failure, stop the daemon we started; on success leave it to drain.
+ *   init(DUMP)     `publish` is refused until criu-imgd takes uploads.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criu/criu-plugin.h>
+
+#include "lr.h"
+
+static struct lr_daemon started = {.pid = -1, .pidfd = -1};
+
+static int load_conf(struct lr_conf *c)
+{
+	struct lrconf_err e;
+	bool explicit_path;
+	const char *path = lrconf_path(&explicit_path);
+
+	/* The default file may be absent (all defaults); a file named by the env must exist. */
+	if (lrconf_load(c, path, !explicit_path, &e)) {
+		lr_err("%s", e.msg);
+		return -1;
+	}
+	if (c->file[0])
+		lr_info("settings from %s: source %s, fill %s, verbosity %d", c->file,
+			lrconf_source_name(c->source), lrconf_fill_name(c->fill), c->verbosity);
+	else
+		lr_info("no %s: default settings (local images)", path);
+	return 0;
+}
+
+static bool has_file(const char *dir, const char *name)
+{
+	char p[PATH_MAX + 64];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return access(p, F_OK) == 0;
+}
+
+static int restore_init(void)
+{
+	char why[2048], cwd[PATH_MAX], imgdir[PATH_MAX], daemon[PATH_MAX];
+	struct lr_conf c;
+
+	if (!lr_restore_is_lazy(why, sizeof(why))) {
+		lr_debug("not a lazy restore (%s): nothing to do", why);
+		return 0;
+	}
+	if (!getcwd(cwd, sizeof(cwd)))
+		snprintf(cwd, sizeof(cwd), ".");
+	lr_info("lazy restore (%s); work dir %s", why, cwd);
+	if (load_conf(&c))
+		return -1;
+
+	int l = lr_socket_listening(why, sizeof(why));
+	if (l == 1) {
+		lr_info("a daemon already listens on %s/%s: using it", cwd, LR_SOCKET);
+		return 0;
+	}
+	if (l < 0) {
+		struct stat st;
+		if (lstat(LR_SOCKET, &st) || !S_ISSOCK(st.st_mode)) {
+			lr_err("%s", why);
+			return -1;
+		}
+		/* Do not take the name from a daemon that may be serving: let CRIU try it. */
+		lr_warn("%s: assuming the daemon there is alive", why);
+		return 0;
+	}
+
+	if (lr_images_dir(imgdir, sizeof(imgdir), why, sizeof(why))) {
+		lr_err("%s", why);
+		return -1;
+	}
+	if (c.source == LR_SRC_IMAGE_SERVER && !has_file(imgdir, "pstree.img")) {
+		lr_err("%s has no images: restore by image id (fetching the images from criu-imgd "
+		       "into an empty images dir) is not supported yet",
+		       imgdir);
+		return -1;
+	}
+	if (lr_daemon_path(&c, daemon, sizeof(daemon), why, sizeof(why)) ||
+	    lr_daemon_supports(&c, daemon, why, sizeof(why))) {
+		lr_err("%s", why);
+		return -1;
+	}
+	if (lr_spawn(&c, daemon, imgdir, &started, why, sizeof(why))) {
+		lr_err("cannot start the lazy-pages daemon: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+static int dump_init(void)
+{
+	struct lr_conf c;
+	struct lrconf_err e;
+	bool explicit_path;
+	const char *path = lrconf_path(&explicit_path);
+
+	/* The dump only needs `publish`; a broken file fails it as it would fail a restore. */
+	if (lrconf_load(&c, path, !explicit_path, &e)) {
+		lr_err("%s", e.msg);
+		return -1;
+	}
+	if (c.publish_set) {
+		lr_err(
+		    "%s:%d: key 'publish': uploading the image to criu-imgd is not supported yet",
+		    c.file, c.line[LRK_PUBLISH]);
+		return -1;
+	}
+	return 0;
+}
+
+static int lr_init(int stage)
+{
+	switch (stage) {
+	case CR_PLUGIN_STAGE__RESTORE:
+		return restore_init();
+	case CR_PLUGIN_STAGE__DUMP:
+		return dump_init();
+	default:
+		return 0;
+	}
+}
+
+static void lr_exit(int stage, int ret)
+{
+	if (stage != CR_PLUGIN_STAGE__RESTORE || started.pid <= 0)
+		return;
+	if (ret) {
+		lr_stop(&started, "the restore failed");
+		return;
+	}
+	lr_info("restore done: daemon pid %d goes on until every page is in, then exits",
+		(int)started.pid);
+	lr_forget(&started);
+}
+
+CR_PLUGIN_REGISTER("lazy_restore", lr_init, lr_exit)

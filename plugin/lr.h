@@ -1,0 +1,58 @@
+/* lazy_restore.so internals: one small file per job (see docs/plugin.md). */
+#ifndef LR_H
+#define LR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "lrconf.h"
+
+#define LR_NAME "lazy_restore"
+#define LR_SOCKET "lazy-pages.socket" /* CRIU connects to it by this name in its work dir */
+#define LR_DAEMON_NAME "criu-lazyd"
+
+/* CRIU's exports. Weak: the plugin links with --no-undefined and is also loaded by tests. */
+extern int criu_get_image_dir(void) __attribute__((weak));
+extern void print_on_level(unsigned int loglevel, const char *format, ...) __attribute__((weak));
+extern char *rpc_cfg_file __attribute__((weak));
+
+/* log.c: into CRIU's log (its level and file), prefixed "lazy_restore: ". */
+enum { LR_LOG_MSG = 0, LR_LOG_ERROR = 1, LR_LOG_WARN = 2, LR_LOG_INFO = 3, LR_LOG_DEBUG = 4 };
+void lr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define lr_err(...) lr_log(LR_LOG_ERROR, __VA_ARGS__)
+#define lr_warn(...) lr_log(LR_LOG_WARN, __VA_ARGS__)
+#define lr_info(...) lr_log(LR_LOG_INFO, __VA_ARGS__)
+#define lr_debug(...) lr_log(LR_LOG_DEBUG, __VA_ARGS__)
+
+/* detect.c: is this `criu restore` lazy? WHY says how we know (for the log). */
+bool lr_restore_is_lazy(char *why, size_t n);
+
+/* sockcheck.c: 1 if a daemon listens on lazy-pages.socket in the cwd, 0 if none does (no
+ * file, or a stale one), -1 if we cannot tell (then *why says so). */
+int lr_socket_listening(char *why, size_t n);
+
+/* daemon.c: the criu-lazyd to run and its command line. */
+int lr_daemon_path(const struct lr_conf *c, char *out, size_t n, char *why, size_t wn);
+/* Can DAEMON serve this source? 0, or -1 with the reason ("not supported yet"). */
+int lr_daemon_supports(const struct lr_conf *c, const char *daemon, char *why, size_t n);
+/* argv for DAEMON (static storage, NULL-terminated). STATUS_FD: fd number in the child. */
+char **lr_daemon_argv(const struct lr_conf *c, const char *daemon, const char *imgdir,
+		      const char *log, int status_fd);
+
+/* spawn.c: start it detached and wait until it listens; stop it. */
+struct lr_daemon {
+	pid_t pid;
+	int pidfd; /* -1 if pidfd_open is not available */
+};
+int lr_spawn(const struct lr_conf *c, const char *daemon, const char *imgdir, struct lr_daemon *d,
+	     char *why, size_t n);
+void lr_stop(struct lr_daemon *d, const char *reason);
+void lr_forget(struct lr_daemon *d);
+
+/* paths.c */
+int lr_images_dir(char *out, size_t n, char *why, size_t wn);
+/* Read a small file into a malloc'ed NUL-terminated buffer; NULL with errno. */
+char *lr_read_file(const char *path, size_t max, size_t *len);
+
+#endif
