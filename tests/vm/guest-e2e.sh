@@ -15,7 +15,7 @@ DAEMONS=${E2E_DAEMONS:-criu ours}
 scenario_cmd() {
 	case $1 in
 	memhog16) echo "memhog -m 16 -s 11" ;;
-	chaos) echo "chaos -k 256 -s 7" ;;
+	chaos) echo "chaos -k 1024 -s 7" ;;
 	tree) echo "tree -n 3 -m 2 -t 4" ;;
 	memhog256) echo "memhog -m 256 -s 3" ;;
 	*) return 1 ;;

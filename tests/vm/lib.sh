@@ -48,7 +48,7 @@ wl_start() {
 		</dev/null >"$VM/$_c/out" 2>&1 &
 	WPID=$!
 	echo "$WPID" >"$VM/$_c/pid"
-	if ! wait_until 300 has_line "$_c" "ready "; then
+	if ! wait_until 60 has_line "$_c" "ready "; then
 		log "workload $_w did not get ready"
 		cat "$VM/$_c/out" "$VM/$_c/result" 2>/dev/null
 		return 1
@@ -111,7 +111,8 @@ daemon_done() { [ -f "$1/daemon.exit" ]; }
 # (plain criu restore). MODE: "verify-now" triggers the workload's verification as soon as it
 # resumed (e2e: faults race the daemon's background transfer); "drain-first" waits for the
 # daemon to exit before verifying (benchmark: measures the daemon's own drain).
-# Sets RESUME_MS, DRAIN_MS (time from the start of criu restore), VERIFY (the verify line),
+# Sets RESUME_MS, DRAIN_MS, TOUCH_MS (times from the start of criu restore until the workload
+# resumed, the daemon exited, the workload had checked every byte, if it says), VERIFY (the verify line),
 # RUN (the run dir). Returns non-zero on any failure, with the reason in FAIL_WHY.
 restore_run() {
 	_c=$1 _which=$2 _mode=${3:-verify-now}
@@ -127,13 +128,13 @@ restore_run() {
 		daemon_start "$_which" "$RUN" "$_c" || { FAIL_WHY="daemon did not start"; return 1; }
 	fi
 	_t0=$(now)
-	if ! timeout 300 criu restore -D "$VM/$_c/img" -W "$RUN" $_lazy -d \
+	if ! timeout 60 criu restore -D "$VM/$_c/img" -W "$RUN" $_lazy -d \
 		-o "$RUN/restore.log" -v4; then
 		FAIL_WHY="criu restore failed"
 		_restore_cleanup
 		return 1
 	fi
-	if ! wait_until 300 has_line "$_c" resumed; then
+	if ! wait_until 60 has_line "$_c" resumed; then
 		FAIL_WHY="workload did not report resumed"
 		_restore_cleanup
 		return 1
@@ -141,21 +142,24 @@ restore_run() {
 	_tr=$(line_of "$_c" resumed | cut -d' ' -f2)
 	RESUME_MS=$(ms "$_t0" "$_tr")
 	if [ "$_mode" = drain-first ] && [ "$_which" != full ]; then
-		if ! wait_until 600 daemon_done "$RUN"; then
+		if ! wait_until 60 daemon_done "$RUN"; then
 			FAIL_WHY="daemon did not finish"
 			_restore_cleanup
 			return 1
 		fi
 	fi
 	touch "$VM/$_c/ctl/verify"
-	if ! wait_until 300 has_line "$_c" "verify "; then
+	if ! wait_until 60 has_line "$_c" "verify "; then
 		FAIL_WHY="workload did not report its verification"
 		_restore_cleanup
 		return 1
 	fi
 	VERIFY=$(line_of "$_c" "verify ")
+	_ta=$(echo "$VERIFY" | sed -n 's/.* at=\([0-9]*\).*/\1/p')
+	TOUCH_MS=""
+	[ -z "$_ta" ] || TOUCH_MS=$(ms "$_t0" "$_ta")
 	if [ "$_which" != full ]; then
-		if ! wait_until 300 daemon_done "$RUN"; then
+		if ! wait_until 60 daemon_done "$RUN"; then
 			FAIL_WHY="daemon did not exit after all pages were in"
 			_restore_cleanup
 			return 1

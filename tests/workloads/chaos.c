@@ -3,9 +3,9 @@
  * Exercises the userfaultfd events a lazy-pages daemon must handle, right after restore,
  * while most pages are still pending. Eight regions of PAGES pages (default 256) in one
  * mapping, each with its own seed (wl.h pattern). As soon as CTL/restored appears it reports
- * "resumed" and then:
+ * "resumed" and then, first all the operations back to back and then all the checks:
  *   fork     a child verifies its copy of R0 and R6 (EVENT_FORK), parent goes on meanwhile
- *   mremap   R1: first half read, then the region is moved to a new address (EVENT_REMAP);
+ *   mremap   R1: first quarter read, then the region is moved to a new address (EVENT_REMAP);
  *            contents checked at the new address
  *   madvise  first half of R2 MADV_DONTNEED (EVENT_REMOVE): must read zeros; second half kept
  *   munmap   middle half of R3 (EVENT_UNMAP): mincore() says unmapped; outer quarters kept
@@ -117,34 +117,35 @@ int main(int argc, char **argv)
 		_exit(bad ? 1 : 0);
 	}
 
-	/* mremap (move) R1, half of it already faulted in. */
-	uint64_t bad = chk(reg(1), 1, 0, K / 2, err);
+	/* First all the events, back to back, while most pages are still pending ... */
+	if (madvise(reg(2), K / 2 * PAGE, MADV_DONTNEED))
+		die("madvise");
+	if (munmap(reg(3) + K / 4 * PAGE, K / 2 * PAGE))
+		die("munmap");
+	if (mremap(reg(5), K * PAGE, K / 2 * PAGE, 0) != reg(5))
+		die("mremap shrink");
+	uint64_t bad1 = chk(reg(1), 1, 0, K / 4, err); /* a quarter of R1 faulted in first */
 	char *moved = mremap(reg(1), K * PAGE, K * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, target);
 	if (moved == MAP_FAILED)
 		die("mremap move");
-	bad += chk(moved, 1, 0, K, err);
+	for (uint64_t p = 0; p < K; p++) /* write faults on pending pages */
+		memset(reg(4) + p * PAGE, 0xA5, 64);
+
+	/* ... then the checks. */
+	uint64_t bad = bad1 + chk(moved, 1, 0, K, err);
 	if (!bad)
 		bad += chk_unmapped(reg(1), K, err);
 	result("mremap-move", bad, err);
 
-	/* madvise(MADV_DONTNEED) the first half of R2. */
-	if (madvise(reg(2), K / 2 * PAGE, MADV_DONTNEED))
-		die("madvise");
 	bad = chk_zero(reg(2), K / 2, err);
 	bad += chk(reg(2), 2, K / 2, K, err);
 	result("madvise-dontneed", bad, err);
 
-	/* munmap the middle half of R3. */
-	if (munmap(reg(3) + K / 4 * PAGE, K / 2 * PAGE))
-		die("munmap");
 	bad = chk_unmapped(reg(3) + K / 4 * PAGE, K / 2, err);
 	bad += chk(reg(3), 3, 0, K / 4, err);
 	bad += chk(reg(3), 3, 3 * K / 4, K, err);
 	result("munmap", bad, err);
 
-	/* Write to pending pages of R4 without reading them first. */
-	for (uint64_t p = 0; p < K; p++)
-		memset(reg(4) + p * PAGE, 0xA5, 64);
 	bad = 0;
 	for (uint64_t p = 0; p < K; p++) {
 		uint64_t *w = (uint64_t *)(reg(4) + p * PAGE);
@@ -165,9 +166,6 @@ int main(int argc, char **argv)
 	}
 	result("write-pending", bad, err);
 
-	/* Shrink R5 in place to half. */
-	if (mremap(reg(5), K * PAGE, K / 2 * PAGE, 0) != reg(5))
-		die("mremap shrink");
 	bad = chk(reg(5), 5, 0, K / 2, err);
 	bad += chk_unmapped(reg(5) + K / 2 * PAGE, K / 2, err);
 	result("mremap-shrink", bad, err);

@@ -47,8 +47,8 @@ int main(int argc, char **argv)
 	if (bad)
 		wl_report("verify FAIL bad_pages=%llu first: %s", (unsigned long long)bad, err);
 	else
-		wl_report("verify ok pages=%llu ms=%lld", (unsigned long long)npages,
-			  (t1 - t0) / 1000000);
+		wl_report("verify ok pages=%llu ms=%lld at=%lld", (unsigned long long)npages,
+			  (t1 - t0) / 1000000, t1);
 
 	for (uint64_t tick = 1;; tick++) {
 		sleep_ms(1000);

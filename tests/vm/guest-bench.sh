@@ -1,0 +1,81 @@
+# Guest side of the benchmark (run by vmrun.sh): guest-bench.sh ROOT [MB] [RUNS]
+# Dumps one MB-megabyte memhog (default 256) and restores the same images RUNS times (default
+# 3) with each of: criu lazy-pages, criu-lazyd (both lazy) and a plain full criu restore.
+#   resume: start of `criu restore` -> the workload reports it runs again
+#   drain:  start of `criu restore` -> the lazy daemon exits (all pages in; the workload idles)
+#   touch:  start of `criu restore` -> the workload has read every byte right after resuming
+#           (a separate restore: pages come in by faults racing the background transfer)
+# Medians in the table $VMRUN_RESULTS/table.txt; raw figures below it.
+set -eu
+ROOT=$1
+MB=${2:-256}
+RUNS=${3:-3}
+. "$ROOT/tests/vm/lib.sh"
+R=$VMRUN_RESULTS
+RAW=$R/raw.txt
+: >"$RAW"
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+wl_start bench memhog -m "$MB" -s 5
+wl_dump bench
+fails=0
+for who in criu ours full; do
+	res="" drn="" tch=""
+	if [ "$who" = ours ] && [ ! -x "$OURS_LAZY" ]; then
+		echo "$who: $OURS_LAZY not built" | tee -a "$RAW"
+		eval "res_$who='' drn_$who='' tch_$who=''"
+		fails=$((fails + 1))
+		continue
+	fi
+	i=1
+	while [ "$i" -le "$RUNS" ]; do
+		if restore_run bench "$who" drain-first; then
+			echo "$who run $i: resume ${RESUME_MS} ms, drain ${DRAIN_MS:--} ms" | tee -a "$RAW"
+			res="$res $RESUME_MS" drn="$drn ${DRAIN_MS}"
+		else
+			echo "$who run $i: FAIL ($FAIL_WHY)" | tee -a "$RAW"
+			excerpt "$RUN" bench >>"$RAW"
+			fails=$((fails + 1))
+			break
+		fi
+		[ "$who" != ours ] || cp "$RUN/stats.json" "$R/stats-drain-$i.json" 2>/dev/null || true
+		if [ "$who" != full ]; then
+			if restore_run bench "$who" verify-now; then
+				echo "$who run $i: touch-all ${TOUCH_MS} ms (resume ${RESUME_MS}, daemon exit ${DRAIN_MS})" | tee -a "$RAW"
+				tch="$tch $TOUCH_MS"
+			else
+				echo "$who run $i touch-all: FAIL ($FAIL_WHY)" | tee -a "$RAW"
+				excerpt "$RUN" bench >>"$RAW"
+				fails=$((fails + 1))
+				break
+			fi
+			[ "$who" != ours ] || cp "$RUN/stats.json" "$R/stats-touch-$i.json" 2>/dev/null || true
+		fi
+		i=$((i + 1))
+	done
+	eval "res_$who=\$(echo \"\$res\" | median) drn_$who=\$(echo \"\$drn\" | median) tch_$who=\$(echo \"\$tch\" | median)"
+done
+
+{
+	echo "criu-lazyd benchmark: ${MB} MB memhog, images on tmpfs, qemu TCG guest (kernel $(uname -r), $(nproc) vCPU)"
+	echo "median of $RUNS runs, milliseconds from the start of criu restore; $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo
+	printf '%-24s %10s %10s %10s\n' "" resume drain touch-all
+	printf '%-24s %10s %10s %10s\n' "criu restore (full)" "$res_full" "-" "-"
+	printf '%-24s %10s %10s %10s\n' "criu lazy-pages" "$res_criu" "$drn_criu" "$tch_criu"
+	printf '%-24s %10s %10s %10s\n' "criu-lazyd" "${res_ours:--}" "${drn_ours:--}" "${tch_ours:--}"
+	printf '%-24s %10s %10s %10s\n' "ratio criu-lazyd/criu" "$(ratio "${res_ours:-}" "$res_criu")" \
+		"$(ratio "${drn_ours:-}" "$drn_criu")" "$(ratio "${tch_ours:-}" "$tch_criu")"
+	printf '%-24s %10s\n' "ratio lazyd/full" "$(ratio "${res_ours:-}" "$res_full")"
+	echo
+	echo "resume: until the workload runs again; drain: until the lazy daemon exits with all pages in"
+	echo "(the workload idle); touch-all: until the workload has read all its memory right after resume."
+	[ "$fails" = 0 ] || echo "FAILURES: $fails (see the raw figures)"
+	echo
+	echo "raw:"
+	cat "$RAW"
+} >"$R/table.txt"
+kill_case bench
+[ "$fails" = 0 ]
