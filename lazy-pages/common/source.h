@@ -1,4 +1,4 @@
-/* Where page data comes from: local pages images now, the network later. */
+/* Where page data comes from: local pages images, criu-imgd, or CRIU's page server. */
 #ifndef LAZY_SOURCE_H
 #define LAZY_SOURCE_H
 
@@ -8,6 +8,15 @@
 #include "images.h"
 
 struct page_source;
+
+/* A completed background read: n pages of task t's data from offset off. */
+struct src_chunk {
+	uint64_t tag; /* as given to prefetch() */
+	const struct img_task *t;
+	uint64_t off;
+	const void *data; /* n pages, valid until the next collect() */
+	uint32_t n;
+};
 
 struct page_source_ops {
 	const char *name;
@@ -19,6 +28,28 @@ struct page_source_ops {
 	int (*read)(struct page_source *s, const struct img_task *t, uint64_t vaddr, uint64_t off,
 		    void *buf, size_t len);
 	void (*close)(struct page_source *s);
+
+	/* ---- optional (NULL when a source has none) ---- */
+
+	/*
+	 * Load the task list and lazy page index from the source into set (no
+	 * images dir needed: dirfd and pages_fd are -1). 0, or -1 with err.
+	 */
+	int (*load_index)(struct page_source *s, struct img_set *set, char *err, size_t errlen);
+	/*
+	 * Pipelined background reads on a path of their own, so that read()
+	 * (the fault path) never waits behind them. prefetch() queues a read of
+	 * len bytes at off (0, or -EBUSY when the window is full: collect first);
+	 * poll_fd() is readable when collect() may have chunks; collect() returns
+	 * 1 with a chunk, 0 when none is ready, or a negative errno for a read
+	 * that failed for good (chunk->tag and ->t say which).
+	 */
+	int (*prefetch)(struct page_source *s, const struct img_task *t, uint64_t off, size_t len,
+			uint64_t tag);
+	int (*poll_fd)(struct page_source *s);
+	int (*collect)(struct page_source *s, struct src_chunk *chunk);
+	/* Prefetch reads queued and not yet collected. */
+	unsigned (*inflight)(struct page_source *s);
 };
 
 struct page_source {
@@ -27,5 +58,27 @@ struct page_source {
 };
 
 int page_source_local(struct page_source *s);
+
+/* criu-imgd over lazy-wire (source_imgd.c). */
+struct imgd_source_cfg {
+	const char *server; /* HOST:PORT, [V6]:PORT */
+	const char *image;  /* id; NULL: "default" */
+	const char *key_file;
+	unsigned retries;    /* reconnects and checksum re-reads before a read fails */
+	unsigned timeout_ms; /* per request */
+	unsigned window;     /* prefetch reads in flight */
+};
+int page_source_imgd(struct page_source *s, const struct imgd_source_cfg *cfg, char *err,
+		     size_t errlen);
+
+/* CRIU's page server (source_ps.c): criu dump --lazy-pages, criu page-server --lazy-pages. */
+struct ps_source_cfg {
+	const char *address;
+	int port;
+	unsigned retries;
+	unsigned timeout_ms;
+};
+int page_source_ps(struct page_source *s, const struct ps_source_cfg *cfg, char *err,
+		   size_t errlen);
 
 #endif

@@ -1,0 +1,322 @@
+/* lazy-wire client: connect, handshake, index (see wire_client.h). */
+#include "wire_client.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int wire_client_parse(struct wire_client *c, const char *server)
+{
+	const char *colon = strrchr(server, ':');
+	const char *h = server;
+	size_t hl;
+
+	if (!colon || !colon[1] || strlen(colon + 1) >= sizeof(c->port))
+		return -1;
+	hl = (size_t)(colon - server);
+	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	if (hl == 0 || hl >= sizeof(c->host))
+		return -1;
+	memcpy(c->host, h, hl);
+	c->host[hl] = 0;
+	snprintf(c->port, sizeof(c->port), "%s", colon + 1);
+	return strspn(c->port, "0123456789") == strlen(c->port) ? 0 : -1;
+}
+
+int wire_err_errno(int code)
+{
+	switch (code) {
+	case LW_ERR__LW_E_AUTH:
+		return -EACCES;
+	case LW_ERR__LW_E_NOIMAGE:
+		return -ENOENT;
+	case LW_ERR__LW_E_RANGE:
+		return -ERANGE;
+	case LW_ERR__LW_E_CHECKSUM:
+		return -EBADMSG;
+	case LW_ERR__LW_E_BUSY:
+	case LW_ERR__LW_E_IO:
+		return -EAGAIN;
+	default:
+		return -EPROTO;
+	}
+}
+
+static int dial(const struct wire_client *c, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *ai, *a;
+	int rc = getaddrinfo(c->host, c->port, &hints, &ai), fd = -1, e = 0;
+
+	if (rc) {
+		snprintf(err, errlen, "cannot resolve %s: %s", c->host, gai_strerror(rc));
+		return -EHOSTUNREACH;
+	}
+	for (a = ai; a && fd < 0; a = a->ai_next) {
+		fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen)) {
+			e = errno;
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(ai);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot connect to %s:%s: %s", c->host, c->port,
+			 strerror(e));
+		return -(e ? e : ECONNREFUSED);
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+/* Receive the expected frame type; an ERROR becomes its errno. */
+static int expect(int fd, uint8_t *scratch, unsigned type, ProtobufCMessage **m,
+		  uint64_t deadline, char *err, size_t errlen)
+{
+	struct wire_hdr h;
+	const char *why;
+	int rc = wire_recv(fd, scratch, &h, m, NULL, 0, deadline, &why);
+
+	if (rc) {
+		snprintf(err, errlen, "waiting for %s: %s", wire_type_name(type),
+			 rc == -EPROTO ? why : strerror(-rc));
+		return rc == -EPROTO ? rc : -EAGAIN;
+	}
+	if (h.type == WT_ERROR) {
+		LwError *e = (LwError *)*m;
+		snprintf(err, errlen, "server: %s", e->text);
+		rc = wire_err_errno(e->code);
+	} else if (h.type != type) {
+		snprintf(err, errlen, "expected %s, got %s", wire_type_name(type),
+			 wire_type_name(h.type));
+		rc = -EPROTO;
+	}
+	if (rc) {
+		wire_free(*m);
+		*m = NULL;
+	}
+	return rc;
+}
+
+static int authenticate(int fd, const struct wire_client *c, uint8_t *scratch,
+			const uint8_t *challenge, uint64_t deadline, char *err, size_t errlen)
+{
+	uint8_t nonce[WIRE_NONCE], mac[WIRE_MAC], want[WIRE_MAC];
+	ProtobufCMessage *m;
+
+	if (!c->key) {
+		snprintf(err, errlen, "the server wants a key: give --auth-key FILE");
+		return -EACCES;
+	}
+	if (wire_random(nonce, sizeof(nonce)) ||
+	    wire_auth_client_mac(c->key, challenge, nonce, mac)) {
+		snprintf(err, errlen, "cannot compute the authentication reply");
+		return -EACCES;
+	}
+	LwAuth a = LW_AUTH__INIT;
+	a.nonce = (ProtobufCBinaryData){sizeof(nonce), nonce};
+	a.mac = (ProtobufCBinaryData){sizeof(mac), mac};
+	int rc = wire_send(fd, scratch, WT_AUTH, &a.base, NULL, 0, deadline);
+	if (!rc)
+		rc = expect(fd, scratch, WT_AUTH_OK, &m, deadline, err, errlen);
+	if (rc)
+		return rc;
+	bool ok = !wire_auth_server_mac(c->key, challenge, nonce, want) &&
+		  wire_mac_equal(want, ((LwAuthOk *)m)->mac.data);
+	wire_free(m);
+	if (!ok) {
+		snprintf(err, errlen, "the server does not hold our key (bad AUTH_OK)");
+		return -EACCES;
+	}
+	return 0;
+}
+
+int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
+		     struct wire_open_info *info, char *err, size_t errlen)
+{
+	uint64_t deadline = wire_now_ms() + c->timeout_ms;
+	uint8_t challenge[WIRE_NONCE];
+	ProtobufCMessage *m;
+	int fd = dial(c, err, errlen);
+
+	if (fd < 0)
+		return fd;
+	LwHello h = LW_HELLO__INIT;
+	h.version_min = h.version_max = WIRE_VERSION;
+	h.client = "criu-lazyd";
+	int rc = wire_send(fd, scratch, WT_HELLO, &h.base, NULL, 0, deadline);
+	if (!rc)
+		rc = expect(fd, scratch, WT_HELLO_REPLY, &m, deadline, err, errlen);
+	if (rc)
+		goto fail;
+	LwHelloReply *hr = (LwHelloReply *)m;
+	bool auth = hr->auth_required;
+	memcpy(challenge, hr->challenge.data, sizeof(challenge));
+	rc = hr->version == WIRE_VERSION ? 0 : -EPROTO;
+	wire_free(m);
+	if (rc) {
+		snprintf(err, errlen, "the server chose a protocol version we did not offer");
+		goto fail;
+	}
+	if (auth && (rc = authenticate(fd, c, scratch, challenge, deadline, err, errlen)))
+		goto fail;
+	LwOpen o = LW_OPEN__INIT;
+	o.image = (char *)(c->image ? c->image : "default");
+	o.class_ = cls;
+	rc = wire_send(fd, scratch, WT_OPEN, &o.base, NULL, 0, deadline);
+	if (!rc)
+		rc = expect(fd, scratch, WT_OPEN_REPLY, &m, deadline, err, errlen);
+	if (rc)
+		goto fail;
+	LwOpenReply *r = (LwOpenReply *)m;
+	*info = (struct wire_open_info){r->nr_tasks, r->lazy_pages, r->zero_pages,
+					r->dump_checksums};
+	wire_free(m);
+	return fd;
+fail:
+	close(fd);
+	return rc < 0 ? rc : -EPROTO;
+}
+
+/* ---- index ---- */
+
+struct ix_state {
+	size_t begun; /* tasks started */
+	size_t cap;   /* extents allocated for the current one */
+	uint32_t want; /* extents announced for the current one */
+};
+
+static int add_extents(struct img_task *t, struct ix_state *st, const LwIndexPart *p, char *err,
+		       size_t errlen)
+{
+	if (t->nr_extents + p->n_extents > st->want) {
+		snprintf(err, errlen, "pid %d: more extents than announced", t->pid);
+		return -1;
+	}
+	if (t->nr_extents + p->n_extents > st->cap) {
+		/* Grown with what arrives, never to the announced size up front. */
+		size_t nc = st->cap ? st->cap * 2 : 64;
+		while (nc < t->nr_extents + p->n_extents)
+			nc *= 2;
+		if (nc > st->want)
+			nc = st->want;
+		struct img_extent *e = realloc(t->extents, nc * sizeof(*e));
+		if (!e) {
+			snprintf(err, errlen, "out of memory for the index");
+			return -1;
+		}
+		t->extents = e;
+		st->cap = nc;
+	}
+	for (size_t i = 0; i < p->n_extents; i++) {
+		const LwExtent *x = p->extents[i];
+		if (t->nr_extents && x->start < t->extents[t->nr_extents - 1].end) {
+			snprintf(err, errlen, "pid %d: extents unsorted", t->pid);
+			return -1;
+		}
+		struct img_extent *e = &t->extents[t->nr_extents++];
+		*e = (struct img_extent){.start = x->start, .end = x->end, .zero = x->zero};
+		e->pages_off = x->zero ? 0 : x->off;
+		if (x->zero)
+			t->zero_pages += (x->end - x->start) / IMG_PAGE_SIZE;
+		else
+			t->lazy_pages += (x->end - x->start) / IMG_PAGE_SIZE;
+	}
+	return 0;
+}
+
+static int take_part(struct img_set *set, struct ix_state *st, const LwIndexPart *p, char *err,
+		     size_t errlen)
+{
+	struct img_task *t = st->begun ? &set->tasks[st->begun - 1] : NULL;
+	bool cont = t && t->pid == p->pid && t->nr_extents < st->want;
+
+	if (cont && (p->nr_extents != st->want || p->n_extents == 0)) {
+		snprintf(err, errlen, "pid %d: inconsistent index part", p->pid);
+		return -1;
+	}
+	if (!cont) {
+		if (t && t->nr_extents != st->want) {
+			snprintf(err, errlen, "pid %d: index parts missing", t->pid);
+			return -1;
+		}
+		if (st->begun >= set->nr_tasks) {
+			snprintf(err, errlen, "more tasks in the index than announced");
+			return -1;
+		}
+		for (size_t i = 0; i < st->begun; i++)
+			if (set->tasks[i].pid == p->pid) {
+				snprintf(err, errlen, "pid %d twice in the index", p->pid);
+				return -1;
+			}
+		t = &set->tasks[st->begun++];
+		t->pid = p->pid;
+		t->ppid = p->ppid;
+		t->nr_threads = p->nr_threads;
+		t->has_mm = p->has_mm;
+		st->want = p->nr_extents;
+		st->cap = 0;
+	}
+	return add_extents(t, st, p, err, errlen);
+}
+
+int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_tasks,
+		      struct img_set *set, char *err, size_t errlen)
+{
+	uint64_t deadline = wire_now_ms() + timeout_ms;
+	struct ix_state st = {0};
+	bool last = false;
+	int rc;
+
+	memset(set, 0, sizeof(*set));
+	set->dirfd = -1;
+	if (nr_tasks == 0 || nr_tasks > WIRE_MAX_TASKS) {
+		snprintf(err, errlen, "the server announced %u tasks", nr_tasks);
+		return -1;
+	}
+	set->tasks = calloc(nr_tasks, sizeof(*set->tasks));
+	if (!set->tasks) {
+		snprintf(err, errlen, "out of memory for %u tasks", nr_tasks);
+		return -1;
+	}
+	set->nr_tasks = nr_tasks;
+	for (size_t i = 0; i < nr_tasks; i++)
+		set->tasks[i].pages_fd = -1;
+	LwIndexGet g = LW_INDEX_GET__INIT;
+	rc = wire_send(fd, scratch, WT_INDEX_GET, &g.base, NULL, 0, deadline);
+	if (rc) {
+		snprintf(err, errlen, "sending INDEX_GET: %s", strerror(-rc));
+		goto fail;
+	}
+	/* Every part starts a task or brings extents (take_part refuses others); a deadline. */
+	while (!last) {
+		ProtobufCMessage *m;
+		if (expect(fd, scratch, WT_INDEX_PART, &m, deadline, err, errlen))
+			goto fail;
+		rc = take_part(set, &st, (LwIndexPart *)m, err, errlen);
+		last = ((LwIndexPart *)m)->last;
+		wire_free(m);
+		if (rc)
+			goto fail;
+	}
+	if (st.begun != set->nr_tasks || set->tasks[st.begun - 1].nr_extents != st.want) {
+		snprintf(err, errlen, "the index ended after %zu of %zu tasks", st.begun,
+			 set->nr_tasks);
+		goto fail;
+	}
+	return 0;
+fail:
+	img_set_free(set);
+	return -1;
+}

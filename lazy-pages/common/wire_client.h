@@ -1,0 +1,45 @@
+/* The client side of the lazy-wire handshake and index download. */
+#ifndef LAZY_WIRE_CLIENT_H
+#define LAZY_WIRE_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "images.h"
+#include "wire_auth.h"
+#include "wire_io.h"
+
+struct wire_client {
+	char host[256];
+	char port[8];
+	const char *image;
+	const struct wire_key *key; /* NULL: none */
+	unsigned timeout_ms;
+};
+
+struct wire_open_info {
+	uint32_t nr_tasks;
+	uint64_t lazy_pages, zero_pages;
+	bool dump_checksums;
+};
+
+/* Split HOST:PORT or [V6]:PORT. 0 or -1. */
+int wire_client_parse(struct wire_client *c, const char *server);
+
+/*
+ * Connect, HELLO, AUTH (when asked; a server asking without our having a key
+ * fails), OPEN. Returns the connected fd, or a negative errno with err:
+ * -EACCES/-ENOENT/-EPROTO are not worth a retry, others are.
+ */
+int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
+		     struct wire_open_info *info, char *err, size_t errlen);
+
+/* INDEX_GET, then build set from the INDEX_PARTs (pages_fd -1). 0 or -1 with err. */
+int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_tasks,
+		      struct img_set *set, char *err, size_t errlen);
+
+/* errno for a server ERROR code: whether it is worth a retry. */
+int wire_err_errno(int code);
+
+#endif
