@@ -1,0 +1,287 @@
+/* The lazyfill.ko fill engine (see fill_kmod.h). */
+#include "fill_kmod.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#define KMOD_ZERO_LEN (64u * 1024) /* source of zero + write-protect extents */
+
+struct kmod_session {
+	int uffd;
+	int fd; /* the bound /dev/lazyfill file */
+	uint32_t id;
+};
+
+struct kmod_ctx {
+	pthread_mutex_t lock; /* the session table */
+	struct kmod_session *s;
+	size_t n, cap;
+	void *zero_buf;
+	struct filler plain; /* for uffds without a session */
+	struct lazyfill_info info;
+	uint64_t batches, kmod_bytes, plain_calls; /* updated atomically */
+	uint32_t attach_failed;
+};
+
+static const struct filler_ops kmod_ops;
+
+int filler_is_kmod(const struct filler *f)
+{
+	return f->ops == &kmod_ops;
+}
+
+/* The session fd for uffd, or -1. */
+static int session_fd(struct kmod_ctx *k, int uffd)
+{
+	int fd = -1;
+
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 0; i < k->n; i++) {
+		if (k->s[i].uffd == uffd) {
+			fd = k->s[i].fd;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&k->lock);
+	return fd;
+}
+
+static int batch_ioctl(struct kmod_ctx *k, int fd, struct lazyfill_extent *ext, uint32_t n,
+		       uint32_t flags, struct lazyfill_batch *res)
+{
+	uint64_t scratch[LAZYFILL_SCRATCH_SIZE / sizeof(uint64_t)];
+	struct lazyfill_batch b = {
+	    .version = LAZYFILL_UAPI_VERSION,
+	    .flags = flags,
+	    .count = n,
+	    .extents = (uint64_t)(uintptr_t)ext,
+	    .scratch = (uint64_t)(uintptr_t)scratch,
+	    .zero_buf = (uint64_t)(uintptr_t)k->zero_buf,
+	    .zero_len = KMOD_ZERO_LEN,
+	};
+	int rc = ioctl(fd, LAZYFILL_IOC_FILL, &b) ? -errno : 0;
+
+	__atomic_add_fetch(&k->batches, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&k->kmod_bytes, b.bytes, __ATOMIC_RELAXED);
+	if (res)
+		*res = b;
+	return rc;
+}
+
+int filler_kmod_batch(struct filler *f, int uffd, struct lazyfill_extent *ext, uint32_t n,
+		      uint32_t flags, struct lazyfill_batch *res)
+{
+	struct kmod_ctx *k = f->ctx;
+	int fd = session_fd(k, uffd);
+
+	if (fd < 0)
+		return -ENOTCONN;
+	return batch_ioctl(k, fd, ext, n, flags, res);
+}
+
+/*
+ * One extent through the module, with the plain engine's semantics: stop at
+ * the first present page (-EEXIST, *done = bytes installed before it).
+ */
+static int one_extent(struct kmod_ctx *k, int fd, uint64_t dst, const void *src, uint64_t len,
+		      uint32_t mode, uint64_t *done)
+{
+	struct lazyfill_extent e = {
+	    .dst = dst,
+	    .len = len,
+	    .src = (uint64_t)(uintptr_t)src,
+	    .mode = mode,
+	};
+	int rc = batch_ioctl(k, fd, &e, 1, LAZYFILL_FILL_STOP_EXIST, NULL);
+
+	*done = e.done - e.present;
+	switch (e.status) {
+	case LAZYFILL_ST_DONE:
+		return 0;
+	case LAZYFILL_ST_EXIST:
+		return -EEXIST;
+	case LAZYFILL_ST_AGAIN:
+	case LAZYFILL_ST_ERROR:
+		rc = e.error ? e.error : rc;
+		break;
+	default: /* refused: nothing installed */
+		*done = 0;
+		break;
+	}
+	/* Not in a VMA registered with this uffd (any more): as UFFDIO_COPY says it. */
+	if (rc == -EPERM)
+		rc = -ENOENT;
+	return rc ? rc : -EIO;
+}
+
+static int kmod_copy(void *ctx, int uffd, uint64_t dst, const void *src, uint64_t len,
+		     uint64_t *done)
+{
+	struct kmod_ctx *k = ctx;
+	int fd = session_fd(k, uffd);
+
+	if (fd < 0) {
+		__atomic_add_fetch(&k->plain_calls, 1, __ATOMIC_RELAXED);
+		return k->plain.ops->copy(k->plain.ctx, uffd, dst, src, len, done);
+	}
+	return one_extent(k, fd, dst, src, len, LAZYFILL_MODE_COPY, done);
+}
+
+static int kmod_zero(void *ctx, int uffd, uint64_t dst, uint64_t len, uint64_t *done)
+{
+	struct kmod_ctx *k = ctx;
+	int fd = session_fd(k, uffd);
+
+	if (fd < 0) {
+		__atomic_add_fetch(&k->plain_calls, 1, __ATOMIC_RELAXED);
+		return k->plain.ops->zero(k->plain.ctx, uffd, dst, len, done);
+	}
+	return one_extent(k, fd, dst, NULL, len, LAZYFILL_MODE_ZERO, done);
+}
+
+static int kmod_wake(void *ctx, int uffd, uint64_t dst, uint64_t len)
+{
+	struct kmod_ctx *k = ctx;
+
+	return k->plain.ops->wake(k->plain.ctx, uffd, dst, len);
+}
+
+static const struct filler_ops kmod_ops = {
+    .name = "kmod",
+    .copy = kmod_copy,
+    .zero = kmod_zero,
+    .wake = kmod_wake,
+};
+
+int filler_kmod(struct filler *f)
+{
+	struct kmod_ctx *k;
+	int fd, rc;
+
+	fd = open(LAZYFILL_DEVICE, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	k = calloc(1, sizeof(*k));
+	if (!k) {
+		close(fd);
+		return -ENOMEM;
+	}
+	rc = ioctl(fd, LAZYFILL_IOC_INFO, &k->info) ? -errno : 0;
+	close(fd);
+	if (!rc && k->info.version != LAZYFILL_UAPI_VERSION)
+		rc = -EPROTO;
+	if (!rc) {
+		k->zero_buf = mmap(NULL, KMOD_ZERO_LEN, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (k->zero_buf == MAP_FAILED)
+			rc = -errno;
+	}
+	if (rc) {
+		free(k);
+		return rc;
+	}
+	pthread_mutex_init(&k->lock, NULL);
+	filler_uffd(&k->plain);
+	f->ops = &kmod_ops;
+	f->ctx = k;
+	return 0;
+}
+
+int filler_kmod_attach(struct filler *f, int uffd, pid_t pid, int pidfd, uint32_t *session)
+{
+	struct kmod_ctx *k = f->ctx;
+	struct lazyfill_bind b = {
+	    .version = LAZYFILL_UAPI_VERSION,
+	    .uffd = uffd,
+	    .pidfd = pidfd >= 0 ? pidfd : -1,
+	    .pid = pidfd >= 0 ? 0 : pid,
+	};
+	int fd, rc = 0;
+
+	if (session_fd(k, uffd) >= 0)
+		return -EBUSY;
+	fd = open(LAZYFILL_DEVICE, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		rc = -errno;
+	else if (ioctl(fd, LAZYFILL_IOC_BIND, &b))
+		rc = -errno;
+	pthread_mutex_lock(&k->lock);
+	if (!rc && k->n == k->cap) {
+		size_t cap = k->cap ? 2 * k->cap : 16;
+		struct kmod_session *s = realloc(k->s, cap * sizeof(*s));
+
+		if (s) {
+			k->s = s;
+			k->cap = cap;
+		} else {
+			rc = -ENOMEM;
+		}
+	}
+	if (!rc)
+		k->s[k->n++] = (struct kmod_session){.uffd = uffd, .fd = fd, .id = b.session};
+	else
+		k->attach_failed++;
+	pthread_mutex_unlock(&k->lock);
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	if (session)
+		*session = b.session;
+	return 0;
+}
+
+void filler_kmod_detach(struct filler *f, int uffd)
+{
+	struct kmod_ctx *k = f->ctx;
+	int fd = -1;
+
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 0; i < k->n; i++) {
+		if (k->s[i].uffd == uffd) {
+			fd = k->s[i].fd;
+			k->s[i] = k->s[--k->n];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&k->lock);
+	if (fd >= 0)
+		close(fd);
+}
+
+void filler_kmod_get_stats(const struct filler *f, struct filler_kmod_stats *st)
+{
+	struct kmod_ctx *k = f->ctx;
+
+	pthread_mutex_lock(&k->lock);
+	st->sessions = (uint32_t)k->n;
+	st->attach_failed = k->attach_failed;
+	pthread_mutex_unlock(&k->lock);
+	st->batches = __atomic_load_n(&k->batches, __ATOMIC_RELAXED);
+	st->kmod_bytes = __atomic_load_n(&k->kmod_bytes, __ATOMIC_RELAXED);
+	st->plain_calls = __atomic_load_n(&k->plain_calls, __ATOMIC_RELAXED);
+}
+
+void filler_kmod_close(struct filler *f)
+{
+	struct kmod_ctx *k = f->ctx;
+
+	if (!k)
+		return;
+	for (size_t i = 0; i < k->n; i++)
+		close(k->s[i].fd);
+	free(k->s);
+	munmap(k->zero_buf, KMOD_ZERO_LEN);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+	f->ops = NULL;
+	f->ctx = NULL;
+}
