@@ -294,6 +294,51 @@ static int expect_failure(struct sim *s, bool ready, const char *fail_file)
 	return rc;
 }
 
+/* SC_VANISH: the page data goes away under the running daemon. */
+static int vanish_pages(struct sim *s)
+{
+	char path[400];
+
+	for (int i = 0; i < s->ntasks; i++) {
+		if (s->task[i].zombie)
+			continue;
+		snprintf(path, sizeof(path), "%s/pages-%u.img", s->imgdir, s->task[i].pages_id);
+		if (truncate(path, 0)) {
+			sim_log("truncate %s: %s", path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* SC_VANISH: every task touching lost pages must have been killed, none may see zeros. */
+static int vanish_verdict(struct sim *s, int failed)
+{
+	int rc = 0;
+
+	if (failed < 0) {
+		sim_log("FAIL: tasks hung on pages the daemon cannot read");
+		return 1;
+	}
+	for (int i = 0; i < s->ntasks; i++) {
+		const struct sim_task *t = &s->task[i];
+		if (t->zombie)
+			continue;
+		if (!WIFSIGNALED(t->status) || WTERMSIG(t->status) != SIGKILL) {
+			sim_log("FAIL: task %d (pid %d) was not killed (status 0x%x)", i, t->pid,
+				t->status);
+			rc = 1;
+		}
+	}
+	if (!daemon_reap(s, now_ms() + 30000)) {
+		sim_log("FAIL: the daemon did not exit after killing the tasks");
+		return 1;
+	}
+	if (!rc && !file_contains(s->logpath, "kill"))
+		sim_log("note: the daemon's log does not say 'kill'");
+	return rc;
+}
+
 /* Normal restore: hand over, run, wait. */
 static int restore_and_run(struct sim *s)
 {
@@ -305,6 +350,8 @@ static int restore_and_run(struct sim *s)
 	if (s->sock < 0 || restore_handshake(s, s->ntasks, !early))
 		return 1;
 	close_uffds(s);
+	if ((s->sc->flags & SC_VANISH) && vanish_pages(s))
+		return 1;
 	tell_tasks(s, 'G');
 	if (early && (wait_tasks_say(s, 'P', deadline) || restore_handshake(s, 0, true)))
 		return 1;
@@ -321,6 +368,8 @@ static int restore_and_run(struct sim *s)
 		tell_tasks(s, 'X');
 	}
 	int failed = reap_tasks(s, deadline);
+	if (s->sc->flags & SC_VANISH)
+		return vanish_verdict(s, failed);
 	if (failed) {
 		sim_log("FAIL: %s",
 			failed < 0 ? "tasks hung (timeout)" : "a task saw wrong memory");
@@ -386,6 +435,8 @@ static int run_daemon(struct sim *s, const char *fail_file)
 	if ((s->sc->flags & SC_DAEMONIZE) && daemon_adopt(s))
 		return 1;
 	int rc = restore_and_run(s);
+	if (s->sc->flags & SC_VANISH)
+		return rc;
 	if (!rc && !daemon_exited_ok(s)) {
 		sim_log("FAIL: the daemon's exit status is not 0");
 		rc = 1;

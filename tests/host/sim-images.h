@@ -134,14 +134,53 @@ static const char *entry_flags(uint8_t kind)
 	return NULL;
 }
 
-static uint64_t entry_run(const struct sim_vma *v, uint64_t p, struct sim_rng *r)
-{
-	const char *fl = entry_flags(v->kind[p]);
-	uint64_t cut = 1 + rng_below(r, 300);
-	uint64_t n = 1;
+/*
+ * The pages of a task in address order (its VMAs are sorted). Entries run on across the
+ * boundary of adjacent VMAs, as CRIU's do when the pages are contiguous.
+ */
+struct page_cur {
+	const struct sim_task *t;
+	int v;
+	uint64_t p;
+};
 
-	while (p + n < v->npages && n < cut && entry_flags(v->kind[p + n]) == fl)
+static bool cur_valid(const struct page_cur *c)
+{
+	return c->v < c->t->nvmas;
+}
+
+static uint64_t cur_addr(const struct page_cur *c)
+{
+	return c->t->vma[c->v].start + c->p * SIM_PAGE;
+}
+
+static uint8_t cur_kind(const struct page_cur *c)
+{
+	return c->t->vma[c->v].kind[c->p];
+}
+
+static void cur_next(struct page_cur *c)
+{
+	if (++c->p == c->t->vma[c->v].npages) {
+		c->v++;
+		c->p = 0;
+	}
+}
+
+/* Take one entry's worth of pages (one kind of flags, contiguous, cut at random lengths). */
+static uint64_t entry_run(struct page_cur *c, struct sim_rng *r)
+{
+	const char *fl = entry_flags(cur_kind(c));
+	uint64_t cut = 1 + rng_below(r, 300);
+	uint64_t n = 1, prev = cur_addr(c);
+
+	cur_next(c);
+	while (cur_valid(c) && n < cut && cur_addr(c) == prev + SIM_PAGE &&
+	       entry_flags(cur_kind(c)) == fl) {
+		prev = cur_addr(c);
+		cur_next(c);
 		n++;
+	}
 	return n;
 }
 
@@ -155,19 +194,14 @@ static int write_pagemap_json(const struct sim *s, const struct sim_task *t)
 	if (!f)
 		return -1;
 	fprintf(f, "{\"magic\": \"PAGEMAP\", \"entries\": [{\"pages_id\": %u}", t->pages_id);
-	for (int i = 0; i < t->nvmas; i++) {
-		const struct sim_vma *v = &t->vma[i];
-		for (uint64_t p = 0; p < v->npages;) {
-			uint64_t n = entry_run(v, p, &r);
-			const char *fl = entry_flags(v->kind[p]);
-			if (fl)
-				fprintf(f,
-					",\n {\"vaddr\": \"0x%llx\", \"nr_pages\": %llu, "
-					"\"flags\": \"%s\"}",
-					(unsigned long long)(v->start + p * SIM_PAGE),
-					(unsigned long long)n, fl);
-			p += n;
-		}
+	for (struct page_cur c = {.t = t}; cur_valid(&c);) {
+		uint64_t addr = cur_addr(&c);
+		const char *fl = entry_flags(cur_kind(&c));
+		uint64_t n = entry_run(&c, &r);
+		if (fl)
+			fprintf(
+			    f, ",\n {\"vaddr\": \"0x%llx\", \"nr_pages\": %llu, \"flags\": \"%s\"}",
+			    (unsigned long long)addr, (unsigned long long)n, fl);
 	}
 	fprintf(f, "]}\n");
 	return json_close(f);
@@ -292,22 +326,18 @@ static int write_pagemap_42(const struct sim *s, const struct sim_task *t)
 	pb_field(&pb, 1, t->pages_id);
 	if (fwrite(magic, sizeof(magic), 1, f) != 1 || pb_entry(f, &pb))
 		rc = -1;
-	for (int i = 0; i < t->nvmas && !rc; i++) {
-		const struct sim_vma *v = &t->vma[i];
-		for (uint64_t p = 0; p < v->npages && !rc;) {
-			uint64_t n = entry_run(v, p, &r);
-			uint8_t k = v->kind[p];
-			if (k != PK_HOLE) {
-				pb.n = 0;
-				pb_field(&pb, 1, v->start + p * SIM_PAGE);
-				pb_field(&pb, 2, 0); /* compat_nr_pages */
-				pb_field(&pb, 4,
-					 k == PK_PRESENT ? 4 : 6); /* PE_PRESENT [| PE_LAZY] */
-				pb_field(&pb, 5, n);
-				rc = pb_entry(f, &pb);
-			}
-			p += n;
-		}
+	for (struct page_cur c = {.t = t}; cur_valid(&c) && !rc;) {
+		uint64_t addr = cur_addr(&c);
+		uint8_t k = cur_kind(&c);
+		uint64_t n = entry_run(&c, &r);
+		if (k == PK_HOLE)
+			continue;
+		pb.n = 0;
+		pb_field(&pb, 1, addr);
+		pb_field(&pb, 2, 0);			   /* compat_nr_pages */
+		pb_field(&pb, 4, k == PK_PRESENT ? 4 : 6); /* PE_PRESENT [| PE_LAZY] */
+		pb_field(&pb, 5, n);
+		rc = pb_entry(f, &pb);
 	}
 	if (fclose(f) || rc) {
 		sim_log("cannot write %s", path);

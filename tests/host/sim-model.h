@@ -66,6 +66,7 @@ struct sim;
 #define SC_EARLY 32u
 #define SC_PM42 64u	  /* pagemaps as CRIU 4.2 writes them: nr_pages in field 5 */
 #define SC_DAEMONIZE 128u /* the daemon runs with -d --pidfile */
+#define SC_VANISH 256u	  /* pages files truncated once the daemon runs: tasks must be killed */
 
 struct scenario {
 	const char *name;
@@ -172,6 +173,18 @@ static struct sim_vma *add_vma(struct sim *s, struct sim_task *t, int slot, uint
 		fill_kinds(v->kind, npages, &r, mix);
 	else
 		memset(v->kind, only, npages);
+	return v;
+}
+
+/* A VMA right after the previous one (a different prot keeps the kernel from merging them). */
+static struct sim_vma *add_vma_after(struct sim *s, struct sim_task *t, uint64_t npages, int prot,
+				     const struct kind_mix *mix, uint8_t only)
+{
+	uint64_t start = vma_end(&t->vma[t->nvmas - 1]);
+	/* A slot number of its own only for the layout's random numbers. */
+	struct sim_vma *v = add_vma(s, t, 64 + t->nvmas, npages, prot, mix, only);
+
+	v->start = start;
 	return v;
 }
 

@@ -568,6 +568,169 @@ static int run_exit_faulting(struct sim *s, struct sim_task *t)
 	_exit(0); /* the threads die wherever they are, some inside a fault */
 }
 
+/* ---- adjacent VMAs: pagemap entries and fault windows across VMA boundaries ---- */
+
+static void set_kinds(struct sim_vma *v, uint64_t from, uint64_t n, uint8_t kind)
+{
+	for (uint64_t i = from; i < from + n && i < v->npages; i++)
+		v->kind[i] = kind;
+}
+
+static void layout_adjacent(struct sim *s)
+{
+	struct sim_task *t = add_task(s, -1);
+	struct sim_vma *a = add_vma(s, t, 0, 64, RW, &MIX_DEFAULT, 0);
+	struct sim_vma *b = add_vma_after(s, t, 16, PROT_READ, &MIX_DEFAULT, 0);
+	struct sim_vma *c = add_vma_after(s, t, 48, RW, &MIX_DEFAULT, 0);
+	struct sim_vma *d = add_vma(s, t, 1, 8, RW, NULL, PK_HOLE);
+	struct sim_vma *e = add_vma_after(s, t, 8, RW | PROT_EXEC, NULL, PK_HOLE);
+
+	/* Data entries across a->b, holes across b->c, data into a hole across d->e. */
+	set_kinds(a, 56, 8, PK_LAZY);
+	set_kinds(b, 0, 4, PK_LAZY);
+	set_kinds(b, 12, 4, PK_HOLE);
+	set_kinds(c, 0, 4, PK_HOLE);
+	set_kinds(d, 4, 4, PK_LAZY);
+	set_kinds(e, 0, 2, PK_LAZY);
+}
+
+/* SC_EARLY, SC_DRAIN: fault just before each boundary, so that a fault window crosses it. */
+static int run_adjacent(struct sim *s, struct sim_task *t)
+{
+	int reports = 0;
+	uint64_t bad = 0;
+
+	for (int i = 0; i < t->nvmas; i++) {
+		const struct sim_vma *v = &t->vma[i];
+		uint64_t a = vma_end(v) - PG(2);
+		bad += check_page(s, t, a, a, NULL, &reports);
+	}
+	bad += check_vma(s, t, &t->vma[1]);
+	if (task_phase_done(t) || task_wait_daemon_exit(t, s->timeout_s))
+		return 1;
+	return (bad || check_all(s, t)) ? 1 : 0;
+}
+
+/* ---- fork, then parent and child change their memory differently ---- */
+
+static void layout_fork_remap(struct sim *s)
+{
+	struct sim_task *t = add_task(s, -1);
+
+	add_vma(s, t, 0, 512, RW, &MIX_DEFAULT, 0);
+	add_vma(s, t, 1, 128, RW, &MIX_DEFAULT, 0);
+}
+
+#define FR_TO(a) ((a) + SIM_VMA_SPAN * 4)
+
+/* The child: moves half of VMA 0, discards part of VMA 1, forks a grandchild that checks. */
+static uint64_t fork_remap_child(struct sim *s, struct sim_task *t)
+{
+	uint64_t a = t->vma[0].start, b = t->vma[1].start, bad = 0;
+
+	if (remap_fixed(a + PG(256), PG(256), PG(256), FR_TO(a)))
+		return 1;
+	if (madvise((void *)(b + PG(64)), PG(64), MADV_DONTNEED))
+		return 1;
+	pid_t g = fork();
+	if (g == 0) {
+		task_arm_timeout(s->timeout_s);
+		uint64_t gb = check_range(s, t, FR_TO(a), a + PG(256), 256);
+		gb += check_range(s, t, b + PG(64), 0, 64);
+		gb += check_range(s, t, a, a, 256);
+		_exit(gb ? 1 : 0);
+	}
+	int st = 0;
+	if (g < 0 || waitpid(g, &st, 0) != g || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		sim_log("grandchild failed (status 0x%x)", st);
+		bad++;
+	}
+	/* Some by faults now, the rest after the drain. */
+	bad += check_range(s, t, a, a, 64);
+	bad += check_range(s, t, FR_TO(a), a + PG(256), 64);
+	bad += check_range(s, t, b, b, 32);
+	bad += check_range(s, t, b + PG(64), 0, 16);
+	return bad;
+}
+
+static uint64_t fork_remap_child_after(struct sim *s, struct sim_task *t)
+{
+	uint64_t a = t->vma[0].start, b = t->vma[1].start, bad = 0;
+
+	bad += check_range(s, t, a, a, 256);
+	bad += check_range(s, t, FR_TO(a), a + PG(256), 256);
+	bad += check_range(s, t, b, b, 64);
+	bad += check_range(s, t, b + PG(64), 0, 64);
+	return bad;
+}
+
+/* The parent: unmaps the first half of VMA 0 and keeps the rest where it was. */
+static uint64_t fork_remap_parent(struct sim *s, struct sim_task *t)
+{
+	uint64_t a = t->vma[0].start;
+
+	if (munmap((void *)a, PG(256)))
+		return 1;
+	return check_range(s, t, a + PG(256), a + PG(256), 32);
+}
+
+static uint64_t fork_remap_parent_after(struct sim *s, struct sim_task *t)
+{
+	uint64_t a = t->vma[0].start;
+
+	return check_range(s, t, a + PG(256), a + PG(256), 256) + check_vma(s, t, &t->vma[1]);
+}
+
+/*
+ * SC_EARLY, SC_DRAIN: after a fork both change their memory (all of it still pending) in
+ * different ways; then the daemon drains and exits and both check everything. A daemon that
+ * shares pending state between parent and child, or applies one's events to the other, fails.
+ */
+static int run_fork_remap(struct sim *s, struct sim_task *t)
+{
+	int p2c[2], c2p[2];
+	uint64_t bad = 0;
+
+	if (pipe2(p2c, O_CLOEXEC) || pipe2(c2p, O_CLOEXEC))
+		return 1;
+	pid_t child = fork();
+	if (child < 0)
+		return 1;
+	if (child == 0) {
+		task_arm_timeout(s->timeout_s);
+		uint64_t cb = fork_remap_child(s, t);
+		if (barrier(c2p[1], p2c[0], s->timeout_s))
+			cb++;
+		else
+			cb += fork_remap_child_after(s, t);
+		_exit(cb ? 1 : 0);
+	}
+	bad += fork_remap_parent(s, t);
+	/* Wait for the child's changes, then let the daemon drain and finish. */
+	if (read_byte(c2p[0], now_ms() + (uint64_t)s->timeout_s * 1000) != 'b')
+		bad++;
+	if (task_phase_done(t) || task_wait_daemon_exit(t, s->timeout_s))
+		bad++;
+	if (write_all(p2c[1], "b", 1))
+		bad++;
+	bad += fork_remap_parent_after(s, t);
+	int st = 0;
+	if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		sim_log("forked child %d failed (status 0x%x)", (int)child, st);
+		bad++;
+	}
+	return bad ? 1 : 0;
+}
+
+/* ---- the daemon cannot read page data any more: the tasks must die, not see zeros ---- */
+
+static int run_touch_all(struct sim *s, struct sim_task *t)
+{
+	if (task_phase_done(t))
+		return 1;
+	return check_all(s, t) ? 1 : 0;
+}
+
 /* ---- negative tests ---- */
 
 /* The image file name (fmt with the task's pid) and its path in the images dir. */
@@ -643,6 +806,12 @@ static const struct scenario scenarios[] = {
 	 .layout = layout_two, .run = run_drain, .flags = SC_DAEMONIZE | SC_DRAIN | SC_STATS, .timeout_s = 60},
 	{.name = "exit-faulting", .what = "a task exits while its threads wait in faults",
 	 .layout = layout_two, .run = run_exit_faulting, .flags = SC_EARLY, .timeout_s = 60},
+	{.name = "adjacent", .what = "adjacent VMAs: entries and fault windows across boundaries",
+	 .layout = layout_adjacent, .run = run_adjacent, .flags = SC_EARLY | SC_DRAIN | SC_STATS, .timeout_s = 60},
+	{.name = "fork-remap", .what = "after a fork the child moves and discards, the parent unmaps",
+	 .layout = layout_fork_remap, .run = run_fork_remap, .flags = SC_EARLY | SC_DRAIN, .timeout_s = 60},
+	{.name = "pages-vanish", .what = "page data unreadable after start: tasks killed, never zeros",
+	 .layout = layout_two, .run = run_touch_all, .flags = SC_EARLY | SC_VANISH, .timeout_s = 60},
 	{.name = "bad-magic", .what = "corrupt pagemap magic: the daemon fails naming the file",
 	 .layout = layout_two, .run = run_exit_now, .flags = SC_EXPECT_FAIL, .timeout_s = 30,
 	 .corrupt = corrupt_pagemap_magic},
