@@ -9,7 +9,7 @@
 set -eu
 ROOT=$1
 MB=${2:-256}
-RUNS=${3:-3}
+RUNS=${3:-5}
 . "$ROOT/tests/vm/lib.sh"
 R=$VMRUN_RESULTS
 RAW=$R/raw.txt

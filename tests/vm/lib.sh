@@ -91,7 +91,7 @@ daemon_start() {
 	[ "$_which" = ours ] && _extra="--stats-file $_run/stats.json"
 	rm -f "$_run/daemon.exit"
 	# shellcheck disable=SC2086
-	( $_cmd -D "$VM/$_c/img" -W "$_run" -o "$_run/lazy.log" -v4 $_extra \
+	( $_cmd -D "$VM/$_c/img" -W "$_run" -o "$_run/lazy.log" "-v${DAEMON_V:-4}" $_extra \
 		>"$_run/daemon.out" 2>&1
 	  echo "$? $(now)" >"$_run/daemon.exit" ) &
 	DPID=$!
@@ -168,6 +168,12 @@ restore_run() {
 		DRAIN_MS=$(ms "$_t0" "$(cut -d' ' -f2 "$RUN/daemon.exit")")
 	else
 		_drc=0
+	fi
+	# Optionally watch it keep working: wait for its HOLD_TICKS-th tick.
+	if [ -n "${HOLD_TICKS:-}" ] && ! wait_until 60 has_line "$_c" "tick $HOLD_TICKS "; then
+		FAIL_WHY="workload stopped ticking"
+		_restore_cleanup
+		return 1
 	fi
 	_alive=1
 	pid_gone "$(cat "$VM/$_c/pid")" && _alive=0

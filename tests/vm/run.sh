@@ -23,7 +23,7 @@ R=$ROOT/build/vm/$mode
 rm -rf "$R"
 mkdir -p "$R"
 export E2E_DAEMONS="${E2E_DAEMONS:-criu ours}"
-export VMRUN_PASSENV="E2E_DAEMONS"
+export VMRUN_PASSENV="E2E_DAEMONS CRIU_LAZY OURS_LAZY"
 
 # vm_failed RC: explain a guest that did not finish its script.
 vm_failed() {
@@ -74,9 +74,13 @@ bench)
 	[ "$rc" = 0 ] || { vm_failed "$rc"; exit 1; }
 	;;
 demo)
+	echo "Booting a VM (qemu, software emulation; takes a few seconds) ..."
+	: >"$R/guest.log"
 	rc=0
-	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-600} sh "$V/vmrun.sh" "$V/guest-demo.sh" "$R" "$ROOT" "$@" || rc=$?
-	cat "$R/guest.log" 2>/dev/null || true
+	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-600} sh "$V/vmrun.sh" "$V/guest-demo.sh" "$R" "$ROOT" "$@" &
+	vm=$!
+	tail -n +1 -f --pid="$vm" "$R/guest.log" 2>/dev/null || true
+	wait "$vm" || rc=$?
 	[ "$rc" = 0 ] || { vm_failed "$rc"; exit 1; }
 	;;
 esac
