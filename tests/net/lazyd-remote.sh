@@ -1,0 +1,94 @@
+#!/bin/sh
+# A "daemon" for restore-sim that runs criu-lazyd against criu-imgd instead of local images.
+# restore-sim calls it as:  lazyd-remote.sh -D IMGDIR -W WORKDIR -o LOG -v4 --status-fd N ...
+# It starts criu-imgd on IMGDIR (unless NET_SERVER is given), then runs criu-lazyd with
+# --image-server and an EMPTY images dir, so the destination gets nothing but the image id.
+# Env:
+#   NET_LAZYD      criu-lazyd to run (default build/bin/criu-lazyd)
+#   NET_IMGD       criu-imgd to run (default build/bin/criu-imgd)
+#   NET_SERVER     HOST:PORT of an imgd already serving (then IMGDIR is not served by us)
+#   NET_IMAGE      image id (default: the basename of IMGDIR, i.e. "img")
+#   NET_KEY        key file for both sides
+#   NET_SRV_NS     run criu-imgd in this network namespace, listening on NET_SRV_ADDR
+#   NET_SRV_ADDR   imgd listen address (default 127.0.0.1), also what lazyd dials
+#   NET_RESTART    seconds after which criu-imgd is killed (SIGKILL) and started again
+#   NET_SUMS       1: write the dump-time checksum index before serving
+#   NET_LAZYD_ARGS extra criu-lazyd arguments
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+B=${NET_BUILD:-$ROOT/build}
+LAZYD=${NET_LAZYD:-$B/bin/criu-lazyd}
+IMGD=${NET_IMGD:-$B/bin/criu-imgd}
+imgdir="" workdir="" pidfile="" daemon=0
+prev=""
+for a in "$@"; do
+	case $prev in -D) imgdir=$a ;; -W) workdir=$a ;; --pidfile) pidfile=$a ;; esac
+	case $a in -d | --daemon) daemon=1 ;; esac
+	prev=$a
+done
+[ -n "$imgdir" ] && [ -n "$workdir" ] || { echo "lazyd-remote.sh: need -D and -W" >&2; exit 2; }
+run=$(dirname "$imgdir")
+addr=${NET_SRV_ADDR:-127.0.0.1}
+keyarg=""
+[ -n "${NET_KEY:-}" ] && keyarg="--auth-key $NET_KEY"
+imgd_pid=""
+
+start_imgd() { # $1: port (0: any)
+	portfile=$run/imgd.port
+	rm -f "$portfile"
+	if [ "${NET_SUMS:-0}" = 1 ] && [ ! -f "$run/.sums" ]; then
+		"$IMGD" -D "$imgdir" --make-sums -o "$run/imgd-sums.log" -v4 && : >"$run/.sums"
+	fi
+	if [ -n "${NET_SRV_NS:-}" ]; then
+		ip netns exec "$NET_SRV_NS" "$IMGD" -D "$imgdir" --address "$addr" --port "$1" \
+			$keyarg -o "$run/imgd.log" -v4 --status-fd 3 3>"$portfile" &
+	else
+		"$IMGD" -D "$imgdir" --address "$addr" --port "$1" $keyarg -o "$run/imgd.log" -v4 \
+			--status-fd 3 3>"$portfile" &
+	fi
+	imgd_pid=$!
+	echo "$imgd_pid" >"$run/imgd.pid"
+	i=0
+	while [ ! -s "$portfile" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	port=$(cat "$portfile" 2>/dev/null)
+	[ -n "$port" ] || { echo "lazyd-remote.sh: criu-imgd did not start" >&2; return 1; }
+}
+
+cleanup() {
+	[ -n "$imgd_pid" ] && kill "$imgd_pid" 2>/dev/null
+	[ -n "${killer:-}" ] && kill "$killer" 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+
+if [ -n "${NET_SERVER:-}" ]; then
+	server=$NET_SERVER
+else
+	start_imgd 0 || exit 2
+	server=$addr:$port
+	case $addr in *:*) server="[$addr]:$port" ;; esac
+fi
+if [ -n "${NET_RESTART:-}" ]; then
+	# Kill the server mid-restore and bring it back on the same port.
+	( sleep "$NET_RESTART"; kill -9 "$(cat "$run/imgd.pid")"; sleep 0.3
+	  echo "restarting criu-imgd" >>"$run/imgd-restart.log"
+	  start_imgd "$port" >>"$run/imgd-restart.log" 2>&1; wait ) &
+	killer=$!
+fi
+empty=$run/empty-images
+mkdir -p "$empty"
+# Replace -D IMGDIR by the empty dir: the daemon must not read the images.
+set -- $(for a in "$@"; do [ "$a" = "$imgdir" ] && echo "$empty" || echo "$a"; done)
+"$LAZYD" "$@" --image-server "$server" --image "${NET_IMAGE:-$(basename "$imgdir")}" $keyarg \
+	${NET_LAZYD_ARGS:-}
+rc=$?
+if [ "$daemon" = 1 ] && [ "$rc" = 0 ] && [ -n "$pidfile" ]; then
+	# criu-lazyd detached (and restore-sim wants us gone): a watcher keeps the
+	# server up while the daemon serves, and stops it after.
+	case $pidfile in /*) pf=$pidfile ;; *) pf=$workdir/$pidfile ;; esac
+	dpid=$(cat "$pf" 2>/dev/null)
+	( while [ -n "$dpid" ] && kill -0 "$dpid" 2>/dev/null; do sleep 0.1; done
+	  kill "$(cat "$run/imgd.pid")" 2>/dev/null ) </dev/null >/dev/null 2>&1 &
+	trap - EXIT
+fi
+exit $rc
