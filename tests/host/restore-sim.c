@@ -12,6 +12,7 @@
  * Exit status: 0 pass, 1 fail, 2 usage or setup error.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <sys/prctl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -396,7 +397,16 @@ static int make_dirs(struct sim *s)
 	snprintf(s->statspath, sizeof(s->statspath), "%s/stats.json", s->dir);
 	snprintf(s->pidpath, sizeof(s->pidpath), "%s/lazyd.pid", s->dir);
 	snprintf(s->sockpath, sizeof(s->sockpath), "%s/work/%s", s->dir, LAZY_SOCK_NAME);
-	if (mkdir(s->imgdir, 0755) || mkdir(s->workdir, 0755) || mkdir(s->jsondir, 0755)) {
+	if (s->sc->flags & SC_NO_WORKDIR) {
+		/* Without -W the work dir is the images dir, as in criu. */
+		snprintf(s->workdir, sizeof(s->workdir), "%s", s->imgdir);
+		snprintf(s->sockpath, sizeof(s->sockpath), "%s/img/%s", s->dir, LAZY_SOCK_NAME);
+	}
+	if (s->sc->flags & SC_RELPATHS)
+		snprintf(s->logpath, sizeof(s->logpath), "%s/%s/lazyd.log", s->dir,
+			 (s->sc->flags & SC_NO_WORKDIR) ? "img" : "work");
+	if (mkdir(s->imgdir, 0755) || mkdir(s->jsondir, 0755) ||
+	    (strcmp(s->workdir, s->imgdir) && mkdir(s->workdir, 0755))) {
 		sim_log("cannot create dirs under %s: %s", s->dir, strerror(errno));
 		return -1;
 	}
@@ -443,6 +453,11 @@ static int run_daemon(struct sim *s, const char *fail_file)
 	}
 	if (!rc && (s->sc->flags & SC_STATS) && check_stats(s))
 		rc = 1;
+	struct stat st;
+	if (!rc && (s->sc->flags & SC_RELPATHS) && (stat(s->logpath, &st) || !st.st_size)) {
+		sim_log("FAIL: no log at %s: criu takes a relative -o in the work dir", s->logpath);
+		rc = 1;
+	}
 	return rc;
 }
 
@@ -547,6 +562,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	snprintf(s.dir, sizeof(s.dir), "%s", dir);
+	/* The daemon may be started from another cwd (SC_RELPATHS). */
+	static char daemon_path[PATH_MAX];
+	if (s.daemon && realpath(s.daemon, daemon_path))
+		s.daemon = daemon_path;
 	if (s.timeout_s <= 0)
 		s.timeout_s = s.sc->timeout_s;
 	signal(SIGPIPE, SIG_IGN);

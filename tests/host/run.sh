@@ -34,7 +34,28 @@ LIMIT=${SIM_LIMIT:-400}
 names=${SIM_ONLY:-$("$SIM" --list | awk '{print $1}')}
 pass=0
 fail=0
+dir=
+trap 'if [ -n "$dir" ] && [ -z "$SIM_KEEP" ]; then rm -rf "$dir"; fi; exit 1' INT TERM HUP
 echo "host tests: $DAEMON, seed $SEED"
+
+# The simulator's own images must decode with crit (CRIU's decoder), before any daemon runs.
+if [ -z "$SIM_ONLY" ]; then
+	ok=1
+	for name in tree criu42 adjacent; do
+		dir=$(mktemp -d /tmp/lazyd-host.XXXXXX) || exit 1
+		timeout 60 "$SIM" --scenario "$name" --dir "$dir" --images-only --seed "$SEED" \
+			>"$dir/sim.out" 2>&1 || { ok=0; tail -n "$TAIL" "$dir/sim.out"; }
+		rm -rf "$dir"
+	done
+	dir=
+	if [ $ok = 1 ]; then
+		echo "PASS sim-images"
+		pass=$((pass + 1))
+	else
+		echo "FAIL sim-images (the simulator's images do not decode with crit)"
+		fail=$((fail + 1))
+	fi
+fi
 for name in $names; do
 	dir=$(mktemp -d /tmp/lazyd-host.XXXXXX) || exit 1
 	if timeout -k 10 "$LIMIT" "$SIM" --scenario "$name" --daemon "$DAEMON" --dir "$dir" \

@@ -64,9 +64,11 @@ struct sim;
  * drain that follows must honour them.
  */
 #define SC_EARLY 32u
-#define SC_PM42 64u	  /* pagemaps as CRIU 4.2 writes them: nr_pages in field 5 */
-#define SC_DAEMONIZE 128u /* the daemon runs with -d --pidfile */
-#define SC_VANISH 256u	  /* pages files truncated once the daemon runs: tasks must be killed */
+#define SC_PM42 64u	    /* pagemaps as CRIU 4.2 writes them: nr_pages in field 5 */
+#define SC_DAEMONIZE 128u   /* the daemon runs with -d --pidfile */
+#define SC_RELPATHS 512u    /* relative -D, -W and -o, run from the test dir */
+#define SC_NO_WORKDIR 1024u /* with SC_RELPATHS: no -W */
+#define SC_VANISH 256u	    /* pages files truncated once the daemon runs: tasks must be killed */
 
 struct scenario {
 	const char *name;

@@ -28,12 +28,26 @@ static void daemon_exec(struct sim *s, int stfd)
 
 	snprintf(fdnum, sizeof(fdnum), "%d", stfd);
 	argv[n++] = s->daemon;
-	argv[n++] = "-D";
-	argv[n++] = s->imgdir;
-	argv[n++] = "-W";
-	argv[n++] = s->workdir;
-	argv[n++] = "-o";
-	argv[n++] = s->logpath;
+	if (s->sc->flags & SC_RELPATHS) {
+		/* As criu: -D and -W relative to the cwd, -o relative to the work dir. */
+		if (chdir(s->dir))
+			_exit(126);
+		argv[n++] = "-D";
+		argv[n++] = "img";
+		if (strcmp(s->workdir, s->imgdir)) {
+			argv[n++] = "-W";
+			argv[n++] = "work";
+		}
+		argv[n++] = "-o";
+		argv[n++] = "lazyd.log";
+	} else {
+		argv[n++] = "-D";
+		argv[n++] = s->imgdir;
+		argv[n++] = "-W";
+		argv[n++] = s->workdir;
+		argv[n++] = "-o";
+		argv[n++] = s->logpath;
+	}
 	argv[n++] = "-v4";
 	argv[n++] = "--status-fd";
 	argv[n++] = fdnum;
