@@ -18,10 +18,11 @@ scenario_cmd() {
 	chaos) echo "chaos -k 1024 -s 7" ;;
 	tree) echo "tree -n 3 -m 2 -t 4" ;;
 	memhog256) echo "memhog -m 256 -s 3" ;;
+	detach) echo "memhog -m 8 -s 13" ;; # daemon run with -d --pidfile --status-fd
 	*) return 1 ;;
 	esac
 }
-[ $# -gt 0 ] || set -- memhog16 chaos tree memhog256
+[ $# -gt 0 ] || set -- memhog16 chaos tree detach memhog256
 
 record() { # record PASS|FAIL name daemon detail
 	echo "$1 $2 ($3)${4:+ $4}" | tee -a "$R/summary"
@@ -47,6 +48,8 @@ for s in "$@"; do
 			continue
 		fi
 		t1=$(now)
+		DAEMON_STYLE=""
+		[ "$s" = detach ] && DAEMON_STYLE=detach
 		if restore_run "$s" "$d" verify-now; then
 			record PASS "$s" "$d" "resume ${RESUME_MS} ms, drain ${DRAIN_MS} ms, total $(ms "$t1" "$(now)") ms"
 		else

@@ -83,17 +83,44 @@ kill_case() {
 pid_gone() { [ ! -e "/proc/$1" ]; }
 
 # Start a daemon for a restore run in work dir $2: daemon_start WHICH RUNDIR CASE.
-# Records "<rc> <end_ns>" in RUNDIR/daemon.exit when it exits. Sets DPID.
+# Records "<rc> <end_ns>" in RUNDIR/daemon.exit when it exits. Sets DPID (a process whose
+# children include the daemon). DAEMON_STYLE=detach starts it with -d --pidfile --status-fd
+# instead and checks those (exit code then unknown: recorded as 0).
 daemon_start() {
 	_which=$1 _run=$2 _c=$3
 	_cmd=$(daemon_cmd "$_which")
 	_extra=""
 	[ "$_which" = ours ] && _extra="--stats-file $_run/stats.json"
 	rm -f "$_run/daemon.exit"
+	DAEMON_PID=""
+	if [ "${DAEMON_STYLE:-}" = detach ]; then
+		_drc=0
+		# shellcheck disable=SC2086
+		timeout 30 $_cmd -D "$VM/$_c/img" -W "$_run" -o "$_run/lazy.log" "-v${DAEMON_V:-4}" \
+			$_extra -d --pidfile "$_run/daemon.pid" --status-fd 3 \
+			3>"$_run/status" >"$_run/daemon.out" 2>&1 </dev/null || _drc=$?
+		if [ "$_drc" != 0 ]; then
+			log "daemon $_which -d: exited with $_drc"
+			echo "$_drc $(now)" >"$_run/daemon.exit"
+			return 1
+		fi
+		[ -s "$_run/status" ] || { log "daemon $_which -d: nothing written to --status-fd"; return 1; }
+		[ -S "$_run/lazy-pages.socket" ] || { log "daemon $_which -d: no socket after it detached"; return 1; }
+		DAEMON_PID=$(cat "$_run/daemon.pid" 2>/dev/null) || true
+		case $DAEMON_PID in
+		'' | *[!0-9]*) log "daemon $_which -d: bad --pidfile '$DAEMON_PID'"; DAEMON_PID=""; return 1 ;;
+		esac
+		pid_alive "$DAEMON_PID" || { log "daemon $_which -d: pid $DAEMON_PID not running"; return 1; }
+		( while pid_alive "$DAEMON_PID"; do sleep 0.02; done
+		  echo "0 $(now)" >"$_run/daemon.exit" ) &
+		DPID=$!
+		return 0
+	fi
 	# shellcheck disable=SC2086
-	( $_cmd -D "$VM/$_c/img" -W "$_run" -o "$_run/lazy.log" "-v${DAEMON_V:-4}" $_extra \
-		>"$_run/daemon.out" 2>&1
-	  echo "$? $(now)" >"$_run/daemon.exit" ) &
+	( _r=0
+	  $_cmd -D "$VM/$_c/img" -W "$_run" -o "$_run/lazy.log" "-v${DAEMON_V:-4}" $_extra \
+		>"$_run/daemon.out" 2>&1 || _r=$?
+	  echo "$_r $(now)" >"$_run/daemon.exit" ) &
 	DPID=$!
 	if ! wait_until 30 sock_or_exit "$_run"; then
 		log "daemon $_which: no lazy-pages.socket after 30 s"
@@ -104,6 +131,8 @@ daemon_start() {
 		return 1
 	fi
 }
+# pid_alive PID: running and not a zombie.
+pid_alive() { [ -e "/proc/$1" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 sock_or_exit() { [ -S "$1/lazy-pages.socket" ] || [ -f "$1/daemon.exit" ]; }
 daemon_done() { [ -f "$1/daemon.exit" ]; }
 
@@ -120,12 +149,16 @@ restore_run() {
 	rm -rf "$RUN"
 	mkdir -p "$RUN"
 	rm -f "$VM/$_c/ctl/verify" "$VM/$_c/result"
-	RESUME_MS="" DRAIN_MS="" VERIFY="" FAIL_WHY=""
+	RESUME_MS="" DRAIN_MS="" VERIFY="" FAIL_WHY="" DPID="" DAEMON_PID=""
 	_lazy=--lazy-pages
 	if [ "$_which" = full ]; then
 		_lazy=""
 	else
-		daemon_start "$_which" "$RUN" "$_c" || { FAIL_WHY="daemon did not start"; return 1; }
+		if ! daemon_start "$_which" "$RUN" "$_c" >"$RUN/start.out" 2>&1; then
+			FAIL_WHY="daemon did not start: $(tail -n 1 "$RUN/start.out")"
+			_restore_cleanup
+			return 1
+		fi
 	fi
 	_t0=$(now)
 	if ! timeout 60 criu restore -D "$VM/$_c/img" -W "$RUN" $_lazy -d \
@@ -192,21 +225,21 @@ restore_run() {
 _restore_cleanup() {
 	cp "$VM/$_c/result" "$RUN/result" 2>/dev/null || true
 	kill_case "$_c"
-	if [ -n "${DPID:-}" ] && ! daemon_done "$RUN"; then
-		sleep 1
-		daemon_done "$RUN" || kill -TERM "$DPID" 2>/dev/null || true
+	[ -z "${DPID:-}" ] || daemon_done "$RUN" || sleep 1
+	if ! daemon_done "$RUN"; then
+		# The daemon is a child of the subshell DPID (or, detached, DAEMON_PID).
+		_kids=""
+		[ -z "${DPID:-}" ] || _kids=$(cat /proc/"$DPID"/task/*/children 2>/dev/null || true)
+		for _p in $_kids ${DAEMON_PID:-}; do
+			kill -KILL "$_p" 2>/dev/null || true
+		done
 	fi
-	# The daemon is a grandchild (inside a subshell): end it by the pid in its pidfile-less
-	# way — its process is the only child of the subshell DPID.
-	for _p in $(cat /proc/"$DPID"/task/*/children 2>/dev/null); do
-		kill -KILL "$_p" 2>/dev/null || true
-	done
-	wait "$DPID" 2>/dev/null || true
+	[ -z "${DPID:-}" ] || wait "$DPID" 2>/dev/null || true
 }
 
 # excerpt RUNDIR CASE: the end of each log of a failed run.
 excerpt() {
-	for _f in "$1/result" "$1/daemon.out" "$1/lazy.log" "$1/restore.log" "$VM/$2/out"; do
+	for _f in "$1/start.out" "$1/result" "$1/daemon.out" "$1/lazy.log" "$1/restore.log" "$VM/$2/out"; do
 		[ -s "$_f" ] || continue
 		echo "---- $_f (last 25 lines)"
 		tail -n 25 "$_f"

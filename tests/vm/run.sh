@@ -1,7 +1,7 @@
 #!/bin/sh
 # VM tests with real CRIU, in a qemu guest running Debian's 6.1 kernel (see vmrun.sh).
 #   sh tests/vm/run.sh [SCENARIO...]   end-to-end tests, each with criu lazy-pages and criu-lazyd
-#                                      (scenarios: memhog16 chaos tree memhog256; default all)
+#                                      (scenarios: memhog16 chaos tree detach memhog256; default all)
 #   sh tests/vm/run.sh bench           benchmark: criu-lazyd vs criu lazy-pages vs full restore
 #   sh tests/vm/run.sh demo            a guided lazy restore with criu-lazyd
 # Needs `make` first (build/tests/workloads/*, build/bin/criu-lazyd). Results and logs go to
@@ -58,7 +58,7 @@ e2e)
 		vm_failed "$rc"
 		fail=$((fail + 1))
 	fi
-	echo "(VM run took $(( $(date +%s) - t0 )) s)"
+	echo "(VM run took $(( $(date +%s) - t0 )) s; guest kernel up $(cat "$R/boot-uptime" 2>/dev/null || echo '?') s when the tests started)"
 	echo "$pass passed, $fail failed"
 	[ "$fail" = 0 ]
 	;;

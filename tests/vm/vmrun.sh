@@ -86,6 +86,7 @@ ip link set lo up
 for m in tun veth nf_tables nfnetlink unix_diag inet_diag tcp_diag udp_diag netlink_diag af_packet_diag; do
 	modprobe \$m 2>/dev/null || echo "vmrun: modprobe \$m failed" >/dev/console
 done
+cut -d" " -f1 /proc/uptime >/tmp/results/boot-uptime
 cd /tmp
 sh /tmp/guest.sh$q >/tmp/results/guest.log 2>&1
 echo \$? >/tmp/results/rc

@@ -1,0 +1,403 @@
+# Guest side of the VM tests of lazy_restore.so (run by vmrun.sh): guest-plugin.sh ROOT [SCENARIO...]
+# Real CRIU, and no lazy-pages daemon started by hand: `criu restore --lazy-pages --lib
+# build/lib/criu` with only the plugin's config file must restore, and the workload must read
+# back all its memory. Also: the lazy-pages option from a CRIU config file and from an RPC
+# (swrk) client's config file, as runc gives it; a daemon already listening is used; a broken
+# config, a missing or failing daemon, an unsupported source fail the restore with the
+# plugin's message; a failed restore stops the daemon; a non-lazy restore is unaffected.
+# Appends "PASS|FAIL plugin-SCENARIO (lazy_restore.so) ..." to $VMRUN_RESULTS/summary (the
+# format of guest-e2e.sh), a log excerpt per failure to $VMRUN_RESULTS/fail-plugin-*.txt.
+set -eu
+ROOT=$1
+shift
+. "$ROOT/tests/vm/lib.sh"
+R=$VMRUN_RESULTS
+LIB=$ROOT/build/lib/criu
+ETC=$VM/plugin-etc
+SUMMARY=$R/summary
+touch "$SUMMARY"
+ALL="local defaults tree criu-conf rpc existing nonlazy bad-config no-daemon daemon-fails \
+unsupported failed-restore publish"
+[ $# -gt 0 ] || set -- $ALL
+
+record() { # record PASS|FAIL scenario detail
+	echo "$1 plugin-$2 (lazy_restore.so)${3:+ $3}" | tee -a "$SUMMARY"
+}
+
+# conf NAME LINES...: write $ETC/NAME.conf, one argument a line; prints its path.
+conf() {
+	_f=$ETC/$1.conf
+	shift
+	mkdir -p "$ETC"
+	: >"$_f"
+	for _l in "$@"; do echo "$_l" >>"$_f"; done
+	echo "$_f"
+}
+
+# new_run CASE NAME: a fresh run (work) dir; sets RUN.
+new_run() {
+	RUN=$VM/$1/run-$2
+	rm -rf "$RUN"
+	mkdir -p "$RUN"
+	rm -f "$VM/$1/ctl/verify" "$VM/$1/result"
+}
+
+# crestore CASE [ARGS...]: criu restore CASE's images into $RUN, detached, logging to
+# $RUN/restore.log. The plugin's config comes from $PCONF (unset: its default path).
+crestore() {
+	_c=$1
+	shift
+	if [ -n "${PCONF:-}" ]; then
+		CRIU_LAZY_RESTORE_CONF=$PCONF timeout 300 criu restore -D "$VM/$_c/img" -W "$RUN" -d \
+			-o "$RUN/restore.log" -v4 "$@"
+	else
+		env -u CRIU_LAZY_RESTORE_CONF timeout 300 criu restore -D "$VM/$_c/img" -W "$RUN" -d \
+			-o "$RUN/restore.log" -v4 "$@"
+	fi
+}
+
+# The pid of the daemon the plugin started, from CRIU's log ("" if none).
+plugin_daemon_pid() {
+	sed -n 's/.*lazy_restore: .* (pid \([0-9]*\)) listens on lazy-pages.socket.*/\1/p' \
+		"$RUN/restore.log" 2>/dev/null | tail -n 1
+}
+
+# verify CASE DAEMON_LOG: the restored workload resumed and reads back all its memory; the
+# daemon (pid $DPID) then exits having served one restore and killed nothing.
+verify() {
+	if ! wait_until 300 has_line "$1" resumed; then
+		FAIL_WHY="workload did not report resumed"
+		return 1
+	fi
+	touch "$VM/$1/ctl/verify"
+	if ! wait_until 300 has_line "$1" "verify "; then
+		FAIL_WHY="workload did not report its verification"
+		return 1
+	fi
+	VERIFY=$(line_of "$1" "verify ")
+	case $VERIFY in
+	"verify ok"*) ;;
+	*) FAIL_WHY="workload: $VERIFY"; return 1 ;;
+	esac
+	[ -n "${DPID:-}" ] || return 0
+	if ! wait_until 300 pid_gone "$DPID"; then
+		FAIL_WHY="daemon pid $DPID did not exit after all pages were in"
+		return 1
+	fi
+	if ! grep -q "summary: .* 0 killed" "$2" 2>/dev/null; then
+		FAIL_WHY="no clean summary in the daemon's log $2"
+		return 1
+	fi
+}
+
+# A lazy restore through the plugin, verified: lazy_ok CASE DAEMON_LOG [CRIU ARGS...]
+lazy_ok() {
+	_c=$1 _dlog=$2
+	shift 2
+	DPID=""
+	if ! crestore "$_c" "$@"; then
+		FAIL_WHY="criu restore failed"
+		return 1
+	fi
+	DPID=$(plugin_daemon_pid)
+	if [ -z "$DPID" ]; then
+		FAIL_WHY="the plugin did not start a daemon (restore.log)"
+		return 1
+	fi
+	# Detached: another session than ours (and CRIU's), no controlling terminal.
+	_st=$(sed 's/.*) //' /proc/"$DPID"/stat 2>/dev/null || true)
+	_me=$(sed 's/.*) //' /proc/$$/stat | cut -d' ' -f4)
+	if [ -n "$_st" ]; then
+		_sid=$(echo "$_st" | cut -d' ' -f4) _tty=$(echo "$_st" | cut -d' ' -f5)
+		if [ "$_sid" = "$_me" ] || [ "$_tty" != 0 ]; then
+			FAIL_WHY="daemon $DPID is not detached (session $_sid, tty $_tty)"
+			return 1
+		fi
+	fi
+	verify "$_c" "$_dlog" || return 1
+	grep -q "restore connected" "$_dlog" || { FAIL_WHY="daemon log: no restore connected"; return 1; }
+}
+
+# must_fail CASE PATTERN [CRIU ARGS...]: the restore fails and CRIU's log has PATTERN (grep -F)
+# in a line of the plugin's; no daemon is left and the workload is not running.
+must_fail() {
+	_c=$1 _pat=$2
+	shift 2
+	if crestore "$_c" "$@"; then
+		FAIL_WHY="criu restore succeeded"
+		kill_case "$_c"
+		return 1
+	fi
+	if ! grep "lazy_restore: Error: " "$RUN/restore.log" | grep -qF -- "$_pat"; then
+		FAIL_WHY="restore.log lacks the plugin's message: $_pat"
+		return 1
+	fi
+	MSG=$(grep -m1 "lazy_restore: Error: " "$RUN/restore.log" | sed 's/.*lazy_restore: Error: //')
+	if pgrep -f "criu-lazyd -D $VM/$_c/img" >/dev/null; then
+		FAIL_WHY="a criu-lazyd is left running"
+		return 1
+	fi
+	if ! pid_gone "$(cat "$VM/$_c/pid")"; then
+		FAIL_WHY="the workload runs after a failed restore"
+		return 1
+	fi
+}
+
+# The workload shared by most scenarios, dumped once.
+MAIN=pmem
+main_case() {
+	[ -f "$VM/$MAIN/dumped" ] && return 0
+	wl_start "$MAIN" memhog -m 16 -s 21 && wl_dump "$MAIN" && touch "$VM/$MAIN/dumped"
+}
+
+s_local() {
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	new_run "$MAIN" local
+	PCONF=$(conf local "# every key a local restore uses" "source local" \
+		"log $RUN/lazyd.log" "verbosity 4" "fill uffd" "timeout 60")
+	lazy_ok "$MAIN" "$RUN/lazyd.log" --lazy-pages --lib "$LIB" || return 1
+	grep -q "lazy restore (lazy-pages on the command line)" "$RUN/restore.log" ||
+		{ FAIL_WHY="restore.log: no detection line"; return 1; }
+	DETAIL="$(grep -m1 'summary: 1 tasks' "$RUN/lazyd.log" | sed 's/.*summary: //' | cut -c1-90)"
+	kill_case "$MAIN"
+}
+
+s_defaults() {
+	# No config file at all: local images, criu-lazyd found beside the plugin, criu-lazyd.log
+	# in the work dir.
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	[ ! -e /etc/criu/lazy-restore.conf ] || { FAIL_WHY="/etc/criu/lazy-restore.conf exists"; return 1; }
+	new_run "$MAIN" defaults
+	PCONF=""
+	lazy_ok "$MAIN" "$RUN/criu-lazyd.log" --lazy-pages --lib "$LIB" || return 1
+	kill_case "$MAIN"
+}
+
+s_tree() {
+	# A process tree with threads: one uffd per task over the socket the plugin set up.
+	wl_start ptree tree -n 3 -m 2 -t 4 && wl_dump ptree ||
+		{ FAIL_WHY="workload start or criu dump failed"; return 1; }
+	new_run ptree tree
+	PCONF=$(conf tree "log lazyd.log" "verbosity 3")
+	lazy_ok ptree "$RUN/lazyd.log" --lazy-pages --lib "$LIB" || return 1
+	DETAIL="$(grep -m1 'summary: ' "$RUN/lazyd.log" | sed 's/.*summary: //' | cut -c1-60)"
+	kill_case ptree
+}
+
+s_criu_conf() {
+	# What criu.conf.example tells users: lazy-pages and lib in a CRIU config file, a plain
+	# `criu restore` command line.
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	new_run "$MAIN" criu-conf
+	_cc=$(conf criu "# CRIU options" "lazy-pages" "lib $LIB")
+	PCONF=$(conf criu-conf "log $RUN/lazyd.log" "verbosity 3")
+	export CRIU_CONFIG_FILE="$_cc"
+	lazy_ok "$MAIN" "$RUN/lazyd.log"
+	_rc=$?
+	unset CRIU_CONFIG_FILE
+	[ "$_rc" = 0 ] || return 1
+	grep -q "lazy restore (lazy-pages in $_cc:2)" "$RUN/restore.log" ||
+		{ FAIL_WHY="restore.log: not detected from $_cc"; return 1; }
+	kill_case "$MAIN"
+}
+
+s_rpc() {
+	# As runc: criu swrk, options by RPC, lazy-pages and lib in the request's config file.
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	new_run "$MAIN" rpc
+	_rc=$(conf runc "lazy-pages" "lib $LIB")
+	PCONF=$(conf rpc "log $RUN/lazyd.log" "verbosity 3")
+	DPID=""
+	if ! CRIU_LAZY_RESTORE_CONF=$PCONF /usr/bin/python3 - "$VM/$MAIN/img" "$RUN" "$_rc" \
+		>"$RUN/rpc.out" 2>&1 <<'EOF'; then
+import os, sys
+import pycriu
+img, run, cfg = sys.argv[1:4]
+c = pycriu.criu()
+c.use_binary('/usr/sbin/criu')
+c.opts.images_dir_fd = os.open(img, os.O_RDONLY | os.O_DIRECTORY)
+c.opts.work_dir_fd = os.open(run, os.O_RDONLY | os.O_DIRECTORY)
+c.opts.log_file = 'restore.log'
+c.opts.log_level = 4
+c.opts.config_file = cfg
+try:
+    r = c.restore()
+except Exception as e:
+    print('RPC restore failed:', e)
+    sys.exit(1)
+print('restored, pid', r.pid)
+EOF
+		FAIL_WHY="RPC restore failed: $(tail -n 1 "$RUN/rpc.out")"
+		return 1
+	fi
+	DPID=$(plugin_daemon_pid)
+	[ -n "$DPID" ] || { FAIL_WHY="the plugin did not start a daemon (restore.log)"; return 1; }
+	verify "$MAIN" "$RUN/lazyd.log" || return 1
+	grep -q "lazy restore (lazy-pages in $_rc:1)" "$RUN/restore.log" ||
+		{ FAIL_WHY="restore.log: not detected from the RPC config file"; return 1; }
+	kill_case "$MAIN"
+}
+
+s_existing() {
+	# A daemon started by hand already listens: the plugin leaves it be and CRIU uses it.
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	new_run "$MAIN" existing
+	daemon_start ours "$RUN" "$MAIN" || { FAIL_WHY="criu-lazyd did not start by hand"; return 1; }
+	_sub=$DPID
+	PCONF=$(conf existing "log $RUN/never.log")
+	if ! crestore "$MAIN" --lazy-pages --lib "$LIB"; then
+		FAIL_WHY="criu restore failed"
+		_restore_cleanup
+		return 1
+	fi
+	grep -q "a daemon already listens on $RUN/lazy-pages.socket: using it" "$RUN/restore.log" ||
+		{ FAIL_WHY="restore.log: the plugin did not see the daemon"; return 1; }
+	[ -z "$(plugin_daemon_pid)" ] && [ ! -e "$RUN/never.log" ] ||
+		{ FAIL_WHY="the plugin started a second daemon"; return 1; }
+	DPID=""
+	verify "$MAIN" "$RUN/lazy.log" || return 1
+	wait_until 300 daemon_done "$RUN" || { FAIL_WHY="the hand-started daemon did not exit"; return 1; }
+	[ "$(cut -d' ' -f1 "$RUN/daemon.exit")" = 0 ] || { FAIL_WHY="daemon exit $(cat "$RUN/daemon.exit")"; return 1; }
+	wait "$_sub" 2>/dev/null || true
+	kill_case "$MAIN"
+}
+
+s_nonlazy() {
+	# Plugin loaded, plain restore: untouched, even with a broken config (never read).
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	new_run "$MAIN" nonlazy
+	PCONF=$(conf nonlazy "fill turbo" "no-such-key 1")
+	DPID=""
+	crestore "$MAIN" --lib "$LIB" || { FAIL_WHY="criu restore failed"; return 1; }
+	grep -q "lazy_restore: not a lazy restore" "$RUN/restore.log" ||
+		{ FAIL_WHY="restore.log: the plugin was not loaded"; return 1; }
+	! grep -q "lazy_restore: Error" "$RUN/restore.log" || { FAIL_WHY="plugin error"; return 1; }
+	[ ! -e "$RUN/lazy-pages.socket" ] && [ ! -e "$RUN/criu-lazyd.log" ] ||
+		{ FAIL_WHY="a daemon was started"; return 1; }
+	verify "$MAIN" "" || return 1
+	kill_case "$MAIN"
+}
+
+s_bad_config() {
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	new_run "$MAIN" bad-config
+	PCONF=$(conf bad "# a typo on line 3" "verbosity 3" "fill turbo")
+	must_fail "$MAIN" "$PCONF:3: key 'fill': bad value 'turbo' (expected auto, kmod or uffd)" \
+		--lazy-pages --lib "$LIB" || return 1
+	new_run "$MAIN" bad-config2
+	PCONF=$(conf bad2 "sauce local")
+	must_fail "$MAIN" "$PCONF:1: unknown key 'sauce'" --lazy-pages --lib "$LIB" || return 1
+	new_run "$MAIN" bad-config3
+	PCONF=$ETC/does-not-exist.conf
+	must_fail "$MAIN" "$PCONF: cannot read: No such file or directory" \
+		--lazy-pages --lib "$LIB" || return 1
+	DETAIL="e.g. \"$MSG\""
+}
+
+s_no_daemon() {
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	new_run "$MAIN" no-daemon
+	PCONF=$(conf no-daemon "daemon /nonexistent/bin/criu-lazyd")
+	must_fail "$MAIN" "daemon /nonexistent/bin/criu-lazyd (key 'daemon', $PCONF:1) cannot be run: No such file or directory" \
+		--lazy-pages --lib "$LIB" || return 1
+	DETAIL="\"$MSG\""
+}
+
+s_daemon_fails() {
+	# The daemon exits before it listens: its own words end up in the restore's error.
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	new_run "$MAIN" daemon-fails
+	mkdir -p "$ETC"
+	printf '#!/bin/sh\necho "criu-lazyd: cannot serve: test failure" >&2\nexit 3\n' >"$ETC/fail-lazyd"
+	chmod +x "$ETC/fail-lazyd"
+	PCONF=$(conf daemon-fails "daemon $ETC/fail-lazyd" "log fail.log")
+	must_fail "$MAIN" "exited before it listened on lazy-pages.socket: criu-lazyd: cannot serve: test failure (log: fail.log)" \
+		--lazy-pages --lib "$LIB" || return 1
+	DETAIL="\"$MSG\""
+}
+
+s_unsupported() {
+	# Until criu-lazyd has --image-server / --page-server, these sources are refused clearly.
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	if "$OURS_LAZY" --help | grep -q -- --image-server; then
+		DETAIL="skipped: criu-lazyd has --image-server now"
+		return 0
+	fi
+	new_run "$MAIN" unsupported
+	PCONF=$(conf unsupported "source image-server 127.0.0.1:7070" "image web-1")
+	must_fail "$MAIN" "is not supported yet" --lazy-pages --lib "$LIB" || return 1
+	DETAIL="\"$MSG\""
+}
+
+s_failed_restore() {
+	# A restore that fails after the plugin started the daemon: the plugin stops it. A copy of
+	# the images without the tasks' core images: criu-lazyd does not read them, CRIU does.
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	rm -rf "$VM/pbroken"
+	mkdir -p "$VM/pbroken"
+	cp -r "$VM/$MAIN/img" "$VM/pbroken/img"
+	cp "$VM/$MAIN/pid" "$VM/pbroken/pid"
+	rm -f "$VM/pbroken/img"/core-*.img
+	new_run pbroken failed
+	PCONF=$(conf failed "log $RUN/lazyd.log")
+	if crestore pbroken --lazy-pages --lib "$LIB"; then
+		FAIL_WHY="the restore succeeded"
+		return 1
+	fi
+	DPID=$(plugin_daemon_pid)
+	[ -n "$DPID" ] || { FAIL_WHY="the restore failed before the plugin started a daemon"; return 1; }
+	grep -q "stopping the daemon (pid $DPID): the restore failed" "$RUN/restore.log" ||
+		{ FAIL_WHY="restore.log: the plugin did not stop its daemon"; return 1; }
+	wait_until 30 pid_gone "$DPID" || { FAIL_WHY="daemon $DPID still runs"; return 1; }
+	DETAIL="daemon $DPID stopped"
+	DPID=""
+	rm -rf "$VM/pbroken"
+}
+
+s_publish() {
+	# `publish` is refused until criu-imgd accepts uploads: the dump fails, the task lives on.
+	wl_start ppub memhog -m 1 -s 5 || { FAIL_WHY="workload start failed"; return 1; }
+	_f=$(conf publish "publish 127.0.0.1:7071")
+	if CRIU_LAZY_RESTORE_CONF=$_f timeout 300 criu dump -t "$(cat "$VM/ppub/pid")" \
+		-D "$VM/ppub/img" -o "$VM/ppub/dump.log" -v4 --lib "$LIB"; then
+		FAIL_WHY="the dump succeeded"
+		return 1
+	fi
+	grep -q "lazy_restore: Error: $_f:1: key 'publish': uploading the image to criu-imgd is not supported yet" \
+		"$VM/ppub/dump.log" || { FAIL_WHY="dump.log lacks the plugin's message"; return 1; }
+	pid_gone "$(cat "$VM/ppub/pid")" && { FAIL_WHY="the task died"; return 1; }
+	kill_case ppub
+}
+
+for s in "$@"; do
+	fn=s_$(echo "$s" | tr - _)
+	if ! command -v "$fn" >/dev/null 2>&1; then
+		record FAIL "$s" "unknown scenario"
+		continue
+	fi
+	FAIL_WHY="" DETAIL="" MSG="" DPID="" RUN=""
+	t0=$(now)
+	if "$fn"; then
+		record PASS "$s" "$(ms "$t0" "$(now)") ms${DETAIL:+; $DETAIL}"
+	else
+		record FAIL "$s" "$FAIL_WHY"
+		{
+			echo "scenario $s: $FAIL_WHY"
+			for f in "$RUN/restore.log" "$RUN/lazyd.log" "$RUN/criu-lazyd.log" "$RUN/rpc.out" \
+				"$VM/$MAIN/out" "$VM/$MAIN/result"; do
+				[ -s "$f" ] || continue
+				echo "---- $f (last 30 lines)"
+				tail -n 30 "$f"
+			done
+		} >"$R/fail-plugin-$s.txt" 2>&1
+		for c in "$MAIN" ptree ppub; do
+			[ -f "$VM/$c/pid" ] && kill_case "$c" 2>/dev/null || true
+		done
+		[ -n "${DPID:-}" ] && kill "$DPID" 2>/dev/null || true
+	fi
+	if [ -n "$RUN" ] && [ -d "$RUN" ]; then
+		mkdir -p "$R/plugin"
+		cp -r "$RUN" "$R/plugin/$s" 2>/dev/null || true
+	fi
+done
+! grep -q '^FAIL plugin-' "$SUMMARY"
