@@ -1,0 +1,413 @@
+/*
+ * hostile: clients that break the rules against criu-imgd, each checked to
+ * be refused (an ERROR of the right code and/or a closed connection), and a
+ * well-behaved client that must still be served after all of them.
+ *
+ *   hostile --server IPV4:PORT [--image ID] [--key F]
+ *
+ * Exit 0 when every case behaved.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "source.h"
+#include "wire_auth.h"
+#include "wire_client.h"
+#include "wire_io.h"
+
+#define T_MS 5000
+
+static struct wire_client cl;
+static struct wire_key key;
+static bool have_key;
+static int32_t good_pid;
+static uint64_t good_off;
+static uint8_t scratch[WIRE_SCRATCH];
+static uint8_t payload[WIRE_MAX_PAYLOAD];
+static int failures;
+
+static int dial(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(atoi(cl.port))};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	inet_pton(AF_INET, cl.host, &sa.sin_addr);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		perror("hostile: connect");
+		exit(2);
+	}
+	return fd;
+}
+
+/* The next frame: its type (WT_ERROR: *code set), 0 on a closed connection, -1 timeout. */
+static int next(int fd, int *code, uint32_t *req)
+{
+	struct wire_hdr h;
+	ProtobufCMessage *m;
+	const char *why;
+	int rc = wire_recv(fd, scratch, &h, &m, payload, sizeof(payload), wire_now_ms() + T_MS, &why);
+
+	if (rc == -ETIMEDOUT)
+		return -1;
+	if (rc)
+		return 0;
+	if (h.type == WT_ERROR) {
+		*code = ((LwError *)m)->code;
+		if (req)
+			*req = ((LwError *)m)->has_req ? ((LwError *)m)->req : UINT32_MAX;
+	}
+	wire_free(m);
+	return h.type;
+}
+
+/* Read frames until an ERROR (its code) or the end; then the connection must close. */
+static void expect_refused(const char *name, int fd, int want_code)
+{
+	int code = 0, t;
+
+	for (int i = 0; i < 64; i++) {
+		t = next(fd, &code, NULL);
+		if (t <= 0 || t == WT_ERROR)
+			break;
+	}
+	bool closed = next(fd, &code, NULL) == 0;
+	bool ok = closed && (!want_code || code == want_code);
+	printf("%s %s: %s (error code %d)\n", ok ? "PASS" : "FAIL", name,
+	       closed ? "connection closed" : "connection left open", code);
+	failures += !ok;
+	close(fd);
+}
+
+static void send_raw(int fd, const void *buf, size_t len)
+{
+	if (wire_write_all(fd, buf, len, wire_now_ms() + T_MS))
+		perror("hostile: send");
+}
+
+static void send_msg(int fd, unsigned type, const ProtobufCMessage *m)
+{
+	if (wire_send(fd, scratch, type, m, NULL, 0, wire_now_ms() + T_MS))
+		perror("hostile: send");
+}
+
+static void hello(int fd, uint8_t challenge[WIRE_NONCE])
+{
+	LwHello h = LW_HELLO__INIT;
+	int code;
+
+	h.version_min = h.version_max = WIRE_VERSION;
+	send_msg(fd, WT_HELLO, &h.base);
+	struct wire_hdr hd;
+	ProtobufCMessage *m;
+	const char *why;
+	if (wire_recv(fd, scratch, &hd, &m, NULL, 0, wire_now_ms() + T_MS, &why) ||
+	    hd.type != WT_HELLO_REPLY) {
+		fprintf(stderr, "hostile: no HELLO_REPLY\n");
+		exit(2);
+	}
+	memcpy(challenge, ((LwHelloReply *)m)->challenge.data, WIRE_NONCE);
+	wire_free(m);
+	(void)code;
+}
+
+static void authenticate(int fd, const uint8_t challenge[WIRE_NONCE], bool good)
+{
+	uint8_t nonce[WIRE_NONCE] = {1}, mac[WIRE_MAC];
+	LwAuth a = LW_AUTH__INIT;
+
+	wire_auth_client_mac(&key, challenge, nonce, mac);
+	if (!good)
+		mac[0] ^= 1;
+	a.nonce = (ProtobufCBinaryData){sizeof(nonce), nonce};
+	a.mac = (ProtobufCBinaryData){sizeof(mac), mac};
+	send_msg(fd, WT_AUTH, &a.base);
+}
+
+static int open_image(const char *id)
+{
+	uint8_t ch[WIRE_NONCE];
+	int fd = dial(), code = 0;
+
+	hello(fd, ch);
+	if (have_key) {
+		authenticate(fd, ch, true);
+		if (next(fd, &code, NULL) != WT_AUTH_OK) {
+			fprintf(stderr, "hostile: authentication failed\n");
+			exit(2);
+		}
+	}
+	LwOpen o = LW_OPEN__INIT;
+	o.image = (char *)id;
+	o.class_ = LW_CLASS__LW_CLASS_URGENT;
+	send_msg(fd, WT_OPEN, &o.base);
+	return fd;
+}
+
+static void bad_get(const char *name, int fd, int32_t pid, uint64_t off, uint32_t n,
+		    size_t nranges, int want)
+{
+	static LwRange r[WIRE_MAX_RANGES + 2];
+	static LwRange *rp[WIRE_MAX_RANGES + 2];
+	LwGet g = LW_GET__INIT;
+	int code = 0;
+	uint32_t req = 0;
+
+	for (size_t i = 0; i < nranges; i++) {
+		r[i] = (LwRange)LW_RANGE__INIT;
+		r[i].pid = pid;
+		r[i].off = off;
+		r[i].nr_pages = n;
+		rp[i] = &r[i];
+	}
+	g.req = 77;
+	g.prio = LW_CLASS__LW_CLASS_URGENT;
+	g.n_ranges = nranges;
+	g.ranges = rp;
+	send_msg(fd, WT_GET, &g.base);
+	int t = next(fd, &code, &req);
+	bool ok = t == WT_ERROR && code == want && req == 77;
+	printf("%s %s: %s code %d for request %u\n", ok ? "PASS" : "FAIL", name,
+	       wire_type_name(t > 0 ? (unsigned)t : 0), code, req);
+	failures += !ok;
+}
+
+/* A GET of the good page on fd must come back as one PAGES frame. */
+static bool good_get(int fd)
+{
+	int code = 0;
+	LwRange r = LW_RANGE__INIT, *rp = &r;
+	LwGet g = LW_GET__INIT;
+
+	r.pid = good_pid;
+	r.off = good_off;
+	r.nr_pages = 1;
+	g.req = 5;
+	g.prio = LW_CLASS__LW_CLASS_URGENT;
+	g.n_ranges = 1;
+	g.ranges = &rp;
+	send_msg(fd, WT_GET, &g.base);
+	return next(fd, &code, NULL) == WT_PAGES;
+}
+
+static void cases_framing(void)
+{
+	uint8_t junk[256];
+	int fd;
+
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)(i * 37 + 11);
+	fd = dial();
+	send_raw(fd, junk, sizeof(junk));
+	expect_refused("garbage bytes", fd, LW_ERR__LW_E_PROTO);
+
+	/* A header announcing 4 GiB. */
+	uint8_t hdr[WIRE_HDR_SIZE];
+	struct wire_hdr h = {WIRE_MAGIC, WT_HELLO, 0xffffffffu, 0};
+	wire_hdr_put(hdr, &h);
+	fd = dial();
+	send_raw(fd, hdr, sizeof(hdr));
+	expect_refused("oversized message length", fd, LW_ERR__LW_E_PROTO);
+
+	h = (struct wire_hdr){WIRE_MAGIC, WT_HELLO, 0, WIRE_PAGE};
+	wire_hdr_put(hdr, &h);
+	fd = dial();
+	send_raw(fd, hdr, sizeof(hdr));
+	expect_refused("payload from a client", fd, LW_ERR__LW_E_PROTO);
+
+	h = (struct wire_hdr){WIRE_MAGIC, 999, 0, 0};
+	wire_hdr_put(hdr, &h);
+	fd = dial();
+	send_raw(fd, hdr, sizeof(hdr));
+	expect_refused("unknown frame type", fd, LW_ERR__LW_E_PROTO);
+
+	/* A HELLO whose protobuf body is garbage. */
+	h = (struct wire_hdr){WIRE_MAGIC, WT_HELLO, 16, 0};
+	wire_hdr_put(hdr, &h);
+	fd = dial();
+	send_raw(fd, hdr, sizeof(hdr));
+	send_raw(fd, junk, 16);
+	expect_refused("malformed protobuf", fd, LW_ERR__LW_E_PROTO);
+
+	LwHello v = LW_HELLO__INIT;
+	v.version_min = v.version_max = 99;
+	fd = dial();
+	send_msg(fd, WT_HELLO, &v.base);
+	expect_refused("unknown protocol version", fd, LW_ERR__LW_E_VERSION);
+
+	/* Half a frame, then the client vanishes: the server must carry on. */
+	fd = dial();
+	send_raw(fd, hdr, 5);
+	close(fd);
+}
+
+static void cases_handshake(const char *image)
+{
+	uint8_t ch[WIRE_NONCE];
+	int fd;
+
+	fd = dial();
+	hello(fd, ch);
+	LwOpen o = LW_OPEN__INIT;
+	o.image = (char *)image;
+	o.class_ = LW_CLASS__LW_CLASS_URGENT;
+	if (have_key) {
+		send_msg(fd, WT_OPEN, &o.base);
+		expect_refused("OPEN without the key", fd, LW_ERR__LW_E_PROTO);
+		fd = dial();
+		hello(fd, ch);
+		authenticate(fd, ch, false);
+		expect_refused("wrong key (bad MAC)", fd, LW_ERR__LW_E_AUTH);
+	} else {
+		LwRange r = LW_RANGE__INIT, *rp = &r;
+		LwGet g = LW_GET__INIT;
+		r.pid = good_pid;
+		r.nr_pages = 1;
+		g.prio = LW_CLASS__LW_CLASS_URGENT;
+		g.n_ranges = 1;
+		g.ranges = &rp;
+		send_msg(fd, WT_GET, &g.base);
+		expect_refused("GET before OPEN", fd, LW_ERR__LW_E_PROTO);
+	}
+	static const char *const bad_ids[] = {"..", ".", "../img", "img/../..", "/etc", "a/b",
+					      "x\ny", "nonexistent-image"};
+	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+		char name[96];
+		snprintf(name, sizeof(name), "image id '%s'", bad_ids[i]);
+		for (char *p = name; *p; p++)
+			if (*p == '\n')
+				*p = '~';
+		fd = open_image(bad_ids[i]);
+		bool known_bad = i + 1 < sizeof(bad_ids) / sizeof(bad_ids[0]);
+		expect_refused(name, fd, known_bad ? LW_ERR__LW_E_PROTO : LW_ERR__LW_E_NOIMAGE);
+	}
+}
+
+static void cases_requests(const char *image)
+{
+	int code = 0;
+	int fd = open_image(image);
+
+	if (next(fd, &code, NULL) != WT_OPEN_REPLY) {
+		printf("FAIL open %s: no OPEN_REPLY (code %d)\n", image, code);
+		failures++;
+		close(fd);
+		return;
+	}
+	bad_get("GET of a pid not in the image", fd, 999999, 0, 1, 1, LW_ERR__LW_E_RANGE);
+	bad_get("GET past the lazy data", fd, good_pid, 1ull << 40, 1, 1, LW_ERR__LW_E_RANGE);
+	bad_get("GET of an unaligned offset", fd, good_pid, good_off + 1, 1, 1,
+		LW_ERR__LW_E_LIMIT);
+	bad_get("GET of too many pages", fd, good_pid, good_off, WIRE_MAX_GET_PAGES + 1, 1,
+		LW_ERR__LW_E_LIMIT);
+	bad_get("GET of too many ranges", fd, good_pid, good_off, 1, WIRE_MAX_RANGES + 1,
+		LW_ERR__LW_E_LIMIT);
+	bad_get("GET whose range wraps", fd, good_pid, UINT64_MAX & ~4095ull, 16, 1,
+		LW_ERR__LW_E_LIMIT);
+	bool ok = good_get(fd);
+	printf("%s a good GET on the same connection after the bad ones\n", ok ? "PASS" : "FAIL");
+	failures += !ok;
+	close(fd);
+}
+
+/* Find one data page of the image (for the well-behaved requests), through the index. */
+static int pick_good_page(const char *server, const char *image, const char *keyfile)
+{
+	struct imgd_source_cfg c = {server, image, keyfile, 2, 5000, 4};
+	struct page_source s;
+	struct img_set set;
+	char err[256] = "";
+
+	if (page_source_imgd(&s, &c, err, sizeof(err)) ||
+	    s.ops->load_index(&s, &set, err, sizeof(err))) {
+		fprintf(stderr, "hostile: %s\n", err);
+		s.ops->close(&s);
+		return -1;
+	}
+	for (size_t i = 0; i < set.nr_tasks && !good_pid; i++)
+		for (size_t k = 0; k < set.tasks[i].nr_extents && !good_pid; k++)
+			if (!set.tasks[i].extents[k].zero) {
+				good_pid = set.tasks[i].pid;
+				good_off = set.tasks[i].extents[k].pages_off;
+			}
+	img_set_free(&set);
+	s.ops->close(&s);
+	return good_pid ? 0 : -1;
+}
+
+/* After all of that, a normal client through the real page source. */
+static void case_normal(const char *server, const char *image, const char *keyfile)
+{
+	struct imgd_source_cfg c = {server, image, keyfile, 2, 5000, 4};
+	struct page_source s;
+	struct img_set set;
+	char err[256] = "";
+	uint8_t buf[4096];
+
+	bool ok = !page_source_imgd(&s, &c, err, sizeof(err)) &&
+		  !s.ops->load_index(&s, &set, err, sizeof(err));
+	if (ok) {
+		const struct img_task *t = img_set_find(&set, good_pid);
+		ok = t && !s.ops->read(&s, t, 0, good_off, buf, sizeof(buf));
+		img_set_free(&set);
+	}
+	s.ops->close(&s);
+	printf("%s a well-behaved client is served after the hostile ones %s\n",
+	       ok ? "PASS" : "FAIL", err);
+	failures += !ok;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {{"server", required_argument, NULL, 's'},
+					   {"image", required_argument, NULL, 'i'},
+					   {"key", required_argument, NULL, 'k'},
+					   {0}};
+	const char *server = NULL, *image = "default", *keyfile = NULL;
+	char err[256];
+	int o;
+
+	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (o) {
+		case 's':
+			server = optarg;
+			break;
+		case 'i':
+			image = optarg;
+			break;
+		case 'k':
+			keyfile = optarg;
+			break;
+		default:
+			return 2;
+		}
+	}
+	if (!server || wire_client_parse(&cl, server)) {
+		fprintf(stderr, "usage: hostile --server IPV4:PORT [--image ID] [--key FILE]\n");
+		return 2;
+	}
+	if (keyfile) {
+		if (wire_key_load(keyfile, &key, err, sizeof(err))) {
+			fprintf(stderr, "hostile: %s\n", err);
+			return 2;
+		}
+		have_key = true;
+	}
+	log_level = LOG_ERROR;
+	if (pick_good_page(server, image, keyfile))
+		return 2;
+	cases_framing();
+	cases_handshake(image);
+	if (!have_key)
+		cases_requests(image);
+	case_normal(server, image, keyfile);
+	printf("hostile: %d failures\n", failures);
+	return failures ? 1 : 0;
+}
