@@ -59,7 +59,7 @@ bool lr_restore_is_lazy(char *why, size_t n)
 		scan_file(&s, rpc_cfg_file);
 
 	if (s.lazy)
-		snprintf(why, n, "lazy-pages is set in %s", s.lazy_from);
+		snprintf(why, n, "lazy-pages %s", s.lazy_from);
 	else if (s.rpc)
 		snprintf(why, n,
 			 "RPC mode and lazy-pages is in none of CRIU's config files (a request's "

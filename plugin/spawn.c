@@ -52,6 +52,9 @@ static void exec_daemon(int status_wr, int logfd, char **argv)
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 
+	/* Its own process group (not a session leader: it can never get a terminal), so that
+	 * a stop also reaches anything it started. */
+	setpgid(0, 0);
 	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 	int s = fcntl(status_wr, F_DUPFD_CLOEXEC, 10);
 	int l = fcntl(logfd, F_DUPFD_CLOEXEC, 10);
@@ -227,8 +230,8 @@ int lr_spawn(const struct lr_conf *c, const char *daemon, const char *imgdir, st
 		snprintf(why, n, "%s did not listen on %s within %d s (key 'timeout'; log: %s)",
 			 daemon, LR_SOCKET, c->timeout, log);
 	}
-	if (d->pid > 0 && !erec)
-		lr_stop(d, "it did not start");
+	if (d->pid > 0 && !erec && !eof)
+		lr_stop(d, "it did not listen in time");
 	lr_forget(d);
 	return -1;
 }
@@ -266,6 +269,8 @@ void lr_stop(struct lr_daemon *d, const char *reason)
 		send_sig(d, SIGKILL);
 		gone(d, 1000);
 	}
+	/* Leftovers in its process group: the group id cannot be reused while any is alive. */
+	kill(-d->pid, SIGKILL);
 	lr_forget(d);
 }
 

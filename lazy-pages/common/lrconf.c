@@ -639,7 +639,7 @@ void lrconf_scan_argv(struct lr_criu_scan *s, int argc, char **argv)
 				s->no_default_config = true;
 			} else if (!eq && is_lazy_name(name, n)) {
 				s->argv_lazy = 1;
-				snprintf(s->lazy_from, sizeof(s->lazy_from), "the command line");
+				snprintf(s->lazy_from, sizeof(s->lazy_from), "on the command line");
 			} else if (!eq && !strcmp(name, "no-lazy-pages")) {
 				s->argv_lazy = 0;
 			}
@@ -665,7 +665,7 @@ void lrconf_scan_apply_argv(struct lr_criu_scan *s)
 	if (s->argv_lazy >= 0)
 		s->lazy = s->argv_lazy == 1;
 	if (s->argv_lazy == 1)
-		snprintf(s->lazy_from, sizeof(s->lazy_from), "the command line");
+		snprintf(s->lazy_from, sizeof(s->lazy_from), "on the command line");
 }
 
 void lrconf_scan_criu_conf(struct lr_criu_scan *s, const char *name, const char *text, size_t len)
@@ -705,7 +705,7 @@ void lrconf_scan_criu_conf(struct lr_criu_scan *s, const char *name, const char 
 			continue;
 		if (is_lazy_name(opt, n)) {
 			s->lazy = true;
-			snprintf(s->lazy_from, sizeof(s->lazy_from), "%s:%d", name, line);
+			snprintf(s->lazy_from, sizeof(s->lazy_from), "in %s:%d", name, line);
 		} else if (!strcmp(opt, "no-lazy-pages")) {
 			s->lazy = false;
 		}

@@ -377,7 +377,7 @@ Test(scan, command_line)
 	cr_assert_not(SCAN("criu", "restore", "--lazy-pages=1").lazy);
 	cr_assert_not(SCAN("criu", "restore", "--lazy-pages", "--no-lazy-pages").lazy);
 	struct lr_criu_scan s = SCAN("criu", "restore", "--lazy-pages");
-	cr_assert_str_eq(s.lazy_from, "the command line");
+	cr_assert_str_eq(s.lazy_from, "on the command line");
 	cr_assert_not(s.rpc);
 	cr_assert_not(s.no_default_config);
 	cr_assert_null(s.config_file);
@@ -415,7 +415,7 @@ Test(scan, criu_config_files)
 {
 	struct lr_criu_scan s = scan_conf("tcp-established\nlazy-pages\nlib /usr/lib/criu\n");
 	cr_assert(s.lazy);
-	cr_assert_str_eq(s.lazy_from, "/etc/criu/runc.conf:2");
+	cr_assert_str_eq(s.lazy_from, "in /etc/criu/runc.conf:2");
 	cr_assert(scan_conf("  lazy-pages   # comment").lazy);
 	cr_assert(scan_conf("lazy").lazy);
 	cr_assert_not(scan_conf("# lazy-pages").lazy);

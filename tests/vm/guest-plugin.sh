@@ -115,7 +115,8 @@ lazy_ok() {
 		fi
 	fi
 	verify "$_c" "$_dlog" || return 1
-	grep -q "restore connected" "$_dlog" || { FAIL_WHY="daemon log: no restore connected"; return 1; }
+	grep -q "summary: [1-9][0-9]* tasks" "$_dlog" ||
+		{ FAIL_WHY="daemon log: it served no task"; return 1; }
 }
 
 # must_fail CASE PATTERN [CRIU ARGS...]: the restore fails and CRIU's log has PATTERN (grep -F)
@@ -349,9 +350,8 @@ s_failed_restore() {
 	grep -q "stopping the daemon (pid $DPID): the restore failed" "$RUN/restore.log" ||
 		{ FAIL_WHY="restore.log: the plugin did not stop its daemon"; return 1; }
 	wait_until 30 pid_gone "$DPID" || { FAIL_WHY="daemon $DPID still runs"; return 1; }
-	DETAIL="daemon $DPID stopped"
+	DETAIL="daemon $DPID stopped; CRIU: $(grep -m1 'Error' "$RUN/restore.log" | cut -c1-80)"
 	DPID=""
-	rm -rf "$VM/pbroken"
 }
 
 s_publish() {
