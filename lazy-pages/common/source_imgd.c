@@ -47,7 +47,7 @@ struct imgd_src {
 	struct wire_open_info info;
 	unsigned retries, timeout_ms, window;
 	int ufd, bfd;
-	uint8_t *uscratch, *bscratch;
+	uint8_t *uscratch, *bscratch, *btx; /* bulk receives into bscratch, sends from btx */
 	uint8_t *upay, *bpay; /* compact payloads as received */
 	uint8_t *chunk;	      /* a bulk chunk, zero pages expanded */
 	uint64_t zero_sum;
@@ -247,7 +247,7 @@ static void drop_bulk(struct imgd_src *s)
 static int submit(struct imgd_src *s, struct pf_req *r)
 {
 	r->req = ++s->next_req;
-	return send_get(s->bfd, s->bscratch, r->req, LW_CLASS__LW_CLASS_BULK, r->t->pid,
+	return send_get(s->bfd, s->btx, r->req, LW_CLASS__LW_CLASS_BULK, r->t->pid,
 			r->off + (uint64_t)r->got * WIRE_PAGE, r->n - r->got, s->timeout_ms);
 }
 
@@ -380,6 +380,8 @@ static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
 
 	*reset = true;
 	if (!m || wire_check(h->type, m, h, &why)) {
+		pr_warn("image server (bulk): bad %s frame: %s", wire_type_name(h->type),
+			m ? why : "malformed message");
 		wire_free(m);
 		return 0;
 	}
@@ -389,8 +391,7 @@ static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
 		pr_err("image server (bulk): %s", e->text);
 		rc = wire_err_errno(e->code);
 		if (r && fatal(rc)) {
-			out->tag = r->tag;
-			out->t = r->t;
+			*out = (struct src_chunk){.tag = r->tag, .t = r->t, .last = true};
 			pf_remove(s, idx);
 			*reset = false;
 		} else {
@@ -403,21 +404,27 @@ static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
 		    p->nr_pages <= r->n - r->got && p->done == (r->got + p->nr_pages == r->n)) {
 			if (unpack_pages(s, p, s->bpay, s->chunk)) {
 				if (++r->fails > s->retries) {
-					out->tag = r->tag;
-					out->t = r->t;
+					*out = (struct src_chunk){.tag = r->tag, .t = r->t, .last = true};
 					pf_remove(s, idx);
 					rc = -EBADMSG;
 				}
 			} else {
-				*out = (struct src_chunk){r->tag, r->t, p->off, s->chunk,
-							  p->nr_pages};
+				r->fails = 0;
 				r->got += p->nr_pages;
+				*out = (struct src_chunk){r->tag, r->t, p->off, s->chunk, p->nr_pages,
+							  r->got == r->n};
 				if (r->got == r->n)
 					pf_remove(s, idx);
 				*reset = false;
 				rc = 1;
 			}
+		} else {
+			pr_warn("image server (bulk): PAGES for request %u at 0x%llx that we did not "
+				"ask for (%s)",
+				p->req, (unsigned long long)p->off, r ? "out of order" : "unknown");
 		}
+	} else {
+		pr_warn("image server (bulk): unexpected %s frame", wire_type_name(h->type));
 	}
 	wire_free(m);
 	return rc;
@@ -433,7 +440,7 @@ static int imgd_collect(struct page_source *ps, struct src_chunk *out)
 		int rc = bulk_up(s);
 		if (rc) {
 			/* The server stays away: fail the oldest read for good. */
-			*out = (struct src_chunk){.tag = s->pf[0].tag, .t = s->pf[0].t};
+			*out = (struct src_chunk){.tag = s->pf[0].tag, .t = s->pf[0].t, .last = true};
 			pf_remove(s, 0);
 			return rc;
 		}
@@ -502,6 +509,7 @@ static void imgd_close(struct page_source *ps)
 	drop_bulk(s);
 	free(s->uscratch);
 	free(s->bscratch);
+	free(s->btx);
 	free(s->upay);
 	free(s->bpay);
 	free(s->chunk);
@@ -558,10 +566,11 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 	}
 	s->uscratch = malloc(WIRE_SCRATCH);
 	s->bscratch = malloc(WIRE_SCRATCH);
+	s->btx = malloc(WIRE_SCRATCH);
 	s->upay = malloc(WIRE_MAX_PAYLOAD);
 	s->bpay = malloc(WIRE_MAX_PAYLOAD);
 	s->chunk = malloc(WIRE_MAX_PAYLOAD);
-	if (!s->uscratch || !s->bscratch || !s->upay || !s->bpay || !s->chunk) {
+	if (!s->uscratch || !s->bscratch || !s->btx || !s->upay || !s->bpay || !s->chunk) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}

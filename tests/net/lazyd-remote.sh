@@ -12,7 +12,10 @@
 #   NET_SRV_NS     run criu-imgd in this network namespace, listening on NET_SRV_ADDR
 #   NET_SRV_ADDR   imgd listen address (default 127.0.0.1), also what lazyd dials
 #   NET_RESTART    seconds after which criu-imgd is killed (SIGKILL) and started again
+#   NET_KILL       seconds after which criu-imgd is killed for good
 #   NET_SUMS       1: write the dump-time checksum index before serving
+#   NET_CORRUPT    1: after the index is written, damage one lazy page in the image
+#   NET_FLIP       N: relay through flipproxy, which flips a bit in the N-th page payload
 #   NET_LAZYD_ARGS extra criu-lazyd arguments
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,6 +41,14 @@ start_imgd() { # $1: port (0: any)
 	rm -f "$portfile"
 	if [ "${NET_SUMS:-0}" = 1 ] && [ ! -f "$run/.sums" ]; then
 		"$IMGD" -D "$imgdir" --make-sums -o "$run/imgd-sums.log" -v4 && : >"$run/.sums"
+		if [ "${NET_CORRUPT:-0}" = 1 ]; then
+			# The last page of the biggest pages file: lazy data in every scenario.
+			f=$(ls -S "$imgdir"/pages-*.img | head -1)
+			sz=$(stat -c %s "$f")
+			printf '\377\377\377\377' | dd of="$f" bs=1 seek=$((sz - 2048)) conv=notrunc \
+				2>/dev/null
+			echo "damaged $f at $((sz - 2048))" >"$run/corrupted"
+		fi
 	fi
 	if [ -n "${NET_SRV_NS:-}" ]; then
 		ip netns exec "$NET_SRV_NS" "$IMGD" -D "$imgdir" --address "$addr" --port "$1" \
@@ -57,6 +68,8 @@ start_imgd() { # $1: port (0: any)
 cleanup() {
 	[ -n "$imgd_pid" ] && kill "$imgd_pid" 2>/dev/null
 	[ -n "${killer:-}" ] && kill "$killer" 2>/dev/null
+	[ -n "${proxy:-}" ] && kill "$proxy" 2>/dev/null
+	[ -f "$run/imgd.pid" ] && kill "$(cat "$run/imgd.pid")" 2>/dev/null
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
@@ -67,6 +80,18 @@ else
 	start_imgd 0 || exit 2
 	server=$addr:$port
 	case $addr in *:*) server="[$addr]:$port" ;; esac
+fi
+if [ -n "${NET_FLIP:-}" ]; then
+	"$B/tests/net/flipproxy" --to "$server" --nth "$NET_FLIP" --status-fd 3 \
+		3>"$run/proxy.port" 2>"$run/proxy.log" &
+	proxy=$!
+	i=0
+	while [ ! -s "$run/proxy.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	server=127.0.0.1:$(cat "$run/proxy.port")
+fi
+if [ -n "${NET_KILL:-}" ]; then
+	( sleep "$NET_KILL"; kill -9 "$(cat "$run/imgd.pid")" ) &
+	killer=$!
 fi
 if [ -n "${NET_RESTART:-}" ]; then
 	# Kill the server mid-restore and bring it back on the same port.
