@@ -108,8 +108,9 @@ static int write_mm_json(const struct sim *s, const struct sim_task *t)
 	    "mm_start_stack", "mm_start_brk", "mm_brk",	       "mm_arg_start",
 	    "mm_arg_end",     "mm_env_start", "mm_env_end",    "exe_file_id"};
 	for (size_t i = 0; i < sizeof(zero_fields) / sizeof(zero_fields[0]); i++)
-		fprintf(f, "\"%s\": 0, ", zero_fields[i]);
-	fprintf(f, "\"vmas\": [");
+		fprintf(f, "%s\"%s\": 0", i ? ", " : "", zero_fields[i]);
+	/* crit cannot encode an empty list: no VMA, no "vmas" at all. */
+	fprintf(f, t->nvmas ? ", \"vmas\": [" : "");
 	for (int i = 0; i < t->nvmas; i++) {
 		const struct sim_vma *v = &t->vma[i];
 		fprintf(
@@ -120,7 +121,7 @@ static int write_mm_json(const struct sim *s, const struct sim_task *t)
 		    i ? "," : "", (unsigned long long)v->start, (unsigned long long)vma_end(v),
 		    prot_str(v->prot));
 	}
-	fprintf(f, "]}]}\n");
+	fprintf(f, t->nvmas ? "]}]}\n" : "}]}\n");
 	return json_close(f);
 }
 

@@ -288,6 +288,7 @@ static void layout_mremap(struct sim *s)
 	add_vma(s, t, 0, 256, RW, &MIX_DEFAULT, 0);
 	add_vma(s, t, 2, 128, RW, &MIX_DEFAULT, 0);
 	add_vma(s, t, 4, 64, RW, &MIX_DEFAULT, 0);
+	add_vma(s, t, 6, 128, RW, &MIX_DEFAULT, 0);
 }
 
 static int remap_fixed(uint64_t from, uint64_t len, uint64_t new_len, uint64_t to)
@@ -322,6 +323,9 @@ static uint64_t mremap_check(struct sim *s, struct sim_task *t, bool all)
 		bad++;
 	bad += check_range(s, t, MR_GROWN(c), c, all ? 64 : 20);
 	bad += check_range(s, t, MR_GROWN(c) + PG(64), 0, 64);
+	/* Shrunk to 32 pages and grown back: what was cut off is gone for good. */
+	bad += check_range(s, t, t->vma[3].start, t->vma[3].start, all ? 32 : 8);
+	bad += check_range(s, t, t->vma[3].start + PG(32), 0, 96);
 	return bad;
 }
 
@@ -350,6 +354,15 @@ static int run_mremap(struct sim *s, struct sim_task *t)
 	bad += check_range(s, t, c + PG(8), c + PG(8), 4);
 	if (remap_fixed(c, PG(64), PG(128), MR_GROWN(c)))
 		return 1;
+	/* Shrink (the cut-off pending pages are unmapped), then grow back in place. */
+	uint64_t d = t->vma[3].start;
+	bad += check_range(s, t, d + PG(30), d + PG(30), 4);
+	if (mremap((void *)d, PG(128), PG(32), 0) != (void *)d ||
+	    mremap((void *)d, PG(32), PG(128), 0) != (void *)d) {
+		sim_log("mremap shrink and grow 0x%llx: %s", (unsigned long long)d,
+			strerror(errno));
+		return 1;
+	}
 	bad += mremap_check(s, t, false);
 	if (task_phase_done(t) || task_wait_daemon_exit(t, s->timeout_s))
 		return 1;
@@ -471,10 +484,14 @@ static void layout_tree(struct sim *s)
 	struct sim_task *c2 = add_task(s, 1);
 	add_vma(s, c2, 0, 700, RW, &MIX_DEFAULT, 0);
 	add_vma(s, c2, 1, 5, RW, NULL, PK_LAZY);
+	add_task(s, 1); /* a task without any VMA: an empty mm image */
+	add_task(s, 3)->zombie = true;
 }
 
 static int run_tree(struct sim *s, struct sim_task *t)
 {
+	if (!t->nvmas)
+		return 0;
 	struct sim_rng r = {.s = s->seed + (uint64_t)t->idx};
 	const struct sim_vma *v = &t->vma[0];
 	int reports = 0;
@@ -731,6 +748,67 @@ static int run_touch_all(struct sim *s, struct sim_task *t)
 	return check_all(s, t) ? 1 : 0;
 }
 
+/* ---- exec with pages pending: the new program must run on, unharmed ---- */
+
+static int run_exec(struct sim *s, struct sim_task *t)
+{
+	uint64_t a = t->vma[0].start;
+
+	if (check_range(s, t, a, a, 8))
+		return 1;
+	if (task_phase_done(t))
+		return 1;
+	/* The daemon meets the old mm gone (ESRCH); it must not kill the new program. */
+	execl("/bin/sleep", "sleep", "0.3", (char *)NULL);
+	sim_log("exec /bin/sleep: %s", strerror(errno));
+	return 1;
+}
+
+/* ---- 1 GB sparse: huge zero extents, a few data runs ---- */
+
+static void layout_sparse(struct sim *s)
+{
+	struct sim_task *t = add_task(s, -1);
+	struct sim_vma *v = add_vma(s, t, 0, 262144, RW, NULL, PK_HOLE);
+	struct sim_rng r = {.s = s->seed + 262144};
+
+	for (int i = 0; i < 100; i++) {
+		uint64_t at = rng_below(&r, v->npages - 64);
+		set_kinds(v, at, 1 + rng_below(&r, 64),
+			  rng_below(&r, 4) ? PK_LAZY
+					   : (rng_below(&r, 2) ? PK_PRESENT : PK_LAZY_ZERO));
+	}
+}
+
+/* Every data page and a sample of the holes. */
+static uint64_t sparse_check(struct sim *s, struct sim_task *t, uint64_t seed)
+{
+	const struct sim_vma *v = &t->vma[0];
+	struct sim_rng r = {.s = seed};
+	int reports = 0;
+	uint64_t bad = 0;
+
+	for (uint64_t p = 0; p < v->npages; p++)
+		if (v->kind[p] != PK_HOLE)
+			bad += check_page(s, t, v->start + PG(p), v->start + PG(p), NULL, &reports);
+	for (int i = 0; i < 2000; i++) {
+		uint64_t a = v->start + PG(rng_below(&r, v->npages));
+		bad += check_page(s, t, a, a, NULL, &reports);
+	}
+	return bad;
+}
+
+/* SC_DRAIN */
+static int run_sparse(struct sim *s, struct sim_task *t)
+{
+	uint64_t bad = sparse_check(s, t, s->seed + 1);
+
+	if (task_wait_daemon_exit(t, s->timeout_s))
+		return 1;
+	bad += sparse_check(s, t, s->seed + 2);
+	return bad ? 1 : 0;
+}
+
 /* ---- negative tests ---- */
 
 /* The image file name (fmt with the task's pid) and its path in the images dir. */
@@ -792,7 +870,7 @@ static const struct scenario scenarios[] = {
 	 .layout = layout_madvise, .run = run_madvise, .flags = SC_EARLY | SC_DRAIN, .timeout_s = 60},
 	{.name = "munmap", .what = "munmap pending pages while the daemon drains",
 	 .layout = layout_munmap, .run = run_munmap, .flags = SC_EARLY | SC_DRAIN | SC_STATS | SC_DROPS, .timeout_s = 90},
-	{.name = "tree", .what = "3 tasks and a zombie",
+	{.name = "tree", .what = "4 tasks (one without memory) and 2 zombies",
 	 .layout = layout_tree, .run = run_tree, .flags = SC_STATS, .timeout_s = 60},
 	{.name = "large", .what = "256 MB: faults, full drain, daemon exit, stats",
 	 .layout = layout_large, .run = run_large, .flags = SC_DRAIN | SC_STATS, .timeout_s = 240},
@@ -816,6 +894,10 @@ static const struct scenario scenarios[] = {
 	 .layout = layout_two, .run = run_seq, .flags = SC_RELPATHS | SC_STATS, .timeout_s = 60},
 	{.name = "no-workdir", .what = "no -W: the socket and the log are in the images dir",
 	 .layout = layout_two, .run = run_seq, .flags = SC_RELPATHS | SC_NO_WORKDIR, .timeout_s = 60},
+	{.name = "exec", .what = "a task execs with pages pending: the new program runs on",
+	 .layout = layout_two, .run = run_exec, .flags = SC_EARLY, .timeout_s = 60},
+	{.name = "sparse", .what = "1 GB VMA of holes with 100 data runs",
+	 .layout = layout_sparse, .run = run_sparse, .flags = SC_DRAIN | SC_STATS, .timeout_s = 120},
 	{.name = "bad-magic", .what = "corrupt pagemap magic: the daemon fails naming the file",
 	 .layout = layout_two, .run = run_exit_now, .flags = SC_EXPECT_FAIL, .timeout_s = 30,
 	 .corrupt = corrupt_pagemap_magic},
