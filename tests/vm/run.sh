@@ -37,9 +37,12 @@ case $mode in
 e2e)
 	echo "VM end-to-end tests (qemu TCG guest, real CRIU; logs in build/vm/e2e/)"
 	t0=$(date +%s)
+	pass=0 fail=0
+	st=$(sh "$V/selftest.sh" "$ROOT")
+	echo "$st"
+	case $st in PASS*) pass=1 ;; *) fail=1 ;; esac
 	rc=0
 	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-900} sh "$V/vmrun.sh" "$V/guest-e2e.sh" "$R" "$ROOT" "$@" || rc=$?
-	pass=0 fail=0
 	if [ -f "$R/summary" ]; then
 		while IFS= read -r line; do
 			echo "$line"

@@ -3,7 +3,8 @@
  * Maps MB megabytes of private anonymous memory, fills it with the pattern of wl.h (data
  * pages, explicit zero pages, never-touched pages and a never-touched tail), reports "ready",
  * then waits. After restore (CTL/restored appears) it reports "resumed <ns>" at once, without
- * touching the big region; on CTL/verify it checks every byte and reports; then it keeps
+ * touching the big region; on CTL/verify it checks every byte and reports (if CTL/corrupt
+ * exists it first flips one byte, to test the checker); then it keeps
  * working: every second it appends "tick N <ns>" and rewrites (and checks) one page. */
 #include "wl.h"
 
@@ -40,6 +41,8 @@ int main(int argc, char **argv)
 	wl_report("resumed %lld", now_ns());
 
 	wait_ctl("verify");
+	if (ctl_exists("corrupt")) /* self-test of the checker: one wrong byte must be found */
+		mem[3 * PAGE + 100] ^= 1;
 	long long t0 = now_ns();
 	char err[256] = "";
 	uint64_t bad = check_region(mem, npages, seed, 0, npages, err, sizeof(err));

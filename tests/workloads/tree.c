@@ -2,7 +2,8 @@
  *
  * A process tree to dump as a whole: the parent and CHILDREN children (default 3) each own MB
  * megabytes (default 2) with a distinct seed; the last child is multi-threaded: THREADS
- * (default 4) threads, each with its own region, polling and verifying on their own. After
+ * (default 4) threads, each with its own region, polling and verifying on their own (and all
+ * of them reading one shared region at the same time, from different offsets). After
  * restore each process reports "resumed <ns> who=..."; on CTL/verify each one checks its
  * memory (children report "check ..." and exit with the result), the parent waits for all of
  * them and reports "verify ok|FAIL". Children die with the parent (PR_SET_PDEATHSIG). */
@@ -20,6 +21,8 @@ struct task {
 	uint64_t seed;
 	char *mem;
 	int bad;
+	struct task *shared; /* threads: a region all of them check at once */
+	uint64_t start;      /* page where this thread starts checking it */
 };
 
 static int check_task(struct task *t)
@@ -38,7 +41,16 @@ static void *thread_main(void *arg)
 {
 	struct task *t = arg;
 	wait_ctl("verify");
-	t->bad = check_task(t);
+	/* All threads read the shared region at the same time, each from its own offset, so
+	 * faults on the same pages race; then each checks its own region. */
+	char err[256] = "";
+	struct task *sh = t->shared;
+	uint64_t bad = check_region(sh->mem, npages, sh->seed, t->start, npages, err, sizeof(err));
+	bad += check_region(sh->mem, npages, sh->seed, 0, t->start, err, sizeof(err));
+	if (bad)
+		wl_report("check %s-shared FAIL bad_pages=%llu first: %s", t->name,
+			  (unsigned long long)bad, err);
+	t->bad = check_task(t) || bad;
 	return NULL;
 }
 
@@ -61,9 +73,12 @@ static int child_main(int idx, int nthreads)
 	struct task *t = new_task(name, 1000 + (uint64_t)idx);
 	struct task *th[64];
 	pthread_t tid[64];
+	struct task *shared = nthreads ? new_task("shared", 7777) : NULL;
 	for (int i = 0; i < nthreads; i++) {
 		snprintf(name, sizeof(name), "child%d-thread%d", idx, i);
 		th[i] = new_task(name, 5000 + (uint64_t)idx * 100 + (uint64_t)i);
+		th[i]->shared = shared;
+		th[i]->start = npages * (uint64_t)i / (uint64_t)nthreads;
 		if (pthread_create(&tid[i], NULL, thread_main, th[i]))
 			die("pthread_create");
 	}
@@ -137,7 +152,7 @@ int main(int argc, char **argv)
 		sleep_ms(5);
 	}
 	wl_report("ready %lld pages=%llu", now_ns(),
-		  (unsigned long long)(npages * (uint64_t)(1 + nchild + nthreads)));
+		  (unsigned long long)(npages * (uint64_t)(2 + nchild + nthreads)));
 
 	wait_ctl("restored");
 	wl_report("resumed %lld who=parent", now_ns());
