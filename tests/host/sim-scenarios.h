@@ -289,6 +289,7 @@ static void layout_mremap(struct sim *s)
 	add_vma(s, t, 2, 128, RW, &MIX_DEFAULT, 0);
 	add_vma(s, t, 4, 64, RW, &MIX_DEFAULT, 0);
 	add_vma(s, t, 6, 128, RW, &MIX_DEFAULT, 0);
+	add_vma(s, t, 8, 64, RW, &MIX_DEFAULT, 0);
 }
 
 static int remap_fixed(uint64_t from, uint64_t len, uint64_t new_len, uint64_t to)
@@ -323,6 +324,10 @@ static uint64_t mremap_check(struct sim *s, struct sim_task *t, bool all)
 		bad++;
 	bad += check_range(s, t, MR_GROWN(c), c, all ? 64 : 20);
 	bad += check_range(s, t, MR_GROWN(c) + PG(64), 0, 64);
+	/* MREMAP_DONTUNMAP: the data moved, the old range stays mapped and empty. */
+	uint64_t e = t->vma[4].start;
+	bad += check_range(s, t, MR_MOVED(e), e, all ? 64 : 16);
+	bad += check_range(s, t, e, 0, 64);
 	/* Shrunk to 32 pages and grown back: what was cut off is gone for good. */
 	bad += check_range(s, t, t->vma[3].start, t->vma[3].start, all ? 32 : 8);
 	bad += check_range(s, t, t->vma[3].start + PG(32), 0, 96);
@@ -361,6 +366,13 @@ static int run_mremap(struct sim *s, struct sim_task *t)
 	    mremap((void *)d, PG(32), PG(128), 0) != (void *)d) {
 		sim_log("mremap shrink and grow 0x%llx: %s", (unsigned long long)d,
 			strerror(errno));
+		return 1;
+	}
+	uint64_t e = t->vma[4].start;
+	bad += check_range(s, t, e + PG(60), e + PG(60), 4);
+	if (mremap((void *)e, PG(64), PG(64), MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+		   (void *)MR_MOVED(e)) != (void *)MR_MOVED(e)) {
+		sim_log("mremap DONTUNMAP 0x%llx: %s", (unsigned long long)e, strerror(errno));
 		return 1;
 	}
 	bad += mremap_check(s, t, false);
@@ -515,18 +527,38 @@ static void layout_large(struct sim *s)
 	add_vma(s, t, 0, 65536, RW, &MIX_LARGE, 0);
 }
 
+/* 500 random pages from each of 4 threads, while the daemon drains. */
+static void *thr_random(void *p)
+{
+	struct thr_arg *a = p;
+	const struct sim_vma *v = &a->t->vma[0];
+	struct sim_rng r = {.s = a->s->seed + 9 + (uint64_t)a->n};
+	int reports = 0;
+
+	for (int i = 0; i < 500; i++) {
+		uint64_t addr = v->start + PG(rng_below(&r, v->npages));
+		if (check_page(a->s, a->t, addr, addr, NULL, &reports))
+			atomic_fetch_add(a->bad, 1);
+	}
+	return NULL;
+}
+
 static int run_large(struct sim *s, struct sim_task *t)
 {
-	struct sim_rng r = {.s = s->seed + 9};
-	const struct sim_vma *v = &t->vma[0];
-	int reports = 0;
-	uint64_t bad = 0;
+	pthread_t th[SIM_THREADS];
+	struct thr_arg arg[SIM_THREADS];
+	atomic_ullong bad = 0;
+	int started = 0;
 
-	for (int i = 0; i < 2000; i++) {
-		uint64_t a = v->start + PG(rng_below(&r, v->npages));
-		bad += check_page(s, t, a, a, NULL, &reports);
+	for (int i = 0; i < SIM_THREADS; i++) {
+		arg[i] = (struct thr_arg){.s = s, .t = t, .n = i, .bad = &bad};
+		if (pthread_create(&th[i], NULL, thr_random, &arg[i]))
+			break;
+		started++;
 	}
-	if (task_wait_daemon_exit(t, s->timeout_s))
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	if (started != SIM_THREADS || task_wait_daemon_exit(t, s->timeout_s))
 		return 1;
 	/* The daemon is gone: any page it did not install would read as zeros now. */
 	return (bad || check_all(s, t)) ? 1 : 0;
@@ -864,7 +896,7 @@ static const struct scenario scenarios[] = {
 	 .layout = layout_writes, .run = run_writes, .flags = SC_EARLY | SC_DRAIN | SC_STATS, .timeout_s = 60},
 	{.name = "fork", .what = "fork with pages pending; parent and child check and diverge",
 	 .layout = layout_fork, .run = run_fork, .flags = SC_EARLY | SC_DRAIN, .timeout_s = 60},
-	{.name = "mremap", .what = "move pending pages; grow in place and grow-move: tails are zero",
+	{.name = "mremap", .what = "move, grow, grow-move, shrink+regrow, DONTUNMAP pending pages",
 	 .layout = layout_mremap, .run = run_mremap, .flags = SC_EARLY | SC_DRAIN, .timeout_s = 60},
 	{.name = "madvise", .what = "MADV_DONTNEED on a partly pending range reads zeros",
 	 .layout = layout_madvise, .run = run_madvise, .flags = SC_EARLY | SC_DRAIN, .timeout_s = 60},
