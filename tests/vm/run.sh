@@ -4,6 +4,7 @@
 #                                      (scenarios: memhog16 chaos tree detach memhog256; default all)
 #   sh tests/vm/run.sh bench           benchmark: criu-lazyd vs criu lazy-pages vs full restore
 #   sh tests/vm/run.sh demo            a guided lazy restore with criu-lazyd
+#   sh tests/vm/run.sh plugin [SCEN..] tests of lazy_restore.so (guest-plugin.sh)
 # Needs `make` first (build/tests/workloads/*, build/bin/criu-lazyd). Results and logs go to
 # build/vm/<mode>/. Env: E2E_DAEMONS (default "criu ours"), VMRUN_TIMEOUT.
 set -eu
@@ -11,7 +12,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 V=$ROOT/tests/vm
 mode=e2e
 case ${1:-} in
-bench | demo | e2e) mode=$1; shift ;;
+bench | demo | e2e | plugin) mode=$1; shift ;;
 esac
 
 for w in memhog chaos tree; do
@@ -33,16 +34,9 @@ vm_failed() {
 	tail -n 20 "$R/console.log" 2>/dev/null || true
 }
 
-case $mode in
-e2e)
-	echo "VM end-to-end tests (qemu TCG guest, real CRIU; logs in build/vm/e2e/)"
-	t0=$(date +%s)
-	pass=0 fail=0
-	st=$(sh "$V/selftest.sh" "$ROOT")
-	echo "$st"
-	case $st in PASS*) pass=1 ;; *) fail=1 ;; esac
-	rc=0
-	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-900} sh "$V/vmrun.sh" "$V/guest-e2e.sh" "$R" "$ROOT" "$@" || rc=$?
+# summarize RC: print the guest's PASS/FAIL lines (with the excerpt of each failure), count
+# them into pass/fail, and count a VM that did not finish as one more failure.
+summarize() {
 	if [ -f "$R/summary" ]; then
 		while IFS= read -r line; do
 			echo "$line"
@@ -50,20 +44,41 @@ e2e)
 			PASS*) pass=$((pass + 1)) ;;
 			FAIL*)
 				fail=$((fail + 1))
+				# shellcheck disable=SC2086
 				set -- $line
-				f=$R/fail-$2-$(echo "$3" | tr -d '()').txt
-				[ -f "$f" ] && sed 's/^/    | /' "$f"
+				for f in "$R/fail-$2-$(echo "$3" | tr -d '()').txt" "$R/fail-$2.txt"; do
+					[ -f "$f" ] && { sed 's/^/    | /' "$f"; break; }
+				done
 				;;
 			esac
 		done <"$R/summary"
 	fi
-	if [ ! -f "$R/rc" ] || { [ "$rc" != 0 ] && [ "$fail" = 0 ]; }; then
-		vm_failed "$rc"
+	if [ ! -f "$R/rc" ] || { [ "$1" != 0 ] && [ "$fail" = 0 ]; }; then
+		vm_failed "$1"
 		fail=$((fail + 1))
 	fi
 	echo "(VM run took $(( $(date +%s) - t0 )) s; guest kernel up $(cat "$R/boot-uptime" 2>/dev/null || echo '?') s when the tests started)"
 	echo "$pass passed, $fail failed"
 	[ "$fail" = 0 ]
+}
+
+t0=$(date +%s)
+pass=0 fail=0
+case $mode in
+e2e)
+	echo "VM end-to-end tests (qemu TCG guest, real CRIU; logs in build/vm/e2e/)"
+	st=$(sh "$V/selftest.sh" "$ROOT")
+	echo "$st"
+	case $st in PASS*) pass=1 ;; *) fail=1 ;; esac
+	rc=0
+	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-900} sh "$V/vmrun.sh" "$V/guest-e2e.sh" "$R" "$ROOT" "$@" || rc=$?
+	summarize "$rc"
+	;;
+plugin)
+	echo "VM tests of lazy_restore.so (qemu TCG guest, real CRIU; logs in build/vm/plugin/)"
+	rc=0
+	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-900} sh "$V/vmrun.sh" "$V/guest-plugin.sh" "$R" "$ROOT" "$@" || rc=$?
+	summarize "$rc"
 	;;
 bench)
 	mkdir -p "$ROOT/build/bench"
