@@ -6,7 +6,8 @@
 #   sh tests/vm/run.sh demo            a guided lazy restore with criu-lazyd
 #   sh tests/vm/run.sh plugin [SCEN..] tests of lazy_restore.so (guest-plugin.sh)
 # Needs `make` first (build/tests/workloads/*, build/bin/criu-lazyd). Results and logs go to
-# build/vm/<mode>/. Env: E2E_DAEMONS (default "criu ours"), VMRUN_TIMEOUT.
+# build/vm/<mode>-<date>-<pid>/ (link: build/vm/<mode>-latest).
+# Env: E2E_DAEMONS (default "criu ours"), CRIU_LAZY, OURS_LAZY (daemon commands), VMRUN_TIMEOUT.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 V=$ROOT/tests/vm
@@ -20,9 +21,14 @@ for w in memhog chaos tree; do
 		{ echo "run.sh: build/tests/workloads/$w missing: run make first" >&2; exit 2; }
 done
 
-R=$ROOT/build/vm/$mode
-rm -rf "$R"
+# A results dir of its own per run (others may run VMs from the same tree at the same time);
+# build/vm/MODE-latest points to the newest; only the 4 newest of a mode are kept.
+R=$ROOT/build/vm/$mode-$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$R"
+ln -sfn "$(basename "$R")" "$ROOT/build/vm/$mode-latest"
+ls -d "$ROOT/build/vm/$mode"-2*-* 2>/dev/null | sort | head -n -4 | while read -r old; do
+	rm -rf "$old"
+done
 export E2E_DAEMONS="${E2E_DAEMONS:-criu ours}"
 export VMRUN_PASSENV="E2E_DAEMONS CRIU_LAZY OURS_LAZY"
 
@@ -66,7 +72,7 @@ t0=$(date +%s)
 pass=0 fail=0
 case $mode in
 e2e)
-	echo "VM end-to-end tests (qemu TCG guest, real CRIU; logs in build/vm/e2e/)"
+	echo "VM end-to-end tests (qemu TCG guest, real CRIU; logs in build/vm/e2e-latest/)"
 	st=$(sh "$V/selftest.sh" "$ROOT")
 	echo "$st"
 	case $st in PASS*) pass=1 ;; *) fail=1 ;; esac
@@ -75,7 +81,7 @@ e2e)
 	summarize "$rc"
 	;;
 plugin)
-	echo "VM tests of lazy_restore.so (qemu TCG guest, real CRIU; logs in build/vm/plugin/)"
+	echo "VM tests of lazy_restore.so (qemu TCG guest, real CRIU; logs in build/vm/plugin-latest/)"
 	rc=0
 	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-900} sh "$V/vmrun.sh" "$V/guest-plugin.sh" "$R" "$ROOT" "$@" || rc=$?
 	summarize "$rc"
@@ -87,7 +93,7 @@ bench)
 	if [ -f "$R/table.txt" ]; then
 		cp "$R/table.txt" "$ROOT/build/bench/results.txt"
 		cat "$R/table.txt"
-		echo "(written to build/bench/results.txt; logs in build/vm/bench/)"
+		echo "(written to build/bench/results.txt; logs in build/vm/bench-latest/)"
 	fi
 	[ "$rc" = 0 ] || { vm_failed "$rc"; exit 1; }
 	;;

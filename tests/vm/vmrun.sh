@@ -120,7 +120,7 @@ rc=0
 timeout "${VMRUN_TIMEOUT:-600}" qemu-system-x86_64 -accel tcg,thread=multi -cpu max \
 	-m "${VMRUN_MEM:-3072}" -smp "${VMRUN_SMP:-2}" \
 	-kernel "$kimg" -initrd "$work/initrd.cpio" \
-	-append "console=ttyS0 quiet panic=-1 rdinit=/init" \
+	-append "console=ttyS0 ${VMRUN_QUIET-quiet} panic=-1 rdinit=/init" \
 	-nographic -no-reboot -nodefaults -serial stdio -display none \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 	-virtfs "local,path=$res,mount_tag=results,security_model=none" \
