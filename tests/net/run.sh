@@ -1,0 +1,275 @@
+#!/bin/sh
+# Host network tests: criu-imgd, the lazy-wire client, criu-lazyd --image-server.
+#   sh tests/net/run.sh [BUILD_DIR]      (default build; build-san for SANITIZE=1)
+# Only loopback, and veth pairs inside network namespaces this script creates.
+# Needs root for the netns and restore cases (userfaultfd, ip netns); those are
+# skipped otherwise, as are the restore cases when criu-lazyd lacks --image-server.
+# Env: NET_LAZYD (criu-lazyd to test, default BUILD/bin/criu-lazyd), NET_ONLY (case names).
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+B=${1:-build}
+case $B in /*) ;; *) B=$ROOT/$B ;; esac
+export NET_BUILD=$B
+T=$B/tests/net
+OUT=$B/net
+rm -rf "$OUT"
+mkdir -p "$T" "$OUT"
+IMGD=$B/bin/criu-imgd
+export NET_LAZYD=${NET_LAZYD:-$B/bin/criu-lazyd}
+SIM=$B/tests/host/restore-sim
+pass=0 fail=0 skip=0
+
+say() { printf '%s\n' "$*"; }
+ok() { say "PASS $1"; pass=$((pass + 1)); }
+bad() { say "FAIL $1${2:+: $2}"; fail=$((fail + 1)); }
+skipped() { say "SKIP $1: $2"; skip=$((skip + 1)); }
+want() { [ -z "${NET_ONLY:-}" ] || case " $NET_ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+# ---- build the test programs (the Makefile builds tests/host and tests/unit only) ----
+CFLAGS_T="-O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread"
+case $B in *build-san*) CFLAGS_T="$CFLAGS_T -fsanitize=address,undefined -fno-omit-frame-pointer" ;; esac
+for p in netload hostile flipproxy; do
+	# shellcheck disable=SC2086
+	cc -I"$B/gen" -I"$ROOT/lazy-pages/common" $CFLAGS_T -o "$T/$p" "$ROOT/tests/net/$p.c" \
+		"$B/lib/liblazy.a" -lprotobuf-c -lxxhash ||
+		{ say "net: cannot build tests/net/$p.c"; exit 2; }
+done
+[ -x "$IMGD" ] || { say "net: $IMGD missing: run make first"; exit 2; }
+
+root=false
+[ "$(id -u)" = 0 ] && root=true
+remote_lazyd=false
+"$NET_LAZYD" --help 2>/dev/null | grep -q -- --image-server && remote_lazyd=true
+why_no_lazyd="criu-lazyd has no --image-server (apply the issue-3 integration patch)"
+
+# A private image to serve: written by restore-sim --images-only (needs crit).
+mk_image() { # $1 scenario, $2 dir
+	rm -rf "$2"
+	mkdir -p "$2"
+	"$SIM" --scenario "$1" --dir "$2" --images-only >"$2.out" 2>&1
+}
+
+start_imgd() { # $1 name, rest: criu-imgd args; sets port, ipid
+	n=$1
+	shift
+	"$IMGD" "$@" --port 0 -o "$OUT/$n-imgd.log" -v4 --status-fd 3 3>"$OUT/$n.port" &
+	ipid=$!
+	i=0
+	while [ ! -s "$OUT/$n.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	port=$(cat "$OUT/$n.port" 2>/dev/null)
+}
+
+stop_imgd() { kill "$ipid" 2>/dev/null; wait "$ipid" 2>/dev/null; }
+
+key=$OUT/key
+head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$key"
+chmod 600 "$key"
+badkey=$OUT/badkey
+head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$badkey"
+chmod 600 "$badkey"
+
+# ---- server-side cases (no criu-lazyd needed) ----
+if mk_image large "$OUT/img-large"; then
+	IMG=$OUT/img-large/img
+	if want concurrent32; then
+		start_imgd c32 -D "$IMG"
+		"$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --clients 32 \
+			>"$OUT/c32.out" 2>&1 &
+		lp=$!
+		rss=0 fds=0
+		while kill -0 $lp 2>/dev/null; do
+			r=$(awk '/VmRSS/ {print $2}' "/proc/$ipid/status" 2>/dev/null)
+			[ "${r:-0}" -gt "$rss" ] && rss=$r
+			f=$(ls "/proc/$ipid/fd" 2>/dev/null | wc -l)
+			[ "$f" -gt "$fds" ] && fds=$f
+			sleep 0.05
+		done
+		wait $lp && r=0 || r=1
+		stop_imgd
+		if [ $r = 0 ]; then
+			ok "concurrent32: $(cat "$OUT/c32.out") (imgd peak RSS ${rss} kB, $fds fds)"
+		else
+			bad concurrent32 "$(tail -3 "$OUT/c32.out")"
+		fi
+	fi
+	if want bench-host; then
+		start_imgd bench -D "$IMG"
+		if "$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --bench >"$OUT/bench.out" 2>&1; then
+			ok "bench-host (loopback): $(cat "$OUT/bench.out")"
+		else
+			bad bench-host "$(tail -3 "$OUT/bench.out")"
+		fi
+		stop_imgd
+	fi
+	if want sums; then
+		# Dump-time checksum index, then a damaged page: the server refuses to send it.
+		cp -r "$OUT/img-large" "$OUT/img-sums"
+		S=$OUT/img-sums/img
+		"$IMGD" -D "$S" --make-sums -o "$OUT/sums.log" -v4
+		start_imgd sums -D "$S"
+		"$T/netload" --server "127.0.0.1:$port" --dir "$S" --clients 2 >"$OUT/sums-clean.out" 2>&1
+		r1=$?
+		stop_imgd
+		f=$(ls -S "$S"/pages-*.img | head -1)
+		sz=$(stat -c %s "$f")
+		printf '\377' | dd of="$f" bs=1 seek=$((sz - 100)) conv=notrunc 2>/dev/null
+		start_imgd sums2 -D "$S"
+		"$T/netload" --server "127.0.0.1:$port" --dir "$S" --clients 1 >"$OUT/sums-bad.out" 2>&1
+		r2=$?
+		stop_imgd
+		if [ $r1 = 0 ] && [ $r2 != 0 ] && grep -q "dump-time checksum" "$OUT/sums2-imgd.log"; then
+			ok "sums: dump-time index served clean, a damaged page refused at serve time"
+		else
+			bad sums "clean rc $r1, damaged rc $r2"
+		fi
+	fi
+else
+	skipped "server cases" "restore-sim --images-only failed (crit?): $(tail -1 "$OUT/img-large.out")"
+fi
+
+if mk_image seq "$OUT/img-seq"; then
+	IMG=$OUT/img-seq/img
+	if want hostile; then
+		start_imgd hostile -D "$IMG"
+		"$T/hostile" --server "127.0.0.1:$port" --image img >"$OUT/hostile.out" 2>&1 &&
+			r=0 || r=1
+		kill -0 "$ipid" 2>/dev/null || r=1
+		stop_imgd
+		[ $r = 0 ] && ok "hostile (no key): $(grep -c PASS "$OUT/hostile.out") cases refused" ||
+			bad hostile "$(grep FAIL "$OUT/hostile.out" | head -3)"
+		start_imgd hostile-key -D "$IMG" --auth-key "$key"
+		"$T/hostile" --server "127.0.0.1:$port" --image img --key "$key" \
+			>"$OUT/hostile-key.out" 2>&1 && r=0 || r=1
+		# A client with the wrong key or none reads nothing.
+		"$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --image img --key "$badkey" \
+			>"$OUT/nokey.out" 2>&1 && r=1
+		"$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --image img \
+			>>"$OUT/nokey.out" 2>&1 && r=1
+		"$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --image img --key "$key" \
+			>>"$OUT/nokey.out" 2>&1 || r=1
+		stop_imgd
+		[ $r = 0 ] && ok "hostile (key): refused without or with a wrong key, served with it" ||
+			bad hostile-key "$(grep FAIL "$OUT/hostile-key.out" | head -3) $(tail -2 "$OUT/nokey.out")"
+	fi
+	if want root; then
+		# --root: ids are entries below the root; ../ and symlinks lead nowhere.
+		mkdir -p "$OUT/root"
+		cp -r "$IMG" "$OUT/root/one"
+		ln -s "$OUT/img-seq/img" "$OUT/root/link"
+		start_imgd root --root "$OUT/root"
+		r=0
+		"$T/netload" --server "127.0.0.1:$port" --dir "$OUT/root/one" --image one \
+			>"$OUT/root.out" 2>&1 || r=1
+		for id in link .. nonexistent; do
+			"$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --image "$id" \
+				>>"$OUT/root.out" 2>&1 && r=1
+		done
+		stop_imgd
+		[ $r = 0 ] && ok "root: --root serves 'one', refuses a symlink, '..' and unknown ids" ||
+			bad root "$(tail -3 "$OUT/root.out")"
+	fi
+	if want nokey-public; then
+		# Beyond loopback a key is required: refuse to start without one.
+		if "$IMGD" -D "$IMG" --address 0.0.0.0 --port 0 -o "$OUT/public.log" 2>/dev/null; then
+			bad nokey-public "criu-imgd started on 0.0.0.0 without --auth-key"
+		elif grep -q "needs --auth-key" "$OUT/public.log"; then
+			ok "nokey-public: criu-imgd refuses to listen beyond loopback without a key"
+		else
+			bad nokey-public "$(tail -1 "$OUT/public.log")"
+		fi
+	fi
+fi
+
+# ---- restores through criu-lazyd --image-server (restore-sim checks every byte) ----
+sim() { # $1 name, $2 scenario, rest: env for lazyd-remote.sh; expects success
+	name=$1 sc=$2
+	shift 2
+	d=$OUT/r-$name
+	mkdir -p "$d"
+	env "$@" timeout 300 "$SIM" --scenario "$sc" --daemon "$ROOT/tests/net/lazyd-remote.sh" \
+		--dir "$d" >"$d.out" 2>&1
+}
+
+if ! $root; then
+	skipped restores "not root (userfaultfd and network namespaces)"
+elif ! $remote_lazyd; then
+	skipped restores "$why_no_lazyd"
+else
+	for sc in seq threads writes fork mremap madvise munmap tree large exit-early drain criu42 \
+		daemonize exit-faulting adjacent fork-remap bad-magic truncated short-pages hangup; do
+		want "loopback-$sc" || want loopback || continue
+		if sim "lo-$sc" "$sc"; then ok "loopback-$sc"; else bad "loopback-$sc" "$(tail -2 "$OUT/r-lo-$sc.out")"; fi
+	done
+	if want key; then
+		sim key seq NET_KEY="$key" && grep -q "authenticated" "$OUT/r-key/imgd.log" &&
+			ok "key: restore with --auth-key" || bad key "$(tail -2 "$OUT/r-key.out")"
+	fi
+	if want restart; then
+		# Kill -9 criu-imgd mid-restore and start it again: the restore completes, memory exact.
+		if sim restart large NET_RESTART=0.06 NET_LAZYD_ARGS="--prefetch-window 1" &&
+			[ -f "$OUT/r-restart/imgd-restart.log" ] &&
+			grep -q "reconnects" "$OUT/r-restart/lazyd.log"; then
+			ok "restart: $(grep -o '[0-9]* reconnects' "$OUT/r-restart/lazyd.log") after kill -9 and restart of criu-imgd"
+		else
+			bad restart "$(tail -2 "$OUT/r-restart.out")"
+		fi
+	fi
+	if want unavailable; then
+		# The server dies for good: the tasks are killed, never served zeros.
+		sim gone large NET_KILL=0.06 NET_LAZYD_ARGS="--prefetch-window 1 --source-retries 3"
+		if grep -q "killing the task" "$OUT/r-gone/lazyd.log" &&
+			grep -q "signal 9" "$OUT/r-gone.out" && ! grep -qi "mismatch\|wrong byte" "$OUT/r-gone.out"; then
+			ok "unavailable: tasks killed with a clear log line when criu-imgd stays away"
+		else
+			bad unavailable "$(tail -2 "$OUT/r-gone.out")"
+		fi
+	fi
+	if want flip; then
+		# A bit flipped on the wire: the checksum catches it, the page is fetched again.
+		if sim flip large NET_FLIP=5 && grep -q "fails its checksum" "$OUT/r-flip/lazyd.log"; then
+			ok "flip: a corrupted payload on the wire is detected and re-fetched"
+		else
+			bad flip "$(tail -2 "$OUT/r-flip.out")"
+		fi
+	fi
+	if want corrupt; then
+		# A page damaged in the image after its dump-time checksum: the task is killed.
+		sim corrupt large NET_SUMS=1 NET_CORRUPT=1
+		if grep -q "dump-time checksum" "$OUT/r-corrupt/imgd.log" &&
+			grep -q "killing the task" "$OUT/r-corrupt/lazyd.log"; then
+			ok "corrupt: a damaged image page is refused by the server and the task killed"
+		else
+			bad corrupt "$(tail -2 "$OUT/r-corrupt.out")"
+		fi
+	fi
+	if want netns; then
+		# Client and server in two namespaces of our own, joined by a veth pair.
+		ns_s=lzs$$ ns_c=lzc$$ vs=lzvs$$ vc=lzvc$$
+		if ip netns add "$ns_s" && ip netns add "$ns_c" &&
+			ip link add "$vs" type veth peer name "$vc" &&
+			ip link set "$vs" netns "$ns_s" && ip link set "$vc" netns "$ns_c" &&
+			ip -n "$ns_s" addr add 10.251.77.1/30 dev "$vs" &&
+			ip -n "$ns_c" addr add 10.251.77.2/30 dev "$vc" &&
+			ip -n "$ns_s" link set "$vs" up && ip -n "$ns_c" link set "$vc" up &&
+			ip -n "$ns_s" link set lo up && ip -n "$ns_c" link set lo up; then
+			d=$OUT/r-netns
+			mkdir -p "$d"
+			ip netns exec "$ns_c" env NET_SRV_NS="$ns_s" NET_SRV_ADDR=10.251.77.1 \
+				NET_KEY="$key" timeout 300 "$SIM" --scenario large \
+				--daemon "$ROOT/tests/net/lazyd-remote.sh" --dir "$d" >"$d.out" 2>&1
+			r=$?
+			if [ $r = 0 ] && grep -q "10.251.77.2" "$d/imgd.log"; then
+				ok "netns: 256 MB restore across a veth pair between two namespaces, with a key"
+			else
+				bad netns "$(tail -2 "$d.out")"
+			fi
+		else
+			skipped netns "cannot create namespaces and a veth pair"
+		fi
+		ip netns del "$ns_s" 2>/dev/null
+		ip netns del "$ns_c" 2>/dev/null
+	fi
+fi
+
+say "net: $pass passed, $fail failed, $skip skipped (logs in $OUT)"
+[ $fail = 0 ]
