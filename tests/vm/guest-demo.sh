@@ -45,7 +45,8 @@ grep -E 'summary|restore connected|finished' "$RUN/lazy.log" | sed 's/^/   /' ||
 if [ -s "$RUN/stats.json" ]; then
 	say "   stats file:"
 	if command -v jq >/dev/null; then
-		jq -c . "$RUN/stats.json" | fold -w 90 | sed 's/^/     /'
+		jq -r 'to_entries | map("\(.key)=\(.value | tostring)") | join("  ")' "$RUN/stats.json" |
+			fold -s -w 88 | sed 's/^/     /'
 	else
 		sed 's/^/     /' "$RUN/stats.json"
 	fi
