@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lr.h"
 
@@ -55,8 +56,26 @@ bool lr_restore_is_lazy(char *why, size_t n)
 	if (s.config_file)
 		scan_file(&s, s.config_file);
 	lrconf_scan_apply_argv(&s);
-	if (s.rpc && &rpc_cfg_file && rpc_cfg_file)
-		scan_file(&s, rpc_cfg_file);
+	if (s.rpc) {
+		/* The request's options come next: runc's own --lazy-pages flag is our best view
+		 * of them. Then the request's config file, which CRIU applies last. */
+		char path[64];
+		pid_t pp = getppid();
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pp);
+		size_t clen = 0;
+		char *ccmd = lr_read_file(path, 1 << 20, &clen);
+		char **cargv = calloc(MAX_ARGS + 1, sizeof(*cargv));
+		int cargc = 0;
+		if (ccmd && cargv) {
+			for (size_t i = 0; i < clen && cargc < MAX_ARGS; i += strlen(ccmd + i) + 1)
+				cargv[cargc++] = ccmd + i;
+			lrconf_scan_client_argv(&s, cargc, cargv, (int)pp);
+		}
+		free(cargv);
+		free(ccmd);
+		if (&rpc_cfg_file && rpc_cfg_file)
+			scan_file(&s, rpc_cfg_file);
+	}
 
 	if (s.lazy)
 		snprintf(why, n, "lazy-pages %s", s.lazy_from);

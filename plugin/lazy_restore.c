@@ -5,7 +5,8 @@
  *   init(RESTORE)  if the restore is lazy: make sure a daemon listens on lazy-pages.socket in
  *                  the work dir (CRIU's cwd now); start criu-lazyd if none does; fail the
  *                  restore with the reason if it cannot start.
- *   exit(RESTORE)  on failure, stop the daemon we started; on success leave it to drain.
+ *   exit(RESTORE)  on failure, stop the daemon we started; on success leave it to drain
+ *                  (unless no restore connected to it: then the restore was not lazy).
  *   init(DUMP)     `publish` is refused until criu-imgd takes uploads.
  */
 #include <errno.h>
@@ -20,8 +21,10 @@
 #include "lr.h"
 
 static struct lr_daemon started = {.pid = -1, .pidfd = -1};
+static bool forced; /* started on `lazy always`, not because the restore was seen lazy */
 
-static int load_conf(struct lr_conf *c)
+/* Our settings. QUIET: a broken file is only a warning (the restore is not ours to fail). */
+static int load_conf(struct lr_conf *c, bool quiet)
 {
 	struct lrconf_err e;
 	bool explicit_path;
@@ -29,9 +32,14 @@ static int load_conf(struct lr_conf *c)
 
 	/* The default file may be absent (all defaults); a file named by the env must exist. */
 	if (lrconf_load(c, path, !explicit_path, &e)) {
-		lr_err("%s", e.msg);
+		if (quiet)
+			lr_warn("%s (ignored: not a lazy restore)", e.msg);
+		else
+			lr_err("%s", e.msg);
 		return -1;
 	}
+	if (quiet)
+		return 0;
 	if (c->file[0])
 		lr_info("settings from %s: source %s, fill %s, verbosity %d", c->file,
 			lrconf_source_name(c->source), lrconf_fill_name(c->fill), c->verbosity);
@@ -49,18 +57,31 @@ static bool has_file(const char *dir, const char *name)
 
 static int restore_init(void)
 {
-	char why[2048], cwd[PATH_MAX], imgdir[PATH_MAX], daemon[PATH_MAX];
+	char why[PATH_MAX + 2048], cwd[PATH_MAX], imgdir[PATH_MAX], daemon[PATH_MAX];
 	struct lr_conf c;
 
-	if (!lr_restore_is_lazy(why, sizeof(why))) {
-		lr_debug("not a lazy restore (%s): nothing to do", why);
+	bool lazy = lr_restore_is_lazy(why, sizeof(why));
+
+	if (!lazy) {
+		/* Untouched, unless the settings say `lazy always`; a broken file is not our
+		 * business here. */
+		if (load_conf(&c, true) || c.lazy != LR_LAZY_ALWAYS) {
+			lr_info("not a lazy restore (%s): nothing to do", why);
+			return 0;
+		}
+		snprintf(why, sizeof(why), "`lazy always` in %s:%d", c.file, c.line[LRK_LAZY]);
+		forced = true;
+	} else if (load_conf(&c, false)) {
+		return -1;
+	}
+	if (c.lazy == LR_LAZY_NEVER) {
+		lr_info("`lazy never` in %s:%d: leaving this lazy restore alone", c.file,
+			c.line[LRK_LAZY]);
 		return 0;
 	}
 	if (!getcwd(cwd, sizeof(cwd)))
 		snprintf(cwd, sizeof(cwd), ".");
 	lr_info("lazy restore (%s); work dir %s", why, cwd);
-	if (load_conf(&c))
-		return -1;
 
 	int l = lr_socket_listening(why, sizeof(why));
 	if (l == 1) {
@@ -141,6 +162,18 @@ static void lr_exit(int stage, int ret)
 		lr_stop(&started, "the restore failed");
 		return;
 	}
+	/* A restore that was not lazy after all (`lazy always`, or an RPC request that said
+	 * no): nobody will ever connect, so the daemon would wait for ever. */
+	int e = lr_daemon_engaged(&started);
+	if (e == 0) {
+		lr_stop(&started, forced ? "no restore connected to it (`lazy always`, but this "
+					   "restore was not lazy)"
+					 : "no restore connected to it (the restore was not lazy)");
+		return;
+	}
+	if (e < 0)
+		lr_warn("cannot tell whether the restore connected to daemon pid %d: leaving it",
+			(int)started.pid);
 	lr_info("restore done: daemon pid %d goes on until every page is in, then exits",
 		(int)started.pid);
 	lr_forget(&started);

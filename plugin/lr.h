@@ -32,6 +32,11 @@ bool lr_restore_is_lazy(char *why, size_t n);
  * file, or a stale one), -1 if we cannot tell (then *why says so). */
 int lr_socket_listening(char *why, size_t n);
 
+struct lr_daemon;
+/* Has a restore connected to daemon D (pending or accepted connection, or uffds held)?
+ * 1 yes, 0 no, -1 cannot tell. */
+int lr_daemon_engaged(const struct lr_daemon *d);
+
 /* daemon.c: the criu-lazyd to run and its command line. */
 int lr_daemon_path(const struct lr_conf *c, char *out, size_t n, char *why, size_t wn);
 /* Can DAEMON serve this source? 0, or -1 with the reason ("not supported yet"). */
@@ -43,7 +48,9 @@ char **lr_daemon_argv(const struct lr_conf *c, const char *daemon, const char *i
 /* spawn.c: start it detached and wait until it listens; stop it. */
 struct lr_daemon {
 	pid_t pid;
-	int pidfd; /* -1 if pidfd_open is not available */
+	int pidfd;	/* -1 if pidfd_open is not available */
+	ino_t sock_ino; /* its lazy-pages.socket */
+	dev_t sock_dev;
 };
 int lr_spawn(const struct lr_conf *c, const char *daemon, const char *imgdir, struct lr_daemon *d,
 	     char *why, size_t n);

@@ -4,6 +4,7 @@
  * so we ask the kernel instead: sock_diag lists the listening Unix sockets with the inode of
  * the file each is bound to, and we look for the one of ./lazy-pages.socket.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -25,8 +26,15 @@ static bool same_dev(uint32_t kdev, dev_t dev)
 	return (kdev >> 20) == major(dev) && (kdev & 0xfffff) == minor(dev);
 }
 
-/* 1 found, 0 not found, -errno if sock_diag does not work here. */
-static int find_listener(const struct stat *st)
+struct diag_result {
+	bool listening;	    /* a listening socket is bound to the file */
+	unsigned backlog;   /* connections it has not accepted yet */
+	unsigned connected; /* accepted connections (they share the listener's file) */
+};
+
+/* Ask sock_diag about the Unix sockets bound to the file INO/DEV. 0, or -errno if sock_diag
+ * does not work here. */
+static int diag_scan(ino_t ino, dev_t dev, struct diag_result *res)
 {
 	struct {
 		struct nlmsghdr nh;
@@ -37,13 +45,14 @@ static int find_listener(const struct stat *st)
 		   .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
 		   .nlmsg_seq = 1},
 	    .req = {.sdiag_family = AF_UNIX,
-		    .udiag_states = 1U << TCP_LISTEN,
-		    .udiag_show = UDIAG_SHOW_VFS},
+		    .udiag_states = (1U << TCP_LISTEN) | (1U << TCP_ESTABLISHED),
+		    .udiag_show = UDIAG_SHOW_VFS | UDIAG_SHOW_RQLEN},
 	};
 	struct sockaddr_nl nladdr = {.nl_family = AF_NETLINK};
 	static char buf[32768] __attribute__((aligned(NLMSG_ALIGNTO)));
-	int found = 0, rc = 0;
+	int rc = 0;
 
+	memset(res, 0, sizeof(*res));
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (fd < 0)
 		return -errno;
@@ -76,20 +85,32 @@ static int find_listener(const struct stat *st)
 				continue;
 			struct unix_diag_msg *m = NLMSG_DATA(h);
 			int alen = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*m));
-			struct rtattr *a = (struct rtattr *)(m + 1);
-			for (; RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
-				if (a->rta_type != UNIX_DIAG_VFS ||
-				    RTA_PAYLOAD(a) < (int)sizeof(struct unix_diag_vfs))
-					continue;
-				struct unix_diag_vfs *v = RTA_DATA(a);
-				if (v->udiag_vfs_ino == st->st_ino &&
-				    same_dev(v->udiag_vfs_dev, st->st_dev))
-					found = 1;
+			bool mine = false;
+			unsigned rq = 0;
+			for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, alen);
+			     a = RTA_NEXT(a, alen)) {
+				if (a->rta_type == UNIX_DIAG_VFS &&
+				    RTA_PAYLOAD(a) >= (int)sizeof(struct unix_diag_vfs)) {
+					struct unix_diag_vfs *v = RTA_DATA(a);
+					mine = v->udiag_vfs_ino == ino &&
+					       same_dev(v->udiag_vfs_dev, dev);
+				} else if (a->rta_type == UNIX_DIAG_RQLEN &&
+					   RTA_PAYLOAD(a) >= (int)sizeof(struct unix_diag_rqlen)) {
+					rq = ((struct unix_diag_rqlen *)RTA_DATA(a))->udiag_rqueue;
+				}
+			}
+			if (!mine)
+				continue;
+			if (m->udiag_state == TCP_LISTEN) {
+				res->listening = true;
+				res->backlog += rq; /* for a listener: its accept queue */
+			} else {
+				res->connected++;
 			}
 		}
 	}
 	close(fd);
-	return found ? 1 : rc;
+	return rc;
 }
 
 int lr_socket_listening(char *why, size_t n)
@@ -106,10 +127,49 @@ int lr_socket_listening(char *why, size_t n)
 		snprintf(why, n, "%s in the work dir exists and is not a socket", LR_SOCKET);
 		return -1;
 	}
-	int rc = find_listener(&st);
-	if (rc >= 0)
-		return rc;
+	struct diag_result res;
+	int rc = diag_scan(st.st_ino, st.st_dev, &res);
+	if (rc == 0)
+		return res.listening;
 	snprintf(why, n, "cannot tell whether a daemon listens on %s (sock_diag: %s)", LR_SOCKET,
 		 strerror(-rc));
 	return -1;
+}
+
+/* Does the daemon hold a userfaultfd, i.e. serve restored tasks? */
+static bool holds_uffd(pid_t pid)
+{
+	char dir[64], path[384], link[64];
+	bool found = false;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	for (struct dirent *e; !found && (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		ssize_t n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			found = !strcmp(link, "anon_inode:[userfaultfd]");
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+int lr_daemon_engaged(const struct lr_daemon *d)
+{
+	struct diag_result res;
+
+	/* In the order a lazy restore goes through them: a connection waiting to be accepted,
+	 * an accepted one, the tasks' uffds after the restore hung up. */
+	int rc = diag_scan(d->sock_ino, d->sock_dev, &res);
+	if (rc == 0 && (res.backlog || res.connected))
+		return 1;
+	if (holds_uffd(d->pid))
+		return 1;
+	return rc == 0 ? 0 : -1;
 }

@@ -209,6 +209,8 @@ int lr_spawn(const struct lr_conf *c, const char *daemon, const char *imgdir, st
 			lr_stop(d, "it does not listen where CRIU connects");
 			return -1;
 		}
+		d->sock_ino = sst.st_ino;
+		d->sock_dev = sst.st_dev;
 		lr_info("%s (pid %d) listens on %s; its log: %s", daemon, (int)d->pid, LR_SOCKET,
 			log);
 		return 0;

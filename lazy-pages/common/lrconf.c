@@ -16,6 +16,7 @@ static const char *const key_names[LRK_NR] = {
     [LRK_SOURCE] = "source",	   [LRK_IMAGE] = "image",     [LRK_AUTH_KEY] = "auth-key",
     [LRK_DAEMON] = "daemon",	   [LRK_FILL] = "fill",	      [LRK_LOG] = "log",
     [LRK_VERBOSITY] = "verbosity", [LRK_TIMEOUT] = "timeout", [LRK_PUBLISH] = "publish",
+    [LRK_LAZY] = "lazy",
 };
 
 const char *lrconf_key_name(enum lr_key k)
@@ -49,11 +50,25 @@ const char *lrconf_fill_name(enum lr_fill f)
 	return "?";
 }
 
+const char *lrconf_lazy_name(enum lr_lazy l)
+{
+	switch (l) {
+	case LR_LAZY_AUTO:
+		return "auto";
+	case LR_LAZY_ALWAYS:
+		return "always";
+	case LR_LAZY_NEVER:
+		return "never";
+	}
+	return "?";
+}
+
 void lrconf_defaults(struct lr_conf *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->source = LR_SRC_LOCAL;
 	c->fill = LR_FILL_AUTO;
+	c->lazy = LR_LAZY_AUTO;
 	c->verbosity = LRCONF_DEFAULT_VERBOSITY;
 	c->timeout = LRCONF_DEFAULT_TIMEOUT;
 }
@@ -273,6 +288,7 @@ static int set_key(struct lr_conf *c, struct pctx *p, enum lr_key k, char **v, i
 		    [LRK_VERBOSITY] = "a level from 0 to 4",
 		    [LRK_TIMEOUT] = "a number of seconds",
 		    [LRK_PUBLISH] = "HOST:PORT",
+		    [LRK_LAZY] = "auto, always or never",
 		};
 		return fail(p, key, "needs a value (%s)", need[k]);
 	}
@@ -344,6 +360,17 @@ static int set_key(struct lr_conf *c, struct pctx *p, enum lr_key k, char **v, i
 		if (lrconf_parse_hostport(v[0], &c->publish, &why))
 			return fail(p, key, "bad address '%s': %s", v[0], why);
 		c->publish_set = true;
+		return 0;
+	case LRK_LAZY:
+		if (!strcmp(v[0], "auto"))
+			c->lazy = LR_LAZY_AUTO;
+		else if (!strcmp(v[0], "always"))
+			c->lazy = LR_LAZY_ALWAYS;
+		else if (!strcmp(v[0], "never"))
+			c->lazy = LR_LAZY_NEVER;
+		else
+			return fail(p, key, "bad value '%s' (expected auto, always or never)",
+				    v[0]);
 		return 0;
 	case LRK_NR:
 		break;
@@ -437,7 +464,7 @@ int lrconf_parse(struct lr_conf *c, const char *name, const char *text, size_t l
 				rc =
 				    fail(&p, NULL,
 					 "unknown key '%s' (keys: source, image, auth-key, daemon, "
-					 "fill, log, verbosity, timeout, publish)",
+					 "fill, log, verbosity, timeout, publish, lazy)",
 					 words[0]);
 			break;
 		}
@@ -666,6 +693,28 @@ void lrconf_scan_apply_argv(struct lr_criu_scan *s)
 		s->lazy = s->argv_lazy == 1;
 	if (s->argv_lazy == 1)
 		snprintf(s->lazy_from, sizeof(s->lazy_from), "on the command line");
+}
+
+void lrconf_scan_client_argv(struct lr_criu_scan *s, int argc, char **argv, int pid)
+{
+	bool restore = false, lazy = false;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "restore"))
+			restore = true;
+		/* Go's flag packages take -flag, --flag, --flag=true. */
+		const char *f = a[0] == '-' ? (a[1] == '-' ? a + 2 : a + 1) : NULL;
+		if (f && (!strcmp(f, "lazy-pages") || !strcmp(f, "lazy-pages=true") ||
+			  !strcmp(f, "lazy-pages=1")))
+			lazy = true;
+	}
+	if (restore && lazy) {
+		s->lazy = true;
+		snprintf(s->lazy_from, sizeof(s->lazy_from),
+			 "on the command line of the RPC client (pid %d, %.64s)", pid,
+			 argc > 0 ? argv[0] : "?");
+	}
 }
 
 void lrconf_scan_criu_conf(struct lr_criu_scan *s, const char *name, const char *text, size_t len)

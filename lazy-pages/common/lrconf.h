@@ -23,6 +23,10 @@
 
 enum lr_source { LR_SRC_LOCAL, LR_SRC_IMAGE_SERVER, LR_SRC_PAGE_SERVER };
 enum lr_fill { LR_FILL_AUTO, LR_FILL_KMOD, LR_FILL_UFFD };
+/* When to act: auto = when the restore is found to be lazy (docs/plugin.md); always = every
+ * restore (for RPC clients whose lazy_pages flag we cannot see; a daemon no restore
+ * connected to is stopped at the end); never = not at all. */
+enum lr_lazy { LR_LAZY_AUTO, LR_LAZY_ALWAYS, LR_LAZY_NEVER };
 
 /* Every key, in the order the docs list them. */
 enum lr_key {
@@ -35,6 +39,7 @@ enum lr_key {
 	LRK_VERBOSITY,
 	LRK_TIMEOUT,
 	LRK_PUBLISH,
+	LRK_LAZY,
 	LRK_NR
 };
 
@@ -56,6 +61,7 @@ struct lr_conf {
 	int timeout;	    /* seconds to wait for the daemon to listen */
 	bool publish_set;
 	struct lr_hostport publish;
+	enum lr_lazy lazy;
 	int line[LRK_NR]; /* where each key was set; 0 = default */
 };
 
@@ -71,6 +77,7 @@ struct lrconf_err {
 const char *lrconf_key_name(enum lr_key k);
 const char *lrconf_source_name(enum lr_source s);
 const char *lrconf_fill_name(enum lr_fill f);
+const char *lrconf_lazy_name(enum lr_lazy l);
 
 void lrconf_defaults(struct lr_conf *c);
 
@@ -112,6 +119,11 @@ struct lr_criu_scan {
  * Apply argv_lazy with lrconf_scan_apply_argv() at its place in the order above. */
 void lrconf_scan_argv(struct lr_criu_scan *s, int argc, char **argv);
 void lrconf_scan_apply_argv(struct lr_criu_scan *s);
+
+/* RPC mode: the command line of the RPC client (CRIU's parent: runc, ...). A `restore`
+ * command with a lazy-pages flag (--lazy-pages, -lazy-pages, =true) sets lazy: that is what
+ * the client put into the request, which plugins cannot read. */
+void lrconf_scan_client_argv(struct lr_criu_scan *s, int argc, char **argv, int pid);
 
 /* One CRIU config file's text, named NAME: a `lazy-pages` statement sets lazy. */
 void lrconf_scan_criu_conf(struct lr_criu_scan *s, const char *name, const char *text, size_t len);

@@ -42,6 +42,7 @@ Test(lrconf, defaults_for_empty_and_comments)
 	cr_assert_str_empty(c.image);
 	cr_assert_str_empty(c.auth_key);
 	cr_assert_not(c.publish_set);
+	cr_assert_eq(c.lazy, LR_LAZY_AUTO);
 	for (int k = 0; k < LRK_NR; k++)
 		cr_assert_eq(c.line[k], 0);
 	good("# only a comment\n\n   \t\n#source nowhere\n");
@@ -59,7 +60,8 @@ Test(lrconf, every_key)
 	     "log /var/log/criu-lazyd.log\n"
 	     "verbosity 4\n"
 	     "timeout 120\n"
-	     "publish 10.0.0.1:7071\n");
+	     "publish 10.0.0.1:7071\n"
+	     "lazy always\n");
 	cr_assert_eq(c.source, LR_SRC_IMAGE_SERVER);
 	cr_assert_str_eq(c.server.host, "imgd.example");
 	cr_assert_eq(c.server.port, 7070);
@@ -73,6 +75,7 @@ Test(lrconf, every_key)
 	cr_assert(c.publish_set);
 	cr_assert_str_eq(c.publish.host, "10.0.0.1");
 	cr_assert_eq(c.publish.port, 7071);
+	cr_assert_eq(c.lazy, LR_LAZY_ALWAYS);
 	for (int k = 0; k < LRK_NR; k++)
 		cr_assert_eq(c.line[k], k + 1, "line of %s", lrconf_key_name(k));
 }
@@ -108,6 +111,10 @@ Test(lrconf, fill_and_verbosity_values)
 		good(t);
 		cr_assert_eq(c.verbosity, v);
 	}
+	good("lazy auto");
+	cr_assert_eq(c.lazy, LR_LAZY_AUTO);
+	good("lazy never");
+	cr_assert_eq(c.lazy, LR_LAZY_NEVER);
 	good("timeout 1");
 	cr_assert_eq(c.timeout, 1);
 	good("timeout 3600");
@@ -133,13 +140,13 @@ Test(lrconf, quoting_and_relative_log)
 Test(lrconf, unknown_keys)
 {
 	bad("sauce local\n", "t.conf:1: unknown key 'sauce' (keys: source, image, auth-key, "
-			     "daemon, fill, log, verbosity, timeout, publish)");
+			     "daemon, fill, log, verbosity, timeout, publish, lazy)");
 	bad("\n# x\n--source local\n",
 	    "t.conf:3: unknown key '--source' (write keys without the leading '--')");
 	bad("lazy-pages\n", "t.conf:1: unknown key 'lazy-pages' (keys: source, image, auth-key, "
-			    "daemon, fill, log, verbosity, timeout, publish)");
+			    "daemon, fill, log, verbosity, timeout, publish, lazy)");
 	bad("Source local\n", "t.conf:1: unknown key 'Source' (keys: source, image, auth-key, "
-			      "daemon, fill, log, verbosity, timeout, publish)");
+			      "daemon, fill, log, verbosity, timeout, publish, lazy)");
 }
 
 Test(lrconf, missing_values)
@@ -155,6 +162,7 @@ Test(lrconf, missing_values)
 	bad("verbosity", "t.conf:1: key 'verbosity': needs a value (a level from 0 to 4)");
 	bad("timeout", "t.conf:1: key 'timeout': needs a value (a number of seconds)");
 	bad("publish", "t.conf:1: key 'publish': needs a value (HOST:PORT)");
+	bad("lazy", "t.conf:1: key 'lazy': needs a value (auto, always or never)");
 	bad("log \"\"", "t.conf:1: key 'log': empty value");
 }
 
@@ -177,6 +185,7 @@ Test(lrconf, bad_values)
 	bad("source remote", "t.conf:1: key 'source': bad value 'remote' (expected local, "
 			     "image-server HOST:PORT or page-server HOST:PORT)");
 	bad("fill fast", "t.conf:1: key 'fill': bad value 'fast' (expected auto, kmod or uffd)");
+	bad("lazy yes", "t.conf:1: key 'lazy': bad value 'yes' (expected auto, always or never)");
 	bad("fill UFFD", "t.conf:1: key 'fill': bad value 'UFFD' (expected auto, kmod or uffd)");
 	bad("verbosity 5", "t.conf:1: key 'verbosity': bad value '5' (expected a level from 0 to "
 			   "4)");
@@ -251,7 +260,7 @@ Test(lrconf, duplicates_and_cross_checks)
 	good("publish h:1\n");
 	/* The first error wins: an unknown key before a cross-check problem. */
 	bad("image abc\nnope 1\n", "t.conf:2: unknown key 'nope' (keys: source, image, auth-key, "
-				   "daemon, fill, log, verbosity, timeout, publish)");
+				   "daemon, fill, log, verbosity, timeout, publish, lazy)");
 }
 
 Test(lrconf, bad_syntax)
@@ -401,6 +410,34 @@ Test(scan, config_options_and_rpc)
 	s = SCAN("criu: restore --rpc --lazy-pages");
 	cr_assert(s.rpc);
 	cr_assert_not(s.lazy, "an RPC title is not a command line");
+}
+
+static struct lr_criu_scan scan_client(int argc, const char **argv)
+{
+	struct lr_criu_scan s;
+	memset(&s, 0, sizeof(s));
+	lrconf_scan_client_argv(&s, argc, (char **)argv, 42);
+	return s;
+}
+
+#define CLIENT(...)                                                                                \
+	({                                                                                         \
+		const char *a_[] = {__VA_ARGS__};                                                  \
+		scan_client((int)(sizeof(a_) / sizeof(a_[0])), a_);                                \
+	})
+
+Test(scan, rpc_client_command_line)
+{
+	struct lr_criu_scan s =
+	    CLIENT("runc", "--root", "/run/runc", "restore", "--lazy-pages", "-d", "ctr");
+	cr_assert(s.lazy);
+	cr_assert_str_eq(s.lazy_from, "on the command line of the RPC client (pid 42, runc)");
+	cr_assert(CLIENT("runc", "restore", "-lazy-pages", "ctr").lazy);
+	cr_assert(CLIENT("runc", "restore", "--lazy-pages=true", "ctr").lazy);
+	cr_assert_not(CLIENT("runc", "restore", "--lazy-pages=false", "ctr").lazy);
+	cr_assert_not(CLIENT("runc", "checkpoint", "--lazy-pages", "ctr").lazy);
+	cr_assert_not(CLIENT("runc", "restore", "ctr").lazy);
+	cr_assert_not(CLIENT("runc").lazy);
 }
 
 static struct lr_criu_scan scan_conf(const char *text)

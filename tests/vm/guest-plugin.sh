@@ -16,8 +16,8 @@ LIB=$ROOT/build/lib/criu
 ETC=$VM/plugin-etc
 SUMMARY=$R/summary
 touch "$SUMMARY"
-ALL="local defaults tree criu-conf rpc existing nonlazy bad-config no-daemon daemon-fails \
-unsupported failed-restore publish"
+ALL="local defaults tree criu-conf rpc rpc-flag existing nonlazy always bad-config no-daemon \
+daemon-fails unsupported failed-restore publish"
 [ $# -gt 0 ] || set -- $ALL
 
 record() { # record PASS|FAIL scenario detail
@@ -202,25 +202,23 @@ s_criu_conf() {
 	kill_case "$MAIN"
 }
 
-s_rpc() {
-	# As runc: criu swrk, options by RPC, lazy-pages and lib in the request's config file.
-	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
-	new_run "$MAIN" rpc
-	_rc=$(conf runc "lazy-pages" "lib $LIB")
-	PCONF=$(conf rpc "log $RUN/lazyd.log" "verbosity 3")
-	DPID=""
-	if ! CRIU_LAZY_RESTORE_CONF=$PCONF /usr/bin/python3 - "$VM/$MAIN/img" "$RUN" "$_rc" \
-		>"$RUN/rpc.out" 2>&1 <<'EOF'; then
+# rpc_restore CONFIG_FILE|- LAZY(0|1) [WORDS...]: restore $MAIN into $RUN through CRIU's RPC
+# (criu swrk), as runc does. WORDS end up on the client's command line (runc's flags).
+rpc_restore() {
+	CRIU_LAZY_RESTORE_CONF=$PCONF /usr/bin/python3 - "$VM/$MAIN/img" "$RUN" "$@" \
+		>"$RUN/rpc.out" 2>&1 <<'EOF'
 import os, sys
 import pycriu
-img, run, cfg = sys.argv[1:4]
+img, run, cfg, lazy = sys.argv[1:5]
 c = pycriu.criu()
 c.use_binary('/usr/sbin/criu')
 c.opts.images_dir_fd = os.open(img, os.O_RDONLY | os.O_DIRECTORY)
 c.opts.work_dir_fd = os.open(run, os.O_RDONLY | os.O_DIRECTORY)
 c.opts.log_file = 'restore.log'
 c.opts.log_level = 4
-c.opts.config_file = cfg
+c.opts.lazy_pages = lazy == '1'
+if cfg != '-':
+    c.opts.config_file = cfg
 try:
     r = c.restore()
 except Exception as e:
@@ -228,14 +226,57 @@ except Exception as e:
     sys.exit(1)
 print('restored, pid', r.pid)
 EOF
-		FAIL_WHY="RPC restore failed: $(tail -n 1 "$RUN/rpc.out")"
-		return 1
-	fi
+}
+
+s_rpc() {
+	# As runc with /etc/criu/runc.conf: options by RPC, lazy-pages and lib in the request's
+	# config file.
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	new_run "$MAIN" rpc
+	_rc=$(conf runc "lazy-pages" "lib $LIB")
+	PCONF=$(conf rpc "log $RUN/lazyd.log" "verbosity 3")
+	DPID=""
+	rpc_restore "$_rc" 0 || { FAIL_WHY="RPC restore failed: $(tail -n 1 "$RUN/rpc.out")"; return 1; }
 	DPID=$(plugin_daemon_pid)
 	[ -n "$DPID" ] || { FAIL_WHY="the plugin did not start a daemon (restore.log)"; return 1; }
 	verify "$MAIN" "$RUN/lazyd.log" || return 1
 	grep -q "lazy restore (lazy-pages in $_rc:1)" "$RUN/restore.log" ||
 		{ FAIL_WHY="restore.log: not detected from the RPC config file"; return 1; }
+	kill_case "$MAIN"
+}
+
+s_rpc_flag() {
+	# As `runc restore --lazy-pages`: lazy_pages set in the RPC request itself (invisible to
+	# plugins), the flag on the client's command line; the plugin dir from a CRIU config.
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	new_run "$MAIN" rpc-flag
+	_rc=$(conf rpc-lib "lib $LIB")
+	PCONF=$(conf rpc-flag "log $RUN/lazyd.log" "verbosity 3")
+	DPID=""
+	rpc_restore "$_rc" 1 restore --lazy-pages ctr ||
+		{ FAIL_WHY="RPC restore failed: $(tail -n 1 "$RUN/rpc.out")"; return 1; }
+	DPID=$(plugin_daemon_pid)
+	[ -n "$DPID" ] || { FAIL_WHY="the plugin did not start a daemon (restore.log)"; return 1; }
+	verify "$MAIN" "$RUN/lazyd.log" || return 1
+	grep -q "lazy restore (lazy-pages on the command line of the RPC client" "$RUN/restore.log" ||
+		{ FAIL_WHY="restore.log: not detected from the client's command line"; return 1; }
+	kill_case "$MAIN"
+}
+
+s_always() {
+	# `lazy always` and a plain restore: the daemon starts, nobody connects, it is stopped
+	# at the end, and the restore is fine.
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	new_run "$MAIN" always
+	PCONF=$(conf always "lazy always" "log $RUN/lazyd.log")
+	DPID=""
+	crestore "$MAIN" --lib "$LIB" || { FAIL_WHY="criu restore failed"; return 1; }
+	_d=$(plugin_daemon_pid)
+	[ -n "$_d" ] || { FAIL_WHY="no daemon started on lazy always"; return 1; }
+	grep -q "stopping the daemon (pid $_d): no restore connected to it" "$RUN/restore.log" ||
+		{ FAIL_WHY="restore.log: the idle daemon was not stopped"; return 1; }
+	wait_until 30 pid_gone "$_d" || { FAIL_WHY="daemon $_d still runs"; return 1; }
+	verify "$MAIN" "" || return 1
 	kill_case "$MAIN"
 }
 
