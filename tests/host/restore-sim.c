@@ -340,34 +340,47 @@ static int vanish_verdict(struct sim *s, int failed)
 	return rc;
 }
 
-/* Normal restore: hand over, run, wait. */
-static int restore_and_run(struct sim *s)
+/* Hand the tasks to the daemon and let them run (SC_EARLY: RSTF once they said 'P'). */
+static int restore_start(struct sim *s, uint64_t deadline)
 {
-	uint64_t deadline = now_ms() + (uint64_t)s->timeout_s * 1000;
-
 	bool early = s->sc->flags & SC_EARLY;
 
 	s->sock = lazy_connect(s);
 	if (s->sock < 0 || restore_handshake(s, s->ntasks, !early))
-		return 1;
+		return -1;
 	close_uffds(s);
 	if ((s->sc->flags & SC_VANISH) && vanish_pages(s))
-		return 1;
+		return -1;
 	tell_tasks(s, 'G');
 	if (early && (wait_tasks_say(s, 'P', deadline) || restore_handshake(s, 0, true)))
-		return 1;
-	if (s->sc->flags & SC_DRAIN) {
-		/* As criu restore does when it is done: it exits, the daemon drains on. */
-		close(s->sock);
-		s->sock = -1;
-		if (wait_tasks_say(s, 'D', deadline))
-			return 1;
-		if (!daemon_reap(s, deadline)) {
-			sim_log("FAIL: the daemon did not exit after the drain");
-			return 1;
-		}
-		tell_tasks(s, 'X');
+		return -1;
+	return 0;
+}
+
+/* SC_DRAIN: as criu restore does when it is done, hang up; the daemon drains and exits. */
+static int restore_drain(struct sim *s, uint64_t deadline)
+{
+	close(s->sock);
+	s->sock = -1;
+	if (wait_tasks_say(s, 'D', deadline))
+		return -1;
+	if (!daemon_reap(s, deadline)) {
+		sim_log("FAIL: the daemon did not exit after the drain");
+		return -1;
 	}
+	tell_tasks(s, 'X');
+	return 0;
+}
+
+/* Normal restore: hand over, run, wait for the tasks, then for the daemon. */
+static int restore_and_run(struct sim *s)
+{
+	uint64_t deadline = now_ms() + (uint64_t)s->timeout_s * 1000;
+
+	if (restore_start(s, deadline))
+		return 1;
+	if ((s->sc->flags & SC_DRAIN) && restore_drain(s, deadline))
+		return 1;
 	int failed = reap_tasks(s, deadline);
 	if (s->sc->flags & SC_VANISH)
 		return vanish_verdict(s, failed);
@@ -507,7 +520,12 @@ static void list_scenarios(void)
 	exit(0);
 }
 
-int main(int argc, char **argv)
+struct args {
+	const char *name, *dir;
+	bool images_only;
+};
+
+static void parse_args(int argc, char **argv, struct sim *s, struct args *a)
 {
 	static const struct option opts[] = {{"list", no_argument, NULL, 'l'},
 					     {"scenario", required_argument, NULL, 's'},
@@ -518,52 +536,58 @@ int main(int argc, char **argv)
 					     {"crit", required_argument, NULL, 'c'},
 					     {"images-only", no_argument, NULL, 'i'},
 					     {NULL, 0, NULL, 0}};
-	static struct sim s = {.crit = "/usr/bin/crit", .sock = -1, .dpid = -1};
-	const char *name = NULL, *dir = NULL;
-	bool images_only = false;
 	int o;
 
-	s.seed = (uint64_t)time(NULL);
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case 'l':
 			list_scenarios();
 			break;
 		case 's':
-			name = optarg;
+			a->name = optarg;
 			break;
 		case 'd':
-			s.daemon = optarg;
+			s->daemon = optarg;
 			break;
 		case 'D':
-			dir = optarg;
+			a->dir = optarg;
 			break;
 		case 'S':
-			s.seed = strtoull(optarg, NULL, 0);
+			s->seed = strtoull(optarg, NULL, 0);
 			break;
 		case 't':
-			s.timeout_s = atoi(optarg);
+			s->timeout_s = atoi(optarg);
 			break;
 		case 'c':
-			s.crit = optarg;
+			s->crit = optarg;
 			break;
 		case 'i':
-			images_only = true;
+			a->images_only = true;
 			break;
 		default:
 			usage();
 		}
 	}
-	if (!name || !dir || (!s.daemon && !images_only) || strlen(dir) >= sizeof(s.dir))
+	if (!a->name || !a->dir || (!s->daemon && !a->images_only) ||
+	    strlen(a->dir) >= sizeof(s->dir))
 		usage();
-	s.sc = find_scenario(name);
+}
+
+int main(int argc, char **argv)
+{
+	static struct sim s = {.crit = "/usr/bin/crit", .sock = -1, .dpid = -1};
+	static char daemon_path[PATH_MAX];
+	struct args a = {NULL, NULL, false};
+
+	s.seed = (uint64_t)time(NULL);
+	parse_args(argc, argv, &s, &a);
+	s.sc = find_scenario(a.name);
 	if (!s.sc) {
-		fprintf(stderr, "restore-sim: no scenario '%s' (see --list)\n", name);
+		fprintf(stderr, "restore-sim: no scenario '%s' (see --list)\n", a.name);
 		return 2;
 	}
-	snprintf(s.dir, sizeof(s.dir), "%s", dir);
+	snprintf(s.dir, sizeof(s.dir), "%s", a.dir);
 	/* The daemon may be started from another cwd (SC_RELPATHS). */
-	static char daemon_path[PATH_MAX];
 	if (s.daemon && realpath(s.daemon, daemon_path))
 		s.daemon = daemon_path;
 	if (s.timeout_s <= 0)
@@ -572,5 +596,5 @@ int main(int argc, char **argv)
 	/* A daemon started with -d becomes our child again when its parent exits. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	sim_log("scenario %s (%s), seed %llu", s.sc->name, s.sc->what, (unsigned long long)s.seed);
-	return run_scenario(&s, images_only);
+	return run_scenario(&s, a.images_only);
 }

@@ -68,10 +68,12 @@ for name in $names; do
 		fail=$((fail + 1))
 		echo "---- restore-sim output:"
 		tail -n "$TAIL" "$dir/sim.out"
-		if [ -s "$dir/lazyd.log" ]; then
-			echo "---- daemon log (last $TAIL lines):"
-			tail -n "$TAIL" "$dir/lazyd.log"
-		fi
+		for log in "$dir/lazyd.log" "$dir/work/lazyd.log" "$dir/img/lazyd.log"; do
+			if [ -s "$log" ]; then
+				echo "---- daemon log $log (last $TAIL lines):"
+				tail -n "$TAIL" "$log"
+			fi
+		done
 		if [ -s "$dir/lazyd.out" ]; then
 			echo "---- daemon stdout/stderr:"
 			tail -n "$TAIL" "$dir/lazyd.out"
