@@ -50,6 +50,11 @@ int lr_daemon_path(const struct lr_conf *c, char *out, size_t n, char *why, size
 	}
 	if (sibling_daemon(out, n))
 		return 0;
+#ifdef LR_BINDIR
+	/* Where `make install` put the binaries (PREFIX/bin), when the Makefile tells us. */
+	if ((size_t)snprintf(out, n, "%s/%s", LR_BINDIR, LR_DAEMON_NAME) < n && executable(out))
+		return 0;
+#endif
 	const char *path = getenv("PATH");
 	char buf[8192];
 	snprintf(buf, sizeof(buf), "%s:/usr/local/bin:/usr/bin:/usr/local/sbin:/usr/sbin",

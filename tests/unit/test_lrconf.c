@@ -463,3 +463,36 @@ Test(scan, criu_config_files)
 	cr_assert_not(scan_conf("").lazy);
 	cr_assert_not(scan_conf("\"lazy-pages").lazy);
 }
+
+/* criu.conf.example documents every key, with a value that parses (run from the repo root). */
+Test(lrconf, example_file_documents_every_key)
+{
+	FILE *f = fopen("criu.conf.example", "r");
+	if (!f)
+		f = fopen("../../../criu.conf.example", "r");
+	cr_assert_not_null(f, "criu.conf.example (run from the repo root)");
+	char line[512], text[4096] = "";
+	bool part2 = false;
+	int seen[LRK_NR] = {0};
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, "---- 2."))
+			part2 = true;
+		if (!part2 || line[0] != '#' || line[1] == ' ' || line[1] == '\n' || line[1] == '-')
+			continue;
+		char *stmt = line + 1; /* an example statement, commented out */
+		for (int k = 0; k < LRK_NR; k++) {
+			size_t n = strlen(lrconf_key_name(k));
+			if (!strncmp(stmt, lrconf_key_name(k), n) && stmt[n] == ' ')
+				seen[k]++;
+		}
+		if (!strncmp(stmt, "source local", 12))
+			stmt = "source image-server imgd.example:27027\n";
+		cr_assert_lt(strlen(text) + strlen(stmt), sizeof(text));
+		strcat(text, stmt);
+	}
+	fclose(f);
+	for (int k = 0; k < LRK_NR; k++)
+		cr_assert_eq(seen[k], 1, "criu.conf.example shows key %s %d times",
+			     lrconf_key_name(k), seen[k]);
+	good(text);
+}
