@@ -5,7 +5,8 @@
 #   sh tests/host/run.sh [BUILD_DIR]     BUILD_DIR: build (default) or build-san
 #
 # Environment: SIM_SEED (default: a new one per run, printed), SIM_ONLY="name1 name2" to run
-# a subset, SIM_DAEMON to test another daemon binary, SIM_KEEP=1 to keep the temp dirs.
+# a subset, SIM_DAEMON to test another daemon (a path, or a command such as "criu lazy-pages"
+# with SIM_NO_STATS=1), SIM_KEEP=1 to keep the temp dirs.
 # Builds nothing. Prints PASS/FAIL per scenario and "N passed, M failed"; exits 1 on failure.
 
 B=${1:-build}
@@ -14,13 +15,19 @@ DAEMON=${SIM_DAEMON:-$B/bin/criu-lazyd}
 SEED=${SIM_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 TAIL=${SIM_LOG_TAIL:-40}
 
-for f in "$SIM" "$DAEMON"; do
-	if [ ! -x "$f" ]; then
+# SIM_DAEMON may be a command with words ("criu lazy-pages"): check its first word.
+for f in "$SIM" "${DAEMON%% *}"; do
+	if ! command -v "$f" >/dev/null 2>&1; then
 		echo "host tests: $f is missing: build it first (make, or make SANITIZE=1)" >&2
 		echo "0 passed, 1 failed"
 		exit 1
 	fi
 done
+# SIM_NO_STATS=1 for a daemon without --stats-file (criu lazy-pages).
+EXTRA=
+if [ -n "$SIM_NO_STATS" ]; then
+	EXTRA=--no-stats
+fi
 if [ "$(id -u)" != 0 ]; then
 	echo "host tests: userfaultfd with fork events needs root" >&2
 	echo "0 passed, 1 failed"
@@ -59,7 +66,7 @@ fi
 for name in $names; do
 	dir=$(mktemp -d /tmp/lazyd-host.XXXXXX) || exit 1
 	if timeout -k 10 "$LIMIT" "$SIM" --scenario "$name" --daemon "$DAEMON" --dir "$dir" \
-		--seed "$SEED" >"$dir/sim.out" 2>&1; then
+		--seed "$SEED" $EXTRA >"$dir/sim.out" 2>&1; then
 		echo "PASS $name"
 		pass=$((pass + 1))
 	else

@@ -87,7 +87,9 @@ struct sim {
 	uint64_t seed;
 	int ntasks;
 	struct sim_task task[SIM_MAX_TASKS];
-	const char *daemon;
+	const char *daemon;	    /* the daemon's command: "PATH" or "PATH SUBCOMMAND ..." */
+	const char *daemon_argv[8]; /* the same, split at spaces */
+	bool no_stats;		    /* the daemon has no --stats-file (criu lazy-pages) */
 	const char *crit;
 	char dir[80];
 	char imgdir[256], workdir[256], jsondir[256];

@@ -23,11 +23,12 @@
 static void daemon_exec(struct sim *s, int stfd)
 {
 	char fdnum[16];
-	const char *argv[20];
+	const char *argv[32];
 	int n = 0;
 
 	snprintf(fdnum, sizeof(fdnum), "%d", stfd);
-	argv[n++] = s->daemon;
+	for (int i = 0; i < 8 && s->daemon_argv[i]; i++)
+		argv[n++] = s->daemon_argv[i];
 	if (s->sc->flags & SC_RELPATHS) {
 		/* As criu: -D and -W relative to the cwd, -o relative to the work dir. */
 		if (chdir(s->dir))
@@ -51,15 +52,17 @@ static void daemon_exec(struct sim *s, int stfd)
 	argv[n++] = "-v4";
 	argv[n++] = "--status-fd";
 	argv[n++] = fdnum;
-	argv[n++] = "--stats-file";
-	argv[n++] = s->statspath;
+	if (!s->no_stats) {
+		argv[n++] = "--stats-file";
+		argv[n++] = s->statspath;
+	}
 	if (s->sc->flags & SC_DAEMONIZE) {
 		argv[n++] = "-d";
 		argv[n++] = "--pidfile";
 		argv[n++] = s->pidpath;
 	}
 	argv[n] = NULL;
-	execv(s->daemon, (char *const *)argv);
+	execvp(argv[0], (char *const *)argv);
 	fprintf(stderr, "restore-sim: cannot exec %s: %s\n", s->daemon, strerror(errno));
 	_exit(127);
 }
