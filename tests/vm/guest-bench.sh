@@ -21,41 +21,46 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ 
 wl_start bench memhog -m "$MB" -s 5
 wl_dump bench
 fails=0
-for who in criu ours full; do
-	res="" drn="" tch=""
-	if [ "$who" = ours ] && [ ! -x "$OURS_LAZY" ]; then
-		echo "$who: $OURS_LAZY not built" | tee -a "$RAW"
-		eval "res_$who='' drn_$who='' tch_$who=''"
-		fails=$((fails + 1))
-		continue
-	fi
-	i=1
-	while [ "$i" -le "$RUNS" ]; do
+res_criu="" drn_criu="" tch_criu="" res_ours="" drn_ours="" tch_ours="" res_full="" drn_full="" tch_full=""
+skip=" "
+if [ ! -x "$OURS_LAZY" ]; then
+	echo "ours: $OURS_LAZY not built" | tee -a "$RAW"
+	fails=$((fails + 1))
+	skip=" ours "
+fi
+# Rounds: each round restores once with every contender, so a change of the host's load
+# during the benchmark weighs on all of them alike. A contender that fails once is dropped.
+i=1
+while [ "$i" -le "$RUNS" ]; do
+	for who in criu ours full; do
+		case $skip in *" $who "*) continue ;; esac
 		if restore_run bench "$who" drain-first; then
 			echo "$who run $i: resume ${RESUME_MS} ms, drain ${DRAIN_MS:--} ms" | tee -a "$RAW"
-			res="$res $RESUME_MS" drn="$drn ${DRAIN_MS}"
+			eval "res_$who=\"\$res_$who $RESUME_MS\" drn_$who=\"\$drn_$who $DRAIN_MS\""
 		else
 			echo "$who run $i: FAIL ($FAIL_WHY)" | tee -a "$RAW"
 			excerpt "$RUN" bench >>"$RAW"
-			fails=$((fails + 1))
-			break
+			fails=$((fails + 1)) skip="$skip$who "
+			continue
 		fi
 		[ "$who" != ours ] || cp "$RUN/stats.json" "$R/stats-drain-$i.json" 2>/dev/null || true
-		if [ "$who" != full ]; then
-			if restore_run bench "$who" verify-now; then
-				echo "$who run $i: touch-all ${TOUCH_MS} ms (resume ${RESUME_MS}, daemon exit ${DRAIN_MS})" | tee -a "$RAW"
-				tch="$tch $TOUCH_MS"
-			else
-				echo "$who run $i touch-all: FAIL ($FAIL_WHY)" | tee -a "$RAW"
-				excerpt "$RUN" bench >>"$RAW"
-				fails=$((fails + 1))
-				break
-			fi
-			[ "$who" != ours ] || cp "$RUN/stats.json" "$R/stats-touch-$i.json" 2>/dev/null || true
+		[ "$who" != full ] || continue
+		if restore_run bench "$who" verify-now; then
+			echo "$who run $i: touch-all ${TOUCH_MS} ms (resume ${RESUME_MS}, daemon exit ${DRAIN_MS})" | tee -a "$RAW"
+			eval "tch_$who=\"\$tch_$who $TOUCH_MS\""
+		else
+			echo "$who run $i touch-all: FAIL ($FAIL_WHY)" | tee -a "$RAW"
+			excerpt "$RUN" bench >>"$RAW"
+			fails=$((fails + 1)) skip="$skip$who "
 		fi
-		i=$((i + 1))
+		[ "$who" != ours ] || cp "$RUN/stats.json" "$R/stats-touch-$i.json" 2>/dev/null || true
 	done
-	eval "res_$who=\$(echo \"\$res\" | median) drn_$who=\$(echo \"\$drn\" | median) tch_$who=\$(echo \"\$tch\" | median)"
+	i=$((i + 1))
+done
+for who in criu ours full; do
+	for k in res drn tch; do
+		eval "${k}_$who=\$(echo \"\$${k}_$who\" | median)"
+	done
 done
 
 {
