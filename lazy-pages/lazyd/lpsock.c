@@ -71,6 +71,7 @@ static ssize_t rx_fill(int conn, struct lps_rx *rx)
 	}
 	if (mh.msg_flags & MSG_CTRUNC)
 		pr_warn("lazy-pages socket: control data truncated");
+	rx->len += (size_t)n;
 	return n;
 }
 
