@@ -233,8 +233,9 @@ long lf_batch_check_vmas(struct lf_session *s, struct lf_batch *b)
 
 /*
  * Before installing: make sure the results can be written back (the
- * extents array is rewritten with every status "not run") and clear the
- * zero source if the batch needs one. A failure here installs nothing.
+ * extents array is rewritten with every status "not run"), that the scratch
+ * area is writable, and clear the zero source if the batch needs one. A
+ * failure here installs nothing.
  */
 long lf_batch_prepare_user(struct lf_batch *b)
 {
@@ -248,6 +249,8 @@ long lf_batch_prepare_user(struct lf_batch *b)
 	}
 	if (copy_to_user(u64_to_user_ptr(b->hdr.extents), b->ext,
 			 array_size(b->hdr.count, sizeof(*b->ext))))
+		return -EFAULT;
+	if (clear_user(u64_to_user_ptr(b->hdr.scratch), LAZYFILL_SCRATCH_SIZE))
 		return -EFAULT;
 	if (b->need_zero_buf &&
 	    clear_user(u64_to_user_ptr(b->hdr.zero_buf), b->hdr.zero_len))

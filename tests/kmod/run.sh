@@ -1,0 +1,65 @@
+#!/bin/sh
+# lazyfill.ko tests and benchmark in the qemu guest (Debian's 6.1 kernel, see tests/vm/vmrun.sh).
+#   sh tests/kmod/run.sh [test]   module tests (hostile input + fuzz, kmod vs uffd byte
+#                                 equality, concurrency and task exit, netlink, unload, dmesg)
+#   sh tests/kmod/run.sh bench    batch fill vs one UFFDIO_COPY per extent (bench-kmod)
+# Needs `make` and `make kmod` (build/lib/liblazy.a, build/kmod/lazyfill.ko); builds the test
+# programs tests/kmod/*.c into build/tests/kmod/. Results and logs: build/vm/kmod-<mode>/.
+# Env: KMOD_TESTS (default "hostile equal concur"), FUZZ_CALLS (default 100000), CONCUR_SECONDS (8), BENCH_PAGES (8192), BENCH_REPEAT (3),
+# VMRUN_TIMEOUT.
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+mode=${1:-test}
+case $mode in
+test | bench) ;;
+*) echo "usage: run.sh [test|bench]" >&2; exit 2 ;;
+esac
+cd "$ROOT"
+[ -f build/kmod/lazyfill.ko ] || { echo "run.sh: build/kmod/lazyfill.ko missing: run make kmod" >&2; exit 2; }
+[ -f build/lib/liblazy.a ] || { echo "run.sh: build/lib/liblazy.a missing: run make" >&2; exit 2; }
+
+B=build/tests/kmod
+mkdir -p "$B"
+for src in tests/kmod/*.c; do
+	bin=$B/$(basename "$src" .c)
+	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ tests/kmod/kt.h -nt "$bin" ] ||
+		[ build/lib/liblazy.a -nt "$bin" ]; then
+		${CC:-cc} -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
+			-Ilazy-pages/common -Ikmod/include/uapi $(pkg-config --cflags libnl-genl-3.0) \
+			-o "$bin" "$src" build/lib/liblazy.a $(pkg-config --libs libnl-genl-3.0) \
+			-lprotobuf-c -lxxhash
+	fi
+done
+
+R=$ROOT/build/vm/kmod-$mode
+rm -rf "$R"
+mkdir -p "$R"
+export VMRUN_PASSENV="KMOD_TESTS FUZZ_CALLS CONCUR_SECONDS BENCH_PAGES BENCH_REPEAT"
+t0=$(date +%s)
+rc=0
+VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-900} sh tests/vm/vmrun.sh tests/kmod/guest-kmod.sh "$R" "$ROOT" "$mode" || rc=$?
+pass=0 fail=0
+if [ -f "$R/summary" ]; then
+	while IFS= read -r line; do
+		echo "$line"
+		case $line in
+		PASS*) pass=$((pass + 1)) ;;
+		FAIL*) fail=$((fail + 1)) ;;
+		esac
+	done <"$R/summary"
+fi
+if [ "$mode" = bench ] && [ -f "$R/table.txt" ]; then
+	mkdir -p build/bench
+	cp "$R/table.txt" build/bench/kmod.txt
+	cat "$R/table.txt"
+	echo "(written to build/bench/kmod.txt)"
+fi
+if [ "$rc" != 0 ] && [ "$fail" = 0 ]; then
+	echo "run.sh: the VM run failed (exit $rc); end of the guest log:"
+	tail -n 30 "$R/guest.log" 2>/dev/null || true
+	tail -n 20 "$R/console.log" 2>/dev/null || true
+	fail=$((fail + 1))
+fi
+echo "(VM run took $(( $(date +%s) - t0 )) s; logs in $R)"
+echo "kmod: $pass passed, $fail failed"
+[ "$fail" = 0 ]
