@@ -17,12 +17,14 @@ scenario_cmd() {
 	memhog16) echo "memhog -m 16 -s 11" ;;
 	chaos) echo "chaos -k 1024 -s 7" ;;
 	tree) echo "tree -n 3 -m 2 -t 4" ;;
+	zombie) echo "tree -n 2 -m 1 -t 2 -z 2" ;;
+	mixed) echo "mixed -k 512 -f $VM/mixed/data" ;;
 	memhog256) echo "memhog -m 256 -s 3" ;;
 	detach) echo "memhog -m 8 -s 13" ;; # daemon run with -d --pidfile --status-fd
 	*) return 1 ;;
 	esac
 }
-[ $# -gt 0 ] || set -- memhog16 chaos tree detach memhog256
+[ $# -gt 0 ] || set -- memhog16 chaos tree zombie mixed detach memhog256
 
 record() { # record PASS|FAIL name daemon detail
 	echo "$1 $2 ($3)${4:+ $4}" | tee -a "$R/summary"

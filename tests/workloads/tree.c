@@ -1,4 +1,4 @@
-/* tree [-n CHILDREN] [-m MB] [-t THREADS] -c CTLDIR -o RESULT
+/* tree [-n CHILDREN] [-m MB] [-t THREADS] [-z ZOMBIES] -c CTLDIR -o RESULT
  *
  * A process tree to dump as a whole: the parent and CHILDREN children (default 3) each own MB
  * megabytes (default 2) with a distinct seed; the last child is multi-threaded: THREADS
@@ -6,7 +6,9 @@
  * of them reading one shared region at the same time, from different offsets). After
  * restore each process reports "resumed <ns> who=..."; on CTL/verify each one checks its
  * memory (children report "check ..." and exit with the result), the parent waits for all of
- * them and reports "verify ok|FAIL". Children die with the parent (PR_SET_PDEATHSIG). */
+ * them and reports "verify ok|FAIL". Children die with the parent (PR_SET_PDEATHSIG).
+ * ZOMBIES (default 0) more children exit at once with status 40+i and are left unreaped
+ * until verification, so the dump has zombies (restore sends the daemon a negative pid). */
 #include "wl.h"
 #include <pthread.h>
 #include <signal.h>
@@ -96,8 +98,8 @@ static int child_main(int idx, int nthreads)
 
 int main(int argc, char **argv)
 {
-	int nchild = 3, nthreads = 4, opt;
-	while ((opt = getopt(argc, argv, "n:m:t:c:o:")) != -1) {
+	int nchild = 3, nthreads = 4, nzombie = 0, opt;
+	while ((opt = getopt(argc, argv, "n:m:t:z:c:o:")) != -1) {
 		switch (opt) {
 		case 'n':
 			nchild = atoi(optarg);
@@ -107,6 +109,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			nthreads = atoi(optarg);
+			break;
+		case 'z':
+			nzombie = atoi(optarg);
 			break;
 		case 'c':
 		case 'o':
@@ -121,6 +126,8 @@ int main(int argc, char **argv)
 		nchild = 3;
 	if (nthreads < 1 || nthreads > 64)
 		nthreads = 4;
+	if (nzombie < 0 || nzombie > 16)
+		nzombie = 0;
 	npages = mb * 1024 * 1024 / PAGE;
 
 	struct task *self = new_task("parent", 999);
@@ -136,6 +143,17 @@ int main(int argc, char **argv)
 				_exit(3);
 			_exit(child_main(i, i == nchild - 1 ? nthreads : 0));
 		}
+	}
+	pid_t zombies[16];
+	for (int i = 0; i < nzombie; i++) {
+		zombies[i] = fork();
+		if (zombies[i] < 0)
+			die("fork");
+		if (zombies[i] == 0)
+			_exit(40 + i);
+		siginfo_t si;
+		if (waitid(P_PID, (id_t)zombies[i], &si, WEXITED | WNOWAIT)) /* dead, not reaped */
+			die("waitid");
 	}
 	/* Wait until every child (and thread) has filled its memory. */
 	for (;;) {
@@ -163,6 +181,16 @@ int main(int argc, char **argv)
 		if (waitpid(kids[i], &st, 0) != kids[i] || !WIFEXITED(st) || WEXITSTATUS(st)) {
 			wl_report("check child%d FAIL exit status 0x%x", i, st);
 			bad = 1;
+		}
+	}
+	for (int i = 0; i < nzombie; i++) {
+		int st = 0;
+		if (waitpid(zombies[i], &st, 0) != zombies[i] || !WIFEXITED(st) ||
+		    WEXITSTATUS(st) != 40 + i) {
+			wl_report("check zombie%d FAIL status 0x%x", i, st);
+			bad = 1;
+		} else {
+			wl_report("check zombie%d ok", i);
 		}
 	}
 	wl_report("verify %s", bad ? "FAIL" : "ok");
