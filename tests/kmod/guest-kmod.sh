@@ -46,7 +46,7 @@ record PASS insmod "$(dmesg | grep -m1 'lazyfill: loaded' || true)"
 
 case $MODE in
 bench)
-	if timeout 600 "$T/lf-bench" "${BENCH_PAGES:-8192}" "${BENCH_REPEAT:-3}" >"$R/table.txt" 2>"$R/bench.err"; then
+	if timeout 600 "$T/lf-bench" "${BENCH_PAGES:-8192}" "${BENCH_REPEAT:-5}" >"$R/table.txt" 2>"$R/bench.err"; then
 		record PASS bench
 	else
 		record FAIL bench "$(cat "$R/bench.err")"

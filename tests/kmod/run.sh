@@ -5,7 +5,7 @@
 #   sh tests/kmod/run.sh bench    batch fill vs one UFFDIO_COPY per extent (bench-kmod)
 # Needs `make` and `make kmod` (build/lib/liblazy.a, build/kmod/lazyfill.ko); builds the test
 # programs tests/kmod/*.c into build/tests/kmod/. Results and logs: build/vm/kmod-<mode>/.
-# Env: KMOD_TESTS (default "hostile equal concur"), FUZZ_CALLS (default 100000), CONCUR_SECONDS (8), BENCH_PAGES (8192), BENCH_REPEAT (3),
+# Env: KMOD_TESTS (default "hostile equal concur"), FUZZ_CALLS (default 100000), CONCUR_SECONDS (8), BENCH_PAGES (8192), BENCH_REPEAT (5),
 # VMRUN_TIMEOUT.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
