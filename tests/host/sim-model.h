@@ -37,7 +37,8 @@ struct sim_vma {
 
 struct sim_task {
 	int idx;
-	pid_t pid;   /* real pid, the same in pstree.img */
+	pid_t pid;   /* the pid in pstree.img and on the socket: as the task sees it */
+	pid_t real;  /* the same in the simulator's pid namespace (waitpid, kill) */
 	bool zombie; /* pstree entry only: negative pid on the socket, no fd, no mm */
 	int parent;  /* index of the parent in the tree, -1 for the root */
 	int nvmas;
@@ -68,6 +69,7 @@ struct sim;
 #define SC_DAEMONIZE 128u   /* the daemon runs with -d --pidfile */
 #define SC_RELPATHS 512u    /* relative -D, -W and -o, run from the test dir */
 #define SC_NO_WORKDIR 1024u /* with SC_RELPATHS: no -W */
+#define SC_PIDNS 2048u	    /* the task is pid 1 of a new pid namespace (CLONE_NEWPID) */
 #define SC_VANISH 256u	    /* pages files truncated once the daemon runs: tasks must be killed */
 
 struct scenario {
