@@ -10,6 +10,17 @@
  *   restore-sim --scenario NAME --daemon "criu lazy-pages" --no-stats --dir EMPTYDIR
  *   restore-sim --scenario NAME --dir EMPTYDIR --images-only   (write and decode images only)
  *
+ * Every image page holds a pattern of (pid in the images, address in the images, seed), so
+ * a task knows what each byte must be wherever its pages moved. Files (sim-*.h):
+ *   sim-util.h      patterns, PRNG, timeouts, I/O
+ *   sim-model.h     tasks, VMAs and the kind of every page; the scenario flags
+ *   sim-images.h    the images: JSON for crit encode, pages-N.img, CRIU 4.2 pagemaps
+ *   sim-task.h      a restored task: map, restore non-lazy pages, uffd, check memory
+ *   sim-proto.h     the daemon process and the lazy-pages socket protocol
+ *   sim-scenarios.h the scenarios
+ * Whether the daemon drained everything is checked after it exited: from then on a page it
+ * did not install reads as zeros (the registration is gone with its uffd).
+ *
  * Exit status: 0 pass, 1 fail, 2 usage or setup error.
  */
 #include <getopt.h>
