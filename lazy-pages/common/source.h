@@ -2,6 +2,7 @@
 #ifndef LAZY_SOURCE_H
 #define LAZY_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,7 @@ struct src_chunk {
 	uint64_t off;
 	const void *data; /* n pages, valid until the next collect() */
 	uint32_t n;
+	bool last; /* the read with this tag is complete (or failed): no more chunks for it */
 };
 
 struct page_source_ops {

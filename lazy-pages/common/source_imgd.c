@@ -48,8 +48,8 @@ struct imgd_src {
 	unsigned retries, timeout_ms, window;
 	int ufd, bfd;
 	uint8_t *uscratch, *bscratch, *btx; /* bulk receives into bscratch, sends from btx */
-	uint8_t *upay, *bpay; /* compact payloads as received */
-	uint8_t *chunk;	      /* a bulk chunk, zero pages expanded */
+	uint8_t *upay, *bpay;		    /* compact payloads as received */
+	uint8_t *chunk;			    /* a bulk chunk, zero pages expanded */
 	uint64_t zero_sum;
 	uint32_t next_req;
 	struct pf_req pf[MAX_WINDOW];
@@ -82,8 +82,8 @@ static int connect_class(struct imgd_src *s, LwClass cls, uint8_t *scratch)
 		pr_warn("image server %s:%s: %s", s->cl.host, s->cl.port, err);
 		return fd;
 	}
-	if (s->info.nr_tasks && (info.nr_tasks != s->info.nr_tasks ||
-				 info.lazy_pages != s->info.lazy_pages)) {
+	if (s->info.nr_tasks &&
+	    (info.nr_tasks != s->info.nr_tasks || info.lazy_pages != s->info.lazy_pages)) {
 		pr_err("image server %s:%s now serves a different image '%s'", s->cl.host,
 		       s->cl.port, s->cl.image ? s->cl.image : "default");
 		close(fd);
@@ -128,8 +128,8 @@ static int unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay
 
 /* ---- the urgent path ---- */
 
-static int send_get(int fd, uint8_t *scratch, uint32_t req, LwClass prio, int32_t pid,
-		    uint64_t off, uint32_t n, unsigned timeout_ms)
+static int send_get(int fd, uint8_t *scratch, uint32_t req, LwClass prio, int32_t pid, uint64_t off,
+		    uint32_t n, unsigned timeout_ms)
 {
 	LwRange r = LW_RANGE__INIT, *rp = &r;
 	LwGet g = LW_GET__INIT;
@@ -170,8 +170,9 @@ static int get_once(struct imgd_src *s, int32_t pid, uint64_t off, uint32_t n, u
 			rc = -EPIPE;
 		} else {
 			LwPages *p = (LwPages *)m;
-			if (p->req != req || p->pid != pid || p->off != off + (uint64_t)got * WIRE_PAGE ||
-			    p->nr_pages > n - got || (p->done != (got + p->nr_pages == n)))
+			if (p->req != req || p->pid != pid ||
+			    p->off != off + (uint64_t)got * WIRE_PAGE || p->nr_pages > n - got ||
+			    (p->done != (got + p->nr_pages == n)))
 				rc = -EPIPE;
 			else
 				rc = unpack_pages(s, p, s->upay, buf + (size_t)got * WIRE_PAGE);
@@ -190,8 +191,8 @@ static void drop_urgent(struct imgd_src *s)
 	s->ufd = -1;
 }
 
-static int imgd_read(struct page_source *ps, const struct img_task *t, uint64_t vaddr,
-		     uint64_t off, void *buf, size_t len)
+static int imgd_read(struct page_source *ps, const struct img_task *t, uint64_t vaddr, uint64_t off,
+		     void *buf, size_t len)
 {
 	struct imgd_src *s = ps->priv;
 	int rc = -EIO;
@@ -278,8 +279,8 @@ static int bulk_up(struct imgd_src *s)
 	return 0;
 }
 
-static int imgd_prefetch(struct page_source *ps, const struct img_task *t, uint64_t off,
-			 size_t len, uint64_t tag)
+static int imgd_prefetch(struct page_source *ps, const struct img_task *t, uint64_t off, size_t len,
+			 uint64_t tag)
 {
 	struct imgd_src *s = ps->priv;
 
@@ -404,24 +405,26 @@ static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
 		    p->nr_pages <= r->n - r->got && p->done == (r->got + p->nr_pages == r->n)) {
 			if (unpack_pages(s, p, s->bpay, s->chunk)) {
 				if (++r->fails > s->retries) {
-					*out = (struct src_chunk){.tag = r->tag, .t = r->t, .last = true};
+					*out = (struct src_chunk){
+					    .tag = r->tag, .t = r->t, .last = true};
 					pf_remove(s, idx);
 					rc = -EBADMSG;
 				}
 			} else {
 				r->fails = 0;
 				r->got += p->nr_pages;
-				*out = (struct src_chunk){r->tag, r->t, p->off, s->chunk, p->nr_pages,
-							  r->got == r->n};
+				*out = (struct src_chunk){r->tag,   r->t,	 p->off,
+							  s->chunk, p->nr_pages, r->got == r->n};
 				if (r->got == r->n)
 					pf_remove(s, idx);
 				*reset = false;
 				rc = 1;
 			}
 		} else {
-			pr_warn("image server (bulk): PAGES for request %u at 0x%llx that we did not "
-				"ask for (%s)",
-				p->req, (unsigned long long)p->off, r ? "out of order" : "unknown");
+			pr_warn(
+			    "image server (bulk): PAGES for request %u at 0x%llx that we did not "
+			    "ask for (%s)",
+			    p->req, (unsigned long long)p->off, r ? "out of order" : "unknown");
 		}
 	} else {
 		pr_warn("image server (bulk): unexpected %s frame", wire_type_name(h->type));
@@ -440,7 +443,8 @@ static int imgd_collect(struct page_source *ps, struct src_chunk *out)
 		int rc = bulk_up(s);
 		if (rc) {
 			/* The server stays away: fail the oldest read for good. */
-			*out = (struct src_chunk){.tag = s->pf[0].tag, .t = s->pf[0].t, .last = true};
+			*out =
+			    (struct src_chunk){.tag = s->pf[0].tag, .t = s->pf[0].t, .last = true};
 			pf_remove(s, 0);
 			return rc;
 		}
@@ -449,8 +453,7 @@ static int imgd_collect(struct page_source *ps, struct src_chunk *out)
 	if (rc == 0)
 		return 0;
 	if (rc < 0) {
-		pr_warn("image server (bulk): connection lost (%s): reconnecting",
-			strerror(-rc));
+		pr_warn("image server (bulk): connection lost (%s): reconnecting", strerror(-rc));
 		drop_bulk(s);
 		return 0;
 	}
@@ -464,8 +467,7 @@ static int imgd_collect(struct page_source *ps, struct src_chunk *out)
 
 /* ---- index, setup ---- */
 
-static int imgd_load_index(struct page_source *ps, struct img_set *set, char *err,
-			   size_t errlen)
+static int imgd_load_index(struct page_source *ps, struct img_set *set, char *err, size_t errlen)
 {
 	struct imgd_src *s = ps->priv;
 

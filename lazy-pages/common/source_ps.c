@@ -53,8 +53,7 @@ struct ps_src {
 
 static int ps_connect(const struct ps_source_cfg *cfg, char *err, size_t errlen)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_NUMERICSERV};
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
 	struct addrinfo *ai, *a;
 	char port[16];
 	int fd = -1, e = ECONNREFUSED;
@@ -91,14 +90,14 @@ static int ps_connect(const struct ps_source_cfg *cfg, char *err, size_t errlen)
 
 static int ps_fail(struct ps_src *s, const char *what, int rc)
 {
-	pr_err("page server %s: %s: %s; it cannot be reconnected, every later read fails",
-	       s->where, what, strerror(-rc));
+	pr_err("page server %s: %s: %s; it cannot be reconnected, every later read fails", s->where,
+	       what, strerror(-rc));
 	s->broken = true;
 	return -EIO;
 }
 
-static int ps_read(struct page_source *ps, const struct img_task *t, uint64_t vaddr,
-		   uint64_t off, void *buf, size_t len)
+static int ps_read(struct page_source *ps, const struct img_task *t, uint64_t vaddr, uint64_t off,
+		   void *buf, size_t len)
 {
 	struct ps_src *s = ps->priv;
 	uint64_t deadline = wire_now_ms() + s->timeout_ms;
@@ -107,7 +106,8 @@ static int ps_read(struct page_source *ps, const struct img_task *t, uint64_t va
 	(void)vaddr; /* off is the dump-time address: stable across mremap */
 	if (s->broken)
 		return -EIO;
-	if (!len || len % IMG_PAGE_SIZE || off % IMG_PAGE_SIZE || len / IMG_PAGE_SIZE > PS_MAX_PAGES)
+	if (!len || len % IMG_PAGE_SIZE || off % IMG_PAGE_SIZE ||
+	    len / IMG_PAGE_SIZE > PS_MAX_PAGES)
 		return -EINVAL;
 	/* Every round brings at least one page, or fails. */
 	while (done < len) {

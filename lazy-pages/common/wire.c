@@ -21,10 +21,18 @@ static const ProtobufCMessageDescriptor *const descs[WT_MAX + 1] = {
 };
 
 static const char *const names[WT_MAX + 1] = {
-    [WT_HELLO] = "HELLO",     [WT_HELLO_REPLY] = "HELLO_REPLY", [WT_AUTH] = "AUTH",
-    [WT_AUTH_OK] = "AUTH_OK", [WT_OPEN] = "OPEN",		[WT_OPEN_REPLY] = "OPEN_REPLY",
-    [WT_INDEX_GET] = "INDEX_GET", [WT_INDEX_PART] = "INDEX_PART", [WT_GET] = "GET",
-    [WT_PAGES] = "PAGES",     [WT_ERROR] = "ERROR",		[WT_CLOSE] = "CLOSE",
+    [WT_HELLO] = "HELLO",
+    [WT_HELLO_REPLY] = "HELLO_REPLY",
+    [WT_AUTH] = "AUTH",
+    [WT_AUTH_OK] = "AUTH_OK",
+    [WT_OPEN] = "OPEN",
+    [WT_OPEN_REPLY] = "OPEN_REPLY",
+    [WT_INDEX_GET] = "INDEX_GET",
+    [WT_INDEX_PART] = "INDEX_PART",
+    [WT_GET] = "GET",
+    [WT_PAGES] = "PAGES",
+    [WT_ERROR] = "ERROR",
+    [WT_CLOSE] = "CLOSE",
 };
 
 const char *wire_type_name(unsigned type)
@@ -229,8 +237,7 @@ static int check_index_part(const LwIndexPart *x, const char **why)
 	return *why ? -EPROTO : 0;
 }
 
-int wire_check(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *h,
-	       const char **why)
+int wire_check(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *h, const char **why)
 {
 	*why = NULL;
 	switch (type) {

@@ -19,20 +19,20 @@
 #define WIRE_PAGE 4096u
 
 /* Limits, checked on receipt by both sides. */
-#define WIRE_MAX_MSG (64u << 10)	     /* protobuf bytes in one frame */
-#define WIRE_MAX_REPLY_PAGES 64u	     /* pages in one PAGES frame */
+#define WIRE_MAX_MSG (64u << 10) /* protobuf bytes in one frame */
+#define WIRE_MAX_REPLY_PAGES 64u /* pages in one PAGES frame */
 #define WIRE_MAX_PAYLOAD (WIRE_MAX_REPLY_PAGES * WIRE_PAGE)
-#define WIRE_MAX_RANGES 64u		     /* ranges in one GET */
-#define WIRE_MAX_GET_PAGES 4096u	     /* pages in one GET, all ranges */
-#define WIRE_MAX_INFLIGHT 32u		     /* GETs a server queues per connection */
-#define WIRE_MAX_INDEX_EXTENTS 1024u	     /* extents in one INDEX_PART */
-#define WIRE_MAX_TASKS 65536u		     /* tasks in one index */
-#define WIRE_MAX_TASK_EXTENTS (1u << 24)     /* extents of one task */
-#define WIRE_MAX_ID 128u		     /* image id bytes */
-#define WIRE_MAX_TEXT 256u		     /* error text bytes */
-#define WIRE_MAX_NAME 64u		     /* hello client/server names */
-#define WIRE_NONCE 32u			     /* challenge and nonce bytes */
-#define WIRE_MAC 32u			     /* HMAC-SHA256 */
+#define WIRE_MAX_RANGES 64u		 /* ranges in one GET */
+#define WIRE_MAX_GET_PAGES 4096u	 /* pages in one GET, all ranges */
+#define WIRE_MAX_INFLIGHT 32u		 /* GETs a server queues per connection */
+#define WIRE_MAX_INDEX_EXTENTS 1024u	 /* extents in one INDEX_PART */
+#define WIRE_MAX_TASKS 65536u		 /* tasks in one index */
+#define WIRE_MAX_TASK_EXTENTS (1u << 24) /* extents of one task */
+#define WIRE_MAX_ID 128u		 /* image id bytes */
+#define WIRE_MAX_TEXT 256u		 /* error text bytes */
+#define WIRE_MAX_NAME 64u		 /* hello client/server names */
+#define WIRE_NONCE 32u			 /* challenge and nonce bytes */
+#define WIRE_MAC 32u			 /* HMAC-SHA256 */
 
 enum wire_type {
 	WT_HELLO = 1,

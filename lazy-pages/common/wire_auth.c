@@ -125,8 +125,7 @@ int wire_key_load(const char *path, struct wire_key *key, char *err, size_t errl
 	if (n > 0 && key->k[n - 1] == '\n')
 		n--;
 	if ((size_t)n < WIRE_KEY_MIN) {
-		snprintf(err, errlen, "key file %s: key shorter than %u bytes", path,
-			 WIRE_KEY_MIN);
+		snprintf(err, errlen, "key file %s: key shorter than %u bytes", path, WIRE_KEY_MIN);
 		return -1;
 	}
 	key->len = (size_t)n;

@@ -71,8 +71,7 @@ static int dial(const struct wire_client *c, char *err, size_t errlen)
 	}
 	freeaddrinfo(ai);
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot connect to %s:%s: %s", c->host, c->port,
-			 strerror(e));
+		snprintf(err, errlen, "cannot connect to %s:%s: %s", c->host, c->port, strerror(e));
 		return -(e ? e : ECONNREFUSED);
 	}
 	int one = 1;
@@ -81,8 +80,8 @@ static int dial(const struct wire_client *c, char *err, size_t errlen)
 }
 
 /* Receive the expected frame type; an ERROR becomes its errno. */
-static int expect(int fd, uint8_t *scratch, unsigned type, ProtobufCMessage **m,
-		  uint64_t deadline, char *err, size_t errlen)
+static int expect(int fd, uint8_t *scratch, unsigned type, ProtobufCMessage **m, uint64_t deadline,
+		  char *err, size_t errlen)
 {
 	struct wire_hdr h;
 	const char *why;
@@ -180,8 +179,8 @@ int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
 	if (rc)
 		goto fail;
 	LwOpenReply *r = (LwOpenReply *)m;
-	*info = (struct wire_open_info){r->nr_tasks, r->lazy_pages, r->zero_pages,
-					r->dump_checksums};
+	*info =
+	    (struct wire_open_info){r->nr_tasks, r->lazy_pages, r->zero_pages, r->dump_checksums};
 	wire_free(m);
 	return fd;
 fail:
@@ -192,8 +191,8 @@ fail:
 /* ---- index ---- */
 
 struct ix_state {
-	size_t begun; /* tasks started */
-	size_t cap;   /* extents allocated for the current one */
+	size_t begun;  /* tasks started */
+	size_t cap;    /* extents allocated for the current one */
 	uint32_t want; /* extents announced for the current one */
 };
 

@@ -33,7 +33,8 @@ int wire_write_all(int fd, const void *buf, size_t len, uint64_t deadline_ms)
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = send(fd, (const char *)buf + done, len - done, MSG_NOSIGNAL);
+		ssize_t n =
+		    send(fd, (const char *)buf + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			done += (size_t)n;
 			continue;
@@ -52,7 +53,7 @@ int wire_read_all(int fd, void *buf, size_t len, uint64_t deadline_ms)
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = recv(fd, (char *)buf + done, len - done, 0);
+		ssize_t n = recv(fd, (char *)buf + done, len - done, MSG_DONTWAIT);
 		if (n > 0) {
 			done += (size_t)n;
 			continue;

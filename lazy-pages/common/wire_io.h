@@ -9,7 +9,8 @@
 
 #define WIRE_SCRATCH (WIRE_HDR_SIZE + WIRE_MAX_MSG)
 
-/* Write all of buf before the deadline (ms, CLOCK_MONOTONIC). 0 or -errno (-ETIMEDOUT). */
+/* Write all of buf before the deadline (ms, CLOCK_MONOTONIC), blocking socket or not. 0 or -errno
+ * (-ETIMEDOUT). */
 int wire_write_all(int fd, const void *buf, size_t len, uint64_t deadline_ms);
 int wire_read_all(int fd, void *buf, size_t len, uint64_t deadline_ms);
 

@@ -29,7 +29,8 @@ struct imgd_conn *conn_new(struct imgd *d, int fd, const char *peer)
 	c->tx = malloc(IMGD_HEAD_CAP);
 	c->pay = malloc((size_t)IMGD_CHUNK_PAGES * WIRE_PAGE);
 	c->q = calloc(WIRE_MAX_INFLIGHT, sizeof(*c->q));
-	if (!c->rx || !c->tx || !c->pay || !c->q || wire_random(c->challenge, sizeof(c->challenge))) {
+	if (!c->rx || !c->tx || !c->pay || !c->q ||
+	    wire_random(c->challenge, sizeof(c->challenge))) {
 		free(c->rx);
 		free(c->tx);
 		free(c->pay);
@@ -55,12 +56,13 @@ void conn_close(struct imgd *d, struct imgd_conn *c, const char *why)
 	double dt = imgd_now() - c->t_start;
 
 	if (c->img)
-		pr_msg("session %lu: %s closed (%s): image %s (%s), %lu GETs, %lu pages served (%lu "
-		       "zero, not sent), %lu bytes, %.3f s",
-		       (unsigned long)c->id, c->peer, why, c->img->id,
-		       c->urgent_class ? "urgent" : "bulk", (unsigned long)c->gets,
-		       (unsigned long)c->pages, (unsigned long)c->zero_pages,
-		       (unsigned long)c->bytes, dt);
+		pr_msg(
+		    "session %lu: %s closed (%s): image %s (%s), %lu GETs, %lu pages served (%lu "
+		    "zero, not sent), %lu bytes, %.3f s",
+		    (unsigned long)c->id, c->peer, why, c->img->id,
+		    c->urgent_class ? "urgent" : "bulk", (unsigned long)c->gets,
+		    (unsigned long)c->pages, (unsigned long)c->zero_pages, (unsigned long)c->bytes,
+		    dt);
 	else
 		pr_info("session %lu: %s closed (%s) before opening an image, %.3f s",
 			(unsigned long)c->id, c->peer, why, dt);
@@ -134,8 +136,7 @@ static void send_hello_reply(struct imgd *d, struct imgd_conn *c, const LwHello 
 	r.challenge.len = sizeof(c->challenge);
 	r.server = "criu-imgd";
 	conn_queue_frame(c, WT_HELLO_REPLY, &r.base);
-	pr_debug("session %lu: hello from '%s'", (unsigned long)c->id,
-		 h->client ? h->client : "");
+	pr_debug("session %lu: hello from '%s'", (unsigned long)c->id, h->client ? h->client : "");
 	c->state = d->need_auth ? CS_AUTH : CS_OPEN;
 }
 
@@ -218,7 +219,8 @@ static void on_frame(struct imgd *d, struct imgd_conn *c, const struct wire_hdr 
 		break;
 	case WT_INDEX_GET:
 		if (c->index_active) {
-			conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "INDEX_GET while the index streams");
+			conn_fail(d, c, LW_ERR__LW_E_PROTO, -1,
+				  "INDEX_GET while the index streams");
 			break;
 		}
 		c->index_active = true;

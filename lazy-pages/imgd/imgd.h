@@ -12,10 +12,10 @@
 #include "wire.h"
 #include "wire_auth.h"
 
-#define IMGD_CHUNK_PAGES 32u /* pages per PAGES frame we send */
+#define IMGD_CHUNK_PAGES 32u			     /* pages per PAGES frame we send */
 #define IMGD_HEAD_CAP (WIRE_HDR_SIZE + WIRE_MAX_MSG) /* header and message of one frame */
-#define IMGD_HANDSHAKE_S 10  /* to get from connect to OPEN */
-#define IMGD_IDLE_S 600	     /* an open session with no request at all */
+#define IMGD_HANDSHAKE_S 10			     /* to get from connect to OPEN */
+#define IMGD_IDLE_S 600				     /* an open session with no request at all */
 
 struct imgd_opts {
 	const char *dir;  /* -D: one image */
@@ -55,9 +55,9 @@ struct imgd_image {
 };
 
 struct imgd_catalog {
-	int rootfd;	     /* --root, or -1 */
-	const char *dir;     /* -D */
-	const char *dir_id;  /* its basename: the id it answers to (also "default") */
+	int rootfd;	    /* --root, or -1 */
+	const char *dir;    /* -D */
+	const char *dir_id; /* its basename: the id it answers to (also "default") */
 	struct imgd_image *loaded;
 };
 
@@ -88,8 +88,8 @@ struct imgd_range {
 struct imgd_req {
 	uint32_t id;
 	bool urgent;
-	uint8_t nr, cur;    /* ranges, and the one being served */
-	uint32_t done;	    /* pages of ranges[cur] already sent */
+	uint8_t nr, cur; /* ranges, and the one being served */
+	uint32_t done;	 /* pages of ranges[cur] already sent */
 	struct imgd_range r[WIRE_MAX_RANGES];
 };
 
@@ -107,7 +107,7 @@ struct imgd_conn {
 	size_t rx_len;
 	/* send: one frame at a time, its head (header + message) then its page payload */
 	uint8_t *tx, *pay;
-	size_t tx_head, tx_len, tx_off; /* head bytes, frame bytes, bytes sent */
+	size_t tx_head, tx_len, tx_off;			  /* head bytes, frame bytes, bytes sent */
 	uint8_t errf[WIRE_HDR_SIZE + WIRE_MAX_TEXT + 32]; /* an ERROR waiting for tx */
 	size_t errf_len;
 	bool dead; /* the socket failed: close without sending more */

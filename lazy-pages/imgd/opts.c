@@ -9,24 +9,25 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: criu-imgd (-D DIR | --root DIR) [options]\n"
-		   "Serve CRIU page images to criu-lazyd --image-server over TCP.\n"
-		   "\n"
-		   "  -D, --images-dir DIR   serve the one image in DIR (id: its name, or 'default')\n"
-		   "      --root DIR         serve every image directory below DIR, by name\n"
-		   "      --address ADDR     listen address (default 127.0.0.1)\n"
-		   "      --port PORT        listen port (default 27027; 0: any, see the log)\n"
-		   "      --auth-key FILE    shared key: clients must prove they hold it (required\n"
-		   "                         unless listening on loopback only)\n"
-		   "      --max-clients N    connections at once (default 256)\n"
-		   "      --make-sums        write the dump-time checksum index (pages-N.img.xxh3)\n"
-		   "                         of the image(s) and exit\n"
-		   "  -o, --log-file FILE    log file (default: stderr)\n"
-		   "  -v[N], --verbosity[=N] log level 0..4 (default 2)\n"
-		   "  -d, --daemon           detach once listening\n"
-		   "      --pidfile FILE     write the server's pid to FILE\n"
-		   "      --status-fd FD     write one byte to FD once listening\n"
-		   "  -h, --help             this text\n");
+	fprintf(f,
+		"Usage: criu-imgd (-D DIR | --root DIR) [options]\n"
+		"Serve CRIU page images to criu-lazyd --image-server over TCP.\n"
+		"\n"
+		"  -D, --images-dir DIR   serve the one image in DIR (id: its name, or 'default')\n"
+		"      --root DIR         serve every image directory below DIR, by name\n"
+		"      --address ADDR     listen address (default 127.0.0.1)\n"
+		"      --port PORT        listen port (default 27027; 0: any, see the log)\n"
+		"      --auth-key FILE    shared key: clients must prove they hold it (required\n"
+		"                         unless listening on loopback only)\n"
+		"      --max-clients N    connections at once (default 256)\n"
+		"      --make-sums        write the dump-time checksum index (pages-N.img.xxh3)\n"
+		"                         of the image(s) and exit\n"
+		"  -o, --log-file FILE    log file (default: stderr)\n"
+		"  -v[N], --verbosity[=N] log level 0..4 (default 2)\n"
+		"  -d, --daemon           detach once listening\n"
+		"      --pidfile FILE     write the server's pid to FILE\n"
+		"      --status-fd FD     write one byte to FD once listening\n"
+		"  -h, --help             this text\n");
 }
 
 static int num(const char *name, const char *s, long min, long max, long *out)

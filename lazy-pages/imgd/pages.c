@@ -44,8 +44,8 @@ int pages_queue_get(struct imgd *d, struct imgd_conn *c, const LwGet *g)
 		const LwRange *x = g->ranges[i];
 		size_t ti;
 		if (!image_task(c->img, x->pid, &ti) || !c->img->set.tasks[ti].has_mm) {
-			conn_fail(d, c, LW_ERR__LW_E_RANGE, g->req, "GET %u: no task %d in image %s",
-				  g->req, x->pid, c->img->id);
+			conn_fail(d, c, LW_ERR__LW_E_RANGE, g->req,
+				  "GET %u: no task %d in image %s", g->req, x->pid, c->img->id);
 			return -1;
 		}
 		if (!in_data(c->img, ti, x->off, x->nr_pages)) {
@@ -163,8 +163,9 @@ int pages_next_frame(struct imgd *d, struct imgd_conn *c, bool urgent_only)
 				  "pid %d: page at offset 0x%llx is damaged in the image", t->pid,
 				  (unsigned long long)(off + bad * WIRE_PAGE));
 		} else {
-			conn_fail(d, c, LW_ERR__LW_E_IO, id, "pid %d: cannot read offset 0x%llx: %s",
-				  t->pid, (unsigned long long)off, strerror(rc == -2 ? EIO : -rc));
+			conn_fail(d, c, LW_ERR__LW_E_IO, id,
+				  "pid %d: cannot read offset 0x%llx: %s", t->pid,
+				  (unsigned long long)off, strerror(rc == -2 ? EIO : -rc));
 		}
 		return 1;
 	}

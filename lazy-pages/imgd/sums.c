@@ -39,7 +39,8 @@ int sums_write(int dirfd, const struct img_task *t)
 	}
 	for (uint64_t p = 0; p < pages && !rc; p += SUMS_BATCH) {
 		uint32_t n = pages - p < SUMS_BATCH ? (uint32_t)(pages - p) : SUMS_BATCH;
-		ssize_t got = pread(t->pages_fd, buf, (size_t)n * WIRE_PAGE, (off_t)(p * WIRE_PAGE));
+		ssize_t got =
+		    pread(t->pages_fd, buf, (size_t)n * WIRE_PAGE, (off_t)(p * WIRE_PAGE));
 		if (got != (ssize_t)n * WIRE_PAGE) {
 			rc = got < 0 ? -errno : -EIO;
 			break;

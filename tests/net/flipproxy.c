@@ -52,7 +52,8 @@ static void parse(struct shared *sh, struct parser *p, uint8_t *buf, size_t len)
 				p->body_left = h.msg_len;
 				p->payload_left = h.payload_len;
 				p->flip_this = false;
-				if (h.payload_len && atomic_fetch_add(&sh->frames, 1) + 1 >= sh->nth &&
+				if (h.payload_len &&
+				    atomic_fetch_add(&sh->frames, 1) + 1 >= sh->nth &&
 				    atomic_fetch_sub(&sh->flips, 1) > 0)
 					p->flip_this = true;
 				if (!p->body_left && !p->payload_left)

@@ -53,7 +53,8 @@ static int next(int fd, int *code, uint32_t *req)
 	struct wire_hdr h;
 	ProtobufCMessage *m;
 	const char *why;
-	int rc = wire_recv(fd, scratch, &h, &m, payload, sizeof(payload), wire_now_ms() + T_MS, &why);
+	int rc =
+	    wire_recv(fd, scratch, &h, &m, payload, sizeof(payload), wire_now_ms() + T_MS, &why);
 
 	if (rc == -ETIMEDOUT)
 		return -1;
@@ -151,8 +152,8 @@ static int open_image(const char *id)
 	return fd;
 }
 
-static void bad_get(const char *name, int fd, int32_t pid, uint64_t off, uint32_t n,
-		    size_t nranges, int want)
+static void bad_get(const char *name, int fd, int32_t pid, uint64_t off, uint32_t n, size_t nranges,
+		    int want)
 {
 	static LwRange r[WIRE_MAX_RANGES + 2];
 	static LwRange *rp[WIRE_MAX_RANGES + 2];
@@ -276,8 +277,8 @@ static void cases_handshake(const char *image)
 		send_msg(fd, WT_GET, &g.base);
 		expect_refused("GET before OPEN", fd, LW_ERR__LW_E_PROTO);
 	}
-	static const char *const bad_ids[] = {"..", ".", "../img", "img/../..", "/etc", "a/b",
-					      "x\ny", "nonexistent-image"};
+	static const char *const bad_ids[] = {"..",   ".",   "../img", "img/../..",
+					      "/etc", "a/b", "x\ny",   "nonexistent-image"};
 	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
 		char name[96];
 		snprintf(name, sizeof(name), "image id '%s'", bad_ids[i]);
@@ -303,8 +304,7 @@ static void cases_requests(const char *image)
 	}
 	bad_get("GET of a pid not in the image", fd, 999999, 0, 1, 1, LW_ERR__LW_E_RANGE);
 	bad_get("GET past the lazy data", fd, good_pid, 1ull << 40, 1, 1, LW_ERR__LW_E_RANGE);
-	bad_get("GET of an unaligned offset", fd, good_pid, good_off + 1, 1, 1,
-		LW_ERR__LW_E_LIMIT);
+	bad_get("GET of an unaligned offset", fd, good_pid, good_off + 1, 1, 1, LW_ERR__LW_E_LIMIT);
 	bad_get("GET of too many pages", fd, good_pid, good_off, WIRE_MAX_GET_PAGES + 1, 1,
 		LW_ERR__LW_E_LIMIT);
 	bad_get("GET of too many ranges", fd, good_pid, good_off, 1, WIRE_MAX_RANGES + 1,

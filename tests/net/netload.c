@@ -66,7 +66,8 @@ static int same_index(const struct img_set *a, const struct img_set *b)
 			if (x->extents[k].start != y->extents[k].start ||
 			    x->extents[k].end != y->extents[k].end ||
 			    x->extents[k].zero != y->extents[k].zero ||
-			    (!x->extents[k].zero && x->extents[k].pages_off != y->extents[k].pages_off))
+			    (!x->extents[k].zero &&
+			     x->extents[k].pages_off != y->extents[k].pages_off))
 				return -1;
 	}
 	return 0;
@@ -100,7 +101,8 @@ static int client(const struct cfg *c, const struct img_set *local, int idx)
 			if (x->zero)
 				continue;
 			for (uint64_t a = x->start; a < x->end; a += PIECE * PAGE) {
-				uint64_t len = x->end - a < PIECE * PAGE ? x->end - a : PIECE * PAGE;
+				uint64_t len =
+				    x->end - a < PIECE * PAGE ? x->end - a : PIECE * PAGE;
 				uint64_t off = x->pages_off + (a - x->start);
 				bool urgent = ((a / (PIECE * PAGE)) + (uint64_t)idx) % 2;
 				if (urgent) {
@@ -116,8 +118,8 @@ static int client(const struct cfg *c, const struct img_set *local, int idx)
 					if (rc < 0)
 						bad++;
 					if (rc > 0) {
-						bad += check(lt, ch.off, ch.data,
-							     ch.n * PAGE, tmp) != 0;
+						bad += check(lt, ch.off, ch.data, ch.n * PAGE,
+							     tmp) != 0;
 						pages += ch.n;
 					}
 					if (rc == 0)
@@ -192,7 +194,8 @@ static int bench(const struct cfg *c, const struct img_set *local)
 				a = 0;
 				continue;
 			}
-			uint64_t at = x->start + a, len = x->end - at < 256 * PAGE ? x->end - at : 256 * PAGE;
+			uint64_t at = x->start + a,
+				 len = x->end - at < 256 * PAGE ? x->end - at : 256 * PAGE;
 			if (s.ops->prefetch(&s, t, x->pages_off + a, len, 0) == -EBUSY)
 				break;
 			total += len / PAGE;
@@ -220,8 +223,8 @@ static int bench(const struct cfg *c, const struct img_set *local)
 				uint64_t p = (uint64_t)rand_r(&seed) % np;
 				uint64_t n = np - p < 16 ? np - p : 16;
 				double f0 = now();
-				if (s.ops->read(&s, t, x->start + p * PAGE, x->pages_off + p * PAGE, buf,
-						n * PAGE))
+				if (s.ops->read(&s, t, x->start + p * PAGE, x->pages_off + p * PAGE,
+						buf, n * PAGE))
 					return 1;
 				lat[nlat++] = now() - f0;
 			}
@@ -290,7 +293,8 @@ int main(int argc, char **argv)
 	log_level = LOG_ERROR;
 	int dfd = open(c.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || img_set_load(dfd, &local, &err)) {
-		fprintf(stderr, "netload: images %s: %s\n", c.dir, dfd < 0 ? strerror(errno) : err.msg);
+		fprintf(stderr, "netload: images %s: %s\n", c.dir,
+			dfd < 0 ? strerror(errno) : err.msg);
 		return 2;
 	}
 	if (c.bench)

@@ -1,0 +1,396 @@
+/* lazy-wire: framing, encode/decode round trips, receipt checks, HMAC, ids. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "wire.h"
+#include "wire_auth.h"
+#include "wire_io.h"
+
+static uint8_t buf[WIRE_SCRATCH];
+
+Test(wire, header_layout_is_big_endian)
+{
+	struct wire_hdr h = {WIRE_MAGIC, WT_PAGES, 0x01020304, 0x00002000};
+	uint8_t out[WIRE_HDR_SIZE];
+	const uint8_t want[WIRE_HDR_SIZE] = {0x4c, 0x57, 0x00, 0x0a, 0x01, 0x02,
+					     0x03, 0x04, 0x00, 0x00, 0x20, 0x00};
+
+	wire_hdr_put(out, &h);
+	cr_assert_arr_eq(out, want, sizeof(want));
+}
+
+Test(wire, header_checks)
+{
+	struct wire_hdr h, got;
+	uint8_t b[WIRE_HDR_SIZE];
+	const char *why;
+
+	h = (struct wire_hdr){WIRE_MAGIC, WT_HELLO, 10, 0};
+	wire_hdr_put(b, &h);
+	cr_assert_eq(wire_hdr_get(b, &got, &why), 0);
+	cr_assert_eq(got.msg_len, 10);
+
+	struct wire_hdr bad[] = {
+	    {0x1234, WT_HELLO, 10, 0},				      /* magic */
+	    {WIRE_MAGIC, 0, 10, 0},				      /* type 0 */
+	    {WIRE_MAGIC, WT_MAX + 1, 10, 0},			      /* unknown type */
+	    {WIRE_MAGIC, WT_HELLO, WIRE_MAX_MSG + 1, 0},	      /* message too long */
+	    {WIRE_MAGIC, WT_PAGES, 10, WIRE_MAX_PAYLOAD + WIRE_PAGE}, /* payload too long */
+	    {WIRE_MAGIC, WT_GET, 10, WIRE_PAGE}, /* payload where none belongs */
+	    {WIRE_MAGIC, WT_PAGES, 10, 100},	 /* not whole pages */
+	    {WIRE_MAGIC, WT_HELLO, 0xffffffffu, 0},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		wire_hdr_put(b, &bad[i]);
+		cr_assert_eq(wire_hdr_get(b, &got, &why), -EPROTO, "case %zu", i);
+		cr_assert_not_null(why);
+	}
+}
+
+/* Pack, parse the header back, unpack, check: the path every frame takes. */
+static ProtobufCMessage *round_trip(unsigned type, const ProtobufCMessage *m, uint32_t plen,
+				    int *check)
+{
+	struct wire_hdr h;
+	const char *why;
+	int n = wire_pack(type, m, plen, buf, sizeof(buf));
+
+	cr_assert_gt(n, 0);
+	cr_assert_eq(wire_hdr_get(buf, &h, &why), 0, "%s", why ? why : "");
+	cr_assert_eq(h.type, type);
+	cr_assert_eq(h.msg_len + WIRE_HDR_SIZE, (uint32_t)n);
+	ProtobufCMessage *u = wire_unpack(type, buf + WIRE_HDR_SIZE, h.msg_len);
+	cr_assert_not_null(u);
+	*check = wire_check(type, u, &h, &why);
+	return u;
+}
+
+Test(wire, hello_round_trip)
+{
+	LwHello h = LW_HELLO__INIT;
+	int rc;
+
+	h.version_min = 1;
+	h.version_max = 3;
+	h.client = "test";
+	LwHello *u = (LwHello *)round_trip(WT_HELLO, &h.base, 0, &rc);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(u->version_min, 1);
+	cr_assert_eq(u->version_max, 3);
+	cr_assert_str_eq(u->client, "test");
+	wire_free(&u->base);
+
+	h.version_min = 4;
+	u = (LwHello *)round_trip(WT_HELLO, &h.base, 0, &rc);
+	cr_assert_eq(rc, -EPROTO, "inverted version range");
+	wire_free(&u->base);
+}
+
+Test(wire, get_bounds)
+{
+	LwRange r[WIRE_MAX_RANGES + 1], *rp[WIRE_MAX_RANGES + 1];
+	LwGet g = LW_GET__INIT;
+	int rc;
+
+	for (size_t i = 0; i <= WIRE_MAX_RANGES; i++) {
+		r[i] = (LwRange)LW_RANGE__INIT;
+		r[i].pid = 1;
+		r[i].off = i * WIRE_PAGE;
+		r[i].nr_pages = 1;
+		rp[i] = &r[i];
+	}
+	g.req = 9;
+	g.prio = LW_CLASS__LW_CLASS_BULK;
+	g.ranges = rp;
+	g.n_ranges = WIRE_MAX_RANGES;
+	ProtobufCMessage *u = round_trip(WT_GET, &g.base, 0, &rc);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(((LwGet *)u)->n_ranges, WIRE_MAX_RANGES);
+	wire_free(u);
+
+	g.n_ranges = WIRE_MAX_RANGES + 1;
+	wire_free(round_trip(WT_GET, &g.base, 0, &rc));
+	cr_assert_eq(rc, -EPROTO, "too many ranges");
+
+	g.n_ranges = 1;
+	r[0].off = 100;
+	wire_free(round_trip(WT_GET, &g.base, 0, &rc));
+	cr_assert_eq(rc, -EPROTO, "unaligned");
+
+	r[0].off = 0;
+	r[0].nr_pages = WIRE_MAX_GET_PAGES + 1;
+	wire_free(round_trip(WT_GET, &g.base, 0, &rc));
+	cr_assert_eq(rc, -EPROTO, "too many pages in a range");
+
+	r[0].nr_pages = 0;
+	wire_free(round_trip(WT_GET, &g.base, 0, &rc));
+	cr_assert_eq(rc, -EPROTO, "empty range");
+
+	r[0].nr_pages = 16;
+	r[0].off = UINT64_MAX & ~(uint64_t)(WIRE_PAGE - 1);
+	wire_free(round_trip(WT_GET, &g.base, 0, &rc));
+	cr_assert_eq(rc, -EPROTO, "range wraps");
+
+	r[0].off = 0;
+	g.n_ranges = 2;
+	r[0].nr_pages = r[1].nr_pages = WIRE_MAX_GET_PAGES / 2 + 1;
+	wire_free(round_trip(WT_GET, &g.base, 0, &rc));
+	cr_assert_eq(rc, -EPROTO, "too many pages in all");
+
+	g.n_ranges = 1;
+	r[0].nr_pages = 1;
+	g.prio = 7;
+	wire_free(round_trip(WT_GET, &g.base, 0, &rc));
+	cr_assert_eq(rc, -EPROTO, "bad priority");
+}
+
+static LwPages make_pages(uint32_t n, uint8_t *zmap, uint64_t *sums)
+{
+	LwPages p = LW_PAGES__INIT;
+
+	p.req = 3;
+	p.pid = 10;
+	p.off = 8 * WIRE_PAGE;
+	p.nr_pages = n;
+	p.zero.data = zmap;
+	p.zero.len = (n + 7) / 8;
+	p.sums = sums;
+	p.n_sums = n;
+	p.done = true;
+	return p;
+}
+
+Test(wire, pages_payload_matches_zero_map)
+{
+	uint8_t zmap[8] = {0x05}; /* pages 0 and 2 are zero */
+	uint64_t sums[WIRE_MAX_REPLY_PAGES + 1] = {0};
+	int rc;
+
+	cr_assert_eq(wire_count_zero(zmap, 10), 2);
+	LwPages p = make_pages(10, zmap, sums);
+	LwPages *u = (LwPages *)round_trip(WT_PAGES, &p.base, 8 * WIRE_PAGE, &rc);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(u->n_sums, 10);
+	cr_assert(wire_zero_bit(u->zero.data, 0) && !wire_zero_bit(u->zero.data, 1));
+	wire_free(&u->base);
+
+	wire_free(round_trip(WT_PAGES, &p.base, 9 * WIRE_PAGE, &rc));
+	cr_assert_eq(rc, -EPROTO, "payload larger than the map says");
+
+	p.n_sums = 9;
+	wire_free(round_trip(WT_PAGES, &p.base, 8 * WIRE_PAGE, &rc));
+	cr_assert_eq(rc, -EPROTO, "a checksum missing");
+
+	p = make_pages(10, zmap, sums);
+	p.zero.len = 1;
+	wire_free(round_trip(WT_PAGES, &p.base, 8 * WIRE_PAGE, &rc));
+	cr_assert_eq(rc, -EPROTO, "bitmap too short");
+
+	uint8_t big[16] = {0};
+	p = make_pages(WIRE_MAX_REPLY_PAGES + 1, big, sums);
+	wire_free(round_trip(WT_PAGES, &p.base, 0, &rc));
+	cr_assert_eq(rc, -EPROTO, "too many pages in one frame");
+}
+
+Test(wire, index_part_checks)
+{
+	LwExtent e[3], *ep[3];
+	LwIndexPart x = LW_INDEX_PART__INIT;
+	int rc;
+
+	for (int i = 0; i < 3; i++) {
+		e[i] = (LwExtent)LW_EXTENT__INIT;
+		e[i].start = (uint64_t)(i + 1) * 0x10000;
+		e[i].end = e[i].start + 4 * WIRE_PAGE;
+		e[i].zero = i == 1;
+		e[i].has_off = !e[i].zero;
+		e[i].off = (uint64_t)i * 4 * WIRE_PAGE;
+		ep[i] = &e[i];
+	}
+	x.pid = 5;
+	x.nr_extents = 3;
+	x.n_extents = 3;
+	x.extents = ep;
+	x.last = true;
+	wire_free(round_trip(WT_INDEX_PART, &x.base, 0, &rc));
+	cr_assert_eq(rc, 0);
+
+	e[2].start = e[0].start;
+	e[2].end = e[0].end;
+	wire_free(round_trip(WT_INDEX_PART, &x.base, 0, &rc));
+	cr_assert_eq(rc, -EPROTO, "overlap");
+	e[2].start = 0x30000;
+	e[2].end = 0x30000 + 4 * WIRE_PAGE;
+
+	e[0].has_off = false;
+	wire_free(round_trip(WT_INDEX_PART, &x.base, 0, &rc));
+	cr_assert_eq(rc, -EPROTO, "data extent without offset");
+	e[0].has_off = true;
+
+	x.pid = 0;
+	wire_free(round_trip(WT_INDEX_PART, &x.base, 0, &rc));
+	cr_assert_eq(rc, -EPROTO, "pid 0");
+}
+
+Test(wire, truncated_and_garbage_messages_never_crash)
+{
+	LwOpenReply r = LW_OPEN_REPLY__INIT;
+	int n = wire_pack(WT_OPEN_REPLY, &r.base, 0, buf, sizeof(buf));
+
+	cr_assert_gt(n, 0);
+	for (int len = 0; len < n - (int)WIRE_HDR_SIZE; len++) {
+		ProtobufCMessage *m = wire_unpack(WT_OPEN_REPLY, buf + WIRE_HDR_SIZE, (size_t)len);
+		wire_free(m); /* NULL for missing required fields */
+	}
+	srand(1);
+	for (int i = 0; i < 2000; i++) {
+		uint8_t junk[64];
+		for (size_t k = 0; k < sizeof(junk); k++)
+			junk[k] = (uint8_t)rand();
+		for (unsigned t = 1; t <= WT_MAX; t++)
+			wire_free(wire_unpack(t, junk, (size_t)(rand() % 64)));
+	}
+	cr_assert_null(wire_unpack(0, buf, 1));
+	cr_assert_null(wire_unpack(WT_HELLO, buf, WIRE_MAX_MSG + 1));
+}
+
+Test(wire, image_ids)
+{
+	const char *good[] = {"a", "img", "vm-1.2_3", "default"};
+	const char *bad[] = {"", ".", "..", "../x", "a/b", "/abs", "x y", "a\n", "é"};
+	char longid[WIRE_MAX_ID + 2];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		cr_assert(wire_id_ok(good[i]), "%s", good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert(!wire_id_ok(bad[i]), "%s", bad[i]);
+	memset(longid, 'a', sizeof(longid));
+	longid[WIRE_MAX_ID] = 0;
+	cr_assert(wire_id_ok(longid));
+	longid[WIRE_MAX_ID] = 'a';
+	longid[WIRE_MAX_ID + 1] = 0;
+	cr_assert(!wire_id_ok(longid));
+}
+
+static void hex(const char *s, uint8_t *out)
+{
+	for (size_t i = 0; s[2 * i]; i++)
+		sscanf(s + 2 * i, "%2hhx", &out[i]);
+}
+
+/* RFC 4231 test cases 1 and 2: proves the MAC is HMAC-SHA256. */
+Test(wire, hmac_sha256_rfc4231)
+{
+	uint8_t key[20], out[WIRE_MAC], want[WIRE_MAC];
+
+	memset(key, 0x0b, sizeof(key));
+	if (wire_hmac(key, sizeof(key), "Hi There", 8, out) == -ENOSYS)
+		cr_skip_test("libgnutls.so.30 not installed");
+	hex("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7", want);
+	cr_assert_arr_eq(out, want, WIRE_MAC);
+	cr_assert_eq(wire_hmac((const uint8_t *)"Jefe", 4, "what do ya want for nothing?", 28, out),
+		     0);
+	hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", want);
+	cr_assert_arr_eq(out, want, WIRE_MAC);
+}
+
+Test(wire, auth_proofs_bind_both_nonces)
+{
+	struct wire_key k = {.len = 32};
+	uint8_t ch[WIRE_NONCE] = {1}, no[WIRE_NONCE] = {2}, a[WIRE_MAC], b[WIRE_MAC];
+
+	memset(k.k, 7, k.len);
+	if (wire_auth_client_mac(&k, ch, no, a))
+		cr_skip_test("no HMAC");
+	wire_auth_server_mac(&k, ch, no, b);
+	cr_assert(!wire_mac_equal(a, b), "client and server proofs differ");
+	no[5] ^= 1;
+	wire_auth_client_mac(&k, ch, no, b);
+	cr_assert(!wire_mac_equal(a, b), "the nonce is bound");
+	no[5] ^= 1;
+	k.k[0] ^= 1;
+	wire_auth_client_mac(&k, ch, no, b);
+	cr_assert(!wire_mac_equal(a, b), "the key is bound");
+}
+
+Test(wire, key_file_rules)
+{
+	char path[] = "/tmp/test_wire_keyXXXXXX", err[256];
+	struct wire_key k;
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "short\n", 6), 6);
+	cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), -1, "too short");
+	cr_assert_eq(ftruncate(fd, 0), 0);
+	lseek(fd, 0, SEEK_SET);
+	cr_assert_eq(write(fd, "0123456789abcdef0123\n", 21), 21);
+	int rc = wire_key_load(path, &k, err, sizeof(err));
+	if (rc && strstr(err, "gnutls"))
+		cr_skip_test("no libgnutls");
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(k.len, 20, "the trailing newline is not part of the key");
+	close(fd);
+	unlink(path);
+	cr_assert_eq(wire_key_load("/nonexistent/key", &k, err, sizeof(err)), -1);
+}
+
+/* Blocking I/O: a frame over a socketpair, and a peer that closes mid-frame. */
+Test(wire, send_recv_socketpair)
+{
+	int sv[2];
+	uint8_t rs[WIRE_SCRATCH], pay[WIRE_MAX_PAYLOAD], data[2 * WIRE_PAGE];
+	uint8_t zmap[1] = {0x2};
+	uint64_t sums[3] = {0};
+	struct wire_hdr h;
+	ProtobufCMessage *m;
+	const char *why;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	memset(data, 0x5a, sizeof(data));
+	LwPages p = make_pages(3, zmap, sums);
+	cr_assert_eq(
+	    wire_send(sv[0], buf, WT_PAGES, &p.base, data, sizeof(data), wire_now_ms() + 1000), 0);
+	cr_assert_eq(wire_recv(sv[1], rs, &h, &m, pay, sizeof(pay), wire_now_ms() + 1000, &why), 0);
+	cr_assert_eq(h.payload_len, sizeof(data));
+	cr_assert_arr_eq(pay, data, sizeof(data));
+	wire_free(m);
+
+	/* Half a header, then EOF. */
+	cr_assert_eq(write(sv[0], buf, 5), 5);
+	close(sv[0]);
+	cr_assert_eq(wire_recv(sv[1], rs, &h, &m, pay, sizeof(pay), wire_now_ms() + 1000, &why),
+		     -ECONNRESET);
+	close(sv[1]);
+}
+
+Test(wire, recv_times_out)
+{
+	int sv[2];
+	uint8_t rs[WIRE_SCRATCH];
+	struct wire_hdr h;
+	ProtobufCMessage *m;
+	const char *why;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(wire_recv(sv[1], rs, &h, &m, NULL, 0, wire_now_ms() + 50, &why), -ETIMEDOUT);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+Test(wire, checksums_and_zero_pages)
+{
+	static uint8_t page[WIRE_PAGE];
+
+	memset(page, 0, sizeof(page));
+	cr_assert(wire_page_is_zero(page));
+	uint64_t z = wire_page_sum(page);
+	page[4095] = 1;
+	cr_assert(!wire_page_is_zero(page));
+	cr_assert_neq(wire_page_sum(page), z);
+}
