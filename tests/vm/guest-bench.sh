@@ -73,7 +73,15 @@ done
 	printf '%-24s %10s %10s %10s\n' "criu-lazyd" "${res_ours:--}" "${drn_ours:--}" "${tch_ours:--}"
 	printf '%-24s %10s %10s %10s\n' "ratio criu-lazyd/criu" "$(ratio "${res_ours:-}" "$res_criu")" \
 		"$(ratio "${drn_ours:-}" "$drn_criu")" "$(ratio "${tch_ours:-}" "$tch_criu")"
-	printf '%-24s %10s\n' "ratio lazyd/full" "$(ratio "${res_ours:-}" "$res_full")"
+	printf '%-24s %10s\n' "ratio criu-lazyd/full" "$(ratio "${res_ours:-}" "$res_full")"
+	printf '%-24s %10s\n' "ratio criu lazy/full" "$(ratio "$res_criu" "$res_full")"
+	if command -v jq >/dev/null && [ -f "$R/stats-touch-1.json" ]; then
+		echo
+		echo "criu-lazyd --stats-file, touch-all runs (on-demand pages, faults, fault latency p50/p99 us):"
+		for f in "$R"/stats-touch-*.json; do
+			jq -r '"  \(.pages_fault) pages on demand, \(.pages_prefetch) prefetched, \(.faults) faults, p50 \(.fault_latency_us.p50) p99 \(.fault_latency_us.p99)"' "$f" || true
+		done
+	fi
 	echo
 	echo "resume: until the workload runs again; drain: until the lazy daemon exits with all pages in"
 	echo "(the workload idle); touch-all: until the workload has read all its memory right after resume."
