@@ -1,0 +1,217 @@
+# Guest side of the network VM tests (run by vmrun.sh): guest-net.sh ROOT [SCENARIO...]
+# With real CRIU, on the guest's loopback only:
+#   imgd      criu dump; criu-imgd serves the images; criu restore --lazy-pages with
+#             criu-lazyd --image-server (the daemon gets nothing but the image id)
+#   ps-ours   post-copy: criu dump --lazy-pages --port P keeps the pages on its page server;
+#             criu-lazyd --page-server fetches them; restore into a new pid namespace
+#   ps-criu   the same with criu lazy-pages --page-server
+#   bench     256 MB faultprobe: fault latency (p50/p99, seen by the task, while the rest
+#             streams) and full drain time, criu-lazyd + criu-imgd vs criu lazy-pages
+#             --page-server + CRIU's page server (and criu-lazyd --page-server)
+# Writes "PASS|FAIL scenario (daemon) ..." to $VMRUN_RESULTS/summary and the benchmark table
+# to $VMRUN_RESULTS/net-bench.txt. Env: NET_LAZYD (criu-lazyd with the remote sources),
+# NET_BENCH_MB (default 256).
+set -u
+ROOT=$1
+shift
+. "$ROOT/tests/vm/lib.sh"
+R=$VMRUN_RESULTS
+: >"$R/summary"
+LAZYD=${NET_LAZYD:-$ROOT/build/bin/criu-lazyd}
+IMGD=$ROOT/build/bin/criu-imgd
+PROBE=$ROOT/build/tests/net/faultprobe
+PORT=27027
+[ $# -gt 0 ] || set -- imgd ps-ours ps-criu bench
+
+record() { echo "$1 $2 ($3)${4:+ $4}" | tee -a "$R/summary"; }
+listening() { ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
+
+# imgd_up IMGDIR LOG: criu-imgd on loopback port PORT; sets IPID.
+imgd_up() {
+	"$IMGD" -D "$1" --address 127.0.0.1 --port "$PORT" -o "$2" -v4 &
+	IPID=$!
+	wait_until 30 listening "$PORT"
+}
+imgd_down() { kill "$IPID" 2>/dev/null; wait "$IPID" 2>/dev/null; IPID=""; }
+
+# probe_start CASE MB: faultprobe in place of memhog (same control protocol).
+probe_start() {
+	_c=$1
+	rm -rf "${VM:?}/$_c"
+	mkdir -p "$VM/$_c/ctl" "$VM/$_c/img"
+	setsid "$PROBE" -m "$2" -s 5 -n 2000 -c "$VM/$_c/ctl" -o "$VM/$_c/result" \
+		</dev/null >"$VM/$_c/out" 2>&1 &
+	WPID=$!
+	echo "$WPID" >"$VM/$_c/pid"
+	wait_until 120 has_line "$_c" "ready " || { log "faultprobe did not get ready"; return 1; }
+}
+
+# ---- imgd: dump, serve, restore through criu-lazyd --image-server ----
+run_imgd() { # CASE: dumped already; restore with mode $2; sets RUN etc. (restore_run)
+	imgd_up "$VM/$1/img" "$VM/$1/imgd.log" || { FAIL_WHY="criu-imgd did not listen"; return 1; }
+	OURS_LAZY="$LAZYD --image-server 127.0.0.1:$PORT --image img" restore_run "$1" ours "$2"
+	_rc=$?
+	imgd_down
+	cp "$VM/$1/imgd.log" "$RUN/" 2>/dev/null
+	return $_rc
+}
+
+# ---- post-copy: criu dump --lazy-pages --port, a page-server daemon, restore in a new pidns ----
+# ps_run CASE ours|criu MODE: sets RUN, RESUME_MS, DRAIN_MS, FAIL_WHY.
+ps_run() {
+	_c=$1 _who=$2 _mode=$3
+	RUN=$VM/$_c/run-ps-$_who
+	rm -rf "$RUN"
+	mkdir -p "$RUN"
+	RESUME_MS="" DRAIN_MS="" FAIL_WHY=""
+	_pid=$(cat "$VM/$_c/pid")
+	timeout 600 criu dump -t "$_pid" -D "$VM/$_c/img" --lazy-pages --address 127.0.0.1 \
+		--port "$PORT" -o "$RUN/dump.log" -v4 >"$RUN/dump.out" 2>&1 &
+	_dpid=$!
+	if ! wait_until 300 listening "$PORT"; then
+		FAIL_WHY="criu dump --lazy-pages did not start its page server"
+		kill "$_dpid" 2>/dev/null
+		return 1
+	fi
+	touch "$VM/$_c/ctl/restored"
+	case $_who in
+	ours) _cmd="$LAZYD --page-server --address 127.0.0.1 --port $PORT --stats-file $RUN/stats.json" ;;
+	criu) _cmd="criu lazy-pages --page-server --address 127.0.0.1 --port $PORT" ;;
+	esac
+	# shellcheck disable=SC2086
+	( _r=0; $_cmd -D "$VM/$_c/img" -W "$RUN" -o "$RUN/lazy.log" -v4 >"$RUN/daemon.out" 2>&1 || _r=$?
+	  echo "$_r $(now)" >"$RUN/daemon.exit" ) &
+	_lpid=$!
+	if ! wait_until 30 sock_or_exit "$RUN" || [ -f "$RUN/daemon.exit" ]; then
+		FAIL_WHY="lazy-pages daemon did not start"
+		kill "$_dpid" 2>/dev/null
+		return 1
+	fi
+	_t0=$(now)
+	# The dumped tree stays (frozen) while its page server runs: restore into a new pid ns.
+	unshare -p -f --mount-proc criu restore -D "$VM/$_c/img" -W "$RUN" --lazy-pages \
+		-o "$RUN/restore.log" -v4 >"$RUN/restore.out" 2>&1 &
+	_rpid=$!
+	_ok=1
+	if ! wait_until 120 has_line "$_c" resumed; then
+		FAIL_WHY="workload did not report resumed"
+		_ok=0
+	fi
+	if [ $_ok = 1 ]; then
+		RESUME_MS=$(ms "$_t0" "$(line_of "$_c" resumed | cut -d' ' -f2)")
+		if [ "$_mode" = drain-first ] && ! wait_until 300 daemon_done "$RUN"; then
+			FAIL_WHY="daemon did not finish"
+			_ok=0
+		fi
+	fi
+	if [ $_ok = 1 ]; then
+		touch "$VM/$_c/ctl/verify"
+		if ! wait_until 300 has_line "$_c" "verify "; then
+			FAIL_WHY="workload did not verify"
+			_ok=0
+		elif ! wait_until 300 daemon_done "$RUN"; then
+			FAIL_WHY="daemon did not exit after all pages were in"
+			_ok=0
+		fi
+	fi
+	[ -f "$RUN/daemon.exit" ] && DRAIN_MS=$(ms "$_t0" "$(cut -d' ' -f2 "$RUN/daemon.exit")")
+	cp "$VM/$_c/result" "$RUN/result" 2>/dev/null
+	# Stop the restored tree: the criu that is pid 1 of its namespace takes it along.
+	for _k in $(cat /proc/"$_rpid"/task/*/children 2>/dev/null); do kill -KILL "$_k" 2>/dev/null; done
+	kill -KILL "$_rpid" 2>/dev/null
+	wait "$_rpid" 2>/dev/null
+	wait_until 60 pid_gone "$_dpid" || kill -KILL "$_dpid" 2>/dev/null
+	wait "$_dpid" 2>/dev/null
+	kill -KILL "$_lpid" 2>/dev/null
+	wait "$_lpid" 2>/dev/null
+	[ $_ok = 1 ] || return 1
+	case $(line_of "$_c" "verify ") in
+	"verify ok"*) ;;
+	*) FAIL_WHY="workload: $(line_of "$_c" "verify ")"; return 1 ;;
+	esac
+	_drc=$(cut -d' ' -f1 "$RUN/daemon.exit")
+	[ "$_drc" = 0 ] || { FAIL_WHY="daemon exited with $_drc"; return 1; }
+	return 0
+}
+
+save() { mkdir -p "$R/$1"; cp -r "$RUN" "$R/$1/" 2>/dev/null; }
+
+for s in "$@"; do
+	case $s in
+	imgd)
+		if wl_start net-imgd memhog -m 16 -s 21 && wl_dump net-imgd; then
+			if run_imgd net-imgd verify-now; then
+				record PASS imgd ours "resume ${RESUME_MS} ms, drain ${DRAIN_MS} ms"
+			else
+				record FAIL imgd ours "$FAIL_WHY"
+				excerpt "$RUN" net-imgd >"$R/fail-imgd-ours.txt"
+			fi
+			save imgd
+		else
+			record FAIL imgd ours "workload or criu dump failed"
+		fi
+		kill_case net-imgd 2>/dev/null
+		rm -rf "${VM:?}/net-imgd"
+		;;
+	ps-ours | ps-criu)
+		who=${s#ps-}
+		if wl_start "net-$s" memhog -m 16 -s 23 && ps_run "net-$s" "$who" verify-now; then
+			record PASS "$s" "$who" "resume ${RESUME_MS} ms, drain ${DRAIN_MS} ms"
+		else
+			record FAIL "$s" "$who" "$FAIL_WHY"
+			excerpt "$RUN" "net-$s" >"$R/fail-$s.txt" 2>/dev/null
+			tail -n 30 "$RUN/dump.log" >>"$R/fail-$s.txt" 2>/dev/null
+		fi
+		save "$s"
+		kill -KILL "$WPID" 2>/dev/null
+		rm -rf "${VM:?}/net-$s"
+		;;
+	bench)
+		MB=${NET_BENCH_MB:-256}
+		T=$R/net-bench.txt
+		echo "network lazy restore, ${MB} MB faultprobe, qemu TCG guest, loopback" >"$T"
+		echo "fault latency: first touches of not-yet-present pages by the task while the daemon streams the rest" >>"$T"
+		echo "drain: start of criu restore -> the lazy-pages daemon exits (every page in)" >>"$T"
+		printf '%-44s %8s %8s %8s %6s %9s\n' setup p50_us p99_us max_us faults drain_ms >>"$T"
+		line() { # label
+			_p=$(line_of "$_bc" probes)
+			_g() { echo "$_p" | sed -n "s/.* $1=\([0-9-]*\).*/\1/p"; }
+			printf '%-44s %8s %8s %8s %6s %9s\n' "$1" "$(_g p50_us)" "$(_g p99_us)" \
+				"$(_g max_us)" "$(echo "$_p" | sed -n 's/.*n=\([0-9]*\).*/\1/p')" \
+				"${DRAIN_MS:--}" >>"$T"
+		}
+		_bc=net-bench-imgd
+		if probe_start $_bc "$MB" && wl_dump $_bc && run_imgd $_bc drain-first; then
+			line "criu-lazyd --image-server + criu-imgd"
+			record PASS bench ours+imgd "$(line_of $_bc probes), drain ${DRAIN_MS} ms"
+			cp "$RUN/stats.json" "$R/bench-imgd-stats.json" 2>/dev/null
+		else
+			record FAIL bench ours+imgd "${FAIL_WHY:-setup failed}"
+			excerpt "$RUN" $_bc >"$R/fail-bench-imgd.txt" 2>/dev/null
+		fi
+		save bench-imgd
+		kill_case $_bc 2>/dev/null
+		rm -rf "${VM:?}/$_bc"
+		for who in criu ours; do
+			_bc=net-bench-ps-$who
+			if probe_start $_bc "$MB" && ps_run $_bc $who drain-first; then
+				case $who in
+				criu) line "criu lazy-pages --page-server + criu dump" ;;
+				ours) line "criu-lazyd --page-server + criu dump" ;;
+				esac
+				record PASS bench "ps-$who" "$(line_of $_bc probes), drain ${DRAIN_MS} ms"
+			else
+				record FAIL bench "ps-$who" "$FAIL_WHY"
+				excerpt "$RUN" $_bc >"$R/fail-bench-ps-$who.txt" 2>/dev/null
+				tail -n 30 "$RUN/dump.log" >>"$R/fail-bench-ps-$who.txt" 2>/dev/null
+			fi
+			save "bench-ps-$who"
+			kill -KILL "$WPID" 2>/dev/null
+			rm -rf "${VM:?}/$_bc"
+		done
+		cat "$T"
+		;;
+	*) record FAIL "$s" - "unknown scenario" ;;
+	esac
+done
+! grep -q '^FAIL' "$R/summary"
