@@ -36,6 +36,7 @@ struct lf_counters {
 
 /* Session flags (bits of lf_session.flags). */
 #define LF_S_EXITED	0	/* the task has exited: event sent (or being sent) */
+#define LF_S_PROVEN	1	/* a VMA of the mm was seen registered with the uffd */
 
 /*
  * One open /dev/lazyfill. Unbound until LAZYFILL_IOC_BIND; once bound the
@@ -71,6 +72,7 @@ static inline void lf_count(struct lf_session *s, enum lf_counter which, s64 n)
 }
 
 /* session.c */
+bool lf_mm_has_ctx_locked(struct mm_struct *mm, const void *ctx);
 struct lf_session *lf_session_new(void);
 void lf_session_release(struct lf_session *s);
 long lf_session_bind(struct lf_session *s, void __user *arg);

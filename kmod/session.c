@@ -6,12 +6,13 @@
  * The userfaultfd context is private to fs/userfaultfd.c, so the module
  * never looks inside it. What it uses is its address: the uffd file's
  * private_data is the context, and every VMA registered with that uffd has
- * vma->vm_userfaultfd_ctx.ctx pointing at the same context. A bind is
- * accepted only if the task's mm has at least one VMA whose context is the
- * given file's private_data; then that file is the task's userfaultfd (no
- * other kind of file carries a userfaultfd context as its private_data)
- * and the context's mm is the task's mm. Each batch repeats the check for
- * every destination VMA.
+ * vma->vm_userfaultfd_ctx.ctx pointing at the same context. A VMA of the
+ * task whose context is the given file's private_data proves that the file
+ * is the task's userfaultfd (no other kind of file carries a userfaultfd
+ * context as its private_data, and a context only ever registers VMAs of
+ * its own mm). Every batch checks that for every destination VMA; until
+ * some batch has seen such a VMA, all its VMA errors read EPERM, so that a
+ * session bound to a foreign task reveals nothing of its address space.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -126,23 +127,18 @@ static struct pid *lf_bind_pid(const struct lazyfill_bind *b)
 }
 
 /* Whether some VMA of mm is registered with the userfaultfd context ctx. */
-static int lf_mm_has_ctx(struct mm_struct *mm, const void *ctx)
+bool lf_mm_has_ctx_locked(struct mm_struct *mm, const void *ctx)
 {
 	struct vm_area_struct *vma;
 	unsigned long addr = 0;
-	int found = 0;
 
-	if (mmap_read_lock_killable(mm))
-		return -EINTR;
+	mmap_assert_locked(mm);
 	while ((vma = find_vma(mm, addr))) {
-		if (vma->vm_userfaultfd_ctx.ctx == ctx) {
-			found = 1;
-			break;
-		}
+		if (vma->vm_userfaultfd_ctx.ctx == ctx)
+			return true;
 		addr = vma->vm_end;
 	}
-	mmap_read_unlock(mm);
-	return found;
+	return false;
 }
 
 static long lf_do_bind(struct lf_session *s, struct lazyfill_bind *b)
@@ -177,14 +173,10 @@ static long lf_do_bind(struct lf_session *s, struct lazyfill_bind *b)
 	if (!mm)
 		goto out_pid;
 
-	ret = lf_mm_has_ctx(mm, uffd->private_data);
-	if (ret <= 0) {
-		/* Not this task's uffd, or nothing registered with it. */
-		mmput(mm);
-		if (!ret)
-			ret = -EPERM;
-		goto out_pid;
-	}
+	/*
+	 * Whether the uffd is this task's is proven by the batches: CRIU hands
+	 * the uffd over before its restorer registers any VMA with it.
+	 */
 	mmgrab(mm);
 	mmput(mm);
 

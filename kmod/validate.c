@@ -200,11 +200,14 @@ static long lf_check_vma(struct mm_struct *mm, const void *ctx,
 /*
  * Every destination (before b->limit) inside one VMA registered with the
  * session's uffd. Returns the batch's verdict: 0, or the error of the
- * lowest bad extent with its index in b->hdr.index.
+ * lowest bad extent with its index in b->hdr.index. Until the session has
+ * seen a VMA of the task registered with its uffd, a VMA error is EPERM
+ * whatever it was (nothing to learn about a task that is not the uffd's).
  */
 long lf_batch_check_vmas(struct lf_session *s, struct lf_batch *b)
 {
-	long ret;
+	bool proven = test_bit(LF_S_PROVEN, &s->flags);
+	long ret = 0;
 	u32 i;
 
 	if (!mmget_not_zero(s->mm))
@@ -218,11 +221,15 @@ long lf_batch_check_vmas(struct lf_session *s, struct lf_batch *b)
 		if (ret)
 			break;
 	}
+	if (!proven && (i > 0 || lf_mm_has_ctx_locked(s->mm, s->uffd_ctx))) {
+		set_bit(LF_S_PROVEN, &s->flags);
+		proven = true;
+	}
 	mmap_read_unlock(s->mm);
 	mmput(s->mm);
 	if (i < b->limit) {
 		b->hdr.index = i;
-		return ret;
+		return proven ? ret : -EPERM;
 	}
 	if (b->err) {
 		b->hdr.index = b->limit;

@@ -3,6 +3,9 @@
 #   sh tests/kmod/run.sh [test]   module tests (hostile input + fuzz, kmod vs uffd byte
 #                                 equality, concurrency and task exit, netlink, unload, dmesg)
 #   sh tests/kmod/run.sh bench    batch fill vs one UFFDIO_COPY per extent (bench-kmod)
+#   sh tests/kmod/run.sh e2e [SCENARIO...]   real CRIU restores with criu-lazyd --fill kmod and
+#                                 --fill uffd (tests/vm/guest-e2e.sh; needs the daemon's kmod
+#                                 engine and build/tests/workloads)
 # Needs `make` and `make kmod` (build/lib/liblazy.a, build/kmod/lazyfill.ko); builds the test
 # programs tests/kmod/*.c into build/tests/kmod/. Results and logs: build/vm/kmod-<mode>/.
 # Env: KMOD_TESTS (default "hostile equal concur"), FUZZ_CALLS (default 100000), CONCUR_SECONDS (8), BENCH_PAGES (8192), BENCH_REPEAT (5),
@@ -11,9 +14,10 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 mode=${1:-test}
 case $mode in
-test | bench) ;;
-*) echo "usage: run.sh [test|bench]" >&2; exit 2 ;;
+test | bench | e2e) ;;
+*) echo "usage: run.sh [test|bench|e2e [SCENARIO...]]" >&2; exit 2 ;;
 esac
+[ $# -gt 0 ] && shift
 cd "$ROOT"
 [ -f build/kmod/lazyfill.ko ] || { echo "run.sh: build/kmod/lazyfill.ko missing: run make kmod" >&2; exit 2; }
 [ -f build/lib/liblazy.a ] || { echo "run.sh: build/lib/liblazy.a missing: run make" >&2; exit 2; }
@@ -37,7 +41,11 @@ mkdir -p "$R"
 export VMRUN_PASSENV="KMOD_TESTS FUZZ_CALLS CONCUR_SECONDS BENCH_PAGES BENCH_REPEAT"
 t0=$(date +%s)
 rc=0
-VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-900} sh tests/vm/vmrun.sh tests/kmod/guest-kmod.sh "$R" "$ROOT" "$mode" || rc=$?
+if [ "$mode" = e2e ]; then
+	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-1200} sh tests/vm/vmrun.sh tests/kmod/guest-e2e-kmod.sh "$R" "$ROOT" "$@" || rc=$?
+else
+	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-900} sh tests/vm/vmrun.sh tests/kmod/guest-kmod.sh "$R" "$ROOT" "$mode" || rc=$?
+fi
 pass=0 fail=0
 if [ -f "$R/summary" ]; then
 	while IFS= read -r line; do
