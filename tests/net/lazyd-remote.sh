@@ -11,8 +11,9 @@
 #   NET_KEY        key file for both sides
 #   NET_SRV_NS     run criu-imgd in this network namespace, listening on NET_SRV_ADDR
 #   NET_SRV_ADDR   imgd listen address (default 127.0.0.1), also what lazyd dials
-#   NET_RESTART    seconds after which criu-imgd is killed (SIGKILL) and started again
-#   NET_KILL       seconds after which criu-imgd is killed for good
+#   NET_RESTART    seconds into the background stream after which criu-imgd is killed
+#                  (SIGKILL) and started again on the same port
+#   NET_KILL       seconds into the background stream after which criu-imgd is killed for good
 #   NET_SUMS       1: write the dump-time checksum index before serving
 #   NET_CORRUPT    1: after the index is written, damage one lazy page in the image
 #   NET_FLIP       N: relay through flipproxy, which flips a bit in the N-th page payload
@@ -22,10 +23,10 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=${NET_BUILD:-$ROOT/build}
 LAZYD=${NET_LAZYD:-$B/bin/criu-lazyd}
 IMGD=${NET_IMGD:-$B/bin/criu-imgd}
-imgdir="" workdir="" pidfile="" daemon=0
+imgdir="" workdir="" log="" pidfile="" daemon=0
 prev=""
 for a in "$@"; do
-	case $prev in -D) imgdir=$a ;; -W) workdir=$a ;; --pidfile) pidfile=$a ;; esac
+	case $prev in -D) imgdir=$a ;; -W) workdir=$a ;; -o) log=$a ;; --pidfile) pidfile=$a ;; esac
 	case $a in -d | --daemon) daemon=1 ;; esac
 	prev=$a
 done
@@ -89,13 +90,22 @@ if [ -n "${NET_FLIP:-}" ]; then
 	while [ ! -s "$run/proxy.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 	server=127.0.0.1:$(cat "$run/proxy.port")
 fi
+# Wait until the daemon's background stream has started (its log says so), then $1 seconds.
+after_start() {
+	i=0
+	while ! grep -q "background prefetch starts" "$log" 2>/dev/null && [ $i -lt 600 ]; do
+		sleep 0.01
+		i=$((i + 1))
+	done
+	sleep "$1"
+}
 if [ -n "${NET_KILL:-}" ]; then
-	( sleep "$NET_KILL"; kill -9 "$(cat "$run/imgd.pid")" ) &
+	( after_start "$NET_KILL"; kill -9 "$(cat "$run/imgd.pid")" ) &
 	killer=$!
 fi
 if [ -n "${NET_RESTART:-}" ]; then
 	# Kill the server mid-restore and bring it back on the same port.
-	( sleep "$NET_RESTART"; kill -9 "$(cat "$run/imgd.pid")"; sleep 0.3
+	( after_start "$NET_RESTART"; kill -9 "$(cat "$run/imgd.pid")"; sleep 0.3
 	  echo "restarting criu-imgd" >>"$run/imgd-restart.log"
 	  start_imgd "$port" >>"$run/imgd-restart.log" 2>&1; wait ) &
 	killer=$!

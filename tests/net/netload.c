@@ -297,8 +297,12 @@ int main(int argc, char **argv)
 			dfd < 0 ? strerror(errno) : err.msg);
 		return 2;
 	}
-	if (c.bench)
-		return bench(&c, &local);
+	if (c.bench) {
+		int rc = bench(&c, &local);
+		img_set_free(&local);
+		close(dfd);
+		return rc;
+	}
 	double t0 = now();
 	pid_t pids[MAX_CLIENTS];
 	for (int i = 0; i < c.clients; i++) {
@@ -318,5 +322,7 @@ int main(int argc, char **argv)
 		pages += local.tasks[i].lazy_pages;
 	printf("netload: %d clients, %d failed; each read %lu data pages; %.3f s\n", c.clients,
 	       failed, (unsigned long)pages, now() - t0);
+	img_set_free(&local);
+	close(dfd);
 	return failed ? 1 : 0;
 }

@@ -206,7 +206,7 @@ else
 	fi
 	if want restart; then
 		# Kill -9 criu-imgd mid-restore and start it again: the restore completes, memory exact.
-		if sim restart large NET_RESTART=0.06 NET_LAZYD_ARGS="--prefetch-window 1" &&
+		if sim restart large NET_RESTART=0.02 NET_LAZYD_ARGS="--prefetch-window 1" &&
 			[ -f "$OUT/r-restart/imgd-restart.log" ] &&
 			grep -q "reconnects" "$OUT/r-restart/lazyd.log"; then
 			ok "restart: $(grep -o '[0-9]* reconnects' "$OUT/r-restart/lazyd.log") after kill -9 and restart of criu-imgd"
@@ -216,7 +216,7 @@ else
 	fi
 	if want unavailable; then
 		# The server dies for good: the tasks are killed, never served zeros.
-		sim gone large NET_KILL=0.06 NET_LAZYD_ARGS="--prefetch-window 1 --source-retries 3"
+		sim gone large NET_KILL=0.02 NET_LAZYD_ARGS="--prefetch-window 1 --source-retries 3"
 		if grep -q "killing the task" "$OUT/r-gone/lazyd.log" &&
 			grep -q "signal 9" "$OUT/r-gone.out" && ! grep -qi "mismatch\|wrong byte" "$OUT/r-gone.out"; then
 			ok "unavailable: tasks killed with a clear log line when criu-imgd stays away"
