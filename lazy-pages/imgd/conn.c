@@ -352,7 +352,13 @@ static int flush(struct imgd_conn *c)
 
 bool conn_pump(struct imgd *d, struct imgd_conn *c, bool urgent_only)
 {
-	for (int frames = 0; frames < 4; frames++) {
+	/*
+	 * Background work gets one frame a pass, so that the loop comes back to urgent
+	 * requests (of any connection) after at most one chunk per connection.
+	 */
+	int max_frames = urgent_only ? 4 : 1;
+
+	for (int frames = 0; frames < max_frames; frames++) {
 		if (c->dead || flush(c)) {
 			c->state = CS_CLOSING;
 			c->dead = true;

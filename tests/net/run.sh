@@ -34,6 +34,10 @@ for p in netload hostile flipproxy; do
 		"$B/lib/liblazy.a" -lprotobuf-c -lxxhash ||
 		{ say "net: cannot build tests/net/$p.c"; exit 2; }
 done
+# The VM workload of guest-net.sh: dumped by real CRIU, so never sanitized, always in build/.
+mkdir -p "$ROOT/build/tests/net"
+cc -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$ROOT/build/tests/net/faultprobe" \
+	"$ROOT/tests/net/faultprobe.c" || { say "net: cannot build tests/net/faultprobe.c"; exit 2; }
 [ -x "$IMGD" ] || { say "net: $IMGD missing: run make first"; exit 2; }
 
 root=false

@@ -167,6 +167,7 @@ for s in "$@"; do
 		rm -rf "${VM:?}/net-$s"
 		;;
 	bench)
+		[ -x "$PROBE" ] || { record FAIL bench - "$PROBE missing (sh tests/net/run.sh builds it)"; continue; }
 		MB=${NET_BENCH_MB:-256}
 		T=$R/net-bench.txt
 		echo "network lazy restore, ${MB} MB faultprobe, qemu TCG guest, loopback" >"$T"
