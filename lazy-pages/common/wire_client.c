@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,36 @@ int wire_err_errno(int code)
 	}
 }
 
+/* connect() on a non-blocking socket, bounded by the deadline. 0, or -1 with errno. */
+static int connect_by(int fd, const struct addrinfo *a, uint64_t deadline)
+{
+	if (!connect(fd, a->ai_addr, a->ai_addrlen))
+		return 0;
+	if (errno != EINPROGRESS)
+		return -1;
+	for (;;) {
+		uint64_t now = wire_now_ms();
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		if (now >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		int n = poll(&p, 1, (int)(deadline - now));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			continue;
+		int soerr = 0;
+		socklen_t sl = sizeof(soerr);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl))
+			return -1;
+		errno = soerr;
+		return soerr ? -1 : 0;
+	}
+}
+
 static int dial(const struct wire_client *c, char *err, size_t errlen)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
@@ -62,8 +93,8 @@ static int dial(const struct wire_client *c, char *err, size_t errlen)
 		return -EHOSTUNREACH;
 	}
 	for (a = ai; a && fd < 0; a = a->ai_next) {
-		fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen)) {
+		fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd >= 0 && connect_by(fd, a, wire_now_ms() + c->timeout_ms)) {
 			e = errno;
 			close(fd);
 			fd = -1;

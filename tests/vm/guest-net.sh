@@ -5,6 +5,8 @@
 #   ps-ours   post-copy: criu dump --lazy-pages --port P keeps the pages on its page server;
 #             criu-lazyd --page-server fetches them; restore into a new pid namespace
 #   ps-criu   the same with criu lazy-pages --page-server
+#   psd-ours  criu dump (pages in the images), then criu page-server --lazy-pages serves them;
+#             criu-lazyd --page-server fetches them (psd-criu: criu lazy-pages --page-server)
 #   bench     256 MB faultprobe: fault latency (p50/p99, seen by the task, while the rest
 #             streams) and full drain time, criu-lazyd + criu-imgd vs criu lazy-pages
 #             --page-server + CRIU's page server (and criu-lazyd --page-server)
@@ -21,7 +23,7 @@ LAZYD=${NET_LAZYD:-$ROOT/build/bin/criu-lazyd}
 IMGD=$ROOT/build/bin/criu-imgd
 PROBE=$ROOT/build/tests/net/faultprobe
 PORT=27027
-[ $# -gt 0 ] || set -- imgd ps-ours ps-criu bench
+[ $# -gt 0 ] || set -- imgd ps-ours ps-criu psd-ours psd-criu bench
 
 record() { echo "$1 $2 ($3)${4:+ $4}" | tee -a "$R/summary"; }
 listening() { ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
@@ -136,6 +138,26 @@ ps_run() {
 
 save() { mkdir -p "$R/$1"; cp -r "$RUN" "$R/$1/" 2>/dev/null; }
 
+# psd_run CASE ours|criu: CASE dumped normally; criu page-server --lazy-pages serves its
+# images, the daemon fetches from it (restore_run's checks).
+psd_run() {
+	criu page-server -D "$VM/$1/img" --lazy-pages --address 127.0.0.1 --port "$PORT" \
+		-o "$VM/$1/page-server.log" -v4 >"$VM/$1/page-server.out" 2>&1 &
+	_ppid=$!
+	if ! wait_until 60 listening "$PORT"; then
+		FAIL_WHY="criu page-server --lazy-pages did not listen"
+		RUN=$VM/$1
+		return 1
+	fi
+	_ps="--page-server --address 127.0.0.1 --port $PORT"
+	OURS_LAZY="$LAZYD $_ps" CRIU_LAZY="criu lazy-pages $_ps" restore_run "$1" "$2" verify-now
+	_rc=$?
+	wait_until 30 pid_gone "$_ppid" || kill -KILL "$_ppid" 2>/dev/null
+	wait "$_ppid" 2>/dev/null
+	cp "$VM/$1/page-server.log" "$RUN/" 2>/dev/null
+	return $_rc
+}
+
 for s in "$@"; do
 	case $s in
 	imgd)
@@ -164,6 +186,19 @@ for s in "$@"; do
 		fi
 		save "$s"
 		kill -KILL "$WPID" 2>/dev/null
+		rm -rf "${VM:?}/net-$s"
+		;;
+	psd-ours | psd-criu)
+		who=${s#psd-}
+		if wl_start "net-$s" memhog -m 16 -s 25 && wl_dump "net-$s" && psd_run "net-$s" "$who"; then
+			record PASS "$s" "$who" "resume ${RESUME_MS} ms, drain ${DRAIN_MS} ms"
+		else
+			record FAIL "$s" "$who" "$FAIL_WHY"
+			excerpt "$RUN" "net-$s" >"$R/fail-$s.txt" 2>/dev/null
+			tail -n 30 "$VM/net-$s/page-server.log" >>"$R/fail-$s.txt" 2>/dev/null
+		fi
+		save "$s"
+		kill_case "net-$s" 2>/dev/null
 		rm -rf "${VM:?}/net-$s"
 		;;
 	bench)
