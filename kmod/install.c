@@ -232,7 +232,7 @@ long lf_fill(struct lf_session *s, void __user *arg)
 
 	if (!lf_session_bound(s))
 		return -ENOTCONN;
-	b = kmalloc(sizeof(*b), GFP_KERNEL);
+	b = kmalloc(sizeof(*b), GFP_KERNEL_ACCOUNT);
 	if (!b)
 		return -ENOMEM;
 	lf_count(s, LF_C_BATCHES, 1);

@@ -81,7 +81,7 @@ static int lf_exit_wake(struct wait_queue_entry *wq, unsigned int mode,
 
 struct lf_session *lf_session_new(void)
 {
-	struct lf_session *s = kzalloc(sizeof(*s), GFP_KERNEL);
+	struct lf_session *s = kzalloc(sizeof(*s), GFP_KERNEL_ACCOUNT);
 
 	if (!s)
 		return NULL;

@@ -137,8 +137,8 @@ long lf_batch_load(struct lf_batch *b, const void __user *arg)
 		return ret;
 	}
 
-	b->ext = kvmalloc_array(h->count, sizeof(*b->ext), GFP_KERNEL);
-	b->span = kvmalloc_array(h->count, sizeof(*b->span), GFP_KERNEL);
+	b->ext = kvmalloc_array(h->count, sizeof(*b->ext), GFP_KERNEL_ACCOUNT);
+	b->span = kvmalloc_array(h->count, sizeof(*b->span), GFP_KERNEL_ACCOUNT);
 	if (!b->ext || !b->span)
 		return -ENOMEM;
 	if (copy_from_user(b->ext, u64_to_user_ptr(h->extents),
