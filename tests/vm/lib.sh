@@ -104,7 +104,10 @@ daemon_start() {
 			echo "$_drc $(now)" >"$_run/daemon.exit"
 			return 1
 		fi
-		[ -s "$_run/status" ] || { log "daemon $_which -d: nothing written to --status-fd"; return 1; }
+		# The detached child writes the status byte, maybe after the parent exited (so does
+		# criu lazy-pages): wait for it.
+		wait_until 10 file_nonempty "$_run/status" ||
+			{ log "daemon $_which -d: nothing written to --status-fd within 10 s"; return 1; }
 		[ -S "$_run/lazy-pages.socket" ] || { log "daemon $_which -d: no socket after it detached"; return 1; }
 		DAEMON_PID=$(cat "$_run/daemon.pid" 2>/dev/null) || true
 		case $DAEMON_PID in
@@ -131,6 +134,7 @@ daemon_start() {
 		return 1
 	fi
 }
+file_nonempty() { [ -s "$1" ]; }
 # pid_alive PID: running and not a zombie.
 pid_alive() { [ -e "/proc/$1" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 sock_or_exit() { [ -S "$1/lazy-pages.socket" ] || [ -f "$1/daemon.exit" ]; }
