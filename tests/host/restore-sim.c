@@ -49,14 +49,24 @@ static const struct scenario *find_scenario(const char *name)
 
 static int task_main(struct sim *s, struct sim_task *t)
 {
+	uint64_t deadline = now_ms() + (uint64_t)s->timeout_s * 1000;
+
 	task_arm_timeout(s->timeout_s);
-	if (task_setup(s, t))
+	int uffd = task_setup(s, t);
+	if (uffd < 0)
 		return 20;
-	int c = read_byte(t->ctl, now_ms() + (uint64_t)s->timeout_s * 1000);
+	int c = read_byte(t->ctl, deadline);
+	if (c == 'R') {
+		if (task_register(t, uffd) || send_byte(t->ctl, 'r'))
+			return 22;
+		c = read_byte(t->ctl, deadline);
+	} else {
+		close(uffd);
+	}
 	if (c == 'Q')
 		return 0;
 	if (c != 'G') {
-		sim_log("task %d: restore went away before the go", (int)getpid());
+		sim_log("task %d: restore went away before the go (%d)", (int)getpid(), c);
 		return 21;
 	}
 	return s->sc->run(s, t);
@@ -182,7 +192,7 @@ static void kill_tasks(struct sim *s)
 	reap_tasks(s, now_ms() + 5000);
 }
 
-/* Every live task says 'c' ('P': SC_EARLY changes done; 'D': ready for the daemon to end). */
+/* Every live task says 'c' ('r' registered, 'P' SC_EARLY changes done, 'D' ready for the end). */
 static int wait_tasks_say(struct sim *s, char c, uint64_t deadline)
 {
 	for (int i = 0; i < s->ntasks; i++) {
@@ -370,7 +380,11 @@ static int restore_start(struct sim *s, uint64_t deadline)
 	bool early = s->sc->flags & SC_EARLY;
 
 	s->sock = lazy_connect(s);
-	if (s->sock < 0 || restore_handshake(s, s->ntasks, !early))
+	if (s->sock < 0 || restore_handshake(s, s->ntasks, false))
+		return -1;
+	/* The uffds are with the daemon: now the restorers register the lazy VMAs. */
+	tell_tasks(s, 'R');
+	if (wait_tasks_say(s, 'r', deadline) || (!early && restore_handshake(s, 0, true)))
 		return -1;
 	close_uffds(s);
 	if ((s->sc->flags & SC_VANISH) && vanish_pages(s))

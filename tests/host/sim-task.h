@@ -24,7 +24,8 @@
 	 UFFD_FEATURE_EVENT_UNMAP)
 
 /* Task -> main: the uffd (SCM_RIGHTS), 'P' (SC_EARLY: changes done), 'D' (ready for the end). */
-/* Main -> task: 'G' run, 'X' the daemon has exited, 'Q' quit without running. */
+/* Task -> main: 'r' (its VMAs are registered). */
+/* Main -> task: 'R' register, 'G' run, 'X' the daemon has exited, 'Q' quit without running. */
 
 static int send_fd(int sock, int fd)
 {
@@ -114,6 +115,12 @@ static int uffd_register(int uffd, const struct sim_vma *v)
 	return 0;
 }
 
+/*
+ * As criu restore: the task's memory is mapped and its non-lazy pages restored, its uffd is
+ * created and handed over (to the main process, which passes it to the daemon) before any VMA
+ * is registered; the restorer registers the lazy VMAs afterwards (task_register). Returns
+ * the uffd, kept until then.
+ */
 static int task_setup(const struct sim *s, const struct sim_task *t)
 {
 	for (int i = 0; i < t->nvmas; i++) {
@@ -130,15 +137,21 @@ static int task_setup(const struct sim *s, const struct sim_task *t)
 	int uffd = uffd_create();
 	if (uffd < 0)
 		return -1;
-	for (int i = 0; i < t->nvmas; i++)
-		if (uffd_register(uffd, &t->vma[i])) {
-			close(uffd);
-			return -1;
-		}
-	int rc = send_fd(t->ctl, uffd);
-	if (rc)
+	if (send_fd(t->ctl, uffd)) {
 		sim_log("cannot pass the uffd to restore: %s", strerror(errno));
-	/* The restorer does not keep the uffd: only the daemon holds it. */
+		close(uffd);
+		return -1;
+	}
+	return uffd;
+}
+
+/* Register the lazy VMAs; then the restorer lets go of the uffd: only the daemon holds it. */
+static int task_register(const struct sim_task *t, int uffd)
+{
+	int rc = 0;
+
+	for (int i = 0; i < t->nvmas && !rc; i++)
+		rc = uffd_register(uffd, &t->vma[i]);
 	close(uffd);
 	return rc;
 }
