@@ -52,6 +52,14 @@ struct page_source_ops {
 	int (*collect)(struct page_source *s, struct src_chunk *chunk);
 	/* Prefetch reads queued and not yet collected. */
 	unsigned (*inflight)(struct page_source *s);
+	/*
+	 * len bytes of t's data at off, readable in place until close() (local
+	 * images: the page cache, mapped, which saves one copy per page), or
+	 * NULL when the source cannot. Reading the pointer may fault; the
+	 * kernel's UFFDIO_COPY then fails with EFAULT, and read() tells why.
+	 */
+	const void *(*map)(struct page_source *s, const struct img_task *t, uint64_t off,
+			   size_t len);
 };
 
 struct page_source {

@@ -325,7 +325,10 @@ static int setup(struct lazyd *d, struct lazyd_opts *o)
 	}
 	filler_uffd(&d->fill);
 	pr_info("fill engine: %s", d->fill.ops->name);
-	page_source_local(&d->src);
+	if (page_source_local(&d->src)) {
+		pr_err("out of memory for the page source");
+		return -1;
+	}
 	uint32_t pages = o->drain_chunk > o->fault_window ? o->drain_chunk : o->fault_window;
 	d->buf_len = (size_t)pages * PAGE;
 	if (posix_memalign(&d->buf, PAGE, d->buf_len)) {

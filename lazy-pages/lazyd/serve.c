@@ -283,22 +283,36 @@ static void account(struct lazyd *d, const struct pend_extent *r, uint64_t bytes
  */
 static int install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, enum path p)
 {
-	for (int tries = 0; tries < 2; tries++) {
+	bool use_read = !d->src.ops->map;
+
+	for (int tries = 0; tries < 3; tries++) {
 		uint64_t len = r.end - r.start, done = 0;
+		const void *data = NULL;
 		int rc;
 
 		if (r.flags & PEND_ZERO) {
 			rc = d->fill.ops->zero(d->fill.ctx, t->uffd, r.start, len, &done);
 		} else {
-			rc = fetch(d, t, &r);
-			if (rc) {
-				lazyd_task_fail(d, t,
-						"cannot read page data for 0x%lx (%lu pages): %s",
-						(unsigned long)r.start, (unsigned long)(len / PAGE),
-						strerror(-rc));
-				return rc;
+			/* Straight from the mapped image when the source can: one copy less. */
+			if (!use_read)
+				data = d->src.ops->map(&d->src, t->img, r.src, len);
+			if (!data) {
+				rc = fetch(d, t, &r);
+				if (rc) {
+					lazyd_task_fail(d, t,
+							"cannot read page data for 0x%lx (%lu pages): %s",
+							(unsigned long)r.start,
+							(unsigned long)(len / PAGE), strerror(-rc));
+					return rc;
+				}
+				data = d->buf;
 			}
-			rc = d->fill.ops->copy(d->fill.ctx, t->uffd, r.start, d->buf, len, &done);
+			rc = d->fill.ops->copy(d->fill.ctx, t->uffd, r.start, data, len, &done);
+			if (rc == -EFAULT && data != d->buf && !done) {
+				/* The mapped image could not be read: read() says why. */
+				use_read = true;
+				continue;
+			}
 		}
 		if (done) {
 			account(d, &r, done, p);
