@@ -4,7 +4,8 @@
 # back all its memory. Also: the lazy-pages option from a CRIU config file and from an RPC
 # (swrk) client's config file, as runc gives it; a daemon already listening is used; a broken
 # config, a missing or failing daemon, an unsupported source fail the restore with the
-# plugin's message; a failed restore stops the daemon; a non-lazy restore is unaffected.
+# plugin's message; a failed restore stops the daemon; a non-lazy restore is unaffected; pages
+# from criu-imgd (once criu-lazyd has --image-server).
 # Appends "PASS|FAIL plugin-SCENARIO (lazy_restore.so) ..." to $VMRUN_RESULTS/summary (the
 # format of guest-e2e.sh), a log excerpt per failure to $VMRUN_RESULTS/fail-plugin-*.txt.
 set -eu
@@ -16,8 +17,8 @@ LIB=$ROOT/build/lib/criu
 ETC=$VM/plugin-etc
 SUMMARY=$R/summary
 touch "$SUMMARY"
-ALL="local defaults tree criu-conf rpc rpc-flag existing nonlazy always bad-config no-daemon \
-daemon-fails unsupported failed-restore publish"
+ALL="local defaults tree criu-conf rpc rpc-flag imgd existing nonlazy always bad-config \
+no-daemon daemon-fails unsupported failed-restore publish"
 [ $# -gt 0 ] || set -- $ALL
 
 record() { # record PASS|FAIL scenario detail
@@ -277,6 +278,32 @@ s_always() {
 		{ FAIL_WHY="restore.log: the idle daemon was not stopped"; return 1; }
 	wait_until 30 pid_gone "$_d" || { FAIL_WHY="daemon $_d still runs"; return 1; }
 	verify "$MAIN" "" || return 1
+	kill_case "$MAIN"
+}
+
+s_imgd() {
+	# Pages from criu-imgd: runs once criu-lazyd has --image-server (issue 3).
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	if ! "$OURS_LAZY" --help | grep -q -- --image-server; then
+		DETAIL="skipped: criu-lazyd has no --image-server yet"
+		return 0
+	fi
+	_imgd=$ROOT/build/bin/criu-imgd
+	[ -x "$_imgd" ] || { FAIL_WHY="no $_imgd (make)"; return 1; }
+	new_run "$MAIN" imgd
+	if ! "$_imgd" -D "$VM/$MAIN/img" --port 27127 -o "$RUN/imgd.log" -v4 -d \
+		--pidfile "$RUN/imgd.pid"; then
+		FAIL_WHY="criu-imgd did not start"
+		return 1
+	fi
+	PCONF=$(conf imgd "source image-server 127.0.0.1:27127" "image img" \
+		"log $RUN/lazyd.log" "verbosity 3")
+	lazy_ok "$MAIN" "$RUN/lazyd.log" --lazy-pages --lib "$LIB"
+	_rc=$?
+	kill "$(cat "$RUN/imgd.pid")" 2>/dev/null || true
+	[ "$_rc" = 0 ] || return 1
+	grep -q -- "--image-server 127.0.0.1:27127 --image img" "$RUN/restore.log" ||
+		{ FAIL_WHY="restore.log: the daemon was not started for the image server"; return 1; }
 	kill_case "$MAIN"
 }
 
