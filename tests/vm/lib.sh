@@ -22,19 +22,27 @@ daemon_cmd() {
 	esac
 }
 
-# wait_until TIMEOUT_S CMD...: poll CMD every 20 ms; fails on timeout.
+# wait_until TIMEOUT_S CMD...: poll CMD every 20 ms (TCG: fork as little as possible); fails
+# after about TIMEOUT_S seconds (counted in polls, so a bit longer under load).
 wait_until() {
-	_end=$(( $(date +%s) + $1 ))
+	_n=$(( $1 * 50 ))
 	shift
 	while ! "$@"; do
-		[ "$(date +%s)" -lt "$_end" ] || return 1
+		_n=$((_n - 1))
+		[ "$_n" -gt 0 ] || return 1
 		sleep 0.02
 	done
 }
 
 # Result file of case $1; has_line CASE PREFIX; line_of CASE PREFIX (first such line).
 result_of() { echo "$VM/$1/result"; }
-has_line() { grep -q "^$2" "$VM/$1/result" 2>/dev/null; }
+has_line() { # no fork: a shell loop over the (short) result file
+	[ -f "$VM/$1/result" ] || return 1
+	while IFS= read -r _l; do
+		case $_l in "$2"*) return 0 ;; esac
+	done <"$VM/$1/result"
+	return 1
+}
 line_of() { grep -m1 "^$2" "$VM/$1/result" 2>/dev/null; }
 
 # wl_start CASE WORKLOAD ARGS...: start a workload in its own session, no tty, and wait
@@ -165,12 +173,14 @@ restore_run() {
 		fi
 	fi
 	_t0=$(now)
+	_mark "daemon ready; criu restore starts"
 	if ! timeout 60 criu restore -D "$VM/$_c/img" -W "$RUN" $_lazy -d \
 		-o "$RUN/restore.log" -v4; then
 		FAIL_WHY="criu restore failed"
 		_restore_cleanup
 		return 1
 	fi
+	_mark "criu restore returned"
 	if ! wait_until 60 has_line "$_c" resumed; then
 		FAIL_WHY="workload did not report resumed"
 		_restore_cleanup
@@ -185,6 +195,7 @@ restore_run() {
 			return 1
 		fi
 	fi
+	_mark "resumed seen"
 	touch "$VM/$_c/ctl/verify"
 	if ! wait_until 60 has_line "$_c" "verify "; then
 		FAIL_WHY="workload did not report its verification"
@@ -192,6 +203,7 @@ restore_run() {
 		return 1
 	fi
 	VERIFY=$(line_of "$_c" "verify ")
+	_mark "verified"
 	_ta=$(echo "$VERIFY" | sed -n 's/.* at=\([0-9]*\).*/\1/p')
 	TOUCH_MS=""
 	[ -z "$_ta" ] || TOUCH_MS=$(ms "$_t0" "$_ta")
@@ -212,11 +224,13 @@ restore_run() {
 		_restore_cleanup
 		return 1
 	fi
+	_mark "daemon exited"
 	_alive=1
-	pid_gone "$(cat "$VM/$_c/pid")" && _alive=0
+	pid_alive "$(cat "$VM/$_c/pid")" || _alive=0
 	cp "$VM/$_c/result" "$RUN/result"
 	kill_case "$_c"
 	wait "$DPID" 2>/dev/null || true
+	_mark "killed"
 	case $VERIFY in
 	"verify ok"*) ;;
 	*) FAIL_WHY="workload: $VERIFY"; return 1 ;;
@@ -225,6 +239,9 @@ restore_run() {
 	[ "$_alive" = 1 ] || { FAIL_WHY="workload died after restore"; return 1; }
 	return 0
 }
+
+# _mark WHAT: note in RUN/steps when (ms since criu restore started) a step was done.
+_mark() { echo "$(ms "$_t0" "$(now)") ms: $1" >>"$RUN/steps"; }
 
 _restore_cleanup() {
 	cp "$VM/$_c/result" "$RUN/result" 2>/dev/null || true
@@ -243,7 +260,7 @@ _restore_cleanup() {
 
 # excerpt RUNDIR CASE: the end of each log of a failed run.
 excerpt() {
-	for _f in "$1/start.out" "$1/result" "$1/daemon.out" "$1/lazy.log" "$1/restore.log" "$VM/$2/out"; do
+	for _f in "$1/steps" "$1/start.out" "$1/result" "$1/daemon.out" "$1/lazy.log" "$1/restore.log" "$VM/$2/out"; do
 		[ -s "$_f" ] || continue
 		echo "---- $_f (last 25 lines)"
 		tail -n 25 "$_f"
