@@ -88,24 +88,75 @@ static long lf_install_step(struct lf_session *s, const struct lf_batch *b,
 }
 
 /*
- * Install one extent. Present pages are skipped (counted in ->present), or
- * end the extent with LAZYFILL_FILL_STOP_EXIST. Returns 0 to go on with the
- * batch, or the error that stops it (EAGAIN, ESRCH, EINTR).
+ * A run: extents listed one after the other that continue each other (dst,
+ * and src for copies, contiguous; same mode and flags). A run goes in as one
+ * range, with as few ioctls as the kernel allows, and its bytes are credited
+ * to its extents in order. With LAZYFILL_FILL_STOP_EXIST, runs are single
+ * extents. Returns the index of the run's last extent.
  */
-static long lf_install_extent(struct lf_session *s, struct lf_batch *b,
-			      struct lazyfill_extent *e)
+static u32 lf_run_end(const struct lf_batch *b, u32 i)
 {
+	if (b->hdr.flags & LAZYFILL_FILL_STOP_EXIST)
+		return i;
+	for (; i + 1 < b->hdr.count; i++) {
+		const struct lazyfill_extent *p = &b->ext[i], *q = &b->ext[i + 1];
+
+		if (q->dst != p->dst + p->len || q->mode != p->mode || q->flags != p->flags)
+			break;
+		if (p->mode == LAZYFILL_MODE_COPY && q->src != p->src + p->len)
+			break;
+	}
+	return i;
+}
+
+/* Credit bytes (installed, or found present) to the run's extents from *k on. */
+static void lf_credit(struct lazyfill_extent *ext, u32 n, u32 *k, u64 bytes, bool present)
+{
+	while (bytes && *k < n) {
+		struct lazyfill_extent *e = &ext[*k];
+		u64 m = min(bytes, e->len - e->done);
+
+		e->done += m;
+		if (present)
+			e->present += m;
+		bytes -= m;
+		if (e->done == e->len) {
+			e->status = LAZYFILL_ST_DONE;
+			(*k)++;
+		}
+	}
+}
+
+/*
+ * Install the run of n extents starting at first. Present pages are
+ * skipped (counted in ->present), or end the extent with
+ * LAZYFILL_FILL_STOP_EXIST. *next is where the batch goes on: after the
+ * run, or after the extent that failed in it. Returns 0 to go on, or the
+ * error that stops the batch (EAGAIN, ESRCH, EINTR).
+ */
+static long lf_install_run(struct lf_session *s, struct lf_batch *b, u32 first, u32 n,
+			   u32 *next)
+{
+	struct lazyfill_extent *ext = &b->ext[first], *e;
+	struct lazyfill_extent v = ext[0];
 	long ret = 0;
 	s64 copied;
+	u32 k = 0, i;
 
-	while (e->done < e->len) {
-		ret = lf_install_step(s, b, e, e->done, &copied);
+	v.done = 0;
+	v.len = 0;
+	for (i = 0; i < n; i++)
+		v.len += ext[i].len;
+
+	while (v.done < v.len) {
+		ret = lf_install_step(s, b, &v, v.done, &copied);
 		if (copied > 0) {
-			if (copied > e->len - e->done || !PAGE_ALIGNED(copied)) {
+			if (copied > v.len - v.done || !PAGE_ALIGNED(copied)) {
 				ret = -EIO;	/* not what the kernel wrote */
 				break;
 			}
-			e->done += copied;
+			v.done += copied;
+			lf_credit(ext, n, &k, copied, false);
 			b->hdr.bytes += copied;
 			lf_count(s, LF_C_BYTES, copied);
 			lf_count(s, LF_C_PAGES, copied >> PAGE_SHIFT);
@@ -118,19 +169,22 @@ static long lf_install_extent(struct lf_session *s, struct lf_batch *b,
 		if (ret != -EEXIST)
 			break;
 		/* A page is there already: never overwrite it. */
-		e->done += PAGE_SIZE;
-		e->present += PAGE_SIZE;
+		v.done += PAGE_SIZE;
+		lf_credit(ext, n, &k, PAGE_SIZE, true);
 		lf_count(s, LF_C_EEXIST, 1);
 		ret = 0;
 		if (b->hdr.flags & LAZYFILL_FILL_STOP_EXIST) {
-			e->status = LAZYFILL_ST_EXIST;
+			ext[0].status = LAZYFILL_ST_EXIST;	/* n == 1 */
+			*next = first + 1;
 			return 0;
 		}
 	}
-	if (e->done == e->len) {
-		e->status = LAZYFILL_ST_DONE;
+	if (v.done == v.len) {
+		*next = first + n;
 		return 0;
 	}
+	*next = first + k + 1;
+	e = &ext[k];
 	e->error = ret;
 	if (ret == -EAGAIN) {
 		e->status = LAZYFILL_ST_AGAIN;
@@ -184,18 +238,20 @@ static void lf_wake_settled(struct lf_session *s, struct lf_batch *b)
 static long lf_install(struct lf_session *s, struct lf_batch *b)
 {
 	long ret = 0, first_err = 0;
-	u32 i;
+	u32 i, k, next;
 
-	for (i = 0; i < b->hdr.count; i++) {
-		struct lazyfill_extent *e = &b->ext[i];
+	for (i = 0; i < b->hdr.count; i = next) {
+		ret = lf_install_run(s, b, i, lf_run_end(b, i) - i + 1, &next);
+		for (k = i; k < next; k++) {
+			const struct lazyfill_extent *e = &b->ext[k];
 
-		ret = lf_install_extent(s, b, e);
-		if (e->status == LAZYFILL_ST_DONE || e->status == LAZYFILL_ST_EXIST) {
-			b->hdr.settled++;
-			lf_count(s, LF_C_EXTENTS, 1);
-		} else if (!first_err) {
-			first_err = e->error;
-			b->hdr.index = i;
+			if (e->status == LAZYFILL_ST_DONE || e->status == LAZYFILL_ST_EXIST) {
+				b->hdr.settled++;
+				lf_count(s, LF_C_EXTENTS, 1);
+			} else if (!first_err) {
+				first_err = e->error;
+				b->hdr.index = k;
+			}
 		}
 		if (ret)
 			break;

@@ -12,8 +12,10 @@
 #include "kt.h"
 
 struct ext {
-	uint64_t dst, len;
+	uint64_t dst, len, src;
 };
+
+#define SRC_PAGES 1024
 
 static char *reg, *src;
 static size_t reg_pages;
@@ -48,13 +50,19 @@ static double run_kmod(const struct ext *x, size_t n, uint32_t per_batch, uint32
 		for (uint32_t j = 0; j < k; j++)
 			e[j] = (struct lazyfill_extent){.dst = x[i + j].dst,
 							.len = x[i + j].len,
-							.src = (uint64_t)(uintptr_t)src,
+							.src = x[i + j].src,
 							.mode = LAZYFILL_MODE_COPY};
 		int rc = kt_fill(sfd, e, k, flags, NULL, 0, &h);
 		if (rc || h.settled != k)
 			die("batch: %s", strerror(-rc));
 	}
 	return (double)(now_ns() - t0) / 1e6;
+}
+
+/* Source address of data page i (the buffer wraps around every SRC_PAGES pages). */
+static uint64_t S(size_t i)
+{
+	return (uint64_t)(uintptr_t)src + (i % SRC_PAGES) * PG;
 }
 
 static void shuffle(struct ext *x, size_t n, uint64_t seed)
@@ -95,8 +103,8 @@ int main(int argc, char **argv)
 
 	reg_pages = pages * 2;
 	reg = kt_map(NULL, reg_pages * PG);
-	src = kt_map(NULL, 64 * PG);
-	memset(src, 0xab, 64 * PG);
+	src = kt_map(NULL, SRC_PAGES * PG);
+	memset(src, 0xab, SRC_PAGES * PG);
 	uffd = kt_uffd(0);
 	kt_register(uffd, reg, reg_pages * PG, UFFDIO_REGISTER_MODE_MISSING);
 	sfd = kt_session(uffd, getpid(), NULL);
@@ -110,23 +118,27 @@ int main(int argc, char **argv)
 	       "uffd", "kmod", "ratio", "nowake", "ratio");
 	/* Scattered single pages: every other page, in random order. */
 	for (size_t i = 0; i < pages; i++)
-		x[i] = (struct ext){(uint64_t)(uintptr_t)reg + 2 * i * PG, PG};
+		x[i] = (struct ext){(uint64_t)(uintptr_t)reg + 2 * i * PG, PG, S(i)};
 	shuffle(x, pages, 1);
 	bench("scattered 4K", x, pages, 512, repeat);
 	bench("scattered 4K", x, pages, 64, repeat);
 	/* Adjacent single pages (merged wakes), in address order. */
 	for (size_t i = 0; i < pages; i++)
-		x[i] = (struct ext){(uint64_t)(uintptr_t)reg + i * PG, PG};
-	bench("adjacent 4K", x, pages, 512, repeat);
+		x[i] = (struct ext){(uint64_t)(uintptr_t)reg + i * PG, PG, S(2 * i)};
+	bench("adjacent 4K, src apart", x, pages, 512, repeat);
+	/* The same with the data contiguous too: each batch is one run. */
+	for (size_t i = 0; i < pages; i++)
+		x[i] = (struct ext){(uint64_t)(uintptr_t)reg + i * PG, PG, S(i)};
+	bench("adjacent 4K, src contig", x, pages, 512, repeat);
 	/* Contiguous runs of 16 and 64 pages, scattered. */
 	size_t runs = pages / 16;
 	for (size_t i = 0; i < runs; i++)
-		x[i] = (struct ext){(uint64_t)(uintptr_t)reg + 32 * i * PG, 16 * PG};
+		x[i] = (struct ext){(uint64_t)(uintptr_t)reg + 32 * i * PG, 16 * PG, S(16 * i)};
 	shuffle(x, runs, 2);
 	bench("runs of 16 pages (64K)", x, runs, 64, repeat);
 	runs = pages / 64;
 	for (size_t i = 0; i < runs; i++)
-		x[i] = (struct ext){(uint64_t)(uintptr_t)reg + 128 * i * PG, 64 * PG};
+		x[i] = (struct ext){(uint64_t)(uintptr_t)reg + 128 * i * PG, 64 * PG, S(64 * i)};
 	shuffle(x, runs, 3);
 	bench("runs of 64 pages (256K)", x, runs, 16, repeat);
 	close(sfd);

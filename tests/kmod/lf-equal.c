@@ -42,6 +42,7 @@ struct step {
 };
 
 static struct step plan[MAX_PLAN];
+static struct step sorted[MAX_PLAN]; /* the plan in address order: adjacent extents chain */
 static size_t nplan;
 static unsigned char *srcbuf; /* pattern source for every page, by page index */
 
@@ -56,6 +57,13 @@ static size_t page_index(uint64_t addr)
 	}
 	die("address 0x%llx outside the regions", (unsigned long long)addr);
 	return 0;
+}
+
+static int by_dst(const void *a, const void *b)
+{
+	const struct step *x = a, *y = b;
+
+	return x->dst < y->dst ? -1 : x->dst > y->dst;
 }
 
 static void make_plan(uint64_t seed)
@@ -84,6 +92,8 @@ static void make_plan(uint64_t seed)
 		plan[i] = plan[j];
 		plan[j] = t;
 	}
+	memcpy(sorted, plan, sizeof(plan));
+	qsort(sorted, nplan, sizeof(sorted[0]), by_dst);
 	srcbuf =
 	    mmap(NULL, ALL_PAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (srcbuf == MAP_FAILED)
@@ -200,7 +210,7 @@ static void to_extent(const struct step *s, struct lazyfill_extent *e)
 	};
 }
 
-static unsigned char *run(bool kmod, pid_t *cpid_out)
+static unsigned char *run(int how, pid_t *cpid_out)
 {
 	int sv[2], outfd = memfd_create("lf-equal-out", 0);
 	size_t outlen = ALL_PAGES * PG + ALL_PAGES;
@@ -225,6 +235,9 @@ static unsigned char *run(bool kmod, pid_t *cpid_out)
 	int uffd = kt_recv_fd(sv[0]);
 	uint64_t t0 = now_ns();
 
+	bool kmod = how > 0;
+	const struct step *order = how == 2 ? sorted : plan;
+
 	if (kmod) {
 		int rc = filler_kmod(&f);
 		CHECK(rc == 0, "filler_kmod: %s", strerror(-rc));
@@ -235,7 +248,7 @@ static unsigned char *run(bool kmod, pid_t *cpid_out)
 			struct lazyfill_batch res;
 
 			for (uint32_t k = 0; k < n; k++)
-				to_extent(&plan[i + k], &ext[k]);
+				to_extent(&order[i + k], &ext[k]);
 			rc = filler_kmod_batch(&f, uffd, ext, n, 0, &res);
 			CHECK(rc == 0 && res.settled == n, "batch at %zu: %s, settled %u of %u", i,
 			      strerror(-rc), res.settled, n);
@@ -267,8 +280,11 @@ static unsigned char *run(bool kmod, pid_t *cpid_out)
 			CHECK(rc == -EEXIST, "plain replay %zu: %d", k, rc);
 		}
 	}
-	printf("lf-equal: %s: %zu extents, %u pages in %.1f ms\n", kmod ? "kmod" : "uffd", nplan,
-	       ALL_PAGES, (double)(now_ns() - t0) / 1e6);
+	printf("lf-equal: %s: %zu extents, %u pages in %.1f ms\n",
+	       how == 2 ? "kmod, sorted (runs coalesce)"
+	       : kmod	? "kmod"
+			: "uffd",
+	       nplan, ALL_PAGES, (double)(now_ns() - t0) / 1e6);
 	kt_write_all(sv[0], "G", 1);
 	kt_read_all(sv[0], &c, 1);
 	int st;
@@ -285,31 +301,34 @@ static unsigned char *run(bool kmod, pid_t *cpid_out)
 
 int main(void)
 {
-	pid_t p1, p2;
+	pid_t p1, p2, p3;
 
 	make_plan(42);
-	unsigned char *a = run(false, &p1);
-	unsigned char *b = run(true, &p2);
+	unsigned char *a = run(0, &p1);
+	unsigned char *b = run(1, &p2);
+	unsigned char *c = run(2, &p3);
 	size_t diff = 0, bad = 0, wpbits = 0;
 
 	for (size_t i = 0; i < ALL_PAGES; i++)
-		if (memcmp(a + i * PG, b + i * PG, PG))
+		if (memcmp(a + i * PG, b + i * PG, PG) || memcmp(a + i * PG, c + i * PG, PG))
 			diff++;
-	/* Both against the plan. */
+	/* All three against the plan. */
 	for (size_t s = 0; s < nplan; s++)
 		for (uint64_t off = 0; off < plan[s].len; off += PG) {
 			size_t i = page_index(plan[s].dst + off);
 			static const unsigned char z[PG];
 			const void *want = plan[s].zero ? z : srcbuf + i * PG;
 
-			if (memcmp(b + i * PG, want, PG) || memcmp(a + i * PG, want, PG))
+			if (memcmp(b + i * PG, want, PG) || memcmp(a + i * PG, want, PG) ||
+			    memcmp(c + i * PG, want, PG))
 				bad++;
 			if (b[ALL_PAGES * PG + i] != plan[s].wp ||
-			    a[ALL_PAGES * PG + i] != plan[s].wp)
+			    a[ALL_PAGES * PG + i] != plan[s].wp ||
+			    c[ALL_PAGES * PG + i] != plan[s].wp)
 				bad++;
 			wpbits += plan[s].wp;
 		}
-	CHECK(diff == 0, "%zu pages differ between uffd and kmod", diff);
+	CHECK(diff == 0, "%zu pages differ between uffd, kmod and kmod sorted", diff);
 	CHECK(bad == 0, "%zu pages (or wp bits) differ from the plan", bad);
 	printf("lf-equal: %u pages (%zu write-protected) compared: %zu differ, %zu off-plan\n",
 	       ALL_PAGES, wpbits, diff, bad);
