@@ -771,6 +771,75 @@ static int run_fork_remap(struct sim *s, struct sim_task *t)
 	return bad ? 1 : 0;
 }
 
+/* ---- many forks while other threads fault ---- */
+
+#define STORM_CHILDREN 16
+
+static void layout_fork_storm(struct sim *s)
+{
+	struct sim_task *t = add_task(s, -1);
+
+	add_vma(s, t, 0, 1024, RW, &MIX_DEFAULT, 0);
+}
+
+/* A forked child: 64 random pages, a write of its own, then it exits with pages pending. */
+static int storm_child(struct sim *s, struct sim_task *t, int n)
+{
+	const struct sim_vma *v = &t->vma[0];
+	struct sim_rng r = {.s = s->seed + 500 + (uint64_t)n};
+	uint64_t first = rng_below(&r, v->npages);
+	int reports = 0;
+	uint64_t bad = 0;
+
+	task_arm_timeout(s->timeout_s);
+	/* 64 different pages (17 is prime to the page count): each written once. */
+	for (uint64_t i = 0; i < 64; i++) {
+		uint64_t a = v->start + PG((first + i * 17) % v->npages);
+		struct page_patch pt = {.off = 8, .val = marker(t, a, (uint64_t)n)};
+		bad += check_page(s, t, a, a, NULL, &reports);
+		*(volatile uint64_t *)(a + 8) = pt.val;
+		bad += check_page(s, t, a, a, &pt, &reports);
+	}
+	return bad ? 1 : 0;
+}
+
+/* SC_EARLY, SC_DRAIN: 16 children forked while two threads of the parent fault. */
+static int run_fork_storm(struct sim *s, struct sim_task *t)
+{
+	pthread_t th[2];
+	struct thr_arg arg[2];
+	atomic_ullong tbad = 0;
+	pid_t kids[STORM_CHILDREN];
+	uint64_t bad = 0;
+	int n = 0;
+
+	for (int i = 0; i < 2; i++) {
+		arg[i] = (struct thr_arg){.s = s, .t = t, .n = i, .bad = &tbad};
+		if (pthread_create(&th[i], NULL, thr_touch, &arg[i]))
+			return 1;
+	}
+	for (; n < STORM_CHILDREN; n++) {
+		kids[n] = fork();
+		if (kids[n] == 0)
+			_exit(storm_child(s, t, n));
+		if (kids[n] < 0)
+			break;
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < n; i++) {
+		int st = 0;
+		if (waitpid(kids[i], &st, 0) != kids[i] || !WIFEXITED(st) || WEXITSTATUS(st)) {
+			sim_log("storm child %d failed (status 0x%x)", (int)kids[i], st);
+			bad++;
+		}
+	}
+	if (n != STORM_CHILDREN || tbad || task_phase_done(t) ||
+	    task_wait_daemon_exit(t, s->timeout_s))
+		return 1;
+	return (bad || check_all(s, t)) ? 1 : 0;
+}
+
 /* ---- the daemon cannot read page data any more: the tasks must die, not see zeros ---- */
 
 static int run_touch_all(struct sim *s, struct sim_task *t)
@@ -920,6 +989,8 @@ static const struct scenario scenarios[] = {
 	 .layout = layout_adjacent, .run = run_adjacent, .flags = SC_EARLY | SC_DRAIN | SC_STATS, .timeout_s = 60},
 	{.name = "fork-remap", .what = "after a fork the child moves and discards, the parent unmaps",
 	 .layout = layout_fork_remap, .run = run_fork_remap, .flags = SC_EARLY | SC_DRAIN, .timeout_s = 60},
+	{.name = "fork-storm", .what = "16 forks while two threads fault; children exit with pages pending",
+	 .layout = layout_fork_storm, .run = run_fork_storm, .flags = SC_EARLY | SC_DRAIN, .timeout_s = 60},
 	{.name = "pages-vanish", .what = "page data unreadable after start: tasks killed, never zeros",
 	 .layout = layout_two, .run = run_touch_all, .flags = SC_EARLY | SC_VANISH, .timeout_s = 60},
 	{.name = "relpaths", .what = "relative -D -W -o: -o lands in the work dir, as with criu",
