@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,7 +15,16 @@
 
 static bool executable(const char *p)
 {
-	return access(p, X_OK) == 0;
+	struct stat st;
+
+	if (access(p, X_OK))
+		return false;
+	/* CRIU runs it as root: a program anyone can rewrite is not one to run. */
+	if (stat(p, &st) == 0 && (st.st_mode & S_IWOTH)) {
+		errno = EPERM;
+		return false;
+	}
+	return true;
 }
 
 /* criu-lazyd beside this plugin in the same tree: PREFIX/lib/criu/x.so -> PREFIX/bin. */
@@ -42,7 +52,8 @@ int lr_daemon_path(const struct lr_conf *c, char *out, size_t n, char *why, size
 	if (c->daemon[0]) {
 		if (!executable(c->daemon)) {
 			snprintf(why, wn, "daemon %s (key 'daemon', %s:%d) cannot be run: %s",
-				 c->daemon, c->file, c->line[LRK_DAEMON], strerror(errno));
+				 c->daemon, c->file, c->line[LRK_DAEMON],
+				 errno == EPERM ? "writable by anyone" : strerror(errno));
 			return -1;
 		}
 		snprintf(out, n, "%s", c->daemon);

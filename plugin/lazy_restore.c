@@ -128,10 +128,10 @@ static int dump_init(void)
 	bool explicit_path;
 	const char *path = lrconf_path(&explicit_path);
 
-	/* The dump only needs `publish`; a broken file fails it as it would fail a restore. */
+	/* The dump only needs `publish`: a broken file must not stop checkpoints. */
 	if (lrconf_load(&c, path, !explicit_path, &e)) {
-		lr_err("%s", e.msg);
-		return -1;
+		lr_warn("%s (ignored for the dump: nothing is published)", e.msg);
+		return 0;
 	}
 	if (c.publish_set) {
 		lr_err(

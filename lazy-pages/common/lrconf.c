@@ -517,6 +517,12 @@ static char *slurp(const char *path, size_t max, size_t *len)
 		errno = EFBIG;
 		return NULL;
 	}
+	/* It names a program that CRIU (root) will run: anyone who can write it could pick it. */
+	if (st.st_mode & S_IWOTH) {
+		close(fd);
+		errno = EPERM;
+		return NULL;
+	}
 	char *buf = malloc((size_t)st.st_size + 1);
 	size_t got = 0;
 	if (!buf) {
@@ -563,6 +569,7 @@ int lrconf_load(struct lr_conf *c, const char *path, bool missing_ok, struct lrc
 		snprintf(e->msg, sizeof(e->msg), "%s: cannot read: %s", path,
 			 err == EFBIG	 ? "larger than 1 MiB"
 			 : err == EINVAL ? "not a regular file"
+			 : err == EPERM	 ? "writable by anyone (chmod o-w): refused"
 					 : strerror(err));
 		return -1;
 	}

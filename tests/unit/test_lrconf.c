@@ -331,6 +331,13 @@ Test(lrconf, load_files)
 	snprintf(want, sizeof(want), "%s: cannot read: Is a directory", tmpdir);
 	cr_assert_str_eq(e.msg, want);
 
+	p = write_file("open.conf", "fill uffd\n");
+	chmod(p, 0666);
+	cr_assert_eq(lrconf_load(&c, p, true, &e), -1);
+	snprintf(want, sizeof(want), "%s: cannot read: writable by anyone (chmod o-w): refused", p);
+	cr_assert_str_eq(e.msg, want);
+	unlink(p);
+
 	unlink(write_file("ok.conf", ""));
 	unlink(write_file("bad.conf", ""));
 	rmdir(tmpdir);
