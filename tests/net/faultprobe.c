@@ -47,7 +47,8 @@ int main(int argc, char **argv)
 			wl_common_opt(opt, optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: faultprobe -m MB [-s SEED] [-n PROBES] -c CTL -o RES\n");
+			fprintf(stderr,
+				"usage: faultprobe -m MB [-s SEED] [-n PROBES] -c CTL -o RES\n");
 			return 2;
 		}
 	}
