@@ -118,7 +118,7 @@ for name in $names; do
 	fi
 done
 if [ "$xfail" -gt 0 ]; then
-	echo "($xfail known failures: $XFAIL)"
+	echo "($xfail known failures, of XFAIL: $XFAIL)"
 fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
