@@ -773,7 +773,7 @@ static int run_fork_remap(struct sim *s, struct sim_task *t)
 
 /* ---- many forks while other threads fault ---- */
 
-#define STORM_CHILDREN 16
+#define STORM_CHILDREN 32
 
 static void layout_fork_storm(struct sim *s)
 {
@@ -782,7 +782,7 @@ static void layout_fork_storm(struct sim *s)
 	add_vma(s, t, 0, 1024, RW, &MIX_DEFAULT, 0);
 }
 
-/* A forked child: 64 random pages, a write of its own, then it exits with pages pending. */
+/* A forked child: 96 pages, a write of its own in each, then it exits with pages pending. */
 static int storm_child(struct sim *s, struct sim_task *t, int n)
 {
 	const struct sim_vma *v = &t->vma[0];
@@ -792,8 +792,13 @@ static int storm_child(struct sim *s, struct sim_task *t, int n)
 	uint64_t bad = 0;
 
 	task_arm_timeout(s->timeout_s);
-	/* 64 different pages (17 is prime to the page count): each written once. */
-	for (uint64_t i = 0; i < 64; i++) {
+	/*
+	 * 96 different pages (17 is prime to the page count): each written once; a pause
+	 * after 64, so that the children end at different times.
+	 */
+	for (uint64_t i = 0; i < 96; i++) {
+		if (i == 64)
+			usleep(2000 + 500 * (unsigned)n);
 		uint64_t a = v->start + PG((first + i * 17) % v->npages);
 		struct page_patch pt = {.off = 8, .val = marker(t, a, (uint64_t)n)};
 		bad += check_page(s, t, a, a, NULL, &reports);
@@ -803,7 +808,7 @@ static int storm_child(struct sim *s, struct sim_task *t, int n)
 	return bad ? 1 : 0;
 }
 
-/* SC_EARLY, SC_DRAIN: 16 children forked while two threads of the parent fault. */
+/* SC_EARLY, SC_DRAIN: 32 children forked while two threads of the parent fault. */
 static int run_fork_storm(struct sim *s, struct sim_task *t)
 {
 	pthread_t th[2];
@@ -989,7 +994,7 @@ static const struct scenario scenarios[] = {
 	 .layout = layout_adjacent, .run = run_adjacent, .flags = SC_EARLY | SC_DRAIN | SC_STATS, .timeout_s = 60},
 	{.name = "fork-remap", .what = "after a fork the child moves and discards, the parent unmaps",
 	 .layout = layout_fork_remap, .run = run_fork_remap, .flags = SC_EARLY | SC_DRAIN, .timeout_s = 60},
-	{.name = "fork-storm", .what = "16 forks while two threads fault; children exit with pages pending",
+	{.name = "fork-storm", .what = "32 forks while two threads fault; children exit with pages pending",
 	 .layout = layout_fork_storm, .run = run_fork_storm, .flags = SC_EARLY | SC_DRAIN, .timeout_s = 60},
 	{.name = "pages-vanish", .what = "page data unreadable after start: tasks killed, never zeros",
 	 .layout = layout_two, .run = run_touch_all, .flags = SC_EARLY | SC_VANISH, .timeout_s = 60},
