@@ -41,7 +41,7 @@ struct imgd_conn *conn_new(struct imgd *d, int fd, const char *peer)
 	c->fd = fd;
 	c->id = ++d->next_id;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
-	c->t_start = c->t_last = imgd_now();
+	c->t_start = c->t_last = c->t_sent = imgd_now();
 	c->state = CS_HELLO;
 	c->next = d->conns;
 	d->conns = c;
@@ -90,6 +90,7 @@ int conn_queue_frame(struct imgd_conn *c, unsigned type, const ProtobufCMessage 
 		return n;
 	c->tx_head = c->tx_len = (size_t)n;
 	c->tx_off = 0;
+	c->t_sent = imgd_now(); /* the stall clock starts with the frame */
 	return 0;
 }
 
@@ -338,6 +339,7 @@ static int flush(struct imgd_conn *c)
 		ssize_t n = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n > 0) {
 			c->tx_off += (size_t)n;
+			c->t_sent = imgd_now();
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -369,6 +371,7 @@ bool conn_pump(struct imgd *d, struct imgd_conn *c, bool urgent_only)
 		if (c->errf_len) {
 			memcpy(c->tx, c->errf, c->errf_len);
 			c->tx_head = c->tx_len = c->errf_len;
+			c->t_sent = imgd_now();
 			c->errf_len = 0;
 			continue;
 		}

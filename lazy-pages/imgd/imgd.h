@@ -16,6 +16,7 @@
 #define IMGD_HEAD_CAP (WIRE_HDR_SIZE + WIRE_MAX_MSG) /* header and message of one frame */
 #define IMGD_HANDSHAKE_S 10			     /* to get from connect to OPEN */
 #define IMGD_IDLE_S 600				     /* an open session with no request at all */
+#define IMGD_STALL_S 60				     /* a client that does not read what we send */
 
 struct imgd_opts {
 	const char *dir;  /* -D: one image */
@@ -99,7 +100,7 @@ struct imgd_conn {
 	char peer[64];
 	enum conn_state state;
 	bool urgent_class;
-	double t_start, t_last;
+	double t_start, t_last, t_sent; /* connected, last request, last byte sent */
 	uint8_t challenge[WIRE_NONCE];
 	struct imgd_image *img;
 	/* receive: one frame at a time (clients never send payloads) */

@@ -151,6 +151,13 @@ static bool service(struct imgd *d)
 				  IMGD_HANDSHAKE_S);
 		else if (c->state == CS_READY && !c->nq && now - c->t_last > IMGD_IDLE_S)
 			conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "idle for %d s", IMGD_IDLE_S);
+		if (c->tx_len && now - c->t_sent > IMGD_STALL_S) {
+			/* It asked and does not read: its buffers go back. */
+			snprintf(c->close_why, sizeof(c->close_why), "client read nothing for %d s",
+				 IMGD_STALL_S);
+			c->state = CS_CLOSING;
+			c->dead = true;
+		}
 	}
 	for (struct imgd_conn *c = d->conns, *next; c; c = next) {
 		next = c->next;

@@ -193,6 +193,7 @@ int pages_next_frame(struct imgd *d, struct imgd_conn *c, bool urgent_only)
 	c->tx_head = (size_t)hl;
 	c->tx_len = (size_t)hl + plen;
 	c->tx_off = 0;
+	c->t_sent = imgd_now();
 	c->pages += n;
 	c->zero_pages += n - plen / WIRE_PAGE;
 	c->bytes += c->tx_len;
