@@ -21,10 +21,11 @@ scenario_cmd() {
 	mixed) echo "mixed -k 512 -f $VM/mixed/data" ;;
 	memhog256) echo "memhog -m 256 -s 3" ;;
 	detach) echo "memhog -m 8 -s 13" ;; # daemon run with -d --pidfile --status-fd
+	exit) echo "memhog -m 64 -s 17 -x" ;; # exits right after resuming, pages pending
 	*) return 1 ;;
 	esac
 }
-[ $# -gt 0 ] || set -- memhog16 chaos tree zombie mixed detach memhog256
+[ $# -gt 0 ] || set -- memhog16 chaos tree zombie mixed detach exit memhog256
 
 record() { # record PASS|FAIL name daemon detail
 	echo "$1 $2 ($3)${4:+ $4}" | tee -a "$R/summary"
@@ -52,7 +53,9 @@ for s in "$@"; do
 		t1=$(now)
 		DAEMON_STYLE=""
 		[ "$s" = detach ] && DAEMON_STYLE=detach
-		if restore_run "$s" "$d" verify-now; then
+		mode=verify-now
+		[ "$s" = exit ] && mode=exits
+		if restore_run "$s" "$d" "$mode"; then
 			record PASS "$s" "$d" "resume ${RESUME_MS} ms, drain ${DRAIN_MS} ms, total $(ms "$t1" "$(now)") ms"
 		else
 			record FAIL "$s" "$d" "$FAIL_WHY"

@@ -143,6 +143,7 @@ daemon_start() {
 	fi
 }
 file_nonempty() { [ -s "$1" ]; }
+pid_dead() { ! pid_alive "$1"; }
 # pid_alive PID: running and not a zombie.
 pid_alive() { [ -e "/proc/$1" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 sock_or_exit() { [ -S "$1/lazy-pages.socket" ] || [ -f "$1/daemon.exit" ]; }
@@ -151,7 +152,8 @@ daemon_done() { [ -f "$1/daemon.exit" ]; }
 # restore_run CASE WHICH MODE: restore CASE once. WHICH: criu|ours (lazy daemon) or full
 # (plain criu restore). MODE: "verify-now" triggers the workload's verification as soon as it
 # resumed (e2e: faults race the daemon's background transfer); "drain-first" waits for the
-# daemon to exit before verifying (benchmark: measures the daemon's own drain).
+# daemon to exit before verifying (benchmark: measures the daemon's own drain); "exits": the
+# workload (memhog -x) exits by itself right after resuming, the daemon must then finish.
 # Sets RESUME_MS, DRAIN_MS, TOUCH_MS (times from the start of criu restore until the workload
 # resumed, the daemon exited, the workload had checked every byte, if it says), VERIFY (the verify line),
 # RUN (the run dir). Returns non-zero on any failure, with the reason in FAIL_WHY.
@@ -196,6 +198,29 @@ restore_run() {
 		fi
 	fi
 	_mark "resumed seen"
+	if [ "$_mode" = exits ]; then
+		# The workload exits by itself right after it resumed: the daemon must finish.
+		if ! wait_until 60 has_line "$_c" "exiting "; then
+			FAIL_WHY="workload did not report its exit"
+			_restore_cleanup
+			return 1
+		fi
+		if ! wait_until 60 daemon_done "$RUN"; then
+			FAIL_WHY="daemon did not exit after the task exited with pages pending"
+			_restore_cleanup
+			return 1
+		fi
+		_mark "daemon exited"
+		_drc=$(cut -d' ' -f1 "$RUN/daemon.exit")
+		DRAIN_MS=$(ms "$_t0" "$(cut -d' ' -f2 "$RUN/daemon.exit")")
+		VERIFY=$(line_of "$_c" "exiting ")
+		cp "$VM/$_c/result" "$RUN/result"
+		wait_until 10 pid_dead "$(cat "$VM/$_c/pid")" || { FAIL_WHY="workload still running"; _restore_cleanup; return 1; }
+		wait "$DPID" 2>/dev/null || true
+		[ "$VERIFY" = "exiting ok" ] || { FAIL_WHY="workload: $VERIFY"; return 1; }
+		[ "$_drc" = 0 ] || { FAIL_WHY="daemon exited with $_drc"; return 1; }
+		return 0
+	fi
 	touch "$VM/$_c/ctl/verify"
 	if ! wait_until 60 has_line "$_c" "verify "; then
 		FAIL_WHY="workload did not report its verification"

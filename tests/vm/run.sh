@@ -1,7 +1,8 @@
 #!/bin/sh
 # VM tests with real CRIU, in a qemu guest running Debian's 6.1 kernel (see vmrun.sh).
 #   sh tests/vm/run.sh [SCENARIO...]   end-to-end tests, each with criu lazy-pages and criu-lazyd
-#                                      (memhog16 chaos tree zombie mixed detach memhog256; default all)
+#                                      (memhog16 chaos tree zombie mixed detach exit memhog256;
+#                                      default all)
 #   sh tests/vm/run.sh bench           benchmark: criu-lazyd vs criu lazy-pages vs full restore
 #   sh tests/vm/run.sh demo            a guided lazy restore with criu-lazyd
 #   sh tests/vm/run.sh plugin [SCEN..] tests of lazy_restore.so (guest-plugin.sh)

@@ -1,18 +1,20 @@
-/* memhog -m MB [-s SEED] -c CTLDIR -o RESULT
+/* memhog -m MB [-s SEED] [-x] -c CTLDIR -o RESULT
  *
  * Maps MB megabytes of private anonymous memory, fills it with the pattern of wl.h (data
  * pages, explicit zero pages, never-touched pages and a never-touched tail), reports "ready",
  * then waits. After restore (CTL/restored appears) it reports "resumed <ns>" at once, without
  * touching the big region; on CTL/verify it checks every byte and reports (if CTL/corrupt
  * exists it first flips one byte, to test the checker); then it keeps
- * working: every second it appends "tick N <ns>" and rewrites (and checks) one page. */
+ * working: every second it appends "tick N <ns>" and rewrites (and checks) one page.
+ * With -x it instead exits right after "resumed", having read four pages, so most of
+ * its pages are still pending when it goes (the daemon must notice and finish). */
 #include "wl.h"
 
 int main(int argc, char **argv)
 {
 	uint64_t mb = 16, seed = 1;
-	int opt;
-	while ((opt = getopt(argc, argv, "m:s:c:o:")) != -1) {
+	int opt, quit = 0;
+	while ((opt = getopt(argc, argv, "m:s:xc:o:")) != -1) {
 		switch (opt) {
 		case 'm':
 			mb = strtoull(optarg, NULL, 0);
@@ -20,12 +22,15 @@ int main(int argc, char **argv)
 		case 's':
 			seed = strtoull(optarg, NULL, 0);
 			break;
+		case 'x':
+			quit = 1;
+			break;
 		case 'c':
 		case 'o':
 			wl_common_opt(opt, optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: memhog -m MB [-s SEED] -c CTLDIR -o RESULT\n");
+			fprintf(stderr, "usage: memhog -m MB [-s SEED] [-x] -c CTLDIR -o RESULT\n");
 			return 2;
 		}
 	}
@@ -39,6 +44,14 @@ int main(int argc, char **argv)
 
 	wait_ctl("restored");
 	wl_report("resumed %lld", now_ns());
+	if (quit) {
+		char err[256] = "";
+		uint64_t bad = 0;
+		for (uint64_t p = 0; p < npages; p += npages / 4)
+			bad += check_region(mem, npages, seed, p, p + 1, err, sizeof(err));
+		wl_report("exiting %s%s", bad ? "FAIL " : "ok", err);
+		_exit(bad ? 1 : 0);
+	}
 
 	wait_ctl("verify");
 	if (ctl_exists("corrupt")) /* self-test of the checker: one wrong byte must be found */
