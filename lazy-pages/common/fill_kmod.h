@@ -36,7 +36,10 @@ void filler_kmod_close(struct filler *f);
  * uffd is then served with plain ioctls.
  */
 int filler_kmod_attach(struct filler *f, int uffd, pid_t pid, int pidfd, uint32_t *session);
-/* Drop uffd's session (before the uffd is closed: the session holds it). */
+/*
+ * Drop uffd's session (before the uffd is closed: the session holds it).
+ * Not concurrently with fills of that uffd.
+ */
 void filler_kmod_detach(struct filler *f, int uffd);
 
 /*

@@ -13,6 +13,7 @@
 #ifndef _UAPI_LINUX_LAZYFILL_H
 #define _UAPI_LINUX_LAZYFILL_H
 
+#include <linux/const.h>
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
@@ -52,7 +53,7 @@ enum lazyfill_mode {
 
 /* Extent flags. */
 /* Install write-protected (the VMA must be registered for WP). */
-#define LAZYFILL_EXT_WP		(1U << 0)
+#define LAZYFILL_EXT_WP		_BITUL(0)
 
 /* Per-extent result status. */
 enum lazyfill_status {
@@ -79,9 +80,9 @@ struct lazyfill_extent {
 
 /* Batch flags. */
 /* An extent stops at its first present page (UFFDIO_COPY's behaviour). */
-#define LAZYFILL_FILL_STOP_EXIST (1U << 0)
+#define LAZYFILL_FILL_STOP_EXIST _BITUL(0)
 /* Do not wake anyone: the caller issues UFFDIO_WAKE itself. */
-#define LAZYFILL_FILL_NOWAKE	 (1U << 1)
+#define LAZYFILL_FILL_NOWAKE	 _BITUL(1)
 
 struct lazyfill_batch {
 	__u32 version;		/* in: LAZYFILL_UAPI_VERSION */
