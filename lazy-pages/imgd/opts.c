@@ -148,5 +148,7 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	}
 	if (o->verbosity > 4)
 		o->verbosity = 4;
+	if (o->daemon && !o->log_file)
+		o->log_file = "criu-imgd.log"; /* detached: stderr goes nowhere */
 	return 0;
 }
