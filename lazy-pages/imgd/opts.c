@@ -22,7 +22,7 @@ static void usage(FILE *f)
 		"      --max-clients N    connections at once (default 256)\n"
 		"      --make-sums        write the dump-time checksum index (pages-N.img.xxh3)\n"
 		"                         of the image(s) and exit\n"
-		"  -o, --log-file FILE    log file (default: stderr)\n"
+		"  -o, --log-file FILE    log file (default: stderr; with -d: criu-imgd.log)\n"
 		"  -v[N], --verbosity[=N] log level 0..4 (default 2)\n"
 		"  -d, --daemon           detach once listening\n"
 		"      --pidfile FILE     write the server's pid to FILE\n"
