@@ -12,6 +12,7 @@
 #pragma GCC diagnostic ignored "-Woverride-init"
 #pragma GCC diagnostic ignored "-Woverride-init-side-effects"
 
+#include <pthread.h>
 #include <signal.h>
 
 #define REG_PAGES 512
@@ -229,6 +230,16 @@ static void extent_cases(void)
 	}
 }
 
+static int tid_stop;
+
+static void *tid_thread(void *arg)
+{
+	__atomic_store_n((pid_t *)arg, gettid(), __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&tid_stop, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	return NULL;
+}
+
 static void bind_cases(void)
 {
 	struct lazyfill_bind b;
@@ -262,6 +273,19 @@ static void bind_cases(void)
 	CHECK(BIND(.pidfd = p[1], .pid = 0) == -EINVAL, "bind a pipe as pidfd");
 	CHECK(BIND(.pidfd = uffd, .pid = 0) == -EINVAL, "bind the uffd as pidfd");
 	CHECK(ioctl(fd, LAZYFILL_IOC_BIND, NULL) && errno == EFAULT, "bind NULL");
+	/* A thread's id is not a process: sessions are per thread group. */
+	{
+		pthread_t th;
+		pid_t tid = 0;
+
+		pthread_create(&th, NULL, tid_thread, &tid);
+		while (!__atomic_load_n(&tid, __ATOMIC_ACQUIRE))
+			usleep(1000);
+		rc = BIND(.pid = tid);
+		CHECK(rc == -ESRCH, "bind a thread id: %d", rc);
+		__atomic_store_n(&tid_stop, 1, __ATOMIC_RELEASE);
+		pthread_join(th, NULL);
+	}
 	/*
 	 * Wrong task: a child that has no VMA registered with our uffd. CRIU
 	 * hands uffds over before registering, so the bind itself succeeds;

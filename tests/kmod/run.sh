@@ -8,7 +8,8 @@
 #                                 engine and build/tests/workloads)
 # Needs `make` and `make kmod` (build/lib/liblazy.a, build/kmod/lazyfill.ko); builds the test
 # programs tests/kmod/*.c into build/tests/kmod/. Results and logs: build/vm/kmod-<mode>/.
-# Env: KMOD_TESTS (default "hostile equal concur"), FUZZ_CALLS (default 100000), CONCUR_SECONDS (8), BENCH_PAGES (8192), BENCH_REPEAT (5),
+# Env: KMOD_TESTS (default "hostile equal concur"), KMOD_E2E_ENGINES (default "kmod uffd"),
+# FUZZ_CALLS (default 100000), CONCUR_SECONDS (8), BENCH_PAGES (8192), BENCH_REPEAT (5),
 # VMRUN_TIMEOUT.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,7 +39,7 @@ done
 R=$ROOT/build/vm/kmod-$mode
 rm -rf "$R"
 mkdir -p "$R"
-export VMRUN_PASSENV="KMOD_TESTS FUZZ_CALLS CONCUR_SECONDS BENCH_PAGES BENCH_REPEAT"
+export VMRUN_PASSENV="KMOD_TESTS KMOD_E2E_ENGINES FUZZ_CALLS CONCUR_SECONDS BENCH_PAGES BENCH_REPEAT"
 t0=$(date +%s)
 rc=0
 if [ "$mode" = e2e ]; then
