@@ -238,18 +238,30 @@ int lr_spawn(const struct lr_conf *c, const char *daemon, const char *imgdir, st
 	return -1;
 }
 
+/* Wait up to MS for the daemon to exit. CRIU's SIGCHLD handler may interrupt us by now. */
 static bool gone(struct lr_daemon *d, int ms)
 {
-	if (d->pidfd >= 0) {
-		struct pollfd pf = {.fd = d->pidfd, .events = POLLIN};
-		return poll(&pf, 1, ms) > 0;
+	double end = now_s() + ms / 1000.0;
+
+	for (;;) {
+		int left = (int)((end - now_s()) * 1000);
+		if (left < 0)
+			left = 0;
+		if (d->pidfd >= 0) {
+			struct pollfd pf = {.fd = d->pidfd, .events = POLLIN};
+			int r = poll(&pf, 1, left);
+			if (r > 0)
+				return true;
+			if (r < 0 && errno != EINTR)
+				return false;
+		} else {
+			if (kill(d->pid, 0) && errno == ESRCH)
+				return true;
+			usleep(20000);
+		}
+		if (now_s() >= end)
+			return false;
 	}
-	for (int t = 0; t <= ms; t += 20) {
-		if (kill(d->pid, 0) && errno == ESRCH)
-			return true;
-		usleep(20000);
-	}
-	return false;
 }
 
 static int send_sig(struct lr_daemon *d, int sig)

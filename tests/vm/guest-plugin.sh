@@ -17,6 +17,11 @@ LIB=$ROOT/build/lib/criu
 ETC=$VM/plugin-etc
 SUMMARY=$R/summary
 touch "$SUMMARY"
+# Private copies of the workloads: a rebuild in the shared tree during the run must not change
+# the binaries between dump and restore (CRIU checks their size).
+mkdir -p "$VM/wl"
+cp "$WL"/memhog "$WL"/tree "$VM/wl/"
+WL=$VM/wl
 ALL="local defaults tree criu-conf rpc rpc-flag imgd existing nonlazy always bad-config \
 no-daemon daemon-fails unsupported failed-restore publish"
 [ $# -gt 0 ] || set -- $ALL
@@ -276,6 +281,8 @@ s_always() {
 	[ -n "$_d" ] || { FAIL_WHY="no daemon started on lazy always"; return 1; }
 	grep -q "stopping the daemon (pid $_d): no restore connected to it" "$RUN/restore.log" ||
 		{ FAIL_WHY="restore.log: the idle daemon was not stopped"; return 1; }
+	! grep -q "did not stop on SIGTERM" "$RUN/restore.log" ||
+		{ FAIL_WHY="the daemon needed a SIGKILL"; return 1; }
 	wait_until 30 pid_gone "$_d" || { FAIL_WHY="daemon $_d still runs"; return 1; }
 	verify "$MAIN" "" || return 1
 	kill_case "$MAIN"
@@ -417,6 +424,8 @@ s_failed_restore() {
 	[ -n "$DPID" ] || { FAIL_WHY="the restore failed before the plugin started a daemon"; return 1; }
 	grep -q "stopping the daemon (pid $DPID): the restore failed" "$RUN/restore.log" ||
 		{ FAIL_WHY="restore.log: the plugin did not stop its daemon"; return 1; }
+	! grep -q "did not stop on SIGTERM" "$RUN/restore.log" ||
+		{ FAIL_WHY="the daemon needed a SIGKILL"; return 1; }
 	wait_until 30 pid_gone "$DPID" || { FAIL_WHY="daemon $DPID still runs"; return 1; }
 	DETAIL="daemon $DPID stopped; CRIU: $(grep -m1 'Error' "$RUN/restore.log" | cut -c1-80)"
 	DPID=""
