@@ -22,8 +22,8 @@ touch "$SUMMARY"
 mkdir -p "$VM/wl"
 cp "$WL"/memhog "$WL"/tree "$VM/wl/"
 WL=$VM/wl
-ALL="local defaults tree criu-conf rpc rpc-flag imgd existing nonlazy always bad-config \
-no-daemon daemon-fails unsupported failed-restore publish"
+ALL="local defaults workdir-default tree criu-conf rpc rpc-flag imgd existing nonlazy always \
+bad-config no-daemon daemon-fails unsupported failed-restore publish"
 [ $# -gt 0 ] || set -- $ALL
 
 record() { # record PASS|FAIL scenario detail
@@ -177,6 +177,27 @@ s_defaults() {
 	new_run "$MAIN" defaults
 	PCONF=""
 	lazy_ok "$MAIN" "$RUN/criu-lazyd.log" --lazy-pages --lib "$LIB" || return 1
+	kill_case "$MAIN"
+}
+
+s_workdir_default() {
+	# The quick start's command line: no -W, so the work dir (socket, daemon log) is the
+	# images dir.
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	new_run "$MAIN" workdir-default
+	rm -f "$VM/$MAIN/img/criu-lazyd.log"
+	DPID=""
+	if ! env -u CRIU_LAZY_RESTORE_CONF timeout 300 criu restore -D "$VM/$MAIN/img" -d \
+		-o "$RUN/restore.log" -v4 --lazy-pages --lib "$LIB"; then
+		FAIL_WHY="criu restore failed"
+		return 1
+	fi
+	DPID=$(plugin_daemon_pid)
+	[ -n "$DPID" ] || { FAIL_WHY="the plugin did not start a daemon (restore.log)"; return 1; }
+	verify "$MAIN" "$VM/$MAIN/img/criu-lazyd.log" || return 1
+	grep -q "work dir $VM/$MAIN/img\$" "$RUN/restore.log" ||
+		{ FAIL_WHY="restore.log: the work dir is not the images dir"; return 1; }
+	rm -f "$VM/$MAIN/img/criu-lazyd.log"
 	kill_case "$MAIN"
 }
 
