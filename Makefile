@@ -107,12 +107,12 @@ kmod-if-headers:
 	elif [ -f kmod/Makefile ]; then echo "notice: no kernel headers at $(KDIR): lazyfill.ko not built"; fi
 
 $(B)/tests/unit/%: tests/unit/%.c $(LIBLAZY) $(GEN_H)
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS) -lcriterion
+	@mkdir -p $(dir $@) $(B)/obj/tests/unit
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/unit/$*.d -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS) -lcriterion
 
 $(B)/tests/host/%: tests/host/%.c $(LIBLAZY) $(GEN_H)
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS)
+	@mkdir -p $(dir $@) $(B)/obj/tests/host
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/host/$*.d -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS)
 
 build/tests/workloads/%: tests/workloads/%.c
 	@mkdir -p $(dir $@)

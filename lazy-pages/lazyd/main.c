@@ -428,5 +428,6 @@ int main(int argc, char **argv)
 		pr_err("cannot write stats file %s", o.stats_file);
 	teardown(&d);
 	free(imgdir);
-	return rc ? 1 : 0;
+	/* A restore we had to kill tasks of did not succeed. */
+	return rc || d.st.tasks_killed ? 1 : 0;
 }

@@ -149,40 +149,92 @@ static void queue_fault(struct lz_task *t, uint64_t addr)
 
 static void count_dropped(struct lazyd *d, struct lz_task *t, uint64_t start, uint64_t end)
 {
-	uint64_t before = t->pend.pages;
+	uint64_t before = t->pend.data_pages;
 	if (pending_remove(&t->pend, start, end))
 		lazyd_task_fail(d, t, "out of memory while tracking pending pages");
-	d->st.pages_dropped += before - t->pend.pages;
+	d->st.pages_dropped += before - t->pend.data_pages;
 }
 
+/*
+ * The kernel sends FORK before the child has a pid, so the child is named
+ * after its parent until ident_*() below can tell which process it is.
+ */
 static void on_fork(struct lazyd *d, struct lz_task *t, int ufd)
 {
-	pid_t known[256];
-	size_t n = 0;
 	char name[48];
 
-	for (struct lz_task *k = d->tasks; k && n < 256; k = k->next)
-		if (k->real > 0)
-			known[n++] = k->real;
-	pid_t child = t->real > 0 ? task_find_new_child(t->real, known, n) : -1;
-	int cpid = child > 0 ? task_ns_pid(child) : -1;
-	if (cpid > 0)
-		snprintf(name, sizeof(name), "pid %d", cpid);
-	else
-		snprintf(name, sizeof(name), "child of pid %d", t->pid);
+	snprintf(name, sizeof(name), "child of pid %d", t->pid);
 	d->st.forks++;
-	struct lz_task *c = lazyd_add_task(d, cpid, child, ufd, t->img, &t->pend, name);
+	struct lz_task *c = lazyd_add_task(d, -1, -1, ufd, t->img, &t->pend, name);
 	if (!c) {
 		close(ufd);
 		lazyd_task_fail(d, t, "cannot follow its fork");
 		return;
 	}
-	pr_info("%s: forked %s with %lu pending pages", t->name, c->name,
+	c->parent_real = t->real;
+	pr_info("%s: forked a child with %lu pending pages", t->name,
 		(unsigned long)c->pend.pages);
-	if (child <= 0)
-		pr_warn("%s: could not tell the pid of its new child; it is served, but could "
-			"not be killed on a failure",
-			t->name);
+}
+
+#define IDENT_MAX_TRIES 64
+#define IDENT_MAX_CAND 64
+
+struct ident {
+	pid_t cand[IDENT_MAX_CAND];
+	size_t n;
+	uint64_t addr;
+};
+
+/*
+ * Which of the parent's children is this uffd's? The one in which the page
+ * we are about to install at addr (missing in all of them before) is
+ * present after: /proc/PID/pagemap shows it without touching the page.
+ */
+static void ident_prepare(struct lazyd *d, struct lz_task *t, uint64_t addr, struct ident *id)
+{
+	pid_t known[256], c[IDENT_MAX_CAND];
+	size_t nk = 0;
+
+	id->n = 0;
+	if (t->real > 0 || t->parent_real <= 0 || t->ident_tries >= IDENT_MAX_TRIES)
+		return;
+	t->ident_tries++;
+	for (struct lz_task *k = d->tasks; k && nk < 256; k = k->next)
+		if (k->real > 0)
+			known[nk++] = k->real;
+	size_t n = task_children(t->parent_real, known, nk, c, IDENT_MAX_CAND);
+	for (size_t i = 0; i < n; i++)
+		if (task_page_present(c[i], addr) == 0)
+			id->cand[id->n++] = c[i];
+	id->addr = addr;
+}
+
+static void ident_finish(struct lazyd *d, struct lz_task *t, const struct ident *id)
+{
+	pid_t hit = -1;
+	int hits = 0;
+
+	for (size_t i = 0; i < id->n; i++)
+		if (task_page_present(id->cand[i], id->addr) == 1) {
+			hit = id->cand[i];
+			hits++;
+		}
+	if (hits != 1)
+		return;
+	int pidfd = task_open_pidfd(hit);
+	/* Checked again through the pidfd's process, so a reused pid cannot slip in. */
+	if (pidfd < 0 || task_page_present(hit, id->addr) != 1 || ep_add(d, pidfd, &t->pidfd_tag)) {
+		if (pidfd >= 0)
+			close(pidfd);
+		return;
+	}
+	char was[48];
+	snprintf(was, sizeof(was), "%s", t->name);
+	t->real = hit;
+	t->pidfd = pidfd;
+	t->pid = task_ns_pid(hit);
+	snprintf(t->name, sizeof(t->name), "pid %d", t->pid);
+	pr_info("%s: the %s (pid %d here)", t->name, was, (int)hit);
 }
 
 static void handle_msg(struct lazyd *d, struct lz_task *t, const struct uffd_msg *m)
@@ -290,6 +342,8 @@ static int install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r,
 		const void *data = NULL;
 		int rc;
 
+		struct ident id;
+		ident_prepare(d, t, r.start, &id);
 		if (r.flags & PEND_ZERO) {
 			rc = d->fill.ops->zero(d->fill.ctx, t->uffd, r.start, len, &done);
 		} else {
@@ -314,6 +368,8 @@ static int install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r,
 				continue;
 			}
 		}
+		if (done && id.n)
+			ident_finish(d, t, &id);
 		if (done) {
 			account(d, &r, done, p);
 			if (pending_remove(&t->pend, r.start, r.start + done)) {

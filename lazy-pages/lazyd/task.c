@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -21,108 +20,115 @@
 #define SYS_pidfd_send_signal 424
 #endif
 
-#define MAX_CHILDREN 4096
+#define MAX_ANCESTRY 256 /* ppid links followed at most */
 
-static int ns_ino(pid_t p, const char *ns, ino_t *ino)
-{
-	char path[64];
-	struct stat st;
+struct proc_ids {
+	pid_t ppid;
+	int ns_pid; /* last NSpid field: the pid in its own namespace */
+	int ns_depth; /* number of NSpid fields */
+};
 
-	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)p, ns);
-	if (stat(path, &st))
-		return -1;
-	*ino = st.st_ino;
-	return 0;
-}
-
-/* Last field of the NSpid: line: the pid in the process's own namespace. */
-int task_ns_pid(pid_t real)
+static int read_ids(pid_t p, struct proc_ids *ids)
 {
 	char path[64], line[256];
-	int last = -1;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)real);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)p);
 	FILE *f = fopen(path, "re");
 	if (!f)
 		return -1;
+	ids->ppid = -1;
+	ids->ns_pid = -1;
+	ids->ns_depth = 0;
 	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "NSpid:", 6))
-			continue;
-		char *s = line + 6, *end;
-		for (;;) {
-			long v = strtol(s, &end, 10);
-			if (end == s)
-				break;
-			last = (int)v;
-			s = end;
+		if (!strncmp(line, "PPid:", 5)) {
+			ids->ppid = (pid_t)strtol(line + 5, NULL, 10);
+		} else if (!strncmp(line, "NSpid:", 6)) {
+			char *s = line + 6, *end;
+			for (int i = 0; i < 64; i++) {
+				long v = strtol(s, &end, 10);
+				if (end == s)
+					break;
+				ids->ns_pid = (int)v;
+				ids->ns_depth++;
+				s = end;
+			}
 		}
-		break;
 	}
 	fclose(f);
-	return last;
+	return ids->ns_pid > 0 ? 0 : -1;
 }
 
-static bool in_ns(pid_t real, int pid, const ino_t *cand, int ncand)
+int task_ns_pid(pid_t real)
 {
-	ino_t ino;
+	struct proc_ids ids;
+	return read_ids(real, &ids) ? -1 : ids.ns_pid;
+}
 
-	if (task_ns_pid(real) != pid || ns_ino(real, "pid", &ino))
-		return false;
-	for (int i = 0; i < ncand; i++)
-		if (cand[i] == ino)
+static bool descends_from(pid_t p, pid_t ancestor)
+{
+	struct proc_ids ids;
+
+	for (int i = 0; i < MAX_ANCESTRY && p > 1; i++) {
+		if (read_ids(p, &ids))
+			return false;
+		if (ids.ppid == ancestor)
 			return true;
+		p = ids.ppid;
+	}
 	return false;
 }
 
+/*
+ * While criu restores, every restored task descends from it, whichever pid
+ * namespace it was restored into (criu's own, one it unshared, or one it
+ * created with CLONE_NEWPID for the root task): so the task sent as 'pid'
+ * is the descendant of the peer whose innermost pid is 'pid'. Nested
+ * namespaces could hold two such; the shallowest is the restored tree's.
+ */
 pid_t task_resolve_pid(pid_t peer, int pid)
 {
-	ino_t cand[2];
-	int ncand = 0;
+	struct proc_ids ids;
 
-	if (peer > 0 && !ns_ino(peer, "pid", &cand[ncand]))
-		ncand++;
-	if (peer > 0 && !ns_ino(peer, "pid_for_children", &cand[ncand]))
-		ncand++;
-	if (!ncand) {
-		/* No peer credentials: assume the restore shares our namespace. */
-		if (ns_ino(getpid(), "pid", &cand[0]))
-			return -1;
-		ncand = 1;
+	if (peer <= 0) {
+		/* No peer credentials: only a restore into our own namespace can be told. */
+		return (!read_ids(pid, &ids) && ids.ns_depth == 1 && ids.ns_pid == pid) ? pid : -1;
 	}
-	if (in_ns(pid, pid, cand, ncand))
+	if (!read_ids(pid, &ids) && ids.ns_pid == pid && descends_from(pid, peer))
 		return pid;
 
 	DIR *d = opendir("/proc");
 	if (!d)
 		return -1;
 	pid_t found = -1;
+	int depth = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		char *end;
 		long v = strtol(de->d_name, &end, 10);
 		if (*end || v <= 0)
 			continue;
-		if (in_ns((pid_t)v, pid, cand, ncand)) {
+		if (read_ids((pid_t)v, &ids) || ids.ns_pid != pid)
+			continue;
+		if ((found < 0 || ids.ns_depth < depth) && descends_from((pid_t)v, peer)) {
 			found = (pid_t)v;
-			break;
+			depth = ids.ns_depth;
 		}
 	}
 	closedir(d);
 	return found;
 }
 
-pid_t task_find_new_child(pid_t parent, const pid_t *known, size_t n)
+size_t task_children(pid_t parent, const pid_t *known, size_t nknown, pid_t *out, size_t max)
 {
 	char path[64];
-	pid_t found = -1;
-	int nfound = 0;
+	size_t n = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)parent);
 	DIR *d = opendir(path);
 	if (!d)
-		return -1;
+		return 0;
 	struct dirent *de;
-	while ((de = readdir(d)) && nfound < MAX_CHILDREN) {
+	while ((de = readdir(d)) && n < max) {
 		if (de->d_name[0] == '.')
 			continue;
 		char cpath[96];
@@ -132,20 +138,35 @@ pid_t task_find_new_child(pid_t parent, const pid_t *known, size_t n)
 		if (!f)
 			continue;
 		int c;
-		while (nfound < MAX_CHILDREN && fscanf(f, "%d", &c) == 1) {
+		while (n < max && fscanf(f, "%d", &c) == 1) {
 			bool seen = false;
-			for (size_t i = 0; i < n && !seen; i++)
+			for (size_t i = 0; i < nknown && !seen; i++)
 				seen = known[i] == c;
-			if (!seen && c != found) {
-				found = c;
-				nfound++;
-			}
+			for (size_t i = 0; i < n && !seen; i++)
+				seen = out[i] == c;
+			if (!seen)
+				out[n++] = c;
 		}
 		fclose(f);
 	}
 	closedir(d);
-	/* Several new children at once: we cannot tell which uffd is whose. */
-	return nfound == 1 ? found : -1;
+	return n;
+}
+
+int task_page_present(pid_t pid, uint64_t addr)
+{
+	char path[64];
+	uint64_t ent;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = pread(fd, &ent, sizeof(ent), (off_t)(addr / 4096 * sizeof(ent)));
+	close(fd);
+	if (n != sizeof(ent))
+		return -1;
+	return (ent >> 63) & 1;
 }
 
 int task_open_pidfd(pid_t real)
@@ -157,14 +178,10 @@ int task_open_pidfd(pid_t real)
 
 bool task_kill(struct lz_task *t)
 {
-	if (t->pidfd >= 0 && !syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0)) {
-		t->killed = true;
+	if (t->pidfd >= 0 && !syscall(SYS_pidfd_send_signal, t->pidfd, SIGKILL, NULL, 0))
 		return true;
-	}
-	if (t->pidfd >= 0 && errno == ESRCH) {
-		t->killed = true;
+	if (t->pidfd >= 0 && errno == ESRCH)
 		return true;
-	}
-	pr_err("%s: cannot kill the task: no pidfd for it", t->name);
+	pr_err("%s: cannot kill the task: its pid is not known here", t->name);
 	return false;
 }

@@ -36,18 +36,22 @@ struct lz_task {
 	bool gone;	  /* exited or mm gone: nothing more to do */
 	bool killed;	  /* failed: SIGKILLed (or unkillable), served no more */
 	bool need_events; /* an install hit EAGAIN: read this uffd's events first */
+	pid_t parent_real; /* a fork child whose pid is not known yet: its parent */
+	unsigned ident_tries;
 	char name[48];	  /* for logs: "pid 42" or "pid 42 (child of 41)" */
 	struct ep_tag uffd_tag, pidfd_tag;
 	struct lz_task *next;
 };
 
 /*
- * Find the daemon-namespace pid of the task that is 'pid' in the namespace of
- * the restoring criu (peer), or whose namespace peer created for its children.
+ * The daemon-namespace pid of the task that restore sent as 'pid', found
+ * among the descendants of the restoring criu (peer); -1 if not found.
  */
 pid_t task_resolve_pid(pid_t peer, int pid);
-/* Children of 'parent' (daemon namespace) that are not in 'known' (n entries). */
-pid_t task_find_new_child(pid_t parent, const pid_t *known, size_t n);
+/* Children of 'parent' that are not in 'known': up to max into out. */
+size_t task_children(pid_t parent, const pid_t *known, size_t nknown, pid_t *out, size_t max);
+/* 1 if the page at addr is present in pid's memory, 0 if not, -1 if it cannot be told. */
+int task_page_present(pid_t pid, uint64_t addr);
 /* The pid of a daemon-namespace process as seen in its own namespace, or -1. */
 int task_ns_pid(pid_t real);
 int task_open_pidfd(pid_t real);

@@ -17,12 +17,8 @@ TAIL=${SIM_LOG_TAIL:-40}
 
 # Known daemon bugs (see the scenario list): reported as XFAIL, not counted as failures, so
 # that CI stays green until they are fixed; an XFAIL scenario that passes is an XPASS (passed).
-#   pidns-vanish: a task in a pid namespace restore created (CLONE_NEWPID) cannot be resolved
-#   to a pid here, so the daemon cannot kill it and holds its uffd forever (it never exits).
-#   fork-storm: on a FORK event the daemon guesses the child's pid from the parent's children
-#   list, where the new child is not linked yet; it then watches another child's pidfd, and
-#   when that one exits it closes the uffd of a child still running: zero-filled pages.
-XFAIL=${SIM_XFAIL-pidns-vanish fork-storm}
+#   (none at the moment)
+XFAIL=${SIM_XFAIL-}
 
 is_xfail() {
 	for x in $XFAIL; do
