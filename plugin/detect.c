@@ -26,7 +26,7 @@ static void scan_file(struct lr_criu_scan *s, const char *path)
 	free(text);
 }
 
-bool lr_restore_is_lazy(char *why, size_t n)
+bool lr_restore_is_lazy(char *why, size_t n, bool *rpc)
 {
 	struct lr_criu_scan s;
 	size_t len = 0;
@@ -87,5 +87,6 @@ bool lr_restore_is_lazy(char *why, size_t n)
 		snprintf(why, n, "no --lazy-pages on the command line or in CRIU's config files");
 	free(argv);
 	free(cmd);
+	*rpc = s.rpc;
 	return s.lazy;
 }

@@ -21,7 +21,8 @@
 #include "lr.h"
 
 static struct lr_daemon started = {.pid = -1, .pidfd = -1};
-static bool forced; /* started on `lazy always`, not because the restore was seen lazy */
+static bool forced;	/* started on `lazy always`, not because the restore was seen lazy */
+static bool rpc_unseen; /* an RPC restore we did not find lazy, with no daemon listening */
 
 /* Our settings. QUIET: a broken file is only a warning (the restore is not ours to fail). */
 static int load_conf(struct lr_conf *c, bool quiet)
@@ -60,9 +61,11 @@ static int restore_init(void)
 	char why[PATH_MAX + 2048], cwd[PATH_MAX], imgdir[PATH_MAX], daemon[PATH_MAX];
 	struct lr_conf c;
 
-	bool lazy = lr_restore_is_lazy(why, sizeof(why));
+	bool rpc = false;
+	bool lazy = lr_restore_is_lazy(why, sizeof(why), &rpc);
 
 	if (!lazy) {
+		rpc_unseen = rpc && access(LR_SOCKET, F_OK) != 0;
 		/* Untouched, unless the settings say `lazy always`; a broken file is not our
 		 * business here. */
 		if (load_conf(&c, true) || c.lazy != LR_LAZY_ALWAYS) {
@@ -156,6 +159,11 @@ static int lr_init(int stage)
 
 static void lr_exit(int stage, int ret)
 {
+	if (stage == CR_PLUGIN_STAGE__RESTORE && ret && rpc_unseen)
+		lr_warn(
+		    "the restore failed. If it was meant to be lazy (lazy_pages in the RPC "
+		    "request), the plugin could not see that: put lazy-pages into the request's "
+		    "config file or set `lazy always` (docs/plugin.md)");
 	if (stage != CR_PLUGIN_STAGE__RESTORE || started.pid <= 0)
 		return;
 	if (ret) {

@@ -25,8 +25,9 @@ void lr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 #define lr_info(...) lr_log(LR_LOG_INFO, __VA_ARGS__)
 #define lr_debug(...) lr_log(LR_LOG_DEBUG, __VA_ARGS__)
 
-/* detect.c: is this `criu restore` lazy? WHY says how we know (for the log). */
-bool lr_restore_is_lazy(char *why, size_t n);
+/* detect.c: is this `criu restore` lazy? WHY says how we know (for the log); *RPC: CRIU
+ * runs as an RPC service (whose request we cannot read). */
+bool lr_restore_is_lazy(char *why, size_t n, bool *rpc);
 
 /* sockcheck.c: 1 if a daemon listens on lazy-pages.socket in the cwd, 0 if none does (no
  * file, or a stale one), -1 if we cannot tell (then *why says so). */

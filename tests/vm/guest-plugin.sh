@@ -22,8 +22,8 @@ touch "$SUMMARY"
 mkdir -p "$VM/wl"
 cp "$WL"/memhog "$WL"/tree "$VM/wl/"
 WL=$VM/wl
-ALL="local defaults workdir-default tree criu-conf rpc rpc-flag imgd existing nonlazy always \
-bad-config no-daemon daemon-fails unsupported failed-restore publish"
+ALL="local defaults workdir-default tree criu-conf rpc rpc-flag rpc-unseen imgd existing nonlazy \
+always bad-config no-daemon daemon-fails unsupported failed-restore publish"
 [ $# -gt 0 ] || set -- $ALL
 
 record() { # record PASS|FAIL scenario detail
@@ -288,6 +288,25 @@ s_rpc_flag() {
 	grep -q "lazy restore (lazy-pages on the command line of the RPC client" "$RUN/restore.log" ||
 		{ FAIL_WHY="restore.log: not detected from the client's command line"; return 1; }
 	kill_case "$MAIN"
+}
+
+s_rpc_unseen() {
+	# The documented limit: lazy_pages in the RPC request only, nothing visible. CRIU cannot
+	# connect and fails; the plugin's log says why and what to do.
+	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
+	new_run "$MAIN" rpc-unseen
+	_rc=$(conf rpc-lib "lib $LIB")
+	PCONF=$(conf rpc-unseen "log $RUN/lazyd.log")
+	DPID=""
+	if rpc_restore "$_rc" 1; then
+		FAIL_WHY="the RPC restore succeeded"
+		kill_case "$MAIN"
+		return 1
+	fi
+	grep -q "lazy_restore: .*If it was meant to be lazy (lazy_pages in the RPC request), the plugin could not see that" \
+		"$RUN/restore.log" || { FAIL_WHY="restore.log: no hint from the plugin"; return 1; }
+	pid_gone "$(cat "$VM/$MAIN/pid")" || { FAIL_WHY="the workload runs"; return 1; }
+	DETAIL="CRIU: $(grep -m1 'Error' "$RUN/restore.log" | sed 's/^([0-9. ]*) //' | cut -c1-70)"
 }
 
 s_always() {
