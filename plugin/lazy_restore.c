@@ -74,6 +74,7 @@ static int restore_init(void)
 		}
 		snprintf(why, sizeof(why), "`lazy always` in %s:%d", c.file, c.line[LRK_LAZY]);
 		forced = true;
+		rpc_unseen = false;
 	} else if (load_conf(&c, false)) {
 		return -1;
 	}
