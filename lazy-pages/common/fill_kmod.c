@@ -27,7 +27,7 @@ struct kmod_ctx {
 	struct filler plain; /* for uffds without a session */
 	struct lazyfill_info info;
 	uint64_t batches, kmod_bytes, plain_calls; /* updated atomically */
-	uint32_t attach_failed;
+	uint32_t attach_failed, dropped;
 };
 
 static const struct filler_ops kmod_ops;
@@ -51,6 +51,29 @@ static int session_fd(struct kmod_ctx *k, int uffd)
 	}
 	pthread_mutex_unlock(&k->lock);
 	return fd;
+}
+
+/*
+ * The module refused uffd's destination as not registered with that uffd
+ * in the bound task, but the uffd itself took it: the session is bound to
+ * the wrong task (e.g. a guessed pid). Drop it: plain ioctls from now on.
+ */
+static void drop_session(struct kmod_ctx *k, int uffd, int fd)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 0; i < k->n; i++) {
+		if (k->s[i].uffd == uffd && k->s[i].fd == fd) {
+			k->s[i] = k->s[--k->n];
+			k->dropped++;
+			found = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&k->lock);
+	if (found)
+		close(fd);
 }
 
 static int batch_ioctl(struct kmod_ctx *k, int fd, struct lazyfill_extent *ext, uint32_t n,
@@ -115,35 +138,42 @@ static int one_extent(struct kmod_ctx *k, int fd, uint64_t dst, const void *src,
 		*done = 0;
 		break;
 	}
-	/* Not in a VMA registered with this uffd (any more): as UFFDIO_COPY says it. */
-	if (rc == -EPERM)
-		rc = -ENOENT;
 	return rc ? rc : -EIO;
+}
+
+/*
+ * Through the module if uffd has a session, else (or if the module said
+ * "not registered with this uffd here", EPERM, which it also says for a
+ * session bound to the wrong task) with the plain ioctls: the uffd itself
+ * has the last word on where its registrations are.
+ */
+static int kmod_fill(struct kmod_ctx *k, int uffd, uint64_t dst, const void *src, uint64_t len,
+		     uint32_t mode, uint64_t *done)
+{
+	int fd = session_fd(k, uffd), rc = -EPERM;
+
+	if (fd >= 0)
+		rc = one_extent(k, fd, dst, src, len, mode, done);
+	if (rc != -EPERM)
+		return rc;
+	__atomic_add_fetch(&k->plain_calls, 1, __ATOMIC_RELAXED);
+	rc = mode == LAZYFILL_MODE_ZERO
+		 ? k->plain.ops->zero(k->plain.ctx, uffd, dst, len, done)
+		 : k->plain.ops->copy(k->plain.ctx, uffd, dst, src, len, done);
+	if (fd >= 0 && (rc == 0 || rc == -EEXIST || *done))
+		drop_session(k, uffd, fd);
+	return rc;
 }
 
 static int kmod_copy(void *ctx, int uffd, uint64_t dst, const void *src, uint64_t len,
 		     uint64_t *done)
 {
-	struct kmod_ctx *k = ctx;
-	int fd = session_fd(k, uffd);
-
-	if (fd < 0) {
-		__atomic_add_fetch(&k->plain_calls, 1, __ATOMIC_RELAXED);
-		return k->plain.ops->copy(k->plain.ctx, uffd, dst, src, len, done);
-	}
-	return one_extent(k, fd, dst, src, len, LAZYFILL_MODE_COPY, done);
+	return kmod_fill(ctx, uffd, dst, src, len, LAZYFILL_MODE_COPY, done);
 }
 
 static int kmod_zero(void *ctx, int uffd, uint64_t dst, uint64_t len, uint64_t *done)
 {
-	struct kmod_ctx *k = ctx;
-	int fd = session_fd(k, uffd);
-
-	if (fd < 0) {
-		__atomic_add_fetch(&k->plain_calls, 1, __ATOMIC_RELAXED);
-		return k->plain.ops->zero(k->plain.ctx, uffd, dst, len, done);
-	}
-	return one_extent(k, fd, dst, NULL, len, LAZYFILL_MODE_ZERO, done);
+	return kmod_fill(ctx, uffd, dst, NULL, len, LAZYFILL_MODE_ZERO, done);
 }
 
 static int kmod_wake(void *ctx, int uffd, uint64_t dst, uint64_t len)
@@ -264,6 +294,7 @@ void filler_kmod_get_stats(const struct filler *f, struct filler_kmod_stats *st)
 	pthread_mutex_lock(&k->lock);
 	st->sessions = (uint32_t)k->n;
 	st->attach_failed = k->attach_failed;
+	st->dropped = k->dropped;
 	pthread_mutex_unlock(&k->lock);
 	st->batches = __atomic_load_n(&k->batches, __ATOMIC_RELAXED);
 	st->kmod_bytes = __atomic_load_n(&k->kmod_bytes, __ATOMIC_RELAXED);

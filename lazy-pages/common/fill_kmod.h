@@ -5,6 +5,9 @@
  * pid or pidfd) to a session. The filler_ops then go through the module for
  * that uffd, and through plain userfaultfd ioctls for any uffd that is not
  * attached (or whose bind failed), so the engine is always correct to use.
+ * When the module refuses a destination as not registered with the uffd
+ * (EPERM), the plain ioctl is tried: if the uffd takes it, the session was
+ * bound to the wrong task (a wrong pid) and is dropped.
  * filler_kmod_batch() is the batch entry point: many extents in one call,
  * validated as a whole, each merged range woken once after the batch.
  * Safe to call from several threads at once.
@@ -60,6 +63,7 @@ struct filler_kmod_stats {
 	uint64_t plain_calls;	/* calls served with plain ioctls (no session) */
 	uint32_t sessions;	/* attached now */
 	uint32_t attach_failed; /* binds the module refused */
+	uint32_t dropped;	/* sessions dropped: bound to the wrong task (the uffd disagreed) */
 };
 void filler_kmod_get_stats(const struct filler *f, struct filler_kmod_stats *st);
 

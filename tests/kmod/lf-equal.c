@@ -241,6 +241,29 @@ static unsigned char *run(int how, pid_t *cpid_out)
 	if (kmod) {
 		int rc = filler_kmod(&f);
 		CHECK(rc == 0, "filler_kmod: %s", strerror(-rc));
+		if (how == 1) {
+			/*
+			 * Bound to the wrong task (this one: a guessed pid gone wrong),
+			 * the engine still installs right: the module refuses, the uffd
+			 * takes the plain ioctl, and the session is dropped.
+			 */
+			size_t w = 0;
+			while (plan[w].wp)
+				w++;
+			rc = filler_kmod_attach(&f, uffd, getpid(), -1, NULL);
+			CHECK(rc == 0, "attach to the wrong task: %s", strerror(-rc));
+			uint64_t done = 0;
+			rc = plan[w].zero
+				 ? f.ops->zero(f.ctx, uffd, plan[w].dst, plan[w].len, &done)
+				 : f.ops->copy(f.ctx, uffd, plan[w].dst,
+					       srcbuf + page_index(plan[w].dst) * PG, plan[w].len,
+					       &done);
+			struct filler_kmod_stats ks;
+			filler_kmod_get_stats(&f, &ks);
+			CHECK(rc == 0 && done == plan[w].len && ks.dropped == 1 && ks.sessions == 0,
+			      "wrong task: rc %d done %llu dropped %u sessions %u", rc,
+			      (unsigned long long)done, ks.dropped, ks.sessions);
+		}
 		rc = filler_kmod_attach(&f, uffd, pid, -1, NULL);
 		CHECK(rc == 0, "attach: %s", strerror(-rc));
 		for (size_t i = 0; i < nplan; i += 128) {
