@@ -174,9 +174,27 @@ static long lf_do_bind(struct lf_session *s, struct lazyfill_bind *b)
 		goto out_pid;
 
 	/*
-	 * Whether the uffd is this task's is proven by the batches: CRIU hands
-	 * the uffd over before its restorer registers any VMA with it.
+	 * Whether the uffd is this task's is proven by the batches (CRIU hands
+	 * the uffd over before its restorer registers any VMA with it), or
+	 * now, if the caller asks.
 	 */
+	if (b->flags & LAZYFILL_BIND_VERIFY) {
+		bool found;
+
+		ret = -EINTR;
+		if (mmap_read_lock_killable(mm)) {
+			mmput(mm);
+			goto out_pid;
+		}
+		found = lf_mm_has_ctx_locked(mm, uffd->private_data);
+		mmap_read_unlock(mm);
+		ret = -EPERM;
+		if (!found) {
+			mmput(mm);
+			goto out_pid;
+		}
+		set_bit(LF_S_PROVEN, &s->flags);
+	}
 	mmgrab(mm);
 	mmput(mm);
 
@@ -217,7 +235,7 @@ long lf_session_bind(struct lf_session *s, void __user *arg)
 
 	if (copy_from_user(&b, arg, sizeof(b)))
 		return -EFAULT;
-	if (b.version != LAZYFILL_UAPI_VERSION || b.flags ||
+	if (b.version != LAZYFILL_UAPI_VERSION || (b.flags & ~LAZYFILL_BIND_VERIFY) ||
 	    b.reserved[0] || b.reserved[1] || b.session)
 		return -EINVAL;
 	if (b.pidfd < -1 || (b.pidfd == -1 && b.pid <= 0) ||

@@ -224,11 +224,13 @@ int filler_kmod(struct filler *f)
 	return 0;
 }
 
-int filler_kmod_attach(struct filler *f, int uffd, pid_t pid, int pidfd, uint32_t *session)
+static int attach(struct filler *f, int uffd, pid_t pid, int pidfd, uint32_t flags,
+		  uint32_t *session)
 {
 	struct kmod_ctx *k = f->ctx;
 	struct lazyfill_bind b = {
 	    .version = LAZYFILL_UAPI_VERSION,
+	    .flags = flags,
 	    .uffd = uffd,
 	    .pidfd = pidfd >= 0 ? pidfd : -1,
 	    .pid = pidfd >= 0 ? 0 : pid,
@@ -256,7 +258,7 @@ int filler_kmod_attach(struct filler *f, int uffd, pid_t pid, int pidfd, uint32_
 	}
 	if (!rc)
 		k->s[k->n++] = (struct kmod_session){.uffd = uffd, .fd = fd, .id = b.session};
-	else
+	else if (rc != -EPERM || !(flags & LAZYFILL_BIND_VERIFY))
 		k->attach_failed++;
 	pthread_mutex_unlock(&k->lock);
 	if (rc) {
@@ -267,6 +269,16 @@ int filler_kmod_attach(struct filler *f, int uffd, pid_t pid, int pidfd, uint32_
 	if (session)
 		*session = b.session;
 	return 0;
+}
+
+int filler_kmod_attach(struct filler *f, int uffd, pid_t pid, int pidfd, uint32_t *session)
+{
+	return attach(f, uffd, pid, pidfd, 0, session);
+}
+
+int filler_kmod_attach_verified(struct filler *f, int uffd, pid_t pid, int pidfd, uint32_t *session)
+{
+	return attach(f, uffd, pid, pidfd, LAZYFILL_BIND_VERIFY, session);
 }
 
 void filler_kmod_detach(struct filler *f, int uffd)

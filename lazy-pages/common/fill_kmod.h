@@ -40,6 +40,13 @@ void filler_kmod_close(struct filler *f);
  */
 int filler_kmod_attach(struct filler *f, int uffd, pid_t pid, int pidfd, uint32_t *session);
 /*
+ * The same, only if the task has a VMA registered with uffd now: -EPERM if
+ * not. An exact answer to "is this uffd that task's?" (a fork event's uffd
+ * and the parent's children, say), and the session is attached if it is.
+ */
+int filler_kmod_attach_verified(struct filler *f, int uffd, pid_t pid, int pidfd,
+				uint32_t *session);
+/*
  * Drop uffd's session (before the uffd is closed: the session holds it).
  * Not concurrently with fills of that uffd.
  */

@@ -264,7 +264,9 @@ static unsigned char *run(int how, pid_t *cpid_out)
 			      "wrong task: rc %d done %llu dropped %u sessions %u", rc,
 			      (unsigned long long)done, ks.dropped, ks.sessions);
 		}
-		rc = filler_kmod_attach(&f, uffd, pid, -1, NULL);
+		/* The child registered before it sent the uffd: a verified attach works. */
+		rc = how == 2 ? filler_kmod_attach_verified(&f, uffd, pid, -1, NULL)
+			      : filler_kmod_attach(&f, uffd, pid, -1, NULL);
 		CHECK(rc == 0, "attach: %s", strerror(-rc));
 		for (size_t i = 0; i < nplan; i += 128) {
 			uint32_t n = (uint32_t)(nplan - i < 128 ? nplan - i : 128);

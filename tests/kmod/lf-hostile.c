@@ -262,7 +262,7 @@ static void bind_cases(void)
 				    __VA_ARGS__},                                                  \
 	 ioctl(fd, LAZYFILL_IOC_BIND, &b) ? -errno : 0)
 	CHECK(BIND(.version = 0) == -EINVAL, "bind version 0");
-	CHECK(BIND(.flags = 1) == -EINVAL, "bind flags");
+	CHECK(BIND(.flags = 2) == -EINVAL, "bind unknown flags");
 	CHECK(BIND(.reserved = {1, 0}) == -EINVAL, "bind reserved");
 	CHECK(BIND(.pid = 0) == -EINVAL, "bind no pid");
 	CHECK(BIND(.pidfd = -5) == -EINVAL, "bind pidfd -5");
@@ -309,6 +309,10 @@ static void bind_cases(void)
 					   .uffd = u,
 					   .pidfd = how == 1 ? pidfd : -1,
 					   .pid = how == 1 ? 0 : (how == 2 ? getpid() : c)};
+		b.flags = LAZYFILL_BIND_VERIFY;
+		rc = ioctl(f2, LAZYFILL_IOC_BIND, &b) ? -errno : 0;
+		CHECK(rc == -EPERM, "verified bind (%d) to a task the uffd is not of: %d", how, rc);
+		b.flags = 0;
 		rc = ioctl(f2, LAZYFILL_IOC_BIND, &b) ? -errno : 0;
 		CHECK(rc == 0, "bind (%d) to a task the uffd is not of: %d", how, rc);
 		void *dsts[3] = {reg, (void *)0x10000, plain};
@@ -334,8 +338,8 @@ static void bind_cases(void)
 	close(pidfd);
 	/* Our own pidfd works, and a second bind is refused. */
 	pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-	rc = BIND(.pidfd = pidfd, .pid = 0);
-	CHECK(rc == 0 && b.session > 0, "bind by pidfd: %d", rc);
+	rc = BIND(.pidfd = pidfd, .pid = 0, .flags = LAZYFILL_BIND_VERIFY);
+	CHECK(rc == 0 && b.session > 0, "verified bind by pidfd: %d", rc);
 	CHECK(BIND() == -EBUSY, "second bind");
 	close(pidfd);
 	close(p[0]);

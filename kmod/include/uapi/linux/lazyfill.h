@@ -35,10 +35,19 @@ struct lazyfill_info {
 	__u64 reserved[4];	/* out: zero */
 };
 
+/*
+ * Bind flag: refuse (EPERM) unless some VMA of the task is registered with
+ * the uffd now. Without it the binding is proven by the first batch that
+ * finds one (CRIU hands a uffd over before registering anything with it).
+ * With it, binding is an exact test of "is this uffd that task's?", e.g.
+ * to tell which child a fork event's uffd belongs to.
+ */
+#define LAZYFILL_BIND_VERIFY	_BITUL(0)
+
 /* Bind this open file to one task. Exactly one of pidfd >= 0 or pid > 0. */
 struct lazyfill_bind {
 	__u32 version;		/* in: LAZYFILL_UAPI_VERSION */
-	__u32 flags;		/* in: zero */
+	__u32 flags;		/* in: LAZYFILL_BIND_* */
 	__s32 uffd;		/* in: the task's userfaultfd */
 	__s32 pidfd;		/* in: a pidfd of the task, or -1 */
 	__s32 pid;		/* in: with pidfd == -1: the task's pid (caller's pid ns) */
