@@ -114,7 +114,7 @@ $(B)/tests/host/%: tests/host/%.c $(LIBLAZY) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/host
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/host/$*.d -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS)
 
-build/tests/workloads/%: tests/workloads/%.c
+build/tests/workloads/%: tests/workloads/%.c $(wildcard tests/workloads/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
 

@@ -29,7 +29,7 @@ static void usage(FILE *f)
 	       "      --fill MODE        auto|uffd|kmod: page install engine (default auto)\n"
 	       "      --fault-window N   pages installed per fault, from the faulting one on "
 	       "(default 16)\n"
-	       "      --drain-chunk N    pages per background prefetch step (default 256)\n"
+	       "      --drain-chunk N    pages per background prefetch step (default 128)\n"
 	       "  -h, --help             this text\n");
 }
 
@@ -94,7 +94,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	o->status_fd = -1;
 	o->fill = FILL_AUTO;
 	o->fault_window = 16;
-	o->drain_chunk = 256;
+	o->drain_chunk = 128;
 
 	/* `criu-lazyd lazy-pages ...` reads like `criu lazy-pages ...`. */
 	if (argc > 1 && !strcmp(argv[1], "lazy-pages")) {

@@ -455,6 +455,8 @@ static int serve_fault(struct lazyd *d, struct lz_task *t, const struct lz_fault
 	pr_debug("%s: fault at 0x%lx: %s %lu pages", t->name, (unsigned long)f->addr,
 		 (r.flags & PEND_ZERO) ? "zero" : "copy",
 		 (unsigned long)((r.end - r.start) / PAGE));
+	/* The background stream goes on from where the task touches: it will want that next. */
+	t->cursor = r.end;
 	return install_run(d, t, r, PATH_FAULT);
 }
 
