@@ -12,6 +12,8 @@
 
 PREFIX ?= /usr/local
 DESTDIR ?=
+CRIU_PLUGIN_DIR ?= /usr/lib/criu
+DOCDIR ?= $(PREFIX)/share/doc/criu-lazy
 CC ?= cc
 
 ifeq ($(SANITIZE),1)
@@ -53,6 +55,9 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 HOST_SRC := $(wildcard tests/host/*.c)
 HOST_BIN := $(patsubst tests/host/%.c,$(B)/tests/host/%,$(HOST_SRC))
+# lazyfill.ko guest tests and benchmark (run in the qemu guest by tests/kmod/run.sh).
+KMODT_SRC := $(wildcard tests/kmod/*.c)
+KMODT_BIN := $(patsubst tests/kmod/%.c,$(B)/tests/kmod/%,$(KMODT_SRC))
 # Workloads are dumped by real CRIU in the guest: never sanitized.
 WORK_SRC := $(wildcard tests/workloads/*.c)
 WORK_BIN := $(patsubst tests/workloads/%.c,build/tests/workloads/%,$(WORK_SRC))
@@ -62,8 +67,8 @@ PLUGIN := $(if $(PLUGIN_SRC),$(B)/lib/criu/lazy_restore.so)
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps test check unit hosttest vmtest bench bench-kmod demo install clean format kmod
-all: $(BINS) $(PLUGIN) $(UNIT_BIN) $(HOST_BIN) $(WORK_BIN) kmod-if-headers
+.PHONY: all deps test check unit hosttest vmtest bench bench-kmod demo install clean format kmod kmodtest
+all: $(BINS) $(PLUGIN) $(UNIT_BIN) $(HOST_BIN) $(WORK_BIN) $(KMODT_BIN) kmod-if-headers
 
 deps:
 	sh tests/deps.sh
@@ -91,6 +96,9 @@ $(B)/bin/criu-imgd: $(IMGD_OBJ) $(LIBLAZY)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(IMGD_OBJ) $(LIBLAZY) $(LIBS)
 
+# The plugin also looks for criu-lazyd in PREFIX/bin (after the one beside itself, before $PATH).
+$(PLUGIN_OBJ): CPPFLAGS += -DLR_BINDIR='"$(PREFIX)/bin"'
+
 $(B)/lib/criu/lazy_restore.so: $(PLUGIN_OBJ) $(LIBLAZY)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -shared -Wl,--no-undefined -o $@ $(PLUGIN_OBJ) $(LIBLAZY) $(LIBS)
@@ -114,6 +122,10 @@ $(B)/tests/host/%: tests/host/%.c $(LIBLAZY) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/host
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/host/$*.d -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS)
 
+$(B)/tests/kmod/%: tests/kmod/%.c tests/kmod/kt.h $(LIBLAZY) $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS)
+
 build/tests/workloads/%: tests/workloads/%.c $(wildcard tests/workloads/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
@@ -128,11 +140,24 @@ check: unit hosttest
 
 test: check vmtest
 
+# Every VM suite runs even if one fails; the module must have been built (make deps gets headers).
 vmtest: all
-	sh tests/vm/run.sh
+	@rc=0; sh tests/vm/run.sh || rc=1; sh tests/vm/run.sh plugin || rc=1; \
+	if [ -f build/kmod/lazyfill.ko ]; then \
+		sh tests/kmod/run.sh test || rc=1; sh tests/kmod/run.sh e2e || rc=1; \
+	else echo "vmtest: build/kmod/lazyfill.ko was not built: its tests cannot run"; rc=1; fi; \
+	exit $$rc
 
 bench: all
 	sh tests/vm/run.sh bench
+
+# lazyfill.ko in the guest: module tests, real-CRIU restores through it, the benchmark.
+kmodtest: all kmod
+	sh tests/kmod/run.sh test
+	sh tests/kmod/run.sh e2e
+
+bench-kmod: all kmod
+	sh tests/kmod/bench-kmod
 
 demo: all
 	sh tests/vm/run.sh demo
@@ -140,6 +165,10 @@ demo: all
 install: $(BINS) $(PLUGIN)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(CRIU_PLUGIN_DIR)
+	install -m 0644 $(PLUGIN) $(DESTDIR)$(CRIU_PLUGIN_DIR)/
+	install -d $(DESTDIR)$(DOCDIR)
+	install -m 0644 criu.conf.example docs/plugin.md $(DESTDIR)$(DOCDIR)/
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' | grep -v '^kmod/')

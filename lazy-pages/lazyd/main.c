@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fill_kmod.h"
 #include "lazyd.h"
 #include "log.h"
 
@@ -319,11 +320,22 @@ static int setup(struct lazyd *d, struct lazyd_opts *o)
 	}
 	pr_info("images %s: %zu tasks, %lu lazy data pages", o->images_dir, d->img.nr_tasks,
 		(unsigned long)d->st.pages_total);
-	if (o->fill == FILL_KMOD) {
-		pr_err("--fill kmod: the lazyfill.ko engine is not in this build yet");
-		return -1;
+	if (o->fill == FILL_UFFD) {
+		filler_uffd(&d->fill);
+	} else {
+		int frc = filler_kmod(&d->fill);
+		const char *why = frc == -ENOENT ? "no " LAZYFILL_DEVICE " (lazyfill.ko not loaded)"
+				  : frc == -EPROTO ? "lazyfill.ko speaks another UAPI version"
+						   : strerror(-frc);
+		if (frc && o->fill == FILL_KMOD) {
+			pr_err("--fill kmod: %s", why);
+			return -1;
+		}
+		if (frc) {
+			pr_info("fill: lazyfill.ko not used: %s", why);
+			filler_uffd(&d->fill);
+		}
 	}
-	filler_uffd(&d->fill);
 	pr_info("fill engine: %s", d->fill.ops->name);
 	if (page_source_local(&d->src)) {
 		pr_err("out of memory for the page source");
@@ -345,6 +357,8 @@ static int setup(struct lazyd *d, struct lazyd_opts *o)
 
 static void teardown(struct lazyd *d)
 {
+	if (d->fill.ops && filler_is_kmod(&d->fill))
+		filler_kmod_close(&d->fill);
 	lazyd_free_tasks(d);
 	lps_rx_free(&d->rx);
 	if (d->conn_fd >= 0)
@@ -424,6 +438,18 @@ int main(int argc, char **argv)
 	rc = run(&d);
 	d.st.t_done = now_s();
 	stats_log_summary(&d.st);
+	if (filler_is_kmod(&d.fill)) {
+		struct filler_kmod_stats ks;
+		filler_kmod_get_stats(&d.fill, &ks);
+		pr_msg("summary: fill engine kmod: %lu batches, %lu MiB installed by lazyfill.ko; "
+		       "%lu calls with plain userfaultfd (%lu tasks the module refused, %lu "
+		       "sessions dropped as bound to a wrong pid)",
+		       (unsigned long)ks.batches, (unsigned long)(ks.kmod_bytes >> 20),
+		       (unsigned long)ks.plain_calls, (unsigned long)ks.attach_failed,
+		       (unsigned long)ks.dropped);
+	} else {
+		pr_msg("summary: fill engine uffd: every page with plain userfaultfd ioctls");
+	}
 	if (o.stats_file && stats_write_json(&d.st, o.stats_file))
 		pr_err("cannot write stats file %s", o.stats_file);
 	teardown(&d);

@@ -5,6 +5,7 @@
  * step with what the kernel did: only bytes the kernel reports as installed
  * leave the set, so a page is never installed twice and never forgotten.
  */
+#include "fill_kmod.h"
 #include "lazyd.h"
 
 #include <errno.h>
@@ -82,6 +83,18 @@ struct lz_task *lazyd_add_task(struct lazyd *d, int pid, pid_t real, int uffd,
 	d->tasks = t;
 	pr_info("%s: serving %lu pages (%lu with data), uffd %d, pidfd %d", t->name,
 		(unsigned long)t->pend.pages, (unsigned long)t->pend.data_pages, uffd, t->pidfd);
+	if (filler_is_kmod(&d->fill) && real <= 0 && t->pidfd < 0) {
+		/* The module binds a uffd to a task by pid: without one, plain ioctls. */
+		pr_info("%s: pid unknown: plain userfaultfd for it until it is known", t->name);
+	} else if (filler_is_kmod(&d->fill)) {
+		uint32_t sid = 0;
+		int krc = filler_kmod_attach(&d->fill, uffd, real, t->pidfd, &sid);
+		if (krc)
+			pr_warn("%s: no lazyfill.ko session (%s): plain userfaultfd for it",
+				t->name, strerror(-krc));
+		else
+			pr_debug("%s: lazyfill.ko session %u", t->name, sid);
+	}
 	return t;
 }
 
@@ -98,6 +111,9 @@ void lazyd_task_gone(struct lazyd *d, struct lz_task *t, const char *why)
 	d->st.tasks_exited++;
 	ep_del(d, t->uffd);
 	ep_del(d, t->pidfd);
+	/* The session holds the uffd too: drop it first, or the registration stays. */
+	if (filler_is_kmod(&d->fill))
+		filler_kmod_detach(&d->fill, t->uffd);
 	close(t->uffd);
 	t->uffd = -1;
 	if (t->pidfd >= 0)
@@ -235,6 +251,17 @@ static void ident_finish(struct lazyd *d, struct lz_task *t, const struct ident 
 	t->pid = task_ns_pid(hit);
 	snprintf(t->name, sizeof(t->name), "pid %d", t->pid);
 	pr_info("%s: the %s (pid %d here)", t->name, was, (int)hit);
+	if (filler_is_kmod(&d->fill)) {
+		/* Verified: the module checks that this process's VMAs are this uffd's. */
+		int krc = filler_kmod_attach_verified(&d->fill, t->uffd, hit, pidfd, NULL);
+		if (krc == -EPERM)
+			pr_warn("%s: lazyfill.ko says its uffd is not this process's: plain "
+				"userfaultfd for it",
+				t->name);
+		else if (krc)
+			pr_warn("%s: no lazyfill.ko session (%s): plain userfaultfd for it",
+				t->name, strerror(-krc));
+	}
 }
 
 static void handle_msg(struct lazyd *d, struct lz_task *t, const struct uffd_msg *m)
