@@ -9,7 +9,9 @@
 #             criu-lazyd --page-server fetches them (psd-criu: criu lazy-pages --page-server)
 #   bench     256 MB faultprobe: fault latency (p50/p99, seen by the task, while the rest
 #             streams) and full drain time, criu-lazyd + criu-imgd vs criu lazy-pages
-#             --page-server + CRIU's page server (and criu-lazyd --page-server)
+#             --page-server + CRIU's page server (and criu-lazyd --page-server); with
+#             NET_BENCH_W1=1 also criu-lazyd + criu-imgd with --fault-window 1 (one page a
+#             fault, as criu lazy-pages fetches)
 # Writes "PASS|FAIL scenario (daemon) ..." to $VMRUN_RESULTS/summary and the benchmark table
 # to $VMRUN_RESULTS/net-bench.txt. Env: NET_LAZYD (criu-lazyd with the remote sources),
 # NET_BENCH_MB (default 256).
@@ -51,7 +53,8 @@ probe_start() {
 # ---- imgd: dump, serve, restore through criu-lazyd --image-server ----
 run_imgd() { # CASE: dumped already; restore with mode $2; sets RUN etc. (restore_run)
 	imgd_up "$VM/$1/img" "$VM/$1/imgd.log" || { FAIL_WHY="criu-imgd did not listen"; return 1; }
-	OURS_LAZY="$LAZYD --image-server 127.0.0.1:$PORT --image img" restore_run "$1" ours "$2"
+	OURS_LAZY="$LAZYD --image-server 127.0.0.1:$PORT --image img ${LAZYD_EXTRA:-}" \
+		restore_run "$1" ours "$2"
 	_rc=$?
 	imgd_down
 	cp "$VM/$1/imgd.log" "$RUN/" 2>/dev/null
@@ -212,13 +215,22 @@ for s in "$@"; do
 		# live task per round. Rounds alternate the setups so load changes weigh on all.
 		_ic=net-bench-imgd
 		probe_start $_ic "$MB" && wl_dump $_ic || { record FAIL bench ours+imgd "setup failed"; continue; }
+		SETUPS="imgd ps-criu ps-ours"
+		[ "${NET_BENCH_W1:-0}" = 1 ] && SETUPS="$SETUPS imgd-w1"
 		i=1
 		while [ $i -le "$ROUNDS" ]; do
-			for who in imgd ps-criu ps-ours; do
+			for who in $SETUPS; do
 				case $who in
 				imgd)
 					_bc=$_ic
+					LAZYD_EXTRA=""
 					run_imgd $_bc drain-first
+					;;
+				imgd-w1)
+					_bc=$_ic
+					LAZYD_EXTRA="--fault-window 1"
+					run_imgd $_bc drain-first
+					LAZYD_EXTRA=""
 					;;
 				ps-*)
 					_bc=net-bench-$who
@@ -233,9 +245,9 @@ for s in "$@"; do
 					echo "$who round $i: FAIL $FAIL_WHY" >>"$RAWB"
 					excerpt "$RUN" $_bc >"$R/fail-bench-$who-$i.txt" 2>/dev/null
 				fi
-				[ "$who" != imgd ] || cp "$RUN/stats.json" "$R/bench-imgd-stats-$i.json" 2>/dev/null
+				case $who in imgd*) cp "$RUN/stats.json" "$R/bench-$who-stats-$i.json" 2>/dev/null ;; esac
 				save "bench-$who-$i"
-				if [ "$who" != imgd ]; then
+				if [ "$_bc" != "$_ic" ]; then
 					kill -KILL "$WPID" 2>/dev/null
 					rm -rf "${VM:?}/$_bc"
 				fi
@@ -251,9 +263,10 @@ for s in "$@"; do
 			echo "fault latency: first touches by the task of pages not yet present, one a ms, while the daemon streams the rest"
 			echo "drain: start of criu restore -> the lazy-pages daemon exits (every page in)"
 			printf '%-44s %8s %8s %8s %6s %9s\n' setup p50_us p99_us max_us faults drain_ms
-			for who in imgd ps-criu ps-ours; do
+			for who in $SETUPS; do
 				case $who in
 				imgd) _l="criu-lazyd --image-server + criu-imgd" ;;
+				imgd-w1) _l="same, criu-lazyd --fault-window 1" ;;
 				ps-criu) _l="criu lazy-pages --page-server + criu dump" ;;
 				ps-ours) _l="criu-lazyd --page-server + criu dump" ;;
 				esac
@@ -268,7 +281,7 @@ for s in "$@"; do
 		if grep -q FAIL "$RAWB"; then
 			record FAIL bench - "$(grep -c FAIL "$RAWB") runs failed (net-bench-raw.txt)"
 		else
-			record PASS bench - "$(sed -n 5,7p "$T" | tr -s ' ' | tr '\n' ';')"
+			record PASS bench - "$(sed -n "5,$((4 + $(echo $SETUPS | wc -w)))p" "$T" | tr -s ' ' | tr '\n' ';')"
 		fi
 		;;
 	*) record FAIL "$s" - "unknown scenario" ;;
