@@ -152,7 +152,8 @@ uint32_t wire_count_zero(const uint8_t *map, uint32_t n)
 
 uint64_t wire_page_sum(const void *page)
 {
-	return XXH3_64bits(page, WIRE_PAGE);
+	/* XXH64, not XXH3: about as fast on hardware, and scalar: 13x faster under qemu TCG. */
+	return XXH64(page, WIRE_PAGE, 0);
 }
 
 bool wire_page_is_zero(const void *page)

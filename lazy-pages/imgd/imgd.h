@@ -48,7 +48,7 @@ struct imgd_image {
 	size_t *ndext;
 	int dirfd;
 	struct img_set set;
-	int *sums_fd; /* per task: pages-N.img.xxh3, or -1 */
+	int *sums_fd; /* per task: pages-N.img.xxh64, or -1 */
 	bool dump_sums;
 	uint64_t lazy_pages, zero_pages;
 	unsigned refs;
@@ -71,7 +71,7 @@ void catalog_free(struct imgd_catalog *c);
 /* The task with image pid, and its index in the pstree. */
 const struct img_task *image_task(const struct imgd_image *img, int32_t pid, size_t *idx);
 
-/* sums.c: the dump-time checksum index, pages-N.img.xxh3 (one XXH3-64 LE per page). */
+/* sums.c: the dump-time checksum index, pages-N.img.xxh64 (one XXH64 LE per page). */
 int sums_write(int dirfd, const struct img_task *t);
 int sums_open(int dirfd, const struct img_task *t);
 int sums_read(int fd, uint64_t page, uint32_t n, uint64_t *out);

@@ -227,10 +227,10 @@ static int make_sums(struct imgd *d)
 			continue;
 		rc = sums_write(img->dirfd, t);
 		if (rc)
-			pr_err("pid %d: cannot write pages-%u.img.xxh3: %s", t->pid, t->pages_id,
+			pr_err("pid %d: cannot write pages-%u.img.xxh64: %s", t->pid, t->pages_id,
 			       strerror(-rc));
 		else
-			pr_info("pid %d: pages-%u.img.xxh3 written (%lu pages)", t->pid,
+			pr_info("pid %d: pages-%u.img.xxh64 written (%lu pages)", t->pid,
 				t->pages_id, (unsigned long)(t->pages_size / WIRE_PAGE));
 	}
 	catalog_put(&d->cat, img);

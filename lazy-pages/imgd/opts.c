@@ -20,7 +20,7 @@ static void usage(FILE *f)
 		"      --auth-key FILE    shared key: clients must prove they hold it (required\n"
 		"                         unless listening on loopback only)\n"
 		"      --max-clients N    connections at once (default 256)\n"
-		"      --make-sums        write the dump-time checksum index (pages-N.img.xxh3)\n"
+		"      --make-sums        write the dump-time checksum index (pages-N.img.xxh64)\n"
 		"                         of the image(s) and exit\n"
 		"  -o, --log-file FILE    log file (default: stderr; with -d: criu-imgd.log)\n"
 		"  -v[N], --verbosity[=N] log level 0..4 (default 2)\n"

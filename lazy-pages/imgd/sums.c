@@ -1,6 +1,6 @@
 /*
- * The dump-time checksum index: pages-N.img.xxh3 next to pages-N.img, one
- * little-endian XXH3-64 per 4 KiB page of the pages file. Written once
+ * The dump-time checksum index: pages-N.img.xxh64 next to pages-N.img, one
+ * little-endian XXH64 per 4 KiB page of the pages file. Written once
  * (criu-imgd --make-sums, after the dump); read a slice at a time.
  */
 #include "imgd.h"
@@ -17,7 +17,7 @@
 
 static void sums_name(const struct img_task *t, char *buf, size_t len)
 {
-	snprintf(buf, len, "pages-%u.img.xxh3", t->pages_id);
+	snprintf(buf, len, "pages-%u.img.xxh64", t->pages_id);
 }
 
 int sums_write(int dirfd, const struct img_task *t)

@@ -192,6 +192,10 @@ sim() { # $1 name, $2 scenario, rest: env for lazyd-remote.sh; expects success
 	mkdir -p "$d"
 	env "$@" timeout 300 "$SIM" --scenario "$sc" --daemon "$ROOT/tests/net/lazyd-remote.sh" \
 		--dir "$d" >"$d.out" 2>&1
+	_r=$?
+	# restore-sim SIGKILLs a daemon that fails: the wrapper's own cleanup did not run then.
+	[ -f "$d/imgd.pid" ] && kill "$(cat "$d/imgd.pid")" 2>/dev/null
+	return $_r
 }
 
 if ! $root; then
@@ -262,6 +266,7 @@ else
 				NET_KEY="$key" timeout 300 "$SIM" --scenario large \
 				--daemon "$ROOT/tests/net/lazyd-remote.sh" --dir "$d" >"$d.out" 2>&1
 			r=$?
+			[ -f "$d/imgd.pid" ] && kill "$(cat "$d/imgd.pid")" 2>/dev/null
 			if [ $r = 0 ] && grep -q "10.251.77.2" "$d/imgd.log"; then
 				ok "netns: 256 MB restore across a veth pair between two namespaces, with a key"
 			else
