@@ -30,7 +30,7 @@ NL_CFLAGS := $(shell pkg-config --cflags libnl-genl-3.0 2>/dev/null)
 NL_LIBS := $(shell pkg-config --libs libnl-genl-3.0 2>/dev/null)
 CPPFLAGS += -I$(B)/gen -Ilazy-pages/common -Ikmod/include/uapi $(NL_CFLAGS)
 LDFLAGS += -pthread $(SANFLAGS)
-LIBS := -lprotobuf-c -lxxhash $(NL_LIBS)
+LIBS := -lprotobuf-c -lxxhash -lgnutls $(NL_LIBS)
 
 # Kernel headers for lazyfill.ko: the newest installed, unless KDIR is given.
 KVER ?= $(shell ls /lib/modules 2>/dev/null | sort -V | tail -1)
@@ -55,6 +55,8 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 HOST_SRC := $(wildcard tests/host/*.c)
 HOST_BIN := $(patsubst tests/host/%.c,$(B)/tests/host/%,$(HOST_SRC))
+NET_SRC := $(wildcard tests/net/*.c)
+NET_BIN := $(patsubst tests/net/%.c,$(B)/tests/net/%,$(NET_SRC))
 # lazyfill.ko guest tests and benchmark (run in the qemu guest by tests/kmod/run.sh).
 KMODT_SRC := $(wildcard tests/kmod/*.c)
 KMODT_BIN := $(patsubst tests/kmod/%.c,$(B)/tests/kmod/%,$(KMODT_SRC))
@@ -67,8 +69,8 @@ PLUGIN := $(if $(PLUGIN_SRC),$(B)/lib/criu/lazy_restore.so)
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps test check unit hosttest vmtest bench bench-kmod demo install clean format kmod kmodtest
-all: $(BINS) $(PLUGIN) $(UNIT_BIN) $(HOST_BIN) $(WORK_BIN) $(KMODT_BIN) kmod-if-headers
+.PHONY: all deps test check unit hosttest vmtest bench bench-net bench-kmod demo install clean format kmod kmodtest
+all: $(BINS) $(PLUGIN) $(UNIT_BIN) $(HOST_BIN) $(NET_BIN) $(WORK_BIN) $(KMODT_BIN) kmod-if-headers
 
 deps:
 	sh tests/deps.sh
@@ -122,6 +124,10 @@ $(B)/tests/host/%: tests/host/%.c $(LIBLAZY) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/host
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/host/$*.d -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS)
 
+$(B)/tests/net/%: tests/net/%.c $(LIBLAZY) $(GEN_H)
+	@mkdir -p $(dir $@) $(B)/obj/tests/net
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/net/$*.d -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS)
+
 $(B)/tests/kmod/%: tests/kmod/%.c tests/kmod/kt.h $(LIBLAZY) $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS)
@@ -134,7 +140,7 @@ unit: $(UNIT_BIN)
 	sh tests/run-unit.sh $(B)
 
 hosttest: all
-	sh tests/host/run.sh $(B)
+	@rc=0; sh tests/host/run.sh $(B) || rc=1; sh tests/net/run.sh $(B) || rc=1; exit $$rc
 
 check: unit hosttest
 
@@ -143,6 +149,7 @@ test: check vmtest
 # Every VM suite runs even if one fails; the module must have been built (make deps gets headers).
 vmtest: all
 	@rc=0; sh tests/vm/run.sh || rc=1; sh tests/vm/run.sh plugin || rc=1; \
+	sh tests/vm/run.sh net || rc=1; \
 	if [ -f build/kmod/lazyfill.ko ]; then \
 		sh tests/kmod/run.sh test || rc=1; sh tests/kmod/run.sh e2e || rc=1; \
 	else echo "vmtest: build/kmod/lazyfill.ko was not built: its tests cannot run"; rc=1; fi; \
@@ -150,6 +157,9 @@ vmtest: all
 
 bench: all
 	sh tests/vm/run.sh bench
+
+bench-net: all
+	sh tests/vm/run.sh netbench
 
 # lazyfill.ko in the guest: module tests, real-CRIU restores through it, the benchmark.
 kmodtest: all kmod

@@ -1,55 +1,19 @@
-/*
- * HMAC-SHA256 comes from GnuTLS. It is looked up at run time (dlopen of
- * libgnutls.so.30) so that the build needs no extra link flag; with
- * -DLAZY_GNUTLS_LINKED and -lgnutls it is called directly.
- */
+/* Challenge-response authentication with HMAC-SHA256 from GnuTLS. */
 #include "wire_auth.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef int (*hmac_fast_fn)(gnutls_mac_algorithm_t, const void *, size_t, const void *, size_t,
-			    void *);
-
-#ifdef LAZY_GNUTLS_LINKED
-static hmac_fast_fn lookup_hmac(void)
-{
-	return gnutls_hmac_fast;
-}
-#else
-static hmac_fast_fn hmac_fast;
-static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
-
-static void load_gnutls(void)
-{
-	void *h = dlopen("libgnutls.so.30", RTLD_NOW | RTLD_LOCAL);
-	if (h)
-		hmac_fast = (hmac_fast_fn)dlsym(h, "gnutls_hmac_fast");
-}
-
-static hmac_fast_fn lookup_hmac(void)
-{
-	pthread_once(&hmac_once, load_gnutls);
-	return hmac_fast;
-}
-#endif
-
 int wire_hmac(const uint8_t *key, size_t keylen, const void *data, size_t len,
 	      uint8_t out[WIRE_MAC])
 {
-	hmac_fast_fn f = lookup_hmac();
-
-	if (!f)
-		return -ENOSYS;
-	return f(GNUTLS_MAC_SHA256, key, keylen, data, len, out) ? -EIO : 0;
+	return gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, keylen, data, len, out) ? -EIO : 0;
 }
 
 static int mac3(const struct wire_key *key, const char *label, const uint8_t *a, const uint8_t *b,
@@ -129,10 +93,6 @@ int wire_key_load(const char *path, struct wire_key *key, char *err, size_t errl
 		return -1;
 	}
 	key->len = (size_t)n;
-	if (lookup_hmac() == NULL) {
-		snprintf(err, errlen, "HMAC-SHA256 unavailable: cannot load libgnutls.so.30");
-		return -1;
-	}
 	if (st.st_mode & 0077)
 		snprintf(err, errlen, "key file %s is readable by group or others", path);
 	else

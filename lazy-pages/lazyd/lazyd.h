@@ -14,6 +14,15 @@
 #include "stats.h"
 #include "task.h"
 
+/* A background read queued with the page source (its tag is the slot's index). */
+struct pf_slot {
+	struct lz_task *t;
+	uint64_t start, src, len; /* the run as it was pending when asked for */
+	bool used;
+};
+
+#define LAZYD_MAX_PREFETCH 64
+
 struct lazyd {
 	struct lazyd_opts *o;
 	struct img_set img;
@@ -31,6 +40,10 @@ struct lazyd {
 	void *buf;		  /* page data staging, o->drain_chunk pages */
 	size_t buf_len;
 	double next_progress;
+	struct pf_slot pf[LAZYD_MAX_PREFETCH];
+	unsigned pf_used;
+	bool drain_blocked; /* every background read is queued: wait for the source */
+	struct ep_tag src_tag;
 };
 
 /* serve.c */

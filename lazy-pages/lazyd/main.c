@@ -194,7 +194,8 @@ static bool have_work(const struct lazyd *d)
 {
 	for (const struct lz_task *t = d->tasks; t; t = t->next)
 		if (!t->gone && !t->killed &&
-		    (t->nfaults || t->need_events || (d->restore_finished && t->pend.data_pages)))
+		    (t->nfaults || t->need_events ||
+		     (d->restore_finished && t->pend.data_pages && !d->drain_blocked)))
 			return true;
 	return false;
 }
@@ -239,6 +240,9 @@ static int dispatch(struct lazyd *d, struct epoll_event *ev, int sfd)
 		return 0;
 	case EP_PIDFD:
 		lazyd_task_gone(d, tag->task, "exited");
+		return 0;
+	case EP_SRC:
+		d->drain_blocked = false; /* background data arrived: the drain step takes it */
 		return 0;
 	}
 	return 0;
@@ -290,7 +294,8 @@ static int run(struct lazyd *d)
 	return rc;
 }
 
-static int setup(struct lazyd *d, struct lazyd_opts *o)
+/* Local images: the pages are in pages-N.img, or (--page-server) with the source's page server. */
+static int load_local(struct lazyd *d, struct lazyd_opts *o)
 {
 	struct img_error err;
 
@@ -305,21 +310,77 @@ static int setup(struct lazyd *d, struct lazyd_opts *o)
 		return -1;
 	}
 	for (size_t i = 0; i < d->img.nr_tasks; i++) {
-		const struct img_task *t = &d->img.tasks[i];
-		d->st.pages_total += t->lazy_pages;
+		struct img_task *t = &d->img.tasks[i];
 		for (size_t k = 0; k < t->nr_extents; k++) {
-			if (!t->extents[k].remote)
+			struct img_extent *x = &t->extents[k];
+			if (x->zero)
+				continue;
+			if (o->page_server) {
+				/*
+				 * The page server has every lazy page (criu dump --lazy-pages kept
+				 * them, criu page-server --lazy-pages reads them from its images)
+				 * and names them by their dump-time address: key them by it.
+				 */
+				x->pages_off = x->start;
+				continue;
+			}
+			if (!x->remote)
 				continue;
 			/* criu dump --lazy-pages left these pages with the source's page server. */
-			pr_err("images in %s: pid %d has lazy pages at 0x%lx that are not in the "
-			       "images (dumped with --lazy-pages): they need the page server, which "
-			       "this build cannot reach yet",
-			       o->images_dir, t->pid, (unsigned long)t->extents[k].start);
+			pr_err(
+			    "images in %s: pid %d has lazy pages at 0x%lx that are not in the "
+			    "images (dumped with --lazy-pages): run with --page-server --address "
+			    "A --port P to fetch them from the source's page server",
+			    o->images_dir, t->pid, (unsigned long)x->start);
 			return -1;
 		}
 	}
-	pr_info("images %s: %zu tasks, %lu lazy data pages", o->images_dir, d->img.nr_tasks,
-		(unsigned long)d->st.pages_total);
+	return 0;
+}
+
+/* Pick the page source; with --image-server the index comes from it too. */
+static int open_source(struct lazyd *d, struct lazyd_opts *o)
+{
+	char err[256] = "";
+
+	if (o->image_server) {
+		struct imgd_source_cfg cfg = {o->image_server,	 o->image_id,
+					      o->auth_key,	 o->source_retries,
+					      o->source_timeout, o->prefetch_window};
+		if (page_source_imgd(&d->src, &cfg, err, sizeof(err)) ||
+		    d->src.ops->load_index(&d->src, &d->img, err, sizeof(err))) {
+			pr_err("image server %s: %s", o->image_server, err);
+			return -1;
+		}
+		return 0;
+	}
+	if (load_local(d, o))
+		return -1;
+	if (o->page_server) {
+		struct ps_source_cfg cfg = {o->ps_address, o->ps_port, o->source_retries,
+					    o->source_timeout};
+		if (page_source_ps(&d->src, &cfg, err, sizeof(err))) {
+			pr_err("%s", err);
+			return -1;
+		}
+		return 0;
+	}
+	if (page_source_local(&d->src)) {
+		pr_err("out of memory for the page source");
+		return -1;
+	}
+	return 0;
+}
+
+static int setup(struct lazyd *d, struct lazyd_opts *o)
+{
+	if (open_source(d, o))
+		return -1;
+	for (size_t i = 0; i < d->img.nr_tasks; i++)
+		d->st.pages_total += d->img.tasks[i].lazy_pages;
+	pr_info("images %s: %zu tasks, %lu lazy data pages, page source: %s",
+		o->image_server ? o->image_server : o->images_dir, d->img.nr_tasks,
+		(unsigned long)d->st.pages_total, d->src.ops->name);
 	if (o->fill == FILL_UFFD) {
 		filler_uffd(&d->fill);
 	} else {
@@ -337,10 +398,6 @@ static int setup(struct lazyd *d, struct lazyd_opts *o)
 		}
 	}
 	pr_info("fill engine: %s", d->fill.ops->name);
-	if (page_source_local(&d->src)) {
-		pr_err("out of memory for the page source");
-		return -1;
-	}
 	uint32_t pages = o->drain_chunk > o->fault_window ? o->drain_chunk : o->fault_window;
 	d->buf_len = (size_t)pages * PAGE;
 	if (posix_memalign(&d->buf, PAGE, d->buf_len)) {
@@ -374,7 +431,8 @@ static void teardown(struct lazyd *d)
 	if (d->img.tasks) {
 		int dirfd = d->img.dirfd;
 		img_set_free(&d->img);
-		close(dirfd);
+		if (dirfd >= 0)
+			close(dirfd);
 	}
 	free(d->buf);
 }

@@ -30,6 +30,17 @@ static void usage(FILE *f)
 	       "      --fault-window N   pages installed per fault, from the faulting one on "
 	       "(default 16)\n"
 	       "      --drain-chunk N    pages per background prefetch step (default 128)\n"
+	       "      --image-server HOST:PORT  fetch the index and pages from criu-imgd\n"
+	       "      --image ID         image id on the image server (default: 'default')\n"
+	       "      --auth-key FILE    shared key for the image server\n"
+	       "      --page-server      fetch pages from CRIU's page server (criu dump "
+	       "--lazy-pages)\n"
+	       "      --address ADDR     the page server's address (with --page-server)\n"
+	       "      --port PORT        the page server's port (with --page-server)\n"
+	       "      --source-retries N reconnects / re-reads before a page is lost (default "
+	       "10)\n"
+	       "      --source-timeout MS  per network request (default 10000)\n"
+	       "      --prefetch-window N  background reads in flight (default 8)\n"
 	       "  -h, --help             this text\n");
 }
 
@@ -66,7 +77,42 @@ static int parse_verbosity(const char *arg, int *level)
 	return 0;
 }
 
-enum { OPT_PIDFILE = 256, OPT_STATUS_FD, OPT_STATS, OPT_FILL, OPT_WINDOW, OPT_CHUNK };
+enum {
+	OPT_PIDFILE = 256,
+	OPT_STATUS_FD,
+	OPT_STATS,
+	OPT_FILL,
+	OPT_WINDOW,
+	OPT_CHUNK,
+	OPT_IMGSRV,
+	OPT_IMAGE,
+	OPT_KEY,
+	OPT_PS,
+	OPT_ADDR,
+	OPT_PORT,
+	OPT_RETRIES,
+	OPT_TIMEOUT,
+	OPT_PFWIN,
+};
+
+/* Remote source options go together: --image/--auth-key with --image-server, etc. */
+static int check_sources(const struct lazyd_opts *o)
+{
+	const char *bad = NULL;
+
+	if (o->image_server && o->page_server)
+		bad = "--image-server and --page-server exclude each other";
+	else if ((o->image_id || o->auth_key) && !o->image_server)
+		bad = "--image and --auth-key need --image-server";
+	else if ((o->ps_address || o->ps_port) && !o->page_server)
+		bad = "--address and --port need --page-server";
+	else if (o->page_server && !o->ps_port)
+		bad = "--page-server needs --port";
+	if (!bad)
+		return 0;
+	fprintf(stderr, "criu-lazyd: %s\n", bad);
+	return -1;
+}
 
 int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 {
@@ -82,6 +128,15 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	    {"fill", required_argument, NULL, OPT_FILL},
 	    {"fault-window", required_argument, NULL, OPT_WINDOW},
 	    {"drain-chunk", required_argument, NULL, OPT_CHUNK},
+	    {"image-server", required_argument, NULL, OPT_IMGSRV},
+	    {"image", required_argument, NULL, OPT_IMAGE},
+	    {"auth-key", required_argument, NULL, OPT_KEY},
+	    {"page-server", no_argument, NULL, OPT_PS},
+	    {"address", required_argument, NULL, OPT_ADDR},
+	    {"port", required_argument, NULL, OPT_PORT},
+	    {"source-retries", required_argument, NULL, OPT_RETRIES},
+	    {"source-timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"prefetch-window", required_argument, NULL, OPT_PFWIN},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -95,6 +150,9 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	o->fill = FILL_AUTO;
 	o->fault_window = 16;
 	o->drain_chunk = 128;
+	o->source_retries = 10;
+	o->source_timeout = 10000;
+	o->prefetch_window = 8;
 
 	/* `criu-lazyd lazy-pages ...` reads like `criu lazy-pages ...`. */
 	if (argc > 1 && !strcmp(argv[1], "lazy-pages")) {
@@ -155,6 +213,41 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 				return -1;
 			o->drain_chunk = (uint32_t)v;
 			break;
+		case OPT_IMGSRV:
+			o->image_server = optarg;
+			break;
+		case OPT_IMAGE:
+			o->image_id = optarg;
+			break;
+		case OPT_KEY:
+			o->auth_key = optarg;
+			break;
+		case OPT_PS:
+			o->page_server = true;
+			break;
+		case OPT_ADDR:
+			o->ps_address = optarg;
+			break;
+		case OPT_PORT:
+			if (parse_uint("--port", optarg, 1, 65535, &v))
+				return -1;
+			o->ps_port = (int)v;
+			break;
+		case OPT_RETRIES:
+			if (parse_uint("--source-retries", optarg, 0, 100, &v))
+				return -1;
+			o->source_retries = (uint32_t)v;
+			break;
+		case OPT_TIMEOUT:
+			if (parse_uint("--source-timeout", optarg, 100, 600000, &v))
+				return -1;
+			o->source_timeout = (uint32_t)v;
+			break;
+		case OPT_PFWIN:
+			if (parse_uint("--prefetch-window", optarg, 1, 64, &v))
+				return -1;
+			o->prefetch_window = (uint32_t)v;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -173,6 +266,10 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 			argv[optind]);
 		return -1;
 	}
+	if (check_sources(o))
+		return -1;
+	if (o->page_server && !o->ps_address)
+		o->ps_address = "127.0.0.1";
 	if (o->verbosity > 4)
 		o->verbosity = 4;
 	if (!o->work_dir)

@@ -19,6 +19,16 @@ struct lazyd_opts {
 	enum fill_mode fill;
 	uint32_t fault_window; /* pages installed around a fault */
 	uint32_t drain_chunk;  /* pages per background step */
+	/* page sources other than the local images */
+	const char *image_server; /* --image-server HOST:PORT (criu-imgd) */
+	const char *image_id;	  /* --image ID */
+	const char *auth_key;	  /* --auth-key FILE */
+	bool page_server;	  /* --page-server: CRIU's page server at address:port */
+	const char *ps_address;
+	int ps_port;
+	uint32_t source_retries;  /* reconnects / re-reads before a page counts as lost */
+	uint32_t source_timeout;  /* ms per network request */
+	uint32_t prefetch_window; /* background reads in flight (image server) */
 };
 
 /* 0: run; 1: --help printed, exit 0; -1: bad usage (message printed), exit 1. */

@@ -25,6 +25,7 @@
 #define MSGS_PER_READ 64
 #define MAX_MSGS_PER_CALL 4096
 #define SOURCE_RETRIES 3
+#define PREFETCH_CHUNKS_PER_STEP 1
 
 enum path { PATH_FAULT, PATH_DRAIN };
 
@@ -188,8 +189,7 @@ static void on_fork(struct lazyd *d, struct lz_task *t, int ufd)
 		return;
 	}
 	c->parent_real = t->real;
-	pr_info("%s: forked a child with %lu pending pages", t->name,
-		(unsigned long)c->pend.pages);
+	pr_info("%s: forked a child with %lu pending pages", t->name, (unsigned long)c->pend.pages);
 }
 
 #define IDENT_MAX_TRIES 64
@@ -360,7 +360,8 @@ static void account(struct lazyd *d, const struct pend_extent *r, uint64_t bytes
  * events must be read first, or another negative errno when the task was
  * dropped or failed.
  */
-static int install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, enum path p)
+static int install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, enum path p,
+		       const void *given)
 {
 	bool use_read = !d->src.ops->map;
 
@@ -373,6 +374,9 @@ static int install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r,
 		ident_prepare(d, t, r.start, &id);
 		if (r.flags & PEND_ZERO) {
 			rc = d->fill.ops->zero(d->fill.ctx, t->uffd, r.start, len, &done);
+		} else if (given) {
+			/* Data a background read brought (source prefetch), checked already. */
+			rc = d->fill.ops->copy(d->fill.ctx, t->uffd, r.start, given, len, &done);
 		} else {
 			/* Straight from the mapped image when the source can: one copy less. */
 			if (!use_read)
@@ -380,10 +384,10 @@ static int install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r,
 			if (!data) {
 				rc = fetch(d, t, &r);
 				if (rc) {
-					lazyd_task_fail(d, t,
-							"cannot read page data for 0x%lx (%lu pages): %s",
-							(unsigned long)r.start,
-							(unsigned long)(len / PAGE), strerror(-rc));
+					lazyd_task_fail(
+					    d, t, "cannot read page data for 0x%lx (%lu pages): %s",
+					    (unsigned long)r.start, (unsigned long)(len / PAGE),
+					    strerror(-rc));
 					return rc;
 				}
 				data = d->buf;
@@ -484,7 +488,7 @@ static int serve_fault(struct lazyd *d, struct lz_task *t, const struct lz_fault
 		 (unsigned long)((r.end - r.start) / PAGE));
 	/* The background stream goes on from where the task touches: it will want that next. */
 	t->cursor = r.end;
-	return install_run(d, t, r, PATH_FAULT);
+	return install_run(d, t, r, PATH_FAULT, NULL);
 }
 
 void lazyd_serve_faults(struct lazyd *d)
@@ -515,8 +519,123 @@ static bool drainable(const struct lz_task *t)
 	return !t->gone && !t->killed && t->pend.data_pages;
 }
 
+/* Install what a background read brought, where its pages are still pending. */
+static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struct src_chunk *ch)
+{
+	struct lz_task *t = sl->t;
+	uint64_t base = sl->start + (ch->off - sl->src);
+
+	for (uint32_t i = 0; i < ch->n && !t->gone && !t->killed;) {
+		uint64_t addr = base + (uint64_t)i * PAGE, off = ch->off + (uint64_t)i * PAGE;
+		struct pend_extent r;
+		/* Installed by a fault meanwhile, moved or dropped: not this data's to fill. */
+		if (!pending_run_at(&t->pend, addr, (uint64_t)(ch->n - i) * PAGE, &r) ||
+		    (r.flags & PEND_ZERO) || r.src != off) {
+			i++;
+			continue;
+		}
+		install_run(d, t, r, PATH_DRAIN, (const char *)ch->data + (size_t)i * PAGE);
+		i += (uint32_t)((r.end - r.start) / PAGE);
+	}
+}
+
+static void collect_chunks(struct lazyd *d)
+{
+	struct src_chunk ch;
+
+	/*
+	 * One chunk (at most 32 pages) a step: the event loop serves faults between steps, so
+	 * a fault waits for one chunk's install at most, never for a batch of them.
+	 */
+	for (int i = 0; i < PREFETCH_CHUNKS_PER_STEP && d->pf_used; i++) {
+		int rc = d->src.ops->collect(&d->src, &ch);
+		if (rc == 0)
+			return;
+		struct pf_slot *sl = &d->pf[ch.tag];
+		if (rc < 0 && !sl->t->gone)
+			lazyd_task_fail(d, sl->t,
+					"cannot read page data for 0x%lx (%lu pages) from the page "
+					"source: %s",
+					(unsigned long)sl->start, (unsigned long)(sl->len / PAGE),
+					strerror(-rc));
+		else if (rc > 0 && !sl->t->gone)
+			install_chunk(d, sl, &ch);
+		if (ch.last) {
+			sl->used = false;
+			sl->t->inflight--;
+			d->pf_used--;
+		}
+	}
+}
+
+/* Queue one background read for t; false if t has nothing (more) to ask for now. */
+static bool submit_one(struct lazyd *d, struct lz_task *t)
+{
+	struct pend_extent r;
+	unsigned slot = 0;
+
+	if (!drainable(t) || t->need_events)
+		return false;
+	if (!pending_next(&t->pend, t->cursor, d->buf_len, true, &r))
+		return false;
+	/* Wrapped around onto data that may be in flight: wait for it first. */
+	if (r.start < t->cursor && t->inflight)
+		return false;
+	while (d->pf[slot].used)
+		slot++;
+	int rc = d->src.ops->prefetch(&d->src, t->img, r.src, r.end - r.start, slot);
+	if (rc == -EBUSY)
+		return false;
+	if (rc) {
+		lazyd_task_fail(d, t, "cannot ask the page source for 0x%lx: %s",
+				(unsigned long)r.start, strerror(-rc));
+		return false;
+	}
+	d->pf[slot] = (struct pf_slot){t, r.start, r.src, r.end - r.start, true};
+	d->pf_used++;
+	t->inflight++;
+	t->cursor = r.end;
+	return true;
+}
+
+/* The pipelined drain: collect what arrived, then fill the window again, round robin. */
+static bool drain_async(struct lazyd *d)
+{
+	unsigned window = d->o->prefetch_window;
+	bool any = false;
+
+	if (window > LAZYD_MAX_PREFETCH)
+		window = LAZYD_MAX_PREFETCH;
+	collect_chunks(d);
+	for (unsigned pass = 0; pass < window && d->pf_used < window; pass++) {
+		bool progress = false;
+		for (struct lz_task *t = d->tasks; t && d->pf_used < window; t = t->next)
+			progress |= submit_one(d, t);
+		any |= progress;
+		if (!progress)
+			break;
+	}
+	int fd = d->src.ops->poll_fd(&d->src);
+	if (d->pf_used && fd >= 0) {
+		/* The bulk connection may be new since the last step: (re)register it. */
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &d->src_tag};
+		d->src_tag = (struct ep_tag){EP_SRC, NULL};
+		if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) && errno != EEXIST)
+			pr_warn("epoll: %s", strerror(errno));
+	}
+	/* Nothing could be asked for and reads are out: sleep until they arrive. */
+	d->drain_blocked = !any && d->pf_used && fd >= 0;
+	for (struct lz_task *t = d->tasks; t; t = t->next)
+		if (drainable(t))
+			return true;
+	return d->pf_used > 0;
+}
+
 bool lazyd_drain_step(struct lazyd *d)
 {
+	if (d->src.ops->prefetch)
+		return drain_async(d);
+
 	struct lz_task *t = d->drain_at ? d->drain_at : d->tasks;
 	struct lz_task *first = t;
 	struct pend_extent r;
@@ -533,7 +652,7 @@ bool lazyd_drain_step(struct lazyd *d)
 	if (!pending_next(&t->pend, t->cursor, d->buf_len, true, &r))
 		return true;
 	t->cursor = r.end;
-	install_run(d, t, r, PATH_DRAIN);
+	install_run(d, t, r, PATH_DRAIN, NULL);
 	return true;
 }
 

@@ -24,7 +24,7 @@
 
 struct proc_ids {
 	pid_t ppid;
-	int ns_pid; /* last NSpid field: the pid in its own namespace */
+	int ns_pid;   /* last NSpid field: the pid in its own namespace */
 	int ns_depth; /* number of NSpid fields */
 };
 

@@ -9,7 +9,7 @@
 #include "images.h"
 #include "pending.h"
 
-enum ep_kind { EP_LISTEN, EP_CONN, EP_UFFD, EP_PIDFD, EP_SIGNAL };
+enum ep_kind { EP_LISTEN, EP_CONN, EP_UFFD, EP_PIDFD, EP_SIGNAL, EP_SRC };
 
 struct ep_tag {
 	enum ep_kind kind;
@@ -30,15 +30,16 @@ struct lz_task {
 	int uffd;		    /* -1 once closed */
 	const struct img_task *img; /* where its page data lives (a fork child: the parent's) */
 	struct pending pend;
-	uint64_t cursor; /* background drain position */
+	uint64_t cursor;   /* background drain position */
+	unsigned inflight; /* background reads queued with the page source */
 	struct lz_fault *faults;
 	size_t nfaults, faults_cap;
-	bool gone;	  /* exited or mm gone: nothing more to do */
-	bool killed;	  /* failed: SIGKILLed (or unkillable), served no more */
-	bool need_events; /* an install hit EAGAIN: read this uffd's events first */
+	bool gone;	   /* exited or mm gone: nothing more to do */
+	bool killed;	   /* failed: SIGKILLed (or unkillable), served no more */
+	bool need_events;  /* an install hit EAGAIN: read this uffd's events first */
 	pid_t parent_real; /* a fork child whose pid is not known yet: its parent */
 	unsigned ident_tries;
-	char name[48];	  /* for logs: "pid 42" or "pid 42 (child of 41)" */
+	char name[48]; /* for logs: "pid 42" or "pid 42 (child of 41)" */
 	struct ep_tag uffd_tag, pidfd_tag;
 	struct lz_task *next;
 };

@@ -25,19 +25,10 @@ bad() { say "FAIL $1${2:+: $2}"; fail=$((fail + 1)); }
 skipped() { say "SKIP $1: $2"; skip=$((skip + 1)); }
 want() { [ -z "${NET_ONLY:-}" ] || case " $NET_ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
-# ---- build the test programs (the Makefile builds tests/host and tests/unit only) ----
-CFLAGS_T="-O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread"
-case $B in *build-san*) CFLAGS_T="$CFLAGS_T -fsanitize=address,undefined -fno-omit-frame-pointer" ;; esac
+# The test programs are built by make (tests/net/*.c -> BUILD/tests/net/).
 for p in netload hostile flipproxy; do
-	# shellcheck disable=SC2086
-	cc -I"$B/gen" -I"$ROOT/lazy-pages/common" $CFLAGS_T -o "$T/$p" "$ROOT/tests/net/$p.c" \
-		"$B/lib/liblazy.a" -lprotobuf-c -lxxhash ||
-		{ say "net: cannot build tests/net/$p.c"; exit 2; }
+	[ -x "$T/$p" ] || { say "net: $T/$p missing: run make first"; exit 2; }
 done
-# The VM workload of guest-net.sh: dumped by real CRIU, so never sanitized, always in build/.
-mkdir -p "$ROOT/build/tests/net"
-cc -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -o "$ROOT/build/tests/net/faultprobe" \
-	"$ROOT/tests/net/faultprobe.c" || { say "net: cannot build tests/net/faultprobe.c"; exit 2; }
 [ -x "$IMGD" ] || { say "net: $IMGD missing: run make first"; exit 2; }
 
 root=false

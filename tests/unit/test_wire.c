@@ -289,8 +289,7 @@ Test(wire, hmac_sha256_rfc4231)
 	uint8_t key[20], out[WIRE_MAC], want[WIRE_MAC];
 
 	memset(key, 0x0b, sizeof(key));
-	if (wire_hmac(key, sizeof(key), "Hi There", 8, out) == -ENOSYS)
-		cr_skip_test("libgnutls.so.30 not installed");
+	cr_assert_eq(wire_hmac(key, sizeof(key), "Hi There", 8, out), 0);
 	hex("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7", want);
 	cr_assert_arr_eq(out, want, WIRE_MAC);
 	cr_assert_eq(wire_hmac((const uint8_t *)"Jefe", 4, "what do ya want for nothing?", 28, out),

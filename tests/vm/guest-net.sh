@@ -23,7 +23,7 @@ R=$VMRUN_RESULTS
 : >"$R/summary"
 LAZYD=${NET_LAZYD:-$ROOT/build/bin/criu-lazyd}
 IMGD=$ROOT/build/bin/criu-imgd
-PROBE=$ROOT/build/tests/net/faultprobe
+PROBE=$ROOT/build/tests/workloads/faultprobe
 PORT=27027
 [ $# -gt 0 ] || set -- imgd ps-ours ps-criu psd-ours psd-criu bench
 

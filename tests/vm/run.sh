@@ -6,6 +6,8 @@
 #   sh tests/vm/run.sh bench           benchmark: criu-lazyd vs criu lazy-pages vs full restore
 #   sh tests/vm/run.sh demo            a guided lazy restore with criu-lazyd
 #   sh tests/vm/run.sh plugin [SCEN..] tests of lazy_restore.so (guest-plugin.sh)
+#   sh tests/vm/run.sh net [SCEN..]    remote sources: criu-imgd, CRIU's page server (guest-net.sh)
+#   sh tests/vm/run.sh netbench        fault latency and drain over the network, ours vs CRIU's
 # Needs `make` first (build/tests/workloads/*, build/bin/criu-lazyd). Results and logs go to
 # build/vm/<mode>-<date>-<pid>/ (link: build/vm/<mode>-latest).
 # Env: E2E_DAEMONS (default "criu ours"), CRIU_LAZY, OURS_LAZY (daemon commands), VMRUN_TIMEOUT.
@@ -14,7 +16,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 V=$ROOT/tests/vm
 mode=e2e
 case ${1:-} in
-bench | demo | e2e | plugin) mode=$1; shift ;;
+bench | demo | e2e | plugin | net | netbench) mode=$1; shift ;;
 esac
 
 for w in memhog chaos tree; do
@@ -86,6 +88,24 @@ plugin)
 	rc=0
 	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-900} sh "$V/vmrun.sh" "$V/guest-plugin.sh" "$R" "$ROOT" "$@" || rc=$?
 	summarize "$rc"
+	;;
+net)
+	echo "VM tests of the remote page sources (qemu TCG guest, real CRIU; logs in build/vm/net-latest/)"
+	rc=0
+	[ $# -gt 0 ] || set -- imgd ps-ours ps-criu psd-ours psd-criu
+	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-900} sh "$V/vmrun.sh" "$V/guest-net.sh" "$R" "$ROOT" "$@" || rc=$?
+	summarize "$rc"
+	;;
+netbench)
+	mkdir -p "$ROOT/build/bench"
+	rc=0
+	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-1200} sh "$V/vmrun.sh" "$V/guest-net.sh" "$R" "$ROOT" bench || rc=$?
+	if [ -f "$R/net-bench.txt" ]; then
+		cp "$R/net-bench.txt" "$ROOT/build/bench/net.txt"
+		cat "$R/net-bench.txt"
+		echo "(written to build/bench/net.txt; logs in build/vm/netbench-latest/)"
+	fi
+	[ "$rc" = 0 ] || { vm_failed "$rc"; exit 1; }
 	;;
 bench)
 	mkdir -p "$ROOT/build/bench"
