@@ -26,13 +26,14 @@ endif
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -fPIC $(SANFLAGS)
-NL_CFLAGS := $(shell pkg-config --cflags libnl-genl-3.0 2>/dev/null)
-NL_LIBS := $(shell pkg-config --libs libnl-genl-3.0 2>/dev/null)
+NL_CFLAGS = $(shell pkg-config --cflags libnl-genl-3.0 2>/dev/null)
+NL_LIBS = $(shell pkg-config --libs libnl-genl-3.0 2>/dev/null)
 CPPFLAGS += -I$(B)/gen -Ilazy-pages/common -Ikmod/include/uapi $(NL_CFLAGS)
 LDFLAGS += -pthread $(SANFLAGS)
-LIBS := -lprotobuf-c -lxxhash -lgnutls $(NL_LIBS)
+LIBS = -lprotobuf-c -lxxhash -lgnutls $(NL_LIBS)
 
-# Kernel headers for lazyfill.ko: the newest installed, unless KDIR is given.
+# Kernel headers for lazyfill.ko: the newest installed, unless KDIR is given. These and the
+# pkg-config flags are expanded when used, so that `make deps demo` works on a fresh machine.
 KVER ?= $(shell ls /lib/modules 2>/dev/null | sort -V | tail -1)
 KDIR ?= /lib/modules/$(KVER)/build
 
