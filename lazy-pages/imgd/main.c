@@ -3,6 +3,7 @@
  * urgent (fault) work of every connection first, then one frame of background
  * work per connection, so a fault never waits behind another client's stream.
  */
+#include "daemon.h"
 #include "imgd.h"
 
 #include <arpa/inet.h>
@@ -239,17 +240,10 @@ static int make_sums(struct imgd *d)
 
 static int setup_signals(struct imgd *d)
 {
-	sigset_t mask;
-
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	int sfd = daemon_signalfd();
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &signal_tag};
 	if (sfd < 0 || epoll_ctl(d->epfd, EPOLL_CTL_ADD, sfd, &ev)) {
-		pr_err("signalfd: %s", strerror(errno));
+		pr_err("signalfd: %s", strerror(sfd < 0 ? -sfd : errno));
 		return -1;
 	}
 	return sfd;
@@ -286,32 +280,6 @@ static int start(struct imgd *d, struct imgd_opts *o, int *port)
 	return 0;
 }
 
-static int daemonize(const struct imgd_opts *o)
-{
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (pid > 0) {
-		FILE *f = o->pidfile ? fopen(o->pidfile, "we") : NULL;
-		if (f) {
-			fprintf(f, "%d", (int)pid);
-			fclose(f);
-		}
-		_exit(0);
-	}
-	setsid();
-	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (nul >= 0) {
-		dup2(nul, 0);
-		dup2(nul, 1);
-		if (o->log_file)
-			dup2(nul, 2);
-		close(nul);
-	}
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	struct imgd_opts o;
@@ -341,17 +309,12 @@ int main(int argc, char **argv)
 	pr_msg("listening on %s port %d, %s, serving %s %s", o.address, port,
 	       d.need_auth ? "key required" : "no key (loopback only)", o.root ? "--root" : "-D",
 	       o.root ? o.root : o.dir);
-	if (o.daemon && daemonize(&o)) {
+	if (o.daemon && daemon_detach("criu-imgd", o.pidfile, !o.log_file)) {
 		pr_err("cannot daemonize: %s", strerror(errno));
 		return 1;
 	}
-	if (!o.daemon && o.pidfile) {
-		FILE *f = fopen(o.pidfile, "we");
-		if (f) {
-			fprintf(f, "%d", (int)getpid());
-			fclose(f);
-		}
-	}
+	if (!o.daemon && o.pidfile && daemon_write_pidfile(o.pidfile, getpid()))
+		pr_warn("cannot write pidfile %s: %s", o.pidfile, strerror(errno));
 	int sfd = setup_signals(&d);
 	if (sfd < 0)
 		return 1;

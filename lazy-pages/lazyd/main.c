@@ -16,46 +16,12 @@
 #include <unistd.h>
 
 #include "fill_kmod.h"
+#include "daemon.h"
 #include "lazyd.h"
 #include "log.h"
 
 #define PAGE IMG_PAGE_SIZE
 #define MAX_EVENTS 64
-
-static int write_pidfile(const char *path, pid_t pid)
-{
-	FILE *f = fopen(path, "we");
-	if (!f)
-		return -errno;
-	fprintf(f, "%d", (int)pid);
-	return fclose(f) ? -errno : 0;
-}
-
-static int daemonize(const struct lazyd_opts *o)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid > 0) {
-		/* The socket already listens: the caller may connect as soon as we return. */
-		if (o->pidfile && write_pidfile(o->pidfile, pid)) {
-			fprintf(stderr, "criu-lazyd: cannot write pidfile %s: %s\n", o->pidfile,
-				strerror(errno));
-			kill(pid, SIGKILL);
-			_exit(1);
-		}
-		_exit(0);
-	}
-	setsid();
-	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (nul >= 0) {
-		dup2(nul, 0);
-		dup2(nul, 1);
-		dup2(nul, 2);
-		close(nul);
-	}
-	return 0;
-}
 
 static int ep_add(struct lazyd *d, int fd, struct ep_tag *tag)
 {
@@ -251,17 +217,10 @@ static int dispatch(struct lazyd *d, struct epoll_event *ev, int sfd)
 static int run(struct lazyd *d)
 {
 	struct epoll_event evs[MAX_EVENTS];
-	sigset_t mask;
-
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	static struct ep_tag signal_tag = {EP_SIGNAL, NULL};
-	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	int sfd = daemon_signalfd();
 	if (sfd < 0 || ep_add(d, sfd, &signal_tag)) {
-		pr_err("signalfd: %s", strerror(errno));
+		pr_err("signalfd: %s", strerror(sfd < 0 ? -sfd : errno));
 		return -1;
 	}
 	d->listen_tag = (struct ep_tag){EP_LISTEN, NULL};
@@ -479,13 +438,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pr_info("listening on %s in %s", LPS_NAME, o.work_dir);
-	if (o.daemon && daemonize(&o)) {
+	if (o.daemon && daemon_detach("criu-lazyd", o.pidfile, false)) {
 		pr_err("cannot daemonize: %s", strerror(errno));
 		teardown(&d);
 		free(imgdir);
 		return 1;
 	}
-	if (!o.daemon && o.pidfile && write_pidfile(o.pidfile, getpid()))
+	if (!o.daemon && o.pidfile && daemon_write_pidfile(o.pidfile, getpid()))
 		pr_warn("cannot write pidfile %s: %s", o.pidfile, strerror(errno));
 	if (o.status_fd >= 0) {
 		char c = 0;

@@ -1,0 +1,20 @@
+/* What criu-lazyd and criu-imgd share as daemons: detaching, pidfiles, signals. */
+#ifndef LAZY_DAEMON_H
+#define LAZY_DAEMON_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* 0 or -errno. */
+int daemon_write_pidfile(const char *path, pid_t pid);
+/*
+ * Detach: the parent writes the child's pid to pidfile (if any) and exits 0,
+ * or exits 1 with a message when it cannot; the child gets its own session
+ * and /dev/null for stdin, stdout and (unless keep_stderr) stderr. Returns
+ * in the child: 0, or -errno if fork failed.
+ */
+int daemon_detach(const char *prog, const char *pidfile, bool keep_stderr);
+/* Block SIGTERM, SIGINT, SIGHUP and return a signalfd for them, or -errno. */
+int daemon_signalfd(void);
+
+#endif
