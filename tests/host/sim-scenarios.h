@@ -50,6 +50,33 @@ struct thr_arg {
 	atomic_ullong *bad;
 };
 
+/* A few threads of a task, all running one function over the task's memory. */
+struct thr_group {
+	pthread_t th[SIM_THREADS];
+	struct thr_arg arg[SIM_THREADS];
+	int started;
+};
+
+/* Start n (<= SIM_THREADS) threads running fn; false if not all of them started. */
+static bool thr_start(struct thr_group *g, int n, void *(*fn)(void *), struct sim *s,
+		      struct sim_task *t, atomic_ullong *bad)
+{
+	g->started = 0;
+	for (int i = 0; i < n; i++) {
+		g->arg[i] = (struct thr_arg){.s = s, .t = t, .n = i, .bad = bad};
+		if (pthread_create(&g->th[i], NULL, fn, &g->arg[i]))
+			return false;
+		g->started++;
+	}
+	return true;
+}
+
+static void thr_join(struct thr_group *g)
+{
+	for (int i = 0; i < g->started; i++)
+		pthread_join(g->th[i], NULL);
+}
+
 static void *thr_touch(void *p)
 {
 	struct thr_arg *a = p;
@@ -85,22 +112,14 @@ static void layout_threads(struct sim *s)
 /* SC_EARLY: every page is served by the fault path, several threads faulting at once. */
 static int run_threads(struct sim *s, struct sim_task *t)
 {
-	pthread_t th[SIM_THREADS];
-	struct thr_arg arg[SIM_THREADS];
+	struct thr_group g;
 	atomic_ullong bad = 0;
-	int started = 0;
+	bool all = thr_start(&g, SIM_THREADS, thr_touch, s, t, &bad);
 
-	for (int i = 0; i < SIM_THREADS; i++) {
-		arg[i] = (struct thr_arg){.s = s, .t = t, .n = i, .bad = &bad};
-		if (pthread_create(&th[i], NULL, thr_touch, &arg[i]))
-			break;
-		started++;
-	}
-	for (int i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
+	thr_join(&g);
 	if (task_phase_done(t))
 		return 1;
-	if (started != SIM_THREADS) {
+	if (!all) {
 		sim_log("pthread_create failed");
 		return 1;
 	}
@@ -545,20 +564,12 @@ static void *thr_random(void *p)
 
 static int run_large(struct sim *s, struct sim_task *t)
 {
-	pthread_t th[SIM_THREADS];
-	struct thr_arg arg[SIM_THREADS];
+	struct thr_group g;
 	atomic_ullong bad = 0;
-	int started = 0;
+	bool all = thr_start(&g, SIM_THREADS, thr_random, s, t, &bad);
 
-	for (int i = 0; i < SIM_THREADS; i++) {
-		arg[i] = (struct thr_arg){.s = s, .t = t, .n = i, .bad = &bad};
-		if (pthread_create(&th[i], NULL, thr_random, &arg[i]))
-			break;
-		started++;
-	}
-	for (int i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	if (started != SIM_THREADS || task_wait_daemon_exit(t, s->timeout_s))
+	thr_join(&g);
+	if (!all || task_wait_daemon_exit(t, s->timeout_s))
 		return 1;
 	/* The daemon is gone: any page it did not install would read as zeros now. */
 	return (bad || check_all(s, t)) ? 1 : 0;
@@ -811,18 +822,14 @@ static int storm_child(struct sim *s, struct sim_task *t, int n)
 /* SC_EARLY, SC_DRAIN: 32 children forked while two threads of the parent fault. */
 static int run_fork_storm(struct sim *s, struct sim_task *t)
 {
-	pthread_t th[2];
-	struct thr_arg arg[2];
+	struct thr_group g;
 	atomic_ullong tbad = 0;
 	pid_t kids[STORM_CHILDREN];
 	uint64_t bad = 0;
 	int n = 0;
 
-	for (int i = 0; i < 2; i++) {
-		arg[i] = (struct thr_arg){.s = s, .t = t, .n = i, .bad = &tbad};
-		if (pthread_create(&th[i], NULL, thr_touch, &arg[i]))
-			return 1;
-	}
+	if (!thr_start(&g, 2, thr_touch, s, t, &tbad))
+		return 1;
 	for (; n < STORM_CHILDREN; n++) {
 		kids[n] = fork();
 		if (kids[n] == 0)
@@ -830,8 +837,7 @@ static int run_fork_storm(struct sim *s, struct sim_task *t)
 		if (kids[n] < 0)
 			break;
 	}
-	for (int i = 0; i < 2; i++)
-		pthread_join(th[i], NULL);
+	thr_join(&g);
 	for (int i = 0; i < n; i++) {
 		int st = 0;
 		if (waitpid(kids[i], &st, 0) != kids[i] || !WIFEXITED(st) || WEXITSTATUS(st)) {
