@@ -4,7 +4,9 @@
  *
  *   init(RESTORE)  if the restore is lazy: make sure a daemon listens on lazy-pages.socket in
  *                  the work dir (CRIU's cwd now); start criu-lazyd if none does; fail the
- *                  restore with the reason if it cannot start.
+ *                  restore with the reason if it cannot start. With `source image-server`
+ *                  and an images dir without images, fetch the image's metadata files from
+ *                  criu-imgd first (restore by image id).
  *   exit(RESTORE)  on failure, stop the daemon we started; on success leave it to drain
  *                  (unless no restore connected to it: then the restore was not lazy).
  *   init(DUMP)     `publish` is refused until criu-imgd takes uploads.
@@ -47,13 +49,6 @@ static int load_conf(struct lr_conf *c, bool quiet)
 	else
 		lr_info("no %s: default settings (local images)", path);
 	return 0;
-}
-
-static bool has_file(const char *dir, const char *name)
-{
-	char p[PATH_MAX + 64];
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	return access(p, F_OK) == 0;
 }
 
 static int restore_init(void)
@@ -107,10 +102,8 @@ static int restore_init(void)
 		lr_err("%s", why);
 		return -1;
 	}
-	if (c.source == LR_SRC_IMAGE_SERVER && !has_file(imgdir, "pstree.img")) {
-		lr_err("%s has no images: restore by image id (fetching the images from criu-imgd "
-		       "into an empty images dir) is not supported yet",
-		       imgdir);
+	if (lr_fetch_if_empty(&c, imgdir, why, sizeof(why))) {
+		lr_err("%s", why);
 		return -1;
 	}
 	if (lr_daemon_path(&c, daemon, sizeof(daemon), why, sizeof(why)) ||

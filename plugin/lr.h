@@ -58,6 +58,11 @@ int lr_spawn(const struct lr_conf *c, const char *daemon, const char *imgdir, st
 void lr_stop(struct lr_daemon *d, const char *reason);
 void lr_forget(struct lr_daemon *d);
 
+/* fetch.c: restore by image id. With `source image-server` and no inventory.img or
+ * pstree.img in IMGDIR, fetch the image's metadata files from criu-imgd into it. 0 (fetched
+ * or nothing to do), or -1 with the reason. */
+int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, char *why, size_t n);
+
 /* paths.c */
 int lr_images_dir(char *out, size_t n, char *why, size_t wn);
 /* Read a small file into a malloc'ed NUL-terminated buffer; NULL with errno. */

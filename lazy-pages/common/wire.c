@@ -18,6 +18,10 @@ static const ProtobufCMessageDescriptor *const descs[WT_MAX + 1] = {
     [WT_PAGES] = &lw_pages__descriptor,
     [WT_ERROR] = &lw_error__descriptor,
     [WT_CLOSE] = &lw_close__descriptor,
+    [WT_META_LIST] = &lw_meta_list__descriptor,
+    [WT_META_LIST_REPLY] = &lw_meta_list_reply__descriptor,
+    [WT_META_GET] = &lw_meta_get__descriptor,
+    [WT_META_DATA] = &lw_meta_data__descriptor,
 };
 
 static const char *const names[WT_MAX + 1] = {
@@ -33,6 +37,10 @@ static const char *const names[WT_MAX + 1] = {
     [WT_PAGES] = "PAGES",
     [WT_ERROR] = "ERROR",
     [WT_CLOSE] = "CLOSE",
+    [WT_META_LIST] = "META_LIST",
+    [WT_META_LIST_REPLY] = "META_LIST_REPLY",
+    [WT_META_GET] = "META_GET",
+    [WT_META_DATA] = "META_DATA",
 };
 
 const char *wire_type_name(unsigned type)
@@ -139,6 +147,42 @@ bool wire_id_ok(const char *id)
 			return false;
 	}
 	return true;
+}
+
+bool wire_meta_name_ok(const char *name)
+{
+	size_t n = strnlen(name, WIRE_MAX_META_NAME + 1);
+
+	if (n == 0 || n > WIRE_MAX_META_NAME || name[0] == '.' || strstr(name, ".."))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-' || c == '+'))
+			return false;
+	}
+	return true;
+}
+
+int64_t wire_meta_pages_id(const char *name)
+{
+	size_t d = strspn(name + (strncmp(name, "pages-", 6) ? 0 : 6), "0123456789");
+	int64_t id = 0;
+
+	if (strncmp(name, "pages-", 6) || d == 0 || d > 10 || strcmp(name + 6 + d, ".img"))
+		return -1;
+	for (size_t i = 0; i < d; i++)
+		id = id * 10 + (name[6 + i] - '0');
+	return id <= UINT32_MAX ? id : -1;
+}
+
+bool wire_meta_served(const char *name)
+{
+	size_t n = strnlen(name, WIRE_MAX_META_NAME + 1);
+
+	if (!wire_meta_name_ok(name) || (n >= 4 && !strcmp(name + n - 4, ".log")))
+		return false;
+	return strncmp(name, "pages-", 6) || wire_meta_pages_id(name) >= 0;
 }
 
 uint32_t wire_count_zero(const uint8_t *map, uint32_t n)
@@ -273,8 +317,59 @@ int wire_check(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *
 		if (!wire_id_ok(x->image))
 			*why = "bad image id";
 		else if (x->class_ != LW_CLASS__LW_CLASS_URGENT &&
-			 x->class_ != LW_CLASS__LW_CLASS_BULK)
+			 x->class_ != LW_CLASS__LW_CLASS_BULK &&
+			 x->class_ != LW_CLASS__LW_CLASS_META)
 			*why = "bad connection class";
+		break;
+	}
+	case WT_META_LIST: {
+		const LwMetaList *x = (const LwMetaList *)m;
+		if (x->after && !wire_meta_name_ok(x->after))
+			*why = "META_LIST after a bad name";
+		break;
+	}
+	case WT_META_LIST_REPLY: {
+		const LwMetaListReply *x = (const LwMetaListReply *)m;
+		if (x->n_files > WIRE_META_LIST_PART)
+			*why = "META_LIST_REPLY with too many files";
+		for (size_t i = 0; !*why && i < x->n_files; i++) {
+			if (!wire_meta_served(x->files[i]->name))
+				*why = "META_LIST_REPLY with a bad file name";
+			else if (x->files[i]->size >
+				 (x->files[i]->sparse ? WIRE_MAX_META_SPARSE : WIRE_MAX_META_FILE))
+				*why = "META_LIST_REPLY with a file too large";
+			else if (x->files[i]->sparse && wire_meta_pages_id(x->files[i]->name) < 0)
+				*why =
+				    "META_LIST_REPLY with a sparse file that is not a pages file";
+			else if (i && strcmp(x->files[i - 1]->name, x->files[i]->name) >= 0)
+				*why = "META_LIST_REPLY names unsorted or repeated";
+		}
+		break;
+	}
+	case WT_META_GET: {
+		const LwMetaGet *x = (const LwMetaGet *)m;
+		if (!wire_meta_served(x->name))
+			*why = "META_GET of a bad file name";
+		else if (x->off > WIRE_MAX_META_SPARSE)
+			*why = "META_GET offset beyond the size limit";
+		break;
+	}
+	case WT_META_DATA: {
+		const LwMetaData *x = (const LwMetaData *)m;
+		if (!wire_meta_served(x->name))
+			*why = "META_DATA of a bad file name";
+		bool pages = wire_meta_pages_id(x->name) >= 0;
+		if (x->size > (pages ? WIRE_MAX_META_SPARSE : WIRE_MAX_META_FILE))
+			*why = "META_DATA file too large";
+		else if (x->data.len > WIRE_META_CHUNK)
+			*why = "META_DATA chunk too large";
+		else if (x->off > x->size || x->data.len > x->size - x->off)
+			*why = "META_DATA beyond the file's size";
+		else if (x->has_skip &&
+			 (!pages || x->data.len || !x->skip || x->skip > x->size - x->off))
+			*why = "META_DATA with a bad skip";
+		else if (!x->has_skip && x->data.len == 0 && x->off < x->size)
+			*why = "META_DATA empty before the end";
 		break;
 	}
 	case WT_OPEN_REPLY:

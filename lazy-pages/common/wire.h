@@ -22,17 +22,24 @@
 #define WIRE_MAX_MSG (64u << 10) /* protobuf bytes in one frame */
 #define WIRE_MAX_REPLY_PAGES 64u /* pages in one PAGES frame */
 #define WIRE_MAX_PAYLOAD (WIRE_MAX_REPLY_PAGES * WIRE_PAGE)
-#define WIRE_MAX_RANGES 64u		 /* ranges in one GET */
-#define WIRE_MAX_GET_PAGES 4096u	 /* pages in one GET, all ranges */
-#define WIRE_MAX_INFLIGHT 32u		 /* GETs a server queues per connection */
-#define WIRE_MAX_INDEX_EXTENTS 1024u	 /* extents in one INDEX_PART */
-#define WIRE_MAX_TASKS 65536u		 /* tasks in one index */
-#define WIRE_MAX_TASK_EXTENTS (1u << 24) /* extents of one task */
-#define WIRE_MAX_ID 128u		 /* image id bytes */
-#define WIRE_MAX_TEXT 256u		 /* error text bytes */
-#define WIRE_MAX_NAME 64u		 /* hello client/server names */
-#define WIRE_NONCE 32u			 /* challenge and nonce bytes */
-#define WIRE_MAC 32u			 /* HMAC-SHA256 */
+#define WIRE_MAX_RANGES 64u		  /* ranges in one GET */
+#define WIRE_MAX_GET_PAGES 4096u	  /* pages in one GET, all ranges */
+#define WIRE_MAX_INFLIGHT 32u		  /* GETs a server queues per connection */
+#define WIRE_MAX_INDEX_EXTENTS 1024u	  /* extents in one INDEX_PART */
+#define WIRE_MAX_TASKS 65536u		  /* tasks in one index */
+#define WIRE_MAX_TASK_EXTENTS (1u << 24)  /* extents of one task */
+#define WIRE_MAX_ID 128u		  /* image id bytes */
+#define WIRE_MAX_TEXT 256u		  /* error text bytes */
+#define WIRE_MAX_NAME 64u		  /* hello client/server names */
+#define WIRE_NONCE 32u			  /* challenge and nonce bytes */
+#define WIRE_MAC 32u			  /* HMAC-SHA256 */
+#define WIRE_MAX_META_NAME 128u		  /* metadata file name bytes */
+#define WIRE_MAX_META_FILES 4096u	  /* metadata files of one image */
+#define WIRE_META_LIST_PART 256u	  /* files in one META_LIST_REPLY */
+#define WIRE_MAX_META_FILE (16u << 20)	  /* bytes of one metadata file */
+#define WIRE_MAX_META_TOTAL (256u << 20)  /* bytes of all metadata files of one image */
+#define WIRE_MAX_META_SPARSE (1ull << 40) /* bytes of one sparse pages file (holes included) */
+#define WIRE_META_CHUNK (32u << 10)	  /* bytes in one META_DATA */
 
 enum wire_type {
 	WT_HELLO = 1,
@@ -47,7 +54,11 @@ enum wire_type {
 	WT_PAGES = 10,
 	WT_ERROR = 11,
 	WT_CLOSE = 12,
-	WT_MAX = 12,
+	WT_META_LIST = 13,
+	WT_META_LIST_REPLY = 14,
+	WT_META_GET = 15,
+	WT_META_DATA = 16,
+	WT_MAX = 16,
 };
 
 struct wire_hdr {
@@ -87,6 +98,16 @@ int wire_check(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *
 
 /* Image ids: [A-Za-z0-9._-]{1,WIRE_MAX_ID}, not "." or "..". */
 bool wire_id_ok(const char *id);
+
+/*
+ * Metadata file names (META_*): [A-Za-z0-9._+-]{1,WIRE_MAX_META_NAME}, not starting with
+ * '.', no "..", so never a path. wire_meta_served() adds what a server lists: not *.log,
+ * and of the pages-* names only pages-<digits>.img (never the checksum files). A pages file
+ * is served sparse (wire_meta_pages_id: its N, or -1 for other names).
+ */
+bool wire_meta_name_ok(const char *name);
+bool wire_meta_served(const char *name);
+int64_t wire_meta_pages_id(const char *name);
 
 /* PAGES helpers. */
 static inline bool wire_zero_bit(const uint8_t *map, uint32_t i)

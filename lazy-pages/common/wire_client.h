@@ -39,6 +39,21 @@ int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
 int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_tasks,
 		      struct img_set *set, char *err, size_t errlen);
 
+struct wire_meta_result {
+	unsigned files;
+	uint64_t bytes;
+};
+
+/*
+ * Restore by image id: fetch every metadata file of c->image (a META connection) into the
+ * dir dirfd. Names and sizes are checked (wire.h limits); a name that already exists in the
+ * dir fails the fetch before anything is written; each file is written to a temp name and
+ * renamed (RENAME_NOREPLACE) once complete. On failure the files it created are removed.
+ * 0, or -1 with err.
+ */
+int wire_meta_fetch(const struct wire_client *c, int dirfd, struct wire_meta_result *res, char *err,
+		    size_t errlen);
+
 /* errno for a server ERROR code: whether it is worth a retry. */
 int wire_err_errno(int code);
 

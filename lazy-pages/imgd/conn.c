@@ -60,9 +60,11 @@ void conn_close(struct imgd *d, struct imgd_conn *c, const char *why)
 		    "session %lu: %s closed (%s): image %s (%s), %lu GETs, %lu pages served (%lu "
 		    "zero, not sent), %lu bytes, %.3f s",
 		    (unsigned long)c->id, c->peer, why, c->img->id,
-		    c->urgent_class ? "urgent" : "bulk", (unsigned long)c->gets,
-		    (unsigned long)c->pages, (unsigned long)c->zero_pages, (unsigned long)c->bytes,
-		    dt);
+		    c->meta	      ? "meta"
+		    : c->urgent_class ? "urgent"
+				      : "bulk",
+		    (unsigned long)c->gets, (unsigned long)c->pages, (unsigned long)c->zero_pages,
+		    (unsigned long)c->bytes, dt);
 	else
 		pr_info("session %lu: %s closed (%s) before opening an image, %.3f s",
 			(unsigned long)c->id, c->peer, why, dt);
@@ -174,6 +176,7 @@ static void on_open(struct imgd *d, struct imgd_conn *c, const LwOpen *o)
 		return;
 	}
 	c->urgent_class = o->class_ == LW_CLASS__LW_CLASS_URGENT;
+	c->meta = o->class_ == LW_CLASS__LW_CLASS_META;
 	LwOpenReply r = LW_OPEN_REPLY__INIT;
 	r.nr_tasks = (uint32_t)c->img->set.nr_tasks;
 	r.lazy_pages = c->img->lazy_pages;
@@ -182,7 +185,10 @@ static void on_open(struct imgd *d, struct imgd_conn *c, const LwOpen *o)
 	conn_queue_frame(c, WT_OPEN_REPLY, &r.base);
 	c->state = CS_READY;
 	pr_info("session %lu: %s opened image %s (%s connection)", (unsigned long)c->id, c->peer,
-		c->img->id, c->urgent_class ? "urgent" : "bulk");
+		c->img->id,
+		c->meta		  ? "meta"
+		: c->urgent_class ? "urgent"
+				  : "bulk");
 }
 
 /* Which frame types each state accepts. */
@@ -198,6 +204,8 @@ static bool expected(const struct imgd_conn *c, unsigned type)
 	case CS_OPEN:
 		return type == WT_OPEN;
 	case CS_READY:
+		if (c->meta)
+			return type == WT_META_LIST || type == WT_META_GET;
 		return type == WT_INDEX_GET || type == WT_GET;
 	default:
 		return false;
@@ -230,6 +238,12 @@ static void on_frame(struct imgd *d, struct imgd_conn *c, const struct wire_hdr 
 	case WT_GET:
 		c->gets++;
 		pages_queue_get(d, c, (const LwGet *)m);
+		break;
+	case WT_META_LIST:
+		meta_on_list(d, c, (const LwMetaList *)m);
+		break;
+	case WT_META_GET:
+		meta_on_get(d, c, (const LwMetaGet *)m);
 		break;
 	case WT_CLOSE:
 		c->state = CS_CLOSING;
@@ -286,7 +300,7 @@ void conn_on_readable(struct imgd *d, struct imgd_conn *c)
 {
 	for (int frames = 0; frames < MAX_FRAMES_PER_READ && c->state != CS_CLOSING;) {
 		/* A handshake reply is still going out: the next one waits for it. */
-		if ((c->tx_len || c->errf_len) && c->state != CS_READY)
+		if ((c->tx_len || c->errf_len) && (c->state != CS_READY || c->meta))
 			return;
 		if (c->state == CS_READY && c->nq >= WIRE_MAX_INFLIGHT)
 			return; /* back-pressure: the socket stays readable */

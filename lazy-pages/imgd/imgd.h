@@ -100,6 +100,7 @@ struct imgd_conn {
 	char peer[64];
 	enum conn_state state;
 	bool urgent_class;
+	bool meta; /* a META connection: META_LIST / META_GET only, one at a time */
 	double t_start, t_last, t_sent; /* connected, last request, last byte sent */
 	uint8_t challenge[WIRE_NONCE];
 	struct imgd_image *img;
@@ -154,6 +155,10 @@ int pages_queue_get(struct imgd *d, struct imgd_conn *c, const LwGet *g);
 int pages_next_frame(struct imgd *d, struct imgd_conn *c, bool urgent_only);
 /* Build the next INDEX_PART frame. 1 built, 0 done, -1 failed. */
 int index_next_frame(struct imgd *d, struct imgd_conn *c);
+
+/* ---- meta.c: metadata files of META connections (reply queued in c->tx) ---- */
+void meta_on_list(struct imgd *d, struct imgd_conn *c, const LwMetaList *l);
+void meta_on_get(struct imgd *d, struct imgd_conn *c, const LwMetaGet *g);
 
 double imgd_now(void);
 

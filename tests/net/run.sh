@@ -26,7 +26,7 @@ skipped() { say "SKIP $1: $2"; skip=$((skip + 1)); }
 want() { [ -z "${NET_ONLY:-}" ] || case " $NET_ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 # The test programs are built by make (tests/net/*.c -> BUILD/tests/net/).
-for p in netload hostile flipproxy; do
+for p in netload hostile flipproxy metafetch; do
 	[ -x "$T/$p" ] || { say "net: $T/$p missing: run make first"; exit 2; }
 done
 [ -x "$IMGD" ] || { say "net: $IMGD missing: run make first"; exit 2; }
@@ -273,6 +273,76 @@ else
 		ip netns del "$ns_s" 2>/dev/null
 		ip netns del "$ns_c" 2>/dev/null
 	fi
+fi
+
+# ---- restore by image id: metadata files (META connections) ----
+if want metafetch && [ -d "$OUT/img-seq/img" ]; then
+	M=$OUT/meta-src/img
+	rm -rf "$OUT/meta-src" "$OUT/meta-dst"
+	mkdir -p "$M" "$OUT/meta-dst"
+	cp -a "$OUT/img-seq/img/." "$M/"
+	# Hostile entries in the served dir: never listed, never served.
+	echo secret >"$OUT/meta-secret"
+	ln -s "$OUT/meta-secret" "$M/evil-link.img"
+	mkfifo "$M/evil-fifo.img"
+	mkdir "$M/evil-dir.img"
+	echo log >"$M/dump.log"
+	start_imgd meta -D "$M" --auth-key "$key"
+	d=$OUT/meta-dst
+	r=0 why=""
+	"$T/metafetch" fetch "127.0.0.1:$port" img "$d" "$key" >"$OUT/meta-fetch.out" 2>&1 ||
+		{ r=1 why="fetch: $(tail -1 "$OUT/meta-fetch.out")"; }
+	want_names=$(cd "$M" && for f in *; do
+		[ -f "$f" ] && [ ! -L "$f" ] || continue
+		case $f in pages-*.img.* | *.log) continue ;; esac
+		echo "$f"
+	done)
+	got_names=$(cd "$d" && ls -A)
+	[ "$want_names" = "$got_names" ] || { r=1 why="${why:-names differ: $(echo $got_names)}"; }
+	for f in $want_names; do
+		case $f in pages-*) continue ;; esac
+		cmp -s "$M/$f" "$d/$f" || { r=1 why="${why:-$f differs}"; }
+	done
+	# Pages files: the same size, what was sent equal to the source, the lazy data not sent
+	# (holes: at most the non-lazy part of the file is allocated).
+	for f in "$M"/pages-*.img; do
+		b=$(basename "$f")
+		[ "$(stat -c %s "$f")" = "$(stat -c %s "$d/$b" 2>/dev/null)" ] ||
+			{ r=1 why="${why:-$b: size differs}"; }
+		python3 "$ROOT/tests/net/sparse-cmp.py" "$f" "$d/$b" >"$OUT/meta-sparse.out" 2>&1 ||
+			{ r=1 why="${why:-$b: $(tail -1 "$OUT/meta-sparse.out")}"; }
+	done
+	[ -n "$want_names" ] || { r=1 why="${why:-nothing to fetch}"; }
+	# Again into the same dir: refused before anything is written, the dir unchanged.
+	before=$(cd "$d" && ls -A | md5sum)
+	if "$T/metafetch" fetch "127.0.0.1:$port" img "$d" "$key" >"$OUT/meta-again.out" 2>&1 ||
+		! grep -q "exists in the images dir: not overwritten" "$OUT/meta-again.out"; then
+		r=1 why="${why:-a second fetch was not refused: $(tail -1 "$OUT/meta-again.out")}"
+	fi
+	[ "$before" = "$(cd "$d" && ls -A | md5sum)" ] || { r=1 why="${why:-the dir changed}"; }
+	# No key, a wrong key: nothing.
+	mkdir -p "$OUT/meta-nokey"
+	"$T/metafetch" fetch "127.0.0.1:$port" img "$OUT/meta-nokey" >"$OUT/meta-nokey.out" 2>&1 &&
+		{ r=1 why="${why:-fetched without a key}"; }
+	"$T/metafetch" fetch "127.0.0.1:$port" img "$OUT/meta-nokey" "$badkey" \
+		>>"$OUT/meta-nokey.out" 2>&1 && { r=1 why="${why:-fetched with a wrong key}"; }
+	[ -z "$(ls -A "$OUT/meta-nokey")" ] || { r=1 why="${why:-files left without a key}"; }
+	# Hostile requests: refused by the server, which serves on.
+	for n in ../meta-secret evil-link.img evil-fifo.img evil-dir.img pages-1.img.xxh64 \
+		pages-4000000000.img dump.log sub/x .hidden no-such.img; do
+		"$T/metafetch" raw-get "127.0.0.1:$port" img "$n" "$key" >"$OUT/meta-raw.out" 2>&1 ||
+			{ r=1 why="${why:-META_GET '$n' not refused: $(tail -1 "$OUT/meta-raw.out")}"; }
+	done
+	kill -0 "$ipid" 2>/dev/null || { r=1 why="${why:-criu-imgd died}"; }
+	stop_imgd
+	# Hostile names from a server: refused by the client, nothing written.
+	for n in ../evil.img a/b.img .hidden pages-1.img.xxh64 x..y; do
+		rm -rf "$OUT/meta-fake" && mkdir -p "$OUT/meta-fake"
+		"$T/metafetch" fake-server "$n" "$OUT/meta-fake" >"$OUT/meta-fake.out" 2>&1 ||
+			{ r=1 why="${why:-name '$n' from a server: $(tail -1 "$OUT/meta-fake.out")}"; }
+	done
+	[ $r = 0 ] && ok "metafetch: $(echo "$want_names" | wc -l) metadata files fetched by image id and equal; second fetch, no key, 10 hostile requests and 5 hostile names refused" ||
+		bad metafetch "$why"
 fi
 
 say "net: $pass passed, $fail failed, $skip skipped (logs in $OUT)"

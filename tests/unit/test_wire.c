@@ -393,3 +393,195 @@ Test(wire, checksums_and_zero_pages)
 	cr_assert(!wire_page_is_zero(page));
 	cr_assert_neq(wire_page_sum(page), z);
 }
+
+/* ---- metadata files (restore by image id) ---- */
+
+Test(wire, meta_names)
+{
+	const char *good[] = {"inventory.img", "core-1.img",  "tmpfs-dev-5.tar.gz.img",
+			      "stats-dump",    "a+b_c-d.img", "pages"};
+	const char *bad[] = {"",      "..",	      ".",	     ".hidden",	   "a/b",
+			     "../x",  "x/../y",	      "a..b",	     "sp ace.img", "nl\n.img",
+			     "tab\t", "\xc3\xa9.img", "back\\slash", "colon:x"};
+	char longname[WIRE_MAX_META_NAME + 2];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		cr_assert(wire_meta_name_ok(good[i]), "%s", good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert(!wire_meta_name_ok(bad[i]) && !wire_meta_served(bad[i]), "case %zu", i);
+	memset(longname, 'a', sizeof(longname));
+	longname[WIRE_MAX_META_NAME] = 0;
+	cr_assert(wire_meta_name_ok(longname));
+	longname[WIRE_MAX_META_NAME] = 'a';
+	longname[WIRE_MAX_META_NAME + 1] = 0;
+	cr_assert(!wire_meta_name_ok(longname));
+	/* Served: not page data, its checksums, or logs. */
+	cr_assert(wire_meta_served("pages-1.img"));
+	cr_assert_eq(wire_meta_pages_id("pages-12.img"), 12);
+	cr_assert_eq(wire_meta_pages_id("pages-99999999999.img"), -1);
+	cr_assert_eq(wire_meta_pages_id("pages-.img"), -1);
+	cr_assert_eq(wire_meta_pages_id("pages-1.imgx"), -1);
+	cr_assert_eq(wire_meta_pages_id("core-1.img"), -1);
+	cr_assert(!wire_meta_served("pages-1.img.xxh64"));
+	cr_assert(!wire_meta_served("pages-x.img"));
+	cr_assert(!wire_meta_served("dump.log"));
+	cr_assert(wire_meta_served("pagemap-1.img"));
+	cr_assert(wire_meta_served("inventory.img"));
+}
+
+Test(wire, meta_list_reply_bounds)
+{
+	static LwMetaFile f[WIRE_META_LIST_PART + 1];
+	static LwMetaFile *fp[WIRE_META_LIST_PART + 1];
+	static char names[WIRE_META_LIST_PART + 1][WIRE_MAX_META_NAME + 1];
+	LwMetaListReply r = LW_META_LIST_REPLY__INIT;
+	int rc;
+
+	/* The largest reply: every file with a name of the longest size fits one frame. */
+	for (size_t i = 0; i <= WIRE_META_LIST_PART; i++) {
+		memset(names[i], 'a', WIRE_MAX_META_NAME);
+		snprintf(names[i] + WIRE_MAX_META_NAME - 8, 9, "%08zu", i);
+		lw_meta_file__init(&f[i]);
+		f[i].name = names[i];
+		f[i].size = WIRE_MAX_META_FILE;
+		fp[i] = &f[i];
+	}
+	r.files = fp;
+	r.n_files = WIRE_META_LIST_PART;
+	r.last = true;
+	LwMetaListReply *u = (LwMetaListReply *)round_trip(WT_META_LIST_REPLY, &r.base, 0, &rc);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(u->n_files, WIRE_META_LIST_PART);
+	wire_free(&u->base);
+
+	r.n_files = WIRE_META_LIST_PART + 1;
+	u = (LwMetaListReply *)round_trip(WT_META_LIST_REPLY, &r.base, 0, &rc);
+	cr_assert_eq(rc, -EPROTO, "too many files");
+	wire_free(&u->base);
+
+	r.n_files = 2;
+	f[1].size = WIRE_MAX_META_FILE + 1ull;
+	u = (LwMetaListReply *)round_trip(WT_META_LIST_REPLY, &r.base, 0, &rc);
+	cr_assert_eq(rc, -EPROTO, "file too large");
+	wire_free(&u->base);
+	f[1].size = 1;
+
+	fp[1] = &f[0];
+	u = (LwMetaListReply *)round_trip(WT_META_LIST_REPLY, &r.base, 0, &rc);
+	cr_assert_eq(rc, -EPROTO, "repeated name");
+	wire_free(&u->base);
+	fp[1] = &f[1];
+
+	const char *hostile[] = {"../x.img", "a/b", ".x", "pages-1.img.xxh64", "x.log"};
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+		f[1].name = (char *)hostile[i];
+		fp[0] = &f[1];
+		r.n_files = 1;
+		u = (LwMetaListReply *)round_trip(WT_META_LIST_REPLY, &r.base, 0, &rc);
+		cr_assert_eq(rc, -EPROTO, "%s", hostile[i]);
+		wire_free(&u->base);
+	}
+}
+
+Test(wire, meta_get_and_data_bounds)
+{
+	LwMetaGet g = LW_META_GET__INIT;
+	LwMetaData d = LW_META_DATA__INIT;
+	static uint8_t data[WIRE_META_CHUNK + 1];
+	int rc;
+
+	g.name = "core-1.img";
+	g.off = 0;
+	ProtobufCMessage *u = round_trip(WT_META_GET, &g.base, 0, &rc);
+	cr_assert_eq(rc, 0);
+	wire_free(u);
+	g.off = WIRE_MAX_META_SPARSE + 1ull;
+	u = round_trip(WT_META_GET, &g.base, 0, &rc);
+	cr_assert_eq(rc, -EPROTO, "offset beyond the cap");
+	wire_free(u);
+	g.off = 0;
+	g.name = "../etc/passwd";
+	u = round_trip(WT_META_GET, &g.base, 0, &rc);
+	cr_assert_eq(rc, -EPROTO, "path");
+	wire_free(u);
+
+	d.name = "core-1.img";
+	d.size = 100;
+	d.off = 40;
+	d.data = (ProtobufCBinaryData){60, data};
+	u = round_trip(WT_META_DATA, &d.base, 0, &rc);
+	cr_assert_eq(rc, 0);
+	wire_free(u);
+	struct {
+		uint64_t size, off;
+		size_t len;
+	} bad[] = {
+	    {100, 40, 61},					  /* beyond the size */
+	    {100, 101, 0},					  /* offset beyond */
+	    {100, 40, 0},					  /* empty before the end */
+	    {WIRE_MAX_META_FILE + 1ull, 0, 1},			  /* file too large */
+	    {WIRE_META_CHUNK + 10ull, 0, WIRE_META_CHUNK + 1ull}, /* chunk too large */
+	    {UINT64_MAX, UINT64_MAX - 1, 8},			  /* overflow */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		d.size = bad[i].size;
+		d.off = bad[i].off;
+		d.data.len = bad[i].len;
+		u = round_trip(WT_META_DATA, &d.base, 0, &rc);
+		cr_assert_eq(rc, -EPROTO, "case %zu", i);
+		wire_free(u);
+	}
+	/* Skips: only in pages files, without data, within the size. */
+	d.name = "pages-1.img";
+	d.size = 1 << 20;
+	d.off = 4096;
+	d.data.len = 0;
+	d.has_skip = true;
+	d.skip = d.size - d.off;
+	u = round_trip(WT_META_DATA, &d.base, 0, &rc);
+	cr_assert_eq(rc, 0);
+	wire_free(u);
+	d.skip++;
+	u = round_trip(WT_META_DATA, &d.base, 0, &rc);
+	cr_assert_eq(rc, -EPROTO, "skip beyond the size");
+	wire_free(u);
+	d.skip = 0;
+	u = round_trip(WT_META_DATA, &d.base, 0, &rc);
+	cr_assert_eq(rc, -EPROTO, "empty skip");
+	wire_free(u);
+	d.skip = 4096;
+	d.data.len = 1;
+	u = round_trip(WT_META_DATA, &d.base, 0, &rc);
+	cr_assert_eq(rc, -EPROTO, "skip with data");
+	wire_free(u);
+	d.data.len = 0;
+	d.name = "core-1.img";
+	d.size = 100000;
+	u = round_trip(WT_META_DATA, &d.base, 0, &rc);
+	cr_assert_eq(rc, -EPROTO, "skip in a file that is not a pages file");
+	wire_free(u);
+	d.has_skip = false;
+
+	/* The end of a file: an empty chunk at off == size is fine. */
+	d.size = 100;
+	d.off = 100;
+	d.data.len = 0;
+	u = round_trip(WT_META_DATA, &d.base, 0, &rc);
+	cr_assert_eq(rc, 0);
+	wire_free(u);
+
+	/* No raw payload on META frames. */
+	struct wire_hdr h = {WIRE_MAGIC, WT_META_DATA, 10, WIRE_PAGE}, got;
+	uint8_t b[WIRE_HDR_SIZE];
+	const char *why;
+	wire_hdr_put(b, &h);
+	cr_assert_eq(wire_hdr_get(b, &got, &why), -EPROTO);
+
+	/* META class is a valid OPEN class; others are not. */
+	LwOpen o = LW_OPEN__INIT;
+	o.image = "img";
+	o.class_ = LW_CLASS__LW_CLASS_META;
+	u = round_trip(WT_OPEN, &o.base, 0, &rc);
+	cr_assert_eq(rc, 0);
+	wire_free(u);
+}

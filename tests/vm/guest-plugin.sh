@@ -4,8 +4,8 @@
 # back all its memory. Also: the lazy-pages option from a CRIU config file and from an RPC
 # (swrk) client's config file, as runc gives it; a daemon already listening is used; a broken
 # config, a missing or failing daemon, an unsupported source fail the restore with the
-# plugin's message; a failed restore stops the daemon; a non-lazy restore is unaffected; pages
-# from criu-imgd (once criu-lazyd has --image-server).
+# plugin's message; a failed restore stops the daemon; a non-lazy restore is unaffected; restore
+# by image id from criu-imgd into an empty images dir.
 # Appends "PASS|FAIL plugin-SCENARIO (lazy_restore.so) ..." to $VMRUN_RESULTS/summary (the
 # format of guest-e2e.sh), a log excerpt per failure to $VMRUN_RESULTS/fail-plugin-*.txt.
 set -eu
@@ -54,10 +54,10 @@ crestore() {
 	_c=$1
 	shift
 	if [ -n "${PCONF:-}" ]; then
-		CRIU_LAZY_RESTORE_CONF=$PCONF timeout 300 criu restore -D "$VM/$_c/img" -W "$RUN" -d \
+		CRIU_LAZY_RESTORE_CONF=$PCONF timeout 300 criu restore -D "${IMGS:-$VM/$_c/img}" -W "$RUN" -d \
 			-o "$RUN/restore.log" -v4 "$@"
 	else
-		env -u CRIU_LAZY_RESTORE_CONF timeout 300 criu restore -D "$VM/$_c/img" -W "$RUN" -d \
+		env -u CRIU_LAZY_RESTORE_CONF timeout 300 criu restore -D "${IMGS:-$VM/$_c/img}" -W "$RUN" -d \
 			-o "$RUN/restore.log" -v4 "$@"
 	fi
 }
@@ -329,28 +329,42 @@ s_always() {
 }
 
 s_imgd() {
-	# Pages from criu-imgd: runs once criu-lazyd has --image-server (issue 3).
+	# Restore by image id: the dump is served by criu-imgd (loopback, with a key) and the
+	# restore starts from an EMPTY images dir with only the plugin's config: the plugin fetches
+	# the metadata images (pages files sparse: no lazy data) and criu-lazyd gets the pages.
 	main_case || { FAIL_WHY="workload start or criu dump failed"; return 1; }
-	if ! "$OURS_LAZY" --help | grep -q -- --image-server; then
-		DETAIL="skipped: criu-lazyd has no --image-server yet"
-		return 0
-	fi
 	_imgd=$ROOT/build/bin/criu-imgd
 	[ -x "$_imgd" ] || { FAIL_WHY="no $_imgd (make)"; return 1; }
 	new_run "$MAIN" imgd
-	if ! "$_imgd" -D "$VM/$MAIN/img" --port 27127 -o "$RUN/imgd.log" -v4 -d \
-		--pidfile "$RUN/imgd.pid"; then
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/key"
+	chmod 600 "$RUN/key"
+	if ! "$_imgd" -D "$VM/$MAIN/img" --address 127.0.0.1 --port 27127 --auth-key "$RUN/key" \
+		-o "$RUN/imgd.log" -v4 -d --pidfile "$RUN/imgd.pid"; then
 		FAIL_WHY="criu-imgd did not start"
 		return 1
 	fi
-	PCONF=$(conf imgd "source image-server 127.0.0.1:27127" "image img" \
+	IMGS=$RUN/img
+	mkdir -p "$IMGS"
+	PCONF=$(conf imgd "source image-server 127.0.0.1:27127" "image img" "auth-key $RUN/key" \
 		"log $RUN/lazyd.log" "verbosity 3")
 	lazy_ok "$MAIN" "$RUN/lazyd.log" --lazy-pages --lib "$LIB"
 	_rc=$?
+	IMGS=""
 	kill "$(cat "$RUN/imgd.pid")" 2>/dev/null || true
 	[ "$_rc" = 0 ] || return 1
+	grep -q "has no images: fetching the metadata of image img" "$RUN/restore.log" ||
+		{ FAIL_WHY="restore.log: the plugin did not fetch the images"; return 1; }
 	grep -q -- "--image-server 127.0.0.1:27127 --image img" "$RUN/restore.log" ||
 		{ FAIL_WHY="restore.log: the daemon was not started for the image server"; return 1; }
+	[ -s "$RUN/img/inventory.img" ] && [ -s "$RUN/img/pstree.img" ] ||
+		{ FAIL_WHY="no fetched inventory.img/pstree.img in $RUN/img"; return 1; }
+	# The lazy data never came with the metadata: the pages files are mostly holes.
+	_src=$(du -k "$VM/$MAIN"/img/pages-*.img | awk '{s += $1} END {print s}')
+	_dst=$(du -k "$RUN"/img/pages-*.img | awk '{s += $1} END {print s}')
+	[ "$_dst" -lt "$_src" ] ||
+		{ FAIL_WHY="pages files fetched whole ($_dst KiB of $_src KiB)"; return 1; }
+	DETAIL="$(sed -n 's/.*lazy_restore: \(fetched [0-9]* metadata files ([0-9]* bytes)\).*/\1/p' \
+		"$RUN/restore.log" | head -1); pages files $_dst of $_src KiB"
 	kill_case "$MAIN"
 }
 
@@ -492,7 +506,7 @@ for s in "$@"; do
 		record FAIL "$s" "unknown scenario"
 		continue
 	fi
-	FAIL_WHY="" DETAIL="" MSG="" DPID="" RUN=""
+	FAIL_WHY="" DETAIL="" MSG="" DPID="" RUN="" IMGS=""
 	t0=$(now)
 	if "$fn"; then
 		record PASS "$s" "$(ms "$t0" "$(now)") ms${DETAIL:+; $DETAIL}"

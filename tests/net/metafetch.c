@@ -1,0 +1,226 @@
+/*
+ * Restore by image id, host side: metafetch fetches an image's metadata files from criu-imgd
+ * into a dir (wire_meta_fetch, the plugin's code) and checks hostile requests and replies.
+ *   metafetch fetch HOST:PORT ID DIR [KEY]     fetch; exit 0, or 1 with the error
+ *   metafetch raw-get HOST:PORT ID NAME [KEY]  a META_GET of NAME, unchecked; exit 0 if the
+ *                                              server refused it with an ERROR, 1 if it served
+ *   metafetch fake-server NAME DIR             a server whose list has NAME: fetch from it
+ *                                              into DIR; exit 0 if the fetch was refused and
+ *                                              DIR stayed empty
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <fcntl.h>
+
+#include "wire_client.h"
+
+#define T_MS 10000u
+
+static int client(const char *server, const char *id, const char *keyfile, struct wire_client *c,
+		  struct wire_key *key)
+{
+	char err[512];
+
+	memset(c, 0, sizeof(*c));
+	if (wire_client_parse(c, server)) {
+		fprintf(stderr, "bad server %s\n", server);
+		return -1;
+	}
+	c->image = id;
+	c->timeout_ms = T_MS;
+	if (keyfile) {
+		if (wire_key_load(keyfile, key, err, sizeof(err))) {
+			fprintf(stderr, "%s\n", err);
+			return -1;
+		}
+		c->key = key;
+	}
+	return 0;
+}
+
+static int do_fetch(int argc, char **argv)
+{
+	struct wire_client c;
+	struct wire_key key;
+	struct wire_meta_result r;
+	char err[1024];
+
+	if (argc < 5 || client(argv[2], argv[3], argc > 5 ? argv[5] : NULL, &c, &key))
+		return 2;
+	int dirfd = open(argv[4], O_RDONLY | O_DIRECTORY);
+	if (dirfd < 0) {
+		perror(argv[4]);
+		return 2;
+	}
+	if (wire_meta_fetch(&c, dirfd, &r, err, sizeof(err))) {
+		printf("fetch failed: %s\n", err);
+		return 1;
+	}
+	printf("fetched %u files, %llu bytes\n", r.files, (unsigned long long)r.bytes);
+	return 0;
+}
+
+static int do_raw_get(int argc, char **argv)
+{
+	struct wire_client c;
+	struct wire_key key;
+	struct wire_open_info info;
+	struct wire_hdr h;
+	ProtobufCMessage *m;
+	const char *why;
+	char err[512];
+	uint8_t *scratch = malloc(WIRE_SCRATCH);
+
+	if (!scratch || argc < 5 || client(argv[2], argv[3], argc > 5 ? argv[5] : NULL, &c, &key))
+		return 2;
+	int fd = wire_client_open(&c, LW_CLASS__LW_CLASS_META, scratch, &info, err, sizeof(err));
+	if (fd < 0) {
+		printf("open: %s\n", err);
+		return 2;
+	}
+	LwMetaGet g = LW_META_GET__INIT;
+	g.name = argv[4];
+	if (wire_send(fd, scratch, WT_META_GET, &g.base, NULL, 0, wire_now_ms() + T_MS))
+		return 2;
+	int rc = wire_recv(fd, scratch, &h, &m, NULL, 0, wire_now_ms() + T_MS, &why);
+	if (rc) {
+		printf("no answer: %s\n", rc == -EPROTO ? why : strerror(-rc));
+		return 1;
+	}
+	if (h.type == WT_ERROR) {
+		printf("refused: %s\n", ((LwError *)m)->text);
+		rc = 0;
+	} else {
+		printf("served: %s\n", wire_type_name(h.type));
+		rc = 1;
+	}
+	wire_free(m);
+	free(scratch);
+	close(fd);
+	return rc;
+}
+
+/* The fake server: handshake without a key, OPEN, then a list with a hostile name. */
+static void fake_serve(int lfd, const char *name)
+{
+	uint8_t *scratch = malloc(WIRE_SCRATCH), ch[WIRE_NONCE] = {0};
+	struct wire_hdr h;
+	ProtobufCMessage *m;
+	const char *why;
+	uint64_t dl = wire_now_ms() + T_MS;
+	int fd = accept(lfd, NULL, NULL);
+
+	if (fd < 0 || !scratch)
+		_exit(2);
+	/* HELLO */
+	if (wire_recv(fd, scratch, &h, &m, NULL, 0, dl, &why))
+		_exit(2);
+	wire_free(m);
+	LwHelloReply hr = LW_HELLO_REPLY__INIT;
+	hr.version = WIRE_VERSION;
+	hr.challenge = (ProtobufCBinaryData){sizeof(ch), ch};
+	wire_send(fd, scratch, WT_HELLO_REPLY, &hr.base, NULL, 0, dl);
+	/* OPEN */
+	if (wire_recv(fd, scratch, &h, &m, NULL, 0, dl, &why))
+		_exit(2);
+	wire_free(m);
+	LwOpenReply orp = LW_OPEN_REPLY__INIT;
+	orp.nr_tasks = 1;
+	wire_send(fd, scratch, WT_OPEN_REPLY, &orp.base, NULL, 0, dl);
+	/* META_LIST: answered by hand (the name is not checked on the way out). */
+	if (wire_recv(fd, scratch, &h, &m, NULL, 0, dl, &why))
+		_exit(2);
+	wire_free(m);
+	LwMetaFile f0 = LW_META_FILE__INIT, f1 = LW_META_FILE__INIT, *fp[2] = {&f0, &f1};
+	f0.name = "core-1.img";
+	f0.size = 4;
+	f1.name = (char *)name;
+	f1.size = 4;
+	LwMetaListReply r = LW_META_LIST_REPLY__INIT;
+	r.n_files = 2;
+	r.files = fp;
+	r.last = true;
+	int n = wire_pack(WT_META_LIST_REPLY, &r.base, 0, scratch, WIRE_SCRATCH);
+	if (n > 0)
+		wire_write_all(fd, scratch, (size_t)n, dl);
+	/* Serve anything asked for: the client must not get that far. */
+	while (!wire_recv(fd, scratch, &h, &m, NULL, 0, dl, &why)) {
+		if (h.type == WT_META_GET) {
+			LwMetaData d = LW_META_DATA__INIT;
+			d.name = ((LwMetaGet *)m)->name;
+			d.size = 4;
+			d.data = (ProtobufCBinaryData){4, (uint8_t *)"evil"};
+			n = wire_pack(WT_META_DATA, &d.base, 0, scratch + WIRE_HDR_SIZE + 4096,
+				      WIRE_SCRATCH - WIRE_HDR_SIZE - 4096);
+			if (n > 0)
+				wire_write_all(fd, scratch + WIRE_HDR_SIZE + 4096, (size_t)n, dl);
+		}
+		wire_free(m);
+	}
+	_exit(0);
+}
+
+static int do_fake(int argc, char **argv)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	char server[64], err[1024];
+	struct wire_client c;
+	struct wire_key key;
+	struct wire_meta_result r;
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (argc < 4 || lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 1) ||
+	    getsockname(lfd, (struct sockaddr *)&a, &al))
+		return 2;
+	pid_t p = fork();
+	if (p == 0)
+		fake_serve(lfd, argv[2]);
+	close(lfd);
+	snprintf(server, sizeof(server), "127.0.0.1:%u", ntohs(a.sin_port));
+	if (client(server, "img", NULL, &c, &key))
+		return 2;
+	int dirfd = open(argv[3], O_RDONLY | O_DIRECTORY);
+	if (dirfd < 0)
+		return 2;
+	int rc = wire_meta_fetch(&c, dirfd, &r, err, sizeof(err));
+	kill(p, SIGKILL);
+	waitpid(p, NULL, 0);
+	if (!rc) {
+		printf("fetched from a hostile list (%u files)\n", r.files);
+		close(dirfd);
+		return 1;
+	}
+	printf("refused: %s\n", err);
+	DIR *d = fdopendir(dirfd);
+	rc = d ? 0 : 2;
+	for (struct dirent *e; d && (e = readdir(d));)
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			printf("but %s was left in the dir\n", e->d_name);
+			rc = 1;
+			break;
+		}
+	if (d)
+		closedir(d);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "fetch"))
+		return do_fetch(argc, argv);
+	if (argc > 1 && !strcmp(argv[1], "raw-get"))
+		return do_raw_get(argc, argv);
+	if (argc > 1 && !strcmp(argv[1], "fake-server"))
+		return do_fake(argc, argv);
+	fprintf(stderr, "usage: metafetch fetch|raw-get|fake-server ...\n");
+	return 2;
+}
