@@ -9,7 +9,9 @@
  *                  criu-imgd first (restore by image id).
  *   exit(RESTORE)  on failure, stop the daemon we started; on success leave it to drain
  *                  (unless no restore connected to it: then the restore was not lazy).
- *   init(DUMP)     `publish` is refused until criu-imgd takes uploads.
+ *   init(DUMP)     with `publish`: check its settings (key, id); a bad one fails the dump
+ *                  before CRIU touches the tasks.
+ *   exit(DUMP)     with `publish`, on success: upload the images dir to criu-imgd.
  */
 #include <errno.h>
 #include <limits.h>
@@ -25,6 +27,13 @@
 static struct lr_daemon started = {.pid = -1, .pidfd = -1};
 static bool forced;	/* started on `lazy always`, not because the restore was seen lazy */
 static bool rpc_unseen; /* an RPC restore we did not find lazy, with no daemon listening */
+/* `publish`: checked at init(DUMP), done at exit(DUMP, 0) */
+static struct {
+	bool on;
+	struct lr_conf c;
+	char imgdir[PATH_MAX];
+	char id[NAME_MAX + 1]; /* an images dir's name, checked by lr_publish_check */
+} pub;
 
 /* Our settings. QUIET: a broken file is only a warning (the restore is not ours to fail). */
 static int load_conf(struct lr_conf *c, bool quiet)
@@ -130,12 +139,18 @@ static int dump_init(void)
 		lr_warn("%s (ignored for the dump: nothing is published)", e.msg);
 		return 0;
 	}
-	if (c.publish_set) {
-		lr_err(
-		    "%s:%d: key 'publish': uploading the image to criu-imgd is not supported yet",
-		    c.file, c.line[LRK_PUBLISH]);
+	if (!c.publish_set)
+		return 0;
+	char why[PATH_MAX + 2048];
+	if (lr_images_dir(pub.imgdir, sizeof(pub.imgdir), why, sizeof(why)) ||
+	    lr_publish_check(&c, pub.imgdir, pub.id, sizeof(pub.id), why, sizeof(why))) {
+		lr_err("%s", why);
 		return -1;
 	}
+	pub.c = c;
+	pub.on = true;
+	lr_info("the dump will be published as image %s to criu-imgd %s:%u", pub.id, c.publish.host,
+		c.publish.port);
 	return 0;
 }
 
@@ -151,8 +166,28 @@ static int lr_init(int stage)
 	}
 }
 
+static void dump_exit(int ret)
+{
+	char why[PATH_MAX + 2048];
+
+	if (!pub.on)
+		return;
+	pub.on = false;
+	if (ret) {
+		lr_warn("the dump failed: nothing published");
+		return;
+	}
+	/* The dump is done and stays done: a failed upload is an error in the log only. */
+	if (lr_publish(&pub.c, pub.imgdir, pub.id, why, sizeof(why)))
+		lr_err("%s (the dump itself succeeded; the images are in %s)", why, pub.imgdir);
+}
+
 static void lr_exit(int stage, int ret)
 {
+	if (stage == CR_PLUGIN_STAGE__DUMP) {
+		dump_exit(ret);
+		return;
+	}
 	if (stage == CR_PLUGIN_STAGE__RESTORE && ret && rpc_unseen)
 		lr_warn(
 		    "the restore failed. If it was meant to be lazy (lazy_pages in the RPC "

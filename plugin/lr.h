@@ -63,6 +63,12 @@ void lr_forget(struct lr_daemon *d);
  * or nothing to do), or -1 with the reason. */
 int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, char *why, size_t n);
 
+/* publish.c: `publish`. Check the settings at init(DUMP) (key readable, id valid: into ID);
+ * upload the images dir at exit(DUMP, 0). 0, or -1 with the reason. */
+int lr_publish_check(const struct lr_conf *c, const char *imgdir, char *id, size_t idlen, char *why,
+		     size_t n);
+int lr_publish(const struct lr_conf *c, const char *imgdir, const char *id, char *why, size_t n);
+
 /* paths.c */
 int lr_images_dir(char *out, size_t n, char *why, size_t wn);
 /* Read a small file into a malloc'ed NUL-terminated buffer; NULL with errno. */

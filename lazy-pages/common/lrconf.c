@@ -381,11 +381,13 @@ static int set_key(struct lr_conf *c, struct pctx *p, enum lr_key k, char **v, i
 /* Settings that only make sense together. */
 static int cross_check(struct lr_conf *c, struct pctx *p)
 {
-	if (c->line[LRK_IMAGE] && c->source != LR_SRC_IMAGE_SERVER) {
+	if (c->line[LRK_IMAGE] && c->source != LR_SRC_IMAGE_SERVER && !c->publish_set) {
 		p->line = c->line[LRK_IMAGE];
-		return fail(
-		    p, "image", "needs `source image-server HOST:PORT` (the source is %s%s)",
-		    lrconf_source_name(c->source), c->line[LRK_SOURCE] ? "" : " by default");
+		return fail(p, "image",
+			    "needs `source image-server HOST:PORT` or `publish HOST:PORT` (the "
+			    "source is %s%s)",
+			    lrconf_source_name(c->source),
+			    c->line[LRK_SOURCE] ? "" : " by default");
 	}
 	if (c->line[LRK_AUTH_KEY] && c->source != LR_SRC_IMAGE_SERVER && !c->publish_set) {
 		p->line = c->line[LRK_AUTH_KEY];

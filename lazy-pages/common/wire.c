@@ -22,6 +22,10 @@ static const ProtobufCMessageDescriptor *const descs[WT_MAX + 1] = {
     [WT_META_LIST_REPLY] = &lw_meta_list_reply__descriptor,
     [WT_META_GET] = &lw_meta_get__descriptor,
     [WT_META_DATA] = &lw_meta_data__descriptor,
+    [WT_UPLOAD] = &lw_upload__descriptor,
+    [WT_UPLOAD_REPLY] = &lw_upload_reply__descriptor,
+    [WT_UPLOAD_FILE] = &lw_upload_file__descriptor,
+    [WT_UPLOAD_END] = &lw_upload_end__descriptor,
 };
 
 static const char *const names[WT_MAX + 1] = {
@@ -41,6 +45,10 @@ static const char *const names[WT_MAX + 1] = {
     [WT_META_LIST_REPLY] = "META_LIST_REPLY",
     [WT_META_GET] = "META_GET",
     [WT_META_DATA] = "META_DATA",
+    [WT_UPLOAD] = "UPLOAD",
+    [WT_UPLOAD_REPLY] = "UPLOAD_REPLY",
+    [WT_UPLOAD_FILE] = "UPLOAD_FILE",
+    [WT_UPLOAD_END] = "UPLOAD_END",
 };
 
 const char *wire_type_name(unsigned type)
@@ -162,6 +170,13 @@ bool wire_meta_name_ok(const char *name)
 			return false;
 	}
 	return true;
+}
+
+bool wire_upload_name_ok(const char *name)
+{
+	size_t n = strnlen(name, WIRE_MAX_META_NAME + 1);
+
+	return wire_meta_name_ok(name) && !(n >= 4 && !strcmp(name + n - 4, ".log"));
 }
 
 int64_t wire_meta_pages_id(const char *name)
@@ -322,6 +337,29 @@ int wire_check(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *
 			*why = "bad connection class";
 		break;
 	}
+	case WT_UPLOAD:
+		if (!wire_id_ok(((const LwUpload *)m)->image) ||
+		    ((const LwUpload *)m)->image[0] == '.')
+			*why = "bad image id";
+		break;
+	case WT_UPLOAD_FILE: {
+		const LwUploadFile *x = (const LwUploadFile *)m;
+		if (!wire_upload_name_ok(x->name))
+			*why = "UPLOAD_FILE of a bad file name";
+		else if (x->size > WIRE_MAX_META_SPARSE)
+			*why = "UPLOAD_FILE too large";
+		else if (x->data.len > WIRE_META_CHUNK)
+			*why = "UPLOAD_FILE chunk too large";
+		else if (x->off > x->size || x->data.len > x->size - x->off)
+			*why = "UPLOAD_FILE beyond the file's size";
+		else if (!x->data.len && (x->size || x->off))
+			*why = "UPLOAD_FILE empty chunk of a file that is not empty";
+		break;
+	}
+	case WT_UPLOAD_END:
+		if (((const LwUploadEnd *)m)->nr_files > WIRE_MAX_META_FILES)
+			*why = "UPLOAD_END with too many files";
+		break;
 	case WT_META_LIST: {
 		const LwMetaList *x = (const LwMetaList *)m;
 		if (x->after && !wire_meta_name_ok(x->after))

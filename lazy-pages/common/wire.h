@@ -58,7 +58,11 @@ enum wire_type {
 	WT_META_LIST_REPLY = 14,
 	WT_META_GET = 15,
 	WT_META_DATA = 16,
-	WT_MAX = 16,
+	WT_UPLOAD = 17,
+	WT_UPLOAD_REPLY = 18,
+	WT_UPLOAD_FILE = 19,
+	WT_UPLOAD_END = 20,
+	WT_MAX = 20,
 };
 
 struct wire_hdr {
@@ -108,6 +112,8 @@ bool wire_id_ok(const char *id);
 bool wire_meta_name_ok(const char *name);
 bool wire_meta_served(const char *name);
 int64_t wire_meta_pages_id(const char *name);
+/* Uploads (UPLOAD_FILE): any valid metadata name but *.log (checksum files too). */
+bool wire_upload_name_ok(const char *name);
 
 /* PAGES helpers. */
 static inline bool wire_zero_bit(const uint8_t *map, uint32_t i)

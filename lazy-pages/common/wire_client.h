@@ -54,6 +54,15 @@ struct wire_meta_result {
 int wire_meta_fetch(const struct wire_client *c, int dirfd, struct wire_meta_result *res, char *err,
 		    size_t errlen);
 
+/*
+ * Publish: upload every regular file of dirfd with an upload name (wire_upload_name_ok: not
+ * *.log) as image c->image to criu-imgd --accept-uploads (which requires the key). 0 once the
+ * server has renamed the complete image into place, or -1 with err (the server then keeps
+ * nothing).
+ */
+int wire_upload(const struct wire_client *c, int dirfd, struct wire_meta_result *res, char *err,
+		size_t errlen);
+
 /* errno for a server ERROR code: whether it is worth a retry. */
 int wire_err_errno(int code);
 

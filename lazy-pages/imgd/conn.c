@@ -39,6 +39,7 @@ struct imgd_conn *conn_new(struct imgd *d, int fd, const char *peer)
 		return NULL;
 	}
 	c->fd = fd;
+	c->up_dirfd = c->up_fd = -1;
 	c->id = ++d->next_id;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	c->t_start = c->t_last = c->t_sent = imgd_now();
@@ -68,6 +69,7 @@ void conn_close(struct imgd *d, struct imgd_conn *c, const char *why)
 	else
 		pr_info("session %lu: %s closed (%s) before opening an image, %.3f s",
 			(unsigned long)c->id, c->peer, why, dt);
+	upload_abort(d, c);
 	epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	catalog_put(&d->cat, c->img);
@@ -170,6 +172,10 @@ static void on_open(struct imgd *d, struct imgd_conn *c, const LwOpen *o)
 	char why[WIRE_MAX_TEXT];
 	int code;
 
+	if (o->image[0] == '.') { /* uploads in progress live below the root as .upload-* */
+		conn_fail(d, c, LW_ERR__LW_E_NOIMAGE, -1, "open '%s': no such image", o->image);
+		return;
+	}
 	c->img = catalog_get(&d->cat, o->image, &code, why, sizeof(why));
 	if (!c->img) {
 		conn_fail(d, c, code, -1, "open '%s': %s", o->image, why);
@@ -202,10 +208,12 @@ static bool expected(const struct imgd_conn *c, unsigned type)
 	case CS_AUTH:
 		return type == WT_AUTH;
 	case CS_OPEN:
-		return type == WT_OPEN;
+		return type == WT_OPEN || type == WT_UPLOAD;
 	case CS_READY:
 		if (c->meta)
 			return type == WT_META_LIST || type == WT_META_GET;
+		if (c->upload)
+			return type == WT_UPLOAD_FILE || type == WT_UPLOAD_END;
 		return type == WT_INDEX_GET || type == WT_GET;
 	default:
 		return false;
@@ -241,6 +249,15 @@ static void on_frame(struct imgd *d, struct imgd_conn *c, const struct wire_hdr 
 		break;
 	case WT_META_LIST:
 		meta_on_list(d, c, (const LwMetaList *)m);
+		break;
+	case WT_UPLOAD:
+		upload_begin(d, c, (const LwUpload *)m);
+		break;
+	case WT_UPLOAD_FILE:
+		upload_file(d, c, (const LwUploadFile *)m);
+		break;
+	case WT_UPLOAD_END:
+		upload_end(d, c, (const LwUploadEnd *)m);
 		break;
 	case WT_META_GET:
 		meta_on_get(d, c, (const LwMetaGet *)m);
@@ -300,7 +317,7 @@ void conn_on_readable(struct imgd *d, struct imgd_conn *c)
 {
 	for (int frames = 0; frames < MAX_FRAMES_PER_READ && c->state != CS_CLOSING;) {
 		/* A handshake reply is still going out: the next one waits for it. */
-		if ((c->tx_len || c->errf_len) && (c->state != CS_READY || c->meta))
+		if ((c->tx_len || c->errf_len) && (c->state != CS_READY || c->meta || c->upload))
 			return;
 		if (c->state == CS_READY && c->nq >= WIRE_MAX_INFLIGHT)
 			return; /* back-pressure: the socket stays readable */

@@ -30,7 +30,8 @@ struct imgd_opts {
 	int max_clients;
 	int status_fd;
 	bool daemon;
-	bool make_sums; /* --make-sums: write the dump-time checksum index and exit */
+	bool make_sums;	     /* --make-sums: write the dump-time checksum index and exit */
+	bool accept_uploads; /* --accept-uploads: UPLOAD into --root (key required) */
 };
 
 int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o);
@@ -101,6 +102,13 @@ struct imgd_conn {
 	enum conn_state state;
 	bool urgent_class;
 	bool meta; /* a META connection: META_LIST / META_GET only, one at a time */
+	/* an upload (UPLOAD ... UPLOAD_END): into up_tmp below the root, one file at a time */
+	bool upload;
+	int up_dirfd, up_fd;
+	char up_id[WIRE_MAX_ID + 1], up_tmp[WIRE_MAX_ID + 48];
+	char up_name[WIRE_MAX_META_NAME + 1];
+	uint64_t up_size, up_off, up_bytes;
+	uint32_t up_files;
 	double t_start, t_last, t_sent; /* connected, last request, last byte sent */
 	uint8_t challenge[WIRE_NONCE];
 	struct imgd_image *img;
@@ -159,6 +167,13 @@ int index_next_frame(struct imgd *d, struct imgd_conn *c);
 /* ---- meta.c: metadata files of META connections (reply queued in c->tx) ---- */
 void meta_on_list(struct imgd *d, struct imgd_conn *c, const LwMetaList *l);
 void meta_on_get(struct imgd *d, struct imgd_conn *c, const LwMetaGet *g);
+
+/* ---- upload.c: UPLOAD / UPLOAD_FILE / UPLOAD_END (reply queued in c->tx) ---- */
+void upload_begin(struct imgd *d, struct imgd_conn *c, const LwUpload *u);
+void upload_file(struct imgd *d, struct imgd_conn *c, const LwUploadFile *f);
+void upload_end(struct imgd *d, struct imgd_conn *c, const LwUploadEnd *e);
+/* An unfinished upload: its temp dir goes. */
+void upload_abort(struct imgd *d, struct imgd_conn *c);
 
 double imgd_now(void);
 

@@ -15,6 +15,7 @@ static void usage(FILE *f)
 		"\n"
 		"  -D, --images-dir DIR   serve the one image in DIR (id: its name, or 'default')\n"
 		"      --root DIR         serve every image directory below DIR, by name\n"
+		"      --accept-uploads   take new images (UPLOAD, key required) into --root\n"
 		"      --address ADDR     listen address (default 127.0.0.1)\n"
 		"      --port PORT        listen port (default 27027; 0: any, see the log)\n"
 		"      --auth-key FILE    shared key: clients must prove they hold it (required\n"
@@ -45,13 +46,14 @@ static int num(const char *name, const char *s, long min, long max, long *out)
 	return 0;
 }
 
-enum { O_ROOT = 256, O_ADDR, O_PORT, O_KEY, O_MAXC, O_SUMS, O_PIDFILE, O_STATUS };
+enum { O_ROOT = 256, O_ADDR, O_PORT, O_KEY, O_MAXC, O_SUMS, O_PIDFILE, O_STATUS, O_UPLOADS };
 
 int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 {
 	static const struct option lo[] = {
 	    {"images-dir", required_argument, NULL, 'D'},
 	    {"root", required_argument, NULL, O_ROOT},
+	    {"accept-uploads", no_argument, NULL, O_UPLOADS},
 	    {"address", required_argument, NULL, O_ADDR},
 	    {"port", required_argument, NULL, O_PORT},
 	    {"auth-key", required_argument, NULL, O_KEY},
@@ -82,6 +84,9 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 			break;
 		case O_ROOT:
 			o->root = optarg;
+			break;
+		case O_UPLOADS:
+			o->accept_uploads = true;
 			break;
 		case O_ADDR:
 			o->address = optarg;
@@ -144,6 +149,11 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	}
 	if (!o->dir == !o->root) {
 		fprintf(stderr, "criu-imgd: give exactly one of -D DIR and --root DIR\n");
+		return -1;
+	}
+	if (o->accept_uploads && (!o->root || !o->auth_key)) {
+		fprintf(stderr, "criu-imgd: --accept-uploads needs --root DIR and --auth-key FILE "
+				"(uploads always need the key, even on loopback)\n");
 		return -1;
 	}
 	if (o->verbosity > 4)

@@ -4,6 +4,9 @@
  *   metafetch fetch HOST:PORT ID DIR [KEY]     fetch; exit 0, or 1 with the error
  *   metafetch raw-get HOST:PORT ID NAME [KEY]  a META_GET of NAME, unchecked; exit 0 if the
  *                                              server refused it with an ERROR, 1 if it served
+ *   metafetch upload HOST:PORT ID DIR [KEY]    publish DIR as image ID (wire_upload)
+ *   metafetch raw-upload HOST:PORT ID NAME KEY an upload with a file NAME, unchecked; exit 0
+ *                                              if the server refused it
  *   metafetch fake-server NAME DIR             a server whose list has NAME: fetch from it
  *                                              into DIR; exit 0 if the fetch was refused and
  *                                              DIR stayed empty
@@ -213,8 +216,120 @@ static int do_fake(int argc, char **argv)
 	return rc;
 }
 
+static int do_upload(int argc, char **argv)
+{
+	struct wire_client c;
+	struct wire_key key;
+	struct wire_meta_result r;
+	char err[1024];
+
+	if (argc < 5 || client(argv[2], argv[3], argc > 5 ? argv[5] : NULL, &c, &key))
+		return 2;
+	int dirfd = open(argv[4], O_RDONLY | O_DIRECTORY);
+	if (dirfd < 0) {
+		perror(argv[4]);
+		return 2;
+	}
+	int rc = wire_upload(&c, dirfd, &r, err, sizeof(err));
+	close(dirfd);
+	if (rc) {
+		printf("upload failed: %s\n", err);
+		return 1;
+	}
+	printf("uploaded %u files, %llu bytes\n", r.files, (unsigned long long)r.bytes);
+	return 0;
+}
+
+/* UPLOAD, then one UPLOAD_FILE named argv[4] (not checked here), then UPLOAD_END. */
+static int do_raw_upload(int argc, char **argv)
+{
+	struct wire_client c;
+	struct wire_key key;
+	struct wire_open_info info;
+	struct wire_hdr h;
+	ProtobufCMessage *m = NULL;
+	const char *why;
+	char err[512];
+	/* By hand (wire_upload checks names): TCP, HELLO, AUTH with the key, UPLOAD, one
+	 * UPLOAD_FILE, UPLOAD_END. */
+	static uint8_t scratch[WIRE_SCRATCH], frame[WIRE_SCRATCH];
+
+	if (argc < 6 || client(argv[2], argv[3], argv[5], &c, &key))
+		return 2;
+	(void)info;
+	(void)err;
+	int fd = -1;
+	{
+		/* Raw: a plain TCP connection, HELLO, AUTH with the key, UPLOAD, UPLOAD_FILE. */
+		char host[256];
+		snprintf(host, sizeof(host), "%s", argv[2]);
+		char *colon = strrchr(host, ':');
+		if (!colon)
+			return 2;
+		*colon = 0;
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(colon + 1))};
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)))
+			return 2;
+	}
+	uint64_t dl = wire_now_ms() + T_MS;
+	LwHello hl = LW_HELLO__INIT;
+	hl.version_min = hl.version_max = WIRE_VERSION;
+	if (wire_send(fd, scratch, WT_HELLO, &hl.base, NULL, 0, dl) ||
+	    wire_recv(fd, scratch, &h, &m, NULL, 0, dl, &why) || h.type != WT_HELLO_REPLY)
+		return 2;
+	uint8_t ch[WIRE_NONCE], nonce[WIRE_NONCE] = {1}, mac[WIRE_MAC];
+	memcpy(ch, ((LwHelloReply *)m)->challenge.data, sizeof(ch));
+	wire_free(m);
+	wire_auth_client_mac(&key, ch, nonce, mac);
+	LwAuth au = LW_AUTH__INIT;
+	au.nonce = (ProtobufCBinaryData){sizeof(nonce), nonce};
+	au.mac = (ProtobufCBinaryData){sizeof(mac), mac};
+	if (wire_send(fd, scratch, WT_AUTH, &au.base, NULL, 0, dl) ||
+	    wire_recv(fd, scratch, &h, &m, NULL, 0, dl, &why) || h.type != WT_AUTH_OK)
+		return 2;
+	wire_free(m);
+	LwUpload u = LW_UPLOAD__INIT;
+	u.image = argv[3];
+	if (wire_send(fd, scratch, WT_UPLOAD, &u.base, NULL, 0, dl) ||
+	    wire_recv(fd, scratch, &h, &m, NULL, 0, dl, &why))
+		return 2;
+	if (h.type == WT_ERROR) {
+		printf("refused at UPLOAD: %s\n", ((LwError *)m)->text);
+		wire_free(m);
+		return 0;
+	}
+	wire_free(m);
+	LwUploadFile f = LW_UPLOAD_FILE__INIT;
+	f.name = argv[4];
+	f.size = 4;
+	f.data = (ProtobufCBinaryData){4, (uint8_t *)"evil"};
+	int n = wire_pack(WT_UPLOAD_FILE, &f.base, 0, frame, sizeof(frame));
+	if (n < 0 || wire_write_all(fd, frame, (size_t)n, dl))
+		return 2;
+	LwUploadEnd e = LW_UPLOAD_END__INIT;
+	e.nr_files = 1;
+	wire_send(fd, scratch, WT_UPLOAD_END, &e.base, NULL, 0, dl);
+	int rc = wire_recv(fd, scratch, &h, &m, NULL, 0, dl, &why);
+	close(fd);
+	if (rc) {
+		printf("no answer: %s\n", rc == -EPROTO ? why : strerror(-rc));
+		return 1;
+	}
+	rc = h.type == WT_ERROR ? 0 : 1;
+	printf("%s: %s\n", rc ? "accepted" : "refused",
+	       h.type == WT_ERROR ? ((LwError *)m)->text : wire_type_name(h.type));
+	wire_free(m);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "upload"))
+		return do_upload(argc, argv);
+	if (argc > 1 && !strcmp(argv[1], "raw-upload"))
+		return do_raw_upload(argc, argv);
 	if (argc > 1 && !strcmp(argv[1], "fetch"))
 		return do_fetch(argc, argv);
 	if (argc > 1 && !strcmp(argv[1], "raw-get"))

@@ -345,5 +345,68 @@ if want metafetch && [ -d "$OUT/img-seq/img" ]; then
 		bad metafetch "$why"
 fi
 
+# ---- publish: uploads into criu-imgd --root --accept-uploads (key required) ----
+if want upload && [ -d "$OUT/img-seq/img" ]; then
+	U=$OUT/up-root
+	rm -rf "$U" "$OUT/up-src" "$OUT/up-dst"
+	mkdir -p "$U" "$OUT/up-dst"
+	cp -a "$OUT/img-seq/img" "$OUT/up-src"
+	echo log >"$OUT/up-src/dump.log"
+	ln -s /etc/passwd "$OUT/up-src/evil-link.img"
+	r=0 why=""
+	# Without a key, criu-imgd refuses the option.
+	"$IMGD" --root "$U" --accept-uploads --port 0 >"$OUT/up-nokey.out" 2>&1 &&
+		{ r=1 why="--accept-uploads started without a key"; }
+	grep -q "uploads always need the key" "$OUT/up-nokey.out" ||
+		{ r=1 why="${why:-no message for --accept-uploads without a key}"; }
+	start_imgd up "--root" "$U" --accept-uploads --auth-key "$key"
+	"$T/metafetch" upload "127.0.0.1:$port" job1 "$OUT/up-src" "$key" >"$OUT/up.out" 2>&1 ||
+		{ r=1 why="${why:-upload: $(tail -1 "$OUT/up.out")}"; }
+	for f in "$OUT/up-src"/*; do
+		b=$(basename "$f")
+		case $b in *.log | evil-link.img) [ ! -e "$U/job1/$b" ] ||
+			{ r=1 why="${why:-$b was uploaded}"; }; continue ;; esac
+		cmp -s "$f" "$U/job1/$b" || { r=1 why="${why:-$b differs after the upload}"; }
+	done
+	# The same id again: refused, the image unchanged; no key, a wrong key: refused.
+	"$T/metafetch" upload "127.0.0.1:$port" job1 "$OUT/up-src" "$key" >"$OUT/up-again.out" 2>&1 &&
+		{ r=1 why="${why:-a second upload of job1 was taken}"; }
+	grep -q "exists: not replaced" "$OUT/up-again.out" ||
+		{ r=1 why="${why:-second upload: $(tail -1 "$OUT/up-again.out")}"; }
+	"$T/metafetch" upload "127.0.0.1:$port" job2 "$OUT/up-src" >"$OUT/up-nok.out" 2>&1 &&
+		{ r=1 why="${why:-uploaded without a key}"; }
+	"$T/metafetch" upload "127.0.0.1:$port" job2 "$OUT/up-src" "$badkey" >>"$OUT/up-nok.out" 2>&1 &&
+		{ r=1 why="${why:-uploaded with a wrong key}"; }
+	# Hostile names and ids: refused, nothing left below the root.
+	for n in ../evil.img a/b.img .hidden x.log "x..y"; do
+		"$T/metafetch" raw-upload "127.0.0.1:$port" job3 "$n" "$key" >"$OUT/up-raw.out" 2>&1 ||
+			{ r=1 why="${why:-upload of '$n' not refused: $(tail -1 "$OUT/up-raw.out")}"; }
+	done
+	for id in .upload-job1.1 ../x "a/b"; do
+		"$T/metafetch" raw-upload "127.0.0.1:$port" "$id" core-1.img "$key" >"$OUT/up-raw.out" 2>&1 ||
+			{ r=1 why="${why:-upload as '$id' not refused: $(tail -1 "$OUT/up-raw.out")}"; }
+	done
+	# A valid file but no image (no inventory.img): refused at the end, nothing published.
+	"$T/metafetch" raw-upload "127.0.0.1:$port" job4 core-1.img "$key" >"$OUT/up-raw.out" 2>&1 ||
+		{ r=1 why="${why:-an upload without inventory.img was published}"; }
+	sleep 0.2
+	left=$(cd "$U" && ls -A | tr '\n' ' ')
+	[ "$left" = "job1 " ] || { r=1 why="${why:-left below the root: $left}"; }
+	# And the uploaded image restores by id: fetch its metadata from the same server.
+	mkdir -p "$OUT/up-dst"
+	"$T/metafetch" fetch "127.0.0.1:$port" job1 "$OUT/up-dst" "$key" >"$OUT/up-fetch.out" 2>&1 ||
+		{ r=1 why="${why:-fetch of the uploaded image: $(tail -1 "$OUT/up-fetch.out")}"; }
+	kill -0 "$ipid" 2>/dev/null || { r=1 why="${why:-criu-imgd died}"; }
+	stop_imgd
+	# Without --accept-uploads: refused.
+	start_imgd up2 --root "$U" --auth-key "$key"
+	"$T/metafetch" upload "127.0.0.1:$port" job5 "$OUT/up-src" "$key" >"$OUT/up-off.out" 2>&1 &&
+		{ r=1 why="${why:-an upload was taken without --accept-uploads}"; }
+	stop_imgd
+	[ -e "$U/job5" ] && { r=1 why="${why:-job5 exists}"; }
+	[ $r = 0 ] && ok "upload: an image published into --root and fetched back by id; same id, no key, bad key, no --accept-uploads, 8 hostile names and ids, an incomplete image refused, nothing left" ||
+		bad upload "$why"
+fi
+
 say "net: $pass passed, $fail failed, $skip skipped (logs in $OUT)"
 [ $fail = 0 ]

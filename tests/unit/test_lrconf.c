@@ -249,11 +249,17 @@ Test(lrconf, bad_addresses)
 Test(lrconf, duplicates_and_cross_checks)
 {
 	bad("fill uffd\n\nfill kmod\n", "t.conf:3: key 'fill': given twice (first on line 1)");
-	bad("image abc\n", "t.conf:1: key 'image': needs `source image-server HOST:PORT` (the "
-			   "source is local by default)");
+	bad("image abc\n", "t.conf:1: key 'image': needs `source image-server HOST:PORT` or "
+			   "`publish HOST:PORT` (the source is local by default)");
 	bad("source page-server h:1\nimage abc\n",
-	    "t.conf:2: key 'image': needs `source image-server HOST:PORT` (the source is "
-	    "page-server)");
+	    "t.conf:2: key 'image': needs `source image-server HOST:PORT` or `publish HOST:PORT` "
+	    "(the source is page-server)");
+	/* The id a dump publishes under. */
+	struct lr_conf pc;
+	struct lrconf_err pe;
+	const char *pub = "publish 127.0.0.1:1\nimage abc\nauth-key /k\n";
+	cr_assert_eq(lrconf_parse(&pc, "t.conf", pub, strlen(pub), &pe), 0, "%s", pe.msg);
+	cr_assert_str_eq(pc.image, "abc");
 	bad("auth-key /k\n", "t.conf:1: key 'auth-key': is only used with `source image-server` "
 			     "or `publish` (neither is set)");
 	good("auth-key /k\npublish h:1\n");

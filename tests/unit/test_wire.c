@@ -585,3 +585,79 @@ Test(wire, meta_get_and_data_bounds)
 	cr_assert_eq(rc, 0);
 	wire_free(u);
 }
+
+/* ---- uploads (publish) ---- */
+
+Test(wire, upload_bounds)
+{
+	LwUpload u = LW_UPLOAD__INIT;
+	LwUploadFile f = LW_UPLOAD_FILE__INIT;
+	LwUploadEnd e = LW_UPLOAD_END__INIT;
+	static uint8_t data[WIRE_META_CHUNK + 1];
+	int rc;
+
+	const char *ids[] = {"job1", ".upload-job1.3", "..", "a/b", ""};
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		u.image = (char *)ids[i];
+		ProtobufCMessage *m = round_trip(WT_UPLOAD, &u.base, 0, &rc);
+		cr_assert_eq(rc, i == 0 ? 0 : -EPROTO, "id '%s'", ids[i]);
+		wire_free(m);
+	}
+
+	f.name = "pages-1.img.xxh64"; /* checksum files travel with uploads */
+	f.size = 100;
+	f.off = 0;
+	f.data = (ProtobufCBinaryData){100, data};
+	ProtobufCMessage *m = round_trip(WT_UPLOAD_FILE, &f.base, 0, &rc);
+	cr_assert_eq(rc, 0);
+	wire_free(m);
+	f.name = "empty.img";
+	f.size = 0;
+	f.data.len = 0;
+	m = round_trip(WT_UPLOAD_FILE, &f.base, 0, &rc);
+	cr_assert_eq(rc, 0, "an empty file is one empty chunk");
+	wire_free(m);
+	struct {
+		const char *name;
+		uint64_t size, off;
+		size_t len;
+	} bad[] = {
+	    {"../x.img", 4, 0, 4},
+	    {"a/b", 4, 0, 4},
+	    {".hidden", 4, 0, 4},
+	    {"dump.log", 4, 0, 4},
+	    {"core-1.img", 4, 0, 5},			     /* beyond the size */
+	    {"core-1.img", 4, 5, 0},			     /* offset beyond */
+	    {"core-1.img", 4, 0, 0},			     /* empty chunk of a file with data */
+	    {"core-1.img", WIRE_MAX_META_SPARSE + 1, 0, 1},  /* too large */
+	    {"core-1.img", 1 << 20, 0, WIRE_META_CHUNK + 1}, /* chunk too large */
+	    {"core-1.img", UINT64_MAX, UINT64_MAX - 1, 8},   /* overflow */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		f.name = (char *)bad[i].name;
+		f.size = bad[i].size;
+		f.off = bad[i].off;
+		f.data.len = bad[i].len;
+		m = round_trip(WT_UPLOAD_FILE, &f.base, 0, &rc);
+		cr_assert_eq(rc, -EPROTO, "case %zu", i);
+		wire_free(m);
+	}
+
+	e.nr_files = WIRE_MAX_META_FILES;
+	m = round_trip(WT_UPLOAD_END, &e.base, 0, &rc);
+	cr_assert_eq(rc, 0);
+	wire_free(m);
+	e.nr_files = WIRE_MAX_META_FILES + 1;
+	m = round_trip(WT_UPLOAD_END, &e.base, 0, &rc);
+	cr_assert_eq(rc, -EPROTO);
+	wire_free(m);
+
+	/* The largest UPLOAD_FILE fits a frame. */
+	f.name = "core-1.img";
+	f.size = WIRE_META_CHUNK;
+	f.off = 0;
+	f.data.len = WIRE_META_CHUNK;
+	m = round_trip(WT_UPLOAD_FILE, &f.base, 0, &rc);
+	cr_assert_eq(rc, 0);
+	wire_free(m);
+}

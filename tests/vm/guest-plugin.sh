@@ -5,7 +5,8 @@
 # (swrk) client's config file, as runc gives it; a daemon already listening is used; a broken
 # config, a missing or failing daemon, an unsupported source fail the restore with the
 # plugin's message; a failed restore stops the daemon; a non-lazy restore is unaffected; restore
-# by image id from criu-imgd into an empty images dir.
+# by image id from criu-imgd into an empty images dir; a dump with `publish` uploads the image
+# to criu-imgd, and it restores from there by id.
 # Appends "PASS|FAIL plugin-SCENARIO (lazy_restore.so) ..." to $VMRUN_RESULTS/summary (the
 # format of guest-e2e.sh), a log excerpt per failure to $VMRUN_RESULTS/fail-plugin-*.txt.
 set -eu
@@ -486,17 +487,47 @@ s_failed_restore() {
 }
 
 s_publish() {
-	# `publish` is refused until criu-imgd accepts uploads: the dump fails, the task lives on.
-	wl_start ppub memhog -m 1 -s 5 || { FAIL_WHY="workload start failed"; return 1; }
-	_f=$(conf publish "publish 127.0.0.1:7071")
-	if CRIU_LAZY_RESTORE_CONF=$_f timeout 300 criu dump -t "$(cat "$VM/ppub/pid")" \
-		-D "$VM/ppub/img" -o "$VM/ppub/dump.log" -v4 --lib "$LIB"; then
-		FAIL_WHY="the dump succeeded"
+	# A dump with `publish` uploads the image to criu-imgd (--root, --accept-uploads, a key);
+	# the task is then restored from criu-imgd by id into an empty images dir.
+	_imgd=$ROOT/build/bin/criu-imgd
+	[ -x "$_imgd" ] || { FAIL_WHY="no $_imgd (make)"; return 1; }
+	wl_start ppub memhog -m 4 -s 5 || { FAIL_WHY="workload start failed"; return 1; }
+	new_run ppub publish
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/key"
+	chmod 600 "$RUN/key"
+	mkdir -p "$RUN/root"
+	if ! "$_imgd" --root "$RUN/root" --accept-uploads --address 127.0.0.1 --port 27128 \
+		--auth-key "$RUN/key" -o "$RUN/imgd.log" -v4 -d --pidfile "$RUN/imgd.pid"; then
+		FAIL_WHY="criu-imgd did not start"
 		return 1
 	fi
-	grep -q "lazy_restore: Error: $_f:1: key 'publish': uploading the image to criu-imgd is not supported yet" \
-		"$VM/ppub/dump.log" || { FAIL_WHY="dump.log lacks the plugin's message"; return 1; }
-	pid_gone "$(cat "$VM/ppub/pid")" && { FAIL_WHY="the task died"; return 1; }
+	PCONF=$(conf publish "source image-server 127.0.0.1:27128" "image pub1" \
+		"auth-key $RUN/key" "publish 127.0.0.1:27128" "log $RUN/lazyd.log" "verbosity 3")
+	_pid=$(cat "$VM/ppub/pid")
+	if ! CRIU_LAZY_RESTORE_CONF=$PCONF timeout 300 criu dump -t "$_pid" -D "$VM/ppub/img" \
+		-o "$VM/ppub/dump.log" -v4 --lib "$LIB"; then
+		FAIL_WHY="the dump failed: $(grep -m1 Error "$VM/ppub/dump.log" | cut -c1-120)"
+		kill "$(cat "$RUN/imgd.pid")" 2>/dev/null || true
+		return 1
+	fi
+	wait "$_pid" 2>/dev/null || true
+	touch "$VM/ppub/ctl/restored"
+	_pub=$(sed -n 's/.*lazy_restore: \(published image pub1 .*\)/\1/p' "$VM/ppub/dump.log")
+	if [ -z "$_pub" ] || [ ! -s "$RUN/root/pub1/inventory.img" ]; then
+		FAIL_WHY="dump.log: not published ($(grep -m1 'lazy_restore: Error' "$VM/ppub/dump.log"))"
+		kill "$(cat "$RUN/imgd.pid")" 2>/dev/null || true
+		return 1
+	fi
+	IMGS=$RUN/img
+	mkdir -p "$IMGS"
+	lazy_ok ppub "$RUN/lazyd.log" --lazy-pages --lib "$LIB"
+	_rc=$?
+	IMGS=""
+	kill "$(cat "$RUN/imgd.pid")" 2>/dev/null || true
+	[ "$_rc" = 0 ] || return 1
+	grep -q "has no images: fetching the metadata of image pub1" "$RUN/restore.log" ||
+		{ FAIL_WHY="restore.log: the plugin did not fetch pub1"; return 1; }
+	DETAIL="$_pub; restored by id from an empty dir"
 	kill_case ppub
 }
 

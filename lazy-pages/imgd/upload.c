@@ -1,0 +1,189 @@
+/*
+ * Uploads (criu-imgd --root DIR --accept-uploads, key required): a dump published by the
+ * plugin's `publish`. The files go into DIR/.upload-ID.SESSION (created 0700, names checked,
+ * O_EXCL|O_NOFOLLOW, one file at a time, chunks in order), which is renamed to DIR/ID with
+ * RENAME_NOREPLACE once UPLOAD_END confirms the file count: an image appears complete or not
+ * at all, and an id that exists is never replaced. Anything else removes the temp dir.
+ */
+#include "imgd.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static void reply(struct imgd *d, struct imgd_conn *c)
+{
+	LwUploadReply r = LW_UPLOAD_REPLY__INIT;
+	r.nr_files = c->up_files;
+	r.bytes = c->up_bytes;
+	if (conn_queue_frame(c, WT_UPLOAD_REPLY, &r.base))
+		conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "cannot queue UPLOAD_REPLY");
+}
+
+void upload_begin(struct imgd *d, struct imgd_conn *c, const LwUpload *u)
+{
+	struct stat st;
+
+	if (!d->o->accept_uploads || d->cat.rootfd < 0 || !d->need_auth) {
+		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1,
+			  "uploads are not accepted here (criu-imgd --root DIR --accept-uploads "
+			  "--auth-key FILE)");
+		return;
+	}
+	if (!fstatat(d->cat.rootfd, u->image, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT) {
+		conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1,
+			  "upload '%s': the image exists: not replaced", u->image);
+		return;
+	}
+	snprintf(c->up_id, sizeof(c->up_id), "%s", u->image);
+	snprintf(c->up_tmp, sizeof(c->up_tmp), ".upload-%s.%lu", u->image, (unsigned long)c->id);
+	if (mkdirat(d->cat.rootfd, c->up_tmp, 0700)) {
+		conn_fail(d, c, LW_ERR__LW_E_IO, -1, "upload '%s': cannot create %s: %s", u->image,
+			  c->up_tmp, strerror(errno));
+		c->up_tmp[0] = 0;
+		return;
+	}
+	c->up_dirfd =
+	    openat(d->cat.rootfd, c->up_tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (c->up_dirfd < 0) {
+		conn_fail(d, c, LW_ERR__LW_E_IO, -1, "upload '%s': cannot open %s: %s", u->image,
+			  c->up_tmp, strerror(errno));
+		return;
+	}
+	c->upload = true;
+	c->state = CS_READY;
+	pr_info("session %lu: %s uploads image %s (into %s)", (unsigned long)c->id, c->peer,
+		u->image, c->up_tmp);
+	reply(d, c);
+}
+
+/* The current file is complete: 0, or -1 (the connection failed). */
+static int finish_file(struct imgd *d, struct imgd_conn *c)
+{
+	if (c->up_fd < 0)
+		return 0;
+	int rc = close(c->up_fd);
+	c->up_fd = -1;
+	if (rc || c->up_off != c->up_size) {
+		conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "upload %s: %s: %s", c->up_id, c->up_name,
+			  rc ? strerror(errno) : "incomplete");
+		return -1;
+	}
+	return 0;
+}
+
+void upload_file(struct imgd *d, struct imgd_conn *c, const LwUploadFile *f)
+{
+	if (c->up_fd < 0 || strcmp(f->name, c->up_name)) {
+		/* A new file: the previous one must be complete; each name once (O_EXCL). */
+		if (finish_file(d, c))
+			return;
+		if (f->off) {
+			conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "upload %s: %s does not start at 0",
+				  c->up_id, f->name);
+			return;
+		}
+		if (c->up_files >= WIRE_MAX_META_FILES) {
+			conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1, "upload %s: more than %u files",
+				  c->up_id, WIRE_MAX_META_FILES);
+			return;
+		}
+		c->up_fd = openat(c->up_dirfd, f->name,
+				  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (c->up_fd < 0) {
+			conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "upload %s: cannot create %s: %s",
+				  c->up_id, f->name, strerror(errno));
+			return;
+		}
+		snprintf(c->up_name, sizeof(c->up_name), "%s", f->name);
+		c->up_size = f->size;
+		c->up_off = 0;
+		c->up_files++;
+	}
+	if (f->off != c->up_off || f->size != c->up_size) {
+		conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "upload %s: %s: chunk out of order",
+			  c->up_id, f->name);
+		return;
+	}
+	if (f->data.len) {
+		ssize_t n = pwrite(c->up_fd, f->data.data, f->data.len, (off_t)f->off);
+		if (n < 0 || (size_t)n != f->data.len) {
+			conn_fail(d, c, LW_ERR__LW_E_IO, -1, "upload %s: writing %s: %s", c->up_id,
+				  f->name, n < 0 ? strerror(errno) : "short write");
+			return;
+		}
+	}
+	c->up_off += f->data.len;
+	c->up_bytes += f->data.len;
+}
+
+void upload_end(struct imgd *d, struct imgd_conn *c, const LwUploadEnd *e)
+{
+	struct stat st;
+
+	if (finish_file(d, c))
+		return;
+	if (e->nr_files != c->up_files) {
+		conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "upload %s: %u files announced, %u came",
+			  c->up_id, e->nr_files, c->up_files);
+		return;
+	}
+	if (fstatat(c->up_dirfd, "inventory.img", &st, AT_SYMLINK_NOFOLLOW) ||
+	    fstatat(c->up_dirfd, "pstree.img", &st, AT_SYMLINK_NOFOLLOW)) {
+		conn_fail(d, c, LW_ERR__LW_E_PROTO, -1,
+			  "upload %s: no inventory.img or pstree.img: not an image", c->up_id);
+		return;
+	}
+	if (fsync(c->up_dirfd) ||
+	    renameat2(d->cat.rootfd, c->up_tmp, d->cat.rootfd, c->up_id, RENAME_NOREPLACE)) {
+		conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1, "upload %s: cannot publish: %s", c->up_id,
+			  errno == EEXIST ? "the image exists: not replaced" : strerror(errno));
+		return;
+	}
+	pr_msg("session %lu: %s published image %s: %u files, %llu bytes", (unsigned long)c->id,
+	       c->peer, c->up_id, c->up_files, (unsigned long long)c->up_bytes);
+	c->up_tmp[0] = 0; /* nothing to remove any more */
+	close(c->up_dirfd);
+	c->up_dirfd = -1;
+	c->upload = false;
+	reply(d, c);
+	c->state = CS_CLOSING;
+	snprintf(c->close_why, sizeof(c->close_why), "upload done");
+}
+
+void upload_abort(struct imgd *d, struct imgd_conn *c)
+{
+	if (c->up_fd >= 0)
+		close(c->up_fd);
+	c->up_fd = -1;
+	if (c->up_tmp[0]) {
+		/* Only names we created are in it: at most WIRE_MAX_META_FILES. */
+		int fd = c->up_dirfd >= 0 ? dup(c->up_dirfd) : -1;
+		DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+		unsigned n = 0;
+		for (struct dirent *de; dir && (de = readdir(dir)) && n <= WIRE_MAX_META_FILES + 2;
+		     n++)
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+				unlinkat(c->up_dirfd, de->d_name, 0);
+		if (dir)
+			closedir(dir);
+		else if (fd >= 0)
+			close(fd);
+		if (unlinkat(d->cat.rootfd, c->up_tmp, AT_REMOVEDIR))
+			pr_warn("upload %s: cannot remove %s: %s", c->up_id, c->up_tmp,
+				strerror(errno));
+		else
+			pr_info("session %lu: upload of %s abandoned: %s removed",
+				(unsigned long)c->id, c->up_id, c->up_tmp);
+	}
+	if (c->up_dirfd >= 0)
+		close(c->up_dirfd);
+	c->up_dirfd = -1;
+	c->up_tmp[0] = 0;
+}

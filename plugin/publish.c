@@ -1,0 +1,84 @@
+/*
+ * `publish HOST:PORT`: after a successful dump, upload the images dir to criu-imgd
+ * (--root DIR --accept-uploads, key required) as image `image ID` (default: the images
+ * dir's name), so that a destination can restore it by id.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lr.h"
+#include "wire_client.h"
+
+int lr_publish_check(const struct lr_conf *c, const char *imgdir, char *id, size_t idlen, char *why,
+		     size_t n)
+{
+	struct wire_key key;
+	char err[1024];
+	const char *base = strrchr(imgdir, '/');
+
+	if (!c->auth_key[0]) {
+		snprintf(
+		    why, n,
+		    "%s:%d: key 'publish': needs 'auth-key FILE' (criu-imgd takes uploads only "
+		    "with the key)",
+		    c->file, c->line[LRK_PUBLISH]);
+		return -1;
+	}
+	if (wire_key_load(c->auth_key, &key, err, sizeof(err))) {
+		snprintf(why, n, "%s:%d: key 'auth-key': %s", c->file, c->line[LRK_AUTH_KEY], err);
+		return -1;
+	}
+	explicit_bzero(&key, sizeof(key));
+	snprintf(id, idlen, "%s", c->image[0] ? c->image : base ? base + 1 : imgdir);
+	if (!wire_id_ok(id) || id[0] == '.') {
+		snprintf(why, n,
+			 "%s:%d: key 'publish': the image id '%s' (the images dir's name; set "
+			 "`image ID`) is not [A-Za-z0-9._-]{1,128}",
+			 c->file, c->line[LRK_PUBLISH], id);
+		return -1;
+	}
+	return 0;
+}
+
+int lr_publish(const struct lr_conf *c, const char *imgdir, const char *id, char *why, size_t n)
+{
+	struct wire_client wc = {0};
+	struct wire_key key;
+	struct wire_meta_result res;
+	char err[1024], hp[300];
+
+	snprintf(hp, sizeof(hp), strchr(c->publish.host, ':') ? "[%s]:%u" : "%s:%u",
+		 c->publish.host, c->publish.port);
+	if (wire_client_parse(&wc, hp)) {
+		snprintf(why, n, "bad publish address %s", hp);
+		return -1;
+	}
+	if (wire_key_load(c->auth_key, &key, err, sizeof(err))) {
+		snprintf(why, n, "key 'auth-key': %s", err);
+		return -1;
+	}
+	wc.key = &key;
+	wc.image = id;
+	wc.timeout_ms = (unsigned)c->timeout * 1000u;
+	int dirfd = open(imgdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		snprintf(why, n, "cannot open the images dir %s: %s", imgdir, strerror(errno));
+		explicit_bzero(&key, sizeof(key));
+		return -1;
+	}
+	lr_info("publishing %s as image %s to criu-imgd %s", imgdir, id, hp);
+	int rc = wire_upload(&wc, dirfd, &res, err, sizeof(err));
+	explicit_bzero(&key, sizeof(key));
+	close(dirfd);
+	if (rc) {
+		snprintf(why, n, "publishing %s as image %s to criu-imgd %s failed: %s", imgdir, id,
+			 hp, err);
+		return -1;
+	}
+	lr_info("published image %s to criu-imgd %s: %u files, %llu bytes", id, hp, res.files,
+		(unsigned long long)res.bytes);
+	return 0;
+}
