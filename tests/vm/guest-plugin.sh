@@ -344,6 +344,29 @@ s_imgd() {
 		FAIL_WHY="criu-imgd did not start"
 		return 1
 	fi
+	# A wrong key, an unknown id: the restore fails with the plugin's message, nothing fetched.
+	_good=$RUN _msgs=""
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$_good/badkey"
+	chmod 600 "$_good/badkey"
+	for _bad in "badkey img authentication failed" "key nosuch no such image"; do
+		set -- $_bad
+		new_run "$MAIN" "imgd-$1-$2"
+		IMGS=$RUN/img
+		mkdir -p "$IMGS"
+		PCONF=$(conf imgd-bad "source image-server 127.0.0.1:27127" "image $2" \
+			"auth-key $_good/$1" "log $RUN/lazyd.log")
+		if ! must_fail "$MAIN" "restore by image id: fetching image $2 from criu-imgd 127.0.0.1:27127 into $IMGS failed: server:" \
+			--lazy-pages --lib "$LIB"; then
+			IMGS=""
+			kill "$(cat "$_good/imgd.pid")" 2>/dev/null || true
+			return 1
+		fi
+		[ -z "$(ls -A "$IMGS")" ] ||
+			{ FAIL_WHY="files left after a failed fetch ($1, $2)"; IMGS=""; return 1; }
+		_msgs="${_msgs:+$_msgs | }${MSG##*failed: }"
+	done
+	set --
+	RUN=$_good
 	IMGS=$RUN/img
 	mkdir -p "$IMGS"
 	PCONF=$(conf imgd "source image-server 127.0.0.1:27127" "image img" "auth-key $RUN/key" \
@@ -365,7 +388,7 @@ s_imgd() {
 	[ "$_dst" -lt "$_src" ] ||
 		{ FAIL_WHY="pages files fetched whole ($_dst KiB of $_src KiB)"; return 1; }
 	DETAIL="$(sed -n 's/.*lazy_restore: \(fetched [0-9]* metadata files ([0-9]* bytes)\).*/\1/p' \
-		"$RUN/restore.log" | head -1); pages files $_dst of $_src KiB"
+		"$RUN/restore.log" | head -1); pages files $_dst of $_src KiB; refused: $_msgs"
 	kill_case "$MAIN"
 }
 
