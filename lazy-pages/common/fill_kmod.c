@@ -144,8 +144,12 @@ static int one_extent(struct kmod_ctx *k, int fd, uint64_t dst, const void *src,
 /*
  * Through the module if uffd has a session, else (or if the module said
  * "not registered with this uffd here", EPERM, which it also says for a
- * session bound to the wrong task) with the plain ioctls: the uffd itself
- * has the last word on where its registrations are.
+ * session bound to the wrong task, or "no VMA there", ENOENT) with the plain
+ * ioctls: the uffd itself has the last word on where its registrations are.
+ * ENOENT must not be taken from the module as is: while the task mremaps or
+ * munmaps, its VMA check fails where the kernel's own path says EAGAIN (the
+ * address space is changing, read the events), and a page moving with the
+ * mapping would be dropped.
  */
 static int kmod_fill(struct kmod_ctx *k, int uffd, uint64_t dst, const void *src, uint64_t len,
 		     uint32_t mode, uint64_t *done)
@@ -154,6 +158,12 @@ static int kmod_fill(struct kmod_ctx *k, int uffd, uint64_t dst, const void *src
 
 	if (fd >= 0)
 		rc = one_extent(k, fd, dst, src, len, mode, done);
+	if (rc == -ENOENT && !*done) {
+		__atomic_add_fetch(&k->plain_calls, 1, __ATOMIC_RELAXED);
+		return mode == LAZYFILL_MODE_ZERO
+			   ? k->plain.ops->zero(k->plain.ctx, uffd, dst, len, done)
+			   : k->plain.ops->copy(k->plain.ctx, uffd, dst, src, len, done);
+	}
 	if (rc != -EPERM)
 		return rc;
 	__atomic_add_fetch(&k->plain_calls, 1, __ATOMIC_RELAXED);

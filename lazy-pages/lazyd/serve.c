@@ -435,6 +435,17 @@ static int install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r,
 				r.end = r.start + PAGE;
 				continue;
 			}
+			/*
+			 * Before dropping it: an mremap or munmap may be under way whose
+			 * event is queued; once read, the page may live elsewhere now.
+			 */
+			lazyd_read_uffd(d, t);
+			if (t->gone)
+				return 0;
+			if (!pending_lookup(&t->pend, at)) {
+				d->fill.ops->wake(d->fill.ctx, t->uffd, at, PAGE);
+				return 0;
+			}
 			/* No registered VMA holds this page any more: nobody can see it. */
 			pr_info("%s: no userfaultfd VMA at 0x%lx any more, page dropped", t->name,
 				(unsigned long)at);
