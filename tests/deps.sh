@@ -3,7 +3,7 @@
 set -e
 PKGS="build-essential pkg-config git protobuf-c-compiler libprotobuf-c-dev libcriterion-dev
 criu qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod
-libnl-genl-3-dev libxxhash-dev libgnutls28-dev iproute2 python3-protobuf jq clang-format"
+libnl-genl-3-dev libxxhash-dev libgnutls28-dev iproute2 python3-protobuf jq clang-format debootstrap"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
@@ -11,9 +11,11 @@ for p in $PKGS; do
 done
 if [ -z "$missing" ]; then
 	echo "deps: all packages present"
-	exit 0
+else
+	echo "deps: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends $missing
 fi
-echo "deps: installing$missing"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q --no-install-recommends $missing
+# Native CRIU 4.1.1 (trixie) and 4.2.1 (sid) with runc, for make nativetest and make bench.
+sh "$(dirname "$0")/native/roots.sh"

@@ -5,7 +5,7 @@
 # (work dir of the daemon and of criu restore: lazy-pages.socket, logs, result file copy).
 
 WL=$ROOT/build/tests/workloads
-VM=/tmp/vm
+VM=${VM:-/tmp/vm}
 # The two lazy-pages daemons. Both are run as: $CMD -D IMG -W WORKDIR -o LOG -v4 [extra].
 CRIU_LAZY=${CRIU_LAZY:-criu lazy-pages}
 OURS_LAZY=${OURS_LAZY:-$ROOT/build/bin/criu-lazyd}

@@ -1,0 +1,35 @@
+# Native CRIU 4.x on the host (sourced; POSIX sh): native_env SUITE puts that suite's criu and
+# crit first on PATH, as wrappers that run the root's binaries through the root's own loader
+# against the host's paths (shared/notes/native-criu.md). Needs ROOT (the project tree).
+# Sets NROOT (the suite's root), NBIN (the wrappers' dir), CRIU_VERSION ("4.2.1").
+NATIVE_ROOTS=${NATIVE_ROOTS:-/var/lib/criu-lazy/roots}
+
+native_env() {
+	NROOT=$NATIVE_ROOTS/$1
+	if [ ! -x "$NROOT/usr/sbin/criu" ]; then
+		echo "native: no CRIU root for $1 at $NROOT (make deps makes it)" >&2
+		return 1
+	fi
+	NBIN=$ROOT/build/native/bin-$1
+	mkdir -p "$NBIN"
+	_ld="$NROOT/lib64/ld-linux-x86-64.so.2"
+	_lp="$NROOT/lib/x86_64-linux-gnu:$NROOT/usr/lib/x86_64-linux-gnu"
+	cat >"$NBIN/criu" <<EOW
+#!/bin/sh
+# CRIU of the $1 root, run natively on the host's paths through that root's loader.
+exec "$_ld" --library-path "$_lp" "$NROOT/usr/sbin/criu" "\$@"
+EOW
+	# crit is Python: run it inside the root (it only reads stdin and writes stdout).
+	cat >"$NBIN/crit" <<EOW
+#!/bin/sh
+exec chroot "$NROOT" /usr/bin/crit "\$@"
+EOW
+	chmod 0755 "$NBIN/criu" "$NBIN/crit"
+	PATH=$NBIN:$PATH
+	export PATH
+	CRIU_VERSION=$(criu --version 2>/dev/null | sed -n 's/^Version: *//p' | head -1)
+	[ -n "$CRIU_VERSION" ] || { echo "native: criu of $1 does not run" >&2; return 1; }
+}
+
+# version_ge A B: version A >= B (dotted numbers).
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }
