@@ -62,4 +62,7 @@ bool lazyd_drain_step(struct lazyd *d);
 bool lazyd_all_done(const struct lazyd *d);
 void lazyd_free_tasks(struct lazyd *d);
 
+/* --image-server and an images dir without images: fetch the image's metadata (fetch.c). */
+int lazyd_fetch_meta(const struct lazyd_opts *o);
+
 #endif

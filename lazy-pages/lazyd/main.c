@@ -303,6 +303,8 @@ static int open_source(struct lazyd *d, struct lazyd_opts *o)
 	char err[256] = "";
 
 	if (o->image_server) {
+		if (lazyd_fetch_meta(o))
+			return -1;
 		struct imgd_source_cfg cfg = {o->image_server,	 o->image_id,
 					      o->auth_key,	 o->source_retries,
 					      o->source_timeout, o->prefetch_window};
@@ -423,6 +425,12 @@ int main(int argc, char **argv)
 	if (log_open(logf)) {
 		fprintf(stderr, "criu-lazyd: cannot open log file %s: %s\n", logf, strerror(errno));
 		return 1;
+	}
+	if (o.fetch_only) {
+		/* For a restore by id whose CRIU reads inventory.img before any plugin (4.x). */
+		rc = lazyd_fetch_meta(&o);
+		free(imgdir);
+		return rc ? 1 : 0;
 	}
 	if (setup(&d, &o)) {
 		teardown(&d);

@@ -33,6 +33,8 @@ static void usage(FILE *f)
 	       "      --image-server HOST:PORT  fetch the index and pages from criu-imgd\n"
 	       "      --image ID         image id on the image server (default: 'default')\n"
 	       "      --auth-key FILE    shared key for the image server\n"
+	       "      --fetch-only       fetch the image's metadata into an empty -D dir, "
+	       "then exit\n"
 	       "      --page-server      fetch pages from CRIU's page server (criu dump "
 	       "--lazy-pages)\n"
 	       "      --address ADDR     the page server's address (with --page-server)\n"
@@ -93,6 +95,7 @@ enum {
 	OPT_RETRIES,
 	OPT_TIMEOUT,
 	OPT_PFWIN,
+	OPT_FETCH,
 };
 
 /* Remote source options go together: --image/--auth-key with --image-server, etc. */
@@ -104,6 +107,8 @@ static int check_sources(const struct lazyd_opts *o)
 		bad = "--image-server and --page-server exclude each other";
 	else if ((o->image_id || o->auth_key) && !o->image_server)
 		bad = "--image and --auth-key need --image-server";
+	else if (o->fetch_only && !o->image_server)
+		bad = "--fetch-only needs --image-server";
 	else if ((o->ps_address || o->ps_port) && !o->page_server)
 		bad = "--address and --port need --page-server";
 	else if (o->page_server && !o->ps_port)
@@ -137,6 +142,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	    {"source-retries", required_argument, NULL, OPT_RETRIES},
 	    {"source-timeout", required_argument, NULL, OPT_TIMEOUT},
 	    {"prefetch-window", required_argument, NULL, OPT_PFWIN},
+	    {"fetch-only", no_argument, NULL, OPT_FETCH},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -242,6 +248,9 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 			if (parse_uint("--source-timeout", optarg, 100, 600000, &v))
 				return -1;
 			o->source_timeout = (uint32_t)v;
+			break;
+		case OPT_FETCH:
+			o->fetch_only = true;
 			break;
 		case OPT_PFWIN:
 			if (parse_uint("--prefetch-window", optarg, 1, 64, &v))

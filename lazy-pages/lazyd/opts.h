@@ -29,6 +29,7 @@ struct lazyd_opts {
 	uint32_t source_retries;  /* reconnects / re-reads before a page counts as lost */
 	uint32_t source_timeout;  /* ms per network request */
 	uint32_t prefetch_window; /* background reads in flight (image server) */
+	bool fetch_only;	  /* --fetch-only: fill an empty -D with the metadata, exit */
 };
 
 /* 0: run; 1: --help printed, exit 0; -1: bad usage (message printed), exit 1. */

@@ -1,0 +1,26 @@
+/* Restore by image id: fill an images dir that holds no images with an image's metadata. */
+#ifndef LAZY_META_FETCH_H
+#define LAZY_META_FETCH_H
+
+#include <stddef.h>
+
+#include "wire_client.h"
+
+struct meta_fetch_cfg {
+	const char *server;   /* HOST:PORT or [V6]:PORT of criu-imgd */
+	const char *image;    /* image id; NULL: "default" */
+	const char *key_file; /* NULL: no key */
+	unsigned timeout_ms;  /* per request; 0: 10 s */
+};
+
+/*
+ * If dir has neither inventory.img nor pstree.img, fetch every metadata file of cfg->image
+ * into it (wire_meta_fetch) and return 1 with *res filled; if it has them, return 0 and
+ * touch nothing; on failure return -1 with err (nothing is left half-written). A warning
+ * about the key file (e.g. its mode) is put in warn (empty if none).
+ */
+int meta_fetch_if_empty(const struct meta_fetch_cfg *cfg, const char *dir,
+			struct wire_meta_result *res, char *err, size_t errlen, char *warn,
+			size_t warnlen);
+
+#endif
