@@ -27,6 +27,21 @@ ALL="local defaults workdir-default tree criu-conf rpc rpc-flag rpc-unseen imgd 
 always bad-config no-daemon daemon-fails unsupported failed-restore publish"
 [ $# -gt 0 ] || set -- $ALL
 
+# CRIU 4.x reads inventory.img (to learn which plugins the image needs) before it loads any
+# plugin, so the plugin cannot fill an empty images dir there: a restore by id then fetches
+# the metadata with `criu-lazyd --fetch-only` first, and the plugin does the rest.
+PREFETCH=0
+case $(criu --version 2>/dev/null | sed -n 's/^Version: *//p') in
+[4-9].* | [1-9][0-9].*) PREFETCH=1 ;;
+esac
+
+# prefetch IMGS SERVER IMAGE KEY: criu-lazyd --fetch-only into IMGS; its output in
+# $RUN/fetch.out.
+prefetch() {
+	"$ROOT/build/bin/criu-lazyd" --fetch-only --image-server "$2" --image "$3" --auth-key "$4" \
+		-D "$1" -v4 >"$RUN/fetch.out" 2>&1
+}
+
 record() { # record PASS|FAIL scenario detail
 	echo "$1 plugin-$2 (lazy_restore.so)${3:+ $3}" | tee -a "$SUMMARY"
 }
@@ -235,11 +250,11 @@ s_criu_conf() {
 rpc_restore() {
 	CRIU_LAZY_RESTORE_CONF=$PCONF /usr/bin/python3 - "$VM/$MAIN/img" "$RUN" "$@" \
 		>"$RUN/rpc.out" 2>&1 <<'EOF'
-import os, sys
+import os, shutil, sys
 import pycriu
 img, run, cfg, lazy = sys.argv[1:5]
 c = pycriu.criu()
-c.use_binary('/usr/sbin/criu')
+c.use_binary(shutil.which('criu'))  # the CRIU under test, as runc finds it
 c.opts.images_dir_fd = os.open(img, os.O_RDONLY | os.O_DIRECTORY)
 c.opts.work_dir_fd = os.open(run, os.O_RDONLY | os.O_DIRECTORY)
 c.opts.log_file = 'restore.log'
@@ -355,7 +370,16 @@ s_imgd() {
 		mkdir -p "$IMGS"
 		PCONF=$(conf imgd-bad "source image-server 127.0.0.1:27127" "image $2" \
 			"auth-key $_good/$1" "log $RUN/lazyd.log")
-		if ! must_fail "$MAIN" "restore by image id: fetching image $2 from criu-imgd 127.0.0.1:27127 into $IMGS failed: server:" \
+		if [ $PREFETCH = 1 ]; then
+			if prefetch "$IMGS" 127.0.0.1:27127 "$2" "$_good/$1"; then
+				FAIL_WHY="criu-lazyd --fetch-only succeeded ($1, $2)"
+				kill "$(cat "$_good/imgd.pid")" 2>/dev/null || true
+				return 1
+			fi
+			MSG=$(grep -m1 "restore by image id: fetching image $2 from 127.0.0.1:27127 into $IMGS failed: server:" \
+				"$RUN/fetch.out") ||
+				{ FAIL_WHY="criu-lazyd --fetch-only: no clear message ($1, $2)"; IMGS=""; return 1; }
+		elif ! must_fail "$MAIN" "restore by image id: fetching image $2 from criu-imgd 127.0.0.1:27127 into $IMGS failed: server:" \
 			--lazy-pages --lib "$LIB"; then
 			IMGS=""
 			kill "$(cat "$_good/imgd.pid")" 2>/dev/null || true
@@ -371,12 +395,15 @@ s_imgd() {
 	mkdir -p "$IMGS"
 	PCONF=$(conf imgd "source image-server 127.0.0.1:27127" "image img" "auth-key $RUN/key" \
 		"log $RUN/lazyd.log" "verbosity 3")
-	lazy_ok "$MAIN" "$RUN/lazyd.log" --lazy-pages --lib "$LIB"
-	_rc=$?
+	_rc=0
+	[ $PREFETCH = 0 ] || prefetch "$IMGS" 127.0.0.1:27127 img "$RUN/key" ||
+		{ FAIL_WHY="criu-lazyd --fetch-only failed: $(tail -n 1 "$RUN/fetch.out")"; _rc=1; }
+	[ $_rc != 0 ] || lazy_ok "$MAIN" "$RUN/lazyd.log" --lazy-pages --lib "$LIB" || _rc=1
 	IMGS=""
 	kill "$(cat "$RUN/imgd.pid")" 2>/dev/null || true
 	[ "$_rc" = 0 ] || return 1
-	grep -q "has no images: fetching the metadata of image img" "$RUN/restore.log" ||
+	grep -q "had no images: fetched the [0-9]* metadata files (.*) of image img" \
+		"$RUN/restore.log" "$RUN/fetch.out" ||
 		{ FAIL_WHY="restore.log: the plugin did not fetch the images"; return 1; }
 	grep -q -- "--image-server 127.0.0.1:27127 --image img" "$RUN/restore.log" ||
 		{ FAIL_WHY="restore.log: the daemon was not started for the image server"; return 1; }
@@ -387,8 +414,8 @@ s_imgd() {
 	_dst=$(du -k "$RUN"/img/pages-*.img | awk '{s += $1} END {print s}')
 	[ "$_dst" -lt "$_src" ] ||
 		{ FAIL_WHY="pages files fetched whole ($_dst KiB of $_src KiB)"; return 1; }
-	DETAIL="$(sed -n 's/.*lazy_restore: \(fetched [0-9]* metadata files ([0-9]* bytes)\).*/\1/p' \
-		"$RUN/restore.log" | head -1); pages files $_dst of $_src KiB; refused: $_msgs"
+	DETAIL="$(sed -n 's/.*\(fetched the [0-9]* metadata files ([0-9]* bytes)\).*/\1/p' \
+		"$RUN/restore.log" "$RUN/fetch.out" | head -1)$([ $PREFETCH = 0 ] || echo " by criu-lazyd --fetch-only"); pages files $_dst of $_src KiB; refused: $_msgs"
 	kill_case "$MAIN"
 }
 
@@ -543,13 +570,16 @@ s_publish() {
 	fi
 	IMGS=$RUN/img
 	mkdir -p "$IMGS"
-	lazy_ok ppub "$RUN/lazyd.log" --lazy-pages --lib "$LIB"
-	_rc=$?
+	_rc=0
+	[ $PREFETCH = 0 ] || prefetch "$IMGS" 127.0.0.1:27128 pub1 "$RUN/key" ||
+		{ FAIL_WHY="criu-lazyd --fetch-only failed: $(tail -n 1 "$RUN/fetch.out")"; _rc=1; }
+	[ $_rc != 0 ] || lazy_ok ppub "$RUN/lazyd.log" --lazy-pages --lib "$LIB" || _rc=1
 	IMGS=""
 	kill "$(cat "$RUN/imgd.pid")" 2>/dev/null || true
 	[ "$_rc" = 0 ] || return 1
-	grep -q "has no images: fetching the metadata of image pub1" "$RUN/restore.log" ||
-		{ FAIL_WHY="restore.log: the plugin did not fetch pub1"; return 1; }
+	grep -q "had no images: fetched the [0-9]* metadata files (.*) of image pub1" \
+		"$RUN/restore.log" "$RUN/fetch.out" ||
+		{ FAIL_WHY="restore.log: pub1 was not fetched"; return 1; }
 	DETAIL="$_pub; restored by id from an empty dir"
 	kill_case ppub
 }

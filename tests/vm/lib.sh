@@ -69,6 +69,9 @@ wl_start() {
 wl_dump() {
 	_c=$1
 	_pid=$(cat "$VM/$_c/pid")
+	# Every process of the tree (its session): all must be gone before a restore can take
+	# their pids again (this host's pid 1 reaps orphans late).
+	_tree=$(ps -o pid= --sid "$_pid" 2>/dev/null) || _tree=$_pid
 	_t0=$(now)
 	if ! timeout 300 criu dump -t "$_pid" -D "$VM/$_c/img" -o "$VM/$_c/dump.log" -v4; then
 		log "$_c: criu dump failed"
@@ -76,6 +79,9 @@ wl_dump() {
 		return 1
 	fi
 	wait "$_pid" 2>/dev/null || true
+	for _p in $_tree; do
+		wait_until 30 pid_gone "$_p" || log "$_c: pid $_p still there after the dump"
+	done
 	DUMP_MS=$(ms "$_t0" "$(now)")
 	touch "$VM/$_c/ctl/restored"
 	log "$_c: dumped in ${DUMP_MS} ms, images $(du -sm "$VM/$_c/img" | cut -f1) MB"
@@ -85,8 +91,11 @@ wl_dump() {
 # free again (reaped), so the same images can be restored once more.
 kill_case() {
 	_pid=$(cat "$VM/$1/pid")
+	_tree=$(ps -o pid= --sid "$_pid" 2>/dev/null) || _tree=""
 	kill -KILL -- "-$_pid" 2>/dev/null || kill -KILL "$_pid" 2>/dev/null || true
-	wait_until 30 pid_gone "$_pid" || log "$1: pid $_pid still there after kill"
+	for _p in $_pid $_tree; do
+		wait_until 30 pid_gone "$_p" || log "$1: pid $_p still there after kill"
+	done
 }
 pid_gone() { [ ! -e "/proc/$1" ]; }
 
