@@ -1,0 +1,262 @@
+#!/bin/sh
+# Native benchmark with CRIU 4.2.1 on the host's kernel (as root, from the tree):
+#   sh tests/native/bench.sh [ROUNDS]              (default 5 rounds)
+# A NATIVE_BENCH_MB (default 1024) MB memhog is dumped once per reader config (memhog -r 1 and
+# -r 2: 1 or 2 threads read the memory on verify), then restored ROUNDS times per reader
+# config with each setup:
+#   eager  plain `criu restore` (no --lazy-pages): every page is in before the tasks run
+#   criu   `criu lazy-pages` with the local images
+#   ours   criu-lazyd with the local images
+#   imgd   criu-lazyd --image-server 127.0.0.1:P --image img, criu-imgd -D IMG on loopback
+#          (a fresh criu-imgd per restore, as tests/vm/guest-net.sh run_imgd does)
+# Each restore is tests/vm/lib.sh restore_run in mode verify-now: the lazy daemon (and
+# criu-imgd) is started and listening first; t0 is taken right before `criu restore -d`; the
+# workload's verification is triggered as soon as it reported it runs again.
+#   resume: t0 -> the workload reports "resumed" (its first instruction after the restore)
+#   total:  t0 -> the last reader thread has read and checked its last page ("verify ok at=")
+# Every round must end with "verify ok" (all memory checked byte for byte) and the lazy
+# daemon exiting 0, or the benchmark fails. Between restores the restored tree is killed and
+# its pids are waited for (kill_case); the daemon and criu-imgd are waited for too.
+# Rounds alternate the setups (the order rotates every round) so host load hits them alike.
+# Output: a markdown table on stdout and in build/native/bench.md, JSON in
+# build/native/bench.json, raw figures in build/native/bench-raw.txt, the logs and
+# criu-lazyd --stats-file of every restore under build/native/bench-runs/.
+# Env: NATIVE_BENCH_MB (1024), NATIVE_BENCH_DIR (images and run dirs; default
+# /dev/shm/criu-lazy-bench, tmpfs like the VM benchmark), NATIVE_BENCH_V (log level of the
+# lazy daemons and criu-imgd, default 2 = their default; `criu restore` logs at -v4 in
+# restore_run for every setup), NATIVE_BENCH_PORT (criu-imgd port, default 0: any free one),
+# NATIVE_BENCH_THREADS ("1 2"), NATIVE_BENCH_SETUPS ("eager criu ours imgd"),
+# NATIVE_SUITE (sid).
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROUNDS=${1:-5}
+MB=${NATIVE_BENCH_MB:-1024}
+BDIR=${NATIVE_BENCH_DIR:-/dev/shm/criu-lazy-bench}
+LOGV=${NATIVE_BENCH_V:-2}
+PORT_WANT=${NATIVE_BENCH_PORT:-0}
+THREADS=${NATIVE_BENCH_THREADS:-1 2}
+SETUPS=${NATIVE_BENCH_SETUPS:-eager criu ours imgd}
+OUT=$ROOT/build/native
+IMGD=$ROOT/build/bin/criu-imgd
+LAZYD=$ROOT/build/bin/criu-lazyd
+
+case $ROUNDS in '' | *[!0-9]* | 0) echo "bench.sh: ROUNDS must be a positive number" >&2; exit 2 ;; esac
+[ "$(id -u)" = 0 ] || { echo "bench.sh: run as root (criu dump/restore)" >&2; exit 2; }
+for b in "$IMGD" "$LAZYD" "$ROOT/build/tests/workloads/memhog"; do
+	[ -x "$b" ] || { echo "bench.sh: $b is not built (make)" >&2; exit 2; }
+done
+
+. "$ROOT/tests/native/env.sh"
+native_env "${NATIVE_SUITE:-sid}"
+VM=$BDIR
+. "$ROOT/tests/vm/lib.sh"
+VM=$BDIR # lib.sh's helpers read VM when they run: the bench dir, whatever lib.sh defaults to
+DAEMON_V=$LOGV
+OURS_LAZY_LOCAL=$LAZYD
+
+T_START=$(now)
+rm -rf "${BDIR:?}" "$OUT/bench-runs"
+mkdir -p "$BDIR" "$OUT/bench-runs"
+RAW=$OUT/bench-raw.txt
+DATA=$OUT/bench-data.txt # setup threads round resume_ms total_ms drain_ms reader_ms
+: >"$RAW"
+: >"$DATA"
+IPID=""
+
+say() { echo "$*" | tee -a "$RAW" >&2; }
+
+cleanup() {
+	[ -z "$IPID" ] || { kill "$IPID" 2>/dev/null; wait "$IPID" 2>/dev/null; } || true
+	for t in $THREADS; do
+		[ -f "$BDIR/r$t/pid" ] && kill_case "r$t" >/dev/null 2>&1
+	done
+	return 0
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+
+# imgd_up CASE: criu-imgd for CASE's images on loopback; sets IPID and PORT.
+imgd_up() {
+	rm -f "$BDIR/$1/imgd.port"
+	"$IMGD" -D "$BDIR/$1/img" --address 127.0.0.1 --port "$PORT_WANT" \
+		-o "$BDIR/$1/imgd.log" "-v$LOGV" --status-fd 3 3>"$BDIR/$1/imgd.port" &
+	IPID=$!
+	wait_until 30 file_nonempty "$BDIR/$1/imgd.port" || return 1
+	PORT=$(cat "$BDIR/$1/imgd.port")
+	case $PORT in '' | *[!0-9]*) return 1 ;; esac
+}
+imgd_down() {
+	kill "$IPID" 2>/dev/null || true
+	wait "$IPID" 2>/dev/null || true
+	IPID=""
+}
+
+# one_restore SETUP CASE: one restore_run of CASE with SETUP (verify-now); 0 if verified.
+one_restore() {
+	case $1 in
+	eager) restore_run "$2" full verify-now ;;
+	criu) restore_run "$2" criu verify-now ;;
+	ours)
+		OURS_LAZY=$OURS_LAZY_LOCAL
+		restore_run "$2" ours verify-now
+		;;
+	imgd)
+		imgd_up "$2" || { FAIL_WHY="criu-imgd did not start"; RUN=$BDIR/$2; imgd_down; return 1; }
+		OURS_LAZY="$LAZYD --image-server 127.0.0.1:$PORT --image img"
+		_or=0
+		restore_run "$2" ours verify-now || _or=$?
+		OURS_LAZY=$OURS_LAZY_LOCAL
+		imgd_down
+		cp "$BDIR/$2/imgd.log" "$RUN/" 2>/dev/null || true
+		return $_or
+		;;
+	esac
+}
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && b > 0) printf "%.2f", a / b; else print "null" }'; }
+
+# ---- dump one memhog per reader config ----
+for t in $THREADS; do
+	wl_start "r$t" memhog -m "$MB" -s 7 -r "$t" >>"$RAW" 2>&1 ||
+		{ say "r$t: memhog did not start"; exit 1; }
+	wl_dump "r$t" >>"$RAW" 2>&1 || { say "r$t: criu dump failed (end of $BDIR/r$t/dump.log above)"; exit 1; }
+	say "r$t: ${MB} MB memhog -r $t dumped in ${DUMP_MS} ms ($(du -sm "$BDIR/r$t/img" | cut -f1) MB of images)"
+done
+
+# ---- rounds ----
+nset=$(echo $SETUPS | wc -w)
+i=1
+while [ "$i" -le "$ROUNDS" ]; do
+	# This round's order: SETUPS rotated by i-1.
+	order=$(echo $SETUPS | awk -v k=$(((i - 1) % nset)) '{ for (j = 0; j < NF; j++) printf "%s ", $((j + k) % NF + 1) }')
+	for t in $THREADS; do
+		for s in $order; do
+			if ! one_restore "$s" "r$t" >>"$RAW" 2>&1; then
+				say "FAIL round $i, $s, $t reader(s): $FAIL_WHY"
+				excerpt "$RUN" "r$t" >>"$RAW" 2>&1 || true
+				cp -r "$RUN" "$OUT/bench-runs/FAIL-$s-r$t-$i" 2>/dev/null || true
+				say "benchmark failed: logs in $OUT/bench-runs/FAIL-$s-r$t-$i, $RAW"
+				exit 1
+			fi
+			rms=$(echo "$VERIFY" | sed -n 's/.* ms=\([0-9]*\) .*/\1/p')
+			echo "$s $t $i $RESUME_MS $TOUCH_MS ${DRAIN_MS:--} ${rms:--}" >>"$DATA"
+			say "round $i $s r$t: resume ${RESUME_MS} ms, total ${TOUCH_MS} ms, daemon exit ${DRAIN_MS:--} ms ($VERIFY)"
+			mkdir -p "$OUT/bench-runs/$s-r$t-$i"
+			for f in steps stats.json lazy.log daemon.out daemon.exit imgd.log result; do
+				[ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/bench-runs/$s-r$t-$i/"
+			done
+			# restore.log (-v4) is large: keep the first round's only.
+			[ "$i" != 1 ] || cp "$RUN/restore.log" "$OUT/bench-runs/$s-r$t-$i/" 2>/dev/null || true
+		done
+	done
+	i=$((i + 1))
+done
+T_END=$(now)
+RUN_S=$(( (T_END - T_START) / 1000000000 ))
+
+# ---- medians, ratios, output ----
+# med SETUP THREADS COLUMN (4 resume, 5 total, 6 drain, 7 reader)
+med() { awk -v s="$1" -v t="$2" -v c="$3" '$1 == s && $2 == t { print $c }' "$DATA" | grep -v '^-$' | median; }
+col() { awk -v s="$1" -v t="$2" -v c="$3" '$1 == s && $2 == t { printf "%s%s", n++ ? ", " : "", $c }' "$DATA"; }
+# key SETUP: its name in the JSON.
+key() {
+	case $1 in
+	eager) echo eager ;;
+	criu) echo criu-lazy-pages ;;
+	ours) echo criu-lazyd ;;
+	imgd) echo criu-lazyd+criu-imgd ;;
+	esac
+}
+label() {
+	case $1 in
+	eager) echo 'eager `criu restore` (no --lazy-pages)' ;;
+	criu) echo '`criu lazy-pages` (local images)' ;;
+	ours) echo 'criu-lazyd (local images)' ;;
+	imgd) echo 'criu-lazyd + criu-imgd (loopback)' ;;
+	esac
+}
+DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+KERNEL=$(uname -r)
+NPROC=$(nproc)
+CPU=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo | head -1)
+MEMGB=$(awk '/^MemTotal/ { printf "%d", $2 / 1048576 + 0.5 }' /proc/meminfo)
+
+{
+	echo "Native benchmark: ${MB} MB memhog, CRIU $CRIU_VERSION, kernel $KERNEL, $NPROC CPUs ($CPU), ${MEMGB} GB RAM"
+	echo "images on $(df -P "$BDIR" | awk 'NR == 2 { print $1 }') ($BDIR); median of $ROUNDS rounds; $DATE; run time ${RUN_S} s"
+	echo
+	echo "| setup | readers | resume | total |"
+	echo "| --- | --- | --- | --- |"
+	for t in $THREADS; do
+		for s in $SETUPS; do
+			echo "| $(label "$s") | $t | $(med "$s" "$t" 4) ms | $(med "$s" "$t" 5) ms |"
+		done
+	done
+	echo
+	echo "| ratio (medians) | readers | resume | total |"
+	echo "| --- | --- | --- | --- |"
+	for t in $THREADS; do
+		for pair in "ours criu" "ours eager" "imgd criu" "imgd eager"; do
+			set -- $pair
+			case " $SETUPS " in *" $1 "*) ;; *) continue ;; esac
+			case " $SETUPS " in *" $2 "*) ;; *) continue ;; esac
+			echo "| $(label "$1") / $(label "$2") | $t | $(ratio "$(med "$1" "$t" 4)" "$(med "$2" "$t" 4)") | $(ratio "$(med "$1" "$t" 5)" "$(med "$2" "$t" 5)") |"
+		done
+	done
+	echo
+	echo "resume: start of \`criu restore\` -> the workload runs again; total: start of \`criu restore\`"
+	echo "-> the workload's reader threads have read every page (verification triggered right after"
+	echo "resume). Every round verified all memory (\"verify ok\")."
+} | sed 's/| null |/| - |/g; s/| null$/| - |/' >"$OUT/bench.md"
+cat "$OUT/bench.md"
+
+# JSON (no jq needed)
+{
+	printf '{\n  "criu_version": "%s",\n  "date": "%s",\n' "$CRIU_VERSION" "$DATE"
+	printf '  "machine": {"nproc": %s, "kernel": "%s", "cpu": "%s", "mem_gb": %s},\n' \
+		"$NPROC" "$KERNEL" "$CPU" "$MEMGB"
+	printf '  "workload_mb": %s,\n  "rounds": %s,\n  "run_seconds": %s,\n' "$MB" "$ROUNDS" "$RUN_S"
+	printf '  "images_dir_fs": "%s",\n' "$(df -P "$BDIR" | awk 'NR == 2 { print $1 }')"
+	printf '  "definitions": {"resume_ms": "start of criu restore -> the workload reports it runs again", "total_ms": "start of criu restore -> the last reader thread has read every page (verify triggered right after resume)", "drain_ms": "start of criu restore -> the lazy daemon exits", "reader_ms": "the readers'"'"' own time (verify ms=)"},\n'
+	printf '  "setups": {\n'
+	ns=0
+	for s in $SETUPS; do
+		[ $ns = 0 ] || printf ',\n'
+		ns=1
+		printf '    "%s": {"label": "%s",\n' "$(key "$s")" "$(label "$s" | sed 's/"/\\"/g')"
+		nt=0
+		for t in $THREADS; do
+			[ $nt = 0 ] || printf ',\n'
+			nt=1
+			printf '      "%s": {"resume_ms": %s, "total_ms": %s, "drain_ms": %s, "reader_ms": %s,\n' "$t" \
+				"$(med "$s" "$t" 4)" "$(med "$s" "$t" 5)" "$(med "$s" "$t" 6 | sed 's/^-$/null/')" \
+				"$(med "$s" "$t" 7 | sed 's/^-$/null/')"
+			printf '        "rounds": [%s]}' "$(awk -v s="$s" -v t="$t" '$1 == s && $2 == t {
+				printf "%s{\"round\": %s, \"resume_ms\": %s, \"total_ms\": %s, \"drain_ms\": %s, \"reader_ms\": %s}",
+					n++ ? ", " : "", $3, $4, $5, ($6 == "-" ? "null" : $6), ($7 == "-" ? "null" : $7) }' "$DATA")"
+		done
+		printf '}'
+	done
+	printf '\n  },\n  "ratios": {\n'
+	np=0
+	for pair in "ours criu" "ours eager" "imgd criu" "imgd eager"; do
+		set -- $pair
+		case " $SETUPS " in *" $1 "*) ;; *) continue ;; esac
+		case " $SETUPS " in *" $2 "*) ;; *) continue ;; esac
+		[ $np = 0 ] || printf ',\n'
+		np=1
+		printf '    "%s/%s": {' "$(key "$1")" "$(key "$2")"
+		nt=0
+		for t in $THREADS; do
+			[ $nt = 0 ] || printf ', '
+			nt=1
+			printf '"%s": {"resume": %s, "total": %s}' "$t" \
+				"$(ratio "$(med "$1" "$t" 4)" "$(med "$2" "$t" 4)")" "$(ratio "$(med "$1" "$t" 5)" "$(med "$2" "$t" 5)")"
+		done
+		printf '}'
+	done
+	printf '\n  }\n}\n'
+} >"$OUT/bench.json"
+echo
+echo "JSON: $OUT/bench.json; raw: $RAW; logs: $OUT/bench-runs/; run time ${RUN_S} s"
