@@ -2,11 +2,12 @@
 #
 #   make            build everything under build/
 #   make deps       install the Debian packages we build, test and demo with
-#   make test       unit + host integration + VM end-to-end tests
-#   make check      unit + host integration tests only (no VM)
-#   make vmtest     VM end-to-end tests with real CRIU (qemu guest)
-#   make bench      VM benchmark: criu-lazyd vs criu lazy-pages
-#   make demo       dump a workload and restore it lazily with criu-lazyd
+#   make test       unit + host integration + native CRIU 4.x + VM end-to-end tests
+#   make check      unit + host integration tests only (no real CRIU)
+#   make nativetest end-to-end tests with real CRIU 4.1.1 and 4.2.1 (and runc) on this host
+#   make vmtest     VM end-to-end tests with real CRIU 3.17.1 (qemu guest)
+#   make bench      native benchmark (CRIU 4.2.1), then the VM one (bench-native, bench-vm)
+#   make demo       dump a workload and restore it lazily with criu-lazyd (natively, CRIU 4.2.1)
 #   make install    install binaries (PREFIX, DESTDIR)
 #   SANITIZE=1      build and test with AddressSanitizer + UBSan (into build-san/)
 
@@ -70,7 +71,7 @@ PLUGIN := $(if $(PLUGIN_SRC),$(B)/lib/criu/lazy_restore.so)
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps test check unit hosttest vmtest bench bench-net bench-kmod demo install clean format kmod kmodtest
+.PHONY: all deps test check unit hosttest nativetest vmtest bench bench-native bench-vm bench-net bench-kmod demo install clean format kmod kmodtest
 all: $(BINS) $(PLUGIN) $(UNIT_BIN) $(HOST_BIN) $(NET_BIN) $(WORK_BIN) $(KMODT_BIN) kmod-if-headers
 
 deps:
@@ -145,7 +146,11 @@ hosttest: all
 
 check: unit hosttest
 
-test: check vmtest
+test: check nativetest vmtest
+
+# Real CRIU 4.x (and runc) natively, from the roots that make deps makes (tests/native/).
+nativetest: all
+	sh tests/native/run.sh
 
 # Every VM suite runs even if one fails; the module must have been built (make deps gets headers).
 vmtest: all
@@ -156,7 +161,12 @@ vmtest: all
 	else echo "vmtest: build/kmod/lazyfill.ko was not built: its tests cannot run"; rc=1; fi; \
 	exit $$rc
 
-bench: all
+bench: bench-native bench-vm
+
+bench-native: all
+	sh tests/native/bench.sh
+
+bench-vm: all
 	sh tests/vm/run.sh bench
 
 bench-net: all
@@ -171,7 +181,7 @@ bench-kmod: all kmod
 	sh tests/kmod/bench-kmod
 
 demo: all
-	sh tests/vm/run.sh demo
+	sh tests/native/demo.sh
 
 install: $(BINS) $(PLUGIN)
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -22,10 +22,21 @@ scenario_cmd() {
 	memhog256) echo "memhog -m 256 -s 3" ;;
 	detach) echo "memhog -m 8 -s 13" ;; # daemon run with -d --pidfile --status-fd
 	exit) echo "memhog -m 64 -s 17 -x" ;; # exits right after resuming, pages pending
+	thp) echo "thp -m 64 -s 19" ;;        # transparent huge pages at dump
+	memhog1g) echo "memhog -m 1024 -s 23" ;;
+	guard) echo "guard -m 32 -s 29" ;;    # guard regions (CRIU 4.2, kernel 6.13+)
 	*) return 1 ;;
 	esac
 }
 [ $# -gt 0 ] || set -- memhog16 chaos tree zombie mixed detach exit memhog256
+
+# thp_seen CASE: the thp workload must really have huge pages when it is dumped.
+thp_seen() {
+	[ "$1" = thp ] || return 0
+	case $(line_of "$1" "ready ") in
+	*thp_kb=0 | *thp_kb=-*) log "thp: the kernel gave the workload no huge page"; return 1 ;;
+	esac
+}
 
 record() { # record PASS|FAIL name daemon detail
 	echo "$1 $2 ($3)${4:+ $4}" | tee -a "$R/summary"
@@ -35,7 +46,7 @@ for s in "$@"; do
 	cmd=$(scenario_cmd "$s") || { record FAIL "$s" - "unknown scenario"; continue; }
 	t0=$(now)
 	# shellcheck disable=SC2086
-	if ! wl_start "$s" $cmd || ! wl_dump "$s"; then
+	if ! wl_start "$s" $cmd || ! thp_seen "$s" || ! wl_dump "$s"; then
 		for d in $DAEMONS; do
 			record FAIL "$s" "$d" "workload start or criu dump failed"
 			{ tail -n 40 "$VM/$s/dump.log" 2>/dev/null; cat "$VM/$s/out" "$VM/$s/result" 2>/dev/null; } \

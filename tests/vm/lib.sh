@@ -225,6 +225,8 @@ restore_run() {
 		VERIFY=$(line_of "$_c" "exiting ")
 		cp "$VM/$_c/result" "$RUN/result"
 		wait_until 10 pid_dead "$(cat "$VM/$_c/pid")" || { FAIL_WHY="workload still running"; _restore_cleanup; return 1; }
+		# Reaped too (its pid free for the next restore of the same images).
+		wait_until 30 pid_gone "$(cat "$VM/$_c/pid")" || log "$_c: pid $(cat "$VM/$_c/pid") not reaped after 30 s"
 		wait "$DPID" 2>/dev/null || true
 		[ "$VERIFY" = "exiting ok" ] || { FAIL_WHY="workload: $VERIFY"; return 1; }
 		[ "$_drc" = 0 ] || { FAIL_WHY="daemon exited with $_drc"; return 1; }
