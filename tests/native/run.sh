@@ -3,9 +3,9 @@
 # suite's root (tests/native/roots.sh), real `criu dump` and `criu restore --lazy-pages`, every
 # scenario also served by that CRIU's own `criu lazy-pages`, memory verified in the tasks.
 #   sh tests/native/run.sh [SUITE...] [-- PART...]
-# SUITE: trixie (CRIU 4.1.1), sid (CRIU 4.2.1); default both. PART: e2e net plugin runc
+# SUITE: trixie (CRIU 4.1.1), sid (CRIU 4.2.1); default both. PART: e2e net plugin runc podman
 # (default all). The scenario scripts are the VM suite's (tests/vm/guest-*.sh), run here with
-# the suite's criu first on PATH, plus tests/native/net.sh and tests/native/runc.sh.
+# the suite's criu first on PATH, plus tests/native/net.sh, runc.sh and podman.sh.
 # Results and logs: build/native/SUITE-latest/. Prints "N passed, N failed" at the end.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [ -n "$suites" ] || suites="trixie sid"
-[ -n "$parts" ] || parts="e2e net plugin runc"
+[ -n "$parts" ] || parts="e2e net plugin runc podman"
 
 for b in criu-lazyd criu-imgd; do
 	[ -x "$ROOT/build/bin/$b" ] || { echo "run.sh: build/bin/$b missing: run make first" >&2; exit 2; }
@@ -113,6 +113,11 @@ for suite in $suites; do
 				grep -E '^(PASS|FAIL|N/A) ' "$R/$part.log" >"$R/$part/summary"
 				count "$R/$part/summary"
 			fi
+			;;
+		podman)
+			sh "$ROOT/tests/native/podman.sh" "$suite" >"$R/$part.log" 2>&1
+			grep -E '^(PASS|FAIL|N/A) ' "$R/$part.log" >"$R/$part/summary"
+			count "$R/$part/summary"
 			;;
 		*) echo "FAIL $part ($suite) unknown part" >"$R/$part/summary"; count "$R/$part/summary" ;;
 		esac
