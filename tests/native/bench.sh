@@ -54,11 +54,16 @@ VM=$BDIR # lib.sh's helpers read VM when they run: the bench dir, whatever lib.s
 DAEMON_V=$LOGV
 OURS_LAZY_LOCAL=$LAZYD
 
+# What was measured: the tree's commit (+ "-dirty" with local changes) and the binary.
+TREE=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
+LAZYD_SUM=$(sha256sum "$LAZYD" | cut -c1-16)
 T_START=$(now)
 rm -rf "${BDIR:?}" "$OUT/bench-runs"
 mkdir -p "$BDIR" "$OUT/bench-runs"
 RAW=$OUT/bench-raw.txt
-DATA=$OUT/bench-data.txt # setup threads round resume_ms total_ms drain_ms reader_ms
+# setup threads round resume_ms total_ms drain_ms reader_ms faults pages_fault pages_zero served
+# pages_total
+DATA=$OUT/bench-data.txt
 : >"$RAW"
 : >"$DATA"
 IPID=""
@@ -77,7 +82,7 @@ trap 'exit 143' TERM INT
 
 # imgd_up CASE: criu-imgd for CASE's images on loopback; sets IPID and PORT.
 imgd_up() {
-	rm -f "$BDIR/$1/imgd.port"
+	rm -f "$BDIR/$1/imgd.port" "$BDIR/$1/imgd.log"
 	"$IMGD" -D "$BDIR/$1/img" --address 127.0.0.1 --port "$PORT_WANT" \
 		-o "$BDIR/$1/imgd.log" "-v$LOGV" --status-fd 3 3>"$BDIR/$1/imgd.port" &
 	IPID=$!
@@ -113,6 +118,11 @@ one_restore() {
 	esac
 }
 
+# stat_of FILE KEY: a number of criu-lazyd's --stats-file, or "-".
+stat_of() {
+	_v=$(sed -n "s/^ *\"$2\": *\([0-9]*\).*/\1/p" "$1" 2>/dev/null | head -1)
+	echo "${_v:--}"
+}
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && b > 0) printf "%.2f", a / b; else print "null" }'; }
 
@@ -140,8 +150,16 @@ while [ "$i" -le "$ROUNDS" ]; do
 				exit 1
 			fi
 			rms=$(echo "$VERIFY" | sed -n 's/.* ms=\([0-9]*\) .*/\1/p')
-			echo "$s $t $i $RESUME_MS $TOUCH_MS ${DRAIN_MS:--} ${rms:--}" >>"$DATA"
-			say "round $i $s r$t: resume ${RESUME_MS} ms, total ${TOUCH_MS} ms, daemon exit ${DRAIN_MS:--} ms ($VERIFY)"
+			# criu-lazyd's counters (--stats-file) and the pages criu-imgd sent (its log).
+			nf=$(stat_of "$RUN/stats.json" faults) pf=$(stat_of "$RUN/stats.json" pages_fault)
+			pz=$(stat_of "$RUN/stats.json" pages_zero) pt=$(stat_of "$RUN/stats.json" pages_total) sv=-
+			[ "$s" != imgd ] || sv=$(grep -o '[0-9]* pages served' "$RUN/imgd.log" 2>/dev/null |
+				awk '{ n += $1 } END { print n + 0 }')
+			echo "$s $t $i $RESUME_MS $TOUCH_MS ${DRAIN_MS:--} ${rms:--} $nf $pf $pz $sv $pt" >>"$DATA"
+			extra=""
+			[ "$nf" = - ] || extra="; criu-lazyd: $nf faults, $pf pages on demand, $pz zero"
+			[ "$sv" = - ] || extra="$extra; criu-imgd sent $sv pages for $pt data pages"
+			say "round $i $s r$t: resume ${RESUME_MS} ms, total ${TOUCH_MS} ms, daemon exit ${DRAIN_MS:--} ms ($VERIFY)$extra"
 			mkdir -p "$OUT/bench-runs/$s-r$t-$i"
 			for f in steps stats.json lazy.log daemon.out daemon.exit imgd.log result; do
 				[ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/bench-runs/$s-r$t-$i/"
@@ -218,6 +236,7 @@ cat "$OUT/bench.md"
 		"$NPROC" "$KERNEL" "$CPU" "$MEMGB"
 	printf '  "workload_mb": %s,\n  "rounds": %s,\n  "run_seconds": %s,\n' "$MB" "$ROUNDS" "$RUN_S"
 	printf '  "images_dir_fs": "%s",\n' "$(df -P "$BDIR" | awk 'NR == 2 { print $1 }')"
+	printf '  "tree": "%s",\n  "criu_lazyd_sha256": "%s",\n  "daemon_log_level": %s,\n' "$TREE" "$LAZYD_SUM" "$LOGV"
 	printf '  "definitions": {"resume_ms": "start of criu restore -> the workload reports it runs again", "total_ms": "start of criu restore -> the last reader thread has read every page (verify triggered right after resume)", "drain_ms": "start of criu restore -> the lazy daemon exits", "reader_ms": "the readers'"'"' own time (verify ms=)"},\n'
 	printf '  "setups": {\n'
 	ns=0
@@ -232,9 +251,16 @@ cat "$OUT/bench.md"
 			printf '      "%s": {"resume_ms": %s, "total_ms": %s, "drain_ms": %s, "reader_ms": %s,\n' "$t" \
 				"$(med "$s" "$t" 4)" "$(med "$s" "$t" 5)" "$(med "$s" "$t" 6 | sed 's/^-$/null/')" \
 				"$(med "$s" "$t" 7 | sed 's/^-$/null/')"
-			printf '        "rounds": [%s]}' "$(awk -v s="$s" -v t="$t" '$1 == s && $2 == t {
-				printf "%s{\"round\": %s, \"resume_ms\": %s, \"total_ms\": %s, \"drain_ms\": %s, \"reader_ms\": %s}",
-					n++ ? ", " : "", $3, $4, $5, ($6 == "-" ? "null" : $6), ($7 == "-" ? "null" : $7) }' "$DATA")"
+			printf '        "rounds": [%s]}' "$(awk -v s="$s" -v t="$t" '
+				function v(x) { return x == "-" || x == "" ? "null" : x }
+				$1 == s && $2 == t {
+				printf "%s{\"round\": %s, \"resume_ms\": %s, \"total_ms\": %s, \"drain_ms\": %s, \"reader_ms\": %s",
+					n++ ? ", " : "", $3, $4, $5, v($6), v($7)
+				if (v($8) != "null")
+					printf ", \"faults\": %s, \"pages_on_demand\": %s, \"pages_zero\": %s, \"data_pages\": %s", $8, v($9), v($10), v($12)
+				if (v($11) != "null")
+					printf ", \"imgd_pages_sent\": %s", $11
+				printf "}" }' "$DATA")"
 		done
 		printf '}'
 	done
