@@ -57,6 +57,7 @@ OURS_LAZY_LOCAL=$LAZYD
 # What was measured: the tree's commit (+ "-dirty" with local changes) and the binary.
 TREE=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 LAZYD_SUM=$(sha256sum "$LAZYD" | cut -c1-16)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 T_START=$(now)
 rm -rf "${BDIR:?}" "$OUT/bench-runs"
 mkdir -p "$BDIR" "$OUT/bench-runs"
@@ -171,6 +172,7 @@ while [ "$i" -le "$ROUNDS" ]; do
 	i=$((i + 1))
 done
 T_END=$(now)
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 RUN_S=$(( (T_END - T_START) / 1000000000 ))
 
 # ---- medians, ratios, output ----
@@ -203,6 +205,7 @@ MEMGB=$(awk '/^MemTotal/ { printf "%d", $2 / 1048576 + 0.5 }' /proc/meminfo)
 {
 	echo "Native benchmark: ${MB} MB memhog, CRIU $CRIU_VERSION, kernel $KERNEL, $NPROC CPUs ($CPU), ${MEMGB} GB RAM"
 	echo "images on $(df -P "$BDIR" | awk 'NR == 2 { print $1 }') ($BDIR); median of $ROUNDS rounds; $DATE; run time ${RUN_S} s"
+	echo "load average (1/5/15 min) at the start: $LOAD_START, at the end: $LOAD_END (the host's other work)"
 	echo
 	echo "| setup | readers | resume | total |"
 	echo "| --- | --- | --- | --- |"
@@ -234,6 +237,7 @@ cat "$OUT/bench.md"
 	printf '{\n  "criu_version": "%s",\n  "date": "%s",\n' "$CRIU_VERSION" "$DATE"
 	printf '  "machine": {"nproc": %s, "kernel": "%s", "cpu": "%s", "mem_gb": %s},\n' \
 		"$NPROC" "$KERNEL" "$CPU" "$MEMGB"
+	printf '  "loadavg_start": "%s",\n  "loadavg_end": "%s",\n' "$LOAD_START" "$LOAD_END"
 	printf '  "workload_mb": %s,\n  "rounds": %s,\n  "run_seconds": %s,\n' "$MB" "$ROUNDS" "$RUN_S"
 	printf '  "images_dir_fs": "%s",\n' "$(df -P "$BDIR" | awk 'NR == 2 { print $1 }')"
 	printf '  "tree": "%s",\n  "criu_lazyd_sha256": "%s",\n  "daemon_log_level": %s,\n' "$TREE" "$LAZYD_SUM" "$LOGV"
