@@ -16,6 +16,7 @@
 #define VMA_AREA_REGULAR (1u << 0)
 #define VMA_AREA_VSYSCALL (1u << 2)
 #define VMA_AREA_VDSO (1u << 3)
+#define VMA_AREA_GUARD (1u << 16) /* CRIU 4.2: a guard region, not a VMA (see images.h) */
 
 #define MM_VMAS_FIELD 14 /* mm_entry.vmas */
 
@@ -158,49 +159,154 @@ static int check_dup_pids(const struct img_set *set, struct img_error *err)
 
 /* ---- mm-PID.img ---- */
 
-static int check_vma(const struct img_vma *v, const struct img_vma *prev, size_t i,
-		     const char *name, uint64_t off, struct img_error *err)
+static bool entry_is_guard(const ImgVmaEntry *e)
 {
-	const char *bad = NULL;
-
-	if ((v->start | v->end) % IMG_PAGE_SIZE)
-		bad = "not page aligned";
-	else if (v->start >= v->end)
-		bad = "empty or inverted (start >= end)";
-	else if (prev && v->start < prev->start)
-		bad = "unsorted (below the previous VMA)";
-	else if (prev && v->start < prev->end)
-		bad = "overlaps the previous VMA";
-	if (!bad)
-		return 0;
-	return img_fail(err, name, off, "vma %zu [0x%llx-0x%llx): %s", i,
-			(unsigned long long)v->start, (unsigned long long)v->end, bad);
+	return e->status & VMA_AREA_GUARD;
 }
 
-static int copy_vmas(struct img_task *t, const ImgMmEntry *mm, const char *name, uint64_t off,
-		     struct img_error *err)
+/* Where a VMA or guard was in the mm entry (for messages: the arrays are sorted). */
+static size_t entry_index(const ImgMmEntry *mm, uint64_t start, uint64_t end, bool guard)
 {
 	size_t i;
 
-	if (!mm->n_vmas)
+	for (i = 0; i < mm->n_vmas; i++)
+		if (mm->vmas[i]->start == start && mm->vmas[i]->end == end &&
+		    entry_is_guard(mm->vmas[i]) == guard)
+			break;
+	return i;
+}
+
+static int entry_fail(struct img_error *err, const char *name, uint64_t off, size_t i, bool guard,
+		      uint64_t start, uint64_t end, const char *what)
+{
+	return img_fail(err, name, off, "vma %zu%s [0x%llx-0x%llx)%s", i, guard ? " (guard)" : "",
+			(unsigned long long)start, (unsigned long long)end, what);
+}
+
+static int check_entry(const ImgVmaEntry *e, size_t i, const char *name, uint64_t off,
+		       struct img_error *err)
+{
+	const char *bad = NULL;
+
+	if ((e->start | e->end) % IMG_PAGE_SIZE)
+		bad = ": not page aligned";
+	else if (e->start >= e->end)
+		bad = ": empty or inverted (start >= end)";
+	if (!bad)
 		return 0;
-	t->vmas = calloc(mm->n_vmas, sizeof(*t->vmas));
-	if (!t->vmas)
-		return img_fail(err, name, off, "out of memory for %zu vmas", mm->n_vmas);
-	t->nr_vmas = mm->n_vmas;
+	return entry_fail(err, name, off, i, entry_is_guard(e), e->start, e->end, bad);
+}
+
+static int cmp_vma(const void *a, const void *b)
+{
+	uint64_t x = ((const struct img_vma *)a)->start, y = ((const struct img_vma *)b)->start;
+
+	return (x > y) - (x < y);
+}
+
+static int cmp_guard(const void *a, const void *b)
+{
+	uint64_t x = ((const struct img_guard *)a)->start, y = ((const struct img_guard *)b)->start;
+
+	return (x > y) - (x < y);
+}
+
+/* Two sorted ranges that overlap: "vma I [..) overlaps [guard] vma J [..)". */
+static int overlap_fail(const ImgMmEntry *mm, bool guard, uint64_t s0, uint64_t e0, uint64_t s1,
+			uint64_t e1, const char *name, uint64_t off, struct img_error *err)
+{
+	char what[128];
+
+	snprintf(what, sizeof(what), " overlaps %svma %zu [0x%llx-0x%llx)", guard ? "guard " : "",
+		 entry_index(mm, s0, e0, guard), (unsigned long long)s0, (unsigned long long)e0);
+	return entry_fail(err, name, off, entry_index(mm, s1, e1, guard), guard, s1, e1, what);
+}
+
+static int check_vmas(const struct img_task *t, const ImgMmEntry *mm, const char *name,
+		      uint64_t off, struct img_error *err)
+{
+	size_t i;
+
+	for (i = 1; i < t->nr_vmas; i++) {
+		const struct img_vma *a = &t->vmas[i - 1], *b = &t->vmas[i];
+
+		if (b->start < a->end)
+			return overlap_fail(mm, false, a->start, a->end, b->start, b->end, name,
+					    off, err);
+	}
+	return 0;
+}
+
+/* Guards must not overlap each other, and each page of one must be in a real VMA. */
+static int check_guards(const struct img_task *t, const ImgMmEntry *mm, const char *name,
+			uint64_t off, struct img_error *err)
+{
+	char what[96];
+	size_t i, v = 0;
+
+	for (i = 0; i < t->nr_guards; i++) {
+		const struct img_guard *g = &t->guards[i];
+		uint64_t addr = g->start;
+
+		if (i && g->start < g[-1].end)
+			return overlap_fail(mm, true, g[-1].start, g[-1].end, g->start, g->end,
+					    name, off, err);
+		while (addr < g->end) {
+			while (v < t->nr_vmas && t->vmas[v].end <= addr)
+				v++;
+			if (v == t->nr_vmas || t->vmas[v].start > addr) {
+				snprintf(what, sizeof(what), ": page 0x%llx is outside every VMA",
+					 (unsigned long long)addr);
+				return entry_fail(err, name, off,
+						  entry_index(mm, g->start, g->end, true), true,
+						  g->start, g->end, what);
+			}
+			addr = t->vmas[v].end;
+		}
+	}
+	return 0;
+}
+
+static void copy_vma(struct img_vma *v, const ImgVmaEntry *e)
+{
+	v->start = e->start;
+	v->end = e->end;
+	v->prot = e->prot;
+	v->flags = e->flags;
+	v->status = e->status;
+	v->lazy = vma_is_lazy(e->flags, e->status);
+}
+
+/* Split the vma entries into real VMAs and guards, each array sorted by start. */
+static int copy_vmas(struct img_task *t, const ImgMmEntry *mm, const char *name, uint64_t off,
+		     struct img_error *err)
+{
+	size_t i, nv = 0, ng = 0;
+
+	for (i = 0; i < mm->n_vmas; i++) {
+		if (check_entry(mm->vmas[i], i, name, off, err))
+			return -1;
+		ng += entry_is_guard(mm->vmas[i]);
+	}
+	if (mm->n_vmas > ng && !(t->vmas = calloc(mm->n_vmas - ng, sizeof(*t->vmas))))
+		return img_fail(err, name, off, "out of memory for %zu vmas", mm->n_vmas - ng);
+	if (ng && !(t->guards = calloc(ng, sizeof(*t->guards))))
+		return img_fail(err, name, off, "out of memory for %zu guards", ng);
 	for (i = 0; i < mm->n_vmas; i++) {
 		const ImgVmaEntry *e = mm->vmas[i];
-		struct img_vma *v = &t->vmas[i];
 
-		v->start = e->start;
-		v->end = e->end;
-		v->prot = e->prot;
-		v->flags = e->flags;
-		v->status = e->status;
-		v->lazy = vma_is_lazy(e->flags, e->status);
-		if (check_vma(v, i ? v - 1 : NULL, i, name, off, err))
-			return -1;
+		if (entry_is_guard(e))
+			t->guards[t->nr_guards++] = (struct img_guard){e->start, e->end};
+		else
+			copy_vma(&t->vmas[nv++], e);
 	}
+	t->nr_vmas = nv;
+	if (t->nr_vmas > 1)
+		qsort(t->vmas, t->nr_vmas, sizeof(*t->vmas), cmp_vma);
+	if (t->nr_guards > 1)
+		qsort(t->guards, t->nr_guards, sizeof(*t->guards), cmp_guard);
+	if (check_vmas(t, mm, name, off, err) || check_guards(t, mm, name, off, err))
+		return -1;
 	return 0;
 }
 
@@ -240,6 +346,35 @@ static int load_vmas(struct img_task *t, struct img_file *f, struct img_error *e
 
 /* ---- pagemap-PID.img -> extents ---- */
 
+/* Index of the first guard that ends above addr (n if none): guards are sorted and disjoint. */
+static size_t guard_above(const struct img_guard *g, size_t n, uint64_t addr)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (g[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static const struct img_guard *guard_in(const struct img_guard *g, size_t n, uint64_t start,
+					uint64_t end)
+{
+	size_t i = guard_above(g, n, start);
+
+	return i < n && g[i].start < end ? &g[i] : NULL;
+}
+
+const struct img_guard *img_task_guard(const struct img_task *t, uint64_t start, uint64_t end)
+{
+	return guard_in(t->guards, t->nr_guards, start, end);
+}
+
 /*
  * Builds the extent list in one sweep over the (sorted) pagemap entries and
  * the (sorted) VMAs. Everything below cursor has been dealt with.
@@ -247,6 +382,8 @@ static int load_vmas(struct img_task *t, struct img_file *f, struct img_error *e
 struct ext_builder {
 	const struct img_vma *vmas;
 	size_t nr_vmas;
+	const struct img_guard *guards;
+	size_t nr_guards;
 	size_t v; /* first VMA that may still end above cursor */
 	uint64_t cursor;
 	struct img_extent *ext;
@@ -255,8 +392,8 @@ struct ext_builder {
 	const char *name; /* for errors */
 };
 
-static int emit(struct ext_builder *b, uint64_t start, uint64_t end, bool zero, bool remote,
-		uint64_t pages_off, uint64_t off, struct img_error *err)
+static int push(struct ext_builder *b, const struct img_extent *x, uint64_t off,
+		struct img_error *err)
 {
 	struct img_extent *e;
 
@@ -269,14 +406,42 @@ static int emit(struct ext_builder *b, uint64_t start, uint64_t end, bool zero, 
 		b->ext = e;
 		b->cap = cap;
 	}
-	e = &b->ext[b->nr++];
-	*e = (struct img_extent){.start = start, .end = end, .zero = zero, .remote = remote};
-	if (!zero && !remote)
-		e->pages_off = pages_off;
-	if (zero)
-		b->zero_pages += (end - start) / IMG_PAGE_SIZE;
+	b->ext[b->nr++] = *x;
+	if (x->zero)
+		b->zero_pages += (x->end - x->start) / IMG_PAGE_SIZE;
 	else
-		b->lazy_pages += (end - start) / IMG_PAGE_SIZE;
+		b->lazy_pages += (x->end - x->start) / IMG_PAGE_SIZE;
+	return 0;
+}
+
+/*
+ * Add the extent [start, end) minus the guard regions: no extent holds a guard page.
+ * Each part of a local data extent keeps the offset of its own first page.
+ */
+static int emit(struct ext_builder *b, uint64_t start, uint64_t end, bool zero, bool remote,
+		uint64_t pages_off, uint64_t off, struct img_error *err)
+{
+	struct img_extent x = {.zero = zero, .remote = remote};
+	size_t g = guard_above(b->guards, b->nr_guards, start);
+	uint64_t first = start;
+
+	while (start < end) {
+		const struct img_guard *gd = g < b->nr_guards ? &b->guards[g] : NULL;
+		uint64_t hi = gd && gd->start < end ? gd->start : end;
+
+		if (start < hi) {
+			x.start = start;
+			x.end = hi;
+			if (!zero && !remote)
+				x.pages_off = pages_off + (start - first);
+			if (push(b, &x, off, err))
+				return -1;
+		}
+		if (hi == end)
+			break;
+		start = gd->end; /* above start: gd is the first guard ending above it */
+		g++;
+	}
 	return 0;
 }
 
@@ -319,16 +484,34 @@ static int lazy_fail(struct ext_builder *b, const struct pm_entry *pe, uint64_t 
 			(unsigned long long)addr, where);
 }
 
+/* CRIU dumps no page of a guard region: data for one would replace the guard on restore. */
+static int guard_fail(struct ext_builder *b, const struct pm_entry *pe, const struct img_guard *g,
+		      struct img_error *err)
+{
+	uint64_t addr = g->start > pe->start ? g->start : pe->start;
+
+	return img_fail(err, b->name, pe->off,
+			"PE_LAZY entry 0x%llx+%llu pages: page 0x%llx is in the guard region "
+			"[0x%llx-0x%llx) (a guard has no data: installing a page would remove it)",
+			(unsigned long long)pe->start,
+			(unsigned long long)((pe->end - pe->start) / IMG_PAGE_SIZE),
+			(unsigned long long)addr, (unsigned long long)g->start,
+			(unsigned long long)g->end);
+}
+
 /*
  * A PE_LAZY entry becomes data extents, one per VMA it spans; each of its
  * pages must be in a lazy VMA, or restore would not have registered it.
  */
 static int lazy_entry(struct ext_builder *b, const struct pm_entry *pe, struct img_error *err)
 {
+	const struct img_guard *g = guard_in(b->guards, b->nr_guards, pe->start, pe->end);
 	bool remote = !(pe->flags & IMG_PE_PRESENT);
 	uint64_t addr = pe->start;
 	size_t i = b->v;
 
+	if (g)
+		return guard_fail(b, pe, g, err);
 	while (addr < pe->end) {
 		const struct img_vma *vma;
 		uint64_t hi;
@@ -482,7 +665,11 @@ static int pagemap_entries(struct ext_builder *b, struct img_file *f, uint64_t *
 
 static int load_pagemap(int dirfd, struct img_task *t, struct img_file *f, struct img_error *err)
 {
-	struct ext_builder b = {.vmas = t->vmas, .nr_vmas = t->nr_vmas, .name = f->name};
+	struct ext_builder b = {.vmas = t->vmas,
+				.nr_vmas = t->nr_vmas,
+				.guards = t->guards,
+				.nr_guards = t->nr_guards,
+				.name = f->name};
 	uint64_t present = 0;
 	char name[IMG_NAME_MAX];
 
@@ -575,6 +762,7 @@ void img_set_free(struct img_set *set)
 		if (t->pages_fd >= 0)
 			close(t->pages_fd);
 		free(t->vmas);
+		free(t->guards);
 		free(t->extents);
 	}
 	free(set->tasks);

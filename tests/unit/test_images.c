@@ -1,7 +1,9 @@
 /*
  * Unit tests for the CRIU image reader. Fixtures are JSON files in tests/fixtures/images/,
- * encoded by `crit encode` into a temp dir per test; pages-N.img files are written here
- * with a known pattern. Run from the repo root.
+ * encoded by `crit encode` (the host's) into a temp dir per test, and images made by native
+ * CRIU suites in tests/fixtures/images/native/ (see its README.md): their crit's encoding
+ * of JSON sources and real dumps, with that crit's decode of each. pages-N.img files are
+ * written here with a known pattern. Run from the repo root.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -26,6 +28,7 @@ static char dir[128];
 static int dirfd_ = -1;
 static struct img_set set;
 static struct img_error err;
+static char decdir[PATH_MAX]; /* native fixtures: crit decodes made by their suite's crit */
 
 /* ---- helpers ---- */
 
@@ -61,6 +64,7 @@ static void setup(void)
 	cr_assert_geq(dirfd_, 0);
 	memset(&set, 0, sizeof(set));
 	memset(&err, 0, sizeof(err));
+	decdir[0] = 0;
 }
 
 static void teardown(void)
@@ -132,6 +136,8 @@ static void pages_for(const char *name)
 		write_pages(7, 1);
 	} else if (!strcmp(name, "multi")) {
 		write_pages(1, 15);
+	} else if (!strcmp(name, "guard")) {
+		write_pages(1, 11);
 	}
 }
 
@@ -139,6 +145,27 @@ static void images(const char *name)
 {
 	fixture(name);
 	pages_for(name);
+}
+
+/*
+ * A native fixture (native/VERSION/NAME): its images as that suite made them, the pages
+ * files its "pages" list asks for, and its crit's decodes for crosscheck().
+ */
+static void native(const char *name)
+{
+	char list[PATH_MAX];
+	unsigned int id;
+	unsigned long long nr;
+	FILE *f;
+
+	run("cp " FIXTURES "/native/%s/*.img '%s'", name, dir);
+	snprintf(list, sizeof(list), FIXTURES "/native/%s/pages", name);
+	f = fopen(list, "r");
+	cr_assert_not_null(f, "no %s", list);
+	while (fscanf(f, "%u %llu", &id, &nr) == 2)
+		write_pages(id, nr);
+	fclose(f);
+	snprintf(decdir, sizeof(decdir), FIXTURES "/native/%s/dec", name);
 }
 
 static int fd_count(void)
@@ -249,6 +276,9 @@ static void view_task(const struct img_task *t, FILE *out)
 		fprintf(out, "vma %llu %llu %u %u %u %d\n", (unsigned long long)v->start,
 			(unsigned long long)v->end, v->prot, v->flags, v->status, v->lazy);
 	}
+	for (i = 0; i < t->nr_guards; i++)
+		fprintf(out, "guard %llu %llu\n", (unsigned long long)t->guards[i].start,
+			(unsigned long long)t->guards[i].end);
 	fprintf(out, "pages_id %u\n", t->pages_id);
 	for (i = 0; i < t->nr_extents; i++) {
 		const struct img_extent *e = &t->extents[i];
@@ -289,6 +319,16 @@ static void crit_decode(const char *img, const char *json)
 	run("crit decode -i '%s' -o '%s'", path(img), path(json));
 }
 
+/* json: img decoded, by the host's crit, or by a native fixture's own crit beforehand. */
+static void decoded(const char *img, const char *json)
+{
+	if (!decdir[0]) {
+		crit_decode(img, json);
+		return;
+	}
+	run("cp '%s/%.*s.json' '%s'", decdir, (int)(strlen(img) - 4), img, path(json));
+}
+
 /* Our view of every task against crit decode + view.jq, and pstree/inventory too. */
 static void crosscheck(void)
 {
@@ -296,8 +336,8 @@ static void crosscheck(void)
 	FILE *out;
 	size_t i;
 
-	crit_decode("pstree.img", "pstree.dec");
-	crit_decode("inventory.img", "inventory.dec");
+	decoded("pstree.img", "pstree.dec");
+	decoded("inventory.img", "inventory.dec");
 	run("jq -r '.entries[] | \"task \\(.pid) \\(.ppid) \\(.threads | length)\"' '%s' > '%s'",
 	    path("pstree.dec"), path("theirs.txt"));
 	run("jq -r '.entries[0] | \"version \\(.img_version)\"' '%s' >> '%s'",
@@ -309,8 +349,8 @@ static void crosscheck(void)
 			continue;
 		snprintf(mm, sizeof(mm), "mm-%d.img", pid);
 		snprintf(pm, sizeof(pm), "pagemap-%d.img", pid);
-		crit_decode(mm, "mm.dec");
-		crit_decode(pm, "pm.dec");
+		decoded(mm, "mm.dec");
+		decoded(pm, "pm.dec");
 		run("echo 'mm %d' >> '%s'", pid, path("theirs.txt"));
 		run("jq -n -r --slurpfile mm '%s' --slurpfile pm '%s' -f " FIXTURES
 		    "/view.jq >> '%s'",
@@ -330,8 +370,12 @@ static void crosscheck(void)
 		view_task(&set.tasks[i], out);
 	}
 	fclose(out);
+	/* Numbers through jq as on crit's side: jq 1.6 rounds those above 2^53 (vsyscall). */
+	run("jq -R -r 'split(\" \") | map(if test(\"^[0-9]+$\") then tonumber | tostring "
+	    "else . end) | join(\" \")' '%s' > '%s'",
+	    path("ours.txt"), path("ours.jq.txt"));
 
-	ours = slurp("ours.txt");
+	ours = slurp("ours.jq.txt");
 	theirs = slurp("theirs.txt");
 	cr_assert(strlen(theirs) > 0);
 	cr_assert_str_eq(ours, theirs, "our view differs from crit's:\n--- ours\n%s--- crit\n%s",
@@ -892,18 +936,19 @@ Test(images, vma_empty)
 	load_fails_at("mm-10.img", 8, "vma 2 [0x34000-0x30000): empty or inverted");
 }
 
-Test(images, vma_unsorted)
-{
-	images("multi");
-	override("vma-unsorted", "mm-10");
-	load_fails_at("mm-10.img", 8, "vma 1 [0x10000-0x20000): unsorted");
-}
-
 Test(images, vma_overlap)
 {
 	images("multi");
 	override("vma-overlap", "mm-10");
-	load_fails_at("mm-10.img", 8, "vma 1 [0x1f000-0x24000): overlaps the previous VMA");
+	load_fails_at("mm-10.img", 8, "vma 1 [0x1f000-0x24000) overlaps vma 0 [0x10000-0x20000)");
+}
+
+/* Found after sorting, whatever the order of the entries. */
+Test(images, vma_overlap_unsorted)
+{
+	images("multi");
+	override("vma-overlap-unsorted", "mm-10");
+	load_fails_at("mm-10.img", 8, "vma 9 [0x1f000-0x24000) overlaps vma 0 [0x10000-0x20000)");
 }
 
 /* Pagemap cases: the message points at the offending entry (head = entry 0). */
@@ -1069,4 +1114,326 @@ Test(images, random_corruption)
 	for (k = 0; k < 4; k++)
 		free(b[k].data);
 	load_ok();
+}
+
+/* ---- any VMA order; CRIU 4.2 guard regions ---- */
+
+/* What a sane index looks like, whatever the images: checked on every good fixture below. */
+static void check_invariants(const struct img_task *t)
+{
+	size_t i, j, v = 0;
+
+	for (i = 0; i < t->nr_vmas; i++) {
+		cr_assert_lt(t->vmas[i].start, t->vmas[i].end);
+		if (i)
+			cr_assert_geq(t->vmas[i].start, t->vmas[i - 1].end, "pid %d: vma %zu",
+				      t->pid, i);
+	}
+	for (i = 0; i < t->nr_guards; i++) {
+		const struct img_guard *g = &t->guards[i];
+
+		cr_assert_eq(g->start % PG, 0);
+		cr_assert_eq(g->end % PG, 0);
+		cr_assert_lt(g->start, g->end);
+		if (i)
+			cr_assert_geq(g->start, t->guards[i - 1].end);
+		cr_assert_eq(img_task_guard(t, g->start, g->end), g);
+		cr_assert_eq(img_task_guard(t, g->end - PG, g->end + PG), g);
+	}
+	for (i = 0; i < t->nr_extents; i++) {
+		const struct img_extent *e = &t->extents[i];
+
+		cr_assert_eq(e->start % PG, 0);
+		cr_assert_eq(e->end % PG, 0);
+		cr_assert_lt(e->start, e->end);
+		if (i)
+			cr_assert_geq(e->start, t->extents[i - 1].end);
+		/* Inside one lazy VMA. */
+		while (v < t->nr_vmas && t->vmas[v].end <= e->start)
+			v++;
+		cr_assert_lt(v, t->nr_vmas);
+		cr_assert(t->vmas[v].lazy && t->vmas[v].start <= e->start &&
+			      e->end <= t->vmas[v].end,
+			  "pid %d: extent [0x%llx-0x%llx) not inside one lazy VMA", t->pid,
+			  (unsigned long long)e->start, (unsigned long long)e->end);
+		/* No guard page, by the lookup and by brute force. */
+		cr_assert_null(img_task_guard(t, e->start, e->end),
+			       "pid %d: extent [0x%llx-0x%llx) holds a guard page", t->pid,
+			       (unsigned long long)e->start, (unsigned long long)e->end);
+		for (j = 0; j < t->nr_guards; j++)
+			cr_assert(e->end <= t->guards[j].start || e->start >= t->guards[j].end);
+		if (!e->zero && !e->remote)
+			cr_assert_leq(e->pages_off + (e->end - e->start), t->pages_size);
+	}
+}
+
+static void check_all_invariants(void)
+{
+	size_t i;
+
+	for (i = 0; i < set.nr_tasks; i++)
+		check_invariants(&set.tasks[i]);
+}
+
+/* The guard fixture: guards after the real VMAs, as CRIU 4.2 writes them (one out of order). */
+static const struct ext guard_want[] = {
+    /* A: guard on its first page, data, guard, data, zero, eager page, zero, guard, zero */
+    DATA(0x101000, 0x104000, 0),
+    DATA(0x106000, 0x108000, 3 * PG),
+    ZERO(0x108000, 0x10a000),
+    ZERO(0x10b000, 0x10c000),
+    ZERO(0x10d000, 0x10f000),
+    /* B: the guard across A|B covers its first page */
+    DATA(0x111000, 0x112000, 6 * PG),
+    ZERO(0x112000, 0x114000),
+    /* C is not lazy; D: a 2-page guard at its bottom, eager top; E: all guard */
+    ZERO(0x132000, 0x13e000),
+};
+
+static const struct img_guard guard_guards[] = {
+    {0x100000, 0x101000}, {0x104000, 0x106000}, {0x10c000, 0x10d000}, {0x10f000, 0x111000},
+    {0x124000, 0x125000}, {0x130000, 0x132000}, {0x150000, 0x152000},
+};
+
+static void check_guard_fixture(void)
+{
+	const struct img_task *t = img_set_find(&set, 30);
+	size_t i;
+
+	cr_assert_not_null(t);
+	cr_assert_eq(t->nr_vmas, 5, "guards are not VMAs");
+	cr_assert(t->vmas[0].lazy && t->vmas[1].lazy && !t->vmas[2].lazy && t->vmas[3].lazy &&
+		  t->vmas[4].lazy);
+	cr_assert_eq(t->nr_guards, 7);
+	for (i = 0; i < 7; i++) {
+		cr_expect_eq(t->guards[i].start, guard_guards[i].start, "guard %zu", i);
+		cr_expect_eq(t->guards[i].end, guard_guards[i].end, "guard %zu", i);
+	}
+	check_extents(t, guard_want, sizeof(guard_want) / sizeof(guard_want[0]));
+	cr_assert_eq(t->lazy_pages, 6);
+	cr_assert_eq(t->zero_pages, 19);
+	check_page_data(t);
+	check_all_invariants();
+}
+
+Test(images, guard_after_vmas)
+{
+	images("guard");
+	load_ok();
+	check_guard_fixture();
+	crosscheck();
+}
+
+/* The same images with every vma entry in reverse order: the same index. */
+Test(images, guard_vmas_reversed)
+{
+	ImgMmEntry *mm;
+	char *buf;
+	size_t i, n;
+	FILE *f;
+	uint32_t len;
+
+	images("guard");
+	buf = slurp("mm-30.img");
+	n = file_size("mm-30.img");
+	memcpy(&len, buf + 8, 4);
+	cr_assert_eq(len + 12, n);
+	mm = img_mm_entry__unpack(NULL, len, (uint8_t *)buf + 12);
+	cr_assert_not_null(mm);
+	for (i = 0; i < mm->n_vmas / 2; i++) {
+		ImgVmaEntry *x = mm->vmas[i];
+
+		mm->vmas[i] = mm->vmas[mm->n_vmas - 1 - i];
+		mm->vmas[mm->n_vmas - 1 - i] = x;
+	}
+	f = img_create("mm-30.img", IMG_MM_MAGIC);
+	img_put(f, &mm->base);
+	fclose(f);
+	img_mm_entry__free_unpacked(mm, NULL);
+	free(buf);
+	load_ok();
+	check_guard_fixture();
+}
+
+/* Sorting them is all it takes: the former "unsorted" case is the multi fixture again. */
+Test(images, vma_any_order)
+{
+	const struct img_task *t;
+	size_t i;
+
+	images("multi");
+	override("vma-unsorted", "mm-10");
+	load_ok();
+	t = img_set_find(&set, 10);
+	cr_assert_eq(t->nr_vmas, 10);
+	cr_assert_eq(t->nr_guards, 0);
+	cr_assert_null(t->guards);
+	for (i = 1; i < t->nr_vmas; i++)
+		cr_assert_lt(t->vmas[i - 1].start, t->vmas[i].start);
+	check_extents(t, multi_want, sizeof(multi_want) / sizeof(multi_want[0]));
+	check_page_data(t);
+	check_all_invariants();
+	crosscheck();
+}
+
+Test(images, guard_lookup)
+{
+	const struct img_task *t;
+
+	images("guard");
+	load_ok();
+	t = img_set_find(&set, 30);
+	cr_assert_eq(img_task_guard(t, 0, 0x100000), NULL);
+	cr_assert_eq(img_task_guard(t, 0, 0x100001), &t->guards[0]);
+	cr_assert_eq(img_task_guard(t, 0x101000, 0x104000), NULL);
+	cr_assert_eq(img_task_guard(t, 0x103000, 0x105000), &t->guards[1]);
+	cr_assert_eq(img_task_guard(t, 0x105000, 0x200000), &t->guards[1]);
+	cr_assert_eq(img_task_guard(t, 0x106000, 0x200000), &t->guards[2]);
+	cr_assert_eq(img_task_guard(t, 0x151000, UINT64_MAX), &t->guards[6]);
+	cr_assert_eq(img_task_guard(t, 0x152000, UINT64_MAX), NULL);
+}
+
+static void guard_fails(const char *kase, const char *image, long long off, const char *problem)
+{
+	char img[64];
+
+	images("guard");
+	override(kase, image);
+	snprintf(img, sizeof(img), "%s.img", image);
+	load_fails_at(img, off, problem);
+}
+
+Test(images, guard_lazy_entry)
+{
+	images("guard");
+	override("guard-lazy", "pagemap-30");
+	load_fails_at("pagemap-30.img", entry_off("pagemap-30.img", 8, 1),
+		      "PE_LAZY entry 0x101000+4 pages: page 0x104000 is in the guard region "
+		      "[0x104000-0x106000)");
+}
+
+Test(images, guard_remote_lazy_entry)
+{
+	images("guard");
+	override("guard-remote", "pagemap-30");
+	load_fails_at("pagemap-30.img", entry_off("pagemap-30.img", 8, 4),
+		      "PE_LAZY entry 0x10c000+1 pages: page 0x10c000 is in the guard region "
+		      "[0x10c000-0x10d000)");
+}
+
+Test(images, guard_outside_vmas)
+{
+	guard_fails("guard-outside", "mm-30", 8,
+		    "vma 12 (guard) [0x113000-0x115000): page 0x114000 is outside every VMA");
+}
+
+Test(images, guard_overlap)
+{
+	guard_fails("guard-overlap", "mm-30", 8,
+		    "vma 12 (guard) [0x105000-0x107000) overlaps guard vma 6 [0x104000-0x106000)");
+}
+
+Test(images, guard_unaligned)
+{
+	guard_fails("guard-unaligned", "mm-30", 8,
+		    "vma 7 (guard) [0x10c000-0x10c800): not page aligned");
+}
+
+Test(images, guard_random_corruption)
+{
+	static const char *const names[] = {"mm-30.img", "pagemap-30.img"};
+	unsigned int seed = 4242, i, k;
+	struct blob b[2];
+
+	images("guard");
+	for (k = 0; k < 2; k++)
+		blob_read(&b[k], names[k]);
+	for (i = 0; i < 1000; i++) {
+		struct blob *x = &b[rand_r(&seed) % 2];
+		uint8_t *save = malloc(x->len);
+
+		cr_assert_not_null(save);
+		memcpy(save, x->data, x->len);
+		x->data[rand_r(&seed) % x->len] = rand_r(&seed);
+		blob_write(x, x->len);
+		if (img_set_load(dirfd_, &set, &err) == 0) {
+			check_all_invariants();
+			img_set_free(&set);
+		} else {
+			cr_assert_not_null(strstr(err.msg, ".img: offset "), "bad message '%s'",
+					   err.msg);
+		}
+		memcpy(x->data, save, x->len);
+		blob_write(x, x->len);
+		free(save);
+	}
+	for (k = 0; k < 2; k++)
+		free(b[k].data);
+	load_ok();
+}
+
+/* ---- images made by native CRIU suites (tests/fixtures/images/native) ---- */
+
+/* The guard fixture's JSON encoded by CRIU 4.2.1's crit: page counts in field 5. */
+Test(images, native_421_guard)
+{
+	native("4.2.1/guard");
+	load_ok();
+	check_guard_fixture();
+	crosscheck();
+}
+
+Test(images, native_411_guard)
+{
+	native("4.1.1/guard");
+	load_ok();
+	check_guard_fixture();
+	crosscheck();
+}
+
+static void native_real(const char *name, size_t min_guards)
+{
+	size_t i, guards = 0, lazy = 0;
+
+	native(name);
+	load_ok();
+	check_all_invariants();
+	for (i = 0; i < set.nr_tasks; i++) {
+		guards += set.tasks[i].nr_guards;
+		lazy += set.tasks[i].lazy_pages;
+		check_page_data(&set.tasks[i]);
+	}
+	cr_assert_gt(lazy, 200, "%s: %zu lazy pages", name, lazy);
+	cr_assert_geq(guards, min_guards, "%s: %zu guards", name, guards);
+	if (!min_guards)
+		cr_assert_eq(guards, 0);
+	crosscheck();
+}
+
+/* CRIU 4.2.1's dump of the guard workload: 3 threads' areas and the main region. */
+Test(images, native_421_guard_real)
+{
+	native_real("4.2.1/guard-real", 10);
+}
+
+Test(images, native_421_memhog_real)
+{
+	native_real("4.2.1/memhog-real", 0);
+}
+
+Test(images, native_421_tree_real)
+{
+	native_real("4.2.1/tree-real", 0);
+	cr_assert_eq(set.nr_tasks, 4);
+}
+
+Test(images, native_411_memhog_real)
+{
+	native_real("4.1.1/memhog-real", 0);
+}
+
+Test(images, native_411_tree_real)
+{
+	native_real("4.1.1/tree-real", 0);
+	cr_assert_eq(set.nr_tasks, 4);
 }
