@@ -20,7 +20,9 @@
 #define SYS_pidfd_send_signal 424
 #endif
 
-#define MAX_ANCESTRY 256 /* ppid links followed at most */
+#define MAX_ANCESTRY 256	     /* ppid links followed at most */
+#define PM_GUARD_REGION (1ULL << 58) /* a /proc/PID/pagemap entry's guard bit */
+#define PM_BATCH 512		     /* pagemap entries read at once */
 
 struct proc_ids {
 	pid_t ppid;
@@ -167,6 +169,56 @@ int task_page_present(pid_t pid, uint64_t addr)
 	if (n != sizeof(ent))
 		return -1;
 	return (ent >> 63) & 1;
+}
+
+int task_pagemap(struct lz_task *t)
+{
+	char path[64];
+
+	if (t->pagemap_fd == -1 && t->real > 0) {
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)t->real);
+		t->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (t->pagemap_fd < 0) {
+			pr_warn("%s: cannot open %s (%s): guard regions it installs after restore "
+				"are not looked for",
+				t->name, path, strerror(errno));
+			t->pagemap_fd = -2;
+		}
+	}
+	return t->pagemap_fd >= 0 ? t->pagemap_fd : -1;
+}
+
+int task_find_guard(int fd, uint64_t start, uint64_t end, uint64_t *gstart, uint64_t *gend)
+{
+	uint64_t ent[PM_BATCH], page = start / 4096, last = end / 4096;
+	bool in = false;
+
+	while (page < last) {
+		size_t n = last - page < PM_BATCH ? last - page : PM_BATCH;
+		ssize_t got = pread(fd, ent, n * sizeof(ent[0]), (off_t)(page * sizeof(ent[0])));
+
+		if (got <= 0 || got % sizeof(ent[0])) {
+			if (!in)
+				return -1;
+			*gend = page * 4096; /* the rest cannot be told: the run found so far */
+			return 1;
+		}
+		n = (size_t)got / sizeof(ent[0]);
+		for (size_t i = 0; i < n; i++, page++) {
+			bool guard = ent[i] & PM_GUARD_REGION;
+
+			if (guard && !in)
+				*gstart = page * 4096;
+			if (!guard && in) {
+				*gend = page * 4096;
+				return 1;
+			}
+			in = guard;
+		}
+	}
+	if (in)
+		*gend = end;
+	return in;
 }
 
 int task_open_pidfd(pid_t real)

@@ -28,6 +28,7 @@ struct lz_task {
 	pid_t real;		    /* the same task in the daemon's pid namespace; -1 if unknown */
 	int pidfd;		    /* -1 if unknown */
 	int uffd;		    /* -1 once closed */
+	int pagemap_fd;		    /* its /proc/PID/pagemap: -1 not open yet, -2 cannot be */
 	const struct img_task *img; /* where its page data lives (a fork child: the parent's) */
 	struct pending pend;
 	uint64_t cursor;   /* background drain position */
@@ -53,6 +54,14 @@ pid_t task_resolve_pid(pid_t peer, int pid);
 size_t task_children(pid_t parent, const pid_t *known, size_t nknown, pid_t *out, size_t max);
 /* 1 if the page at addr is present in pid's memory, 0 if not, -1 if it cannot be told. */
 int task_page_present(pid_t pid, uint64_t addr);
+/* t's pagemap, opened once its pid is known; -1 if it cannot be read. */
+int task_pagemap(struct lz_task *t);
+/*
+ * The first run of guard pages (MADV_GUARD_INSTALL; pagemap bit 58, Linux 6.14+) in
+ * [start, end) of the process whose pagemap is fd: 1 with [*gstart, *gend) (clipped to the
+ * range), 0 if there is none, -1 if the pagemap cannot be read.
+ */
+int task_find_guard(int fd, uint64_t start, uint64_t end, uint64_t *gstart, uint64_t *gend);
 /* The pid of a daemon-namespace process as seen in its own namespace, or -1. */
 int task_ns_pid(pid_t real);
 int task_open_pidfd(pid_t real);

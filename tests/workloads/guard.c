@@ -1,4 +1,4 @@
-/* guard -m MB [-s SEED] [-t THREADS] -c CTLDIR -o RESULT
+/* guard -m MB [-s SEED] [-t THREADS] [-L] -c CTLDIR -o RESULT
  *
  * Guard regions (madvise MADV_GUARD_INSTALL, Linux 6.13+): CRIU 4.2 dumps them as extra VMA
  * entries and re-installs them on restore; a lazy-pages daemon must never fill a page inside
@@ -15,7 +15,10 @@
  * and the main thread reports "verify ok pages=N guards=G ..." or "verify FAIL ...". Self-tests
  * of the checker: CTL/corrupt flips a data byte, CTL/unguard removes one guard page
  * (MADV_GUARD_REMOVE) before the check; either must give "verify FAIL". Then it ticks like
- * memhog. If the kernel does not know MADV_GUARD_INSTALL (EINVAL), it says so and exits 3. */
+ * memhog. If the kernel does not know MADV_GUARD_INSTALL (EINVAL), it says so and exits 3.
+ * With -L it installs more guards right after "resumed", on data pages near the end of the
+ * main region that a lazy restore has most likely not installed yet ("late" guards: no
+ * userfaultfd event tells the daemon, which must still never fill them). */
 #include "wl.h"
 #include <pthread.h>
 #include <setjmp.h>
@@ -180,6 +183,22 @@ static void main_runs(struct area *a)
 	add_run(a, n - 2, 2);	       /* upper edge */
 }
 
+/* Installed after restore: single pages and runs in the last quarter, away from the others. */
+static void late_runs(struct area *m)
+{
+	int first = m->nruns;
+	uint64_t n = m->npages, q = n - n / 4;
+
+	add_run(m, q + 3, 1);
+	add_run(m, q + 7, 5);
+	add_run(m, q + n / 8, 2);
+	add_run(m, n - n / 16 - 9, 3);
+	for (int i = first; i < m->nruns; i++)
+		if (madvise(m->base + m->runs[i].first * PAGE, m->runs[i].n * PAGE,
+			    MADV_GUARD_INSTALL))
+			guard_fail("madvise(MADV_GUARD_INSTALL) after restore");
+}
+
 /* ---- threads ---- */
 
 struct thr {
@@ -285,7 +304,7 @@ static void precheck(struct area *m)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: guard -m MB [-s SEED] [-t THREADS] -c CTLDIR -o RESULT\n");
+	fprintf(stderr, "usage: guard -m MB [-s SEED] [-t THREADS] [-L] -c CTLDIR -o RESULT\n");
 	exit(2);
 }
 
@@ -294,9 +313,9 @@ int main(int argc, char **argv)
 	static struct area m;
 	struct sigaction sa = {.sa_sigaction = on_segv, .sa_flags = SA_SIGINFO};
 	uint64_t mb = 4, seed = 1;
-	int opt;
+	int opt, late = 0;
 
-	while ((opt = getopt(argc, argv, "m:s:t:c:o:")) != -1) {
+	while ((opt = getopt(argc, argv, "m:s:t:Lc:o:")) != -1) {
 		switch (opt) {
 		case 'm':
 			mb = strtoull(optarg, NULL, 0);
@@ -306,6 +325,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			nthreads = atoi(optarg);
+			break;
+		case 'L':
+			late = 1;
 			break;
 		case 'c':
 		case 'o':
@@ -338,6 +360,8 @@ int main(int argc, char **argv)
 
 	wait_ctl("restored");
 	wl_report("resumed %lld", now_ns());
+	if (late)
+		late_runs(&m);
 	wait_ctl("verify");
 	verify(&m);
 
