@@ -1,6 +1,7 @@
 # Guest side of the lazyfill.ko tests (run by vmrun.sh): guest-kmod.sh ROOT test|bench
 # With the module loaded by insmod: hostile input and fuzz, byte-identical fills (kmod vs
-# uffd), concurrency with fork/mremap and a task exit, netlink counters, unload safety, and
+# uffd), concurrency with fork/mremap and a task exit, permissions (an unprivileged caller:
+# device mode, ptrace rules of BIND, the events group), netlink counters, unload safety, and
 # a clean kernel log. Writes "PASS|FAIL name detail" lines to $VMRUN_RESULTS/summary;
 # bench mode writes the table to $VMRUN_RESULTS/table.txt.
 set -u
@@ -53,11 +54,12 @@ bench)
 	fi
 	;;
 *)
-	for t in ${KMOD_TESTS:-hostile equal concur}; do
+	for t in ${KMOD_TESTS:-hostile equal concur perm}; do
 		case $t in
 		hostile) run hostile 300 "$T/lf-hostile" "${FUZZ_CALLS:-100000}" ;;
 		equal) run equal 300 "$T/lf-equal" ;;
 		concur) run concur 300 "$T/lf-concur" "${CONCUR_SECONDS:-8}" ;;
+		perm) run perm 120 "$T/lf-perm" ;;
 		esac
 	done
 	run nlstat 30 "$T/lf-nlstat" --live 0

@@ -1,14 +1,15 @@
 #!/bin/sh
 # lazyfill.ko tests and benchmark in the qemu guest (Debian's 6.1 kernel, see tests/vm/vmrun.sh).
 #   sh tests/kmod/run.sh [test]   module tests (hostile input + fuzz, kmod vs uffd byte
-#                                 equality, concurrency and task exit, netlink, unload, dmesg)
+#                                 equality, concurrency and task exit, permissions, netlink,
+#                                 unload, dmesg)
 #   sh tests/kmod/run.sh bench    batch fill vs one UFFDIO_COPY per extent (bench-kmod)
 #   sh tests/kmod/run.sh e2e [SCENARIO...]   real CRIU restores with criu-lazyd --fill kmod and
 #                                 --fill uffd (tests/vm/guest-e2e.sh; needs the daemon's kmod
 #                                 engine and build/tests/workloads)
 # Needs `make` and `make kmod` (build/lib/liblazy.a, build/kmod/lazyfill.ko); builds the test
 # programs tests/kmod/*.c into build/tests/kmod/. Results and logs: build/vm/kmod-<mode>/.
-# Env: KMOD_TESTS (default "hostile equal concur"), KMOD_E2E_ENGINES (default "kmod uffd"),
+# Env: KMOD_TESTS (default "hostile equal concur perm"), KMOD_E2E_ENGINES (default "kmod uffd"),
 # FUZZ_CALLS (default 100000), CONCUR_SECONDS (8), BENCH_PAGES (8192), BENCH_REPEAT (5),
 # VMRUN_TIMEOUT.
 set -eu
