@@ -26,7 +26,10 @@
 # lazy daemons and criu-imgd, default 2 = their default; `criu restore` logs at -v4 in
 # restore_run for every setup), NATIVE_BENCH_PORT (criu-imgd port, default 0: any free one),
 # NATIVE_BENCH_THREADS ("1 2"), NATIVE_BENCH_SETUPS ("eager criu ours imgd"),
-# NATIVE_SUITE (sid).
+# NATIVE_SUITE (sid), NATIVE_BENCH_BIN (where criu-lazyd and criu-imgd are; default build/bin),
+# NATIVE_BENCH_TREE (what to call the build in the JSON; default git describe of the tree).
+# criu-lazyd and criu-imgd share a key (a file made here, chmod 600): the key only adds a
+# challenge-response handshake per connection.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ROUNDS=${1:-5}
@@ -37,8 +40,9 @@ PORT_WANT=${NATIVE_BENCH_PORT:-0}
 THREADS=${NATIVE_BENCH_THREADS:-1 2}
 SETUPS=${NATIVE_BENCH_SETUPS:-eager criu ours imgd}
 OUT=$ROOT/build/native
-IMGD=$ROOT/build/bin/criu-imgd
-LAZYD=$ROOT/build/bin/criu-lazyd
+BIN=${NATIVE_BENCH_BIN:-$ROOT/build/bin}
+IMGD=$BIN/criu-imgd
+LAZYD=$BIN/criu-lazyd
 
 case $ROUNDS in '' | *[!0-9]* | 0) echo "bench.sh: ROUNDS must be a positive number" >&2; exit 2 ;; esac
 [ "$(id -u)" = 0 ] || { echo "bench.sh: run as root (criu dump/restore)" >&2; exit 2; }
@@ -55,12 +59,14 @@ DAEMON_V=$LOGV
 OURS_LAZY_LOCAL=$LAZYD
 
 # What was measured: the tree's commit (+ "-dirty" with local changes) and the binary.
-TREE=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
+TREE=${NATIVE_BENCH_TREE:-$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)}
 LAZYD_SUM=$(sha256sum "$LAZYD" | cut -c1-16)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 T_START=$(now)
 rm -rf "${BDIR:?}" "$OUT/bench-runs"
 mkdir -p "$BDIR" "$OUT/bench-runs"
+KEY=$BDIR/imgd.key
+( umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$KEY" )
 RAW=$OUT/bench-raw.txt
 # setup threads round resume_ms total_ms drain_ms reader_ms faults pages_fault pages_zero served
 # pages_total
@@ -84,7 +90,7 @@ trap 'exit 143' TERM INT
 # imgd_up CASE: criu-imgd for CASE's images on loopback; sets IPID and PORT.
 imgd_up() {
 	rm -f "$BDIR/$1/imgd.port" "$BDIR/$1/imgd.log"
-	"$IMGD" -D "$BDIR/$1/img" --address 127.0.0.1 --port "$PORT_WANT" \
+	"$IMGD" -D "$BDIR/$1/img" --address 127.0.0.1 --port "$PORT_WANT" --auth-key "$KEY" \
 		-o "$BDIR/$1/imgd.log" "-v$LOGV" --status-fd 3 3>"$BDIR/$1/imgd.port" &
 	IPID=$!
 	wait_until 30 file_nonempty "$BDIR/$1/imgd.port" || return 1
@@ -108,7 +114,7 @@ one_restore() {
 		;;
 	imgd)
 		imgd_up "$2" || { FAIL_WHY="criu-imgd did not start"; RUN=$BDIR/$2; imgd_down; return 1; }
-		OURS_LAZY="$LAZYD --image-server 127.0.0.1:$PORT --image img"
+		OURS_LAZY="$LAZYD --image-server 127.0.0.1:$PORT --image img --auth-key $KEY"
 		_or=0
 		restore_run "$2" ours verify-now || _or=$?
 		OURS_LAZY=$OURS_LAZY_LOCAL
@@ -240,6 +246,7 @@ cat "$OUT/bench.md"
 	printf '  "loadavg_start": "%s",\n  "loadavg_end": "%s",\n' "$LOAD_START" "$LOAD_END"
 	printf '  "workload_mb": %s,\n  "rounds": %s,\n  "run_seconds": %s,\n' "$MB" "$ROUNDS" "$RUN_S"
 	printf '  "images_dir_fs": "%s",\n' "$(df -P "$BDIR" | awk 'NR == 2 { print $1 }')"
+	printf '  "bin_dir": "%s",\n' "$BIN"
 	printf '  "tree": "%s",\n  "criu_lazyd_sha256": "%s",\n  "daemon_log_level": %s,\n' "$TREE" "$LAZYD_SUM" "$LOGV"
 	printf '  "definitions": {"resume_ms": "start of criu restore -> the workload reports it runs again", "total_ms": "start of criu restore -> the last reader thread has read every page (verify triggered right after resume)", "drain_ms": "start of criu restore -> the lazy daemon exits", "reader_ms": "the readers'"'"' own time (verify ms=)"},\n'
 	printf '  "setups": {\n'
