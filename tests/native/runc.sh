@@ -12,10 +12,17 @@
 #                           container's CRIU config file, annotation org.criu.config) starts
 #                           criu-lazyd; memory verified, the daemon's log shows the pages served.
 #   runc-imgd               two network namespaces joined by a veth pair ("hosts" src and dst):
-#                           criu-imgd --accept-uploads in src, the container checkpointed in src
-#                           with `publish` (the plugin uploads the image), then restored in dst
-#                           by `runc restore --lazy-pages` with `source image-server` + `image ID`.
-# Prints "PASS|FAIL|SKIP runc-X (...) detail" per scenario (a log excerpt after a FAIL), then
+#                           criu-imgd --root --accept-uploads in src, the container checkpointed
+#                           in src with `publish` (the plugin uploads the image), the source's
+#                           images deleted; in dst, an EMPTY images dir: `runc restore` alone
+#                           must fail there (runc reads descriptors.json from the images dir
+#                           before it runs CRIU, and CRIU 4.x reads inventory.img before it loads
+#                           plugins), so `criu-lazyd --fetch-only` fetches the metadata by id,
+#                           then `runc restore --lazy-pages` with the plugin (`source
+#                           image-server`, `image ID`) gets the pages from criu-imgd.
+# The container has its own network namespace (runc spec's default; CRIU restores it); runc
+# itself runs in src or dst through nsenter --net. Its init is pid 1 of its own pid namespace.
+# Prints "PASS|FAIL runc-X (...) detail" per scenario (a log excerpt after a FAIL), then
 # "N passed, N failed"; exit 0 only if none failed. Logs: build/native/runc-SUITE/.
 # Env: BREAK=corrupt (flip a byte of every checkpoint's memory image before restoring: every
 # scenario must FAIL), BREAK=key (runc-imgd's destination gets a wrong key: it must FAIL),
@@ -115,20 +122,31 @@ nonempty() { [ -s "$1" ]; }
 # line_or_dead FILE RE: FILE has a line matching RE, or the container's init ($CPID) is gone.
 line_or_dead() { file_has "$1" "$2" || pid_gone "$CPID"; }
 
+# Only what this run started is ever signalled, and only while it is still that process (the
+# pid of one that exited may be anyone's by now): a daemon whose command line names this run's
+# scratch dir, a background subshell whose parent is this shell.
+is_our_daemon() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null | grep -q " $T/\|^$T/"; }
+is_our_child() { [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f2)" = "$$" ]; }
+stop_daemons() {
+	_sd=""
+	for _p in $DPIDS; do
+		is_our_daemon "$_p" && kill -TERM "$_p" 2>/dev/null && _sd="$_sd $_p"
+	done
+	[ -z "$_sd" ] || sleep 0.3
+	for _p in $_sd; do
+		is_our_daemon "$_p" && kill -KILL "$_p" 2>/dev/null
+	done
+	DPIDS=""
+}
+
 cleanup() {
 	trap - EXIT INT TERM HUP
 	for _c in $CTRS; do
 		runc delete -f "$_c" >/dev/null 2>&1 || true
 	done
-	for _p in $DPIDS; do
-		kill -TERM "$_p" 2>/dev/null || true
-	done
-	[ -z "$DPIDS" ] || sleep 0.3
-	for _p in $DPIDS; do
-		kill -KILL "$_p" 2>/dev/null || true
-	done
+	stop_daemons
 	for _p in $BGPIDS; do
-		kill -KILL "$_p" 2>/dev/null || true
+		is_our_child "$_p" && kill -KILL "$_p" 2>/dev/null
 	done
 	ip netns del "$NS_SRC" 2>/dev/null || true
 	ip netns del "$NS_DST" 2>/dev/null || true
@@ -143,7 +161,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-record() { # record PASS|FAIL|SKIP NAME DETAIL
+record() { # record PASS|FAIL NAME DETAIL
 	echo "$1 $2${3:+ $3}"
 	case $1 in
 	PASS) NPASS=$((NPASS + 1)) ;;
@@ -214,7 +232,7 @@ piped() {
 	_pp_o=$1 _pp_r=$2
 	shift 2
 	rm -f "$_pp_r"
-	( : | { env "$@" 2>&1; echo $? >"$_pp_r"; } | cat >"$_pp_o" ) &
+	( : | { timeout 150 env "$@" 2>&1; echo $? >"$_pp_r"; } | cat >"$_pp_o" ) &
 	BGPIDS="$BGPIDS $!"
 	wait_until 180 nonempty "$_pp_r" || { echo "timeout" >"$_pp_r"; return 124; }
 	return "$(cat "$_pp_r")"
@@ -559,8 +577,7 @@ for s in "lazyd_criu:runc-lazyd (criu)" "lazyd_ours:runc-lazyd (ours)" \
 	fi
 	# What a scenario leaves (after a failure): its containers and daemons.
 	for c in $CTRS; do runc delete -f "$c" >/dev/null 2>&1 || true; done
-	for p in $DPIDS; do kill -KILL "$p" 2>/dev/null || true; done
-	DPIDS=""
+	stop_daemons
 done
 echo "$NPASS passed, $NFAIL failed"
 [ "$NFAIL" = 0 ]
