@@ -450,6 +450,12 @@ s_plugin() {
 	kill_ctr "$A_ID"
 }
 
+# newkey FILE: a random shared key (64 hex digits), mode 600.
+newkey() {
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1"
+	chmod 600 "$1"
+}
+
 # ---- (c) publish at checkpoint, restore by id on another "host" -------------------------------
 
 # fetch_meta: criu-lazyd --fetch-only, the image's metadata into $IMGS from criu-imgd, in dst.
@@ -470,19 +476,26 @@ s_imgd() {
 		ip -n "$NS_SRC" link set veth0 up && ip -n "$NS_DST" link set veth1 up &&
 		ip -n "$NS_SRC" link set lo up && ip -n "$NS_DST" link set lo up ||
 		{ WHY="cannot make the network namespaces"; return 1; }
-	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$_d/key"
-	chmod 600 "$_d/key"
+	newkey "$_d/key"
+	# Publishers have a key of their own where criu-imgd has --upload-key (the plugin's
+	# `publish-key`); before that, the one key served both.
+	_upk="" _pubkey="auth-key $_d/key"
+	if "$IMGD" --help 2>&1 | grep -q -- --upload-key; then
+		newkey "$_d/upload-key"
+		_upk="--upload-key $_d/upload-key" _pubkey="publish-key $_d/upload-key"
+	fi
 	mkdir -p "$_d/served"
-	if ! nsenter --net=/run/netns/$NS_SRC "$IMGD" --root "$_d/served" --accept-uploads \
+	# shellcheck disable=SC2086
+	if ! nsenter --net="/run/netns/$NS_SRC" "$IMGD" --root "$_d/served" --accept-uploads $_upk \
 		--address 10.99.0.1 --port 27027 --auth-key "$_d/key" -o "$_d/imgd.log" -v3 -d \
-		--pidfile "$_d/imgd.pid"; then
-		WHY="criu-imgd did not start"
+		--pidfile "$_d/imgd.pid" >"$_d/imgd.out" 2>&1; then
+		WHY="criu-imgd did not start: $(tail -n 1 "$_d/imgd.out")"
 		return 1
 	fi
 	DPIDS="$DPIDS $(cat "$_d/imgd.pid")"
 	# The source host: the container runs there; the plugin publishes its checkpoint.
 	echo "lib $PLUGIN_DIR" >"$_d/criu.conf"
-	printf '%s\n' "publish 10.99.0.1:27027" "image ctr-c" "auth-key $_d/key" >"$_d/src.conf"
+	printf '%s\n' "publish 10.99.0.1:27027" "image ctr-c" "$_pubkey" >"$_d/src.conf"
 	start_ctr c "$_id" "$NS_SRC" || return 1
 	LOGS_OF="$_d/checkpoint.out $_d/dump/dump.log $_d/imgd.log"
 	_b=$BREAK
@@ -502,7 +515,7 @@ s_imgd() {
 	IMGS=$_d/dst-img
 	mkdir -p "$_run" "$IMGS" "$_d/dst-etc"
 	if [ "$BREAK" = key ]; then
-		head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$_d/dst-etc/key"
+		newkey "$_d/dst-etc/key"
 		echo "  (BREAK=key: the destination has another key)"
 	else
 		cp "$_d/key" "$_d/dst-etc/key"
