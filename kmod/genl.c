@@ -13,8 +13,23 @@ static const struct nla_policy lf_policy[LAZYFILL_A_MAX + 1] = {
 	[LAZYFILL_A_SESSION] = { .type = NLA_U32 },
 };
 
+/*
+ * The exit events name restored tasks (pids in the initial namespace) and
+ * their counters: joining the group needs CAP_NET_ADMIN in the user
+ * namespace of the network namespace (the family is not netnsok, so that is
+ * the initial one), checked by genl_bind() when the socket joins
+ * (NETLINK_ADD_MEMBERSHIP or bind()): EPERM otherwise. The flag is in 6.1
+ * since the stable backport of "genetlink: add CAP_NET_ADMIN test for
+ * multicast bind"; 6.1 has no per-family bind callback to do it ourselves,
+ * so a kernel without the flag is refused at build time rather than
+ * silently leaking the events.
+ */
+#ifndef GENL_MCAST_CAP_NET_ADMIN
+#error "this kernel's generic netlink cannot restrict multicast groups (GENL_MCAST_CAP_NET_ADMIN)"
+#endif
+
 static const struct genl_multicast_group lf_mcgrps[] = {
-	{ .name = LAZYFILL_GENL_MCGRP },
+	{ .name = LAZYFILL_GENL_MCGRP, .flags = GENL_MCAST_CAP_NET_ADMIN },
 };
 
 static const int lf_attr_of[LF_C_NR] = {
@@ -117,6 +132,12 @@ static int lf_dump_stats(struct sk_buff *skb, struct netlink_callback *cb)
 	return skb->len;
 }
 
+/*
+ * Counters name sessions' tasks too: GENL_ADMIN_PERM, i.e. CAP_NET_ADMIN in
+ * the initial user namespace, of both the socket's opener and the sender
+ * (netlink_capable()), for the request and the dump alike. There is no other
+ * command: LAZYFILL_CMD_EXIT is only ever sent, a request gets EOPNOTSUPP.
+ */
 static const struct genl_ops lf_ops[] = {
 	{
 		.cmd = LAZYFILL_CMD_GET_STATS,

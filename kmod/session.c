@@ -13,16 +13,23 @@
  * its own mm). Every batch checks that for every destination VMA; until
  * some batch has seen such a VMA, all its VMA errors read EPERM, so that a
  * session bound to a foreign task reveals nothing of its address space.
+ *
+ * Before any of that, the caller must be allowed to ptrace the task
+ * (lf_may_ptrace()): holding an open /dev/lazyfill is not enough.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/dcache.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/magic.h>
 #include <linux/mm.h>
 #include <linux/pid.h>
+#include <linux/rwsem.h>
 #include <linux/sched.h>
+#include <linux/sched/coredump.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
@@ -126,6 +133,76 @@ static struct pid *lf_bind_pid(const struct lazyfill_bind *b)
 	return pid;
 }
 
+/*
+ * Whether the caller may ptrace task, whose mm is mm: the credential and
+ * dumpability rules of the kernel's __ptrace_may_access() for
+ * PTRACE_MODE_ATTACH_REALCREDS (what ptrace(2), process_vm_writev() and
+ * pidfd_getfd() require). ptrace_may_access() itself is not exported on
+ * 6.1, so its rules are repeated here with exported and inline helpers:
+ *  - a task of the caller's own thread group is always allowed;
+ *  - the caller's real uid and gid must equal the task's real, effective
+ *    and saved uids and gids, or the caller must have CAP_SYS_PTRACE in
+ *    the task's user namespace;
+ *  - then an mm that is not dumpable (setuid programs, PR_SET_DUMPABLE 0,
+ *    a credential change) also needs CAP_SYS_PTRACE in the mm's user
+ *    namespace.
+ * The LSM hook of ptrace_may_access() (security_ptrace_access_check():
+ * Yama's ptrace_scope, SELinux, AppArmor) is not exported and is not
+ * consulted. Call with task->signal->exec_update_lock held.
+ */
+static bool lf_may_ptrace(struct task_struct *task, struct mm_struct *mm)
+{
+	const struct cred *cred = current_cred();
+	const struct cred *tcred;
+	bool ok;
+
+	if (same_thread_group(task, current))
+		return true;
+	rcu_read_lock();
+	tcred = __task_cred(task);
+	ok = (uid_eq(cred->uid, tcred->euid) &&
+	      uid_eq(cred->uid, tcred->suid) &&
+	      uid_eq(cred->uid, tcred->uid) &&
+	      gid_eq(cred->gid, tcred->egid) &&
+	      gid_eq(cred->gid, tcred->sgid) &&
+	      gid_eq(cred->gid, tcred->gid)) ||
+	     ns_capable(tcred->user_ns, CAP_SYS_PTRACE);
+	rcu_read_unlock();
+	if (!ok)
+		return false;
+	/*
+	 * Read dumpability after the credentials, as the kernel does: pairs
+	 * with the write barrier in commit_creds(), so a task that drops its
+	 * privileges is seen non-dumpable.
+	 */
+	smp_rmb();
+	return get_dumpable(mm) == SUID_DUMP_USER ||
+	       ns_capable(mm->user_ns, CAP_SYS_PTRACE);
+}
+
+/*
+ * The task's mm, if the caller may ptrace the task (as the kernel's
+ * mm_access() does): the check and the mm are taken under the task's
+ * exec_update_lock, so an exec (e.g. of a setuid program) cannot come in
+ * between. NULL: no mm (a kernel thread, or it has exited).
+ */
+static struct mm_struct *lf_bind_mm(struct task_struct *task)
+{
+	struct mm_struct *mm;
+	int ret;
+
+	ret = down_read_killable(&task->signal->exec_update_lock);
+	if (ret)
+		return ERR_PTR(ret);
+	mm = get_task_mm(task);
+	if (mm && mm != current->mm && !lf_may_ptrace(task, mm)) {
+		mmput(mm);
+		mm = ERR_PTR(-EPERM);
+	}
+	up_read(&task->signal->exec_update_lock);
+	return mm;
+}
+
 /* Whether some VMA of mm is registered with the userfaultfd context ctx. */
 bool lf_mm_has_ctx_locked(struct mm_struct *mm, const void *ctx)
 {
@@ -168,10 +245,14 @@ static long lf_do_bind(struct lf_session *s, struct lazyfill_bind *b)
 	task = get_pid_task(pid, PIDTYPE_TGID);
 	if (!task)
 		goto out_pid;
-	mm = get_task_mm(task);
+	mm = lf_bind_mm(task);
 	put_task_struct(task);
 	if (!mm)
 		goto out_pid;
+	if (IS_ERR(mm)) {
+		ret = PTR_ERR(mm);
+		goto out_pid;
+	}
 
 	/*
 	 * Whether the uffd is this task's is proven by the batches (CRIU hands
