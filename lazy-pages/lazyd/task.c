@@ -80,30 +80,40 @@ static bool descends_from(pid_t p, pid_t ancestor)
 	return false;
 }
 
-/*
- * While criu restores, every restored task descends from it, whichever pid
- * namespace it was restored into (criu's own, one it unshared, or one it
- * created with CLONE_NEWPID for the root task): so the task sent as 'pid'
- * is the descendant of the peer whose innermost pid is 'pid'. Nested
- * namespaces could hold two such; the shallowest is the restored tree's.
- */
-pid_t task_resolve_pid(pid_t peer, int pid)
+/* Start time of p in clock ticks since boot (/proc/PID/stat field 22), or 0. */
+static unsigned long long start_time(pid_t p)
+{
+	char path[64], buf[1024];
+	unsigned long long t = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)p);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *s = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
+	if (s && sscanf(s + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+				"%*d %*d %*d %llu",
+			&t) != 1)
+		t = 0;
+	return t;
+}
+
+/* The shallowest process under 'ancestor' whose innermost pid is 'pid', started at or after
+ * 'since' ticks (0: any), or -1. */
+static pid_t find_under(pid_t ancestor, int pid, unsigned long long since)
 {
 	struct proc_ids ids;
-
-	if (peer <= 0) {
-		/* No peer credentials: only a restore into our own namespace can be told. */
-		return (!read_ids(pid, &ids) && ids.ns_depth == 1 && ids.ns_pid == pid) ? pid : -1;
-	}
-	if (!read_ids(pid, &ids) && ids.ns_pid == pid && descends_from(pid, peer))
-		return pid;
-
-	DIR *d = opendir("/proc");
-	if (!d)
-		return -1;
 	pid_t found = -1;
 	int depth = 0;
 	struct dirent *de;
+	DIR *d = opendir("/proc");
+
+	if (!d)
+		return -1;
 	while ((de = readdir(d))) {
 		char *end;
 		long v = strtol(de->d_name, &end, 10);
@@ -111,13 +121,41 @@ pid_t task_resolve_pid(pid_t peer, int pid)
 			continue;
 		if (read_ids((pid_t)v, &ids) || ids.ns_pid != pid)
 			continue;
-		if ((found < 0 || ids.ns_depth < depth) && descends_from((pid_t)v, peer)) {
+		if ((found < 0 || ids.ns_depth < depth) && descends_from((pid_t)v, ancestor) &&
+		    (!since || start_time((pid_t)v) >= since)) {
 			found = (pid_t)v;
 			depth = ids.ns_depth;
 		}
 	}
 	closedir(d);
 	return found;
+}
+
+/*
+ * While criu restores, every restored task descends from it, whichever pid
+ * namespace it was restored into (criu's own, one it unshared, or one it
+ * created with CLONE_NEWPID for the root task): so the task sent as 'pid'
+ * is the descendant of the peer whose innermost pid is 'pid'. Nested
+ * namespaces could hold two such; the shallowest is the restored tree's.
+ * With --restore-sibling (runc, podman) criu forks the root task with
+ * CLONE_PARENT: the tree is then criu's sibling, under criu's parent, and
+ * was started after criu (which tells it from older children of that parent).
+ */
+pid_t task_resolve_pid(pid_t peer, int pid)
+{
+	struct proc_ids ids, pids;
+
+	if (peer <= 0) {
+		/* No peer credentials: only a restore into our own namespace can be told. */
+		return (!read_ids(pid, &ids) && ids.ns_depth == 1 && ids.ns_pid == pid) ? pid : -1;
+	}
+	if (!read_ids(pid, &ids) && ids.ns_pid == pid && descends_from(pid, peer))
+		return pid;
+	pid_t found = find_under(peer, pid, 0);
+	if (found > 0 || read_ids(peer, &pids) || pids.ppid <= 1)
+		return found;
+	unsigned long long since = start_time(peer);
+	return since ? find_under(pids.ppid, pid, since) : -1;
 }
 
 size_t task_children(pid_t parent, const pid_t *known, size_t nknown, pid_t *out, size_t max)
