@@ -14,21 +14,28 @@ native_env() {
 	mkdir -p "$NBIN"
 	_ld="$NROOT/lib64/ld-linux-x86-64.so.2"
 	_lp="$NROOT/lib/x86_64-linux-gnu:$NROOT/usr/lib/x86_64-linux-gnu"
-	cat >"$NBIN/criu" <<EOW
+	_wrapper "$NBIN/criu" <<EOW
 #!/bin/sh
 # CRIU of the $1 root, run natively on the host's paths through that root's loader.
 exec "$_ld" --library-path "$_lp" "$NROOT/usr/sbin/criu" "\$@"
 EOW
 	# crit is Python: run it inside the root (it only reads stdin and writes stdout).
-	cat >"$NBIN/crit" <<EOW
+	_wrapper "$NBIN/crit" <<EOW
 #!/bin/sh
 exec chroot "$NROOT" /usr/bin/crit "\$@"
 EOW
-	chmod 0755 "$NBIN/criu" "$NBIN/crit"
 	PATH=$NBIN:$PATH
 	export PATH
 	CRIU_VERSION=$(criu --version 2>/dev/null | sed -n 's/^Version: *//p' | head -1)
 	[ -n "$CRIU_VERSION" ] || { echo "native: criu of $1 does not run" >&2; return 1; }
+}
+
+# _wrapper PATH < TEXT: install an executable script, atomically and only if it changed (other
+# runs may be executing the current one: rewriting it in place gives them "Text file busy").
+_wrapper() {
+	_t=$1.new.$$
+	cat >"$_t" && chmod 0755 "$_t"
+	if cmp -s "$_t" "$1"; then rm -f "$_t"; else mv -f "$_t" "$1"; fi
 }
 
 # version_ge A B: version A >= B (dotted numbers).

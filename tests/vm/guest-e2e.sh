@@ -25,6 +25,7 @@ scenario_cmd() {
 	thp) echo "thp -m 64 -s 19" ;;        # transparent huge pages at dump
 	memhog1g) echo "memhog -m 1024 -s 23" ;;
 	guard) echo "guard -m 32 -s 29" ;;    # guard regions (CRIU 4.2, kernel 6.13+)
+	guard-late) echo "guard -m 256 -s 29 -L" ;; # + guards installed on pending pages after restore
 	*) return 1 ;;
 	esac
 }
@@ -50,7 +51,7 @@ for s in "$@"; do
 		for d in $DAEMONS; do
 			record FAIL "$s" "$d" "workload start or criu dump failed"
 			{ tail -n 40 "$VM/$s/dump.log" 2>/dev/null; cat "$VM/$s/out" "$VM/$s/result" 2>/dev/null; } \
-				>"$R/fail-$s-$d.txt"
+				>"$R/fail-$s-$d.txt" || true
 		done
 		kill_case "$s" 2>/dev/null || true
 		continue
