@@ -27,7 +27,8 @@
 # restore_run for every setup), NATIVE_BENCH_PORT (criu-imgd port, default 0: any free one),
 # NATIVE_BENCH_THREADS ("1 2"), NATIVE_BENCH_SETUPS ("eager criu ours imgd"),
 # NATIVE_SUITE (sid), NATIVE_BENCH_BIN (where criu-lazyd and criu-imgd are; default build/bin),
-# NATIVE_BENCH_TREE (what to call the build in the JSON; default git describe of the tree).
+# NATIVE_BENCH_TREE (what to call the build in the JSON; default git describe of the tree),
+# NATIVE_BENCH_KEEP=1 (keep the images and run dirs in NATIVE_BENCH_DIR after a good run).
 # criu-lazyd and criu-imgd share a key (a file made here, chmod 600): the key only adds a
 # challenge-response handshake per connection.
 set -eu
@@ -297,3 +298,9 @@ cat "$OUT/bench.md"
 } >"$OUT/bench.json"
 echo
 echo "JSON: $OUT/bench.json; raw: $RAW; logs: $OUT/bench-runs/; run time ${RUN_S} s"
+# The dumps live in RAM (tmpfs): drop them unless asked to keep them.
+if [ "${NATIVE_BENCH_KEEP:-0}" != 1 ]; then
+	trap - EXIT
+	cleanup
+	rm -rf "${BDIR:?}"
+fi
