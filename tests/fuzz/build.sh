@@ -1,0 +1,128 @@
+#!/bin/sh
+# Build the libFuzzer harnesses (tests/fuzz/README.md) with clang into build/fuzz/:
+#   fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf
+# and the seed makers fuzz_wire_client-capture and mkseeds (tests/fuzz/mkseeds.sh).
+# The project sources they need and the generated protobuf-c code are compiled here with the
+# same flags (-fsanitize=fuzzer-no-link,address,undefined), into build/fuzz/obj, rebuilt when
+# a source or a header it includes changed.
+#
+#   tests/fuzz/build.sh            build every harness
+#   CC=clang-14 tests/fuzz/build.sh
+set -eu
+cd "$(dirname "$0")/../.."
+
+CC=${CC:-clang}
+if ! command -v "$CC" >/dev/null 2>&1; then
+	echo "build.sh: $CC not found (apt-get install clang libclang-rt-14-dev)" >&2
+	exit 1
+fi
+case "$("$CC" --version 2>/dev/null | head -1)" in
+*clang*) ;;
+*)
+	echo "build.sh: $CC is not clang: libFuzzer needs clang" >&2
+	exit 1
+	;;
+esac
+
+OUT=build/fuzz
+OBJ=$OUT/obj
+GEN=build/gen
+mkdir -p "$OBJ"
+
+# The generated protobuf-c code, by the project's own rules.
+make --no-print-directory -s $GEN/lazy-wire.pb-c.c $GEN/lazy-wire.pb-c.h \
+	$GEN/criu-images.pb-c.c $GEN/criu-images.pb-c.h
+
+SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+CFLAGS="-O1 -g -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -pthread $SAN"
+CPPFLAGS="-I$GEN -Ilazy-pages/common -Ilazy-pages/imgd -Ikmod/include/uapi"
+FUZZ="-fsanitize=fuzzer-no-link"
+# lazy-wire with roles (a key per role, always asked for): the harnesses follow the protocol.
+if grep -q 'lw_role' proto/lazy-wire.proto; then
+	CPPFLAGS="$CPPFLAGS -DFUZZ_ROLES"
+fi
+LIBS="-lprotobuf-c -lxxhash -lgnutls"
+
+# obj SRC [EXTRA FLAGS...]: compile SRC into $OBJ unless up to date; prints the object.
+need_build() { # OBJ SRC DEP
+	[ -f "$1" ] || return 0
+	[ "$2" -nt "$1" ] && return 0
+	[ -f "$3" ] || return 0
+	for d in $(sed -e 's/^[^:]*://' -e 's/\\$//' "$3"); do
+		[ -e "$d" ] || return 0
+		[ "$d" -nt "$1" ] && return 0
+	done
+	return 1
+}
+
+PIDS=""
+MAXJ=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+compile() { # SRC OBJNAME FLAGS...
+	src=$1 o=$OBJ/$2.o
+	shift 2
+	if need_build "$o" "$src" "${o%.o}.d"; then
+		echo "  CC $src -> $o"
+		# shellcheck disable=SC2086
+		$CC $CPPFLAGS $CFLAGS "$@" -MMD -MF "${o%.o}.d" -c -o "$o" "$src" &
+		PIDS="$PIDS $!"
+		set -- $PIDS
+		if [ $# -ge "$MAXJ" ]; then
+			wait_all
+		fi
+	fi
+}
+wait_all() {
+	rc=0
+	for p in $PIDS; do wait "$p" || rc=1; done
+	PIDS=""
+	[ $rc -eq 0 ] || {
+		echo "build.sh: compile failed" >&2
+		exit 1
+	}
+}
+
+PROJECT="lazy-pages/common/images.c lazy-pages/common/img_file.c lazy-pages/common/lrconf.c
+lazy-pages/common/wire.c lazy-pages/common/wire_io.c lazy-pages/common/wire_auth.c
+lazy-pages/common/wire_client.c lazy-pages/common/source_imgd.c lazy-pages/common/log.c
+lazy-pages/imgd/conn.c lazy-pages/imgd/catalog.c lazy-pages/imgd/index.c
+lazy-pages/imgd/pages.c lazy-pages/imgd/meta.c lazy-pages/imgd/upload.c lazy-pages/imgd/sums.c"
+for s in $PROJECT; do
+	n=$(echo "$s" | sed -e 's|^lazy-pages/||' -e 's|/|_|g' -e 's|\.c$||')
+	compile "$s" "$n" $FUZZ
+done
+for p in lazy-wire criu-images; do
+	compile "$GEN/$p.pb-c.c" "gen_$p" $FUZZ -Wno-unused-parameter
+done
+for h in fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf; do
+	compile "tests/fuzz/$h.c" "$h" $FUZZ -Werror
+done
+# The seed maker: the client harness against a live server, without libFuzzer.
+compile tests/fuzz/fuzz_wire_client.c fuzz_wire_client-capture -DFUZZ_CAPTURE -Werror
+compile tests/fuzz/mkseeds.c mkseeds -Werror
+wait_all
+
+o() { for n in "$@"; do printf '%s ' "$OBJ/$n.o"; done; }
+WIRE="common_wire common_wire_io common_wire_auth common_log gen_lazy-wire"
+IMAGES="common_images common_img_file gen_criu-images"
+IMGD="imgd_conn imgd_catalog imgd_index imgd_pages imgd_meta imgd_upload imgd_sums"
+CLIENT="common_wire_client common_source_imgd"
+CLIENT_WRAP="-Wl,--wrap=socket,--wrap=connect,--wrap=send,--wrap=getaddrinfo,--wrap=freeaddrinfo,--wrap=wire_random"
+
+link() { # OUT OBJS LDFLAGS...
+	out=$1 objs=$2
+	shift 2
+	echo "  LD $out"
+	# shellcheck disable=SC2086
+	$CC $CFLAGS -o "$out" $objs "$@"
+}
+F="-fsanitize=fuzzer"
+link $OUT/fuzz_images "$(o fuzz_images $IMAGES)" $F -lprotobuf-c
+link $OUT/fuzz_lrconf "$(o fuzz_lrconf common_lrconf)" $F
+link $OUT/fuzz_wire_server "$(o fuzz_wire_server $WIRE $IMAGES $IMGD)" $F \
+	-Wl,--wrap=wire_random $LIBS
+link $OUT/fuzz_wire_client "$(o fuzz_wire_client $WIRE $IMAGES $CLIENT)" $F $CLIENT_WRAP $LIBS
+# fuzzer-no-link objects outside libFuzzer: its weak callbacks come from the sanitizer runtime
+link $OUT/fuzz_wire_client-capture "$(o fuzz_wire_client-capture $WIRE $IMAGES $CLIENT)" \
+	$CLIENT_WRAP,--wrap=recv $LIBS
+link $OUT/mkseeds "$(o mkseeds $WIRE gen_criu-images)" $LIBS
+echo "build.sh: harnesses in $OUT/"
