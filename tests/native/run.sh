@@ -69,8 +69,9 @@ guard_part() {
 		cat "$1/summary" >>"$1/summary-guard"
 		mv "$1/summary-guard" "$1/summary"
 	else
-		echo "N/A guard (criu $CRIU_VERSION) CRIU before 4.2 does not dump guard regions" \
-			"(no VMA_AREA_GUARD): the restored task would lose its guards" | tee "$1/summary"
+		echo "N/A guard (criu $CRIU_VERSION) CRIU before 4.2 cannot dump a task with guard" \
+			"regions: it takes guard pages for swapped-out pages and its dump fails" \
+			"(\"Can't splice all pages to pipe\"; docs/criu-compat.md)" | tee "$1/summary"
 	fi
 }
 
