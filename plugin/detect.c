@@ -26,6 +26,34 @@ static void scan_file(struct lr_criu_scan *s, const char *path)
 	free(text);
 }
 
+/*
+ * criu run through the dynamic loader (`ld-linux-x86-64.so.2 [--library-path DIR ...] criu
+ * restore ...`, as from a root of another distribution): the kernel's cmdline starts with the
+ * loader and its options. Returns how many words to skip so that argv[0] is criu.
+ */
+static int loader_words(int argc, char **argv)
+{
+	static const char *const with_arg[] = {"--library-path", "--preload",	"--argv0",
+					       "--inhibit-rpath", "--audit",	"--glibc-hwcaps-prepend",
+					       "--glibc-hwcaps-mask"};
+	const char *base;
+	int i = 1;
+
+	if (argc < 2)
+		return 0;
+	base = strrchr(argv[0], '/');
+	base = base ? base + 1 : argv[0];
+	if (strncmp(base, "ld-linux", 8) && strncmp(base, "ld.so", 5) && strncmp(base, "ld64.so", 7))
+		return 0;
+	while (i < argc && !strncmp(argv[i], "--", 2)) {
+		bool arg = false;
+		for (size_t k = 0; k < sizeof(with_arg) / sizeof(with_arg[0]); k++)
+			arg |= !strcmp(argv[i], with_arg[k]);
+		i += arg ? 2 : 1;
+	}
+	return i < argc ? i : 0;
+}
+
 bool lr_restore_is_lazy(char *why, size_t n, bool *rpc)
 {
 	struct lr_criu_scan s;
@@ -39,7 +67,8 @@ bool lr_restore_is_lazy(char *why, size_t n, bool *rpc)
 		for (size_t i = 0; i < len && argc < MAX_ARGS; i += strlen(cmd + i) + 1)
 			argv[argc++] = cmd + i;
 	}
-	lrconf_scan_argv(&s, argc, argv);
+	int skip = loader_words(argc, argv);
+	lrconf_scan_argv(&s, argc - skip, argv + skip);
 
 	if (!s.no_default_config) {
 		const char *home = getenv("HOME");
