@@ -625,11 +625,32 @@ static bool submit_one(struct lazyd *d, struct lz_task *t)
 
 	if (!drainable(t) || t->need_events)
 		return false;
-	if (!pending_next(&t->pend, t->cursor, d->buf_len, true, &r))
-		return false;
-	/* Wrapped around onto data that may be in flight: wait for it first. */
-	if (r.start < t->cursor && t->inflight)
-		return false;
+	/*
+	 * Never ask again for what is in flight. A fault moves the cursor back to where the
+	 * task touches, often behind reads already asked for: skip those.
+	 */
+	uint64_t from = t->cursor;
+	for (unsigned guard = 0;; guard++) {
+		if (guard > LAZYD_MAX_PREFETCH || !pending_next(&t->pend, from, d->buf_len, true, &r))
+			return false;
+		/* Wrapped around onto data that may be in flight: wait for it first. */
+		if (r.start < from && t->inflight)
+			return false;
+		const struct pf_slot *hit = NULL;
+		for (unsigned k = 0; k < LAZYD_MAX_PREFETCH; k++) {
+			const struct pf_slot *sl = &d->pf[k];
+			if (sl->used && sl->t == t && r.start < sl->start + sl->len &&
+			    sl->start < r.end && (!hit || sl->start < hit->start))
+				hit = sl;
+		}
+		if (!hit)
+			break;
+		if (hit->start > r.start) {
+			r.end = hit->start; /* the part before the read in flight */
+			break;
+		}
+		from = hit->start + hit->len;
+	}
 	while (d->pf[slot].used)
 		slot++;
 	int rc = d->src.ops->prefetch(&d->src, t->img, r.src, r.end - r.start, slot);
