@@ -63,24 +63,38 @@ int wire_random(void *buf, size_t len)
 	return 0;
 }
 
-int wire_key_load(const char *path, struct wire_key *key, char *err, size_t errlen)
+/* Only its owner may use a key file, and the owner must be root or us. */
+static int key_file_ok(const char *path, const struct stat *st, char *err, size_t errlen)
 {
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uid_t me = geteuid();
 
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot open key file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+	if (!S_ISREG(st->st_mode)) {
 		snprintf(err, errlen, "key file %s is not a regular file", path);
-		close(fd);
 		return -1;
 	}
+	if (st->st_uid != 0 && st->st_uid != me) {
+		snprintf(err, errlen,
+			 "key file %s is owned by uid %u: a key file must be owned by root or by "
+			 "uid %u (who runs this)",
+			 path, (unsigned)st->st_uid, (unsigned)me);
+		return -1;
+	}
+	if (st->st_mode & 0077) {
+		snprintf(err, errlen,
+			 "key file %s has mode %04o: group or others may use it (chmod 600 %s)",
+			 path, (unsigned)(st->st_mode & 07777), path);
+		return -1;
+	}
+	return 0;
+}
+
+/* At most sizeof(key->k) bytes; -1 with err if the file is longer or unreadable. */
+static int key_read(int fd, const char *path, struct wire_key *key, char *err, size_t errlen)
+{
 	ssize_t n = read(fd, key->k, sizeof(key->k));
 	char extra;
 	bool more = n == (ssize_t)sizeof(key->k) && read(fd, &extra, 1) == 1;
-	close(fd);
+
 	if (n < 0 || more) {
 		snprintf(err, errlen, "key file %s: %s", path,
 			 more ? "longer than 4096 bytes" : strerror(errno));
@@ -93,9 +107,40 @@ int wire_key_load(const char *path, struct wire_key *key, char *err, size_t errl
 		return -1;
 	}
 	key->len = (size_t)n;
-	if (st.st_mode & 0077)
-		snprintf(err, errlen, "key file %s is readable by group or others", path);
-	else
-		err[0] = 0;
 	return 0;
+}
+
+int wire_key_load(const char *path, struct wire_key *key, char *err, size_t errlen)
+{
+	struct stat st;
+	int rc, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	err[0] = 0;
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open key file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st)) {
+		snprintf(err, errlen, "key file %s: %s", path, strerror(errno));
+		rc = -1;
+	} else {
+		rc = key_file_ok(path, &st, err, errlen);
+	}
+	if (!rc)
+		rc = key_read(fd, path, key, err, errlen);
+	close(fd);
+	if (rc)
+		explicit_bzero(key, sizeof(*key));
+	return rc;
+}
+
+bool wire_key_same(const struct wire_key *a, const struct wire_key *b)
+{
+	volatile uint8_t d = 0;
+
+	if (a->len != b->len)
+		return false;
+	for (size_t i = 0; i < a->len; i++)
+		d |= a->k[i] ^ b->k[i];
+	return d == 0;
 }

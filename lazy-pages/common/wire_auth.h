@@ -19,8 +19,14 @@ struct wire_key {
 	size_t len;
 };
 
-/* Read a key file (16..4096 bytes; one trailing newline is dropped). 0 or -1 with err. */
+/*
+ * Read a key file: a regular file of 16..4096 bytes (one trailing newline is dropped), owned
+ * by root or by the user we run as, with no permission for group or others (chmod 600).
+ * 0 (err set to "") or -1 with the reason in err.
+ */
 int wire_key_load(const char *path, struct wire_key *key, char *err, size_t errlen);
+/* The same bytes: one key may not serve two roles. */
+bool wire_key_same(const struct wire_key *a, const struct wire_key *b);
 
 /* HMAC-SHA256(key, data): 0, or -ENOSYS when GnuTLS cannot be loaded, -EIO on failure. */
 int wire_hmac(const uint8_t *key, size_t keylen, const void *data, size_t len,

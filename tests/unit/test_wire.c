@@ -1,10 +1,12 @@
 /* lazy-wire: framing, encode/decode round trips, receipt checks, HMAC, ids. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "wire.h"
@@ -317,26 +319,106 @@ Test(wire, auth_proofs_bind_both_nonces)
 	cr_assert(!wire_mac_equal(a, b), "the key is bound");
 }
 
+/* ---- key files ---- */
+
+static void key_file(char *path, const char *text, mode_t mode)
+{
+	int fd = mkstemp(path);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	cr_assert_eq(fchmod(fd, mode), 0);
+	close(fd);
+}
+
 Test(wire, key_file_rules)
 {
 	char path[] = "/tmp/test_wire_keyXXXXXX", err[256];
 	struct wire_key k;
-	int fd = mkstemp(path);
 
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, "short\n", 6), 6);
+	key_file(path, "short\n", 0600);
 	cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), -1, "too short");
-	cr_assert_eq(ftruncate(fd, 0), 0);
-	lseek(fd, 0, SEEK_SET);
-	cr_assert_eq(write(fd, "0123456789abcdef0123\n", 21), 21);
+	unlink(path);
+	strcpy(path, "/tmp/test_wire_keyXXXXXX");
+	key_file(path, "0123456789abcdef0123\n", 0600);
 	int rc = wire_key_load(path, &k, err, sizeof(err));
 	if (rc && strstr(err, "gnutls"))
 		cr_skip_test("no libgnutls");
 	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_str_empty(err);
 	cr_assert_eq(k.len, 20, "the trailing newline is not part of the key");
-	close(fd);
-	unlink(path);
 	cr_assert_eq(wire_key_load("/nonexistent/key", &k, err, sizeof(err)), -1);
+	unlink(path);
+}
+
+/* Group or others may not use a key file: refused with the mode and the fix. */
+Test(wire, key_file_private_mode)
+{
+	static const mode_t bad[] = {0644, 0640, 0604, 0620, 0602, 0610, 0601, 0660, 0666, 0777};
+	char path[] = "/tmp/test_wire_keyXXXXXX", err[256], want[64];
+	struct wire_key k;
+
+	key_file(path, "0123456789abcdef0123\n", 0600);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(chmod(path, bad[i]), 0);
+		k.len = 99;
+		cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), -1, "mode %04o", bad[i]);
+		snprintf(want, sizeof(want), "has mode %04o", (unsigned)bad[i]);
+		cr_assert(strstr(err, want) && strstr(err, "chmod 600"), "%s", err);
+		cr_assert_eq(k.len, 0, "nothing of a refused key is kept");
+	}
+	cr_assert_eq(chmod(path, 0400), 0);
+	cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), 0, "0400: %s", err);
+	unlink(path);
+}
+
+/* A key file owned by someone else (not root, not us) is refused: they could change it. */
+Test(wire, key_file_owner)
+{
+	char path[] = "/tmp/test_wire_keyXXXXXX", err[256];
+	struct wire_key k;
+
+	key_file(path, "0123456789abcdef0123\n", 0600);
+	if (geteuid() != 0 || chown(path, 65534, 65534)) {
+		unlink(path);
+		cr_skip_test("needs root to give the file away");
+	}
+	cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "owned by uid 65534") && strstr(err, "owned by root"), "%s", err);
+	cr_assert_eq(chown(path, 0, 0), 0);
+	cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), 0, "%s", err);
+	unlink(path);
+}
+
+/* Not a regular file: refused, and a FIFO does not block the loader. */
+Test(wire, key_file_not_regular, .timeout = 5)
+{
+	char dir[] = "/tmp/test_wire_kdXXXXXX", fifo[64], err[256];
+	struct wire_key k;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	cr_assert_eq(wire_key_load(fifo, &k, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "not a regular file"), "%s", err);
+	cr_assert_eq(chmod(dir, 0700), 0);
+	cr_assert_eq(wire_key_load(dir, &k, err, sizeof(err)), -1, "a directory");
+	unlink(fifo);
+	rmdir(dir);
+}
+
+Test(wire, key_same)
+{
+	struct wire_key a = {.len = 20}, b = {.len = 20};
+
+	memset(a.k, 1, a.len);
+	memset(b.k, 1, b.len);
+	cr_assert(wire_key_same(&a, &b));
+	b.k[19] = 2;
+	cr_assert(!wire_key_same(&a, &b));
+	b.k[19] = 1;
+	b.len = 19;
+	cr_assert(!wire_key_same(&a, &b), "a prefix is another key");
 }
 
 /* Blocking I/O: a frame over a socketpair, and a peer that closes mid-frame. */
