@@ -22,6 +22,7 @@ int meta_fetch_if_empty(const struct meta_fetch_cfg *cfg, const char *dir,
 	struct wire_key key;
 	int dirfd, rc = -1;
 
+	(void)warnlen; /* the key checks are errors now: no warning left */
 	warn[0] = 0;
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {
@@ -43,17 +44,18 @@ int meta_fetch_if_empty(const struct meta_fetch_cfg *cfg, const char *dir,
 	}
 	wc.image = cfg->image;
 	wc.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
-	if (cfg->key_file) {
-		if (wire_key_load(cfg->key_file, &key, warn, warnlen)) {
-			snprintf(err, errlen, "key %s: %s", cfg->key_file, warn);
-			warn[0] = 0;
-			goto out;
-		}
-		wc.key = &key;
+	/* Mutual authentication needs our key: no key, no fetch (wire_client_hello_ok). */
+	if (!cfg->key_file) {
+		snprintf(err, errlen,
+			 "no key: criu-imgd always asks for one, and without one the server cannot "
+			 "be told from an impostor (give --auth-key FILE)");
+		goto out;
 	}
+	if (wire_key_load(cfg->key_file, &key, err, errlen))
+		goto out;
+	wc.key = &key;
 	rc = wire_meta_fetch(&wc, dirfd, res, err, errlen) ? -1 : 1;
-	if (cfg->key_file)
-		explicit_bzero(&key, sizeof(key));
+	explicit_bzero(&key, sizeof(key));
 out:
 	close(dirfd);
 	return rc;

@@ -515,6 +515,7 @@ static void imgd_close(struct page_source *ps)
 	free(s->upay);
 	free(s->bpay);
 	free(s->chunk);
+	explicit_bzero(&s->key, sizeof(s->key));
 	free(s);
 	ps->priv = NULL;
 }
@@ -559,13 +560,16 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 	s->window = cfg->window ? cfg->window : 8;
 	if (s->window > MAX_WINDOW)
 		s->window = MAX_WINDOW;
-	if (cfg->key_file) {
-		if (wire_key_load(cfg->key_file, &s->key, err, errlen))
-			return -1;
-		if (err[0])
-			pr_warn("%s", err);
-		s->cl.key = &s->key;
+	/* Mutual authentication, always: without our key no server can prove anything. */
+	if (!cfg->key_file) {
+		snprintf(err, errlen,
+			 "--image-server needs --auth-key FILE: criu-imgd always asks for a key, "
+			 "and without one the server cannot be told from an impostor");
+		return -1;
 	}
+	if (wire_key_load(cfg->key_file, &s->key, err, errlen))
+		return -1;
+	s->cl.key = &s->key;
 	s->uscratch = malloc(WIRE_SCRATCH);
 	s->bscratch = malloc(WIRE_SCRATCH);
 	s->btx = malloc(WIRE_SCRATCH);

@@ -321,6 +321,8 @@ int wire_check(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *
 		const LwAuth *x = (const LwAuth *)m;
 		if (x->nonce.len != WIRE_NONCE || x->mac.len != WIRE_MAC)
 			*why = "AUTH nonce or mac of the wrong size";
+		else if (x->role != LW_ROLE__LW_ROLE_READ && x->role != LW_ROLE__LW_ROLE_PUBLISH)
+			*why = "AUTH role unknown";
 		break;
 	}
 	case WT_AUTH_OK:

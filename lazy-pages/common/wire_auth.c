@@ -27,16 +27,27 @@ static int mac3(const struct wire_key *key, const char *label, const uint8_t *a,
 	return wire_hmac(key->k, key->len, msg, sizeof(msg), out);
 }
 
-int wire_auth_client_mac(const struct wire_key *key, const uint8_t challenge[WIRE_NONCE],
-			 const uint8_t nonce[WIRE_NONCE], uint8_t out[WIRE_MAC])
+/* A role outside the enum gets no label, so no proof can be made or checked for it. */
+int wire_auth_client_mac(const struct wire_key *key, LwRole role,
+			 const uint8_t challenge[WIRE_NONCE], const uint8_t nonce[WIRE_NONCE],
+			 uint8_t out[WIRE_MAC])
 {
-	return mac3(key, "lazy-wire-c1", challenge, nonce, out);
+	if (role == LW_ROLE__LW_ROLE_READ)
+		return mac3(key, "lazy-wire-c1", challenge, nonce, out);
+	if (role == LW_ROLE__LW_ROLE_PUBLISH)
+		return mac3(key, "lazy-wire-cp", challenge, nonce, out);
+	return -EINVAL;
 }
 
-int wire_auth_server_mac(const struct wire_key *key, const uint8_t challenge[WIRE_NONCE],
-			 const uint8_t nonce[WIRE_NONCE], uint8_t out[WIRE_MAC])
+int wire_auth_server_mac(const struct wire_key *key, LwRole role,
+			 const uint8_t challenge[WIRE_NONCE], const uint8_t nonce[WIRE_NONCE],
+			 uint8_t out[WIRE_MAC])
 {
-	return mac3(key, "lazy-wire-s1", nonce, challenge, out);
+	if (role == LW_ROLE__LW_ROLE_READ)
+		return mac3(key, "lazy-wire-s1", nonce, challenge, out);
+	if (role == LW_ROLE__LW_ROLE_PUBLISH)
+		return mac3(key, "lazy-wire-sp", nonce, challenge, out);
+	return -EINVAL;
 }
 
 bool wire_mac_equal(const uint8_t *a, const uint8_t *b)
@@ -143,4 +154,52 @@ bool wire_key_same(const struct wire_key *a, const struct wire_key *b)
 	for (size_t i = 0; i < a->len; i++)
 		d |= a->k[i] ^ b->k[i];
 	return d == 0;
+}
+
+int wire_client_hello_ok(bool have_key, bool auth_required, const char **why)
+{
+	if (!have_key) {
+		*why = "no key: criu-imgd always asks for one, and without one the server cannot "
+		       "be told from an impostor (give --auth-key FILE)";
+		return -EACCES;
+	}
+	if (!auth_required) {
+		*why = "the server does not ask for a key, so it cannot prove that it holds ours: "
+		       "refused (an impostor on the port, or a criu-imgd without authentication)";
+		return -EACCES;
+	}
+	*why = NULL;
+	return 0;
+}
+
+bool wire_role_may(LwRole role, unsigned type)
+{
+	switch (type) {
+	case WT_CLOSE:
+		return true;
+	case WT_OPEN:
+	case WT_INDEX_GET:
+	case WT_GET:
+	case WT_META_LIST:
+	case WT_META_GET:
+		return role == LW_ROLE__LW_ROLE_READ;
+	case WT_UPLOAD:
+	case WT_UPLOAD_FILE:
+	case WT_UPLOAD_END:
+		return role == LW_ROLE__LW_ROLE_PUBLISH;
+	default:
+		return false;
+	}
+}
+
+const char *wire_role_name(LwRole role)
+{
+	switch (role) {
+	case LW_ROLE__LW_ROLE_READ:
+		return "read";
+	case LW_ROLE__LW_ROLE_PUBLISH:
+		return "publish";
+	default:
+		return "unknown";
+	}
 }

@@ -1,6 +1,8 @@
 /*
- * Shared-key challenge-response for lazy-wire: HMAC-SHA256 (GnuTLS), key
- * from a file, random nonces, constant-time comparison.
+ * Shared-key challenge-response for lazy-wire: HMAC-SHA256 (GnuTLS), keys from files that
+ * only their owner can read, random nonces, constant-time comparison, and the rules of the
+ * handshake (docs/protocol.md "Authentication"): every connection is mutually authenticated,
+ * with a key per role (reading images, publishing them).
  */
 #ifndef LAZY_WIRE_AUTH_H
 #define LAZY_WIRE_AUTH_H
@@ -32,14 +34,28 @@ bool wire_key_same(const struct wire_key *a, const struct wire_key *b);
 int wire_hmac(const uint8_t *key, size_t keylen, const void *data, size_t len,
 	      uint8_t out[WIRE_MAC]);
 
-/* The client's proof: HMAC(key, "lazy-wire-c1" | challenge | nonce). */
-int wire_auth_client_mac(const struct wire_key *key, const uint8_t challenge[WIRE_NONCE],
-			 const uint8_t nonce[WIRE_NONCE], uint8_t out[WIRE_MAC]);
-/* The server's proof: HMAC(key, "lazy-wire-s1" | nonce | challenge). */
-int wire_auth_server_mac(const struct wire_key *key, const uint8_t challenge[WIRE_NONCE],
-			 const uint8_t nonce[WIRE_NONCE], uint8_t out[WIRE_MAC]);
+/* The client's proof: HMAC(key, "lazy-wire-c1" (READ) or "lazy-wire-cp" | challenge | nonce). */
+int wire_auth_client_mac(const struct wire_key *key, LwRole role,
+			 const uint8_t challenge[WIRE_NONCE], const uint8_t nonce[WIRE_NONCE],
+			 uint8_t out[WIRE_MAC]);
+/* The server's proof: HMAC(key, "lazy-wire-s1" (READ) or "lazy-wire-sp" | nonce | challenge). */
+int wire_auth_server_mac(const struct wire_key *key, LwRole role,
+			 const uint8_t challenge[WIRE_NONCE], const uint8_t nonce[WIRE_NONCE],
+			 uint8_t out[WIRE_MAC]);
 
 bool wire_mac_equal(const uint8_t *a, const uint8_t *b);
 int wire_random(void *buf, size_t len);
+
+/*
+ * The handshake rules, shared by both sides and the tests.
+ *
+ * Client: it goes on only with a key of its own and a server that asks for it (HELLO_REPLY
+ * auth_required), and then only once AUTH_OK proves the server holds the key. 0, or -EACCES
+ * with the reason in *why.
+ */
+int wire_client_hello_ok(bool have_key, bool auth_required, const char **why);
+/* Server: whether a connection authenticated for role may send a frame of this type. */
+bool wire_role_may(LwRole role, unsigned type);
+const char *wire_role_name(LwRole role);
 
 #endif

@@ -142,32 +142,32 @@ static int expect(int fd, uint8_t *scratch, unsigned type, ProtobufCMessage **m,
 	return rc;
 }
 
-static int authenticate(int fd, const struct wire_client *c, uint8_t *scratch,
+/* AUTH with our key for role, then AUTH_OK must prove the server holds it too. */
+static int authenticate(int fd, const struct wire_client *c, LwRole role, uint8_t *scratch,
 			const uint8_t *challenge, uint64_t deadline, char *err, size_t errlen)
 {
 	uint8_t nonce[WIRE_NONCE], mac[WIRE_MAC], want[WIRE_MAC];
 	ProtobufCMessage *m;
 
-	if (!c->key) {
-		snprintf(err, errlen, "the server wants a key: give --auth-key FILE");
-		return -EACCES;
-	}
 	if (wire_random(nonce, sizeof(nonce)) ||
-	    wire_auth_client_mac(c->key, challenge, nonce, mac)) {
+	    wire_auth_client_mac(c->key, role, challenge, nonce, mac)) {
 		snprintf(err, errlen, "cannot compute the authentication reply");
 		return -EACCES;
 	}
 	LwAuth a = LW_AUTH__INIT;
 	a.nonce = (ProtobufCBinaryData){sizeof(nonce), nonce};
 	a.mac = (ProtobufCBinaryData){sizeof(mac), mac};
+	a.has_role = true;
+	a.role = role;
 	int rc = wire_send(fd, scratch, WT_AUTH, &a.base, NULL, 0, deadline);
 	if (!rc)
 		rc = expect(fd, scratch, WT_AUTH_OK, &m, deadline, err, errlen);
 	if (rc)
 		return rc;
-	bool ok = !wire_auth_server_mac(c->key, challenge, nonce, want) &&
+	bool ok = !wire_auth_server_mac(c->key, role, challenge, nonce, want) &&
 		  wire_mac_equal(want, ((LwAuthOk *)m)->mac.data);
 	wire_free(m);
+	explicit_bzero(want, sizeof(want));
 	if (!ok) {
 		snprintf(err, errlen, "the server does not hold our key (bad AUTH_OK)");
 		return -EACCES;
@@ -175,20 +175,29 @@ static int authenticate(int fd, const struct wire_client *c, uint8_t *scratch,
 	return 0;
 }
 
-/* Connect, HELLO, AUTH: the fd, or a negative errno with err. */
-static int handshake(const struct wire_client *c, uint8_t *scratch, uint64_t deadline, char *err,
-		     size_t errlen)
+/*
+ * Connect, HELLO, AUTH for role: the fd, or a negative errno with err. Mutual, always: we
+ * need a key, the server must ask for it and then prove that it holds it (wire_auth.h).
+ */
+static int handshake(const struct wire_client *c, LwRole role, uint8_t *scratch, uint64_t deadline,
+		     char *err, size_t errlen)
 {
 	uint8_t challenge[WIRE_NONCE];
 	ProtobufCMessage *m;
-	int fd = dial(c, err, errlen);
+	const char *why;
+	int rc = wire_client_hello_ok(c->key != NULL, true, &why);
 
+	if (rc) {
+		snprintf(err, errlen, "%s", why);
+		return rc;
+	}
+	int fd = dial(c, err, errlen);
 	if (fd < 0)
 		return fd;
 	LwHello h = LW_HELLO__INIT;
 	h.version_min = h.version_max = WIRE_VERSION;
 	h.client = "criu-lazyd";
-	int rc = wire_send(fd, scratch, WT_HELLO, &h.base, NULL, 0, deadline);
+	rc = wire_send(fd, scratch, WT_HELLO, &h.base, NULL, 0, deadline);
 	if (!rc)
 		rc = expect(fd, scratch, WT_HELLO_REPLY, &m, deadline, err, errlen);
 	if (rc)
@@ -202,7 +211,13 @@ static int handshake(const struct wire_client *c, uint8_t *scratch, uint64_t dea
 		snprintf(err, errlen, "the server chose a protocol version we did not offer");
 		goto fail;
 	}
-	if (auth && (rc = authenticate(fd, c, scratch, challenge, deadline, err, errlen)))
+	rc = wire_client_hello_ok(true, auth, &why);
+	if (rc) {
+		snprintf(err, errlen, "%s", why);
+		goto fail;
+	}
+	rc = authenticate(fd, c, role, scratch, challenge, deadline, err, errlen);
+	if (rc)
 		goto fail;
 	return fd;
 fail:
@@ -215,7 +230,7 @@ int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
 {
 	uint64_t deadline = wire_now_ms() + c->timeout_ms;
 	ProtobufCMessage *m;
-	int rc, fd = handshake(c, scratch, deadline, err, errlen);
+	int rc, fd = handshake(c, LW_ROLE__LW_ROLE_READ, scratch, deadline, err, errlen);
 
 	if (fd < 0)
 		return fd;
@@ -712,7 +727,8 @@ int wire_upload(const struct wire_client *c, int dirfd, struct wire_meta_result 
 	}
 	if (up_list(dirfd, &names, &n, err, errlen))
 		goto out;
-	fd = handshake(c, scratch, wire_now_ms() + c->timeout_ms, err, errlen);
+	fd = handshake(c, LW_ROLE__LW_ROLE_PUBLISH, scratch, wire_now_ms() + c->timeout_ms, err,
+		       errlen);
 	if (fd < 0)
 		goto out;
 	LwUpload u = LW_UPLOAD__INIT;

@@ -136,26 +136,47 @@ static void send_hello_reply(struct imgd *d, struct imgd_conn *c, const LwHello 
 	}
 	LwHelloReply r = LW_HELLO_REPLY__INIT;
 	r.version = WIRE_VERSION;
-	r.auth_required = d->need_auth;
+	r.auth_required = true; /* always: no connection reads or publishes without a key */
 	r.challenge.data = c->challenge;
 	r.challenge.len = sizeof(c->challenge);
 	r.server = "criu-imgd";
 	conn_queue_frame(c, WT_HELLO_REPLY, &r.base);
 	pr_debug("session %lu: hello from '%s'", (unsigned long)c->id, h->client ? h->client : "");
-	c->state = d->need_auth ? CS_AUTH : CS_OPEN;
+	c->state = CS_AUTH;
+}
+
+/* The key of a role, or NULL when this server takes no such connections. */
+static const struct wire_key *role_key(const struct imgd *d, LwRole role)
+{
+	if (role == LW_ROLE__LW_ROLE_READ)
+		return &d->read_key;
+	if (role == LW_ROLE__LW_ROLE_PUBLISH && d->o->accept_uploads)
+		return &d->upload_key;
+	return NULL;
 }
 
 static void on_auth(struct imgd *d, struct imgd_conn *c, const LwAuth *a)
 {
 	uint8_t want[WIRE_MAC], proof[WIRE_MAC];
+	const struct wire_key *key = role_key(d, a->role);
 
-	if (wire_auth_client_mac(&d->key, c->challenge, a->nonce.data, want) ||
-	    !wire_mac_equal(want, a->mac.data)) {
+	if (!key) {
 		d->refused++;
-		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1, "authentication failed");
+		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1,
+			  "uploads are not accepted here (criu-imgd --root DIR --accept-uploads "
+			  "--upload-key FILE)");
 		return;
 	}
-	if (wire_auth_server_mac(&d->key, c->challenge, a->nonce.data, proof)) {
+	if (wire_auth_client_mac(key, a->role, c->challenge, a->nonce.data, want) ||
+	    !wire_mac_equal(want, a->mac.data)) {
+		d->refused++;
+		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1, "authentication failed (%s)",
+			  a->role == LW_ROLE__LW_ROLE_READ
+			      ? "not the readers' key, --auth-key"
+			      : "not the publishers' key, --upload-key");
+		return;
+	}
+	if (wire_auth_server_mac(key, a->role, c->challenge, a->nonce.data, proof)) {
 		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1, "cannot compute the server proof");
 		return;
 	}
@@ -163,8 +184,9 @@ static void on_auth(struct imgd *d, struct imgd_conn *c, const LwAuth *a)
 	ok.mac.data = proof;
 	ok.mac.len = sizeof(proof);
 	conn_queue_frame(c, WT_AUTH_OK, &ok.base);
+	c->role = a->role;
 	c->state = CS_OPEN;
-	pr_info("session %lu: authenticated", (unsigned long)c->id);
+	pr_info("session %lu: authenticated to %s", (unsigned long)c->id, wire_role_name(c->role));
 }
 
 static void on_open(struct imgd *d, struct imgd_conn *c, const LwOpen *o)
@@ -285,6 +307,13 @@ static int take_frame(struct imgd *d, struct imgd_conn *c)
 	if (!expected(c, h.type)) {
 		conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "unexpected %s frame",
 			  wire_type_name(h.type));
+		return -1;
+	}
+	if (c->state >= CS_OPEN && !wire_role_may(c->role, h.type)) {
+		d->refused++;
+		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1,
+			  "%s refused: this connection holds the %s key", wire_type_name(h.type),
+			  wire_role_name(c->role));
 		return -1;
 	}
 	size_t total = WIRE_HDR_SIZE + h.msg_len;

@@ -25,13 +25,14 @@ struct imgd_opts {
 	int port;
 	const char *log_file;
 	const char *pidfile;
-	const char *auth_key;
+	const char *auth_key;	/* --auth-key: the readers' key (always required) */
+	const char *upload_key; /* --upload-key: the publishers' key (with --accept-uploads) */
 	int verbosity;
 	int max_clients;
 	int status_fd;
 	bool daemon;
 	bool make_sums;	     /* --make-sums: write the dump-time checksum index and exit */
-	bool accept_uploads; /* --accept-uploads: UPLOAD into --root (key required) */
+	bool accept_uploads; /* --accept-uploads: UPLOAD into --root (with --upload-key) */
 };
 
 int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o);
@@ -100,6 +101,7 @@ struct imgd_conn {
 	uint64_t id; /* session number, for logs */
 	char peer[64];
 	enum conn_state state;
+	LwRole role; /* authenticated for (CS_OPEN and on): what it may send */
 	bool urgent_class;
 	bool meta; /* a META connection: META_LIST / META_GET only, one at a time */
 	/* an upload (UPLOAD ... UPLOAD_END): into up_tmp below the root, one file at a time */
@@ -136,8 +138,8 @@ struct imgd_conn {
 struct imgd {
 	struct imgd_opts *o;
 	struct imgd_catalog cat;
-	struct wire_key key;
-	bool need_auth;
+	struct wire_key read_key;   /* --auth-key */
+	struct wire_key upload_key; /* --upload-key (with --accept-uploads) */
 	int listen_fd, epfd;
 	struct imgd_conn *conns;
 	unsigned nconns;

@@ -36,16 +36,7 @@ double imgd_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static bool is_loopback(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-	if (sa->sa_family == AF_INET6)
-		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
-	return false;
-}
-
-static int do_listen(struct imgd_opts *o, bool *loopback, int *port)
+static int do_listen(struct imgd_opts *o, int *port)
 {
 	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
 				 .ai_socktype = SOCK_STREAM};
@@ -68,7 +59,6 @@ static int do_listen(struct imgd_opts *o, bool *loopback, int *port)
 		freeaddrinfo(ai);
 		return -1;
 	}
-	*loopback = is_loopback(ai->ai_addr);
 	freeaddrinfo(ai);
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -249,28 +239,36 @@ static int setup_signals(struct imgd *d)
 	return sfd;
 }
 
+/* The keys: the readers' one always, the publishers' one with --accept-uploads, never equal. */
+static int load_keys(struct imgd *d, const struct imgd_opts *o)
+{
+	char err[256];
+
+	if (wire_key_load(o->auth_key, &d->read_key, err, sizeof(err))) {
+		pr_err("--auth-key: %s", err);
+		return -1;
+	}
+	if (!o->upload_key)
+		return 0;
+	if (wire_key_load(o->upload_key, &d->upload_key, err, sizeof(err))) {
+		pr_err("--upload-key: %s", err);
+		return -1;
+	}
+	if (wire_key_same(&d->read_key, &d->upload_key)) {
+		pr_err("--upload-key and --auth-key hold the same key: a publisher could read and "
+		       "a reader publish (make a key of its own for each)");
+		return -1;
+	}
+	return 0;
+}
+
 static int start(struct imgd *d, struct imgd_opts *o, int *port)
 {
-	bool loopback = false;
-	char err[256] = "";
-
-	if (o->auth_key) {
-		if (wire_key_load(o->auth_key, &d->key, err, sizeof(err))) {
-			pr_err("%s", err);
-			return -1;
-		}
-		if (err[0])
-			pr_warn("%s", err);
-		d->need_auth = true;
-	}
-	d->listen_fd = do_listen(o, &loopback, port);
+	if (load_keys(d, o))
+		return -1;
+	d->listen_fd = do_listen(o, port);
 	if (d->listen_fd < 0)
 		return -1;
-	if (!loopback && !d->need_auth) {
-		pr_err("listening on %s needs --auth-key FILE (only loopback may go without)",
-		       o->address);
-		return -1;
-	}
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_tag};
 	if (d->epfd < 0 || epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->listen_fd, &ev)) {
@@ -306,9 +304,9 @@ int main(int argc, char **argv)
 	}
 	if (start(&d, &o, &port))
 		return 1;
-	pr_msg("listening on %s port %d, %s, serving %s %s", o.address, port,
-	       d.need_auth ? "key required" : "no key (loopback only)", o.root ? "--root" : "-D",
-	       o.root ? o.root : o.dir);
+	pr_msg("listening on %s port %d, key required (%s), serving %s %s", o.address, port,
+	       o.accept_uploads ? "readers --auth-key, publishers --upload-key" : "--auth-key",
+	       o.root ? "--root" : "-D", o.root ? o.root : o.dir);
 	if (o.daemon && daemon_detach("criu-imgd", o.pidfile, !o.log_file)) {
 		pr_err("cannot daemonize: %s", strerror(errno));
 		return 1;
@@ -328,6 +326,8 @@ int main(int argc, char **argv)
 	pr_msg("stopped: %lu sessions, %lu refused for authentication", (unsigned long)d.sessions,
 	       (unsigned long)d.refused);
 	catalog_free(&d.cat);
+	explicit_bzero(&d.read_key, sizeof(d.read_key));
+	explicit_bzero(&d.upload_key, sizeof(d.upload_key));
 	close(sfd);
 	close(d.listen_fd);
 	close(d.epfd);

@@ -10,16 +10,18 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: criu-imgd (-D DIR | --root DIR) [options]\n"
+		"Usage: criu-imgd (-D DIR | --root DIR) --auth-key FILE [options]\n"
 		"Serve CRIU page images to criu-lazyd --image-server over TCP.\n"
 		"\n"
 		"  -D, --images-dir DIR   serve the one image in DIR (id: its name, or 'default')\n"
 		"      --root DIR         serve every image directory below DIR, by name\n"
-		"      --accept-uploads   take new images (UPLOAD, key required) into --root\n"
+		"      --auth-key FILE    the readers' key (required, on loopback too): clients\n"
+		"                         prove they hold it to read, and we prove it back\n"
+		"      --accept-uploads   take new images (UPLOAD) into --root\n"
+		"      --upload-key FILE  the publishers' key (needed by --accept-uploads): it\n"
+		"                         uploads only; the readers' key may not (they differ)\n"
 		"      --address ADDR     listen address (default 127.0.0.1)\n"
 		"      --port PORT        listen port (default 27027; 0: any, see the log)\n"
-		"      --auth-key FILE    shared key: clients must prove they hold it (required\n"
-		"                         unless listening on loopback only)\n"
 		"      --max-clients N    connections at once (default 256)\n"
 		"      --make-sums        write the dump-time checksum index (pages-N.img.xxh64)\n"
 		"                         of the image(s) and exit\n"
@@ -46,7 +48,41 @@ static int num(const char *name, const char *s, long min, long max, long *out)
 	return 0;
 }
 
-enum { O_ROOT = 256, O_ADDR, O_PORT, O_KEY, O_MAXC, O_SUMS, O_PIDFILE, O_STATUS, O_UPLOADS };
+/* Options that only make sense together; the keys the server needs. */
+static int check_opts(const struct imgd_opts *o)
+{
+	const char *bad = NULL;
+
+	if (!o->dir == !o->root)
+		bad = "give exactly one of -D DIR and --root DIR";
+	else if (o->make_sums)
+		return 0; /* serves nothing: no key needed */
+	else if (!o->auth_key)
+		bad = "needs --auth-key FILE: every client must prove it holds the key, on "
+		      "loopback too (docs/protocol.md)";
+	else if (o->accept_uploads && (!o->root || !o->upload_key))
+		bad = "--accept-uploads needs --root DIR and --upload-key FILE (the publishers' "
+		      "key, not the readers')";
+	else if (o->upload_key && !o->accept_uploads)
+		bad = "--upload-key is only used with --accept-uploads";
+	if (!bad)
+		return 0;
+	fprintf(stderr, "criu-imgd: %s\n", bad);
+	return -1;
+}
+
+enum {
+	O_ROOT = 256,
+	O_ADDR,
+	O_PORT,
+	O_KEY,
+	O_MAXC,
+	O_SUMS,
+	O_PIDFILE,
+	O_STATUS,
+	O_UPLOADS,
+	O_UPKEY
+};
 
 int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 {
@@ -57,6 +93,7 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	    {"address", required_argument, NULL, O_ADDR},
 	    {"port", required_argument, NULL, O_PORT},
 	    {"auth-key", required_argument, NULL, O_KEY},
+	    {"upload-key", required_argument, NULL, O_UPKEY},
 	    {"max-clients", required_argument, NULL, O_MAXC},
 	    {"make-sums", no_argument, NULL, O_SUMS},
 	    {"log-file", required_argument, NULL, 'o'},
@@ -98,6 +135,9 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 			break;
 		case O_KEY:
 			o->auth_key = optarg;
+			break;
+		case O_UPKEY:
+			o->upload_key = optarg;
 			break;
 		case O_MAXC:
 			if (num("--max-clients", optarg, 1, 65536, &v))
@@ -147,15 +187,8 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 		fprintf(stderr, "criu-imgd: unexpected argument '%s'\n", argv[optind]);
 		return -1;
 	}
-	if (!o->dir == !o->root) {
-		fprintf(stderr, "criu-imgd: give exactly one of -D DIR and --root DIR\n");
+	if (check_opts(o))
 		return -1;
-	}
-	if (o->accept_uploads && (!o->root || !o->auth_key)) {
-		fprintf(stderr, "criu-imgd: --accept-uploads needs --root DIR and --auth-key FILE "
-				"(uploads always need the key, even on loopback)\n");
-		return -1;
-	}
 	if (o->verbosity > 4)
 		o->verbosity = 4;
 	if (o->daemon && !o->log_file)

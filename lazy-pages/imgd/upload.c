@@ -1,7 +1,8 @@
 /*
- * Uploads (criu-imgd --root DIR --accept-uploads, key required): a dump published by the
- * plugin's `publish`. The files go into DIR/.upload-ID.SESSION (created 0700, names checked,
- * O_EXCL|O_NOFOLLOW, one file at a time, chunks in order), which is renamed to DIR/ID with
+ * Uploads (criu-imgd --root DIR --accept-uploads --upload-key FILE): a dump published by the
+ * plugin's `publish`, on a connection authenticated with the publishers' key. The files go
+ * into DIR/.upload-ID.SESSION (created 0700, names checked, O_EXCL|O_NOFOLLOW, one file at a
+ * time, chunks in order), which is renamed to DIR/ID with
  * RENAME_NOREPLACE once UPLOAD_END confirms the file count: an image appears complete or not
  * at all, and an id that exists is never replaced. Anything else removes the temp dir.
  */
@@ -30,10 +31,10 @@ void upload_begin(struct imgd *d, struct imgd_conn *c, const LwUpload *u)
 {
 	struct stat st;
 
-	if (!d->o->accept_uploads || d->cat.rootfd < 0 || !d->need_auth) {
+	if (!d->o->accept_uploads || d->cat.rootfd < 0 || c->role != LW_ROLE__LW_ROLE_PUBLISH) {
 		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1,
 			  "uploads are not accepted here (criu-imgd --root DIR --accept-uploads "
-			  "--auth-key FILE)");
+			  "--upload-key FILE)");
 		return;
 	}
 	if (!fstatat(d->cat.rootfd, u->image, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT) {

@@ -3,9 +3,11 @@
  * be refused (an ERROR of the right code and/or a closed connection), and a
  * well-behaved client that must still be served after all of them.
  *
- *   hostile --server IPV4:PORT [--image ID] [--key F]
+ *   hostile --server IPV4:PORT --key F [--upload-key F] [--image ID]
  *
- * Exit 0 when every case behaved.
+ * --key is the readers' key (criu-imgd --auth-key); with --upload-key (the server runs
+ * --accept-uploads with it) the role cases use the publishers' key too. Exit 0 when every
+ * case behaved.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,8 +28,8 @@
 #define T_MS 5000
 
 static struct wire_client cl;
-static struct wire_key key;
-static bool have_key;
+static struct wire_key key, upkey;
+static bool have_upkey;
 static int32_t good_pid;
 static uint64_t good_off;
 static uint8_t scratch[WIRE_SCRATCH];
@@ -119,17 +121,26 @@ static void hello(int fd, uint8_t challenge[WIRE_NONCE])
 	(void)code;
 }
 
-static void authenticate(int fd, const uint8_t challenge[WIRE_NONCE], bool good)
+/* AUTH for role with k; the proof damaged unless good; role sent as is (even unknown). */
+static void auth_as(int fd, const uint8_t challenge[WIRE_NONCE], const struct wire_key *k,
+		    LwRole role, bool good)
 {
-	uint8_t nonce[WIRE_NONCE] = {1}, mac[WIRE_MAC];
+	uint8_t nonce[WIRE_NONCE] = {1}, mac[WIRE_MAC] = {0};
 	LwAuth a = LW_AUTH__INIT;
 
-	wire_auth_client_mac(&key, challenge, nonce, mac);
+	wire_auth_client_mac(k, role, challenge, nonce, mac);
 	if (!good)
 		mac[0] ^= 1;
 	a.nonce = (ProtobufCBinaryData){sizeof(nonce), nonce};
 	a.mac = (ProtobufCBinaryData){sizeof(mac), mac};
+	a.has_role = true;
+	a.role = role;
 	send_msg(fd, WT_AUTH, &a.base);
+}
+
+static void authenticate(int fd, const uint8_t challenge[WIRE_NONCE], bool good)
+{
+	auth_as(fd, challenge, &key, LW_ROLE__LW_ROLE_READ, good);
 }
 
 static int open_image(const char *id)
@@ -138,12 +149,10 @@ static int open_image(const char *id)
 	int fd = dial(), code = 0;
 
 	hello(fd, ch);
-	if (have_key) {
-		authenticate(fd, ch, true);
-		if (next(fd, &code, NULL) != WT_AUTH_OK) {
-			fprintf(stderr, "hostile: authentication failed\n");
-			exit(2);
-		}
+	authenticate(fd, ch, true);
+	if (next(fd, &code, NULL) != WT_AUTH_OK) {
+		fprintf(stderr, "hostile: authentication failed\n");
+		exit(2);
 	}
 	LwOpen o = LW_OPEN__INIT;
 	o.image = (char *)id;
@@ -259,24 +268,23 @@ static void cases_handshake(const char *image)
 	LwOpen o = LW_OPEN__INIT;
 	o.image = (char *)image;
 	o.class_ = LW_CLASS__LW_CLASS_URGENT;
-	if (have_key) {
-		send_msg(fd, WT_OPEN, &o.base);
-		expect_refused("OPEN without the key", fd, LW_ERR__LW_E_PROTO);
-		fd = dial();
-		hello(fd, ch);
-		authenticate(fd, ch, false);
-		expect_refused("wrong key (bad MAC)", fd, LW_ERR__LW_E_AUTH);
-	} else {
-		LwRange r = LW_RANGE__INIT, *rp = &r;
-		LwGet g = LW_GET__INIT;
-		r.pid = good_pid;
-		r.nr_pages = 1;
-		g.prio = LW_CLASS__LW_CLASS_URGENT;
-		g.n_ranges = 1;
-		g.ranges = &rp;
-		send_msg(fd, WT_GET, &g.base);
-		expect_refused("GET before OPEN", fd, LW_ERR__LW_E_PROTO);
-	}
+	send_msg(fd, WT_OPEN, &o.base);
+	expect_refused("OPEN without the key", fd, LW_ERR__LW_E_PROTO);
+	fd = dial();
+	hello(fd, ch);
+	LwRange r = LW_RANGE__INIT, *rp = &r;
+	LwGet g = LW_GET__INIT;
+	r.pid = good_pid;
+	r.nr_pages = 1;
+	g.prio = LW_CLASS__LW_CLASS_URGENT;
+	g.n_ranges = 1;
+	g.ranges = &rp;
+	send_msg(fd, WT_GET, &g.base);
+	expect_refused("GET without the key", fd, LW_ERR__LW_E_PROTO);
+	fd = dial();
+	hello(fd, ch);
+	authenticate(fd, ch, false);
+	expect_refused("wrong key (bad MAC)", fd, LW_ERR__LW_E_AUTH);
 	static const char *const bad_ids[] = {"..",   ".",   "../img", "img/../..",
 					      "/etc", "a/b", "x\ny",   "nonexistent-image"};
 	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
@@ -289,6 +297,56 @@ static void cases_handshake(const char *image)
 		bool known_bad = i + 1 < sizeof(bad_ids) / sizeof(bad_ids[0]);
 		expect_refused(name, fd, known_bad ? LW_ERR__LW_E_PROTO : LW_ERR__LW_E_NOIMAGE);
 	}
+}
+
+/*
+ * AUTH for role with k, then one frame of type (OPEN or UPLOAD), which must be refused with
+ * want; type 0: the AUTH itself must be.
+ */
+static void role_case(const char *name, const struct wire_key *k, LwRole role, unsigned type,
+		      const char *image, int want)
+{
+	uint8_t ch[WIRE_NONCE];
+	int code = 0, fd = dial();
+
+	hello(fd, ch);
+	auth_as(fd, ch, k, role, true);
+	if (!type) {
+		expect_refused(name, fd, want);
+		return;
+	}
+	if (next(fd, &code, NULL) != WT_AUTH_OK) {
+		printf("FAIL %s: not authenticated (code %d)\n", name, code);
+		failures++;
+		close(fd);
+		return;
+	}
+	LwOpen o = LW_OPEN__INIT;
+	LwUpload u = LW_UPLOAD__INIT;
+	o.image = (char *)image;
+	o.class_ = LW_CLASS__LW_CLASS_META;
+	u.image = "hostile-upload";
+	if (type == WT_OPEN)
+		send_msg(fd, WT_OPEN, &o.base);
+	else
+		send_msg(fd, WT_UPLOAD, &u.base);
+	expect_refused(name, fd, want);
+}
+
+/* A key per role: each may do its own part only (docs/protocol.md "Authentication"). */
+static void cases_roles(const char *image)
+{
+	role_case("read key tries to publish (UPLOAD after AUTH as reader)", &key,
+		  LW_ROLE__LW_ROLE_READ, WT_UPLOAD, image, LW_ERR__LW_E_AUTH);
+	role_case("read key claims the publish role", &key, LW_ROLE__LW_ROLE_PUBLISH, 0, image,
+		  LW_ERR__LW_E_AUTH);
+	role_case("unknown role", &key, (LwRole)3, 0, image, LW_ERR__LW_E_PROTO);
+	if (!have_upkey)
+		return;
+	role_case("publish key tries to read (OPEN after AUTH as publisher)", &upkey,
+		  LW_ROLE__LW_ROLE_PUBLISH, WT_OPEN, image, LW_ERR__LW_E_AUTH);
+	role_case("publish key claims the read role", &upkey, LW_ROLE__LW_ROLE_READ, 0, image,
+		  LW_ERR__LW_E_AUTH);
 }
 
 static void cases_requests(const char *image)
@@ -369,8 +427,9 @@ int main(int argc, char **argv)
 	static const struct option lo[] = {{"server", required_argument, NULL, 's'},
 					   {"image", required_argument, NULL, 'i'},
 					   {"key", required_argument, NULL, 'k'},
+					   {"upload-key", required_argument, NULL, 'u'},
 					   {0}};
-	const char *server = NULL, *image = "default", *keyfile = NULL;
+	const char *server = NULL, *image = "default", *keyfile = NULL, *upfile = NULL;
 	char err[256];
 	int o;
 
@@ -385,28 +444,31 @@ int main(int argc, char **argv)
 		case 'k':
 			keyfile = optarg;
 			break;
+		case 'u':
+			upfile = optarg;
+			break;
 		default:
 			return 2;
 		}
 	}
-	if (!server || wire_client_parse(&cl, server)) {
-		fprintf(stderr, "usage: hostile --server IPV4:PORT [--image ID] [--key FILE]\n");
+	if (!server || !keyfile || wire_client_parse(&cl, server)) {
+		fprintf(stderr, "usage: hostile --server IPV4:PORT --key FILE [--upload-key FILE] "
+				"[--image ID]\n");
 		return 2;
 	}
-	if (keyfile) {
-		if (wire_key_load(keyfile, &key, err, sizeof(err))) {
-			fprintf(stderr, "hostile: %s\n", err);
-			return 2;
-		}
-		have_key = true;
+	if (wire_key_load(keyfile, &key, err, sizeof(err)) ||
+	    (upfile && wire_key_load(upfile, &upkey, err, sizeof(err)))) {
+		fprintf(stderr, "hostile: %s\n", err);
+		return 2;
 	}
+	have_upkey = upfile != NULL;
 	log_level = LOG_ERROR;
 	if (pick_good_page(server, image, keyfile))
 		return 2;
 	cases_framing();
 	cases_handshake(image);
-	if (!have_key)
-		cases_requests(image);
+	cases_roles(image);
+	cases_requests(image);
 	case_normal(server, image, keyfile);
 	printf("hostile: %d failures\n", failures);
 	return failures ? 1 : 0;

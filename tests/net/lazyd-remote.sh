@@ -8,7 +8,7 @@
 #   NET_IMGD       criu-imgd to run (default build/bin/criu-imgd)
 #   NET_SERVER     HOST:PORT of an imgd already serving (then IMGDIR is not served by us)
 #   NET_IMAGE      image id (default: the basename of IMGDIR, i.e. "img")
-#   NET_KEY        key file for both sides
+#   NET_KEY        key file for both sides (required: criu-imgd always needs one)
 #   NET_SRV_NS     run criu-imgd in this network namespace, listening on NET_SRV_ADDR
 #   NET_SRV_ADDR   imgd listen address (default 127.0.0.1), also what lazyd dials
 #   NET_RESTART    seconds into the background stream after which criu-imgd is killed
@@ -33,8 +33,8 @@ done
 [ -n "$imgdir" ] && [ -n "$workdir" ] || { echo "lazyd-remote.sh: need -D and -W" >&2; exit 2; }
 run=$(dirname "$imgdir")
 addr=${NET_SRV_ADDR:-127.0.0.1}
-keyarg=""
-[ -n "${NET_KEY:-}" ] && keyarg="--auth-key $NET_KEY"
+[ -n "${NET_KEY:-}" ] || { echo "lazyd-remote.sh: NET_KEY (a key file) is required" >&2; exit 2; }
+keyarg="--auth-key $NET_KEY"
 imgd_pid=""
 
 start_imgd() { # $1: port (0: any)

@@ -6,10 +6,10 @@
  *                                              server refused it with an ERROR, 1 if it served
  *   metafetch upload HOST:PORT ID DIR [KEY]    publish DIR as image ID (wire_upload)
  *   metafetch raw-upload HOST:PORT ID NAME KEY an upload with a file NAME, unchecked; exit 0
- *                                              if the server refused it
- *   metafetch fake-server NAME DIR             a server whose list has NAME: fetch from it
- *                                              into DIR; exit 0 if the fetch was refused and
- *                                              DIR stayed empty
+ *                                              if the server refused it (KEY: the upload key)
+ *   metafetch fake-server NAME DIR KEY         a server that holds KEY and whose list has
+ *                                              NAME: fetch from it into DIR; exit 0 if the
+ *                                              fetch was refused and DIR stayed empty
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -111,8 +111,8 @@ static int do_raw_get(int argc, char **argv)
 	return rc;
 }
 
-/* The fake server: handshake without a key, OPEN, then a list with a hostile name. */
-static void fake_serve(int lfd, const char *name)
+/* The fake server: a handshake with the key, OPEN, then a list with a hostile name. */
+static void fake_serve(int lfd, const char *name, const struct wire_key *key)
 {
 	uint8_t *scratch = malloc(WIRE_SCRATCH), ch[WIRE_NONCE] = {0};
 	struct wire_hdr h;
@@ -129,8 +129,18 @@ static void fake_serve(int lfd, const char *name)
 	wire_free(m);
 	LwHelloReply hr = LW_HELLO_REPLY__INIT;
 	hr.version = WIRE_VERSION;
+	hr.auth_required = true;
 	hr.challenge = (ProtobufCBinaryData){sizeof(ch), ch};
 	wire_send(fd, scratch, WT_HELLO_REPLY, &hr.base, NULL, 0, dl);
+	/* AUTH: it holds the key, so the client goes on to the list */
+	if (wire_recv(fd, scratch, &h, &m, NULL, 0, dl, &why) || h.type != WT_AUTH)
+		_exit(2);
+	uint8_t proof[WIRE_MAC];
+	wire_auth_server_mac(key, LW_ROLE__LW_ROLE_READ, ch, ((LwAuth *)m)->nonce.data, proof);
+	wire_free(m);
+	LwAuthOk ok = LW_AUTH_OK__INIT;
+	ok.mac = (ProtobufCBinaryData){sizeof(proof), proof};
+	wire_send(fd, scratch, WT_AUTH_OK, &ok.base, NULL, 0, dl);
 	/* OPEN */
 	if (wire_recv(fd, scratch, &h, &m, NULL, 0, dl, &why))
 		_exit(2);
@@ -181,16 +191,16 @@ static int do_fake(int argc, char **argv)
 	struct wire_meta_result r;
 	int lfd = socket(AF_INET, SOCK_STREAM, 0);
 
-	if (argc < 4 || lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 1) ||
+	if (argc < 5 || lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 1) ||
 	    getsockname(lfd, (struct sockaddr *)&a, &al))
+		return 2;
+	snprintf(server, sizeof(server), "127.0.0.1:%u", ntohs(a.sin_port));
+	if (client(server, "img", argv[4], &c, &key))
 		return 2;
 	pid_t p = fork();
 	if (p == 0)
-		fake_serve(lfd, argv[2]);
+		fake_serve(lfd, argv[2], &key);
 	close(lfd);
-	snprintf(server, sizeof(server), "127.0.0.1:%u", ntohs(a.sin_port));
-	if (client(server, "img", NULL, &c, &key))
-		return 2;
 	int dirfd = open(argv[3], O_RDONLY | O_DIRECTORY);
 	if (dirfd < 0)
 		return 2;
@@ -282,10 +292,12 @@ static int do_raw_upload(int argc, char **argv)
 	uint8_t ch[WIRE_NONCE], nonce[WIRE_NONCE] = {1}, mac[WIRE_MAC];
 	memcpy(ch, ((LwHelloReply *)m)->challenge.data, sizeof(ch));
 	wire_free(m);
-	wire_auth_client_mac(&key, ch, nonce, mac);
+	wire_auth_client_mac(&key, LW_ROLE__LW_ROLE_PUBLISH, ch, nonce, mac);
 	LwAuth au = LW_AUTH__INIT;
 	au.nonce = (ProtobufCBinaryData){sizeof(nonce), nonce};
 	au.mac = (ProtobufCBinaryData){sizeof(mac), mac};
+	au.has_role = true;
+	au.role = LW_ROLE__LW_ROLE_PUBLISH;
 	if (wire_send(fd, scratch, WT_AUTH, &au.base, NULL, 0, dl) ||
 	    wire_recv(fd, scratch, &h, &m, NULL, 0, dl, &why) || h.type != WT_AUTH_OK)
 		return 2;

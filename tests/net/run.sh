@@ -56,19 +56,23 @@ start_imgd() { # $1 name, rest: criu-imgd args; sets port, ipid
 
 stop_imgd() { kill "$ipid" 2>/dev/null; wait "$ipid" 2>/dev/null; }
 
+# criu-imgd always needs the readers' key (--auth-key), uploads the publishers' (--upload-key).
 key=$OUT/key
 head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$key"
 chmod 600 "$key"
 badkey=$OUT/badkey
 head -c 48 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$badkey"
 chmod 600 "$badkey"
+upkey=$OUT/upkey
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$upkey"
+chmod 600 "$upkey"
 
 # ---- server-side cases (no criu-lazyd needed) ----
 if mk_image large "$OUT/img-large"; then
 	IMG=$OUT/img-large/img
 	if want concurrent32; then
-		start_imgd c32 -D "$IMG"
-		"$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --clients 32 \
+		start_imgd c32 -D "$IMG" --auth-key "$key"
+		"$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --key "$key" --clients 32 \
 			>"$OUT/c32.out" 2>&1 &
 		lp=$!
 		rss=0 fds=0
@@ -88,8 +92,9 @@ if mk_image large "$OUT/img-large"; then
 		fi
 	fi
 	if want bench-host; then
-		start_imgd bench -D "$IMG"
-		if "$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --bench >"$OUT/bench.out" 2>&1; then
+		start_imgd bench -D "$IMG" --auth-key "$key"
+		if "$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --key "$key" --bench \
+			>"$OUT/bench.out" 2>&1; then
 			ok "bench-host (loopback): $(cat "$OUT/bench.out")"
 		else
 			bad bench-host "$(tail -3 "$OUT/bench.out")"
@@ -101,8 +106,9 @@ if mk_image large "$OUT/img-large"; then
 		cp -r "$OUT/img-large" "$OUT/img-sums"
 		S=$OUT/img-sums/img
 		"$IMGD" -D "$S" --make-sums -o "$OUT/sums.log" -v4
-		start_imgd sums -D "$S"
-		"$T/netload" --server "127.0.0.1:$port" --dir "$S" --clients 2 >"$OUT/sums-clean.out" 2>&1
+		start_imgd sums -D "$S" --auth-key "$key"
+		"$T/netload" --server "127.0.0.1:$port" --dir "$S" --key "$key" --clients 2 \
+			>"$OUT/sums-clean.out" 2>&1
 		r1=$?
 		stop_imgd
 		# Flip every bit of one byte inside a page the server serves (a lazy data page).
@@ -112,8 +118,9 @@ if mk_image large "$OUT/img-large"; then
 		byte=$(od -An -tu1 -j "$off" -N1 "$f" | tr -d ' ')
 		# shellcheck disable=SC2059
 		printf "\\$(printf %o $((255 - byte)))" | dd of="$f" bs=1 seek="$off" conv=notrunc 2>/dev/null
-		start_imgd sums2 -D "$S"
-		"$T/netload" --server "127.0.0.1:$port" --dir "$S" --clients 1 >"$OUT/sums-bad.out" 2>&1
+		start_imgd sums2 -D "$S" --auth-key "$key"
+		"$T/netload" --server "127.0.0.1:$port" --dir "$S" --key "$key" --clients 1 \
+			>"$OUT/sums-bad.out" 2>&1
 		r2=$?
 		stop_imgd
 		if [ $r1 = 0 ] && [ $r2 != 0 ] && grep -q "dump-time checksum" "$OUT/sums2-imgd.log"; then
@@ -129,12 +136,17 @@ fi
 if mk_image seq "$OUT/img-seq"; then
 	IMG=$OUT/img-seq/img
 	if want hostile; then
-		start_imgd hostile -D "$IMG"
-		"$T/hostile" --server "127.0.0.1:$port" --image img >"$OUT/hostile.out" 2>&1 &&
-			r=0 || r=1
+		# With uploads on: the role cases use both keys.
+		mkdir -p "$OUT/hostile-root"
+		rm -rf "$OUT/hostile-root/img"
+		cp -r "$IMG" "$OUT/hostile-root/img"
+		start_imgd hostile --root "$OUT/hostile-root" --accept-uploads --auth-key "$key" \
+			--upload-key "$upkey"
+		"$T/hostile" --server "127.0.0.1:$port" --image img --key "$key" --upload-key "$upkey" \
+			>"$OUT/hostile.out" 2>&1 && r=0 || r=1
 		kill -0 "$ipid" 2>/dev/null || r=1
 		stop_imgd
-		[ $r = 0 ] && ok "hostile (no key): $(grep -c PASS "$OUT/hostile.out") cases refused" ||
+		[ $r = 0 ] && ok "hostile (uploads on): $(grep -c PASS "$OUT/hostile.out") cases refused" ||
 			bad hostile "$(grep FAIL "$OUT/hostile.out" | head -3)"
 		start_imgd hostile-key -D "$IMG" --auth-key "$key"
 		"$T/hostile" --server "127.0.0.1:$port" --image img --key "$key" \
@@ -155,27 +167,29 @@ if mk_image seq "$OUT/img-seq"; then
 		mkdir -p "$OUT/root"
 		cp -r "$IMG" "$OUT/root/one"
 		ln -s "$OUT/img-seq/img" "$OUT/root/link"
-		start_imgd root --root "$OUT/root"
+		start_imgd root --root "$OUT/root" --auth-key "$key"
 		r=0
-		"$T/netload" --server "127.0.0.1:$port" --dir "$OUT/root/one" --image one \
+		"$T/netload" --server "127.0.0.1:$port" --dir "$OUT/root/one" --image one --key "$key" \
 			>"$OUT/root.out" 2>&1 || r=1
 		for id in link .. nonexistent; do
-			"$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --image "$id" \
+			"$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --image "$id" --key "$key" \
 				>>"$OUT/root.out" 2>&1 && r=1
 		done
 		stop_imgd
 		[ $r = 0 ] && ok "root: --root serves 'one', refuses a symlink, '..' and unknown ids" ||
 			bad root "$(tail -3 "$OUT/root.out")"
 	fi
-	if want nokey-public; then
-		# Beyond loopback a key is required: refuse to start without one.
-		if "$IMGD" -D "$IMG" --address 0.0.0.0 --port 0 -o "$OUT/public.log" 2>/dev/null; then
-			bad nokey-public "criu-imgd started on 0.0.0.0 without --auth-key"
-		elif grep -q "needs --auth-key" "$OUT/public.log"; then
-			ok "nokey-public: criu-imgd refuses to listen beyond loopback without a key"
-		else
-			bad nokey-public "$(tail -1 "$OUT/public.log")"
-		fi
+	if want nokey; then
+		# A key is always required, on loopback too: refuse to start without one.
+		r=0 why=""
+		for a in 0.0.0.0 127.0.0.1; do
+			"$IMGD" -D "$IMG" --address $a --port 0 >"$OUT/nokey-$a.out" 2>&1 &&
+				r=1 why="criu-imgd started on $a without --auth-key"
+			grep -q "needs --auth-key" "$OUT/nokey-$a.out" ||
+				{ r=1 why="${why:-$(tail -1 "$OUT/nokey-$a.out")}"; }
+		done
+		[ $r = 0 ] && ok "nokey: criu-imgd refuses to start without a key, on loopback too" ||
+			bad nokey "$why"
 	fi
 fi
 
@@ -185,7 +199,8 @@ sim() { # $1 name, $2 scenario, rest: env for lazyd-remote.sh; expects success
 	shift 2
 	d=$OUT/r-$name
 	mkdir -p "$d"
-	env "$@" timeout 300 "$SIM" --scenario "$sc" --daemon "$ROOT/tests/net/lazyd-remote.sh" \
+	env NET_KEY="$key" "$@" timeout 300 "$SIM" --scenario "$sc" \
+		--daemon "$ROOT/tests/net/lazyd-remote.sh" \
 		--dir "$d" >"$d.out" 2>&1
 	_r=$?
 	# restore-sim SIGKILLs a daemon that fails: the wrapper's own cleanup did not run then.
@@ -338,7 +353,7 @@ if want metafetch && [ -d "$OUT/img-seq/img" ]; then
 	# Hostile names from a server: refused by the client, nothing written.
 	for n in ../evil.img a/b.img .hidden pages-1.img.xxh64 x..y; do
 		rm -rf "$OUT/meta-fake" && mkdir -p "$OUT/meta-fake"
-		"$T/metafetch" fake-server "$n" "$OUT/meta-fake" >"$OUT/meta-fake.out" 2>&1 ||
+		"$T/metafetch" fake-server "$n" "$OUT/meta-fake" "$key" >"$OUT/meta-fake.out" 2>&1 ||
 			{ r=1 why="${why:-name '$n' from a server: $(tail -1 "$OUT/meta-fake.out")}"; }
 	done
 	[ $r = 0 ] && ok "metafetch: $(echo "$want_names" | wc -l) metadata files fetched by image id and equal; second fetch, no key, 10 hostile requests and 5 hostile names refused" ||
@@ -354,13 +369,13 @@ if want upload && [ -d "$OUT/img-seq/img" ]; then
 	echo log >"$OUT/up-src/dump.log"
 	ln -s /etc/passwd "$OUT/up-src/evil-link.img"
 	r=0 why=""
-	# Without a key, criu-imgd refuses the option.
-	"$IMGD" --root "$U" --accept-uploads --port 0 >"$OUT/up-nokey.out" 2>&1 &&
-		{ r=1 why="--accept-uploads started without a key"; }
-	grep -q "uploads always need the key" "$OUT/up-nokey.out" ||
-		{ r=1 why="${why:-no message for --accept-uploads without a key}"; }
-	start_imgd up "--root" "$U" --accept-uploads --auth-key "$key"
-	"$T/metafetch" upload "127.0.0.1:$port" job1 "$OUT/up-src" "$key" >"$OUT/up.out" 2>&1 ||
+	# Without the publishers' key, criu-imgd refuses the option.
+	"$IMGD" --root "$U" --accept-uploads --auth-key "$key" --port 0 >"$OUT/up-nokey.out" 2>&1 &&
+		{ r=1 why="--accept-uploads started without --upload-key"; }
+	grep -q "needs --root DIR and --upload-key" "$OUT/up-nokey.out" ||
+		{ r=1 why="${why:-no message for --accept-uploads without --upload-key}"; }
+	start_imgd up "--root" "$U" --accept-uploads --auth-key "$key" --upload-key "$upkey"
+	"$T/metafetch" upload "127.0.0.1:$port" job1 "$OUT/up-src" "$upkey" >"$OUT/up.out" 2>&1 ||
 		{ r=1 why="${why:-upload: $(tail -1 "$OUT/up.out")}"; }
 	for f in "$OUT/up-src"/*; do
 		b=$(basename "$f")
@@ -369,7 +384,7 @@ if want upload && [ -d "$OUT/img-seq/img" ]; then
 		cmp -s "$f" "$U/job1/$b" || { r=1 why="${why:-$b differs after the upload}"; }
 	done
 	# The same id again: refused, the image unchanged; no key, a wrong key: refused.
-	"$T/metafetch" upload "127.0.0.1:$port" job1 "$OUT/up-src" "$key" >"$OUT/up-again.out" 2>&1 &&
+	"$T/metafetch" upload "127.0.0.1:$port" job1 "$OUT/up-src" "$upkey" >"$OUT/up-again.out" 2>&1 &&
 		{ r=1 why="${why:-a second upload of job1 was taken}"; }
 	grep -q "exists: not replaced" "$OUT/up-again.out" ||
 		{ r=1 why="${why:-second upload: $(tail -1 "$OUT/up-again.out")}"; }
@@ -377,17 +392,19 @@ if want upload && [ -d "$OUT/img-seq/img" ]; then
 		{ r=1 why="${why:-uploaded without a key}"; }
 	"$T/metafetch" upload "127.0.0.1:$port" job2 "$OUT/up-src" "$badkey" >>"$OUT/up-nok.out" 2>&1 &&
 		{ r=1 why="${why:-uploaded with a wrong key}"; }
+	"$T/metafetch" upload "127.0.0.1:$port" job2 "$OUT/up-src" "$key" >>"$OUT/up-nok.out" 2>&1 &&
+		{ r=1 why="${why:-uploaded with the readers' key}"; }
 	# Hostile names and ids: refused, nothing left below the root.
 	for n in ../evil.img a/b.img .hidden x.log "x..y"; do
-		"$T/metafetch" raw-upload "127.0.0.1:$port" job3 "$n" "$key" >"$OUT/up-raw.out" 2>&1 ||
+		"$T/metafetch" raw-upload "127.0.0.1:$port" job3 "$n" "$upkey" >"$OUT/up-raw.out" 2>&1 ||
 			{ r=1 why="${why:-upload of '$n' not refused: $(tail -1 "$OUT/up-raw.out")}"; }
 	done
 	for id in .upload-job1.1 ../x "a/b"; do
-		"$T/metafetch" raw-upload "127.0.0.1:$port" "$id" core-1.img "$key" >"$OUT/up-raw.out" 2>&1 ||
+		"$T/metafetch" raw-upload "127.0.0.1:$port" "$id" core-1.img "$upkey" >"$OUT/up-raw.out" 2>&1 ||
 			{ r=1 why="${why:-upload as '$id' not refused: $(tail -1 "$OUT/up-raw.out")}"; }
 	done
 	# A valid file but no image (no inventory.img): refused at the end, nothing published.
-	"$T/metafetch" raw-upload "127.0.0.1:$port" job4 core-1.img "$key" >"$OUT/up-raw.out" 2>&1 ||
+	"$T/metafetch" raw-upload "127.0.0.1:$port" job4 core-1.img "$upkey" >"$OUT/up-raw.out" 2>&1 ||
 		{ r=1 why="${why:-an upload without inventory.img was published}"; }
 	sleep 0.2
 	left=$(cd "$U" && ls -A | tr '\n' ' ')
@@ -400,11 +417,11 @@ if want upload && [ -d "$OUT/img-seq/img" ]; then
 	stop_imgd
 	# Without --accept-uploads: refused.
 	start_imgd up2 --root "$U" --auth-key "$key"
-	"$T/metafetch" upload "127.0.0.1:$port" job5 "$OUT/up-src" "$key" >"$OUT/up-off.out" 2>&1 &&
+	"$T/metafetch" upload "127.0.0.1:$port" job5 "$OUT/up-src" "$upkey" >"$OUT/up-off.out" 2>&1 &&
 		{ r=1 why="${why:-an upload was taken without --accept-uploads}"; }
 	stop_imgd
 	[ -e "$U/job5" ] && { r=1 why="${why:-job5 exists}"; }
-	[ $r = 0 ] && ok "upload: an image published into --root and fetched back by id; same id, no key, bad key, no --accept-uploads, 8 hostile names and ids, an incomplete image refused, nothing left" ||
+	[ $r = 0 ] && ok "upload: an image published into --root and fetched back by id; same id, no key, bad key, the readers' key, no --accept-uploads, 8 hostile names and ids, an incomplete image refused, nothing left" ||
 		bad upload "$why"
 fi
 

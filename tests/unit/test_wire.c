@@ -1,16 +1,21 @@
-/* lazy-wire: framing, encode/decode round trips, receipt checks, HMAC, ids. */
+/* lazy-wire: framing, encode/decode round trips, receipt checks, HMAC, ids, key files, and
+ * the handshake rules (mutual authentication, a key per role). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "wire.h"
 #include "wire_auth.h"
+#include "wire_client.h"
 #include "wire_io.h"
 
 static uint8_t buf[WIRE_SCRATCH];
@@ -300,23 +305,96 @@ Test(wire, hmac_sha256_rfc4231)
 	cr_assert_arr_eq(out, want, WIRE_MAC);
 }
 
+#define READ LW_ROLE__LW_ROLE_READ
+#define PUBLISH LW_ROLE__LW_ROLE_PUBLISH
+
 Test(wire, auth_proofs_bind_both_nonces)
 {
 	struct wire_key k = {.len = 32};
 	uint8_t ch[WIRE_NONCE] = {1}, no[WIRE_NONCE] = {2}, a[WIRE_MAC], b[WIRE_MAC];
 
 	memset(k.k, 7, k.len);
-	if (wire_auth_client_mac(&k, ch, no, a))
+	if (wire_auth_client_mac(&k, READ, ch, no, a))
 		cr_skip_test("no HMAC");
-	wire_auth_server_mac(&k, ch, no, b);
+	wire_auth_server_mac(&k, READ, ch, no, b);
 	cr_assert(!wire_mac_equal(a, b), "client and server proofs differ");
 	no[5] ^= 1;
-	wire_auth_client_mac(&k, ch, no, b);
+	wire_auth_client_mac(&k, READ, ch, no, b);
 	cr_assert(!wire_mac_equal(a, b), "the nonce is bound");
 	no[5] ^= 1;
 	k.k[0] ^= 1;
-	wire_auth_client_mac(&k, ch, no, b);
+	wire_auth_client_mac(&k, READ, ch, no, b);
 	cr_assert(!wire_mac_equal(a, b), "the key is bound");
+}
+
+/* The role is in every proof: one for reading is never one for publishing, either way. */
+Test(wire, auth_proofs_bind_the_role)
+{
+	struct wire_key k = {.len = 32};
+	uint8_t ch[WIRE_NONCE] = {3}, no[WIRE_NONCE] = {4}, r[WIRE_MAC], p[WIRE_MAC];
+
+	memset(k.k, 9, k.len);
+	if (wire_auth_client_mac(&k, READ, ch, no, r))
+		cr_skip_test("no HMAC");
+	cr_assert_eq(wire_auth_client_mac(&k, PUBLISH, ch, no, p), 0);
+	cr_assert(!wire_mac_equal(r, p), "client proofs of the two roles differ");
+	wire_auth_server_mac(&k, READ, ch, no, r);
+	wire_auth_server_mac(&k, PUBLISH, ch, no, p);
+	cr_assert(!wire_mac_equal(r, p), "server proofs of the two roles differ");
+	cr_assert_eq(wire_auth_client_mac(&k, (LwRole)7, ch, no, p), -EINVAL, "no unknown role");
+	cr_assert_eq(wire_auth_server_mac(&k, (LwRole)0, ch, no, p), -EINVAL);
+}
+
+Test(wire, auth_role_checked_on_receipt)
+{
+	uint8_t n[WIRE_NONCE] = {0}, m[WIRE_MAC] = {0};
+	struct wire_hdr h = {WIRE_MAGIC, WT_AUTH, 0, 0};
+	const char *why = NULL;
+	LwAuth a = LW_AUTH__INIT;
+
+	a.nonce = (ProtobufCBinaryData){sizeof(n), n};
+	a.mac = (ProtobufCBinaryData){sizeof(m), m};
+	cr_assert_eq(a.role, READ, "a client that names no role reads");
+	cr_assert_eq(wire_check(WT_AUTH, &a.base, &h, &why), 0);
+	a.has_role = true;
+	a.role = PUBLISH;
+	cr_assert_eq(wire_check(WT_AUTH, &a.base, &h, &why), 0);
+	a.role = (LwRole)3;
+	cr_assert_eq(wire_check(WT_AUTH, &a.base, &h, &why), -EPROTO);
+	cr_assert_str_eq(why, "AUTH role unknown");
+}
+
+/* What an authenticated connection may send: a read key reads, a publish key publishes. */
+Test(wire, role_rules)
+{
+	static const unsigned reads[] = {WT_OPEN, WT_INDEX_GET, WT_GET, WT_META_LIST, WT_META_GET};
+	static const unsigned pubs[] = {WT_UPLOAD, WT_UPLOAD_FILE, WT_UPLOAD_END};
+
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+		cr_assert(wire_role_may(READ, reads[i]), "%s", wire_type_name(reads[i]));
+		cr_assert(!wire_role_may(PUBLISH, reads[i]), "publish key: %s",
+			  wire_type_name(reads[i]));
+	}
+	for (size_t i = 0; i < sizeof(pubs) / sizeof(pubs[0]); i++) {
+		cr_assert(wire_role_may(PUBLISH, pubs[i]), "%s", wire_type_name(pubs[i]));
+		cr_assert(!wire_role_may(READ, pubs[i]), "read key: %s", wire_type_name(pubs[i]));
+	}
+	cr_assert(wire_role_may(READ, WT_CLOSE) && wire_role_may(PUBLISH, WT_CLOSE));
+	cr_assert(!wire_role_may(READ, WT_HELLO) && !wire_role_may(PUBLISH, WT_AUTH));
+	cr_assert(!wire_role_may((LwRole)0, WT_OPEN) && !wire_role_may((LwRole)0, WT_UPLOAD));
+}
+
+/* The client's rule: a key of its own, and a server that asks for it. */
+Test(wire, client_hello_rules)
+{
+	const char *why = NULL;
+
+	cr_assert_eq(wire_client_hello_ok(true, true, &why), 0);
+	cr_assert_eq(wire_client_hello_ok(true, false, &why), -EACCES, "a keyless server");
+	cr_assert(strstr(why, "does not ask for a key"), "%s", why);
+	cr_assert_eq(wire_client_hello_ok(false, true, &why), -EACCES, "no key");
+	cr_assert(strstr(why, "no key"), "%s", why);
+	cr_assert_eq(wire_client_hello_ok(false, false, &why), -EACCES, "no key, keyless server");
 }
 
 /* ---- key files ---- */
@@ -419,6 +497,128 @@ Test(wire, key_same)
 	b.k[19] = 1;
 	b.len = 19;
 	cr_assert(!wire_key_same(&a, &b), "a prefix is another key");
+}
+
+/* ---- the client's handshake against fake servers ---- */
+
+enum fake_mode {
+	FAKE_NOAUTH,	 /* HELLO_REPLY auth_required = false, then serves anything */
+	FAKE_BADPROOF,	 /* asks for the key, answers AUTH with a wrong AUTH_OK */
+	FAKE_SKIP_PROOF, /* asks for the key, answers AUTH with OPEN_REPLY */
+	FAKE_GOOD,	 /* holds the key: checks AUTH, proves it, serves OPEN */
+	FAKE_OTHER_ROLE, /* holds the key but proves it for the other role */
+};
+
+static struct wire_key fake_key = {.len = 24};
+
+/* One connection in a child: exit status 1 if the client sent OPEN or UPLOAD, else 0. */
+static void fake_serve(int lfd, enum fake_mode mode)
+{
+	static uint8_t sc[WIRE_SCRATCH];
+	uint8_t ch[WIRE_NONCE] = {5}, proof[WIRE_MAC];
+	uint64_t dl = wire_now_ms() + 5000;
+	struct wire_hdr h;
+	ProtobufCMessage *m;
+	const char *why;
+	int fd = accept(lfd, NULL, NULL), opened = 0;
+
+	if (fd < 0 || wire_recv(fd, sc, &h, &m, NULL, 0, dl, &why))
+		_exit(2);
+	wire_free(m);
+	LwHelloReply hr = LW_HELLO_REPLY__INIT;
+	hr.version = WIRE_VERSION;
+	hr.auth_required = mode != FAKE_NOAUTH;
+	hr.challenge = (ProtobufCBinaryData){sizeof(ch), ch};
+	wire_send(fd, sc, WT_HELLO_REPLY, &hr.base, NULL, 0, dl);
+	while (!wire_recv(fd, sc, &h, &m, NULL, 0, dl, &why)) {
+		if (h.type == WT_OPEN || h.type == WT_UPLOAD)
+			opened = 1;
+		if (h.type == WT_AUTH) {
+			LwAuth *a = (LwAuth *)m;
+			LwRole r =
+			    mode == FAKE_OTHER_ROLE ? (a->role == READ ? PUBLISH : READ) : a->role;
+			wire_auth_server_mac(&fake_key, r, ch, a->nonce.data, proof);
+			if (mode == FAKE_BADPROOF)
+				proof[0] ^= 1;
+			LwAuthOk ok = LW_AUTH_OK__INIT;
+			ok.mac = (ProtobufCBinaryData){sizeof(proof), proof};
+			LwOpenReply orp = LW_OPEN_REPLY__INIT;
+			if (mode == FAKE_SKIP_PROOF)
+				wire_send(fd, sc, WT_OPEN_REPLY, &orp.base, NULL, 0, dl);
+			else
+				wire_send(fd, sc, WT_AUTH_OK, &ok.base, NULL, 0, dl);
+		} else if (h.type == WT_OPEN) {
+			LwOpenReply orp = LW_OPEN_REPLY__INIT;
+			orp.nr_tasks = 1;
+			wire_send(fd, sc, WT_OPEN_REPLY, &orp.base, NULL, 0, dl);
+		}
+		wire_free(m);
+	}
+	_exit(opened);
+}
+
+/* wire_client_open against a fake server: its fd or errno, err, whether OPEN went out. */
+static int against(enum fake_mode mode, const struct wire_key *key, char *err, size_t errlen,
+		   int *opened)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	struct wire_client c = {.image = "img", .key = key, .timeout_ms = 3000};
+	struct wire_open_info info;
+	int st, lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert(lfd >= 0 && !bind(lfd, (struct sockaddr *)&a, sizeof(a)) && !listen(lfd, 1) &&
+		  !getsockname(lfd, (struct sockaddr *)&a, &al));
+	snprintf(c.host, sizeof(c.host), "127.0.0.1");
+	snprintf(c.port, sizeof(c.port), "%u", ntohs(a.sin_port));
+	pid_t p = fork();
+	cr_assert_geq(p, 0);
+	if (p == 0)
+		fake_serve(lfd, mode);
+	close(lfd);
+	int fd = wire_client_open(&c, LW_CLASS__LW_CLASS_META, buf, &info, err, errlen);
+	if (fd >= 0)
+		close(fd);
+	if (key == NULL && fd < 0)
+		kill(p, SIGKILL); /* the client never connected: nobody to wait for */
+	cr_assert_eq(waitpid(p, &st, 0), p);
+	*opened = WIFEXITED(st) && WEXITSTATUS(st) == 1;
+	return fd;
+}
+
+Test(wire, client_refuses_servers_that_do_not_prove_the_key, .timeout = 30)
+{
+	char err[512];
+	int opened;
+	static const struct {
+		enum fake_mode mode;
+		int rc;
+		const char *why;
+	} bad[] = {
+	    {FAKE_NOAUTH, -EACCES, "does not ask for a key"},
+	    {FAKE_BADPROOF, -EACCES, "does not hold our key"},
+	    {FAKE_SKIP_PROOF, -EPROTO, "expected AUTH_OK"},
+	    {FAKE_OTHER_ROLE, -EACCES, "does not hold our key"},
+	};
+
+	memset(fake_key.k, 0x42, fake_key.len);
+	uint8_t t[WIRE_MAC];
+	if (wire_hmac(fake_key.k, fake_key.len, "x", 1, t))
+		cr_skip_test("no HMAC");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int fd = against(bad[i].mode, &fake_key, err, sizeof(err), &opened);
+		cr_assert_eq(fd, bad[i].rc, "mode %d: %d %s", bad[i].mode, fd, err);
+		cr_assert(strstr(err, bad[i].why), "mode %d: %s", bad[i].mode, err);
+		cr_assert(!opened, "mode %d: OPEN was sent to a server that proved nothing",
+			  bad[i].mode);
+	}
+	/* No key: refused before connecting, whatever the server. */
+	cr_assert_eq(against(FAKE_NOAUTH, NULL, err, sizeof(err), &opened), -EACCES);
+	cr_assert(strstr(err, "no key") && !opened, "%s", err);
+	/* The server that holds the key is talked to. */
+	int fd = against(FAKE_GOOD, &fake_key, err, sizeof(err), &opened);
+	cr_assert_geq(fd, 0, "%s", err);
+	cr_assert(opened);
 }
 
 /* Blocking I/O: a frame over a socketpair, and a peer that closes mid-frame. */
