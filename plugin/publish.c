@@ -1,7 +1,9 @@
 /*
  * `publish HOST:PORT`: after a successful dump, upload the images dir to criu-imgd
- * (--root DIR --accept-uploads, key required) as image `image ID` (default: the images
- * dir's name), so that a destination can restore it by id.
+ * (--root DIR --accept-uploads --upload-key FILE) as image `image ID` (default: the images
+ * dir's name), so that a destination can restore it by id. The key is `publish-key`, the
+ * publishers' key: `auth-key` (the readers' key) cannot publish, and criu-imgd must prove
+ * it holds the publishers' key before anything is sent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,16 +21,16 @@ int lr_publish_check(const struct lr_conf *c, const char *imgdir, char *id, size
 	char err[1024];
 	const char *base = strrchr(imgdir, '/');
 
-	if (!c->auth_key[0]) {
-		snprintf(
-		    why, n,
-		    "%s:%d: key 'publish': needs 'auth-key FILE' (criu-imgd takes uploads only "
-		    "with the key)",
-		    c->file, c->line[LRK_PUBLISH]);
+	if (!c->publish_key[0]) {
+		snprintf(why, n,
+			 "%s:%d: key 'publish': needs 'publish-key FILE' (the key of criu-imgd's "
+			 "--upload-key; auth-key is the readers' key and cannot publish)",
+			 c->file, c->line[LRK_PUBLISH]);
 		return -1;
 	}
-	if (wire_key_load(c->auth_key, &key, err, sizeof(err))) {
-		snprintf(why, n, "%s:%d: key 'auth-key': %s", c->file, c->line[LRK_AUTH_KEY], err);
+	if (wire_key_load(c->publish_key, &key, err, sizeof(err))) {
+		snprintf(why, n, "%s:%d: key 'publish-key': %s", c->file, c->line[LRK_PUBLISH_KEY],
+			 err);
 		return -1;
 	}
 	explicit_bzero(&key, sizeof(key));
@@ -56,8 +58,8 @@ int lr_publish(const struct lr_conf *c, const char *imgdir, const char *id, char
 		snprintf(why, n, "bad publish address %s", hp);
 		return -1;
 	}
-	if (wire_key_load(c->auth_key, &key, err, sizeof(err))) {
-		snprintf(why, n, "key 'auth-key': %s", err);
+	if (wire_key_load(c->publish_key, &key, err, sizeof(err))) {
+		snprintf(why, n, "key 'publish-key': %s", err);
 		return -1;
 	}
 	wc.key = &key;

@@ -13,10 +13,10 @@
 #define MAX_WORDS 8
 
 static const char *const key_names[LRK_NR] = {
-    [LRK_SOURCE] = "source",	   [LRK_IMAGE] = "image",     [LRK_AUTH_KEY] = "auth-key",
-    [LRK_DAEMON] = "daemon",	   [LRK_FILL] = "fill",	      [LRK_LOG] = "log",
-    [LRK_VERBOSITY] = "verbosity", [LRK_TIMEOUT] = "timeout", [LRK_PUBLISH] = "publish",
-    [LRK_LAZY] = "lazy",
+    [LRK_SOURCE] = "source",	       [LRK_IMAGE] = "image",	  [LRK_AUTH_KEY] = "auth-key",
+    [LRK_DAEMON] = "daemon",	       [LRK_FILL] = "fill",	  [LRK_LOG] = "log",
+    [LRK_VERBOSITY] = "verbosity",     [LRK_TIMEOUT] = "timeout", [LRK_PUBLISH] = "publish",
+    [LRK_PUBLISH_KEY] = "publish-key", [LRK_LAZY] = "lazy",
 };
 
 const char *lrconf_key_name(enum lr_key k)
@@ -288,6 +288,7 @@ static int set_key(struct lr_conf *c, struct pctx *p, enum lr_key k, char **v, i
 		    [LRK_VERBOSITY] = "a level from 0 to 4",
 		    [LRK_TIMEOUT] = "a number of seconds",
 		    [LRK_PUBLISH] = "HOST:PORT",
+		    [LRK_PUBLISH_KEY] = "a key file",
 		    [LRK_LAZY] = "auto, always or never",
 		};
 		return fail(p, key, "needs a value (%s)", need[k]);
@@ -361,6 +362,8 @@ static int set_key(struct lr_conf *c, struct pctx *p, enum lr_key k, char **v, i
 			return fail(p, key, "bad address '%s': %s", v[0], why);
 		c->publish_set = true;
 		return 0;
+	case LRK_PUBLISH_KEY:
+		return copy_path(p, key, c->publish_key, v[0], true);
 	case LRK_LAZY:
 		if (!strcmp(v[0], "auto"))
 			c->lazy = LR_LAZY_AUTO;
@@ -394,6 +397,10 @@ static int cross_check(struct lr_conf *c, struct pctx *p)
 		return fail(
 		    p, "auth-key",
 		    "is only used with `source image-server` or `publish` (neither is set)");
+	}
+	if (c->line[LRK_PUBLISH_KEY] && !c->publish_set) {
+		p->line = c->line[LRK_PUBLISH_KEY];
+		return fail(p, "publish-key", "is only used with `publish HOST:PORT`");
 	}
 	return 0;
 }
@@ -463,11 +470,11 @@ int lrconf_parse(struct lr_conf *c, const char *name, const char *text, size_t l
 					  "unknown key '%s' (write keys without the leading '--')",
 					  words[0]);
 			else
-				rc =
-				    fail(&p, NULL,
-					 "unknown key '%s' (keys: source, image, auth-key, daemon, "
-					 "fill, log, verbosity, timeout, publish, lazy)",
-					 words[0]);
+				rc = fail(
+				    &p, NULL,
+				    "unknown key '%s' (keys: source, image, auth-key, daemon, "
+				    "fill, log, verbosity, timeout, publish, publish-key, lazy)",
+				    words[0]);
 			break;
 		}
 		if (c->line[k]) {

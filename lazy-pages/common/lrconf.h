@@ -39,6 +39,7 @@ enum lr_key {
 	LRK_VERBOSITY,
 	LRK_TIMEOUT,
 	LRK_PUBLISH,
+	LRK_PUBLISH_KEY,
 	LRK_LAZY,
 	LRK_NR
 };
@@ -53,7 +54,7 @@ struct lr_conf {
 	enum lr_source source;
 	struct lr_hostport server;	  /* source image-server|page-server */
 	char image[LRCONF_IMAGE_MAX + 1]; /* "" = not given */
-	char auth_key[PATH_MAX];	  /* "" = not given */
+	char auth_key[PATH_MAX];	  /* the readers' key (criu-imgd --auth-key); "" = none */
 	char daemon[PATH_MAX];		  /* "" = the installed criu-lazyd */
 	enum lr_fill fill;
 	char log[PATH_MAX]; /* "" = criu-lazyd.log; relative paths are relative to the work dir */
@@ -61,6 +62,7 @@ struct lr_conf {
 	int timeout;	    /* seconds to wait for the daemon to listen */
 	bool publish_set;
 	struct lr_hostport publish;
+	char publish_key[PATH_MAX]; /* the publishers' key (criu-imgd --upload-key); "" = none */
 	enum lr_lazy lazy;
 	int line[LRK_NR]; /* where each key was set; 0 = default */
 };

@@ -61,6 +61,7 @@ Test(lrconf, every_key)
 	     "verbosity 4\n"
 	     "timeout 120\n"
 	     "publish 10.0.0.1:7071\n"
+	     "publish-key /etc/criu/lazy-publish.key\n"
 	     "lazy always\n");
 	cr_assert_eq(c.source, LR_SRC_IMAGE_SERVER);
 	cr_assert_str_eq(c.server.host, "imgd.example");
@@ -75,6 +76,7 @@ Test(lrconf, every_key)
 	cr_assert(c.publish_set);
 	cr_assert_str_eq(c.publish.host, "10.0.0.1");
 	cr_assert_eq(c.publish.port, 7071);
+	cr_assert_str_eq(c.publish_key, "/etc/criu/lazy-publish.key");
 	cr_assert_eq(c.lazy, LR_LAZY_ALWAYS);
 	for (int k = 0; k < LRK_NR; k++)
 		cr_assert_eq(c.line[k], k + 1, "line of %s", lrconf_key_name(k));
@@ -140,13 +142,13 @@ Test(lrconf, quoting_and_relative_log)
 Test(lrconf, unknown_keys)
 {
 	bad("sauce local\n", "t.conf:1: unknown key 'sauce' (keys: source, image, auth-key, "
-			     "daemon, fill, log, verbosity, timeout, publish, lazy)");
+			     "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy)");
 	bad("\n# x\n--source local\n",
 	    "t.conf:3: unknown key '--source' (write keys without the leading '--')");
 	bad("lazy-pages\n", "t.conf:1: unknown key 'lazy-pages' (keys: source, image, auth-key, "
-			    "daemon, fill, log, verbosity, timeout, publish, lazy)");
+			    "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy)");
 	bad("Source local\n", "t.conf:1: unknown key 'Source' (keys: source, image, auth-key, "
-			      "daemon, fill, log, verbosity, timeout, publish, lazy)");
+			      "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy)");
 }
 
 Test(lrconf, missing_values)
@@ -264,9 +266,13 @@ Test(lrconf, duplicates_and_cross_checks)
 			     "or `publish` (neither is set)");
 	good("auth-key /k\npublish h:1\n");
 	good("publish h:1\n");
+	good("publish h:1\npublish-key /p\n");
+	bad("publish-key /p\n",
+	    "t.conf:1: key 'publish-key': is only used with `publish HOST:PORT`");
 	/* The first error wins: an unknown key before a cross-check problem. */
-	bad("image abc\nnope 1\n", "t.conf:2: unknown key 'nope' (keys: source, image, auth-key, "
-				   "daemon, fill, log, verbosity, timeout, publish, lazy)");
+	bad("image abc\nnope 1\n",
+	    "t.conf:2: unknown key 'nope' (keys: source, image, auth-key, "
+	    "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy)");
 }
 
 Test(lrconf, bad_syntax)
