@@ -15,7 +15,7 @@ struct meta_fetch_cfg {
 
 /*
  * If dir has neither inventory.img nor pstree.img, fetch every metadata file of cfg->image
- * into it (wire_meta_fetch) and return 1 with *res filled; if it has
+ * into it (wire_meta_fetch: files of mode 0600) and return 1 with *res filled; if it has
  * them, return 0 and touch nothing; on failure return -1 with err (nothing is left
  * half-written). The key is required (the server must prove it holds it), and its file must
  * pass wire_key_load's checks. warn is for warnings (empty if none).

@@ -466,7 +466,7 @@ static int meta_get(int fd, uint8_t *scratch, unsigned timeout_ms, int dirfd,
 		    const struct meta_want *w, const char *tmp, uint64_t *sent, char *err,
 		    size_t errlen)
 {
-	int out = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	int out = wire_create_private(dirfd, tmp); /* images are secrets: 0600 */
 	uint64_t off = 0;
 
 	if (out < 0) {

@@ -2,8 +2,10 @@
 #include "wire_io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -116,4 +118,18 @@ int wire_recv(int fd, uint8_t *scratch, struct wire_hdr *h, ProtobufCMessage **m
 		return -EPROTO;
 	}
 	return 0;
+}
+
+int wire_create_private(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd >= 0 && fchmod(fd, 0600)) {
+		int e = errno;
+		close(fd);
+		unlinkat(dirfd, name, 0);
+		errno = e;
+		return -1;
+	}
+	return fd;
 }

@@ -28,4 +28,11 @@ int wire_recv(int fd, uint8_t *scratch, struct wire_hdr *h, ProtobufCMessage **m
 
 uint64_t wire_now_ms(void);
 
+/*
+ * Create NAME in dirfd for bytes that came from the network (images are secrets): a new file
+ * (O_EXCL, O_NOFOLLOW) of mode exactly 0600 whatever the umask, as CRIU writes its images.
+ * The fd (write only), or -1 with errno.
+ */
+int wire_create_private(int dirfd, const char *name);
+
 #endif

@@ -32,7 +32,11 @@ int sums_write(int dirfd, const struct img_task *t)
 		return -ENOMEM;
 	sums_name(t, name, sizeof(name));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
-	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0 && fchmod(fd, 0600)) { /* hashes of secret pages: private as the pages */
+		close(fd);
+		fd = -1;
+	}
 	if (fd < 0) {
 		free(buf);
 		return -errno;

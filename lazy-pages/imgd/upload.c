@@ -1,10 +1,10 @@
 /*
  * Uploads (criu-imgd --root DIR --accept-uploads --upload-key FILE): a dump published by the
  * plugin's `publish`, on a connection authenticated with the publishers' key. The files go
- * into DIR/.upload-ID.SESSION (created 0700, names checked, O_EXCL|O_NOFOLLOW, one file at a
- * time, chunks in order), which is renamed to DIR/ID with
- * RENAME_NOREPLACE once UPLOAD_END confirms the file count: an image appears complete or not
- * at all, and an id that exists is never replaced. Anything else removes the temp dir.
+ * into DIR/.upload-ID.SESSION (created 0700, files 0600, names checked, O_EXCL|O_NOFOLLOW, one
+ * file at a time, chunks in order), which is renamed to DIR/ID with RENAME_NOREPLACE once
+ * UPLOAD_END confirms the file count: an image appears complete or not at all, and an id that
+ * exists is never replaced. Anything else removes the temp dir.
  */
 #include "imgd.h"
 
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "wire_io.h"
 
 static void reply(struct imgd *d, struct imgd_conn *c)
 {
@@ -52,7 +53,7 @@ void upload_begin(struct imgd *d, struct imgd_conn *c, const LwUpload *u)
 	}
 	c->up_dirfd =
 	    openat(d->cat.rootfd, c->up_tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (c->up_dirfd < 0) {
+	if (c->up_dirfd < 0 || fchmod(c->up_dirfd, 0700)) { /* 0700 whatever the umask */
 		conn_fail(d, c, LW_ERR__LW_E_IO, -1, "upload '%s': cannot open %s: %s", u->image,
 			  c->up_tmp, strerror(errno));
 		return;
@@ -95,8 +96,7 @@ void upload_file(struct imgd *d, struct imgd_conn *c, const LwUploadFile *f)
 				  c->up_id, WIRE_MAX_META_FILES);
 			return;
 		}
-		c->up_fd = openat(c->up_dirfd, f->name,
-				  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		c->up_fd = wire_create_private(c->up_dirfd, f->name); /* 0600 */
 		if (c->up_fd < 0) {
 			conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "upload %s: cannot create %s: %s",
 				  c->up_id, f->name, strerror(errno));
