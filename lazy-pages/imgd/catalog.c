@@ -133,6 +133,25 @@ static void image_free(struct imgd_image *img)
 	free(img);
 }
 
+int catalog_check_dir(int dirfd, char *why, size_t whylen)
+{
+	struct imgd_image *img = calloc(1, sizeof(*img));
+
+	if (!img) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	img->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (img->dirfd < 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		free(img);
+		return -1;
+	}
+	int rc = load(img, why, whylen);
+	image_free(img);
+	return rc;
+}
+
 struct imgd_image *catalog_get(struct imgd_catalog *c, const char *id, int *code, char *why,
 			       size_t whylen)
 {

@@ -17,6 +17,8 @@
 #define IMGD_HANDSHAKE_S 10			     /* to get from connect to OPEN */
 #define IMGD_IDLE_S 600				     /* an open session with no request at all */
 #define IMGD_STALL_S 60				     /* a client that does not read what we send */
+#define IMGD_UPLOAD_MAX (16ull << 30)		     /* --upload-max default */
+#define IMGD_UPLOAD_TOTAL (64ull << 30)		     /* --upload-total default */
 
 struct imgd_opts {
 	const char *dir;  /* -D: one image */
@@ -27,6 +29,8 @@ struct imgd_opts {
 	const char *pidfile;
 	const char *auth_key;	/* --auth-key: the readers' key (always required) */
 	const char *upload_key; /* --upload-key: the publishers' key (with --accept-uploads) */
+	uint64_t upload_max;	/* --upload-max: bytes of one upload */
+	uint64_t upload_total;	/* --upload-total: bytes of all uploads in progress at once */
 	int verbosity;
 	int max_clients;
 	int status_fd;
@@ -65,6 +69,8 @@ struct imgd_catalog {
 };
 
 int catalog_init(struct imgd_catalog *c, const struct imgd_opts *o);
+/* Whether the image in dirfd loads as criu-imgd would serve it: 0, or -1 with a reason. */
+int catalog_check_dir(int dirfd, char *why, size_t whylen);
 /* Take a reference on image id; NULL with a reason (*code: LW_ERR__LW_E_*). */
 struct imgd_image *catalog_get(struct imgd_catalog *c, const char *id, int *code, char *why,
 			       size_t whylen);
@@ -110,6 +116,7 @@ struct imgd_conn {
 	char up_id[WIRE_MAX_ID + 1], up_tmp[WIRE_MAX_ID + 48];
 	char up_name[WIRE_MAX_META_NAME + 1];
 	uint64_t up_size, up_off, up_bytes;
+	uint64_t up_reserved; /* declared sizes of its files so far: counted in the quotas */
 	uint32_t up_files;
 	double t_start, t_last, t_sent; /* connected, last request, last byte sent */
 	uint8_t challenge[WIRE_NONCE];
@@ -140,6 +147,7 @@ struct imgd {
 	struct imgd_catalog cat;
 	struct wire_key read_key;   /* --auth-key */
 	struct wire_key upload_key; /* --upload-key (with --accept-uploads) */
+	uint64_t up_inflight;	    /* bytes reserved by the uploads in progress */
 	int listen_fd, epfd;
 	struct imgd_conn *conns;
 	unsigned nconns;
@@ -176,6 +184,11 @@ void upload_file(struct imgd *d, struct imgd_conn *c, const LwUploadFile *f);
 void upload_end(struct imgd *d, struct imgd_conn *c, const LwUploadEnd *e);
 /* An unfinished upload: its temp dir goes. */
 void upload_abort(struct imgd *d, struct imgd_conn *c);
+/*
+ * At start with --accept-uploads: take the root's upload lock (one criu-imgd takes uploads
+ * into a root) and remove the temp dirs that crashed uploads left. 0, or -1 (logged).
+ */
+int upload_init(struct imgd *d);
 
 double imgd_now(void);
 

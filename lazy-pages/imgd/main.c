@@ -266,6 +266,8 @@ static int start(struct imgd *d, struct imgd_opts *o, int *port)
 {
 	if (load_keys(d, o))
 		return -1;
+	if (o->accept_uploads && upload_init(d))
+		return -1;
 	d->listen_fd = do_listen(o, port);
 	if (d->listen_fd < 0)
 		return -1;

@@ -20,6 +20,9 @@ static void usage(FILE *f)
 		"      --accept-uploads   take new images (UPLOAD) into --root\n"
 		"      --upload-key FILE  the publishers' key (needed by --accept-uploads): it\n"
 		"                         uploads only; the readers' key may not (they differ)\n"
+		"      --upload-max SIZE  bytes of one upload (default 16G; K, M, G, T)\n"
+		"      --upload-total SIZE\n"
+		"                         bytes of all uploads in progress at once (default 64G)\n"
 		"      --address ADDR     listen address (default 127.0.0.1)\n"
 		"      --port PORT        listen port (default 27027; 0: any, see the log)\n"
 		"      --max-clients N    connections at once (default 256)\n"
@@ -45,6 +48,28 @@ static int num(const char *name, const char *s, long min, long max, long *out)
 		return -1;
 	}
 	*out = v;
+	return 0;
+}
+
+/* A byte count with an optional K, M, G or T (powers of 1024) suffix, 1 .. 2^50. */
+static int size_arg(const char *name, const char *s, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	char *end;
+
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	const char *u = *end ? strchr(units, *end) : NULL;
+	unsigned shift = u ? 10u * (unsigned)(u - units + 1) : 0;
+	if (errno || end == s || *s == '-' || (*end && (!u || end[1])) || !v ||
+	    v > (1ull << 50) >> shift) {
+		fprintf(stderr,
+			"criu-imgd: bad value '%s' for %s (bytes, optionally with K, M, G or T; "
+			"1 to 1P)\n",
+			s, name);
+		return -1;
+	}
+	*out = (uint64_t)v << shift;
 	return 0;
 }
 
@@ -81,7 +106,9 @@ enum {
 	O_PIDFILE,
 	O_STATUS,
 	O_UPLOADS,
-	O_UPKEY
+	O_UPKEY,
+	O_UPMAX,
+	O_UPTOTAL
 };
 
 int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
@@ -94,6 +121,8 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	    {"port", required_argument, NULL, O_PORT},
 	    {"auth-key", required_argument, NULL, O_KEY},
 	    {"upload-key", required_argument, NULL, O_UPKEY},
+	    {"upload-max", required_argument, NULL, O_UPMAX},
+	    {"upload-total", required_argument, NULL, O_UPTOTAL},
 	    {"max-clients", required_argument, NULL, O_MAXC},
 	    {"make-sums", no_argument, NULL, O_SUMS},
 	    {"log-file", required_argument, NULL, 'o'},
@@ -113,6 +142,8 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	o->verbosity = 2;
 	o->max_clients = 256;
 	o->status_fd = -1;
+	o->upload_max = IMGD_UPLOAD_MAX;
+	o->upload_total = IMGD_UPLOAD_TOTAL;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":D:o:v::dh", lo, NULL)) != -1) {
 		switch (c) {
@@ -138,6 +169,14 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 			break;
 		case O_UPKEY:
 			o->upload_key = optarg;
+			break;
+		case O_UPMAX:
+			if (size_arg("--upload-max", optarg, &o->upload_max))
+				return -1;
+			break;
+		case O_UPTOTAL:
+			if (size_arg("--upload-total", optarg, &o->upload_total))
+				return -1;
 			break;
 		case O_MAXC:
 			if (num("--max-clients", optarg, 1, 65536, &v))
