@@ -26,7 +26,7 @@ skipped() { say "SKIP $1: $2"; skip=$((skip + 1)); }
 want() { [ -z "${NET_ONLY:-}" ] || case " $NET_ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 # The test programs are built by make (tests/net/*.c -> BUILD/tests/net/).
-for p in netload hostile flipproxy metafetch; do
+for p in netload hostile flipproxy metafetch attacker; do
 	[ -x "$T/$p" ] || { say "net: $T/$p missing: run make first"; exit 2; }
 done
 [ -x "$IMGD" ] || { say "net: $IMGD missing: run make first"; exit 2; }
@@ -423,6 +423,17 @@ if want upload && [ -d "$OUT/img-seq/img" ]; then
 	[ -e "$U/job5" ] && { r=1 why="${why:-job5 exists}"; }
 	[ $r = 0 ] && ok "upload: an image published into --root and fetched back by id; same id, no key, bad key, the readers' key, no --accept-uploads, 8 hostile names and ids, an incomplete image refused, nothing left" ||
 		bad upload "$why"
+fi
+
+# ---- security: the attacks of the security issue, played by nobody (tests/net/security.sh) ----
+if want security; then
+	if ! $root; then
+		skipped security "not root (setpriv, chown)"
+	elif sh "$ROOT/tests/net/security.sh" "$B" >"$OUT/security.out" 2>&1; then
+		ok "security: $(tail -1 "$OUT/security.out")"
+	else
+		bad security "$(grep FAIL "$OUT/security.out" | head -3) $(tail -1 "$OUT/security.out")"
+	fi
 fi
 
 say "net: $pass passed, $fail failed, $skip skipped (logs in $OUT)"
