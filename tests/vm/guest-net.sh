@@ -30,9 +30,12 @@ PORT=27027
 record() { echo "$1 $2 ($3)${4:+ $4}" | tee -a "$R/summary"; }
 listening() { ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
 
-# imgd_up IMGDIR LOG: criu-imgd on loopback port PORT; sets IPID.
+# imgd_up IMGDIR LOG: criu-imgd on loopback port PORT, with the key KEY (criu-imgd always
+# needs one, on loopback too); sets IPID.
+KEY=$VM/net.key
 imgd_up() {
-	"$IMGD" -D "$1" --address 127.0.0.1 --port "$PORT" -o "$2" -v4 &
+	[ -s "$KEY" ] || { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$KEY"; chmod 600 "$KEY"; }
+	"$IMGD" -D "$1" --address 127.0.0.1 --port "$PORT" --auth-key "$KEY" -o "$2" -v4 &
 	IPID=$!
 	wait_until 30 listening "$PORT"
 }
@@ -53,7 +56,7 @@ probe_start() {
 # ---- imgd: dump, serve, restore through criu-lazyd --image-server ----
 run_imgd() { # CASE: dumped already; restore with mode $2; sets RUN etc. (restore_run)
 	imgd_up "$VM/$1/img" "$VM/$1/imgd.log" || { FAIL_WHY="criu-imgd did not listen"; return 1; }
-	OURS_LAZY="$LAZYD --image-server 127.0.0.1:$PORT --image img ${LAZYD_EXTRA:-}" \
+	OURS_LAZY="$LAZYD --image-server 127.0.0.1:$PORT --image img --auth-key $KEY ${LAZYD_EXTRA:-}" \
 		restore_run "$1" ours "$2"
 	_rc=$?
 	imgd_down

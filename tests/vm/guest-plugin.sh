@@ -545,14 +545,19 @@ s_publish() {
 	new_run ppub publish
 	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/key"
 	chmod 600 "$RUN/key"
+	# the publishers' key (--upload-key): it uploads, the readers' key (--auth-key) reads
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/upkey"
+	chmod 600 "$RUN/upkey"
 	mkdir -p "$RUN/root"
 	if ! "$_imgd" --root "$RUN/root" --accept-uploads --address 127.0.0.1 --port 27128 \
-		--auth-key "$RUN/key" -o "$RUN/imgd.log" -v4 -d --pidfile "$RUN/imgd.pid"; then
+		--auth-key "$RUN/key" --upload-key "$RUN/upkey" -o "$RUN/imgd.log" -v4 -d \
+		--pidfile "$RUN/imgd.pid"; then
 		FAIL_WHY="criu-imgd did not start"
 		return 1
 	fi
 	PCONF=$(conf publish "source image-server 127.0.0.1:27128" "image pub1" \
-		"auth-key $RUN/key" "publish 127.0.0.1:27128" "log $RUN/lazyd.log" "verbosity 3")
+		"auth-key $RUN/key" "publish 127.0.0.1:27128" "publish-key $RUN/upkey" \
+		"log $RUN/lazyd.log" "verbosity 3")
 	_pid=$(cat "$VM/ppub/pid")
 	if ! CRIU_LAZY_RESTORE_CONF=$PCONF timeout 300 criu dump -t "$_pid" -D "$VM/ppub/img" \
 		-o "$VM/ppub/dump.log" -v4 --lib "$LIB"; then
