@@ -9,6 +9,7 @@
 #   make bench      native benchmark (CRIU 4.2.1), then the VM one (bench-native, bench-vm)
 #   make demo       dump a workload and restore it lazily with criu-lazyd (natively, CRIU 4.2.1)
 #   make install    install binaries (PREFIX, DESTDIR)
+#   make fuzz       libFuzzer harnesses (clang), 60 s each (FUZZ_SECONDS); long runs: tests/fuzz/README.md
 #   SANITIZE=1      build and test with AddressSanitizer + UBSan (into build-san/)
 
 PREFIX ?= /usr/local
@@ -71,7 +72,7 @@ PLUGIN := $(if $(PLUGIN_SRC),$(B)/lib/criu/lazy_restore.so)
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps test check unit hosttest nativetest vmtest bench bench-native bench-vm bench-net bench-kmod demo install clean format kmod kmodtest
+.PHONY: all deps test check unit hosttest nativetest vmtest bench bench-native bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz
 all: $(BINS) $(PLUGIN) $(UNIT_BIN) $(HOST_BIN) $(NET_BIN) $(WORK_BIN) $(KMODT_BIN) kmod-if-headers
 
 deps:
@@ -160,6 +161,12 @@ vmtest: all
 		sh tests/kmod/run.sh test || rc=1; sh tests/kmod/run.sh e2e || rc=1; \
 	else echo "vmtest: build/kmod/lazyfill.ko was not built: its tests cannot run"; rc=1; fi; \
 	exit $$rc
+
+# The parsers of hostile input under libFuzzer (clang, ASan, UBSan): build/fuzz/.
+FUZZ_SECONDS ?= 60
+fuzz: $(GEN_H)
+	sh tests/fuzz/build.sh
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: bench-native bench-vm
 
