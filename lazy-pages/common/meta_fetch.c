@@ -44,6 +44,9 @@ int meta_fetch_if_empty(const struct meta_fetch_cfg *cfg, const char *dir,
 	}
 	wc.image = cfg->image;
 	wc.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
+	wc.tls = cfg->tls;
+	if (wire_tls_cfg_check(cfg->tls, false, err, errlen))
+		goto out;
 	/* Mutual authentication needs our key: no key, no fetch (wire_client_hello_ok). */
 	if (!cfg->key_file) {
 		snprintf(err, errlen,

@@ -11,6 +11,7 @@ struct meta_fetch_cfg {
 	const char *image;    /* image id; NULL: "default" */
 	const char *key_file; /* required: NULL fails the fetch */
 	unsigned timeout_ms;  /* per request; 0: 10 s */
+	const struct wire_tls_cfg *tls; /* NULL: TLS auto, PSK from the key (wire_tls.h) */
 };
 
 /*

@@ -42,7 +42,9 @@ struct page_source_ops {
 	 * Pipelined background reads on a path of their own, so that read()
 	 * (the fault path) never waits behind them. prefetch() queues a read of
 	 * len bytes at off (0, or -EBUSY when the window is full: collect first);
-	 * poll_fd() is readable when collect() may have chunks; collect() returns
+	 * poll_fd() is readable when collect() may have chunks (or is -1 when
+	 * collect() has more without waiting: bytes already decrypted by TLS, that
+	 * no poll on the socket would show); collect() returns
 	 * 1 with a chunk, 0 when none is ready, or a negative errno for a read
 	 * that failed for good (chunk->tag and ->t say which).
 	 */
@@ -70,6 +72,7 @@ struct page_source {
 int page_source_local(struct page_source *s);
 
 /* criu-imgd over lazy-wire (source_imgd.c). */
+struct wire_tls_cfg;
 struct imgd_source_cfg {
 	const char *server; /* HOST:PORT, [V6]:PORT */
 	const char *image;  /* id; NULL: "default" */
@@ -77,6 +80,7 @@ struct imgd_source_cfg {
 	unsigned retries;    /* reconnects and checksum re-reads before a read fails */
 	unsigned timeout_ms; /* per request */
 	unsigned window;     /* prefetch reads in flight */
+	const struct wire_tls_cfg *tls; /* NULL: TLS auto, PSK (wire_tls.h) */
 };
 int page_source_imgd(struct page_source *s, const struct imgd_source_cfg *cfg, char *err,
 		     size_t errlen);

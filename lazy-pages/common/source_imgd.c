@@ -43,6 +43,7 @@ struct bulk_rx {
 
 struct imgd_src {
 	struct wire_client cl;
+	struct wire_tls_cfg tls;
 	struct wire_key key;
 	struct wire_open_info info;
 	unsigned retries, timeout_ms, window;
@@ -86,7 +87,7 @@ static int connect_class(struct imgd_src *s, LwClass cls, uint8_t *scratch)
 	    (info.nr_tasks != s->info.nr_tasks || info.lazy_pages != s->info.lazy_pages)) {
 		pr_err("image server %s:%s now serves a different image '%s'", s->cl.host,
 		       s->cl.port, s->cl.image ? s->cl.image : "default");
-		close(fd);
+		wire_sock_close(fd);
 		return -ENOENT;
 	}
 	s->info = info;
@@ -186,8 +187,7 @@ static int get_once(struct imgd_src *s, int32_t pid, uint64_t off, uint32_t n, u
 
 static void drop_urgent(struct imgd_src *s)
 {
-	if (s->ufd >= 0)
-		close(s->ufd);
+	wire_sock_close(s->ufd);
 	s->ufd = -1;
 }
 
@@ -239,8 +239,7 @@ static int imgd_read(struct page_source *ps, const struct img_task *t, uint64_t 
 
 static void drop_bulk(struct imgd_src *s)
 {
-	if (s->bfd >= 0)
-		close(s->bfd);
+	wire_sock_close(s->bfd);
 	s->bfd = -1;
 	s->brx = (struct bulk_rx){0};
 }
@@ -301,7 +300,10 @@ static int imgd_prefetch(struct page_source *ps, const struct img_task *t, uint6
 
 static int imgd_poll_fd(struct page_source *ps)
 {
-	return ((struct imgd_src *)ps->priv)->bfd;
+	struct imgd_src *s = ps->priv;
+
+	/* Bytes TLS has decrypted already make no poll event: the daemon must not sleep. */
+	return wire_sock_pending(s->bfd) ? -1 : s->bfd;
 }
 
 static unsigned imgd_inflight(struct page_source *ps)
@@ -343,14 +345,14 @@ static int bulk_recv(struct imgd_src *s)
 			}
 			continue;
 		}
-		ssize_t n = recv(s->bfd, dst, want - at, MSG_DONTWAIT);
+		ssize_t n = wire_sock_recv(s->bfd, dst, want - at);
 		if (n > 0) {
 			x->have += (size_t)n;
 			continue;
 		}
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		if (n == -EAGAIN)
 			return 0;
-		return n == 0 ? -ECONNRESET : -errno;
+		return n == 0 ? -ECONNRESET : (int)n;
 	}
 }
 
@@ -554,6 +556,12 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 		return -1;
 	}
 	s->cl.image = cfg->image;
+	if (cfg->tls) {
+		if (wire_tls_cfg_check(cfg->tls, false, err, errlen))
+			return -1;
+		s->tls = *cfg->tls;
+		s->cl.tls = &s->tls;
+	}
 	s->cl.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
 	s->timeout_ms = s->cl.timeout_ms;
 	s->retries = cfg->retries;

@@ -113,6 +113,22 @@ static int dial(const struct wire_client *c, char *err, size_t errlen)
 	return fd;
 }
 
+/* TLS when the config says on, or auto and the server is not on loopback: 0 or -errno. */
+static int maybe_tls(int fd, const struct wire_client *c, LwRole role, uint64_t deadline,
+		     char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl)) {
+		snprintf(err, errlen, "getpeername: %s", strerror(errno));
+		return -errno;
+	}
+	if (!wire_tls_wanted(c->tls, (struct sockaddr *)&ss))
+		return 0;
+	return wire_tls_client(fd, c->tls, c->host, c->key, role, deadline, err, errlen);
+}
+
 /* Receive the expected frame type; an ERROR becomes its errno. */
 static int expect(int fd, uint8_t *scratch, unsigned type, ProtobufCMessage **m, uint64_t deadline,
 		  char *err, size_t errlen)
@@ -146,9 +162,17 @@ static int expect(int fd, uint8_t *scratch, unsigned type, ProtobufCMessage **m,
 static int authenticate(int fd, const struct wire_client *c, LwRole role, uint8_t *scratch,
 			const uint8_t *challenge, uint64_t deadline, char *err, size_t errlen)
 {
-	uint8_t nonce[WIRE_NONCE], mac[WIRE_MAC], want[WIRE_MAC];
+	uint8_t nonce[WIRE_NONCE], mac[WIRE_MAC], want[WIRE_MAC], bound[WIRE_NONCE];
+	gnutls_session_t tls = wire_tls_of(fd);
 	ProtobufCMessage *m;
 
+	/* Inside TLS the proofs cover the TLS session too (wire_tls_bind). */
+	if (tls && wire_tls_bind(tls, challenge, bound)) {
+		snprintf(err, errlen, "cannot bind the authentication to the TLS session");
+		return -EACCES;
+	}
+	if (tls)
+		challenge = bound;
 	if (wire_random(nonce, sizeof(nonce)) ||
 	    wire_auth_client_mac(c->key, role, challenge, nonce, mac)) {
 		snprintf(err, errlen, "cannot compute the authentication reply");
@@ -176,8 +200,9 @@ static int authenticate(int fd, const struct wire_client *c, LwRole role, uint8_
 }
 
 /*
- * Connect, HELLO, AUTH for role: the fd, or a negative errno with err. Mutual, always: we
- * need a key, the server must ask for it and then prove that it holds it (wire_auth.h).
+ * Connect, TLS (maybe_tls), HELLO, AUTH for role: the fd, or a negative errno with err.
+ * Mutual, always: we need a key, the server must ask for it and then prove that it holds it
+ * (wire_auth.h).
  */
 static int handshake(const struct wire_client *c, LwRole role, uint8_t *scratch, uint64_t deadline,
 		     char *err, size_t errlen)
@@ -194,6 +219,9 @@ static int handshake(const struct wire_client *c, LwRole role, uint8_t *scratch,
 	int fd = dial(c, err, errlen);
 	if (fd < 0)
 		return fd;
+	rc = maybe_tls(fd, c, role, deadline, err, errlen);
+	if (rc)
+		goto fail;
 	LwHello h = LW_HELLO__INIT;
 	h.version_min = h.version_max = WIRE_VERSION;
 	h.client = "criu-lazyd";
@@ -221,7 +249,7 @@ static int handshake(const struct wire_client *c, LwRole role, uint8_t *scratch,
 		goto fail;
 	return fd;
 fail:
-	close(fd);
+	wire_sock_close(fd);
 	return rc < 0 ? rc : -EPROTO;
 }
 
@@ -248,7 +276,7 @@ int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
 	wire_free(m);
 	return fd;
 fail:
-	close(fd);
+	wire_sock_close(fd);
 	return rc < 0 ? rc : -EPROTO;
 }
 
@@ -584,8 +612,7 @@ out:
 			unlinkat(dirfd, w[i].name, 0);
 	if (rc)
 		memset(res, 0, sizeof(*res));
-	if (fd >= 0)
-		close(fd);
+	wire_sock_close(fd);
 	free(w);
 	free(scratch);
 	return rc;
@@ -762,8 +789,7 @@ int wire_upload(const struct wire_client *c, int dirfd, struct wire_meta_result 
 	}
 	rc = 0;
 out:
-	if (fd >= 0)
-		close(fd);
+	wire_sock_close(fd);
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);

@@ -9,6 +9,7 @@
 #include "images.h"
 #include "wire_auth.h"
 #include "wire_io.h"
+#include "wire_tls.h"
 
 struct wire_client {
 	char host[256];
@@ -16,6 +17,7 @@ struct wire_client {
 	const char *image;
 	const struct wire_key *key; /* NULL: none */
 	unsigned timeout_ms;
+	const struct wire_tls_cfg *tls; /* NULL: mode auto, PSK (TLS beyond loopback) */
 };
 
 struct wire_open_info {
@@ -28,9 +30,10 @@ struct wire_open_info {
 int wire_client_parse(struct wire_client *c, const char *server);
 
 /*
- * Connect, HELLO, AUTH (when asked; a server asking without our having a key
- * fails), OPEN. Returns the connected fd, or a negative errno with err:
- * -EACCES/-ENOENT/-EPROTO are not worth a retry, others are.
+ * Connect, TLS (c->tls: on, or auto and the server is not on loopback), HELLO, AUTH (when
+ * asked; a server asking without our having a key fails), OPEN. Returns the connected fd
+ * (close it with wire_sock_close), or a negative errno with err: -EACCES/-ENOENT/-EPROTO are
+ * not worth a retry, others are.
  */
 int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
 		     struct wire_open_info *info, char *err, size_t errlen);

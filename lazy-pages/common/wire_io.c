@@ -1,5 +1,6 @@
 /* Blocking lazy-wire frame I/O (see wire_io.h). */
 #include "wire_io.h"
+#include "wire_tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,14 +36,14 @@ int wire_write_all(int fd, const void *buf, size_t len, uint64_t deadline_ms)
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n =
-		    send(fd, (const char *)buf + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+		/* After -EAGAIN the same bytes are offered again, as GnuTLS wants. */
+		ssize_t n = wire_sock_send(fd, (const char *)buf + done, len - done);
 		if (n > 0) {
 			done += (size_t)n;
 			continue;
 		}
-		if (n < 0 && errno != EAGAIN && errno != EINTR)
-			return -errno;
+		if (n < 0 && n != -EAGAIN)
+			return (int)n;
 		int rc = wait_fd(fd, POLLOUT, deadline_ms);
 		if (rc)
 			return rc;
@@ -55,15 +56,16 @@ int wire_read_all(int fd, void *buf, size_t len, uint64_t deadline_ms)
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = recv(fd, (char *)buf + done, len - done, MSG_DONTWAIT);
+		/* Bytes GnuTLS holds decrypted come first: poll only once it has none. */
+		ssize_t n = wire_sock_recv(fd, (char *)buf + done, len - done);
 		if (n > 0) {
 			done += (size_t)n;
 			continue;
 		}
 		if (n == 0)
 			return -ECONNRESET;
-		if (errno != EAGAIN && errno != EINTR)
-			return -errno;
+		if (n != -EAGAIN)
+			return (int)n;
 		int rc = wait_fd(fd, POLLIN, deadline_ms);
 		if (rc)
 			return rc;

@@ -1,4 +1,7 @@
-/* Blocking lazy-wire frame I/O with deadlines, for clients and tests. */
+/*
+ * Blocking lazy-wire frame I/O with deadlines, for clients and tests. An fd that went through
+ * wire_tls_client() sends and receives through its TLS session (wire_tls.h).
+ */
 #ifndef LAZY_WIRE_IO_H
 #define LAZY_WIRE_IO_H
 

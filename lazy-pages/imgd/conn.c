@@ -39,11 +39,20 @@ struct imgd_conn *conn_new(struct imgd *d, int fd, const char *peer)
 		return NULL;
 	}
 	c->fd = fd;
+	c->tls_role = -1;
+	if (d->tls_on && wire_tls_server_session(&d->tls, fd, &c->tls)) {
+		free(c->rx);
+		free(c->tx);
+		free(c->pay);
+		free(c->q);
+		free(c);
+		return NULL;
+	}
 	c->up_dirfd = c->up_fd = -1;
 	c->id = ++d->next_id;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	c->t_start = c->t_last = c->t_sent = imgd_now();
-	c->state = CS_HELLO;
+	c->state = c->tls ? CS_TLS : CS_HELLO;
 	c->next = d->conns;
 	d->conns = c;
 	d->nconns++;
@@ -71,6 +80,8 @@ void conn_close(struct imgd *d, struct imgd_conn *c, const char *why)
 			(unsigned long)c->id, c->peer, why, dt);
 	upload_abort(d, c);
 	epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	if (c->tls)
+		gnutls_deinit(c->tls);
 	close(c->fd);
 	catalog_put(&d->cat, c->img);
 	for (struct imgd_conn **p = &d->conns; *p; p = &(*p)->next)
@@ -157,9 +168,24 @@ static const struct wire_key *role_key(const struct imgd *d, LwRole role)
 
 static void on_auth(struct imgd *d, struct imgd_conn *c, const LwAuth *a)
 {
-	uint8_t want[WIRE_MAC], proof[WIRE_MAC];
+	uint8_t want[WIRE_MAC], proof[WIRE_MAC], bound[WIRE_NONCE];
 	const struct wire_key *key = role_key(d, a->role);
+	const uint8_t *challenge = c->challenge;
 
+	/* Inside TLS the proofs cover the TLS session (wire_tls_bind): no relaying them. */
+	if (c->tls && wire_tls_bind(c->tls, c->challenge, bound)) {
+		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1, "cannot bind to the TLS session");
+		return;
+	}
+	if (c->tls)
+		challenge = bound;
+	if (c->tls_role >= 0 && (int)a->role != c->tls_role) {
+		d->refused++;
+		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1,
+			  "AUTH as %s on a TLS session of the %s key", wire_role_name(a->role),
+			  wire_role_name((LwRole)c->tls_role));
+		return;
+	}
 	if (!key) {
 		d->refused++;
 		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1,
@@ -167,7 +193,7 @@ static void on_auth(struct imgd *d, struct imgd_conn *c, const LwAuth *a)
 			  "--upload-key FILE)");
 		return;
 	}
-	if (wire_auth_client_mac(key, a->role, c->challenge, a->nonce.data, want) ||
+	if (wire_auth_client_mac(key, a->role, challenge, a->nonce.data, want) ||
 	    !wire_mac_equal(want, a->mac.data)) {
 		d->refused++;
 		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1, "authentication failed (%s)",
@@ -176,7 +202,7 @@ static void on_auth(struct imgd *d, struct imgd_conn *c, const LwAuth *a)
 			      : "not the publishers' key, --upload-key");
 		return;
 	}
-	if (wire_auth_server_mac(key, a->role, c->challenge, a->nonce.data, proof)) {
+	if (wire_auth_server_mac(key, a->role, challenge, a->nonce.data, proof)) {
 		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1, "cannot compute the server proof");
 		return;
 	}
@@ -186,7 +212,11 @@ static void on_auth(struct imgd *d, struct imgd_conn *c, const LwAuth *a)
 	conn_queue_frame(c, WT_AUTH_OK, &ok.base);
 	c->role = a->role;
 	c->state = CS_OPEN;
-	pr_info("session %lu: authenticated to %s", (unsigned long)c->id, wire_role_name(c->role));
+	char how[96] = "no TLS";
+	if (c->tls)
+		wire_tls_describe(c->tls, how, sizeof(how));
+	pr_info("session %lu: authenticated to %s (%s)", (unsigned long)c->id,
+		wire_role_name(c->role), how);
 }
 
 static void on_open(struct imgd *d, struct imgd_conn *c, const LwOpen *o)
@@ -342,8 +372,73 @@ static int take_frame(struct imgd *d, struct imgd_conn *c)
 	return 1;
 }
 
+/* A client that speaks plain lazy-wire to a TLS server: told so in plain, and closed. */
+static bool plain_client(struct imgd *d, struct imgd_conn *c)
+{
+	uint8_t b;
+	ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n != 1 || b != (WIRE_MAGIC >> 8))
+		return false; /* a TLS ClientHello starts with 0x16; EOF shows in the handshake */
+	gnutls_deinit(c->tls);
+	c->tls = NULL;
+	d->refused++;
+	conn_fail(d, c, LW_ERR__LW_E_AUTH, -1,
+		  "this criu-imgd speaks TLS only (it listens beyond loopback, or --tls): the "
+		  "client must use TLS too (--tls, or `tls on`)");
+	return true;
+}
+
+/* Go on with the TLS handshake: true once it is done. */
+static bool tls_step(struct imgd *d, struct imgd_conn *c)
+{
+	if (!c->tls_started) {
+		if (plain_client(d, c))
+			return false;
+		c->tls_started = true;
+	}
+	int rc = gnutls_handshake(c->tls);
+	if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED ||
+	    (rc < 0 && !gnutls_error_is_fatal(rc)))
+		return false;
+	if (rc < 0) {
+		d->refused++;
+		pr_warn("session %lu: %s: TLS handshake failed: %s", (unsigned long)c->id, c->peer,
+			gnutls_strerror(rc));
+		snprintf(c->close_why, sizeof(c->close_why), "TLS handshake: %s",
+			 gnutls_strerror(rc));
+		c->state = CS_CLOSING;
+		c->dead = true;
+		return false;
+	}
+	c->tls_role = wire_tls_psk_role(c->tls);
+	c->state = CS_HELLO;
+	return true;
+}
+
+bool conn_tls_wants_write(const struct imgd_conn *c)
+{
+	return c->state == CS_TLS && c->tls_started && gnutls_record_get_direction(c->tls) == 1;
+}
+
+bool conn_rx_pending(const struct imgd_conn *c)
+{
+	return c->rx_len >= WIRE_HDR_SIZE ||
+	       (c->tls && c->state != CS_TLS && gnutls_record_check_pending(c->tls) > 0);
+}
+
+static ssize_t sock_recv(struct imgd_conn *c, void *buf, size_t len)
+{
+	if (c->tls)
+		return wire_tls_recv(c->tls, buf, len);
+	ssize_t n = recv(c->fd, buf, len, MSG_DONTWAIT);
+	return n >= 0 ? n : errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+}
+
 void conn_on_readable(struct imgd *d, struct imgd_conn *c)
 {
+	if (c->state == CS_TLS && !tls_step(d, c))
+		return;
 	for (int frames = 0; frames < MAX_FRAMES_PER_READ && c->state != CS_CLOSING;) {
 		/* A handshake reply is still going out: the next one waits for it. */
 		if ((c->tx_len || c->errf_len) && (c->state != CS_READY || c->meta || c->upload))
@@ -358,16 +453,17 @@ void conn_on_readable(struct imgd *d, struct imgd_conn *c)
 			continue;
 		}
 		size_t cap = WIRE_HDR_SIZE + WIRE_MAX_MSG;
-		ssize_t n = recv(c->fd, c->rx + c->rx_len, cap - c->rx_len, MSG_DONTWAIT);
+		ssize_t n = sock_recv(c, c->rx + c->rx_len, cap - c->rx_len);
 		if (n > 0) {
 			c->rx_len += (size_t)n;
 			continue;
 		}
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		if (n == -EAGAIN)
 			return;
 		c->state = CS_CLOSING;
-		snprintf(c->close_why, sizeof(c->close_why), "%s",
-			 n == 0 ? "client went away" : strerror(errno));
+		snprintf(c->close_why, sizeof(c->close_why), "%s%s",
+			 c->tls && n == -EBADMSG ? "TLS record failed its integrity check: " : "",
+			 n == 0 ? "client went away" : strerror((int)-n));
 		c->dead = true; /* nobody to send to */
 		return;
 	}
@@ -381,9 +477,33 @@ bool conn_has_urgent(const struct imgd_conn *c)
 	return false;
 }
 
+/*
+ * One TLS record's worth of tx: the head, then the payload. After -EAGAIN the next call
+ * offers the same bytes (tx_off has not moved), as gnutls_record_send wants.
+ */
+static ssize_t send_tls(struct imgd_conn *c)
+{
+	if (c->tx_off < c->tx_head)
+		return wire_tls_send(c->tls, c->tx + c->tx_off, c->tx_head - c->tx_off);
+	return wire_tls_send(c->tls, c->pay + (c->tx_off - c->tx_head), c->tx_len - c->tx_off);
+}
+
 /* Send what is buffered; -1 on a dead socket. */
 static int flush(struct imgd_conn *c)
 {
+	while (c->tx_off < c->tx_len && c->tls) {
+		ssize_t n = send_tls(c);
+		if (n > 0) {
+			c->tx_off += (size_t)n;
+			c->t_sent = imgd_now();
+			continue;
+		}
+		if (n == -EAGAIN)
+			return 0;
+		snprintf(c->close_why, sizeof(c->close_why), "send: %s",
+			 n < 0 ? strerror((int)-n) : "closed");
+		return -1;
+	}
 	while (c->tx_off < c->tx_len) {
 		struct iovec iov[2];
 		struct msghdr mh = {.msg_iov = iov};

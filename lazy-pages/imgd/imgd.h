@@ -11,6 +11,7 @@
 #include "images.h"
 #include "wire.h"
 #include "wire_auth.h"
+#include "wire_tls.h"
 
 #define IMGD_CHUNK_PAGES 32u			     /* pages per PAGES frame we send */
 #define IMGD_HEAD_CAP (WIRE_HDR_SIZE + WIRE_MAX_MSG) /* header and message of one frame */
@@ -31,6 +32,7 @@ struct imgd_opts {
 	const char *upload_key; /* --upload-key: the publishers' key (with --accept-uploads) */
 	uint64_t upload_max;	/* --upload-max: bytes of one upload */
 	uint64_t upload_total;	/* --upload-total: bytes of all uploads in progress at once */
+	struct wire_tls_cfg tls; /* --tls/--no-tls, --tls-cert, --tls-key, --tls-ca */
 	int verbosity;
 	int max_clients;
 	int status_fd;
@@ -86,7 +88,7 @@ int sums_read(int fd, uint64_t page, uint32_t n, uint64_t *out);
 
 /* ---- conn.c: one client connection ---- */
 
-enum conn_state { CS_HELLO, CS_AUTH, CS_OPEN, CS_READY, CS_CLOSING };
+enum conn_state { CS_TLS, CS_HELLO, CS_AUTH, CS_OPEN, CS_READY, CS_CLOSING };
 
 struct imgd_range {
 	int32_t pid;
@@ -104,6 +106,9 @@ struct imgd_req {
 
 struct imgd_conn {
 	int fd;
+	gnutls_session_t tls; /* NULL: plain (criu-imgd --no-tls, or on loopback) */
+	int tls_role;	      /* the role a PSK session authenticated, or -1 */
+	bool tls_started;     /* the handshake has begun (the first byte was not plain HELLO) */
 	uint64_t id; /* session number, for logs */
 	char peer[64];
 	enum conn_state state;
@@ -147,6 +152,8 @@ struct imgd {
 	struct imgd_catalog cat;
 	struct wire_key read_key;   /* --auth-key */
 	struct wire_key upload_key; /* --upload-key (with --accept-uploads) */
+	bool tls_on;		    /* every connection speaks TLS from its first byte */
+	struct wire_tls_server tls;
 	uint64_t up_inflight;	    /* bytes reserved by the uploads in progress */
 	int listen_fd, epfd;
 	struct imgd_conn *conns;
@@ -165,6 +172,10 @@ void conn_close(struct imgd *d, struct imgd_conn *c, const char *why);
 void conn_fail(struct imgd *d, struct imgd_conn *c, int code, int64_t req, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 bool conn_has_urgent(const struct imgd_conn *c);
+/* A frame, or bytes TLS decrypted already, wait to be taken (no poll event will say so). */
+bool conn_rx_pending(const struct imgd_conn *c);
+/* The TLS handshake waits for the socket to take more. */
+bool conn_tls_wants_write(const struct imgd_conn *c);
 int conn_queue_frame(struct imgd_conn *c, unsigned type, const ProtobufCMessage *m);
 
 /* ---- pages.c, index.c: producing the next frame into c->tx ---- */

@@ -96,6 +96,11 @@ static void on_accept(struct imgd *d)
 		if (fd < 0)
 			return;
 		peer_name(&ss, peer, sizeof(peer));
+		if (d->nconns >= (unsigned)d->o->max_clients && d->tls_on) {
+			pr_warn("refused %s: already %u clients", peer, d->nconns);
+			close(fd); /* no plain ERROR inside TLS: the client retries */
+			continue;
+		}
 		if (d->nconns >= (unsigned)d->o->max_clients) {
 			/* Best effort: a short ERROR, then the door. */
 			uint8_t buf[WIRE_HDR_SIZE + 128];
@@ -133,7 +138,7 @@ static bool service(struct imgd *d)
 		if (c->state == CS_READY && conn_has_urgent(c))
 			busy |= conn_pump(d, c, true);
 	for (struct imgd_conn *c = d->conns; c; c = c->next) {
-		if (c->rx_len >= WIRE_HDR_SIZE)
+		if (conn_rx_pending(c))
 			conn_on_readable(d, c);
 		busy |= conn_pump(d, c, false);
 		if (c->state != CS_READY && c->state != CS_CLOSING &&
@@ -159,7 +164,7 @@ static bool service(struct imgd *d)
 				continue;
 			}
 		}
-		uint32_t want = EPOLLIN | (c->tx_len ? EPOLLOUT : 0);
+		uint32_t want = EPOLLIN | (c->tx_len || conn_tls_wants_write(c) ? EPOLLOUT : 0);
 		struct epoll_event ev = {.events = want, .data.ptr = c};
 		epoll_ctl(d->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 	}
@@ -188,7 +193,8 @@ static int loop(struct imgd *d, int sfd)
 					       d->nconns);
 					return 0;
 				}
-			} else if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+			} else if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR) ||
+				   conn_tls_wants_write(p)) {
 				conn_on_readable(d, p);
 			}
 		}
@@ -262,6 +268,28 @@ static int load_keys(struct imgd *d, const struct imgd_opts *o)
 	return 0;
 }
 
+/* TLS on every connection when we listen beyond loopback (or --tls, or certificates). */
+static int setup_tls(struct imgd *d, const struct imgd_opts *o)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char err[512];
+
+	if (getsockname(d->listen_fd, (struct sockaddr *)&ss, &sl)) {
+		pr_err("getsockname: %s", strerror(errno));
+		return -1;
+	}
+	d->tls_on = wire_tls_wanted(&o->tls, (struct sockaddr *)&ss);
+	if (!d->tls_on)
+		return 0;
+	if (wire_tls_server_init(&d->tls, &o->tls, &d->read_key,
+				 o->accept_uploads ? &d->upload_key : NULL, err, sizeof(err))) {
+		pr_err("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 static int start(struct imgd *d, struct imgd_opts *o, int *port)
 {
 	if (load_keys(d, o))
@@ -269,7 +297,7 @@ static int start(struct imgd *d, struct imgd_opts *o, int *port)
 	if (o->accept_uploads && upload_init(d))
 		return -1;
 	d->listen_fd = do_listen(o, port);
-	if (d->listen_fd < 0)
+	if (d->listen_fd < 0 || setup_tls(d, o))
 		return -1;
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &listen_tag};
@@ -306,8 +334,12 @@ int main(int argc, char **argv)
 	}
 	if (start(&d, &o, &port))
 		return 1;
-	pr_msg("listening on %s port %d, key required (%s), serving %s %s", o.address, port,
+	pr_msg("listening on %s port %d, key required (%s), %s, serving %s %s", o.address, port,
 	       o.accept_uploads ? "readers --auth-key, publishers --upload-key" : "--auth-key",
+	       !d.tls_on     ? "no TLS (loopback; --tls to force)"
+	       : o.tls.cert ? (o.tls.ca ? "TLS 1.3, X.509, client certificates required"
+				      : "TLS 1.3, X.509")
+			    : "TLS 1.3, PSK from the keys",
 	       o.root ? "--root" : "-D", o.root ? o.root : o.dir);
 	if (o.daemon && daemon_detach("criu-imgd", o.pidfile, !o.log_file)) {
 		pr_err("cannot daemonize: %s", strerror(errno));
@@ -330,6 +362,8 @@ int main(int argc, char **argv)
 	catalog_free(&d.cat);
 	explicit_bzero(&d.read_key, sizeof(d.read_key));
 	explicit_bzero(&d.upload_key, sizeof(d.upload_key));
+	if (d.tls_on)
+		wire_tls_server_free(&d.tls);
 	close(sfd);
 	close(d.listen_fd);
 	close(d.epfd);

@@ -26,6 +26,12 @@ static void usage(FILE *f)
 		"      --address ADDR     listen address (default 127.0.0.1)\n"
 		"      --port PORT        listen port (default 27027; 0: any, see the log)\n"
 		"      --max-clients N    connections at once (default 256)\n"
+		"      --tls, --no-tls    TLS 1.3 on every connection, or none (default: TLS\n"
+		"                         when --address is not loopback); without\n"
+		"                         certificates: PSK from the keys, with (EC)DHE\n"
+		"      --tls-cert FILE    X.509 mode: our certificate chain (PEM), with\n"
+		"      --tls-key FILE     its private key\n"
+		"      --tls-ca FILE      X.509 mode: clients must show a certificate of this CA\n"
 		"      --make-sums        write the dump-time checksum index (pages-N.img.xxh64)\n"
 		"                         of the image(s) and exit\n"
 		"  -o, --log-file FILE    log file (default: stderr; with -d: criu-imgd.log)\n"
@@ -90,10 +96,16 @@ static int check_opts(const struct imgd_opts *o)
 		      "key, not the readers')";
 	else if (o->upload_key && !o->accept_uploads)
 		bad = "--upload-key is only used with --accept-uploads";
-	if (!bad)
-		return 0;
-	fprintf(stderr, "criu-imgd: %s\n", bad);
-	return -1;
+	if (bad) {
+		fprintf(stderr, "criu-imgd: %s\n", bad);
+		return -1;
+	}
+	char err[256];
+	if (wire_tls_cfg_check(&o->tls, true, err, sizeof(err))) {
+		fprintf(stderr, "criu-imgd: %s\n", err);
+		return -1;
+	}
+	return 0;
 }
 
 enum {
@@ -108,7 +120,12 @@ enum {
 	O_UPLOADS,
 	O_UPKEY,
 	O_UPMAX,
-	O_UPTOTAL
+	O_UPTOTAL,
+	O_TLS,
+	O_NOTLS,
+	O_TLSCERT,
+	O_TLSKEY,
+	O_TLSCA
 };
 
 int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
@@ -124,6 +141,11 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	    {"upload-max", required_argument, NULL, O_UPMAX},
 	    {"upload-total", required_argument, NULL, O_UPTOTAL},
 	    {"max-clients", required_argument, NULL, O_MAXC},
+	    {"tls", no_argument, NULL, O_TLS},
+	    {"no-tls", no_argument, NULL, O_NOTLS},
+	    {"tls-cert", required_argument, NULL, O_TLSCERT},
+	    {"tls-key", required_argument, NULL, O_TLSKEY},
+	    {"tls-ca", required_argument, NULL, O_TLSCA},
 	    {"make-sums", no_argument, NULL, O_SUMS},
 	    {"log-file", required_argument, NULL, 'o'},
 	    {"verbosity", optional_argument, NULL, 'v'},
@@ -185,6 +207,19 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 			break;
 		case O_SUMS:
 			o->make_sums = true;
+			break;
+		case O_TLS:
+		case O_NOTLS:
+			o->tls.mode = c == O_TLS ? WIRE_TLS_ON : WIRE_TLS_OFF;
+			break;
+		case O_TLSCERT:
+			o->tls.cert = optarg;
+			break;
+		case O_TLSKEY:
+			o->tls.key = optarg;
+			break;
+		case O_TLSCA:
+			o->tls.ca = optarg;
 			break;
 		case 'o':
 			o->log_file = optarg;

@@ -11,7 +11,8 @@
 
 int lazyd_fetch_meta(const struct lazyd_opts *o)
 {
-	struct meta_fetch_cfg cfg = {o->image_server, o->image_id, o->auth_key, o->source_timeout};
+	struct meta_fetch_cfg cfg = {o->image_server, o->image_id, o->auth_key, o->source_timeout,
+				     &o->tls};
 	struct wire_meta_result res;
 	char err[1024], warn[512];
 	int rc = meta_fetch_if_empty(&cfg, o->images_dir, &res, err, sizeof(err), warn,

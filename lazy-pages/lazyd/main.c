@@ -305,9 +305,10 @@ static int open_source(struct lazyd *d, struct lazyd_opts *o)
 	if (o->image_server) {
 		if (lazyd_fetch_meta(o))
 			return -1;
-		struct imgd_source_cfg cfg = {o->image_server,	 o->image_id,
-					      o->auth_key,	 o->source_retries,
-					      o->source_timeout, o->prefetch_window};
+		struct imgd_source_cfg cfg = {o->image_server,	  o->image_id,
+					      o->auth_key,	  o->source_retries,
+					      o->source_timeout,  o->prefetch_window,
+					      &o->tls};
 		if (page_source_imgd(&d->src, &cfg, err, sizeof(err)) ||
 		    d->src.ops->load_index(&d->src, &d->img, err, sizeof(err))) {
 			pr_err("image server %s: %s", o->image_server, err);

@@ -33,6 +33,11 @@ static void usage(FILE *f)
 	       "      --image-server HOST:PORT  fetch the index and pages from criu-imgd\n"
 	       "      --image ID         image id on the image server (default: 'default')\n"
 	       "      --auth-key FILE    shared key for the image server\n"
+	       "      --tls, --no-tls    TLS 1.3 to the image server, or none (default: TLS\n"
+	       "                         unless it is on loopback); PSK from --auth-key\n"
+	       "      --tls-ca FILE      X.509 mode: the server's certificate must chain to\n"
+	       "                         this CA and name the server (or --tls-name NAME)\n"
+	       "      --tls-cert FILE, --tls-key FILE  X.509 mode: our client certificate\n"
 	       "      --fetch-only       fetch the image's metadata into an empty -D dir, "
 	       "then exit\n"
 	       "      --page-server      fetch pages from CRIU's page server (criu dump "
@@ -96,6 +101,12 @@ enum {
 	OPT_TIMEOUT,
 	OPT_PFWIN,
 	OPT_FETCH,
+	OPT_TLS,
+	OPT_NOTLS,
+	OPT_TLSCA,
+	OPT_TLSCERT,
+	OPT_TLSKEY,
+	OPT_TLSNAME,
 };
 
 /* Remote source options go together: --image/--auth-key with --image-server, etc. */
@@ -107,15 +118,19 @@ static int check_sources(const struct lazyd_opts *o)
 		bad = "--image-server and --page-server exclude each other";
 	else if ((o->image_id || o->auth_key) && !o->image_server)
 		bad = "--image and --auth-key need --image-server";
+	else if ((o->tls.mode != WIRE_TLS_AUTO || o->tls.ca || o->tls.cert || o->tls.name) &&
+		 !o->image_server)
+		bad = "the --tls options need --image-server";
 	else if (o->fetch_only && !o->image_server)
 		bad = "--fetch-only needs --image-server";
 	else if ((o->ps_address || o->ps_port) && !o->page_server)
 		bad = "--address and --port need --page-server";
 	else if (o->page_server && !o->ps_port)
 		bad = "--page-server needs --port";
-	if (!bad)
+	char err[256];
+	if (!bad && !wire_tls_cfg_check(&o->tls, false, err, sizeof(err)))
 		return 0;
-	fprintf(stderr, "criu-lazyd: %s\n", bad);
+	fprintf(stderr, "criu-lazyd: %s\n", bad ? bad : err);
 	return -1;
 }
 
@@ -143,6 +158,12 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	    {"source-timeout", required_argument, NULL, OPT_TIMEOUT},
 	    {"prefetch-window", required_argument, NULL, OPT_PFWIN},
 	    {"fetch-only", no_argument, NULL, OPT_FETCH},
+	    {"tls", no_argument, NULL, OPT_TLS},
+	    {"no-tls", no_argument, NULL, OPT_NOTLS},
+	    {"tls-ca", required_argument, NULL, OPT_TLSCA},
+	    {"tls-cert", required_argument, NULL, OPT_TLSCERT},
+	    {"tls-key", required_argument, NULL, OPT_TLSKEY},
+	    {"tls-name", required_argument, NULL, OPT_TLSNAME},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -251,6 +272,22 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 			break;
 		case OPT_FETCH:
 			o->fetch_only = true;
+			break;
+		case OPT_TLS:
+		case OPT_NOTLS:
+			o->tls.mode = c == OPT_TLS ? WIRE_TLS_ON : WIRE_TLS_OFF;
+			break;
+		case OPT_TLSCA:
+			o->tls.ca = optarg;
+			break;
+		case OPT_TLSCERT:
+			o->tls.cert = optarg;
+			break;
+		case OPT_TLSKEY:
+			o->tls.key = optarg;
+			break;
+		case OPT_TLSNAME:
+			o->tls.name = optarg;
 			break;
 		case OPT_PFWIN:
 			if (parse_uint("--prefetch-window", optarg, 1, 64, &v))

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "wire_tls.h"
+
 enum fill_mode { FILL_AUTO, FILL_UFFD, FILL_KMOD };
 
 struct lazyd_opts {
@@ -23,6 +25,7 @@ struct lazyd_opts {
 	const char *image_server; /* --image-server HOST:PORT (criu-imgd) */
 	const char *image_id;	  /* --image ID */
 	const char *auth_key;	  /* --auth-key FILE */
+	struct wire_tls_cfg tls;  /* --tls/--no-tls, --tls-ca, --tls-cert, --tls-key, --tls-name */
 	bool page_server;	  /* --page-server: CRIU's page server at address:port */
 	const char *ps_address;
 	int ps_port;

@@ -22,6 +22,7 @@
 #include "images.h"
 #include "log.h"
 #include "source.h"
+#include "wire_tls.h"
 
 #define PAGE IMG_PAGE_SIZE
 #define PIECE 64 /* pages per read */
@@ -31,6 +32,8 @@ struct cfg {
 	const char *server, *image, *key, *dir;
 	int clients;
 	bool bench;
+	const struct wire_tls_cfg *tls;
+	struct wire_tls_cfg tls_opt; /* --tls, --no-tls, --tls-ca, --tls-name */
 };
 
 static double now(void)
@@ -42,7 +45,7 @@ static double now(void)
 
 static int open_source(const struct cfg *c, struct page_source *s, struct img_set *remote)
 {
-	struct imgd_source_cfg sc = {c->server, c->image, c->key, 5, 10000, 8};
+	struct imgd_source_cfg sc = {c->server, c->image, c->key, 5, 10000, 8, c->tls};
 	char err[256] = "";
 
 	if (page_source_imgd(s, &sc, err, sizeof(err)) ||
@@ -255,6 +258,10 @@ int main(int argc, char **argv)
 					   {"dir", required_argument, NULL, 'D'},
 					   {"clients", required_argument, NULL, 'n'},
 					   {"bench", no_argument, NULL, 'b'},
+					   {"tls", no_argument, NULL, 'T'},
+					   {"no-tls", no_argument, NULL, 'N'},
+					   {"tls-ca", required_argument, NULL, 'C'},
+					   {"tls-name", required_argument, NULL, 'H'},
 					   {0}};
 	struct cfg c = {.clients = 1};
 	struct img_set local;
@@ -281,15 +288,26 @@ int main(int argc, char **argv)
 		case 'b':
 			c.bench = true;
 			break;
+		case 'T':
+		case 'N':
+			c.tls_opt.mode = o == 'T' ? WIRE_TLS_ON : WIRE_TLS_OFF;
+			break;
+		case 'C':
+			c.tls_opt.ca = optarg;
+			break;
+		case 'H':
+			c.tls_opt.name = optarg;
+			break;
 		default:
 			return 2;
 		}
 	}
 	if (!c.server || !c.dir || c.clients < 1 || c.clients > MAX_CLIENTS) {
 		fprintf(stderr, "usage: netload --server H:P --dir IMGDIR [--image ID] [--key F] "
-				"[--clients N | --bench]\n");
+				"[--clients N | --bench] [--tls|--no-tls] [--tls-ca F [--tls-name N]]\n");
 		return 2;
 	}
+	c.tls = &c.tls_opt;
 	log_level = LOG_ERROR;
 	int dfd = open(c.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || img_set_load(dfd, &local, &err)) {
