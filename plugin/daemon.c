@@ -159,6 +159,24 @@ int lr_daemon_supports(const struct lr_conf *c, const char *daemon, char *why, s
 	return 0;
 }
 
+/* The TLS settings for criu-lazyd --image-server (at most 7 words). */
+static int tls_args(const struct lr_conf *c, char **argv, int i)
+{
+	if (c->tls != LR_TLS_AUTO)
+		argv[i++] = c->tls == LR_TLS_ON ? "--tls" : "--no-tls";
+	if (c->tls_ca[0]) {
+		argv[i++] = "--tls-ca";
+		argv[i++] = (char *)c->tls_ca;
+	}
+	if (c->tls_cert[0]) {
+		argv[i++] = "--tls-cert";
+		argv[i++] = (char *)c->tls_cert;
+		argv[i++] = "--tls-key";
+		argv[i++] = (char *)c->tls_key;
+	}
+	return i;
+}
+
 char **lr_daemon_argv(const struct lr_conf *c, const char *daemon, const char *imgdir,
 		      const char *log, int status_fd)
 {
@@ -205,6 +223,7 @@ char **lr_daemon_argv(const struct lr_conf *c, const char *daemon, const char *i
 			argv[i++] = "--auth-key";
 			argv[i++] = (char *)c->auth_key;
 		}
+		i = tls_args(c, argv, i);
 		break;
 	}
 	argv[i] = NULL;

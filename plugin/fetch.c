@@ -11,14 +11,17 @@
 
 int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, char *why, size_t n)
 {
+	struct wire_tls_cfg tls;
 	struct meta_fetch_cfg cfg = {NULL, c->image[0] ? c->image : NULL,
-				     c->auth_key[0] ? c->auth_key : NULL, (unsigned)c->timeout * 1000u};
+				     c->auth_key[0] ? c->auth_key : NULL, (unsigned)c->timeout * 1000u,
+				     &tls};
 	struct wire_meta_result res;
 	char err[1024], warn[512], hp[300];
 	int rc;
 
 	if (c->source != LR_SRC_IMAGE_SERVER)
 		return 0;
+	lrconf_tls(c, &tls);
 	snprintf(hp, sizeof(hp), strchr(c->server.host, ':') ? "[%s]:%u" : "%s:%u", c->server.host,
 		 c->server.port);
 	cfg.server = hp;

@@ -62,6 +62,9 @@ int lr_publish(const struct lr_conf *c, const char *imgdir, const char *id, char
 		snprintf(why, n, "key 'publish-key': %s", err);
 		return -1;
 	}
+	struct wire_tls_cfg tls;
+	lrconf_tls(c, &tls);
+	wc.tls = &tls;
 	wc.key = &key;
 	wc.image = id;
 	wc.timeout_ms = (unsigned)c->timeout * 1000u;

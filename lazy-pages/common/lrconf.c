@@ -10,18 +10,33 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "wire_tls.h"
+
 #define MAX_WORDS 8
 
 static const char *const key_names[LRK_NR] = {
     [LRK_SOURCE] = "source",	       [LRK_IMAGE] = "image",	  [LRK_AUTH_KEY] = "auth-key",
     [LRK_DAEMON] = "daemon",	       [LRK_FILL] = "fill",	  [LRK_LOG] = "log",
     [LRK_VERBOSITY] = "verbosity",     [LRK_TIMEOUT] = "timeout", [LRK_PUBLISH] = "publish",
-    [LRK_PUBLISH_KEY] = "publish-key", [LRK_LAZY] = "lazy",
+    [LRK_PUBLISH_KEY] = "publish-key", [LRK_LAZY] = "lazy",	  [LRK_TLS] = "tls",
+    [LRK_TLS_CA] = "tls-ca",	       [LRK_TLS_CERT] = "tls-cert", [LRK_TLS_KEY] = "tls-key",
 };
 
 const char *lrconf_key_name(enum lr_key k)
 {
 	return (unsigned)k < LRK_NR ? key_names[k] : "?";
+}
+
+void lrconf_tls(const struct lr_conf *c, struct wire_tls_cfg *t)
+{
+	*t = (struct wire_tls_cfg){
+	    .mode = c->tls == LR_TLS_ON	   ? WIRE_TLS_ON
+		    : c->tls == LR_TLS_OFF ? WIRE_TLS_OFF
+					   : WIRE_TLS_AUTO,
+	    .ca = c->tls_ca[0] ? c->tls_ca : NULL,
+	    .cert = c->tls_cert[0] ? c->tls_cert : NULL,
+	    .key = c->tls_key[0] ? c->tls_key : NULL,
+	};
 }
 
 const char *lrconf_source_name(enum lr_source s)
@@ -290,6 +305,10 @@ static int set_key(struct lr_conf *c, struct pctx *p, enum lr_key k, char **v, i
 		    [LRK_PUBLISH] = "HOST:PORT",
 		    [LRK_PUBLISH_KEY] = "a key file",
 		    [LRK_LAZY] = "auto, always or never",
+		    [LRK_TLS] = "auto, on or off",
+		    [LRK_TLS_CA] = "a CA certificate file",
+		    [LRK_TLS_CERT] = "a certificate file",
+		    [LRK_TLS_KEY] = "a private key file",
 		};
 		return fail(p, key, "needs a value (%s)", need[k]);
 	}
@@ -375,10 +394,52 @@ static int set_key(struct lr_conf *c, struct pctx *p, enum lr_key k, char **v, i
 			return fail(p, key, "bad value '%s' (expected auto, always or never)",
 				    v[0]);
 		return 0;
+	case LRK_TLS:
+		if (!strcmp(v[0], "auto"))
+			c->tls = LR_TLS_AUTO;
+		else if (!strcmp(v[0], "on"))
+			c->tls = LR_TLS_ON;
+		else if (!strcmp(v[0], "off"))
+			c->tls = LR_TLS_OFF;
+		else
+			return fail(p, key, "bad value '%s' (expected auto, on or off)", v[0]);
+		return 0;
+	case LRK_TLS_CA:
+		return copy_path(p, key, c->tls_ca, v[0], true);
+	case LRK_TLS_CERT:
+		return copy_path(p, key, c->tls_cert, v[0], true);
+	case LRK_TLS_KEY:
+		return copy_path(p, key, c->tls_key, v[0], true);
 	case LRK_NR:
 		break;
 	}
 	return fail(p, key, "internal error");
+}
+
+/* The TLS keys: with criu-imgd only; a certificate with its key and a CA; none with tls off. */
+static int cross_check_tls(struct lr_conf *c, struct pctx *p)
+{
+	for (int k = LRK_TLS; k <= LRK_TLS_KEY; k++)
+		if (c->line[k] && c->source != LR_SRC_IMAGE_SERVER && !c->publish_set) {
+			p->line = c->line[k];
+			return fail(p, key_names[k],
+				    "is only used with `source image-server` or `publish` (neither "
+				    "is set)");
+		}
+	if (!c->tls_cert[0] != !c->tls_key[0]) {
+		p->line = c->line[c->tls_cert[0] ? LRK_TLS_CERT : LRK_TLS_KEY];
+		return fail(p, c->tls_cert[0] ? "tls-cert" : "tls-key",
+			    "tls-cert and tls-key go together");
+	}
+	if (c->tls_cert[0] && !c->tls_ca[0]) {
+		p->line = c->line[LRK_TLS_CERT];
+		return fail(p, "tls-cert", "needs tls-ca (X.509 mode: criu-imgd's CA)");
+	}
+	if (c->tls == LR_TLS_OFF && c->tls_ca[0]) {
+		p->line = c->line[LRK_TLS_CA];
+		return fail(p, "tls-ca", "is not used with `tls off`");
+	}
+	return 0;
 }
 
 /* Settings that only make sense together. */
@@ -402,7 +463,7 @@ static int cross_check(struct lr_conf *c, struct pctx *p)
 		p->line = c->line[LRK_PUBLISH_KEY];
 		return fail(p, "publish-key", "is only used with `publish HOST:PORT`");
 	}
-	return 0;
+	return cross_check_tls(c, p);
 }
 
 /* The first word of LINE, for a message about a line that does not split. */
@@ -473,7 +534,8 @@ int lrconf_parse(struct lr_conf *c, const char *name, const char *text, size_t l
 				rc = fail(
 				    &p, NULL,
 				    "unknown key '%s' (keys: source, image, auth-key, daemon, "
-				    "fill, log, verbosity, timeout, publish, publish-key, lazy)",
+				    "fill, log, verbosity, timeout, publish, publish-key, lazy, tls, tls-ca, "
+				    "tls-cert, tls-key)",
 				    words[0]);
 			break;
 		}

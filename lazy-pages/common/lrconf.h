@@ -41,8 +41,15 @@ enum lr_key {
 	LRK_PUBLISH,
 	LRK_PUBLISH_KEY,
 	LRK_LAZY,
+	LRK_TLS,
+	LRK_TLS_CA,
+	LRK_TLS_CERT,
+	LRK_TLS_KEY,
 	LRK_NR
 };
+
+/* TLS to criu-imgd (fetch, publish, the daemon): auto = when the server is not on loopback. */
+enum lr_tls { LR_TLS_AUTO, LR_TLS_ON, LR_TLS_OFF };
 
 struct lr_hostport {
 	char host[256]; /* a name, an IPv4 address or an IPv6 address (without the brackets) */
@@ -64,6 +71,10 @@ struct lr_conf {
 	struct lr_hostport publish;
 	char publish_key[PATH_MAX]; /* the publishers' key (criu-imgd --upload-key); "" = none */
 	enum lr_lazy lazy;
+	enum lr_tls tls;
+	char tls_ca[PATH_MAX];	 /* X.509 mode: criu-imgd's CA; "" = PSK mode */
+	char tls_cert[PATH_MAX]; /* X.509 mode: our client certificate; "" = none */
+	char tls_key[PATH_MAX];	 /* its private key */
 	int line[LRK_NR]; /* where each key was set; 0 = default */
 };
 
@@ -77,6 +88,9 @@ struct lrconf_err {
 #define LRCONF_DEFAULT_LOG "criu-lazyd.log"
 
 const char *lrconf_key_name(enum lr_key k);
+struct wire_tls_cfg;
+/* The TLS settings as the lazy-wire client takes them (pointers into c). */
+void lrconf_tls(const struct lr_conf *c, struct wire_tls_cfg *t);
 const char *lrconf_source_name(enum lr_source s);
 const char *lrconf_fill_name(enum lr_fill f);
 const char *lrconf_lazy_name(enum lr_lazy l);

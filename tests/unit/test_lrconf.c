@@ -62,7 +62,11 @@ Test(lrconf, every_key)
 	     "timeout 120\n"
 	     "publish 10.0.0.1:7071\n"
 	     "publish-key /etc/criu/lazy-publish.key\n"
-	     "lazy always\n");
+	     "lazy always\n"
+	     "tls on\n"
+	     "tls-ca /etc/criu/lazy-ca.pem\n"
+	     "tls-cert /etc/criu/lazy-client.pem\n"
+	     "tls-key /etc/criu/lazy-client.key\n");
 	cr_assert_eq(c.source, LR_SRC_IMAGE_SERVER);
 	cr_assert_str_eq(c.server.host, "imgd.example");
 	cr_assert_eq(c.server.port, 7070);
@@ -78,6 +82,10 @@ Test(lrconf, every_key)
 	cr_assert_eq(c.publish.port, 7071);
 	cr_assert_str_eq(c.publish_key, "/etc/criu/lazy-publish.key");
 	cr_assert_eq(c.lazy, LR_LAZY_ALWAYS);
+	cr_assert_eq(c.tls, LR_TLS_ON);
+	cr_assert_str_eq(c.tls_ca, "/etc/criu/lazy-ca.pem");
+	cr_assert_str_eq(c.tls_cert, "/etc/criu/lazy-client.pem");
+	cr_assert_str_eq(c.tls_key, "/etc/criu/lazy-client.key");
 	for (int k = 0; k < LRK_NR; k++)
 		cr_assert_eq(c.line[k], k + 1, "line of %s", lrconf_key_name(k));
 }
@@ -142,13 +150,13 @@ Test(lrconf, quoting_and_relative_log)
 Test(lrconf, unknown_keys)
 {
 	bad("sauce local\n", "t.conf:1: unknown key 'sauce' (keys: source, image, auth-key, "
-			     "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy)");
+			     "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy, tls, tls-ca, tls-cert, tls-key)");
 	bad("\n# x\n--source local\n",
 	    "t.conf:3: unknown key '--source' (write keys without the leading '--')");
 	bad("lazy-pages\n", "t.conf:1: unknown key 'lazy-pages' (keys: source, image, auth-key, "
-			    "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy)");
+			    "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy, tls, tls-ca, tls-cert, tls-key)");
 	bad("Source local\n", "t.conf:1: unknown key 'Source' (keys: source, image, auth-key, "
-			      "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy)");
+			      "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy, tls, tls-ca, tls-cert, tls-key)");
 }
 
 Test(lrconf, missing_values)
@@ -269,10 +277,28 @@ Test(lrconf, duplicates_and_cross_checks)
 	good("publish h:1\npublish-key /p\n");
 	bad("publish-key /p\n",
 	    "t.conf:1: key 'publish-key': is only used with `publish HOST:PORT`");
+	/* TLS: with criu-imgd only; a certificate with its key and a CA; nothing with tls off. */
+	good("source image-server h:1\ntls off\n");
+	cr_assert_eq(c.tls, LR_TLS_OFF);
+	good("publish h:1\ntls auto\ntls-ca /ca\n");
+	cr_assert_eq(c.tls, LR_TLS_AUTO);
+	cr_assert_str_eq(c.tls_ca, "/ca");
+	bad("tls on\n", "t.conf:1: key 'tls': is only used with `source image-server` or "
+			 "`publish` (neither is set)");
+	bad("source image-server h:1\ntls maybe\n",
+	    "t.conf:2: key 'tls': bad value 'maybe' (expected auto, on or off)");
+	bad("source image-server h:1\ntls-ca ca.pem\n",
+	    "t.conf:2: key 'tls-ca': 'ca.pem' is not an absolute path");
+	bad("source image-server h:1\ntls-ca /ca\ntls-cert /c\n",
+	    "t.conf:3: key 'tls-cert': tls-cert and tls-key go together");
+	bad("source image-server h:1\ntls-key /k\ntls-cert /c\n",
+	    "t.conf:3: key 'tls-cert': needs tls-ca (X.509 mode: criu-imgd's CA)");
+	bad("source image-server h:1\ntls off\ntls-ca /ca\n",
+	    "t.conf:3: key 'tls-ca': is not used with `tls off`");
 	/* The first error wins: an unknown key before a cross-check problem. */
 	bad("image abc\nnope 1\n",
 	    "t.conf:2: unknown key 'nope' (keys: source, image, auth-key, "
-	    "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy)");
+	    "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy, tls, tls-ca, tls-cert, tls-key)");
 }
 
 Test(lrconf, bad_syntax)
