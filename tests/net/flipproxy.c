@@ -5,6 +5,10 @@
  * FLIPS times in all; everything else passes unchanged.
  *
  *   flipproxy --to 127.0.0.1:PORT [--nth N] [--flips K] --status-fd FD
+ *   flipproxy --to 127.0.0.1:PORT --raw-at OFF [--flips K] --status-fd FD
+ *
+ * --raw-at: no parsing (for TLS, where frames cannot be seen): flip one bit of the byte at
+ * offset OFF of a connection's server->client stream, in connections while flips are left.
  *
  * Writes its listening port to FD. Runs until killed.
  */
@@ -29,6 +33,7 @@ struct shared {
 	atomic_int frames; /* PAGES frames with a payload seen */
 	atomic_int flips;  /* left to do */
 	int nth;
+	long raw_at; /* >= 0: flip at this stream offset instead */
 };
 
 /* Server->client stream parser: where the next header starts, what this byte is. */
@@ -80,10 +85,24 @@ static void parse(struct shared *sh, struct parser *p, uint8_t *buf, size_t len)
 	}
 }
 
+/* Raw mode: flip the byte at sh->raw_at of this stream, once, if flips are left. */
+static void raw_flip(struct shared *sh, uint64_t *seen, uint8_t *buf, size_t len)
+{
+	uint64_t at = (uint64_t)sh->raw_at;
+
+	if (at >= *seen && at < *seen + len && atomic_fetch_sub(&sh->flips, 1) > 0) {
+		buf[at - *seen] ^= 0x10;
+		fprintf(stderr, "flipproxy: flipped a bit at stream offset %lu\n",
+			(unsigned long)at);
+	}
+	*seen += len;
+}
+
 static int relay(int a, int b, struct shared *sh)
 {
 	struct parser p = {0};
 	static uint8_t buf[1 << 16];
+	uint64_t seen = 0;
 
 	for (;;) {
 		struct pollfd f[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
@@ -95,7 +114,9 @@ static int relay(int a, int b, struct shared *sh)
 			ssize_t n = recv(f[k].fd, buf, sizeof(buf), 0);
 			if (n <= 0)
 				return 0;
-			if (k == 1)
+			if (k == 1 && sh->raw_at >= 0)
+				raw_flip(sh, &seen, buf, (size_t)n);
+			else if (k == 1)
 				parse(sh, &p, buf, (size_t)n);
 			int to = k ? a : b;
 			for (ssize_t off = 0; off < n;) {
@@ -113,10 +134,12 @@ int main(int argc, char **argv)
 	static const struct option lo[] = {{"to", required_argument, NULL, 't'},
 					   {"nth", required_argument, NULL, 'n'},
 					   {"flips", required_argument, NULL, 'f'},
+					   {"raw-at", required_argument, NULL, 'r'},
 					   {"status-fd", required_argument, NULL, 's'},
 					   {0}};
 	struct sockaddr_in to = {.sin_family = AF_INET};
 	int nth = 3, flips = 1, stfd = -1, o;
+	long raw_at = -1;
 
 	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (o) {
@@ -141,6 +164,9 @@ int main(int argc, char **argv)
 		case 's':
 			stfd = atoi(optarg);
 			break;
+		case 'r':
+			raw_at = atol(optarg);
+			break;
 		default:
 			return 2;
 		}
@@ -154,6 +180,7 @@ int main(int argc, char **argv)
 	atomic_init(&sh->frames, 0);
 	atomic_init(&sh->flips, flips);
 	sh->nth = nth;
+	sh->raw_at = raw_at;
 	signal(SIGCHLD, SIG_IGN);
 	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in la = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

@@ -6,12 +6,15 @@
  *
  *   netload --server H:P --dir IMGDIR [--image ID] [--key F] [--clients N]   verify
  *   netload --server H:P --dir IMGDIR --bench [--image ID] [--key F]       benchmark
+ *   netload --server H:P --dir IMGDIR --throughput [--key F]   one client's MiB/s (bulk path)
+ *   TLS: --tls, --no-tls (default: auto), --tls-ca F [--tls-name N] (X.509)
  *
  * Exit 0 when every client saw exactly the image's data.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +34,7 @@
 struct cfg {
 	const char *server, *image, *key, *dir;
 	int clients;
-	bool bench;
+	bool bench, throughput;
 	const struct wire_tls_cfg *tls;
 	struct wire_tls_cfg tls_opt; /* --tls, --no-tls, --tls-ca, --tls-name */
 };
@@ -163,6 +166,74 @@ static int cmp_d(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Queue the next bulk read of t (256 pages at most): false when t has no more, or -EBUSY. */
+static bool queue_next(struct page_source *s, const struct img_task *t, size_t *k, uint64_t *a,
+		       uint64_t *total)
+{
+	while (*k < t->nr_extents && t->extents[*k].zero)
+		(*k)++;
+	if (*k >= t->nr_extents)
+		return false;
+	const struct img_extent *x = &t->extents[*k];
+	uint64_t at = x->start + *a, len = x->end - at < 256 * PAGE ? x->end - at : 256 * PAGE;
+	if (s->ops->prefetch(s, t, x->pages_off + *a, len, 0) == -EBUSY)
+		return false;
+	*total += len / PAGE;
+	*a += len;
+	if (x->start + *a >= x->end) {
+		(*k)++;
+		*a = 0;
+	}
+	return true;
+}
+
+/*
+ * Throughput of one client: the largest task's data through the bulk path only (as
+ * criu-lazyd drains, a window of 256-page reads), waiting in poll() on the source's fd as the
+ * daemon does (no wait when it is -1: bytes decrypted by TLS already). Prints MiB/s.
+ */
+static int throughput(const struct cfg *c)
+{
+	struct page_source s;
+	struct img_set rs;
+	uint64_t streamed = 0, total = 0, a = 0;
+	size_t k = 0;
+	char how[96] = "no TLS";
+
+	if (open_source(c, &s, &rs))
+		return 1;
+	const struct img_task *t = NULL;
+	for (size_t i = 0; i < rs.nr_tasks; i++)
+		if (!t || rs.tasks[i].lazy_pages > t->lazy_pages)
+			t = &rs.tasks[i];
+	double t0 = now();
+	for (unsigned idle = 0; idle < 1000;) {
+		while (queue_next(&s, t, &k, &a, &total))
+			;
+		struct src_chunk ch;
+		int rc = s.ops->collect(&s, &ch);
+		if (rc < 0)
+			return 1;
+		streamed += rc > 0 ? ch.n : 0;
+		if (!s.ops->inflight(&s) && k >= t->nr_extents)
+			break;
+		int fd = s.ops->poll_fd(&s);
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (rc == 0 && fd >= 0 && poll(&p, 1, 10) == 0)
+			idle++;
+	}
+	double dt = now() - t0;
+	int fd = s.ops->poll_fd(&s);
+	gnutls_session_t ts = fd >= 0 ? wire_tls_of(fd) : NULL;
+	if (ts)
+		wire_tls_describe(ts, how, sizeof(how));
+	printf("throughput: %.1f MiB/s (%lu pages in %.3f s, %s)\n",
+	       (double)streamed * PAGE / dt / 1048576, (unsigned long)streamed, dt, how);
+	s.ops->close(&s);
+	img_set_free(&rs);
+	return streamed == total ? 0 : 1;
+}
+
 /*
  * As criu-lazyd drains: a window of bulk reads of 256 pages streams the whole
  * image while a 16-page "fault" read goes out every millisecond; report fault
@@ -258,6 +329,7 @@ int main(int argc, char **argv)
 					   {"dir", required_argument, NULL, 'D'},
 					   {"clients", required_argument, NULL, 'n'},
 					   {"bench", no_argument, NULL, 'b'},
+					   {"throughput", no_argument, NULL, 'P'},
 					   {"tls", no_argument, NULL, 'T'},
 					   {"no-tls", no_argument, NULL, 'N'},
 					   {"tls-ca", required_argument, NULL, 'C'},
@@ -288,6 +360,9 @@ int main(int argc, char **argv)
 		case 'b':
 			c.bench = true;
 			break;
+		case 'P':
+			c.throughput = true;
+			break;
 		case 'T':
 		case 'N':
 			c.tls_opt.mode = o == 'T' ? WIRE_TLS_ON : WIRE_TLS_OFF;
@@ -304,7 +379,7 @@ int main(int argc, char **argv)
 	}
 	if (!c.server || !c.dir || c.clients < 1 || c.clients > MAX_CLIENTS) {
 		fprintf(stderr, "usage: netload --server H:P --dir IMGDIR [--image ID] [--key F] "
-				"[--clients N | --bench] [--tls|--no-tls] [--tls-ca F [--tls-name N]]\n");
+				"[--clients N | --bench | --throughput] [--tls|--no-tls] [--tls-ca F [--tls-name N]]\n");
 		return 2;
 	}
 	c.tls = &c.tls_opt;
@@ -314,6 +389,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "netload: images %s: %s\n", c.dir,
 			dfd < 0 ? strerror(errno) : err.msg);
 		return 2;
+	}
+	if (c.throughput) {
+		img_set_free(&local);
+		close(dfd);
+		return throughput(&c);
 	}
 	if (c.bench) {
 		int rc = bench(&c, &local);

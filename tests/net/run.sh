@@ -277,8 +277,10 @@ else
 				--daemon "$ROOT/tests/net/lazyd-remote.sh" --dir "$d" >"$d.out" 2>&1
 			r=$?
 			[ -f "$d/imgd.pid" ] && kill "$(cat "$d/imgd.pid")" 2>/dev/null
-			if [ $r = 0 ] && grep -q "10.251.77.2" "$d/imgd.log"; then
-				ok "netns: 256 MB restore across a veth pair between two namespaces, with a key"
+			# Beyond loopback TLS is on by default, on both sides, with nothing configured.
+			if [ $r = 0 ] && grep -q "10.251.77.2" "$d/imgd.log" &&
+				grep -q "TLS 1.3, PSK" "$d/imgd.log"; then
+				ok "netns: 256 MB restore across a veth pair between two namespaces, with a key, TLS 1.3 by default"
 			else
 				bad netns "$(tail -2 "$d.out")"
 			fi
@@ -423,6 +425,18 @@ if want upload && [ -d "$OUT/img-seq/img" ]; then
 	[ -e "$U/job5" ] && { r=1 why="${why:-job5 exists}"; }
 	[ $r = 0 ] && ok "upload: an image published into --root and fetched back by id; same id, no key, bad key, the readers' key, no --accept-uploads, 8 hostile names and ids, an incomplete image refused, nothing left" ||
 		bad upload "$why"
+fi
+
+# ---- TLS: PSK, X.509, refusals, a bit flipped after the handshake, throughput (tests/net/tls.sh) ----
+if want tls; then
+	if ! [ -d "$OUT/img-large/img" ]; then
+		skipped tls "no image (restore-sim --images-only failed)"
+	elif sh "$ROOT/tests/net/tls.sh" "$B" "$OUT/img-large/img" "$key" "$OUT/tls" \
+		>"$OUT/tls.out" 2>&1; then
+		ok "tls: $(tail -1 "$OUT/tls.out"); $(grep -o 'throughput.*' "$OUT/tls.out")"
+	else
+		bad tls "$(grep FAIL "$OUT/tls.out" | head -3) $(tail -1 "$OUT/tls.out")"
+	fi
 fi
 
 # ---- security: the attacks of the security issue, played by nobody (tests/net/security.sh) ----
