@@ -1,5 +1,6 @@
 /* criu-imgd command line. */
 #include "imgd.h"
+#include "version.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -39,7 +40,8 @@ static void usage(FILE *f)
 		"  -d, --daemon           detach once listening\n"
 		"      --pidfile FILE     write the server's pid to FILE\n"
 		"      --status-fd FD     write one byte to FD once listening\n"
-		"  -h, --help             this text\n");
+		"  -h, --help             this text\n"
+		"      --version          print the version and exit\n");
 }
 
 static int num(const char *name, const char *s, long min, long max, long *out)
@@ -125,7 +127,8 @@ enum {
 	O_NOTLS,
 	O_TLSCERT,
 	O_TLSKEY,
-	O_TLSCA
+	O_TLSCA,
+	O_VERSION
 };
 
 int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
@@ -153,6 +156,7 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	    {"pidfile", required_argument, NULL, O_PIDFILE},
 	    {"status-fd", required_argument, NULL, O_STATUS},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, O_VERSION},
 	    {0},
 	};
 	long v;
@@ -247,6 +251,9 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 			break;
 		case 'h':
 			usage(stdout);
+			return 1;
+		case O_VERSION:
+			printf("criu-imgd %s\n", CRIU_LAZY_VERSION);
 			return 1;
 		case ':':
 			fprintf(stderr, "criu-imgd: option '%s' needs a value\n", argv[optind - 1]);

@@ -1,4 +1,5 @@
 #include "opts.h"
+#include "version.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -48,7 +49,8 @@ static void usage(FILE *f)
 	       "10)\n"
 	       "      --source-timeout MS  per network request (default 10000)\n"
 	       "      --prefetch-window N  background reads in flight (default 8)\n"
-	       "  -h, --help             this text\n");
+	       "  -h, --help             this text\n"
+	       "      --version          print the version and exit\n");
 }
 
 static int parse_uint(const char *name, const char *s, long min, long max, long *out)
@@ -107,6 +109,7 @@ enum {
 	OPT_TLSCERT,
 	OPT_TLSKEY,
 	OPT_TLSNAME,
+	OPT_VERSION,
 };
 
 /* Remote source options go together: --image/--auth-key with --image-server, etc. */
@@ -165,6 +168,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	    {"tls-key", required_argument, NULL, OPT_TLSKEY},
 	    {"tls-name", required_argument, NULL, OPT_TLSNAME},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, OPT_VERSION},
 	    {0},
 	};
 	long v;
@@ -296,6 +300,9 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 			break;
 		case 'h':
 			usage(stdout);
+			return 1;
+		case OPT_VERSION:
+			printf("criu-lazyd %s\n", CRIU_LAZY_VERSION);
 			return 1;
 		case ':':
 			fprintf(stderr, "criu-lazyd: option '%s' needs a value\n",
