@@ -23,6 +23,7 @@
 #include <criu/criu-plugin.h>
 
 #include "lr.h"
+#include "version.h"
 
 static struct lr_daemon started = {.pid = -1, .pidfd = -1};
 static bool forced;	/* started on `lazy always`, not because the restore was seen lazy */
@@ -156,6 +157,7 @@ static int dump_init(void)
 
 static int lr_init(int stage)
 {
+	lr_info("version %s", CRIU_LAZY_VERSION);
 	switch (stage) {
 	case CR_PLUGIN_STAGE__RESTORE:
 		return restore_init();
