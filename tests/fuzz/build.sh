@@ -37,10 +37,6 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 CFLAGS="-O1 -g -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -pthread $SAN"
 CPPFLAGS="-I$GEN -Ilazy-pages/common -Ilazy-pages/imgd -Ikmod/include/uapi"
 FUZZ="-fsanitize=fuzzer-no-link"
-# lazy-wire with roles (a key per role, always asked for): the harnesses follow the protocol.
-if grep -q 'lw_role' proto/lazy-wire.proto; then
-	CPPFLAGS="$CPPFLAGS -DFUZZ_ROLES"
-fi
 LIBS="-lprotobuf-c -lxxhash -lgnutls"
 
 # obj SRC [EXTRA FLAGS...]: compile SRC into $OBJ unless up to date; prints the object.
@@ -83,6 +79,7 @@ wait_all() {
 
 PROJECT="lazy-pages/common/images.c lazy-pages/common/img_file.c lazy-pages/common/lrconf.c
 lazy-pages/common/wire.c lazy-pages/common/wire_io.c lazy-pages/common/wire_auth.c
+lazy-pages/common/wire_tls.c
 lazy-pages/common/wire_client.c lazy-pages/common/source_imgd.c lazy-pages/common/log.c
 lazy-pages/imgd/conn.c lazy-pages/imgd/catalog.c lazy-pages/imgd/index.c
 lazy-pages/imgd/pages.c lazy-pages/imgd/meta.c lazy-pages/imgd/upload.c lazy-pages/imgd/sums.c"
@@ -102,7 +99,7 @@ compile tests/fuzz/mkseeds.c mkseeds -Werror
 wait_all
 
 o() { for n in "$@"; do printf '%s ' "$OBJ/$n.o"; done; }
-WIRE="common_wire common_wire_io common_wire_auth common_log gen_lazy-wire"
+WIRE="common_wire common_wire_io common_wire_auth common_wire_tls common_log gen_lazy-wire"
 IMAGES="common_images common_img_file gen_criu-images"
 IMGD="imgd_conn imgd_catalog imgd_index imgd_pages imgd_meta imgd_upload imgd_sums"
 CLIENT="common_wire_client common_source_imgd"

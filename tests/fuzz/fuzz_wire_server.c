@@ -7,16 +7,15 @@
  * no network.
  *
  * Input: byte 0 picks the server's configuration (cfgs[] below: -D or --root, uploads
- * accepted or not); the rest, split at "#LWFUZZ#", is the byte stream of up to 4 connections
- * served one after the other. The server serves a small synthetic image (fuzz_util.h) as
- * "default" (-D) or "img" (--root). The challenge a server sends is fixed here (wire_random
- * is wrapped for conn.c), so that a seed can hold a valid AUTH: the readers' key is FUZZ_KEY,
- * the publishers' FUZZ_UPLOAD_KEY (fuzz_util.h). Built with -DFUZZ_ROLES (build.sh: when
- * proto/lazy-wire.proto has roles), for the server that always asks for a key, one per role.
+ * accepted or not, with quotas of 256 and 384 KiB, or TLS); the rest, split at "#LWFUZZ#", is the
+ * byte stream of up to 4 connections served one after the other. The server serves a small
+ * synthetic image (fuzz_util.h) as "default" (-D) or "img" (--root). The challenge a server
+ * sends is fixed here (wire_random is wrapped for conn.c), so that a seed can hold a valid
+ * AUTH: the readers' key is FUZZ_KEY, the publishers' FUZZ_UPLOAD_KEY (fuzz_util.h).
  *
  * Checked: every frame the server sends decodes and passes the receiver's checks (wire_recv's
- * wire_hdr_get + wire_unpack + wire_check) and every page checksum matches its page; a
- * connection always ends; an unfinished upload leaves no temp dir; no fd leaks.
+ * wire_hdr_get + wire_unpack + wire_check), every page checksum matches its page, and nothing
+ * but HELLO_REPLY and ERROR goes out before AUTH_OK; a connection always ends; an unfinished upload leaves no temp dir; no fd leaks.
  */
 #define FUZZ_WITH_IMAGES
 #include <errno.h>
@@ -50,23 +49,15 @@ int __wrap_wire_random(void *buf, size_t len)
 
 struct cfg {
 	const char *name;
-	bool root, auth, uploads;
+	bool root, uploads, tls;
 };
 
-#ifdef FUZZ_ROLES
-static const struct cfg cfgs[] = {
-    {"dir", false, true, false},
-    {"root-uploads", true, true, true},
-    {"root", true, true, false},
-};
-#else
 static const struct cfg cfgs[] = {
     {"dir", false, false, false},
-    {"dir-key", false, true, false},
-    {"root-key-uploads", true, true, true},
-    {"root-uploads-nokey", true, false, true},
+    {"root-uploads", true, true, false},
+    {"root", true, false, false},
+    {"dir-tls", false, false, true}, /* TLS from the first byte (PSK): only its failures */
 };
-#endif
 #define NR_CFGS (sizeof(cfgs) / sizeof(cfgs[0]))
 
 static struct imgd_opts opts[NR_CFGS];
@@ -115,7 +106,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		*d = (struct imgd){.o = &opts[i], .listen_fd = -1, .epfd = -1};
 		if (catalog_init(&d->cat, &opts[i]))
 			fuzz_die("catalog_init");
-#ifdef FUZZ_ROLES
 		/* small quotas, so that they are reached */
 		opts[i].upload_max = 256u << 10;
 		opts[i].upload_total = 384u << 10;
@@ -123,17 +113,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		d->read_key.len = strlen(FUZZ_KEY);
 		memcpy(d->upload_key.k, FUZZ_UPLOAD_KEY, strlen(FUZZ_UPLOAD_KEY));
 		d->upload_key.len = strlen(FUZZ_UPLOAD_KEY);
-#else
-		if (cfgs[i].auth) {
-			d->need_auth = true;
-			memcpy(d->key.k, FUZZ_KEY, strlen(FUZZ_KEY));
-			d->key.len = strlen(FUZZ_KEY);
-		}
-#endif
-#ifdef FUZZ_ROLES
 		if (cfgs[i].uploads && upload_init(d))
 			fuzz_die("upload_init");
-#endif
+		if (cfgs[i].tls) {
+			char err[256];
+			opts[i].tls.mode = WIRE_TLS_ON;
+			if (wire_tls_server_init(&d->tls, &opts[i].tls, &d->read_key, NULL, err,
+						 sizeof(err))) {
+				fprintf(stderr, "%s\n", err);
+				fuzz_die("wire_tls_server_init");
+			}
+			d->tls_on = true;
+		}
 		/* Keep the image loaded: a reference of our own. */
 		int code;
 		char why[256];
@@ -149,10 +140,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* Every frame the server sent must be one a client accepts. */
+/* Every frame the server sent must be one a client accepts, and nothing of an image goes
+ * out before the client has authenticated (AUTH_OK). */
 static void check_output(const uint8_t *p, size_t n)
 {
 	size_t at = 0;
+	bool authed = false;
 
 	while (n - at >= WIRE_HDR_SIZE) {
 		struct wire_hdr h;
@@ -171,6 +164,10 @@ static void check_output(const uint8_t *p, size_t n)
 			fprintf(stderr, "server sent a bad %s: %s\n", wire_type_name(h.type), why);
 			fuzz_die("bad frame from the server");
 		}
+		if (h.type == WT_AUTH_OK)
+			authed = true;
+		else if (!authed && h.type != WT_HELLO_REPLY && h.type != WT_ERROR)
+			fuzz_die("server sent something before AUTH_OK");
 		if (h.type == WT_PAGES) {
 			const LwPages *pg = (const LwPages *)m;
 			const uint8_t *pay = p + at + WIRE_HDR_SIZE + h.msg_len;
@@ -243,7 +240,8 @@ static void one_conn(struct imgd *d, const uint8_t *data, size_t size)
 		 * to send: a client that waits for its answers. */
 		int unread = 0;
 		if (!eof && !c->tx_len && !c->errf_len && !c->nq && !c->index_active &&
-		    !rx_frame(c) && !ioctl(sv[0], FIONREAD, &unread) && !unread) {
+		    !rx_frame(c) && !(c->tls && gnutls_record_check_pending(c->tls)) &&
+		    !ioctl(sv[0], FIONREAD, &unread) && !unread) {
 			shutdown(sv[1], SHUT_WR);
 			eof = true;
 		}
@@ -251,7 +249,7 @@ static void one_conn(struct imgd *d, const uint8_t *data, size_t size)
 		conn_on_readable(d, c);
 		if (c->state == CS_READY && conn_has_urgent(c))
 			conn_pump(d, c, true);
-		if (c->rx_len >= WIRE_HDR_SIZE)
+		if (conn_rx_pending(c))
 			conn_on_readable(d, c);
 		conn_pump(d, c, false);
 		drain(sv[1], &have);

@@ -73,10 +73,8 @@ static void auth(int role)
 	LwAuth a = LW_AUTH__INIT;
 	a.nonce = (ProtobufCBinaryData){sizeof(nonce), nonce};
 	a.mac = (ProtobufCBinaryData){sizeof(mac), mac};
-#ifdef FUZZ_ROLES
 	a.has_role = true;
 	a.role = role;
-#endif
 	put(WT_AUTH, &a.base);
 }
 
