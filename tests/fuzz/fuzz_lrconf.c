@@ -68,6 +68,11 @@ static void check_conf(const struct lr_conf *c)
 		fuzz_die("conf: relative auth-key accepted");
 	if (c->daemon[0] && c->daemon[0] != '/')
 		fuzz_die("conf: relative daemon accepted");
+	if (!terminated(c->publish_key, sizeof(c->publish_key)) ||
+	    (c->publish_key[0] && (c->publish_key[0] != '/' || !c->publish_set)))
+		fuzz_die("conf: publish-key relative or without publish");
+	if (c->auth_key[0] && c->source != LR_SRC_IMAGE_SERVER && !c->publish_set)
+		fuzz_die("conf: auth-key without image-server or publish");
 	for (int k = 0; k < LRK_NR; k++)
 		if (c->line[k] < 0)
 			fuzz_die("conf: negative line");

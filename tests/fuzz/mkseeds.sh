@@ -112,7 +112,7 @@ L=$C/fuzz_lrconf
 printf 'source image-server imgd.example:27027\nimage web-1\nauth-key /etc/criu/lazy.key\nfill auto\nverbosity 3\ntimeout 60\n' >"$L/image-server"
 printf '# local images\nsource local\nfill kmod\nlog /var/log/criu-lazyd.log\nlazy always\n' >"$L/local"
 printf 'source page-server [fd00::1]:9876\ndaemon "/usr/local/bin/criu-lazyd"\nlazy never\n' >"$L/page-server"
-printf 'publish 10.0.0.2:27027\nimage db_2\nauth-key "/etc/criu/pub key"   # quoted\n' >"$L/publish"
+printf 'publish 10.0.0.2:27027\nimage db_2\npublish-key "/etc/criu/pub key"   # quoted\n' >"$L/publish"
 printf 'lazy-pages\ntcp-established\n--no-default-config\nrestore\n--lazy-pages\n-D\n/tmp/x\n--config\n/etc/criu/runc.conf\n' >"$L/criu-conf"
 printf 'source "image-server" "h:1"\nverbosity 9\n' >"$L/errors"
 echo "mkseeds.sh: $(find "$C" -type f | wc -l) seeds, $(cat "$C"/*/* | wc -c) bytes in $C"
