@@ -23,7 +23,7 @@ FUZZ_ARGS=${FUZZ_ARGS:-}
 max_len() {
 	case $1 in
 	fuzz_images) echo 16384 ;;
-	fuzz_wire_client) echo 65536 ;;
+	fuzz_wire_client) echo 32768 ;;
 	fuzz_wire_server) echo 16384 ;;
 	fuzz_lrconf) echo 4096 ;;
 	*) echo 4096 ;;
