@@ -14,6 +14,7 @@
 
 #include "fuzz_util.h"
 #include "lrconf.h"
+#include "wire_tls.h"
 
 #define MAX_ARGS 64
 
@@ -73,6 +74,26 @@ static void check_conf(const struct lr_conf *c)
 		fuzz_die("conf: publish-key relative or without publish");
 	if (c->auth_key[0] && c->source != LR_SRC_IMAGE_SERVER && !c->publish_set)
 		fuzz_die("conf: auth-key without image-server or publish");
+	/* TLS: with criu-imgd only, paths absolute, a certificate with its key and a CA, no CA
+	 * with tls off; lrconf_tls hands over exactly that */
+	if ((unsigned)c->tls > LR_TLS_OFF)
+		fuzz_die("conf: tls out of range");
+	const char *tp[] = {c->tls_ca, c->tls_cert, c->tls_key};
+	for (int i = 0; i < 3; i++) {
+		if (!terminated(tp[i], PATH_MAX) || (tp[i][0] && tp[i][0] != '/'))
+			fuzz_die("conf: a tls path relative or not terminated");
+		if (tp[i][0] && c->source != LR_SRC_IMAGE_SERVER && !c->publish_set)
+			fuzz_die("conf: a tls path without image-server or publish");
+	}
+	if (!c->tls_cert[0] != !c->tls_key[0] || (c->tls_cert[0] && !c->tls_ca[0]) ||
+	    (c->tls == LR_TLS_OFF && c->tls_ca[0]))
+		fuzz_die("conf: tls settings that do not go together accepted");
+	struct wire_tls_cfg t;
+	lrconf_tls(c, &t);
+	if ((t.mode == WIRE_TLS_ON) != (c->tls == LR_TLS_ON) ||
+	    (t.mode == WIRE_TLS_OFF) != (c->tls == LR_TLS_OFF) || !t.ca != !c->tls_ca[0] ||
+	    !t.cert != !c->tls_cert[0] || !t.key != !c->tls_key[0] || t.name)
+		fuzz_die("conf: lrconf_tls differs from the settings");
 	for (int k = 0; k < LRK_NR; k++)
 		if (c->line[k] < 0)
 			fuzz_die("conf: negative line");

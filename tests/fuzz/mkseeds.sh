@@ -114,5 +114,6 @@ printf '# local images\nsource local\nfill kmod\nlog /var/log/criu-lazyd.log\nla
 printf 'source page-server [fd00::1]:9876\ndaemon "/usr/local/bin/criu-lazyd"\nlazy never\n' >"$L/page-server"
 printf 'publish 10.0.0.2:27027\nimage db_2\npublish-key "/etc/criu/pub key"   # quoted\n' >"$L/publish"
 printf 'lazy-pages\ntcp-established\n--no-default-config\nrestore\n--lazy-pages\n-D\n/tmp/x\n--config\n/etc/criu/runc.conf\n' >"$L/criu-conf"
+printf 'source image-server [::1]:27027\ntls on\ntls-ca /etc/criu/ca.pem\ntls-cert /etc/criu/c.pem\ntls-key /etc/criu/c.key\nauth-key /etc/criu/k\n' >"$L/tls"
 printf 'source "image-server" "h:1"\nverbosity 9\n' >"$L/errors"
 echo "mkseeds.sh: $(find "$C" -type f | wc -l) seeds, $(cat "$C"/*/* | wc -c) bytes in $C"
