@@ -55,7 +55,7 @@ static int task_main(struct sim *s, struct sim_task *t)
 	int uffd = task_setup(s, t);
 	if (uffd < 0)
 		return 20;
-	int c = read_byte(t->ctl, deadline);
+	int c = task_read_cmd(t, deadline);
 	if (c == 'R') {
 		if (task_register(t, uffd) || send_byte(t->ctl, 'r'))
 			return 22;

@@ -44,8 +44,9 @@ struct sim_task {
 	int nvmas;
 	struct sim_vma vma[SIM_MAX_VMAS];
 	uint32_t pages_id;
-	int ctl;  /* socketpair: the main side in main, the task side in the task */
-	int uffd; /* in main: the task's userfaultfd, received from it */
+	int ctl;      /* socketpair: the main side in main, the task side in the task */
+	int uffd;     /* in main: the task's userfaultfd, received from it */
+	int send_pid; /* in main: the pid the task is told to send (0: its own) */
 	bool reaped;
 	int status;
 };

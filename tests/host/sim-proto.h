@@ -208,14 +208,20 @@ static int lazy_connect(struct sim *s)
 	return -1;
 }
 
-/* One pstree entry: the pid, then the uffd (a zombie: the negated pid, no fd). */
+/*
+ * One pstree entry: the pid, then the uffd (a zombie: the negated pid, no fd). As criu
+ * restore does, each task sends its own over the restore's connection (the daemon may check
+ * who sent it): we pass the connection and the fd to it and wait for its 's'.
+ */
 static int send_task(int sock, const struct sim_task *t)
 {
-	int pid = t->zombie ? -t->pid : t->pid;
+	int pid = -t->pid, fds[2] = {sock, t->uffd};
 
-	if (send(sock, &pid, sizeof(pid), MSG_NOSIGNAL) != sizeof(pid))
+	if (t->zombie)
+		return send(sock, &pid, sizeof(pid), MSG_NOSIGNAL) == sizeof(pid) ? 0 : -1;
+	if (send_fds(t->ctl, 'S', fds, 2) || write_all(t->ctl, &t->send_pid, sizeof(int)))
 		return -1;
-	return t->zombie ? 0 : send_fd(sock, t->uffd);
+	return read_byte(t->ctl, now_ms() + 10000) == 's' ? 0 : -1;
 }
 
 static int send_fin(int sock)

@@ -25,28 +25,67 @@
 
 /* Task -> main: the uffd (SCM_RIGHTS), 'P' (SC_EARLY: changes done), 'D' (ready for the end). */
 /* Task -> main: 'r' (its VMAs are registered). */
-/* Main -> task: 'R' register, 'G' run, 'X' the daemon has exited, 'Q' quit without running. */
+/* Main -> task: 'S' send your item (the connection and the fd with it, the pid after it:
+ * answer 's'), 'R' register, 'G' run, 'X' the daemon has exited, 'Q' quit without running. */
+
+/* One byte c with n fds (SCM_RIGHTS). */
+static int send_fds(int sock, char c, const int *fds, int n)
+{
+	struct iovec iov = {.iov_base = &c, .iov_len = 1};
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 2)];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
+			    .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	if (n < 1 || n > 2)
+		return -1;
+	memset(u.buf, 0, sizeof(u.buf));
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n);
+	return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
 
 static int send_fd(int sock, int fd)
 {
-	char dummy = 0;
-	struct iovec iov = {.iov_base = &dummy, .iov_len = 1};
+	return send_fds(sock, 0, &fd, 1);
+}
+
+/* One command byte and up to max fds with it (*nfds). The byte, or -1 on timeout/EOF/error. */
+static int recv_cmd(int sock, uint64_t deadline, int *fds, int max, int *nfds)
+{
+	unsigned char c;
+	struct iovec iov = {.iov_base = &c, .iov_len = 1};
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(sizeof(int) * 2)];
 		struct cmsghdr align;
 	} u;
 	struct msghdr mh = {.msg_iov = &iov,
 			    .msg_iovlen = 1,
 			    .msg_control = u.buf,
 			    .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 
-	memset(u.buf, 0, sizeof(u.buf));
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -1;
+	*nfds = 0;
+	if (max > 2 || wait_readable(sock, deadline) != 1)
+		return -1;
+	ssize_t r;
+	while ((r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	if (r != 1)
+		return -1;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+		int n = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		memcpy(fds, CMSG_DATA(cm), sizeof(int) * (size_t)(n < max ? n : max));
+		*nfds = n < max ? n : max;
+	}
+	return c;
 }
 
 static int map_vma(const struct sim_vma *v)
@@ -143,6 +182,48 @@ static int task_setup(const struct sim *s, const struct sim_task *t)
 		return -1;
 	}
 	return uffd;
+}
+
+/*
+ * 'S' with the restore's connection and the fd to hand over (our uffd, unless
+ * the scenario swapped it), then the pid to send (0: ours): as criu restore
+ * does, the task itself sends its pid and its uffd to the daemon. Then 's' to
+ * the main process.
+ */
+static int task_send_item(const struct sim_task *t, const int *fds, int n)
+{
+	int pid = 0;
+	/* The pid to send follows the command (0: ours). */
+	int rc = n == 2 && read(t->ctl, &pid, sizeof(pid)) == sizeof(pid) ? 0 : -1;
+
+	if (!pid)
+		pid = t->pid;
+	if (!rc && (send(fds[0], &pid, sizeof(pid), MSG_NOSIGNAL) != sizeof(pid) ||
+		    send_fd(fds[0], fds[1])))
+		rc = -1;
+
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	if (rc)
+		sim_log("pid %d: cannot send our uffd to the daemon: %s", (int)getpid(),
+			strerror(errno));
+	return rc || send_byte(t->ctl, 's') ? -1 : 0;
+}
+
+/* The next command from the main process, after sending our item if it says so. */
+static int task_read_cmd(const struct sim_task *t, uint64_t deadline)
+{
+	for (;;) {
+		int fds[2], n;
+		int c = recv_cmd(t->ctl, deadline, fds, 2, &n);
+		if (c != 'S') {
+			for (int i = 0; i < n; i++)
+				close(fds[i]);
+			return c;
+		}
+		if (task_send_item(t, fds, n))
+			return -1;
+	}
 }
 
 /* Register the lazy VMAs; then the restorer lets go of the uffd: only the daemon holds it. */
