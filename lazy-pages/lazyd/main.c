@@ -23,6 +23,8 @@
 #define PAGE IMG_PAGE_SIZE
 #define MAX_EVENTS 64
 
+static unsigned items_refused; /* tasks restore sent that we did not serve */
+
 static int ep_add(struct lazyd *d, int fd, struct ep_tag *tag)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
@@ -37,68 +39,131 @@ static void kill_pending_tasks(struct lazyd *d, const char *why)
 			lazyd_task_fail(d, t, "%s", why);
 }
 
-static void reject_task(struct lazyd *d, int pid, int uffd, const char *why)
+/*
+ * An item restore sent that we do not serve. 'real' is the process it
+ * names, if we know it: killed, so that it never runs on with pages that
+ * nobody serves. A pid we could not resolve kills nothing.
+ */
+static void reject_task(struct lazyd *d, int pid, pid_t real, int uffd, const char *why)
 {
-	struct lz_task tmp = {.pid = pid, .pidfd = -1};
+	struct lz_task tmp = {.pid = pid, .real = real, .pidfd = task_open_pidfd(real)};
 
 	snprintf(tmp.name, sizeof(tmp.name), "pid %d", pid);
-	tmp.real = task_resolve_pid(d->peer, pid);
-	tmp.pidfd = task_open_pidfd(tmp.real);
-	pr_err("pid %d: restore sent a task %s; killing it", pid, why);
-	if (task_kill(&tmp))
-		d->st.tasks_killed++;
+	if (real > 0) {
+		pr_err("pid %d: restore sent a task %s; killing it (pid %d here)", pid, why,
+		       (int)real);
+		if (task_kill(&tmp))
+			d->st.tasks_killed++;
+	} else {
+		pr_err("pid %d: refused: %s; nothing killed", pid, why);
+	}
 	if (tmp.pidfd >= 0)
 		close(tmp.pidfd);
 	close(uffd);
+	items_refused++;
 }
 
-static void new_task(struct lazyd *d, int pid, int uffd)
+/* Why a task whose sender checked out is not to be served; NULL: serve it. */
+static const char *check_task(struct lazyd *d, const struct lps_msg *m, const struct img_task *img)
 {
-	const struct img_task *img = img_set_find(&d->img, pid);
-	char name[48];
+	static char why[96];
+	const char *cause = lps_check_uffd(m->uffd);
+
+	if (cause) {
+		snprintf(why, sizeof(why), "with an fd that is %s", cause);
+		return why;
+	}
+	if (!img)
+		return "that pstree.img does not list";
+	if (!img->has_mm)
+		return "that has no memory images";
+	for (struct lz_task *t = d->tasks; t; t = t->next)
+		if (t->img == img && t->pid == m->pid)
+			return "twice";
+	return NULL;
+}
+
+/* The task sent its uffd and exited before we read it: nothing to serve. */
+static void task_gone_early(struct lazyd *d, const struct lps_msg *m)
+{
+	pr_info("pid %d: exited before its uffd was read: nothing to serve", m->pid);
+	d->st.tasks++;
+	d->st.tasks_exited++;
+	close(m->uffd);
+}
+
+static void new_task(struct lazyd *d, const struct lps_msg *m)
+{
+	const struct img_task *img = img_set_find(&d->img, m->pid);
+	char name[48], why[160];
+	const char *cause;
 
 	d->received++;
-	if (!img || !img->has_mm) {
-		reject_task(d, pid, uffd,
-			    !img ? "that pstree.img does not list" : "that has no memory images");
+	pid_t real = task_resolve_sender(d->peer, m->sender, m->pid, &cause);
+	if (!real && !cause) {
+		task_gone_early(d, m);
 		return;
 	}
-	for (struct lz_task *t = d->tasks; t; t = t->next)
-		if (t->img == img && t->pid == pid) {
-			reject_task(d, pid, uffd, "twice");
-			return;
-		}
-	pid_t real = task_resolve_pid(d->peer, pid);
-	snprintf(name, sizeof(name), "pid %d", pid);
-	if (!lazyd_add_task(d, pid, real, uffd, img, NULL, name)) {
-		reject_task(d, pid, uffd, "we cannot track");
+	if (cause) {
+		snprintf(why, sizeof(why), "%s (sender pid %d, criu pid %d)", cause, (int)m->sender,
+			 (int)d->peer);
+		reject_task(d, m->pid, real, m->uffd, why);
+		return;
+	}
+	if ((cause = check_task(d, m, img))) {
+		reject_task(d, m->pid, real, m->uffd, cause);
+		return;
+	}
+	snprintf(name, sizeof(name), "pid %d", m->pid);
+	if (!lazyd_add_task(d, m->pid, real, m->uffd, img, NULL, name)) {
+		reject_task(d, m->pid, real, m->uffd, "we cannot track");
 		return;
 	}
 	d->st.tasks++;
-	if (real <= 0)
-		pr_warn("pid %d: not found from the daemon's pid namespace: it is served, but "
-			"could not be killed on a failure",
-			pid);
-	else if (real != pid)
-		pr_info("pid %d is pid %d here", pid, (int)real);
+	if (real != m->pid)
+		pr_info("pid %d is pid %d here", m->pid, (int)real);
+}
+
+/* Hang up on the restore connection; the tasks it sent are served on. */
+static void drop_conn(struct lazyd *d)
+{
+	epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->conn_fd, NULL);
+	close(d->conn_fd);
+	d->conn_fd = -1;
+	lps_rx_free(&d->rx);
+}
+
+/* Anything but the hang-up after the finished marker is not criu's: ignored. */
+static int after_finish(struct lazyd *d, enum lps_item it)
+{
+	if (it == LPS_NONE)
+		return 0;
+	if (it != LPS_EOF)
+		pr_warn("lazy-pages socket: data after the restore-finished marker: hung up, "
+			"nothing changed");
+	drop_conn(d);
+	return 0;
 }
 
 /* Returns -1 when the restore failed and the daemon must stop. */
 static int on_conn(struct lazyd *d)
 {
-	for (;;) {
-		int pid = 0, uffd = -1;
-		enum lps_item it =
-		    lps_next(d->conn_fd, &d->rx, d->img.nr_tasks - d->received, &pid, &uffd);
+	while (d->conn_fd >= 0) {
+		struct lps_msg m = {.uffd = -1};
+		size_t left = d->restore_finished ? 0 : d->img.nr_tasks - d->received;
+		enum lps_item it = lps_next(d->conn_fd, &d->rx, left, &m);
+		if (d->restore_finished)
+			return after_finish(d, it);
 		switch (it) {
 		case LPS_NONE:
 			return 0;
 		case LPS_TASK:
-			pr_debug("received pid %d, uffd %d", pid, uffd);
-			new_task(d, pid, uffd);
+			pr_debug("received pid %d, uffd %d, from pid %d", m.pid, m.uffd,
+				 (int)m.sender);
+			new_task(d, &m);
 			break;
 		case LPS_ZOMBIE:
-			pr_debug("received zombie pid %d", pid);
+			pr_debug("received zombie pid %d", m.pid);
 			d->received++;
 			d->st.zombies++;
 			break;
@@ -109,11 +174,7 @@ static int on_conn(struct lazyd *d)
 				d->received, d->img.nr_tasks);
 			break;
 		case LPS_EOF:
-			epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->conn_fd, NULL);
-			close(d->conn_fd);
-			d->conn_fd = -1;
-			if (d->restore_finished)
-				return 0;
+			drop_conn(d);
 			pr_err("criu closed lazy-pages.socket before the restore finished: the "
 			       "restore failed");
 			return -1;
@@ -122,21 +183,32 @@ static int on_conn(struct lazyd *d)
 			return -1;
 		}
 	}
+	return 0;
 }
 
+/*
+ * The first connection of our own uid is the restore (criu connects once,
+ * and its tasks send their uffds over that connection); any other is closed
+ * unread: it changes nothing.
+ */
 static void on_accept(struct lazyd *d)
 {
+	struct ucred cr;
 	int c = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 	if (c < 0)
 		return;
-	if (d->conn_fd >= 0) {
-		pr_warn("a second restore connected to lazy-pages.socket: refused");
+	const char *why = lps_check_peer(c, &cr);
+	if (!why && d->peer > 0)
+		why = "a restore has connected already";
+	if (why) {
+		pr_warn("lazy-pages.socket: connection from pid %d (uid %u) refused: %s",
+			(int)cr.pid, (unsigned)cr.uid, why);
 		close(c);
 		return;
 	}
 	d->conn_fd = c;
-	d->peer = lps_peer_pid(c);
+	d->peer = cr.pid;
 	d->conn_tag = (struct ep_tag){EP_CONN, NULL};
 	if (ep_add(d, c, &d->conn_tag))
 		pr_err("epoll: %s", strerror(errno));
@@ -480,6 +552,6 @@ int main(int argc, char **argv)
 		pr_err("cannot write stats file %s", o.stats_file);
 	teardown(&d);
 	free(imgdir);
-	/* A restore we had to kill tasks of did not succeed. */
-	return rc || d.st.tasks_killed ? 1 : 0;
+	/* A restore we had to kill or refuse tasks of did not succeed. */
+	return rc || d.st.tasks_killed || items_refused ? 1 : 0;
 }

@@ -66,20 +66,6 @@ int task_ns_pid(pid_t real)
 	return read_ids(real, &ids) ? -1 : ids.ns_pid;
 }
 
-static bool descends_from(pid_t p, pid_t ancestor)
-{
-	struct proc_ids ids;
-
-	for (int i = 0; i < MAX_ANCESTRY && p > 1; i++) {
-		if (read_ids(p, &ids))
-			return false;
-		if (ids.ppid == ancestor)
-			return true;
-		p = ids.ppid;
-	}
-	return false;
-}
-
 /* Start time of p in clock ticks since boot (/proc/PID/stat field 22), or 0. */
 static unsigned long long start_time(pid_t p)
 {
@@ -102,60 +88,48 @@ static unsigned long long start_time(pid_t p)
 	return t;
 }
 
-/* The shallowest process under 'ancestor' whose innermost pid is 'pid', started at or after
- * 'since' ticks (0: any), or -1. */
-static pid_t find_under(pid_t ancestor, int pid, unsigned long long since)
+/*
+ * Is p in the restoring criu's tree? While criu restores, every restored task
+ * descends from it, whichever pid namespace it was restored into (criu's
+ * own, one it unshared, or one it created with CLONE_NEWPID for the root
+ * task). With --restore-sibling (runc, podman) criu forks the root task with
+ * CLONE_PARENT: the tree is then under criu's parent, and was started after
+ * criu (which tells it from older children of that parent).
+ */
+static bool in_restore_tree(pid_t p, pid_t peer)
 {
 	struct proc_ids ids;
-	pid_t found = -1;
-	int depth = 0;
-	struct dirent *de;
-	DIR *d = opendir("/proc");
+	pid_t peer_parent = read_ids(peer, &ids) ? -1 : ids.ppid;
+	unsigned long long since = start_time(peer);
 
-	if (!d)
-		return -1;
-	while ((de = readdir(d))) {
-		char *end;
-		long v = strtol(de->d_name, &end, 10);
-		if (*end || v <= 0)
-			continue;
-		if (read_ids((pid_t)v, &ids) || ids.ns_pid != pid)
-			continue;
-		if ((found < 0 || ids.ns_depth < depth) && descends_from((pid_t)v, ancestor) &&
-		    (!since || start_time((pid_t)v) >= since)) {
-			found = (pid_t)v;
-			depth = ids.ns_depth;
-		}
+	for (int i = 0; i < MAX_ANCESTRY && p > 1; i++) {
+		if (read_ids(p, &ids))
+			return false;
+		if (ids.ppid == peer)
+			return true;
+		if (peer_parent > 1 && ids.ppid == peer_parent)
+			return since && start_time(p) >= since;
+		p = ids.ppid;
 	}
-	closedir(d);
-	return found;
+	return false;
 }
 
-/*
- * While criu restores, every restored task descends from it, whichever pid
- * namespace it was restored into (criu's own, one it unshared, or one it
- * created with CLONE_NEWPID for the root task): so the task sent as 'pid'
- * is the descendant of the peer whose innermost pid is 'pid'. Nested
- * namespaces could hold two such; the shallowest is the restored tree's.
- * With --restore-sibling (runc, podman) criu forks the root task with
- * CLONE_PARENT: the tree is then criu's sibling, under criu's parent, and
- * was started after criu (which tells it from older children of that parent).
- */
-pid_t task_resolve_pid(pid_t peer, int pid)
+pid_t task_resolve_sender(pid_t peer, pid_t sender, int pid, const char **why)
 {
-	struct proc_ids ids, pids;
-
-	if (peer <= 0) {
-		/* No peer credentials: only a restore into our own namespace can be told. */
-		return (!read_ids(pid, &ids) && ids.ns_depth == 1 && ids.ns_pid == pid) ? pid : -1;
+	*why = NULL;
+	if (sender > 0 && kill(sender, 0) && errno == ESRCH)
+		return 0; /* it sent its uffd and exited: nothing to serve */
+	if (sender <= 0) {
+		*why = "sent by a process the kernel did not name";
+		return -1;
 	}
-	if (!read_ids(pid, &ids) && ids.ns_pid == pid && descends_from(pid, peer))
-		return pid;
-	pid_t found = find_under(peer, pid, 0);
-	if (found > 0 || read_ids(peer, &pids) || pids.ppid <= 1)
-		return found;
-	unsigned long long since = start_time(peer);
-	return since ? find_under(pids.ppid, pid, since) : -1;
+	if (task_ns_pid(sender) != pid) {
+		*why = "sent by another process than that task";
+		return -1;
+	}
+	if (!in_restore_tree(sender, peer))
+		*why = "sent by a process outside the restoring criu's tree";
+	return sender;
 }
 
 size_t task_children(pid_t parent, const pid_t *known, size_t nknown, pid_t *out, size_t max)
