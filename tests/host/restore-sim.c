@@ -374,6 +374,37 @@ static int vanish_verdict(struct sim *s, int failed)
 	return rc;
 }
 
+/* Wait until the daemon closes its end of the restore connection (we sent all). */
+static int wait_daemon_hangup(struct sim *s, uint64_t deadline)
+{
+	char c;
+
+	if (shutdown(s->sock, SHUT_WR))
+		return -1;
+	while (wait_readable(s->sock, deadline) == 1)
+		if (recv(s->sock, &c, 1, 0) <= 0)
+			return 0;
+	sim_log("the daemon did not close the restore connection after RSTF");
+	return -1;
+}
+
+/*
+ * SC_INTRUDER: RSTF and hang up; once the daemon has closed the connection it is stopped,
+ * the intruder connects, and the daemon goes on with its drain far from done. 1 if the
+ * intruder was ours.
+ */
+static int restore_intruder(struct sim *s, uint64_t deadline)
+{
+	if (restore_handshake(s, 0, true) || wait_daemon_hangup(s, deadline) ||
+	    daemon_stop(s, deadline))
+		return -1;
+	close(s->sock);
+	s->sock = -1;
+	int rc = run_intruder(s);
+	kill(s->dpid, SIGCONT);
+	return rc;
+}
+
 /* Hand the tasks to the daemon and let them run (SC_EARLY: RSTF once they said 'P'). */
 static int restore_start(struct sim *s, uint64_t deadline)
 {
@@ -384,8 +415,15 @@ static int restore_start(struct sim *s, uint64_t deadline)
 		return -1;
 	/* The uffds are with the daemon: now the restorers register the lazy VMAs. */
 	tell_tasks(s, 'R');
-	if (wait_tasks_say(s, 'r', deadline) || (!early && restore_handshake(s, 0, true)))
+	if (wait_tasks_say(s, 'r', deadline))
 		return -1;
+	if (s->sc->flags & SC_INTRUDER) {
+		s->intruded = restore_intruder(s, deadline);
+		if (s->intruded < 0)
+			return -1;
+	} else if (!early && restore_handshake(s, 0, true)) {
+		return -1;
+	}
 	close_uffds(s);
 	if ((s->sc->flags & SC_VANISH) && vanish_pages(s))
 		return -1;
@@ -398,7 +436,8 @@ static int restore_start(struct sim *s, uint64_t deadline)
 /* SC_DRAIN: as criu restore does when it is done, hang up; the daemon drains and exits. */
 static int restore_drain(struct sim *s, uint64_t deadline)
 {
-	close(s->sock);
+	if (s->sock >= 0)
+		close(s->sock);
 	s->sock = -1;
 	if (wait_tasks_say(s, 'D', deadline))
 		return -1;
@@ -504,6 +543,10 @@ static int run_daemon(struct sim *s, const char *fail_file)
 	}
 	if (!rc && (s->sc->flags & SC_STATS) && !s->no_stats && check_stats(s))
 		rc = 1;
+	if (!rc && s->intruded > 0 && !file_contains(s->logpath, "refused")) {
+		sim_log("FAIL: the daemon's log does not say it refused the intruder");
+		rc = 1;
+	}
 	struct stat st;
 	if (!rc && (s->sc->flags & SC_RELPATHS) && (stat(s->logpath, &st) || !st.st_size)) {
 		sim_log("FAIL: no log at %s: criu takes a relative -o in the work dir", s->logpath);

@@ -72,6 +72,13 @@ struct sim;
 #define SC_NO_WORKDIR 1024u /* with SC_RELPATHS: no -W */
 #define SC_PIDNS 2048u	    /* the task is pid 1 of a new pid namespace (CLONE_NEWPID) */
 #define SC_VANISH 256u	    /* pages files truncated once the daemon runs: tasks must be killed */
+/*
+ * SC_INTRUDER: with the daemon stopped, restore sends RSTF and hangs up, and then another
+ * client connects and sends a task's pid with a pipe and then pid 0 ($SIM_INTRUDER: a
+ * command that gets the socket and the pid as arguments, else the simulator itself). The
+ * daemon must refuse it and serve the restore as if nothing happened.
+ */
+#define SC_INTRUDER 4096u
 
 struct scenario {
 	const char *name;
@@ -80,7 +87,8 @@ struct scenario {
 	int (*run)(struct sim *s, struct sim_task *t); /* in the task; 0 when all was right */
 	unsigned flags;
 	int timeout_s;
-	/* Negative tests: damage the images; return the file name the daemon must name. */
+	/* Negative tests: damage the images (or what restore sends); return the file name
+	 * (or the words) the daemon must name. */
 	const char *(*corrupt)(struct sim *s);
 	int hangup_after; /* SC_HANGUP: task entries sent before hanging up */
 };
@@ -103,6 +111,7 @@ struct sim {
 	int dstatus;
 	int sock;
 	int timeout_s;
+	int intruded; /* SC_INTRUDER: 1 if the built-in intruder connected */
 };
 
 static uint64_t vma_end(const struct sim_vma *v)

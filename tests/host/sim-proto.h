@@ -247,6 +247,72 @@ static int restore_handshake(struct sim *s, int n, bool fin)
 	return 0;
 }
 
+/* Stop the daemon (SIGSTOP) and wait until it is stopped. */
+static int daemon_stop(struct sim *s, uint64_t deadline)
+{
+	char path[64], buf[256];
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)s->dpid);
+	if (kill(s->dpid, SIGSTOP))
+		return -1;
+	while (ms_left(deadline)) {
+		FILE *f = fopen(path, "re");
+		char *state = NULL;
+		if (f && fgets(buf, sizeof(buf), f))
+			state = strrchr(buf, ')');
+		if (f)
+			fclose(f);
+		if (state && state[1] == ' ' && state[2] == 'T')
+			return 0;
+		usleep(1000);
+	}
+	sim_log("the daemon did not stop");
+	return -1;
+}
+
+/* SC_INTRUDER, built in: a task's pid with a pipe, then pid 0. 1 if we could connect. */
+static int intrude(struct sim *s, int victim)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int p[2], bad = 0, fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", s->sockpath);
+	if (fd < 0 || pipe2(p, O_CLOEXEC))
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		sim_log("intruder: connect: %s", strerror(errno));
+		close(fd);
+		return 0;
+	}
+	if (send(fd, &victim, sizeof(victim), MSG_NOSIGNAL) != sizeof(victim) ||
+	    send_fd(fd, p[0]) || send(fd, &bad, sizeof(bad), MSG_NOSIGNAL) != sizeof(bad))
+		sim_log("intruder: send: %s", strerror(errno));
+	else
+		sim_log("intruder: sent pid %d with a pipe, then pid 0", victim);
+	close(fd);
+	close(p[0]);
+	close(p[1]);
+	return 1;
+}
+
+/* SC_INTRUDER: $SIM_INTRUDER SOCKET PID, or the built-in intruder. 1 if it was built in. */
+static int run_intruder(struct sim *s)
+{
+	const char *cmd = getenv("SIM_INTRUDER");
+	int victim = 0;
+	char line[1024];
+
+	for (int i = 0; i < s->ntasks && !victim; i++)
+		if (!s->task[i].zombie)
+			victim = s->task[i].pid;
+	if (!cmd || !*cmd)
+		return intrude(s, victim);
+	snprintf(line, sizeof(line), "%s '%s' %d", cmd, s->sockpath, victim);
+	int st = system(line);
+	sim_log("intruder: %s: exit %d", line, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return 0;
+}
+
 /* Receive a task's uffd over its control socket. */
 static int recv_fd(int sock, uint64_t deadline)
 {

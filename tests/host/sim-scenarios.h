@@ -966,6 +966,35 @@ static const char *corrupt_pstree_magic(struct sim *s)
 	return corrupt_magic(path) ? NULL : name;
 }
 
+/* ---- what restore sends: only the task itself may send its pid and a uffd ---- */
+
+/* SC_INTRUDER: enough memory that the drain is far from done when the intruder comes. */
+static void layout_intruder(struct sim *s)
+{
+	for (int i = 0; i < 2; i++)
+		add_vma(s, add_task(s, i - 1), 0, 4096, RW, &MIX_DEFAULT, 0);
+}
+
+/* Task 0 hands over a pipe instead of its uffd. */
+static const char *swap_uffd_for_pipe(struct sim *s)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC))
+		return NULL;
+	close(p[1]);
+	close(s->task[0].uffd);
+	s->task[0].uffd = p[0];
+	return "not a userfaultfd";
+}
+
+/* Task 0 sends task 1's pid with its own uffd. */
+static const char *forge_pid(struct sim *s)
+{
+	s->task[0].send_pid = s->task[1].pid;
+	return "another process than that task";
+}
+
 /* clang-format off */
 static const struct scenario scenarios[] = {
 	{.name = "seq", .what = "read every page in order, six kinds of VMA",
@@ -1032,6 +1061,14 @@ static const struct scenario scenarios[] = {
 	 .layout = layout_two, .run = run_exit_now, .flags = SC_EXPECT_FAIL | SC_HANGUP, .timeout_s = 30, .hangup_after = 1},
 	{.name = "hangup-empty", .what = "restore connects and hangs up at once: the daemon fails",
 	 .layout = layout_two, .run = run_exit_now, .flags = SC_EXPECT_FAIL | SC_HANGUP, .timeout_s = 30},
+	{.name = "intruder", .what = "a second client after restore hung up: refused, nothing changes",
+	 .layout = layout_intruder, .run = run_drain, .flags = SC_DRAIN | SC_INTRUDER | SC_STATS, .timeout_s = 60},
+	{.name = "not-uffd", .what = "a task sends a pipe, not a uffd: refused, the task killed",
+	 .layout = layout_two, .run = run_exit_now, .flags = SC_EXPECT_FAIL, .timeout_s = 30,
+	 .corrupt = swap_uffd_for_pipe},
+	{.name = "forged-pid", .what = "a task sends another task's pid: refused",
+	 .layout = layout_two, .run = run_exit_now, .flags = SC_EXPECT_FAIL, .timeout_s = 30,
+	 .corrupt = forge_pid},
 };
 /* clang-format on */
 
