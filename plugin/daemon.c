@@ -2,6 +2,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,58 +14,68 @@
 
 #include "lr.h"
 
-static bool executable(const char *p)
+/*
+ * Is P the daemon to run? 1 yes; 0 nothing runnable there (errno): look further; -1 there is
+ * one, but CRIU (root) must not run it (WHY): fail, never fall back to another.
+ */
+static int candidate(const char *p, char *why, size_t wn)
 {
-	struct stat st;
-
 	if (access(p, X_OK))
-		return false;
-	/* CRIU runs it as root: a program anyone can rewrite is not one to run. */
-	if (stat(p, &st) == 0 && (st.st_mode & S_IWOTH)) {
-		errno = EPERM;
-		return false;
-	}
-	return true;
+		return 0;
+	return lr_check_trusted(p, "daemon", why, wn) ? -1 : 1;
 }
 
 /* criu-lazyd beside this plugin in the same tree: PREFIX/lib/criu/x.so -> PREFIX/bin. */
-static bool sibling_daemon(char *out, size_t n)
+static int sibling_daemon(char *out, size_t n, char *why, size_t wn)
 {
 	Dl_info info;
 	char dir[4096];
 
 	if (!dladdr((void *)sibling_daemon, &info) || !info.dli_fname || info.dli_fname[0] != '/')
-		return false;
+		return 0;
 	snprintf(dir, sizeof(dir), "%s", info.dli_fname);
 	for (int up = 0; up < 3; up++) {
 		char *slash = strrchr(dir, '/');
 		if (!slash || slash == dir)
-			return false;
+			return 0;
 		*slash = '\0';
 	}
 	if ((size_t)snprintf(out, n, "%s/bin/%s", dir, LR_DAEMON_NAME) >= n)
-		return false;
-	return executable(out);
+		return 0;
+	return candidate(out, why, wn);
+}
+
+/* The `daemon` key: it must be there and be trusted. */
+static int configured_daemon(const struct lr_conf *c, char *out, size_t n, char *why, size_t wn)
+{
+	char reason[PATH_MAX + 512];
+
+	if (access(c->daemon, X_OK)) {
+		snprintf(why, wn, "daemon %s (key 'daemon', %s:%d) cannot be run: %s", c->daemon,
+			 c->file, c->line[LRK_DAEMON], strerror(errno));
+		return -1;
+	}
+	if (lr_check_trusted(c->daemon, "daemon", reason, sizeof(reason))) {
+		snprintf(why, wn, "%s (key 'daemon', %s:%d)", reason, c->file, c->line[LRK_DAEMON]);
+		return -1;
+	}
+	snprintf(out, n, "%s", c->daemon);
+	return 0;
 }
 
 int lr_daemon_path(const struct lr_conf *c, char *out, size_t n, char *why, size_t wn)
 {
-	if (c->daemon[0]) {
-		if (!executable(c->daemon)) {
-			snprintf(why, wn, "daemon %s (key 'daemon', %s:%d) cannot be run: %s",
-				 c->daemon, c->file, c->line[LRK_DAEMON],
-				 errno == EPERM ? "writable by anyone" : strerror(errno));
-			return -1;
-		}
-		snprintf(out, n, "%s", c->daemon);
-		return 0;
-	}
-	if (sibling_daemon(out, n))
-		return 0;
+	int r;
+
+	if (c->daemon[0])
+		return configured_daemon(c, out, n, why, wn);
+	if ((r = sibling_daemon(out, n, why, wn)))
+		return r > 0 ? 0 : -1;
 #ifdef LR_BINDIR
 	/* Where `make install` put the binaries (PREFIX/bin), when the Makefile tells us. */
-	if ((size_t)snprintf(out, n, "%s/%s", LR_BINDIR, LR_DAEMON_NAME) < n && executable(out))
-		return 0;
+	if ((size_t)snprintf(out, n, "%s/%s", LR_BINDIR, LR_DAEMON_NAME) < n &&
+	    (r = candidate(out, why, wn)))
+		return r > 0 ? 0 : -1;
 #endif
 	const char *path = getenv("PATH");
 	char buf[8192];
@@ -73,8 +84,9 @@ int lr_daemon_path(const struct lr_conf *c, char *out, size_t n, char *why, size
 	for (char *save = NULL, *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
 		if (d[0] != '/')
 			continue;
-		if ((size_t)snprintf(out, n, "%s/%s", d, LR_DAEMON_NAME) < n && executable(out))
-			return 0;
+		if ((size_t)snprintf(out, n, "%s/%s", d, LR_DAEMON_NAME) < n &&
+		    (r = candidate(out, why, wn)))
+			return r > 0 ? 0 : -1;
 	}
 	snprintf(why, wn,
 		 "no %s found (beside the plugin, in $PATH or /usr/local/bin, /usr/bin): install "

@@ -36,6 +36,18 @@ static struct {
 	char id[NAME_MAX + 1]; /* an images dir's name, checked by lr_publish_check */
 } pub;
 
+/*
+ * The settings name a program that CRIU runs as root and where images go: only root (or
+ * CRIU's uid) may have written them, or any directory above them. A file that is not there
+ * is lrconf_load's business. 0, or -1 with WHY.
+ */
+static int conf_trusted(const char *path, char *why, size_t n)
+{
+	if (!lr_check_trusted(path, "settings file", why, n) || errno == ENOENT)
+		return 0;
+	return -1;
+}
+
 /* Our settings. QUIET: a broken file is only a warning (the restore is not ours to fail). */
 static int load_conf(struct lr_conf *c, bool quiet)
 {
@@ -43,6 +55,13 @@ static int load_conf(struct lr_conf *c, bool quiet)
 	bool explicit_path;
 	const char *path = lrconf_path(&explicit_path);
 
+	if (conf_trusted(path, e.msg, sizeof(e.msg))) {
+		if (quiet)
+			lr_warn("%s (ignored: not a lazy restore)", e.msg);
+		else
+			lr_err("%s", e.msg);
+		return -1;
+	}
 	/* The default file may be absent (all defaults); a file named by the env must exist. */
 	if (lrconf_load(c, path, !explicit_path, &e)) {
 		if (quiet)
@@ -136,7 +155,7 @@ static int dump_init(void)
 	const char *path = lrconf_path(&explicit_path);
 
 	/* The dump only needs `publish`: a broken file must not stop checkpoints. */
-	if (lrconf_load(&c, path, !explicit_path, &e)) {
+	if (conf_trusted(path, e.msg, sizeof(e.msg)) || lrconf_load(&c, path, !explicit_path, &e)) {
 		lr_warn("%s (ignored for the dump: nothing is published)", e.msg);
 		return 0;
 	}

@@ -69,6 +69,12 @@ int lr_publish_check(const struct lr_conf *c, const char *imgdir, char *id, size
 		     size_t n);
 int lr_publish(const struct lr_conf *c, const char *imgdir, const char *id, char *why, size_t n);
 
+/* trust.c: may CRIU (root) read settings from PATH, or run it? It and every directory on
+ * the way to it (symlinks followed) must belong to root or to our euid and be writable by
+ * their owner only (a sticky directory may be writable by others). 0, or -1 with WHY
+ * ("refusing WHAT PATH: ...") and errno: ENOENT etc. if it is not there, EPERM if refused. */
+int lr_check_trusted(const char *path, const char *what, char *why, size_t n);
+
 /* paths.c */
 int lr_images_dir(char *out, size_t n, char *why, size_t wn);
 /* Read a small file into a malloc'ed NUL-terminated buffer; NULL with errno. */
