@@ -311,7 +311,11 @@ static int expect_failure(struct sim *s, bool ready, const char *fail_file)
 			close(s->sock);
 			s->sock = -1;
 		} else if (s->sock >= 0) {
+			/* Then hang up as criu does; also when a task the daemon killed at once
+			 * could not tell us it had sent its uffd (the rest is not sent then). */
 			restore_handshake(s, s->ntasks, true);
+			close(s->sock);
+			s->sock = -1;
 		}
 	}
 	if (!daemon_reap(s, now_ms() + (uint64_t)s->timeout_s * 1000)) {
