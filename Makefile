@@ -72,7 +72,7 @@ PLUGIN := $(if $(PLUGIN_SRC),$(B)/lib/criu/lazy_restore.so)
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps test check unit hosttest nativetest vmtest bench bench-native bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz
+.PHONY: all deps test check unit hosttest nativetest vmtest bench bench-native bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz man mancheck install-systemd
 all: $(BINS) $(PLUGIN) $(UNIT_BIN) $(HOST_BIN) $(NET_BIN) $(WORK_BIN) $(KMODT_BIN) kmod-if-headers
 
 deps:
@@ -143,9 +143,19 @@ unit: $(UNIT_BIN)
 	sh tests/run-unit.sh $(B)
 
 hosttest: all
-	@rc=0; sh tests/host/run.sh $(B) || rc=1; sh tests/net/run.sh $(B) || rc=1; exit $$rc
+	@rc=0; sh tests/host/run.sh $(B) || rc=1; sh tests/net/run.sh $(B) || rc=1; \
+	sh tests/security/lpsock.sh $(B) || rc=1; exit $$rc
 
-check: unit hosttest
+# Man pages (scdoc) into $(B)/man; mancheck: they render cleanly and match --help and
+# criu.conf.example; the systemd unit passes systemd-analyze.
+man:
+	sh tests/man/build.sh $(B)/man
+
+mancheck: all man
+	sh tests/man/check.sh $(B)
+	sh tests/systemd/check.sh $(B)
+
+check: unit hosttest mancheck
 
 test: check nativetest vmtest
 
@@ -190,13 +200,26 @@ bench-kmod: all kmod
 demo: all
 	sh tests/native/demo.sh
 
-install: $(BINS) $(PLUGIN)
+install: $(BINS) $(PLUGIN) man
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(CRIU_PLUGIN_DIR)
 	install -m 0644 $(PLUGIN) $(DESTDIR)$(CRIU_PLUGIN_DIR)/
 	install -d $(DESTDIR)$(DOCDIR)
 	install -m 0644 criu.conf.example docs/plugin.md $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 0644 $(B)/man/criu-lazyd.8 $(B)/man/criu-imgd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 $(B)/man/lazy-restore.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+
+# criu-imgd under systemd (dist/systemd): then systemd-sysusers, the keys, systemctl enable.
+SYSTEMD_UNITDIR ?= /etc/systemd/system
+install-systemd:
+	install -d $(DESTDIR)$(SYSTEMD_UNITDIR) $(DESTDIR)/etc/sysusers.d $(DESTDIR)/etc/default $(DESTDIR)$(DOCDIR)
+	sed 's|^ExecStart=/usr/local/bin/|ExecStart=$(PREFIX)/bin/|' dist/systemd/criu-imgd.service > $(DESTDIR)$(SYSTEMD_UNITDIR)/criu-imgd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNITDIR)/criu-imgd.service
+	install -m 0644 dist/sysusers.d/criu-imgd.conf $(DESTDIR)/etc/sysusers.d/
+	test -e $(DESTDIR)/etc/default/criu-imgd || install -m 0644 dist/systemd/criu-imgd.default $(DESTDIR)/etc/default/criu-imgd
+	install -m 0644 dist/systemd/criu-imgd-as-root.conf $(DESTDIR)$(DOCDIR)/
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' | grep -v '^kmod/')
