@@ -4,6 +4,7 @@
  * mode (runc, podman) the request's own lazy_pages field is invisible to us; the request's
  * config file (runc: /etc/criu/runc.conf) and the default files are not. See docs/plugin.md.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,11 +55,57 @@ static int loader_words(int argc, char **argv)
 	return i < argc ? i : 0;
 }
 
+/*
+ * Our whole argument area, read from our own memory (/proc/self/stat fields 48-49,
+ * /proc/self/mem). /proc/self/cmdline shows only its first string once a process title has
+ * been written over it: CRIU retitles itself in RPC mode ("criu: restore --rpc ..."), and when
+ * criu was started through the dynamic loader that title lands after the loader's words.
+ * Falls back to /proc/self/cmdline. Caller frees; *len bytes, NUL-terminated.
+ */
+static char *read_arg_area(size_t *len)
+{
+	char buf[4096], *p, *tok, *save = NULL;
+	unsigned long long start = 0, end = 0;
+	size_t n;
+	int field = 2, fd;
+	FILE *f = fopen("/proc/self/stat", "re");
+
+	if (!f)
+		return lr_read_file("/proc/self/cmdline", 1 << 20, len);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* comm may hold spaces */
+	for (tok = p ? strtok_r(p + 1, " ", &save) : NULL; tok; tok = strtok_r(NULL, " ", &save)) {
+		field++;
+		if (field == 48)
+			start = strtoull(tok, NULL, 10);
+		else if (field == 49) {
+			end = strtoull(tok, NULL, 10);
+			break;
+		}
+	}
+	if (!start || end <= start || end - start > (1u << 20))
+		return lr_read_file("/proc/self/cmdline", 1 << 20, len);
+	p = malloc(end - start + 1);
+	fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	if (!p || fd < 0 || pread(fd, p, end - start, (off_t)start) != (ssize_t)(end - start)) {
+		free(p);
+		if (fd >= 0)
+			close(fd);
+		return lr_read_file("/proc/self/cmdline", 1 << 20, len);
+	}
+	close(fd);
+	p[end - start] = 0;
+	*len = end - start;
+	return p;
+}
+
 bool lr_restore_is_lazy(char *why, size_t n, bool *rpc)
 {
 	struct lr_criu_scan s;
 	size_t len = 0;
-	char *cmd = lr_read_file("/proc/self/cmdline", 1 << 20, &len);
+	char *cmd = read_arg_area(&len);
 	char **argv = calloc(MAX_ARGS + 1, sizeof(*argv));
 	int argc = 0;
 
