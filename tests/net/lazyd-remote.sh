@@ -43,12 +43,17 @@ start_imgd() { # $1: port (0: any)
 	if [ "${NET_SUMS:-0}" = 1 ] && [ ! -f "$run/.sums" ]; then
 		"$IMGD" -D "$imgdir" --make-sums -o "$run/imgd-sums.log" -v4 && : >"$run/.sums"
 		if [ "${NET_CORRUPT:-0}" = 1 ]; then
-			# The last page of the biggest pages file: lazy data in every scenario.
-			f=$(ls -S "$imgdir"/pages-*.img | head -1)
-			sz=$(stat -c %s "$f")
-			printf '\377\377\377\377' | dd of="$f" bs=1 seek=$((sz - 2048)) conv=notrunc \
+			# The last page of the last lazy data extent of the task with the most lazy
+			# pages, as our image reader indexes it (the end of a pages file may hold
+			# pages that are not lazy: damage there would go unseen).
+			set -- $("$B/tests/host/img-dump" "$imgdir" | jq -r '[.tasks[] | select(.has_mm)]
+				| max_by(.lazy_pages) | .pages_id as $id
+				| [.extents[] | select((.zero | not) and (.remote | not))] | last
+				| "\($id) \(.pages_off + (.end - .start) - 4096)"')
+			f=$imgdir/pages-$1.img
+			printf '\377\377\377\377' | dd of="$f" bs=1 seek=$(($2 + 2048)) conv=notrunc \
 				2>/dev/null
-			echo "damaged $f at $((sz - 2048))" >"$run/corrupted"
+			echo "damaged $f at $(($2 + 2048))" >"$run/corrupted"
 		fi
 	fi
 	if [ -n "${NET_SRV_NS:-}" ]; then
