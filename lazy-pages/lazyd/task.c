@@ -124,11 +124,16 @@ pid_t task_resolve_sender(pid_t peer, pid_t sender, int pid, const char **why)
 		return -1;
 	}
 	if (task_ns_pid(sender) != pid) {
+		if (kill(sender, 0) && errno == ESRCH)
+			return 0; /* it exited (and was reaped) while we looked */
 		*why = "sent by another process than that task";
 		return -1;
 	}
-	if (!in_restore_tree(sender, peer))
+	if (!in_restore_tree(sender, peer)) {
+		if (kill(sender, 0) && errno == ESRCH)
+			return 0; /* its /proc entry went away while we walked its ancestry */
 		*why = "sent by a process outside the restoring criu's tree";
+	}
 	return sender;
 }
 
