@@ -57,9 +57,9 @@ static int loader_words(int argc, char **argv)
 
 /*
  * Our whole argument area, read from our own memory (/proc/self/stat fields 48-49,
- * /proc/self/mem). /proc/self/cmdline shows only its first string once a process title has
- * been written over it: CRIU retitles itself in RPC mode ("criu: restore --rpc ..."), and when
- * criu was started through the dynamic loader that title lands after the loader's words.
+ * /proc/self/mem). CRIU retitles itself in RPC mode ("criu: restore --rpc ..."): normally
+ * /proc/self/cmdline shows that title, but when criu was started through the dynamic loader
+ * the title lands after the loader's words and cmdline shows only the loader's path.
  * Falls back to /proc/self/cmdline. Caller frees; *len bytes, NUL-terminated.
  */
 static char *read_arg_area(size_t *len)
@@ -105,7 +105,21 @@ bool lr_restore_is_lazy(char *why, size_t n, bool *rpc)
 {
 	struct lr_criu_scan s;
 	size_t len = 0;
-	char *cmd = read_arg_area(&len);
+	char *cmd = lr_read_file("/proc/self/cmdline", 1 << 20, &len);
+
+	if (!cmd || !memmem(cmd, len, "--rpc", 5)) {
+		/* Retitled through the loader: the title is in the area, not in cmdline. */
+		size_t alen = 0;
+		char *area = read_arg_area(&alen);
+
+		if (area && memmem(area, alen, "--rpc", 5)) {
+			free(cmd);
+			cmd = area;
+			len = alen;
+		} else {
+			free(area);
+		}
+	}
 	char **argv = calloc(MAX_ARGS + 1, sizeof(*argv));
 	int argc = 0;
 
