@@ -58,7 +58,7 @@ for h in $HARNESSES; do
 	new=$(ls "$art" | wc -l)
 	found=$((new - before))
 	units=$(ls "$corpus" | wc -l)
-	info="${execs:-0} executions in ${secs} s (${rate:-0}/s), cov ${cov:-?}, corpus $units"
+	info="${execs:-0} executions in ${secs} s (${rate:-0}/s), cov ${cov:-?}, $units corpus files"
 	if [ $rc -eq 0 ] && [ "$found" -eq 0 ]; then
 		echo "$h: PASS: $info, 0 crashes"
 		passed=$((passed + 1))
