@@ -97,7 +97,9 @@ static int dial(const struct wire_client *c, char *err, size_t errlen)
 	}
 	for (a = ai; a && fd < 0; a = a->ai_next) {
 		fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (fd >= 0 && connect_by(fd, a, wire_now_ms() + c->timeout_ms)) {
+		if (fd < 0)
+			e = errno;
+		else if (connect_by(fd, a, wire_now_ms() + c->timeout_ms)) {
 			e = errno;
 			close(fd);
 			fd = -1;
