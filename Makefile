@@ -30,7 +30,7 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread -fPIC $(SANFLAGS)
 NL_CFLAGS = $(shell pkg-config --cflags libnl-genl-3.0 2>/dev/null)
 NL_LIBS = $(shell pkg-config --libs libnl-genl-3.0 2>/dev/null)
-CPPFLAGS += -I$(B)/gen -Ilazy-pages/common -Ikmod/include/uapi $(NL_CFLAGS)
+CPPFLAGS += -I$(B)/gen -Ilazy-pages -I. -Itests -Ikmod/include/uapi $(NL_CFLAGS)
 LDFLAGS += -pthread $(SANFLAGS)
 LIBS = -lprotobuf-c -lxxhash -lgnutls $(NL_LIBS)
 
@@ -43,9 +43,16 @@ PROTOS := $(wildcard proto/*.proto)
 GEN_C := $(patsubst proto/%.proto,$(B)/gen/%.pb-c.c,$(PROTOS))
 GEN_H := $(GEN_C:.c=.h)
 
-COMMON_SRC := $(wildcard lazy-pages/common/*.c)
-COMMON_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(COMMON_SRC)) $(GEN_C:.c=.o)
-LIBLAZY := $(B)/lib/liblazy.a
+# The layers of lazy-pages/ (docs/architecture.md), each a static library; a layer uses only
+# the ones before it: util <- img <- wire <- source; util <- fill. tests/layers.sh checks it.
+LAYERS := util img wire source fill
+layer_obj = $(patsubst %.c,$(B)/obj/%.o,$(wildcard lazy-pages/$(1)/*.c))
+LIB_util := $(B)/lib/libutil.a
+LIB_img := $(B)/lib/libimg.a
+LIB_wire := $(B)/lib/libwire.a
+LIB_source := $(B)/lib/libsource.a
+LIB_fill := $(B)/lib/libfill.a
+GEN_OBJ := $(GEN_C:.c=.o)
 
 LAZYD_SRC := $(wildcard lazy-pages/lazyd/*.c)
 LAZYD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LAZYD_SRC))
@@ -53,6 +60,20 @@ IMGD_SRC := $(wildcard lazy-pages/imgd/*.c)
 IMGD_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(IMGD_SRC))
 PLUGIN_SRC := $(wildcard plugin/*.c)
 PLUGIN_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(PLUGIN_SRC))
+TESTLIB_SRC := $(wildcard tests/lib/*.c)
+
+# The daemons' and the plugin's code without their entry points, for the tests.
+LIB_lazyd := $(B)/lib/liblazyd.a
+LIB_imgd := $(B)/lib/libimgd.a
+LIB_plugin := $(B)/lib/libplugin.a
+LIB_test := $(B)/lib/libtest.a
+
+# What each program links, in link order.
+LAZYD_LIBS := $(LIB_source) $(LIB_fill) $(LIB_wire) $(LIB_img) $(LIB_util)
+IMGD_LIBS := $(LIB_wire) $(LIB_img) $(LIB_util)
+PLUGIN_LIBS := $(LIB_wire) $(LIB_img) $(LIB_util)
+TEST_LIBS := $(LIB_test) $(LIB_lazyd) $(LIB_imgd) $(LIB_plugin) $(LIB_source) $(LIB_fill) \
+	$(LIB_wire) $(LIB_img) $(LIB_util)
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
@@ -72,7 +93,7 @@ PLUGIN := $(if $(PLUGIN_SRC),$(B)/lib/criu/lazy_restore.so)
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps test check unit hosttest nativetest vmtest bench bench-native bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz man mancheck install-systemd
+.PHONY: all deps test check layercheck unit hosttest nativetest vmtest bench bench-native bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz man mancheck install-systemd
 all: $(BINS) $(PLUGIN) $(UNIT_BIN) $(HOST_BIN) $(NET_BIN) $(WORK_BIN) $(KMODT_BIN) kmod-if-headers
 
 deps:
@@ -89,24 +110,33 @@ $(B)/obj/%.o: %.c $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(LIBLAZY): $(COMMON_OBJ)
+$(LIB_util): $(call layer_obj,util)
+$(LIB_img): $(call layer_obj,img) $(GEN_OBJ)
+$(LIB_wire): $(call layer_obj,wire)
+$(LIB_source): $(call layer_obj,source)
+$(LIB_fill): $(call layer_obj,fill)
+$(LIB_lazyd): $(filter-out %/main.o,$(LAZYD_OBJ))
+$(LIB_imgd): $(filter-out %/main.o,$(IMGD_OBJ))
+$(LIB_plugin): $(filter-out %/lazy_restore.o,$(PLUGIN_OBJ))
+$(LIB_test): $(patsubst %.c,$(B)/obj/%.o,$(TESTLIB_SRC))
+$(B)/lib/%.a:
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/bin/criu-lazyd: $(LAZYD_OBJ) $(LIBLAZY)
+$(B)/bin/criu-lazyd: $(LAZYD_OBJ) $(LAZYD_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(LAZYD_OBJ) $(LIBLAZY) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(LAZYD_OBJ) $(LAZYD_LIBS) $(LIBS)
 
-$(B)/bin/criu-imgd: $(IMGD_OBJ) $(LIBLAZY)
+$(B)/bin/criu-imgd: $(IMGD_OBJ) $(IMGD_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(IMGD_OBJ) $(LIBLAZY) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(IMGD_OBJ) $(IMGD_LIBS) $(LIBS)
 
 # The plugin also looks for criu-lazyd in PREFIX/bin (after the one beside itself, before $PATH).
 $(PLUGIN_OBJ): CPPFLAGS += -DLR_BINDIR='"$(PREFIX)/bin"'
 
-$(B)/lib/criu/lazy_restore.so: $(PLUGIN_OBJ) $(LIBLAZY)
+$(B)/lib/criu/lazy_restore.so: $(PLUGIN_OBJ) $(PLUGIN_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -shared -Wl,--no-undefined -o $@ $(PLUGIN_OBJ) $(LIBLAZY) $(LIBS)
+	$(CC) $(LDFLAGS) -shared -Wl,--no-undefined -o $@ $(PLUGIN_OBJ) $(PLUGIN_LIBS) $(LIBS)
 
 # The kernel module builds out of tree into build/kmod (never build-san).
 kmod:
@@ -119,21 +149,21 @@ kmod-if-headers:
 	@if [ -f kmod/Makefile ] && [ -d $(KDIR) ]; then $(MAKE) --no-print-directory kmod; \
 	elif [ -f kmod/Makefile ]; then echo "notice: no kernel headers at $(KDIR): lazyfill.ko not built"; fi
 
-$(B)/tests/unit/%: tests/unit/%.c $(LIBLAZY) $(GEN_H)
+$(B)/tests/unit/%: tests/unit/%.c $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/unit
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/unit/$*.d -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS) -lcriterion
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/unit/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS) -lcriterion
 
-$(B)/tests/host/%: tests/host/%.c $(LIBLAZY) $(GEN_H)
+$(B)/tests/host/%: tests/host/%.c $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/host
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/host/$*.d -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/host/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS)
 
-$(B)/tests/net/%: tests/net/%.c $(LIBLAZY) $(GEN_H)
+$(B)/tests/net/%: tests/net/%.c $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/net
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/net/$*.d -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/net/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS)
 
-$(B)/tests/kmod/%: tests/kmod/%.c tests/kmod/kt.h $(LIBLAZY) $(GEN_H)
+$(B)/tests/kmod/%: tests/kmod/%.c tests/kmod/kt.h $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIBLAZY) $(LDFLAGS) $(LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS)
 
 build/tests/workloads/%: tests/workloads/%.c $(wildcard tests/workloads/*.h)
 	@mkdir -p $(dir $@)
@@ -155,7 +185,11 @@ mancheck: all man
 	sh tests/man/check.sh $(B)
 	sh tests/systemd/check.sh $(B)
 
-check: unit hosttest mancheck
+# The one-way rule between the folders of lazy-pages/, file sizes, include circles.
+layercheck:
+	sh tests/layers.sh
+
+check: layercheck unit hosttest mancheck
 
 test: check nativetest vmtest
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "lr.h"
-#include "meta_fetch.h"
+#include "wire/meta_fetch.h"
 
 int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, char *why, size_t n)
 {

@@ -23,7 +23,7 @@
 #include <criu/criu-plugin.h>
 
 #include "lr.h"
-#include "version.h"
+#include "util/version.h"
 
 static struct lr_daemon started = {.pid = -1, .pidfd = -1};
 static bool forced;	/* started on `lazy always`, not because the restore was seen lazy */

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "lr.h"
-#include "wire_client.h"
+#include "wire/wire_client.h"
 
 int lr_publish_check(const struct lr_conf *c, const char *imgdir, char *id, size_t idlen, char *why,
 		     size_t n)

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "util/log.h"
 
 int catalog_init(struct imgd_catalog *c, const struct imgd_opts *o)
 {

@@ -15,7 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "util/log.h"
 
 #define MAX_FRAMES_PER_READ 64
 

@@ -8,10 +8,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "images.h"
-#include "wire.h"
-#include "wire_auth.h"
-#include "wire_tls.h"
+#include "img/images.h"
+#include "wire/wire.h"
+#include "wire/wire_auth.h"
+#include "wire/wire_tls.h"
 
 #define IMGD_CHUNK_PAGES 32u			     /* pages per PAGES frame we send */
 #define IMGD_HEAD_CAP (WIRE_HDR_SIZE + WIRE_MAX_MSG) /* header and message of one frame */

@@ -1,7 +1,7 @@
 /* Streaming an image's task list and lazy page index as INDEX_PART frames. */
 #include "imgd.h"
 
-#include "log.h"
+#include "util/log.h"
 
 static LwExtent ext[WIRE_MAX_INDEX_EXTENTS];
 static LwExtent *extp[WIRE_MAX_INDEX_EXTENTS];

@@ -3,7 +3,7 @@
  * urgent (fault) work of every connection first, then one frame of background
  * work per connection, so a fault never waits behind another client's stream.
  */
-#include "daemon.h"
+#include "util/daemon.h"
 #include "imgd.h"
 
 #include <arpa/inet.h>
@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "util/log.h"
 
 #define MAX_EVENTS 64
 #define ACCEPTS_PER_PASS 64

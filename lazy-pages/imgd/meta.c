@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "util/log.h"
 
 #define META_MAX_DIRENTS 65536u /* entries of an image dir we look at */
 

@@ -1,6 +1,6 @@
 /* criu-imgd command line. */
 #include "imgd.h"
-#include "version.h"
+#include "util/version.h"
 
 #include <errno.h>
 #include <getopt.h>

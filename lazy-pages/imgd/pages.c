@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "util/log.h"
 
 /* Is [off, off + n pages) lazy data of the task (one merged run)? */
 static bool in_data(const struct imgd_image *img, size_t ti, uint64_t off, uint32_t n)

@@ -20,8 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "wire_io.h"
+#include "util/log.h"
+#include "wire/wire_io.h"
 
 #define UPLOAD_TMP_PREFIX ".upload-"
 #define ROOT_MAX_DIRENTS 65536u /* entries of the root looked at by the sweep */

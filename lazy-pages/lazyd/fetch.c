@@ -6,8 +6,8 @@
  * (docs/criu-compat.md).
  */
 #include "lazyd.h"
-#include "log.h"
-#include "meta_fetch.h"
+#include "util/log.h"
+#include "wire/meta_fetch.h"
 
 int lazyd_fetch_meta(const struct lazyd_opts *o)
 {

@@ -6,11 +6,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "fill.h"
-#include "images.h"
+#include "fill/fill.h"
+#include "img/images.h"
 #include "lpsock.h"
 #include "opts.h"
-#include "source.h"
+#include "source/source.h"
 #include "stats.h"
 #include "task.h"
 

@@ -15,10 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fill_kmod.h"
-#include "daemon.h"
+#include "fill/fill_kmod.h"
+#include "util/daemon.h"
 #include "lazyd.h"
-#include "log.h"
+#include "util/log.h"
 
 #define PAGE IMG_PAGE_SIZE
 #define MAX_EVENTS 64

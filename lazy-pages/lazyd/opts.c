@@ -1,5 +1,5 @@
 #include "opts.h"
-#include "version.h"
+#include "util/version.h"
 
 #include <errno.h>
 #include <getopt.h>

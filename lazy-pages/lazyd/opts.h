@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "wire_tls.h"
+#include "wire/wire_tls.h"
 
 enum fill_mode { FILL_AUTO, FILL_UFFD, FILL_KMOD };
 

@@ -5,7 +5,7 @@
  * step with what the kernel did: only bytes the kernel reports as installed
  * leave the set, so a page is never installed twice and never forgotten.
  */
-#include "fill_kmod.h"
+#include "fill/fill_kmod.h"
 #include "lazyd.h"
 
 #include <errno.h>
@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "util/log.h"
 
 #define PAGE IMG_PAGE_SIZE
 #define MSGS_PER_READ 64

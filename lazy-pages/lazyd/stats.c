@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <time.h>
 
-#include "log.h"
+#include "util/log.h"
 
 double now_s(void)
 {

@@ -11,7 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "util/log.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434

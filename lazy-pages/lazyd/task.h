@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "images.h"
+#include "img/images.h"
 #include "pending.h"
 
 enum ep_kind { EP_LISTEN, EP_CONN, EP_UFFD, EP_PIDFD, EP_SIGNAL, EP_SRC };

@@ -35,7 +35,7 @@ make --no-print-directory -s $GEN/lazy-wire.pb-c.c $GEN/lazy-wire.pb-c.h \
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 CFLAGS="-O1 -g -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -pthread $SAN"
-CPPFLAGS="-I$GEN -Ilazy-pages/common -Ilazy-pages/imgd -Ikmod/include/uapi"
+CPPFLAGS="-I$GEN -Ilazy-pages -I. -Itests -Ikmod/include/uapi"
 FUZZ="-fsanitize=fuzzer-no-link"
 LIBS="-lprotobuf-c -lxxhash -lgnutls"
 
@@ -77,14 +77,14 @@ wait_all() {
 	}
 }
 
-PROJECT="lazy-pages/common/images.c lazy-pages/common/img_file.c lazy-pages/common/lrconf.c
-lazy-pages/common/wire.c lazy-pages/common/wire_io.c lazy-pages/common/wire_auth.c
-lazy-pages/common/wire_tls.c
-lazy-pages/common/wire_client.c lazy-pages/common/source_imgd.c lazy-pages/common/log.c
+PROJECT="lazy-pages/img/images.c lazy-pages/img/img_file.c plugin/lrconf.c
+lazy-pages/wire/wire.c lazy-pages/wire/wire_io.c lazy-pages/wire/wire_auth.c
+lazy-pages/wire/wire_tls.c
+lazy-pages/wire/wire_client.c lazy-pages/source/source_imgd.c lazy-pages/util/log.c
 lazy-pages/imgd/conn.c lazy-pages/imgd/catalog.c lazy-pages/imgd/index.c
 lazy-pages/imgd/pages.c lazy-pages/imgd/meta.c lazy-pages/imgd/upload.c lazy-pages/imgd/sums.c"
 for s in $PROJECT; do
-	n=$(echo "$s" | sed -e 's|^lazy-pages/||' -e 's|/|_|g' -e 's|\.c$||')
+	n=$(echo "$s" | sed -e 's|^lazy-pages/||' -e 's|^plugin/|plugin_|' -e 's|/|_|g' -e 's|\.c$||')
 	compile "$s" "$n" $FUZZ
 done
 for p in lazy-wire criu-images; do
@@ -99,10 +99,10 @@ compile tests/fuzz/mkseeds.c mkseeds -Werror
 wait_all
 
 o() { for n in "$@"; do printf '%s ' "$OBJ/$n.o"; done; }
-WIRE="common_wire common_wire_io common_wire_auth common_wire_tls common_log gen_lazy-wire"
-IMAGES="common_images common_img_file gen_criu-images"
+WIRE="wire_wire wire_wire_io wire_wire_auth wire_wire_tls util_log gen_lazy-wire"
+IMAGES="img_images img_img_file gen_criu-images"
 IMGD="imgd_conn imgd_catalog imgd_index imgd_pages imgd_meta imgd_upload imgd_sums"
-CLIENT="common_wire_client common_source_imgd"
+CLIENT="wire_wire_client source_source_imgd"
 CLIENT_WRAP="-Wl,--wrap=socket,--wrap=connect,--wrap=send,--wrap=getaddrinfo,--wrap=freeaddrinfo,--wrap=wire_random"
 
 link() { # OUT OBJS LDFLAGS...
@@ -114,7 +114,7 @@ link() { # OUT OBJS LDFLAGS...
 }
 F="-fsanitize=fuzzer"
 link $OUT/fuzz_images "$(o fuzz_images $IMAGES)" $F -lprotobuf-c
-link $OUT/fuzz_lrconf "$(o fuzz_lrconf common_lrconf)" $F
+link $OUT/fuzz_lrconf "$(o fuzz_lrconf plugin_lrconf)" $F
 link $OUT/fuzz_wire_server "$(o fuzz_wire_server $WIRE $IMAGES $IMGD)" $F \
 	-Wl,--wrap=wire_random $LIBS
 link $OUT/fuzz_wire_client "$(o fuzz_wire_client $WIRE $IMAGES $CLIENT)" $F $CLIENT_WRAP $LIBS

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "images.h"
+#include "img/images.h"
 
 #define MAX_PARTS 16
 

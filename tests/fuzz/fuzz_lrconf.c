@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "lrconf.h"
-#include "wire_tls.h"
+#include "plugin/lrconf.h"
+#include "wire/wire_tls.h"
 
 #define MAX_ARGS 64
 

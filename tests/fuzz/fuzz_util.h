@@ -171,7 +171,7 @@ static inline int fuzz_write_file(int dirfd, const char *name, const void *p, si
  * wire_page_sum (wire.c). 0 or -1.
  */
 #include "criu-images.pb-c.h"
-#include "wire.h"
+#include "wire/wire.h"
 
 #define FUZZ_IMG_PID 100
 #define FUZZ_IMG_ZOMBIE 101

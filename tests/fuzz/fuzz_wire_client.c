@@ -36,9 +36,9 @@
 #include <sys/socket.h>
 
 #include "fuzz_util.h"
-#include "log.h"
-#include "source.h"
-#include "wire_client.h"
+#include "util/log.h"
+#include "source/source.h"
+#include "wire/wire_client.h"
 
 #define MAX_STREAMS 8
 #define MAX_READS 6

@@ -28,8 +28,8 @@
 #include <sys/socket.h>
 
 #include "fuzz_util.h"
-#include "imgd.h"
-#include "log.h"
+#include "imgd/imgd.h"
+#include "util/log.h"
 
 #define MAX_CONNS 4
 #define OUT_CAP (8u << 20)   /* server output looked at per connection: then we hang up */

@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "wire.h"
-#include "wire_auth.h"
+#include "wire/wire.h"
+#include "wire/wire_auth.h"
 
 static uint8_t buf[1 << 20];
 static size_t len;

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "images.h"
+#include "img/images.h"
 
 static void dump_vmas(const struct img_task *t)
 {

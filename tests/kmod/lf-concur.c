@@ -12,9 +12,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "fill.h"
-#include "fill_kmod.h"
-#include "lazyfill_nl.h"
+#include "fill/fill.h"
+#include "fill/fill_kmod.h"
+#include "lib/lazyfill_nl.h"
 
 #define R_BASE 0x610000000000ull
 #define NP 2048

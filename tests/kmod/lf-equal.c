@@ -14,8 +14,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "fill.h"
-#include "fill_kmod.h"
+#include "fill/fill.h"
+#include "fill/fill_kmod.h"
 
 #define R_BASE 0x600000000000ull
 #define R_PAGES 1024

@@ -5,7 +5,7 @@
  */
 #include "kt.h"
 
-#include "lazyfill_nl.h"
+#include "lib/lazyfill_nl.h"
 
 static void show(const char *what, const struct lazyfill_nl_stats *s)
 {

@@ -33,7 +33,7 @@
 #include <netlink/genl/ctrl.h>
 #include <netlink/genl/genl.h>
 
-#include "lazyfill_nl.h"
+#include "lib/lazyfill_nl.h"
 
 #define NOBODY 65534
 

@@ -22,20 +22,9 @@ esac
 [ $# -gt 0 ] && shift
 cd "$ROOT"
 [ -f build/kmod/lazyfill.ko ] || { echo "run.sh: build/kmod/lazyfill.ko missing: run make kmod" >&2; exit 2; }
-[ -f build/lib/liblazy.a ] || { echo "run.sh: build/lib/liblazy.a missing: run make" >&2; exit 2; }
-
-B=build/tests/kmod
-mkdir -p "$B"
-for src in tests/kmod/*.c; do
-	bin=$B/$(basename "$src" .c)
-	if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ tests/kmod/kt.h -nt "$bin" ] ||
-		[ build/lib/liblazy.a -nt "$bin" ]; then
-		${CC:-cc} -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
-			-Ilazy-pages/common -Ikmod/include/uapi $(pkg-config --cflags libnl-genl-3.0) \
-			-o "$bin" "$src" build/lib/liblazy.a $(pkg-config --libs libnl-genl-3.0) \
-			-lprotobuf-c -lxxhash
-	fi
-done
+# The guest programs, by the project's rules (Makefile: build/tests/kmod/).
+make --no-print-directory -s $(for src in tests/kmod/*.c; do echo build/tests/kmod/$(basename "$src" .c); done) ||
+	{ echo "run.sh: cannot build tests/kmod" >&2; exit 2; }
 
 R=$ROOT/build/vm/kmod-$mode
 rm -rf "$R"

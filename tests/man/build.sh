@@ -1,14 +1,14 @@
 #!/bin/sh
 # Render the man pages: docs/man/NAME.S.scd -> OUT/NAME.S (default OUT: build/man), with scdoc
-# (Debian package scdoc). The version comes from lazy-pages/common/version.h, the page date
+# (Debian package scdoc). The version comes from lazy-pages/util/version.h, the page date
 # from the page's last commit (SOURCE_DATE_EPOCH), so that a build is reproducible.
 # Usage, from the tree root: sh tests/man/build.sh [OUT]
 set -eu
 cd "$(dirname "$0")/../.."
 out=${1:-build/man}
 command -v scdoc >/dev/null || { echo "man: scdoc not found (apt-get install scdoc)" >&2; exit 1; }
-version=$(sed -n 's/^#define CRIU_LAZY_VERSION "\(.*\)"$/\1/p' lazy-pages/common/version.h)
-[ -n "$version" ] || { echo "man: no CRIU_LAZY_VERSION in lazy-pages/common/version.h" >&2; exit 1; }
+version=$(sed -n 's/^#define CRIU_LAZY_VERSION "\(.*\)"$/\1/p' lazy-pages/util/version.h)
+[ -n "$version" ] || { echo "man: no CRIU_LAZY_VERSION in lazy-pages/util/version.h" >&2; exit 1; }
 mkdir -p "$out"
 # In text lines (not requests), "-" becomes "\-" unless an escape has it ("\h'-4'"): groff breaks
 # lines after "-" but not after "\-", so option and program names never break (and "\-" is

@@ -9,7 +9,7 @@
 #     description does not), and every option line of --help names options the program takes;
 #   - lazy-restore.conf(5) lists under KEYS exactly the plugin's keys in criu.conf.example
 #     (section 2), and under CRIU OPTIONS exactly CRIU's options there (section 1);
-#   - --version prints "PROGRAM VERSION" with the version of lazy-pages/common/version.h, and
+#   - --version prints "PROGRAM VERSION" with the version of lazy-pages/util/version.h, and
 #     every page carries that version.
 # Needs scdoc, man-db and groff-base. Prints PASS/FAIL lines and "N passed, N failed".
 set -u
@@ -27,7 +27,7 @@ trap 'rm -rf "$tmp"' EXIT
 for t in scdoc man groff col; do
 	command -v $t >/dev/null || { echo "FAIL: $t not found (apt-get install scdoc man-db groff-base bsdextrautils)"; exit 1; }
 done
-version=$(sed -n 's/^#define CRIU_LAZY_VERSION "\(.*\)"$/\1/p' lazy-pages/common/version.h)
+version=$(sed -n 's/^#define CRIU_LAZY_VERSION "\(.*\)"$/\1/p' lazy-pages/util/version.h)
 
 if sh tests/man/build.sh "$MAN" >"$tmp/build.log" 2>&1; then
 	ok "pages rendered into $MAN"

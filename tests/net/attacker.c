@@ -30,8 +30,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "wire_auth.h"
-#include "wire_io.h"
+#include "wire/wire_auth.h"
+#include "wire/wire_io.h"
 
 #define T_MS 10000u
 #define MAX_FILES 256u

@@ -27,7 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "wire.h"
+#include "wire/wire.h"
 
 struct shared {
 	atomic_int frames; /* PAGES frames with a payload seen */

@@ -19,11 +19,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "source.h"
-#include "wire_auth.h"
-#include "wire_client.h"
-#include "wire_io.h"
+#include "util/log.h"
+#include "source/source.h"
+#include "wire/wire_auth.h"
+#include "wire/wire_client.h"
+#include "wire/wire_io.h"
 
 #define T_MS 5000
 

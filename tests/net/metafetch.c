@@ -23,7 +23,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 
-#include "wire_client.h"
+#include "wire/wire_client.h"
 
 #define T_MS 10000u
 

@@ -22,10 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "images.h"
-#include "log.h"
-#include "source.h"
-#include "wire_tls.h"
+#include "img/images.h"
+#include "util/log.h"
+#include "source/source.h"
+#include "wire/wire_tls.h"
 
 #define PAGE IMG_PAGE_SIZE
 #define PIECE 64 /* pages per read */

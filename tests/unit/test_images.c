@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "criu-images.pb-c.h"
-#include "images.h"
+#include "img/images.h"
 
 #define FIXTURES "tests/fixtures/images"
 #define PG IMG_PAGE_SIZE

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lrconf.h"
+#include "plugin/lrconf.h"
 
 static struct lr_conf c;
 static struct lrconf_err e;

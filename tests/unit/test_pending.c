@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pending.h"
+#include "lazyd/pending.h"
 
 #define P 4096ULL
 #define SPAN 512 /* pages in the model's address range */

@@ -13,10 +13,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "wire.h"
-#include "wire_auth.h"
-#include "wire_client.h"
-#include "wire_io.h"
+#include "wire/wire.h"
+#include "wire/wire_auth.h"
+#include "wire/wire_client.h"
+#include "wire/wire_io.h"
 
 static uint8_t buf[WIRE_SCRATCH];
 

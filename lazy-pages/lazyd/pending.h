@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "images.h"
+#include "img/images.h"
 
 #define PEND_ZERO 1u /* no data: install a zero page */
 

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "images.h"
+#include "img/images.h"
 
 struct page_source;
 

@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "wire_client.h"
+#include "util/log.h"
+#include "wire/wire_client.h"
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000

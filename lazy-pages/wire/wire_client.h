@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "images.h"
+#include "img/images.h"
 #include "wire_auth.h"
 #include "wire_io.h"
 #include "wire_tls.h"

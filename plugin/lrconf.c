@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "wire_tls.h"
+#include "wire/wire_tls.h"
 
 #define MAX_WORDS 8
 

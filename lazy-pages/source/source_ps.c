@@ -24,8 +24,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "wire_io.h"
+#include "util/log.h"
+#include "wire/wire_io.h"
 
 #define PS_IOV_ADD_F 6u
 #define PS_IOV_GET 7u

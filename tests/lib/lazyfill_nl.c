@@ -1,5 +1,5 @@
 /* The lazyfill generic netlink client (see lazyfill_nl.h). */
-#include "lazyfill_nl.h"
+#include "lib/lazyfill_nl.h"
 
 #include <errno.h>
 #include <poll.h>
