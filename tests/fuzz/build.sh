@@ -77,14 +77,12 @@ wait_all() {
 	}
 }
 
-PROJECT="lazy-pages/img/images.c lazy-pages/img/img_file.c plugin/lrconf.c
-lazy-pages/wire/wire.c lazy-pages/wire/wire_io.c lazy-pages/wire/wire_auth.c
-lazy-pages/wire/wire_tls.c
-lazy-pages/wire/wire_client.c lazy-pages/source/source_imgd.c lazy-pages/util/log.c
-lazy-pages/imgd/conn.c lazy-pages/imgd/catalog.c lazy-pages/imgd/index.c
-lazy-pages/imgd/pages.c lazy-pages/imgd/meta.c lazy-pages/imgd/upload.c lazy-pages/imgd/sums.c"
+objs_of() { for f in "$@"; do echo "$f" | sed -e 's|^lazy-pages/||' -e 's|^plugin/|plugin_|' -e 's|/|_|g' -e 's|\.c$||'; done; }
+# Every file of the layers the harnesses reach, and criu-imgd without its main().
+PROJECT="$(ls lazy-pages/util/*.c lazy-pages/img/*.c lazy-pages/wire/*.c)
+lazy-pages/source/source_imgd.c $(ls plugin/lrconf*.c) $(ls lazy-pages/imgd/*.c | grep -v /main.c)"
 for s in $PROJECT; do
-	n=$(echo "$s" | sed -e 's|^lazy-pages/||' -e 's|^plugin/|plugin_|' -e 's|/|_|g' -e 's|\.c$||')
+	n=$(objs_of "$s")
 	compile "$s" "$n" $FUZZ
 done
 for p in lazy-wire criu-images; do
@@ -99,10 +97,11 @@ compile tests/fuzz/mkseeds.c mkseeds -Werror
 wait_all
 
 o() { for n in "$@"; do printf '%s ' "$OBJ/$n.o"; done; }
-WIRE="wire_wire wire_wire_io wire_wire_auth wire_wire_tls util_log gen_lazy-wire"
-IMAGES="img_images img_img_file gen_criu-images"
-IMGD="imgd_conn imgd_catalog imgd_index imgd_pages imgd_meta imgd_upload imgd_sums"
-CLIENT="wire_wire_client source_source_imgd"
+WIRE="$(objs_of lazy-pages/util/*.c lazy-pages/wire/*.c) gen_lazy-wire"
+IMAGES="$(objs_of lazy-pages/img/*.c) gen_criu-images"
+IMGD="$(objs_of $(ls lazy-pages/imgd/*.c | grep -v /main.c))"
+CLIENT="source_source_imgd"
+LRCONF="$(objs_of plugin/lrconf*.c)"
 CLIENT_WRAP="-Wl,--wrap=socket,--wrap=connect,--wrap=send,--wrap=getaddrinfo,--wrap=freeaddrinfo,--wrap=wire_random"
 
 link() { # OUT OBJS LDFLAGS...
@@ -114,12 +113,12 @@ link() { # OUT OBJS LDFLAGS...
 }
 F="-fsanitize=fuzzer"
 link $OUT/fuzz_images "$(o fuzz_images $IMAGES)" $F -lprotobuf-c
-link $OUT/fuzz_lrconf "$(o fuzz_lrconf plugin_lrconf)" $F
+link $OUT/fuzz_lrconf "$(o fuzz_lrconf $LRCONF $(objs_of lazy-pages/util/*.c))" $F
 link $OUT/fuzz_wire_server "$(o fuzz_wire_server $WIRE $IMAGES $IMGD)" $F \
 	-Wl,--wrap=wire_random $LIBS
 link $OUT/fuzz_wire_client "$(o fuzz_wire_client $WIRE $IMAGES $CLIENT)" $F $CLIENT_WRAP $LIBS
 # fuzzer-no-link objects outside libFuzzer: its weak callbacks come from the sanitizer runtime
 link $OUT/fuzz_wire_client-capture "$(o fuzz_wire_client-capture $WIRE $IMAGES $CLIENT)" \
 	$CLIENT_WRAP,--wrap=recv $LIBS
-link $OUT/mkseeds "$(o mkseeds $WIRE gen_criu-images)" $LIBS
+link $OUT/mkseeds "$(o mkseeds $WIRE $IMAGES)" $LIBS
 echo "build.sh: harnesses in $OUT/"
