@@ -51,7 +51,7 @@ static int conf_trusted(const char *path, char *why, size_t n)
 /* Our settings. QUIET: a broken file is only a warning (the restore is not ours to fail). */
 static int load_conf(struct lr_conf *c, bool quiet)
 {
-	struct lrconf_err e;
+	struct errmsg e;
 	bool explicit_path;
 	const char *path = lrconf_path(&explicit_path);
 
@@ -150,7 +150,7 @@ static int restore_init(void)
 static int dump_init(void)
 {
 	struct lr_conf c;
-	struct lrconf_err e;
+	struct errmsg e;
 	bool explicit_path;
 	const char *path = lrconf_path(&explicit_path);
 

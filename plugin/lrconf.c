@@ -256,7 +256,7 @@ static bool image_id_ok(const char *s)
 struct pctx {
 	const char *name;
 	int line;
-	struct lrconf_err *e;
+	struct errmsg *e;
 };
 
 __attribute__((format(printf, 3, 4))) static int fail(struct pctx *p, const char *key,
@@ -269,10 +269,9 @@ __attribute__((format(printf, 3, 4))) static int fail(struct pctx *p, const char
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	if (key)
-		snprintf(p->e->msg, sizeof(p->e->msg), "%s:%d: key '%s': %s", p->name, p->line, key,
-			 why);
+		errmsg_set(p->e, 0, "%s:%d: key '%s': %s", p->name, p->line, key, why);
 	else
-		snprintf(p->e->msg, sizeof(p->e->msg), "%s:%d: %s", p->name, p->line, why);
+		errmsg_set(p->e, 0, "%s:%d: %s", p->name, p->line, why);
 	return -1;
 }
 
@@ -481,7 +480,7 @@ static void first_word(const char *line, char *out, size_t n)
 }
 
 int lrconf_parse(struct lr_conf *c, const char *name, const char *text, size_t len,
-		 struct lrconf_err *e)
+		 struct errmsg *e)
 {
 	struct pctx p = {.name = name, .line = 0, .e = e};
 	char *buf;
@@ -625,7 +624,7 @@ static char *slurp(const char *path, size_t max, size_t *len)
 	return buf;
 }
 
-int lrconf_load(struct lr_conf *c, const char *path, bool missing_ok, struct lrconf_err *e)
+int lrconf_load(struct lr_conf *c, const char *path, bool missing_ok, struct errmsg *e)
 {
 	size_t len = 0;
 	char *text = slurp(path, LRCONF_MAX_SIZE, &len);

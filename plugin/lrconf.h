@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util/err.h"
+
 #define LRCONF_ENV "CRIU_LAZY_RESTORE_CONF"
 #define LRCONF_DEFAULT_PATH "/etc/criu/lazy-restore.conf"
 #define LRCONF_MAX_SIZE (1 << 20) /* bytes: a config file is small */
@@ -78,9 +80,6 @@ struct lr_conf {
 	int line[LRK_NR]; /* where each key was set; 0 = default */
 };
 
-struct lrconf_err {
-	char msg[1024];
-};
 
 #define LRCONF_DEFAULT_VERBOSITY 2
 #define LRCONF_DEFAULT_TIMEOUT 30
@@ -100,14 +99,14 @@ void lrconf_defaults(struct lr_conf *c);
 /* Parse TEXT (LEN bytes; NUL bytes are an error) as the contents of file NAME into C (which
  * starts from the defaults). 0, or -1 with the reason in E. */
 int lrconf_parse(struct lr_conf *c, const char *name, const char *text, size_t len,
-		 struct lrconf_err *e);
+		 struct errmsg *e);
 
 /* The file to read: $CRIU_LAZY_RESTORE_CONF if set (then *explicit = true), else the default. */
 const char *lrconf_path(bool *explicit_path);
 
 /* Read and parse PATH. A missing file is fine (all defaults, c->file = "") only when
  * MISSING_OK. 0, or -1 with the reason in E. */
-int lrconf_load(struct lr_conf *c, const char *path, bool missing_ok, struct lrconf_err *e);
+int lrconf_load(struct lr_conf *c, const char *path, bool missing_ok, struct errmsg *e);
 
 /* Split LINE (modified in place) into at most MAX words, criu.conf style. Returns the number
  * of words, or -1 with *WHY set (unterminated quote, too many words). */

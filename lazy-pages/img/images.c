@@ -30,14 +30,14 @@ static bool vma_is_lazy(uint32_t flags, uint32_t status)
 	       (status & VMA_AREA_REGULAR);
 }
 
-static int decode_fail(struct img_error *err, const char *file, uint64_t off, const char *what)
+static int decode_fail(struct errmsg *err, const char *file, uint64_t off, const char *what)
 {
 	return img_fail(err, file, off, "cannot decode %s (bad protobuf message)", what);
 }
 
 /* ---- inventory.img, pstree.img ---- */
 
-static int load_inventory(struct img_set *set, struct img_error *err)
+static int load_inventory(struct img_set *set, struct errmsg *err)
 {
 	const char *name = "inventory.img";
 	ImgInventoryEntry *ie;
@@ -69,7 +69,7 @@ out:
 }
 
 static int pstree_task(struct img_task *t, const uint8_t *data, size_t len, uint64_t off,
-		       const char *name, struct img_error *err)
+		       const char *name, struct errmsg *err)
 {
 	ImgPstreeEntry *pe = img_pstree_entry__unpack(NULL, len, data);
 	int ret = 0;
@@ -87,7 +87,7 @@ static int pstree_task(struct img_task *t, const uint8_t *data, size_t len, uint
 	return ret;
 }
 
-static int load_pstree(struct img_set *set, struct img_error *err)
+static int load_pstree(struct img_set *set, struct errmsg *err)
 {
 	const char *name = "pstree.img";
 	struct img_file f;
@@ -136,7 +136,7 @@ static int cmp_pid(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static int check_dup_pids(const struct img_set *set, struct img_error *err)
+static int check_dup_pids(const struct img_set *set, struct errmsg *err)
 {
 	int32_t *pids = malloc(set->nr_tasks * sizeof(*pids));
 	size_t i;
@@ -176,7 +176,7 @@ static size_t entry_index(const ImgMmEntry *mm, uint64_t start, uint64_t end, bo
 	return i;
 }
 
-static int entry_fail(struct img_error *err, const char *name, uint64_t off, size_t i, bool guard,
+static int entry_fail(struct errmsg *err, const char *name, uint64_t off, size_t i, bool guard,
 		      uint64_t start, uint64_t end, const char *what)
 {
 	return img_fail(err, name, off, "vma %zu%s [0x%llx-0x%llx)%s", i, guard ? " (guard)" : "",
@@ -184,7 +184,7 @@ static int entry_fail(struct img_error *err, const char *name, uint64_t off, siz
 }
 
 static int check_entry(const ImgVmaEntry *e, size_t i, const char *name, uint64_t off,
-		       struct img_error *err)
+		       struct errmsg *err)
 {
 	const char *bad = NULL;
 
@@ -213,7 +213,7 @@ static int cmp_guard(const void *a, const void *b)
 
 /* Two sorted ranges that overlap: "vma I [..) overlaps [guard] vma J [..)". */
 static int overlap_fail(const ImgMmEntry *mm, bool guard, uint64_t s0, uint64_t e0, uint64_t s1,
-			uint64_t e1, const char *name, uint64_t off, struct img_error *err)
+			uint64_t e1, const char *name, uint64_t off, struct errmsg *err)
 {
 	char what[128];
 
@@ -223,7 +223,7 @@ static int overlap_fail(const ImgMmEntry *mm, bool guard, uint64_t s0, uint64_t 
 }
 
 static int check_vmas(const struct img_task *t, const ImgMmEntry *mm, const char *name,
-		      uint64_t off, struct img_error *err)
+		      uint64_t off, struct errmsg *err)
 {
 	size_t i;
 
@@ -239,7 +239,7 @@ static int check_vmas(const struct img_task *t, const ImgMmEntry *mm, const char
 
 /* Guards must not overlap each other, and each page of one must be in a real VMA. */
 static int check_guards(const struct img_task *t, const ImgMmEntry *mm, const char *name,
-			uint64_t off, struct img_error *err)
+			uint64_t off, struct errmsg *err)
 {
 	char what[96];
 	size_t i, v = 0;
@@ -279,7 +279,7 @@ static void copy_vma(struct img_vma *v, const ImgVmaEntry *e)
 
 /* Split the vma entries into real VMAs and guards, each array sorted by start. */
 static int copy_vmas(struct img_task *t, const ImgMmEntry *mm, const char *name, uint64_t off,
-		     struct img_error *err)
+		     struct errmsg *err)
 {
 	size_t i, nv = 0, ng = 0;
 
@@ -310,7 +310,7 @@ static int copy_vmas(struct img_task *t, const ImgMmEntry *mm, const char *name,
 	return 0;
 }
 
-static int load_vmas(struct img_task *t, struct img_file *f, struct img_error *err)
+static int load_vmas(struct img_task *t, struct img_file *f, struct errmsg *err)
 {
 	const uint8_t *data;
 	ImgMmEntry *mm;
@@ -393,7 +393,7 @@ struct ext_builder {
 };
 
 static int push(struct ext_builder *b, const struct img_extent *x, uint64_t off,
-		struct img_error *err)
+		struct errmsg *err)
 {
 	struct img_extent *e;
 
@@ -419,7 +419,7 @@ static int push(struct ext_builder *b, const struct img_extent *x, uint64_t off,
  * Each part of a local data extent keeps the offset of its own first page.
  */
 static int emit(struct ext_builder *b, uint64_t start, uint64_t end, bool zero, bool remote,
-		uint64_t pages_off, uint64_t off, struct img_error *err)
+		uint64_t pages_off, uint64_t off, struct errmsg *err)
 {
 	struct img_extent x = {.zero = zero, .remote = remote};
 	size_t g = guard_above(b->guards, b->nr_guards, start);
@@ -450,7 +450,7 @@ static int emit(struct ext_builder *b, uint64_t start, uint64_t end, bool zero, 
  * them. Zero runs come out maximal within a VMA; they are not merged across
  * VMA boundaries because UFFDIO_ZEROPAGE/COPY must stay within one VMA.
  */
-static int zero_until(struct ext_builder *b, uint64_t addr, uint64_t off, struct img_error *err)
+static int zero_until(struct ext_builder *b, uint64_t addr, uint64_t off, struct errmsg *err)
 {
 	while (b->v < b->nr_vmas && b->vmas[b->v].start < addr) {
 		const struct img_vma *vma = &b->vmas[b->v];
@@ -476,7 +476,7 @@ struct pm_entry {
 };
 
 static int lazy_fail(struct ext_builder *b, const struct pm_entry *pe, uint64_t addr,
-		     const char *where, struct img_error *err)
+		     const char *where, struct errmsg *err)
 {
 	return img_fail(err, b->name, pe->off, "PE_LAZY entry 0x%llx+%llu pages: page 0x%llx %s",
 			(unsigned long long)pe->start,
@@ -486,7 +486,7 @@ static int lazy_fail(struct ext_builder *b, const struct pm_entry *pe, uint64_t 
 
 /* CRIU dumps no page of a guard region: data for one would replace the guard on restore. */
 static int guard_fail(struct ext_builder *b, const struct pm_entry *pe, const struct img_guard *g,
-		      struct img_error *err)
+		      struct errmsg *err)
 {
 	uint64_t addr = g->start > pe->start ? g->start : pe->start;
 
@@ -503,7 +503,7 @@ static int guard_fail(struct ext_builder *b, const struct pm_entry *pe, const st
  * A PE_LAZY entry becomes data extents, one per VMA it spans; each of its
  * pages must be in a lazy VMA, or restore would not have registered it.
  */
-static int lazy_entry(struct ext_builder *b, const struct pm_entry *pe, struct img_error *err)
+static int lazy_entry(struct ext_builder *b, const struct pm_entry *pe, struct errmsg *err)
 {
 	const struct img_guard *g = guard_in(b->guards, b->nr_guards, pe->start, pe->end);
 	bool remote = !(pe->flags & IMG_PE_PRESENT);
@@ -533,7 +533,7 @@ static int lazy_entry(struct ext_builder *b, const struct pm_entry *pe, struct i
 }
 
 /* Account for one pagemap entry; any entry, lazy or not, covers its pages (no zero fill). */
-static int take_entry(struct ext_builder *b, const struct pm_entry *pe, struct img_error *err)
+static int take_entry(struct ext_builder *b, const struct pm_entry *pe, struct errmsg *err)
 {
 	if (zero_until(b, pe->start, pe->off, err))
 		return -1;
@@ -547,7 +547,7 @@ static int take_entry(struct ext_builder *b, const struct pm_entry *pe, struct i
 
 /* Fill in pe from a decoded entry, with CRIU's defaults for images older than flags / nr_pages. */
 static int pm_entry_decode(struct pm_entry *pe, const ImgPagemapEntry *e, const char *name,
-			   struct img_error *err)
+			   struct errmsg *err)
 {
 	uint64_t nr = e->has_nr_pages ? e->nr_pages : e->compat_nr_pages;
 	uint32_t flags = e->has_flags ? e->flags : 0;
@@ -578,7 +578,7 @@ static int pm_entry_decode(struct pm_entry *pe, const ImgPagemapEntry *e, const 
 }
 
 static int check_order(const struct pm_entry *pe, const struct pm_entry *prev, const char *name,
-		       struct img_error *err)
+		       struct errmsg *err)
 {
 	if (pe->start >= prev->end)
 		return 0;
@@ -588,7 +588,7 @@ static int check_order(const struct pm_entry *pe, const struct pm_entry *prev, c
 			(unsigned long long)prev->start, (unsigned long long)prev->end);
 }
 
-static int open_pages(int dirfd, struct img_task *t, const char *pm_name, struct img_error *err)
+static int open_pages(int dirfd, struct img_task *t, const char *pm_name, struct errmsg *err)
 {
 	char name[IMG_NAME_MAX];
 	struct stat st;
@@ -605,7 +605,7 @@ static int open_pages(int dirfd, struct img_task *t, const char *pm_name, struct
 }
 
 static int load_pagemap_head(int dirfd, struct img_task *t, struct img_file *f,
-			     struct img_error *err)
+			     struct errmsg *err)
 {
 	ImgPagemapHead *h;
 	const uint8_t *data;
@@ -627,7 +627,7 @@ static int load_pagemap_head(int dirfd, struct img_task *t, struct img_file *f,
 }
 
 static int pagemap_entries(struct ext_builder *b, struct img_file *f, uint64_t *present,
-			   struct img_error *err)
+			   struct errmsg *err)
 {
 	struct pm_entry prev = {0}, pe;
 	const uint8_t *data;
@@ -663,7 +663,7 @@ static int pagemap_entries(struct ext_builder *b, struct img_file *f, uint64_t *
 	return zero_until(b, UINT64_MAX, f->off, err);
 }
 
-static int load_pagemap(int dirfd, struct img_task *t, struct img_file *f, struct img_error *err)
+static int load_pagemap(int dirfd, struct img_task *t, struct img_file *f, struct errmsg *err)
 {
 	struct ext_builder b = {.vmas = t->vmas,
 				.nr_vmas = t->nr_vmas,
@@ -695,7 +695,7 @@ static int load_pagemap(int dirfd, struct img_task *t, struct img_file *f, struc
 
 /* ---- per task ---- */
 
-static int load_task(int dirfd, struct img_task *t, struct img_error *err)
+static int load_task(int dirfd, struct img_task *t, struct errmsg *err)
 {
 	char mm_name[IMG_NAME_MAX], pm_name[IMG_NAME_MAX];
 	struct img_file mm, pm;
@@ -725,7 +725,7 @@ out:
 	return ret;
 }
 
-int img_set_load(int dirfd, struct img_set *set, struct img_error *err)
+int img_set_load(int dirfd, struct img_set *set, struct errmsg *err)
 {
 	size_t i;
 

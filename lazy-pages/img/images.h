@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/err.h"
+
 #define IMG_PAGE_SIZE 4096ULL
 
 /* Hard limits: hostile images get an error, never an unbounded allocation. */
@@ -28,9 +30,6 @@
 #define IMG_PE_PRESENT 4u
 
 /* "FILE: offset N: problem", filled in by every failing call. */
-struct img_error {
-	char msg[512];
-};
 
 struct img_vma {
 	uint64_t start, end;
@@ -95,7 +94,7 @@ struct img_set {
  * extent pages. On failure returns -1 with err->msg "FILE: offset N: problem" and *set
  * left empty (nothing allocated or open).
  */
-int img_set_load(int dirfd, struct img_set *set, struct img_error *err);
+int img_set_load(int dirfd, struct img_set *set, struct errmsg *err);
 const struct img_task *img_set_find(const struct img_set *set, int32_t pid);
 void img_set_free(struct img_set *set);
 

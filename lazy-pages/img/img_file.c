@@ -10,7 +10,7 @@
 
 #include "img_file.h"
 
-int img_fail(struct img_error *err, const char *file, uint64_t off, const char *fmt, ...)
+int img_fail(struct errmsg *err, const char *file, uint64_t off, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -28,7 +28,7 @@ int img_fail(struct img_error *err, const char *file, uint64_t off, const char *
 }
 
 /* Copy n bytes at file offset off into dst, through the read-ahead window. */
-static int img_read_at(struct img_file *f, uint64_t off, void *dst, size_t n, struct img_error *err)
+static int img_read_at(struct img_file *f, uint64_t off, void *dst, size_t n, struct errmsg *err)
 {
 	uint8_t *out = dst;
 
@@ -73,7 +73,7 @@ static uint32_t le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static int img_read_u32(struct img_file *f, uint64_t off, uint32_t *v, struct img_error *err)
+static int img_read_u32(struct img_file *f, uint64_t off, uint32_t *v, struct errmsg *err)
 {
 	uint8_t b[4];
 
@@ -102,7 +102,7 @@ static const char *magic_name(uint32_t magic)
 }
 
 static int img_check_one_magic(struct img_file *f, uint64_t off, uint32_t want,
-			       struct img_error *err)
+			       struct errmsg *err)
 {
 	uint32_t got;
 
@@ -117,7 +117,7 @@ static int img_check_one_magic(struct img_file *f, uint64_t off, uint32_t want,
 	return 0;
 }
 
-static int img_check_magic(struct img_file *f, uint32_t magic, struct img_error *err)
+static int img_check_magic(struct img_file *f, uint32_t magic, struct errmsg *err)
 {
 	/* crit and CRIU write inventory.img with its own magic only. */
 	if (magic == IMG_INVENTORY_MAGIC) {
@@ -138,7 +138,7 @@ static void img_file_init(struct img_file *f, const char *name)
 }
 
 int img_file_open(struct img_file *f, int dirfd, const char *name, uint32_t magic, bool optional,
-		  struct img_error *err)
+		  struct errmsg *err)
 {
 	struct stat st;
 
@@ -172,7 +172,7 @@ fail:
 }
 
 /* Validate the frame at f->off: sets *len to the message length. 0 = EOF, 1 = frame. */
-static int img_frame(struct img_file *f, uint32_t *len, struct img_error *err)
+static int img_frame(struct img_file *f, uint32_t *len, struct errmsg *err)
 {
 	uint64_t left = f->size - f->off;
 
@@ -193,7 +193,7 @@ static int img_frame(struct img_file *f, uint32_t *len, struct img_error *err)
 }
 
 int img_file_next(struct img_file *f, const uint8_t **data, size_t *len, uint64_t *entry_off,
-		  struct img_error *err)
+		  struct errmsg *err)
 {
 	uint32_t n;
 	int ret = img_frame(f, &n, err);
@@ -220,7 +220,7 @@ int img_file_next(struct img_file *f, const uint8_t **data, size_t *len, uint64_
 }
 
 int img_file_count(struct img_file *f, size_t max, const char *what, size_t *count,
-		   struct img_error *err)
+		   struct errmsg *err)
 {
 	uint64_t start = f->off;
 	size_t nr = 0;

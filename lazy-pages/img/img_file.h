@@ -23,7 +23,7 @@ struct img_file {
 };
 
 /* Set err to "FILE: offset N: ..." and return -1. err may be NULL. */
-int img_fail(struct img_error *err, const char *file, uint64_t off, const char *fmt, ...)
+int img_fail(struct errmsg *err, const char *file, uint64_t off, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /*
@@ -31,21 +31,21 @@ int img_fail(struct img_error *err, const char *file, uint64_t off, const char *
  * then their own). Returns 0, -1 on error, or 1 if the file does not exist and optional.
  */
 int img_file_open(struct img_file *f, int dirfd, const char *name, uint32_t magic, bool optional,
-		  struct img_error *err);
+		  struct errmsg *err);
 
 /*
  * Next entry: 1 with *data and *len (valid until the next call) and the entry's file offset,
  * 0 at a clean end of file, -1 on error.
  */
 int img_file_next(struct img_file *f, const uint8_t **data, size_t *len, uint64_t *entry_off,
-		  struct img_error *err);
+		  struct errmsg *err);
 
 /*
  * Count the entries left without decoding them (the position is kept), failing with
  * "too many WHAT" past max. Lets callers cap an allocation before making it.
  */
 int img_file_count(struct img_file *f, size_t max, const char *what, size_t *count,
-		   struct img_error *err);
+		   struct errmsg *err);
 
 void img_file_close(struct img_file *f);
 

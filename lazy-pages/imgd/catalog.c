@@ -73,7 +73,7 @@ static int build_dext(struct imgd_image *img, size_t ti)
 
 static int load(struct imgd_image *img, char *why, size_t whylen)
 {
-	struct img_error err;
+	struct errmsg err;
 
 	if (img_set_load(img->dirfd, &img->set, &err)) {
 		snprintf(why, whylen, "cannot read the image: %s", err.msg);

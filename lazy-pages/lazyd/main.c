@@ -328,7 +328,7 @@ static int run(struct lazyd *d)
 /* Local images: the pages are in pages-N.img, or (--page-server) with the source's page server. */
 static int load_local(struct lazyd *d, struct lazyd_opts *o)
 {
-	struct img_error err;
+	struct errmsg err;
 
 	int dirfd = open(o->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {

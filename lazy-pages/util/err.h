@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#define ERRMSG_MAX 512
+#define ERRMSG_MAX 1024
 
 struct errmsg {
 	char msg[ERRMSG_MAX]; /* "" until a failure is described */

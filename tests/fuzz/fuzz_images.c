@@ -213,7 +213,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nr_last = nr_now;
 
 	struct img_set set;
-	struct img_error err;
+	struct errmsg err;
 	err.msg[0] = '\0';
 	memset(&set, 0xa5, sizeof(set));
 	if (img_set_load(dirfd_, &set, &err)) {

@@ -114,7 +114,7 @@ static void check_scan(const struct lr_criu_scan *s)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct lr_conf c;
-	static struct lrconf_err e;
+	static struct errmsg e;
 	const char *text = (const char *)data;
 
 	/* 1. the plugin's config file */

@@ -60,7 +60,7 @@ static void dump_task(const struct img_task *t)
 
 int main(int argc, char **argv)
 {
-	struct img_error err;
+	struct errmsg err;
 	struct img_set set;
 	size_t i;
 	int dirfd;

@@ -337,7 +337,7 @@ int main(int argc, char **argv)
 					   {0}};
 	struct cfg c = {.clients = 1};
 	struct img_set local;
-	struct img_error err;
+	struct errmsg err;
 	int o;
 
 	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {

@@ -27,7 +27,7 @@
 static char dir[128];
 static int dirfd_ = -1;
 static struct img_set set;
-static struct img_error err;
+static struct errmsg err;
 static char decdir[PATH_MAX]; /* native fixtures: crit decodes made by their suite's crit */
 
 /* ---- helpers ---- */

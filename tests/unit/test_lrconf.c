@@ -10,7 +10,7 @@
 #include "plugin/lrconf.h"
 
 static struct lr_conf c;
-static struct lrconf_err e;
+static struct errmsg e;
 
 static int parse(const char *text)
 {
@@ -266,7 +266,7 @@ Test(lrconf, duplicates_and_cross_checks)
 	    "(the source is page-server)");
 	/* The id a dump publishes under. */
 	struct lr_conf pc;
-	struct lrconf_err pe;
+	struct errmsg pe;
 	const char *pub = "publish 127.0.0.1:1\nimage abc\nauth-key /k\n";
 	cr_assert_eq(lrconf_parse(&pc, "t.conf", pub, strlen(pub), &pe), 0, "%s", pe.msg);
 	cr_assert_str_eq(pc.image, "abc");
