@@ -336,7 +336,7 @@ static int fetch(struct lazyd *d, struct lz_task *t, const struct pend_extent *r
 	int rc = -EIO;
 
 	for (int i = 0; i < SOURCE_RETRIES; i++) {
-		rc = d->src.ops->read(&d->src, t->img, r->start, r->src, d->buf, len);
+		rc = d->src.ops->read(&d->src, t->img, r->src, d->buf, len);
 		if (rc != -EAGAIN && rc != -EINTR)
 			break;
 	}
@@ -572,10 +572,10 @@ static bool drainable(const struct lz_task *t)
 static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struct src_chunk *ch)
 {
 	struct lz_task *t = sl->t;
-	uint64_t base = sl->start + (ch->off - sl->src);
+	uint64_t base = sl->start + (ch->src - sl->src);
 
 	for (uint32_t i = 0; i < ch->n && !t->gone && !t->killed;) {
-		uint64_t addr = base + (uint64_t)i * PAGE, off = ch->off + (uint64_t)i * PAGE;
+		uint64_t addr = base + (uint64_t)i * PAGE, off = ch->src + (uint64_t)i * PAGE;
 		struct pend_extent r;
 		/* Installed by a fault meanwhile, moved or dropped: not this data's to fill. */
 		if (!pending_run_at(&t->pend, addr, (uint64_t)(ch->n - i) * PAGE, &r) ||

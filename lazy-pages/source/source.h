@@ -1,4 +1,11 @@
-/* Where page data comes from: local pages images, criu-imgd, or CRIU's page server. */
+/*
+ * Where page data comes from: local pages images, criu-imgd, or CRIU's page server.
+ *
+ * Every source names a task's pages by the same key, the `src` of its lazy extents
+ * (img/images.h): a source maps it to its own address space (the offset in pages-N.img for
+ * the local images and for criu-imgd, the dump-time address for CRIU's page server, whose
+ * protocol names pages by address). The key does not change when the task mremaps.
+ */
 #ifndef LAZY_SOURCE_H
 #define LAZY_SOURCE_H
 
@@ -10,11 +17,11 @@
 
 struct page_source;
 
-/* A completed background read: n pages of task t's data from offset off. */
+/* A completed background read: n pages of task t's data from key src. */
 struct src_chunk {
 	uint64_t tag; /* as given to prefetch() */
 	const struct img_task *t;
-	uint64_t off;
+	uint64_t src;
 	const void *data; /* n pages, valid until the next collect() */
 	uint32_t n;
 	bool last; /* the read with this tag is complete (or failed): no more chunks for it */
@@ -23,12 +30,11 @@ struct src_chunk {
 struct page_source_ops {
 	const char *name;
 	/*
-	 * Read len bytes of task t's page data starting at pages-file offset
-	 * off (vaddr is the page's address in the image, for remote sources).
+	 * Read len bytes of task t's page data starting at key src.
 	 * 0, or a negative errno: -EAGAIN is worth a retry, anything else is not.
 	 */
-	int (*read)(struct page_source *s, const struct img_task *t, uint64_t vaddr, uint64_t off,
-		    void *buf, size_t len);
+	int (*read)(struct page_source *s, const struct img_task *t, uint64_t src, void *buf,
+		    size_t len);
 	void (*close)(struct page_source *s);
 
 	/* ---- optional (NULL when a source has none) ---- */
@@ -41,26 +47,26 @@ struct page_source_ops {
 	/*
 	 * Pipelined background reads on a path of their own, so that read()
 	 * (the fault path) never waits behind them. prefetch() queues a read of
-	 * len bytes at off (0, or -EBUSY when the window is full: collect first);
+	 * len bytes at src (0, or -EBUSY when the window is full: collect first);
 	 * poll_fd() is readable when collect() may have chunks (or is -1 when
 	 * collect() has more without waiting: bytes already decrypted by TLS, that
 	 * no poll on the socket would show); collect() returns
 	 * 1 with a chunk, 0 when none is ready, or a negative errno for a read
 	 * that failed for good (chunk->tag and ->t say which).
 	 */
-	int (*prefetch)(struct page_source *s, const struct img_task *t, uint64_t off, size_t len,
+	int (*prefetch)(struct page_source *s, const struct img_task *t, uint64_t src, size_t len,
 			uint64_t tag);
 	int (*poll_fd)(struct page_source *s);
 	int (*collect)(struct page_source *s, struct src_chunk *chunk);
-	/* Prefetch reads queued and not yet collected. */
+	/* Prefetch reads queued and not yet collected (tests and tools that drive a source). */
 	unsigned (*inflight)(struct page_source *s);
 	/*
-	 * len bytes of t's data at off, readable in place until close() (local
+	 * len bytes of t's data at src, readable in place until close() (local
 	 * images: the page cache, mapped, which saves one copy per page), or
 	 * NULL when the source cannot. Reading the pointer may fault; the
 	 * kernel's UFFDIO_COPY then fails with EFAULT, and read() tells why.
 	 */
-	const void *(*map)(struct page_source *s, const struct img_task *t, uint64_t off,
+	const void *(*map)(struct page_source *s, const struct img_task *t, uint64_t src,
 			   size_t len);
 };
 

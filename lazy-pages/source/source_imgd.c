@@ -191,13 +191,12 @@ static void drop_urgent(struct imgd_src *s)
 	s->ufd = -1;
 }
 
-static int imgd_read(struct page_source *ps, const struct img_task *t, uint64_t vaddr, uint64_t off,
-		     void *buf, size_t len)
+static int imgd_read(struct page_source *ps, const struct img_task *t, uint64_t off, void *buf,
+		     size_t len)
 {
 	struct imgd_src *s = ps->priv;
 	int rc = -EIO;
 
-	(void)vaddr; /* pages are named by their offset: it does not change with mremap */
 	if (len % WIRE_PAGE || off % WIRE_PAGE || !len)
 		return -EINVAL;
 	for (size_t done = 0; done < len;) {

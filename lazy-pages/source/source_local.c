@@ -19,11 +19,10 @@ struct local {
 	size_t n, cap;
 };
 
-static int local_read(struct page_source *s, const struct img_task *t, uint64_t vaddr, uint64_t off,
-		      void *buf, size_t len)
+static int local_read(struct page_source *s, const struct img_task *t, uint64_t off, void *buf,
+		      size_t len)
 {
 	(void)s;
-	(void)vaddr;
 	size_t got = 0;
 
 	if (t->pages_fd < 0 || off > t->pages_size || len > t->pages_size - off)

@@ -96,14 +96,14 @@ static int ps_fail(struct ps_src *s, const char *what, int rc)
 	return -EIO;
 }
 
-static int ps_read(struct page_source *ps, const struct img_task *t, uint64_t vaddr, uint64_t off,
-		   void *buf, size_t len)
+static int ps_read(struct page_source *ps, const struct img_task *t, uint64_t off, void *buf,
+		   size_t len)
 {
 	struct ps_src *s = ps->priv;
 	uint64_t deadline = wire_now_ms() + s->timeout_ms;
 	size_t done = 0;
 
-	(void)vaddr; /* off is the dump-time address: stable across mremap */
+	/* off: the key is the dump-time address (stable across mremap) */
 	if (s->broken)
 		return -EIO;
 	if (!len || len % IMG_PAGE_SIZE || off % IMG_PAGE_SIZE ||

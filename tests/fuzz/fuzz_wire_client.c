@@ -316,7 +316,7 @@ static void run_source(uint8_t flags)
 			if (n > READ_PAGES)
 				n = READ_PAGES;
 			reads++;
-			int rc = ps.ops->read(&ps, t, x->start, x->pages_off, pagebuf,
+			int rc = ps.ops->read(&ps, t, x->pages_off, pagebuf,
 					      (size_t)n * WIRE_PAGE);
 			if (log_level >= 4)
 				fprintf(stderr, "fuzz: read %lu pages at 0x%lx: %d\n",
@@ -359,7 +359,7 @@ static void run_source(uint8_t flags)
 		int rc = ps.ops->collect(&ps, &ch);
 		if (log_level >= 4 && rc)
 			fprintf(stderr, "fuzz: collect %d: tag %lu, %u pages at 0x%lx%s\n", rc,
-				(unsigned long)ch.tag, ch.n, (unsigned long)ch.off,
+				(unsigned long)ch.tag, ch.n, (unsigned long)ch.src,
 				ch.last ? ", last" : "");
 		if (rc == 0) {
 #ifdef FUZZ_CAPTURE
@@ -373,7 +373,7 @@ static void run_source(uint8_t flags)
 		if (ch.tag >= npf || pf[ch.tag].done || ch.t != pf[ch.tag].t)
 			fuzz_die("collect: a chunk for a read we did not make or that ended");
 		if (rc == 1) {
-			if (!ch.n || !ch.data || ch.off != pf[ch.tag].off + pf[ch.tag].got ||
+			if (!ch.n || !ch.data || ch.src != pf[ch.tag].off + pf[ch.tag].got ||
 			    (uint64_t)ch.n * WIRE_PAGE > pf[ch.tag].len - pf[ch.tag].got)
 				fuzz_die("collect: a chunk outside its read or out of order");
 			pf[ch.tag].got += (uint64_t)ch.n * WIRE_PAGE;

@@ -413,7 +413,7 @@ static void case_normal(const char *server, const char *image, const char *keyfi
 		  !s.ops->load_index(&s, &set, err, sizeof(err));
 	if (ok) {
 		const struct img_task *t = img_set_find(&set, good_pid);
-		ok = t && !s.ops->read(&s, t, 0, good_off, buf, sizeof(buf));
+		ok = t && !s.ops->read(&s, t, good_off, buf, sizeof(buf));
 		img_set_free(&set);
 	}
 	s.ops->close(&s);

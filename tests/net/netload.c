@@ -112,7 +112,7 @@ static int client(const struct cfg *c, const struct img_set *local, int idx)
 				uint64_t off = x->pages_off + (a - x->start);
 				bool urgent = ((a / (PIECE * PAGE)) + (uint64_t)idx) % 2;
 				if (urgent) {
-					if (s.ops->read(&s, t, a, off, buf, len) ||
+					if (s.ops->read(&s, t, off, buf, len) ||
 					    check(lt, off, buf, len, tmp))
 						bad++;
 					pages += len / PAGE;
@@ -124,7 +124,7 @@ static int client(const struct cfg *c, const struct img_set *local, int idx)
 					if (rc < 0)
 						bad++;
 					if (rc > 0) {
-						bad += check(lt, ch.off, ch.data, ch.n * PAGE,
+						bad += check(lt, ch.src, ch.data, ch.n * PAGE,
 							     tmp) != 0;
 						pages += ch.n;
 					}
@@ -140,7 +140,7 @@ static int client(const struct cfg *c, const struct img_set *local, int idx)
 			if (rc < 0)
 				bad++;
 			if (rc > 0) {
-				bad += check(lt, ch.off, ch.data, ch.n * PAGE, tmp) != 0;
+				bad += check(lt, ch.src, ch.data, ch.n * PAGE, tmp) != 0;
 				pages += ch.n;
 			}
 			if (rc == 0)
@@ -297,8 +297,7 @@ static int bench(const struct cfg *c, const struct img_set *local)
 				uint64_t p = (uint64_t)rand_r(&seed) % np;
 				uint64_t n = np - p < 16 ? np - p : 16;
 				double f0 = now();
-				if (s.ops->read(&s, t, x->start + p * PAGE, x->pages_off + p * PAGE,
-						buf, n * PAGE))
+				if (s.ops->read(&s, t, x->pages_off + p * PAGE, buf, n * PAGE))
 					return 1;
 				lat[nlat++] = now() - f0;
 			}
