@@ -90,11 +90,14 @@ int ev_add(struct ev_loop *l, int fd, unsigned mask, ev_fd_fn fn, void *data)
 		l->nfds = n;
 	}
 	struct ev_fd *f = &l->fds[fd];
-	if (f->mask)
-		return -EEXIST;
 	uint32_t gen = f->gen + 1;
 	struct epoll_event ev = {.events = to_epoll(mask), .data.u64 = key(fd, gen)};
-	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev))
+	/* Registered already: take the new handler. The fd may have been closed (which drops
+	 * it from epoll) and its number reused since: then it is added afresh. */
+	int rc = f->mask ? epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) : -1;
+	if (rc && (!f->mask || errno == ENOENT))
+		rc = epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
+	if (rc)
 		return -errno;
 	*f = (struct ev_fd){.mask = mask, .gen = gen, .fn = fn, .data = data};
 	return 0;

@@ -28,7 +28,9 @@ struct ev_loop *ev_loop_new(void);
 /* Closes the epoll fd and drops every registration and timer (not the fds themselves). */
 void ev_loop_free(struct ev_loop *l);
 
-/* Register fd (EV_READ and/or EV_WRITE); 0 or -errno (-EEXIST if fd is registered). */
+/* Register fd (EV_READ and/or EV_WRITE) with its handler; 0 or -errno. An fd registered
+ * already gets the new mask, handler and data (also when it was closed and its number reused
+ * by a new file since: epoll forgets closed fds, ev_add adds it again). */
 int ev_add(struct ev_loop *l, int fd, unsigned mask, ev_fd_fn fn, void *data);
 /* Change what fd waits for; 0 or -errno (-ENOENT if not registered). */
 int ev_mod(struct ev_loop *l, int fd, unsigned mask);

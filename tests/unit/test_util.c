@@ -41,7 +41,7 @@ Test(ev, fd_handler_gets_its_data)
 	cr_assert_not_null(l);
 	cr_assert_eq(pipe(p), 0);
 	cr_assert_eq(ev_add(l, p[0], EV_READ, on_fd, &s), 0);
-	cr_assert_eq(ev_add(l, p[0], EV_READ, on_fd, &s), -EEXIST);
+	cr_assert_eq(ev_add(l, p[0], EV_READ, on_fd, &s), 0, "again: replaces");
 	cr_assert_eq(ev_run_once(l, 0), 0, "nothing ready");
 	cr_assert_eq(write(p[1], "x", 1), 1);
 	cr_assert_eq(ev_run_once(l, 1000), 1);
@@ -73,6 +73,29 @@ Test(ev, deleted_during_turn_is_not_called)
 	cr_assert_eq(ev_run_once(l, 1000), 1, "one handler ran, the other fd was deleted by it");
 	cr_assert_eq(sa.calls + sb.calls, 1);
 	close(a[1]);
+	close(b[1]);
+	ev_loop_free(l);
+}
+
+/* An fd closed behind the loop's back and its number reused: ev_add registers the new file. */
+Test(ev, readd_after_close_and_reuse)
+{
+	struct ev_loop *l = ev_loop_new();
+	int a[2], b[2];
+	struct seen s = {.del_fd = -1};
+
+	cr_assert_eq(pipe(a), 0);
+	cr_assert_eq(ev_add(l, a[0], EV_READ, on_fd, &s), 0);
+	int num = a[0];
+	close(a[0]); /* epoll forgets it; the loop still has the slot */
+	cr_assert_eq(pipe(b), 0);
+	cr_assert_eq(b[0], num, "the number is reused");
+	cr_assert_eq(ev_add(l, b[0], EV_READ, on_fd, &s), 0);
+	cr_assert_eq(write(b[1], "x", 1), 1);
+	cr_assert_eq(ev_run_once(l, 1000), 1);
+	cr_assert_eq(s.calls, 1);
+	close(a[1]);
+	close(b[0]);
 	close(b[1]);
 	ev_loop_free(l);
 }
