@@ -21,7 +21,12 @@
  * *done always says how many bytes from dst were installed.
  */
 
-/* One extent of a batch: install len bytes at dst from src (NULL: zero pages). */
+/*
+ * One extent of a batch: install len bytes at dst from src (NULL: zero pages).
+ * A present page stops its extent as it stops a copy: result -EEXIST, done the bytes
+ * installed before it (the present page is at dst + done). An extent the batch did not
+ * attempt (it stopped before, or was refused) has done 0 and result -EAGAIN: retry it.
+ */
 struct fill_extent {
 	uint64_t dst, len;
 	const void *src;
@@ -71,14 +76,21 @@ void filler_uffd(struct filler *f);
  * The calls the daemon makes; each uses the engine's op when it has one:
  * attach: 0 when the engine needs no binding (plain uffd: the uffd is the task);
  * batch: without a batch op, extent by extent with copy/zero, in order, stopping at the
- * first that does not settle (same result contract);
+ * first that does not settle (same result contract); *first = n when all settled;
  * stats: zeros without a stats op; close: also resets f.
  */
 int filler_attach(struct filler *f, int uffd, pid_t pid, int pidfd, bool verify);
 void filler_detach(struct filler *f, int uffd);
-int filler_batch(struct filler *f, int uffd, struct fill_extent *ext, uint32_t n,
-		 uint32_t *first);
+int filler_batch(struct filler *f, int uffd, struct fill_extent *ext, uint32_t n, uint32_t *first);
 void filler_stats(const struct filler *f, struct fill_stats *st);
 void filler_close(struct filler *f);
+
+/*
+ * filler_batch()'s fallback, for engines too (what their own batch path cannot take):
+ * ext[0..n) one by one with ops->copy/zero, stopping at the first extent that does not
+ * settle; the extents after it are marked not attempted. *first = n when all settled.
+ */
+int fill_batch_each(const struct filler_ops *ops, void *ctx, int uffd, struct fill_extent *ext,
+		    uint32_t n, uint32_t *first);
 
 #endif

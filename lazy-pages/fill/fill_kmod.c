@@ -193,13 +193,6 @@ static int kmod_wake(void *ctx, int uffd, uint64_t dst, uint64_t len)
 	return k->plain.ops->wake(k->plain.ctx, uffd, dst, len);
 }
 
-static const struct filler_ops kmod_ops = {
-    .name = "kmod",
-    .copy = kmod_copy,
-    .zero = kmod_zero,
-    .wake = kmod_wake,
-};
-
 int filler_kmod(struct filler *f)
 {
 	struct kmod_ctx *k;
@@ -234,10 +227,9 @@ int filler_kmod(struct filler *f)
 	return 0;
 }
 
-static int attach(struct filler *f, int uffd, pid_t pid, int pidfd, uint32_t flags,
+static int attach(struct kmod_ctx *k, int uffd, pid_t pid, int pidfd, uint32_t flags,
 		  uint32_t *session)
 {
-	struct kmod_ctx *k = f->ctx;
 	struct lazyfill_bind b = {
 	    .version = LAZYFILL_UAPI_VERSION,
 	    .flags = flags,
@@ -283,17 +275,22 @@ static int attach(struct filler *f, int uffd, pid_t pid, int pidfd, uint32_t fla
 
 int filler_kmod_attach(struct filler *f, int uffd, pid_t pid, int pidfd, uint32_t *session)
 {
-	return attach(f, uffd, pid, pidfd, 0, session);
+	return attach(f->ctx, uffd, pid, pidfd, 0, session);
 }
 
 int filler_kmod_attach_verified(struct filler *f, int uffd, pid_t pid, int pidfd, uint32_t *session)
 {
-	return attach(f, uffd, pid, pidfd, LAZYFILL_BIND_VERIFY, session);
+	return attach(f->ctx, uffd, pid, pidfd, LAZYFILL_BIND_VERIFY, session);
 }
 
-void filler_kmod_detach(struct filler *f, int uffd)
+static int kmod_attach(void *ctx, int uffd, pid_t pid, int pidfd, bool verify)
 {
-	struct kmod_ctx *k = f->ctx;
+	return attach(ctx, uffd, pid, pidfd, verify ? LAZYFILL_BIND_VERIFY : 0, NULL);
+}
+
+static void kmod_detach(void *ctx, int uffd)
+{
+	struct kmod_ctx *k = ctx;
 	int fd = -1;
 
 	pthread_mutex_lock(&k->lock);
@@ -309,10 +306,13 @@ void filler_kmod_detach(struct filler *f, int uffd)
 		close(fd);
 }
 
-void filler_kmod_get_stats(const struct filler *f, struct filler_kmod_stats *st)
+void filler_kmod_detach(struct filler *f, int uffd)
 {
-	struct kmod_ctx *k = f->ctx;
+	kmod_detach(f->ctx, uffd);
+}
 
+static void get_stats(struct kmod_ctx *k, struct filler_kmod_stats *st)
+{
 	pthread_mutex_lock(&k->lock);
 	st->sessions = (uint32_t)k->n;
 	st->attach_failed = k->attach_failed;
@@ -323,9 +323,30 @@ void filler_kmod_get_stats(const struct filler *f, struct filler_kmod_stats *st)
 	st->plain_calls = __atomic_load_n(&k->plain_calls, __ATOMIC_RELAXED);
 }
 
-void filler_kmod_close(struct filler *f)
+void filler_kmod_get_stats(const struct filler *f, struct filler_kmod_stats *st)
 {
-	struct kmod_ctx *k = f->ctx;
+	get_stats(f->ctx, st);
+}
+
+static void kmod_stats(void *ctx, struct fill_stats *st)
+{
+	struct filler_kmod_stats ks;
+
+	get_stats(ctx, &ks);
+	*st = (struct fill_stats){
+	    .batches = ks.batches,
+	    .batch_bytes = ks.kmod_bytes,
+	    .plain_calls = ks.plain_calls,
+	    .sessions = ks.sessions,
+	    .attach_failed = ks.attach_failed,
+	    .dropped = ks.dropped,
+	};
+}
+
+/* Close every session and free the engine. */
+static void kmod_close(void *ctx)
+{
+	struct kmod_ctx *k = ctx;
 
 	if (!k)
 		return;
@@ -335,6 +356,30 @@ void filler_kmod_close(struct filler *f)
 	munmap(k->zero_buf, KMOD_ZERO_LEN);
 	pthread_mutex_destroy(&k->lock);
 	free(k);
+}
+
+void filler_kmod_close(struct filler *f)
+{
+	kmod_close(f->ctx);
 	f->ops = NULL;
 	f->ctx = NULL;
 }
+
+static int kmod_batch(void *ctx, int uffd, struct fill_extent *ext, uint32_t n, uint32_t *first)
+{
+	struct filler f = {.ops = &kmod_ops, .ctx = ctx};
+
+	return filler_kmod_batch_extents(&f, uffd, ext, n, first);
+}
+
+static const struct filler_ops kmod_ops = {
+    .name = "kmod",
+    .copy = kmod_copy,
+    .zero = kmod_zero,
+    .wake = kmod_wake,
+    .attach = kmod_attach,
+    .detach = kmod_detach,
+    .batch = kmod_batch,
+    .stats = kmod_stats,
+    .close = kmod_close,
+};

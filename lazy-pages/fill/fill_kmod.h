@@ -64,6 +64,15 @@ void filler_kmod_detach(struct filler *f, int uffd);
 int filler_kmod_batch(struct filler *f, int uffd, struct lazyfill_extent *ext, uint32_t n,
 		      uint32_t flags, struct lazyfill_batch *res);
 
+/*
+ * The engine's batch op (what filler_batch() calls): fill.h's extents through
+ * filler_kmod_batch() in calls of up to 128 extents, stopping at a present page
+ * as UFFDIO_COPY does; uffds without a session, and calls the module refuses as
+ * a whole, go extent by extent with the engine's copy and zero.
+ */
+int filler_kmod_batch_extents(struct filler *f, int uffd, struct fill_extent *ext, uint32_t n,
+			      uint32_t *first);
+
 struct filler_kmod_stats {
 	uint64_t batches;	/* ioctls through the module */
 	uint64_t kmod_bytes;	/* bytes installed by the module */

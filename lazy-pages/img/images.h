@@ -29,8 +29,6 @@
 #define IMG_PE_LAZY 2u
 #define IMG_PE_PRESENT 4u
 
-/* "FILE: offset N: problem", filled in by every failing call. */
-
 struct img_vma {
 	uint64_t start, end;
 	uint32_t prot, flags, status;

@@ -8,23 +8,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "images.h"
 #include "img_file.h"
 
-int img_fail(struct errmsg *err, const char *file, uint64_t off, const char *fmt, ...)
+int img_fail(struct errmsg *err, int errnum, const char *file, uint64_t off, const char *fmt, ...)
 {
+	char what[ERRMSG_MAX];
 	va_list ap;
-	int n;
 
 	if (!err)
-		return -1;
-	n = snprintf(err->msg, sizeof(err->msg), "%s: offset %llu: ", file,
-		     (unsigned long long)off);
-	if (n < 0 || (size_t)n >= sizeof(err->msg))
-		return -1;
+		return -errnum;
 	va_start(ap, fmt);
-	vsnprintf(err->msg + n, sizeof(err->msg) - n, fmt, ap);
+	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	return -1;
+	return errmsg_set(err, errnum, "%s: offset %llu: %s", file, (unsigned long long)off, what);
+}
+
+int img_decode_fail(struct errmsg *err, const char *file, uint64_t off, const char *what)
+{
+	return img_fail(err, EINVAL, file, off, "cannot decode %s (bad protobuf message)", what);
 }
 
 /* Copy n bytes at file offset off into dst, through the read-ahead window. */
@@ -52,10 +54,14 @@ static int img_read_at(struct img_file *f, uint64_t off, void *dst, size_t n, st
 			r = pread(f->fd, f->buf, IMG_FILE_BUF_SIZE, off);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0)
-			return img_fail(err, f->name, off, "read: %s", strerror(errno));
+		if (r < 0) {
+			int e = errno;
+
+			return img_fail(err, e, f->name, off, "read: %s", strerror(e));
+		}
 		if (r == 0)
-			return img_fail(err, f->name, off, "unexpected end of file (file shrank?)");
+			return img_fail(err, EINVAL, f->name, off,
+					"unexpected end of file (file shrank?)");
 		if (n >= IMG_FILE_BUF_SIZE) {
 			out += r;
 			off += r;
@@ -76,9 +82,10 @@ static uint32_t le32(const uint8_t *p)
 static int img_read_u32(struct img_file *f, uint64_t off, uint32_t *v, struct errmsg *err)
 {
 	uint8_t b[4];
+	int rc = img_read_at(f, off, b, sizeof(b), err);
 
-	if (img_read_at(f, off, b, sizeof(b), err))
-		return -1;
+	if (rc)
+		return rc;
 	*v = le32(b);
 	return 0;
 }
@@ -101,19 +108,20 @@ static const char *magic_name(uint32_t magic)
 	}
 }
 
-static int img_check_one_magic(struct img_file *f, uint64_t off, uint32_t want,
-			       struct errmsg *err)
+static int img_check_one_magic(struct img_file *f, uint64_t off, uint32_t want, struct errmsg *err)
 {
 	uint32_t got;
+	int rc;
 
 	if (f->size < off + 4)
-		return img_fail(err, f->name, off, "truncated magic (file has %llu bytes)",
+		return img_fail(err, EINVAL, f->name, off, "truncated magic (file has %llu bytes)",
 				(unsigned long long)f->size);
-	if (img_read_u32(f, off, &got, err))
-		return -1;
+	rc = img_read_u32(f, off, &got, err);
+	if (rc)
+		return rc;
 	if (got != want)
-		return img_fail(err, f->name, off, "bad magic 0x%08x, expected 0x%08x (%s)", got,
-				want, magic_name(want));
+		return img_fail(err, EINVAL, f->name, off, "bad magic 0x%08x, expected 0x%08x (%s)",
+				got, want, magic_name(want));
 	return 0;
 }
 
@@ -125,9 +133,9 @@ static int img_check_magic(struct img_file *f, uint32_t magic, struct errmsg *er
 		return img_check_one_magic(f, 0, magic, err);
 	}
 	f->off = 8;
-	if (img_check_one_magic(f, 0, IMG_COMMON_MAGIC, err))
-		return -1;
-	return img_check_one_magic(f, 4, magic, err);
+	int rc = img_check_one_magic(f, 0, IMG_COMMON_MAGIC, err);
+
+	return rc ? rc : img_check_one_magic(f, 4, magic, err);
 }
 
 static void img_file_init(struct img_file *f, const char *name)
@@ -141,54 +149,62 @@ int img_file_open(struct img_file *f, int dirfd, const char *name, uint32_t magi
 		  struct errmsg *err)
 {
 	struct stat st;
+	int rc, e;
 
 	img_file_init(f, name);
 	f->fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (f->fd < 0) {
-		if (errno == ENOENT && optional)
+		e = errno;
+		if (e == ENOENT && optional)
 			return 1;
-		return img_fail(err, name, 0, "cannot open: %s", strerror(errno));
+		return img_fail(err, e, name, 0, "cannot open: %s", strerror(e));
 	}
 	if (fstat(f->fd, &st) < 0) {
-		img_fail(err, name, 0, "fstat: %s", strerror(errno));
+		e = errno;
+		rc = img_fail(err, e, name, 0, "fstat: %s", strerror(e));
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		img_fail(err, name, 0, "not a regular file");
+		rc = img_fail(err, EINVAL, name, 0, "not a regular file");
 		goto fail;
 	}
 	f->size = st.st_size;
 	f->buf = malloc(IMG_FILE_BUF_SIZE);
 	if (!f->buf) {
-		img_fail(err, name, 0, "out of memory");
+		rc = img_fail(err, ENOMEM, name, 0, "out of memory");
 		goto fail;
 	}
-	if (img_check_magic(f, magic, err))
+	rc = img_check_magic(f, magic, err);
+	if (rc)
 		goto fail;
 	return 0;
 fail:
 	img_file_close(f);
-	return -1;
+	return rc;
 }
 
 /* Validate the frame at f->off: sets *len to the message length. 0 = EOF, 1 = frame. */
 static int img_frame(struct img_file *f, uint32_t *len, struct errmsg *err)
 {
 	uint64_t left = f->size - f->off;
+	int rc;
 
 	if (left == 0)
 		return 0;
 	if (left < 4)
-		return img_fail(err, f->name, f->off, "truncated entry length (%llu bytes left)",
+		return img_fail(err, EINVAL, f->name, f->off,
+				"truncated entry length (%llu bytes left)",
 				(unsigned long long)left);
-	if (img_read_u32(f, f->off, len, err))
-		return -1;
+	rc = img_read_u32(f, f->off, len, err);
+	if (rc)
+		return rc;
 	if (*len > IMG_MAX_ENTRY_SIZE)
-		return img_fail(err, f->name, f->off, "entry length %u exceeds the limit %u", *len,
-				IMG_MAX_ENTRY_SIZE);
+		return img_fail(err, E2BIG, f->name, f->off, "entry length %u exceeds the limit %u",
+				*len, IMG_MAX_ENTRY_SIZE);
 	if (*len > left - 4)
-		return img_fail(err, f->name, f->off, "truncated entry: length %u, %llu bytes left",
-				*len, (unsigned long long)(left - 4));
+		return img_fail(err, EINVAL, f->name, f->off,
+				"truncated entry: length %u, %llu bytes left", *len,
+				(unsigned long long)(left - 4));
 	return 1;
 }
 
@@ -205,13 +221,14 @@ int img_file_next(struct img_file *f, const uint8_t **data, size_t *len, uint64_
 		uint8_t *p = realloc(f->msg, n);
 
 		if (!p)
-			return img_fail(err, f->name, f->off, "out of memory for a %u byte entry",
-					n);
+			return img_fail(err, ENOMEM, f->name, f->off,
+					"out of memory for a %u byte entry", n);
 		f->msg = p;
 		f->msg_cap = n;
 	}
-	if (img_read_at(f, f->off + 4, f->msg, n, err))
-		return -1;
+	ret = img_read_at(f, f->off + 4, f->msg, n, err);
+	if (ret)
+		return ret;
 	*data = f->msg;
 	*len = n;
 	*entry_off = f->off;
@@ -229,8 +246,8 @@ int img_file_count(struct img_file *f, size_t max, const char *what, size_t *cou
 
 	while ((ret = img_frame(f, &n, err)) > 0) {
 		if (nr == max) {
-			img_fail(err, f->name, f->off, "too many %s (limit %zu)", what, max);
-			ret = -1;
+			ret = img_fail(err, E2BIG, f->name, f->off, "too many %s (limit %zu)", what,
+				       max);
 			break;
 		}
 		nr++;
@@ -238,7 +255,7 @@ int img_file_count(struct img_file *f, size_t max, const char *what, size_t *cou
 	}
 	f->off = start;
 	if (ret < 0)
-		return -1;
+		return ret;
 	*count = nr;
 	return 0;
 }
@@ -269,7 +286,7 @@ static int pb_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
 			return 0;
 		shift += 7;
 	}
-	return -1;
+	return -EINVAL;
 }
 
 /* Advance *pos past the value of a field with the given wire type. */
@@ -285,16 +302,16 @@ static int pb_skip(const uint8_t *p, size_t len, size_t *pos, unsigned int wire)
 		break;
 	case 2:
 		if (pb_varint(p, len, pos, &v))
-			return -1;
+			return -EINVAL;
 		break;
 	case 5:
 		v = 4;
 		break;
 	default: /* groups are not used by CRIU images */
-		return -1;
+		return -EINVAL;
 	}
 	if (v > len - *pos)
-		return -1;
+		return -EINVAL;
 	*pos += v;
 	return 0;
 }
@@ -308,11 +325,11 @@ long img_pb_count_field(const uint8_t *msg, size_t len, uint32_t field)
 		uint64_t key;
 
 		if (pb_varint(msg, len, &pos, &key))
-			return -1;
+			return -EINVAL;
 		if ((key >> 3) == field)
 			nr++;
 		if (pb_skip(msg, len, &pos, key & 7))
-			return -1;
+			return -EINVAL;
 	}
 	return nr;
 }

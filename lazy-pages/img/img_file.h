@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "images.h"
+#include "util/err.h"
 
 #define IMG_FILE_BUF_SIZE (64u << 10)
 
@@ -22,20 +22,28 @@ struct img_file {
 	size_t msg_cap;
 };
 
-/* Set err to "FILE: offset N: ..." and return -1. err may be NULL. */
-int img_fail(struct errmsg *err, const char *file, uint64_t off, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/*
+ * The functions below return 0 (or what they say) or -errno: -EINVAL for a malformed image,
+ * -E2BIG past a limit, -ENOMEM, or the errno of a failed call; err (may be NULL) then says
+ * "FILE: offset N: problem".
+ */
+
+/* Set err to "FILE: offset N: ..." and return -errnum. */
+int img_fail(struct errmsg *err, int errnum, const char *file, uint64_t off, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* "FILE: offset N: cannot decode WHAT (bad protobuf message)", -EINVAL. */
+int img_decode_fail(struct errmsg *err, const char *file, uint64_t off, const char *what);
 
 /*
  * Open name in dirfd and check its magic (inventory: one word; others: IMG_COMMON_MAGIC
- * then their own). Returns 0, -1 on error, or 1 if the file does not exist and optional.
+ * then their own). Returns 0, -errno, or 1 if the file does not exist and optional.
  */
 int img_file_open(struct img_file *f, int dirfd, const char *name, uint32_t magic, bool optional,
 		  struct errmsg *err);
 
 /*
  * Next entry: 1 with *data and *len (valid until the next call) and the entry's file offset,
- * 0 at a clean end of file, -1 on error.
+ * 0 at a clean end of file, -errno on error.
  */
 int img_file_next(struct img_file *f, const uint8_t **data, size_t *len, uint64_t *entry_off,
 		  struct errmsg *err);
@@ -51,7 +59,7 @@ void img_file_close(struct img_file *f);
 
 /*
  * Number of occurrences of top-level field number field in a protobuf message,
- * or -1 if the wire format is malformed. Used to cap repeated fields before unpacking.
+ * or -EINVAL if the wire format is malformed. Used to cap repeated fields before unpacking.
  */
 long img_pb_count_field(const uint8_t *msg, size_t len, uint32_t field);
 

@@ -112,7 +112,7 @@ link() { # OUT OBJS LDFLAGS...
 	$CC $CFLAGS -o "$out" $objs "$@"
 }
 F="-fsanitize=fuzzer"
-link $OUT/fuzz_images "$(o fuzz_images $IMAGES)" $F -lprotobuf-c
+link $OUT/fuzz_images "$(o fuzz_images $IMAGES $(objs_of lazy-pages/util/*.c))" $F -lprotobuf-c
 link $OUT/fuzz_lrconf "$(o fuzz_lrconf $LRCONF $(objs_of lazy-pages/util/*.c))" $F
 link $OUT/fuzz_wire_server "$(o fuzz_wire_server $WIRE $IMAGES $IMGD)" $F \
 	-Wl,--wrap=wire_random $LIBS

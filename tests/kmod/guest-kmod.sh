@@ -3,7 +3,7 @@
 # uffd), concurrency with fork/mremap and a task exit, permissions (an unprivileged caller:
 # device mode, ptrace rules of BIND, the events group), netlink counters, unload safety, and
 # a clean kernel log. Writes "PASS|FAIL name detail" lines to $VMRUN_RESULTS/summary;
-# bench mode writes the table to $VMRUN_RESULTS/table.txt.
+# bench mode writes the tables (lf-bench, then lf-fillbench) to $VMRUN_RESULTS/table.txt.
 set -u
 ROOT=$1
 MODE=${2:-test}
@@ -51,6 +51,12 @@ bench)
 		record PASS bench
 	else
 		record FAIL bench "$(cat "$R/bench.err")"
+	fi
+	# The same comparison through the daemon's wrapper (fill.h's filler_batch).
+	if timeout 600 "$T/lf-fillbench" "${BENCH_PAGES:-8192}" "${BENCH_REPEAT:-5}" >>"$R/table.txt" 2>"$R/fillbench.err"; then
+		record PASS fillbench
+	else
+		record FAIL fillbench "$(cat "$R/fillbench.err")"
 	fi
 	;;
 *)

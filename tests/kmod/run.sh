@@ -3,7 +3,8 @@
 #   sh tests/kmod/run.sh [test]   module tests (hostile input + fuzz, kmod vs uffd byte
 #                                 equality, concurrency and task exit, permissions, netlink,
 #                                 unload, dmesg)
-#   sh tests/kmod/run.sh bench    batch fill vs one UFFDIO_COPY per extent (bench-kmod)
+#   sh tests/kmod/run.sh bench    batch fill vs one UFFDIO_COPY per extent (bench-kmod): raw
+#                                 ioctls (lf-bench), then through filler_batch (lf-fillbench)
 #   sh tests/kmod/run.sh e2e [SCENARIO...]   real CRIU restores with criu-lazyd --fill kmod and
 #                                 --fill uffd (tests/vm/guest-e2e.sh; needs the daemon's kmod
 #                                 engine and build/tests/workloads)
