@@ -1,10 +1,20 @@
-/* The daemon's state, shared by its event loop (main.c) and page server (serve.c). */
+/*
+ * The daemon's state, shared by its files:
+ *   main.c     options, set-up, the event loop's turn (faults first, then one background step)
+ *   restore.c  the restore's connection on lazy-pages.socket: tasks and their uffds arrive
+ *   tasks.c    a served task's life: tracked, gone, failed (killed)
+ *   events.c   a task's uffd messages: faults queued, fork/mremap/munmap/madvise applied
+ *   install.c  installing runs of pending pages, the fault path
+ *   drain.c    the background stream of what no task asked for yet
+ * The order is one way: main -> restore -> {drain, install} -> events -> tasks.
+ */
 #ifndef LAZYD_LAZYD_H
 #define LAZYD_LAZYD_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <linux/userfaultfd.h>
 
 #include "fill/fill.h"
 #include "img/images.h"
@@ -13,6 +23,7 @@
 #include "source/source.h"
 #include "stats.h"
 #include "task.h"
+#include "util/ev.h"
 
 /* A background read queued with the page source (its tag is the slot's index). */
 struct pf_slot {
@@ -29,9 +40,11 @@ struct lazyd {
 	struct page_source src;
 	struct filler fill;
 	struct lazyd_stats st;
-	int epfd, listen_fd, conn_fd;
-	struct ep_tag listen_tag, conn_tag;
+	struct ev_loop *loop;
+	int listen_fd, conn_fd, signal_fd;
 	pid_t peer; /* the restoring criu */
+	bool stop;  /* a signal, or the restore failed: kill what still needs pages, then exit */
+	int rc;	    /* the exit code's cause: 0 or -1 */
 	struct lps_rx rx;
 	size_t received; /* pstree entries received */
 	bool restore_finished;
@@ -39,28 +52,66 @@ struct lazyd {
 	struct lz_task *drain_at; /* round-robin position */
 	void *buf;		  /* page data staging, o->drain_chunk pages */
 	size_t buf_len;
-	double next_progress;
+	uint64_t progress_timer;
 	struct pf_slot pf[LAZYD_MAX_PREFETCH];
 	unsigned pf_used;
 	bool drain_blocked; /* every background read is queued: wait for the source */
-	struct ep_tag src_tag;
+	unsigned items_refused; /* tasks restore sent that we did not serve */
 };
 
-/* serve.c */
+/* tasks.c */
 struct lz_task *lazyd_add_task(struct lazyd *d, int pid, pid_t real, int uffd,
 			       const struct img_task *img, const struct pending *pend,
 			       const char *name);
+/* The uffd's task is known now (a fork child identified): bind it in the fill engine. */
+void lazyd_task_identified(struct lazyd *d, struct lz_task *t);
 void lazyd_task_gone(struct lazyd *d, struct lz_task *t, const char *why);
 void lazyd_task_fail(struct lazyd *d, struct lz_task *t, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Read and handle this task's uffd messages (events now, faults queued). */
-void lazyd_read_uffd(struct lazyd *d, struct lz_task *t);
-/* Serve queued faults of every task. */
-void lazyd_serve_faults(struct lazyd *d);
-/* One background step; false when nothing is left to prefetch. */
-bool lazyd_drain_step(struct lazyd *d);
+/* Pending pages in [start, end) that the task will never see: dropped and counted. */
+void lazyd_drop_range(struct lazyd *d, struct lz_task *t, uint64_t start, uint64_t end);
 bool lazyd_all_done(const struct lazyd *d);
 void lazyd_free_tasks(struct lazyd *d);
+
+/* events.c */
+/* Read and handle this task's uffd messages (events now, faults queued). */
+void lazyd_read_uffd(struct lazyd *d, struct lz_task *t);
+void lazyd_handle_msg(struct lazyd *d, struct lz_task *t, const struct uffd_msg *m);
+/*
+ * A fork child is named after its parent until we know which process it is: the one of
+ * the parent's children in which the page about to be installed at addr appears.
+ */
+#define IDENT_MAX_CAND 64
+struct ident {
+	pid_t cand[IDENT_MAX_CAND];
+	size_t n;
+	uint64_t addr;
+};
+void lazyd_ident_prepare(struct lazyd *d, struct lz_task *t, uint64_t addr, struct ident *id);
+void lazyd_ident_finish(struct lazyd *d, struct lz_task *t, const struct ident *id);
+
+/* install.c */
+enum fill_path { PATH_FAULT, PATH_DRAIN };
+/*
+ * Install one run (inside one pending extent) from data (NULL: read or map it from the
+ * source). 0 when the run's first page is settled (installed, or found present), -EAGAIN
+ * when the uffd's events must be read first (the caller retries after), or another -errno
+ * when the task was dropped or failed.
+ */
+int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r,
+		      enum fill_path p, const void *data);
+/* Serve queued faults of every task. */
+void lazyd_serve_faults(struct lazyd *d);
+
+/* drain.c */
+/* One background step; false when nothing is left to prefetch. */
+bool lazyd_drain_step(struct lazyd *d);
+
+/* restore.c */
+/* Listen for the restore on lazy-pages.socket (in the work dir) through the loop. */
+int lazyd_listen(struct lazyd *d);
+/* Kill every task that still needs pages from us: used when we cannot go on. */
+void lazyd_kill_pending(struct lazyd *d, const char *why);
 
 /* --image-server and an images dir without images: fetch the image's metadata (fetch.c). */
 int lazyd_fetch_meta(const struct lazyd_opts *o);

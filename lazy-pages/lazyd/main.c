@@ -1,7 +1,8 @@
 /*
- * criu-lazyd: serves the memory of tasks restored by `criu restore
- * --lazy-pages`, from local images. One event loop: the lazy-pages socket,
- * every task's uffd and pidfd; faults first, then one background step.
+ * criu-lazyd: serves the memory of tasks restored by `criu restore --lazy-pages`, from
+ * local images, criu-imgd or CRIU's page server. main.c owns the event loop: each turn
+ * reads what is ready (the restore's connection, every task's uffd and pidfd, the page
+ * source, signals), then serves the queued faults, then takes one background step.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,223 +10,44 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "fill/fill_kmod.h"
-#include "util/daemon.h"
 #include "lazyd.h"
+#include "util/daemon.h"
 #include "util/log.h"
 
 #define PAGE IMG_PAGE_SIZE
-#define MAX_EVENTS 64
+#define PROGRESS_MS 1000
 
-static unsigned items_refused; /* tasks restore sent that we did not serve */
-
-static int ep_add(struct lazyd *d, int fd, struct ep_tag *tag)
+static void on_signal(struct ev_loop *l, int fd, unsigned events, void *data)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
-	return epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
-}
+	struct lazyd *d = data;
+	struct signalfd_siginfo si;
 
-/* Kill every task that still needs pages from us: used when we cannot go on. */
-static void kill_pending_tasks(struct lazyd *d, const char *why)
-{
-	for (struct lz_task *t = d->tasks; t; t = t->next)
-		if (!t->gone && (t->pend.data_pages || t->nfaults))
-			lazyd_task_fail(d, t, "%s", why);
-}
-
-/*
- * An item restore sent that we do not serve. 'real' is the process it
- * names, if we know it: killed, so that it never runs on with pages that
- * nobody serves. A pid we could not resolve kills nothing.
- */
-static void reject_task(struct lazyd *d, int pid, pid_t real, int uffd, const char *why)
-{
-	struct lz_task tmp = {.pid = pid, .real = real, .pidfd = task_open_pidfd(real)};
-
-	snprintf(tmp.name, sizeof(tmp.name), "pid %d", pid);
-	if (real > 0) {
-		pr_err("pid %d: restore sent a task %s; killing it (pid %d here)", pid, why,
-		       (int)real);
-		if (task_kill(&tmp))
-			d->st.tasks_killed++;
-	} else {
-		pr_err("pid %d: refused: %s; nothing killed", pid, why);
-	}
-	if (tmp.pidfd >= 0)
-		close(tmp.pidfd);
-	close(uffd);
-	items_refused++;
-}
-
-/* Why a task whose sender checked out is not to be served; NULL: serve it. */
-static const char *check_task(struct lazyd *d, const struct lps_msg *m, const struct img_task *img)
-{
-	static char why[96];
-	const char *cause = lps_check_uffd(m->uffd);
-
-	if (cause) {
-		snprintf(why, sizeof(why), "with an fd that is %s", cause);
-		return why;
-	}
-	if (!img)
-		return "that pstree.img does not list";
-	if (!img->has_mm)
-		return "that has no memory images";
-	for (struct lz_task *t = d->tasks; t; t = t->next)
-		if (t->img == img && t->pid == m->pid)
-			return "twice";
-	return NULL;
-}
-
-/* The task sent its uffd and exited before we read it: nothing to serve. */
-static void task_gone_early(struct lazyd *d, const struct lps_msg *m)
-{
-	pr_info("pid %d: exited before its uffd was read: nothing to serve", m->pid);
-	d->st.tasks++;
-	d->st.tasks_exited++;
-	close(m->uffd);
-}
-
-static void new_task(struct lazyd *d, const struct lps_msg *m)
-{
-	const struct img_task *img = img_set_find(&d->img, m->pid);
-	char name[48], why[160];
-	const char *cause;
-
-	d->received++;
-	pid_t real = task_resolve_sender(d->peer, m->sender, m->pid, &cause);
-	if (!real && !cause) {
-		task_gone_early(d, m);
+	(void)l;
+	(void)events;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
 		return;
-	}
-	if (cause) {
-		snprintf(why, sizeof(why), "%s (sender pid %d, criu pid %d)", cause, (int)m->sender,
-			 (int)d->peer);
-		reject_task(d, m->pid, real, m->uffd, why);
-		return;
-	}
-	if ((cause = check_task(d, m, img))) {
-		reject_task(d, m->pid, real, m->uffd, cause);
-		return;
-	}
-	snprintf(name, sizeof(name), "pid %d", m->pid);
-	if (!lazyd_add_task(d, m->pid, real, m->uffd, img, NULL, name)) {
-		reject_task(d, m->pid, real, m->uffd, "we cannot track");
-		return;
-	}
-	d->st.tasks++;
-	if (real != m->pid)
-		pr_info("pid %d is pid %d here", m->pid, (int)real);
+	pr_err("signal %u: stopping", si.ssi_signo);
+	lazyd_kill_pending(d, "the daemon was stopped before their pages were in");
+	d->stop = true;
+	d->rc = -1;
 }
 
-/* Hang up on the restore connection; the tasks it sent are served on. */
-static void drop_conn(struct lazyd *d)
+static void on_progress(struct ev_loop *l, uint64_t id, void *data)
 {
-	epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->conn_fd, NULL);
-	close(d->conn_fd);
-	d->conn_fd = -1;
-	lps_rx_free(&d->rx);
-}
-
-/* Anything but the hang-up after the finished marker is not criu's: ignored. */
-static int after_finish(struct lazyd *d, enum lps_item it)
-{
-	if (it == LPS_NONE)
-		return 0;
-	if (it != LPS_EOF)
-		pr_warn("lazy-pages socket: data after the restore-finished marker: hung up, "
-			"nothing changed");
-	drop_conn(d);
-	return 0;
-}
-
-/* Returns -1 when the restore failed and the daemon must stop. */
-static int on_conn(struct lazyd *d)
-{
-	while (d->conn_fd >= 0) {
-		struct lps_msg m = {.uffd = -1};
-		size_t left = d->restore_finished ? 0 : d->img.nr_tasks - d->received;
-		enum lps_item it = lps_next(d->conn_fd, &d->rx, left, &m);
-		if (d->restore_finished)
-			return after_finish(d, it);
-		switch (it) {
-		case LPS_NONE:
-			return 0;
-		case LPS_TASK:
-			pr_debug("received pid %d, uffd %d, from pid %d", m.pid, m.uffd,
-				 (int)m.sender);
-			new_task(d, &m);
-			break;
-		case LPS_ZOMBIE:
-			pr_debug("received zombie pid %d", m.pid);
-			d->received++;
-			d->st.zombies++;
-			break;
-		case LPS_FINISHED:
-			d->restore_finished = true;
-			d->st.t_restored = now_s();
-			pr_info("restore finished (%zu of %zu tasks): background prefetch starts",
-				d->received, d->img.nr_tasks);
-			break;
-		case LPS_EOF:
-			drop_conn(d);
-			pr_err("criu closed lazy-pages.socket before the restore finished: the "
-			       "restore failed");
-			return -1;
-		case LPS_ERROR:
-			pr_err("protocol error on lazy-pages.socket: giving up on this restore");
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/*
- * The first connection of our own uid is the restore (criu connects once,
- * and its tasks send their uffds over that connection); any other is closed
- * unread: it changes nothing.
- */
-static void on_accept(struct lazyd *d)
-{
-	struct ucred cr;
-	int c = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-
-	if (c < 0)
-		return;
-	const char *why = lps_check_peer(c, &cr);
-	if (!why && d->peer > 0)
-		why = "a restore has connected already";
-	if (why) {
-		pr_warn("lazy-pages.socket: connection from pid %d (uid %u) refused: %s",
-			(int)cr.pid, (unsigned)cr.uid, why);
-		close(c);
-		return;
-	}
-	d->conn_fd = c;
-	d->peer = cr.pid;
-	d->conn_tag = (struct ep_tag){EP_CONN, NULL};
-	if (ep_add(d, c, &d->conn_tag))
-		pr_err("epoll: %s", strerror(errno));
-	pr_info("restore connected (criu pid %d)", (int)d->peer);
-}
-
-static void progress(struct lazyd *d)
-{
-	double t = now_s();
-	if (t < d->next_progress)
-		return;
-	d->next_progress = t + 1.0;
+	struct lazyd *d = data;
 	uint64_t done = d->st.pages_fault + d->st.pages_prefetch;
+
+	(void)id;
 	pr_info("progress: %lu of %lu data pages in (%lu%%), %lu faults served",
 		(unsigned long)done, (unsigned long)d->st.pages_total,
 		(unsigned long)(d->st.pages_total ? done * 100 / d->st.pages_total : 100),
 		(unsigned long)d->st.faults);
+	d->progress_timer = ev_timer_add(l, PROGRESS_MS, on_progress, d);
 }
 
 static bool have_work(const struct lazyd *d)
@@ -253,76 +75,31 @@ static bool late_events(struct lazyd *d)
 	return after != before || !lazyd_all_done(d);
 }
 
-static int dispatch(struct lazyd *d, struct epoll_event *ev, int sfd)
-{
-	struct ep_tag *tag = ev->data.ptr;
-
-	switch (tag->kind) {
-	case EP_SIGNAL: {
-		struct signalfd_siginfo si;
-		if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-			pr_err("signal %u: stopping", si.ssi_signo);
-			kill_pending_tasks(d, "the daemon was stopped before their pages were in");
-			return -1;
-		}
-		return 0;
-	}
-	case EP_LISTEN:
-		on_accept(d);
-		return 0;
-	case EP_CONN:
-		return on_conn(d);
-	case EP_UFFD:
-		if (!tag->task->gone)
-			lazyd_read_uffd(d, tag->task);
-		return 0;
-	case EP_PIDFD:
-		lazyd_task_gone(d, tag->task, "exited");
-		return 0;
-	case EP_SRC:
-		d->drain_blocked = false; /* background data arrived: the drain step takes it */
-		return 0;
-	}
-	return 0;
-}
-
 static int run(struct lazyd *d)
 {
-	struct epoll_event evs[MAX_EVENTS];
-	static struct ep_tag signal_tag = {EP_SIGNAL, NULL};
-	int sfd = daemon_signalfd();
-	if (sfd < 0 || ep_add(d, sfd, &signal_tag)) {
-		pr_err("signalfd: %s", strerror(sfd < 0 ? -sfd : errno));
+	int rc = ev_add(d->loop, d->signal_fd, EV_READ, on_signal, d);
+
+	if (rc) {
+		pr_err("event loop: cannot watch signals: %s", strerror(-rc));
 		return -1;
 	}
-	d->listen_tag = (struct ep_tag){EP_LISTEN, NULL};
-	if (ep_add(d, d->listen_fd, &d->listen_tag)) {
-		pr_err("epoll: %s", strerror(errno));
-		return -1;
-	}
-	int rc = 0;
-	for (;;) {
-		int n = epoll_wait(d->epfd, evs, MAX_EVENTS, have_work(d) ? 0 : 1000);
-		if (n < 0 && errno != EINTR) {
-			pr_err("epoll_wait: %s", strerror(errno));
-			rc = -1;
-			break;
+	d->progress_timer = ev_timer_add(d->loop, PROGRESS_MS, on_progress, d);
+	while (!d->stop) {
+		rc = ev_run_once(d->loop, have_work(d) ? 0 : 1000);
+		if (rc < 0) {
+			pr_err("event loop: %s", strerror(-rc));
+			lazyd_kill_pending(d, "the restore failed");
+			return -1;
 		}
-		for (int i = 0; i < n && !rc; i++)
-			rc = dispatch(d, &evs[i], sfd);
-		if (rc) {
-			kill_pending_tasks(d, "the restore failed");
+		if (d->stop)
 			break;
-		}
 		lazyd_serve_faults(d);
 		if (d->restore_finished)
 			lazyd_drain_step(d);
-		progress(d);
 		if (d->restore_finished && lazyd_all_done(d) && !late_events(d))
 			break;
 	}
-	close(sfd);
-	return rc;
+	return d->rc;
 }
 
 /* Local images: the pages are in pages-N.img, or (--page-server) with the source's page server. */
@@ -438,9 +215,11 @@ static int setup(struct lazyd *d, struct lazyd_opts *o)
 		pr_err("out of memory for a %zu byte buffer", d->buf_len);
 		return -1;
 	}
-	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (d->epfd < 0) {
-		pr_err("epoll_create1: %s", strerror(errno));
+	d->loop = ev_loop_new();
+	d->signal_fd = daemon_signalfd();
+	if (!d->loop || d->signal_fd < 0) {
+		pr_err("cannot set up the event loop: %s",
+		       strerror(d->loop ? -d->signal_fd : ENOMEM));
 		return -1;
 	}
 	return 0;
@@ -448,18 +227,23 @@ static int setup(struct lazyd *d, struct lazyd_opts *o)
 
 static void teardown(struct lazyd *d)
 {
-	if (d->fill.ops && filler_is_kmod(&d->fill))
-		filler_kmod_close(&d->fill);
+	if (d->fill.ops)
+		filler_close(&d->fill);
 	lazyd_free_tasks(d);
 	lps_rx_free(&d->rx);
-	if (d->conn_fd >= 0)
+	if (d->conn_fd >= 0) {
+		ev_del(d->loop, d->conn_fd);
 		close(d->conn_fd);
+	}
 	if (d->listen_fd >= 0) {
+		ev_del(d->loop, d->listen_fd);
 		close(d->listen_fd);
 		unlink(LPS_NAME);
 	}
-	if (d->epfd >= 0)
-		close(d->epfd);
+	if (d->signal_fd >= 0)
+		close(d->signal_fd);
+	ev_loop_free(d->loop);
+	d->loop = NULL;
 	if (d->src.ops)
 		d->src.ops->close(&d->src);
 	if (d->img.tasks) {
@@ -474,7 +258,7 @@ static void teardown(struct lazyd *d)
 int main(int argc, char **argv)
 {
 	struct lazyd_opts o;
-	struct lazyd d = {.epfd = -1, .listen_fd = -1, .conn_fd = -1};
+	struct lazyd d = {.listen_fd = -1, .conn_fd = -1, .signal_fd = -1};
 	int rc = lazyd_parse_opts(argc, argv, &o);
 
 	if (rc)
@@ -510,10 +294,9 @@ int main(int argc, char **argv)
 		free(imgdir);
 		return 1;
 	}
-	d.listen_fd = lps_listen();
-	if (d.listen_fd < 0) {
-		pr_err("cannot listen on %s in %s: %s", LPS_NAME, o.work_dir,
-		       strerror(-d.listen_fd));
+	rc = lazyd_listen(&d);
+	if (rc) {
+		pr_err("cannot listen on %s in %s: %s", LPS_NAME, o.work_dir, strerror(-rc));
 		teardown(&d);
 		free(imgdir);
 		return 1;
@@ -536,22 +319,23 @@ int main(int argc, char **argv)
 	rc = run(&d);
 	d.st.t_done = now_s();
 	stats_log_summary(&d.st);
-	if (filler_is_kmod(&d.fill)) {
-		struct filler_kmod_stats ks;
-		filler_kmod_get_stats(&d.fill, &ks);
-		pr_msg("summary: fill engine kmod: %lu batches, %lu MiB installed by lazyfill.ko; "
+	if (d.fill.ops->batch) {
+		struct fill_stats fs;
+		filler_stats(&d.fill, &fs);
+		pr_msg("summary: fill engine %s: %lu batches, %lu MiB installed by lazyfill.ko; "
 		       "%lu calls with plain userfaultfd (%lu tasks the module refused, %lu "
 		       "sessions dropped as bound to a wrong pid)",
-		       (unsigned long)ks.batches, (unsigned long)(ks.kmod_bytes >> 20),
-		       (unsigned long)ks.plain_calls, (unsigned long)ks.attach_failed,
-		       (unsigned long)ks.dropped);
+		       d.fill.ops->name, (unsigned long)fs.batches,
+		       (unsigned long)(fs.batch_bytes >> 20), (unsigned long)fs.plain_calls,
+		       (unsigned long)fs.attach_failed, (unsigned long)fs.dropped);
 	} else {
-		pr_msg("summary: fill engine uffd: every page with plain userfaultfd ioctls");
+		pr_msg("summary: fill engine %s: every page with plain userfaultfd ioctls",
+		       d.fill.ops->name);
 	}
 	if (o.stats_file && stats_write_json(&d.st, o.stats_file))
 		pr_err("cannot write stats file %s", o.stats_file);
 	teardown(&d);
 	free(imgdir);
 	/* A restore we had to kill or refuse tasks of did not succeed. */
-	return rc || d.st.tasks_killed || items_refused ? 1 : 0;
+	return rc || d.st.tasks_killed || d.items_refused ? 1 : 0;
 }

@@ -8,20 +8,12 @@
 
 #include "img/images.h"
 #include "pending.h"
-
-enum ep_kind { EP_LISTEN, EP_CONN, EP_UFFD, EP_PIDFD, EP_SIGNAL, EP_SRC };
-
-struct ep_tag {
-	enum ep_kind kind;
-	struct lz_task *task;
-};
+#include "util/log.h"
 
 struct lz_fault {
 	uint64_t addr;
 	uint64_t t_ns; /* when the fault message was read */
 };
-
-#define LZ_MAX_QUEUED_FAULTS 65536
 
 struct lz_task {
 	int pid;		    /* as in the images: the pid in the restored tree's namespace */
@@ -40,10 +32,18 @@ struct lz_task {
 	bool need_events;  /* an install hit EAGAIN: read this uffd's events first */
 	pid_t parent_real; /* a fork child whose pid is not known yet: its parent */
 	unsigned ident_tries;
-	char name[48]; /* for logs: "pid 42" or "pid 42 (child of 41)" */
-	struct ep_tag uffd_tag, pidfd_tag;
+	uint64_t enoent_at; /* a page the kernel had no VMA for; dropped if it says so again
+			     * after this task's events were read (serve.c) */
+	char name[48];	    /* for logs: "pid 42" or "pid 42 (child of 41)" */
+	struct lazyd *d;    /* the daemon serving it (for the event loop's handlers) */
 	struct lz_task *next;
 };
+
+/* One log line about a task: "pid 42: what happened". */
+#define task_err(t, fmt, ...) pr_err("%s: " fmt, (t)->name, ##__VA_ARGS__)
+#define task_warn(t, fmt, ...) pr_warn("%s: " fmt, (t)->name, ##__VA_ARGS__)
+#define task_info(t, fmt, ...) pr_info("%s: " fmt, (t)->name, ##__VA_ARGS__)
+#define task_debug(t, fmt, ...) pr_debug("%s: " fmt, (t)->name, ##__VA_ARGS__)
 
 /*
  * The task restore sent as 'pid', in our pid namespace. CRIU's tasks send

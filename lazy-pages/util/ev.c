@@ -129,7 +129,7 @@ void ev_del(struct ev_loop *l, int fd)
 
 bool ev_has(const struct ev_loop *l, int fd)
 {
-	return fd >= 0 && fd < l->nfds && l->fds[fd].mask;
+	return l && fd >= 0 && fd < l->nfds && l->fds[fd].mask;
 }
 
 uint64_t ev_timer_add(struct ev_loop *l, uint64_t after_ms, ev_timer_fn fn, void *data)

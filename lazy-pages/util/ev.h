@@ -34,7 +34,7 @@ void ev_loop_free(struct ev_loop *l);
 int ev_add(struct ev_loop *l, int fd, unsigned mask, ev_fd_fn fn, void *data);
 /* Change what fd waits for; 0 or -errno (-ENOENT if not registered). */
 int ev_mod(struct ev_loop *l, int fd, unsigned mask);
-/* Unregister fd (before it is closed); no-op for fds not registered or < 0. */
+/* Unregister fd (before it is closed); no-op for fds not registered, fd < 0 or l NULL. */
 void ev_del(struct ev_loop *l, int fd);
 bool ev_has(const struct ev_loop *l, int fd);
 

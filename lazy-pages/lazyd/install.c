@@ -1,0 +1,251 @@
+/*
+ * Installing pending pages, and the fault path.
+ *
+ * Every install goes through lazyd_install_run(), which keeps the pending set in step with
+ * what the kernel did: only bytes the kernel reports as installed leave the set, so a page
+ * is never installed twice and never forgotten. An error path never reads the uffd itself
+ * (the caller may be walking the task list): it asks for the events to be read first
+ * (-EAGAIN, t->need_events) and the caller retries.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "lazyd.h"
+#include "util/clock.h"
+
+#define PAGE IMG_PAGE_SIZE
+#define SOURCE_RETRIES 3
+
+/* Read len bytes of data for a run into d->buf, retrying transient errors. */
+static int fetch(struct lazyd *d, struct lz_task *t, const struct pend_extent *r)
+{
+	uint64_t len = r->end - r->start;
+	int rc = -EIO;
+
+	for (int i = 0; i < SOURCE_RETRIES; i++) {
+		rc = d->src.ops->read(&d->src, t->img, r->src, d->buf, len);
+		if (rc != -EAGAIN && rc != -EINTR)
+			break;
+	}
+	return rc;
+}
+
+static void account(struct lazyd *d, const struct pend_extent *r, uint64_t bytes,
+		    enum fill_path p)
+{
+	uint64_t pages = bytes / PAGE;
+
+	if (r->flags & PEND_ZERO) {
+		d->st.pages_zero += pages;
+		return;
+	}
+	d->st.bytes_copied += bytes;
+	if (p == PATH_FAULT)
+		d->st.pages_fault += pages;
+	else
+		d->st.pages_prefetch += pages;
+}
+
+/*
+ * Guard regions the task installed itself after restore (MADV_GUARD_INSTALL sends no
+ * userfaultfd event) on pages still pending: UFFDIO_COPY would replace them with the data
+ * (the kernel refuses only UFFDIO_ZEROPAGE there). The images' own guards are never
+ * pending (images.h). So before copying, look at the task's pagemap: a guard run found is
+ * dropped from the pending set and the run r is cut before it. true if r's first page is
+ * a guard (nothing to copy). Only for tasks whose images have guards (glibc 2.42+ thread
+ * stacks, allocators that use them): the look costs a pagemap read per run (about 2 us for
+ * a 16-page fault window, 8 us for a 128-page drain chunk). Best effort: a guard installed
+ * between the look and the copy is still replaced; only the kernel could refuse it.
+ */
+static bool skip_guards(struct lazyd *d, struct lz_task *t, struct pend_extent *r)
+{
+	uint64_t gs, ge;
+	int fd;
+
+	if (!t->img || !t->img->nr_guards)
+		return false;
+	fd = task_pagemap(t);
+	if (fd < 0 || task_find_guard(fd, r->start, r->end, &gs, &ge) != 1)
+		return false;
+	task_info(t, "0x%lx-0x%lx became a guard region after restore: not filled",
+		  (unsigned long)gs, (unsigned long)ge);
+	lazyd_drop_range(d, t, gs, ge);
+	/* A thread that faulted there before the guard came retries and gets its SIGSEGV. */
+	d->fill.ops->wake(d->fill.ctx, t->uffd, gs, ge - gs);
+	if (gs == r->start)
+		return true;
+	r->end = gs;
+	return false;
+}
+
+/*
+ * The kernel has no registered VMA at 'at' (a one-page run). An mremap or munmap may be
+ * under way whose event is still queued: the first time, the events are read before the
+ * page is retried (it may live elsewhere now); if the kernel says so again, nobody can see
+ * the page: it is dropped and any thread waiting there woken.
+ */
+static int no_vma(struct lazyd *d, struct lz_task *t, uint64_t at)
+{
+	if (t->enoent_at != (at | 1)) {
+		t->enoent_at = at | 1; /* pages are aligned: bit 0 marks "set" */
+		t->need_events = true;
+		return -EAGAIN;
+	}
+	t->enoent_at = 0;
+	task_info(t, "no userfaultfd VMA at 0x%lx any more, page dropped", (unsigned long)at);
+	lazyd_drop_range(d, t, at, at + PAGE);
+	d->fill.ops->wake(d->fill.ctx, t->uffd, at, PAGE);
+	return 0;
+}
+
+int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r,
+		      enum fill_path p, const void *given)
+{
+	bool use_read = !d->src.ops->map;
+
+	for (int tries = 0; tries < 3; tries++) {
+		if (!(r.flags & PEND_ZERO) && skip_guards(d, t, &r))
+			return 0;
+		uint64_t len = r.end - r.start, done = 0;
+		const void *data = NULL;
+		int rc;
+
+		struct ident id;
+		lazyd_ident_prepare(d, t, r.start, &id);
+		if (r.flags & PEND_ZERO) {
+			rc = d->fill.ops->zero(d->fill.ctx, t->uffd, r.start, len, &done);
+		} else if (given) {
+			/* Data a background read brought (source prefetch), checked already. */
+			rc = d->fill.ops->copy(d->fill.ctx, t->uffd, r.start, given, len, &done);
+		} else {
+			/* Straight from the mapped image when the source can: one copy less. */
+			if (!use_read)
+				data = d->src.ops->map(&d->src, t->img, r.src, len);
+			if (!data) {
+				rc = fetch(d, t, &r);
+				if (rc) {
+					lazyd_task_fail(
+					    d, t, "cannot read page data for 0x%lx (%lu pages): %s",
+					    (unsigned long)r.start, (unsigned long)(len / PAGE),
+					    strerror(-rc));
+					return rc;
+				}
+				data = d->buf;
+			}
+			rc = d->fill.ops->copy(d->fill.ctx, t->uffd, r.start, data, len, &done);
+			if (rc == -EFAULT && data != d->buf && !done) {
+				/* The mapped image could not be read: read() says why. */
+				use_read = true;
+				continue;
+			}
+		}
+		if (done && id.n)
+			lazyd_ident_finish(d, t, &id);
+		if (done) {
+			account(d, &r, done, p);
+			if (pending_remove(&t->pend, r.start, r.start + done)) {
+				lazyd_task_fail(d, t, "out of memory while tracking pending pages");
+				return -ENOMEM;
+			}
+		}
+		if (!rc)
+			return 0;
+		uint64_t at = r.start + done;
+		switch (rc) {
+		case -EEXIST:
+			/* Present already (a racing install): never overwrite it. */
+			d->st.eexist++;
+			task_debug(t, "page 0x%lx already present", (unsigned long)at);
+			pending_remove(&t->pend, at, at + PAGE);
+			d->fill.ops->wake(d->fill.ctx, t->uffd, at, PAGE);
+			return 0;
+		case -EAGAIN:
+			d->st.eagain++;
+			t->need_events = true;
+			return done ? 0 : -EAGAIN;
+		case -ESRCH:
+			lazyd_task_gone(d, t, "exited");
+			return rc;
+		case -ENOENT:
+		case -EINVAL:
+			if (done)
+				return 0;
+			if (len > PAGE) {
+				/* The run may span VMAs the task split since: go page by page. */
+				r.end = r.start + PAGE;
+				continue;
+			}
+			return no_vma(d, t, at);
+		default:
+			lazyd_task_fail(d, t, "installing 0x%lx failed: %s", (unsigned long)at,
+					strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* A fault on a page that is not pending: a duplicate message, or a zero page. */
+static int serve_unpending(struct lazyd *d, struct lz_task *t, uint64_t page)
+{
+	uint64_t done;
+	int rc = d->fill.ops->zero(d->fill.ctx, t->uffd, page, PAGE, &done);
+
+	switch (rc) {
+	case 0:
+		d->st.pages_zero++;
+		return 0;
+	case -EEXIST:
+		d->fill.ops->wake(d->fill.ctx, t->uffd, page, PAGE);
+		return 0;
+	case -EAGAIN:
+		d->st.eagain++;
+		t->need_events = true;
+		return rc;
+	case -ESRCH:
+		lazyd_task_gone(d, t, "exited");
+		return rc;
+	default:
+		/* Not ours to fill (no VMA): wake it, the kernel decides on the refault. */
+		d->fill.ops->wake(d->fill.ctx, t->uffd, page, PAGE);
+		return 0;
+	}
+}
+
+/* A fault installs its page and up to --fault-window pending pages after it. */
+static int serve_fault(struct lazyd *d, struct lz_task *t, const struct lz_fault *f)
+{
+	struct pend_extent r;
+
+	if (!pending_run_at(&t->pend, f->addr, (uint64_t)d->o->fault_window * PAGE, &r))
+		return serve_unpending(d, t, f->addr);
+	task_debug(t, "fault at 0x%lx: %s %lu pages", (unsigned long)f->addr,
+		   (r.flags & PEND_ZERO) ? "zero" : "copy",
+		   (unsigned long)((r.end - r.start) / PAGE));
+	/* The background stream goes on from where the task touches: it will want that next. */
+	t->cursor = r.end;
+	return lazyd_install_run(d, t, r, PATH_FAULT, NULL);
+}
+
+void lazyd_serve_faults(struct lazyd *d)
+{
+	for (struct lz_task *t = d->tasks; t; t = t->next) {
+		size_t i = 0;
+
+		if (t->gone || t->killed)
+			continue;
+		if (t->need_events)
+			lazyd_read_uffd(d, t);
+		while (i < t->nfaults && !t->gone && !t->killed) {
+			if (serve_fault(d, t, &t->faults[i]) == -EAGAIN)
+				break;
+			d->st.faults++;
+			stats_fault_latency(&d->st, mono_ns() - t->faults[i].t_ns);
+			i++;
+		}
+		if (i && t->nfaults >= i) {
+			memmove(t->faults, t->faults + i, (t->nfaults - i) * sizeof(*t->faults));
+			t->nfaults -= i;
+		}
+	}
+}

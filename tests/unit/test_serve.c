@@ -1,0 +1,313 @@
+/*
+ * criu-lazyd's serving policy (lazy-pages/lazyd/install.c, events.c) against a scripted
+ * fill engine and page source, case by case (after the kernel's uffd-unit-tests: one
+ * harness, a table of cases). The engine answers each call from the case's script (bytes
+ * done, result) the way the kernel's UFFDIO_COPY/ZEROPAGE do; the test then checks what
+ * is still pending, what was counted, woken, and whether the task was dropped or failed.
+ * The real-kernel behaviour of the same paths is covered by tests/host (real userfaultfd).
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lazyd/lazyd.h"
+
+#define P IMG_PAGE_SIZE
+#define BASE 0x10000000ull
+#define NPAGES 8
+#define MAX_STEPS 4
+
+struct step {
+	uint64_t done_pages; /* pages the engine says it installed */
+	int rc;		     /* then this result (0 / -EEXIST / -EAGAIN / -ENOENT / -ESRCH / -EIO) */
+};
+
+struct script {
+	struct step s[MAX_STEPS];
+	int n, at;
+	/* what was asked */
+	int copies, zeros, wakes;
+	uint64_t last_dst, last_len, wake_at;
+};
+
+static struct script sc;
+static int src_rc; /* the page source's read() result */
+
+static int scripted(uint64_t dst, uint64_t len, uint64_t *done)
+{
+	struct step st = sc.at < sc.n ? sc.s[sc.at] : (struct step){len / P, 0};
+	sc.at++;
+	sc.last_dst = dst;
+	sc.last_len = len;
+	*done = st.done_pages * P > len ? len : st.done_pages * P;
+	return st.rc;
+}
+
+static int f_copy(void *ctx, int uffd, uint64_t dst, const void *src, uint64_t len,
+		  uint64_t *done)
+{
+	(void)ctx, (void)uffd, (void)src;
+	sc.copies++;
+	return scripted(dst, len, done);
+}
+
+static int f_zero(void *ctx, int uffd, uint64_t dst, uint64_t len, uint64_t *done)
+{
+	(void)ctx, (void)uffd;
+	sc.zeros++;
+	return scripted(dst, len, done);
+}
+
+static int f_wake(void *ctx, int uffd, uint64_t dst, uint64_t len)
+{
+	(void)ctx, (void)uffd, (void)len;
+	sc.wakes++;
+	sc.wake_at = dst;
+	return 0;
+}
+
+static const struct filler_ops scripted_ops = {
+    .name = "scripted", .copy = f_copy, .zero = f_zero, .wake = f_wake};
+
+static int s_read(struct page_source *s, const struct img_task *t, uint64_t src, void *buf,
+		  size_t len)
+{
+	(void)s, (void)t, (void)src;
+	memset(buf, 0x5a, len);
+	return src_rc;
+}
+
+static void s_close(struct page_source *s)
+{
+	(void)s;
+}
+
+static const struct page_source_ops scripted_src = {
+    .name = "scripted", .read = s_read, .close = s_close};
+
+/* One task: pages 0..5 data (pages-file offsets 0..), pages 6..7 zero. */
+static struct img_extent ext[2] = {
+    {.start = BASE, .end = BASE + 6 * P, .pages_off = 0},
+    {.start = BASE + 6 * P, .end = BASE + NPAGES * P, .zero = true},
+};
+static struct img_vma vma = {.start = BASE, .end = BASE + NPAGES * P, .lazy = true};
+static struct img_task img = {.pid = 42,
+			      .has_mm = true,
+			      .vmas = &vma,
+			      .nr_vmas = 1,
+			      .extents = ext,
+			      .nr_extents = 2,
+			      .lazy_pages = 6,
+			      .zero_pages = 2,
+			      .pages_fd = -1};
+
+static struct lazyd_opts opts = {.fault_window = 16, .drain_chunk = 16, .prefetch_window = 4};
+static struct lazyd d;
+static struct lz_task *t;
+static int fake_uffd[2];
+
+static void setup(void)
+{
+	memset(&sc, 0, sizeof(sc));
+	src_rc = 0;
+	memset(&d, 0, sizeof(d));
+	d.o = &opts;
+	d.loop = ev_loop_new();
+	d.fill = (struct filler){&scripted_ops, NULL};
+	d.src = (struct page_source){&scripted_src, NULL};
+	d.buf_len = 16 * P;
+	cr_assert_eq(posix_memalign(&d.buf, P, d.buf_len), 0);
+	/* The engine never touches the uffd: a pipe stands for it in the event loop. */
+	cr_assert_eq(pipe(fake_uffd), 0);
+	t = lazyd_add_task(&d, 42, -1, fake_uffd[0], &img, NULL, "pid 42");
+	cr_assert_not_null(t);
+}
+
+static void teardown(void)
+{
+	lazyd_free_tasks(&d);
+	ev_loop_free(d.loop);
+	close(fake_uffd[1]);
+	free(d.buf);
+}
+
+TestSuite(serve, .init = setup, .fini = teardown);
+
+static bool pending(uint64_t page)
+{
+	return pending_lookup(&t->pend, BASE + page * P) != NULL;
+}
+
+static struct pend_extent run(uint64_t first, uint64_t pages)
+{
+	struct pend_extent r;
+	cr_assert(pending_run_at(&t->pend, BASE + first * P, pages * P, &r));
+	return r;
+}
+
+/* ---- the case table of lazyd_install_run ---- */
+
+struct install_case {
+	const char *name;
+	uint64_t first, pages; /* the run */
+	struct step script[MAX_STEPS];
+	int nsteps;
+	int want_rc;
+	const char *want_pending; /* per page 0..7: 'p' pending, '.' not */
+	bool want_need_events, want_gone, want_killed;
+	uint64_t want_eexist, want_fault_pages, want_zero_pages;
+	int want_wakes;
+};
+
+static const struct install_case install_cases[] = {
+    {"all copied", 0, 4, {{4, 0}}, 1, 0, "....pppp", false, false, false, 0, 4, 0, 0},
+    {"zero run", 6, 2, {{2, 0}}, 1, 0, "pppppp..", false, false, false, 0, 0, 2, 0},
+    /* 2 pages in, then the third is present already: never overwritten, its waiter woken */
+    {"EEXIST mid-run", 0, 4, {{2, -EEXIST}}, 1, 0, "...ppppp", false, false, false, 1, 2, 0,
+     1},
+    /* the address space changes: what is in stays in, the rest waits for the events */
+    {"partial EAGAIN", 0, 4, {{1, -EAGAIN}}, 1, 0, ".ppppppp", true, false, false, 0, 1, 0, 0},
+    {"EAGAIN, nothing in", 0, 4, {{0, -EAGAIN}}, 1, -EAGAIN, "pppppppp", true, false, false, 0,
+     0, 0, 0},
+    /* a multi-page run with no VMA: split to its first page; no VMA there either: the events
+     * are read first (no re-entry here), the page stays pending */
+    {"ENOENT on a split", 0, 4, {{0, -ENOENT}, {0, -ENOENT}}, 2, -EAGAIN, "pppppppp", true,
+     false, false, 0, 0, 0, 0},
+    {"ESRCH: task gone", 0, 4, {{0, -ESRCH}}, 1, -ESRCH, "........", false, true, false, 0, 0,
+     0, 0},
+    {"other error: killed", 0, 4, {{0, -EIO}}, 1, -EIO, "pppppppp", false, false, true, 0, 0, 0,
+     0},
+};
+
+static void install_case_run(const struct install_case *c)
+{
+	memcpy(sc.s, c->script, sizeof(sc.s));
+	sc.n = c->nsteps;
+	int rc = lazyd_install_run(&d, t, run(c->first, c->pages), PATH_FAULT, NULL);
+	cr_expect_eq(rc, c->want_rc, "%s: rc %d, want %d", c->name, rc, c->want_rc);
+	if (!c->want_gone)
+		for (int i = 0; i < NPAGES; i++)
+			cr_expect_eq(pending(i), c->want_pending[i] == 'p', "%s: page %d", c->name, i);
+	cr_expect_eq(t->need_events, c->want_need_events, "%s: need_events", c->name);
+	cr_expect_eq(t->gone, c->want_gone, "%s: gone", c->name);
+	cr_expect_eq(t->killed, c->want_killed, "%s: killed", c->name);
+	cr_expect_eq(d.st.eexist, c->want_eexist, "%s: eexist", c->name);
+	cr_expect_eq(d.st.pages_fault, c->want_fault_pages, "%s: fault pages", c->name);
+	cr_expect_eq(d.st.pages_zero, c->want_zero_pages, "%s: zero pages", c->name);
+	cr_expect_eq(sc.wakes, c->want_wakes, "%s: wakes", c->name);
+}
+
+/* Every case of the table on a fresh task. */
+Test(serve_table, install_cases)
+{
+	for (size_t i = 0; i < sizeof(install_cases) / sizeof(install_cases[0]); i++) {
+		setup();
+		install_case_run(&install_cases[i]);
+		teardown();
+	}
+}
+
+/* The second ENOENT at the same page, after the events were read: dropped and woken. */
+Test(serve, enoent_twice_drops_the_page)
+{
+	sc.s[0] = (struct step){0, -ENOENT};
+	sc.s[1] = (struct step){0, -ENOENT};
+	sc.n = 2;
+	cr_assert_eq(lazyd_install_run(&d, t, run(3, 1), PATH_FAULT, NULL), -EAGAIN);
+	cr_assert(t->need_events);
+	t->need_events = false; /* the caller read the events: nothing moved the page */
+	cr_assert_eq(lazyd_install_run(&d, t, run(3, 1), PATH_FAULT, NULL), 0);
+	cr_assert_not(pending(3), "dropped");
+	cr_assert(pending(2) && pending(4));
+	cr_assert_eq(d.st.pages_dropped, 1);
+	cr_assert_eq(sc.wakes, 1);
+	cr_assert_eq(sc.wake_at, BASE + 3 * P);
+	cr_assert_not(t->killed);
+}
+
+/* The source cannot give the data: the task is killed, never left with a zero page. */
+Test(serve, source_failure_kills)
+{
+	src_rc = -EIO;
+	cr_assert_eq(lazyd_install_run(&d, t, run(0, 2), PATH_FAULT, NULL), -EIO);
+	cr_assert(t->killed);
+	cr_assert_eq(sc.copies, 0, "nothing installed");
+	cr_assert(pending(0) && pending(1));
+}
+
+/* Data a background read brought is installed as given, counted as prefetch. */
+Test(serve, drain_data_given)
+{
+	static char data[2 * P];
+	cr_assert_eq(lazyd_install_run(&d, t, run(4, 2), PATH_DRAIN, data), 0);
+	cr_assert_eq(d.st.pages_prefetch, 2);
+	cr_assert_eq(d.st.pages_fault, 0);
+	cr_assert_not(pending(4) || pending(5));
+}
+
+/* ---- events ---- */
+
+static struct uffd_msg msg(uint8_t event)
+{
+	struct uffd_msg m;
+	memset(&m, 0, sizeof(m));
+	m.event = event;
+	return m;
+}
+
+Test(serve, fault_is_queued_page_aligned)
+{
+	struct uffd_msg m = msg(UFFD_EVENT_PAGEFAULT);
+	m.arg.pagefault.address = BASE + 2 * P + 123;
+	lazyd_handle_msg(&d, t, &m);
+	cr_assert_eq(t->nfaults, 1);
+	cr_assert_eq(t->faults[0].addr, BASE + 2 * P);
+}
+
+Test(serve, remap_moves_pending)
+{
+	struct uffd_msg m = msg(UFFD_EVENT_REMAP);
+	m.arg.remap.from = BASE;
+	m.arg.remap.to = BASE + 0x100000;
+	m.arg.remap.len = 2 * P;
+	lazyd_handle_msg(&d, t, &m);
+	cr_assert_not(pending(0) || pending(1));
+	const struct pend_extent *e = pending_lookup(&t->pend, BASE + 0x100000 + P);
+	cr_assert_not_null(e, "page 1 moved with its data");
+	cr_assert_eq(d.st.remaps, 1);
+}
+
+Test(serve, remove_and_unmap_drop)
+{
+	struct uffd_msg m = msg(UFFD_EVENT_REMOVE);
+	m.arg.remove.start = BASE + P;
+	m.arg.remove.end = BASE + 3 * P;
+	lazyd_handle_msg(&d, t, &m);
+	m = msg(UFFD_EVENT_UNMAP);
+	m.arg.remove.start = BASE + 4 * P;
+	m.arg.remove.end = BASE + 5 * P;
+	lazyd_handle_msg(&d, t, &m);
+	cr_assert(pending(0) && !pending(1) && !pending(2) && pending(3) && !pending(4));
+	cr_assert_eq(d.st.pages_dropped, 3);
+	cr_assert_eq(d.st.removes, 1);
+	cr_assert_eq(d.st.unmaps, 1);
+}
+
+Test(serve, fork_copies_pending)
+{
+	int child_uffd[2];
+	cr_assert_eq(pipe(child_uffd), 0);
+	struct uffd_msg m = msg(UFFD_EVENT_FORK);
+	m.arg.fork.ufd = (uint32_t)child_uffd[0];
+	lazyd_handle_msg(&d, t, &m);
+	struct lz_task *c = d.tasks;
+	cr_assert_neq(c, t, "the child is tracked");
+	cr_assert_eq(c->pend.pages, t->pend.pages);
+	cr_assert_eq(c->pend.data_pages, t->pend.data_pages);
+	cr_assert_eq(c->img, t->img, "the child's data is the parent's image");
+	cr_assert_eq(d.st.forks, 1);
+	close(child_uffd[1]);
+}
