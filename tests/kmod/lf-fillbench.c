@@ -9,7 +9,8 @@
  * The process fills a region of its own (registered with its uffd, never touched: no
  * waiters), emptied with MADV_DONTNEED between runs; the engines alternate within each
  * repeat. Every run is checked: each extent settled, and its first and last bytes are the
- * source's. The kmod engine's counters must show every byte went through the module.
+ * source's. The kmod engine's counters must show it went through the module; before the
+ * timing, both engines must report a batch that meets a present page alike.
  */
 #include "kt.h"
 
@@ -51,6 +52,38 @@ static void check(const struct filler *f, const struct fill_extent *x, size_t n)
 		if (d[0] != s[0] || d[x[i].len - 1] != s[x[i].len - 1])
 			die("%s: extent %zu: not the source's data", f->ops->name, i);
 	}
+}
+
+/*
+ * Before timing: both engines report a batch that meets a present page alike (fill.h):
+ * -EEXIST, *first at that extent, the extents before it settled, its done the bytes
+ * before the page. (After it, the uffd engine stops; the module goes on.)
+ */
+static void same_stop(struct filler *f)
+{
+	struct fill_extent e[4] = {
+	    {.dst = (uintptr_t)reg, .len = 2 * PG, .src = S(0)},
+	    {.dst = (uintptr_t)reg + 4 * PG, .len = PG, .src = NULL},
+	    {.dst = (uintptr_t)reg + 8 * PG, .len = 4 * PG, .src = S(8)},
+	    {.dst = (uintptr_t)reg + 16 * PG, .len = PG, .src = S(16)},
+	};
+	uint64_t done;
+	uint32_t first = 99;
+	int rc;
+
+	madvise(reg, reg_pages * PG, MADV_DONTNEED);
+	if (f->ops->copy(f->ctx, uffd, (uintptr_t)reg + 10 * PG, S(100), PG, &done))
+		die("%s: copy", f->ops->name);
+	rc = filler_batch(f, uffd, e, 4, &first);
+	if (rc != -EEXIST || first != 2 || e[0].result || e[0].done != 2 * PG || e[1].result ||
+	    e[1].done != PG || e[2].result != -EEXIST || e[2].done != 2 * PG)
+		die("%s: a batch meeting a present page: rc %d first %u, results %d %d %d, done "
+		    "%llu %llu %llu",
+		    f->ops->name, rc, first, e[0].result, e[1].result, e[2].result,
+		    (unsigned long long)e[0].done, (unsigned long long)e[1].done,
+		    (unsigned long long)e[2].done);
+	if (reg[10 * PG] != *(const char *)S(100))
+		die("%s: a present page was overwritten", f->ops->name);
 }
 
 /* One fill of x[0..n), per_call extents per filler_batch() call: ms. */
@@ -120,6 +153,8 @@ int main(int argc, char **argv)
 	if (rc)
 		die("filler_attach: %s", strerror(-rc));
 
+	same_stop(&u);
+	same_stop(&k);
 	printf("\nfiller_batch(): kmod engine (lazyfill.ko batches) vs uffd engine (one "
 	       "UFFDIO_COPY per extent): best of %d runs, ms; ratio = uffd time / kmod time "
 	       "(> 1: the batch is faster)\n",
