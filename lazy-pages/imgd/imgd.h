@@ -41,6 +41,7 @@ struct imgd_opts {
 	bool accept_uploads; /* --accept-uploads: UPLOAD into --root (with --upload-key) */
 };
 
+/* 0, 1 (--help or --version printed: exit 0), or -EINVAL (what is wrong printed). */
 int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o);
 
 /* ---- catalog.c: loaded images, shared by their sessions ---- */
