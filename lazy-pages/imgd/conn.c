@@ -19,6 +19,22 @@
 
 #define MAX_FRAMES_PER_READ 64
 
+const char *conn_class_name(enum conn_class cls)
+{
+	switch (cls) {
+	case CONN_URGENT:
+		return "urgent";
+	case CONN_BULK:
+		return "bulk";
+	case CONN_META:
+		return "meta";
+	case CONN_UPLOAD:
+		return "upload";
+	default:
+		return "none";
+	}
+}
+
 struct imgd_conn *conn_new(struct imgd *d, int fd, const char *peer)
 {
 	struct imgd_conn *c = calloc(1, sizeof(*c));
@@ -69,10 +85,7 @@ void conn_close(struct imgd *d, struct imgd_conn *c, const char *why)
 		pr_msg(
 		    "session %lu: %s closed (%s): image %s (%s), %lu GETs, %lu pages served (%lu "
 		    "zero, not sent), %lu bytes, %.3f s",
-		    (unsigned long)c->id, c->peer, why, c->img->id,
-		    c->meta	      ? "meta"
-		    : c->urgent_class ? "urgent"
-				      : "bulk",
+		    (unsigned long)c->id, c->peer, why, c->img->id, conn_class_name(c->cls),
 		    (unsigned long)c->gets, (unsigned long)c->pages, (unsigned long)c->zero_pages,
 		    (unsigned long)c->bytes, dt);
 	else
@@ -181,9 +194,8 @@ static void on_auth(struct imgd *d, struct imgd_conn *c, const LwAuth *a)
 		challenge = bound;
 	if (c->tls_role >= 0 && (int)a->role != c->tls_role) {
 		d->refused++;
-		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1,
-			  "AUTH as %s on a TLS session of the %s key", wire_role_name(a->role),
-			  wire_role_name((LwRole)c->tls_role));
+		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1, "AUTH as %s on a TLS session of the %s key",
+			  wire_role_name(a->role), wire_role_name((LwRole)c->tls_role));
 		return;
 	}
 	if (!key) {
@@ -233,8 +245,9 @@ static void on_open(struct imgd *d, struct imgd_conn *c, const LwOpen *o)
 		conn_fail(d, c, code, -1, "open '%s': %s", o->image, why);
 		return;
 	}
-	c->urgent_class = o->class_ == LW_CLASS__LW_CLASS_URGENT;
-	c->meta = o->class_ == LW_CLASS__LW_CLASS_META;
+	c->cls = o->class_ == LW_CLASS__LW_CLASS_URGENT ? CONN_URGENT
+		 : o->class_ == LW_CLASS__LW_CLASS_META ? CONN_META
+							: CONN_BULK;
 	LwOpenReply r = LW_OPEN_REPLY__INIT;
 	r.nr_tasks = (uint32_t)c->img->set.nr_tasks;
 	r.lazy_pages = c->img->lazy_pages;
@@ -243,10 +256,7 @@ static void on_open(struct imgd *d, struct imgd_conn *c, const LwOpen *o)
 	conn_queue_frame(c, WT_OPEN_REPLY, &r.base);
 	c->state = CS_READY;
 	pr_info("session %lu: %s opened image %s (%s connection)", (unsigned long)c->id, c->peer,
-		c->img->id,
-		c->meta		  ? "meta"
-		: c->urgent_class ? "urgent"
-				  : "bulk");
+		c->img->id, conn_class_name(c->cls));
 }
 
 /* Which frame types each state accepts. */
@@ -262,9 +272,9 @@ static bool expected(const struct imgd_conn *c, unsigned type)
 	case CS_OPEN:
 		return type == WT_OPEN || type == WT_UPLOAD;
 	case CS_READY:
-		if (c->meta)
+		if (c->cls == CONN_META)
 			return type == WT_META_LIST || type == WT_META_GET;
-		if (c->upload)
+		if (c->cls == CONN_UPLOAD)
 			return type == WT_UPLOAD_FILE || type == WT_UPLOAD_END;
 		return type == WT_INDEX_GET || type == WT_GET;
 	default:
@@ -441,7 +451,8 @@ void conn_on_readable(struct imgd *d, struct imgd_conn *c)
 		return;
 	for (int frames = 0; frames < MAX_FRAMES_PER_READ && c->state != CS_CLOSING;) {
 		/* A handshake reply is still going out: the next one waits for it. */
-		if ((c->tx_len || c->errf_len) && (c->state != CS_READY || c->meta || c->upload))
+		if ((c->tx_len || c->errf_len) &&
+		    (c->state != CS_READY || c->cls == CONN_META || c->cls == CONN_UPLOAD))
 			return;
 		if (c->state == CS_READY && c->nq >= WIRE_MAX_INFLIGHT)
 			return; /* back-pressure: the socket stays readable */

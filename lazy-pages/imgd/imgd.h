@@ -28,10 +28,10 @@ struct imgd_opts {
 	int port;
 	const char *log_file;
 	const char *pidfile;
-	const char *auth_key;	/* --auth-key: the readers' key (always required) */
-	const char *upload_key; /* --upload-key: the publishers' key (with --accept-uploads) */
-	uint64_t upload_max;	/* --upload-max: bytes of one upload */
-	uint64_t upload_total;	/* --upload-total: bytes of all uploads in progress at once */
+	const char *auth_key;	 /* --auth-key: the readers' key (always required) */
+	const char *upload_key;	 /* --upload-key: the publishers' key (with --accept-uploads) */
+	uint64_t upload_max;	 /* --upload-max: bytes of one upload */
+	uint64_t upload_total;	 /* --upload-total: bytes of all uploads in progress at once */
 	struct wire_tls_cfg tls; /* --tls/--no-tls, --tls-cert, --tls-key, --tls-ca */
 	int verbosity;
 	int max_clients;
@@ -91,6 +91,18 @@ int sums_read(int fd, uint64_t page, uint32_t n, uint64_t *out);
 
 enum conn_state { CS_TLS, CS_HELLO, CS_AUTH, CS_OPEN, CS_READY, CS_CLOSING };
 
+/* What a connection is for, from its OPEN (its class) or its UPLOAD: what it may ask next. */
+enum conn_class {
+	CONN_NONE,   /* not open yet */
+	CONN_URGENT, /* GET and INDEX_GET, for faults */
+	CONN_BULK,   /* GET and INDEX_GET, for prefetch */
+	CONN_META,   /* META_LIST and META_GET, one at a time */
+	CONN_UPLOAD, /* UPLOAD_FILE and UPLOAD_END (with the publishers' key) */
+};
+
+/* "urgent", "bulk", "meta", "upload" or "none", for logs. */
+const char *conn_class_name(enum conn_class cls);
+
 struct imgd_range {
 	int32_t pid;
 	uint64_t off;
@@ -110,14 +122,12 @@ struct imgd_conn {
 	gnutls_session_t tls; /* NULL: plain (criu-imgd --no-tls, or on loopback) */
 	int tls_role;	      /* the role a PSK session authenticated, or -1 */
 	bool tls_started;     /* the handshake has begun (the first byte was not plain HELLO) */
-	uint64_t id; /* session number, for logs */
+	uint64_t id;	      /* session number, for logs */
 	char peer[64];
 	enum conn_state state;
 	LwRole role; /* authenticated for (CS_OPEN and on): what it may send */
-	bool urgent_class;
-	bool meta; /* a META connection: META_LIST / META_GET only, one at a time */
+	enum conn_class cls;
 	/* an upload (UPLOAD ... UPLOAD_END): into up_tmp below the root, one file at a time */
-	bool upload;
 	int up_dirfd, up_fd;
 	char up_id[WIRE_MAX_ID + 1], up_tmp[WIRE_MAX_ID + 48];
 	char up_name[WIRE_MAX_META_NAME + 1];
@@ -155,7 +165,7 @@ struct imgd {
 	struct wire_key upload_key; /* --upload-key (with --accept-uploads) */
 	bool tls_on;		    /* every connection speaks TLS from its first byte */
 	struct wire_tls_server tls;
-	uint64_t up_inflight;	    /* bytes reserved by the uploads in progress */
+	uint64_t up_inflight; /* bytes reserved by the uploads in progress */
 	int listen_fd, epfd;
 	struct imgd_conn *conns;
 	unsigned nconns;

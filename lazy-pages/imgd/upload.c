@@ -66,7 +66,7 @@ void upload_begin(struct imgd *d, struct imgd_conn *c, const LwUpload *u)
 			  c->up_tmp, strerror(errno));
 		return;
 	}
-	c->upload = true;
+	c->cls = CONN_UPLOAD;
 	c->state = CS_READY;
 	pr_info("session %lu: %s uploads image %s (into %s)", (unsigned long)c->id, c->peer,
 		u->image, c->up_tmp);
@@ -204,7 +204,6 @@ void upload_end(struct imgd *d, struct imgd_conn *c, const LwUploadEnd *e)
 	release(d, c);
 	close(c->up_dirfd);
 	c->up_dirfd = -1;
-	c->upload = false;
 	reply(d, c);
 	c->state = CS_CLOSING;
 	snprintf(c->close_why, sizeof(c->close_why), "upload done");
