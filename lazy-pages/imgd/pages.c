@@ -86,7 +86,10 @@ static int read_pages(const struct img_task *t, uint64_t off, uint32_t n, uint8_
 	return 0;
 }
 
-/* Checksums of n pages in buf, checked against the dump-time index. -1: mismatch at *bad. */
+/*
+ * Checksums of n pages in buf, checked against the dump-time index when there is one.
+ * 0; -EIO: the index cannot be read; -EILSEQ: page *bad does not match it.
+ */
 static int page_sums(struct imgd_image *img, size_t ti, uint64_t off, uint32_t n,
 		     const uint8_t *buf, uint64_t *sums, uint32_t *bad)
 {
@@ -94,12 +97,12 @@ static int page_sums(struct imgd_image *img, size_t ti, uint64_t off, uint32_t n
 	int fd = img->sums_fd[ti];
 
 	if (fd >= 0 && sums_read(fd, off / WIRE_PAGE, n, dump))
-		return -2;
+		return -EIO;
 	for (uint32_t i = 0; i < n; i++) {
 		sums[i] = wire_page_sum(buf + (size_t)i * WIRE_PAGE);
 		if (fd >= 0 && sums[i] != dump[i]) {
 			*bad = i;
-			return -1;
+			return -EILSEQ;
 		}
 	}
 	return 0;
@@ -149,23 +152,27 @@ int pages_next_frame(struct imgd *d, struct imgd_conn *c, bool urgent_only)
 	if (n > IMGD_CHUNK_PAGES)
 		n = IMGD_CHUNK_PAGES;
 	uint64_t off = g->off + (uint64_t)r->done * WIRE_PAGE;
+	/* The pages file and the index are told apart: any errno of pread is an I/O error. */
 	int rc = read_pages(t, off, n, c->pay);
-	if (!rc)
+	bool damaged = false;
+	if (!rc) {
 		rc = page_sums(c->img, ti, off, n, c->pay, sums, &bad);
+		damaged = rc == -EILSEQ;
+	}
 	if (rc) {
 		uint32_t id = r->id;
-		drop_req(c, (unsigned)qi);
-		if (rc == -1) {
+		drop_req(c, (unsigned)qi); /* r and g now name the next request: t->pid below */
+		if (damaged) {
 			pr_err("image %s: pid %d: page at pages offset 0x%llx does not match its "
 			       "dump-time checksum: the image is damaged",
-			       c->img->id, g->pid, (unsigned long long)(off + bad * WIRE_PAGE));
+			       c->img->id, t->pid, (unsigned long long)(off + bad * WIRE_PAGE));
 			conn_fail(d, c, LW_ERR__LW_E_CHECKSUM, id,
 				  "pid %d: page at offset 0x%llx is damaged in the image", t->pid,
 				  (unsigned long long)(off + bad * WIRE_PAGE));
 		} else {
 			conn_fail(d, c, LW_ERR__LW_E_IO, id,
 				  "pid %d: cannot read offset 0x%llx: %s", t->pid,
-				  (unsigned long long)off, strerror(rc == -2 ? EIO : -rc));
+				  (unsigned long long)off, strerror(-rc));
 		}
 		return 1;
 	}
