@@ -233,16 +233,16 @@ static void on_auth(struct imgd *d, struct imgd_conn *c, const LwAuth *a)
 
 static void on_open(struct imgd *d, struct imgd_conn *c, const LwOpen *o)
 {
-	char why[WIRE_MAX_TEXT];
-	int code;
+	struct errmsg e;
 
 	if (o->image[0] == '.') { /* uploads in progress live below the root as .upload-* */
 		conn_fail(d, c, LW_ERR__LW_E_NOIMAGE, -1, "open '%s': no such image", o->image);
 		return;
 	}
-	c->img = catalog_get(&d->cat, o->image, &code, why, sizeof(why));
-	if (!c->img) {
-		conn_fail(d, c, code, -1, "open '%s': %s", o->image, why);
+	int rc = catalog_get(&d->cat, o->image, &c->img, &e);
+	if (rc) {
+		conn_fail(d, c, rc == -ENOENT ? LW_ERR__LW_E_NOIMAGE : LW_ERR__LW_E_IO, -1,
+			  "open '%s': %s", o->image, e.msg);
 		return;
 	}
 	c->cls = o->class_ == LW_CLASS__LW_CLASS_URGENT ? CONN_URGENT

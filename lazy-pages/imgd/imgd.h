@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 
 #include "img/images.h"
+#include "util/err.h"
+#include "util/parse.h"
 #include "wire/wire.h"
 #include "wire/wire_auth.h"
 #include "wire/wire_tls.h"
@@ -52,7 +54,7 @@ struct imgd_dext {
 };
 
 struct imgd_image {
-	char id[WIRE_MAX_ID + 1];
+	char id[IMAGE_ID_MAX + 1];
 	struct imgd_dext **dext; /* per task */
 	size_t *ndext;
 	int dirfd;
@@ -71,20 +73,26 @@ struct imgd_catalog {
 	struct imgd_image *loaded;
 };
 
-int catalog_init(struct imgd_catalog *c, const struct imgd_opts *o);
-/* Whether the image in dirfd loads as criu-imgd would serve it: 0, or -1 with a reason. */
-int catalog_check_dir(int dirfd, char *why, size_t whylen);
-/* Take a reference on image id; NULL with a reason (*code: LW_ERR__LW_E_*). */
-struct imgd_image *catalog_get(struct imgd_catalog *c, const char *id, int *code, char *why,
-			       size_t whylen);
+/* -D or --root: 0, or -errno with e. */
+int catalog_init(struct imgd_catalog *c, const struct imgd_opts *o, struct errmsg *e);
+/* Whether the image in dirfd loads as criu-imgd would serve it: 0, or -errno with e. */
+int catalog_check_dir(int dirfd, struct errmsg *e);
+/*
+ * Take a reference on image id (*out): 0; -ENOENT with e: no such image here (a bad id, or
+ * no dir of that name); another -errno with e: it is there but cannot be served.
+ */
+int catalog_get(struct imgd_catalog *c, const char *id, struct imgd_image **out, struct errmsg *e);
 void catalog_put(struct imgd_catalog *c, struct imgd_image *img);
 void catalog_free(struct imgd_catalog *c);
 /* The task with image pid, and its index in the pstree. */
 const struct img_task *image_task(const struct imgd_image *img, int32_t pid, size_t *idx);
 
 /* sums.c: the dump-time checksum index, pages-N.img.xxh64 (one XXH64 LE per page). */
+/* Write it for task t (criu-imgd --make-sums): 0 or -errno. */
 int sums_write(int dirfd, const struct img_task *t);
+/* Open it for task t: an fd, or -errno (-EINVAL: not the size of its pages file). */
 int sums_open(int dirfd, const struct img_task *t);
+/* The sums of n pages from page: 0 or -EIO. */
 int sums_read(int fd, uint64_t page, uint32_t n, uint64_t *out);
 
 /* ---- conn.c: one client connection ---- */

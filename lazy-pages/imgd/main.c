@@ -204,17 +204,15 @@ static int loop(struct imgd *d, int sfd)
 
 static int make_sums(struct imgd *d)
 {
-	int code;
-	char why[256];
-	const char *id = d->cat.rootfd >= 0 ? NULL : "default";
+	struct errmsg e;
+	struct imgd_image *img;
 
-	if (!id) {
+	if (d->cat.rootfd >= 0) {
 		pr_err("--make-sums works on one image: use -D DIR");
 		return 1;
 	}
-	struct imgd_image *img = catalog_get(&d->cat, id, &code, why, sizeof(why));
-	if (!img) {
-		pr_err("%s", why);
+	if (catalog_get(&d->cat, "default", &img, &e)) {
+		pr_err("%s", e.msg);
 		return 1;
 	}
 	int rc = 0;
@@ -325,8 +323,11 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	if (catalog_init(&d.cat, &o))
+	struct errmsg e;
+	if (catalog_init(&d.cat, &o, &e)) {
+		pr_err("%s", e.msg);
 		return 1;
+	}
 	if (o.make_sums) {
 		rc = make_sums(&d);
 		catalog_free(&d.cat);
@@ -336,10 +337,10 @@ int main(int argc, char **argv)
 		return 1;
 	pr_msg("listening on %s port %d, key required (%s), %s, serving %s %s", o.address, port,
 	       o.accept_uploads ? "readers --auth-key, publishers --upload-key" : "--auth-key",
-	       !d.tls_on     ? "no TLS (loopback; --tls to force)"
-	       : o.tls.cert ? (o.tls.ca ? "TLS 1.3, X.509, client certificates required"
-				      : "TLS 1.3, X.509")
-			    : "TLS 1.3, PSK from the keys",
+	       !d.tls_on ? "no TLS (loopback; --tls to force)"
+	       : o.tls.cert
+		   ? (o.tls.ca ? "TLS 1.3, X.509, client certificates required" : "TLS 1.3, X.509")
+		   : "TLS 1.3, PSK from the keys",
 	       o.root ? "--root" : "-D", o.root ? o.root : o.dir);
 	if (o.daemon && daemon_detach("criu-imgd", o.pidfile, !o.log_file)) {
 		pr_err("cannot daemonize: %s", strerror(errno));

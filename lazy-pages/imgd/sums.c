@@ -72,10 +72,15 @@ int sums_open(int dirfd, const struct img_task *t)
 	sums_name(t, name, sizeof(name));
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) || (uint64_t)st.st_size != t->pages_size / WIRE_PAGE * 8) {
+		return -errno;
+	if (fstat(fd, &st)) {
+		int rc = -errno;
 		close(fd);
-		return -1;
+		return rc;
+	}
+	if ((uint64_t)st.st_size != t->pages_size / WIRE_PAGE * 8) {
+		close(fd);
+		return -EINVAL;
 	}
 	return fd;
 }

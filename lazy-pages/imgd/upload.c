@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/parse.h"
 #include "wire/wire_io.h"
 
 #define UPLOAD_TMP_PREFIX ".upload-"
@@ -43,6 +44,11 @@ void upload_begin(struct imgd *d, struct imgd_conn *c, const LwUpload *u)
 		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1,
 			  "uploads are not accepted here (criu-imgd --root DIR --accept-uploads "
 			  "--upload-key FILE)");
+		return;
+	}
+	if (!image_id_ok(u->image)) { /* what could not be opened is not published */
+		conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "upload '%s': bad image id (%s)", u->image,
+			  IMAGE_ID_RULE);
 		return;
 	}
 	if (!fstatat(d->cat.rootfd, u->image, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT) {
@@ -186,10 +192,10 @@ void upload_end(struct imgd *d, struct imgd_conn *c, const LwUploadEnd *e)
 		return;
 	}
 	/* What is published must be an image we can serve: read it as we would. */
-	char why[WIRE_MAX_TEXT - 64];
-	if (catalog_check_dir(c->up_dirfd, why, sizeof(why))) {
+	struct errmsg err;
+	if (catalog_check_dir(c->up_dirfd, &err)) {
 		conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "upload %s: not a valid image: %s",
-			  c->up_id, why);
+			  c->up_id, err.msg);
 		return;
 	}
 	if (fsync(c->up_dirfd) ||

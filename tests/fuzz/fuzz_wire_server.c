@@ -15,7 +15,8 @@
  *
  * Checked: every frame the server sends decodes and passes the receiver's checks (wire_recv's
  * wire_hdr_get + wire_unpack + wire_check), every page checksum matches its page, and nothing
- * but HELLO_REPLY and ERROR goes out before AUTH_OK; a connection always ends; an unfinished upload leaves no temp dir; no fd leaks.
+ * but HELLO_REPLY and ERROR goes out before AUTH_OK; a connection always ends; an unfinished upload
+ * leaves no temp dir; no fd leaks.
  */
 #define FUZZ_WITH_IMAGES
 #include <errno.h>
@@ -32,8 +33,8 @@
 #include "util/log.h"
 
 #define MAX_CONNS 4
-#define OUT_CAP (8u << 20)   /* server output looked at per connection: then we hang up */
-#define MAX_TURNS 100000     /* event loop turns per connection: more is a livelock */
+#define OUT_CAP (8u << 20) /* server output looked at per connection: then we hang up */
+#define MAX_TURNS 100000   /* event loop turns per connection: more is a livelock */
 
 double imgd_now(void)
 {
@@ -104,7 +105,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 					     .status_fd = -1,
 					     .accept_uploads = cfgs[i].uploads};
 		*d = (struct imgd){.o = &opts[i], .listen_fd = -1, .epfd = -1};
-		if (catalog_init(&d->cat, &opts[i]))
+		if (catalog_init(&d->cat, &opts[i], NULL))
 			fuzz_die("catalog_init");
 		/* small quotas, so that they are reached */
 		opts[i].upload_max = 256u << 10;
@@ -126,11 +127,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 			d->tls_on = true;
 		}
 		/* Keep the image loaded: a reference of our own. */
-		int code;
-		char why[256];
-		if (!catalog_get(&d->cat, cfgs[i].root ? "img" : "default", &code, why,
-				 sizeof(why))) {
-			fprintf(stderr, "%s\n", why);
+		struct imgd_image *img;
+		struct errmsg e;
+		if (catalog_get(&d->cat, cfgs[i].root ? "img" : "default", &img, &e)) {
+			fprintf(stderr, "%s\n", e.msg);
 			fuzz_die("the harness image does not load");
 		}
 	}
