@@ -4,7 +4,7 @@
  * --root (never a path: image_id_ok refuses '/' and a leading '.'), opened without
  * following a symlink.
  */
-#include "imgd.h"
+#include "catalog.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sums.h"
 #include "util/log.h"
 #include "util/parse.h"
 

@@ -3,7 +3,7 @@
  * little-endian XXH64 per 4 KiB page of the pages file. Written once
  * (criu-imgd --make-sums, after the dump); read a slice at a time.
  */
-#include "imgd.h"
+#include "sums.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "wire/wire.h"
 
 #define SUMS_BATCH 256 /* pages hashed per read */
 
