@@ -222,7 +222,7 @@ static void drop(struct imgd_server *srv, struct imgd_session **link, const char
 	struct imgd_session *s = *link;
 
 	*link = s->next;
-	ev_del(srv->loop, s->io.fd);
+	ev_del(srv->loop, session_fd(s));
 	protocol_close(s, why);
 }
 
@@ -248,7 +248,7 @@ static bool service(struct imgd_server *srv)
 			continue;
 		}
 		unsigned want = EV_READ | (protocol_wants_write(s) ? EV_WRITE : 0);
-		if (want != s->ev_mask && !ev_mod(srv->loop, s->io.fd, want))
+		if (want != s->ev_mask && !ev_mod(srv->loop, session_fd(s), want))
 			s->ev_mask = want;
 		link = &s->next;
 	}

@@ -53,6 +53,11 @@ void session_free(struct imgd_session *s)
 	free(s);
 }
 
+int session_fd(const struct imgd_session *s)
+{
+	return s->io.fd;
+}
+
 const char *conn_class_name(enum conn_class cls)
 {
 	switch (cls) {

@@ -98,6 +98,8 @@ struct imgd_session {
 int session_new(struct imgd *d, int fd, const char *peer, struct imgd_session **out);
 /* The connection, the image reference and the memory go (no log: protocol_close). */
 void session_free(struct imgd_session *s);
+/* Its socket, for the event loop. */
+int session_fd(const struct imgd_session *s);
 
 /* What AUTH needs of the connection: the challenge the proofs cover (inside TLS bound to the
  * TLS session: conn_io_bind), 0 or -EPROTO; the role a PSK session authenticated, or -1;
