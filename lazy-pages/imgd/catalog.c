@@ -1,10 +1,10 @@
 /*
  * The images criu-imgd serves: loaded on first open, shared by every session
  * on them, freed with the last one. An id names one directory entry below
- * --root (never a path: wire_id_ok refuses '/', '.' and '..'), opened without
+ * --root (never a path: image_id_ok refuses '/' and a leading '.'), opened without
  * following a symlink.
  */
-#include "imgd.h"
+#include "catalog.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,22 +14,23 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sums.h"
 #include "util/log.h"
+#include "util/parse.h"
 
-int catalog_init(struct imgd_catalog *c, const struct imgd_opts *o)
+int catalog_init(struct imgd_catalog *c, const struct imgd_opts *o, struct errmsg *e)
 {
 	memset(c, 0, sizeof(*c));
 	c->rootfd = -1;
 	if (o->root) {
 		c->rootfd = open(o->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (c->rootfd < 0) {
-			pr_err("cannot open --root %s: %s", o->root, strerror(errno));
-			return -1;
-		}
+		if (c->rootfd < 0)
+			return errmsg_set(e, errno, "cannot open --root %s: %s", o->root,
+					  strerror(errno));
 		return 0;
 	}
 	c->dir = o->dir;
-	static char base[WIRE_MAX_ID + 1];
+	static char base[IMAGE_ID_MAX + 1];
 	char tmp[4096];
 	snprintf(tmp, sizeof(tmp), "%s", o->dir);
 	snprintf(base, sizeof(base), "%s", basename(tmp));
@@ -37,18 +38,21 @@ int catalog_init(struct imgd_catalog *c, const struct imgd_opts *o)
 	return 0;
 }
 
+/* The image dir of id: an fd, or -errno. */
 static int open_dir(struct imgd_catalog *c, const char *id)
 {
+	int fd;
+
 	if (c->rootfd >= 0)
-		return openat(c->rootfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (strcmp(id, "default") && strcmp(id, c->dir_id)) {
-		errno = ENOENT;
-		return -1;
-	}
-	return open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = openat(c->rootfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	else if (strcmp(id, "default") && strcmp(id, c->dir_id))
+		return -ENOENT;
+	else
+		fd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
 }
 
-/* The task's lazy data as runs of the pages file, merged where they touch. */
+/* The task's lazy data as runs of the pages file, merged where they touch. 0 or -ENOMEM. */
 static int build_dext(struct imgd_image *img, size_t ti)
 {
 	const struct img_task *t = &img->set.tasks[ti];
@@ -56,7 +60,7 @@ static int build_dext(struct imgd_image *img, size_t ti)
 
 	img->dext[ti] = calloc(t->nr_extents ? t->nr_extents : 1, sizeof(struct imgd_dext));
 	if (!img->dext[ti])
-		return -1;
+		return -ENOMEM;
 	for (size_t k = 0; k < t->nr_extents; k++) {
 		const struct img_extent *x = &t->extents[k];
 		uint64_t len = x->end - x->start;
@@ -71,40 +75,33 @@ static int build_dext(struct imgd_image *img, size_t ti)
 	return 0;
 }
 
-static int load(struct imgd_image *img, char *why, size_t whylen)
+/* Read the image in img->dirfd as it is served: 0, or -errno with e (never -ENOENT). */
+static int load(struct imgd_image *img, struct errmsg *e)
 {
-	struct errmsg err;
-
-	if (img_set_load(img->dirfd, &img->set, &err)) {
-		snprintf(why, whylen, "cannot read the image: %s", err.msg);
-		return -1;
-	}
+	if (img_set_load(img->dirfd, &img->set, e))
+		return errmsg_prefix(e, EIO, "cannot read the image");
 	img->sums_fd = calloc(img->set.nr_tasks, sizeof(int));
 	img->dext = calloc(img->set.nr_tasks, sizeof(*img->dext));
 	img->ndext = calloc(img->set.nr_tasks, sizeof(*img->ndext));
-	if (!img->sums_fd || !img->dext || !img->ndext) {
-		snprintf(why, whylen, "out of memory");
-		return -1;
-	}
+	if (!img->sums_fd || !img->dext || !img->ndext)
+		return errmsg_set(e, ENOMEM, "out of memory");
 	for (size_t i = 0; i < img->set.nr_tasks; i++)
 		img->sums_fd[i] = -1;
 	img->dump_sums = true;
 	for (size_t i = 0; i < img->set.nr_tasks; i++) {
 		const struct img_task *t = &img->set.tasks[i];
-		if (build_dext(img, i)) {
-			snprintf(why, whylen, "out of memory");
-			return -1;
-		}
+		if (build_dext(img, i))
+			return errmsg_set(e, ENOMEM, "out of memory");
 		img->lazy_pages += t->lazy_pages;
 		img->zero_pages += t->zero_pages;
 		for (size_t k = 0; k < t->nr_extents; k++)
-			if (t->extents[k].remote) {
-				snprintf(why, whylen,
-					 "pid %d has lazy pages that are not in the image (dumped "
-					 "with --lazy-pages): serve them with criu's page server",
-					 t->pid);
-				return -1;
-			}
+			if (t->extents[k].remote)
+				return errmsg_set(
+				    e, EOPNOTSUPP,
+				    "pid %d has lazy pages that are not in the image "
+				    "(dumped with --lazy-pages): serve them with criu's "
+				    "page server",
+				    t->pid);
 		if (!t->has_mm)
 			continue;
 		img->sums_fd[i] = sums_open(img->dirfd, t);
@@ -133,56 +130,49 @@ static void image_free(struct imgd_image *img)
 	free(img);
 }
 
-int catalog_check_dir(int dirfd, char *why, size_t whylen)
+int catalog_check_dir(int dirfd, struct errmsg *e)
 {
 	struct imgd_image *img = calloc(1, sizeof(*img));
 
-	if (!img) {
-		snprintf(why, whylen, "out of memory");
-		return -1;
-	}
+	if (!img)
+		return errmsg_set(e, ENOMEM, "out of memory");
 	img->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
 	if (img->dirfd < 0) {
-		snprintf(why, whylen, "%s", strerror(errno));
+		int rc = errmsg_set(e, errno, "%s", strerror(errno));
 		free(img);
-		return -1;
+		return rc;
 	}
-	int rc = load(img, why, whylen);
+	int rc = load(img, e);
 	image_free(img);
 	return rc;
 }
 
-struct imgd_image *catalog_get(struct imgd_catalog *c, const char *id, int *code, char *why,
-			       size_t whylen)
+int catalog_get(struct imgd_catalog *c, const char *id, struct imgd_image **out, struct errmsg *e)
 {
-	*code = LW_ERR__LW_E_NOIMAGE;
-	if (!wire_id_ok(id)) {
-		snprintf(why, whylen, "bad image id");
-		return NULL;
-	}
+	int rc;
+
+	if (!image_id_ok(id))
+		return errmsg_set(e, ENOENT, "bad image id (%s)", IMAGE_ID_RULE);
 	for (struct imgd_image *i = c->loaded; i; i = i->next)
 		if (!strcmp(i->id, id)) {
 			i->refs++;
-			return i;
+			*out = i;
+			return 0;
 		}
 	struct imgd_image *img = calloc(1, sizeof(*img));
-	if (!img) {
-		*code = LW_ERR__LW_E_IO;
-		snprintf(why, whylen, "out of memory");
-		return NULL;
-	}
+	if (!img)
+		return errmsg_set(e, ENOMEM, "out of memory");
 	snprintf(img->id, sizeof(img->id), "%s", id);
 	img->dirfd = open_dir(c, id);
 	if (img->dirfd < 0) {
-		snprintf(why, whylen, "no image '%s' here", id);
 		image_free(img);
-		return NULL;
+		return errmsg_set(e, ENOENT, "no image '%s' here", id);
 	}
-	if (load(img, why, whylen)) {
-		*code = LW_ERR__LW_E_IO;
-		pr_err("image %s: %s", id, why);
+	rc = load(img, e);
+	if (rc) {
+		pr_err("image %s: %s", id, e ? e->msg : strerror(-rc));
 		image_free(img);
-		return NULL;
+		return rc;
 	}
 	pr_info("image %s loaded: %zu tasks, %lu data pages, %lu zero pages, %s checksums", id,
 		img->set.nr_tasks, (unsigned long)img->lazy_pages, (unsigned long)img->zero_pages,
@@ -190,7 +180,8 @@ struct imgd_image *catalog_get(struct imgd_catalog *c, const char *id, int *code
 	img->refs = 1;
 	img->next = c->loaded;
 	c->loaded = img;
-	return img;
+	*out = img;
+	return 0;
 }
 
 void catalog_put(struct imgd_catalog *c, struct imgd_image *img)

@@ -4,7 +4,7 @@
  * with an empty images dir can restore by image id. Names are checked (wire_meta_served), and
  * files are opened relative to the image dir with O_NOFOLLOW and must be regular files.
  */
-#include "imgd.h"
+#include "handlers.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,7 +25,8 @@ struct meta_ent {
 	bool sparse;
 };
 
-/* The task whose pages file NAME is (pages-N.img), or -1: other pages files are not served. */
+/* The index of the task whose pages file NAME is (pages-N.img), or -ENOENT: other pages
+ * files are not served. */
 static ssize_t pages_task(const struct imgd_image *img, const char *name)
 {
 	int64_t id = wire_meta_pages_id(name);
@@ -33,7 +34,7 @@ static ssize_t pages_task(const struct imgd_image *img, const char *name)
 	for (size_t i = 0; id >= 0 && i < img->set.nr_tasks; i++)
 		if (img->set.tasks[i].has_mm && img->set.tasks[i].pages_id == (uint32_t)id)
 			return (ssize_t)i;
-	return -1;
+	return -ENOENT;
 }
 
 static int ent_cmp(const void *a, const void *b)
@@ -41,69 +42,68 @@ static int ent_cmp(const void *a, const void *b)
 	return strcmp(((const struct meta_ent *)a)->name, ((const struct meta_ent *)b)->name);
 }
 
-/* A served file's size; -1 with errno (ENOENT: not a regular file or not served). */
+/* A served file's size: 0, or -errno (-ENOENT: not a regular file or not served). */
 static int meta_stat(int dirfd, const char *name, uint64_t *size)
 {
 	struct stat st;
 
-	if (!wire_meta_served(name)) {
-		errno = ENOENT;
-		return -1;
-	}
+	if (!wire_meta_served(name))
+		return -ENOENT;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
-		return -1;
-	if (!S_ISREG(st.st_mode)) {
-		errno = ENOENT;
-		return -1;
-	}
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -ENOENT;
 	*size = (uint64_t)st.st_size;
 	return 0;
 }
 
-void meta_on_list(struct imgd *d, struct imgd_conn *c, const LwMetaList *l)
+int meta_on_list(struct imgd_session *s, const LwMetaList *l)
 {
-	int fd = openat(c->img->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	const struct imgd_image *img = s->img;
+	int fd = openat(img->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
 	struct meta_ent *e = NULL;
 	size_t n = 0, seen = 0;
 	uint64_t total = 0;
+	int rc = 0;
 
 	if (!dir) {
+		int err = errno;
 		if (fd >= 0)
 			close(fd);
-		conn_fail(d, c, LW_ERR__LW_E_IO, -1, "image %s: cannot list its dir: %s",
-			  c->img->id, strerror(errno));
-		return;
+		return session_fail(s, LW_ERR__LW_E_IO, -1, "image %s: cannot list its dir: %s",
+				    img->id, strerror(err));
 	}
 	e = calloc(WIRE_MAX_META_FILES, sizeof(*e));
 	if (!e) {
 		closedir(dir);
-		conn_fail(d, c, LW_ERR__LW_E_IO, -1, "out of memory listing image %s", c->img->id);
-		return;
+		return session_fail(s, LW_ERR__LW_E_IO, -1, "out of memory listing image %s",
+				    img->id);
 	}
 	for (struct dirent *de; (de = readdir(dir));) {
-		uint64_t size;
+		uint64_t size = 0;
 		if (++seen > META_MAX_DIRENTS) {
-			conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1, "image %s: more than %u entries",
-				  c->img->id, META_MAX_DIRENTS);
+			rc = session_fail(s, LW_ERR__LW_E_LIMIT, -1,
+					  "image %s: more than %u entries", img->id,
+					  META_MAX_DIRENTS);
 			goto out;
 		}
-		if (!wire_meta_served(de->d_name) || meta_stat(c->img->dirfd, de->d_name, &size))
+		if (!wire_meta_served(de->d_name) || meta_stat(img->dirfd, de->d_name, &size))
 			continue;
 		bool sparse = wire_meta_pages_id(de->d_name) >= 0;
-		if (sparse && pages_task(c->img, de->d_name) < 0)
+		if (sparse && pages_task(img, de->d_name) < 0)
 			continue;
 		if (sparse ? size > WIRE_MAX_META_SPARSE
 			   : size > WIRE_MAX_META_FILE || (total += size) > WIRE_MAX_META_TOTAL) {
-			conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1,
-				  "image %s: metadata file %s or all of them too large", c->img->id,
-				  de->d_name);
+			rc = session_fail(s, LW_ERR__LW_E_LIMIT, -1,
+					  "image %s: metadata file %s or all of them too large",
+					  img->id, de->d_name);
 			goto out;
 		}
 		if (n == WIRE_MAX_META_FILES) {
-			conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1,
-				  "image %s: more than %u metadata files", c->img->id,
-				  WIRE_MAX_META_FILES);
+			rc = session_fail(s, LW_ERR__LW_E_LIMIT, -1,
+					  "image %s: more than %u metadata files", img->id,
+					  WIRE_MAX_META_FILES);
 			goto out;
 		}
 		memcpy(e[n].name, de->d_name, strlen(de->d_name) + 1); /* checked: <= 128 */
@@ -128,14 +128,16 @@ void meta_on_list(struct imgd *d, struct imgd_conn *c, const LwMetaList *l)
 	r.n_files = cnt;
 	r.files = fp;
 	r.last = first + cnt == n;
-	if (conn_queue_frame(c, WT_META_LIST_REPLY, &r.base))
-		conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1, "META_LIST_REPLY does not fit a frame");
+	if (session_reply(s, WT_META_LIST_REPLY, &r.base, 0) < 0)
+		rc =
+		    session_fail(s, LW_ERR__LW_E_LIMIT, -1, "META_LIST_REPLY does not fit a frame");
 	else
 		pr_info("session %lu: image %s: listed %zu of %zu metadata files",
-			(unsigned long)c->id, c->img->id, cnt, n);
+			(unsigned long)s->id, img->id, cnt, n);
 out:
 	free(e);
 	closedir(dir);
+	return rc;
 }
 
 /*
@@ -160,36 +162,38 @@ static void pages_span(const struct imgd_image *img, size_t ti, uint64_t off, ui
 	*limit = next - off;
 }
 
-void meta_on_get(struct imgd *d, struct imgd_conn *c, const LwMetaGet *g)
+int meta_on_get(struct imgd_session *s, const LwMetaGet *g)
 {
+	const struct imgd_image *img = s->img;
+	uint8_t *pay = session_pay(s);
 	struct stat st;
-	int fd = -1;
+	int fd = -1, rc = 0;
 	ssize_t ti = -1;
 	uint64_t skip = 0, limit = UINT64_MAX;
 
 	if (!wire_meta_served(g->name) ||
-	    (fd = openat(c->img->dirfd, g->name,
+	    (fd = openat(img->dirfd, g->name,
 			 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0 ||
 	    fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		conn_fail(d, c, LW_ERR__LW_E_IO, -1, "image %s: no metadata file '%s'", c->img->id,
-			  g->name);
+		rc = session_fail(s, LW_ERR__LW_E_IO, -1, "image %s: no metadata file '%s'",
+				  img->id, g->name);
 		goto out;
 	}
 	uint64_t size = (uint64_t)st.st_size;
 	bool sparse = wire_meta_pages_id(g->name) >= 0;
-	if (sparse && (ti = pages_task(c->img, g->name)) < 0) {
-		conn_fail(d, c, LW_ERR__LW_E_IO, -1, "image %s: %s is no task's pages file",
-			  c->img->id, g->name);
+	if (sparse && (ti = pages_task(img, g->name)) < 0) {
+		rc = session_fail(s, LW_ERR__LW_E_IO, -1, "image %s: %s is no task's pages file",
+				  img->id, g->name);
 		goto out;
 	}
 	if (size > (sparse ? WIRE_MAX_META_SPARSE : WIRE_MAX_META_FILE) || g->off > size) {
-		conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1, "image %s: %s: offset %llu of %llu bytes",
-			  c->img->id, g->name, (unsigned long long)g->off,
-			  (unsigned long long)size);
+		rc = session_fail(s, LW_ERR__LW_E_LIMIT, -1,
+				  "image %s: %s: offset %llu of %llu bytes", img->id, g->name,
+				  (unsigned long long)g->off, (unsigned long long)size);
 		goto out;
 	}
 	if (sparse)
-		pages_span(c->img, (size_t)ti, g->off, size, &skip, &limit);
+		pages_span(img, (size_t)ti, g->off, size, &skip, &limit);
 	LwMetaData r = LW_META_DATA__INIT;
 	r.name = g->name;
 	r.off = g->off;
@@ -198,25 +202,27 @@ void meta_on_get(struct imgd *d, struct imgd_conn *c, const LwMetaGet *g)
 		/* Lazy data: the daemon gets it from us page by page; never sent here. */
 		r.has_skip = true;
 		r.skip = skip;
-		if (conn_queue_frame(c, WT_META_DATA, &r.base))
-			conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1, "META_DATA does not fit a frame");
+		if (session_reply(s, WT_META_DATA, &r.base, 0) < 0)
+			rc = session_fail(s, LW_ERR__LW_E_LIMIT, -1,
+					  "META_DATA does not fit a frame");
 		goto out;
 	}
 	uint64_t left = size - g->off < limit ? size - g->off : limit;
 	size_t want = left < WIRE_META_CHUNK ? (size_t)left : WIRE_META_CHUNK;
-	ssize_t got = want ? pread(fd, c->pay, want, (off_t)g->off) : 0;
+	ssize_t got = want ? pread(fd, pay, want, (off_t)g->off) : 0;
 	if (got < 0 || (size_t)got != want) {
-		conn_fail(d, c, LW_ERR__LW_E_IO, -1, "image %s: reading %s: %s", c->img->id,
-			  g->name, got < 0 ? strerror(errno) : "short read (file changed)");
+		rc = session_fail(s, LW_ERR__LW_E_IO, -1, "image %s: reading %s: %s", img->id,
+				  g->name, got < 0 ? strerror(errno) : "short read (file changed)");
 		goto out;
 	}
-	r.data.data = c->pay;
+	r.data.data = pay;
 	r.data.len = want;
-	if (conn_queue_frame(c, WT_META_DATA, &r.base))
-		conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1, "META_DATA does not fit a frame");
+	if (session_reply(s, WT_META_DATA, &r.base, 0) < 0)
+		rc = session_fail(s, LW_ERR__LW_E_LIMIT, -1, "META_DATA does not fit a frame");
 	else
-		c->bytes += want;
+		s->bytes += want;
 out:
 	if (fd >= 0)
 		close(fd);
+	return rc;
 }

@@ -1,12 +1,14 @@
 /* criu-imgd command line. */
 #include "imgd.h"
-#include "util/version.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/parse.h"
+#include "util/version.h"
 
 static void usage(FILE *f)
 {
@@ -44,41 +46,30 @@ static void usage(FILE *f)
 		"      --version          print the version and exit\n");
 }
 
+/* An integer option in [min, max]; says what is wrong and what is allowed. */
 static int num(const char *name, const char *s, long min, long max, long *out)
 {
-	char *end;
+	int rc = parse_long(s, min, max, out);
 
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max) {
-		fprintf(stderr, "criu-imgd: bad value '%s' for %s (expected %ld..%ld)\n", s, name,
-			min, max);
-		return -1;
-	}
-	*out = v;
-	return 0;
+	if (rc)
+		fprintf(stderr, "criu-imgd: bad value '%s' for %s: %s (expected %ld..%ld)\n", s,
+			name, rc == -ERANGE ? "out of range" : "not a decimal number", min, max);
+	return rc;
 }
 
-/* A byte count with an optional K, M, G or T (powers of 1024) suffix, 1 .. 2^50. */
+#define SIZE_ARG_MAX (1ull << 50) /* 1P: sizes the quotas can hold without overflow */
+
+/* A byte count with an optional K, M, G or T (powers of 1024) suffix, 1 .. 1P. */
 static int size_arg(const char *name, const char *s, uint64_t *out)
 {
-	static const char units[] = "KMGT";
-	char *end;
+	int rc = parse_size(s, 1, SIZE_ARG_MAX, out);
 
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	const char *u = *end ? strchr(units, *end) : NULL;
-	unsigned shift = u ? 10u * (unsigned)(u - units + 1) : 0;
-	if (errno || end == s || *s == '-' || (*end && (!u || end[1])) || !v ||
-	    v > (1ull << 50) >> shift) {
+	if (rc)
 		fprintf(stderr,
-			"criu-imgd: bad value '%s' for %s (bytes, optionally with K, M, G or T; "
-			"1 to 1P)\n",
-			s, name);
-		return -1;
-	}
-	*out = (uint64_t)v << shift;
-	return 0;
+			"criu-imgd: bad value '%s' for %s: %s (bytes, optionally with K, M, G or "
+			"T; 1 to 1P)\n",
+			s, name, rc == -ERANGE ? "out of range" : "not a size");
+	return rc;
 }
 
 /* Options that only make sense together; the keys the server needs. */
@@ -100,12 +91,12 @@ static int check_opts(const struct imgd_opts *o)
 		bad = "--upload-key is only used with --accept-uploads";
 	if (bad) {
 		fprintf(stderr, "criu-imgd: %s\n", bad);
-		return -1;
+		return -EINVAL;
 	}
 	char err[256];
 	if (wire_tls_cfg_check(&o->tls, true, err, sizeof(err))) {
 		fprintf(stderr, "criu-imgd: %s\n", err);
-		return -1;
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -187,7 +178,7 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 			break;
 		case O_PORT:
 			if (num("--port", optarg, 0, 65535, &v))
-				return -1;
+				return -EINVAL;
 			o->port = (int)v;
 			break;
 		case O_KEY:
@@ -198,15 +189,15 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 			break;
 		case O_UPMAX:
 			if (size_arg("--upload-max", optarg, &o->upload_max))
-				return -1;
+				return -EINVAL;
 			break;
 		case O_UPTOTAL:
 			if (size_arg("--upload-total", optarg, &o->upload_total))
-				return -1;
+				return -EINVAL;
 			break;
 		case O_MAXC:
 			if (num("--max-clients", optarg, 1, 65536, &v))
-				return -1;
+				return -EINVAL;
 			o->max_clients = (int)v;
 			break;
 		case O_SUMS:
@@ -234,7 +225,7 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 			else if (strspn(optarg, "v") == strlen(optarg))
 				o->verbosity += 1 + (int)strlen(optarg);
 			else if (num("--verbosity", optarg, 0, 4, &v))
-				return -1;
+				return -EINVAL;
 			else
 				o->verbosity = (int)v;
 			break;
@@ -246,7 +237,7 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 			break;
 		case O_STATUS:
 			if (num("--status-fd", optarg, 0, 1 << 20, &v))
-				return -1;
+				return -EINVAL;
 			o->status_fd = (int)v;
 			break;
 		case 'h':
@@ -257,19 +248,19 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 			return 1;
 		case ':':
 			fprintf(stderr, "criu-imgd: option '%s' needs a value\n", argv[optind - 1]);
-			return -1;
+			return -EINVAL;
 		default:
 			fprintf(stderr, "criu-imgd: unknown option '%s' (see --help)\n",
 				argv[optind - 1]);
-			return -1;
+			return -EINVAL;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "criu-imgd: unexpected argument '%s'\n", argv[optind]);
-		return -1;
+		return -EINVAL;
 	}
 	if (check_opts(o))
-		return -1;
+		return -EINVAL;
 	if (o->verbosity > 4)
 		o->verbosity = 4;
 	if (o->daemon && !o->log_file)

@@ -5,13 +5,14 @@
  * behind more than one chunk. Zero pages are marked, not sent; every page
  * carries its checksum, verified against the dump-time index when there is one.
  */
-#include "imgd.h"
+#include "handlers.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "sums.h"
 #include "util/log.h"
 
 /* Is [off, off + n pages) lazy data of the task (one merged run)? */
@@ -31,29 +32,26 @@ static bool in_data(const struct imgd_image *img, size_t ti, uint64_t off, uint3
 	return lo > 0 && v[lo - 1].end >= end;
 }
 
-int pages_queue_get(struct imgd *d, struct imgd_conn *c, const LwGet *g)
+int pages_queue_get(struct imgd_session *s, const LwGet *g)
 {
-	struct imgd_req *r = &c->q[c->nq];
+	const struct imgd_image *img = s->img;
 
-	if (c->nq >= WIRE_MAX_INFLIGHT) {
-		conn_fail(d, c, LW_ERR__LW_E_LIMIT, g->req, "more than %u GETs in flight",
-			  WIRE_MAX_INFLIGHT);
-		return -1;
-	}
+	if (s->nq >= WIRE_MAX_INFLIGHT)
+		return session_fail(s, LW_ERR__LW_E_LIMIT, g->req, "more than %u GETs in flight",
+				    WIRE_MAX_INFLIGHT);
+	struct imgd_req *r = &s->q[s->nq];
 	for (size_t i = 0; i < g->n_ranges; i++) {
 		const LwRange *x = g->ranges[i];
 		size_t ti;
-		if (!image_task(c->img, x->pid, &ti) || !c->img->set.tasks[ti].has_mm) {
-			conn_fail(d, c, LW_ERR__LW_E_RANGE, g->req,
-				  "GET %u: no task %d in image %s", g->req, x->pid, c->img->id);
-			return -1;
-		}
-		if (!in_data(c->img, ti, x->off, x->nr_pages)) {
-			conn_fail(d, c, LW_ERR__LW_E_RANGE, g->req,
-				  "GET %u: pid %d offset 0x%llx +%u pages is not lazy data", g->req,
-				  x->pid, (unsigned long long)x->off, x->nr_pages);
-			return -1;
-		}
+		if (!image_task(img, x->pid, &ti) || !img->set.tasks[ti].has_mm)
+			return session_fail(s, LW_ERR__LW_E_RANGE, g->req,
+					    "GET %u: no task %d in image %s", g->req, x->pid,
+					    img->id);
+		if (!in_data(img, ti, x->off, x->nr_pages))
+			return session_fail(
+			    s, LW_ERR__LW_E_RANGE, g->req,
+			    "GET %u: pid %d offset 0x%llx +%u pages is not lazy data", g->req,
+			    x->pid, (unsigned long long)x->off, x->nr_pages);
 		r->r[i] = (struct imgd_range){x->pid, x->off, x->nr_pages};
 	}
 	r->id = g->req;
@@ -61,16 +59,25 @@ int pages_queue_get(struct imgd *d, struct imgd_conn *c, const LwGet *g)
 	r->nr = (uint8_t)g->n_ranges;
 	r->cur = 0;
 	r->done = 0;
-	c->nq++;
+	s->nq++;
 	return 0;
 }
 
-static void drop_req(struct imgd_conn *c, unsigned i)
+static void drop_req(struct imgd_session *s, unsigned i)
 {
-	memmove(&c->q[i], &c->q[i + 1], (c->nq - i - 1) * sizeof(c->q[0]));
-	c->nq--;
+	memmove(&s->q[i], &s->q[i + 1], (s->nq - i - 1) * sizeof(s->q[0]));
+	s->nq--;
 }
 
+bool pages_has_urgent(const struct imgd_session *s)
+{
+	for (unsigned i = 0; i < s->nq; i++)
+		if (s->q[i].urgent)
+			return true;
+	return false;
+}
+
+/* n pages of the task from pages file offset off: 0 or -errno. */
 static int read_pages(const struct img_task *t, uint64_t off, uint32_t n, uint8_t *buf)
 {
 	size_t len = (size_t)n * WIRE_PAGE, got = 0;
@@ -86,7 +93,10 @@ static int read_pages(const struct img_task *t, uint64_t off, uint32_t n, uint8_
 	return 0;
 }
 
-/* Checksums of n pages in buf, checked against the dump-time index. -1: mismatch at *bad. */
+/*
+ * Checksums of n pages in buf, checked against the dump-time index when there is one.
+ * 0; -EIO: the index cannot be read; -EILSEQ: page *bad does not match it.
+ */
 static int page_sums(struct imgd_image *img, size_t ti, uint64_t off, uint32_t n,
 		     const uint8_t *buf, uint64_t *sums, uint32_t *bad)
 {
@@ -94,12 +104,12 @@ static int page_sums(struct imgd_image *img, size_t ti, uint64_t off, uint32_t n
 	int fd = img->sums_fd[ti];
 
 	if (fd >= 0 && sums_read(fd, off / WIRE_PAGE, n, dump))
-		return -2;
+		return -EIO;
 	for (uint32_t i = 0; i < n; i++) {
 		sums[i] = wire_page_sum(buf + (size_t)i * WIRE_PAGE);
 		if (fd >= 0 && sums[i] != dump[i]) {
 			*bad = i;
-			return -1;
+			return -EILSEQ;
 		}
 	}
 	return 0;
@@ -124,17 +134,19 @@ static size_t pack_payload(uint8_t *buf, uint32_t n, uint8_t *zmap)
 	return out;
 }
 
-static int pick(const struct imgd_conn *c, bool urgent_only)
+/* The request to serve next: the first urgent one, else the first; -ENOENT: none. */
+static int pick(const struct imgd_session *s, bool urgent_only)
 {
-	for (unsigned i = 0; i < c->nq; i++)
-		if (c->q[i].urgent)
+	for (unsigned i = 0; i < s->nq; i++)
+		if (s->q[i].urgent)
 			return (int)i;
-	return c->nq && !urgent_only ? 0 : -1;
+	return s->nq && !urgent_only ? 0 : -ENOENT;
 }
 
-int pages_next_frame(struct imgd *d, struct imgd_conn *c, bool urgent_only)
+int pages_next_frame(struct imgd_session *s, bool urgent_only)
 {
-	int qi = pick(c, urgent_only);
+	int qi = pick(s, urgent_only);
+	uint8_t *pay = session_pay(s);
 	uint64_t sums[IMGD_CHUNK_PAGES];
 	uint8_t zmap[(IMGD_CHUNK_PAGES + 7) / 8];
 	uint32_t bad = 0;
@@ -142,34 +154,38 @@ int pages_next_frame(struct imgd *d, struct imgd_conn *c, bool urgent_only)
 
 	if (qi < 0)
 		return 0;
-	struct imgd_req *r = &c->q[qi];
+	struct imgd_req *r = &s->q[qi];
 	const struct imgd_range *g = &r->r[r->cur];
-	const struct img_task *t = image_task(c->img, g->pid, &ti);
+	const struct img_task *t = image_task(s->img, g->pid, &ti);
 	uint32_t n = g->nr_pages - r->done;
 	if (n > IMGD_CHUNK_PAGES)
 		n = IMGD_CHUNK_PAGES;
 	uint64_t off = g->off + (uint64_t)r->done * WIRE_PAGE;
-	int rc = read_pages(t, off, n, c->pay);
-	if (!rc)
-		rc = page_sums(c->img, ti, off, n, c->pay, sums, &bad);
+	/* The pages file and the index are told apart: any errno of pread is an I/O error. */
+	int rc = read_pages(t, off, n, pay);
+	bool damaged = false;
+	if (!rc) {
+		rc = page_sums(s->img, ti, off, n, pay, sums, &bad);
+		damaged = rc == -EILSEQ;
+	}
 	if (rc) {
 		uint32_t id = r->id;
-		drop_req(c, (unsigned)qi);
-		if (rc == -1) {
+		drop_req(s, (unsigned)qi); /* r and g now name the next request: t->pid below */
+		if (damaged) {
 			pr_err("image %s: pid %d: page at pages offset 0x%llx does not match its "
 			       "dump-time checksum: the image is damaged",
-			       c->img->id, g->pid, (unsigned long long)(off + bad * WIRE_PAGE));
-			conn_fail(d, c, LW_ERR__LW_E_CHECKSUM, id,
-				  "pid %d: page at offset 0x%llx is damaged in the image", t->pid,
-				  (unsigned long long)(off + bad * WIRE_PAGE));
+			       s->img->id, t->pid, (unsigned long long)(off + bad * WIRE_PAGE));
+			session_fail(s, LW_ERR__LW_E_CHECKSUM, id,
+				     "pid %d: page at offset 0x%llx is damaged in the image",
+				     t->pid, (unsigned long long)(off + bad * WIRE_PAGE));
 		} else {
-			conn_fail(d, c, LW_ERR__LW_E_IO, id,
-				  "pid %d: cannot read offset 0x%llx: %s", t->pid,
-				  (unsigned long long)off, strerror(rc == -2 ? EIO : -rc));
+			session_fail(s, LW_ERR__LW_E_IO, id,
+				     "pid %d: cannot read offset 0x%llx: %s", t->pid,
+				     (unsigned long long)off, strerror(-rc));
 		}
 		return 1;
 	}
-	size_t plen = pack_payload(c->pay, n, zmap);
+	size_t plen = pack_payload(pay, n, zmap);
 	LwPages m = LW_PAGES__INIT;
 	m.req = r->id;
 	m.pid = g->pid;
@@ -185,19 +201,13 @@ int pages_next_frame(struct imgd *d, struct imgd_conn *c, bool urgent_only)
 		r->cur++;
 	}
 	m.done = r->cur == r->nr;
-	int hl = wire_pack(WT_PAGES, &m.base, (uint32_t)plen, c->tx, IMGD_HEAD_CAP);
-	if (hl < 0) {
-		conn_fail(d, c, LW_ERR__LW_E_IO, -1, "cannot encode a PAGES frame");
-		return -1;
-	}
-	c->tx_head = (size_t)hl;
-	c->tx_len = (size_t)hl + plen;
-	c->tx_off = 0;
-	c->t_sent = imgd_now();
-	c->pages += n;
-	c->zero_pages += n - plen / WIRE_PAGE;
-	c->bytes += c->tx_len;
+	int len = session_reply(s, WT_PAGES, &m.base, plen);
+	if (len < 0)
+		return session_fail(s, LW_ERR__LW_E_IO, -1, "cannot encode a PAGES frame");
+	s->pages += n;
+	s->zero_pages += n - plen / WIRE_PAGE;
+	s->bytes += (uint64_t)len;
 	if (m.done)
-		drop_req(c, (unsigned)qi);
+		drop_req(s, (unsigned)qi);
 	return 1;
 }

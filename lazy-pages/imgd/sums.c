@@ -3,7 +3,7 @@
  * little-endian XXH64 per 4 KiB page of the pages file. Written once
  * (criu-imgd --make-sums, after the dump); read a slice at a time.
  */
-#include "imgd.h"
+#include "sums.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "wire/wire.h"
 
 #define SUMS_BATCH 256 /* pages hashed per read */
 
@@ -72,10 +74,15 @@ int sums_open(int dirfd, const struct img_task *t)
 	sums_name(t, name, sizeof(name));
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) || (uint64_t)st.st_size != t->pages_size / WIRE_PAGE * 8) {
+		return -errno;
+	if (fstat(fd, &st)) {
+		int rc = -errno;
 		close(fd);
-		return -1;
+		return rc;
+	}
+	if ((uint64_t)st.st_size != t->pages_size / WIRE_PAGE * 8) {
+		close(fd);
+		return -EINVAL;
 	}
 	return fd;
 }

@@ -9,7 +9,7 @@
  * at all, and an id that exists is never replaced. Anything else removes the temp dir; at
  * start, the temp dirs of a crashed server are removed (one server takes uploads into a root).
  */
-#include "imgd.h"
+#include "handlers.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -21,198 +21,201 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/parse.h"
 #include "wire/wire_io.h"
 
 #define UPLOAD_TMP_PREFIX ".upload-"
 #define ROOT_MAX_DIRENTS 65536u /* entries of the root looked at by the sweep */
 
-static void reply(struct imgd *d, struct imgd_conn *c)
+static int reply(struct imgd_session *s)
 {
 	LwUploadReply r = LW_UPLOAD_REPLY__INIT;
-	r.nr_files = c->up_files;
-	r.bytes = c->up_bytes;
-	if (conn_queue_frame(c, WT_UPLOAD_REPLY, &r.base))
-		conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "cannot queue UPLOAD_REPLY");
+	r.nr_files = s->up.files;
+	r.bytes = s->up.bytes;
+	if (session_reply(s, WT_UPLOAD_REPLY, &r.base, 0) < 0)
+		return session_fail(s, LW_ERR__LW_E_PROTO, -1, "cannot queue UPLOAD_REPLY");
+	return 0;
 }
 
-void upload_begin(struct imgd *d, struct imgd_conn *c, const LwUpload *u)
+int upload_begin(struct imgd_session *s, const LwUpload *u)
 {
+	struct imgd *d = s->d;
+	struct imgd_upload *up = &s->up;
 	struct stat st;
 
-	if (!d->o->accept_uploads || d->cat.rootfd < 0 || c->role != LW_ROLE__LW_ROLE_PUBLISH) {
-		conn_fail(d, c, LW_ERR__LW_E_AUTH, -1,
-			  "uploads are not accepted here (criu-imgd --root DIR --accept-uploads "
-			  "--upload-key FILE)");
-		return;
+	if (!d->o->accept_uploads || d->cat.rootfd < 0 || s->role != LW_ROLE__LW_ROLE_PUBLISH)
+		return session_fail(s, LW_ERR__LW_E_AUTH, -1,
+				    "uploads are not accepted here (criu-imgd --root DIR "
+				    "--accept-uploads --upload-key FILE)");
+	if (!image_id_ok(u->image)) /* what could not be opened is not published */
+		return session_fail(s, LW_ERR__LW_E_PROTO, -1, "upload '%s': bad image id (%s)",
+				    u->image, IMAGE_ID_RULE);
+	if (!fstatat(d->cat.rootfd, u->image, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT)
+		return session_fail(s, LW_ERR__LW_E_LIMIT, -1,
+				    "upload '%s': the image exists: not replaced", u->image);
+	snprintf(up->id, sizeof(up->id), "%s", u->image);
+	snprintf(up->tmp, sizeof(up->tmp), UPLOAD_TMP_PREFIX "%s.%lu", u->image,
+		 (unsigned long)s->id);
+	if (mkdirat(d->cat.rootfd, up->tmp, 0700)) {
+		int rc = session_fail(s, LW_ERR__LW_E_IO, -1, "upload '%s': cannot create %s: %s",
+				      u->image, up->tmp, strerror(errno));
+		up->tmp[0] = 0;
+		return rc;
 	}
-	if (!fstatat(d->cat.rootfd, u->image, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT) {
-		conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1,
-			  "upload '%s': the image exists: not replaced", u->image);
-		return;
-	}
-	snprintf(c->up_id, sizeof(c->up_id), "%s", u->image);
-	snprintf(c->up_tmp, sizeof(c->up_tmp), UPLOAD_TMP_PREFIX "%s.%lu", u->image,
-		 (unsigned long)c->id);
-	if (mkdirat(d->cat.rootfd, c->up_tmp, 0700)) {
-		conn_fail(d, c, LW_ERR__LW_E_IO, -1, "upload '%s': cannot create %s: %s", u->image,
-			  c->up_tmp, strerror(errno));
-		c->up_tmp[0] = 0;
-		return;
-	}
-	c->up_dirfd =
-	    openat(d->cat.rootfd, c->up_tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (c->up_dirfd < 0 || fchmod(c->up_dirfd, 0700)) { /* 0700 whatever the umask */
-		conn_fail(d, c, LW_ERR__LW_E_IO, -1, "upload '%s': cannot open %s: %s", u->image,
-			  c->up_tmp, strerror(errno));
-		return;
-	}
-	c->upload = true;
-	c->state = CS_READY;
-	pr_info("session %lu: %s uploads image %s (into %s)", (unsigned long)c->id, c->peer,
-		u->image, c->up_tmp);
-	reply(d, c);
+	up->dirfd = openat(d->cat.rootfd, up->tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (up->dirfd < 0 || fchmod(up->dirfd, 0700)) /* 0700 whatever the umask */
+		return session_fail(s, LW_ERR__LW_E_IO, -1, "upload '%s': cannot open %s: %s",
+				    u->image, up->tmp, strerror(errno));
+	s->cls = CONN_UPLOAD;
+	pr_info("session %lu: %s uploads image %s (into %s)", (unsigned long)s->id, s->peer,
+		u->image, up->tmp);
+	return reply(s);
 }
 
-/* A new file of size bytes fits in the quotas: reserve it. 0, or -1 (the connection failed). */
-static int reserve(struct imgd *d, struct imgd_conn *c, const char *name, uint64_t size)
+/* A new file of size bytes fits in the quotas: reserve it. 0, or -EPROTO (refused). */
+static int reserve(struct imgd_session *s, const char *name, uint64_t size)
 {
+	struct imgd *d = s->d;
+	struct imgd_upload *up = &s->up;
 	const struct imgd_opts *o = d->o;
 
-	/* No overflow: up_reserved <= upload_max <= 2^50, size <= 2^40 (wire_check). */
-	if (c->up_reserved + size > o->upload_max) {
-		conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1,
-			  "upload %s: %s would bring it to %llu bytes, over the quota of %llu for "
-			  "one upload (--upload-max)",
-			  c->up_id, name, (unsigned long long)(c->up_reserved + size),
-			  (unsigned long long)o->upload_max);
-		return -1;
-	}
-	if (d->up_inflight + size > o->upload_total) {
-		conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1,
-			  "upload %s: %s would bring the uploads in progress to %llu bytes, over "
-			  "the quota of %llu for all of them (--upload-total)",
-			  c->up_id, name, (unsigned long long)(d->up_inflight + size),
-			  (unsigned long long)o->upload_total);
-		return -1;
-	}
-	c->up_reserved += size;
+	/* No overflow: reserved <= upload_max <= 2^50, size <= 2^40 (wire_check). */
+	if (up->reserved + size > o->upload_max)
+		return session_fail(s, LW_ERR__LW_E_LIMIT, -1,
+				    "upload %s: %s would bring it to %llu bytes, over the quota of "
+				    "%llu for one upload (--upload-max)",
+				    up->id, name, (unsigned long long)(up->reserved + size),
+				    (unsigned long long)o->upload_max);
+	if (d->up_inflight + size > o->upload_total)
+		return session_fail(
+		    s, LW_ERR__LW_E_LIMIT, -1,
+		    "upload %s: %s would bring the uploads in progress to %llu "
+		    "bytes, over the quota of %llu for all of them (--upload-total)",
+		    up->id, name, (unsigned long long)(d->up_inflight + size),
+		    (unsigned long long)o->upload_total);
+	up->reserved += size;
 	d->up_inflight += size;
 	return 0;
 }
 
 /* The upload's bytes leave the quota of uploads in progress (published or removed). */
-static void release(struct imgd *d, struct imgd_conn *c)
+static void release(struct imgd_session *s)
 {
-	d->up_inflight -= c->up_reserved < d->up_inflight ? c->up_reserved : d->up_inflight;
-	c->up_reserved = 0;
+	struct imgd *d = s->d;
+	uint64_t r = s->up.reserved;
+
+	d->up_inflight -= r < d->up_inflight ? r : d->up_inflight;
+	s->up.reserved = 0;
 }
 
-/* The current file is complete: 0, or -1 (the connection failed). */
-static int finish_file(struct imgd *d, struct imgd_conn *c)
+/* The current file is complete: 0, or -EPROTO (refused). */
+static int finish_file(struct imgd_session *s)
 {
-	if (c->up_fd < 0)
+	struct imgd_upload *up = &s->up;
+
+	if (up->fd < 0)
 		return 0;
-	int rc = close(c->up_fd);
-	c->up_fd = -1;
-	if (rc || c->up_off != c->up_size) {
-		conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "upload %s: %s: %s", c->up_id, c->up_name,
-			  rc ? strerror(errno) : "incomplete");
-		return -1;
-	}
+	int rc = close(up->fd);
+	up->fd = -1;
+	if (rc || up->off != up->size)
+		return session_fail(s, LW_ERR__LW_E_PROTO, -1, "upload %s: %s: %s", up->id,
+				    up->name, rc ? strerror(errno) : "incomplete");
 	return 0;
 }
 
-void upload_file(struct imgd *d, struct imgd_conn *c, const LwUploadFile *f)
+/* A file's first chunk: the previous file must be complete; each name once (O_EXCL). */
+static int start_file(struct imgd_session *s, const LwUploadFile *f)
 {
-	if (c->up_fd < 0 || strcmp(f->name, c->up_name)) {
-		/* A new file: the previous one must be complete; each name once (O_EXCL). */
-		if (finish_file(d, c))
-			return;
-		if (f->off) {
-			conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "upload %s: %s does not start at 0",
-				  c->up_id, f->name);
-			return;
-		}
-		if (c->up_files >= WIRE_MAX_META_FILES) {
-			conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1, "upload %s: more than %u files",
-				  c->up_id, WIRE_MAX_META_FILES);
-			return;
-		}
-		if (reserve(d, c, f->name, f->size))
-			return;
-		c->up_fd = wire_create_private(c->up_dirfd, f->name); /* 0600 */
-		if (c->up_fd < 0) {
-			conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "upload %s: cannot create %s: %s",
-				  c->up_id, f->name, strerror(errno));
-			return;
-		}
-		snprintf(c->up_name, sizeof(c->up_name), "%s", f->name);
-		c->up_size = f->size;
-		c->up_off = 0;
-		c->up_files++;
-	}
-	if (f->off != c->up_off || f->size != c->up_size) {
-		conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "upload %s: %s: chunk out of order",
-			  c->up_id, f->name);
-		return;
-	}
-	if (f->data.len) {
-		ssize_t n = pwrite(c->up_fd, f->data.data, f->data.len, (off_t)f->off);
-		if (n < 0 || (size_t)n != f->data.len) {
-			conn_fail(d, c, LW_ERR__LW_E_IO, -1, "upload %s: writing %s: %s", c->up_id,
-				  f->name, n < 0 ? strerror(errno) : "short write");
-			return;
-		}
-	}
-	c->up_off += f->data.len;
-	c->up_bytes += f->data.len;
+	struct imgd_upload *up = &s->up;
+	int rc = finish_file(s);
+
+	if (rc)
+		return rc;
+	if (f->off)
+		return session_fail(s, LW_ERR__LW_E_PROTO, -1, "upload %s: %s does not start at 0",
+				    up->id, f->name);
+	if (up->files >= WIRE_MAX_META_FILES)
+		return session_fail(s, LW_ERR__LW_E_LIMIT, -1, "upload %s: more than %u files",
+				    up->id, WIRE_MAX_META_FILES);
+	rc = reserve(s, f->name, f->size);
+	if (rc)
+		return rc;
+	up->fd = wire_create_private(up->dirfd, f->name); /* 0600 */
+	if (up->fd < 0)
+		return session_fail(s, LW_ERR__LW_E_PROTO, -1, "upload %s: cannot create %s: %s",
+				    up->id, f->name, strerror(errno));
+	snprintf(up->name, sizeof(up->name), "%s", f->name);
+	up->size = f->size;
+	up->off = 0;
+	up->files++;
+	return 0;
 }
 
-void upload_end(struct imgd *d, struct imgd_conn *c, const LwUploadEnd *e)
+int upload_file(struct imgd_session *s, const LwUploadFile *f)
 {
-	struct stat st;
+	struct imgd_upload *up = &s->up;
 
-	if (finish_file(d, c))
-		return;
-	if (e->nr_files != c->up_files) {
-		conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "upload %s: %u files announced, %u came",
-			  c->up_id, e->nr_files, c->up_files);
-		return;
+	if (up->fd < 0 || strcmp(f->name, up->name)) {
+		int rc = start_file(s, f);
+		if (rc)
+			return rc;
 	}
-	if (fstatat(c->up_dirfd, "inventory.img", &st, AT_SYMLINK_NOFOLLOW) ||
-	    fstatat(c->up_dirfd, "pstree.img", &st, AT_SYMLINK_NOFOLLOW)) {
-		conn_fail(d, c, LW_ERR__LW_E_PROTO, -1,
-			  "upload %s: no inventory.img or pstree.img: not an image", c->up_id);
-		return;
+	if (f->off != up->off || f->size != up->size)
+		return session_fail(s, LW_ERR__LW_E_PROTO, -1, "upload %s: %s: chunk out of order",
+				    up->id, f->name);
+	if (f->data.len) {
+		ssize_t n = pwrite(up->fd, f->data.data, f->data.len, (off_t)f->off);
+		if (n < 0 || (size_t)n != f->data.len)
+			return session_fail(s, LW_ERR__LW_E_IO, -1, "upload %s: writing %s: %s",
+					    up->id, f->name,
+					    n < 0 ? strerror(errno) : "short write");
 	}
+	up->off += f->data.len;
+	up->bytes += f->data.len;
+	return 0;
+}
+
+int upload_end(struct imgd_session *s, const LwUploadEnd *e)
+{
+	struct imgd *d = s->d;
+	struct imgd_upload *up = &s->up;
+	struct errmsg err;
+	struct stat st;
+	int rc = finish_file(s);
+
+	if (rc)
+		return rc;
+	if (e->nr_files != up->files)
+		return session_fail(s, LW_ERR__LW_E_PROTO, -1,
+				    "upload %s: %u files announced, %u came", up->id, e->nr_files,
+				    up->files);
+	if (fstatat(up->dirfd, "inventory.img", &st, AT_SYMLINK_NOFOLLOW) ||
+	    fstatat(up->dirfd, "pstree.img", &st, AT_SYMLINK_NOFOLLOW))
+		return session_fail(s, LW_ERR__LW_E_PROTO, -1,
+				    "upload %s: no inventory.img or pstree.img: not an image",
+				    up->id);
 	/* What is published must be an image we can serve: read it as we would. */
-	char why[WIRE_MAX_TEXT - 64];
-	if (catalog_check_dir(c->up_dirfd, why, sizeof(why))) {
-		conn_fail(d, c, LW_ERR__LW_E_PROTO, -1, "upload %s: not a valid image: %s",
-			  c->up_id, why);
-		return;
-	}
-	if (fsync(c->up_dirfd) ||
-	    renameat2(d->cat.rootfd, c->up_tmp, d->cat.rootfd, c->up_id, RENAME_NOREPLACE)) {
-		conn_fail(d, c, LW_ERR__LW_E_LIMIT, -1, "upload %s: cannot publish: %s", c->up_id,
-			  errno == EEXIST ? "the image exists: not replaced" : strerror(errno));
-		return;
-	}
-	pr_msg("session %lu: %s published image %s: %u files, %llu bytes", (unsigned long)c->id,
-	       c->peer, c->up_id, c->up_files, (unsigned long long)c->up_bytes);
-	c->up_tmp[0] = 0; /* nothing to remove any more */
-	release(d, c);
-	close(c->up_dirfd);
-	c->up_dirfd = -1;
-	c->upload = false;
-	reply(d, c);
-	c->state = CS_CLOSING;
-	snprintf(c->close_why, sizeof(c->close_why), "upload done");
+	if (catalog_check_dir(up->dirfd, &err))
+		return session_fail(s, LW_ERR__LW_E_PROTO, -1, "upload %s: not a valid image: %s",
+				    up->id, err.msg);
+	if (fsync(up->dirfd) ||
+	    renameat2(d->cat.rootfd, up->tmp, d->cat.rootfd, up->id, RENAME_NOREPLACE))
+		return session_fail(
+		    s, LW_ERR__LW_E_LIMIT, -1, "upload %s: cannot publish: %s", up->id,
+		    errno == EEXIST ? "the image exists: not replaced" : strerror(errno));
+	pr_msg("session %lu: %s published image %s: %u files, %llu bytes", (unsigned long)s->id,
+	       s->peer, up->id, up->files, (unsigned long long)up->bytes);
+	up->tmp[0] = 0; /* nothing to remove any more */
+	release(s);
+	close(up->dirfd);
+	up->dirfd = -1;
+	return reply(s);
 }
 
 /*
  * Empty and remove the temp dir name below the root. Only files are in it (what an upload
- * created, at most WIRE_MAX_META_FILES): anything else is left, and so is the dir. 0 or -1.
+ * created, at most WIRE_MAX_META_FILES): anything else is left, and so is the dir.
+ * 0 or -errno.
  */
 static int remove_tmp(int rootfd, const char *name)
 {
@@ -221,35 +224,38 @@ static int remove_tmp(int rootfd, const char *name)
 	unsigned n = 0;
 
 	if (!dir) {
+		int rc = -errno;
 		if (dfd >= 0)
 			close(dfd);
-		return -1;
+		return rc;
 	}
 	for (struct dirent *de; (de = readdir(dir)) && n <= WIRE_MAX_META_FILES + 2; n++)
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 			unlinkat(dfd, de->d_name, 0);
 	closedir(dir);
-	return unlinkat(rootfd, name, AT_REMOVEDIR);
+	return unlinkat(rootfd, name, AT_REMOVEDIR) ? -errno : 0;
 }
 
-void upload_abort(struct imgd *d, struct imgd_conn *c)
+void upload_abort(struct imgd_session *s)
 {
-	if (c->up_fd >= 0)
-		close(c->up_fd);
-	c->up_fd = -1;
-	if (c->up_tmp[0]) {
-		if (remove_tmp(d->cat.rootfd, c->up_tmp))
-			pr_warn("upload %s: cannot remove %s: %s", c->up_id, c->up_tmp,
-				strerror(errno));
+	struct imgd_upload *up = &s->up;
+
+	if (up->fd >= 0)
+		close(up->fd);
+	up->fd = -1;
+	if (up->tmp[0]) {
+		int rc = remove_tmp(s->d->cat.rootfd, up->tmp);
+		if (rc)
+			pr_warn("upload %s: cannot remove %s: %s", up->id, up->tmp, strerror(-rc));
 		else
 			pr_info("session %lu: upload of %s abandoned: %s removed",
-				(unsigned long)c->id, c->up_id, c->up_tmp);
+				(unsigned long)s->id, up->id, up->tmp);
 	}
-	release(d, c);
-	if (c->up_dirfd >= 0)
-		close(c->up_dirfd);
-	c->up_dirfd = -1;
-	c->up_tmp[0] = 0;
+	release(s);
+	if (up->dirfd >= 0)
+		close(up->dirfd);
+	up->dirfd = -1;
+	up->tmp[0] = 0;
 }
 
 /* A temp dir of an upload: .upload-*, a directory (not followed). */
@@ -282,9 +288,10 @@ static void sweep(int rootfd, const char *root)
 	while ((de = readdir(dir)) && seen++ < ROOT_MAX_DIRENTS) {
 		if (!is_tmp(rootfd, de->d_name))
 			continue;
-		if (remove_tmp(rootfd, de->d_name))
+		int rc = remove_tmp(rootfd, de->d_name);
+		if (rc)
 			pr_warn("stale upload %s/%s: cannot remove it: %s", root, de->d_name,
-				strerror(errno));
+				strerror(-rc));
 		else
 			pr_msg("stale upload %s/%s (left by a criu-imgd that stopped during an "
 			       "upload) removed",
@@ -299,10 +306,11 @@ static void sweep(int rootfd, const char *root)
 int upload_init(struct imgd *d)
 {
 	if (flock(d->cat.rootfd, LOCK_EX | LOCK_NB)) {
+		int rc = -errno;
 		pr_err("--root %s: %s", d->o->root,
-		       errno == EWOULDBLOCK ? "another criu-imgd takes uploads into it"
-					    : strerror(errno));
-		return -1;
+		       rc == -EWOULDBLOCK ? "another criu-imgd takes uploads into it"
+					  : strerror(-rc));
+		return rc;
 	}
 	sweep(d->cat.rootfd, d->o->root);
 	return 0;

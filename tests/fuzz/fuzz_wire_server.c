@@ -1,21 +1,23 @@
 /*
- * libFuzzer harness: criu-imgd's side of lazy-wire, what a client sends. The real connection
- * code (lazy-pages/imgd/conn.c and the handlers in pages.c, index.c, meta.c, upload.c) runs
- * on one end of a socketpair whose other end holds the input, pre-written, and is shut for
- * writing once the server has read it all and has nothing more to send, with the event loop
- * of main.c reduced to its calls (conn_on_readable, conn_pump, conn_close). No live server,
- * no network.
+ * libFuzzer harness: criu-imgd's side of lazy-wire, what a client sends. The real session
+ * code (lazy-pages/imgd/protocol.c, session.c, conn_io.c and the handlers in handshake.c,
+ * pages.c, index.c, meta.c, upload.c) runs on one end of a socketpair whose other end holds
+ * the input, pre-written, and is shut for writing once the server has read it all and has
+ * nothing more to send, with the service pass of server.c reduced to its calls
+ * (protocol_on_readable, protocol_pump, protocol_closable, protocol_close; no timeouts). No
+ * live server, no network.
  *
  * Input: byte 0 picks the server's configuration (cfgs[] below: -D or --root, uploads
  * accepted or not, with quotas of 256 and 384 KiB, or TLS); the rest, split at "#LWFUZZ#", is the
  * byte stream of up to 4 connections served one after the other. The server serves a small
  * synthetic image (fuzz_util.h) as "default" (-D) or "img" (--root). The challenge a server
- * sends is fixed here (wire_random is wrapped for conn.c), so that a seed can hold a valid
+ * sends is fixed here (wire_random is wrapped for session.c), so that a seed can hold a valid
  * AUTH: the readers' key is FUZZ_KEY, the publishers' FUZZ_UPLOAD_KEY (fuzz_util.h).
  *
  * Checked: every frame the server sends decodes and passes the receiver's checks (wire_recv's
  * wire_hdr_get + wire_unpack + wire_check), every page checksum matches its page, and nothing
- * but HELLO_REPLY and ERROR goes out before AUTH_OK; a connection always ends; an unfinished upload leaves no temp dir; no fd leaks.
+ * but HELLO_REPLY and ERROR goes out before AUTH_OK; a connection always ends; an unfinished upload
+ * leaves no temp dir; no fd leaks.
  */
 #define FUZZ_WITH_IMAGES
 #include <errno.h>
@@ -28,19 +30,16 @@
 #include <sys/socket.h>
 
 #include "fuzz_util.h"
-#include "imgd/imgd.h"
+#include "imgd/catalog.h"
+#include "imgd/handlers.h"
+#include "imgd/protocol.h"
 #include "util/log.h"
 
 #define MAX_CONNS 4
-#define OUT_CAP (8u << 20)   /* server output looked at per connection: then we hang up */
-#define MAX_TURNS 100000     /* event loop turns per connection: more is a livelock */
+#define OUT_CAP (8u << 20) /* server output looked at per connection: then we hang up */
+#define MAX_TURNS 100000   /* event loop turns per connection: more is a livelock */
 
-double imgd_now(void)
-{
-	return 1000.0; /* no timeouts: conn.c only compares it */
-}
-
-/* conn_new's challenge: fixed, so that seeds can carry a valid AUTH. */
+/* session_new's challenge: fixed, so that seeds can carry a valid AUTH. */
 int __wrap_wire_random(void *buf, size_t len)
 {
 	memset(buf, FUZZ_CHALLENGE_BYTE, len);
@@ -103,8 +102,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 					     .max_clients = 16,
 					     .status_fd = -1,
 					     .accept_uploads = cfgs[i].uploads};
-		*d = (struct imgd){.o = &opts[i], .listen_fd = -1, .epfd = -1};
-		if (catalog_init(&d->cat, &opts[i]))
+		*d = (struct imgd){.o = &opts[i]};
+		if (catalog_init(&d->cat, &opts[i], NULL))
 			fuzz_die("catalog_init");
 		/* small quotas, so that they are reached */
 		opts[i].upload_max = 256u << 10;
@@ -126,11 +125,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 			d->tls_on = true;
 		}
 		/* Keep the image loaded: a reference of our own. */
-		int code;
-		char why[256];
-		if (!catalog_get(&d->cat, cfgs[i].root ? "img" : "default", &code, why,
-				 sizeof(why))) {
-			fprintf(stderr, "%s\n", why);
+		struct imgd_image *img;
+		struct errmsg e;
+		if (catalog_get(&d->cat, cfgs[i].root ? "img" : "default", &img, &e)) {
+			fprintf(stderr, "%s\n", e.msg);
 			fuzz_die("the harness image does not load");
 		}
 	}
@@ -204,15 +202,15 @@ static void drain(int peer, size_t *have)
 	}
 }
 
-/* c->rx holds a frame that take_frame would act on (a complete one, or a bad header). */
-static bool rx_frame(const struct imgd_conn *c)
+/* rx holds a frame that protocol.c would act on (a complete one, or a bad header). */
+static bool rx_frame(const struct conn_io *io)
 {
 	struct wire_hdr h;
 	const char *why;
 
-	if (c->rx_len < WIRE_HDR_SIZE)
+	if (io->rx_len < WIRE_HDR_SIZE)
 		return false;
-	return wire_hdr_get(c->rx, &h, &why) || c->rx_len >= WIRE_HDR_SIZE + h.msg_len;
+	return wire_hdr_get(io->rx, &h, &why) || io->rx_len >= WIRE_HDR_SIZE + h.msg_len;
 }
 
 static void one_conn(struct imgd *d, const uint8_t *data, size_t size)
@@ -230,43 +228,40 @@ static void one_conn(struct imgd *d, const uint8_t *data, size_t size)
 		at += (size_t)n;
 	}
 
-	struct imgd_conn *c = conn_new(d, sv[0], "fuzz");
-	if (!c)
-		fuzz_die("conn_new");
+	struct imgd_session *c;
+	if (session_new(d, sv[0], "fuzz", &c))
+		fuzz_die("session_new");
 	size_t have = 0;
 	bool closed = false, eof = false;
 	for (int turn = 0; turn < MAX_TURNS; turn++) {
 		/* The client hangs up once the server has read everything and has nothing left
 		 * to send: a client that waits for its answers. */
 		int unread = 0;
-		if (!eof && !c->tx_len && !c->errf_len && !c->nq && !c->index_active &&
-		    !rx_frame(c) && !(c->tls && gnutls_record_check_pending(c->tls)) &&
+		if (!eof && !conn_io_out_pending(&c->io) && !c->nq && !c->ix_active &&
+		    !rx_frame(&c->io) && !(c->io.tls && gnutls_record_check_pending(c->io.tls)) &&
 		    !ioctl(sv[0], FIONREAD, &unread) && !unread) {
 			shutdown(sv[1], SHUT_WR);
 			eof = true;
 		}
-		/* main.c: readable, then service(): urgent pumps, the rest, closing */
-		conn_on_readable(d, c);
-		if (c->state == CS_READY && conn_has_urgent(c))
-			conn_pump(d, c, true);
-		if (conn_rx_pending(c))
-			conn_on_readable(d, c);
-		conn_pump(d, c, false);
+		/* server.c: readable, then service(): urgent pumps, the rest, closing */
+		protocol_on_readable(c);
+		if (protocol_has_urgent(c))
+			protocol_pump(c, true);
+		if (protocol_rx_pending(c))
+			protocol_on_readable(c);
+		protocol_pump(c, false);
 		drain(sv[1], &have);
 		if (have >= OUT_CAP) {
 			/* a client that asked for more than we look at: it hangs up */
-			conn_close(d, c, "fuzz: output cap");
+			protocol_close(c, "fuzz: output cap");
 			closed = true;
 			break;
 		}
-		if (c->state == CS_CLOSING) {
-			conn_pump(d, c, false);
+		if (protocol_closable(c)) {
 			drain(sv[1], &have);
-			if (c->dead || (!c->tx_len && !c->errf_len)) {
-				conn_close(d, c, c->close_why[0] ? c->close_why : "closed");
-				closed = true;
-				break;
-			}
+			protocol_close(c, NULL);
+			closed = true;
+			break;
 		}
 	}
 	if (!closed)
@@ -289,7 +284,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n = fuzz_split(data + 1, size - 1, parts, MAX_CONNS);
 	for (size_t i = 0; i < n; i++)
 		one_conn(d, parts[i].p, parts[i].n);
-	if (d->conns || d->nconns)
+	if (d->nconns)
 		fuzz_die("a connection left behind");
 	if (cf->root) {
 		/* A finished upload is a new image below the root: remove it. An unfinished

@@ -1,0 +1,54 @@
+/* catalog.c: the images criu-imgd serves, loaded on first open and shared by their sessions. */
+#ifndef IMGD_CATALOG_H
+#define IMGD_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "imgd.h"
+#include "img/images.h"
+#include "util/err.h"
+#include "util/parse.h"
+
+/* A task's data in its pages file, contiguous runs of lazy data by file offset. */
+struct imgd_dext {
+	uint64_t off, end;
+};
+
+struct imgd_image {
+	char id[IMAGE_ID_MAX + 1];
+	struct imgd_dext **dext; /* per task */
+	size_t *ndext;
+	int dirfd;
+	struct img_set set;
+	int *sums_fd; /* per task: pages-N.img.xxh64, or -1 */
+	bool dump_sums;
+	uint64_t lazy_pages, zero_pages;
+	unsigned refs;
+	struct imgd_image *next;
+};
+
+struct imgd_catalog {
+	int rootfd;	    /* --root, or -1 */
+	const char *dir;    /* -D */
+	const char *dir_id; /* its basename: the id it answers to (also "default") */
+	struct imgd_image *loaded;
+};
+
+/* -D or --root: 0, or -errno with e. */
+int catalog_init(struct imgd_catalog *c, const struct imgd_opts *o, struct errmsg *e);
+/* Whether the image in dirfd loads as criu-imgd would serve it: 0, or -errno with e. */
+int catalog_check_dir(int dirfd, struct errmsg *e);
+/*
+ * Take a reference on image id (*out): 0; -ENOENT with e: no such image here (a bad id, or
+ * no dir of that name); another -errno with e: it is there but cannot be served.
+ */
+int catalog_get(struct imgd_catalog *c, const char *id, struct imgd_image **out, struct errmsg *e);
+/* Drop a reference (img may be NULL); the last one unloads the image. */
+void catalog_put(struct imgd_catalog *c, struct imgd_image *img);
+void catalog_free(struct imgd_catalog *c);
+/* The task with image pid, and its index in the pstree. */
+const struct img_task *image_task(const struct imgd_image *img, int32_t pid, size_t *idx);
+
+#endif

@@ -1,0 +1,294 @@
+/* criu-imgd's event loop and service pass (server.h). */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "protocol.h"
+#include "util/clock.h"
+#include "util/daemon.h"
+#include "util/log.h"
+
+#define ACCEPTS_PER_PASS 64
+#define IDLE_WAIT_MS 1000 /* the longest turn with nothing to do: timeouts are checked */
+
+void server_init(struct imgd_server *srv, const struct imgd_opts *o)
+{
+	*srv = (struct imgd_server){.listen_fd = -1, .sig_fd = -1};
+	srv->d.o = o;
+}
+
+/* A listening socket on --address, --port: the fd, or -errno (logged). */
+static int do_listen(const struct imgd_opts *o, int *port)
+{
+	struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
+				 .ai_socktype = SOCK_STREAM};
+	struct addrinfo *ai;
+	char ps[16];
+
+	snprintf(ps, sizeof(ps), "%d", o->port);
+	int rc = getaddrinfo(o->address, ps, &hints, &ai);
+	if (rc) {
+		pr_err("bad --address %s: %s", o->address, gai_strerror(rc));
+		return -EINVAL;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 128)) {
+		rc = -errno;
+		pr_err("cannot listen on %s:%d: %s", o->address, o->port, strerror(-rc));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return rc;
+	}
+	freeaddrinfo(ai);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					       : ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+static void peer_name(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
+		port = ntohs(s->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
+		port = ntohs(s->sin6_port);
+	}
+	snprintf(buf, len, "%s:%d", host, port);
+}
+
+/* A session's fd is readable, hung up, or (during the TLS handshake) writable. */
+static void on_session(struct ev_loop *l, int fd, unsigned events, void *data)
+{
+	struct imgd_session *s = data;
+
+	(void)l;
+	(void)fd;
+	if (events & (EV_READ | EV_HUP) || protocol_tls_wants_write(s))
+		protocol_on_readable(s);
+	/* writable: the service pass after this turn flushes */
+}
+
+/* One over --max-clients: a short ERROR (not inside TLS: that client retries), then the
+ * door. */
+static void refuse(struct imgd_server *srv, int fd, const char *peer)
+{
+	if (!srv->d.tls_on) {
+		uint8_t buf[WIRE_HDR_SIZE + 128];
+		LwError e = LW_ERROR__INIT;
+		e.code = LW_ERR__LW_E_BUSY;
+		e.text = "too many clients";
+		int n = wire_pack(WT_ERROR, &e.base, 0, buf, sizeof(buf));
+		if (n > 0 && send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			pr_debug("refusing %s: %s", peer, strerror(errno));
+	}
+	pr_warn("refused %s: already %u clients", peer, srv->d.nconns);
+	close(fd);
+}
+
+static void on_accept(struct ev_loop *l, int lfd, unsigned events, void *data)
+{
+	struct imgd_server *srv = data;
+
+	(void)events;
+	for (int i = 0; i < ACCEPTS_PER_PASS && !srv->stop; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		char peer[64];
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		peer_name(&ss, peer, sizeof(peer));
+		if (srv->d.nconns >= (unsigned)srv->d.o->max_clients) {
+			refuse(srv, fd, peer);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		struct imgd_session *s;
+		int rc = session_new(&srv->d, fd, peer, &s);
+		if (rc) {
+			pr_err("cannot take the connection from %s: %s", peer, strerror(-rc));
+			close(fd);
+			continue;
+		}
+		rc = ev_add(l, fd, EV_READ, on_session, s);
+		if (rc) {
+			pr_err("cannot take the connection from %s: %s", peer, strerror(-rc));
+			protocol_close(s, "out of resources");
+			continue;
+		}
+		s->ev_mask = EV_READ;
+		s->next = srv->sessions;
+		srv->sessions = s;
+	}
+}
+
+static void on_signal(struct ev_loop *l, int fd, unsigned events, void *data)
+{
+	struct imgd_server *srv = data;
+	struct signalfd_siginfo si;
+
+	(void)l;
+	(void)events;
+	if (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		pr_msg("signal %u: stopping with %u clients", si.ssi_signo, srv->d.nconns);
+		srv->stop = true;
+	}
+}
+
+/* TLS on every connection when we listen beyond loopback (or --tls, or certificates). */
+static int setup_tls(struct imgd_server *srv)
+{
+	const struct imgd_opts *o = srv->d.o;
+	struct imgd *d = &srv->d;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char err[512];
+
+	if (getsockname(srv->listen_fd, (struct sockaddr *)&ss, &sl)) {
+		int rc = -errno;
+		pr_err("getsockname: %s", strerror(-rc));
+		return rc;
+	}
+	d->tls_on = wire_tls_wanted(&o->tls, (struct sockaddr *)&ss);
+	if (!d->tls_on)
+		return 0;
+	if (wire_tls_server_init(&d->tls, &o->tls, &d->read_key,
+				 o->accept_uploads ? &d->upload_key : NULL, err, sizeof(err))) {
+		pr_err("%s", err);
+		d->tls_on = false; /* nothing to free */
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int server_start(struct imgd_server *srv)
+{
+	int rc = do_listen(srv->d.o, &srv->port);
+
+	if (rc < 0)
+		return rc;
+	srv->listen_fd = rc;
+	rc = setup_tls(srv);
+	if (rc)
+		return rc;
+	srv->loop = ev_loop_new();
+	if (!srv->loop) {
+		pr_err("epoll: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	rc = ev_add(srv->loop, srv->listen_fd, EV_READ, on_accept, srv);
+	if (rc)
+		pr_err("epoll: %s", strerror(-rc));
+	return rc;
+}
+
+int server_watch_signals(struct imgd_server *srv)
+{
+	int rc = daemon_signalfd();
+
+	if (rc >= 0) {
+		srv->sig_fd = rc;
+		rc = ev_add(srv->loop, srv->sig_fd, EV_READ, on_signal, srv);
+	}
+	if (rc < 0)
+		pr_err("signalfd: %s", strerror(-rc));
+	return rc < 0 ? rc : 0;
+}
+
+/* A closed session leaves the loop and the list. */
+static void drop(struct imgd_server *srv, struct imgd_session **link, const char *why)
+{
+	struct imgd_session *s = *link;
+
+	*link = s->next;
+	ev_del(srv->loop, session_fd(s));
+	protocol_close(s, why);
+}
+
+/* One service pass; true if some session can make progress without waiting. */
+static bool service(struct imgd_server *srv)
+{
+	uint64_t now = mono_ms();
+	bool busy = false;
+
+	for (struct imgd_session *s = srv->sessions; s; s = s->next)
+		if (protocol_has_urgent(s))
+			busy |= protocol_pump(s, true);
+	for (struct imgd_session *s = srv->sessions; s; s = s->next) {
+		if (protocol_rx_pending(s))
+			protocol_on_readable(s);
+		busy |= protocol_pump(s, false);
+		protocol_check_timeouts(s, now);
+	}
+	for (struct imgd_session **link = &srv->sessions; *link;) {
+		struct imgd_session *s = *link;
+		if (protocol_closable(s)) {
+			drop(srv, link, NULL);
+			continue;
+		}
+		unsigned want = EV_READ | (protocol_wants_write(s) ? EV_WRITE : 0);
+		if (want != s->ev_mask && !ev_mod(srv->loop, session_fd(s), want))
+			s->ev_mask = want;
+		link = &s->next;
+	}
+	return busy;
+}
+
+int server_run(struct imgd_server *srv)
+{
+	bool busy = false;
+
+	while (!srv->stop) {
+		int n = ev_run_once(srv->loop, busy ? 0 : IDLE_WAIT_MS);
+		if (n < 0) {
+			pr_err("epoll_wait: %s", strerror(-n));
+			return n;
+		}
+		if (srv->stop)
+			break;
+		busy = service(srv);
+	}
+	return 0;
+}
+
+void server_close_sessions(struct imgd_server *srv)
+{
+	while (srv->sessions)
+		drop(srv, &srv->sessions, "server stopping");
+}
+
+void server_free(struct imgd_server *srv)
+{
+	server_close_sessions(srv);
+	if (srv->d.tls_on)
+		wire_tls_server_free(&srv->d.tls);
+	srv->d.tls_on = false;
+	ev_loop_free(srv->loop);
+	srv->loop = NULL;
+	if (srv->sig_fd >= 0)
+		close(srv->sig_fd);
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
+	srv->sig_fd = srv->listen_fd = -1;
+}

@@ -1,0 +1,38 @@
+/*
+ * server.c: criu-imgd's event loop (util/ev.h) over non-blocking sockets: the listener, one
+ * registration per session, the signalfd. After each turn, a service pass serves the urgent
+ * (fault) work of every session first, then one frame of background work per session, so a
+ * fault never waits behind another client's stream.
+ */
+#ifndef IMGD_SERVER_H
+#define IMGD_SERVER_H
+
+#include <stdbool.h>
+
+#include "session.h"
+#include "util/ev.h"
+
+struct imgd_server {
+	struct imgd d; /* what the sessions share */
+	struct ev_loop *loop;
+	int listen_fd, sig_fd;
+	int port; /* the port listened on (--port 0: the kernel's pick) */
+	struct imgd_session *sessions;
+	bool stop; /* a signal came */
+};
+
+/* Before anything: no fds, no loop. */
+void server_init(struct imgd_server *srv, const struct imgd_opts *o);
+/* Listen (--address, --port), TLS if wanted, the event loop: 0 or -errno (logged). */
+int server_start(struct imgd_server *srv);
+/* SIGTERM, SIGINT, SIGHUP stop the loop (once detached: the signalfd is the daemon's). 0 or
+ * -errno (logged). */
+int server_watch_signals(struct imgd_server *srv);
+/* Serve until a signal: 0, or -errno (logged) when the loop fails. */
+int server_run(struct imgd_server *srv);
+/* Close every session ("server stopping"). */
+void server_close_sessions(struct imgd_server *srv);
+/* The loop, the fds, the TLS credentials (not the catalog, not the keys). */
+void server_free(struct imgd_server *srv);
+
+#endif

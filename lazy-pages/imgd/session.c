@@ -1,0 +1,132 @@
+/* A session's life and its one way out (session.h). */
+#include "session.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "util/clock.h"
+#include "util/log.h"
+
+int session_new(struct imgd *d, int fd, const char *peer, struct imgd_session **out)
+{
+	struct imgd_session *s = calloc(1, sizeof(*s));
+	int rc = -ENOMEM;
+
+	if (!s)
+		return -ENOMEM;
+	s->q = calloc(WIRE_MAX_INFLIGHT, sizeof(*s->q));
+	if (!s->q)
+		goto fail;
+	rc = wire_random(s->challenge, sizeof(s->challenge));
+	if (rc) {
+		rc = rc < 0 ? rc : -EIO;
+		goto fail;
+	}
+	rc = conn_io_init(&s->io, fd, d->tls_on ? &d->tls : NULL);
+	if (rc)
+		goto fail;
+	s->d = d;
+	s->up.dirfd = s->up.fd = -1;
+	s->id = ++d->next_id;
+	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	s->t_start = s->t_last = mono_ms();
+	s->state = CS_HELLO;
+	d->nconns++;
+	d->sessions++;
+	pr_info("session %lu: connection from %s", (unsigned long)s->id, s->peer);
+	*out = s;
+	return 0;
+fail:
+	free(s->q);
+	free(s);
+	return rc;
+}
+
+void session_free(struct imgd_session *s)
+{
+	conn_io_free(&s->io);
+	catalog_put(&s->d->cat, s->img);
+	s->d->nconns--;
+	free(s->q);
+	free(s);
+}
+
+int session_fd(const struct imgd_session *s)
+{
+	return s->io.fd;
+}
+
+const char *conn_class_name(enum conn_class cls)
+{
+	switch (cls) {
+	case CONN_URGENT:
+		return "urgent";
+	case CONN_BULK:
+		return "bulk";
+	case CONN_META:
+		return "meta";
+	case CONN_UPLOAD:
+		return "upload";
+	default:
+		return "none";
+	}
+}
+
+int session_auth_challenge(const struct imgd_session *s, uint8_t out[WIRE_NONCE])
+{
+	return conn_io_bind(&s->io, s->challenge, out);
+}
+
+int session_tls_role(const struct imgd_session *s)
+{
+	return s->io.tls_role;
+}
+
+void session_describe_tls(const struct imgd_session *s, char *buf, size_t len)
+{
+	conn_io_describe(&s->io, buf, len);
+}
+
+uint8_t *session_pay(struct imgd_session *s)
+{
+	return s->io.pay;
+}
+
+int session_reply(struct imgd_session *s, unsigned type, const ProtobufCMessage *m, size_t plen)
+{
+	return conn_io_queue(&s->io, type, m, plen);
+}
+
+int session_fail(struct imgd_session *s, int code, int64_t req, const char *fmt, ...)
+{
+	char text[WIRE_MAX_TEXT];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	pr_warn("session %lu: %s: %s", (unsigned long)s->id, s->peer, text);
+	LwError e = LW_ERROR__INIT;
+	e.code = code;
+	e.text = text;
+	if (req >= 0) {
+		e.has_req = true;
+		e.req = (uint32_t)req;
+	}
+	conn_io_queue_error(&s->io, &e.base);
+	if (req < 0)
+		session_end(s, "%s", text);
+	return -EPROTO;
+}
+
+void session_end(struct imgd_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	s->state = CS_CLOSING;
+	va_start(ap, fmt);
+	vsnprintf(s->close_why, sizeof(s->close_why), fmt, ap);
+	va_end(ap);
+}

@@ -1,0 +1,133 @@
+/*
+ * One client session of criu-imgd: what it holds, and the small interface its handlers use
+ * (session.c). A handler reads the session (its image, its role, its own state below) and the
+ * server's shared state (s->d), and answers through one call, session_reply, or fails through
+ * session_fail; it never touches the connection (s->io: session.c and protocol.c only).
+ */
+#ifndef IMGD_SESSION_H
+#define IMGD_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "catalog.h"
+#include "conn_io.h"
+#include "imgd.h"
+#include "wire/wire_auth.h"
+#include "wire/wire_tls.h"
+
+/* What every session of the server shares. */
+struct imgd {
+	const struct imgd_opts *o;
+	struct imgd_catalog cat;
+	struct wire_key read_key;   /* --auth-key */
+	struct wire_key upload_key; /* --upload-key (with --accept-uploads) */
+	bool tls_on;		    /* every connection speaks TLS from its first byte */
+	struct wire_tls_server tls;
+	uint64_t up_inflight; /* bytes reserved by the uploads in progress */
+	unsigned nconns;      /* sessions open */
+	uint64_t next_id;
+	uint64_t sessions, refused;
+};
+
+/* Where a session is in the protocol (before it, the TLS handshake: conn_io). */
+enum conn_state { CS_HELLO, CS_AUTH, CS_OPEN, CS_READY, CS_CLOSING };
+
+/* What a connection is for, from its OPEN (its class) or its UPLOAD: what it may ask next. */
+enum conn_class {
+	CONN_NONE,   /* not open yet */
+	CONN_URGENT, /* GET and INDEX_GET, for faults */
+	CONN_BULK,   /* GET and INDEX_GET, for prefetch */
+	CONN_META,   /* META_LIST and META_GET, one at a time */
+	CONN_UPLOAD, /* UPLOAD_FILE and UPLOAD_END (with the publishers' key) */
+};
+
+/* A GET (pages.c): its ranges, checked when it came, served a chunk at a time. */
+struct imgd_range {
+	int32_t pid;
+	uint64_t off;
+	uint32_t nr_pages;
+};
+
+struct imgd_req {
+	uint32_t id;
+	bool urgent;
+	uint8_t nr, cur; /* ranges, and the one being served */
+	uint32_t done;	 /* pages of ranges[cur] already sent */
+	struct imgd_range r[WIRE_MAX_RANGES];
+};
+
+/* An upload (upload.c): into tmp below the root, one file at a time. */
+struct imgd_upload {
+	int dirfd, fd;
+	char id[IMAGE_ID_MAX + 1], tmp[IMAGE_ID_MAX + 48];
+	char name[WIRE_MAX_META_NAME + 1];
+	uint64_t size, off, bytes;
+	uint64_t reserved; /* declared sizes of its files so far: counted in the quotas */
+	uint32_t files;
+};
+
+struct imgd_session {
+	struct imgd *d;
+	struct conn_io io; /* session.c and protocol.c only */
+	uint64_t id;	   /* session number, for logs */
+	char peer[64];
+	enum conn_state state;
+	enum conn_class cls;
+	LwRole role; /* authenticated for (CS_OPEN and on): what it may send */
+	uint8_t challenge[WIRE_NONCE];
+	struct imgd_image *img;	  /* opened (a reference) */
+	uint64_t t_start, t_last; /* mono_ms: connected, last request */
+	/* queued GETs (pages.c), FIFO within a class */
+	struct imgd_req *q;
+	unsigned nq;
+	/* the index being streamed (index.c): next task and extent */
+	bool ix_active;
+	size_t ix_task, ix_ext;
+	struct imgd_upload up;
+	/* counters for the session log */
+	uint64_t pages, zero_pages, bytes, gets;
+	char close_why[WIRE_MAX_TEXT];
+	/* server.c's: its list of sessions, and what the event loop waits for */
+	struct imgd_session *next;
+	unsigned ev_mask;
+};
+
+/* A session on accepted socket fd (then the session's): 0, or -errno (fd stays the
+ * caller's). */
+int session_new(struct imgd *d, int fd, const char *peer, struct imgd_session **out);
+/* The connection, the image reference and the memory go (no log: protocol_close). */
+void session_free(struct imgd_session *s);
+/* Its socket, for the event loop. */
+int session_fd(const struct imgd_session *s);
+
+/* What AUTH needs of the connection: the challenge the proofs cover (inside TLS bound to the
+ * TLS session: conn_io_bind), 0 or -EPROTO; the role a PSK session authenticated, or -1;
+ * "no TLS" or the TLS parameters, for the log. */
+int session_auth_challenge(const struct imgd_session *s, uint8_t out[WIRE_NONCE]);
+int session_tls_role(const struct imgd_session *s);
+void session_describe_tls(const struct imgd_session *s, char *buf, size_t len);
+
+/* "urgent", "bulk", "meta", "upload" or "none", for logs. */
+const char *conn_class_name(enum conn_class cls);
+
+/* The payload of the next reply: CONN_IO_PAY_CAP bytes, free while no reply is queued. */
+uint8_t *session_pay(struct imgd_session *s);
+/*
+ * THE way a session answers: one frame, message m and the first plen bytes of
+ * session_pay(s) as its payload. Only when nothing else is being sent (protocol.c sees to
+ * it). The frame's bytes, or -errno (nothing queued).
+ */
+int session_reply(struct imgd_session *s, unsigned type, const ProtobufCMessage *m, size_t plen);
+/*
+ * Refuse: an ERROR (code LW_ERR__LW_E_*) after the frame being sent, logged. For request
+ * req, or (req < 0) for the session, which then ends. Returns -EPROTO, for handlers to pass
+ * on: `return session_fail(s, ...)`.
+ */
+__attribute__((format(printf, 4, 5))) int session_fail(struct imgd_session *s, int code,
+						       int64_t req, const char *fmt, ...);
+/* End the session once what is queued is sent: why (printf) goes to the log. */
+__attribute__((format(printf, 2, 3))) void session_end(struct imgd_session *s, const char *fmt,
+						       ...);
+
+#endif
