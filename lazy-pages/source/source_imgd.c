@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 #include "wire/wire_client.h"
 
@@ -142,14 +143,14 @@ static int send_get(int fd, uint8_t *scratch, uint32_t req, LwClass prio, int32_
 	g.prio = prio;
 	g.n_ranges = 1;
 	g.ranges = &rp;
-	return wire_send(fd, scratch, WT_GET, &g.base, NULL, 0, wire_now_ms() + timeout_ms);
+	return wire_send(fd, scratch, WT_GET, &g.base, NULL, 0, mono_ms() + timeout_ms);
 }
 
 /* One GET of n pages on the urgent connection. */
 static int get_once(struct imgd_src *s, int32_t pid, uint64_t off, uint32_t n, uint8_t *buf)
 {
 	uint32_t req = ++s->next_req, got = 0;
-	uint64_t deadline = wire_now_ms() + s->timeout_ms;
+	uint64_t deadline = mono_ms() + s->timeout_ms;
 	int rc = send_get(s->ufd, s->uscratch, req, LW_CLASS__LW_CLASS_URGENT, pid, off, n,
 			  s->timeout_ms);
 
@@ -507,7 +508,7 @@ static void imgd_close(struct page_source *ps)
 			(unsigned long)s->reconnects, (unsigned long)s->bad_sums);
 	LwClose c = LW_CLOSE__INIT;
 	if (s->ufd >= 0)
-		wire_send(s->ufd, s->uscratch, WT_CLOSE, &c.base, NULL, 0, wire_now_ms() + 100);
+		wire_send(s->ufd, s->uscratch, WT_CLOSE, &c.base, NULL, 0, mono_ms() + 100);
 	drop_urgent(s);
 	drop_bulk(s);
 	free(s->uscratch);

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 #include "wire/wire_io.h"
 
@@ -100,7 +101,7 @@ static int ps_read(struct page_source *ps, const struct img_task *t, uint64_t of
 		   size_t len)
 {
 	struct ps_src *s = ps->priv;
-	uint64_t deadline = wire_now_ms() + s->timeout_ms;
+	uint64_t deadline = mono_ms() + s->timeout_ms;
 	size_t done = 0;
 
 	/* off: the key is the dump-time address (stable across mremap) */
@@ -154,7 +155,7 @@ static void ps_close(struct page_source *ps)
 		/* As criu lazy-pages does: flush-and-close, then the server's int32 status. */
 		struct ps_iov q = {.cmd = PS_IOV_FLUSH_N_CLOSE};
 		int32_t status = -1;
-		uint64_t deadline = wire_now_ms() + 2000;
+		uint64_t deadline = mono_ms() + 2000;
 		if (wire_write_all(s->fd, &q, sizeof(q), deadline) ||
 		    wire_read_all(s->fd, &status, sizeof(status), deadline) || status)
 			pr_warn("page server %s: no clean close (status %d)", s->where,

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/clock.h"
+
 int wire_client_parse(struct wire_client *c, const char *server)
 {
 	const char *colon = strrchr(server, ':');
@@ -63,7 +65,7 @@ static int connect_by(int fd, const struct addrinfo *a, uint64_t deadline)
 	if (errno != EINPROGRESS)
 		return -1;
 	for (;;) {
-		uint64_t now = wire_now_ms();
+		uint64_t now = mono_ms();
 		struct pollfd p = {.fd = fd, .events = POLLOUT};
 		if (now >= deadline) {
 			errno = ETIMEDOUT;
@@ -99,7 +101,7 @@ static int dial(const struct wire_client *c, char *err, size_t errlen)
 		fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0)
 			e = errno;
-		else if (connect_by(fd, a, wire_now_ms() + c->timeout_ms)) {
+		else if (connect_by(fd, a, mono_ms() + c->timeout_ms)) {
 			e = errno;
 			close(fd);
 			fd = -1;
@@ -116,8 +118,8 @@ static int dial(const struct wire_client *c, char *err, size_t errlen)
 }
 
 /* TLS when the config says on, or auto and the server is not on loopback: 0 or -errno. */
-static int maybe_tls(int fd, const struct wire_client *c, LwRole role, uint64_t deadline,
-		     char *err, size_t errlen)
+static int maybe_tls(int fd, const struct wire_client *c, LwRole role, uint64_t deadline, char *err,
+		     size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -258,7 +260,7 @@ fail:
 int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
 		     struct wire_open_info *info, char *err, size_t errlen)
 {
-	uint64_t deadline = wire_now_ms() + c->timeout_ms;
+	uint64_t deadline = mono_ms() + c->timeout_ms;
 	ProtobufCMessage *m;
 	int rc, fd = handshake(c, LW_ROLE__LW_ROLE_READ, scratch, deadline, err, errlen);
 
@@ -367,7 +369,7 @@ static int take_part(struct img_set *set, struct ix_state *st, const LwIndexPart
 int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_tasks,
 		      struct img_set *set, char *err, size_t errlen)
 {
-	uint64_t deadline = wire_now_ms() + timeout_ms;
+	uint64_t deadline = mono_ms() + timeout_ms;
 	struct ix_state st = {0};
 	bool last = false;
 	int rc;
@@ -438,7 +440,7 @@ static int meta_list(int fd, uint8_t *scratch, unsigned timeout_ms, struct meta_
 	}
 	/* Each reply brings at least one file unless it is the last: bounded by the file cap. */
 	for (unsigned round = 0; !last; round++) {
-		uint64_t deadline = wire_now_ms() + timeout_ms;
+		uint64_t deadline = mono_ms() + timeout_ms;
 		ProtobufCMessage *m;
 		LwMetaList l = LW_META_LIST__INIT;
 		l.after = *n ? v[*n - 1].name : NULL;
@@ -505,7 +507,7 @@ static int meta_get(int fd, uint8_t *scratch, unsigned timeout_ms, int dirfd,
 	}
 	/* Every reply advances off by at least one byte (checked), off <= size <= the cap. */
 	while (off < w->size) {
-		uint64_t deadline = wire_now_ms() + timeout_ms;
+		uint64_t deadline = mono_ms() + timeout_ms;
 		ProtobufCMessage *m;
 		LwMetaGet g = LW_META_GET__INIT;
 		g.name = (char *)w->name;
@@ -605,7 +607,7 @@ int wire_meta_fetch(const struct wire_client *c, int dirfd, struct wire_meta_res
 		res->bytes = sent;
 	}
 	LwClose cl = LW_CLOSE__INIT;
-	wire_send(fd, scratch, WT_CLOSE, &cl.base, NULL, 0, wire_now_ms() + c->timeout_ms);
+	wire_send(fd, scratch, WT_CLOSE, &cl.base, NULL, 0, mono_ms() + c->timeout_ms);
 	rc = 0;
 out:
 	/* A failed fetch leaves the dir as it was. */
@@ -684,7 +686,7 @@ static void server_reason(int fd, uint8_t *scratch, char *err, size_t errlen)
 	ProtobufCMessage *m;
 	char e2[256];
 
-	if (!expect(fd, scratch, WT_UPLOAD_REPLY, &m, wire_now_ms() + 2000, e2, sizeof(e2)))
+	if (!expect(fd, scratch, WT_UPLOAD_REPLY, &m, mono_ms() + 2000, e2, sizeof(e2)))
 		wire_free(m);
 	else if (!strncmp(e2, "server: ", 8))
 		snprintf(err, errlen, "%s", e2);
@@ -722,7 +724,7 @@ static int up_file(int fd, uint8_t *scratch, uint8_t *buf, unsigned timeout_ms, 
 		f.size = size;
 		f.data = (ProtobufCBinaryData){want, buf};
 		int r = wire_send(fd, scratch, WT_UPLOAD_FILE, &f.base, NULL, 0,
-				  wire_now_ms() + timeout_ms);
+				  mono_ms() + timeout_ms);
 		if (r) {
 			snprintf(err, errlen, "sending %s: %s", name, strerror(-r));
 			goto out;
@@ -756,13 +758,13 @@ int wire_upload(const struct wire_client *c, int dirfd, struct wire_meta_result 
 	}
 	if (up_list(dirfd, &names, &n, err, errlen))
 		goto out;
-	fd = handshake(c, LW_ROLE__LW_ROLE_PUBLISH, scratch, wire_now_ms() + c->timeout_ms, err,
-		       errlen);
+	fd =
+	    handshake(c, LW_ROLE__LW_ROLE_PUBLISH, scratch, mono_ms() + c->timeout_ms, err, errlen);
 	if (fd < 0)
 		goto out;
 	LwUpload u = LW_UPLOAD__INIT;
 	u.image = (char *)c->image;
-	uint64_t deadline = wire_now_ms() + c->timeout_ms;
+	uint64_t deadline = mono_ms() + c->timeout_ms;
 	if (wire_send(fd, scratch, WT_UPLOAD, &u.base, NULL, 0, deadline) ||
 	    expect(fd, scratch, WT_UPLOAD_REPLY, &m, deadline, err, errlen))
 		goto out;
@@ -774,7 +776,7 @@ int wire_upload(const struct wire_client *c, int dirfd, struct wire_meta_result 
 		}
 	LwUploadEnd e = LW_UPLOAD_END__INIT;
 	e.nr_files = (uint32_t)n;
-	deadline = wire_now_ms() + c->timeout_ms;
+	deadline = mono_ms() + c->timeout_ms;
 	if (wire_send(fd, scratch, WT_UPLOAD_END, &e.base, NULL, 0, deadline)) {
 		server_reason(fd, scratch, err, errlen);
 		goto out;

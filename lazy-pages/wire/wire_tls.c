@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "wire_io.h"
 
 /*
@@ -124,8 +125,7 @@ int wire_tls_psk(const struct wire_key *key, LwRole role, uint8_t out[WIRE_TLS_P
 	return wire_hmac(key->k, key->len, label, (size_t)n, out);
 }
 
-int wire_tls_bind(gnutls_session_t s, const uint8_t challenge[WIRE_NONCE],
-		  uint8_t out[WIRE_NONCE])
+int wire_tls_bind(gnutls_session_t s, const uint8_t challenge[WIRE_NONCE], uint8_t out[WIRE_NONCE])
 {
 	uint8_t buf[WIRE_NONCE + 32];
 
@@ -187,8 +187,7 @@ void wire_tls_describe(gnutls_session_t s, char *buf, size_t len)
 	const char *k = gnutls_kx_get_name(gnutls_kx_get(s));
 	bool psk = gnutls_auth_get_type(s) == GNUTLS_CRD_PSK;
 
-	snprintf(buf, len, "%s %s %s", v ? v : "?", c ? c : "?",
-		 psk ? (k ? k : "PSK") : "X.509");
+	snprintf(buf, len, "%s %s %s", v ? v : "?", c ? c : "?", psk ? (k ? k : "PSK") : "X.509");
 }
 
 /* ---- clients: a session per fd ---- */
@@ -378,7 +377,7 @@ static int handshake_by(gnutls_session_t s, int fd, uint64_t deadline)
 				return rc;
 			continue; /* a warning alert */
 		}
-		uint64_t now = wire_now_ms();
+		uint64_t now = mono_ms();
 		if (now >= deadline)
 			return GNUTLS_E_TIMEDOUT;
 		struct pollfd p = {.fd = fd,
@@ -426,8 +425,8 @@ int wire_tls_client(int fd, const struct wire_tls_cfg *cfg, const char *host,
 		gnutls_datum_t why = {NULL, 0};
 		if (st)
 			gnutls_certificate_verification_status_print(st, GNUTLS_CRT_X509, &why, 0);
-		snprintf(err, errlen, "TLS handshake (%s) failed: %s%s%s%s",
-			 x509 ? "X.509" : "PSK", gnutls_strerror(rc), why.data ? ": " : "",
+		snprintf(err, errlen, "TLS handshake (%s) failed: %s%s%s%s", x509 ? "X.509" : "PSK",
+			 gnutls_strerror(rc), why.data ? ": " : "",
 			 why.data ? (char *)why.data : "",
 			 rc == GNUTLS_E_UNEXPECTED_PACKET_LENGTH ||
 				 rc == GNUTLS_E_UNSUPPORTED_VERSION_PACKET
