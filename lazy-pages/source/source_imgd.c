@@ -21,6 +21,7 @@
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/parse.h"
 #include "wire/wire_client.h"
 
 #define BACKOFF_MIN_MS 50
@@ -550,9 +551,8 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 		snprintf(err, errlen, "bad --image-server '%s' (HOST:PORT)", cfg->server);
 		return -1;
 	}
-	if (cfg->image && !wire_id_ok(cfg->image)) {
-		snprintf(err, errlen, "bad --image '%s' (letters, digits, '.', '_', '-')",
-			 cfg->image);
+	if (cfg->image && !image_id_ok(cfg->image)) {
+		snprintf(err, errlen, "bad --image '%s' (" IMAGE_ID_RULE ")", cfg->image);
 		return -1;
 	}
 	s->cl.image = cfg->image;

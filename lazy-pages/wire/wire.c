@@ -5,6 +5,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "util/parse.h"
+
 static const ProtobufCMessageDescriptor *const descs[WT_MAX + 1] = {
     [WT_HELLO] = &lw_hello__descriptor,
     [WT_HELLO_REPLY] = &lw_hello_reply__descriptor,
@@ -142,19 +144,11 @@ void wire_free(ProtobufCMessage *m)
 		protobuf_c_message_free_unpacked(m, NULL);
 }
 
+_Static_assert(WIRE_MAX_ID == IMAGE_ID_MAX, "one limit for image ids");
+
 bool wire_id_ok(const char *id)
 {
-	size_t n = strnlen(id, WIRE_MAX_ID + 1);
-
-	if (n == 0 || n > WIRE_MAX_ID || !strcmp(id, ".") || !strcmp(id, ".."))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = id[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
+	return image_id_ok(id);
 }
 
 bool wire_meta_name_ok(const char *name)
@@ -340,8 +334,7 @@ int wire_check(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *
 		break;
 	}
 	case WT_UPLOAD:
-		if (!wire_id_ok(((const LwUpload *)m)->image) ||
-		    ((const LwUpload *)m)->image[0] == '.')
+		if (!wire_id_ok(((const LwUpload *)m)->image))
 			*why = "bad image id";
 		break;
 	case WT_UPLOAD_FILE: {

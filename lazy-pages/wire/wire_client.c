@@ -752,7 +752,7 @@ int wire_upload(const struct wire_client *c, int dirfd, struct wire_meta_result 
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (!c->image || !wire_id_ok(c->image) || c->image[0] == '.') {
+	if (!c->image || !wire_id_ok(c->image)) {
 		snprintf(err, errlen, "bad image id '%s'", c->image ? c->image : "");
 		goto out;
 	}

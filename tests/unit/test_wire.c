@@ -269,7 +269,9 @@ Test(wire, truncated_and_garbage_messages_never_crash)
 Test(wire, image_ids)
 {
 	const char *good[] = {"a", "img", "vm-1.2_3", "default"};
-	const char *bad[] = {"", ".", "..", "../x", "a/b", "/abs", "x y", "a\n", "é"};
+	/* The one rule (util/parse.h): the first character is a letter or a digit. */
+	const char *bad[] = {"",    ".",   "..", "../x", "a/b", "/abs",
+			     "x y", "a\n", "é",	 ".a",	 "-rf", "_x"};
 	char longid[WIRE_MAX_ID + 2];
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
