@@ -16,26 +16,20 @@
 #include <unistd.h>
 
 #include "util/clock.h"
+#include "util/parse.h"
 
 int wire_client_parse(struct wire_client *c, const char *server)
 {
-	const char *colon = strrchr(server, ':');
-	const char *h = server;
-	size_t hl;
+	struct hostport hp;
+	int rc = parse_hostport(server, &hp, NULL);
 
-	if (!colon || !colon[1] || strlen(colon + 1) >= sizeof(c->port))
-		return -1;
-	hl = (size_t)(colon - server);
-	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-		h++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(c->host))
-		return -1;
-	memcpy(c->host, h, hl);
-	c->host[hl] = 0;
-	snprintf(c->port, sizeof(c->port), "%s", colon + 1);
-	return strspn(c->port, "0123456789") == strlen(c->port) ? 0 : -1;
+	if (rc)
+		return rc;
+	_Static_assert(sizeof(c->host) >= sizeof(hp.host), "host fits");
+	_Static_assert(sizeof(c->port) >= sizeof(hp.port), "port fits");
+	memcpy(c->host, hp.host, sizeof(hp.host));
+	memcpy(c->port, hp.port, sizeof(hp.port));
+	return 0;
 }
 
 int wire_err_errno(int code)

@@ -26,7 +26,7 @@ struct wire_open_info {
 	bool dump_checksums;
 };
 
-/* Split HOST:PORT or [V6]:PORT. 0 or -1. */
+/* HOST:PORT or [V6]:PORT, by util/parse.h's parse_hostport: 0 or -EINVAL. */
 int wire_client_parse(struct wire_client *c, const char *server);
 
 /*

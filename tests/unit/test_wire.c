@@ -286,6 +286,26 @@ Test(wire, image_ids)
 	cr_assert(!wire_id_ok(longid));
 }
 
+/* wire_client_parse: HOST:PORT and [V6]:PORT (util/parse.h's parse_hostport). */
+Test(wire, client_server_address)
+{
+	struct wire_client c = {0};
+
+	cr_assert_eq(wire_client_parse(&c, "127.0.0.1:27027"), 0);
+	cr_assert_str_eq(c.host, "127.0.0.1");
+	cr_assert_str_eq(c.port, "27027");
+	cr_assert_eq(wire_client_parse(&c, "[::1]:80"), 0);
+	cr_assert_str_eq(c.host, "::1");
+	cr_assert_str_eq(c.port, "80");
+	cr_assert_eq(wire_client_parse(&c, "imgd.example-1:65535"), 0);
+	cr_assert_str_eq(c.host, "imgd.example-1");
+	cr_assert_str_eq(c.port, "65535");
+	const char *bad[] = {"",	   "host",   "host:",	":80",	 "host:x", "host:0",
+			     "host:65536", "::1:80", "[::1]80", "[]:80", "a b:80"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_neq(wire_client_parse(&c, bad[i]), 0, "%s", bad[i]);
+}
+
 static void hex(const char *s, uint8_t *out)
 {
 	for (size_t i = 0; s[2 * i]; i++)
