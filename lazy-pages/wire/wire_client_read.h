@@ -1,0 +1,31 @@
+/* The lazy-wire client's read path: OPEN an image, download its index. */
+#ifndef LAZY_WIRE_CLIENT_READ_H
+#define LAZY_WIRE_CLIENT_READ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "img/images.h"
+#include "wire_client_conn.h"
+
+struct wire_open_info {
+	uint32_t nr_tasks;
+	uint64_t lazy_pages, zero_pages;
+	bool dump_checksums;
+};
+
+/*
+ * Connect, TLS (c->tls: on, or auto and the server is not on loopback), HELLO, AUTH (when
+ * asked; a server asking without our having a key fails), OPEN. Returns the connected fd
+ * (close it with wire_sock_close), or a negative errno with err: -EACCES/-ENOENT/-EPROTO are
+ * not worth a retry, others are.
+ */
+int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
+		     struct wire_open_info *info, char *err, size_t errlen);
+
+/* INDEX_GET, then build set from the INDEX_PARTs (pages_fd -1). 0 or -1 with err. */
+int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_tasks,
+		      struct img_set *set, char *err, size_t errlen);
+
+#endif
