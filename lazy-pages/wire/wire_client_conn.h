@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/err.h"
 #include "wire_auth.h"
 #include "wire_io.h"
 #include "wire_tls.h"
@@ -30,18 +31,23 @@ int wire_client_parse(struct wire_client *c, const char *server);
 /* errno for a server ERROR code: whether it is worth a retry. */
 int wire_err_errno(int code);
 
-/* ---- for the other wire_client_*.c ---- */
+/* ---- for the other wire_client_*.c (errors: -errno, the text in e) ---- */
 
 /*
  * Connect, TLS (c->tls: on, or auto and the server is not on loopback), HELLO, AUTH for role.
  * Mutual, always: we need a key, the server must ask for it and then prove that it holds it.
- * The fd (close it with wire_sock_close), or a negative errno with err.
+ * The fd (close it with wire_sock_close), or a negative errno.
  */
 int wire_client_handshake(const struct wire_client *c, LwRole role, uint8_t *scratch,
-			  uint64_t deadline, char *err, size_t errlen);
+			  uint64_t deadline, struct errmsg *e);
 
-/* Receive a frame of the expected type into *m (wire_free it); an ERROR becomes its errno. */
+/* Receive a frame of the expected type into *m (wire_free it); an ERROR becomes its errno
+ * (wire_err_errno) and "server: TEXT". */
 int wire_client_expect(int fd, uint8_t *scratch, unsigned type, ProtobufCMessage **m,
-		       uint64_t deadline, char *err, size_t errlen);
+		       uint64_t deadline, struct errmsg *e);
+
+/* e's text into the (err, errlen) of the functions that other folders call (until they take
+ * a struct errmsg too). */
+void wire_errmsg_out(const struct errmsg *e, char *err, size_t errlen);
 
 #endif

@@ -19,19 +19,18 @@ struct meta_want {
 	bool created;
 };
 
-/* Every metadata file of the image, sorted, checked. n files into *w (malloc'ed). */
+/* Every metadata file of the image, sorted, checked. n files into *w (malloc'ed). 0 or -errno. */
 static int meta_list(int fd, uint8_t *scratch, unsigned timeout_ms, struct meta_want **w, size_t *n,
-		     char *err, size_t errlen)
+		     struct errmsg *e)
 {
 	struct meta_want *v = calloc(WIRE_MAX_META_FILES, sizeof(*v));
 	uint64_t total = 0;
 	bool last = false;
+	int rc = 0;
 
 	*n = 0;
-	if (!v) {
-		snprintf(err, errlen, "out of memory for the file list");
-		return -1;
-	}
+	if (!v)
+		return errmsg_set(e, ENOMEM, "out of memory for the file list");
 	/* Each reply brings at least one file unless it is the last: bounded by the file cap. */
 	for (unsigned round = 0; !last; round++) {
 		uint64_t deadline = mono_ms() + timeout_ms;
@@ -39,15 +38,16 @@ static int meta_list(int fd, uint8_t *scratch, unsigned timeout_ms, struct meta_
 		LwMetaList l = LW_META_LIST__INIT;
 		l.after = *n ? v[*n - 1].name : NULL;
 		if (round > WIRE_MAX_META_FILES) {
-			snprintf(err, errlen, "the file list does not end");
+			rc = errmsg_set(e, EPROTO, "the file list does not end");
 			goto fail;
 		}
-		int rc = wire_send(fd, scratch, WT_META_LIST, &l.base, NULL, 0, deadline);
+		rc = wire_send(fd, scratch, WT_META_LIST, &l.base, NULL, 0, deadline);
 		if (rc) {
-			snprintf(err, errlen, "sending META_LIST: %s", strerror(-rc));
+			errmsg_set(e, rc, "sending META_LIST: %s", strerror(-rc));
 			goto fail;
 		}
-		if (wire_client_expect(fd, scratch, WT_META_LIST_REPLY, &m, deadline, err, errlen))
+		rc = wire_client_expect(fd, scratch, WT_META_LIST_REPLY, &m, deadline, e);
+		if (rc)
 			goto fail;
 		LwMetaListReply *r = (LwMetaListReply *)m;
 		last = r->last;
@@ -72,33 +72,31 @@ static int meta_list(int fd, uint8_t *scratch, unsigned timeout_ms, struct meta_
 		}
 		wire_free(m);
 		if (bad) {
-			snprintf(err, errlen, "the server's file list: %s", bad);
+			rc = errmsg_set(e, EPROTO, "the server's file list: %s", bad);
 			goto fail;
 		}
 	}
 	if (!*n) {
-		snprintf(err, errlen, "the image has no metadata files");
+		rc = errmsg_set(e, ENOENT, "the image has no metadata files");
 		goto fail;
 	}
 	*w = v;
 	return 0;
 fail:
 	free(v);
-	return -1;
+	return rc;
 }
 
-/* One file into tmp (created, O_EXCL), chunk by chunk. */
+/* One file into tmp (created, O_EXCL), chunk by chunk. 0 or -errno. */
 static int meta_get(int fd, uint8_t *scratch, unsigned timeout_ms, int dirfd,
-		    const struct meta_want *w, const char *tmp, uint64_t *sent, char *err,
-		    size_t errlen)
+		    const struct meta_want *w, const char *tmp, uint64_t *sent, struct errmsg *e)
 {
 	int out = wire_create_private(dirfd, tmp); /* images are secrets: 0600 */
 	uint64_t off = 0;
+	int rc = 0;
 
-	if (out < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-		return -1;
-	}
+	if (out < 0)
+		return errmsg_set(e, errno, "cannot create %s: %s", tmp, strerror(errno));
 	/* Every reply advances off by at least one byte (checked), off <= size <= the cap. */
 	while (off < w->size) {
 		uint64_t deadline = mono_ms() + timeout_ms;
@@ -106,12 +104,13 @@ static int meta_get(int fd, uint8_t *scratch, unsigned timeout_ms, int dirfd,
 		LwMetaGet g = LW_META_GET__INIT;
 		g.name = (char *)w->name;
 		g.off = off;
-		int rc = wire_send(fd, scratch, WT_META_GET, &g.base, NULL, 0, deadline);
+		rc = wire_send(fd, scratch, WT_META_GET, &g.base, NULL, 0, deadline);
 		if (rc) {
-			snprintf(err, errlen, "sending META_GET: %s", strerror(-rc));
+			errmsg_set(e, rc, "sending META_GET: %s", strerror(-rc));
 			goto fail;
 		}
-		if (wire_client_expect(fd, scratch, WT_META_DATA, &m, deadline, err, errlen))
+		rc = wire_client_expect(fd, scratch, WT_META_DATA, &m, deadline, e);
+		if (rc)
 			goto fail;
 		LwMetaData *d = (LwMetaData *)m;
 		const char *bad = NULL;
@@ -138,61 +137,59 @@ static int meta_get(int fd, uint8_t *scratch, unsigned timeout_ms, int dirfd,
 		}
 		wire_free(m);
 		if (bad) {
-			snprintf(err, errlen, "%s: %s", w->name, bad);
+			rc = errmsg_set(e, EPROTO, "%s: %s", w->name, bad);
 			goto fail;
 		}
 	}
 	/* A sparse file ends with holes where its last lazy data was. */
-	if (ftruncate(out, (off_t)w->size) || close(out)) {
-		snprintf(err, errlen, "writing %s: %s", tmp, strerror(errno));
-		return -1;
-	}
+	rc = ftruncate(out, (off_t)w->size) ? -errno : 0;
+	if (close(out) && !rc)
+		rc = -errno;
+	if (rc)
+		return errmsg_set(e, rc, "writing %s: %s", tmp, strerror(-rc));
 	return 0;
 fail:
 	close(out);
-	return -1;
+	return rc;
 }
 
-int wire_meta_fetch(const struct wire_client *c, int dirfd, struct wire_meta_result *res, char *err,
-		    size_t errlen)
+/* The fetch: 0, or -errno with *res zero and the dir as it was. */
+static int meta_fetch(const struct wire_client *c, int dirfd, uint8_t *scratch,
+		      struct wire_meta_result *res, struct errmsg *e)
 {
-	uint8_t *scratch = malloc(WIRE_SCRATCH);
 	struct meta_want *w = NULL;
 	struct wire_open_info info;
 	char tmp[WIRE_MAX_META_NAME + 16];
 	size_t n = 0, i;
 	uint64_t sent = 0;
-	int fd = -1, rc = -1;
+	int fd, rc;
 	struct stat st;
 
-	memset(res, 0, sizeof(*res));
-	if (!scratch) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	fd = wire_client_open(c, LW_CLASS__LW_CLASS_META, scratch, &info, err, errlen);
+	fd = wire_client_open_image(c, LW_CLASS__LW_CLASS_META, scratch, &info, e);
 	if (fd < 0)
-		goto out;
-	if (meta_list(fd, scratch, c->timeout_ms, &w, &n, err, errlen))
+		return fd;
+	rc = meta_list(fd, scratch, c->timeout_ms, &w, &n, e);
+	if (rc)
 		goto out;
 	/* Nothing is overwritten: every name must be free before anything is written. */
 	for (i = 0; i < n; i++)
 		if (!fstatat(dirfd, w[i].name, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT) {
-			snprintf(err, errlen, "%s exists in the images dir: not overwritten",
-				 w[i].name);
+			rc = errmsg_set(e, EEXIST, "%s exists in the images dir: not overwritten",
+					w[i].name);
 			goto out;
 		}
 	for (i = 0; i < n; i++) {
 		/* A leading '.' never starts a served name: no clash with the image's files. */
 		snprintf(tmp, sizeof(tmp), ".%s.lw-part", w[i].name);
 		unlinkat(dirfd, tmp, 0);
-		if (meta_get(fd, scratch, c->timeout_ms, dirfd, &w[i], tmp, &sent, err, errlen)) {
+		rc = meta_get(fd, scratch, c->timeout_ms, dirfd, &w[i], tmp, &sent, e);
+		if (rc) {
 			unlinkat(dirfd, tmp, 0);
 			goto out;
 		}
 		if (renameat2(dirfd, tmp, dirfd, w[i].name, RENAME_NOREPLACE)) {
-			snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, w[i].name,
-				 strerror(errno));
+			rc = errmsg_set(e, errno, "cannot rename %s to %s: %s", tmp, w[i].name,
+					strerror(errno));
 			unlinkat(dirfd, tmp, 0);
 			goto out;
 		}
@@ -202,16 +199,30 @@ int wire_meta_fetch(const struct wire_client *c, int dirfd, struct wire_meta_res
 	}
 	LwClose cl = LW_CLOSE__INIT;
 	wire_send(fd, scratch, WT_CLOSE, &cl.base, NULL, 0, mono_ms() + c->timeout_ms);
-	rc = 0;
 out:
 	/* A failed fetch leaves the dir as it was. */
 	for (i = 0; rc && w && i < n; i++)
 		if (w[i].created)
 			unlinkat(dirfd, w[i].name, 0);
-	if (rc)
-		memset(res, 0, sizeof(*res));
 	wire_sock_close(fd);
 	free(w);
-	free(scratch);
 	return rc;
+}
+
+int wire_meta_fetch(const struct wire_client *c, int dirfd, struct wire_meta_result *res, char *err,
+		    size_t errlen)
+{
+	uint8_t *scratch = malloc(WIRE_SCRATCH);
+	struct errmsg e = {""};
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = scratch ? meta_fetch(c, dirfd, scratch, res, &e)
+		     : errmsg_set(&e, ENOMEM, "out of memory");
+	free(scratch);
+	if (!rc)
+		return 0;
+	memset(res, 0, sizeof(*res));
+	wire_errmsg_out(&e, err, errlen);
+	return -1;
 }

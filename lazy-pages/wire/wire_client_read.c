@@ -8,13 +8,12 @@
 
 #include "util/clock.h"
 
-int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
-		     struct wire_open_info *info, char *err, size_t errlen)
+int wire_client_open_image(const struct wire_client *c, LwClass cls, uint8_t *scratch,
+			   struct wire_open_info *info, struct errmsg *e)
 {
 	uint64_t deadline = mono_ms() + c->timeout_ms;
 	ProtobufCMessage *m;
-	int rc,
-	    fd = wire_client_handshake(c, LW_ROLE__LW_ROLE_READ, scratch, deadline, err, errlen);
+	int rc, fd = wire_client_handshake(c, LW_ROLE__LW_ROLE_READ, scratch, deadline, e);
 
 	if (fd < 0)
 		return fd;
@@ -23,17 +22,27 @@ int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
 	o.class_ = cls;
 	rc = wire_send(fd, scratch, WT_OPEN, &o.base, NULL, 0, deadline);
 	if (!rc)
-		rc = wire_client_expect(fd, scratch, WT_OPEN_REPLY, &m, deadline, err, errlen);
-	if (rc)
-		goto fail;
+		rc = wire_client_expect(fd, scratch, WT_OPEN_REPLY, &m, deadline, e);
+	if (rc) {
+		wire_sock_close(fd);
+		return rc;
+	}
 	LwOpenReply *r = (LwOpenReply *)m;
 	*info =
 	    (struct wire_open_info){r->nr_tasks, r->lazy_pages, r->zero_pages, r->dump_checksums};
 	wire_free(m);
 	return fd;
-fail:
-	wire_sock_close(fd);
-	return rc < 0 ? rc : -EPROTO;
+}
+
+int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
+		     struct wire_open_info *info, char *err, size_t errlen)
+{
+	struct errmsg e = {""};
+	int fd = wire_client_open_image(c, cls, scratch, info, &e);
+
+	if (fd < 0)
+		wire_errmsg_out(&e, err, errlen);
+	return fd;
 }
 
 struct ix_state {
@@ -42,13 +51,12 @@ struct ix_state {
 	uint32_t want; /* extents announced for the current one */
 };
 
-static int add_extents(struct img_task *t, struct ix_state *st, const LwIndexPart *p, char *err,
-		       size_t errlen)
+/* p's extents onto task t (the one the part continues or starts): 0 or -errno. */
+static int add_extents(struct img_task *t, struct ix_state *st, const LwIndexPart *p,
+		       struct errmsg *e)
 {
-	if (t->nr_extents + p->n_extents > st->want) {
-		snprintf(err, errlen, "pid %d: more extents than announced", t->pid);
-		return -1;
-	}
+	if (t->nr_extents + p->n_extents > st->want)
+		return errmsg_set(e, EPROTO, "pid %d: more extents than announced", t->pid);
 	if (t->nr_extents + p->n_extents > st->cap) {
 		/* Grown with what arrives, never to the announced size up front. */
 		size_t nc = st->cap ? st->cap * 2 : 64;
@@ -56,23 +64,19 @@ static int add_extents(struct img_task *t, struct ix_state *st, const LwIndexPar
 			nc *= 2;
 		if (nc > st->want)
 			nc = st->want;
-		struct img_extent *e = realloc(t->extents, nc * sizeof(*e));
-		if (!e) {
-			snprintf(err, errlen, "out of memory for the index");
-			return -1;
-		}
-		t->extents = e;
+		struct img_extent *v = realloc(t->extents, nc * sizeof(*v));
+		if (!v)
+			return errmsg_set(e, ENOMEM, "out of memory for the index");
+		t->extents = v;
 		st->cap = nc;
 	}
 	for (size_t i = 0; i < p->n_extents; i++) {
 		const LwExtent *x = p->extents[i];
-		if (t->nr_extents && x->start < t->extents[t->nr_extents - 1].end) {
-			snprintf(err, errlen, "pid %d: extents unsorted", t->pid);
-			return -1;
-		}
-		struct img_extent *e = &t->extents[t->nr_extents++];
-		*e = (struct img_extent){.start = x->start, .end = x->end, .zero = x->zero};
-		e->pages_off = x->zero ? 0 : x->off;
+		if (t->nr_extents && x->start < t->extents[t->nr_extents - 1].end)
+			return errmsg_set(e, EPROTO, "pid %d: extents unsorted", t->pid);
+		struct img_extent *v = &t->extents[t->nr_extents++];
+		*v = (struct img_extent){.start = x->start, .end = x->end, .zero = x->zero};
+		v->pages_off = x->zero ? 0 : x->off;
 		if (x->zero)
 			t->zero_pages += (x->end - x->start) / IMG_PAGE_SIZE;
 		else
@@ -81,30 +85,23 @@ static int add_extents(struct img_task *t, struct ix_state *st, const LwIndexPar
 	return 0;
 }
 
-static int take_part(struct img_set *set, struct ix_state *st, const LwIndexPart *p, char *err,
-		     size_t errlen)
+/* One INDEX_PART: it continues the current task or starts the next one. 0 or -errno. */
+static int take_part(struct img_set *set, struct ix_state *st, const LwIndexPart *p,
+		     struct errmsg *e)
 {
 	struct img_task *t = st->begun ? &set->tasks[st->begun - 1] : NULL;
 	bool cont = t && t->pid == p->pid && t->nr_extents < st->want;
 
-	if (cont && (p->nr_extents != st->want || p->n_extents == 0)) {
-		snprintf(err, errlen, "pid %d: inconsistent index part", p->pid);
-		return -1;
-	}
+	if (cont && (p->nr_extents != st->want || p->n_extents == 0))
+		return errmsg_set(e, EPROTO, "pid %d: inconsistent index part", p->pid);
 	if (!cont) {
-		if (t && t->nr_extents != st->want) {
-			snprintf(err, errlen, "pid %d: index parts missing", t->pid);
-			return -1;
-		}
-		if (st->begun >= set->nr_tasks) {
-			snprintf(err, errlen, "more tasks in the index than announced");
-			return -1;
-		}
+		if (t && t->nr_extents != st->want)
+			return errmsg_set(e, EPROTO, "pid %d: index parts missing", t->pid);
+		if (st->begun >= set->nr_tasks)
+			return errmsg_set(e, EPROTO, "more tasks in the index than announced");
 		for (size_t i = 0; i < st->begun; i++)
-			if (set->tasks[i].pid == p->pid) {
-				snprintf(err, errlen, "pid %d twice in the index", p->pid);
-				return -1;
-			}
+			if (set->tasks[i].pid == p->pid)
+				return errmsg_set(e, EPROTO, "pid %d twice in the index", p->pid);
 		t = &set->tasks[st->begun++];
 		t->pid = p->pid;
 		t->ppid = p->ppid;
@@ -113,11 +110,12 @@ static int take_part(struct img_set *set, struct ix_state *st, const LwIndexPart
 		st->want = p->nr_extents;
 		st->cap = 0;
 	}
-	return add_extents(t, st, p, err, errlen);
+	return add_extents(t, st, p, e);
 }
 
-int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_tasks,
-		      struct img_set *set, char *err, size_t errlen)
+/* INDEX_GET and its parts into set (freed on failure): 0 or -errno. */
+static int index_get(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_tasks,
+		     struct img_set *set, struct errmsg *e)
 {
 	uint64_t deadline = mono_ms() + timeout_ms;
 	struct ix_state st = {0};
@@ -126,42 +124,50 @@ int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr
 
 	memset(set, 0, sizeof(*set));
 	set->dirfd = -1;
-	if (nr_tasks == 0 || nr_tasks > WIRE_MAX_TASKS) {
-		snprintf(err, errlen, "the server announced %u tasks", nr_tasks);
-		return -1;
-	}
+	if (nr_tasks == 0 || nr_tasks > WIRE_MAX_TASKS)
+		return errmsg_set(e, EPROTO, "the server announced %u tasks", nr_tasks);
 	set->tasks = calloc(nr_tasks, sizeof(*set->tasks));
-	if (!set->tasks) {
-		snprintf(err, errlen, "out of memory for %u tasks", nr_tasks);
-		return -1;
-	}
+	if (!set->tasks)
+		return errmsg_set(e, ENOMEM, "out of memory for %u tasks", nr_tasks);
 	set->nr_tasks = nr_tasks;
 	for (size_t i = 0; i < nr_tasks; i++)
 		set->tasks[i].pages_fd = -1;
 	LwIndexGet g = LW_INDEX_GET__INIT;
 	rc = wire_send(fd, scratch, WT_INDEX_GET, &g.base, NULL, 0, deadline);
 	if (rc) {
-		snprintf(err, errlen, "sending INDEX_GET: %s", strerror(-rc));
+		errmsg_set(e, rc, "sending INDEX_GET: %s", strerror(-rc));
 		goto fail;
 	}
 	/* Every part starts a task or brings extents (take_part refuses others); a deadline. */
 	while (!last) {
 		ProtobufCMessage *m;
-		if (wire_client_expect(fd, scratch, WT_INDEX_PART, &m, deadline, err, errlen))
+		rc = wire_client_expect(fd, scratch, WT_INDEX_PART, &m, deadline, e);
+		if (rc)
 			goto fail;
-		rc = take_part(set, &st, (LwIndexPart *)m, err, errlen);
+		rc = take_part(set, &st, (LwIndexPart *)m, e);
 		last = ((LwIndexPart *)m)->last;
 		wire_free(m);
 		if (rc)
 			goto fail;
 	}
 	if (st.begun != set->nr_tasks || set->tasks[st.begun - 1].nr_extents != st.want) {
-		snprintf(err, errlen, "the index ended after %zu of %zu tasks", st.begun,
-			 set->nr_tasks);
+		rc = errmsg_set(e, EPROTO, "the index ended after %zu of %zu tasks", st.begun,
+				set->nr_tasks);
 		goto fail;
 	}
 	return 0;
 fail:
 	img_set_free(set);
+	return rc;
+}
+
+int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_tasks,
+		      struct img_set *set, char *err, size_t errlen)
+{
+	struct errmsg e = {""};
+
+	if (!index_get(fd, scratch, timeout_ms, nr_tasks, set, &e))
+		return 0;
+	wire_errmsg_out(&e, err, errlen);
 	return -1;
 }

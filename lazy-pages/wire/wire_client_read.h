@@ -24,6 +24,10 @@ struct wire_open_info {
 int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
 		     struct wire_open_info *info, char *err, size_t errlen);
 
+/* The same, for wire/ (wire_client_meta.c): the text in e. */
+int wire_client_open_image(const struct wire_client *c, LwClass cls, uint8_t *scratch,
+			   struct wire_open_info *info, struct errmsg *e);
+
 /* INDEX_GET, then build set from the INDEX_PARTs (pages_fd -1). 0 or -1 with err. */
 int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_tasks,
 		      struct img_set *set, char *err, size_t errlen);

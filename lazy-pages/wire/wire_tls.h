@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "util/err.h"
 #include "wire.h"
 #include "wire_auth.h"
 
@@ -58,8 +59,7 @@ int wire_tls_identity_role(const char *identity);
  * TLS exporter "EXPORTER-lazy-wire-auth"), so that proofs made on one TLS session are worth
  * nothing on another (a relay that terminates TLS on both sides cannot pass them on).
  */
-int wire_tls_bind(gnutls_session_t s, const uint8_t challenge[WIRE_NONCE],
-		  uint8_t out[WIRE_NONCE]);
+int wire_tls_bind(gnutls_session_t s, const uint8_t challenge[WIRE_NONCE], uint8_t out[WIRE_NONCE]);
 
 /* One record-level send/recv: >0 bytes, 0 EOF (recv), -EAGAIN, -errno (-EBADMSG: a record
  * that fails its integrity check, -ECONNRESET: the peer went, -ECONNABORTED: other). */
@@ -71,11 +71,10 @@ void wire_tls_describe(gnutls_session_t s, char *buf, size_t len);
 /*
  * Client: the TLS handshake on connected (non-blocking) fd before the deadline; the session
  * is then tied to fd and wire_sock_* go through it. PSK of role from key unless X.509.
- * 0, or -errno with err (-EACCES: refused, not worth a retry).
+ * 0, or -errno with the text in e (-EACCES: refused, not worth a retry).
  */
 int wire_tls_client(int fd, const struct wire_tls_cfg *cfg, const char *host,
-		    const struct wire_key *key, LwRole role, uint64_t deadline, char *err,
-		    size_t errlen);
+		    const struct wire_key *key, LwRole role, uint64_t deadline, struct errmsg *e);
 /* The TLS session of a client fd, or NULL (plain). */
 gnutls_session_t wire_tls_of(int fd);
 
@@ -92,7 +91,7 @@ struct wire_tls_server {
 	gnutls_psk_server_credentials_t psk;
 	gnutls_certificate_credentials_t x509; /* X.509 mode */
 	gnutls_priority_t prio;
-	bool client_certs; /* --tls-ca: clients must show a certificate it signed */
+	bool client_certs;		/* --tls-ca: clients must show a certificate it signed */
 	const struct wire_key *keys[2]; /* by role: READ, PUBLISH (NULL: not taken) */
 };
 

@@ -409,14 +409,15 @@ Test(wire, role_rules)
 /* The client's rule: a key of its own, and a server that asks for it. */
 Test(wire, client_hello_rules)
 {
-	const char *why = NULL;
+	struct errmsg e = {""};
 
-	cr_assert_eq(wire_client_hello_ok(true, true, &why), 0);
-	cr_assert_eq(wire_client_hello_ok(true, false, &why), -EACCES, "a keyless server");
-	cr_assert(strstr(why, "does not ask for a key"), "%s", why);
-	cr_assert_eq(wire_client_hello_ok(false, true, &why), -EACCES, "no key");
-	cr_assert(strstr(why, "no key"), "%s", why);
-	cr_assert_eq(wire_client_hello_ok(false, false, &why), -EACCES, "no key, keyless server");
+	cr_assert_eq(wire_client_hello_ok(true, true, &e), 0);
+	cr_assert_eq(wire_client_hello_ok(true, false, &e), -EACCES, "a keyless server");
+	cr_assert(strstr(e.msg, "does not ask for a key"), "%s", e.msg);
+	cr_assert_eq(wire_client_hello_ok(false, true, &e), -EACCES, "no key");
+	cr_assert(strstr(e.msg, "no key"), "%s", e.msg);
+	cr_assert_eq(wire_client_hello_ok(false, false, &e), -EACCES, "no key, keyless server");
+	cr_assert_eq(wire_client_hello_ok(false, false, NULL), -EACCES, "no text wanted");
 }
 
 /* ---- key files ---- */
