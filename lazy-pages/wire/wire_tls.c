@@ -37,7 +37,7 @@ int wire_tls_mode_parse(const char *s, enum wire_tls_mode *m)
 	else if (!strcmp(s, "off") || !strcmp(s, "no") || !strcmp(s, "false"))
 		*m = WIRE_TLS_OFF;
 	else
-		return -1;
+		return -EINVAL;
 	return 0;
 }
 
@@ -523,7 +523,7 @@ int wire_tls_server_session(struct wire_tls_server *s, int fd, gnutls_session_t 
 	int rc = gnutls_init(&ss, GNUTLS_SERVER | GNUTLS_NO_SIGNAL | GNUTLS_NONBLOCK);
 
 	if (rc)
-		return -1;
+		return -ENOMEM;
 	gnutls_session_set_ptr(ss, s);
 	rc = gnutls_priority_set(ss, s->prio);
 	if (!rc && s->psk)
@@ -537,7 +537,7 @@ int wire_tls_server_session(struct wire_tls_server *s, int fd, gnutls_session_t 
 	}
 	if (rc) {
 		gnutls_deinit(ss);
-		return -1;
+		return -EINVAL;
 	}
 	gnutls_transport_set_int(ss, fd);
 	*out = ss;

@@ -34,7 +34,7 @@ struct wire_tls_cfg {
 
 #define WIRE_TLS_PSK_LEN 32
 
-/* "auto", "on", "off": 0, or -1. */
+/* "auto", "on", "off" (and yes/true, no/false): 0, or -EINVAL. */
 int wire_tls_mode_parse(const char *s, enum wire_tls_mode *m);
 const char *wire_tls_mode_name(enum wire_tls_mode m);
 /* The options go together (cert with key; X.509 needs --tls-ca on a client, a cert on a
@@ -99,7 +99,7 @@ int wire_tls_server_init(struct wire_tls_server *s, const struct wire_tls_cfg *c
 			 const struct wire_key *read_key, const struct wire_key *upload_key,
 			 char *err, size_t errlen);
 void wire_tls_server_free(struct wire_tls_server *s);
-/* A server session on accepted fd (handshake not started). 0 or -1. */
+/* A server session on accepted fd (handshake not started). 0 or -errno. */
 int wire_tls_server_session(struct wire_tls_server *s, int fd, gnutls_session_t *out);
 /* The role a PSK session authenticated (its identity), or -1 (X.509 or none). */
 int wire_tls_psk_role(gnutls_session_t s);
