@@ -1,4 +1,4 @@
-/* lazy-wire client: OPEN and the index of an image (see wire_client_read.h). */
+/* lazy-wire client: OPEN, the index of an image, GET (see wire_client_read.h). */
 #include "wire_client_read.h"
 
 #include <errno.h>
@@ -170,4 +170,20 @@ int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr
 		return 0;
 	wire_errmsg_out(&e, err, errlen);
 	return -1;
+}
+
+int wire_client_get(int fd, uint8_t *scratch, uint32_t req, LwClass prio, int32_t pid, uint64_t off,
+		    uint32_t n, uint64_t deadline)
+{
+	LwRange r = LW_RANGE__INIT, *rp = &r;
+	LwGet g = LW_GET__INIT;
+
+	r.pid = pid;
+	r.off = off;
+	r.nr_pages = n;
+	g.req = req;
+	g.prio = prio;
+	g.n_ranges = 1;
+	g.ranges = &rp;
+	return wire_send(fd, scratch, WT_GET, &g.base, NULL, 0, deadline);
 }

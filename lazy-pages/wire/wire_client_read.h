@@ -1,4 +1,7 @@
-/* The lazy-wire client's read path: OPEN an image, download its index. */
+/*
+ * The lazy-wire client's read path: OPEN an image, download its index, ask for pages (GET;
+ * the PAGES replies are the caller's: source/source_imgd*.c checks and places them).
+ */
 #ifndef LAZY_WIRE_CLIENT_READ_H
 #define LAZY_WIRE_CLIENT_READ_H
 
@@ -24,12 +27,17 @@ struct wire_open_info {
 int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
 		     struct wire_open_info *info, char *err, size_t errlen);
 
-/* The same, for wire/ (wire_client_meta.c): the text in e. */
+/* The same, the text in e (wire_client_open keeps (err, errlen) for its callers). */
 int wire_client_open_image(const struct wire_client *c, LwClass cls, uint8_t *scratch,
 			   struct wire_open_info *info, struct errmsg *e);
 
 /* INDEX_GET, then build set from the INDEX_PARTs (pages_fd -1). 0 or -1 with err. */
 int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_tasks,
 		      struct img_set *set, char *err, size_t errlen);
+
+/* Send a GET of n pages of pid at off (the key in the server's pages file), request id req,
+ * class prio (URGENT or BULK), before the deadline (ms, mono_ms). 0 or -errno. */
+int wire_client_get(int fd, uint8_t *scratch, uint32_t req, LwClass prio, int32_t pid, uint64_t off,
+		    uint32_t n, uint64_t deadline);
 
 #endif
