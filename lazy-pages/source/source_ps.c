@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "util/clock.h"
+#include "util/err.h"
 #include "util/log.h"
 #include "wire/wire_io.h"
 
@@ -52,19 +53,19 @@ struct ps_src {
 	uint64_t gets, pages;
 };
 
-static int ps_connect(const struct ps_source_cfg *cfg, char *err, size_t errlen)
+/* A TCP connection to the page server, retried while it does not listen yet: fd or -errno. */
+static int ps_connect(const struct ps_source_cfg *cfg, struct errmsg *e)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
 	struct addrinfo *ai, *a;
 	char port[16];
-	int fd = -1, e = ECONNREFUSED;
+	int fd = -1, err = ECONNREFUSED;
 
 	snprintf(port, sizeof(port), "%d", cfg->port);
 	int rc = getaddrinfo(cfg->address, port, &hints, &ai);
-	if (rc) {
-		snprintf(err, errlen, "page server %s: %s", cfg->address, gai_strerror(rc));
-		return -1;
-	}
+	if (rc)
+		return errmsg_set(e, EHOSTUNREACH, "page server %s: %s", cfg->address,
+				  gai_strerror(rc));
 	/* The dump side may not listen yet: retry a refused connect for a while. */
 	for (unsigned attempt = 0; fd < 0 && attempt <= cfg->retries; attempt++) {
 		if (attempt)
@@ -72,18 +73,16 @@ static int ps_connect(const struct ps_source_cfg *cfg, char *err, size_t errlen)
 		for (a = ai; a && fd < 0; a = a->ai_next) {
 			fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 			if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen)) {
-				e = errno;
+				err = errno;
 				close(fd);
 				fd = -1;
 			}
 		}
 	}
 	freeaddrinfo(ai);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot connect to the page server at %s:%d: %s",
-			 cfg->address, cfg->port, strerror(e));
-		return -1;
-	}
+	if (fd < 0)
+		return errmsg_set(e, err, "cannot connect to the page server at %s:%d: %s",
+				  cfg->address, cfg->port, strerror(err));
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
@@ -179,6 +178,7 @@ int page_source_ps(struct page_source *ps, const struct ps_source_cfg *cfg, char
 		   size_t errlen)
 {
 	struct ps_src *s = calloc(1, sizeof(*s));
+	struct errmsg e = {""};
 
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
@@ -189,9 +189,12 @@ int page_source_ps(struct page_source *ps, const struct ps_source_cfg *cfg, char
 	s->fd = -1;
 	s->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 30000;
 	snprintf(s->where, sizeof(s->where), "%s:%d", cfg->address, cfg->port);
-	s->fd = ps_connect(cfg, err, errlen);
-	if (s->fd < 0)
+	int fd = ps_connect(cfg, &e);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s", e.msg);
 		return -1;
+	}
+	s->fd = fd;
 	pr_info("connected to the page server at %s", s->where);
 	err[0] = 0;
 	return 0;
