@@ -24,6 +24,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util/clock.h"
+#include "util/err.h"
 #include "util/log.h"
 #include "wire/wire_io.h"
 
@@ -51,19 +53,19 @@ struct ps_src {
 	uint64_t gets, pages;
 };
 
-static int ps_connect(const struct ps_source_cfg *cfg, char *err, size_t errlen)
+/* A TCP connection to the page server, retried while it does not listen yet: fd or -errno. */
+static int ps_connect(const struct ps_source_cfg *cfg, struct errmsg *e)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
 	struct addrinfo *ai, *a;
 	char port[16];
-	int fd = -1, e = ECONNREFUSED;
+	int fd = -1, err = ECONNREFUSED;
 
 	snprintf(port, sizeof(port), "%d", cfg->port);
 	int rc = getaddrinfo(cfg->address, port, &hints, &ai);
-	if (rc) {
-		snprintf(err, errlen, "page server %s: %s", cfg->address, gai_strerror(rc));
-		return -1;
-	}
+	if (rc)
+		return errmsg_set(e, EHOSTUNREACH, "page server %s: %s", cfg->address,
+				  gai_strerror(rc));
 	/* The dump side may not listen yet: retry a refused connect for a while. */
 	for (unsigned attempt = 0; fd < 0 && attempt <= cfg->retries; attempt++) {
 		if (attempt)
@@ -71,18 +73,16 @@ static int ps_connect(const struct ps_source_cfg *cfg, char *err, size_t errlen)
 		for (a = ai; a && fd < 0; a = a->ai_next) {
 			fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 			if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen)) {
-				e = errno;
+				err = errno;
 				close(fd);
 				fd = -1;
 			}
 		}
 	}
 	freeaddrinfo(ai);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot connect to the page server at %s:%d: %s",
-			 cfg->address, cfg->port, strerror(e));
-		return -1;
-	}
+	if (fd < 0)
+		return errmsg_set(e, err, "cannot connect to the page server at %s:%d: %s",
+				  cfg->address, cfg->port, strerror(err));
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
@@ -100,7 +100,7 @@ static int ps_read(struct page_source *ps, const struct img_task *t, uint64_t of
 		   size_t len)
 {
 	struct ps_src *s = ps->priv;
-	uint64_t deadline = wire_now_ms() + s->timeout_ms;
+	uint64_t deadline = mono_ms() + s->timeout_ms;
 	size_t done = 0;
 
 	/* off: the key is the dump-time address (stable across mremap) */
@@ -154,7 +154,7 @@ static void ps_close(struct page_source *ps)
 		/* As criu lazy-pages does: flush-and-close, then the server's int32 status. */
 		struct ps_iov q = {.cmd = PS_IOV_FLUSH_N_CLOSE};
 		int32_t status = -1;
-		uint64_t deadline = wire_now_ms() + 2000;
+		uint64_t deadline = mono_ms() + 2000;
 		if (wire_write_all(s->fd, &q, sizeof(q), deadline) ||
 		    wire_read_all(s->fd, &status, sizeof(status), deadline) || status)
 			pr_warn("page server %s: no clean close (status %d)", s->where,
@@ -178,6 +178,7 @@ int page_source_ps(struct page_source *ps, const struct ps_source_cfg *cfg, char
 		   size_t errlen)
 {
 	struct ps_src *s = calloc(1, sizeof(*s));
+	struct errmsg e = {""};
 
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
@@ -188,9 +189,12 @@ int page_source_ps(struct page_source *ps, const struct ps_source_cfg *cfg, char
 	s->fd = -1;
 	s->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 30000;
 	snprintf(s->where, sizeof(s->where), "%s:%d", cfg->address, cfg->port);
-	s->fd = ps_connect(cfg, err, errlen);
-	if (s->fd < 0)
+	int fd = ps_connect(cfg, &e);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s", e.msg);
 		return -1;
+	}
+	s->fd = fd;
 	pr_info("connected to the page server at %s", s->where);
 	err[0] = 0;
 	return 0;

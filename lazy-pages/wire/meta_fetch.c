@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/parse.h"
+
 #include "meta_fetch.h"
 #include "wire.h"
 #include "wire_auth.h"
@@ -37,9 +39,8 @@ int meta_fetch_if_empty(const struct meta_fetch_cfg *cfg, const char *dir,
 		snprintf(err, errlen, "bad image server address '%s' (HOST:PORT)", cfg->server);
 		goto out;
 	}
-	if (cfg->image && !wire_id_ok(cfg->image)) {
-		snprintf(err, errlen, "bad image id '%s' (letters, digits, '.', '_', '-')",
-			 cfg->image);
+	if (cfg->image && !image_id_ok(cfg->image)) {
+		snprintf(err, errlen, "bad image id '%s' (" IMAGE_ID_RULE ")", cfg->image);
 		goto out;
 	}
 	wc.image = cfg->image;

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "util/parse.h"
+
 static const ProtobufCMessageDescriptor *const descs[WT_MAX + 1] = {
     [WT_HELLO] = &lw_hello__descriptor,
     [WT_HELLO_REPLY] = &lw_hello_reply__descriptor,
@@ -91,26 +93,36 @@ void wire_hdr_put(uint8_t out[WIRE_HDR_SIZE], const struct wire_hdr *h)
 	put32(out + 8, h->payload_len);
 }
 
+/* What is wrong with a decoded header, or NULL. */
+static const char *hdr_problem(const struct wire_hdr *h)
+{
+	if (h->magic != WIRE_MAGIC)
+		return "bad magic";
+	if (!wire_descriptor(h->type))
+		return "unknown frame type";
+	if (h->msg_len > WIRE_MAX_MSG)
+		return "message too long";
+	if (h->payload_len > WIRE_MAX_PAYLOAD)
+		return "payload too long";
+	if (h->payload_len && h->type != WT_PAGES)
+		return "payload on a frame that carries none";
+	if (h->payload_len % WIRE_PAGE)
+		return "payload not a whole number of pages";
+	return NULL;
+}
+
 int wire_hdr_get(const uint8_t in[WIRE_HDR_SIZE], struct wire_hdr *h, const char **why)
 {
+	const char *problem;
+
 	h->magic = get16(in);
 	h->type = get16(in + 2);
 	h->msg_len = get32(in + 4);
 	h->payload_len = get32(in + 8);
-	if (h->magic != WIRE_MAGIC)
-		*why = "bad magic";
-	else if (!wire_descriptor(h->type))
-		*why = "unknown frame type";
-	else if (h->msg_len > WIRE_MAX_MSG)
-		*why = "message too long";
-	else if (h->payload_len > WIRE_MAX_PAYLOAD)
-		*why = "payload too long";
-	else if (h->payload_len && h->type != WT_PAGES)
-		*why = "payload on a frame that carries none";
-	else if (h->payload_len % WIRE_PAGE)
-		*why = "payload not a whole number of pages";
-	else
+	problem = hdr_problem(h);
+	if (!problem)
 		return 0;
+	*why = problem;
 	return -EPROTO;
 }
 
@@ -142,19 +154,11 @@ void wire_free(ProtobufCMessage *m)
 		protobuf_c_message_free_unpacked(m, NULL);
 }
 
+_Static_assert(WIRE_MAX_ID == IMAGE_ID_MAX, "one limit for image ids");
+
 bool wire_id_ok(const char *id)
 {
-	size_t n = strnlen(id, WIRE_MAX_ID + 1);
-
-	if (n == 0 || n > WIRE_MAX_ID || !strcmp(id, ".") || !strcmp(id, ".."))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = id[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
+	return image_id_ok(id);
 }
 
 bool wire_meta_name_ok(const char *name)
@@ -232,202 +236,211 @@ static bool str_ok(const char *s, size_t max)
 	return !s || strnlen(s, max + 1) <= max;
 }
 
-static int check_get(const LwGet *g, const char **why)
+/* What is wrong with a message, or NULL (the texts of wire_check). */
+static const char *get_problem(const LwGet *g)
 {
+	const char *why;
 	uint64_t total = 0;
 
 	if (g->prio != LW_CLASS__LW_CLASS_URGENT && g->prio != LW_CLASS__LW_CLASS_BULK)
-		*why = "bad priority";
+		why = "bad priority";
 	else if (g->n_ranges == 0 || g->n_ranges > WIRE_MAX_RANGES)
-		*why = "GET needs 1..64 ranges";
+		why = "GET needs 1..64 ranges";
 	else
-		*why = NULL;
-	for (size_t i = 0; !*why && i < g->n_ranges; i++) {
+		why = NULL;
+	for (size_t i = 0; !why && i < g->n_ranges; i++) {
 		const LwRange *r = g->ranges[i];
 		if (r->off % WIRE_PAGE)
-			*why = "range offset not page aligned";
+			why = "range offset not page aligned";
 		else if (r->nr_pages == 0 || r->nr_pages > WIRE_MAX_GET_PAGES)
-			*why = "range of 0 or too many pages";
+			why = "range of 0 or too many pages";
 		else if (r->off > UINT64_MAX - (uint64_t)r->nr_pages * WIRE_PAGE)
-			*why = "range overflows";
+			why = "range overflows";
 		total += r->nr_pages;
 	}
-	if (!*why && total > WIRE_MAX_GET_PAGES)
-		*why = "GET asks for too many pages";
-	return *why ? -EPROTO : 0;
+	if (!why && total > WIRE_MAX_GET_PAGES)
+		why = "GET asks for too many pages";
+	return why;
 }
 
-static int check_pages(const LwPages *p, const struct wire_hdr *h, const char **why)
+static const char *pages_problem(const LwPages *p, const struct wire_hdr *h)
 {
-	*why = NULL;
+	const char *why = NULL;
+
 	if (p->nr_pages == 0 || p->nr_pages > WIRE_MAX_REPLY_PAGES)
-		*why = "PAGES of 0 or too many pages";
+		why = "PAGES of 0 or too many pages";
 	else if (p->off % WIRE_PAGE)
-		*why = "PAGES offset not page aligned";
+		why = "PAGES offset not page aligned";
 	else if (p->zero.len != (p->nr_pages + 7) / 8)
-		*why = "PAGES zero bitmap of the wrong size";
+		why = "PAGES zero bitmap of the wrong size";
 	else if (p->n_sums != p->nr_pages)
-		*why = "PAGES without one checksum per page";
+		why = "PAGES without one checksum per page";
 	else if ((uint64_t)(p->nr_pages - wire_count_zero(p->zero.data, p->nr_pages)) * WIRE_PAGE !=
 		 h->payload_len)
-		*why = "PAGES payload does not match its zero bitmap";
-	return *why ? -EPROTO : 0;
+		why = "PAGES payload does not match its zero bitmap";
+	return why;
 }
 
-static int check_index_part(const LwIndexPart *x, const char **why)
+static const char *index_part_problem(const LwIndexPart *x)
 {
-	*why = NULL;
+	const char *why = NULL;
+
 	if (x->n_extents > WIRE_MAX_INDEX_EXTENTS)
-		*why = "INDEX_PART with too many extents";
+		why = "INDEX_PART with too many extents";
 	else if (x->nr_extents > WIRE_MAX_TASK_EXTENTS)
-		*why = "task with too many extents";
+		why = "task with too many extents";
 	else if (x->pid <= 0)
-		*why = "INDEX_PART with a bad pid";
-	for (size_t i = 0; !*why && i < x->n_extents; i++) {
+		why = "INDEX_PART with a bad pid";
+	for (size_t i = 0; !why && i < x->n_extents; i++) {
 		const LwExtent *e = x->extents[i];
 		if ((e->start | e->end) % WIRE_PAGE || e->start >= e->end)
-			*why = "extent not page aligned or empty";
+			why = "extent not page aligned or empty";
 		else if (!e->zero && (!e->has_off || e->off % WIRE_PAGE))
-			*why = "data extent without an aligned offset";
+			why = "data extent without an aligned offset";
 		else if (!e->zero && e->off > UINT64_MAX - (e->end - e->start))
-			*why = "data extent offset overflows";
+			why = "data extent offset overflows";
 		else if (i && e->start < x->extents[i - 1]->end)
-			*why = "extents unsorted or overlapping";
+			why = "extents unsorted or overlapping";
 	}
-	return *why ? -EPROTO : 0;
+	return why;
 }
 
-int wire_check(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *h, const char **why)
+static const char *msg_problem(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *h)
 {
-	*why = NULL;
+	const char *why = NULL;
+
 	switch (type) {
 	case WT_HELLO: {
 		const LwHello *x = (const LwHello *)m;
 		if (x->version_min > x->version_max)
-			*why = "HELLO version range inverted";
+			why = "HELLO version range inverted";
 		else if (!str_ok(x->client, WIRE_MAX_NAME))
-			*why = "HELLO client name too long";
+			why = "HELLO client name too long";
 		break;
 	}
 	case WT_HELLO_REPLY: {
 		const LwHelloReply *x = (const LwHelloReply *)m;
 		if (x->challenge.len != WIRE_NONCE)
-			*why = "challenge of the wrong size";
+			why = "challenge of the wrong size";
 		else if (!str_ok(x->server, WIRE_MAX_NAME))
-			*why = "server name too long";
+			why = "server name too long";
 		break;
 	}
 	case WT_AUTH: {
 		const LwAuth *x = (const LwAuth *)m;
 		if (x->nonce.len != WIRE_NONCE || x->mac.len != WIRE_MAC)
-			*why = "AUTH nonce or mac of the wrong size";
+			why = "AUTH nonce or mac of the wrong size";
 		else if (x->role != LW_ROLE__LW_ROLE_READ && x->role != LW_ROLE__LW_ROLE_PUBLISH)
-			*why = "AUTH role unknown";
+			why = "AUTH role unknown";
 		break;
 	}
 	case WT_AUTH_OK:
 		if (((const LwAuthOk *)m)->mac.len != WIRE_MAC)
-			*why = "AUTH_OK mac of the wrong size";
+			why = "AUTH_OK mac of the wrong size";
 		break;
 	case WT_OPEN: {
 		const LwOpen *x = (const LwOpen *)m;
 		if (!wire_id_ok(x->image))
-			*why = "bad image id";
+			why = "bad image id";
 		else if (x->class_ != LW_CLASS__LW_CLASS_URGENT &&
 			 x->class_ != LW_CLASS__LW_CLASS_BULK &&
 			 x->class_ != LW_CLASS__LW_CLASS_META)
-			*why = "bad connection class";
+			why = "bad connection class";
 		break;
 	}
 	case WT_UPLOAD:
-		if (!wire_id_ok(((const LwUpload *)m)->image) ||
-		    ((const LwUpload *)m)->image[0] == '.')
-			*why = "bad image id";
+		if (!wire_id_ok(((const LwUpload *)m)->image))
+			why = "bad image id";
 		break;
 	case WT_UPLOAD_FILE: {
 		const LwUploadFile *x = (const LwUploadFile *)m;
 		if (!wire_upload_name_ok(x->name))
-			*why = "UPLOAD_FILE of a bad file name";
+			why = "UPLOAD_FILE of a bad file name";
 		else if (x->size > WIRE_MAX_META_SPARSE)
-			*why = "UPLOAD_FILE too large";
+			why = "UPLOAD_FILE too large";
 		else if (x->data.len > WIRE_META_CHUNK)
-			*why = "UPLOAD_FILE chunk too large";
+			why = "UPLOAD_FILE chunk too large";
 		else if (x->off > x->size || x->data.len > x->size - x->off)
-			*why = "UPLOAD_FILE beyond the file's size";
+			why = "UPLOAD_FILE beyond the file's size";
 		else if (!x->data.len && (x->size || x->off))
-			*why = "UPLOAD_FILE empty chunk of a file that is not empty";
+			why = "UPLOAD_FILE empty chunk of a file that is not empty";
 		break;
 	}
 	case WT_UPLOAD_END:
 		if (((const LwUploadEnd *)m)->nr_files > WIRE_MAX_META_FILES)
-			*why = "UPLOAD_END with too many files";
+			why = "UPLOAD_END with too many files";
 		break;
 	case WT_META_LIST: {
 		const LwMetaList *x = (const LwMetaList *)m;
 		if (x->after && !wire_meta_name_ok(x->after))
-			*why = "META_LIST after a bad name";
+			why = "META_LIST after a bad name";
 		break;
 	}
 	case WT_META_LIST_REPLY: {
 		const LwMetaListReply *x = (const LwMetaListReply *)m;
 		if (x->n_files > WIRE_META_LIST_PART)
-			*why = "META_LIST_REPLY with too many files";
-		for (size_t i = 0; !*why && i < x->n_files; i++) {
+			why = "META_LIST_REPLY with too many files";
+		for (size_t i = 0; !why && i < x->n_files; i++) {
 			if (!wire_meta_served(x->files[i]->name))
-				*why = "META_LIST_REPLY with a bad file name";
+				why = "META_LIST_REPLY with a bad file name";
 			else if (x->files[i]->size >
 				 (x->files[i]->sparse ? WIRE_MAX_META_SPARSE : WIRE_MAX_META_FILE))
-				*why = "META_LIST_REPLY with a file too large";
+				why = "META_LIST_REPLY with a file too large";
 			else if (x->files[i]->sparse && wire_meta_pages_id(x->files[i]->name) < 0)
-				*why =
-				    "META_LIST_REPLY with a sparse file that is not a pages file";
+				why = "META_LIST_REPLY with a sparse file that is not a pages file";
 			else if (i && strcmp(x->files[i - 1]->name, x->files[i]->name) >= 0)
-				*why = "META_LIST_REPLY names unsorted or repeated";
+				why = "META_LIST_REPLY names unsorted or repeated";
 		}
 		break;
 	}
 	case WT_META_GET: {
 		const LwMetaGet *x = (const LwMetaGet *)m;
 		if (!wire_meta_served(x->name))
-			*why = "META_GET of a bad file name";
+			why = "META_GET of a bad file name";
 		else if (x->off > WIRE_MAX_META_SPARSE)
-			*why = "META_GET offset beyond the size limit";
+			why = "META_GET offset beyond the size limit";
 		break;
 	}
 	case WT_META_DATA: {
 		const LwMetaData *x = (const LwMetaData *)m;
 		if (!wire_meta_served(x->name))
-			*why = "META_DATA of a bad file name";
+			why = "META_DATA of a bad file name";
 		bool pages = wire_meta_pages_id(x->name) >= 0;
 		if (x->size > (pages ? WIRE_MAX_META_SPARSE : WIRE_MAX_META_FILE))
-			*why = "META_DATA file too large";
+			why = "META_DATA file too large";
 		else if (x->data.len > WIRE_META_CHUNK)
-			*why = "META_DATA chunk too large";
+			why = "META_DATA chunk too large";
 		else if (x->off > x->size || x->data.len > x->size - x->off)
-			*why = "META_DATA beyond the file's size";
+			why = "META_DATA beyond the file's size";
 		else if (x->has_skip &&
 			 (!pages || x->data.len || !x->skip || x->skip > x->size - x->off))
-			*why = "META_DATA with a bad skip";
+			why = "META_DATA with a bad skip";
 		else if (!x->has_skip && x->data.len == 0 && x->off < x->size)
-			*why = "META_DATA empty before the end";
+			why = "META_DATA empty before the end";
 		break;
 	}
 	case WT_OPEN_REPLY:
 		if (((const LwOpenReply *)m)->nr_tasks > WIRE_MAX_TASKS)
-			*why = "too many tasks";
+			why = "too many tasks";
 		break;
 	case WT_INDEX_PART:
-		return check_index_part((const LwIndexPart *)m, why);
+		return index_part_problem((const LwIndexPart *)m);
 	case WT_GET:
-		return check_get((const LwGet *)m, why);
+		return get_problem((const LwGet *)m);
 	case WT_PAGES:
-		return check_pages((const LwPages *)m, h, why);
+		return pages_problem((const LwPages *)m, h);
 	case WT_ERROR:
 		if (!str_ok(((const LwError *)m)->text, WIRE_MAX_TEXT))
-			*why = "error text too long";
+			why = "error text too long";
 		break;
 	default:
 		break;
 	}
+	return why;
+}
+
+int wire_check(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *h, const char **why)
+{
+	*why = msg_problem(type, m, h);
 	return *why ? -EPROTO : 0;
 }

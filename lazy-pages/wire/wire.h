@@ -100,7 +100,7 @@ void wire_free(ProtobufCMessage *m);
 int wire_check(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *h,
 	       const char **why);
 
-/* Image ids: [A-Za-z0-9._-]{1,WIRE_MAX_ID}, not "." or "..". */
+/* Image ids: util/parse.h's image_id_ok (the one rule, IMAGE_ID_RULE), under its wire name. */
 bool wire_id_ok(const char *id);
 
 /*

@@ -74,75 +74,76 @@ int wire_random(void *buf, size_t len)
 	return 0;
 }
 
-/* Only its owner may use a key file, and the owner must be root or us. */
-static int key_file_ok(const char *path, const struct stat *st, char *err, size_t errlen)
+/* Only its owner may use a key file, and the owner must be root or us. 0 or -errno. */
+static int key_file_ok(const char *path, const struct stat *st, struct errmsg *e)
 {
 	uid_t me = geteuid();
 
-	if (!S_ISREG(st->st_mode)) {
-		snprintf(err, errlen, "key file %s is not a regular file", path);
-		return -1;
-	}
-	if (st->st_uid != 0 && st->st_uid != me) {
-		snprintf(err, errlen,
-			 "key file %s is owned by uid %u: a key file must be owned by root or by "
-			 "uid %u (who runs this)",
-			 path, (unsigned)st->st_uid, (unsigned)me);
-		return -1;
-	}
-	if (st->st_mode & 0077) {
-		snprintf(err, errlen,
-			 "key file %s has mode %04o: group or others may use it (chmod 600 %s)",
-			 path, (unsigned)(st->st_mode & 07777), path);
-		return -1;
-	}
+	if (!S_ISREG(st->st_mode))
+		return errmsg_set(e, EINVAL, "key file %s is not a regular file", path);
+	if (st->st_uid != 0 && st->st_uid != me)
+		return errmsg_set(
+		    e, EPERM,
+		    "key file %s is owned by uid %u: a key file must be owned by root "
+		    "or by uid %u (who runs this)",
+		    path, (unsigned)st->st_uid, (unsigned)me);
+	if (st->st_mode & 0077)
+		return errmsg_set(
+		    e, EPERM,
+		    "key file %s has mode %04o: group or others may use it (chmod 600 "
+		    "%s)",
+		    path, (unsigned)(st->st_mode & 07777), path);
 	return 0;
 }
 
-/* At most sizeof(key->k) bytes; -1 with err if the file is longer or unreadable. */
-static int key_read(int fd, const char *path, struct wire_key *key, char *err, size_t errlen)
+/* At most sizeof(key->k) bytes; -errno if the file is longer, shorter than a key, unreadable. */
+static int key_read(int fd, const char *path, struct wire_key *key, struct errmsg *e)
 {
 	ssize_t n = read(fd, key->k, sizeof(key->k));
 	char extra;
 	bool more = n == (ssize_t)sizeof(key->k) && read(fd, &extra, 1) == 1;
 
-	if (n < 0 || more) {
-		snprintf(err, errlen, "key file %s: %s", path,
-			 more ? "longer than 4096 bytes" : strerror(errno));
-		return -1;
-	}
+	if (n < 0)
+		return errmsg_set(e, errno, "key file %s: %s", path, strerror(errno));
+	if (more)
+		return errmsg_set(e, EFBIG, "key file %s: longer than 4096 bytes", path);
 	if (n > 0 && key->k[n - 1] == '\n')
 		n--;
-	if ((size_t)n < WIRE_KEY_MIN) {
-		snprintf(err, errlen, "key file %s: key shorter than %u bytes", path, WIRE_KEY_MIN);
-		return -1;
-	}
+	if ((size_t)n < WIRE_KEY_MIN)
+		return errmsg_set(e, EINVAL, "key file %s: key shorter than %u bytes", path,
+				  WIRE_KEY_MIN);
 	key->len = (size_t)n;
 	return 0;
 }
 
-int wire_key_load(const char *path, struct wire_key *key, char *err, size_t errlen)
+static int key_load(const char *path, struct wire_key *key, struct errmsg *e)
 {
 	struct stat st;
 	int rc, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
-	err[0] = 0;
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot open key file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st)) {
-		snprintf(err, errlen, "key file %s: %s", path, strerror(errno));
-		rc = -1;
-	} else {
-		rc = key_file_ok(path, &st, err, errlen);
-	}
+	if (fd < 0)
+		return errmsg_set(e, errno, "cannot open key file %s: %s", path, strerror(errno));
+	if (fstat(fd, &st))
+		rc = errmsg_set(e, errno, "key file %s: %s", path, strerror(errno));
+	else
+		rc = key_file_ok(path, &st, e);
 	if (!rc)
-		rc = key_read(fd, path, key, err, errlen);
+		rc = key_read(fd, path, key, e);
 	close(fd);
-	if (rc)
-		explicit_bzero(key, sizeof(*key));
 	return rc;
+}
+
+int wire_key_load(const char *path, struct wire_key *key, char *err, size_t errlen)
+{
+	struct errmsg e = {""};
+	int rc = key_load(path, key, &e);
+
+	if (errlen)
+		snprintf(err, errlen, "%s", e.msg); /* "" on success */
+	if (!rc)
+		return 0;
+	explicit_bzero(key, sizeof(*key));
+	return -1;
 }
 
 bool wire_key_same(const struct wire_key *a, const struct wire_key *b)
@@ -156,19 +157,18 @@ bool wire_key_same(const struct wire_key *a, const struct wire_key *b)
 	return d == 0;
 }
 
-int wire_client_hello_ok(bool have_key, bool auth_required, const char **why)
+int wire_client_hello_ok(bool have_key, bool auth_required, struct errmsg *e)
 {
-	if (!have_key) {
-		*why = "no key: criu-imgd always asks for one, and without one the server cannot "
-		       "be told from an impostor (give --auth-key FILE)";
-		return -EACCES;
-	}
-	if (!auth_required) {
-		*why = "the server does not ask for a key, so it cannot prove that it holds ours: "
-		       "refused (an impostor on the port, or a criu-imgd without authentication)";
-		return -EACCES;
-	}
-	*why = NULL;
+	if (!have_key)
+		return errmsg_set(
+		    e, EACCES,
+		    "no key: criu-imgd always asks for one, and without one the server "
+		    "cannot be told from an impostor (give --auth-key FILE)");
+	if (!auth_required)
+		return errmsg_set(e, EACCES,
+				  "the server does not ask for a key, so it cannot prove that it "
+				  "holds ours: refused (an impostor on the port, or a criu-imgd "
+				  "without authentication)");
 	return 0;
 }
 

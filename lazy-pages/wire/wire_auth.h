@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/err.h"
 #include "wire.h"
 
 #define WIRE_KEY_MIN 16u
@@ -51,9 +52,9 @@ int wire_random(void *buf, size_t len);
  *
  * Client: it goes on only with a key of its own and a server that asks for it (HELLO_REPLY
  * auth_required), and then only once AUTH_OK proves the server holds the key. 0, or -EACCES
- * with the reason in *why.
+ * with the reason in e.
  */
-int wire_client_hello_ok(bool have_key, bool auth_required, const char **why);
+int wire_client_hello_ok(bool have_key, bool auth_required, struct errmsg *e);
 /* Server: whether a connection authenticated for role may send a frame of this type. */
 bool wire_role_may(LwRole role, unsigned type);
 const char *wire_role_name(LwRole role);

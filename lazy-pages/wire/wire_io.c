@@ -7,20 +7,13 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-uint64_t wire_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+#include "util/clock.h"
 
 static int wait_fd(int fd, short ev, uint64_t deadline_ms)
 {
-	uint64_t now = wire_now_ms();
+	uint64_t now = mono_ms();
 
 	if (now >= deadline_ms)
 		return -ETIMEDOUT;

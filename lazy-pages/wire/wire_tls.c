@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "wire_io.h"
 
 /*
@@ -36,7 +37,7 @@ int wire_tls_mode_parse(const char *s, enum wire_tls_mode *m)
 	else if (!strcmp(s, "off") || !strcmp(s, "no") || !strcmp(s, "false"))
 		*m = WIRE_TLS_OFF;
 	else
-		return -1;
+		return -EINVAL;
 	return 0;
 }
 
@@ -124,8 +125,7 @@ int wire_tls_psk(const struct wire_key *key, LwRole role, uint8_t out[WIRE_TLS_P
 	return wire_hmac(key->k, key->len, label, (size_t)n, out);
 }
 
-int wire_tls_bind(gnutls_session_t s, const uint8_t challenge[WIRE_NONCE],
-		  uint8_t out[WIRE_NONCE])
+int wire_tls_bind(gnutls_session_t s, const uint8_t challenge[WIRE_NONCE], uint8_t out[WIRE_NONCE])
 {
 	uint8_t buf[WIRE_NONCE + 32];
 
@@ -187,8 +187,7 @@ void wire_tls_describe(gnutls_session_t s, char *buf, size_t len)
 	const char *k = gnutls_kx_get_name(gnutls_kx_get(s));
 	bool psk = gnutls_auth_get_type(s) == GNUTLS_CRD_PSK;
 
-	snprintf(buf, len, "%s %s %s", v ? v : "?", c ? c : "?",
-		 psk ? (k ? k : "PSK") : "X.509");
+	snprintf(buf, len, "%s %s %s", v ? v : "?", c ? c : "?", psk ? (k ? k : "PSK") : "X.509");
 }
 
 /* ---- clients: a session per fd ---- */
@@ -301,28 +300,24 @@ static bool is_ip(const char *host)
 }
 
 static int client_x509(struct client_tls *t, const struct wire_tls_cfg *cfg, const char *host,
-		       char *err, size_t errlen)
+		       struct errmsg *e)
 {
 	const char *name = cfg->name ? cfg->name : host;
 	int rc = gnutls_certificate_allocate_credentials(&t->x509);
 
 	if (!rc) {
 		rc = gnutls_certificate_set_x509_trust_file(t->x509, cfg->ca, GNUTLS_X509_FMT_PEM);
-		if (rc <= 0) {
-			snprintf(err, errlen, "--tls-ca %s: %s", cfg->ca,
-				 rc ? gnutls_strerror(rc) : "no certificate in it");
-			return -1;
-		}
+		if (rc <= 0)
+			return errmsg_set(e, EACCES, "--tls-ca %s: %s", cfg->ca,
+					  rc ? gnutls_strerror(rc) : "no certificate in it");
 		rc = 0;
 	}
 	if (!rc && cfg->cert) {
 		rc = gnutls_certificate_set_x509_key_file(t->x509, cfg->cert, cfg->key,
 							  GNUTLS_X509_FMT_PEM);
-		if (rc < 0) {
-			snprintf(err, errlen, "--tls-cert %s / --tls-key %s: %s", cfg->cert,
-				 cfg->key, gnutls_strerror(rc));
-			return -1;
-		}
+		if (rc < 0)
+			return errmsg_set(e, EACCES, "--tls-cert %s / --tls-key %s: %s", cfg->cert,
+					  cfg->key, gnutls_strerror(rc));
 	}
 	if (!rc)
 		rc = gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, t->x509);
@@ -330,26 +325,22 @@ static int client_x509(struct client_tls *t, const struct wire_tls_cfg *cfg, con
 		rc = gnutls_server_name_set(t->s, GNUTLS_NAME_DNS, name, strlen(name));
 	if (!rc)
 		rc = gnutls_priority_set_direct(t->s, PRIO_X509, NULL);
-	if (rc) {
-		snprintf(err, errlen, "TLS setup: %s", gnutls_strerror(rc));
-		return -1;
-	}
+	if (rc)
+		return errmsg_set(e, EACCES, "TLS setup: %s", gnutls_strerror(rc));
 	/* The handshake fails unless the chain ends at the CA and names host (DNS or IP SAN). */
 	gnutls_session_set_verify_cert(t->s, name, 0);
 	return 0;
 }
 
-static int client_psk(struct client_tls *t, const struct wire_key *key, LwRole role, char *err,
-		      size_t errlen)
+static int client_psk(struct client_tls *t, const struct wire_key *key, LwRole role,
+		      struct errmsg *e)
 {
 	uint8_t psk[WIRE_TLS_PSK_LEN];
 	gnutls_datum_t d = {psk, sizeof(psk)};
 	int rc = -1;
 
-	if (!key || wire_tls_psk(key, role, psk)) {
-		snprintf(err, errlen, "TLS (PSK mode) needs the role's key");
-		return -1;
-	}
+	if (!key || wire_tls_psk(key, role, psk))
+		return errmsg_set(e, EACCES, "TLS (PSK mode) needs the role's key");
 	rc = gnutls_psk_allocate_client_credentials(&t->psk);
 	if (!rc)
 		rc = gnutls_psk_set_client_credentials(t->psk, wire_tls_identity(role), &d,
@@ -359,10 +350,8 @@ static int client_psk(struct client_tls *t, const struct wire_key *key, LwRole r
 	if (!rc)
 		rc = gnutls_priority_set_direct(t->s, PRIO_PSK, NULL);
 	explicit_bzero(psk, sizeof(psk));
-	if (rc) {
-		snprintf(err, errlen, "TLS setup: %s", gnutls_strerror(rc));
-		return -1;
-	}
+	if (rc)
+		return errmsg_set(e, EACCES, "TLS setup: %s", gnutls_strerror(rc));
 	return 0;
 }
 
@@ -378,7 +367,7 @@ static int handshake_by(gnutls_session_t s, int fd, uint64_t deadline)
 				return rc;
 			continue; /* a warning alert */
 		}
-		uint64_t now = wire_now_ms();
+		uint64_t now = mono_ms();
 		if (now >= deadline)
 			return GNUTLS_E_TIMEDOUT;
 		struct pollfd p = {.fd = fd,
@@ -403,21 +392,18 @@ static int handshake_errno(int rc)
 }
 
 int wire_tls_client(int fd, const struct wire_tls_cfg *cfg, const char *host,
-		    const struct wire_key *key, LwRole role, uint64_t deadline, char *err,
-		    size_t errlen)
+		    const struct wire_key *key, LwRole role, uint64_t deadline, struct errmsg *e)
 {
 	struct client_tls t = {.fd = fd};
 	bool x509 = wire_tls_x509(cfg, false);
 	int rc = gnutls_init(&t.s, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL);
 
+	if (rc)
+		return errmsg_set(e, ENOMEM, "TLS: %s", gnutls_strerror(rc));
+	rc = x509 ? client_x509(&t, cfg, host, e) : client_psk(&t, key, role, e);
 	if (rc) {
-		snprintf(err, errlen, "TLS: %s", gnutls_strerror(rc));
-		return -ENOMEM;
-	}
-	if (x509 ? client_x509(&t, cfg, host, err, errlen)
-		 : client_psk(&t, key, role, err, errlen)) {
 		ct_free(&t);
-		return -EACCES;
+		return rc;
 	}
 	gnutls_transport_set_int(t.s, fd);
 	rc = handshake_by(t.s, fd, deadline);
@@ -426,21 +412,21 @@ int wire_tls_client(int fd, const struct wire_tls_cfg *cfg, const char *host,
 		gnutls_datum_t why = {NULL, 0};
 		if (st)
 			gnutls_certificate_verification_status_print(st, GNUTLS_CRT_X509, &why, 0);
-		snprintf(err, errlen, "TLS handshake (%s) failed: %s%s%s%s",
-			 x509 ? "X.509" : "PSK", gnutls_strerror(rc), why.data ? ": " : "",
-			 why.data ? (char *)why.data : "",
-			 rc == GNUTLS_E_UNEXPECTED_PACKET_LENGTH ||
-				 rc == GNUTLS_E_UNSUPPORTED_VERSION_PACKET
-			     ? " (does the server do TLS? criu-imgd --tls)"
-			     : "");
+		errmsg_set(e, 0, "TLS handshake (%s) failed: %s%s%s%s", x509 ? "X.509" : "PSK",
+			   gnutls_strerror(rc), why.data ? ": " : "",
+			   why.data ? (char *)why.data : "",
+			   rc == GNUTLS_E_UNEXPECTED_PACKET_LENGTH ||
+				   rc == GNUTLS_E_UNSUPPORTED_VERSION_PACKET
+			       ? " (does the server do TLS? criu-imgd --tls)"
+			       : "");
 		gnutls_free(why.data);
 		ct_free(&t);
 		return handshake_errno(rc);
 	}
 	if (ct_register(&t)) {
-		snprintf(err, errlen, "more than %d TLS connections at once", MAX_CLIENT_TLS);
 		ct_free(&t);
-		return -EMFILE;
+		return errmsg_set(e, EMFILE, "more than %d TLS connections at once",
+				  MAX_CLIENT_TLS);
 	}
 	return 0;
 }
@@ -466,33 +452,40 @@ static int psk_lookup(gnutls_session_t session, const char *username, gnutls_dat
 	return wire_tls_psk(k, (LwRole)role, key->data) ? -1 : 0;
 }
 
-static int server_x509(struct wire_tls_server *s, const struct wire_tls_cfg *cfg, char *err,
-		       size_t errlen)
+static int server_x509(struct wire_tls_server *s, const struct wire_tls_cfg *cfg, struct errmsg *e)
 {
 	int rc = gnutls_certificate_allocate_credentials(&s->x509);
 
 	if (!rc)
 		rc = gnutls_certificate_set_x509_key_file(s->x509, cfg->cert, cfg->key,
 							  GNUTLS_X509_FMT_PEM);
-	if (rc < 0) {
-		snprintf(err, errlen, "--tls-cert %s / --tls-key %s: %s", cfg->cert, cfg->key,
-			 gnutls_strerror(rc));
-		return -1;
-	}
+	if (rc < 0)
+		return errmsg_set(e, EINVAL, "--tls-cert %s / --tls-key %s: %s", cfg->cert,
+				  cfg->key, gnutls_strerror(rc));
 	if (cfg->ca) {
 		rc = gnutls_certificate_set_x509_trust_file(s->x509, cfg->ca, GNUTLS_X509_FMT_PEM);
-		if (rc <= 0) {
-			snprintf(err, errlen, "--tls-ca %s: %s", cfg->ca,
-				 rc ? gnutls_strerror(rc) : "no certificate in it");
-			return -1;
-		}
+		if (rc <= 0)
+			return errmsg_set(e, EINVAL, "--tls-ca %s: %s", cfg->ca,
+					  rc ? gnutls_strerror(rc) : "no certificate in it");
 		s->client_certs = true;
 	}
 	rc = gnutls_priority_init(&s->prio, PRIO_X509, NULL);
-	if (rc) {
-		snprintf(err, errlen, "TLS priorities: %s", gnutls_strerror(rc));
-		return -1;
+	if (rc)
+		return errmsg_set(e, EINVAL, "TLS priorities: %s", gnutls_strerror(rc));
+	return 0;
+}
+
+/* Credentials for PSK mode: a key per role, looked up by the client's identity. 0 or -errno. */
+static int server_psk(struct wire_tls_server *s, struct errmsg *e)
+{
+	int rc = gnutls_psk_allocate_server_credentials(&s->psk);
+
+	if (!rc) {
+		gnutls_psk_set_server_credentials_function(s->psk, psk_lookup);
+		rc = gnutls_priority_init(&s->prio, PRIO_PSK, NULL);
 	}
+	if (rc)
+		return errmsg_set(e, EINVAL, "TLS (PSK): %s", gnutls_strerror(rc));
 	return 0;
 }
 
@@ -500,25 +493,15 @@ int wire_tls_server_init(struct wire_tls_server *s, const struct wire_tls_cfg *c
 			 const struct wire_key *read_key, const struct wire_key *upload_key,
 			 char *err, size_t errlen)
 {
+	struct errmsg e = {""};
+
 	memset(s, 0, sizeof(*s));
 	s->keys[0] = read_key;
 	s->keys[1] = upload_key;
-	if (wire_tls_x509(cfg, true)) {
-		if (server_x509(s, cfg, err, errlen))
-			goto fail;
+	if (!(wire_tls_x509(cfg, true) ? server_x509(s, cfg, &e) : server_psk(s, &e)))
 		return 0;
-	}
-	int rc = gnutls_psk_allocate_server_credentials(&s->psk);
-	if (!rc) {
-		gnutls_psk_set_server_credentials_function(s->psk, psk_lookup);
-		rc = gnutls_priority_init(&s->prio, PRIO_PSK, NULL);
-	}
-	if (rc) {
-		snprintf(err, errlen, "TLS (PSK): %s", gnutls_strerror(rc));
-		goto fail;
-	}
-	return 0;
-fail:
+	if (errlen)
+		snprintf(err, errlen, "%s", e.msg);
 	wire_tls_server_free(s);
 	return -1;
 }
@@ -540,7 +523,7 @@ int wire_tls_server_session(struct wire_tls_server *s, int fd, gnutls_session_t 
 	int rc = gnutls_init(&ss, GNUTLS_SERVER | GNUTLS_NO_SIGNAL | GNUTLS_NONBLOCK);
 
 	if (rc)
-		return -1;
+		return -ENOMEM;
 	gnutls_session_set_ptr(ss, s);
 	rc = gnutls_priority_set(ss, s->prio);
 	if (!rc && s->psk)
@@ -554,7 +537,7 @@ int wire_tls_server_session(struct wire_tls_server *s, int fd, gnutls_session_t 
 	}
 	if (rc) {
 		gnutls_deinit(ss);
-		return -1;
+		return -EINVAL;
 	}
 	gnutls_transport_set_int(ss, fd);
 	*out = ss;

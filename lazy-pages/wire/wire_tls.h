@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "util/err.h"
 #include "wire.h"
 #include "wire_auth.h"
 
@@ -33,7 +34,7 @@ struct wire_tls_cfg {
 
 #define WIRE_TLS_PSK_LEN 32
 
-/* "auto", "on", "off": 0, or -1. */
+/* "auto", "on", "off" (and yes/true, no/false): 0, or -EINVAL. */
 int wire_tls_mode_parse(const char *s, enum wire_tls_mode *m);
 const char *wire_tls_mode_name(enum wire_tls_mode m);
 /* The options go together (cert with key; X.509 needs --tls-ca on a client, a cert on a
@@ -58,8 +59,7 @@ int wire_tls_identity_role(const char *identity);
  * TLS exporter "EXPORTER-lazy-wire-auth"), so that proofs made on one TLS session are worth
  * nothing on another (a relay that terminates TLS on both sides cannot pass them on).
  */
-int wire_tls_bind(gnutls_session_t s, const uint8_t challenge[WIRE_NONCE],
-		  uint8_t out[WIRE_NONCE]);
+int wire_tls_bind(gnutls_session_t s, const uint8_t challenge[WIRE_NONCE], uint8_t out[WIRE_NONCE]);
 
 /* One record-level send/recv: >0 bytes, 0 EOF (recv), -EAGAIN, -errno (-EBADMSG: a record
  * that fails its integrity check, -ECONNRESET: the peer went, -ECONNABORTED: other). */
@@ -71,11 +71,10 @@ void wire_tls_describe(gnutls_session_t s, char *buf, size_t len);
 /*
  * Client: the TLS handshake on connected (non-blocking) fd before the deadline; the session
  * is then tied to fd and wire_sock_* go through it. PSK of role from key unless X.509.
- * 0, or -errno with err (-EACCES: refused, not worth a retry).
+ * 0, or -errno with the text in e (-EACCES: refused, not worth a retry).
  */
 int wire_tls_client(int fd, const struct wire_tls_cfg *cfg, const char *host,
-		    const struct wire_key *key, LwRole role, uint64_t deadline, char *err,
-		    size_t errlen);
+		    const struct wire_key *key, LwRole role, uint64_t deadline, struct errmsg *e);
 /* The TLS session of a client fd, or NULL (plain). */
 gnutls_session_t wire_tls_of(int fd);
 
@@ -92,7 +91,7 @@ struct wire_tls_server {
 	gnutls_psk_server_credentials_t psk;
 	gnutls_certificate_credentials_t x509; /* X.509 mode */
 	gnutls_priority_t prio;
-	bool client_certs; /* --tls-ca: clients must show a certificate it signed */
+	bool client_certs;		/* --tls-ca: clients must show a certificate it signed */
 	const struct wire_key *keys[2]; /* by role: READ, PUBLISH (NULL: not taken) */
 };
 
@@ -100,7 +99,7 @@ int wire_tls_server_init(struct wire_tls_server *s, const struct wire_tls_cfg *c
 			 const struct wire_key *read_key, const struct wire_key *upload_key,
 			 char *err, size_t errlen);
 void wire_tls_server_free(struct wire_tls_server *s);
-/* A server session on accepted fd (handshake not started). 0 or -1. */
+/* A server session on accepted fd (handshake not started). 0 or -errno. */
 int wire_tls_server_session(struct wire_tls_server *s, int fd, gnutls_session_t *out);
 /* The role a PSK session authenticated (its identity), or -1 (X.509 or none). */
 int wire_tls_psk_role(gnutls_session_t s);

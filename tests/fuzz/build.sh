@@ -80,7 +80,7 @@ wait_all() {
 objs_of() { for f in "$@"; do echo "$f" | sed -e 's|^lazy-pages/||' -e 's|^plugin/|plugin_|' -e 's|/|_|g' -e 's|\.c$||'; done; }
 # Every file of the layers the harnesses reach, and criu-imgd without its main().
 PROJECT="$(ls lazy-pages/util/*.c lazy-pages/img/*.c lazy-pages/wire/*.c)
-lazy-pages/source/source_imgd.c $(ls plugin/lrconf*.c) $(ls lazy-pages/imgd/*.c | grep -v /main.c)"
+$(ls lazy-pages/source/source_imgd*.c) $(ls plugin/lrconf*.c) $(ls lazy-pages/imgd/*.c | grep -v /main.c)"
 for s in $PROJECT; do
 	n=$(objs_of "$s")
 	compile "$s" "$n" $FUZZ
@@ -100,7 +100,7 @@ o() { for n in "$@"; do printf '%s ' "$OBJ/$n.o"; done; }
 WIRE="$(objs_of lazy-pages/util/*.c lazy-pages/wire/*.c) gen_lazy-wire"
 IMAGES="$(objs_of lazy-pages/img/*.c) gen_criu-images"
 IMGD="$(objs_of $(ls lazy-pages/imgd/*.c | grep -v /main.c))"
-CLIENT="source_source_imgd"
+CLIENT="$(objs_of lazy-pages/source/source_imgd*.c)"
 LRCONF="$(objs_of plugin/lrconf*.c)"
 CLIENT_WRAP="-Wl,--wrap=socket,--wrap=connect,--wrap=send,--wrap=getaddrinfo,--wrap=freeaddrinfo,--wrap=wire_random"
 

@@ -1,8 +1,9 @@
 /*
  * libFuzzer harness: the client side of lazy-wire, what criu-imgd (or anyone on its port)
  * sends to criu-lazyd and lazy_restore.so: wire_recv and the frame checks (wire_io.c, wire.c),
- * the handshake, OPEN and the index (wire_client.c), PAGES on the fault and background paths
- * (source_imgd.c), metadata fetches and uploads (wire_client.c).
+ * the handshake, OPEN and the index (wire_client_conn.c, wire_client_read.c), PAGES on the
+ * fault and background paths (source_imgd_urgent.c, source_imgd_bulk.c), metadata fetches and
+ * uploads (wire_client_meta.c, wire_client_upload.c).
  *
  * Input: byte 0 picks the scenario (bits 0-1: mode, bit 2: the client has a key, FUZZ_KEY or
  * for uploads FUZZ_UPLOAD_KEY, bit 3: an image id is given); the rest, split at "#LWFUZZ#", is what the server sends on each

@@ -269,7 +269,9 @@ Test(wire, truncated_and_garbage_messages_never_crash)
 Test(wire, image_ids)
 {
 	const char *good[] = {"a", "img", "vm-1.2_3", "default"};
-	const char *bad[] = {"", ".", "..", "../x", "a/b", "/abs", "x y", "a\n", "é"};
+	/* The one rule (util/parse.h): the first character is a letter or a digit. */
+	const char *bad[] = {"",    ".",   "..", "../x", "a/b", "/abs",
+			     "x y", "a\n", "é",	 ".a",	 "-rf", "_x"};
 	char longid[WIRE_MAX_ID + 2];
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
@@ -282,6 +284,26 @@ Test(wire, image_ids)
 	longid[WIRE_MAX_ID] = 'a';
 	longid[WIRE_MAX_ID + 1] = 0;
 	cr_assert(!wire_id_ok(longid));
+}
+
+/* wire_client_parse: HOST:PORT and [V6]:PORT (util/parse.h's parse_hostport). */
+Test(wire, client_server_address)
+{
+	struct wire_client c = {0};
+
+	cr_assert_eq(wire_client_parse(&c, "127.0.0.1:27027"), 0);
+	cr_assert_str_eq(c.host, "127.0.0.1");
+	cr_assert_str_eq(c.port, "27027");
+	cr_assert_eq(wire_client_parse(&c, "[::1]:80"), 0);
+	cr_assert_str_eq(c.host, "::1");
+	cr_assert_str_eq(c.port, "80");
+	cr_assert_eq(wire_client_parse(&c, "imgd.example-1:65535"), 0);
+	cr_assert_str_eq(c.host, "imgd.example-1");
+	cr_assert_str_eq(c.port, "65535");
+	const char *bad[] = {"",	   "host",   "host:",	":80",	 "host:x", "host:0",
+			     "host:65536", "::1:80", "[::1]80", "[]:80", "a b:80"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_neq(wire_client_parse(&c, bad[i]), 0, "%s", bad[i]);
 }
 
 static void hex(const char *s, uint8_t *out)
@@ -387,14 +409,15 @@ Test(wire, role_rules)
 /* The client's rule: a key of its own, and a server that asks for it. */
 Test(wire, client_hello_rules)
 {
-	const char *why = NULL;
+	struct errmsg e = {""};
 
-	cr_assert_eq(wire_client_hello_ok(true, true, &why), 0);
-	cr_assert_eq(wire_client_hello_ok(true, false, &why), -EACCES, "a keyless server");
-	cr_assert(strstr(why, "does not ask for a key"), "%s", why);
-	cr_assert_eq(wire_client_hello_ok(false, true, &why), -EACCES, "no key");
-	cr_assert(strstr(why, "no key"), "%s", why);
-	cr_assert_eq(wire_client_hello_ok(false, false, &why), -EACCES, "no key, keyless server");
+	cr_assert_eq(wire_client_hello_ok(true, true, &e), 0);
+	cr_assert_eq(wire_client_hello_ok(true, false, &e), -EACCES, "a keyless server");
+	cr_assert(strstr(e.msg, "does not ask for a key"), "%s", e.msg);
+	cr_assert_eq(wire_client_hello_ok(false, true, &e), -EACCES, "no key");
+	cr_assert(strstr(e.msg, "no key"), "%s", e.msg);
+	cr_assert_eq(wire_client_hello_ok(false, false, &e), -EACCES, "no key, keyless server");
+	cr_assert_eq(wire_client_hello_ok(false, false, NULL), -EACCES, "no text wanted");
 }
 
 /* ---- key files ---- */

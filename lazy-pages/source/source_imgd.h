@@ -1,0 +1,83 @@
+/*
+ * Inside the criu-imgd page source (source_imgd*.c; the rest of the tree uses source.h's
+ * page_source_imgd). Two connections per restore:
+ *   urgent (source_imgd_urgent.c): read(), the fault path; one request at a time, nothing
+ *           queued ahead of it on its socket or in the server;
+ *   bulk   (source_imgd_bulk.c): prefetch()/collect(), a pipelined window of background reads.
+ * source_imgd.c sets the source up, loads the index, connects, checks pages and closes.
+ */
+#ifndef LAZY_SOURCE_IMGD_H
+#define LAZY_SOURCE_IMGD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "source.h"
+#include "wire/wire_client.h"
+
+#define IMGD_MAX_WINDOW 64
+
+/* A prefetch read in flight on the bulk path. */
+struct pf_req {
+	uint64_t tag;
+	const struct img_task *t;
+	uint64_t off;
+	uint32_t n, got; /* pages asked, pages collected */
+	uint32_t req;
+	unsigned fails;
+};
+
+/* The bulk socket's frame being received, a piece at a time. */
+struct bulk_rx {
+	size_t have; /* bytes of header + message + payload received */
+	struct wire_hdr h;
+	bool hdr_ok;
+};
+
+struct imgd_src {
+	struct wire_client cl;
+	struct wire_tls_cfg tls;
+	struct wire_key key;
+	struct wire_open_info info;
+	unsigned retries, timeout_ms, window;
+	int ufd, bfd;
+	uint8_t *uscratch, *bscratch, *btx; /* bulk receives into bscratch, sends from btx */
+	uint8_t *upay, *bpay;		    /* compact payloads as received */
+	uint8_t *chunk;			    /* a bulk chunk, zero pages expanded */
+	uint64_t zero_sum;
+	uint32_t next_req;
+	struct pf_req pf[IMGD_MAX_WINDOW];
+	unsigned npf;
+	struct bulk_rx brx;
+	uint64_t reconnects, bad_sums;
+};
+
+/* ---- source_imgd.c ---- */
+
+/* Sleep the attempt-th backoff before a reconnect: 50 ms doubled each time, at most 2 s. */
+void imgd_backoff(unsigned attempt);
+/* Connect and OPEN a connection of class cls: the fd, or -errno (logged). A server that now
+ * serves another image is -ENOENT. */
+int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch);
+/* Errors no retry can mend. */
+bool imgd_fatal(int rc);
+/* Check one PAGES frame's pages against their checksums and place them into out (zero pages
+ * written as zeros): 0 or -EBADMSG (logged, counted). */
+int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, uint8_t *out);
+
+/* ---- source_imgd_urgent.c ---- */
+
+int imgd_read(struct page_source *ps, const struct img_task *t, uint64_t off, void *buf,
+	      size_t len);
+void imgd_drop_urgent(struct imgd_src *s);
+
+/* ---- source_imgd_bulk.c ---- */
+
+int imgd_prefetch(struct page_source *ps, const struct img_task *t, uint64_t off, size_t len,
+		  uint64_t tag);
+int imgd_poll_fd(struct page_source *ps);
+int imgd_collect(struct page_source *ps, struct src_chunk *out);
+unsigned imgd_inflight(struct page_source *ps);
+void imgd_drop_bulk(struct imgd_src *s);
+
+#endif

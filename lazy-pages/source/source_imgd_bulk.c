@@ -1,0 +1,239 @@
+/* The criu-imgd source's bulk path: prefetch() and collect(), a window of GETs (source_imgd.h). */
+#include "source_imgd.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "util/clock.h"
+#include "util/log.h"
+
+void imgd_drop_bulk(struct imgd_src *s)
+{
+	wire_sock_close(s->bfd);
+	s->bfd = -1;
+	s->brx = (struct bulk_rx){0};
+}
+
+static int submit(struct imgd_src *s, struct pf_req *r)
+{
+	r->req = ++s->next_req;
+	return wire_client_get(s->bfd, s->btx, r->req, LW_CLASS__LW_CLASS_BULK, r->t->pid,
+			       r->off + (uint64_t)r->got * WIRE_PAGE, r->n - r->got,
+			       mono_ms() + s->timeout_ms);
+}
+
+/* (Re)connect the bulk path and send every request in flight again. */
+static int bulk_up(struct imgd_src *s)
+{
+	for (unsigned attempt = 0; s->bfd < 0; attempt++) {
+		if (attempt > s->retries)
+			return -EIO;
+		if (attempt)
+			imgd_backoff(attempt - 1);
+		s->bfd = imgd_connect(s, LW_CLASS__LW_CLASS_BULK, s->bscratch);
+		if (s->bfd < 0) {
+			int rc = s->bfd;
+			s->bfd = -1;
+			if (imgd_fatal(rc))
+				return rc;
+			continue;
+		}
+		for (unsigned i = 0; i < s->npf; i++)
+			if (submit(s, &s->pf[i])) {
+				imgd_drop_bulk(s);
+				break;
+			}
+		if (s->bfd >= 0 && s->npf)
+			s->reconnects++;
+	}
+	return 0;
+}
+
+int imgd_prefetch(struct page_source *ps, const struct img_task *t, uint64_t off, size_t len,
+		  uint64_t tag)
+{
+	struct imgd_src *s = ps->priv;
+
+	if (s->npf >= s->window)
+		return -EBUSY;
+	if (len % WIRE_PAGE || off % WIRE_PAGE || !len || len / WIRE_PAGE > WIRE_MAX_GET_PAGES)
+		return -EINVAL;
+	int rc = bulk_up(s);
+	if (rc)
+		return rc;
+	struct pf_req *r = &s->pf[s->npf];
+	*r = (struct pf_req){.tag = tag, .t = t, .off = off, .n = (uint32_t)(len / WIRE_PAGE)};
+	s->npf++;
+	if (submit(s, r))
+		imgd_drop_bulk(s); /* sent again on the next collect */
+	return 0;
+}
+
+int imgd_poll_fd(struct page_source *ps)
+{
+	struct imgd_src *s = ps->priv;
+
+	/* Bytes TLS has decrypted already make no poll event: the daemon must not sleep. */
+	return wire_sock_pending(s->bfd) ? -1 : s->bfd;
+}
+
+unsigned imgd_inflight(struct page_source *ps)
+{
+	return ((struct imgd_src *)ps->priv)->npf;
+}
+
+/* Receive what the bulk socket has toward one frame: 1 complete, 0 not yet, <0 dead. */
+static int bulk_recv(struct imgd_src *s)
+{
+	struct bulk_rx *x = &s->brx;
+
+	for (;;) {
+		size_t want, at;
+		uint8_t *dst;
+		if (!x->hdr_ok) {
+			want = WIRE_HDR_SIZE;
+			at = x->have;
+			dst = s->bscratch + at;
+		} else if (x->have < WIRE_HDR_SIZE + x->h.msg_len) {
+			want = WIRE_HDR_SIZE + x->h.msg_len;
+			at = x->have;
+			dst = s->bscratch + at;
+		} else {
+			want = WIRE_HDR_SIZE + x->h.msg_len + x->h.payload_len;
+			at = x->have;
+			dst = s->bpay + (at - WIRE_HDR_SIZE - x->h.msg_len);
+		}
+		if (at == want) {
+			if (x->hdr_ok && want == WIRE_HDR_SIZE + x->h.msg_len + x->h.payload_len)
+				return 1;
+			if (!x->hdr_ok) {
+				const char *why;
+				if (wire_hdr_get(s->bscratch, &x->h, &why)) {
+					pr_warn("image server (bulk): %s", why);
+					return -EPROTO;
+				}
+				x->hdr_ok = true;
+			}
+			continue;
+		}
+		ssize_t n = wire_sock_recv(s->bfd, dst, want - at);
+		if (n > 0) {
+			x->have += (size_t)n;
+			continue;
+		}
+		if (n == -EAGAIN)
+			return 0;
+		return n == 0 ? -ECONNRESET : (int)n;
+	}
+}
+
+static struct pf_req *find_pf(struct imgd_src *s, uint32_t req, unsigned *idx)
+{
+	for (unsigned i = 0; i < s->npf; i++)
+		if (s->pf[i].req == req) {
+			*idx = i;
+			return &s->pf[i];
+		}
+	return NULL;
+}
+
+static void pf_remove(struct imgd_src *s, unsigned i)
+{
+	memmove(&s->pf[i], &s->pf[i + 1], (s->npf - i - 1) * sizeof(s->pf[0]));
+	s->npf--;
+}
+
+/* Act on a complete bulk frame: 1 chunk out, 0 nothing for the caller, <0 error for chunk->tag. */
+static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
+{
+	const struct wire_hdr *h = &s->brx.h;
+	const char *why;
+	ProtobufCMessage *m = wire_unpack(h->type, s->bscratch + WIRE_HDR_SIZE, h->msg_len);
+	unsigned idx;
+	int rc = 0;
+
+	*reset = true;
+	if (!m || wire_check(h->type, m, h, &why)) {
+		pr_warn("image server (bulk): bad %s frame: %s", wire_type_name(h->type),
+			m ? why : "malformed message");
+		wire_free(m);
+		return 0;
+	}
+	if (h->type == WT_ERROR) {
+		LwError *e = (LwError *)m;
+		struct pf_req *r = e->has_req ? find_pf(s, e->req, &idx) : NULL;
+		pr_err("image server (bulk): %s", e->text);
+		rc = wire_err_errno(e->code);
+		if (r && imgd_fatal(rc)) {
+			*out = (struct src_chunk){.tag = r->tag, .t = r->t, .last = true};
+			pf_remove(s, idx);
+			*reset = false;
+		} else {
+			rc = 0;
+		}
+	} else if (h->type == WT_PAGES) {
+		LwPages *p = (LwPages *)m;
+		struct pf_req *r = find_pf(s, p->req, &idx);
+		if (r && p->pid == r->t->pid && p->off == r->off + (uint64_t)r->got * WIRE_PAGE &&
+		    p->nr_pages <= r->n - r->got && p->done == (r->got + p->nr_pages == r->n)) {
+			if (imgd_unpack_pages(s, p, s->bpay, s->chunk)) {
+				if (++r->fails > s->retries) {
+					*out = (struct src_chunk){
+					    .tag = r->tag, .t = r->t, .last = true};
+					pf_remove(s, idx);
+					rc = -EBADMSG;
+				}
+			} else {
+				r->fails = 0;
+				r->got += p->nr_pages;
+				*out = (struct src_chunk){r->tag,   r->t,	 p->off,
+							  s->chunk, p->nr_pages, r->got == r->n};
+				if (r->got == r->n)
+					pf_remove(s, idx);
+				*reset = false;
+				rc = 1;
+			}
+		} else {
+			pr_warn(
+			    "image server (bulk): PAGES for request %u at 0x%llx that we did not "
+			    "ask for (%s)",
+			    p->req, (unsigned long long)p->off, r ? "out of order" : "unknown");
+		}
+	} else {
+		pr_warn("image server (bulk): unexpected %s frame", wire_type_name(h->type));
+	}
+	wire_free(m);
+	return rc;
+}
+
+int imgd_collect(struct page_source *ps, struct src_chunk *out)
+{
+	struct imgd_src *s = ps->priv;
+
+	if (!s->npf)
+		return 0;
+	if (s->bfd < 0) {
+		int rc = bulk_up(s);
+		if (rc) {
+			/* The server stays away: fail the oldest read for good. */
+			*out =
+			    (struct src_chunk){.tag = s->pf[0].tag, .t = s->pf[0].t, .last = true};
+			pf_remove(s, 0);
+			return rc;
+		}
+	}
+	int rc = bulk_recv(s);
+	if (rc == 0)
+		return 0;
+	if (rc < 0) {
+		pr_warn("image server (bulk): connection lost (%s): reconnecting", strerror(-rc));
+		imgd_drop_bulk(s);
+		return 0;
+	}
+	bool reset;
+	rc = bulk_frame(s, out, &reset);
+	s->brx = (struct bulk_rx){0};
+	if (reset && rc <= 0)
+		imgd_drop_bulk(s); /* a frame we cannot place: resend everything on a new stream */
+	return rc;
+}

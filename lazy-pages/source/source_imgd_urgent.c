@@ -1,0 +1,97 @@
+/* The criu-imgd source's urgent path: read(), one GET at a time (source_imgd.h). */
+#include "source_imgd.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "util/clock.h"
+#include "util/log.h"
+
+/* One GET of n pages on the urgent connection. */
+static int get_once(struct imgd_src *s, int32_t pid, uint64_t off, uint32_t n, uint8_t *buf)
+{
+	uint32_t req = ++s->next_req, got = 0;
+	uint64_t deadline = mono_ms() + s->timeout_ms;
+	int rc = wire_client_get(s->ufd, s->uscratch, req, LW_CLASS__LW_CLASS_URGENT, pid, off, n,
+				 deadline);
+
+	while (!rc && got < n) {
+		struct wire_hdr h;
+		ProtobufCMessage *m;
+		const char *why;
+		rc = wire_recv(s->ufd, s->uscratch, &h, &m, s->upay, WIRE_MAX_PAYLOAD, deadline,
+			       &why);
+		if (rc) {
+			pr_warn("image server: %s", rc == -EPROTO ? why : strerror(-rc));
+			return rc == -EPROTO ? -EPIPE : rc;
+		}
+		if (h.type == WT_ERROR) {
+			LwError *e = (LwError *)m;
+			pr_err("image server: %s", e->text);
+			rc = e->has_req ? wire_err_errno(e->code) : -EPIPE;
+		} else if (h.type != WT_PAGES) {
+			rc = -EPIPE;
+		} else {
+			LwPages *p = (LwPages *)m;
+			if (p->req != req || p->pid != pid ||
+			    p->off != off + (uint64_t)got * WIRE_PAGE || p->nr_pages > n - got ||
+			    (p->done != (got + p->nr_pages == n)))
+				rc = -EPIPE;
+			else
+				rc =
+				    imgd_unpack_pages(s, p, s->upay, buf + (size_t)got * WIRE_PAGE);
+			if (!rc)
+				got += p->nr_pages;
+		}
+		wire_free(m);
+	}
+	return rc;
+}
+
+void imgd_drop_urgent(struct imgd_src *s)
+{
+	wire_sock_close(s->ufd);
+	s->ufd = -1;
+}
+
+int imgd_read(struct page_source *ps, const struct img_task *t, uint64_t off, void *buf, size_t len)
+{
+	struct imgd_src *s = ps->priv;
+	int rc = -EIO;
+
+	if (len % WIRE_PAGE || off % WIRE_PAGE || !len)
+		return -EINVAL;
+	for (size_t done = 0; done < len;) {
+		uint32_t n = (uint32_t)((len - done) / WIRE_PAGE);
+		if (n > WIRE_MAX_GET_PAGES)
+			n = WIRE_MAX_GET_PAGES;
+		for (unsigned attempt = 0; attempt <= s->retries; attempt++) {
+			if (attempt)
+				imgd_backoff(attempt - 1);
+			if (s->ufd < 0) {
+				s->ufd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch);
+				if (s->ufd < 0) {
+					rc = s->ufd;
+					if (imgd_fatal(rc))
+						return rc;
+					continue;
+				}
+				if (attempt)
+					s->reconnects++;
+			}
+			rc = get_once(s, t->pid, off + done, n, (uint8_t *)buf + done);
+			if (!rc)
+				break;
+			/* Anything else leaves the stream in an unknown state: start afresh. */
+			imgd_drop_urgent(s);
+			if (rc == -ERANGE || rc == -ENOENT || rc == -EACCES)
+				return rc;
+			if (rc == -EBADMSG && attempt == s->retries)
+				return rc;
+		}
+		if (rc)
+			return rc == -EBADMSG ? rc : -EIO;
+		done += (size_t)n * WIRE_PAGE;
+	}
+	return 0;
+}

@@ -1,0 +1,53 @@
+/*
+ * The lazy-wire client, its connection: the server's address, connect (bounded by the
+ * timeout), TLS (wire_tls.h), HELLO and the mutual AUTH for a role (wire_auth.h). What it says
+ * on the connection afterwards is in wire_client_read.h (OPEN, INDEX, GET),
+ * wire_client_meta.h (metadata files) and wire_client_upload.h (publish).
+ */
+#ifndef LAZY_WIRE_CLIENT_CONN_H
+#define LAZY_WIRE_CLIENT_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+#include "wire_auth.h"
+#include "wire_io.h"
+#include "wire_tls.h"
+
+struct wire_client {
+	char host[256];
+	char port[8];
+	const char *image;
+	const struct wire_key *key; /* NULL: none */
+	unsigned timeout_ms;
+	const struct wire_tls_cfg *tls; /* NULL: mode auto, PSK (TLS beyond loopback) */
+};
+
+/* HOST:PORT or [V6]:PORT, by util/parse.h's parse_hostport: 0 or -EINVAL. */
+int wire_client_parse(struct wire_client *c, const char *server);
+
+/* errno for a server ERROR code: whether it is worth a retry. */
+int wire_err_errno(int code);
+
+/* ---- for the other wire_client_*.c (errors: -errno, the text in e) ---- */
+
+/*
+ * Connect, TLS (c->tls: on, or auto and the server is not on loopback), HELLO, AUTH for role.
+ * Mutual, always: we need a key, the server must ask for it and then prove that it holds it.
+ * The fd (close it with wire_sock_close), or a negative errno.
+ */
+int wire_client_handshake(const struct wire_client *c, LwRole role, uint8_t *scratch,
+			  uint64_t deadline, struct errmsg *e);
+
+/* Receive a frame of the expected type into *m (wire_free it); an ERROR becomes its errno
+ * (wire_err_errno) and "server: TEXT". */
+int wire_client_expect(int fd, uint8_t *scratch, unsigned type, ProtobufCMessage **m,
+		       uint64_t deadline, struct errmsg *e);
+
+/* e's text into the (err, errlen) of the functions that other folders call (until they take
+ * a struct errmsg too). */
+void wire_errmsg_out(const struct errmsg *e, char *err, size_t errlen);
+
+#endif
