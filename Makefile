@@ -153,17 +153,24 @@ $(B)/tests/unit/%: tests/unit/%.c $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/unit
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/unit/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS) -lcriterion
 
-$(B)/tests/host/%: tests/host/%.c $(TEST_LIBS) $(GEN_H)
+# Every tests/host/*.c and tests/kmod/*.c is a program; their helpers are libraries from
+# subfolders: restore-sim's parts (tests/host/sim/), the guest tests' kt (tests/kmod/kt/).
+LIB_sim := $(B)/lib/libsim.a
+LIB_kt := $(B)/lib/libkt.a
+$(LIB_sim): $(patsubst %.c,$(B)/obj/%.o,$(wildcard tests/host/sim/*.c))
+$(LIB_kt): $(patsubst %.c,$(B)/obj/%.o,$(wildcard tests/kmod/kt/*.c))
+
+$(B)/tests/host/%: tests/host/%.c $(LIB_sim) $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/host
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/host/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/host/$*.d -o $@ $< $(LIB_sim) $(TEST_LIBS) $(LDFLAGS) $(LIBS)
 
 $(B)/tests/net/%: tests/net/%.c $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/net
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/net/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS)
 
-$(B)/tests/kmod/%: tests/kmod/%.c tests/kmod/kt.h $(TEST_LIBS) $(GEN_H)
+$(B)/tests/kmod/%: tests/kmod/%.c tests/kmod/kt/kt.h $(LIB_kt) $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB_kt) $(TEST_LIBS) $(LDFLAGS) $(LIBS)
 
 build/tests/workloads/%: tests/workloads/%.c $(wildcard tests/workloads/*.h)
 	@mkdir -p $(dir $@)

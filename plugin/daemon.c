@@ -215,7 +215,7 @@ char **lr_daemon_argv(const struct lr_conf *c, const char *daemon, const char *i
 		break;
 	case LR_SRC_PAGE_SERVER:
 		/* As `criu lazy-pages --page-server --address A --port P`. */
-		snprintf(port, sizeof(port), "%u", c->server.port);
+		snprintf(port, sizeof(port), "%u", c->server.port_num);
 		argv[i++] = "--page-server";
 		argv[i++] = "--address";
 		argv[i++] = (char *)c->server.host;
@@ -224,7 +224,7 @@ char **lr_daemon_argv(const struct lr_conf *c, const char *daemon, const char *i
 		break;
 	case LR_SRC_IMAGE_SERVER:
 		snprintf(server, sizeof(server), strchr(c->server.host, ':') ? "[%s]:%u" : "%s:%u",
-			 c->server.host, c->server.port);
+			 c->server.host, c->server.port_num);
 		argv[i++] = "--image-server";
 		argv[i++] = server;
 		if (c->image[0]) {

@@ -34,9 +34,9 @@ static void scan_file(struct lr_criu_scan *s, const char *path)
  */
 static int loader_words(int argc, char **argv)
 {
-	static const char *const with_arg[] = {"--library-path", "--preload",	"--argv0",
-					       "--inhibit-rpath", "--audit",	"--glibc-hwcaps-prepend",
-					       "--glibc-hwcaps-mask"};
+	static const char *const with_arg[] = {
+	    "--library-path",	      "--preload",	    "--argv0", "--inhibit-rpath", "--audit",
+	    "--glibc-hwcaps-prepend", "--glibc-hwcaps-mask"};
 	const char *base;
 	int i = 1;
 
@@ -44,7 +44,8 @@ static int loader_words(int argc, char **argv)
 		return 0;
 	base = strrchr(argv[0], '/');
 	base = base ? base + 1 : argv[0];
-	if (strncmp(base, "ld-linux", 8) && strncmp(base, "ld.so", 5) && strncmp(base, "ld64.so", 7))
+	if (strncmp(base, "ld-linux", 8) && strncmp(base, "ld.so", 5) &&
+	    strncmp(base, "ld64.so", 7))
 		return 0;
 	while (i < argc && !strncmp(argv[i], "--", 2)) {
 		bool arg = false;

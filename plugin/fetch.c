@@ -13,8 +13,8 @@ int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, char *why, si
 {
 	struct wire_tls_cfg tls;
 	struct meta_fetch_cfg cfg = {NULL, c->image[0] ? c->image : NULL,
-				     c->auth_key[0] ? c->auth_key : NULL, (unsigned)c->timeout * 1000u,
-				     &tls};
+				     c->auth_key[0] ? c->auth_key : NULL,
+				     (unsigned)c->timeout * 1000u, &tls};
 	struct wire_meta_result res;
 	char err[1024], warn[512], hp[300];
 	int rc;
@@ -23,7 +23,7 @@ int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, char *why, si
 		return 0;
 	lrconf_tls(c, &tls);
 	snprintf(hp, sizeof(hp), strchr(c->server.host, ':') ? "[%s]:%u" : "%s:%u", c->server.host,
-		 c->server.port);
+		 c->server.port_num);
 	cfg.server = hp;
 	rc = meta_fetch_if_empty(&cfg, imgdir, &res, err, sizeof(err), warn, sizeof(warn));
 	if (warn[0])

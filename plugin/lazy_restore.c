@@ -170,7 +170,7 @@ static int dump_init(void)
 	pub.c = c;
 	pub.on = true;
 	lr_info("the dump will be published as image %s to criu-imgd %s:%u", pub.id, c.publish.host,
-		c.publish.port);
+		c.publish.port_num);
 	return 0;
 }
 

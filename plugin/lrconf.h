@@ -7,7 +7,8 @@
  * them). Every problem is an error naming the file, the line and the key.
  *
  * The scanner answers "is this restore lazy?" from CRIU's command line and config files (see
- * docs/plugin.md): it lives here, not in plugin/, so that unit tests link it.
+ * docs/plugin.md): it is part of lrconf (lrconf_scan.c), apart from the code that runs inside
+ * CRIU, so that the unit tests and the fuzzer link it.
  */
 #ifndef LRCONF_H
 #define LRCONF_H
@@ -17,11 +18,11 @@
 #include <stddef.h>
 
 #include "util/err.h"
+#include "util/parse.h"
 
 #define LRCONF_ENV "CRIU_LAZY_RESTORE_CONF"
 #define LRCONF_DEFAULT_PATH "/etc/criu/lazy-restore.conf"
 #define LRCONF_MAX_SIZE (1 << 20) /* bytes: a config file is small */
-#define LRCONF_IMAGE_MAX 128
 
 enum lr_source { LR_SRC_LOCAL, LR_SRC_IMAGE_SERVER, LR_SRC_PAGE_SERVER };
 enum lr_fill { LR_FILL_AUTO, LR_FILL_KMOD, LR_FILL_UFFD };
@@ -53,33 +54,27 @@ enum lr_key {
 /* TLS to criu-imgd (fetch, publish, the daemon): auto = when the server is not on loopback. */
 enum lr_tls { LR_TLS_AUTO, LR_TLS_ON, LR_TLS_OFF };
 
-struct lr_hostport {
-	char host[256]; /* a name, an IPv4 address or an IPv6 address (without the brackets) */
-	unsigned port;
-};
-
 struct lr_conf {
 	char file[PATH_MAX]; /* the file read; "" when none was (all defaults) */
 	enum lr_source source;
-	struct lr_hostport server;	  /* source image-server|page-server */
-	char image[LRCONF_IMAGE_MAX + 1]; /* "" = not given */
-	char auth_key[PATH_MAX];	  /* the readers' key (criu-imgd --auth-key); "" = none */
-	char daemon[PATH_MAX];		  /* "" = the installed criu-lazyd */
+	struct hostport server;	      /* source image-server|page-server */
+	char image[IMAGE_ID_MAX + 1]; /* "" = not given */
+	char auth_key[PATH_MAX];      /* the readers' key (criu-imgd --auth-key); "" = none */
+	char daemon[PATH_MAX];	      /* "" = the installed criu-lazyd */
 	enum lr_fill fill;
 	char log[PATH_MAX]; /* "" = criu-lazyd.log; relative paths are relative to the work dir */
 	int verbosity;	    /* 0..4 */
 	int timeout;	    /* seconds to wait for the daemon to listen */
 	bool publish_set;
-	struct lr_hostport publish;
+	struct hostport publish;
 	char publish_key[PATH_MAX]; /* the publishers' key (criu-imgd --upload-key); "" = none */
 	enum lr_lazy lazy;
 	enum lr_tls tls;
 	char tls_ca[PATH_MAX];	 /* X.509 mode: criu-imgd's CA; "" = PSK mode */
 	char tls_cert[PATH_MAX]; /* X.509 mode: our client certificate; "" = none */
 	char tls_key[PATH_MAX];	 /* its private key */
-	int line[LRK_NR]; /* where each key was set; 0 = default */
+	int line[LRK_NR];	 /* where each key was set; 0 = default */
 };
-
 
 #define LRCONF_DEFAULT_VERBOSITY 2
 #define LRCONF_DEFAULT_TIMEOUT 30
@@ -97,7 +92,7 @@ const char *lrconf_lazy_name(enum lr_lazy l);
 void lrconf_defaults(struct lr_conf *c);
 
 /* Parse TEXT (LEN bytes; NUL bytes are an error) as the contents of file NAME into C (which
- * starts from the defaults). 0, or -1 with the reason in E. */
+ * starts from the defaults). 0, or -EINVAL (-ENOMEM) with the reason in E. */
 int lrconf_parse(struct lr_conf *c, const char *name, const char *text, size_t len,
 		 struct errmsg *e);
 
@@ -105,15 +100,12 @@ int lrconf_parse(struct lr_conf *c, const char *name, const char *text, size_t l
 const char *lrconf_path(bool *explicit_path);
 
 /* Read and parse PATH. A missing file is fine (all defaults, c->file = "") only when
- * MISSING_OK. 0, or -1 with the reason in E. */
+ * MISSING_OK. 0, or -errno with the reason in E. */
 int lrconf_load(struct lr_conf *c, const char *path, bool missing_ok, struct errmsg *e);
 
 /* Split LINE (modified in place) into at most MAX words, criu.conf style. Returns the number
- * of words, or -1 with *WHY set (unterminated quote, too many words). */
-int lrconf_split(char *line, char **words, int max, const char **why);
-
-/* Parse "HOST:PORT" ("[V6]:PORT" for IPv6). 0, or -1 with *WHY set. */
-int lrconf_parse_hostport(const char *s, struct lr_hostport *hp, const char **why);
+ * of words, or -EINVAL with the reason in E (unterminated quote, too many words). */
+int lrconf_split(char *line, char **words, int max, struct errmsg *e);
 
 /*
  * Scan of CRIU's own options, applied in CRIU's order (later sources override earlier ones):

@@ -53,7 +53,7 @@ int lr_publish(const struct lr_conf *c, const char *imgdir, const char *id, char
 	char err[1024], hp[300];
 
 	snprintf(hp, sizeof(hp), strchr(c->publish.host, ':') ? "[%s]:%u" : "%s:%u",
-		 c->publish.host, c->publish.port);
+		 c->publish.host, c->publish.port_num);
 	if (wire_client_parse(&wc, hp)) {
 		snprintf(why, n, "bad publish address %s", hp);
 		return -1;

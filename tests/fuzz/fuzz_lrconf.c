@@ -1,12 +1,14 @@
 /*
- * libFuzzer harness: lrconf.c, the lazy_restore.so config parser and the scanner of CRIU's
- * own options, on arbitrary text.
+ * libFuzzer harness: lrconf (plugin/lrconf*.c), the lazy_restore.so config parser and the
+ * scanner of CRIU's own options, on arbitrary text.
  *
  * The whole input is parsed as a config file (lrconf_parse) and as a CRIU config file
- * (lrconf_scan_criu_conf); each line goes through lrconf_split and lrconf_parse_hostport; and
+ * (lrconf_scan_criu_conf); each line goes through lrconf_split and parse_hostport; and
  * the input split at NUL bytes and newlines is a command line for lrconf_scan_argv and
  * lrconf_scan_client_argv. What a successful parse leaves is checked against lrconf.h.
+ * (parse_hostport is util/parse.h's: the plugin's file takes addresses by that rule.)
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,12 +31,14 @@ static bool id_char(char ch)
 	       ch == '.' || ch == '-' || ch == '_';
 }
 
-static void check_hostport(const struct lr_hostport *hp)
+static void check_hostport(const struct hostport *hp)
 {
 	if (!terminated(hp->host, sizeof(hp->host)) || !hp->host[0])
 		fuzz_die("hostport: host empty or not terminated");
-	if (hp->port < 1 || hp->port > 65535)
+	if (hp->port_num < 1 || hp->port_num > 65535)
 		fuzz_die("hostport: port out of range");
+	if (!terminated(hp->port, sizeof(hp->port)) || strtoul(hp->port, NULL, 10) != hp->port_num)
+		fuzz_die("hostport: the port string and number differ");
 }
 
 static void check_conf(const struct lr_conf *c)
@@ -56,7 +60,7 @@ static void check_conf(const struct lr_conf *c)
 		check_hostport(&c->publish);
 	if (c->image[0]) {
 		size_t n = strlen(c->image);
-		if (n > LRCONF_IMAGE_MAX || !id_char(c->image[0]) || c->image[0] == '.' ||
+		if (n > IMAGE_ID_MAX || !id_char(c->image[0]) || c->image[0] == '.' ||
 		    c->image[0] == '-' || c->image[0] == '_')
 			fuzz_die("conf: bad image id accepted");
 		for (size_t i = 0; i < n; i++)
@@ -98,8 +102,8 @@ static void check_conf(const struct lr_conf *c)
 		if (c->line[k] < 0)
 			fuzz_die("conf: negative line");
 	/* the names of what was parsed */
-	if (!strcmp(lrconf_source_name(c->source), "?") || !strcmp(lrconf_fill_name(c->fill), "?") ||
-	    !strcmp(lrconf_lazy_name(c->lazy), "?"))
+	if (!strcmp(lrconf_source_name(c->source), "?") ||
+	    !strcmp(lrconf_fill_name(c->fill), "?") || !strcmp(lrconf_lazy_name(c->lazy), "?"))
 		fuzz_die("conf: a value without a name");
 }
 
@@ -123,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_die("error message not terminated");
 	if (rc == 0)
 		check_conf(&c);
-	else if (rc != -1 || !e.msg[0])
+	else if (rc >= 0 || !e.msg[0])
 		fuzz_die("a failed parse without a message");
 
 	/* 2. the same text as one of CRIU's config files */
@@ -141,19 +145,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const uint8_t *nl = memchr(data + pos, '\n', size - pos);
 		size_t ll = nl ? (size_t)(nl - (data + pos)) : size - pos;
 		char *words[8];
-		const char *why = NULL;
-		struct lr_hostport hp;
+		struct errmsg why;
+		struct hostport hp;
 
 		memcpy(buf, data + pos, ll);
 		buf[ll] = '\0';
 		pos += ll + 1;
 		memset(&hp, 0, sizeof(hp));
-		if (!lrconf_parse_hostport(buf, &hp, &why))
+		why.msg[0] = '\0';
+		if (!parse_hostport(buf, &hp, &why))
 			check_hostport(&hp);
-		else if (!why)
+		else if (!why.msg[0])
 			fuzz_die("hostport: failed without a reason");
+		why.msg[0] = '\0';
 		int n = lrconf_split(buf, words, 8, &why);
-		if (n < -1 || n > 8 || (n < 0 && !why))
+		if ((n < 0 && n != -EINVAL) || n > 8 || (n < 0 && !why.msg[0]))
 			fuzz_die("split: bad result");
 		for (int i = 0; i < n; i++)
 			if (words[i] < buf || words[i] > buf + ll)

@@ -5,297 +5,46 @@
  * (with crit), starts the daemon, hands it the tasks' userfaultfds over
  * lazy-pages.socket, lets the tasks run and checks every byte they see.
  *
- *   restore-sim --list
+ *   restore-sim -l|--list [-f PATTERN]
  *   restore-sim --scenario NAME --daemon PATH --dir EMPTYDIR [--seed N] [--timeout S]
  *   restore-sim --scenario NAME --daemon "criu lazy-pages" --no-stats --dir EMPTYDIR
  *   restore-sim --scenario NAME --dir EMPTYDIR --images-only   (write and decode images only)
+ *   restore-sim -f PATTERN --daemon PATH --dir DIR     (every match, each in DIR/NAME)
  *
  * Every image page holds a pattern of (pid in the images, address in the images, seed), so
- * a task knows what each byte must be wherever its pages moved. Files (sim-*.h):
- *   sim-util.h      patterns, PRNG, timeouts, I/O
- *   sim-model.h     tasks, VMAs and the kind of every page; the scenario flags
- *   sim-images.h    the images: JSON for crit encode, pages-N.img, CRIU 4.2 pagemaps
- *   sim-task.h      a restored task: map, restore non-lazy pages, uffd, check memory
- *   sim-proto.h     the daemon process and the lazy-pages socket protocol
- *   sim-scenarios.h the scenarios
+ * a task knows what each byte must be wherever its pages moved. The parts (sim/, a library):
+ *   sim-util        patterns, PRNG, timeouts, I/O
+ *   sim-model       tasks, VMAs and the kind of every page; the scenario flags
+ *   sim-images      the images: JSON for crit encode, pages-N.img, CRIU 4.2 pagemaps
+ *   sim-task        a restored task: map, restore non-lazy pages, uffd, check memory
+ *   sim-tree        the tasks from the main process: fork, command, reap
+ *   sim-proto       the daemon process and the lazy-pages socket protocol
+ *   sim-stats       the daemon's --stats-file against the model
+ *   sim-scenarios   the list of scenarios; their code in scen-*.c (scen.h)
  * Whether the daemon drained everything is checked after it exited: from then on a page it
  * did not install reads as zeros (the registration is gone with its uffd).
  *
  * Exit status: 0 pass, 1 fail, 2 usage or setup error.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <sched.h>
-#include <sys/syscall.h>
-#include <sys/prctl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
-#include "sim-proto.h"
-#include "sim-scenarios.h"
-
-#define SETUP_MS 15000
-
-static const struct scenario *find_scenario(const char *name)
-{
-	for (size_t i = 0; i < NR_SCENARIOS; i++)
-		if (!strcmp(scenarios[i].name, name))
-			return &scenarios[i];
-	return NULL;
-}
-
-/* ---- the restored tasks ---- */
-
-static int task_main(struct sim *s, struct sim_task *t)
-{
-	uint64_t deadline = now_ms() + (uint64_t)s->timeout_s * 1000;
-
-	task_arm_timeout(s->timeout_s);
-	int uffd = task_setup(s, t);
-	if (uffd < 0)
-		return 20;
-	int c = task_read_cmd(t, deadline);
-	if (c == 'R') {
-		if (task_register(t, uffd) || send_byte(t->ctl, 'r'))
-			return 22;
-		c = read_byte(t->ctl, deadline);
-	} else {
-		close(uffd);
-	}
-	if (c == 'Q')
-		return 0;
-	if (c != 'G') {
-		sim_log("task %d: restore went away before the go (%d)", (int)getpid(), c);
-		return 21;
-	}
-	return s->sc->run(s, t);
-}
-
-static void close_main_ends(struct sim *s, int upto)
-{
-	for (int i = 0; i < upto; i++)
-		if (s->task[i].ctl >= 0)
-			close(s->task[i].ctl);
-}
-
-/* fork(), or with SC_PIDNS a fork into a new pid namespace (as criu restores a pidns). */
-static pid_t fork_task(const struct sim *s)
-{
-	if (s->sc->flags & SC_PIDNS)
-		return (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, NULL, NULL, 0);
-	return fork();
-}
-
-static int spawn_task(struct sim *s, struct sim_task *t)
-{
-	int sv[2];
-
-	if (t->zombie) {
-		t->pid = t->real = fork();
-		if (t->pid == 0)
-			_exit(0); /* stays a zombie until the end */
-		return t->pid < 0 ? -1 : 0;
-	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
-		return -1;
-	t->real = fork_task(s);
-	if (t->real < 0)
-		return -1;
-	if (t->real == 0) {
-		close(sv[0]);
-		close_main_ends(s, t->idx);
-		t->ctl = sv[1];
-		t->pid = getpid();
-		_exit(task_main(s, t));
-	}
-	/* The first task of a new pid namespace is its pid 1. */
-	t->pid = (s->sc->flags & SC_PIDNS) ? 1 : t->real;
-	close(sv[1]);
-	t->ctl = sv[0];
-	return 0;
-}
-
-static int spawn_tasks(struct sim *s)
-{
-	uint64_t deadline = now_ms() + SETUP_MS;
-
-	for (int i = 0; i < s->ntasks; i++)
-		if (spawn_task(s, &s->task[i])) {
-			sim_log("cannot start task %d: %s", i, strerror(errno));
-			return -1;
-		}
-	for (int i = 0; i < s->ntasks; i++) {
-		struct sim_task *t = &s->task[i];
-		if (t->zombie)
-			continue;
-		t->uffd = recv_fd(t->ctl, deadline);
-		if (t->uffd < 0) {
-			sim_log("task %d (pid %d) did not set up its memory", i, t->pid);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static void tell_tasks(struct sim *s, char c)
-{
-	for (int i = 0; i < s->ntasks; i++)
-		if (!s->task[i].zombie && !s->task[i].reaped)
-			send_byte(s->task[i].ctl, c);
-}
-
-static void close_uffds(struct sim *s)
-{
-	for (int i = 0; i < s->ntasks; i++)
-		if (s->task[i].uffd >= 0) {
-			close(s->task[i].uffd);
-			s->task[i].uffd = -1;
-		}
-}
-
-/* Wait for every task (and the zombie) to finish; the number of failed ones, -1 on timeout. */
-static int reap_tasks(struct sim *s, uint64_t deadline)
-{
-	int left = s->ntasks, failed = 0;
-
-	for (int i = 0; i < s->ntasks; i++)
-		left -= s->task[i].reaped;
-	while (left) {
-		for (int i = 0; i < s->ntasks; i++) {
-			struct sim_task *t = &s->task[i];
-			if (t->reaped || waitpid(t->real, &t->status, WNOHANG) != t->real)
-				continue;
-			t->reaped = true;
-			left--;
-			if (!WIFEXITED(t->status) || WEXITSTATUS(t->status)) {
-				sim_log("task %d (pid %d) failed: %s %d", i, t->pid,
-					WIFEXITED(t->status) ? "exit" : "signal",
-					WIFEXITED(t->status) ? WEXITSTATUS(t->status)
-							     : WTERMSIG(t->status));
-				failed++;
-			}
-		}
-		if (left && !ms_left(deadline))
-			return -1;
-		if (left)
-			usleep(5000);
-	}
-	return failed;
-}
-
-static void kill_tasks(struct sim *s)
-{
-	for (int i = 0; i < s->ntasks; i++)
-		if (!s->task[i].reaped && s->task[i].real > 0)
-			kill(s->task[i].real, SIGKILL);
-	reap_tasks(s, now_ms() + 5000);
-}
-
-/* Every live task says 'c' ('r' registered, 'P' SC_EARLY changes done, 'D' ready for the end). */
-static int wait_tasks_say(struct sim *s, char c, uint64_t deadline)
-{
-	for (int i = 0; i < s->ntasks; i++) {
-		struct sim_task *t = &s->task[i];
-		if (t->zombie)
-			continue;
-		if (read_byte(t->ctl, deadline) != c) {
-			sim_log("task %d (pid %d) failed or hung before saying '%c'", i, t->pid, c);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* ---- checks on the daemon's output ---- */
-
-static bool file_contains(const char *path, const char *needle)
-{
-	static char buf[1 << 20];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	return strstr(buf, needle) != NULL;
-}
-
-static int write_expect(const struct sim *s, const char *path)
-{
-	struct page_counts c;
-	int tasks = 0, zombies = 0;
-
-	count_pages(s, &c);
-	for (int i = 0; i < s->ntasks; i++) {
-		zombies += s->task[i].zombie;
-		tasks += !s->task[i].zombie;
-	}
-	FILE *f = fopen(path, "we");
-	if (!f)
-		return -1;
-	fprintf(f,
-		"{\"tasks\": %d, \"zombies\": %d, \"lazy_pages\": %llu, \"lazy_data_pages\": %llu, "
-		"\"lazy_zero_data_pages\": %llu, \"zero_pages\": %llu, \"present_pages\": %llu, "
-		"\"drops_allowed\": %s}\n",
-		tasks, zombies, (unsigned long long)(c.lazy + c.lazy_zero),
-		(unsigned long long)c.lazy, (unsigned long long)c.lazy_zero,
-		(unsigned long long)c.hole, (unsigned long long)c.present,
-		(s->sc->flags & SC_DROPS) ? "true" : "false");
-	return fclose(f) ? -1 : 0;
-}
-
-/*
- * The --stats-file JSON must agree with the model ($e[0], expect.json): lazy_pages are the
- * PE_LAZY pages (data, some of it all-zero), zero_pages the holes of lazy VMAs. Every lazy
- * page is installed once (on demand or prefetched, or as a zero page if its data is zero) or
- * dropped (unmapped or discarded by the task: counted with the holes dropped); at most holes
- * and zero-data pages are installed as zero pages. SIM_STATS_JQ replaces the filter.
- */
-static const char *stats_filter(void)
-{
-	const char *f = getenv("SIM_STATS_JQ");
-
-	if (f && *f)
-		return f;
-	return "$e[0] as $x | (.pages_total == $x.lazy_pages or .pages_total == $x.lazy_pages + "
-	       "$x.zero_pages) and .tasks == $x.tasks and .zombies == $x.zombies and .pages_fault "
-	       "+ "
-	       ".pages_prefetch <= $x.lazy_pages and .pages_fault + .pages_prefetch + .pages_zero "
-	       "+ "
-	       ".pages_dropped >= $x.lazy_pages and .pages_zero <= $x.zero_pages + "
-	       "$x.lazy_zero_data_pages and .pages_dropped <= $x.lazy_pages + $x.zero_pages and "
-	       "($x.drops_allowed or .pages_dropped == 0)";
-}
-
-static int check_stats(const struct sim *s)
-{
-	char expect[300];
-
-	snprintf(expect, sizeof(expect), "%s/expect.json", s->dir);
-	if (write_expect(s, expect))
-		return -1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-		if (null >= 0)
-			dup2(null, 1);
-		execlp("jq", "jq", "-e", "--slurpfile", "e", expect, stats_filter(), s->statspath,
-		       (char *)NULL);
-		_exit(127);
-	}
-	int st = 0;
-	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st)) {
-		sim_log("stats %s do not match %s (jq filter: %s)", s->statspath, expect,
-			stats_filter());
-		return -1;
-	}
-	sim_log("stats match the images");
-	return 0;
-}
+#include "sim/sim-images.h"
+#include "sim/sim-proto.h"
+#include "sim/sim-scenarios.h"
+#include "sim/sim-stats.h"
+#include "sim/sim-tree.h"
 
 /* ---- one scenario ---- */
 
@@ -592,19 +341,35 @@ out:
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: restore-sim --list\n"
+		"usage: restore-sim -l|--list [-f PATTERN]\n"
 		"       restore-sim --scenario NAME --dir EMPTYDIR (--daemon PATH | "
 		"--images-only)\n"
 		"                   [--seed N] [--timeout SECONDS] [--crit PATH] [--no-stats]\n"
+		"       restore-sim -f PATTERN --dir DIR (--daemon PATH | --images-only) [...]\n"
+		"  -l, --list            the scenarios, a line each: the name and what it checks\n"
+		"  -f, --filter PATTERN  only the scenarios whose name matches PATTERN (a shell\n"
+		"                        pattern, or a part of the name): with -l, list them;\n"
+		"                        else run each in DIR/NAME, one after the other, and say\n"
+		"                        PASS or FAIL for each\n"
 		"  --daemon may be a command with words, e.g. \"criu lazy-pages\"\n");
 	exit(2);
 }
 
-static void list_scenarios(void)
+/* Every scenario (those that match PATTERN, unless NULL). 0, or 2 when none matched. */
+static int list_scenarios(const char *pattern)
 {
-	for (size_t i = 0; i < NR_SCENARIOS; i++)
-		printf("%-14s %s\n", scenarios[i].name, scenarios[i].what);
-	exit(0);
+	int n = 0;
+
+	for (size_t i = 0; i < sim_nr_scenarios; i++) {
+		const struct scenario *sc = &sim_scenarios[i];
+		if (pattern && !scenario_matches(sc, pattern))
+			continue;
+		printf("%-14s %s\n", sc->name, sc->what);
+		n++;
+	}
+	if (!n)
+		fprintf(stderr, "restore-sim: no scenario matches '%s'\n", pattern);
+	return n ? 0 : 2;
 }
 
 /* "PATH [WORDS...]" into daemon_argv; PATH made absolute (SC_RELPATHS starts it elsewhere). */
@@ -623,24 +388,32 @@ static void split_daemon(struct sim *s, char path[PATH_MAX])
 }
 
 struct args {
-	const char *name, *dir;
-	bool images_only;
+	const char *name, *dir, *filter;
+	bool images_only, list;
 };
 
 static void parse_args(int argc, char **argv, struct sim *s, struct args *a)
 {
-	static const struct option opts[] = {
-	    {"list", no_argument, NULL, 'l'},	      {"scenario", required_argument, NULL, 's'},
-	    {"daemon", required_argument, NULL, 'd'}, {"dir", required_argument, NULL, 'D'},
-	    {"seed", required_argument, NULL, 'S'},   {"timeout", required_argument, NULL, 't'},
-	    {"crit", required_argument, NULL, 'c'},   {"images-only", no_argument, NULL, 'i'},
-	    {"no-stats", no_argument, NULL, 'n'},     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"list", no_argument, NULL, 'l'},
+					     {"filter", required_argument, NULL, 'f'},
+					     {"scenario", required_argument, NULL, 's'},
+					     {"daemon", required_argument, NULL, 'd'},
+					     {"dir", required_argument, NULL, 'D'},
+					     {"seed", required_argument, NULL, 'S'},
+					     {"timeout", required_argument, NULL, 't'},
+					     {"crit", required_argument, NULL, 'c'},
+					     {"images-only", no_argument, NULL, 'i'},
+					     {"no-stats", no_argument, NULL, 'n'},
+					     {NULL, 0, NULL, 0}};
 	int o;
 
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "lf:", opts, NULL)) != -1) {
 		switch (o) {
 		case 'l':
-			list_scenarios();
+			a->list = true;
+			break;
+		case 'f':
+			a->filter = optarg;
 			break;
 		case 's':
 			a->name = optarg;
@@ -670,32 +443,96 @@ static void parse_args(int argc, char **argv, struct sim *s, struct args *a)
 			usage();
 		}
 	}
-	if (!a->name || !a->dir || (!s->daemon && !a->images_only) ||
+	if (optind < argc)
+		usage();
+	if (a->list)
+		return;
+	if (!a->name == !a->filter || !a->dir || (!s->daemon && !a->images_only) ||
 	    strlen(a->dir) >= sizeof(s->dir))
 		usage();
+}
+
+/* Scenario sc in DIR (made before). The exit status of restore-sim. */
+static int run_one(struct sim *s, const struct scenario *sc, const char *dir, bool images_only)
+{
+	s->sc = sc;
+	snprintf(s->dir, sizeof(s->dir), "%s", dir);
+	if (s->timeout_s <= 0)
+		s->timeout_s = sc->timeout_s;
+	/* A daemon started with -d becomes our child again when its parent exits. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	sim_log("scenario %s (%s), seed %llu", sc->name, sc->what, (unsigned long long)s->seed);
+	return run_scenario(s, images_only);
+}
+
+/* -f: scenario sc in DIR/NAME, in a child of its own (a fresh model, its own subreaper). */
+static int run_in_child(struct sim *s, const struct scenario *sc, const struct args *a)
+{
+	char dir[sizeof(s->dir)];
+	int st = 0;
+
+	if (snprintf(dir, sizeof(dir), "%s/%s", a->dir, sc->name) >= (int)sizeof(dir) ||
+	    mkdir(dir, 0755)) {
+		sim_log("cannot make %s/%s: %s", a->dir, sc->name,
+			errno ? strerror(errno) : "path too long");
+		return 2;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(run_one(s, sc, dir, a->images_only));
+	if (pid < 0 || waitpid(pid, &st, 0) != pid)
+		return 2;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* -f: every matching scenario, one after the other; PASS or FAIL a line, then the count. */
+static int run_matching(struct sim *s, const struct args *a)
+{
+	int pass = 0, fail = 0;
+
+	for (size_t i = 0; i < sim_nr_scenarios; i++) {
+		const struct scenario *sc = &sim_scenarios[i];
+		if (!scenario_matches(sc, a->filter))
+			continue;
+		errno = 0;
+		int rc = run_in_child(s, sc, a);
+		if (rc)
+			printf("FAIL %s (exit %d; seed %llu)\n", sc->name, rc,
+			       (unsigned long long)s->seed);
+		else
+			printf("PASS %s\n", sc->name);
+		fflush(stdout);
+		pass += !rc;
+		fail += !!rc;
+	}
+	if (!pass && !fail) {
+		fprintf(stderr, "restore-sim: no scenario matches '%s' (see --list)\n", a->filter);
+		return 2;
+	}
+	printf("%d passed, %d failed\n", pass, fail);
+	return fail ? 1 : 0;
 }
 
 int main(int argc, char **argv)
 {
 	static struct sim s = {.crit = "/usr/bin/crit", .sock = -1, .dpid = -1};
 	static char daemon_path[PATH_MAX];
-	struct args a = {NULL, NULL, false};
+	struct args a = {0};
 
 	s.seed = (uint64_t)time(NULL);
 	parse_args(argc, argv, &s, &a);
-	s.sc = find_scenario(a.name);
-	if (!s.sc) {
+	if (a.list)
+		return list_scenarios(a.filter);
+	if (s.daemon)
+		split_daemon(&s, daemon_path);
+	signal(SIGPIPE, SIG_IGN);
+	if (a.filter)
+		return run_matching(&s, &a);
+	const struct scenario *sc = scenario_find(a.name);
+	if (!sc) {
 		fprintf(stderr, "restore-sim: no scenario '%s' (see --list)\n", a.name);
 		return 2;
 	}
-	snprintf(s.dir, sizeof(s.dir), "%s", a.dir);
-	if (s.daemon)
-		split_daemon(&s, daemon_path);
-	if (s.timeout_s <= 0)
-		s.timeout_s = s.sc->timeout_s;
-	signal(SIGPIPE, SIG_IGN);
-	/* A daemon started with -d becomes our child again when its parent exits. */
-	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	sim_log("scenario %s (%s), seed %llu", s.sc->name, s.sc->what, (unsigned long long)s.seed);
-	return run_scenario(&s, a.images_only);
+	return run_one(&s, sc, a.dir, a.images_only);
 }

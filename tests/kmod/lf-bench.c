@@ -9,7 +9,7 @@
  * is the batch with LAZYFILL_FILL_NOWAKE: the install part alone, without
  * the one UFFDIO_WAKE per merged range that a batch otherwise ends with.
  */
-#include "kt.h"
+#include "kt/kt.h"
 
 struct ext {
 	uint64_t dst, len, src;

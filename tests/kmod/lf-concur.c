@@ -5,7 +5,7 @@
  *
  *   lf-concur [SECONDS]   (default 8: the fork/mremap phase)
  */
-#include "kt.h"
+#include "kt/kt.h"
 
 #include <pthread.h>
 #include <signal.h>

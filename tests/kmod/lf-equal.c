@@ -9,7 +9,7 @@
  * parent installs every page per the plan, replays part of it (pages
  * present already), then the child dumps its memory into a shared memfd.
  */
-#include "kt.h"
+#include "kt/kt.h"
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -6,7 +6,7 @@
  * This process is its own "task": it registers a region with a uffd and
  * never touches it, so installs into it block nobody.
  */
-#include "kt.h"
+#include "kt/kt.h"
 
 /* The BATCH() and BIND() helpers override their defaults on purpose. */
 #pragma GCC diagnostic ignored "-Woverride-init"

@@ -3,7 +3,7 @@
  * ones, then one line per live session.
  *   lf-nlstat [--live N]   exit 1 unless exactly N sessions are live
  */
-#include "kt.h"
+#include "kt/kt.h"
 
 #include "lib/lazyfill_nl.h"
 

@@ -22,7 +22,7 @@
  *
  * Exit 0 if every check passed, 1 otherwise.
  */
-#include "kt.h"
+#include "kt/kt.h"
 
 #include <grp.h>
 #include <sched.h>

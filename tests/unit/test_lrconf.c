@@ -21,7 +21,7 @@ static int parse(const char *text)
 /* TEXT must fail with exactly MSG. */
 static void bad(const char *text, const char *msg)
 {
-	cr_assert_eq(parse(text), -1, "accepted: %s", text);
+	cr_assert_eq(parse(text), -EINVAL, "accepted: %s", text);
 	cr_assert_str_eq(e.msg, msg, "for %s", text);
 }
 
@@ -69,7 +69,7 @@ Test(lrconf, every_key)
 	     "tls-key /etc/criu/lazy-client.key\n");
 	cr_assert_eq(c.source, LR_SRC_IMAGE_SERVER);
 	cr_assert_str_eq(c.server.host, "imgd.example");
-	cr_assert_eq(c.server.port, 7070);
+	cr_assert_eq(c.server.port_num, 7070);
 	cr_assert_str_eq(c.image, "web-1.2_a");
 	cr_assert_str_eq(c.auth_key, "/etc/criu/lazy.key");
 	cr_assert_str_eq(c.daemon, "/opt/bin/criu-lazyd");
@@ -79,7 +79,7 @@ Test(lrconf, every_key)
 	cr_assert_eq(c.timeout, 120);
 	cr_assert(c.publish_set);
 	cr_assert_str_eq(c.publish.host, "10.0.0.1");
-	cr_assert_eq(c.publish.port, 7071);
+	cr_assert_eq(c.publish.port_num, 7071);
 	cr_assert_str_eq(c.publish_key, "/etc/criu/lazy-publish.key");
 	cr_assert_eq(c.lazy, LR_LAZY_ALWAYS);
 	cr_assert_eq(c.tls, LR_TLS_ON);
@@ -97,14 +97,14 @@ Test(lrconf, source_values)
 	good("source page-server 192.168.1.5:27");
 	cr_assert_eq(c.source, LR_SRC_PAGE_SERVER);
 	cr_assert_str_eq(c.server.host, "192.168.1.5");
-	cr_assert_eq(c.server.port, 27);
+	cr_assert_eq(c.server.port_num, 27);
 	good("source image-server [fe80::1]:65535");
 	cr_assert_eq(c.source, LR_SRC_IMAGE_SERVER);
 	cr_assert_str_eq(c.server.host, "fe80::1");
-	cr_assert_eq(c.server.port, 65535);
+	cr_assert_eq(c.server.port_num, 65535);
 	good("  source\timage-server   host_1.lan:1   # trailing comment");
 	cr_assert_str_eq(c.server.host, "host_1.lan");
-	cr_assert_eq(c.server.port, 1);
+	cr_assert_eq(c.server.port_num, 1);
 }
 
 Test(lrconf, fill_and_verbosity_values)
@@ -150,13 +150,16 @@ Test(lrconf, quoting_and_relative_log)
 Test(lrconf, unknown_keys)
 {
 	bad("sauce local\n", "t.conf:1: unknown key 'sauce' (keys: source, image, auth-key, "
-			     "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy, tls, tls-ca, tls-cert, tls-key)");
+			     "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy, "
+			     "tls, tls-ca, tls-cert, tls-key)");
 	bad("\n# x\n--source local\n",
 	    "t.conf:3: unknown key '--source' (write keys without the leading '--')");
 	bad("lazy-pages\n", "t.conf:1: unknown key 'lazy-pages' (keys: source, image, auth-key, "
-			    "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy, tls, tls-ca, tls-cert, tls-key)");
+			    "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy, "
+			    "tls, tls-ca, tls-cert, tls-key)");
 	bad("Source local\n", "t.conf:1: unknown key 'Source' (keys: source, image, auth-key, "
-			      "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy, tls, tls-ca, tls-cert, tls-key)");
+			      "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy, "
+			      "tls, tls-ca, tls-cert, tls-key)");
 }
 
 Test(lrconf, missing_values)
@@ -225,7 +228,7 @@ Test(lrconf, bad_values)
 	longid[129] = '\0';
 	char text[300];
 	snprintf(text, sizeof(text), "source image-server h:1\nimage %s", longid);
-	cr_assert_eq(parse(text), -1);
+	cr_assert_eq(parse(text), -EINVAL);
 	cr_assert(strstr(e.msg, "t.conf:2: key 'image': bad image id"), "%s", e.msg);
 	longid[128] = '\0';
 	snprintf(text, sizeof(text), "source image-server h:1\nimage %s", longid);
@@ -284,7 +287,7 @@ Test(lrconf, duplicates_and_cross_checks)
 	cr_assert_eq(c.tls, LR_TLS_AUTO);
 	cr_assert_str_eq(c.tls_ca, "/ca");
 	bad("tls on\n", "t.conf:1: key 'tls': is only used with `source image-server` or "
-			 "`publish` (neither is set)");
+			"`publish` (neither is set)");
 	bad("source image-server h:1\ntls maybe\n",
 	    "t.conf:2: key 'tls': bad value 'maybe' (expected auto, on or off)");
 	bad("source image-server h:1\ntls-ca ca.pem\n",
@@ -296,9 +299,9 @@ Test(lrconf, duplicates_and_cross_checks)
 	bad("source image-server h:1\ntls off\ntls-ca /ca\n",
 	    "t.conf:3: key 'tls-ca': is not used with `tls off`");
 	/* The first error wins: an unknown key before a cross-check problem. */
-	bad("image abc\nnope 1\n",
-	    "t.conf:2: unknown key 'nope' (keys: source, image, auth-key, "
-	    "daemon, fill, log, verbosity, timeout, publish, publish-key, lazy, tls, tls-ca, tls-cert, tls-key)");
+	bad("image abc\nnope 1\n", "t.conf:2: unknown key 'nope' (keys: source, image, auth-key, "
+				   "daemon, fill, log, verbosity, timeout, publish, publish-key, "
+				   "lazy, tls, tls-ca, tls-cert, tls-key)");
 }
 
 Test(lrconf, bad_syntax)
@@ -308,7 +311,7 @@ Test(lrconf, bad_syntax)
 	good("\"source\" local"); /* a quoted key is still the key */
 	bad("\"unterminated", "t.conf:1: unterminated quote");
 	const char nul[] = "fill auto\n\0fill uffd\n";
-	cr_assert_eq(lrconf_parse(&c, "t.conf", nul, sizeof(nul) - 1, &e), -1);
+	cr_assert_eq(lrconf_parse(&c, "t.conf", nul, sizeof(nul) - 1, &e), -EINVAL);
 	cr_assert_str_eq(e.msg, "t.conf: contains a NUL byte (not a text file)");
 }
 
@@ -316,7 +319,7 @@ Test(lrconf, split)
 {
 	char line[] = "  a  \"b c\" d#e \"\" #f g";
 	char *w[8];
-	const char *why = NULL;
+	struct errmsg why = {""};
 	int n = lrconf_split(line, w, 8, &why);
 	cr_assert_eq(n, 4);
 	cr_assert_str_eq(w[0], "a");
@@ -324,8 +327,8 @@ Test(lrconf, split)
 	cr_assert_str_eq(w[2], "d#e");
 	cr_assert_str_eq(w[3], "");
 	char two[] = "x y";
-	cr_assert_eq(lrconf_split(two, w, 1, &why), -1);
-	cr_assert_str_eq(why, "too many words");
+	cr_assert_eq(lrconf_split(two, w, 1, &why), -EINVAL);
+	cr_assert_str_eq(why.msg, "too many words");
 }
 
 static char tmpdir[] = "/tmp/lrconf-XXXXXX";
@@ -350,7 +353,7 @@ Test(lrconf, load_files)
 	cr_assert_str_eq(c.file, p);
 
 	p = write_file("bad.conf", "fill uffd\nverbosity loud\n");
-	cr_assert_eq(lrconf_load(&c, p, false, &e), -1);
+	cr_assert_eq(lrconf_load(&c, p, false, &e), -EINVAL);
 	char want[700];
 	snprintf(want, sizeof(want),
 		 "%s:2: key 'verbosity': bad value 'loud' (expected a level from 0 to 4)", p);
@@ -361,17 +364,17 @@ Test(lrconf, load_files)
 	cr_assert_eq(lrconf_load(&c, missing, true, &e), 0);
 	cr_assert_str_empty(c.file);
 	cr_assert_eq(c.source, LR_SRC_LOCAL);
-	cr_assert_eq(lrconf_load(&c, missing, false, &e), -1);
+	cr_assert_eq(lrconf_load(&c, missing, false, &e), -ENOENT);
 	snprintf(want, sizeof(want), "%s: cannot read: No such file or directory", missing);
 	cr_assert_str_eq(e.msg, want);
 
-	cr_assert_eq(lrconf_load(&c, tmpdir, true, &e), -1);
+	cr_assert_eq(lrconf_load(&c, tmpdir, true, &e), -EISDIR);
 	snprintf(want, sizeof(want), "%s: cannot read: Is a directory", tmpdir);
 	cr_assert_str_eq(e.msg, want);
 
 	p = write_file("open.conf", "fill uffd\n");
 	chmod(p, 0666);
-	cr_assert_eq(lrconf_load(&c, p, true, &e), -1);
+	cr_assert_eq(lrconf_load(&c, p, true, &e), -EPERM);
 	snprintf(want, sizeof(want), "%s: cannot read: writable by anyone (chmod o-w): refused", p);
 	cr_assert_str_eq(e.msg, want);
 	unlink(p);

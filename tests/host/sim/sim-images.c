@@ -3,16 +3,16 @@
  * by CRIU's own encoder (crit encode) from JSON written here, so that they do
  * not depend on our image reader; pages-N.img is raw data written here.
  */
-#ifndef SIM_IMAGES_H
-#define SIM_IMAGES_H
+#include "sim-images.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-
-#include "sim-model.h"
+#include <unistd.h>
 
 #define SIM_MAX_IMAGES (2 + 3 * SIM_MAX_TASKS)
 
@@ -248,8 +248,11 @@ static pid_t crit_start(const struct sim *s, const char *name)
 {
 	char in[320], out[320];
 
-	snprintf(in, sizeof(in), "%s/%s.json", s->jsondir, name);
-	snprintf(out, sizeof(out), "%s/%s.img", s->imgdir, name);
+	if (snprintf(in, sizeof(in), "%s/%s.json", s->jsondir, name) >= (int)sizeof(in) ||
+	    snprintf(out, sizeof(out), "%s/%s.img", s->imgdir, name) >= (int)sizeof(out)) {
+		sim_log("%s/%s: path too long", s->imgdir, name);
+		return -1;
+	}
 	pid_t pid = fork();
 	if (pid == 0) {
 		execl(s->crit, s->crit, "encode", "-i", in, "-o", out, (char *)NULL);
@@ -364,7 +367,7 @@ static int write_task_json(const struct sim *s, const struct sim_task *t, char n
 	return pm42 ? write_pagemap_42(s, t) : write_pagemap_json(s, t);
 }
 
-static int write_images(const struct sim *s)
+int write_images(const struct sim *s)
 {
 	char names[SIM_MAX_IMAGES][64];
 	int n = 0;
@@ -380,7 +383,7 @@ static int write_images(const struct sim *s)
 }
 
 /* Negative tests: damage an image file in place. */
-static int corrupt_magic(const char *path)
+int corrupt_magic(const char *path)
 {
 	uint32_t bad = 0xdeadbeef;
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -393,7 +396,7 @@ static int corrupt_magic(const char *path)
 	return rc;
 }
 
-static int truncate_by(const char *path, off_t cut)
+int truncate_by(const char *path, off_t cut)
 {
 	struct stat st;
 
@@ -401,5 +404,3 @@ static int truncate_by(const char *path, off_t cut)
 		return -1;
 	return truncate(path, st.st_size - cut);
 }
-
-#endif

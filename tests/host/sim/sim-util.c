@@ -1,25 +1,17 @@
-/*
- * restore-sim: small helpers (page patterns, timeouts, I/O). Included by restore-sim.c only.
- */
-#ifndef SIM_UTIL_H
-#define SIM_UTIL_H
+/* restore-sim: small helpers (page patterns, a PRNG, timeouts, I/O). */
+#include "sim-util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define SIM_PAGE 4096ULL
-#define SIM_WORDS (SIM_PAGE / 8)
-
-static void sim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sim_log(const char *fmt, ...)
+void sim_log(const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
@@ -46,7 +38,7 @@ static uint64_t splitmix64(uint64_t *state)
 }
 
 /* The content of the image page of task 'pid' at image address 'vaddr'. */
-static void sim_pattern(void *dst, int32_t pid, uint64_t vaddr, uint64_t seed)
+void sim_pattern(void *dst, int32_t pid, uint64_t vaddr, uint64_t seed)
 {
 	uint64_t st = seed ^ ((uint64_t)(uint32_t)pid << 40) ^ (vaddr * 0x2545f4914f6cdd1dULL);
 	uint64_t x = splitmix64(&st) | 1;
@@ -60,22 +52,17 @@ static void sim_pattern(void *dst, int32_t pid, uint64_t vaddr, uint64_t seed)
 	}
 }
 
-/* A small PRNG for layouts and access orders. */
-struct sim_rng {
-	uint64_t s;
-};
-
 static uint64_t rng_next(struct sim_rng *r)
 {
 	return splitmix64(&r->s);
 }
 
-static uint64_t rng_below(struct sim_rng *r, uint64_t n)
+uint64_t rng_below(struct sim_rng *r, uint64_t n)
 {
 	return n ? rng_next(r) % n : 0;
 }
 
-static uint64_t now_ms(void)
+uint64_t now_ms(void)
 {
 	struct timespec ts;
 
@@ -83,14 +70,14 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int ms_left(uint64_t deadline)
+int ms_left(uint64_t deadline)
 {
 	uint64_t now = now_ms();
 
 	return now >= deadline ? 0 : (int)(deadline - now);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+int write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 
@@ -107,7 +94,7 @@ static int write_all(int fd, const void *buf, size_t len)
 }
 
 /* Wait until fd is readable; 1 ready, 0 timeout, -1 error. */
-static int wait_readable(int fd, uint64_t deadline)
+int wait_readable(int fd, uint64_t deadline)
 {
 	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 
@@ -120,7 +107,7 @@ static int wait_readable(int fd, uint64_t deadline)
 }
 
 /* Read one command byte before the deadline: the byte, or -1 on timeout/EOF/error. */
-static int read_byte(int fd, uint64_t deadline)
+int read_byte(int fd, uint64_t deadline)
 {
 	unsigned char c;
 
@@ -134,9 +121,22 @@ static int read_byte(int fd, uint64_t deadline)
 	}
 }
 
-static int send_byte(int fd, char c)
+int send_byte(int fd, char c)
 {
 	return send(fd, &c, 1, MSG_NOSIGNAL) == 1 ? 0 : -1;
 }
 
-#endif
+bool file_contains(const char *path, const char *needle)
+{
+	static char buf[1 << 20];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	return strstr(buf, needle) != NULL;
+}

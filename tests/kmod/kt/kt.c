@@ -1,40 +1,9 @@
-/* Helpers shared by the lazyfill.ko guest tests (header-only). */
-#ifndef KT_H
-#define KT_H
+/* Helpers shared by the lazyfill.ko guest tests. */
+#include "kt.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <linux/lazyfill.h>
-#include <linux/userfaultfd.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
+int kt_failures;
 
-#define PG 4096ul
-
-static int kt_failures __attribute__((unused));
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			kt_failures++;                                                             \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);            \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fputc('\n', stderr);                                                       \
-		}                                                                                  \
-	} while (0)
-
-static inline void die(const char *fmt, ...)
+void die(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -46,7 +15,7 @@ static inline void die(const char *fmt, ...)
 	exit(2);
 }
 
-static inline uint64_t now_ns(void)
+uint64_t now_ns(void)
 {
 	struct timespec ts;
 
@@ -55,7 +24,7 @@ static inline uint64_t now_ns(void)
 }
 
 /* xorshift64*: deterministic test randomness. */
-static inline uint64_t rnd(uint64_t *s)
+uint64_t rnd(uint64_t *s)
 {
 	uint64_t x = *s;
 
@@ -67,7 +36,7 @@ static inline uint64_t rnd(uint64_t *s)
 }
 
 /* A new userfaultfd with the given features (UFFDIO_API done). */
-static inline int kt_uffd(uint64_t features)
+int kt_uffd(uint64_t features)
 {
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	struct uffdio_api api = {.api = UFFD_API, .features = features};
@@ -79,7 +48,7 @@ static inline int kt_uffd(uint64_t features)
 	return fd;
 }
 
-static inline void kt_register(int uffd, void *addr, size_t len, uint64_t mode)
+void kt_register(int uffd, void *addr, size_t len, uint64_t mode)
 {
 	struct uffdio_register r = {
 	    .range = {.start = (uint64_t)(uintptr_t)addr, .len = len},
@@ -90,7 +59,7 @@ static inline void kt_register(int uffd, void *addr, size_t len, uint64_t mode)
 		die("UFFDIO_REGISTER %p+%zu mode %llu", addr, len, (unsigned long long)mode);
 }
 
-static inline void *kt_map(void *hint, size_t len)
+void *kt_map(void *hint, size_t len)
 {
 	int flags = MAP_PRIVATE | MAP_ANONYMOUS | (hint ? MAP_FIXED_NOREPLACE : 0);
 	void *p = mmap(hint, len, PROT_READ | PROT_WRITE, flags, -1, 0);
@@ -101,7 +70,7 @@ static inline void *kt_map(void *hint, size_t len)
 }
 
 /* Pass an fd over a unix socket. */
-static inline void kt_send_fd(int sock, int fd)
+void kt_send_fd(int sock, int fd)
 {
 	char c = 'F';
 	struct iovec iov = {.iov_base = &c, .iov_len = 1};
@@ -123,7 +92,7 @@ static inline void kt_send_fd(int sock, int fd)
 		die("sendmsg fd");
 }
 
-static inline int kt_recv_fd(int sock)
+int kt_recv_fd(int sock)
 {
 	char c;
 	struct iovec iov = {.iov_base = &c, .iov_len = 1};
@@ -147,7 +116,7 @@ static inline int kt_recv_fd(int sock)
 	return fd;
 }
 
-static inline void kt_write_all(int fd, const void *buf, size_t len)
+void kt_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 
@@ -163,7 +132,7 @@ static inline void kt_write_all(int fd, const void *buf, size_t len)
 	}
 }
 
-static inline void kt_read_all(int fd, void *buf, size_t len)
+void kt_read_all(int fd, void *buf, size_t len)
 {
 	char *p = buf;
 
@@ -183,7 +152,7 @@ static inline void kt_read_all(int fd, void *buf, size_t len)
  * A self-describing page: its first word is the address it was made for,
  * the rest a function of that address, so any page can be checked alone.
  */
-static inline void kt_pattern(void *page, uint64_t addr)
+void kt_pattern(void *page, uint64_t addr)
 {
 	uint64_t *w = page, s = addr ^ 0x9E3779B97F4A7C15ull;
 
@@ -193,7 +162,7 @@ static inline void kt_pattern(void *page, uint64_t addr)
 }
 
 /* The address a page was made for, or 0 if it is not a pattern page. */
-static inline uint64_t kt_pattern_of(const void *page)
+uint64_t kt_pattern_of(const void *page)
 {
 	static __thread uint64_t buf[PG / 8];
 	const uint64_t *w = page;
@@ -203,7 +172,7 @@ static inline uint64_t kt_pattern_of(const void *page)
 }
 
 /* Resident pages of [p, p + len) (mincore). */
-static inline size_t kt_resident(void *p, size_t len)
+size_t kt_resident(void *p, size_t len)
 {
 	unsigned char v[4096];
 	size_t n = len / PG, r = 0;
@@ -217,7 +186,7 @@ static inline size_t kt_resident(void *p, size_t len)
 	return r;
 }
 
-static inline int kt_open_dev(void)
+int kt_open_dev(void)
 {
 	int fd = open(LAZYFILL_DEVICE, O_RDWR | O_CLOEXEC);
 
@@ -227,7 +196,7 @@ static inline int kt_open_dev(void)
 }
 
 /* Bind a new session to (uffd, pid): the session fd, or -errno. */
-static inline int kt_session(int uffd, pid_t pid, uint32_t *id)
+int kt_session(int uffd, pid_t pid, uint32_t *id)
 {
 	int fd = kt_open_dev();
 	struct lazyfill_bind b = {
@@ -245,8 +214,8 @@ static inline int kt_session(int uffd, pid_t pid, uint32_t *id)
 }
 
 /* One FILL ioctl: 0 or -errno; *hdr gets the batch's results. */
-static inline int kt_fill(int sfd, struct lazyfill_extent *ext, uint32_t n, uint32_t flags,
-			  void *zero_buf, size_t zero_len, struct lazyfill_batch *hdr)
+int kt_fill(int sfd, struct lazyfill_extent *ext, uint32_t n, uint32_t flags, void *zero_buf,
+	    size_t zero_len, struct lazyfill_batch *hdr)
 {
 	uint64_t scratch[LAZYFILL_SCRATCH_SIZE / 8];
 	struct lazyfill_batch b = {
@@ -264,5 +233,3 @@ static inline int kt_fill(int sfd, struct lazyfill_extent *ext, uint32_t n, uint
 		*hdr = b;
 	return rc;
 }
-
-#endif

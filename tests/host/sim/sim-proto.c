@@ -1,22 +1,26 @@
 /*
- * restore-sim: the daemon under test and the restore side of CRIU's
- * lazy-pages socket protocol (per pstree entry: native int pid, then one
- * uffd by SCM_RIGHTS unless the pid is negative; then uint32 "RSTF").
+ * restore-sim: the daemon under test and the restore side of CRIU's lazy-pages socket
+ * protocol (per pstree entry: native int pid, then one uffd by SCM_RIGHTS unless the pid is
+ * negative; then uint32 "RSTF").
  */
-#ifndef SIM_PROTO_H
-#define SIM_PROTO_H
+#include "sim-proto.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
-#include "sim-model.h"
 #include "sim-task.h"
 
-#define LAZY_SOCK_NAME "lazy-pages.socket"
 #define LAZY_FIN_MARKER 0x52535446u /* "RSTF" */
 #define DAEMON_READY_MS 15000
 
@@ -68,7 +72,7 @@ static void daemon_exec(struct sim *s, int stfd)
 }
 
 /* Start the daemon: argv as for 'criu lazy-pages', output to outpath. Returns the status fd. */
-static int daemon_start(struct sim *s)
+int daemon_start(struct sim *s)
 {
 	int st[2];
 
@@ -91,7 +95,7 @@ static int daemon_start(struct sim *s)
 }
 
 /* Reap the daemon if it has exited (or wait for it until the deadline). 1 if reaped. */
-static int daemon_reap(struct sim *s, uint64_t deadline)
+int daemon_reap(struct sim *s, uint64_t deadline)
 {
 	for (;;) {
 		if (s->dreaped)
@@ -111,7 +115,7 @@ static int daemon_reap(struct sim *s, uint64_t deadline)
 	}
 }
 
-static void daemon_kill(struct sim *s)
+void daemon_kill(struct sim *s)
 {
 	if (s->dpid > 0 && !s->dreaped) {
 		kill(s->dpid, SIGKILL);
@@ -119,7 +123,7 @@ static void daemon_kill(struct sim *s)
 	}
 }
 
-static bool daemon_exited_ok(const struct sim *s)
+bool daemon_exited_ok(const struct sim *s)
 {
 	return s->dreaped && WIFEXITED(s->dstatus) && WEXITSTATUS(s->dstatus) == 0;
 }
@@ -128,7 +132,7 @@ static bool daemon_exited_ok(const struct sim *s)
  * Wait until the daemon is ready: it writes to --status-fd (as criu does), or
  * at least its socket exists. 0 ready, -1 it exited or hung.
  */
-static int daemon_wait_ready(struct sim *s, int stfd)
+int daemon_wait_ready(struct sim *s, int stfd)
 {
 	uint64_t deadline = now_ms() + DAEMON_READY_MS;
 	struct pollfd pfd = {.fd = stfd, .events = POLLIN};
@@ -157,7 +161,7 @@ static int daemon_wait_ready(struct sim *s, int stfd)
  * With -d: the process we started must have exited 0, and the pid in --pidfile is the
  * daemon; we are a child subreaper, so it is our child now and we can wait for it.
  */
-static int daemon_adopt(struct sim *s)
+int daemon_adopt(struct sim *s)
 {
 	uint64_t deadline = now_ms() + 5000;
 	char buf[32];
@@ -186,7 +190,7 @@ static int daemon_adopt(struct sim *s)
 	return -1;
 }
 
-static int lazy_connect(struct sim *s)
+int lazy_connect(struct sim *s)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	uint64_t deadline = now_ms() + 5000;
@@ -232,7 +236,7 @@ static int send_fin(int sock)
 }
 
 /* Send 'n' pstree entries (all for a normal restore) and, if 'fin', the RSTF marker. */
-static int restore_handshake(struct sim *s, int n, bool fin)
+int restore_handshake(struct sim *s, int n, bool fin)
 {
 	for (int i = 0; i < n; i++)
 		if (send_task(s->sock, &s->task[i])) {
@@ -248,7 +252,7 @@ static int restore_handshake(struct sim *s, int n, bool fin)
 }
 
 /* Stop the daemon (SIGSTOP) and wait until it is stopped. */
-static int daemon_stop(struct sim *s, uint64_t deadline)
+int daemon_stop(struct sim *s, uint64_t deadline)
 {
 	char path[64], buf[256];
 
@@ -296,7 +300,7 @@ static int intrude(struct sim *s, int victim)
 }
 
 /* SC_INTRUDER: $SIM_INTRUDER SOCKET PID, or the built-in intruder. 1 if it was built in. */
-static int run_intruder(struct sim *s)
+int run_intruder(struct sim *s)
 {
 	const char *cmd = getenv("SIM_INTRUDER");
 	int victim = 0;
@@ -314,7 +318,7 @@ static int run_intruder(struct sim *s)
 }
 
 /* Receive a task's uffd over its control socket. */
-static int recv_fd(int sock, uint64_t deadline)
+int recv_fd(int sock, uint64_t deadline)
 {
 	char dummy;
 	struct iovec iov = {.iov_base = &dummy, .iov_len = 1};
@@ -338,5 +342,3 @@ static int recv_fd(int sock, uint64_t deadline)
 	memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	return fd;
 }
-
-#endif

@@ -1,35 +1,29 @@
 /*
- * restore-sim: the restored task's side. A task maps its VMAs at their image
- * addresses, restores its non-lazy pages itself, registers the lazy VMAs with
- * a userfaultfd (as criu restore --lazy-pages does), hands the uffd to the
- * main process and, once told to run, checks its memory byte by byte.
+ * restore-sim: the restored task's side: map, restore the non-lazy pages, hand over the uffd,
+ * register, and check memory byte by byte.
  */
-#ifndef SIM_TASK_H
-#define SIM_TASK_H
+#include "sim-task.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-
-#include "sim-model.h"
+#include <unistd.h>
 
 #define SIM_MAX_REPORTS 8
 #define UFFD_SIM_FEATURES                                                                          \
 	(UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |          \
 	 UFFD_FEATURE_EVENT_UNMAP)
 
-/* Task -> main: the uffd (SCM_RIGHTS), 'P' (SC_EARLY: changes done), 'D' (ready for the end). */
-/* Task -> main: 'r' (its VMAs are registered). */
-/* Main -> task: 'S' send your item (the connection and the fd with it, the pid after it:
- * answer 's'), 'R' register, 'G' run, 'X' the daemon has exited, 'Q' quit without running. */
-
 /* One byte c with n fds (SCM_RIGHTS). */
-static int send_fds(int sock, char c, const int *fds, int n)
+int send_fds(int sock, char c, const int *fds, int n)
 {
 	struct iovec iov = {.iov_base = &c, .iov_len = 1};
 	union {
@@ -52,7 +46,7 @@ static int send_fds(int sock, char c, const int *fds, int n)
 	return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -1;
 }
 
-static int send_fd(int sock, int fd)
+int send_fd(int sock, int fd)
 {
 	return send_fds(sock, 0, &fd, 1);
 }
@@ -160,7 +154,7 @@ static int uffd_register(int uffd, const struct sim_vma *v)
  * is registered; the restorer registers the lazy VMAs afterwards (task_register). Returns
  * the uffd, kept until then.
  */
-static int task_setup(const struct sim *s, const struct sim_task *t)
+int task_setup(const struct sim *s, const struct sim_task *t)
 {
 	for (int i = 0; i < t->nvmas; i++) {
 		const struct sim_vma *v = &t->vma[i];
@@ -211,7 +205,7 @@ static int task_send_item(const struct sim_task *t, const int *fds, int n)
 }
 
 /* The next command from the main process, after sending our item if it says so. */
-static int task_read_cmd(const struct sim_task *t, uint64_t deadline)
+int task_read_cmd(const struct sim_task *t, uint64_t deadline)
 {
 	for (;;) {
 		int fds[2], n;
@@ -227,7 +221,7 @@ static int task_read_cmd(const struct sim_task *t, uint64_t deadline)
 }
 
 /* Register the lazy VMAs; then the restorer lets go of the uffd: only the daemon holds it. */
-static int task_register(const struct sim_task *t, int uffd)
+int task_register(const struct sim_task *t, int uffd)
 {
 	int rc = 0;
 
@@ -238,18 +232,12 @@ static int task_register(const struct sim_task *t, int uffd)
 }
 
 /* Killed by SIGALRM if anything hangs (a fault nobody serves, a lost message). */
-static void task_arm_timeout(int seconds)
+void task_arm_timeout(int seconds)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	signal(SIGALRM, SIG_DFL);
 	alarm((unsigned)seconds);
 }
-
-/* A bytewise difference from what the page must hold, overlaid by an optional patch. */
-struct page_patch {
-	unsigned off; /* byte offset of an 8-byte word; ~0u: none */
-	uint64_t val;
-};
 
 static int report_page(const struct sim_task *t, uint64_t cur, uint64_t img, const uint8_t *want,
 		       int *reports)
@@ -272,8 +260,8 @@ static int report_page(const struct sim_task *t, uint64_t cur, uint64_t img, con
 }
 
 /* The page at address cur must hold the image page at img (zeros: img 0). */
-static int check_page(const struct sim *s, const struct sim_task *t, uint64_t cur, uint64_t img,
-		      const struct page_patch *patch, int *reports)
+int check_page(const struct sim *s, const struct sim_task *t, uint64_t cur, uint64_t img,
+	       const struct page_patch *patch, int *reports)
 {
 	uint64_t want[SIM_WORDS];
 
@@ -287,8 +275,8 @@ static int check_page(const struct sim *s, const struct sim_task *t, uint64_t cu
 }
 
 /* Pages [cur, cur+n) must hold the image pages [img, img+n) (img 0: zeros). Bad pages. */
-static uint64_t check_range(const struct sim *s, const struct sim_task *t, uint64_t cur,
-			    uint64_t img, uint64_t n)
+uint64_t check_range(const struct sim *s, const struct sim_task *t, uint64_t cur, uint64_t img,
+		     uint64_t n)
 {
 	int reports = 0;
 	uint64_t bad = 0;
@@ -303,12 +291,12 @@ static uint64_t check_range(const struct sim *s, const struct sim_task *t, uint6
 	return bad;
 }
 
-static uint64_t check_vma(const struct sim *s, const struct sim_task *t, const struct sim_vma *v)
+uint64_t check_vma(const struct sim *s, const struct sim_task *t, const struct sim_vma *v)
 {
 	return check_range(s, t, v->start, v->start, v->npages);
 }
 
-static uint64_t check_all(const struct sim *s, const struct sim_task *t)
+uint64_t check_all(const struct sim *s, const struct sim_task *t)
 {
 	uint64_t bad = 0;
 
@@ -318,13 +306,13 @@ static uint64_t check_all(const struct sim *s, const struct sim_task *t)
 }
 
 /* SC_EARLY: the address-space changes are done; restore may send RSTF now. */
-static int task_phase_done(const struct sim_task *t)
+int task_phase_done(const struct sim_task *t)
 {
 	return send_byte(t->ctl, 'P');
 }
 
 /* SC_DRAIN: tell restore we are ready, then wait until the daemon has exited. */
-static int task_wait_daemon_exit(const struct sim_task *t, int timeout_s)
+int task_wait_daemon_exit(const struct sim_task *t, int timeout_s)
 {
 	if (send_byte(t->ctl, 'D'))
 		return -1;
@@ -337,7 +325,7 @@ static int task_wait_daemon_exit(const struct sim_task *t, int timeout_s)
 }
 
 /* Is [addr, addr+len) unmapped? */
-static bool range_unmapped(uint64_t addr, uint64_t len)
+bool range_unmapped(uint64_t addr, uint64_t len)
 {
 	unsigned char vec[1];
 
@@ -347,7 +335,7 @@ static bool range_unmapped(uint64_t addr, uint64_t len)
 	return true;
 }
 
-static void shuffle(uint64_t *v, uint64_t n, struct sim_rng *r)
+void shuffle(uint64_t *v, uint64_t n, struct sim_rng *r)
 {
 	for (uint64_t i = n; i > 1; i--) {
 		uint64_t j = rng_below(r, i);
@@ -356,5 +344,3 @@ static void shuffle(uint64_t *v, uint64_t n, struct sim_rng *r)
 		v[j] = x;
 	}
 }
-
-#endif
