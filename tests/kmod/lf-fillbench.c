@@ -12,7 +12,7 @@
  * source's. The kmod engine's counters must show it went through the module; before the
  * timing, both engines must report a batch that meets a present page alike.
  */
-#include "kt.h"
+#include "kt/kt.h"
 
 #include "fill/fill.h"
 #include "fill/fill_kmod.h"
