@@ -16,13 +16,16 @@ static bool drainable(const struct lz_task *t)
 	return !t->gone && !t->killed && t->pend.data_pages;
 }
 
-/* Install what a background read brought, where its pages are still pending. */
+/* Install what a background read brought, where its pages are still pending: one batch. */
 static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struct src_chunk *ch)
 {
 	struct lz_task *t = sl->t;
 	uint64_t base = sl->start + (ch->src - sl->src);
+	struct pend_extent runs[LAZYD_BATCH_MAX];
+	const void *data[LAZYD_BATCH_MAX];
+	uint32_t n = 0;
 
-	for (uint32_t i = 0; i < ch->n && !t->gone && !t->killed;) {
+	for (uint32_t i = 0; i < ch->n && n < LAZYD_BATCH_MAX;) {
 		uint64_t addr = base + (uint64_t)i * PAGE, off = ch->src + (uint64_t)i * PAGE;
 		struct pend_extent r;
 		/* Installed by a fault meanwhile, moved or dropped: not this data's to fill. */
@@ -31,9 +34,12 @@ static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struc
 			i++;
 			continue;
 		}
-		lazyd_install_run(d, t, r, PATH_DRAIN, (const char *)ch->data + (size_t)i * PAGE);
+		runs[n] = r;
+		data[n++] = (const char *)ch->data + (size_t)i * PAGE;
 		i += (uint32_t)((r.end - r.start) / PAGE);
 	}
+	if (n && !t->gone && !t->killed)
+		lazyd_install_batch(d, t, runs, data, n, PATH_DRAIN);
 }
 
 static void collect_chunks(struct lazyd *d)
@@ -94,7 +100,8 @@ static bool submit_one(struct lazyd *d, struct lz_task *t)
 	 */
 	uint64_t from = t->cursor;
 	for (unsigned guard = 0;; guard++) {
-		if (guard > LAZYD_MAX_PREFETCH || !pending_next(&t->pend, from, d->buf_len, true, &r))
+		if (guard > LAZYD_MAX_PREFETCH ||
+		    !pending_next(&t->pend, from, d->buf_len, true, &r))
 			return false;
 		/* Wrapped around onto data that may be in flight: wait for it first. */
 		if (r.start < from && t->inflight)
@@ -164,6 +171,41 @@ static bool drain_async(struct lazyd *d)
 	return d->pf_used > 0;
 }
 
+/*
+ * One chunk (--drain-chunk pages) of t from its cursor on. With an engine that takes
+ * batches and a source whose data can be mapped, the chunk may span several runs (with
+ * pages the task faulted in, or zero pages, between them) and goes in as one batch;
+ * otherwise it is the first run, read and installed alone.
+ */
+static void drain_runs(struct lazyd *d, struct lz_task *t)
+{
+	struct pend_extent runs[LAZYD_BATCH_MAX];
+	const void *data[LAZYD_BATCH_MAX];
+	uint64_t budget = d->buf_len, from = t->cursor;
+	bool batch = d->src.ops->map && lazyd_can_batch(d, t);
+	uint32_t n = 0;
+
+	while (n < LAZYD_BATCH_MAX && budget) {
+		struct pend_extent r;
+		if (!pending_next(&t->pend, from, budget, true, &r) || (n && r.start < from))
+			break;
+		const void *p =
+		    batch ? d->src.ops->map(&d->src, t->img, r.src, r.end - r.start) : NULL;
+		if (n && !p)
+			break;
+		runs[n] = r;
+		data[n++] = p;
+		budget -= r.end - r.start;
+		from = t->cursor = r.end;
+		if (!p)
+			break; /* one run, read (or mapped) and installed alone */
+	}
+	if (n == 1)
+		lazyd_install_run(d, t, runs[0], PATH_DRAIN, NULL);
+	else if (n)
+		lazyd_install_batch(d, t, runs, data, n, PATH_DRAIN);
+}
+
 bool lazyd_drain_step(struct lazyd *d)
 {
 	if (d->src.ops->prefetch)
@@ -171,7 +213,6 @@ bool lazyd_drain_step(struct lazyd *d)
 
 	struct lz_task *t = d->drain_at ? d->drain_at : d->tasks;
 	struct lz_task *first = t;
-	struct pend_extent r;
 
 	if (!t)
 		return false;
@@ -182,9 +223,6 @@ bool lazyd_drain_step(struct lazyd *d)
 			return false;
 	}
 	d->drain_at = t->next;
-	if (!pending_next(&t->pend, t->cursor, d->buf_len, true, &r))
-		return true;
-	t->cursor = r.end;
-	lazyd_install_run(d, t, r, PATH_DRAIN, NULL);
+	drain_runs(d, t);
 	return true;
 }

@@ -30,8 +30,8 @@ static int fetch(struct lazyd *d, struct lz_task *t, const struct pend_extent *r
 	return rc;
 }
 
-static void account(struct lazyd *d, const struct pend_extent *r, uint64_t bytes,
-		    enum fill_path p)
+void lazyd_account(struct lazyd *d, const struct pend_extent *r, uint64_t bytes,
+		   enum fill_path p)
 {
 	uint64_t pages = bytes / PAGE;
 
@@ -142,7 +142,7 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r,
 		if (done && id.n)
 			lazyd_ident_finish(d, t, &id);
 		if (done) {
-			account(d, &r, done, p);
+			lazyd_account(d, &r, done, p);
 			if (pending_remove(&t->pend, r.start, r.start + done)) {
 				lazyd_task_fail(d, t, "out of memory while tracking pending pages");
 				return -ENOMEM;

@@ -5,8 +5,9 @@
  *   tasks.c    a served task's life: tracked, gone, failed (killed)
  *   events.c   a task's uffd messages: faults queued, fork/mremap/munmap/madvise applied
  *   install.c  installing runs of pending pages, the fault path
+ *   batch.c    several runs at once through the engine's batch entry point
  *   drain.c    the background stream of what no task asked for yet
- * The order is one way: main -> restore -> {drain, install} -> events -> tasks.
+ * The order is one way: main -> restore -> drain -> batch -> install -> events -> tasks.
  */
 #ifndef LAZYD_LAZYD_H
 #define LAZYD_LAZYD_H
@@ -100,8 +101,25 @@ enum fill_path { PATH_FAULT, PATH_DRAIN };
  */
 int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r,
 		      enum fill_path p, const void *data);
+/* Count bytes of r installed (fault, background or zero pages) in the stats. */
+void lazyd_account(struct lazyd *d, const struct pend_extent *r, uint64_t bytes,
+		   enum fill_path p);
 /* Serve queued faults of every task. */
 void lazyd_serve_faults(struct lazyd *d);
+
+/* batch.c */
+#define LAZYD_BATCH_MAX 32 /* runs per batch */
+/*
+ * Install runs r[0..n) of t (ascending, each inside one pending extent) from data[i]
+ * (NULL only for zero runs) as one batch through the engine's batch entry point
+ * (lazyfill.ko's), when it has one; what the batch did not settle, and every run when
+ * the engine has none, goes through lazyd_install_run() one by one (data[i] given
+ * to it as is: NULL lets it read or map the data itself). lazyd_can_batch(): whether t's
+ * runs can go as one batch now (see batch.c).
+ */
+bool lazyd_can_batch(const struct lazyd *d, const struct lz_task *t);
+void lazyd_install_batch(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,
+			 const void *const *data, uint32_t n, enum fill_path p);
 
 /* drain.c */
 /* One background step; false when nothing is left to prefetch. */

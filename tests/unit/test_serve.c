@@ -22,14 +22,15 @@
 
 struct step {
 	uint64_t done_pages; /* pages the engine says it installed */
-	int rc;		     /* then this result (0 / -EEXIST / -EAGAIN / -ENOENT / -ESRCH / -EIO) */
+	int rc; /* then this result (0 / -EEXIST / -EAGAIN / -ENOENT / -ESRCH / -EIO) */
 };
 
 struct script {
 	struct step s[MAX_STEPS];
 	int n, at;
 	/* what was asked */
-	int copies, zeros, wakes;
+	int copies, zeros, wakes, batches;
+	uint32_t batch_n; /* extents in the last batch */
 	uint64_t last_dst, last_len, wake_at;
 };
 
@@ -46,8 +47,7 @@ static int scripted(uint64_t dst, uint64_t len, uint64_t *done)
 	return st.rc;
 }
 
-static int f_copy(void *ctx, int uffd, uint64_t dst, const void *src, uint64_t len,
-		  uint64_t *done)
+static int f_copy(void *ctx, int uffd, uint64_t dst, const void *src, uint64_t len, uint64_t *done)
 {
 	(void)ctx, (void)uffd, (void)src;
 	sc.copies++;
@@ -69,8 +69,30 @@ static int f_wake(void *ctx, int uffd, uint64_t dst, uint64_t len)
 	return 0;
 }
 
+/* A batch: every extent answered from the script in turn; not attempted after one stops. */
+static int f_batch(void *ctx, int uffd, struct fill_extent *e, uint32_t n, uint32_t *first)
+{
+	(void)ctx, (void)uffd;
+	sc.batches++;
+	sc.batch_n = n;
+	*first = n;
+	for (uint32_t i = 0; i < n; i++) {
+		if (*first < n) {
+			e[i].done = 0;
+			e[i].result = -EAGAIN;
+			continue;
+		}
+		e[i].result = scripted(e[i].dst, e[i].len, &e[i].done);
+		if (e[i].result)
+			*first = i;
+	}
+	return *first < n ? e[*first].result : 0;
+}
+
 static const struct filler_ops scripted_ops = {
     .name = "scripted", .copy = f_copy, .zero = f_zero, .wake = f_wake};
+static const struct filler_ops scripted_batch_ops = {
+    .name = "scripted-batch", .copy = f_copy, .zero = f_zero, .wake = f_wake, .batch = f_batch};
 
 static int s_read(struct page_source *s, const struct img_task *t, uint64_t src, void *buf,
 		  size_t len)
@@ -166,20 +188,54 @@ static const struct install_case install_cases[] = {
     {"all copied", 0, 4, {{4, 0}}, 1, 0, "....pppp", false, false, false, 0, 4, 0, 0},
     {"zero run", 6, 2, {{2, 0}}, 1, 0, "pppppp..", false, false, false, 0, 0, 2, 0},
     /* 2 pages in, then the third is present already: never overwritten, its waiter woken */
-    {"EEXIST mid-run", 0, 4, {{2, -EEXIST}}, 1, 0, "...ppppp", false, false, false, 1, 2, 0,
-     1},
+    {"EEXIST mid-run", 0, 4, {{2, -EEXIST}}, 1, 0, "...ppppp", false, false, false, 1, 2, 0, 1},
     /* the address space changes: what is in stays in, the rest waits for the events */
     {"partial EAGAIN", 0, 4, {{1, -EAGAIN}}, 1, 0, ".ppppppp", true, false, false, 0, 1, 0, 0},
-    {"EAGAIN, nothing in", 0, 4, {{0, -EAGAIN}}, 1, -EAGAIN, "pppppppp", true, false, false, 0,
-     0, 0, 0},
+    {"EAGAIN, nothing in",
+     0,
+     4,
+     {{0, -EAGAIN}},
+     1,
+     -EAGAIN,
+     "pppppppp",
+     true,
+     false,
+     false,
+     0,
+     0,
+     0,
+     0},
     /* a multi-page run with no VMA: split to its first page; no VMA there either: the events
      * are read first (no re-entry here), the page stays pending */
-    {"ENOENT on a split", 0, 4, {{0, -ENOENT}, {0, -ENOENT}}, 2, -EAGAIN, "pppppppp", true,
-     false, false, 0, 0, 0, 0},
-    {"ESRCH: task gone", 0, 4, {{0, -ESRCH}}, 1, -ESRCH, "........", false, true, false, 0, 0,
-     0, 0},
-    {"other error: killed", 0, 4, {{0, -EIO}}, 1, -EIO, "pppppppp", false, false, true, 0, 0, 0,
+    {"ENOENT on a split",
+     0,
+     4,
+     {{0, -ENOENT}, {0, -ENOENT}},
+     2,
+     -EAGAIN,
+     "pppppppp",
+     true,
+     false,
+     false,
+     0,
+     0,
+     0,
      0},
+    {"ESRCH: task gone",
+     0,
+     4,
+     {{0, -ESRCH}},
+     1,
+     -ESRCH,
+     "........",
+     false,
+     true,
+     false,
+     0,
+     0,
+     0,
+     0},
+    {"other error: killed", 0, 4, {{0, -EIO}}, 1, -EIO, "pppppppp", false, false, true, 0, 0, 0, 0},
 };
 
 static void install_case_run(const struct install_case *c)
@@ -190,7 +246,8 @@ static void install_case_run(const struct install_case *c)
 	cr_expect_eq(rc, c->want_rc, "%s: rc %d, want %d", c->name, rc, c->want_rc);
 	if (!c->want_gone)
 		for (int i = 0; i < NPAGES; i++)
-			cr_expect_eq(pending(i), c->want_pending[i] == 'p', "%s: page %d", c->name, i);
+			cr_expect_eq(pending(i), c->want_pending[i] == 'p', "%s: page %d", c->name,
+				     i);
 	cr_expect_eq(t->need_events, c->want_need_events, "%s: need_events", c->name);
 	cr_expect_eq(t->gone, c->want_gone, "%s: gone", c->name);
 	cr_expect_eq(t->killed, c->want_killed, "%s: killed", c->name);
@@ -310,4 +367,109 @@ Test(serve, fork_copies_pending)
 	cr_assert_eq(c->img, t->img, "the child's data is the parent's image");
 	cr_assert_eq(d.st.forks, 1);
 	close(child_uffd[1]);
+}
+
+/* ---- batches (batch.c): a drain chunk of several runs in one call ---- */
+
+static char chunk[NPAGES * P];
+
+/* Runs {0}, {2,3}, {5}: pages 1 and 4 were installed by faults meanwhile. */
+static uint32_t three_runs(struct pend_extent *r, const void **data)
+{
+	pending_remove(&t->pend, BASE + 1 * P, BASE + 2 * P);
+	pending_remove(&t->pend, BASE + 4 * P, BASE + 5 * P);
+	r[0] = run(0, 1), r[1] = run(2, 2), r[2] = run(5, 1);
+	data[0] = chunk, data[1] = chunk + 2 * P, data[2] = chunk + 5 * P;
+	return 3;
+}
+
+Test(serve, batch_one_call_for_a_chunk)
+{
+	struct pend_extent r[3];
+	const void *data[3];
+	d.fill.ops = &scripted_batch_ops;
+	lazyd_install_batch(&d, t, r, data, three_runs(r, data), PATH_DRAIN);
+	cr_assert_eq(sc.batches, 1);
+	cr_assert_eq(sc.batch_n, 3);
+	cr_assert_eq(sc.copies, 0);
+	for (int i = 0; i < 6; i++)
+		cr_assert_not(pending(i), "page %d", i);
+	cr_assert_eq(d.st.pages_prefetch, 4);
+}
+
+/* Without a batch op the same runs go one by one. */
+Test(serve, batch_without_engine_op)
+{
+	struct pend_extent r[3];
+	const void *data[3];
+	lazyd_install_batch(&d, t, r, data, three_runs(r, data), PATH_DRAIN);
+	cr_assert_eq(sc.copies, 3);
+	cr_assert_eq(d.st.pages_prefetch, 4);
+}
+
+/* The second run meets a present page after one: the first two pages stay installed, the
+ * present page is never overwritten, the rest goes one run at a time. */
+Test(serve, batch_eexist_rest_one_by_one)
+{
+	struct pend_extent r[3];
+	const void *data[3];
+	d.fill.ops = &scripted_batch_ops;
+	sc.s[0] = (struct step){1, 0};
+	sc.s[1] = (struct step){1, -EEXIST};
+	sc.n = 2;
+	lazyd_install_batch(&d, t, r, data, three_runs(r, data), PATH_DRAIN);
+	cr_assert_eq(sc.batches, 1);
+	/* page 3 is present: left alone and woken; run 2 was not attempted: one copy */
+	cr_assert_eq(sc.copies, 1);
+	cr_assert_eq(d.st.eexist, 1);
+	cr_assert_eq(sc.wakes, 1);
+	cr_assert_eq(sc.wake_at, BASE + 3 * P);
+	cr_assert_eq(d.st.pages_prefetch, 1 + 1 + 1, "pages 0, 2 and 5");
+	for (int i = 0; i < 6; i++)
+		cr_assert_not(pending(i), "page %d", i);
+	cr_assert(pending(6) && pending(7), "zero pages untouched");
+}
+
+/* The address space changes under the batch: nothing more is tried before the events. */
+Test(serve, batch_eagain_waits_for_events)
+{
+	struct pend_extent r[3];
+	const void *data[3];
+	d.fill.ops = &scripted_batch_ops;
+	sc.s[0] = (struct step){0, -EAGAIN};
+	sc.s[1] = (struct step){0, -EAGAIN}; /* the one-run retry of the first */
+	sc.n = 2;
+	lazyd_install_batch(&d, t, r, data, three_runs(r, data), PATH_DRAIN);
+	cr_assert(t->need_events);
+	cr_assert_eq(sc.copies, 1, "only the first run is retried, once");
+	cr_assert(pending(0) && pending(2) && pending(3) && pending(5));
+	cr_assert_not(t->killed);
+}
+
+/* The engine failed the data at the first extent: the task is killed, nothing left
+ * half-done is reported as installed. */
+Test(serve, batch_error_kills)
+{
+	struct pend_extent r[3];
+	const void *data[3];
+	d.fill.ops = &scripted_batch_ops;
+	sc.s[0] = (struct step){0, -EIO};
+	sc.s[1] = (struct step){0, -EIO};
+	sc.n = 2;
+	lazyd_install_batch(&d, t, r, data, three_runs(r, data), PATH_DRAIN);
+	cr_assert(t->killed);
+	cr_assert(pending(0) && pending(2) && pending(3) && pending(5));
+}
+
+/* A fork child not yet identified is never batched: its first install tells who it is. */
+Test(serve, batch_not_for_unidentified_child)
+{
+	struct pend_extent r[3];
+	const void *data[3];
+	d.fill.ops = &scripted_batch_ops;
+	t->real = -1;
+	t->parent_real = 1;
+	lazyd_install_batch(&d, t, r, data, three_runs(r, data), PATH_DRAIN);
+	cr_assert_eq(sc.batches, 0);
+	cr_assert_eq(sc.copies, 3);
 }
