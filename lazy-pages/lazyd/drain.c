@@ -163,8 +163,11 @@ static bool drain_async(struct lazyd *d)
 	/* The bulk connection may be new since the last step: (re)register it. */
 	if (d->pf_used && fd >= 0 && ev_add(d->loop, fd, EV_READ, on_source, d))
 		pr_warn("event loop: cannot watch the page source's connection");
-	/* Nothing could be asked for and reads are out: sleep until they arrive. */
+	/* Nothing could be asked for and reads are out: sleep until they arrive, or until the
+	 * source tries its connection again. */
 	d->drain_blocked = !any && d->pf_used && fd >= 0;
+	if (!any && d->pf_used && fd < 0)
+		lazyd_source_backoff(d, false);
 	for (struct lz_task *t = d->tasks; t; t = t->next)
 		if (drainable(t))
 			return true;

@@ -116,9 +116,9 @@ void lazyd_handle_msg(struct lazyd *d, struct lz_task *t, const struct uffd_msg 
 		break;
 	case UFFD_EVENT_REMAP:
 		d->st.remaps++;
-		task_debug(t, "mremap 0x%llx -> 0x%llx, %llu bytes",
-			   (unsigned long long)m->arg.remap.from, (unsigned long long)m->arg.remap.to,
-			   (unsigned long long)m->arg.remap.len);
+		task_debug(
+		    t, "mremap 0x%llx -> 0x%llx, %llu bytes", (unsigned long long)m->arg.remap.from,
+		    (unsigned long long)m->arg.remap.to, (unsigned long long)m->arg.remap.len);
 		if (pending_move(&t->pend, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len))
 			lazyd_task_fail(d, t, "out of memory while following mremap");
 		break;
@@ -128,9 +128,9 @@ void lazyd_handle_msg(struct lazyd *d, struct lz_task *t, const struct uffd_msg 
 			d->st.removes++;
 		else
 			d->st.unmaps++;
-		task_debug(t, "%s 0x%llx-0x%llx", m->event == UFFD_EVENT_REMOVE ? "discard" : "munmap",
-			   (unsigned long long)m->arg.remove.start,
-			   (unsigned long long)m->arg.remove.end);
+		task_debug(
+		    t, "%s 0x%llx-0x%llx", m->event == UFFD_EVENT_REMOVE ? "discard" : "munmap",
+		    (unsigned long long)m->arg.remove.start, (unsigned long long)m->arg.remove.end);
 		lazyd_drop_range(d, t, m->arg.remove.start, m->arg.remove.end);
 		break;
 	default:

@@ -15,8 +15,8 @@ int lazyd_fetch_meta(const struct lazyd_opts *o)
 				     &o->tls};
 	struct wire_meta_result res;
 	char err[1024], warn[512];
-	int rc = meta_fetch_if_empty(&cfg, o->images_dir, &res, err, sizeof(err), warn,
-				     sizeof(warn));
+	int rc =
+	    meta_fetch_if_empty(&cfg, o->images_dir, &res, err, sizeof(err), warn, sizeof(warn));
 
 	if (warn[0])
 		pr_warn("%s", warn);

@@ -16,7 +16,42 @@
 #define PAGE IMG_PAGE_SIZE
 #define SOURCE_RETRIES 3
 
-/* Read len bytes of data for a run into d->buf, retrying transient errors. */
+static void on_source_ready(struct ev_loop *l, uint64_t id, void *data)
+{
+	struct lazyd *d = data;
+
+	(void)l;
+	(void)id;
+	d->src_timer = 0;
+	d->faults_wait = false;
+	d->drain_blocked = false;
+}
+
+void lazyd_source_backoff(struct lazyd *d, bool faults)
+{
+	unsigned ms = d->src.ops->wait_ms ? d->src.ops->wait_ms(&d->src) : 0;
+	uint64_t at = mono_ms() + ms;
+
+	if (!ms)
+		return;
+	if (faults)
+		d->faults_wait = true;
+	else
+		d->drain_blocked = true;
+	if (d->src_timer && d->src_timer_at <= at)
+		return;
+	ev_timer_del(d->loop, d->src_timer);
+	d->src_timer = ev_timer_add(d->loop, ms, on_source_ready, d);
+	d->src_timer_at = at;
+	if (!d->src_timer) /* no timer: ask again on the next turn rather than never */
+		d->faults_wait = d->drain_blocked = false;
+}
+
+/*
+ * Read len bytes of data for a run into d->buf. A source that reconnects says -EAGAIN at
+ * once (the caller keeps the fault queued and the loop waits, lazyd_source_backoff); for
+ * the others -EAGAIN and -EINTR are retried here.
+ */
 static int fetch(struct lazyd *d, struct lz_task *t, const struct pend_extent *r)
 {
 	uint64_t len = r->end - r->start;
@@ -24,14 +59,17 @@ static int fetch(struct lazyd *d, struct lz_task *t, const struct pend_extent *r
 
 	for (int i = 0; i < SOURCE_RETRIES; i++) {
 		rc = d->src.ops->read(&d->src, t->img, r->src, d->buf, len);
+		if (rc == -EAGAIN && d->src.ops->wait_ms) {
+			lazyd_source_backoff(d, true);
+			return rc;
+		}
 		if (rc != -EAGAIN && rc != -EINTR)
 			break;
 	}
 	return rc;
 }
 
-void lazyd_account(struct lazyd *d, const struct pend_extent *r, uint64_t bytes,
-		   enum fill_path p)
+void lazyd_account(struct lazyd *d, const struct pend_extent *r, uint64_t bytes, enum fill_path p)
 {
 	uint64_t pages = bytes / PAGE;
 
@@ -98,11 +136,14 @@ static int no_vma(struct lazyd *d, struct lz_task *t, uint64_t at)
 	return 0;
 }
 
-int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r,
-		      enum fill_path p, const void *given)
+int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, enum fill_path p,
+		      const void *given)
 {
 	bool use_read = !d->src.ops->map;
 
+	/* The source is reconnecting and this run needs it: the fault waits for the timer. */
+	if (d->faults_wait && !given && !(r.flags & PEND_ZERO) && !d->src.ops->map)
+		return -EAGAIN;
 	for (int tries = 0; tries < 3; tries++) {
 		if (!(r.flags & PEND_ZERO) && skip_guards(d, t, &r))
 			return 0;
@@ -123,6 +164,8 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r,
 				data = d->src.ops->map(&d->src, t->img, r.src, len);
 			if (!data) {
 				rc = fetch(d, t, &r);
+				if (rc == -EAGAIN && d->src.ops->wait_ms)
+					return rc; /* the source reconnects: the fault waits */
 				if (rc) {
 					lazyd_task_fail(
 					    d, t, "cannot read page data for 0x%lx (%lu pages): %s",

@@ -57,7 +57,9 @@ struct lazyd {
 	struct pf_slot pf[LAZYD_MAX_PREFETCH];
 	unsigned pf_used;
 	bool drain_blocked; /* every background read is queued: wait for the source */
-	unsigned items_refused; /* tasks restore sent that we did not serve */
+	bool faults_wait;   /* the source reconnects its fault path: wait for src_timer */
+	uint64_t src_timer, src_timer_at; /* wakes the loop when the source may be tried */
+	unsigned items_refused;		  /* tasks restore sent that we did not serve */
 };
 
 /* tasks.c */
@@ -99,11 +101,14 @@ enum fill_path { PATH_FAULT, PATH_DRAIN };
  * when the uffd's events must be read first (the caller retries after), or another -errno
  * when the task was dropped or failed.
  */
-int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r,
-		      enum fill_path p, const void *data);
+int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, enum fill_path p,
+		      const void *data);
+/* The source said -EAGAIN (faults) or has nothing while it reconnects (the drain): that
+ * path waits until its wait_ms() has passed (an event loop timer, never a sleep); queued
+ * faults stay queued, everything else goes on. */
+void lazyd_source_backoff(struct lazyd *d, bool faults);
 /* Count bytes of r installed (fault, background or zero pages) in the stats. */
-void lazyd_account(struct lazyd *d, const struct pend_extent *r, uint64_t bytes,
-		   enum fill_path p);
+void lazyd_account(struct lazyd *d, const struct pend_extent *r, uint64_t bytes, enum fill_path p);
 /* Serve queued faults of every task. */
 void lazyd_serve_faults(struct lazyd *d);
 

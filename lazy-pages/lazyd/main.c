@@ -54,7 +54,7 @@ static bool have_work(const struct lazyd *d)
 {
 	for (const struct lz_task *t = d->tasks; t; t = t->next)
 		if (!t->gone && !t->killed &&
-		    (t->nfaults || t->need_events ||
+		    ((t->nfaults && !d->faults_wait) || t->need_events ||
 		     (d->restore_finished && t->pend.data_pages && !d->drain_blocked)))
 			return true;
 	return false;
@@ -154,10 +154,9 @@ static int open_source(struct lazyd *d, struct lazyd_opts *o)
 	if (o->image_server) {
 		if (lazyd_fetch_meta(o))
 			return -1;
-		struct imgd_source_cfg cfg = {o->image_server,	  o->image_id,
-					      o->auth_key,	  o->source_retries,
-					      o->source_timeout,  o->prefetch_window,
-					      &o->tls};
+		struct imgd_source_cfg cfg = {
+		    o->image_server,   o->image_id,	   o->auth_key, o->source_retries,
+		    o->source_timeout, o->prefetch_window, &o->tls};
 		if (page_source_imgd(&d->src, &cfg, err, sizeof(err)) ||
 		    d->src.ops->load_index(&d->src, &d->img, err, sizeof(err))) {
 			pr_err("image server %s: %s", o->image_server, err);

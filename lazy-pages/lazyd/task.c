@@ -81,8 +81,9 @@ static unsigned long long start_time(pid_t p)
 	fclose(f);
 	buf[n] = 0;
 	char *s = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
-	if (s && sscanf(s + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
-				"%*d %*d %*d %llu",
+	if (s && sscanf(s + 1,
+			" %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+			"%*d %*d %*d %llu",
 			&t) != 1)
 		t = 0;
 	return t;

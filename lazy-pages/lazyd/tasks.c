@@ -43,7 +43,8 @@ static void attach(struct lazyd *d, struct lz_task *t, bool verify)
 		task_warn(t, "lazyfill.ko says its uffd is not this process's: plain userfaultfd "
 			     "for it");
 	else if (rc)
-		task_warn(t, "no lazyfill.ko session (%s): plain userfaultfd for it", strerror(-rc));
+		task_warn(t, "no lazyfill.ko session (%s): plain userfaultfd for it",
+			  strerror(-rc));
 }
 
 struct lz_task *lazyd_add_task(struct lazyd *d, int pid, pid_t real, int uffd,

@@ -31,7 +31,8 @@ struct page_source_ops {
 	const char *name;
 	/*
 	 * Read len bytes of task t's page data starting at key src.
-	 * 0, or a negative errno: -EAGAIN is worth a retry, anything else is not.
+	 * 0, or a negative errno: -EAGAIN is worth a retry (with a wait_ms op: not before
+	 * wait_ms() has passed), anything else is not.
 	 */
 	int (*read)(struct page_source *s, const struct img_task *t, uint64_t src, void *buf,
 		    size_t len);
@@ -68,6 +69,12 @@ struct page_source_ops {
 	 */
 	const void *(*map)(struct page_source *s, const struct img_task *t, uint64_t src,
 			   size_t len);
+	/*
+	 * A source that reconnects never sleeps: while a connection is down and its backoff
+	 * runs, read() returns -EAGAIN and collect() 0 at once. wait_ms() says how long
+	 * until the next attempt (0: it may be tried now); the caller's event loop waits.
+	 */
+	unsigned (*wait_ms)(struct page_source *s);
 };
 
 struct page_source {
@@ -83,9 +90,9 @@ struct imgd_source_cfg {
 	const char *server; /* HOST:PORT, [V6]:PORT */
 	const char *image;  /* id; NULL: "default" */
 	const char *key_file;
-	unsigned retries;    /* reconnects and checksum re-reads before a read fails */
-	unsigned timeout_ms; /* per request */
-	unsigned window;     /* prefetch reads in flight */
+	unsigned retries;		/* reconnects and checksum re-reads before a read fails */
+	unsigned timeout_ms;		/* per request */
+	unsigned window;		/* prefetch reads in flight */
 	const struct wire_tls_cfg *tls; /* NULL: TLS auto, PSK (wire_tls.h) */
 };
 int page_source_imgd(struct page_source *s, const struct imgd_source_cfg *cfg, char *err,

@@ -1,8 +1,9 @@
 /*
  * Page data from criu-imgd over lazy-wire (source_imgd.h: an urgent connection for faults, a
  * bulk one for prefetch). Every page is checked against its checksum before it is handed
- * out; a lost connection is re-established with exponential backoff and the requests in
- * flight on it are sent again (nothing was handed out for them yet, so a page is never
+ * out; a lost connection is re-established with exponential backoff (a state the daemon's
+ * event loop waits on, never a sleep: source.h's wait_ms) and the requests in flight on it
+ * are sent again (nothing was handed out for them yet, so a page is never
  * delivered twice from one request). This file: setup, the index, connecting, the checksums,
  * close.
  */
@@ -21,16 +22,32 @@
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
 
-void imgd_backoff(unsigned attempt)
+unsigned imgd_backoff_ms(unsigned attempt)
 {
 	unsigned ms = BACKOFF_MIN_MS;
 
 	for (unsigned i = 0; i < attempt && ms < BACKOFF_MAX_MS; i++)
 		ms *= 2;
-	if (ms > BACKOFF_MAX_MS)
-		ms = BACKOFF_MAX_MS;
+	return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+}
+
+void imgd_backoff(unsigned attempt)
+{
+	unsigned ms = imgd_backoff_ms(attempt);
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
+}
+
+unsigned imgd_wait_ms(struct page_source *ps)
+{
+	const struct imgd_src *s = ps->priv;
+	uint64_t now = mono_ms(), at = 0;
+
+	if (s->ufd < 0 && s->uretry_at > now)
+		at = s->uretry_at;
+	if (s->bfd < 0 && s->npf && s->bretry_at > now && (!at || s->bretry_at < at))
+		at = s->bretry_at;
+	return at ? (unsigned)(at - now) : 0;
 }
 
 int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch)
@@ -148,6 +165,7 @@ static const struct page_source_ops imgd_ops = {
     .poll_fd = imgd_poll_fd,
     .collect = imgd_collect,
     .inflight = imgd_inflight,
+    .wait_ms = imgd_wait_ms,
 };
 
 int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, char *err,

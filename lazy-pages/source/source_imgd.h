@@ -49,12 +49,19 @@ struct imgd_src {
 	struct pf_req pf[IMGD_MAX_WINDOW];
 	unsigned npf;
 	struct bulk_rx brx;
+	/* Reconnecting, as state (never a sleep): failures in a row of each connection and
+	 * when it may be tried again (mono_ms). */
+	unsigned ufails, bfails;
+	uint64_t uretry_at, bretry_at;
 	uint64_t reconnects, bad_sums;
 };
 
 /* ---- source_imgd.c ---- */
 
-/* Sleep the attempt-th backoff before a reconnect: 50 ms doubled each time, at most 2 s. */
+/* The attempt-th backoff before a reconnect: 50 ms doubled each time, at most 2 s. Only
+ * imgd_load_index (before the event loop runs) sleeps it; the paths that run in the loop
+ * keep it as a time to try again (imgd_wait_ms). */
+unsigned imgd_backoff_ms(unsigned attempt);
 void imgd_backoff(unsigned attempt);
 /* Connect and OPEN a connection of class cls: the fd, or -errno (logged). A server that now
  * serves another image is -ENOENT. */
@@ -64,6 +71,9 @@ bool imgd_fatal(int rc);
 /* Check one PAGES frame's pages against their checksums and place them into out (zero pages
  * written as zeros): 0 or -EBADMSG (logged, counted). */
 int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, uint8_t *out);
+
+/* Milliseconds until the first connection that is down may be tried again (0: now). */
+unsigned imgd_wait_ms(struct page_source *ps);
 
 /* ---- source_imgd_urgent.c ---- */
 

@@ -22,31 +22,43 @@ static int submit(struct imgd_src *s, struct pf_req *r)
 			       mono_ms() + s->timeout_ms);
 }
 
-/* (Re)connect the bulk path and send every request in flight again. */
+/*
+ * (Re)connect the bulk path and send every request in flight again: 0 when up, -EAGAIN
+ * while its backoff runs (never a sleep: wait_ms() says until when), -EIO when the retries
+ * are spent (they start over for the next read), or a fatal -errno.
+ */
 static int bulk_up(struct imgd_src *s)
 {
-	for (unsigned attempt = 0; s->bfd < 0; attempt++) {
-		if (attempt > s->retries)
-			return -EIO;
-		if (attempt)
-			imgd_backoff(attempt - 1);
-		s->bfd = imgd_connect(s, LW_CLASS__LW_CLASS_BULK, s->bscratch);
-		if (s->bfd < 0) {
-			int rc = s->bfd;
-			s->bfd = -1;
-			if (imgd_fatal(rc))
-				return rc;
-			continue;
+	if (s->bfd >= 0)
+		return 0;
+	if (s->bretry_at > mono_ms())
+		return -EAGAIN;
+	int fd = imgd_connect(s, LW_CLASS__LW_CLASS_BULK, s->bscratch);
+	int rc = fd;
+	if (fd >= 0) {
+		s->bfd = fd;
+		rc = 0;
+		for (unsigned i = 0; i < s->npf && !rc; i++)
+			rc = submit(s, &s->pf[i]);
+		if (!rc) {
+			if (s->npf) /* reads in flight: this is a reconnect */
+				s->reconnects++;
+			s->bfails = 0;
+			return 0;
 		}
-		for (unsigned i = 0; i < s->npf; i++)
-			if (submit(s, &s->pf[i])) {
-				imgd_drop_bulk(s);
-				break;
-			}
-		if (s->bfd >= 0 && s->npf)
-			s->reconnects++;
+		imgd_drop_bulk(s);
+	} else if (imgd_fatal(rc)) {
+		return rc;
 	}
-	return 0;
+	if (++s->bfails > s->retries) {
+		s->bfails = 0;
+		s->bretry_at = 0;
+		return -EIO;
+	}
+	s->bretry_at = mono_ms() + imgd_backoff_ms(s->bfails - 1);
+	pr_info("image server (bulk): %s; attempt %u of %u in %u ms", strerror(-rc), s->bfails + 1,
+		s->retries + 1, imgd_backoff_ms(s->bfails - 1));
+	return -EAGAIN;
 }
 
 int imgd_prefetch(struct page_source *ps, const struct img_task *t, uint64_t off, size_t len,
@@ -59,12 +71,13 @@ int imgd_prefetch(struct page_source *ps, const struct img_task *t, uint64_t off
 	if (len % WIRE_PAGE || off % WIRE_PAGE || !len || len / WIRE_PAGE > WIRE_MAX_GET_PAGES)
 		return -EINVAL;
 	int rc = bulk_up(s);
-	if (rc)
+	if (rc && rc != -EAGAIN)
 		return rc;
 	struct pf_req *r = &s->pf[s->npf];
 	*r = (struct pf_req){.tag = tag, .t = t, .off = off, .n = (uint32_t)(len / WIRE_PAGE)};
 	s->npf++;
-	if (submit(s, r))
+	/* Reconnecting: queued, sent with the others when the connection is back. */
+	if (s->bfd >= 0 && submit(s, r))
 		imgd_drop_bulk(s); /* sent again on the next collect */
 	return 0;
 }
@@ -214,6 +227,8 @@ int imgd_collect(struct page_source *ps, struct src_chunk *out)
 		return 0;
 	if (s->bfd < 0) {
 		int rc = bulk_up(s);
+		if (rc == -EAGAIN)
+			return 0; /* backing off: wait_ms() says until when */
 		if (rc) {
 			/* The server stays away: fail the oldest read for good. */
 			*out =

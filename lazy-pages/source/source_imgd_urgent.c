@@ -54,44 +54,57 @@ void imgd_drop_urgent(struct imgd_src *s)
 	s->ufd = -1;
 }
 
+/*
+ * A failed attempt of the urgent path: -EAGAIN with the next attempt's time set, while
+ * retries are left; the read's final error once they are spent.
+ */
+static int urgent_failed(struct imgd_src *s, int rc)
+{
+	if (++s->ufails > s->retries) {
+		s->ufails = 0;
+		s->uretry_at = 0;
+		return rc == -EBADMSG ? rc : -EIO;
+	}
+	s->uretry_at = mono_ms() + imgd_backoff_ms(s->ufails - 1);
+	pr_info("image server: urgent connection: %s; attempt %u of %u in %u ms", strerror(-rc),
+		s->ufails + 1, s->retries + 1, imgd_backoff_ms(s->ufails - 1));
+	return -EAGAIN;
+}
+
+/*
+ * One attempt, never a sleep: while the urgent connection is down and its backoff runs,
+ * -EAGAIN at once (source.h: wait_ms() says when to come back).
+ */
 int imgd_read(struct page_source *ps, const struct img_task *t, uint64_t off, void *buf, size_t len)
 {
 	struct imgd_src *s = ps->priv;
-	int rc = -EIO;
 
 	if (len % WIRE_PAGE || off % WIRE_PAGE || !len)
 		return -EINVAL;
+	if (s->ufd < 0 && s->uretry_at > mono_ms())
+		return -EAGAIN;
 	for (size_t done = 0; done < len;) {
 		uint32_t n = (uint32_t)((len - done) / WIRE_PAGE);
 		if (n > WIRE_MAX_GET_PAGES)
 			n = WIRE_MAX_GET_PAGES;
-		for (unsigned attempt = 0; attempt <= s->retries; attempt++) {
-			if (attempt)
-				imgd_backoff(attempt - 1);
-			if (s->ufd < 0) {
-				s->ufd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch);
-				if (s->ufd < 0) {
-					rc = s->ufd;
-					if (imgd_fatal(rc))
-						return rc;
-					continue;
-				}
-				if (attempt)
-					s->reconnects++;
-			}
-			rc = get_once(s, t->pid, off + done, n, (uint8_t *)buf + done);
-			if (!rc)
-				break;
+		if (s->ufd < 0) {
+			int fd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch);
+			if (fd < 0)
+				return imgd_fatal(fd) ? fd : urgent_failed(s, fd);
+			s->ufd = fd;
+			if (s->ufails)
+				s->reconnects++;
+		}
+		int rc = get_once(s, t->pid, off + done, n, (uint8_t *)buf + done);
+		if (rc) {
 			/* Anything else leaves the stream in an unknown state: start afresh. */
 			imgd_drop_urgent(s);
 			if (rc == -ERANGE || rc == -ENOENT || rc == -EACCES)
 				return rc;
-			if (rc == -EBADMSG && attempt == s->retries)
-				return rc;
+			return urgent_failed(s, rc);
 		}
-		if (rc)
-			return rc == -EBADMSG ? rc : -EIO;
 		done += (size_t)n * WIRE_PAGE;
 	}
+	s->ufails = 0;
 	return 0;
 }

@@ -60,7 +60,7 @@ static const struct local_map *map_of(struct local *l, const struct img_task *t)
 	if (a == MAP_FAILED)
 		return NULL;
 	madvise(a, t->pages_size, MADV_SEQUENTIAL);
-	l->m[l->n] = (struct local_map){ t->pages_fd, a, t->pages_size };
+	l->m[l->n] = (struct local_map){t->pages_fd, a, t->pages_size};
 	return &l->m[l->n++];
 }
 

@@ -6,12 +6,13 @@
  * uploads (wire_client_meta.c, wire_client_upload.c).
  *
  * Input: byte 0 picks the scenario (bits 0-1: mode, bit 2: the client has a key, FUZZ_KEY or
- * for uploads FUZZ_UPLOAD_KEY, bit 3: an image id is given); the rest, split at "#LWFUZZ#", is what the server sends on each
- * connection the client makes, in order (a reconnect takes the next one; none left: the
- * connection is refused). Connections are socketpairs, the server's bytes pre-written and its
- * end shut for writing: socket(), connect() and getaddrinfo() are wrapped (ld --wrap) for the
- * client code only, and what the client sends is dropped (send() wrapped), so nothing blocks.
- * The client's nonce is fixed (wire_random wrapped), so that a captured AUTH_OK stays valid.
+ * for uploads FUZZ_UPLOAD_KEY, bit 3: an image id is given); the rest, split at "#LWFUZZ#", is what
+ * the server sends on each connection the client makes, in order (a reconnect takes the next one;
+ * none left: the connection is refused). Connections are socketpairs, the server's bytes
+ * pre-written and its end shut for writing: socket(), connect() and getaddrinfo() are wrapped (ld
+ * --wrap) for the client code only, and what the client sends is dropped (send() wrapped), so
+ * nothing blocks. The client's nonce is fixed (wire_random wrapped), so that a captured AUTH_OK
+ * stays valid.
  *
  * Modes: 0 source: page_source_imgd, load_index, reads of data extents (urgent path), then
  *        prefetch + collect (bulk path), close;
@@ -285,7 +286,7 @@ static void run_source(uint8_t flags)
 	struct imgd_source_cfg cfg = {.server = server_addr,
 				      .image = (flags & 8) ? "img" : NULL,
 				      .key_file = (flags & 4) ? key_path : NULL,
-				      .retries = 0, /* a retry sleeps */
+				      .retries = 0, /* a retry waits out a backoff first */
 				      .timeout_ms = 2000,
 				      .window = 4};
 	struct page_source ps = {0};
@@ -317,8 +318,7 @@ static void run_source(uint8_t flags)
 			if (n > READ_PAGES)
 				n = READ_PAGES;
 			reads++;
-			int rc = ps.ops->read(&ps, t, x->pages_off, pagebuf,
-					      (size_t)n * WIRE_PAGE);
+			int rc = ps.ops->read(&ps, t, x->pages_off, pagebuf, (size_t)n * WIRE_PAGE);
 			if (log_level >= 4)
 				fprintf(stderr, "fuzz: read %lu pages at 0x%lx: %d\n",
 					(unsigned long)n, (unsigned long)x->pages_off, rc);

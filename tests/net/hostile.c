@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "lib/src_wait.h"
 #include "source/source.h"
 #include "wire/wire_auth.h"
 #include "wire/wire_client.h"
@@ -413,7 +414,7 @@ static void case_normal(const char *server, const char *image, const char *keyfi
 		  !s.ops->load_index(&s, &set, err, sizeof(err));
 	if (ok) {
 		const struct img_task *t = img_set_find(&set, good_pid);
-		ok = t && !s.ops->read(&s, t, good_off, buf, sizeof(buf));
+		ok = t && !src_read_waiting(&s, t, good_off, buf, sizeof(buf));
 		img_set_free(&set);
 	}
 	s.ops->close(&s);

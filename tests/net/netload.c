@@ -24,6 +24,7 @@
 
 #include "img/images.h"
 #include "util/log.h"
+#include "lib/src_wait.h"
 #include "source/source.h"
 #include "wire/wire_tls.h"
 
@@ -112,7 +113,7 @@ static int client(const struct cfg *c, const struct img_set *local, int idx)
 				uint64_t off = x->pages_off + (a - x->start);
 				bool urgent = ((a / (PIECE * PAGE)) + (uint64_t)idx) % 2;
 				if (urgent) {
-					if (s.ops->read(&s, t, off, buf, len) ||
+					if (src_read_waiting(&s, t, off, buf, len) ||
 					    check(lt, off, buf, len, tmp))
 						bad++;
 					pages += len / PAGE;
@@ -297,7 +298,7 @@ static int bench(const struct cfg *c, const struct img_set *local)
 				uint64_t p = (uint64_t)rand_r(&seed) % np;
 				uint64_t n = np - p < 16 ? np - p : 16;
 				double f0 = now();
-				if (s.ops->read(&s, t, x->pages_off + p * PAGE, buf, n * PAGE))
+				if (src_read_waiting(&s, t, x->pages_off + p * PAGE, buf, n * PAGE))
 					return 1;
 				lat[nlat++] = now() - f0;
 			}
@@ -322,18 +323,13 @@ static int bench(const struct cfg *c, const struct img_set *local)
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {{"server", required_argument, NULL, 's'},
-					   {"image", required_argument, NULL, 'i'},
-					   {"key", required_argument, NULL, 'k'},
-					   {"dir", required_argument, NULL, 'D'},
-					   {"clients", required_argument, NULL, 'n'},
-					   {"bench", no_argument, NULL, 'b'},
-					   {"throughput", no_argument, NULL, 'P'},
-					   {"tls", no_argument, NULL, 'T'},
-					   {"no-tls", no_argument, NULL, 'N'},
-					   {"tls-ca", required_argument, NULL, 'C'},
-					   {"tls-name", required_argument, NULL, 'H'},
-					   {0}};
+	static const struct option lo[] = {
+	    {"server", required_argument, NULL, 's'},	{"image", required_argument, NULL, 'i'},
+	    {"key", required_argument, NULL, 'k'},	{"dir", required_argument, NULL, 'D'},
+	    {"clients", required_argument, NULL, 'n'},	{"bench", no_argument, NULL, 'b'},
+	    {"throughput", no_argument, NULL, 'P'},	{"tls", no_argument, NULL, 'T'},
+	    {"no-tls", no_argument, NULL, 'N'},		{"tls-ca", required_argument, NULL, 'C'},
+	    {"tls-name", required_argument, NULL, 'H'}, {0}};
 	struct cfg c = {.clients = 1};
 	struct img_set local;
 	struct errmsg err;
@@ -378,7 +374,8 @@ int main(int argc, char **argv)
 	}
 	if (!c.server || !c.dir || c.clients < 1 || c.clients > MAX_CLIENTS) {
 		fprintf(stderr, "usage: netload --server H:P --dir IMGDIR [--image ID] [--key F] "
-				"[--clients N | --bench | --throughput] [--tls|--no-tls] [--tls-ca F [--tls-name N]]\n");
+				"[--clients N | --bench | --throughput] [--tls|--no-tls] [--tls-ca "
+				"F [--tls-name N]]\n");
 		return 2;
 	}
 	c.tls = &c.tls_opt;

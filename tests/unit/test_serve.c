@@ -35,7 +35,9 @@ struct script {
 };
 
 static struct script sc;
-static int src_rc; /* the page source's read() result */
+static int src_rc;	  /* the page source's read() result */
+static int src_reads;	  /* read() calls */
+static unsigned src_wait; /* the reconnecting source's wait_ms() */
 
 static int scripted(uint64_t dst, uint64_t len, uint64_t *done)
 {
@@ -98,6 +100,7 @@ static int s_read(struct page_source *s, const struct img_task *t, uint64_t src,
 		  size_t len)
 {
 	(void)s, (void)t, (void)src;
+	src_reads++;
 	memset(buf, 0x5a, len);
 	return src_rc;
 }
@@ -107,8 +110,17 @@ static void s_close(struct page_source *s)
 	(void)s;
 }
 
+static unsigned s_wait_ms(struct page_source *s)
+{
+	(void)s;
+	return src_wait;
+}
+
 static const struct page_source_ops scripted_src = {
     .name = "scripted", .read = s_read, .close = s_close};
+/* A source that reconnects (criu-imgd's): -EAGAIN at once, and when to come back. */
+static const struct page_source_ops reconnecting_src = {
+    .name = "reconnecting", .read = s_read, .close = s_close, .wait_ms = s_wait_ms};
 
 /* One task: pages 0..5 data (pages-file offsets 0..), pages 6..7 zero. */
 static struct img_extent ext[2] = {
@@ -135,6 +147,8 @@ static void setup(void)
 {
 	memset(&sc, 0, sizeof(sc));
 	src_rc = 0;
+	src_reads = 0;
+	src_wait = 0;
 	memset(&d, 0, sizeof(d));
 	d.o = &opts;
 	d.loop = ev_loop_new();
@@ -293,6 +307,30 @@ Test(serve, source_failure_kills)
 	cr_assert(t->killed);
 	cr_assert_eq(sc.copies, 0, "nothing installed");
 	cr_assert(pending(0) && pending(1));
+}
+
+/* The source reconnects: the fault waits (queued, the task unharmed) for the loop's timer,
+ * and nothing is asked of the source before it; then the page goes in. */
+Test(serve, source_reconnecting_fault_waits_for_the_loop)
+{
+	d.src.ops = &reconnecting_src;
+	src_rc = -EAGAIN;
+	src_wait = 20;
+	cr_assert_eq(lazyd_install_run(&d, t, run(0, 2), PATH_FAULT, NULL), -EAGAIN);
+	cr_assert_not(t->killed);
+	cr_assert(d.faults_wait);
+	cr_assert_neq(d.src_timer, 0, "a timer wakes the loop");
+	cr_assert_eq(src_reads, 1, "asked once, not retried in a loop");
+	cr_assert_eq(lazyd_install_run(&d, t, run(0, 2), PATH_FAULT, NULL), -EAGAIN);
+	cr_assert_eq(src_reads, 1, "not asked again before its time");
+	cr_assert(pending(0) && pending(1));
+	for (int i = 0; i < 10 && d.faults_wait; i++)
+		cr_assert_geq(ev_run_once(d.loop, 1000), 0);
+	cr_assert_not(d.faults_wait, "the timer fired");
+	src_rc = 0;
+	cr_assert_eq(lazyd_install_run(&d, t, run(0, 2), PATH_FAULT, NULL), 0);
+	cr_assert_eq(src_reads, 2);
+	cr_assert_not(pending(0) || pending(1));
 }
 
 /* Data a background read brought is installed as given, counted as prefetch. */

@@ -1,0 +1,112 @@
+/*
+ * The criu-imgd page source reconnects as state, never as a sleep (source_imgd*.c): with
+ * no server, read() and collect() come back at once, say -EAGAIN / nothing, and wait_ms()
+ * tells the daemon's event loop when to ask again; after --source-retries the read fails
+ * for good (the daemon then kills the task rather than serve it a wrong page). Each
+ * failed attempt is counted in the source's state, so a call that tried again can be told
+ * from one that did not.
+ */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "source/source_imgd.h"
+
+#define RETRIES 2
+
+static struct page_source src;
+static struct img_task task = {.pid = 1};
+static char key_path[] = "/tmp/test-source-imgd-key-XXXXXX";
+
+/* A loopback port nobody listens on: every connect is refused at once. */
+static int dead_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static void setup(void)
+{
+	char server[64], err[256];
+	int fd = mkstemp(key_path);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "0123456789abcdef0123456789abcdef", 32), 32);
+	close(fd);
+	snprintf(server, sizeof(server), "127.0.0.1:%d", dead_port());
+	struct imgd_source_cfg cfg = {.server = server,
+				      .key_file = key_path,
+				      .retries = RETRIES,
+				      .timeout_ms = 1000,
+				      .window = 4};
+	cr_assert_eq(page_source_imgd(&src, &cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(src.ops->wait_ms);
+}
+
+static void teardown(void)
+{
+	src.ops->close(&src);
+	unlink(key_path);
+}
+
+TestSuite(source_imgd, .init = setup, .fini = teardown);
+
+static void wait_out(void)
+{
+	unsigned ms = src.ops->wait_ms(&src);
+	usleep((ms + 2) * 1000u);
+}
+
+Test(source_imgd, urgent_read_backs_off_without_sleeping)
+{
+	struct imgd_src *s = src.priv;
+	char buf[4096];
+
+	for (unsigned attempt = 1; attempt <= RETRIES; attempt++) {
+		cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EAGAIN,
+			     "attempt %u: come back later", attempt);
+		cr_assert_eq(s->ufails, attempt);
+		unsigned ms = src.ops->wait_ms(&src);
+		cr_assert(ms > 0 && ms <= imgd_backoff_ms(attempt - 1), "wait %u ms", ms);
+		/* Asked again before its time: no new attempt. */
+		cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EAGAIN);
+		cr_assert_eq(s->ufails, attempt, "no attempt before the backoff passed");
+		wait_out();
+		cr_assert_eq(src.ops->wait_ms(&src), 0);
+	}
+	/* The last attempt fails: the read fails for good, and the next one starts afresh. */
+	cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EIO);
+	cr_assert_eq(s->ufails, 0);
+}
+
+Test(source_imgd, bulk_reads_queue_while_reconnecting)
+{
+	struct src_chunk ch;
+	int idle = 0, rc;
+
+	cr_assert_eq(src.ops->prefetch(&src, &task, 0, 4096, 7), 0, "queued, not refused");
+	cr_assert_eq(src.ops->inflight(&src), 1);
+	cr_assert_eq(src.ops->poll_fd(&src), -1, "no connection to watch");
+	cr_assert_gt(src.ops->wait_ms(&src), 0);
+	while ((rc = src.ops->collect(&src, &ch)) == 0) {
+		cr_assert_lt(++idle, 100, "collect keeps saying nothing");
+		wait_out();
+	}
+	cr_assert_eq(rc, -EIO, "the oldest read fails once the retries are spent");
+	cr_assert_eq(ch.tag, 7);
+	cr_assert(ch.last);
+	cr_assert_eq(src.ops->inflight(&src), 0);
+	cr_assert_geq(idle, 1, "collect came back at once while backing off");
+}
