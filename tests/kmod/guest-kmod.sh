@@ -3,7 +3,8 @@
 # uffd), concurrency with fork/mremap and a task exit, permissions (an unprivileged caller:
 # device mode, ptrace rules of BIND, the events group), netlink counters, unload safety, and
 # a clean kernel log. Writes "PASS|FAIL name detail" lines to $VMRUN_RESULTS/summary;
-# bench mode writes the tables (lf-bench, then lf-fillbench) to $VMRUN_RESULTS/table.txt.
+# bench mode writes the tables (lf-bench, lf-fillbench, then criu-lazyd's drain with each
+# engine) to $VMRUN_RESULTS/table.txt.
 set -u
 ROOT=$1
 MODE=${2:-test}
@@ -28,6 +29,55 @@ run() {
 	else
 		record FAIL "$_n" "(exit $?) see $_n.log: $(tail -n 5 "$R/$_n.log" | tr '\n' ';')"
 	fi
+}
+
+# The daemon itself: restore-sim's "strided" scenario (every second page read before the
+# drain, so each drain chunk holds one-page runs) served by criu-lazyd --fault-window 1 with
+# --fill kmod (a chunk's runs in one module batch) and --fill uffd (an ioctl per run),
+# alternating, BENCH_REPEAT rounds; the drain's time from the daemon's summary, medians, and
+# the ratio of one run. Every byte is checked by restore-sim.
+daemon_bench() {
+	_sim=$ROOT/build/tests/host/restore-sim
+	_rounds=${BENCH_REPEAT:-5}
+	for e in kmod uffd; do
+		printf '#!/bin/sh\nexec %s --fill %s --fault-window 1 "$@"\n' \
+			"$ROOT/build/bin/criu-lazyd" "$e" >/tmp/lazyd-bench-$e
+		chmod +x /tmp/lazyd-bench-$e
+		: >"$R/drain-$e.txt"
+	done
+	_i=0
+	while [ $_i -lt "$_rounds" ]; do
+		for e in kmod uffd; do
+			_d=/tmp/dbench-$e-$_i
+			rm -rf "$_d" && mkdir -p "$_d"
+			if ! timeout 300 "$_sim" --scenario strided --dir "$_d" \
+				--daemon /tmp/lazyd-bench-$e >"$R/dbench-$e-$_i.out" 2>&1; then
+				record FAIL daemon-bench "$e round $_i: $(tail -n 2 "$R/dbench-$e-$_i.out" | tr '\n' ';')"
+				return
+			fi
+			sed -n 's/.*drain \([0-9.]*\) s after restore.*/\1/p' "$_d/lazyd.log" >>"$R/drain-$e.txt"
+			[ $e = kmod ] && grep -h 'summary: fill engine kmod' "$_d/lazyd.log" >"$R/dbench-kmod-summary.txt"
+			rm -rf "$_d"
+		done
+		_i=$((_i + 1))
+	done
+	_mk=$(sort -n "$R/drain-kmod.txt" | sed -n "$(((_rounds + 1) / 2))p")
+	_mu=$(sort -n "$R/drain-uffd.txt" | sed -n "$(((_rounds + 1) / 2))p")
+	if [ -z "$_mk" ] || [ -z "$_mu" ] || ! grep -q batches "$R/dbench-kmod-summary.txt"; then
+		record FAIL daemon-bench "no drain times or no kmod summary"
+		return
+	fi
+	_ratio=$(awk -v k="$_mk" -v u="$_mu" 'BEGIN { printf "%.2f", (k > 0 ? u / k : 0) }')
+	{
+		echo
+		echo "criu-lazyd drain of one-page runs (restore-sim strided, 128 MB, --fault-window 1),"
+		echo "medians of $_rounds alternating rounds:"
+		echo "  --fill kmod (chunk runs as one batch): $_mk s"
+		echo "  --fill uffd (one UFFDIO_COPY per run): $_mu s"
+		echo "  speed-up of the batch path: ${_ratio}x"
+		echo "  $(cat "$R/dbench-kmod-summary.txt")"
+	} >>"$R/table.txt"
+	record PASS daemon-bench "kmod $_mk s, uffd $_mu s: ${_ratio}x"
 }
 
 # Kernel log lines that must never appear.
@@ -58,6 +108,7 @@ bench)
 	else
 		record FAIL fillbench "$(cat "$R/fillbench.err")"
 	fi
+	daemon_bench
 	;;
 *)
 	for t in ${KMOD_TESTS:-hostile equal concur perm}; do

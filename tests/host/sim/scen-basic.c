@@ -236,6 +236,33 @@ int run_large(struct sim *s, struct sim_task *t)
 	return (bad || check_all(s, t)) ? 1 : 0;
 }
 
+/* ---- 9b: a fragmented pending set: every second page touched before the drain ---- */
+
+void layout_strided(struct sim *s)
+{
+	struct sim_task *t = add_task(s, -1);
+
+	add_vma(s, t, 0, 32768, RW, NULL, PK_LAZY);
+}
+
+/*
+ * Before RSTF (SC_EARLY) the task reads every second page, so the drain that follows finds
+ * one-page runs between present pages (with --fault-window 1): the case where a fill
+ * engine's batch entry point takes a whole chunk's runs in one call.
+ */
+int run_strided(struct sim *s, struct sim_task *t)
+{
+	const struct sim_vma *v = &t->vma[0];
+	int reports = 0;
+	uint64_t bad = 0;
+
+	for (uint64_t p = 0; p < v->npages; p += 2)
+		bad += check_page(s, t, v->start + PG(p), v->start + PG(p), NULL, &reports);
+	if (task_phase_done(t) || task_wait_daemon_exit(t, s->timeout_s))
+		return 1;
+	return (bad || check_all(s, t)) ? 1 : 0;
+}
+
 /* ---- 10: the daemon exits when the tasks are gone, or when all is drained ---- */
 
 void layout_two(struct sim *s)

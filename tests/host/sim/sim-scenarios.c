@@ -26,6 +26,8 @@ const struct scenario sim_scenarios[] = {
 	 .layout = layout_tree, .run = run_tree, .flags = SC_STATS, .timeout_s = 60},
 	{.name = "large", .what = "256 MB: faults, full drain, daemon exit, stats",
 	 .layout = layout_large, .run = run_large, .flags = SC_DRAIN | SC_STATS, .timeout_s = 240},
+	{.name = "strided", .what = "128 MB, every second page read before RSTF, then the drain",
+	 .layout = layout_strided, .run = run_strided, .flags = SC_EARLY | SC_DRAIN | SC_STATS, .timeout_s = 240},
 	{.name = "exit-early", .what = "tasks exit at once; the daemon exits 0",
 	 .layout = layout_two, .run = run_exit_now, .flags = 0, .timeout_s = 60},
 	{.name = "drain", .what = "untouched tasks: the daemon drains all and exits 0",
