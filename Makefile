@@ -44,14 +44,18 @@ GEN_C := $(patsubst proto/%.proto,$(B)/gen/%.pb-c.c,$(PROTOS))
 GEN_H := $(GEN_C:.c=.h)
 
 # The layers of lazy-pages/ (docs/architecture.md), each a static library; a layer uses only
-# the ones before it: util <- img <- wire <- source; util <- fill. tests/layers.sh checks it.
-LAYERS := util img wire source fill
+# the ones before it: util <- img <- wire <- source; util <- fill; util <- ops (the daemons'
+# status socket and metrics endpoint). tests/layers.sh checks it.
+LAYERS := util img wire source fill ops
 layer_obj = $(patsubst %.c,$(B)/obj/%.o,$(wildcard lazy-pages/$(1)/*.c))
 LIB_util := $(B)/lib/libutil.a
 LIB_img := $(B)/lib/libimg.a
 LIB_wire := $(B)/lib/libwire.a
 LIB_source := $(B)/lib/libsource.a
 LIB_fill := $(B)/lib/libfill.a
+LIB_ops := $(B)/lib/libops.a
+# ops/ stands on libmicrohttpd and json-c: only the daemons (and the tests) link them.
+OPS_LIBS = $(shell pkg-config --libs libmicrohttpd json-c 2>/dev/null)
 GEN_OBJ := $(GEN_C:.c=.o)
 
 LAZYD_SRC := $(wildcard lazy-pages/lazyd/*.c)
@@ -69,11 +73,11 @@ LIB_plugin := $(B)/lib/libplugin.a
 LIB_test := $(B)/lib/libtest.a
 
 # What each program links, in link order.
-LAZYD_LIBS := $(LIB_source) $(LIB_fill) $(LIB_wire) $(LIB_img) $(LIB_util)
-IMGD_LIBS := $(LIB_wire) $(LIB_img) $(LIB_util)
+LAZYD_LIBS := $(LIB_ops) $(LIB_source) $(LIB_fill) $(LIB_wire) $(LIB_img) $(LIB_util)
+IMGD_LIBS := $(LIB_ops) $(LIB_wire) $(LIB_img) $(LIB_util)
 PLUGIN_LIBS := $(LIB_wire) $(LIB_img) $(LIB_util)
-TEST_LIBS := $(LIB_test) $(LIB_lazyd) $(LIB_imgd) $(LIB_plugin) $(LIB_source) $(LIB_fill) \
-	$(LIB_wire) $(LIB_img) $(LIB_util)
+TEST_LIBS := $(LIB_test) $(LIB_lazyd) $(LIB_imgd) $(LIB_plugin) $(LIB_ops) $(LIB_source) \
+	$(LIB_fill) $(LIB_wire) $(LIB_img) $(LIB_util)
 
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
@@ -115,6 +119,7 @@ $(LIB_img): $(call layer_obj,img) $(GEN_OBJ)
 $(LIB_wire): $(call layer_obj,wire)
 $(LIB_source): $(call layer_obj,source)
 $(LIB_fill): $(call layer_obj,fill)
+$(LIB_ops): $(call layer_obj,ops)
 $(LIB_lazyd): $(filter-out %/main.o,$(LAZYD_OBJ))
 $(LIB_imgd): $(filter-out %/main.o,$(IMGD_OBJ))
 $(LIB_plugin): $(filter-out %/lazy_restore.o,$(PLUGIN_OBJ))
@@ -125,11 +130,11 @@ $(B)/lib/%.a:
 
 $(B)/bin/criu-lazyd: $(LAZYD_OBJ) $(LAZYD_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(LAZYD_OBJ) $(LAZYD_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(LAZYD_OBJ) $(LAZYD_LIBS) $(LIBS) $(OPS_LIBS)
 
 $(B)/bin/criu-imgd: $(IMGD_OBJ) $(IMGD_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(IMGD_OBJ) $(IMGD_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(IMGD_OBJ) $(IMGD_LIBS) $(LIBS) $(OPS_LIBS)
 
 # The plugin also looks for criu-lazyd in PREFIX/bin (after the one beside itself, before $PATH).
 $(PLUGIN_OBJ): CPPFLAGS += -DLR_BINDIR='"$(PREFIX)/bin"'
@@ -151,7 +156,7 @@ kmod-if-headers:
 
 $(B)/tests/unit/%: tests/unit/%.c $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/unit
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/unit/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS) -lcriterion
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/unit/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS) -lcriterion
 
 # Every tests/host/*.c and tests/kmod/*.c is a program; their helpers are libraries from
 # subfolders: restore-sim's parts (tests/host/sim/), the guest tests' kt (tests/kmod/kt/).
@@ -162,15 +167,15 @@ $(LIB_kt): $(patsubst %.c,$(B)/obj/%.o,$(wildcard tests/kmod/kt/*.c))
 
 $(B)/tests/host/%: tests/host/%.c $(LIB_sim) $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/host
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/host/$*.d -o $@ $< $(LIB_sim) $(TEST_LIBS) $(LDFLAGS) $(LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/host/$*.d -o $@ $< $(LIB_sim) $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS)
 
 $(B)/tests/net/%: tests/net/%.c $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/net
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/net/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/net/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS)
 
 $(B)/tests/kmod/%: tests/kmod/%.c tests/kmod/kt/kt.h $(LIB_kt) $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB_kt) $(TEST_LIBS) $(LDFLAGS) $(LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB_kt) $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS)
 
 build/tests/workloads/%: tests/workloads/%.c $(wildcard tests/workloads/*.h)
 	@mkdir -p $(dir $@)

@@ -12,8 +12,9 @@ allowed() {
 	wire) echo "util img" ;;
 	source) echo "util img wire" ;;
 	fill) echo "util" ;;
-	lazyd) echo "util img wire source fill" ;;
-	imgd) echo "util img wire" ;;
+	ops) echo "util" ;;
+	lazyd) echo "util img wire source fill ops" ;;
+	imgd) echo "util img wire ops" ;;
 	plugin) echo "util img wire" ;;
 	*) echo "?" ;;
 	esac
