@@ -120,12 +120,11 @@ int wire_client_expect(int fd, uint8_t *scratch, unsigned type, ProtobufCMessage
 		       uint64_t deadline, struct errmsg *e)
 {
 	struct wire_hdr h;
-	const char *why;
-	int rc = wire_recv(fd, scratch, &h, m, NULL, 0, deadline, &why);
+	int rc = wire_recv(fd, scratch, &h, m, NULL, 0, deadline, e);
 
 	if (rc)
-		return errmsg_set(e, rc == -EPROTO ? rc : -EAGAIN, "waiting for %s: %s",
-				  wire_type_name(type), rc == -EPROTO ? why : strerror(-rc));
+		return errmsg_prefix(e, rc == -EPROTO ? rc : -EAGAIN, "waiting for %s",
+				     wire_type_name(type));
 	if (h.type == WT_ERROR) {
 		LwError *x = (LwError *)*m;
 		rc = errmsg_set(e, wire_err_errno(x->code), "server: %s", x->text);

@@ -459,10 +459,10 @@ static void run_frames(void)
 	for (int i = 0; i < 256; i++) {
 		struct wire_hdr h;
 		ProtobufCMessage *m;
-		const char *why;
+		struct errmsg why = {""};
 		int rc = wire_recv(fd, scratch, &h, &m, payload, sizeof(payload),
 				   wire_now_ms() + 2000, &why);
-		if (rc == -EPROTO && !why)
+		if (rc == -EPROTO && !why.msg[0])
 			fuzz_die("frames: EPROTO without a reason");
 		if (rc)
 			break;

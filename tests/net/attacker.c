@@ -119,7 +119,7 @@ static void imp_conn(int fd, const char *dir)
 {
 	struct wire_hdr h;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why;
 	uint8_t ch[WIRE_NONCE] = {7};
 	uint64_t dl = wire_now_ms() + T_MS;
 
@@ -204,11 +204,11 @@ static int dial(const char *server)
 static int expect(int fd, unsigned type, ProtobufCMessage **m)
 {
 	struct wire_hdr h;
-	const char *why;
+	struct errmsg why;
 	int rc = wire_recv(fd, scratch, &h, m, NULL, 0, wire_now_ms() + T_MS, &why);
 
 	if (rc) {
-		printf("refused: %s\n", rc == -EPROTO ? why : strerror(-rc));
+		printf("refused: %s\n", why.msg);
 		return -1;
 	}
 	if (h.type == type)

@@ -55,7 +55,7 @@ static int next(int fd, int *code, uint32_t *req)
 {
 	struct wire_hdr h;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why;
 	int rc =
 	    wire_recv(fd, scratch, &h, &m, payload, sizeof(payload), wire_now_ms() + T_MS, &why);
 
@@ -111,7 +111,7 @@ static void hello(int fd, uint8_t challenge[WIRE_NONCE])
 	send_msg(fd, WT_HELLO, &h.base);
 	struct wire_hdr hd;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why;
 	if (wire_recv(fd, scratch, &hd, &m, NULL, 0, wire_now_ms() + T_MS, &why) ||
 	    hd.type != WT_HELLO_REPLY) {
 		fprintf(stderr, "hostile: no HELLO_REPLY\n");

@@ -78,7 +78,7 @@ static int do_raw_get(int argc, char **argv)
 	struct wire_open_info info;
 	struct wire_hdr h;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why;
 	char err[512];
 	uint8_t *scratch = malloc(WIRE_SCRATCH);
 
@@ -95,7 +95,7 @@ static int do_raw_get(int argc, char **argv)
 		return 2;
 	int rc = wire_recv(fd, scratch, &h, &m, NULL, 0, wire_now_ms() + T_MS, &why);
 	if (rc) {
-		printf("no answer: %s\n", rc == -EPROTO ? why : strerror(-rc));
+		printf("no answer: %s\n", why.msg);
 		return 1;
 	}
 	if (h.type == WT_ERROR) {
@@ -117,7 +117,7 @@ static void fake_serve(int lfd, const char *name, const struct wire_key *key)
 	uint8_t *scratch = malloc(WIRE_SCRATCH), ch[WIRE_NONCE] = {0};
 	struct wire_hdr h;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why;
 	uint64_t dl = wire_now_ms() + T_MS;
 	int fd = accept(lfd, NULL, NULL);
 
@@ -258,7 +258,7 @@ static int do_raw_upload(int argc, char **argv)
 	struct wire_open_info info;
 	struct wire_hdr h;
 	ProtobufCMessage *m = NULL;
-	const char *why;
+	struct errmsg why;
 	char err[512];
 	/* By hand (wire_upload checks names): TCP, HELLO, AUTH with the key, UPLOAD, one
 	 * UPLOAD_FILE, UPLOAD_END. */
@@ -326,7 +326,7 @@ static int do_raw_upload(int argc, char **argv)
 	int rc = wire_recv(fd, scratch, &h, &m, NULL, 0, dl, &why);
 	close(fd);
 	if (rc) {
-		printf("no answer: %s\n", rc == -EPROTO ? why : strerror(-rc));
+		printf("no answer: %s\n", why.msg);
 		return 1;
 	}
 	rc = h.type == WT_ERROR ? 0 : 1;

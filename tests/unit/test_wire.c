@@ -35,7 +35,7 @@ Test(wire, header_checks)
 {
 	struct wire_hdr h, got;
 	uint8_t b[WIRE_HDR_SIZE];
-	const char *why;
+	struct errmsg why = {""};
 
 	h = (struct wire_hdr){WIRE_MAGIC, WT_HELLO, 10, 0};
 	wire_hdr_put(b, &h);
@@ -55,7 +55,7 @@ Test(wire, header_checks)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		wire_hdr_put(b, &bad[i]);
 		cr_assert_eq(wire_hdr_get(b, &got, &why), -EPROTO, "case %zu", i);
-		cr_assert_not_null(why);
+		cr_assert(why.msg[0]);
 	}
 }
 
@@ -64,11 +64,11 @@ static ProtobufCMessage *round_trip(unsigned type, const ProtobufCMessage *m, ui
 				    int *check)
 {
 	struct wire_hdr h;
-	const char *why;
+	struct errmsg why = {""};
 	int n = wire_pack(type, m, plen, buf, sizeof(buf));
 
 	cr_assert_gt(n, 0);
-	cr_assert_eq(wire_hdr_get(buf, &h, &why), 0, "%s", why ? why : "");
+	cr_assert_eq(wire_hdr_get(buf, &h, &why), 0, "%s", why.msg);
 	cr_assert_eq(h.type, type);
 	cr_assert_eq(h.msg_len + WIRE_HDR_SIZE, (uint32_t)n);
 	ProtobufCMessage *u = wire_unpack(type, buf + WIRE_HDR_SIZE, h.msg_len);
@@ -371,7 +371,7 @@ Test(wire, auth_role_checked_on_receipt)
 {
 	uint8_t n[WIRE_NONCE] = {0}, m[WIRE_MAC] = {0};
 	struct wire_hdr h = {WIRE_MAGIC, WT_AUTH, 0, 0};
-	const char *why = NULL;
+	struct errmsg why = {""};
 	LwAuth a = LW_AUTH__INIT;
 
 	a.nonce = (ProtobufCBinaryData){sizeof(n), n};
@@ -383,7 +383,7 @@ Test(wire, auth_role_checked_on_receipt)
 	cr_assert_eq(wire_check(WT_AUTH, &a.base, &h, &why), 0);
 	a.role = (LwRole)3;
 	cr_assert_eq(wire_check(WT_AUTH, &a.base, &h, &why), -EPROTO);
-	cr_assert_str_eq(why, "AUTH role unknown");
+	cr_assert_str_eq(why.msg, "AUTH role unknown");
 }
 
 /* What an authenticated connection may send: a read key reads, a publish key publishes. */
@@ -542,7 +542,7 @@ static void fake_serve(int lfd, enum fake_mode mode)
 	uint64_t dl = wire_now_ms() + 5000;
 	struct wire_hdr h;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why = {""};
 	int fd = accept(lfd, NULL, NULL), opened = 0;
 
 	if (fd < 0 || wire_recv(fd, sc, &h, &m, NULL, 0, dl, &why))
@@ -653,7 +653,7 @@ Test(wire, send_recv_socketpair)
 	uint64_t sums[3] = {0};
 	struct wire_hdr h;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why = {""};
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	memset(data, 0x5a, sizeof(data));
@@ -679,7 +679,7 @@ Test(wire, recv_times_out)
 	uint8_t rs[WIRE_SCRATCH];
 	struct wire_hdr h;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why = {""};
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	cr_assert_eq(wire_recv(sv[1], rs, &h, &m, NULL, 0, wire_now_ms() + 50, &why), -ETIMEDOUT);
@@ -878,7 +878,7 @@ Test(wire, meta_get_and_data_bounds)
 	/* No raw payload on META frames. */
 	struct wire_hdr h = {WIRE_MAGIC, WT_META_DATA, 10, WIRE_PAGE}, got;
 	uint8_t b[WIRE_HDR_SIZE];
-	const char *why;
+	struct errmsg why = {""};
 	wire_hdr_put(b, &h);
 	cr_assert_eq(wire_hdr_get(b, &got, &why), -EPROTO);
 
