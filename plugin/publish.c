@@ -18,7 +18,7 @@ int lr_publish_check(const struct lr_conf *c, const char *imgdir, char *id, size
 		     size_t n)
 {
 	struct wire_key key;
-	char err[1024];
+	struct errmsg e;
 	const char *base = strrchr(imgdir, '/');
 
 	if (!c->publish_key[0]) {
@@ -28,9 +28,9 @@ int lr_publish_check(const struct lr_conf *c, const char *imgdir, char *id, size
 			 c->file, c->line[LRK_PUBLISH]);
 		return -1;
 	}
-	if (wire_key_load(c->publish_key, &key, err, sizeof(err))) {
+	if (wire_key_load(c->publish_key, &key, &e)) {
 		snprintf(why, n, "%s:%d: key 'publish-key': %s", c->file, c->line[LRK_PUBLISH_KEY],
-			 err);
+			 e.msg);
 		return -1;
 	}
 	explicit_bzero(&key, sizeof(key));
@@ -50,6 +50,7 @@ int lr_publish(const struct lr_conf *c, const char *imgdir, const char *id, char
 	struct wire_client wc = {0};
 	struct wire_key key;
 	struct wire_meta_result res;
+	struct errmsg e;
 	char err[1024], hp[300];
 
 	snprintf(hp, sizeof(hp), strchr(c->publish.host, ':') ? "[%s]:%u" : "%s:%u",
@@ -58,8 +59,8 @@ int lr_publish(const struct lr_conf *c, const char *imgdir, const char *id, char
 		snprintf(why, n, "bad publish address %s", hp);
 		return -1;
 	}
-	if (wire_key_load(c->publish_key, &key, err, sizeof(err))) {
-		snprintf(why, n, "key 'publish-key': %s", err);
+	if (wire_key_load(c->publish_key, &key, &e)) {
+		snprintf(why, n, "key 'publish-key': %s", e.msg);
 		return -1;
 	}
 	struct wire_tls_cfg tls;

@@ -173,6 +173,7 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 {
 	struct imgd_src *s = calloc(1, sizeof(*s));
 	static const uint8_t zero_page[WIRE_PAGE];
+	struct errmsg e;
 
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
@@ -191,8 +192,10 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 	}
 	s->cl.image = cfg->image;
 	if (cfg->tls) {
-		if (wire_tls_cfg_check(cfg->tls, false, err, errlen))
+		if (wire_tls_cfg_check(cfg->tls, false, &e)) {
+			snprintf(err, errlen, "%s", e.msg);
 			return -1;
+		}
 		s->tls = *cfg->tls;
 		s->cl.tls = &s->tls;
 	}
@@ -209,8 +212,10 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 			 "and without one the server cannot be told from an impostor");
 		return -1;
 	}
-	if (wire_key_load(cfg->key_file, &s->key, err, errlen))
+	if (wire_key_load(cfg->key_file, &s->key, &e)) {
+		snprintf(err, errlen, "%s", e.msg);
 		return -1;
+	}
 	s->cl.key = &s->key;
 	s->uscratch = malloc(WIRE_SCRATCH);
 	s->bscratch = malloc(WIRE_SCRATCH);

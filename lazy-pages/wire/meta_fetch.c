@@ -22,6 +22,7 @@ int meta_fetch_if_empty(const struct meta_fetch_cfg *cfg, const char *dir,
 {
 	struct wire_client wc = {0};
 	struct wire_key key;
+	struct errmsg e;
 	int dirfd, rc = -1;
 
 	(void)warnlen; /* the key checks are errors now: no warning left */
@@ -46,8 +47,10 @@ int meta_fetch_if_empty(const struct meta_fetch_cfg *cfg, const char *dir,
 	wc.image = cfg->image;
 	wc.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
 	wc.tls = cfg->tls;
-	if (wire_tls_cfg_check(cfg->tls, false, err, errlen))
+	if (wire_tls_cfg_check(cfg->tls, false, &e)) {
+		snprintf(err, errlen, "%s", e.msg);
 		goto out;
+	}
 	/* Mutual authentication needs our key: no key, no fetch (wire_client_hello_ok). */
 	if (!cfg->key_file) {
 		snprintf(err, errlen,
@@ -55,8 +58,10 @@ int meta_fetch_if_empty(const struct meta_fetch_cfg *cfg, const char *dir,
 			 "be told from an impostor (give --auth-key FILE)");
 		goto out;
 	}
-	if (wire_key_load(cfg->key_file, &key, err, errlen))
+	if (wire_key_load(cfg->key_file, &key, &e)) {
+		snprintf(err, errlen, "%s", e.msg);
 		goto out;
+	}
 	wc.key = &key;
 	rc = wire_meta_fetch(&wc, dirfd, res, err, errlen) ? -1 : 1;
 	explicit_bzero(&key, sizeof(key));

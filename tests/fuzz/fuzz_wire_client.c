@@ -403,7 +403,7 @@ static void run_meta(uint8_t flags)
 	wc.image = (flags & 8) ? "img" : NULL;
 	wc.timeout_ms = 2000;
 	if (flags & 4) {
-		if (wire_key_load(key_path, &key, err, sizeof(err)))
+		if (wire_key_load(key_path, &key, NULL))
 			fuzz_die("wire_key_load");
 		wc.key = &key;
 	}
@@ -436,7 +436,7 @@ static void run_upload(uint8_t flags)
 	wc.image = (flags & 8) ? "img-up" : "up";
 	wc.timeout_ms = 2000;
 	if (flags & 4) {
-		if (wire_key_load(upkey_path, &key, err, sizeof(err)))
+		if (wire_key_load(upkey_path, &key, NULL))
 			fuzz_die("wire_key_load");
 		wc.key = &key;
 	}

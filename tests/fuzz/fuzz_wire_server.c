@@ -115,11 +115,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		if (cfgs[i].uploads && upload_init(d))
 			fuzz_die("upload_init");
 		if (cfgs[i].tls) {
-			char err[256];
+			struct errmsg err;
 			opts[i].tls.mode = WIRE_TLS_ON;
-			if (wire_tls_server_init(&d->tls, &opts[i].tls, &d->read_key, NULL, err,
-						 sizeof(err))) {
-				fprintf(stderr, "%s\n", err);
+			if (wire_tls_server_init(&d->tls, &opts[i].tls, &d->read_key, NULL, &err)) {
+				fprintf(stderr, "%s\n", err.msg);
 				fuzz_die("wire_tls_server_init");
 			}
 			d->tls_on = true;

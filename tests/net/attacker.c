@@ -224,7 +224,7 @@ static int handshake(int fd, const char *keyfile, LwRole role)
 {
 	struct wire_key key;
 	ProtobufCMessage *m;
-	char err[256];
+	struct errmsg err;
 	uint8_t ch[WIRE_NONCE], nonce[WIRE_NONCE] = {9}, mac[WIRE_MAC];
 	uint64_t dl = wire_now_ms() + T_MS;
 	LwHello h = LW_HELLO__INIT;
@@ -238,8 +238,9 @@ static int handshake(int fd, const char *keyfile, LwRole role)
 	wire_free(m);
 	if (!ask)
 		return 0; /* the server reads to anyone: so be it */
-	if (!keyfile || wire_key_load(keyfile, &key, err, sizeof(err))) {
-		printf("refused: the server asks for a key (%s)\n", keyfile ? err : "we have none");
+	if (!keyfile || wire_key_load(keyfile, &key, &err)) {
+		printf("refused: the server asks for a key (%s)\n",
+		       keyfile ? err.msg : "we have none");
 		return -1;
 	}
 	wire_auth_client_mac(&key, role ? role : LW_ROLE__LW_ROLE_READ, ch, nonce, mac);

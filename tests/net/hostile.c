@@ -431,7 +431,7 @@ int main(int argc, char **argv)
 					   {"upload-key", required_argument, NULL, 'u'},
 					   {0}};
 	const char *server = NULL, *image = "default", *keyfile = NULL, *upfile = NULL;
-	char err[256];
+	struct errmsg err;
 	int o;
 
 	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -457,9 +457,8 @@ int main(int argc, char **argv)
 				"[--image ID]\n");
 		return 2;
 	}
-	if (wire_key_load(keyfile, &key, err, sizeof(err)) ||
-	    (upfile && wire_key_load(upfile, &upkey, err, sizeof(err)))) {
-		fprintf(stderr, "hostile: %s\n", err);
+	if (wire_key_load(keyfile, &key, &err) || (upfile && wire_key_load(upfile, &upkey, &err))) {
+		fprintf(stderr, "hostile: %s\n", err.msg);
 		return 2;
 	}
 	have_upkey = upfile != NULL;

@@ -30,7 +30,7 @@
 static int client(const char *server, const char *id, const char *keyfile, struct wire_client *c,
 		  struct wire_key *key)
 {
-	char err[512];
+	struct errmsg err;
 
 	memset(c, 0, sizeof(*c));
 	if (wire_client_parse(c, server)) {
@@ -40,8 +40,8 @@ static int client(const char *server, const char *id, const char *keyfile, struc
 	c->image = id;
 	c->timeout_ms = T_MS;
 	if (keyfile) {
-		if (wire_key_load(keyfile, key, err, sizeof(err))) {
-			fprintf(stderr, "%s\n", err);
+		if (wire_key_load(keyfile, key, &err)) {
+			fprintf(stderr, "%s\n", err.msg);
 			return -1;
 		}
 		c->key = key;

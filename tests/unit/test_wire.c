@@ -434,21 +434,21 @@ static void key_file(char *path, const char *text, mode_t mode)
 
 Test(wire, key_file_rules)
 {
-	char path[] = "/tmp/test_wire_keyXXXXXX", err[256];
+	char path[] = "/tmp/test_wire_keyXXXXXX";
+	struct errmsg err = {""};
 	struct wire_key k;
 
 	key_file(path, "short\n", 0600);
-	cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), -1, "too short");
+	cr_assert_eq(wire_key_load(path, &k, &err), -EINVAL, "too short");
 	unlink(path);
 	strcpy(path, "/tmp/test_wire_keyXXXXXX");
 	key_file(path, "0123456789abcdef0123\n", 0600);
-	int rc = wire_key_load(path, &k, err, sizeof(err));
-	if (rc && strstr(err, "gnutls"))
+	int rc = wire_key_load(path, &k, &err);
+	if (rc && strstr(err.msg, "gnutls"))
 		cr_skip_test("no libgnutls");
-	cr_assert_eq(rc, 0, "%s", err);
-	cr_assert_str_empty(err);
+	cr_assert_eq(rc, 0, "%s", err.msg);
 	cr_assert_eq(k.len, 20, "the trailing newline is not part of the key");
-	cr_assert_eq(wire_key_load("/nonexistent/key", &k, err, sizeof(err)), -1);
+	cr_assert_eq(wire_key_load("/nonexistent/key", &k, &err), -ENOENT);
 	unlink(path);
 }
 
@@ -456,27 +456,29 @@ Test(wire, key_file_rules)
 Test(wire, key_file_private_mode)
 {
 	static const mode_t bad[] = {0644, 0640, 0604, 0620, 0602, 0610, 0601, 0660, 0666, 0777};
-	char path[] = "/tmp/test_wire_keyXXXXXX", err[256], want[64];
+	char path[] = "/tmp/test_wire_keyXXXXXX", want[64];
+	struct errmsg err = {""};
 	struct wire_key k;
 
 	key_file(path, "0123456789abcdef0123\n", 0600);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert_eq(chmod(path, bad[i]), 0);
 		k.len = 99;
-		cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), -1, "mode %04o", bad[i]);
+		cr_assert_eq(wire_key_load(path, &k, &err), -EPERM, "mode %04o", bad[i]);
 		snprintf(want, sizeof(want), "has mode %04o", (unsigned)bad[i]);
-		cr_assert(strstr(err, want) && strstr(err, "chmod 600"), "%s", err);
+		cr_assert(strstr(err.msg, want) && strstr(err.msg, "chmod 600"), "%s", err.msg);
 		cr_assert_eq(k.len, 0, "nothing of a refused key is kept");
 	}
 	cr_assert_eq(chmod(path, 0400), 0);
-	cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), 0, "0400: %s", err);
+	cr_assert_eq(wire_key_load(path, &k, &err), 0, "0400: %s", err.msg);
 	unlink(path);
 }
 
 /* A key file owned by someone else (not root, not us) is refused: they could change it. */
 Test(wire, key_file_owner)
 {
-	char path[] = "/tmp/test_wire_keyXXXXXX", err[256];
+	char path[] = "/tmp/test_wire_keyXXXXXX";
+	struct errmsg err = {""};
 	struct wire_key k;
 
 	key_file(path, "0123456789abcdef0123\n", 0600);
@@ -484,26 +486,28 @@ Test(wire, key_file_owner)
 		unlink(path);
 		cr_skip_test("needs root to give the file away");
 	}
-	cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), -1);
-	cr_assert(strstr(err, "owned by uid 65534") && strstr(err, "owned by root"), "%s", err);
+	cr_assert_eq(wire_key_load(path, &k, &err), -EPERM);
+	cr_assert(strstr(err.msg, "owned by uid 65534") && strstr(err.msg, "owned by root"), "%s",
+		  err.msg);
 	cr_assert_eq(chown(path, 0, 0), 0);
-	cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(wire_key_load(path, &k, &err), 0, "%s", err.msg);
 	unlink(path);
 }
 
 /* Not a regular file: refused, and a FIFO does not block the loader. */
 Test(wire, key_file_not_regular, .timeout = 5)
 {
-	char dir[] = "/tmp/test_wire_kdXXXXXX", fifo[64], err[256];
+	char dir[] = "/tmp/test_wire_kdXXXXXX", fifo[64];
+	struct errmsg err = {""};
 	struct wire_key k;
 
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
 	cr_assert_eq(mkfifo(fifo, 0600), 0);
-	cr_assert_eq(wire_key_load(fifo, &k, err, sizeof(err)), -1);
-	cr_assert(strstr(err, "not a regular file"), "%s", err);
+	cr_assert_eq(wire_key_load(fifo, &k, &err), -EINVAL);
+	cr_assert(strstr(err.msg, "not a regular file"), "%s", err.msg);
 	cr_assert_eq(chmod(dir, 0700), 0);
-	cr_assert_eq(wire_key_load(dir, &k, err, sizeof(err)), -1, "a directory");
+	cr_assert_eq(wire_key_load(dir, &k, &err), -EINVAL, "a directory");
 	unlink(fifo);
 	rmdir(dir);
 }
