@@ -51,11 +51,11 @@ int lr_publish(const struct lr_conf *c, const char *imgdir, const char *id, char
 	struct wire_key key;
 	struct wire_meta_result res;
 	struct errmsg e;
-	char err[1024], hp[300];
+	char hp[300];
 
 	snprintf(hp, sizeof(hp), strchr(c->publish.host, ':') ? "[%s]:%u" : "%s:%u",
 		 c->publish.host, c->publish.port_num);
-	if (wire_client_parse(&wc, hp)) {
+	if (wire_client_parse(&wc, hp, NULL)) {
 		snprintf(why, n, "bad publish address %s", hp);
 		return -1;
 	}
@@ -76,12 +76,12 @@ int lr_publish(const struct lr_conf *c, const char *imgdir, const char *id, char
 		return -1;
 	}
 	lr_info("publishing %s as image %s to criu-imgd %s", imgdir, id, hp);
-	int rc = wire_upload(&wc, dirfd, &res, err, sizeof(err));
+	int rc = wire_upload(&wc, dirfd, &res, &e);
 	explicit_bzero(&key, sizeof(key));
 	close(dirfd);
 	if (rc) {
 		snprintf(why, n, "publishing %s as image %s to criu-imgd %s failed: %s", imgdir, id,
-			 hp, err);
+			 hp, e.msg);
 		return -1;
 	}
 	lr_info("published image %s to criu-imgd %s: %u files, %llu bytes", id, hp, res.files,

@@ -54,7 +54,7 @@ int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch)
 {
 	struct errmsg e = {""};
 	struct wire_open_info info;
-	int fd = wire_client_open_image(&s->cl, cls, scratch, &info, &e);
+	int fd = wire_client_open(&s->cl, cls, scratch, &info, &e);
 
 	if (fd < 0) {
 		pr_warn("image server %s:%s: %s", s->cl.host, s->cl.port, e.msg);
@@ -106,12 +106,13 @@ int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, 
 static int imgd_load_index(struct page_source *ps, struct img_set *set, char *err, size_t errlen)
 {
 	struct imgd_src *s = ps->priv;
+	struct errmsg e;
 
 	for (unsigned attempt = 0;; attempt++) {
 		if (s->ufd < 0)
 			s->ufd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch);
 		if (s->ufd >= 0 && !wire_client_index(s->ufd, s->uscratch, s->timeout_ms,
-						      s->info.nr_tasks, set, err, errlen)) {
+						      s->info.nr_tasks, set, &e)) {
 			pr_info("image server %s:%s: image '%s': %zu tasks, %lu data pages, %s "
 				"checksums",
 				s->cl.host, s->cl.port, s->cl.image ? s->cl.image : "default",
@@ -125,6 +126,8 @@ static int imgd_load_index(struct page_source *ps, struct img_set *set, char *er
 			if (rc < 0)
 				snprintf(err, errlen, "cannot reach image server %s:%s (%s)",
 					 s->cl.host, s->cl.port, strerror(-rc));
+			else
+				snprintf(err, errlen, "%s", e.msg);
 			return -1;
 		}
 		imgd_backoff(attempt);
@@ -182,7 +185,7 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 	s->ufd = s->bfd = -1;
 	ps->ops = &imgd_ops;
 	ps->priv = s;
-	if (wire_client_parse(&s->cl, cfg->server)) {
+	if (wire_client_parse(&s->cl, cfg->server, NULL)) {
 		snprintf(err, errlen, "bad --image-server '%s' (HOST:PORT)", cfg->server);
 		return -1;
 	}

@@ -6,7 +6,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,10 +13,10 @@
 #include "util/clock.h"
 #include "util/parse.h"
 
-int wire_client_parse(struct wire_client *c, const char *server)
+int wire_client_parse(struct wire_client *c, const char *server, struct errmsg *e)
 {
 	struct hostport hp;
-	int rc = parse_hostport(server, &hp, NULL);
+	int rc = parse_hostport(server, &hp, e);
 
 	if (rc)
 		return rc;
@@ -216,10 +215,4 @@ int wire_client_handshake(const struct wire_client *c, LwRole role, uint8_t *scr
 fail:
 	wire_sock_close(fd);
 	return rc < 0 ? rc : -EPROTO;
-}
-
-void wire_errmsg_out(const struct errmsg *e, char *err, size_t errlen)
-{
-	if (errlen)
-		snprintf(err, errlen, "%s", e->msg);
 }

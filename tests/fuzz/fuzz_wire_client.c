@@ -396,9 +396,9 @@ static void run_meta(uint8_t flags)
 	struct wire_client wc = {0};
 	struct wire_key key;
 	struct wire_meta_result res;
-	char err[512];
+	struct errmsg err;
 
-	if (wire_client_parse(&wc, server_addr))
+	if (wire_client_parse(&wc, server_addr, NULL))
 		fuzz_die("wire_client_parse");
 	wc.image = (flags & 8) ? "img" : NULL;
 	wc.timeout_ms = 2000;
@@ -408,10 +408,10 @@ static void run_meta(uint8_t flags)
 		wc.key = &key;
 	}
 	fuzz_rm_contents(meta_fd, 0);
-	int rc = wire_meta_fetch(&wc, meta_fd, &res, err, sizeof(err));
+	int rc = wire_meta_fetch(&wc, meta_fd, &res, &err);
 	if (log_level >= 4)
 		fprintf(stderr, "fuzz: meta fetch %d: %u files, %lu bytes: %s\n", rc, res.files,
-			(unsigned long)res.bytes, rc ? err : "ok");
+			(unsigned long)res.bytes, rc ? err.msg : "ok");
 	if (rc) {
 		if (res.files || res.bytes)
 			fuzz_die("meta: a failed fetch with a result");
@@ -429,9 +429,9 @@ static void run_upload(uint8_t flags)
 	struct wire_client wc = {0};
 	struct wire_key key;
 	struct wire_meta_result res;
-	char err[512];
+	struct errmsg err;
 
-	if (wire_client_parse(&wc, server_addr))
+	if (wire_client_parse(&wc, server_addr, NULL))
 		fuzz_die("wire_client_parse");
 	wc.image = (flags & 8) ? "img-up" : "up";
 	wc.timeout_ms = 2000;
@@ -440,10 +440,10 @@ static void run_upload(uint8_t flags)
 			fuzz_die("wire_key_load");
 		wc.key = &key;
 	}
-	int rc = wire_upload(&wc, up_fd, &res, err, sizeof(err));
+	int rc = wire_upload(&wc, up_fd, &res, &err);
 	if (log_level >= 4)
 		fprintf(stderr, "fuzz: upload %d: %u files, %lu bytes: %s\n", rc, res.files,
-			(unsigned long)res.bytes, rc ? err : "ok");
+			(unsigned long)res.bytes, rc ? err.msg : "ok");
 	if (!rc && res.files != 3)
 		fuzz_die("upload: success with another file count");
 }

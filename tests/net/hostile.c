@@ -452,7 +452,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!server || !keyfile || wire_client_parse(&cl, server)) {
+	if (!server || !keyfile || wire_client_parse(&cl, server, NULL)) {
 		fprintf(stderr, "usage: hostile --server IPV4:PORT --key FILE [--upload-key FILE] "
 				"[--image ID]\n");
 		return 2;

@@ -291,19 +291,22 @@ Test(wire, client_server_address)
 {
 	struct wire_client c = {0};
 
-	cr_assert_eq(wire_client_parse(&c, "127.0.0.1:27027"), 0);
+	cr_assert_eq(wire_client_parse(&c, "127.0.0.1:27027", NULL), 0);
 	cr_assert_str_eq(c.host, "127.0.0.1");
 	cr_assert_str_eq(c.port, "27027");
-	cr_assert_eq(wire_client_parse(&c, "[::1]:80"), 0);
+	cr_assert_eq(wire_client_parse(&c, "[::1]:80", NULL), 0);
 	cr_assert_str_eq(c.host, "::1");
 	cr_assert_str_eq(c.port, "80");
-	cr_assert_eq(wire_client_parse(&c, "imgd.example-1:65535"), 0);
+	cr_assert_eq(wire_client_parse(&c, "imgd.example-1:65535", NULL), 0);
 	cr_assert_str_eq(c.host, "imgd.example-1");
 	cr_assert_str_eq(c.port, "65535");
 	const char *bad[] = {"",	   "host",   "host:",	":80",	 "host:x", "host:0",
 			     "host:65536", "::1:80", "[::1]80", "[]:80", "a b:80"};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		cr_assert_neq(wire_client_parse(&c, bad[i]), 0, "%s", bad[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct errmsg e = {""};
+		cr_assert_eq(wire_client_parse(&c, bad[i], &e), -EINVAL, "%s", bad[i]);
+		cr_assert(e.msg[0], "%s: no reason", bad[i]);
+	}
 }
 
 static void hex(const char *s, uint8_t *out)
@@ -585,8 +588,7 @@ static void fake_serve(int lfd, enum fake_mode mode)
 }
 
 /* wire_client_open against a fake server: its fd or errno, err, whether OPEN went out. */
-static int against(enum fake_mode mode, const struct wire_key *key, char *err, size_t errlen,
-		   int *opened)
+static int against(enum fake_mode mode, const struct wire_key *key, struct errmsg *err, int *opened)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t al = sizeof(a);
@@ -603,7 +605,7 @@ static int against(enum fake_mode mode, const struct wire_key *key, char *err, s
 	if (p == 0)
 		fake_serve(lfd, mode);
 	close(lfd);
-	int fd = wire_client_open(&c, LW_CLASS__LW_CLASS_META, buf, &info, err, errlen);
+	int fd = wire_client_open(&c, LW_CLASS__LW_CLASS_META, buf, &info, err);
 	if (fd >= 0)
 		close(fd);
 	if (key == NULL && fd < 0)
@@ -615,7 +617,7 @@ static int against(enum fake_mode mode, const struct wire_key *key, char *err, s
 
 Test(wire, client_refuses_servers_that_do_not_prove_the_key, .timeout = 30)
 {
-	char err[512];
+	struct errmsg err = {""};
 	int opened;
 	static const struct {
 		enum fake_mode mode;
@@ -633,18 +635,18 @@ Test(wire, client_refuses_servers_that_do_not_prove_the_key, .timeout = 30)
 	if (wire_hmac(fake_key.k, fake_key.len, "x", 1, t))
 		cr_skip_test("no HMAC");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		int fd = against(bad[i].mode, &fake_key, err, sizeof(err), &opened);
-		cr_assert_eq(fd, bad[i].rc, "mode %d: %d %s", bad[i].mode, fd, err);
-		cr_assert(strstr(err, bad[i].why), "mode %d: %s", bad[i].mode, err);
+		int fd = against(bad[i].mode, &fake_key, &err, &opened);
+		cr_assert_eq(fd, bad[i].rc, "mode %d: %d %s", bad[i].mode, fd, err.msg);
+		cr_assert(strstr(err.msg, bad[i].why), "mode %d: %s", bad[i].mode, err.msg);
 		cr_assert(!opened, "mode %d: OPEN was sent to a server that proved nothing",
 			  bad[i].mode);
 	}
 	/* No key: refused before connecting, whatever the server. */
-	cr_assert_eq(against(FAKE_NOAUTH, NULL, err, sizeof(err), &opened), -EACCES);
-	cr_assert(strstr(err, "no key") && !opened, "%s", err);
+	cr_assert_eq(against(FAKE_NOAUTH, NULL, &err, &opened), -EACCES);
+	cr_assert(strstr(err.msg, "no key") && !opened, "%s", err.msg);
 	/* The server that holds the key is talked to. */
-	int fd = against(FAKE_GOOD, &fake_key, err, sizeof(err), &opened);
-	cr_assert_geq(fd, 0, "%s", err);
+	int fd = against(FAKE_GOOD, &fake_key, &err, &opened);
+	cr_assert_geq(fd, 0, "%s", err.msg);
 	cr_assert(opened);
 }
 
