@@ -291,20 +291,20 @@ static void run_source(uint8_t flags)
 				      .window = 4};
 	struct page_source ps = {0};
 	struct img_set set;
-	char err[512];
+	struct errmsg err = {""};
 	bool loaded = false;
 
-	if (page_source_imgd(&ps, &cfg, err, sizeof(err))) {
+	if (page_source_imgd(&ps, &cfg, &err)) {
 		/* e.g. no key: a source that never connects */
 		if (ps.ops && ps.priv)
 			ps.ops->close(&ps);
 		return;
 	}
-	if (!ps.ops->load_index(&ps, &set, err, sizeof(err))) {
+	if (!ps.ops->load_index(&ps, &set, &err)) {
 		loaded = true;
 		check_index(&set, NULL);
-	} else if (!memchr(err, '\0', sizeof(err))) {
-		fuzz_die("load_index: error not terminated");
+	} else if (!err.msg[0] || !memchr(err.msg, '\0', sizeof(err.msg))) {
+		fuzz_die("load_index: an error without a reason, or not terminated");
 	}
 	/* The fault path: a few data extents. */
 	unsigned reads = 0;

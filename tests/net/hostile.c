@@ -382,11 +382,10 @@ static int pick_good_page(const char *server, const char *image, const char *key
 	struct imgd_source_cfg c = {server, image, keyfile, 2, 5000, 4, NULL};
 	struct page_source s;
 	struct img_set set;
-	char err[256] = "";
+	struct errmsg err = {""};
 
-	if (page_source_imgd(&s, &c, err, sizeof(err)) ||
-	    s.ops->load_index(&s, &set, err, sizeof(err))) {
-		fprintf(stderr, "hostile: %s\n", err);
+	if (page_source_imgd(&s, &c, &err) || s.ops->load_index(&s, &set, &err)) {
+		fprintf(stderr, "hostile: %s\n", err.msg);
 		s.ops->close(&s);
 		return -1;
 	}
@@ -407,11 +406,10 @@ static void case_normal(const char *server, const char *image, const char *keyfi
 	struct imgd_source_cfg c = {server, image, keyfile, 2, 5000, 4, NULL};
 	struct page_source s;
 	struct img_set set;
-	char err[256] = "";
+	struct errmsg err = {""};
 	uint8_t buf[4096];
 
-	bool ok = !page_source_imgd(&s, &c, err, sizeof(err)) &&
-		  !s.ops->load_index(&s, &set, err, sizeof(err));
+	bool ok = !page_source_imgd(&s, &c, &err) && !s.ops->load_index(&s, &set, &err);
 	if (ok) {
 		const struct img_task *t = img_set_find(&set, good_pid);
 		ok = t && !src_read_waiting(&s, t, good_off, buf, sizeof(buf));
@@ -419,7 +417,7 @@ static void case_normal(const char *server, const char *image, const char *keyfi
 	}
 	s.ops->close(&s);
 	printf("%s a well-behaved client is served after the hostile ones %s\n",
-	       ok ? "PASS" : "FAIL", err);
+	       ok ? "PASS" : "FAIL", err.msg);
 	failures += !ok;
 }
 
