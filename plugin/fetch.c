@@ -16,7 +16,8 @@ int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, char *why, si
 				     c->auth_key[0] ? c->auth_key : NULL,
 				     (unsigned)c->timeout * 1000u, &tls};
 	struct wire_meta_result res;
-	char err[1024], warn[512], hp[300];
+	struct errmsg e;
+	char hp[300];
 	int rc;
 
 	if (c->source != LR_SRC_IMAGE_SERVER)
@@ -25,14 +26,12 @@ int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, char *why, si
 	snprintf(hp, sizeof(hp), strchr(c->server.host, ':') ? "[%s]:%u" : "%s:%u", c->server.host,
 		 c->server.port_num);
 	cfg.server = hp;
-	rc = meta_fetch_if_empty(&cfg, imgdir, &res, err, sizeof(err), warn, sizeof(warn));
-	if (warn[0])
-		lr_warn("key 'auth-key' (%s:%d): %s", c->file, c->line[LRK_AUTH_KEY], warn);
+	rc = meta_fetch_if_empty(&cfg, imgdir, &res, &e);
 	if (rc < 0) {
 		snprintf(why, n,
 			 "restore by image id: fetching image %s from criu-imgd %s into %s failed: "
 			 "%s",
-			 cfg.image ? cfg.image : "default", hp, imgdir, err);
+			 cfg.image ? cfg.image : "default", hp, imgdir, e.msg);
 		return -1;
 	}
 	if (rc > 0)

@@ -18,7 +18,7 @@ int lr_publish_check(const struct lr_conf *c, const char *imgdir, char *id, size
 		     size_t n)
 {
 	struct wire_key key;
-	char err[1024];
+	struct errmsg e;
 	const char *base = strrchr(imgdir, '/');
 
 	if (!c->publish_key[0]) {
@@ -28,9 +28,9 @@ int lr_publish_check(const struct lr_conf *c, const char *imgdir, char *id, size
 			 c->file, c->line[LRK_PUBLISH]);
 		return -1;
 	}
-	if (wire_key_load(c->publish_key, &key, err, sizeof(err))) {
+	if (wire_key_load(c->publish_key, &key, &e)) {
 		snprintf(why, n, "%s:%d: key 'publish-key': %s", c->file, c->line[LRK_PUBLISH_KEY],
-			 err);
+			 e.msg);
 		return -1;
 	}
 	explicit_bzero(&key, sizeof(key));
@@ -50,16 +50,17 @@ int lr_publish(const struct lr_conf *c, const char *imgdir, const char *id, char
 	struct wire_client wc = {0};
 	struct wire_key key;
 	struct wire_meta_result res;
-	char err[1024], hp[300];
+	struct errmsg e;
+	char hp[300];
 
 	snprintf(hp, sizeof(hp), strchr(c->publish.host, ':') ? "[%s]:%u" : "%s:%u",
 		 c->publish.host, c->publish.port_num);
-	if (wire_client_parse(&wc, hp)) {
+	if (wire_client_parse(&wc, hp, NULL)) {
 		snprintf(why, n, "bad publish address %s", hp);
 		return -1;
 	}
-	if (wire_key_load(c->publish_key, &key, err, sizeof(err))) {
-		snprintf(why, n, "key 'publish-key': %s", err);
+	if (wire_key_load(c->publish_key, &key, &e)) {
+		snprintf(why, n, "key 'publish-key': %s", e.msg);
 		return -1;
 	}
 	struct wire_tls_cfg tls;
@@ -75,12 +76,12 @@ int lr_publish(const struct lr_conf *c, const char *imgdir, const char *id, char
 		return -1;
 	}
 	lr_info("publishing %s as image %s to criu-imgd %s", imgdir, id, hp);
-	int rc = wire_upload(&wc, dirfd, &res, err, sizeof(err));
+	int rc = wire_upload(&wc, dirfd, &res, &e);
 	explicit_bzero(&key, sizeof(key));
 	close(dirfd);
 	if (rc) {
 		snprintf(why, n, "publishing %s as image %s to criu-imgd %s failed: %s", imgdir, id,
-			 hp, err);
+			 hp, e.msg);
 		return -1;
 	}
 	lr_info("published image %s to criu-imgd %s: %u files, %llu bytes", id, hp, res.files,

@@ -171,20 +171,20 @@ out:
 
 int img_set_load(int dirfd, struct img_set *set, struct errmsg *err)
 {
-	size_t i;
+	int rc;
 
 	memset(set, 0, sizeof(*set));
 	set->dirfd = dirfd;
-	/* The parts return -errno; img_set_load() says -1 (images.h), err says why. */
-	if (load_inventory(set, err) || load_pstree(set, err) || check_dup_pids(set, err))
-		goto fail;
-	for (i = 0; i < set->nr_tasks; i++)
-		if (load_task(dirfd, &set->tasks[i], err))
-			goto fail;
-	return 0;
-fail:
-	img_set_free(set);
-	return -1;
+	rc = load_inventory(set, err);
+	if (!rc)
+		rc = load_pstree(set, err);
+	if (!rc)
+		rc = check_dup_pids(set, err);
+	for (size_t i = 0; !rc && i < set->nr_tasks; i++)
+		rc = load_task(dirfd, &set->tasks[i], err);
+	if (rc)
+		img_set_free(set);
+	return rc;
 }
 
 const struct img_task *img_set_find(const struct img_set *set, int32_t pid)

@@ -89,8 +89,9 @@ struct img_set {
  * one VMA), so adjacent zero runs of two VMAs stay two extents, and never cover a guard
  * page: guards are carved out of zero runs, and a PE_LAZY entry over a guard page is an
  * error. lazy_pages counts data extent pages (remote ones included), zero_pages zero
- * extent pages. On failure returns -1 with err->msg "FILE: offset N: problem" and *set
- * left empty (nothing allocated or open).
+ * extent pages. On failure returns -errno (-EINVAL: a malformed image, -ENOENT: a missing
+ * one, or the errno of the I/O) with err->msg "FILE: offset N: problem" and *set left empty
+ * (nothing allocated or open).
  */
 int img_set_load(int dirfd, struct img_set *set, struct errmsg *err);
 const struct img_task *img_set_find(const struct img_set *set, int32_t pid);

@@ -135,16 +135,16 @@ int conn_io_recv(struct conn_io *io, struct errmsg *e)
 			  strerror((int)-n));
 }
 
-int conn_io_peek(const struct conn_io *io, struct wire_hdr *h, const char **why)
+int conn_io_peek(const struct conn_io *io, struct wire_hdr *h, struct errmsg *e)
 {
+	int rc;
+
 	if (io->rx_len < WIRE_HDR_SIZE)
 		return 0;
-	if (wire_hdr_get(io->rx, h, why) || h->payload_len) {
-		if (h->payload_len)
-			*why = "payload from a client";
-		return -EPROTO;
-	}
-	return 1;
+	rc = wire_hdr_get(io->rx, h, e);
+	if (!rc && h->payload_len)
+		rc = errmsg_set(e, EPROTO, "payload from a client");
+	return rc ? rc : 1;
 }
 
 const uint8_t *conn_io_msg(const struct conn_io *io, const struct wire_hdr *h)

@@ -62,8 +62,8 @@ void conn_io_describe(const struct conn_io *io, char *buf, size_t len);
  * dead (e: "client went away", or why it failed). */
 int conn_io_recv(struct conn_io *io, struct errmsg *e);
 /* The frame at the head of rx: 1 its header is in (*h), 0 not yet, -EPROTO a bad header
- * (*why). */
-int conn_io_peek(const struct conn_io *io, struct wire_hdr *h, const char **why);
+ * (why in e). */
+int conn_io_peek(const struct conn_io *io, struct wire_hdr *h, struct errmsg *e);
 /* The message of frame h once all of it is in, else NULL. */
 const uint8_t *conn_io_msg(const struct conn_io *io, const struct wire_hdr *h);
 /* Frame h is done with. */

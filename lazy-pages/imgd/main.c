@@ -50,20 +50,22 @@ static int make_sums(struct imgd *d)
 }
 
 /* The keys: the readers' one always, the publishers' one with --accept-uploads, never equal.
- * 0 or -EINVAL (logged). */
+ * 0 or -errno (logged). */
 static int load_keys(struct imgd *d, const struct imgd_opts *o)
 {
-	char err[256];
+	struct errmsg e;
+	int rc = wire_key_load(o->auth_key, &d->read_key, &e);
 
-	if (wire_key_load(o->auth_key, &d->read_key, err, sizeof(err))) {
-		pr_err("--auth-key: %s", err);
-		return -EINVAL;
+	if (rc) {
+		pr_err("--auth-key: %s", e.msg);
+		return rc;
 	}
 	if (!o->upload_key)
 		return 0;
-	if (wire_key_load(o->upload_key, &d->upload_key, err, sizeof(err))) {
-		pr_err("--upload-key: %s", err);
-		return -EINVAL;
+	rc = wire_key_load(o->upload_key, &d->upload_key, &e);
+	if (rc) {
+		pr_err("--upload-key: %s", e.msg);
+		return rc;
 	}
 	if (wire_key_same(&d->read_key, &d->upload_key)) {
 		pr_err("--upload-key and --auth-key hold the same key: a publisher could read and "

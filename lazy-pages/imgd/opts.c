@@ -93,11 +93,11 @@ static int check_opts(const struct imgd_opts *o)
 		fprintf(stderr, "criu-imgd: %s\n", bad);
 		return -EINVAL;
 	}
-	char err[256];
-	if (wire_tls_cfg_check(&o->tls, true, err, sizeof(err))) {
-		fprintf(stderr, "criu-imgd: %s\n", err);
-		return -EINVAL;
-	}
+	struct errmsg e;
+	int rc = wire_tls_cfg_check(&o->tls, true, &e);
+	if (rc)
+		fprintf(stderr, "criu-imgd: %s\n", e.msg);
+	return rc;
 	return 0;
 }
 

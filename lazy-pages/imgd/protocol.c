@@ -88,13 +88,13 @@ static void on_frame(struct imgd_session *s, unsigned type, const ProtobufCMessa
 static int take_frame(struct imgd_session *s)
 {
 	struct wire_hdr h;
-	const char *why;
-	int rc = conn_io_peek(&s->io, &h, &why);
+	struct errmsg e;
+	int rc = conn_io_peek(&s->io, &h, &e);
 
 	if (rc == 0)
 		return 0;
 	if (rc < 0)
-		return session_fail(s, LW_ERR__LW_E_PROTO, -1, "bad frame header: %s", why);
+		return session_fail(s, LW_ERR__LW_E_PROTO, -1, "bad frame header: %s", e.msg);
 	if (!expected(s, h.type))
 		return session_fail(s, LW_ERR__LW_E_PROTO, -1, "unexpected %s frame",
 				    wire_type_name(h.type));
@@ -111,12 +111,12 @@ static int take_frame(struct imgd_session *s)
 	if (!m)
 		return session_fail(s, LW_ERR__LW_E_PROTO, -1, "malformed %s message",
 				    wire_type_name(h.type));
-	if (wire_check(h.type, m, &h, &why)) {
+	if (wire_check(h.type, m, &h, &e)) {
 		/* A GET out of limits is refused alone; anything else ends the session. */
 		bool get = h.type == WT_GET;
 		rc = session_fail(s, get ? LW_ERR__LW_E_LIMIT : LW_ERR__LW_E_PROTO,
 				  get ? (int64_t)((LwGet *)m)->req : -1, "%s: %s",
-				  wire_type_name(h.type), why);
+				  wire_type_name(h.type), e.msg);
 		wire_free(m);
 		if (!get)
 			return rc;

@@ -163,7 +163,7 @@ static int setup_tls(struct imgd_server *srv)
 	struct imgd *d = &srv->d;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	char err[512];
+	struct errmsg e;
 
 	if (getsockname(srv->listen_fd, (struct sockaddr *)&ss, &sl)) {
 		int rc = -errno;
@@ -173,13 +173,13 @@ static int setup_tls(struct imgd_server *srv)
 	d->tls_on = wire_tls_wanted(&o->tls, (struct sockaddr *)&ss);
 	if (!d->tls_on)
 		return 0;
-	if (wire_tls_server_init(&d->tls, &o->tls, &d->read_key,
-				 o->accept_uploads ? &d->upload_key : NULL, err, sizeof(err))) {
-		pr_err("%s", err);
+	int rc = wire_tls_server_init(&d->tls, &o->tls, &d->read_key,
+				      o->accept_uploads ? &d->upload_key : NULL, &e);
+	if (rc) {
+		pr_err("%s", e.msg);
 		d->tls_on = false; /* nothing to free */
-		return -EINVAL;
 	}
-	return 0;
+	return rc;
 }
 
 int server_start(struct imgd_server *srv)

@@ -14,19 +14,17 @@ int lazyd_fetch_meta(const struct lazyd_opts *o)
 	struct meta_fetch_cfg cfg = {o->image_server, o->image_id, o->auth_key, o->source_timeout,
 				     &o->tls};
 	struct wire_meta_result res;
-	char err[1024], warn[512];
-	int rc =
-	    meta_fetch_if_empty(&cfg, o->images_dir, &res, err, sizeof(err), warn, sizeof(warn));
+	struct errmsg e;
+	int rc = meta_fetch_if_empty(&cfg, o->images_dir, &res, &e);
 
-	if (warn[0])
-		pr_warn("%s", warn);
 	if (rc < 0)
 		pr_err("restore by image id: fetching image %s from %s into %s failed: %s",
-		       o->image_id ? o->image_id : "default", o->image_server, o->images_dir, err);
+		       o->image_id ? o->image_id : "default", o->image_server, o->images_dir,
+		       e.msg);
 	else if (rc > 0)
 		pr_info("%s had no images: fetched the %u metadata files (%lu bytes) of image %s "
 			"from %s",
 			o->images_dir, res.files, (unsigned long)res.bytes,
 			o->image_id ? o->image_id : "default", o->image_server);
-	return rc < 0 ? -1 : 0;
+	return rc < 0 ? rc : 0;
 }

@@ -136,7 +136,8 @@ int lazyd_listen(struct lazyd *d);
 /* Kill every task that still needs pages from us: used when we cannot go on. */
 void lazyd_kill_pending(struct lazyd *d, const char *why);
 
-/* --image-server and an images dir without images: fetch the image's metadata (fetch.c). */
+/* --image-server and an images dir without images: fetch the image's metadata (fetch.c).
+ * 0 or -errno (logged). */
 int lazyd_fetch_meta(const struct lazyd_opts *o);
 
 #endif

@@ -149,7 +149,7 @@ static int load_local(struct lazyd *d, struct lazyd_opts *o)
 /* Pick the page source; with --image-server the index comes from it too. */
 static int open_source(struct lazyd *d, struct lazyd_opts *o)
 {
-	char err[256] = "";
+	struct errmsg e;
 
 	if (o->image_server) {
 		if (lazyd_fetch_meta(o))
@@ -157,9 +157,9 @@ static int open_source(struct lazyd *d, struct lazyd_opts *o)
 		struct imgd_source_cfg cfg = {
 		    o->image_server,   o->image_id,	   o->auth_key, o->source_retries,
 		    o->source_timeout, o->prefetch_window, &o->tls};
-		if (page_source_imgd(&d->src, &cfg, err, sizeof(err)) ||
-		    d->src.ops->load_index(&d->src, &d->img, err, sizeof(err))) {
-			pr_err("image server %s: %s", o->image_server, err);
+		if (page_source_imgd(&d->src, &cfg, &e) ||
+		    d->src.ops->load_index(&d->src, &d->img, &e)) {
+			pr_err("image server %s: %s", o->image_server, e.msg);
 			return -1;
 		}
 		return 0;
@@ -169,8 +169,8 @@ static int open_source(struct lazyd *d, struct lazyd_opts *o)
 	if (o->page_server) {
 		struct ps_source_cfg cfg = {o->ps_address, o->ps_port, o->source_retries,
 					    o->source_timeout};
-		if (page_source_ps(&d->src, &cfg, err, sizeof(err))) {
-			pr_err("%s", err);
+		if (page_source_ps(&d->src, &cfg, &e)) {
+			pr_err("%s", e.msg);
 			return -1;
 		}
 		return 0;

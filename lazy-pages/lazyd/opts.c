@@ -130,10 +130,10 @@ static int check_sources(const struct lazyd_opts *o)
 		bad = "--address and --port need --page-server";
 	else if (o->page_server && !o->ps_port)
 		bad = "--page-server needs --port";
-	char err[256];
-	if (!bad && !wire_tls_cfg_check(&o->tls, false, err, sizeof(err)))
+	struct errmsg e;
+	if (!bad && !wire_tls_cfg_check(&o->tls, false, &e))
 		return 0;
-	fprintf(stderr, "criu-lazyd: %s\n", bad ? bad : err);
+	fprintf(stderr, "criu-lazyd: %s\n", bad ? bad : e.msg);
 	return -1;
 }
 

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "img/images.h"
+#include "util/err.h"
 
 struct page_source;
 
@@ -42,9 +43,9 @@ struct page_source_ops {
 
 	/*
 	 * Load the task list and lazy page index from the source into set (no
-	 * images dir needed: dirfd and pages_fd are -1). 0, or -1 with err.
+	 * images dir needed: dirfd and pages_fd are -1). 0, or -errno with the text in e.
 	 */
-	int (*load_index)(struct page_source *s, struct img_set *set, char *err, size_t errlen);
+	int (*load_index)(struct page_source *s, struct img_set *set, struct errmsg *e);
 	/*
 	 * Pipelined background reads on a path of their own, so that read()
 	 * (the fault path) never waits behind them. prefetch() queues a read of
@@ -95,8 +96,9 @@ struct imgd_source_cfg {
 	unsigned window;		/* prefetch reads in flight */
 	const struct wire_tls_cfg *tls; /* NULL: TLS auto, PSK (wire_tls.h) */
 };
-int page_source_imgd(struct page_source *s, const struct imgd_source_cfg *cfg, char *err,
-		     size_t errlen);
+/* 0, or -errno with the text in e (-EINVAL: a bad option, -ENOMEM; wire_key_load's errno). It
+ * does not connect yet: load_index() or the first read() does. */
+int page_source_imgd(struct page_source *s, const struct imgd_source_cfg *cfg, struct errmsg *e);
 
 /* CRIU's page server (source_ps.c): criu dump --lazy-pages, criu page-server --lazy-pages. */
 struct ps_source_cfg {
@@ -105,7 +107,7 @@ struct ps_source_cfg {
 	unsigned retries;
 	unsigned timeout_ms;
 };
-int page_source_ps(struct page_source *s, const struct ps_source_cfg *cfg, char *err,
-		   size_t errlen);
+/* Connects (retrying a refused connect): 0, or -errno with the text in e. */
+int page_source_ps(struct page_source *s, const struct ps_source_cfg *cfg, struct errmsg *e);
 
 #endif

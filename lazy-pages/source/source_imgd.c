@@ -54,7 +54,7 @@ int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch)
 {
 	struct errmsg e = {""};
 	struct wire_open_info info;
-	int fd = wire_client_open_image(&s->cl, cls, scratch, &info, &e);
+	int fd = wire_client_open(&s->cl, cls, scratch, &info, &e);
 
 	if (fd < 0) {
 		pr_warn("image server %s:%s: %s", s->cl.host, s->cl.port, e.msg);
@@ -103,15 +103,18 @@ int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, 
 	return 0;
 }
 
-static int imgd_load_index(struct page_source *ps, struct img_set *set, char *err, size_t errlen)
+static int imgd_load_index(struct page_source *ps, struct img_set *set, struct errmsg *e)
 {
 	struct imgd_src *s = ps->priv;
 
 	for (unsigned attempt = 0;; attempt++) {
 		if (s->ufd < 0)
 			s->ufd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch);
-		if (s->ufd >= 0 && !wire_client_index(s->ufd, s->uscratch, s->timeout_ms,
-						      s->info.nr_tasks, set, err, errlen)) {
+		int rc = s->ufd;
+		if (rc >= 0)
+			rc = wire_client_index(s->ufd, s->uscratch, s->timeout_ms, s->info.nr_tasks,
+					       set, e);
+		if (!rc) {
 			pr_info("image server %s:%s: image '%s': %zu tasks, %lu data pages, %s "
 				"checksums",
 				s->cl.host, s->cl.port, s->cl.image ? s->cl.image : "default",
@@ -119,14 +122,13 @@ static int imgd_load_index(struct page_source *ps, struct img_set *set, char *er
 				s->info.dump_checksums ? "dump-time" : "serve-time");
 			return 0;
 		}
-		int rc = s->ufd;
+		bool connected = s->ufd >= 0;
 		imgd_drop_urgent(s);
-		if (rc >= 0 || imgd_fatal(rc) || attempt >= s->retries) {
-			if (rc < 0)
-				snprintf(err, errlen, "cannot reach image server %s:%s (%s)",
-					 s->cl.host, s->cl.port, strerror(-rc));
-			return -1;
-		}
+		if (connected) /* it answered, and the index failed: e says why */
+			return rc;
+		if (imgd_fatal(rc) || attempt >= s->retries)
+			return errmsg_set(e, rc, "cannot reach image server %s:%s (%s)", s->cl.host,
+					  s->cl.port, strerror(-rc));
 		imgd_backoff(attempt);
 	}
 }
@@ -168,31 +170,27 @@ static const struct page_source_ops imgd_ops = {
     .wait_ms = imgd_wait_ms,
 };
 
-int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, char *err,
-		     size_t errlen)
+int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, struct errmsg *e)
 {
 	struct imgd_src *s = calloc(1, sizeof(*s));
 	static const uint8_t zero_page[WIRE_PAGE];
+	int rc;
 
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
+	if (!s)
+		return errmsg_set(e, ENOMEM, "out of memory");
 	s->ufd = s->bfd = -1;
 	ps->ops = &imgd_ops;
 	ps->priv = s;
-	if (wire_client_parse(&s->cl, cfg->server)) {
-		snprintf(err, errlen, "bad --image-server '%s' (HOST:PORT)", cfg->server);
-		return -1;
-	}
-	if (cfg->image && !image_id_ok(cfg->image)) {
-		snprintf(err, errlen, "bad --image '%s' (" IMAGE_ID_RULE ")", cfg->image);
-		return -1;
-	}
+	rc = wire_client_parse(&s->cl, cfg->server, NULL);
+	if (rc)
+		return errmsg_set(e, rc, "bad --image-server '%s' (HOST:PORT)", cfg->server);
+	if (cfg->image && !image_id_ok(cfg->image))
+		return errmsg_set(e, EINVAL, "bad --image '%s' (" IMAGE_ID_RULE ")", cfg->image);
 	s->cl.image = cfg->image;
 	if (cfg->tls) {
-		if (wire_tls_cfg_check(cfg->tls, false, err, errlen))
-			return -1;
+		rc = wire_tls_cfg_check(cfg->tls, false, e);
+		if (rc)
+			return rc;
 		s->tls = *cfg->tls;
 		s->cl.tls = &s->tls;
 	}
@@ -203,14 +201,14 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 	if (s->window > IMGD_MAX_WINDOW)
 		s->window = IMGD_MAX_WINDOW;
 	/* Mutual authentication, always: without our key no server can prove anything. */
-	if (!cfg->key_file) {
-		snprintf(err, errlen,
-			 "--image-server needs --auth-key FILE: criu-imgd always asks for a key, "
-			 "and without one the server cannot be told from an impostor");
-		return -1;
-	}
-	if (wire_key_load(cfg->key_file, &s->key, err, errlen))
-		return -1;
+	if (!cfg->key_file)
+		return errmsg_set(
+		    e, EACCES,
+		    "--image-server needs --auth-key FILE: criu-imgd always asks for a "
+		    "key, and without one the server cannot be told from an impostor");
+	rc = wire_key_load(cfg->key_file, &s->key, e);
+	if (rc)
+		return rc;
 	s->cl.key = &s->key;
 	s->uscratch = malloc(WIRE_SCRATCH);
 	s->bscratch = malloc(WIRE_SCRATCH);
@@ -218,11 +216,8 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 	s->upay = malloc(WIRE_MAX_PAYLOAD);
 	s->bpay = malloc(WIRE_MAX_PAYLOAD);
 	s->chunk = malloc(WIRE_MAX_PAYLOAD);
-	if (!s->uscratch || !s->bscratch || !s->btx || !s->upay || !s->bpay || !s->chunk) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
+	if (!s->uscratch || !s->bscratch || !s->btx || !s->upay || !s->bpay || !s->chunk)
+		return errmsg_set(e, ENOMEM, "out of memory");
 	s->zero_sum = wire_page_sum(zero_page);
-	err[0] = 0;
 	return 0;
 }

@@ -120,9 +120,9 @@ static int bulk_recv(struct imgd_src *s)
 			if (x->hdr_ok && want == WIRE_HDR_SIZE + x->h.msg_len + x->h.payload_len)
 				return 1;
 			if (!x->hdr_ok) {
-				const char *why;
-				if (wire_hdr_get(s->bscratch, &x->h, &why)) {
-					pr_warn("image server (bulk): %s", why);
+				struct errmsg e;
+				if (wire_hdr_get(s->bscratch, &x->h, &e)) {
+					pr_warn("image server (bulk): %s", e.msg);
 					return -EPROTO;
 				}
 				x->hdr_ok = true;
@@ -160,7 +160,7 @@ static void pf_remove(struct imgd_src *s, unsigned i)
 static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
 {
 	const struct wire_hdr *h = &s->brx.h;
-	const char *why;
+	struct errmsg why;
 	ProtobufCMessage *m = wire_unpack(h->type, s->bscratch + WIRE_HDR_SIZE, h->msg_len);
 	unsigned idx;
 	int rc = 0;
@@ -168,7 +168,7 @@ static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
 	*reset = true;
 	if (!m || wire_check(h->type, m, h, &why)) {
 		pr_warn("image server (bulk): bad %s frame: %s", wire_type_name(h->type),
-			m ? why : "malformed message");
+			m ? why.msg : "malformed message");
 		wire_free(m);
 		return 0;
 	}

@@ -18,11 +18,11 @@ static int get_once(struct imgd_src *s, int32_t pid, uint64_t off, uint32_t n, u
 	while (!rc && got < n) {
 		struct wire_hdr h;
 		ProtobufCMessage *m;
-		const char *why;
+		struct errmsg why;
 		rc = wire_recv(s->ufd, s->uscratch, &h, &m, s->upay, WIRE_MAX_PAYLOAD, deadline,
 			       &why);
 		if (rc) {
-			pr_warn("image server: %s", rc == -EPROTO ? why : strerror(-rc));
+			pr_warn("image server: %s", why.msg);
 			return rc == -EPROTO ? -EPIPE : rc;
 		}
 		if (h.type == WT_ERROR) {

@@ -174,28 +174,21 @@ static const struct page_source_ops ps_ops = {
     .close = ps_close,
 };
 
-int page_source_ps(struct page_source *ps, const struct ps_source_cfg *cfg, char *err,
-		   size_t errlen)
+int page_source_ps(struct page_source *ps, const struct ps_source_cfg *cfg, struct errmsg *e)
 {
 	struct ps_src *s = calloc(1, sizeof(*s));
-	struct errmsg e = {""};
 
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
+	if (!s)
+		return errmsg_set(e, ENOMEM, "out of memory");
 	ps->ops = &ps_ops;
 	ps->priv = s;
 	s->fd = -1;
 	s->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 30000;
 	snprintf(s->where, sizeof(s->where), "%s:%d", cfg->address, cfg->port);
-	int fd = ps_connect(cfg, &e);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s", e.msg);
-		return -1;
-	}
+	int fd = ps_connect(cfg, e);
+	if (fd < 0)
+		return fd;
 	s->fd = fd;
 	pr_info("connected to the page server at %s", s->where);
-	err[0] = 0;
 	return 0;
 }

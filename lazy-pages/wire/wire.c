@@ -111,7 +111,7 @@ static const char *hdr_problem(const struct wire_hdr *h)
 	return NULL;
 }
 
-int wire_hdr_get(const uint8_t in[WIRE_HDR_SIZE], struct wire_hdr *h, const char **why)
+int wire_hdr_get(const uint8_t in[WIRE_HDR_SIZE], struct wire_hdr *h, struct errmsg *e)
 {
 	const char *problem;
 
@@ -120,10 +120,7 @@ int wire_hdr_get(const uint8_t in[WIRE_HDR_SIZE], struct wire_hdr *h, const char
 	h->msg_len = get32(in + 4);
 	h->payload_len = get32(in + 8);
 	problem = hdr_problem(h);
-	if (!problem)
-		return 0;
-	*why = problem;
-	return -EPROTO;
+	return problem ? errmsg_set(e, EPROTO, "%s", problem) : 0;
 }
 
 int wire_pack(unsigned type, const ProtobufCMessage *m, uint32_t payload_len, uint8_t *out,
@@ -439,8 +436,9 @@ static const char *msg_problem(unsigned type, const ProtobufCMessage *m, const s
 	return why;
 }
 
-int wire_check(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *h, const char **why)
+int wire_check(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *h, struct errmsg *e)
 {
-	*why = msg_problem(type, m, h);
-	return *why ? -EPROTO : 0;
+	const char *problem = msg_problem(type, m, h);
+
+	return problem ? errmsg_set(e, EPROTO, "%s", problem) : 0;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "lazy-wire.pb-c.h"
+#include "util/err.h"
 
 #define WIRE_MAGIC 0x4c57u /* "LW" */
 #define WIRE_VERSION 1u
@@ -78,9 +79,9 @@ const ProtobufCMessageDescriptor *wire_descriptor(unsigned type);
 void wire_hdr_put(uint8_t out[WIRE_HDR_SIZE], const struct wire_hdr *h);
 /*
  * Decode and check a header: magic, known type, sizes within the limits, a
- * payload only on PAGES. 0 or -EPROTO with a reason in *why.
+ * payload only on PAGES. 0, or -EPROTO with the reason in e.
  */
-int wire_hdr_get(const uint8_t in[WIRE_HDR_SIZE], struct wire_hdr *h, const char **why);
+int wire_hdr_get(const uint8_t in[WIRE_HDR_SIZE], struct wire_hdr *h, struct errmsg *e);
 
 /*
  * Header + packed message into out (cap bytes). Returns the frame length
@@ -94,11 +95,11 @@ ProtobufCMessage *wire_unpack(unsigned type, const uint8_t *msg, size_t len);
 void wire_free(ProtobufCMessage *m);
 
 /*
- * Semantic checks of a decoded message against the limits: 0 or -EPROTO with
- * the reason in *why. They take the header so that payload sizes agree.
+ * Semantic checks of a decoded message against the limits: 0, or -EPROTO with
+ * the reason in e. They take the header so that payload sizes agree.
  */
 int wire_check(unsigned type, const ProtobufCMessage *m, const struct wire_hdr *h,
-	       const char **why);
+	       struct errmsg *e);
 
 /* Image ids: util/parse.h's image_id_ok (the one rule, IMAGE_ID_RULE), under its wire name. */
 bool wire_id_ok(const char *id);

@@ -116,34 +116,24 @@ static int key_read(int fd, const char *path, struct wire_key *key, struct errms
 	return 0;
 }
 
-static int key_load(const char *path, struct wire_key *key, struct errmsg *e)
+int wire_key_load(const char *path, struct wire_key *key, struct errmsg *e)
 {
 	struct stat st;
 	int rc, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
 	if (fd < 0)
-		return errmsg_set(e, errno, "cannot open key file %s: %s", path, strerror(errno));
-	if (fstat(fd, &st))
+		rc = errmsg_set(e, errno, "cannot open key file %s: %s", path, strerror(errno));
+	else if (fstat(fd, &st))
 		rc = errmsg_set(e, errno, "key file %s: %s", path, strerror(errno));
 	else
 		rc = key_file_ok(path, &st, e);
 	if (!rc)
 		rc = key_read(fd, path, key, e);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
+	if (rc)
+		explicit_bzero(key, sizeof(*key)); /* nothing of a refused key is kept */
 	return rc;
-}
-
-int wire_key_load(const char *path, struct wire_key *key, char *err, size_t errlen)
-{
-	struct errmsg e = {""};
-	int rc = key_load(path, key, &e);
-
-	if (errlen)
-		snprintf(err, errlen, "%s", e.msg); /* "" on success */
-	if (!rc)
-		return 0;
-	explicit_bzero(key, sizeof(*key));
-	return -1;
 }
 
 bool wire_key_same(const struct wire_key *a, const struct wire_key *b)

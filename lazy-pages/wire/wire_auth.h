@@ -25,9 +25,10 @@ struct wire_key {
 /*
  * Read a key file: a regular file of 16..4096 bytes (one trailing newline is dropped), owned
  * by root or by the user we run as, with no permission for group or others (chmod 600).
- * 0 (err set to "") or -1 with the reason in err.
+ * 0, or -errno with the reason in e (-EPERM: owner or mode, -EINVAL: not a regular file or
+ * too short, -EFBIG: too long, or open's and read's errno); nothing of a refused key is kept.
  */
-int wire_key_load(const char *path, struct wire_key *key, char *err, size_t errlen);
+int wire_key_load(const char *path, struct wire_key *key, struct errmsg *e);
 /* The same bytes: one key may not serve two roles. */
 bool wire_key_same(const struct wire_key *a, const struct wire_key *b);
 

@@ -6,7 +6,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,10 +13,10 @@
 #include "util/clock.h"
 #include "util/parse.h"
 
-int wire_client_parse(struct wire_client *c, const char *server)
+int wire_client_parse(struct wire_client *c, const char *server, struct errmsg *e)
 {
 	struct hostport hp;
-	int rc = parse_hostport(server, &hp, NULL);
+	int rc = parse_hostport(server, &hp, e);
 
 	if (rc)
 		return rc;
@@ -120,12 +119,11 @@ int wire_client_expect(int fd, uint8_t *scratch, unsigned type, ProtobufCMessage
 		       uint64_t deadline, struct errmsg *e)
 {
 	struct wire_hdr h;
-	const char *why;
-	int rc = wire_recv(fd, scratch, &h, m, NULL, 0, deadline, &why);
+	int rc = wire_recv(fd, scratch, &h, m, NULL, 0, deadline, e);
 
 	if (rc)
-		return errmsg_set(e, rc == -EPROTO ? rc : -EAGAIN, "waiting for %s: %s",
-				  wire_type_name(type), rc == -EPROTO ? why : strerror(-rc));
+		return errmsg_prefix(e, rc == -EPROTO ? rc : -EAGAIN, "waiting for %s",
+				     wire_type_name(type));
 	if (h.type == WT_ERROR) {
 		LwError *x = (LwError *)*m;
 		rc = errmsg_set(e, wire_err_errno(x->code), "server: %s", x->text);
@@ -217,10 +215,4 @@ int wire_client_handshake(const struct wire_client *c, LwRole role, uint8_t *scr
 fail:
 	wire_sock_close(fd);
 	return rc < 0 ? rc : -EPROTO;
-}
-
-void wire_errmsg_out(const struct errmsg *e, char *err, size_t errlen)
-{
-	if (errlen)
-		snprintf(err, errlen, "%s", e->msg);
 }

@@ -25,8 +25,9 @@ struct wire_client {
 	const struct wire_tls_cfg *tls; /* NULL: mode auto, PSK (TLS beyond loopback) */
 };
 
-/* HOST:PORT or [V6]:PORT, by util/parse.h's parse_hostport: 0 or -EINVAL. */
-int wire_client_parse(struct wire_client *c, const char *server);
+/* HOST:PORT or [V6]:PORT, by util/parse.h's parse_hostport: 0, or -EINVAL with what is wrong
+ * in e. */
+int wire_client_parse(struct wire_client *c, const char *server, struct errmsg *e);
 
 /* errno for a server ERROR code: whether it is worth a retry. */
 int wire_err_errno(int code);
@@ -45,9 +46,5 @@ int wire_client_handshake(const struct wire_client *c, LwRole role, uint8_t *scr
  * (wire_err_errno) and "server: TEXT". */
 int wire_client_expect(int fd, uint8_t *scratch, unsigned type, ProtobufCMessage **m,
 		       uint64_t deadline, struct errmsg *e);
-
-/* e's text into the (err, errlen) of the functions that other folders call (until they take
- * a struct errmsg too). */
-void wire_errmsg_out(const struct errmsg *e, char *err, size_t errlen);
 
 #endif

@@ -165,7 +165,7 @@ static int meta_fetch(const struct wire_client *c, int dirfd, uint8_t *scratch,
 	int fd, rc;
 	struct stat st;
 
-	fd = wire_client_open_image(c, LW_CLASS__LW_CLASS_META, scratch, &info, e);
+	fd = wire_client_open(c, LW_CLASS__LW_CLASS_META, scratch, &info, e);
 	if (fd < 0)
 		return fd;
 	rc = meta_list(fd, scratch, c->timeout_ms, &w, &n, e);
@@ -209,20 +209,17 @@ out:
 	return rc;
 }
 
-int wire_meta_fetch(const struct wire_client *c, int dirfd, struct wire_meta_result *res, char *err,
-		    size_t errlen)
+int wire_meta_fetch(const struct wire_client *c, int dirfd, struct wire_meta_result *res,
+		    struct errmsg *e)
 {
 	uint8_t *scratch = malloc(WIRE_SCRATCH);
-	struct errmsg e = {""};
 	int rc;
 
 	memset(res, 0, sizeof(*res));
-	rc = scratch ? meta_fetch(c, dirfd, scratch, res, &e)
-		     : errmsg_set(&e, ENOMEM, "out of memory");
+	rc = scratch ? meta_fetch(c, dirfd, scratch, res, e)
+		     : errmsg_set(e, ENOMEM, "out of memory");
 	free(scratch);
-	if (!rc)
-		return 0;
-	memset(res, 0, sizeof(*res));
-	wire_errmsg_out(&e, err, errlen);
-	return -1;
+	if (rc)
+		memset(res, 0, sizeof(*res));
+	return rc;
 }

@@ -18,9 +18,10 @@ struct wire_meta_result {
  * dir dirfd. Names and sizes are checked (wire.h limits); a name that already exists in the
  * dir fails the fetch before anything is written; each file is written to a temp name and
  * renamed (RENAME_NOREPLACE) once complete. On failure the files it created are removed.
- * 0, or -1 with err.
+ * 0, or -errno with the text in e (-EEXIST: a name exists in the dir; as wire_client_open for
+ * the connection; -EPROTO: the server broke the protocol).
  */
-int wire_meta_fetch(const struct wire_client *c, int dirfd, struct wire_meta_result *res, char *err,
-		    size_t errlen);
+int wire_meta_fetch(const struct wire_client *c, int dirfd, struct wire_meta_result *res,
+		    struct errmsg *e);
 
 #endif

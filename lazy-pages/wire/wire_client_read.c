@@ -8,8 +8,8 @@
 
 #include "util/clock.h"
 
-int wire_client_open_image(const struct wire_client *c, LwClass cls, uint8_t *scratch,
-			   struct wire_open_info *info, struct errmsg *e)
+int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
+		     struct wire_open_info *info, struct errmsg *e)
 {
 	uint64_t deadline = mono_ms() + c->timeout_ms;
 	ProtobufCMessage *m;
@@ -31,17 +31,6 @@ int wire_client_open_image(const struct wire_client *c, LwClass cls, uint8_t *sc
 	*info =
 	    (struct wire_open_info){r->nr_tasks, r->lazy_pages, r->zero_pages, r->dump_checksums};
 	wire_free(m);
-	return fd;
-}
-
-int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
-		     struct wire_open_info *info, char *err, size_t errlen)
-{
-	struct errmsg e = {""};
-	int fd = wire_client_open_image(c, cls, scratch, info, &e);
-
-	if (fd < 0)
-		wire_errmsg_out(&e, err, errlen);
 	return fd;
 }
 
@@ -113,9 +102,8 @@ static int take_part(struct img_set *set, struct ix_state *st, const LwIndexPart
 	return add_extents(t, st, p, e);
 }
 
-/* INDEX_GET and its parts into set (freed on failure): 0 or -errno. */
-static int index_get(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_tasks,
-		     struct img_set *set, struct errmsg *e)
+int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_tasks,
+		      struct img_set *set, struct errmsg *e)
 {
 	uint64_t deadline = mono_ms() + timeout_ms;
 	struct ix_state st = {0};
@@ -159,17 +147,6 @@ static int index_get(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_
 fail:
 	img_set_free(set);
 	return rc;
-}
-
-int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_tasks,
-		      struct img_set *set, char *err, size_t errlen)
-{
-	struct errmsg e = {""};
-
-	if (!index_get(fd, scratch, timeout_ms, nr_tasks, set, &e))
-		return 0;
-	wire_errmsg_out(&e, err, errlen);
-	return -1;
 }
 
 int wire_client_get(int fd, uint8_t *scratch, uint32_t req, LwClass prio, int32_t pid, uint64_t off,

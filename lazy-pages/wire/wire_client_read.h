@@ -21,19 +21,16 @@ struct wire_open_info {
 /*
  * Connect, TLS (c->tls: on, or auto and the server is not on loopback), HELLO, AUTH (when
  * asked; a server asking without our having a key fails), OPEN. Returns the connected fd
- * (close it with wire_sock_close), or a negative errno with err: -EACCES/-ENOENT/-EPROTO are
- * not worth a retry, others are.
+ * (close it with wire_sock_close), or a negative errno with the text in e:
+ * -EACCES/-ENOENT/-EPROTO are not worth a retry, others are.
  */
 int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
-		     struct wire_open_info *info, char *err, size_t errlen);
+		     struct wire_open_info *info, struct errmsg *e);
 
-/* The same, the text in e (wire_client_open keeps (err, errlen) for its callers). */
-int wire_client_open_image(const struct wire_client *c, LwClass cls, uint8_t *scratch,
-			   struct wire_open_info *info, struct errmsg *e);
-
-/* INDEX_GET, then build set from the INDEX_PARTs (pages_fd -1). 0 or -1 with err. */
+/* INDEX_GET, then build set from the INDEX_PARTs (pages_fd -1; set freed on failure). 0, or
+ * -errno with the text in e (-EPROTO: the server broke the protocol). */
 int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr_tasks,
-		      struct img_set *set, char *err, size_t errlen);
+		      struct img_set *set, struct errmsg *e);
 
 /* Send a GET of n pages of pid at off (the key in the server's pages file), request id req,
  * class prio (URGENT or BULK), before the deadline (ms, mono_ms). 0 or -errno. */

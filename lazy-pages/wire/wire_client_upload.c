@@ -188,22 +188,18 @@ out:
 	return rc;
 }
 
-int wire_upload(const struct wire_client *c, int dirfd, struct wire_meta_result *res, char *err,
-		size_t errlen)
+int wire_upload(const struct wire_client *c, int dirfd, struct wire_meta_result *res,
+		struct errmsg *e)
 {
 	uint8_t *scratch = malloc(WIRE_SCRATCH), *buf = malloc(WIRE_META_CHUNK);
-	struct errmsg e = {""};
 	int rc;
 
 	memset(res, 0, sizeof(*res));
 	if (!scratch || !buf)
-		rc = errmsg_set(&e, ENOMEM, "out of memory");
+		rc = errmsg_set(e, ENOMEM, "out of memory");
 	else
-		rc = upload(c, dirfd, scratch, buf, res, &e);
+		rc = upload(c, dirfd, scratch, buf, res, e);
 	free(buf);
 	free(scratch);
-	if (!rc)
-		return 0;
-	wire_errmsg_out(&e, err, errlen);
-	return -1;
+	return rc;
 }

@@ -10,10 +10,10 @@
 /*
  * Publish: upload every regular file of dirfd with an upload name (wire_upload_name_ok: not
  * *.log) as image c->image to criu-imgd --accept-uploads (which requires the key). 0 once the
- * server has renamed the complete image into place, or -1 with err (the server then keeps
- * nothing).
+ * server has renamed the complete image into place, or -errno with the text in e (the server
+ * then keeps nothing).
  */
-int wire_upload(const struct wire_client *c, int dirfd, struct wire_meta_result *res, char *err,
-		size_t errlen);
+int wire_upload(const struct wire_client *c, int dirfd, struct wire_meta_result *res,
+		struct errmsg *e);
 
 #endif

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -80,39 +81,32 @@ int wire_send(int fd, uint8_t *scratch, unsigned type, const ProtobufCMessage *m
 }
 
 int wire_recv(int fd, uint8_t *scratch, struct wire_hdr *h, ProtobufCMessage **m, void *payload,
-	      size_t cap, uint64_t deadline_ms, const char **why)
+	      size_t cap, uint64_t deadline_ms, struct errmsg *e)
 {
 	int rc = wire_read_all(fd, scratch, WIRE_HDR_SIZE, deadline_ms);
 
 	*m = NULL;
-	*why = NULL;
+	if (rc)
+		return errmsg_set(e, rc, "%s", strerror(-rc));
+	rc = wire_hdr_get(scratch, h, e);
 	if (rc)
 		return rc;
-	if (wire_hdr_get(scratch, h, why))
-		return -EPROTO;
-	if (h->payload_len > cap) {
-		*why = "payload larger than the receive buffer";
-		return -EPROTO;
-	}
+	if (h->payload_len > cap)
+		return errmsg_set(e, EPROTO, "payload larger than the receive buffer");
 	rc = wire_read_all(fd, scratch + WIRE_HDR_SIZE, h->msg_len, deadline_ms);
-	if (rc)
-		return rc;
-	if (h->payload_len) {
+	if (!rc && h->payload_len)
 		rc = wire_read_all(fd, payload, h->payload_len, deadline_ms);
-		if (rc)
-			return rc;
-	}
+	if (rc)
+		return errmsg_set(e, rc, "%s", strerror(-rc));
 	*m = wire_unpack(h->type, scratch + WIRE_HDR_SIZE, h->msg_len);
-	if (!*m) {
-		*why = "malformed protobuf message";
-		return -EPROTO;
-	}
-	if (wire_check(h->type, *m, h, why)) {
+	if (!*m)
+		return errmsg_set(e, EPROTO, "malformed protobuf message");
+	rc = wire_check(h->type, *m, h, e);
+	if (rc) {
 		wire_free(*m);
 		*m = NULL;
-		return -EPROTO;
 	}
-	return 0;
+	return rc;
 }
 
 int wire_create_private(int dirfd, const char *name)

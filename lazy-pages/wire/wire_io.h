@@ -25,10 +25,11 @@ int wire_send(int fd, uint8_t *scratch, unsigned type, const ProtobufCMessage *m
 /*
  * Receive one frame and check it (wire_hdr_get, wire_unpack, wire_check). The
  * payload goes to payload (cap bytes, at least WIRE_MAX_PAYLOAD for PAGES).
- * 0 with *m set (wire_free it), -EPROTO with *why, or -errno; -ECONNRESET on EOF.
+ * 0 with *m set (wire_free it), or -errno with the reason in e (-EPROTO: what was wrong
+ * with the frame; others: strerror); -ECONNRESET on EOF.
  */
 int wire_recv(int fd, uint8_t *scratch, struct wire_hdr *h, ProtobufCMessage **m, void *payload,
-	      size_t cap, uint64_t deadline_ms, const char **why);
+	      size_t cap, uint64_t deadline_ms, struct errmsg *e);
 
 /* The deadlines' clock: util/clock.h's mono_ms (the name stays for the tests that use it). */
 static inline uint64_t wire_now_ms(void)

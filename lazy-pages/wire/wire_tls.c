@@ -51,7 +51,7 @@ bool wire_tls_x509(const struct wire_tls_cfg *cfg, bool server)
 	return cfg && (server ? cfg->cert != NULL : cfg->ca != NULL);
 }
 
-int wire_tls_cfg_check(const struct wire_tls_cfg *cfg, bool server, char *err, size_t errlen)
+int wire_tls_cfg_check(const struct wire_tls_cfg *cfg, bool server, struct errmsg *e)
 {
 	const char *bad = NULL;
 
@@ -67,9 +67,7 @@ int wire_tls_cfg_check(const struct wire_tls_cfg *cfg, bool server, char *err, s
 		bad = "--tls-name is for clients";
 	else if (!server && (cfg->cert || cfg->name) && !cfg->ca)
 		bad = "a client certificate or --tls-name needs --tls-ca (X.509 mode)";
-	if (bad)
-		snprintf(err, errlen, "%s", bad);
-	return bad ? -1 : 0;
+	return bad ? errmsg_set(e, EINVAL, "%s", bad) : 0;
 }
 
 bool wire_addr_loopback(const struct sockaddr *sa)
@@ -491,19 +489,17 @@ static int server_psk(struct wire_tls_server *s, struct errmsg *e)
 
 int wire_tls_server_init(struct wire_tls_server *s, const struct wire_tls_cfg *cfg,
 			 const struct wire_key *read_key, const struct wire_key *upload_key,
-			 char *err, size_t errlen)
+			 struct errmsg *e)
 {
-	struct errmsg e = {""};
+	int rc;
 
 	memset(s, 0, sizeof(*s));
 	s->keys[0] = read_key;
 	s->keys[1] = upload_key;
-	if (!(wire_tls_x509(cfg, true) ? server_x509(s, cfg, &e) : server_psk(s, &e)))
-		return 0;
-	if (errlen)
-		snprintf(err, errlen, "%s", e.msg);
-	wire_tls_server_free(s);
-	return -1;
+	rc = wire_tls_x509(cfg, true) ? server_x509(s, cfg, e) : server_psk(s, e);
+	if (rc)
+		wire_tls_server_free(s);
+	return rc;
 }
 
 void wire_tls_server_free(struct wire_tls_server *s)

@@ -38,8 +38,8 @@ struct wire_tls_cfg {
 int wire_tls_mode_parse(const char *s, enum wire_tls_mode *m);
 const char *wire_tls_mode_name(enum wire_tls_mode m);
 /* The options go together (cert with key; X.509 needs --tls-ca on a client, a cert on a
- * server; no X.509 option with TLS off). 0, or -1 with err. */
-int wire_tls_cfg_check(const struct wire_tls_cfg *cfg, bool server, char *err, size_t errlen);
+ * server; no X.509 option with TLS off). 0, or -EINVAL with the reason in e. */
+int wire_tls_cfg_check(const struct wire_tls_cfg *cfg, bool server, struct errmsg *e);
 /* X.509 mode: a CA (client) or a certificate (server) is given. */
 bool wire_tls_x509(const struct wire_tls_cfg *cfg, bool server);
 
@@ -95,9 +95,11 @@ struct wire_tls_server {
 	const struct wire_key *keys[2]; /* by role: READ, PUBLISH (NULL: not taken) */
 };
 
+/* The credentials for cfg (X.509 or PSK with the keys by role; upload_key NULL: uploads not
+ * taken). 0, or -errno with the reason in e (s then holds nothing to free). */
 int wire_tls_server_init(struct wire_tls_server *s, const struct wire_tls_cfg *cfg,
 			 const struct wire_key *read_key, const struct wire_key *upload_key,
-			 char *err, size_t errlen);
+			 struct errmsg *e);
 void wire_tls_server_free(struct wire_tls_server *s);
 /* A server session on accepted fd (handshake not started). 0 or -errno. */
 int wire_tls_server_session(struct wire_tls_server *s, int fd, gnutls_session_t *out);

@@ -291,20 +291,20 @@ static void run_source(uint8_t flags)
 				      .window = 4};
 	struct page_source ps = {0};
 	struct img_set set;
-	char err[512];
+	struct errmsg err = {""};
 	bool loaded = false;
 
-	if (page_source_imgd(&ps, &cfg, err, sizeof(err))) {
+	if (page_source_imgd(&ps, &cfg, &err)) {
 		/* e.g. no key: a source that never connects */
 		if (ps.ops && ps.priv)
 			ps.ops->close(&ps);
 		return;
 	}
-	if (!ps.ops->load_index(&ps, &set, err, sizeof(err))) {
+	if (!ps.ops->load_index(&ps, &set, &err)) {
 		loaded = true;
 		check_index(&set, NULL);
-	} else if (!memchr(err, '\0', sizeof(err))) {
-		fuzz_die("load_index: error not terminated");
+	} else if (!err.msg[0] || !memchr(err.msg, '\0', sizeof(err.msg))) {
+		fuzz_die("load_index: an error without a reason, or not terminated");
 	}
 	/* The fault path: a few data extents. */
 	unsigned reads = 0;
@@ -396,22 +396,22 @@ static void run_meta(uint8_t flags)
 	struct wire_client wc = {0};
 	struct wire_key key;
 	struct wire_meta_result res;
-	char err[512];
+	struct errmsg err;
 
-	if (wire_client_parse(&wc, server_addr))
+	if (wire_client_parse(&wc, server_addr, NULL))
 		fuzz_die("wire_client_parse");
 	wc.image = (flags & 8) ? "img" : NULL;
 	wc.timeout_ms = 2000;
 	if (flags & 4) {
-		if (wire_key_load(key_path, &key, err, sizeof(err)))
+		if (wire_key_load(key_path, &key, NULL))
 			fuzz_die("wire_key_load");
 		wc.key = &key;
 	}
 	fuzz_rm_contents(meta_fd, 0);
-	int rc = wire_meta_fetch(&wc, meta_fd, &res, err, sizeof(err));
+	int rc = wire_meta_fetch(&wc, meta_fd, &res, &err);
 	if (log_level >= 4)
 		fprintf(stderr, "fuzz: meta fetch %d: %u files, %lu bytes: %s\n", rc, res.files,
-			(unsigned long)res.bytes, rc ? err : "ok");
+			(unsigned long)res.bytes, rc ? err.msg : "ok");
 	if (rc) {
 		if (res.files || res.bytes)
 			fuzz_die("meta: a failed fetch with a result");
@@ -429,21 +429,21 @@ static void run_upload(uint8_t flags)
 	struct wire_client wc = {0};
 	struct wire_key key;
 	struct wire_meta_result res;
-	char err[512];
+	struct errmsg err;
 
-	if (wire_client_parse(&wc, server_addr))
+	if (wire_client_parse(&wc, server_addr, NULL))
 		fuzz_die("wire_client_parse");
 	wc.image = (flags & 8) ? "img-up" : "up";
 	wc.timeout_ms = 2000;
 	if (flags & 4) {
-		if (wire_key_load(upkey_path, &key, err, sizeof(err)))
+		if (wire_key_load(upkey_path, &key, NULL))
 			fuzz_die("wire_key_load");
 		wc.key = &key;
 	}
-	int rc = wire_upload(&wc, up_fd, &res, err, sizeof(err));
+	int rc = wire_upload(&wc, up_fd, &res, &err);
 	if (log_level >= 4)
 		fprintf(stderr, "fuzz: upload %d: %u files, %lu bytes: %s\n", rc, res.files,
-			(unsigned long)res.bytes, rc ? err : "ok");
+			(unsigned long)res.bytes, rc ? err.msg : "ok");
 	if (!rc && res.files != 3)
 		fuzz_die("upload: success with another file count");
 }
@@ -459,10 +459,10 @@ static void run_frames(void)
 	for (int i = 0; i < 256; i++) {
 		struct wire_hdr h;
 		ProtobufCMessage *m;
-		const char *why;
+		struct errmsg why = {""};
 		int rc = wire_recv(fd, scratch, &h, &m, payload, sizeof(payload),
 				   wire_now_ms() + 2000, &why);
-		if (rc == -EPROTO && !why)
+		if (rc == -EPROTO && !why.msg[0])
 			fuzz_die("frames: EPROTO without a reason");
 		if (rc)
 			break;

@@ -115,11 +115,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		if (cfgs[i].uploads && upload_init(d))
 			fuzz_die("upload_init");
 		if (cfgs[i].tls) {
-			char err[256];
+			struct errmsg err;
 			opts[i].tls.mode = WIRE_TLS_ON;
-			if (wire_tls_server_init(&d->tls, &opts[i].tls, &d->read_key, NULL, err,
-						 sizeof(err))) {
-				fprintf(stderr, "%s\n", err);
+			if (wire_tls_server_init(&d->tls, &opts[i].tls, &d->read_key, NULL, &err)) {
+				fprintf(stderr, "%s\n", err.msg);
 				fuzz_die("wire_tls_server_init");
 			}
 			d->tls_on = true;
@@ -147,9 +146,9 @@ static void check_output(const uint8_t *p, size_t n)
 
 	while (n - at >= WIRE_HDR_SIZE) {
 		struct wire_hdr h;
-		const char *why;
+		struct errmsg why;
 		if (wire_hdr_get(p + at, &h, &why)) {
-			fprintf(stderr, "server sent a bad header: %s\n", why);
+			fprintf(stderr, "server sent a bad header: %s\n", why.msg);
 			fuzz_die("bad frame from the server");
 		}
 		size_t total = WIRE_HDR_SIZE + (size_t)h.msg_len + h.payload_len;
@@ -159,7 +158,8 @@ static void check_output(const uint8_t *p, size_t n)
 		if (!m)
 			fuzz_die("server sent a malformed message");
 		if (wire_check(h.type, m, &h, &why)) {
-			fprintf(stderr, "server sent a bad %s: %s\n", wire_type_name(h.type), why);
+			fprintf(stderr, "server sent a bad %s: %s\n", wire_type_name(h.type),
+				why.msg);
 			fuzz_die("bad frame from the server");
 		}
 		if (h.type == WT_AUTH_OK)
@@ -206,11 +206,10 @@ static void drain(int peer, size_t *have)
 static bool rx_frame(const struct conn_io *io)
 {
 	struct wire_hdr h;
-	const char *why;
 
 	if (io->rx_len < WIRE_HDR_SIZE)
 		return false;
-	return wire_hdr_get(io->rx, &h, &why) || io->rx_len >= WIRE_HDR_SIZE + h.msg_len;
+	return wire_hdr_get(io->rx, &h, NULL) || io->rx_len >= WIRE_HDR_SIZE + h.msg_len;
 }
 
 static void one_conn(struct imgd *d, const uint8_t *data, size_t size)

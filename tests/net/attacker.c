@@ -119,7 +119,7 @@ static void imp_conn(int fd, const char *dir)
 {
 	struct wire_hdr h;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why;
 	uint8_t ch[WIRE_NONCE] = {7};
 	uint64_t dl = wire_now_ms() + T_MS;
 
@@ -204,11 +204,11 @@ static int dial(const char *server)
 static int expect(int fd, unsigned type, ProtobufCMessage **m)
 {
 	struct wire_hdr h;
-	const char *why;
+	struct errmsg why;
 	int rc = wire_recv(fd, scratch, &h, m, NULL, 0, wire_now_ms() + T_MS, &why);
 
 	if (rc) {
-		printf("refused: %s\n", rc == -EPROTO ? why : strerror(-rc));
+		printf("refused: %s\n", why.msg);
 		return -1;
 	}
 	if (h.type == type)
@@ -224,7 +224,7 @@ static int handshake(int fd, const char *keyfile, LwRole role)
 {
 	struct wire_key key;
 	ProtobufCMessage *m;
-	char err[256];
+	struct errmsg err;
 	uint8_t ch[WIRE_NONCE], nonce[WIRE_NONCE] = {9}, mac[WIRE_MAC];
 	uint64_t dl = wire_now_ms() + T_MS;
 	LwHello h = LW_HELLO__INIT;
@@ -238,8 +238,9 @@ static int handshake(int fd, const char *keyfile, LwRole role)
 	wire_free(m);
 	if (!ask)
 		return 0; /* the server reads to anyone: so be it */
-	if (!keyfile || wire_key_load(keyfile, &key, err, sizeof(err))) {
-		printf("refused: the server asks for a key (%s)\n", keyfile ? err : "we have none");
+	if (!keyfile || wire_key_load(keyfile, &key, &err)) {
+		printf("refused: the server asks for a key (%s)\n",
+		       keyfile ? err.msg : "we have none");
 		return -1;
 	}
 	wire_auth_client_mac(&key, role ? role : LW_ROLE__LW_ROLE_READ, ch, nonce, mac);

@@ -51,7 +51,7 @@ static void parse(struct shared *sh, struct parser *p, uint8_t *buf, size_t len)
 			p->hdr[p->hdr_have++] = buf[i++];
 			if (p->hdr_have == WIRE_HDR_SIZE) {
 				struct wire_hdr h;
-				const char *why;
+				struct errmsg why;
 				if (wire_hdr_get(p->hdr, &h, &why))
 					h.msg_len = h.payload_len = 0;
 				p->body_left = h.msg_len;
@@ -131,12 +131,10 @@ static int relay(int a, int b, struct shared *sh)
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {{"to", required_argument, NULL, 't'},
-					   {"nth", required_argument, NULL, 'n'},
-					   {"flips", required_argument, NULL, 'f'},
-					   {"raw-at", required_argument, NULL, 'r'},
-					   {"status-fd", required_argument, NULL, 's'},
-					   {0}};
+	static const struct option lo[] = {
+	    {"to", required_argument, NULL, 't'},	 {"nth", required_argument, NULL, 'n'},
+	    {"flips", required_argument, NULL, 'f'},	 {"raw-at", required_argument, NULL, 'r'},
+	    {"status-fd", required_argument, NULL, 's'}, {0}};
 	struct sockaddr_in to = {.sin_family = AF_INET};
 	int nth = 3, flips = 1, stfd = -1, o;
 	long raw_at = -1;

@@ -55,7 +55,7 @@ static int next(int fd, int *code, uint32_t *req)
 {
 	struct wire_hdr h;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why;
 	int rc =
 	    wire_recv(fd, scratch, &h, &m, payload, sizeof(payload), wire_now_ms() + T_MS, &why);
 
@@ -111,7 +111,7 @@ static void hello(int fd, uint8_t challenge[WIRE_NONCE])
 	send_msg(fd, WT_HELLO, &h.base);
 	struct wire_hdr hd;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why;
 	if (wire_recv(fd, scratch, &hd, &m, NULL, 0, wire_now_ms() + T_MS, &why) ||
 	    hd.type != WT_HELLO_REPLY) {
 		fprintf(stderr, "hostile: no HELLO_REPLY\n");
@@ -382,11 +382,10 @@ static int pick_good_page(const char *server, const char *image, const char *key
 	struct imgd_source_cfg c = {server, image, keyfile, 2, 5000, 4, NULL};
 	struct page_source s;
 	struct img_set set;
-	char err[256] = "";
+	struct errmsg err = {""};
 
-	if (page_source_imgd(&s, &c, err, sizeof(err)) ||
-	    s.ops->load_index(&s, &set, err, sizeof(err))) {
-		fprintf(stderr, "hostile: %s\n", err);
+	if (page_source_imgd(&s, &c, &err) || s.ops->load_index(&s, &set, &err)) {
+		fprintf(stderr, "hostile: %s\n", err.msg);
 		s.ops->close(&s);
 		return -1;
 	}
@@ -407,11 +406,10 @@ static void case_normal(const char *server, const char *image, const char *keyfi
 	struct imgd_source_cfg c = {server, image, keyfile, 2, 5000, 4, NULL};
 	struct page_source s;
 	struct img_set set;
-	char err[256] = "";
+	struct errmsg err = {""};
 	uint8_t buf[4096];
 
-	bool ok = !page_source_imgd(&s, &c, err, sizeof(err)) &&
-		  !s.ops->load_index(&s, &set, err, sizeof(err));
+	bool ok = !page_source_imgd(&s, &c, &err) && !s.ops->load_index(&s, &set, &err);
 	if (ok) {
 		const struct img_task *t = img_set_find(&set, good_pid);
 		ok = t && !src_read_waiting(&s, t, good_off, buf, sizeof(buf));
@@ -419,7 +417,7 @@ static void case_normal(const char *server, const char *image, const char *keyfi
 	}
 	s.ops->close(&s);
 	printf("%s a well-behaved client is served after the hostile ones %s\n",
-	       ok ? "PASS" : "FAIL", err);
+	       ok ? "PASS" : "FAIL", err.msg);
 	failures += !ok;
 }
 
@@ -431,7 +429,7 @@ int main(int argc, char **argv)
 					   {"upload-key", required_argument, NULL, 'u'},
 					   {0}};
 	const char *server = NULL, *image = "default", *keyfile = NULL, *upfile = NULL;
-	char err[256];
+	struct errmsg err;
 	int o;
 
 	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -452,14 +450,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!server || !keyfile || wire_client_parse(&cl, server)) {
+	if (!server || !keyfile || wire_client_parse(&cl, server, NULL)) {
 		fprintf(stderr, "usage: hostile --server IPV4:PORT --key FILE [--upload-key FILE] "
 				"[--image ID]\n");
 		return 2;
 	}
-	if (wire_key_load(keyfile, &key, err, sizeof(err)) ||
-	    (upfile && wire_key_load(upfile, &upkey, err, sizeof(err)))) {
-		fprintf(stderr, "hostile: %s\n", err);
+	if (wire_key_load(keyfile, &key, &err) || (upfile && wire_key_load(upfile, &upkey, &err))) {
+		fprintf(stderr, "hostile: %s\n", err.msg);
 		return 2;
 	}
 	have_upkey = upfile != NULL;

@@ -30,18 +30,18 @@
 static int client(const char *server, const char *id, const char *keyfile, struct wire_client *c,
 		  struct wire_key *key)
 {
-	char err[512];
+	struct errmsg err;
 
 	memset(c, 0, sizeof(*c));
-	if (wire_client_parse(c, server)) {
+	if (wire_client_parse(c, server, &err)) {
 		fprintf(stderr, "bad server %s\n", server);
 		return -1;
 	}
 	c->image = id;
 	c->timeout_ms = T_MS;
 	if (keyfile) {
-		if (wire_key_load(keyfile, key, err, sizeof(err))) {
-			fprintf(stderr, "%s\n", err);
+		if (wire_key_load(keyfile, key, &err)) {
+			fprintf(stderr, "%s\n", err.msg);
 			return -1;
 		}
 		c->key = key;
@@ -54,7 +54,7 @@ static int do_fetch(int argc, char **argv)
 	struct wire_client c;
 	struct wire_key key;
 	struct wire_meta_result r;
-	char err[1024];
+	struct errmsg err;
 
 	if (argc < 5 || client(argv[2], argv[3], argc > 5 ? argv[5] : NULL, &c, &key))
 		return 2;
@@ -63,8 +63,8 @@ static int do_fetch(int argc, char **argv)
 		perror(argv[4]);
 		return 2;
 	}
-	if (wire_meta_fetch(&c, dirfd, &r, err, sizeof(err))) {
-		printf("fetch failed: %s\n", err);
+	if (wire_meta_fetch(&c, dirfd, &r, &err)) {
+		printf("fetch failed: %s\n", err.msg);
 		return 1;
 	}
 	printf("fetched %u files, %llu bytes\n", r.files, (unsigned long long)r.bytes);
@@ -78,15 +78,14 @@ static int do_raw_get(int argc, char **argv)
 	struct wire_open_info info;
 	struct wire_hdr h;
 	ProtobufCMessage *m;
-	const char *why;
-	char err[512];
+	struct errmsg why;
 	uint8_t *scratch = malloc(WIRE_SCRATCH);
 
 	if (!scratch || argc < 5 || client(argv[2], argv[3], argc > 5 ? argv[5] : NULL, &c, &key))
 		return 2;
-	int fd = wire_client_open(&c, LW_CLASS__LW_CLASS_META, scratch, &info, err, sizeof(err));
+	int fd = wire_client_open(&c, LW_CLASS__LW_CLASS_META, scratch, &info, &why);
 	if (fd < 0) {
-		printf("open: %s\n", err);
+		printf("open: %s\n", why.msg);
 		return 2;
 	}
 	LwMetaGet g = LW_META_GET__INIT;
@@ -95,7 +94,7 @@ static int do_raw_get(int argc, char **argv)
 		return 2;
 	int rc = wire_recv(fd, scratch, &h, &m, NULL, 0, wire_now_ms() + T_MS, &why);
 	if (rc) {
-		printf("no answer: %s\n", rc == -EPROTO ? why : strerror(-rc));
+		printf("no answer: %s\n", why.msg);
 		return 1;
 	}
 	if (h.type == WT_ERROR) {
@@ -117,7 +116,7 @@ static void fake_serve(int lfd, const char *name, const struct wire_key *key)
 	uint8_t *scratch = malloc(WIRE_SCRATCH), ch[WIRE_NONCE] = {0};
 	struct wire_hdr h;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why;
 	uint64_t dl = wire_now_ms() + T_MS;
 	int fd = accept(lfd, NULL, NULL);
 
@@ -185,7 +184,8 @@ static int do_fake(int argc, char **argv)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t al = sizeof(a);
-	char server[64], err[1024];
+	char server[64];
+	struct errmsg err;
 	struct wire_client c;
 	struct wire_key key;
 	struct wire_meta_result r;
@@ -204,7 +204,7 @@ static int do_fake(int argc, char **argv)
 	int dirfd = open(argv[3], O_RDONLY | O_DIRECTORY);
 	if (dirfd < 0)
 		return 2;
-	int rc = wire_meta_fetch(&c, dirfd, &r, err, sizeof(err));
+	int rc = wire_meta_fetch(&c, dirfd, &r, &err);
 	kill(p, SIGKILL);
 	waitpid(p, NULL, 0);
 	if (!rc) {
@@ -212,7 +212,7 @@ static int do_fake(int argc, char **argv)
 		close(dirfd);
 		return 1;
 	}
-	printf("refused: %s\n", err);
+	printf("refused: %s\n", err.msg);
 	DIR *d = fdopendir(dirfd);
 	rc = d ? 0 : 2;
 	for (struct dirent *e; d && (e = readdir(d));)
@@ -231,7 +231,7 @@ static int do_upload(int argc, char **argv)
 	struct wire_client c;
 	struct wire_key key;
 	struct wire_meta_result r;
-	char err[1024];
+	struct errmsg err;
 
 	if (argc < 5 || client(argv[2], argv[3], argc > 5 ? argv[5] : NULL, &c, &key))
 		return 2;
@@ -240,10 +240,10 @@ static int do_upload(int argc, char **argv)
 		perror(argv[4]);
 		return 2;
 	}
-	int rc = wire_upload(&c, dirfd, &r, err, sizeof(err));
+	int rc = wire_upload(&c, dirfd, &r, &err);
 	close(dirfd);
 	if (rc) {
-		printf("upload failed: %s\n", err);
+		printf("upload failed: %s\n", err.msg);
 		return 1;
 	}
 	printf("uploaded %u files, %llu bytes\n", r.files, (unsigned long long)r.bytes);
@@ -258,8 +258,7 @@ static int do_raw_upload(int argc, char **argv)
 	struct wire_open_info info;
 	struct wire_hdr h;
 	ProtobufCMessage *m = NULL;
-	const char *why;
-	char err[512];
+	struct errmsg why;
 	/* By hand (wire_upload checks names): TCP, HELLO, AUTH with the key, UPLOAD, one
 	 * UPLOAD_FILE, UPLOAD_END. */
 	static uint8_t scratch[WIRE_SCRATCH], frame[WIRE_SCRATCH];
@@ -267,7 +266,6 @@ static int do_raw_upload(int argc, char **argv)
 	if (argc < 6 || client(argv[2], argv[3], argv[5], &c, &key))
 		return 2;
 	(void)info;
-	(void)err;
 	int fd = -1;
 	{
 		/* Raw: a plain TCP connection, HELLO, AUTH with the key, UPLOAD, UPLOAD_FILE. */
@@ -326,7 +324,7 @@ static int do_raw_upload(int argc, char **argv)
 	int rc = wire_recv(fd, scratch, &h, &m, NULL, 0, dl, &why);
 	close(fd);
 	if (rc) {
-		printf("no answer: %s\n", rc == -EPROTO ? why : strerror(-rc));
+		printf("no answer: %s\n", why.msg);
 		return 1;
 	}
 	rc = h.type == WT_ERROR ? 0 : 1;

@@ -50,11 +50,10 @@ static double now(void)
 static int open_source(const struct cfg *c, struct page_source *s, struct img_set *remote)
 {
 	struct imgd_source_cfg sc = {c->server, c->image, c->key, 5, 10000, 8, c->tls};
-	char err[256] = "";
+	struct errmsg err = {""};
 
-	if (page_source_imgd(s, &sc, err, sizeof(err)) ||
-	    s->ops->load_index(s, remote, err, sizeof(err))) {
-		fprintf(stderr, "netload: %s\n", err);
+	if (page_source_imgd(s, &sc, &err) || s->ops->load_index(s, remote, &err)) {
+		fprintf(stderr, "netload: %s\n", err.msg);
 		return -1;
 	}
 	return 0;

@@ -39,7 +39,8 @@ static int dead_port(void)
 
 static void setup(void)
 {
-	char server[64], err[256];
+	char server[64];
+	struct errmsg err = {""};
 	int fd = mkstemp(key_path);
 
 	cr_assert_geq(fd, 0);
@@ -51,7 +52,7 @@ static void setup(void)
 				      .retries = RETRIES,
 				      .timeout_ms = 1000,
 				      .window = 4};
-	cr_assert_eq(page_source_imgd(&src, &cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(page_source_imgd(&src, &cfg, &err), 0, "%s", err.msg);
 	cr_assert_not_null(src.ops->wait_ms);
 }
 

@@ -35,7 +35,7 @@ Test(wire, header_checks)
 {
 	struct wire_hdr h, got;
 	uint8_t b[WIRE_HDR_SIZE];
-	const char *why;
+	struct errmsg why = {""};
 
 	h = (struct wire_hdr){WIRE_MAGIC, WT_HELLO, 10, 0};
 	wire_hdr_put(b, &h);
@@ -55,7 +55,7 @@ Test(wire, header_checks)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		wire_hdr_put(b, &bad[i]);
 		cr_assert_eq(wire_hdr_get(b, &got, &why), -EPROTO, "case %zu", i);
-		cr_assert_not_null(why);
+		cr_assert(why.msg[0]);
 	}
 }
 
@@ -64,11 +64,11 @@ static ProtobufCMessage *round_trip(unsigned type, const ProtobufCMessage *m, ui
 				    int *check)
 {
 	struct wire_hdr h;
-	const char *why;
+	struct errmsg why = {""};
 	int n = wire_pack(type, m, plen, buf, sizeof(buf));
 
 	cr_assert_gt(n, 0);
-	cr_assert_eq(wire_hdr_get(buf, &h, &why), 0, "%s", why ? why : "");
+	cr_assert_eq(wire_hdr_get(buf, &h, &why), 0, "%s", why.msg);
 	cr_assert_eq(h.type, type);
 	cr_assert_eq(h.msg_len + WIRE_HDR_SIZE, (uint32_t)n);
 	ProtobufCMessage *u = wire_unpack(type, buf + WIRE_HDR_SIZE, h.msg_len);
@@ -291,19 +291,22 @@ Test(wire, client_server_address)
 {
 	struct wire_client c = {0};
 
-	cr_assert_eq(wire_client_parse(&c, "127.0.0.1:27027"), 0);
+	cr_assert_eq(wire_client_parse(&c, "127.0.0.1:27027", NULL), 0);
 	cr_assert_str_eq(c.host, "127.0.0.1");
 	cr_assert_str_eq(c.port, "27027");
-	cr_assert_eq(wire_client_parse(&c, "[::1]:80"), 0);
+	cr_assert_eq(wire_client_parse(&c, "[::1]:80", NULL), 0);
 	cr_assert_str_eq(c.host, "::1");
 	cr_assert_str_eq(c.port, "80");
-	cr_assert_eq(wire_client_parse(&c, "imgd.example-1:65535"), 0);
+	cr_assert_eq(wire_client_parse(&c, "imgd.example-1:65535", NULL), 0);
 	cr_assert_str_eq(c.host, "imgd.example-1");
 	cr_assert_str_eq(c.port, "65535");
 	const char *bad[] = {"",	   "host",   "host:",	":80",	 "host:x", "host:0",
 			     "host:65536", "::1:80", "[::1]80", "[]:80", "a b:80"};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		cr_assert_neq(wire_client_parse(&c, bad[i]), 0, "%s", bad[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct errmsg e = {""};
+		cr_assert_eq(wire_client_parse(&c, bad[i], &e), -EINVAL, "%s", bad[i]);
+		cr_assert(e.msg[0], "%s: no reason", bad[i]);
+	}
 }
 
 static void hex(const char *s, uint8_t *out)
@@ -371,7 +374,7 @@ Test(wire, auth_role_checked_on_receipt)
 {
 	uint8_t n[WIRE_NONCE] = {0}, m[WIRE_MAC] = {0};
 	struct wire_hdr h = {WIRE_MAGIC, WT_AUTH, 0, 0};
-	const char *why = NULL;
+	struct errmsg why = {""};
 	LwAuth a = LW_AUTH__INIT;
 
 	a.nonce = (ProtobufCBinaryData){sizeof(n), n};
@@ -383,7 +386,7 @@ Test(wire, auth_role_checked_on_receipt)
 	cr_assert_eq(wire_check(WT_AUTH, &a.base, &h, &why), 0);
 	a.role = (LwRole)3;
 	cr_assert_eq(wire_check(WT_AUTH, &a.base, &h, &why), -EPROTO);
-	cr_assert_str_eq(why, "AUTH role unknown");
+	cr_assert_str_eq(why.msg, "AUTH role unknown");
 }
 
 /* What an authenticated connection may send: a read key reads, a publish key publishes. */
@@ -434,21 +437,21 @@ static void key_file(char *path, const char *text, mode_t mode)
 
 Test(wire, key_file_rules)
 {
-	char path[] = "/tmp/test_wire_keyXXXXXX", err[256];
+	char path[] = "/tmp/test_wire_keyXXXXXX";
+	struct errmsg err = {""};
 	struct wire_key k;
 
 	key_file(path, "short\n", 0600);
-	cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), -1, "too short");
+	cr_assert_eq(wire_key_load(path, &k, &err), -EINVAL, "too short");
 	unlink(path);
 	strcpy(path, "/tmp/test_wire_keyXXXXXX");
 	key_file(path, "0123456789abcdef0123\n", 0600);
-	int rc = wire_key_load(path, &k, err, sizeof(err));
-	if (rc && strstr(err, "gnutls"))
+	int rc = wire_key_load(path, &k, &err);
+	if (rc && strstr(err.msg, "gnutls"))
 		cr_skip_test("no libgnutls");
-	cr_assert_eq(rc, 0, "%s", err);
-	cr_assert_str_empty(err);
+	cr_assert_eq(rc, 0, "%s", err.msg);
 	cr_assert_eq(k.len, 20, "the trailing newline is not part of the key");
-	cr_assert_eq(wire_key_load("/nonexistent/key", &k, err, sizeof(err)), -1);
+	cr_assert_eq(wire_key_load("/nonexistent/key", &k, &err), -ENOENT);
 	unlink(path);
 }
 
@@ -456,27 +459,29 @@ Test(wire, key_file_rules)
 Test(wire, key_file_private_mode)
 {
 	static const mode_t bad[] = {0644, 0640, 0604, 0620, 0602, 0610, 0601, 0660, 0666, 0777};
-	char path[] = "/tmp/test_wire_keyXXXXXX", err[256], want[64];
+	char path[] = "/tmp/test_wire_keyXXXXXX", want[64];
+	struct errmsg err = {""};
 	struct wire_key k;
 
 	key_file(path, "0123456789abcdef0123\n", 0600);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert_eq(chmod(path, bad[i]), 0);
 		k.len = 99;
-		cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), -1, "mode %04o", bad[i]);
+		cr_assert_eq(wire_key_load(path, &k, &err), -EPERM, "mode %04o", bad[i]);
 		snprintf(want, sizeof(want), "has mode %04o", (unsigned)bad[i]);
-		cr_assert(strstr(err, want) && strstr(err, "chmod 600"), "%s", err);
+		cr_assert(strstr(err.msg, want) && strstr(err.msg, "chmod 600"), "%s", err.msg);
 		cr_assert_eq(k.len, 0, "nothing of a refused key is kept");
 	}
 	cr_assert_eq(chmod(path, 0400), 0);
-	cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), 0, "0400: %s", err);
+	cr_assert_eq(wire_key_load(path, &k, &err), 0, "0400: %s", err.msg);
 	unlink(path);
 }
 
 /* A key file owned by someone else (not root, not us) is refused: they could change it. */
 Test(wire, key_file_owner)
 {
-	char path[] = "/tmp/test_wire_keyXXXXXX", err[256];
+	char path[] = "/tmp/test_wire_keyXXXXXX";
+	struct errmsg err = {""};
 	struct wire_key k;
 
 	key_file(path, "0123456789abcdef0123\n", 0600);
@@ -484,26 +489,28 @@ Test(wire, key_file_owner)
 		unlink(path);
 		cr_skip_test("needs root to give the file away");
 	}
-	cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), -1);
-	cr_assert(strstr(err, "owned by uid 65534") && strstr(err, "owned by root"), "%s", err);
+	cr_assert_eq(wire_key_load(path, &k, &err), -EPERM);
+	cr_assert(strstr(err.msg, "owned by uid 65534") && strstr(err.msg, "owned by root"), "%s",
+		  err.msg);
 	cr_assert_eq(chown(path, 0, 0), 0);
-	cr_assert_eq(wire_key_load(path, &k, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(wire_key_load(path, &k, &err), 0, "%s", err.msg);
 	unlink(path);
 }
 
 /* Not a regular file: refused, and a FIFO does not block the loader. */
 Test(wire, key_file_not_regular, .timeout = 5)
 {
-	char dir[] = "/tmp/test_wire_kdXXXXXX", fifo[64], err[256];
+	char dir[] = "/tmp/test_wire_kdXXXXXX", fifo[64];
+	struct errmsg err = {""};
 	struct wire_key k;
 
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
 	cr_assert_eq(mkfifo(fifo, 0600), 0);
-	cr_assert_eq(wire_key_load(fifo, &k, err, sizeof(err)), -1);
-	cr_assert(strstr(err, "not a regular file"), "%s", err);
+	cr_assert_eq(wire_key_load(fifo, &k, &err), -EINVAL);
+	cr_assert(strstr(err.msg, "not a regular file"), "%s", err.msg);
 	cr_assert_eq(chmod(dir, 0700), 0);
-	cr_assert_eq(wire_key_load(dir, &k, err, sizeof(err)), -1, "a directory");
+	cr_assert_eq(wire_key_load(dir, &k, &err), -EINVAL, "a directory");
 	unlink(fifo);
 	rmdir(dir);
 }
@@ -542,7 +549,7 @@ static void fake_serve(int lfd, enum fake_mode mode)
 	uint64_t dl = wire_now_ms() + 5000;
 	struct wire_hdr h;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why = {""};
 	int fd = accept(lfd, NULL, NULL), opened = 0;
 
 	if (fd < 0 || wire_recv(fd, sc, &h, &m, NULL, 0, dl, &why))
@@ -581,8 +588,7 @@ static void fake_serve(int lfd, enum fake_mode mode)
 }
 
 /* wire_client_open against a fake server: its fd or errno, err, whether OPEN went out. */
-static int against(enum fake_mode mode, const struct wire_key *key, char *err, size_t errlen,
-		   int *opened)
+static int against(enum fake_mode mode, const struct wire_key *key, struct errmsg *err, int *opened)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t al = sizeof(a);
@@ -599,7 +605,7 @@ static int against(enum fake_mode mode, const struct wire_key *key, char *err, s
 	if (p == 0)
 		fake_serve(lfd, mode);
 	close(lfd);
-	int fd = wire_client_open(&c, LW_CLASS__LW_CLASS_META, buf, &info, err, errlen);
+	int fd = wire_client_open(&c, LW_CLASS__LW_CLASS_META, buf, &info, err);
 	if (fd >= 0)
 		close(fd);
 	if (key == NULL && fd < 0)
@@ -611,7 +617,7 @@ static int against(enum fake_mode mode, const struct wire_key *key, char *err, s
 
 Test(wire, client_refuses_servers_that_do_not_prove_the_key, .timeout = 30)
 {
-	char err[512];
+	struct errmsg err = {""};
 	int opened;
 	static const struct {
 		enum fake_mode mode;
@@ -629,18 +635,18 @@ Test(wire, client_refuses_servers_that_do_not_prove_the_key, .timeout = 30)
 	if (wire_hmac(fake_key.k, fake_key.len, "x", 1, t))
 		cr_skip_test("no HMAC");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		int fd = against(bad[i].mode, &fake_key, err, sizeof(err), &opened);
-		cr_assert_eq(fd, bad[i].rc, "mode %d: %d %s", bad[i].mode, fd, err);
-		cr_assert(strstr(err, bad[i].why), "mode %d: %s", bad[i].mode, err);
+		int fd = against(bad[i].mode, &fake_key, &err, &opened);
+		cr_assert_eq(fd, bad[i].rc, "mode %d: %d %s", bad[i].mode, fd, err.msg);
+		cr_assert(strstr(err.msg, bad[i].why), "mode %d: %s", bad[i].mode, err.msg);
 		cr_assert(!opened, "mode %d: OPEN was sent to a server that proved nothing",
 			  bad[i].mode);
 	}
 	/* No key: refused before connecting, whatever the server. */
-	cr_assert_eq(against(FAKE_NOAUTH, NULL, err, sizeof(err), &opened), -EACCES);
-	cr_assert(strstr(err, "no key") && !opened, "%s", err);
+	cr_assert_eq(against(FAKE_NOAUTH, NULL, &err, &opened), -EACCES);
+	cr_assert(strstr(err.msg, "no key") && !opened, "%s", err.msg);
 	/* The server that holds the key is talked to. */
-	int fd = against(FAKE_GOOD, &fake_key, err, sizeof(err), &opened);
-	cr_assert_geq(fd, 0, "%s", err);
+	int fd = against(FAKE_GOOD, &fake_key, &err, &opened);
+	cr_assert_geq(fd, 0, "%s", err.msg);
 	cr_assert(opened);
 }
 
@@ -653,7 +659,7 @@ Test(wire, send_recv_socketpair)
 	uint64_t sums[3] = {0};
 	struct wire_hdr h;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why = {""};
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	memset(data, 0x5a, sizeof(data));
@@ -679,7 +685,7 @@ Test(wire, recv_times_out)
 	uint8_t rs[WIRE_SCRATCH];
 	struct wire_hdr h;
 	ProtobufCMessage *m;
-	const char *why;
+	struct errmsg why = {""};
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	cr_assert_eq(wire_recv(sv[1], rs, &h, &m, NULL, 0, wire_now_ms() + 50, &why), -ETIMEDOUT);
@@ -878,7 +884,7 @@ Test(wire, meta_get_and_data_bounds)
 	/* No raw payload on META frames. */
 	struct wire_hdr h = {WIRE_MAGIC, WT_META_DATA, 10, WIRE_PAGE}, got;
 	uint8_t b[WIRE_HDR_SIZE];
-	const char *why;
+	struct errmsg why = {""};
 	wire_hdr_put(b, &h);
 	cr_assert_eq(wire_hdr_get(b, &got, &why), -EPROTO);
 
