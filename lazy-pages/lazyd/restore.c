@@ -81,19 +81,18 @@ static void task_gone_early(struct lazyd *d, const struct lps_msg *m)
 static void new_task(struct lazyd *d, const struct lps_msg *m)
 {
 	const struct img_task *img = img_set_find(&d->img, m->pid);
-	char name[48], why[160];
+	char name[48];
 	const char *cause;
+	struct errmsg e;
+	pid_t real;
 
 	d->received++;
-	pid_t real = task_resolve_sender(d->peer, m->sender, m->pid, &cause);
-	if (!real && !cause) {
-		task_gone_early(d, m);
+	if (task_resolve_sender(d->peer, m->sender, m->pid, &real, &e)) {
+		reject_task(d, m->pid, real, m->uffd, e.msg);
 		return;
 	}
-	if (cause) {
-		snprintf(why, sizeof(why), "%s (sender pid %d, criu pid %d)", cause, (int)m->sender,
-			 (int)d->peer);
-		reject_task(d, m->pid, real, m->uffd, why);
+	if (!real) {
+		task_gone_early(d, m);
 		return;
 	}
 	if ((cause = check_task(d, m, img))) {

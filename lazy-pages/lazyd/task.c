@@ -115,27 +115,42 @@ static bool in_restore_tree(pid_t p, pid_t peer)
 	return false;
 }
 
-pid_t task_resolve_sender(pid_t peer, pid_t sender, int pid, const char **why)
+/* Has P exited (gone from /proc)? */
+static bool exited(pid_t p)
 {
-	*why = NULL;
-	if (sender > 0 && kill(sender, 0) && errno == ESRCH)
+	return kill(p, 0) && errno == ESRCH;
+}
+
+/* Refused: why, with the pids we looked at. */
+static int refuse(struct errmsg *e, const char *why, pid_t sender, pid_t peer)
+{
+	return errmsg_set(e, EPERM, "%s (sender pid %d, criu pid %d)", why, (int)sender, (int)peer);
+}
+
+int task_resolve_sender(pid_t peer, pid_t sender, int pid, pid_t *real, struct errmsg *e)
+{
+	*real = 0;
+	if (sender > 0 && exited(sender))
 		return 0; /* it sent its uffd and exited: nothing to serve */
 	if (sender <= 0) {
-		*why = "sent by a process the kernel did not name";
-		return -1;
+		*real = -1;
+		return refuse(e, "sent by a process the kernel did not name", sender, peer);
 	}
 	if (task_ns_pid(sender) != pid) {
-		if (kill(sender, 0) && errno == ESRCH)
+		if (exited(sender))
 			return 0; /* it exited (and was reaped) while we looked */
-		*why = "sent by another process than that task";
-		return -1;
+		*real = -1;
+		return refuse(e, "sent by another process than that task", sender, peer);
 	}
 	if (!in_restore_tree(sender, peer)) {
-		if (kill(sender, 0) && errno == ESRCH)
+		if (exited(sender))
 			return 0; /* its /proc entry went away while we walked its ancestry */
-		*why = "sent by a process outside the restoring criu's tree";
+		*real = sender;
+		return refuse(e, "sent by a process outside the restoring criu's tree", sender,
+			      peer);
 	}
-	return sender;
+	*real = sender;
+	return 0;
 }
 
 size_t task_children(pid_t parent, const pid_t *known, size_t nknown, pid_t *out, size_t max)

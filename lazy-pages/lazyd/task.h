@@ -8,6 +8,7 @@
 
 #include "img/images.h"
 #include "pending.h"
+#include "util/err.h"
 #include "util/log.h"
 
 struct lz_fault {
@@ -49,11 +50,11 @@ struct lz_task {
  * The task restore sent as 'pid', in our pid namespace. CRIU's tasks send
  * their own pid and uffd over criu's connection, so the process the kernel
  * names as the sender (SCM_CREDENTIALS) must be that task, in the restoring
- * criu's tree (peer: criu's pid). Returns it (*why NULL); 0 if the sender has
- * exited since (nothing to serve); else *why says why the item is refused,
- * and the sender is returned if it is that task, -1 if not.
+ * criu's tree (peer: criu's pid). 0 with *real = it; 0 with *real = 0 if the
+ * sender has exited since (nothing to serve); else -EPERM with e saying why
+ * the item is refused, and *real = the sender if it is that task, -1 if not.
  */
-pid_t task_resolve_sender(pid_t peer, pid_t sender, int pid, const char **why);
+int task_resolve_sender(pid_t peer, pid_t sender, int pid, pid_t *real, struct errmsg *e);
 /* Children of 'parent' that are not in 'known': up to max into out. */
 size_t task_children(pid_t parent, const pid_t *known, size_t nknown, pid_t *out, size_t max);
 /* 1 if the page at addr is present in pid's memory, 0 if not, -1 if it cannot be told. */
