@@ -15,18 +15,19 @@
 #include "lr.h"
 
 /*
- * Is P the daemon to run? 1 yes; 0 nothing runnable there (errno): look further; -1 there is
- * one, but CRIU (root) must not run it (WHY): fail, never fall back to another.
+ * Is P the daemon to run? 1 yes; 0 nothing runnable there: look further; -errno there is
+ * one, but CRIU (root) must not run it (E): fail, never fall back to another.
  */
-static int candidate(const char *p, char *why, size_t wn)
+static int candidate(const char *p, struct errmsg *e)
 {
 	if (access(p, X_OK))
 		return 0;
-	return lr_check_trusted(p, "daemon", why, wn) ? -1 : 1;
+	int rc = lr_check_trusted(p, "daemon", e);
+	return rc ? rc : 1;
 }
 
 /* criu-lazyd beside this plugin in the same tree: PREFIX/lib/criu/x.so -> PREFIX/bin. */
-static int sibling_daemon(char *out, size_t n, char *why, size_t wn)
+static int sibling_daemon(char *out, size_t n, struct errmsg *e)
 {
 	Dl_info info;
 	char dir[4096];
@@ -42,40 +43,38 @@ static int sibling_daemon(char *out, size_t n, char *why, size_t wn)
 	}
 	if ((size_t)snprintf(out, n, "%s/bin/%s", dir, LR_DAEMON_NAME) >= n)
 		return 0;
-	return candidate(out, why, wn);
+	return candidate(out, e);
 }
 
 /* The `daemon` key: it must be there and be trusted. */
-static int configured_daemon(const struct lr_conf *c, char *out, size_t n, char *why, size_t wn)
+static int configured_daemon(const struct lr_conf *c, char *out, size_t n, struct errmsg *e)
 {
-	char reason[PATH_MAX + 512];
+	struct errmsg reason;
+	int rc;
 
-	if (access(c->daemon, X_OK)) {
-		snprintf(why, wn, "daemon %s (key 'daemon', %s:%d) cannot be run: %s", c->daemon,
-			 c->file, c->line[LRK_DAEMON], strerror(errno));
-		return -1;
-	}
-	if (lr_check_trusted(c->daemon, "daemon", reason, sizeof(reason))) {
-		snprintf(why, wn, "%s (key 'daemon', %s:%d)", reason, c->file, c->line[LRK_DAEMON]);
-		return -1;
-	}
+	if (access(c->daemon, X_OK))
+		return errmsg_set(e, errno, "daemon %s (key 'daemon', %s:%d) cannot be run: %s",
+				  c->daemon, c->file, c->line[LRK_DAEMON], strerror(errno));
+	if ((rc = lr_check_trusted(c->daemon, "daemon", &reason)))
+		return errmsg_set(e, rc, "%s (key 'daemon', %s:%d)", reason.msg, c->file,
+				  c->line[LRK_DAEMON]);
 	snprintf(out, n, "%s", c->daemon);
 	return 0;
 }
 
-int lr_daemon_path(const struct lr_conf *c, char *out, size_t n, char *why, size_t wn)
+int lr_daemon_path(const struct lr_conf *c, char *out, size_t n, struct errmsg *e)
 {
 	int r;
 
 	if (c->daemon[0])
-		return configured_daemon(c, out, n, why, wn);
-	if ((r = sibling_daemon(out, n, why, wn)))
-		return r > 0 ? 0 : -1;
+		return configured_daemon(c, out, n, e);
+	if ((r = sibling_daemon(out, n, e)))
+		return r > 0 ? 0 : r;
 #ifdef LR_BINDIR
 	/* Where `make install` put the binaries (PREFIX/bin), when the Makefile tells us. */
 	if ((size_t)snprintf(out, n, "%s/%s", LR_BINDIR, LR_DAEMON_NAME) < n &&
-	    (r = candidate(out, why, wn)))
-		return r > 0 ? 0 : -1;
+	    (r = candidate(out, e)))
+		return r > 0 ? 0 : r;
 #endif
 	const char *path = getenv("PATH");
 	char buf[8192];
@@ -85,14 +84,13 @@ int lr_daemon_path(const struct lr_conf *c, char *out, size_t n, char *why, size
 		if (d[0] != '/')
 			continue;
 		if ((size_t)snprintf(out, n, "%s/%s", d, LR_DAEMON_NAME) < n &&
-		    (r = candidate(out, why, wn)))
-			return r > 0 ? 0 : -1;
+		    (r = candidate(out, e)))
+			return r > 0 ? 0 : r;
 	}
-	snprintf(why, wn,
-		 "no %s found (beside the plugin, in $PATH or /usr/local/bin, /usr/bin): install "
-		 "it or set `daemon PATH` in %s",
-		 LR_DAEMON_NAME, c->file[0] ? c->file : LRCONF_DEFAULT_PATH);
-	return -1;
+	return errmsg_set(e, ENOENT,
+			  "no %s found (beside the plugin, in $PATH or /usr/local/bin, /usr/bin): "
+			  "install it or set `daemon PATH` in %s",
+			  LR_DAEMON_NAME, c->file[0] ? c->file : LRCONF_DEFAULT_PATH);
 }
 
 /* The first bytes of `DAEMON --help`; "" if it cannot be run. */
@@ -139,7 +137,7 @@ static void daemon_help(const char *daemon, char *out, size_t n)
 		;
 }
 
-int lr_daemon_supports(const struct lr_conf *c, const char *daemon, char *why, size_t n)
+int lr_daemon_supports(const struct lr_conf *c, const char *daemon, struct errmsg *e)
 {
 	static char help[65536];
 	const char *need[3] = {NULL, NULL, NULL};
@@ -161,13 +159,12 @@ int lr_daemon_supports(const struct lr_conf *c, const char *daemon, char *why, s
 	}
 	daemon_help(daemon, help, sizeof(help));
 	for (int i = 0; i < k; i++)
-		if (!strstr(help, need[i])) {
-			snprintf(why, n,
-				 "`source %s` (%s:%d) is not supported yet: %s has no %.*s option",
-				 lrconf_source_name(c->source), c->file, c->line[LRK_SOURCE],
-				 daemon, (int)strcspn(need[i], " "), need[i]);
-			return -1;
-		}
+		if (!strstr(help, need[i]))
+			return errmsg_set(
+			    e, ENOTSUP,
+			    "`source %s` (%s:%d) is not supported yet: %s has no %.*s option",
+			    lrconf_source_name(c->source), c->file, c->line[LRK_SOURCE], daemon,
+			    (int)strcspn(need[i], " "), need[i]);
 	return 0;
 }
 

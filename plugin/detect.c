@@ -102,7 +102,7 @@ static char *read_arg_area(size_t *len)
 	return p;
 }
 
-bool lr_restore_is_lazy(char *why, size_t n, bool *rpc)
+bool lr_restore_is_lazy(char *how, size_t n, bool *rpc)
 {
 	struct lr_criu_scan s;
 	size_t len = 0;
@@ -169,13 +169,13 @@ bool lr_restore_is_lazy(char *why, size_t n, bool *rpc)
 	}
 
 	if (s.lazy)
-		snprintf(why, n, "lazy-pages %s", s.lazy_from);
+		snprintf(how, n, "lazy-pages %s", s.lazy_from);
 	else if (s.rpc)
-		snprintf(why, n,
+		snprintf(how, n,
 			 "RPC mode and lazy-pages is in none of CRIU's config files (a request's "
 			 "own lazy_pages flag is not visible to plugins)");
 	else
-		snprintf(why, n, "no --lazy-pages on the command line or in CRIU's config files");
+		snprintf(how, n, "no --lazy-pages on the command line or in CRIU's config files");
 	free(argv);
 	free(cmd);
 	*rpc = s.rpc;

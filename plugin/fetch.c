@@ -9,14 +9,13 @@
 #include "lr.h"
 #include "wire/meta_fetch.h"
 
-int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, char *why, size_t n)
+int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, struct errmsg *e)
 {
 	struct wire_tls_cfg tls;
 	struct meta_fetch_cfg cfg = {NULL, c->image[0] ? c->image : NULL,
 				     c->auth_key[0] ? c->auth_key : NULL,
 				     (unsigned)c->timeout * 1000u, &tls};
 	struct wire_meta_result res;
-	struct errmsg e;
 	char hp[300];
 	int rc;
 
@@ -26,14 +25,13 @@ int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, char *why, si
 	snprintf(hp, sizeof(hp), strchr(c->server.host, ':') ? "[%s]:%u" : "%s:%u", c->server.host,
 		 c->server.port_num);
 	cfg.server = hp;
-	rc = meta_fetch_if_empty(&cfg, imgdir, &res, &e);
-	if (rc < 0) {
-		snprintf(why, n,
-			 "restore by image id: fetching image %s from criu-imgd %s into %s failed: "
-			 "%s",
-			 cfg.image ? cfg.image : "default", hp, imgdir, e.msg);
-		return -1;
-	}
+	errmsg_clear(e);
+	rc = meta_fetch_if_empty(&cfg, imgdir, &res, e);
+	if (rc < 0)
+		return errmsg_prefix(
+		    e, rc,
+		    "restore by image id: fetching image %s from criu-imgd %s into %s failed",
+		    cfg.image ? cfg.image : "default", hp, imgdir);
 	if (rc > 0)
 		lr_info("%s had no images: fetched the %u metadata files (%llu bytes) of image %s "
 			"from criu-imgd %s",

@@ -39,36 +39,31 @@ static struct {
 /*
  * The settings name a program that CRIU runs as root and where images go: only root (or
  * CRIU's uid) may have written them, or any directory above them. A file that is not there
- * is lrconf_load's business. 0, or -1 with WHY.
+ * is lrconf_load's business. 0, or -errno with E.
  */
-static int conf_trusted(const char *path, char *why, size_t n)
+static int conf_trusted(const char *path, struct errmsg *e)
 {
-	if (!lr_check_trusted(path, "settings file", why, n) || errno == ENOENT)
-		return 0;
-	return -1;
+	int rc = lr_check_trusted(path, "settings file", e);
+
+	return rc == -ENOENT ? 0 : rc;
 }
 
-/* Our settings. QUIET: a broken file is only a warning (the restore is not ours to fail). */
+/* Our settings: 0, or -errno (logged). QUIET: a broken file is only a warning (the restore is
+ * not ours to fail). */
 static int load_conf(struct lr_conf *c, bool quiet)
 {
 	struct errmsg e;
 	bool explicit_path;
 	const char *path = lrconf_path(&explicit_path);
+	int rc;
 
-	if (conf_trusted(path, e.msg, sizeof(e.msg))) {
-		if (quiet)
-			lr_warn("%s (ignored: not a lazy restore)", e.msg);
-		else
-			lr_err("%s", e.msg);
-		return -1;
-	}
 	/* The default file may be absent (all defaults); a file named by the env must exist. */
-	if (lrconf_load(c, path, !explicit_path, &e)) {
+	if ((rc = conf_trusted(path, &e)) || (rc = lrconf_load(c, path, !explicit_path, &e))) {
 		if (quiet)
 			lr_warn("%s (ignored: not a lazy restore)", e.msg);
 		else
 			lr_err("%s", e.msg);
-		return -1;
+		return rc;
 	}
 	if (quiet)
 		return 0;
@@ -82,21 +77,22 @@ static int load_conf(struct lr_conf *c, bool quiet)
 
 static int restore_init(void)
 {
-	char why[PATH_MAX + 2048], cwd[PATH_MAX], imgdir[PATH_MAX], daemon[PATH_MAX];
+	char how[PATH_MAX + 2048], cwd[PATH_MAX], imgdir[PATH_MAX], daemon[PATH_MAX];
 	struct lr_conf c;
+	struct errmsg e;
 
 	bool rpc = false;
-	bool lazy = lr_restore_is_lazy(why, sizeof(why), &rpc);
+	bool lazy = lr_restore_is_lazy(how, sizeof(how), &rpc);
 
 	if (!lazy) {
 		rpc_unseen = rpc && access(LR_SOCKET, F_OK) != 0;
 		/* Untouched, unless the settings say `lazy always`; a broken file is not our
 		 * business here. */
 		if (load_conf(&c, true) || c.lazy != LR_LAZY_ALWAYS) {
-			lr_info("not a lazy restore (%s): nothing to do", why);
+			lr_info("not a lazy restore (%s): nothing to do", how);
 			return 0;
 		}
-		snprintf(why, sizeof(why), "`lazy always` in %s:%d", c.file, c.line[LRK_LAZY]);
+		snprintf(how, sizeof(how), "`lazy always` in %s:%d", c.file, c.line[LRK_LAZY]);
 		forced = true;
 		rpc_unseen = false;
 	} else if (load_conf(&c, false)) {
@@ -109,9 +105,9 @@ static int restore_init(void)
 	}
 	if (!getcwd(cwd, sizeof(cwd)))
 		snprintf(cwd, sizeof(cwd), ".");
-	lr_info("lazy restore (%s); work dir %s", why, cwd);
+	lr_info("lazy restore (%s); work dir %s", how, cwd);
 
-	int l = lr_socket_listening(why, sizeof(why));
+	int l = lr_socket_listening(&e);
 	if (l == 1) {
 		lr_info("a daemon already listens on %s/%s: using it", cwd, LR_SOCKET);
 		return 0;
@@ -119,29 +115,22 @@ static int restore_init(void)
 	if (l < 0) {
 		struct stat st;
 		if (lstat(LR_SOCKET, &st) || !S_ISSOCK(st.st_mode)) {
-			lr_err("%s", why);
+			lr_err("%s", e.msg);
 			return -1;
 		}
 		/* Do not take the name from a daemon that may be serving: let CRIU try it. */
-		lr_warn("%s: assuming the daemon there is alive", why);
+		lr_warn("%s: assuming the daemon there is alive", e.msg);
 		return 0;
 	}
 
-	if (lr_images_dir(imgdir, sizeof(imgdir), why, sizeof(why))) {
-		lr_err("%s", why);
+	/* A failure fails the restore: CRIU's init hook takes -1. */
+	if (lr_images_dir(imgdir, sizeof(imgdir), &e) || lr_fetch_if_empty(&c, imgdir, &e) ||
+	    lr_daemon_path(&c, daemon, sizeof(daemon), &e) || lr_daemon_supports(&c, daemon, &e)) {
+		lr_err("%s", e.msg);
 		return -1;
 	}
-	if (lr_fetch_if_empty(&c, imgdir, why, sizeof(why))) {
-		lr_err("%s", why);
-		return -1;
-	}
-	if (lr_daemon_path(&c, daemon, sizeof(daemon), why, sizeof(why)) ||
-	    lr_daemon_supports(&c, daemon, why, sizeof(why))) {
-		lr_err("%s", why);
-		return -1;
-	}
-	if (lr_spawn(&c, daemon, imgdir, &started, why, sizeof(why))) {
-		lr_err("cannot start the lazy-pages daemon: %s", why);
+	if (lr_spawn(&c, daemon, imgdir, &started, &e)) {
+		lr_err("cannot start the lazy-pages daemon: %s", e.msg);
 		return -1;
 	}
 	return 0;
@@ -155,16 +144,15 @@ static int dump_init(void)
 	const char *path = lrconf_path(&explicit_path);
 
 	/* The dump only needs `publish`: a broken file must not stop checkpoints. */
-	if (conf_trusted(path, e.msg, sizeof(e.msg)) || lrconf_load(&c, path, !explicit_path, &e)) {
+	if (conf_trusted(path, &e) || lrconf_load(&c, path, !explicit_path, &e)) {
 		lr_warn("%s (ignored for the dump: nothing is published)", e.msg);
 		return 0;
 	}
 	if (!c.publish_set)
 		return 0;
-	char why[PATH_MAX + 2048];
-	if (lr_images_dir(pub.imgdir, sizeof(pub.imgdir), why, sizeof(why)) ||
-	    lr_publish_check(&c, pub.imgdir, pub.id, sizeof(pub.id), why, sizeof(why))) {
-		lr_err("%s", why);
+	if (lr_images_dir(pub.imgdir, sizeof(pub.imgdir), &e) ||
+	    lr_publish_check(&c, pub.imgdir, pub.id, sizeof(pub.id), &e)) {
+		lr_err("%s", e.msg);
 		return -1;
 	}
 	pub.c = c;
@@ -189,7 +177,7 @@ static int lr_init(int stage)
 
 static void dump_exit(int ret)
 {
-	char why[PATH_MAX + 2048];
+	struct errmsg e;
 
 	if (!pub.on)
 		return;
@@ -199,8 +187,8 @@ static void dump_exit(int ret)
 		return;
 	}
 	/* The dump is done and stays done: a failed upload is an error in the log only. */
-	if (lr_publish(&pub.c, pub.imgdir, pub.id, why, sizeof(why)))
-		lr_err("%s (the dump itself succeeded; the images are in %s)", why, pub.imgdir);
+	if (lr_publish(&pub.c, pub.imgdir, pub.id, &e))
+		lr_err("%s (the dump itself succeeded; the images are in %s)", e.msg, pub.imgdir);
 }
 
 static void lr_exit(int stage, int ret)

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "lrconf.h"
+#include "util/err.h"
 
 #define LR_NAME "lazy_restore"
 #define LR_SOCKET "lazy-pages.socket" /* CRIU connects to it by this name in its work dir */
@@ -25,23 +26,30 @@ void lr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 #define lr_info(...) lr_log(LR_LOG_INFO, __VA_ARGS__)
 #define lr_debug(...) lr_log(LR_LOG_DEBUG, __VA_ARGS__)
 
-/* detect.c: is this `criu restore` lazy? WHY says how we know (for the log); *RPC: CRIU
- * runs as an RPC service (whose request we cannot read). */
-bool lr_restore_is_lazy(char *why, size_t n, bool *rpc);
+/*
+ * The one error convention of lazy-pages/ (util/err.h): 0 (or a count) on success, -errno on
+ * failure with the words for CRIU's log in E. The plugin's hooks turn a failure into CRIU's
+ * -1.
+ */
+
+/* detect.c: is this `criu restore` lazy? HOW says how we know (for the log, not an error);
+ * *RPC: CRIU runs as an RPC service (whose request we cannot read). */
+bool lr_restore_is_lazy(char *how, size_t n, bool *rpc);
 
 /* sockcheck.c: 1 if a daemon listens on lazy-pages.socket in the cwd, 0 if none does (no
- * file, or a stale one), -1 if we cannot tell (then *why says so). */
-int lr_socket_listening(char *why, size_t n);
+ * file, or a stale one), -errno if we cannot tell (E says so). */
+int lr_socket_listening(struct errmsg *e);
 
 struct lr_daemon;
 /* Has a restore connected to daemon D (pending or accepted connection, or uffds held)?
- * 1 yes, 0 no, -1 cannot tell. */
+ * 1 yes, 0 no, -errno cannot tell. */
 int lr_daemon_engaged(const struct lr_daemon *d);
 
-/* daemon.c: the criu-lazyd to run and its command line. */
-int lr_daemon_path(const struct lr_conf *c, char *out, size_t n, char *why, size_t wn);
-/* Can DAEMON serve this source? 0, or -1 with the reason ("not supported yet"). */
-int lr_daemon_supports(const struct lr_conf *c, const char *daemon, char *why, size_t n);
+/* daemon.c: the criu-lazyd to run (into OUT) and its command line. 0, or -errno: -ENOENT none
+ * found, -EPERM not to be trusted, access()'s errno for a `daemon` that cannot be run. */
+int lr_daemon_path(const struct lr_conf *c, char *out, size_t n, struct errmsg *e);
+/* Can DAEMON serve this source? 0, or -ENOTSUP with the reason ("not supported yet"). */
+int lr_daemon_supports(const struct lr_conf *c, const char *daemon, struct errmsg *e);
 /* argv for DAEMON (static storage, NULL-terminated). STATUS_FD: fd number in the child. */
 char **lr_daemon_argv(const struct lr_conf *c, const char *daemon, const char *imgdir,
 		      const char *log, int status_fd);
@@ -53,30 +61,31 @@ struct lr_daemon {
 	ino_t sock_ino; /* its lazy-pages.socket */
 	dev_t sock_dev;
 };
+/* 0 once it listens; -errno (-ETIMEDOUT: not in time, -ECHILD: it exited first) with E. */
 int lr_spawn(const struct lr_conf *c, const char *daemon, const char *imgdir, struct lr_daemon *d,
-	     char *why, size_t n);
+	     struct errmsg *e);
 void lr_stop(struct lr_daemon *d, const char *reason);
 void lr_forget(struct lr_daemon *d);
 
 /* fetch.c: restore by image id. With `source image-server` and no inventory.img or
  * pstree.img in IMGDIR, fetch the image's metadata files from criu-imgd into it. 0 (fetched
- * or nothing to do), or -1 with the reason. */
-int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, char *why, size_t n);
+ * or nothing to do), or -errno with the reason. */
+int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, struct errmsg *e);
 
 /* publish.c: `publish`. Check the settings at init(DUMP) (key readable, id valid: into ID);
- * upload the images dir at exit(DUMP, 0). 0, or -1 with the reason. */
-int lr_publish_check(const struct lr_conf *c, const char *imgdir, char *id, size_t idlen, char *why,
-		     size_t n);
-int lr_publish(const struct lr_conf *c, const char *imgdir, const char *id, char *why, size_t n);
+ * upload the images dir at exit(DUMP, 0). 0, or -errno with the reason. */
+int lr_publish_check(const struct lr_conf *c, const char *imgdir, char *id, size_t idlen,
+		     struct errmsg *e);
+int lr_publish(const struct lr_conf *c, const char *imgdir, const char *id, struct errmsg *e);
 
 /* trust.c: may CRIU (root) read settings from PATH, or run it? It and every directory on
  * the way to it (symlinks followed) must belong to root or to our euid and be writable by
- * their owner only (a sticky directory may be writable by others). 0, or -1 with WHY
- * ("refusing WHAT PATH: ...") and errno: ENOENT etc. if it is not there, EPERM if refused. */
-int lr_check_trusted(const char *path, const char *what, char *why, size_t n);
+ * their owner only (a sticky directory may be writable by others). 0, or -errno with E
+ * ("refusing WHAT PATH: ..."): -ENOENT etc. if it is not there, -EPERM if refused. */
+int lr_check_trusted(const char *path, const char *what, struct errmsg *e);
 
-/* paths.c */
-int lr_images_dir(char *out, size_t n, char *why, size_t wn);
+/* paths.c: CRIU's images dir, by a path that leads to it, into OUT. 0, or -errno with E. */
+int lr_images_dir(char *out, size_t n, struct errmsg *e);
 /* Read a small file into a malloc'ed NUL-terminated buffer; NULL with errno. */
 char *lr_read_file(const char *path, size_t max, size_t *len);
 

@@ -9,32 +9,26 @@
 
 #include "lr.h"
 
-int lr_images_dir(char *out, size_t n, char *why, size_t wn)
+int lr_images_dir(char *out, size_t n, struct errmsg *e)
 {
 	char link[64];
 	struct stat a, b;
 
-	if (!criu_get_image_dir) {
-		snprintf(why, wn, "criu_get_image_dir() is not available (not loaded by CRIU?)");
-		return -1;
-	}
+	if (!criu_get_image_dir)
+		return errmsg_set(e, ENOSYS,
+				  "criu_get_image_dir() is not available (not loaded by CRIU?)");
 	int fd = criu_get_image_dir();
-	if (fd < 0 || fstat(fd, &a)) {
-		snprintf(why, wn, "CRIU's images dir fd %d is not open", fd);
-		return -1;
-	}
+	if (fd < 0 || fstat(fd, &a))
+		return errmsg_set(e, EBADF, "CRIU's images dir fd %d is not open", fd);
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	ssize_t len = readlink(link, out, n - 1);
-	if (len < 0) {
-		snprintf(why, wn, "readlink %s: %s", link, strerror(errno));
-		return -1;
-	}
+	if (len < 0)
+		return errmsg_set(e, errno, "readlink %s: %s", link, strerror(errno));
 	out[len] = '\0';
 	/* The daemon opens it by name: the name must still lead to the same directory. */
-	if (out[0] != '/' || stat(out, &b) || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
-		snprintf(why, wn, "the images dir (%s) cannot be reached by its path", out);
-		return -1;
-	}
+	if (out[0] != '/' || stat(out, &b) || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		return errmsg_set(e, ESTALE, "the images dir (%s) cannot be reached by its path",
+				  out);
 	return 0;
 }
 

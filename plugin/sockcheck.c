@@ -113,27 +113,24 @@ static int diag_scan(ino_t ino, dev_t dev, struct diag_result *res)
 	return rc;
 }
 
-int lr_socket_listening(char *why, size_t n)
+int lr_socket_listening(struct errmsg *e)
 {
 	struct stat st;
 
 	if (lstat(LR_SOCKET, &st)) {
 		if (errno == ENOENT)
 			return 0;
-		snprintf(why, n, "cannot stat %s: %s", LR_SOCKET, strerror(errno));
-		return -1;
+		return errmsg_set(e, errno, "cannot stat %s: %s", LR_SOCKET, strerror(errno));
 	}
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(why, n, "%s in the work dir exists and is not a socket", LR_SOCKET);
-		return -1;
-	}
+	if (!S_ISSOCK(st.st_mode))
+		return errmsg_set(e, ENOTSOCK, "%s in the work dir exists and is not a socket",
+				  LR_SOCKET);
 	struct diag_result res;
 	int rc = diag_scan(st.st_ino, st.st_dev, &res);
 	if (rc == 0)
 		return res.listening;
-	snprintf(why, n, "cannot tell whether a daemon listens on %s (sock_diag: %s)", LR_SOCKET,
-		 strerror(-rc));
-	return -1;
+	return errmsg_set(e, rc, "cannot tell whether a daemon listens on %s (sock_diag: %s)",
+			  LR_SOCKET, strerror(-rc));
 }
 
 /* Does the daemon hold a userfaultfd, i.e. serve restored tasks? */
@@ -171,5 +168,5 @@ int lr_daemon_engaged(const struct lr_daemon *d)
 		return 1;
 	if (holds_uffd(d->pid))
 		return 1;
-	return rc == 0 ? 0 : -1;
+	return rc;
 }

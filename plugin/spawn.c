@@ -115,7 +115,7 @@ static int pidfd_open_(pid_t pid)
 }
 
 int lr_spawn(const struct lr_conf *c, const char *daemon, const char *imgdir, struct lr_daemon *d,
-	     char *why, size_t n)
+	     struct errmsg *e)
 {
 	const char *log = c->log[0] ? c->log : LRCONF_DEFAULT_LOG;
 	char rec[2 * REC_LEN];
@@ -126,15 +126,14 @@ int lr_spawn(const struct lr_conf *c, const char *daemon, const char *imgdir, st
 	d->pidfd = -1;
 	/* Relative to the work dir (our cwd), as the daemon's own -o. */
 	int logfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
-	if (logfd < 0) {
-		snprintf(why, n, "cannot open the daemon's log %s: %s", log, strerror(errno));
-		return -1;
-	}
+	if (logfd < 0)
+		return errmsg_set(e, errno, "cannot open the daemon's log %s: %s", log,
+				  strerror(errno));
 	off_t log_start = lseek(logfd, 0, SEEK_END);
 	if (pipe2(p, O_CLOEXEC)) {
-		snprintf(why, n, "pipe: %s", strerror(errno));
+		int rc = errmsg_set(e, errno, "pipe: %s", strerror(errno));
 		close(logfd);
-		return -1;
+		return rc;
 	}
 	char **argv = lr_daemon_argv(c, daemon, imgdir, log, STATUS_FD);
 	{
@@ -147,11 +146,11 @@ int lr_spawn(const struct lr_conf *c, const char *daemon, const char *imgdir, st
 	}
 	pid_t a = fork();
 	if (a < 0) {
-		snprintf(why, n, "fork: %s", strerror(errno));
+		int rc = errmsg_set(e, errno, "fork: %s", strerror(errno));
 		close(p[0]);
 		close(p[1]);
 		close(logfd);
-		return -1;
+		return rc;
 	}
 	if (a == 0) {
 		close(p[0]);
@@ -204,10 +203,11 @@ int lr_spawn(const struct lr_conf *c, const char *daemon, const char *imgdir, st
 	if (ready) {
 		struct stat sst;
 		if (stat(LR_SOCKET, &sst) || !S_ISSOCK(sst.st_mode)) {
-			snprintf(why, n, "%s said it listens, but there is no %s in the work dir",
-				 daemon, LR_SOCKET);
+			int rc = errmsg_set(
+			    e, ENOENT, "%s said it listens, but there is no %s in the work dir",
+			    daemon, LR_SOCKET);
 			lr_stop(d, "it does not listen where CRIU connects");
-			return -1;
+			return rc;
 		}
 		d->sock_ino = sst.st_ino;
 		d->sock_dev = sst.st_dev;
@@ -216,26 +216,28 @@ int lr_spawn(const struct lr_conf *c, const char *daemon, const char *imgdir, st
 		return 0;
 	}
 
-	int err = 0;
+	int err = 0, rc;
 	const char *erec = rec[0] == 'E'				 ? rec
 			   : (got >= 2 * REC_LEN && rec[REC_LEN] == 'E') ? rec + REC_LEN
 									 : NULL;
 	if (erec) {
 		memcpy(&err, erec + 1, sizeof(err));
-		snprintf(why, n, "cannot run %s: %s", daemon, strerror(err));
+		/* err > 0 from the child's errno; anything else is not an errno */
+		rc = errmsg_set(e, err > 0 ? err : EIO, "cannot run %s: %s", daemon, strerror(err));
 	} else if (eof) {
 		char reason[1024];
 		log_reason(log, log_start, reason, sizeof(reason));
-		snprintf(why, n, "%s exited before it listened on %s%s%s (log: %s)", daemon,
-			 LR_SOCKET, reason[0] ? ": " : "", reason, log);
+		rc = errmsg_set(e, ECHILD, "%s exited before it listened on %s%s%s (log: %s)",
+				daemon, LR_SOCKET, reason[0] ? ": " : "", reason, log);
 	} else {
-		snprintf(why, n, "%s did not listen on %s within %d s (key 'timeout'; log: %s)",
-			 daemon, LR_SOCKET, c->timeout, log);
+		rc = errmsg_set(e, ETIMEDOUT,
+				"%s did not listen on %s within %d s (key 'timeout'; log: %s)",
+				daemon, LR_SOCKET, c->timeout, log);
 	}
 	if (d->pid > 0 && !erec && !eof)
 		lr_stop(d, "it did not listen in time");
 	lr_forget(d);
-	return -1;
+	return rc;
 }
 
 /* Wait up to MS for the daemon to exit. CRIU's SIGCHLD handler may interrupt us by now. */
