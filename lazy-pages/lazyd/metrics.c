@@ -12,10 +12,11 @@
 #include "util/version.h"
 
 #define NS 1e-9
-/* Fault latency buckets: powers of two of nanoseconds, 2^10 (1 us) to 2^30 (1.07 s); each
- * is a bucket boundary of the daemon's log-linear histogram, so the counts are exact. */
+/* Fault latency buckets: powers of two of nanoseconds, 2^10 (1 us) to 2^29 (0.54 s; 9 digits, as
+ * prom.h prints a bound); each is a bucket boundary of the daemon's log-linear histogram, so the
+ * counts are exact. */
 #define LAT_POW_MIN 10
-#define LAT_POW_MAX 30
+#define LAT_POW_MAX 29
 #define LAT_NB (LAT_POW_MAX - LAT_POW_MIN + 1)
 
 static void one(struct prom_buf *b, const char *name, const char *type, const char *help, double v)
