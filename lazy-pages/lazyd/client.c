@@ -202,6 +202,8 @@ static void table(FILE *f, const LazydStatus *m)
 	}
 	if (m->tasks_omitted)
 		fprintf(f, "(%u more tasks, in the totals)\n", m->tasks_omitted);
+	if (!m->totals->tasks && !m->restore_finished)
+		fprintf(f, "(no task yet: waiting for criu restore to connect)\n");
 	fprintf(f, "total: ");
 	totals_line(f, m);
 }
