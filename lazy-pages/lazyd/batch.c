@@ -45,7 +45,7 @@ void lazyd_install_batch(struct lazyd *d, struct lz_task *t, const struct pend_e
 	for (uint32_t i = 0; i < n; i++) {
 		if (!ext[i].done)
 			continue;
-		lazyd_account(d, &r[i], ext[i].done, p);
+		lazyd_account(d, t, &r[i], ext[i].done, p);
 		if (pending_remove(&t->pend, r[i].start, r[i].start + ext[i].done)) {
 			lazyd_task_fail(d, t, "out of memory while tracking pending pages");
 			return;
@@ -60,10 +60,7 @@ void lazyd_install_batch(struct lazyd *d, struct lz_task *t, const struct pend_e
 		if (ext[i].result == -EEXIST) {
 			/* Present already (a racing install): never overwritten, its waiter woken.
 			 */
-			uint64_t at = r[i].start + skip;
-			d->st.eexist++;
-			pending_remove(&t->pend, at, at + PAGE);
-			d->fill.ops->wake(d->fill.ctx, t->uffd, at, PAGE);
+			lazyd_found_present(d, t, r[i].start + skip);
 			skip += PAGE;
 			if (skip >= r[i].end - r[i].start)
 				continue;

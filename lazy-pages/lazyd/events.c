@@ -119,8 +119,14 @@ void lazyd_handle_msg(struct lazyd *d, struct lz_task *t, const struct uffd_msg 
 		task_debug(
 		    t, "mremap 0x%llx -> 0x%llx, %llu bytes", (unsigned long long)m->arg.remap.from,
 		    (unsigned long long)m->arg.remap.to, (unsigned long long)m->arg.remap.len);
-		if (pending_move(&t->pend, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len))
-			lazyd_task_fail(d, t, "out of memory while following mremap");
+		{
+			/* What was pending at the destination is gone: mremap unmapped it. */
+			uint64_t before = t->pend.data_pages;
+			if (pending_move(&t->pend, m->arg.remap.from, m->arg.remap.to,
+					 m->arg.remap.len))
+				lazyd_task_fail(d, t, "out of memory while following mremap");
+			t->cnt.dropped += before - t->pend.data_pages;
+		}
 		break;
 	case UFFD_EVENT_REMOVE:
 	case UFFD_EVENT_UNMAP:

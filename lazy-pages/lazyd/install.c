@@ -69,19 +69,35 @@ static int fetch(struct lazyd *d, struct lz_task *t, const struct pend_extent *r
 	return rc;
 }
 
-void lazyd_account(struct lazyd *d, const struct pend_extent *r, uint64_t bytes, enum fill_path p)
+void lazyd_account(struct lazyd *d, struct lz_task *t, const struct pend_extent *r, uint64_t bytes,
+		   enum fill_path p)
 {
 	uint64_t pages = bytes / PAGE;
 
 	if (r->flags & PEND_ZERO) {
 		d->st.pages_zero += pages;
+		t->cnt.zero += pages;
 		return;
 	}
 	d->st.bytes_copied += bytes;
-	if (p == PATH_FAULT)
+	t->cnt.bytes += bytes;
+	if (p == PATH_FAULT) {
 		d->st.pages_fault += pages;
-	else
+		t->cnt.fault += pages;
+	} else {
 		d->st.pages_prefetch += pages;
+		t->cnt.prefetch += pages;
+	}
+}
+
+void lazyd_found_present(struct lazyd *d, struct lz_task *t, uint64_t at)
+{
+	uint64_t before = t->pend.data_pages;
+
+	d->st.eexist++;
+	pending_remove(&t->pend, at, at + PAGE);
+	t->cnt.dropped += before - t->pend.data_pages;
+	d->fill.ops->wake(d->fill.ctx, t->uffd, at, PAGE);
 }
 
 /*
@@ -185,7 +201,7 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, 
 		if (done && id.n)
 			lazyd_ident_finish(d, t, &id);
 		if (done) {
-			lazyd_account(d, &r, done, p);
+			lazyd_account(d, t, &r, done, p);
 			if (pending_remove(&t->pend, r.start, r.start + done)) {
 				lazyd_task_fail(d, t, "out of memory while tracking pending pages");
 				return -ENOMEM;
@@ -197,10 +213,8 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, 
 		switch (rc) {
 		case -EEXIST:
 			/* Present already (a racing install): never overwrite it. */
-			d->st.eexist++;
 			task_debug(t, "page 0x%lx already present", (unsigned long)at);
-			pending_remove(&t->pend, at, at + PAGE);
-			d->fill.ops->wake(d->fill.ctx, t->uffd, at, PAGE);
+			lazyd_found_present(d, t, at);
 			return 0;
 		case -EAGAIN:
 			d->st.eagain++;
@@ -237,6 +251,7 @@ static int serve_unpending(struct lazyd *d, struct lz_task *t, uint64_t page)
 	switch (rc) {
 	case 0:
 		d->st.pages_zero++;
+		t->cnt.zero++;
 		return 0;
 	case -EEXIST:
 		d->fill.ops->wake(d->fill.ctx, t->uffd, page, PAGE);

@@ -23,8 +23,11 @@
 #include "opts.h"
 #include "source/source.h"
 #include "stats.h"
+#include "status.h"
 #include "task.h"
 #include "util/ev.h"
+
+struct metrics_http;
 
 /* A background read queued with the page source (its tag is the slot's index). */
 struct pf_slot {
@@ -60,6 +63,12 @@ struct lazyd {
 	bool faults_wait;   /* the source reconnects its fault path: wait for src_timer */
 	uint64_t src_timer, src_timer_at; /* wakes the loop when the source may be tried */
 	unsigned items_refused;		  /* tasks restore sent that we did not serve */
+	/* The operator's view (status.h): the status socket, /metrics, the install rate. */
+	int ctl_fd;		      /* WORKDIR/criu-lazyd.status, or -1 */
+	struct metrics_http *metrics; /* --metrics-address, or NULL */
+	uint64_t metrics_timer;	      /* its connections' timeouts */
+	struct lazyd_rate rate;
+	const char *work_dir; /* absolute, for the status */
 };
 
 /* tasks.c */
@@ -107,8 +116,11 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, 
  * path waits until its wait_ms() has passed (an event loop timer, never a sleep); queued
  * faults stay queued, everything else goes on. */
 void lazyd_source_backoff(struct lazyd *d, bool faults);
-/* Count bytes of r installed (fault, background or zero pages) in the stats. */
-void lazyd_account(struct lazyd *d, const struct pend_extent *r, uint64_t bytes, enum fill_path p);
+/* Count bytes of r installed (fault, background or zero pages) in the stats and t's counts. */
+void lazyd_account(struct lazyd *d, struct lz_task *t, const struct pend_extent *r, uint64_t bytes,
+		   enum fill_path p);
+/* The page at 'at' was present already (EEXIST): it leaves t's set, counted as dropped. */
+void lazyd_found_present(struct lazyd *d, struct lz_task *t, uint64_t at);
 /* Serve queued faults of every task. */
 void lazyd_serve_faults(struct lazyd *d);
 

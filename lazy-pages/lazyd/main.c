@@ -16,6 +16,8 @@
 
 #include "fill/fill_kmod.h"
 #include "lazyd.h"
+#include "ops/ctl.h"
+#include "ops/metrics_http.h"
 #include "util/daemon.h"
 #include "util/log.h"
 
@@ -43,11 +45,89 @@ static void on_progress(struct ev_loop *l, uint64_t id, void *data)
 	uint64_t done = d->st.pages_fault + d->st.pages_prefetch;
 
 	(void)id;
+	lazyd_rate_sample(&d->rate, now_s(), done);
 	pr_info("progress: %lu of %lu data pages in (%lu%%), %lu faults served",
 		(unsigned long)done, (unsigned long)d->st.pages_total,
 		(unsigned long)(d->st.pages_total ? done * 100 / d->st.pages_total : 100),
 		(unsigned long)d->st.faults);
 	d->progress_timer = ev_timer_add(l, PROGRESS_MS, on_progress, d);
+}
+
+/* The status socket: answer whoever asks, a few a turn. */
+static void on_ctl(struct ev_loop *l, int fd, unsigned events, void *data)
+{
+	(void)l;
+	(void)events;
+	for (int i = 0; i < 8 && ctl_serve_one(fd, lazyd_status_reply, data) != -EAGAIN; i++)
+		;
+}
+
+static void on_metrics(struct ev_loop *l, int fd, unsigned events, void *data)
+{
+	struct lazyd *d = data;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	metrics_http_run(d->metrics);
+}
+
+/* Now and then for the /metrics connections' timeouts. */
+static void on_metrics_timer(struct ev_loop *l, uint64_t id, void *data)
+{
+	struct lazyd *d = data;
+
+	(void)id;
+	metrics_http_run(d->metrics);
+	d->metrics_timer = ev_timer_add(l, 1000, on_metrics_timer, d);
+}
+
+/*
+ * The operator's interfaces, in the loop: WORKDIR/criu-lazyd.status (a warning when it
+ * cannot be: the restore matters more) and --metrics-address (asked for: an error).
+ */
+static int ops_start(struct lazyd *d)
+{
+	struct errmsg e = {""};
+	int rc;
+
+	d->ctl_fd = ctl_listen(LAZYD_STATUS_NAME, &e);
+	if (d->ctl_fd < 0)
+		pr_warn("no status socket (criu-lazyd status will not work): %s", e.msg);
+	else if ((rc = ev_add(d->loop, d->ctl_fd, EV_READ, on_ctl, d)))
+		pr_warn("event loop: cannot watch the status socket: %s", strerror(-rc));
+	if (!d->o->metrics_address)
+		return 0;
+	rc = metrics_http_start(&d->metrics, d->o->metrics_address, lazyd_metrics_fill, d, &e);
+	if (rc) {
+		pr_err("--metrics-address %s: %s", d->o->metrics_address, e.msg);
+		return rc;
+	}
+	rc = ev_add(d->loop, metrics_http_fd(d->metrics), EV_READ, on_metrics, d);
+	d->metrics_timer = ev_timer_add(d->loop, 1000, on_metrics_timer, d);
+	if (rc || !d->metrics_timer) {
+		pr_err("event loop: cannot watch the metrics endpoint: %s",
+		       strerror(rc ? -rc : ENOMEM));
+		return rc ? rc : -ENOMEM;
+	}
+	pr_info("metrics at http://%s/metrics", d->o->metrics_address);
+	return 0;
+}
+
+static void ops_stop(struct lazyd *d)
+{
+	if (d->ctl_fd >= 0) {
+		ev_del(d->loop, d->ctl_fd);
+		close(d->ctl_fd);
+		unlink(LAZYD_STATUS_NAME);
+		d->ctl_fd = -1;
+	}
+	if (d->metrics) {
+		ev_del(d->loop, metrics_http_fd(d->metrics));
+		ev_timer_del(d->loop, d->metrics_timer);
+		metrics_http_stop(d->metrics);
+		d->metrics = NULL;
+	}
 }
 
 static bool have_work(const struct lazyd *d)
@@ -226,6 +306,7 @@ static int setup(struct lazyd *d, struct lazyd_opts *o)
 
 static void teardown(struct lazyd *d)
 {
+	ops_stop(d);
 	if (d->fill.ops)
 		filler_close(&d->fill);
 	lazyd_free_tasks(d);
@@ -257,8 +338,13 @@ static void teardown(struct lazyd *d)
 int main(int argc, char **argv)
 {
 	struct lazyd_opts o;
-	struct lazyd d = {.listen_fd = -1, .conn_fd = -1, .signal_fd = -1};
-	int rc = lazyd_parse_opts(argc, argv, &o);
+	struct lazyd d = {.listen_fd = -1, .conn_fd = -1, .signal_fd = -1, .ctl_fd = -1};
+	int rc;
+
+	/* `criu-lazyd status ...` asks a running daemon; it is not one. */
+	if (argc > 1 && !strcmp(argv[1], "status"))
+		return lazyd_status_main(argc - 1, argv + 1);
+	rc = lazyd_parse_opts(argc, argv, &o);
 
 	if (rc)
 		return rc > 0 ? 0 : 1;
@@ -277,6 +363,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	o.images_dir = imgdir;
+	static char workdir[4096];
+	d.work_dir = getcwd(workdir, sizeof(workdir)) ? workdir : o.work_dir;
 	const char *logf = o.log_file ? o.log_file : (o.daemon ? "criu-lazyd.log" : NULL);
 	if (log_open(logf)) {
 		fprintf(stderr, "criu-lazyd: cannot open log file %s: %s\n", logf, strerror(errno));
@@ -301,6 +389,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pr_info("listening on %s in %s", LPS_NAME, o.work_dir);
+	if (ops_start(&d)) {
+		teardown(&d);
+		free(imgdir);
+		return 1;
+	}
 	if (o.daemon && daemon_detach("criu-lazyd", o.pidfile, false)) {
 		pr_err("cannot daemonize: %s", strerror(errno));
 		teardown(&d);

@@ -49,8 +49,14 @@ static void usage(FILE *f)
 	       "10)\n"
 	       "      --source-timeout MS  per network request (default 10000)\n"
 	       "      --prefetch-window N  background reads in flight (default 8)\n"
+	       "      --metrics-address ADDR:PORT  serve Prometheus metrics at /metrics (numeric\n"
+	       "                         address; [V6]:PORT)\n"
 	       "  -h, --help             this text\n"
-	       "      --version          print the version and exit\n");
+	       "      --version          print the version and exit\n"
+	       "\n"
+	       "Usage: criu-lazyd status [-W DIR] [--json] [--watch [SECONDS]]\n"
+	       "  the progress of the restore the daemon in work dir DIR serves (see\n"
+	       "  `criu-lazyd status --help`)\n");
 }
 
 static int parse_uint(const char *name, const char *s, long min, long max, long *out)
@@ -109,6 +115,7 @@ enum {
 	OPT_TLSCERT,
 	OPT_TLSKEY,
 	OPT_TLSNAME,
+	OPT_METRICS,
 	OPT_VERSION,
 };
 
@@ -167,6 +174,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	    {"tls-cert", required_argument, NULL, OPT_TLSCERT},
 	    {"tls-key", required_argument, NULL, OPT_TLSKEY},
 	    {"tls-name", required_argument, NULL, OPT_TLSNAME},
+	    {"metrics-address", required_argument, NULL, OPT_METRICS},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {0},
@@ -292,6 +300,9 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 			break;
 		case OPT_TLSNAME:
 			o->tls.name = optarg;
+			break;
+		case OPT_METRICS:
+			o->metrics_address = optarg;
 			break;
 		case OPT_PFWIN:
 			if (parse_uint("--prefetch-window", optarg, 1, 64, &v))

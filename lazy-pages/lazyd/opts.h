@@ -29,10 +29,11 @@ struct lazyd_opts {
 	bool page_server;	  /* --page-server: CRIU's page server at address:port */
 	const char *ps_address;
 	int ps_port;
-	uint32_t source_retries;  /* reconnects / re-reads before a page counts as lost */
-	uint32_t source_timeout;  /* ms per network request */
-	uint32_t prefetch_window; /* background reads in flight (image server) */
-	bool fetch_only;	  /* --fetch-only: fill an empty -D with the metadata, exit */
+	uint32_t source_retries;     /* reconnects / re-reads before a page counts as lost */
+	uint32_t source_timeout;     /* ms per network request */
+	uint32_t prefetch_window;    /* background reads in flight (image server) */
+	bool fetch_only;	     /* --fetch-only: fill an empty -D with the metadata, exit */
+	const char *metrics_address; /* --metrics-address ADDR:PORT: Prometheus /metrics */
 };
 
 /* 0: run; 1: --help printed, exit 0; -1: bad usage (message printed), exit 1. */

@@ -30,9 +30,16 @@ static uint64_t lat_value(unsigned b)
 	return (1ULL << msb) | ((uint64_t)sub << (msb - 3));
 }
 
+void stats_bucket_range(unsigned b, uint64_t *lo, uint64_t *hi)
+{
+	*lo = lat_value(b);
+	*hi = b + 1 < LAT_BUCKETS ? lat_value(b + 1) : UINT64_MAX;
+}
+
 void stats_fault_latency(struct lazyd_stats *s, uint64_t ns)
 {
 	s->lat[lat_bucket(ns)]++;
+	s->lat_sum_ns += ns;
 	if (ns > s->lat_max_ns)
 		s->lat_max_ns = ns;
 }

@@ -20,12 +20,15 @@ struct lazyd_stats {
 	uint64_t faults, eexist, eagain, tasks_killed, tasks_exited;
 	uint64_t lat[LAT_BUCKETS];
 	uint64_t lat_max_ns;
+	uint64_t lat_sum_ns;
 	double t_start, t_restored, t_done; /* CLOCK_MONOTONIC seconds */
 };
 
 double now_s(void);
 void stats_fault_latency(struct lazyd_stats *s, uint64_t ns);
 uint64_t stats_percentile_ns(const struct lazyd_stats *s, double pct);
+/* Bucket b of lat[] holds latencies in [*lo, *hi) ns (the last one: up to UINT64_MAX). */
+void stats_bucket_range(unsigned b, uint64_t *lo, uint64_t *hi);
 void stats_log_summary(const struct lazyd_stats *s);
 int stats_write_json(const struct lazyd_stats *s, const char *path);
 

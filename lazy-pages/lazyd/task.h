@@ -16,6 +16,18 @@ struct lz_fault {
 	uint64_t t_ns; /* when the fault message was read */
 };
 
+/* What happened to a task's data pages (status.c): total == pending + fault + prefetch +
+ * dropped at every moment. */
+struct lz_task_count {
+	uint64_t total;	   /* data pages when we began to serve it (a fork child: at the fork) */
+	uint64_t fault;	   /* installed by the fault path */
+	uint64_t prefetch; /* installed by the background drain */
+	uint64_t dropped;  /* left the set without an install of ours: unmapped, discarded,
+			    * found present, or the task was gone */
+	uint64_t zero;	   /* zero pages installed */
+	uint64_t bytes;	   /* bytes copied */
+};
+
 struct lz_task {
 	int pid;		    /* as in the images: the pid in the restored tree's namespace */
 	pid_t real;		    /* the same task in the daemon's pid namespace; -1 if unknown */
@@ -35,8 +47,9 @@ struct lz_task {
 	unsigned ident_tries;
 	uint64_t enoent_at; /* a page the kernel had no VMA for; dropped if it says so again
 			     * after this task's events were read (serve.c) */
-	char name[48];	    /* for logs: "pid 42" or "pid 42 (child of 41)" */
-	struct lazyd *d;    /* the daemon serving it (for the event loop's handlers) */
+	struct lz_task_count cnt;
+	char name[48];	 /* for logs: "pid 42" or "pid 42 (child of 41)" */
+	struct lazyd *d; /* the daemon serving it (for the event loop's handlers) */
 	struct lz_task *next;
 };
 

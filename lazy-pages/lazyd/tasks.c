@@ -81,6 +81,7 @@ struct lz_task *lazyd_add_task(struct lazyd *d, int pid, pid_t real, int uffd,
 		free(t);
 		return NULL;
 	}
+	t->cnt.total = t->pend.data_pages;
 	t->next = d->tasks;
 	d->tasks = t;
 	task_info(t, "serving %lu pages (%lu with data), uffd %d, pidfd %d",
@@ -126,6 +127,7 @@ void lazyd_task_gone(struct lazyd *d, struct lz_task *t, const char *why)
 		close(t->pagemap_fd);
 	t->pagemap_fd = -2;
 	t->nfaults = 0;
+	t->cnt.dropped += t->pend.data_pages;
 	pending_free(&t->pend);
 }
 
@@ -161,6 +163,7 @@ void lazyd_drop_range(struct lazyd *d, struct lz_task *t, uint64_t start, uint64
 	if (pending_remove(&t->pend, start, end))
 		lazyd_task_fail(d, t, "out of memory while tracking pending pages");
 	d->st.pages_dropped += before - t->pend.data_pages;
+	t->cnt.dropped += before - t->pend.data_pages;
 }
 
 bool lazyd_all_done(const struct lazyd *d)

@@ -28,6 +28,16 @@ struct src_chunk {
 	bool last; /* the read with this tag is complete (or failed): no more chunks for it */
 };
 
+/* A connected source's state (the state op). */
+struct src_state {
+	bool reconnecting;   /* a connection is down and its backoff runs */
+	bool lost;	     /* the connection is gone for good (reads fail) */
+	unsigned retry_ms;   /* reconnecting: until the next attempt */
+	unsigned failures;   /* reconnecting: attempts failed in a row */
+	uint64_t reconnects; /* connections re-established */
+	uint64_t bad_sums;   /* pages that failed their checksum (and were read again) */
+};
+
 struct page_source_ops {
 	const char *name;
 	/*
@@ -76,6 +86,8 @@ struct page_source_ops {
 	 * until the next attempt (0: it may be tried now); the caller's event loop waits.
 	 */
 	unsigned (*wait_ms)(struct page_source *s);
+	/* What an operator sees of a source with connections (criu-lazyd status, metrics). */
+	void (*state)(struct page_source *s, struct src_state *st);
 };
 
 struct page_source {

@@ -50,6 +50,17 @@ unsigned imgd_wait_ms(struct page_source *ps)
 	return at ? (unsigned)(at - now) : 0;
 }
 
+static void imgd_state(struct page_source *ps, struct src_state *st)
+{
+	const struct imgd_src *s = ps->priv;
+
+	*st = (struct src_state){.reconnects = s->reconnects, .bad_sums = s->bad_sums};
+	st->failures = s->ufails > s->bfails ? s->ufails : s->bfails;
+	st->reconnecting = st->failures > 0;
+	if (st->reconnecting)
+		st->retry_ms = imgd_wait_ms(ps);
+}
+
 int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch)
 {
 	struct errmsg e = {""};
@@ -168,6 +179,7 @@ static const struct page_source_ops imgd_ops = {
     .collect = imgd_collect,
     .inflight = imgd_inflight,
     .wait_ms = imgd_wait_ms,
+    .state = imgd_state,
 };
 
 int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, struct errmsg *e)

@@ -168,10 +168,18 @@ static void ps_close(struct page_source *ps)
 	ps->priv = NULL;
 }
 
+static void ps_state(struct page_source *ps, struct src_state *st)
+{
+	const struct ps_src *s = ps->priv;
+
+	*st = (struct src_state){.lost = s->broken || s->fd < 0};
+}
+
 static const struct page_source_ops ps_ops = {
     .name = "page-server",
     .read = ps_read,
     .close = ps_close,
+    .state = ps_state,
 };
 
 int page_source_ps(struct page_source *ps, const struct ps_source_cfg *cfg, struct errmsg *e)

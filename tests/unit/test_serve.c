@@ -164,6 +164,15 @@ static void setup(void)
 
 static void teardown(void)
 {
+	/* Whatever a case did, each task's data pages add up (status.c shows them). */
+	for (struct lz_task *k = d.tasks; k; k = k->next)
+		cr_expect_eq(
+		    k->cnt.total,
+		    k->pend.data_pages + k->cnt.fault + k->cnt.prefetch + k->cnt.dropped,
+		    "%s: %lu data pages, %lu pending + %lu fault + %lu prefetch + %lu dropped",
+		    k->name, (unsigned long)k->cnt.total, (unsigned long)k->pend.data_pages,
+		    (unsigned long)k->cnt.fault, (unsigned long)k->cnt.prefetch,
+		    (unsigned long)k->cnt.dropped);
 	lazyd_free_tasks(&d);
 	ev_loop_free(d.loop);
 	close(fake_uffd[1]);
@@ -375,6 +384,37 @@ Test(serve, remap_moves_pending)
 	cr_assert_eq(d.st.remaps, 1);
 }
 
+/* mremap onto pending pages: those were unmapped, so they count as dropped for the task. */
+Test(serve, remap_onto_pending_counts_dropped)
+{
+	struct uffd_msg m = msg(UFFD_EVENT_REMAP);
+	m.arg.remap.from = BASE;
+	m.arg.remap.to = BASE + 2 * P;
+	m.arg.remap.len = 2 * P;
+	lazyd_handle_msg(&d, t, &m);
+	cr_assert_eq(t->pend.data_pages, 4);
+	cr_assert_eq(t->cnt.dropped, 2);
+	cr_assert_eq(t->cnt.total, 6);
+}
+
+/* Each path counts in the task: fault, background, zero, present already. */
+Test(serve, task_counts_by_path)
+{
+	cr_assert_eq(lazyd_install_run(&d, t, run(0, 2), PATH_FAULT, NULL), 0);
+	cr_assert_eq(lazyd_install_run(&d, t, run(2, 1), PATH_DRAIN, NULL), 0);
+	cr_assert_eq(lazyd_install_run(&d, t, run(6, 2), PATH_FAULT, NULL), 0);
+	cr_assert_eq(sc.at, 3, "one engine call a run");
+	sc.s[3] = (struct step){0, -EEXIST};
+	sc.n = 4;
+	cr_assert_eq(lazyd_install_run(&d, t, run(3, 1), PATH_DRAIN, NULL), 0);
+	cr_assert_eq(t->cnt.fault, 2);
+	cr_assert_eq(t->cnt.prefetch, 1);
+	cr_assert_eq(t->cnt.zero, 2);
+	cr_assert_eq(t->cnt.dropped, 1, "present already: left the set without our install");
+	cr_assert_eq(t->cnt.bytes, 3 * P);
+	cr_assert_eq(t->pend.data_pages, 2);
+}
+
 Test(serve, remove_and_unmap_drop)
 {
 	struct uffd_msg m = msg(UFFD_EVENT_REMOVE);
@@ -416,6 +456,7 @@ static uint32_t three_runs(struct pend_extent *r, const void **data)
 {
 	pending_remove(&t->pend, BASE + 1 * P, BASE + 2 * P);
 	pending_remove(&t->pend, BASE + 4 * P, BASE + 5 * P);
+	t->cnt.fault += 2;
 	r[0] = run(0, 1), r[1] = run(2, 2), r[2] = run(5, 1);
 	data[0] = chunk, data[1] = chunk + 2 * P, data[2] = chunk + 5 * P;
 	return 3;
