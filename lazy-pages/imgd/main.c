@@ -147,8 +147,8 @@ int main(int argc, char **argv)
 	if (!rc) {
 		rc = server_run(&srv);
 		server_close_sessions(&srv);
-		pr_msg("stopped: %lu sessions, %lu refused for authentication",
-		       (unsigned long)srv.d.sessions, (unsigned long)srv.d.refused);
+		pr_msg("stopped: %lu connections, %lu refused for authentication",
+		       (unsigned long)srv.d.connections, (unsigned long)srv.d.auth_failures);
 	}
 	catalog_free(&srv.d.cat);
 	explicit_bzero(&srv.d.read_key, sizeof(srv.d.read_key));

@@ -100,7 +100,10 @@ static void refuse(struct imgd_server *srv, int fd, const char *peer)
 		int n = wire_pack(WT_ERROR, &e.base, 0, buf, sizeof(buf));
 		if (n > 0 && send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 			pr_debug("refusing %s: %s", peer, strerror(errno));
+		else if (n > 0)
+			srv->d.errors[LW_ERR__LW_E_BUSY]++;
 	}
+	srv->d.results[CR_REFUSED_BUSY]++;
 	pr_warn("refused %s: already %u clients", peer, srv->d.nconns);
 	close(fd);
 }
@@ -117,6 +120,7 @@ static void on_accept(struct ev_loop *l, int lfd, unsigned events, void *data)
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
+		srv->d.connections++;
 		peer_name(&ss, peer, sizeof(peer));
 		if (srv->d.nconns >= (unsigned)srv->d.o->max_clients) {
 			refuse(srv, fd, peer);
@@ -128,12 +132,15 @@ static void on_accept(struct ev_loop *l, int lfd, unsigned events, void *data)
 		int rc = session_new(&srv->d, fd, peer, &s);
 		if (rc) {
 			pr_err("cannot take the connection from %s: %s", peer, strerror(-rc));
+			srv->d.results[CR_REFUSED_ERROR]++;
 			close(fd);
 			continue;
 		}
 		rc = ev_add(l, fd, EV_READ, on_session, s);
 		if (rc) {
 			pr_err("cannot take the connection from %s: %s", peer, strerror(-rc));
+			srv->d.results[CR_REFUSED_ERROR]++;
+			s->counted = true;
 			protocol_close(s, "out of resources");
 			continue;
 		}
