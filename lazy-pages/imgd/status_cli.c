@@ -69,7 +69,7 @@ static void explain(const char *path, int err, const struct errmsg *e)
 			"makes this socket unless started with --status-socket none; give its "
 			"--status-socket PATH\n",
 			path, strerror(err));
-	else if (err == EACCES || err == EPERM || err == ECONNRESET)
+	else if (err == EACCES || err == EPERM || err == ECONNRESET || err == EPIPE)
 		fprintf(stderr,
 			"criu-imgd status: %s: %s: only root and the user criu-imgd runs as may "
 			"ask it (try sudo, or sudo -u criu-imgd)\n",
@@ -300,7 +300,7 @@ int status_cli(int argc, char **argv)
 		}
 		if (!st) { /* watching, and the server has gone */
 			fprintf(stderr, "criu-imgd status: the server at %s is gone (%s)\n", c.path,
-				e.msg);
+				strerror(err));
 			return 0;
 		}
 		if (c.watch && tty && !c.json)
