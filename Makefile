@@ -187,7 +187,7 @@ unit: $(UNIT_BIN)
 hosttest: all
 	@rc=0; sh tests/host/run.sh $(B) || rc=1; sh tests/net/run.sh $(B) || rc=1; \
 	sh tests/security/lpsock.sh $(B) || rc=1; sh tests/metrics/lazyd.sh $(B) || rc=1; \
-	exit $$rc
+	sh tests/metrics/imgd.sh $(B) || rc=1; exit $$rc
 
 # Man pages (scdoc) into $(B)/man; mancheck: they render cleanly and match --help and
 # criu.conf.example; the systemd unit passes systemd-analyze.

@@ -25,7 +25,8 @@ struct imgd_image {
 	int *sums_fd; /* per task: pages-N.img.xxh64, or -1 */
 	bool dump_sums;
 	uint64_t lazy_pages, zero_pages;
-	unsigned refs;
+	unsigned refs;	       /* its sessions */
+	uint64_t pages_closed; /* pages its closed sessions were sent (session_free) */
 	struct imgd_image *next;
 };
 

@@ -47,20 +47,20 @@ int handshake_auth(struct imgd_session *s, const LwAuth *a)
 	if (session_auth_challenge(s, challenge))
 		return session_fail(s, LW_ERR__LW_E_AUTH, -1, "cannot bind to the TLS session");
 	if (tls_role >= 0 && (int)a->role != tls_role) {
-		s->d->refused++;
+		session_auth_failed(s);
 		return session_fail(s, LW_ERR__LW_E_AUTH, -1,
 				    "AUTH as %s on a TLS session of the %s key",
 				    wire_role_name(a->role), wire_role_name((LwRole)tls_role));
 	}
 	if (!key) {
-		s->d->refused++;
+		session_auth_failed(s);
 		return session_fail(s, LW_ERR__LW_E_AUTH, -1,
 				    "uploads are not accepted here (criu-imgd --root DIR "
 				    "--accept-uploads --upload-key FILE)");
 	}
 	if (wire_auth_client_mac(key, a->role, challenge, a->nonce.data, want) ||
 	    !wire_mac_equal(want, a->mac.data)) {
-		s->d->refused++;
+		session_auth_failed(s);
 		return session_fail(s, LW_ERR__LW_E_AUTH, -1, "authentication failed (%s)",
 				    a->role == LW_ROLE__LW_ROLE_READ
 					? "not the readers' key, --auth-key"
@@ -73,6 +73,8 @@ int handshake_auth(struct imgd_session *s, const LwAuth *a)
 	ok.mac.len = sizeof(proof);
 	session_reply(s, WT_AUTH_OK, &ok.base, 0);
 	s->role = a->role;
+	s->counted = true;
+	s->d->results[CR_ACCEPTED]++;
 	char how[96];
 	session_describe_tls(s, how, sizeof(how));
 	pr_info("session %lu: authenticated to %s (%s)", (unsigned long)s->id,

@@ -13,9 +13,14 @@
  *   conn_io.c      a connection's bytes: socket or TLS, frames in, one frame out, stalls
  *   catalog.c, sums.c
  *                  the images served and their dump-time checksums
+ *   status.c, metrics.c
+ *                  for server.c: the status snapshot (proto/imgd-status.proto) that the status
+ *                  socket sends, and the Prometheus text made from it (they read the counters
+ *                  of session.h, never change them)
+ *   status_cli.c   `criu-imgd status`: the client of the status socket (main.c calls it)
  *
  * Headers: imgd.h (this: limits, options) <- catalog.h, sums.h, conn_io.h <- session.h <-
- * handlers.h, protocol.h <- server.h.
+ * handlers.h, protocol.h <- server.h <- status.h, metrics.h.
  */
 #ifndef IMGD_IMGD_H
 #define IMGD_IMGD_H
@@ -49,6 +54,8 @@ struct imgd_opts {
 	int verbosity;
 	int max_clients;
 	int status_fd;
+	const char *status_socket;   /* --status-socket: a path, "none", or NULL: the default */
+	const char *metrics_address; /* --metrics-address ADDR:PORT, or NULL: none */
 	bool daemon;
 	bool make_sums;	     /* --make-sums: write the dump-time checksum index and exit */
 	bool accept_uploads; /* --accept-uploads: UPLOAD into --root (with --upload-key) */

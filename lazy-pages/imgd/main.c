@@ -13,6 +13,7 @@
 #include "catalog.h"
 #include "handlers.h"
 #include "server.h"
+#include "status.h"
 #include "sums.h"
 #include "util/daemon.h"
 #include "util/log.h"
@@ -119,8 +120,11 @@ int main(int argc, char **argv)
 	struct imgd_opts o;
 	struct imgd_server srv;
 	struct errmsg e;
-	int rc = imgd_parse_opts(argc, argv, &o);
+	int rc;
 
+	if (argc > 1 && !strcmp(argv[1], "status"))
+		return status_cli(argc - 1, argv + 1);
+	rc = imgd_parse_opts(argc, argv, &o);
 	if (rc)
 		return rc > 0 ? 0 : 1;
 	signal(SIGPIPE, SIG_IGN);
@@ -147,8 +151,8 @@ int main(int argc, char **argv)
 	if (!rc) {
 		rc = server_run(&srv);
 		server_close_sessions(&srv);
-		pr_msg("stopped: %lu sessions, %lu refused for authentication",
-		       (unsigned long)srv.d.sessions, (unsigned long)srv.d.refused);
+		pr_msg("stopped: %lu connections, %lu refused for authentication",
+		       (unsigned long)srv.d.connections, (unsigned long)srv.d.auth_failures);
 	}
 	catalog_free(&srv.d.cat);
 	explicit_bzero(&srv.d.read_key, sizeof(srv.d.read_key));

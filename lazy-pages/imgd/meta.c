@@ -217,10 +217,8 @@ int meta_on_get(struct imgd_session *s, const LwMetaGet *g)
 	}
 	r.data.data = pay;
 	r.data.len = want;
-	if (session_reply(s, WT_META_DATA, &r.base, 0) < 0)
+	if (session_reply(s, WT_META_DATA, &r.base, 0) < 0) /* its bytes: counted there */
 		rc = session_fail(s, LW_ERR__LW_E_LIMIT, -1, "META_DATA does not fit a frame");
-	else
-		s->bytes += want;
 out:
 	if (fd >= 0)
 		close(fd);

@@ -14,7 +14,9 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: criu-imgd (-D DIR | --root DIR) --auth-key FILE [options]\n"
-		"Serve CRIU page images to criu-lazyd --image-server over TCP.\n"
+		"       criu-imgd status [--status-socket PATH] [--json] [--watch [SECONDS]]\n"
+		"Serve CRIU page images to criu-lazyd --image-server over TCP. 'status' shows a\n"
+		"running server's sessions and totals (criu-imgd status --help).\n"
 		"\n"
 		"  -D, --images-dir DIR   serve the one image in DIR (id: its name, or 'default')\n"
 		"      --root DIR         serve every image directory below DIR, by name\n"
@@ -41,7 +43,13 @@ static void usage(FILE *f)
 		"  -v[N], --verbosity[=N] log level 0..4 (default 2)\n"
 		"  -d, --daemon           detach once listening\n"
 		"      --pidfile FILE     write the server's pid to FILE\n"
-		"      --status-fd FD     write one byte to FD once listening\n"
+		"      --status-fd FD     write the port and a newline to FD once listening\n"
+		"      --status-socket PATH\n"
+		"                         the status socket (root and our user only); default\n"
+		"                         $RUNTIME_DIRECTORY/status.sock under systemd, else\n"
+		"                         /run/criu-imgd/status.sock as root; 'none': off\n"
+		"      --metrics-address ADDR:PORT\n"
+		"                         serve Prometheus metrics on http://ADDR:PORT/metrics\n"
 		"  -h, --help             this text\n"
 		"      --version          print the version and exit\n");
 }
@@ -69,6 +77,18 @@ static int size_arg(const char *name, const char *s, uint64_t *out)
 			"criu-imgd: bad value '%s' for %s: %s (bytes, optionally with K, M, G or "
 			"T; 1 to 1P)\n",
 			s, name, rc == -ERANGE ? "out of range" : "not a size");
+	return rc;
+}
+
+/* --metrics-address: a numeric HOST:PORT or [V6]:PORT. */
+static int metrics_arg(const char *s)
+{
+	struct hostport hp;
+	struct errmsg e;
+	int rc = parse_hostport(s, &hp, &e);
+
+	if (rc)
+		fprintf(stderr, "criu-imgd: bad value '%s' for --metrics-address: %s\n", s, e.msg);
 	return rc;
 }
 
@@ -119,6 +139,8 @@ enum {
 	O_TLSCERT,
 	O_TLSKEY,
 	O_TLSCA,
+	O_STATUS_SOCKET,
+	O_METRICS,
 	O_VERSION
 };
 
@@ -146,6 +168,8 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	    {"daemon", no_argument, NULL, 'd'},
 	    {"pidfile", required_argument, NULL, O_PIDFILE},
 	    {"status-fd", required_argument, NULL, O_STATUS},
+	    {"status-socket", required_argument, NULL, O_STATUS_SOCKET},
+	    {"metrics-address", required_argument, NULL, O_METRICS},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {0},
@@ -239,6 +263,19 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 			if (num("--status-fd", optarg, 0, 1 << 20, &v))
 				return -EINVAL;
 			o->status_fd = (int)v;
+			break;
+		case O_STATUS_SOCKET:
+			if (!*optarg) {
+				fprintf(stderr,
+					"criu-imgd: --status-socket needs a path, or 'none'\n");
+				return -EINVAL;
+			}
+			o->status_socket = optarg;
+			break;
+		case O_METRICS:
+			if (metrics_arg(optarg))
+				return -EINVAL;
+			o->metrics_address = optarg;
 			break;
 		case 'h':
 			usage(stdout);

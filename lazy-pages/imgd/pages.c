@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "sums.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 /* Is [off, off + n pages) lazy data of the task (one merged run)? */
@@ -59,6 +60,7 @@ int pages_queue_get(struct imgd_session *s, const LwGet *g)
 	r->nr = (uint8_t)g->n_ranges;
 	r->cur = 0;
 	r->done = 0;
+	r->t_in = mono_ns();
 	s->nq++;
 	return 0;
 }
@@ -172,6 +174,7 @@ int pages_next_frame(struct imgd_session *s, bool urgent_only)
 		uint32_t id = r->id;
 		drop_req(s, (unsigned)qi); /* r and g now name the next request: t->pid below */
 		if (damaged) {
+			s->d->checksum_failures++;
 			pr_err("image %s: pid %d: page at pages offset 0x%llx does not match its "
 			       "dump-time checksum: the image is damaged",
 			       s->img->id, t->pid, (unsigned long long)(off + bad * WIRE_PAGE));
@@ -204,10 +207,12 @@ int pages_next_frame(struct imgd_session *s, bool urgent_only)
 	int len = session_reply(s, WT_PAGES, &m.base, plen);
 	if (len < 0)
 		return session_fail(s, LW_ERR__LW_E_IO, -1, "cannot encode a PAGES frame");
-	s->pages += n;
-	s->zero_pages += n - plen / WIRE_PAGE;
-	s->bytes += (uint64_t)len;
-	if (m.done)
+	s->work.pages += n;
+	s->work.zero_pages += n - plen / WIRE_PAGE;
+	if (m.done) {
+		imgd_hist_add(&s->d->get_time[r->urgent ? 0 : 1],
+			      (double)(mono_ns() - r->t_in) / 1e9);
 		drop_req(s, (unsigned)qi);
+	}
 	return 1;
 }

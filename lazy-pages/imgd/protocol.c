@@ -41,6 +41,8 @@ static bool expected(const struct imgd_session *s, unsigned type)
 static void on_frame(struct imgd_session *s, unsigned type, const ProtobufCMessage *m)
 {
 	s->t_last = mono_ms();
+	if (s->state == CS_READY && type != WT_CLOSE)
+		s->work.requests++;
 	switch (type) {
 	case WT_HELLO:
 		if (!handshake_hello(s, (const LwHello *)m))
@@ -62,7 +64,6 @@ static void on_frame(struct imgd_session *s, unsigned type, const ProtobufCMessa
 		index_start(s);
 		break;
 	case WT_GET:
-		s->gets++;
 		pages_queue_get(s, (const LwGet *)m);
 		break;
 	case WT_META_LIST:
@@ -99,7 +100,7 @@ static int take_frame(struct imgd_session *s)
 		return session_fail(s, LW_ERR__LW_E_PROTO, -1, "unexpected %s frame",
 				    wire_type_name(h.type));
 	if (s->state >= CS_OPEN && !wire_role_may(s->role, h.type)) {
-		s->d->refused++;
+		session_auth_failed(s);
 		return session_fail(s, LW_ERR__LW_E_AUTH, -1,
 				    "%s refused: this connection holds the %s key",
 				    wire_type_name(h.type), wire_role_name(s->role));
@@ -137,12 +138,12 @@ static bool tls_step(struct imgd_session *s)
 	if (rc > 0)
 		return true;
 	if (rc == -EPROTONOSUPPORT) { /* told so in plain, and closed */
-		s->d->refused++;
+		session_auth_failed(s);
 		session_fail(s, LW_ERR__LW_E_AUTH, -1,
 			     "this criu-imgd speaks TLS only (it listens beyond loopback, or "
 			     "--tls): the client must use TLS too (--tls, or `tls on`)");
 	} else if (rc < 0) {
-		s->d->refused++;
+		session_auth_failed(s);
 		pr_warn("session %lu: %s: TLS handshake failed: %s", (unsigned long)s->id, s->peer,
 			e.msg);
 		session_end(s, "TLS handshake: %s", e.msg);
@@ -268,12 +269,12 @@ void protocol_close(struct imgd_session *s, const char *why)
 	if (!why)
 		why = s->close_why[0] ? s->close_why : "closed";
 	if (s->img)
-		pr_msg(
-		    "session %lu: %s closed (%s): image %s (%s), %lu GETs, %lu pages served (%lu "
-		    "zero, not sent), %lu bytes, %.3f s",
-		    (unsigned long)s->id, s->peer, why, s->img->id, conn_class_name(s->cls),
-		    (unsigned long)s->gets, (unsigned long)s->pages, (unsigned long)s->zero_pages,
-		    (unsigned long)s->bytes, dt);
+		pr_msg("session %lu: %s closed (%s): image %s (%s), %lu requests, %lu pages served "
+		       "(%lu "
+		       "zero, not sent), %lu bytes, %.3f s",
+		       (unsigned long)s->id, s->peer, why, s->img->id, conn_class_name(s->cls),
+		       (unsigned long)s->work.requests, (unsigned long)s->work.pages,
+		       (unsigned long)s->work.zero_pages, (unsigned long)s->work.bytes, dt);
 	else
 		pr_info("session %lu: %s closed (%s) before opening an image, %.3f s",
 			(unsigned long)s->id, s->peer, why, dt);

@@ -6,12 +6,19 @@
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "metrics.h"
+#include "ops/ctl.h"
+#include "ops/metrics_http.h"
 #include "protocol.h"
+#include "status.h"
 #include "util/clock.h"
 #include "util/daemon.h"
 #include "util/log.h"
@@ -21,8 +28,9 @@
 
 void server_init(struct imgd_server *srv, const struct imgd_opts *o)
 {
-	*srv = (struct imgd_server){.listen_fd = -1, .sig_fd = -1};
+	*srv = (struct imgd_server){.listen_fd = -1, .sig_fd = -1, .ctl_fd = -1};
 	srv->d.o = o;
+	srv->t_start = mono_ms();
 }
 
 /* A listening socket on --address, --port: the fd, or -errno (logged). */
@@ -100,7 +108,10 @@ static void refuse(struct imgd_server *srv, int fd, const char *peer)
 		int n = wire_pack(WT_ERROR, &e.base, 0, buf, sizeof(buf));
 		if (n > 0 && send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 			pr_debug("refusing %s: %s", peer, strerror(errno));
+		else if (n > 0)
+			srv->d.errors[LW_ERR__LW_E_BUSY]++;
 	}
+	srv->d.results[CR_REFUSED_BUSY]++;
 	pr_warn("refused %s: already %u clients", peer, srv->d.nconns);
 	close(fd);
 }
@@ -117,6 +128,7 @@ static void on_accept(struct ev_loop *l, int lfd, unsigned events, void *data)
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;
+		srv->d.connections++;
 		peer_name(&ss, peer, sizeof(peer));
 		if (srv->d.nconns >= (unsigned)srv->d.o->max_clients) {
 			refuse(srv, fd, peer);
@@ -128,12 +140,15 @@ static void on_accept(struct ev_loop *l, int lfd, unsigned events, void *data)
 		int rc = session_new(&srv->d, fd, peer, &s);
 		if (rc) {
 			pr_err("cannot take the connection from %s: %s", peer, strerror(-rc));
+			srv->d.results[CR_REFUSED_ERROR]++;
 			close(fd);
 			continue;
 		}
 		rc = ev_add(l, fd, EV_READ, on_session, s);
 		if (rc) {
 			pr_err("cannot take the connection from %s: %s", peer, strerror(-rc));
+			srv->d.results[CR_REFUSED_ERROR]++;
+			s->counted = true;
 			protocol_close(s, "out of resources");
 			continue;
 		}
@@ -182,6 +197,128 @@ static int setup_tls(struct imgd_server *srv)
 	return rc;
 }
 
+/* A status client waits: answer it (and a few more), from the loop. */
+static void on_ctl(struct ev_loop *l, int fd, unsigned events, void *data)
+{
+	(void)l;
+	(void)events;
+	for (int i = 0; i < 4 && !ctl_serve_one(fd, status_reply, data); i++)
+		;
+}
+
+/* Does a server answer on the Unix socket at path? */
+static bool sock_live(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool live;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	live = fd >= 0 && !connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (fd >= 0)
+		close(fd);
+	return live;
+}
+
+/*
+ * The status socket: --status-socket PATH (any failure is fatal), or the default (a failure
+ * is logged and the server goes on without one: two servers as root share the default).
+ * 0 or -errno (logged).
+ */
+static int start_status_socket(struct imgd_server *srv)
+{
+	const char *opt = srv->d.o->status_socket;
+	char *path = srv->ctl_path;
+	struct errmsg e;
+	struct stat st;
+	int rc = status_socket_path(opt, true, path, sizeof(srv->ctl_path));
+
+	if (rc == 0) {
+		pr_info("no status socket (%s)", opt ? "--status-socket none"
+						     : "not root, no RUNTIME_DIRECTORY: give "
+						       "--status-socket PATH");
+		return 0;
+	}
+	if (rc < 0) {
+		pr_err("status socket: path too long (at most %zu bytes)",
+		       sizeof(srv->ctl_path) - 1);
+		return opt ? rc : 0;
+	}
+	if (!opt && !getenv("RUNTIME_DIRECTORY") && mkdir(STATUS_SOCK_RUN_DIR, 0700) &&
+	    errno != EEXIST)
+		pr_warn("cannot make %s: %s", STATUS_SOCK_RUN_DIR, strerror(errno));
+	if (sock_live(path)) {
+		log_printf(opt ? LOG_ERROR : LOG_WARN,
+			   "status socket %s: another server answers there: %s", path,
+			   opt ? "give another --status-socket PATH (or none)"
+			       : "going on without one (--status-socket PATH to have one)");
+		return opt ? -EADDRINUSE : 0;
+	}
+	rc = ctl_listen(path, &e);
+	if (rc < 0) {
+		log_printf(opt ? LOG_ERROR : LOG_WARN, "status socket: %s%s", e.msg,
+			   opt ? "" : " (going on without one)");
+		return opt ? rc : 0;
+	}
+	srv->ctl_fd = rc;
+	if (!lstat(path, &st)) {
+		srv->ctl_dev = st.st_dev;
+		srv->ctl_ino = st.st_ino;
+	}
+	rc = ev_add(srv->loop, srv->ctl_fd, EV_READ, on_ctl, srv);
+	if (rc)
+		pr_err("epoll: %s", strerror(-rc));
+	else
+		pr_info("status socket %s (criu-imgd status --status-socket %s)", path, path);
+	return rc;
+}
+
+static void on_metrics(struct ev_loop *l, int fd, unsigned events, void *data)
+{
+	struct imgd_server *srv = data;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	metrics_http_run(srv->metrics);
+}
+
+/* Each second: the endpoint's connection timeouts. */
+static void on_metrics_timer(struct ev_loop *l, uint64_t id, void *data)
+{
+	struct imgd_server *srv = data;
+
+	(void)id;
+	metrics_http_run(srv->metrics);
+	srv->metrics_timer = ev_timer_add(l, 1000, on_metrics_timer, srv);
+}
+
+/* --metrics-address: GET /metrics, its fd in the loop. 0 or -errno (logged). */
+static int start_metrics(struct imgd_server *srv)
+{
+	const char *addr = srv->d.o->metrics_address;
+	struct errmsg e;
+
+	if (!addr)
+		return 0;
+	int rc = metrics_http_start(&srv->metrics, addr, metrics_fill, srv, &e);
+	if (rc) {
+		pr_err("--metrics-address %s: %s", addr, e.msg);
+		return rc;
+	}
+	rc = ev_add(srv->loop, metrics_http_fd(srv->metrics), EV_READ, on_metrics, srv);
+	if (!rc) {
+		srv->metrics_timer = ev_timer_add(srv->loop, 1000, on_metrics_timer, srv);
+		if (!srv->metrics_timer)
+			rc = -ENOMEM;
+	}
+	if (rc)
+		pr_err("metrics endpoint: %s", strerror(-rc));
+	else
+		pr_info("metrics on http://%s/metrics", addr);
+	return rc;
+}
+
 int server_start(struct imgd_server *srv)
 {
 	int rc = do_listen(srv->d.o, &srv->port);
@@ -198,8 +335,13 @@ int server_start(struct imgd_server *srv)
 		return -ENOMEM;
 	}
 	rc = ev_add(srv->loop, srv->listen_fd, EV_READ, on_accept, srv);
-	if (rc)
+	if (rc) {
 		pr_err("epoll: %s", strerror(-rc));
+		return rc;
+	}
+	rc = start_status_socket(srv);
+	if (!rc)
+		rc = start_metrics(srv);
 	return rc;
 }
 
@@ -284,6 +426,21 @@ void server_free(struct imgd_server *srv)
 	if (srv->d.tls_on)
 		wire_tls_server_free(&srv->d.tls);
 	srv->d.tls_on = false;
+	if (srv->metrics) {
+		ev_del(srv->loop, metrics_http_fd(srv->metrics));
+		metrics_http_stop(srv->metrics);
+		srv->metrics = NULL;
+	}
+	if (srv->ctl_fd >= 0) {
+		struct stat st;
+		ev_del(srv->loop, srv->ctl_fd);
+		close(srv->ctl_fd);
+		/* our socket file only: another server may have replaced it since */
+		if (!lstat(srv->ctl_path, &st) && st.st_dev == srv->ctl_dev &&
+		    st.st_ino == srv->ctl_ino)
+			unlink(srv->ctl_path);
+		srv->ctl_fd = -1;
+	}
 	ev_loop_free(srv->loop);
 	srv->loop = NULL;
 	if (srv->sig_fd >= 0)

@@ -34,7 +34,6 @@ int session_new(struct imgd *d, int fd, const char *peer, struct imgd_session **
 	s->t_start = s->t_last = mono_ms();
 	s->state = CS_HELLO;
 	d->nconns++;
-	d->sessions++;
 	pr_info("session %lu: connection from %s", (unsigned long)s->id, s->peer);
 	*out = s;
 	return 0;
@@ -44,8 +43,27 @@ fail:
 	return rc;
 }
 
+/* What the session did goes into the server's sums (and its image's) as it closes. */
+static void fold_counters(struct imgd_session *s)
+{
+	struct imgd *d = s->d;
+	struct imgd_work *c = &d->closed[s->cls];
+
+	if (!s->counted)
+		d->results[s->auth_failed ? CR_AUTH_FAILED : CR_HANDSHAKE_FAILED]++;
+	s->counted = true;
+	c->requests += s->work.requests;
+	c->pages += s->work.pages;
+	c->zero_pages += s->work.zero_pages;
+	c->bytes += s->work.bytes;
+	if (s->img)
+		s->img->pages_closed += s->work.pages;
+	s->work = (struct imgd_work){0};
+}
+
 void session_free(struct imgd_session *s)
 {
+	fold_counters(s);
 	conn_io_free(&s->io);
 	catalog_put(&s->d->cat, s->img);
 	s->d->nconns--;
@@ -56,6 +74,25 @@ void session_free(struct imgd_session *s)
 int session_fd(const struct imgd_session *s)
 {
 	return s->io.fd;
+}
+
+const double imgd_hist_le[IMGD_HIST_N] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+					  0.01,	  0.025,   0.05,   0.1,	  1};
+
+void imgd_hist_add(struct imgd_hist *h, double seconds)
+{
+	size_t i = 0;
+
+	while (i < IMGD_HIST_N && seconds > imgd_hist_le[i])
+		i++;
+	h->count[i]++;
+	h->sum += seconds;
+}
+
+void session_auth_failed(struct imgd_session *s)
+{
+	s->d->auth_failures++;
+	s->auth_failed = true;
 }
 
 const char *conn_class_name(enum conn_class cls)
@@ -96,7 +133,11 @@ uint8_t *session_pay(struct imgd_session *s)
 
 int session_reply(struct imgd_session *s, unsigned type, const ProtobufCMessage *m, size_t plen)
 {
-	return conn_io_queue(&s->io, type, m, plen);
+	int len = conn_io_queue(&s->io, type, m, plen);
+
+	if (len > 0)
+		s->work.bytes += (uint64_t)len;
+	return len;
 }
 
 int session_fail(struct imgd_session *s, int code, int64_t req, const char *fmt, ...)
@@ -108,6 +149,7 @@ int session_fail(struct imgd_session *s, int code, int64_t req, const char *fmt,
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	pr_warn("session %lu: %s: %s", (unsigned long)s->id, s->peer, text);
+	s->d->errors[code > 0 && code < IMGD_NERR ? code : 0]++;
 	LwError e = LW_ERROR__INIT;
 	e.code = code;
 	e.text = text;

@@ -16,6 +16,45 @@
 #include "wire/wire_auth.h"
 #include "wire/wire_tls.h"
 
+/* What a connection is for, from its OPEN (its class) or its UPLOAD: what it may ask next. */
+enum conn_class {
+	CONN_NONE,   /* not open yet */
+	CONN_URGENT, /* GET and INDEX_GET, for faults */
+	CONN_BULK,   /* GET and INDEX_GET, for prefetch */
+	CONN_META,   /* META_LIST and META_GET, one at a time */
+	CONN_UPLOAD, /* UPLOAD_FILE and UPLOAD_END (with the publishers' key) */
+	CONN_NCLASSES
+};
+
+/* How a connection's admission ended, each counted once (criu_imgd_connections_total). */
+enum conn_result {
+	CR_ACCEPTED,	     /* authenticated */
+	CR_REFUSED_BUSY,     /* over --max-clients */
+	CR_REFUSED_ERROR,    /* out of resources when it came */
+	CR_AUTH_FAILED,	     /* wrong key or role, TLS handshake failed, plain client on TLS */
+	CR_HANDSHAKE_FAILED, /* closed before authenticating for another reason */
+	CR_NRESULTS
+};
+
+/* What a session did; the server keeps the sums of the closed ones, by class. */
+struct imgd_work {
+	uint64_t requests;   /* request frames after the handshake */
+	uint64_t pages;	     /* pages served, zero ones included */
+	uint64_t zero_pages; /* of them: marked, not sent */
+	uint64_t bytes;	     /* frame bytes queued (session_reply) */
+};
+
+/* Service times of GETs, arrival to last PAGES frame queued: counts per bucket alone. */
+#define IMGD_HIST_N 11
+extern const double imgd_hist_le[IMGD_HIST_N]; /* upper bounds, seconds */
+struct imgd_hist {
+	uint64_t count[IMGD_HIST_N + 1]; /* the last: above the last bound */
+	double sum;
+};
+void imgd_hist_add(struct imgd_hist *h, double seconds);
+
+#define IMGD_NERR 16 /* ERROR codes counted one by one (LW_E_* below it; others at 0) */
+
 /* What every session of the server shares. */
 struct imgd {
 	const struct imgd_opts *o;
@@ -27,20 +66,18 @@ struct imgd {
 	uint64_t up_inflight; /* bytes reserved by the uploads in progress */
 	unsigned nconns;      /* sessions open */
 	uint64_t next_id;
-	uint64_t sessions, refused;
+	/* The counters (status.c reads them; each is counted in one place). */
+	uint64_t connections;	       /* every connection accepted by the kernel (server.c) */
+	uint64_t results[CR_NRESULTS]; /* how their admission ended */
+	uint64_t auth_failures;	       /* every refusal for authentication (session_auth_failed) */
+	uint64_t checksum_failures;    /* pages that did not match their dump-time sum (pages.c) */
+	uint64_t errors[IMGD_NERR];    /* ERROR frames sent, by code (session_fail, refuse) */
+	struct imgd_work closed[CONN_NCLASSES]; /* of the sessions closed (session_free) */
+	struct imgd_hist get_time[2];		/* urgent, bulk GETs (pages.c) */
 };
 
 /* Where a session is in the protocol (before it, the TLS handshake: conn_io). */
 enum conn_state { CS_HELLO, CS_AUTH, CS_OPEN, CS_READY, CS_CLOSING };
-
-/* What a connection is for, from its OPEN (its class) or its UPLOAD: what it may ask next. */
-enum conn_class {
-	CONN_NONE,   /* not open yet */
-	CONN_URGENT, /* GET and INDEX_GET, for faults */
-	CONN_BULK,   /* GET and INDEX_GET, for prefetch */
-	CONN_META,   /* META_LIST and META_GET, one at a time */
-	CONN_UPLOAD, /* UPLOAD_FILE and UPLOAD_END (with the publishers' key) */
-};
 
 /* A GET (pages.c): its ranges, checked when it came, served a chunk at a time. */
 struct imgd_range {
@@ -54,6 +91,7 @@ struct imgd_req {
 	bool urgent;
 	uint8_t nr, cur; /* ranges, and the one being served */
 	uint32_t done;	 /* pages of ranges[cur] already sent */
+	uint64_t t_in;	 /* mono_ns: when it came */
 	struct imgd_range r[WIRE_MAX_RANGES];
 };
 
@@ -85,8 +123,9 @@ struct imgd_session {
 	bool ix_active;
 	size_t ix_task, ix_ext;
 	struct imgd_upload up;
-	/* counters for the session log */
-	uint64_t pages, zero_pages, bytes, gets;
+	/* what it did (the session log, status.c), and whether its admission was counted */
+	struct imgd_work work;
+	bool counted, auth_failed;
 	char close_why[WIRE_MAX_TEXT];
 	/* server.c's: its list of sessions, and what the event loop waits for */
 	struct imgd_session *next;
@@ -107,6 +146,9 @@ int session_fd(const struct imgd_session *s);
 int session_auth_challenge(const struct imgd_session *s, uint8_t out[WIRE_NONCE]);
 int session_tls_role(const struct imgd_session *s);
 void session_describe_tls(const struct imgd_session *s, char *buf, size_t len);
+
+/* A refusal for authentication: counted (and the connection's admission failed). */
+void session_auth_failed(struct imgd_session *s);
 
 /* "urgent", "bulk", "meta", "upload" or "none", for logs. */
 const char *conn_class_name(enum conn_class cls);

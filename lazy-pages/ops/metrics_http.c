@@ -126,13 +126,14 @@ int metrics_http_start(struct metrics_http **out, const char *hostport, metrics_
 	unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
 	if (sa.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	m->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
-				  (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
-				  (unsigned)METRICS_CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-				  (unsigned)METRICS_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-				  (unsigned)METRICS_CONN_TIMEOUT_S,
-				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_CONN_MEMORY,
-				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+	/* The logger first: libmicrohttpd warns (on its own stderr logger) otherwise. */
+	m->mhd = MHD_start_daemon(
+	    flags, 0, NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)METRICS_CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)METRICS_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)METRICS_CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)METRICS_CONN_MEMORY, MHD_OPTION_END);
 	if (!m->mhd) {
 		free(m);
 		return errmsg_set(e, EADDRNOTAVAIL,

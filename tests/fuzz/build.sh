@@ -31,13 +31,15 @@ mkdir -p "$OBJ"
 
 # The generated protobuf-c code, by the project's own rules.
 make --no-print-directory -s $GEN/lazy-wire.pb-c.c $GEN/lazy-wire.pb-c.h \
-	$GEN/criu-images.pb-c.c $GEN/criu-images.pb-c.h
+	$GEN/criu-images.pb-c.c $GEN/criu-images.pb-c.h $GEN/imgd-status.pb-c.c $GEN/imgd-status.pb-c.h
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 CFLAGS="-O1 -g -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -pthread $SAN"
 CPPFLAGS="-I$GEN -Ilazy-pages -I. -Itests -Ikmod/include/uapi"
 FUZZ="-fsanitize=fuzzer-no-link"
 LIBS="-lprotobuf-c -lxxhash -lgnutls"
+# criu-imgd's objects reach ops/ (its status socket and /metrics): libmicrohttpd, json-c.
+OPS_LIBS=$(pkg-config --libs libmicrohttpd json-c)
 
 # obj SRC [EXTRA FLAGS...]: compile SRC into $OBJ unless up to date; prints the object.
 need_build() { # OBJ SRC DEP
@@ -80,12 +82,13 @@ wait_all() {
 objs_of() { for f in "$@"; do echo "$f" | sed -e 's|^lazy-pages/||' -e 's|^plugin/|plugin_|' -e 's|/|_|g' -e 's|\.c$||'; done; }
 # Every file of the layers the harnesses reach, and criu-imgd without its main().
 PROJECT="$(ls lazy-pages/util/*.c lazy-pages/img/*.c lazy-pages/wire/*.c)
-$(ls lazy-pages/source/source_imgd*.c) $(ls plugin/lrconf*.c) $(ls lazy-pages/imgd/*.c | grep -v /main.c)"
+$(ls lazy-pages/source/source_imgd*.c) $(ls plugin/lrconf*.c) $(ls lazy-pages/imgd/*.c | grep -v /main.c)
+$(ls lazy-pages/ops/*.c)"
 for s in $PROJECT; do
 	n=$(objs_of "$s")
 	compile "$s" "$n" $FUZZ
 done
-for p in lazy-wire criu-images; do
+for p in lazy-wire criu-images imgd-status; do
 	compile "$GEN/$p.pb-c.c" "gen_$p" $FUZZ -Wno-unused-parameter
 done
 for h in fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf; do
@@ -99,7 +102,7 @@ wait_all
 o() { for n in "$@"; do printf '%s ' "$OBJ/$n.o"; done; }
 WIRE="$(objs_of lazy-pages/util/*.c lazy-pages/wire/*.c) gen_lazy-wire"
 IMAGES="$(objs_of lazy-pages/img/*.c) gen_criu-images"
-IMGD="$(objs_of $(ls lazy-pages/imgd/*.c | grep -v /main.c))"
+IMGD="$(objs_of $(ls lazy-pages/imgd/*.c | grep -v /main.c) lazy-pages/ops/*.c) gen_imgd-status"
 CLIENT="$(objs_of lazy-pages/source/source_imgd*.c)"
 LRCONF="$(objs_of plugin/lrconf*.c)"
 CLIENT_WRAP="-Wl,--wrap=socket,--wrap=connect,--wrap=send,--wrap=getaddrinfo,--wrap=freeaddrinfo,--wrap=wire_random"
@@ -115,7 +118,7 @@ F="-fsanitize=fuzzer"
 link $OUT/fuzz_images "$(o fuzz_images $IMAGES $(objs_of lazy-pages/util/*.c))" $F -lprotobuf-c
 link $OUT/fuzz_lrconf "$(o fuzz_lrconf $LRCONF $(objs_of lazy-pages/util/*.c))" $F
 link $OUT/fuzz_wire_server "$(o fuzz_wire_server $WIRE $IMAGES $IMGD)" $F \
-	-Wl,--wrap=wire_random $LIBS
+	-Wl,--wrap=wire_random $LIBS $OPS_LIBS
 link $OUT/fuzz_wire_client "$(o fuzz_wire_client $WIRE $IMAGES $CLIENT)" $F $CLIENT_WRAP $LIBS
 # fuzzer-no-link objects outside libFuzzer: its weak callbacks come from the sanitizer runtime
 link $OUT/fuzz_wire_client-capture "$(o fuzz_wire_client-capture $WIRE $IMAGES $CLIENT)" \
