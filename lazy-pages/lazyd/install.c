@@ -270,13 +270,41 @@ static int serve_unpending(struct lazyd *d, struct lz_task *t, uint64_t page)
 	}
 }
 
-/* A fault installs its page and up to --fault-window pending pages after it. */
+/*
+ * The background stream's reads in flight for t, against a fault's run r: true when one of
+ * them covers r's first page (asked for at that address with that data, so not moved
+ * since): its data is on the way and the fault waits for it. Otherwise r is cut before the
+ * first read in flight inside it. Either way no page is fetched twice.
+ */
+static bool stream_brings(const struct lazyd *d, const struct lz_task *t, struct pend_extent *r)
+{
+	for (unsigned k = 0; k < LAZYD_MAX_PREFETCH; k++) {
+		const struct pf_slot *sl = &d->pf[k];
+		if (!sl->used || sl->t != t || sl->start >= r->end ||
+		    sl->start + sl->len <= r->start)
+			continue;
+		if (sl->start <= r->start) {
+			if (r->src == sl->src + (r->start - sl->start))
+				return true;
+			continue; /* the range moved here since: that data is not this page's */
+		}
+		r->end = sl->start;
+	}
+	return false;
+}
+
+/*
+ * A fault installs its page and up to --fault-window pending pages after it; -EINPROGRESS
+ * when the stream is bringing that page already (the fault waits for it: stream_brings).
+ */
 static int serve_fault(struct lazyd *d, struct lz_task *t, const struct lz_fault *f)
 {
 	struct pend_extent r;
 
 	if (!pending_run_at(&t->pend, f->addr, (uint64_t)d->o->fault_window * PAGE, &r))
 		return serve_unpending(d, t, f->addr);
+	if (d->src.ops->prefetch && !(r.flags & PEND_ZERO) && stream_brings(d, t, &r))
+		return -EINPROGRESS;
 	task_debug(t, "fault at 0x%lx: %s %lu pages", (unsigned long)f->addr,
 		   (r.flags & PEND_ZERO) ? "zero" : "copy",
 		   (unsigned long)((r.end - r.start) / PAGE));
@@ -288,22 +316,30 @@ static int serve_fault(struct lazyd *d, struct lz_task *t, const struct lz_fault
 void lazyd_serve_faults(struct lazyd *d)
 {
 	for (struct lz_task *t = d->tasks; t; t = t->next) {
-		size_t i = 0;
+		size_t keep = 0, waiting = 0, n;
+		bool stop = false;
 
 		if (t->gone || t->killed)
 			continue;
 		if (t->need_events)
 			lazyd_read_uffd(d, t);
-		while (i < t->nfaults && !t->gone && !t->killed) {
-			if (serve_fault(d, t, &t->faults[i]) == -EAGAIN)
-				break;
+		n = t->nfaults;
+		/* Served faults leave the queue; the rest keep their order. */
+		for (size_t i = 0; i < n && !t->gone && !t->killed; i++) {
+			const struct lz_fault f = t->faults[i];
+			int rc = stop ? -EAGAIN : serve_fault(d, t, &f);
+			if (rc == -EAGAIN || rc == -EINPROGRESS) {
+				stop |= rc == -EAGAIN;
+				waiting += rc == -EINPROGRESS;
+				t->faults[keep++] = f;
+				continue;
+			}
 			d->st.faults++;
-			stats_fault_latency(&d->st, mono_ns() - t->faults[i].t_ns);
-			i++;
+			stats_fault_latency(&d->st, mono_ns() - f.t_ns);
 		}
-		if (i && t->nfaults >= i) {
-			memmove(t->faults, t->faults + i, (t->nfaults - i) * sizeof(*t->faults));
-			t->nfaults -= i;
+		if (!t->gone && !t->killed) {
+			t->nfaults = keep;
+			t->nwaiting = waiting;
 		}
 	}
 }

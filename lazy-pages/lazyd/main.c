@@ -134,7 +134,7 @@ static bool have_work(const struct lazyd *d)
 {
 	for (const struct lz_task *t = d->tasks; t; t = t->next)
 		if (!t->gone && !t->killed &&
-		    ((t->nfaults && !d->faults_wait) || t->need_events ||
+		    ((t->nfaults > t->nwaiting && !d->faults_wait) || t->need_events ||
 		     (d->restore_finished && t->pend.data_pages && !d->drain_blocked)))
 			return true;
 	return false;

@@ -40,6 +40,7 @@ struct lz_task {
 	unsigned inflight; /* background reads queued with the page source */
 	struct lz_fault *faults;
 	size_t nfaults, faults_cap;
+	size_t nwaiting;   /* of those, waiting for data the stream is bringing */
 	bool gone;	   /* exited or mm gone: nothing more to do */
 	bool killed;	   /* failed: SIGKILLed (or unkillable), served no more */
 	bool need_events;  /* an install hit EAGAIN: read this uffd's events first */

@@ -127,6 +127,7 @@ void lazyd_task_gone(struct lazyd *d, struct lz_task *t, const char *why)
 		close(t->pagemap_fd);
 	t->pagemap_fd = -2;
 	t->nfaults = 0;
+	t->nwaiting = 0;
 	t->cnt.dropped += t->pend.data_pages;
 	pending_free(&t->pend);
 }
@@ -155,6 +156,7 @@ void lazyd_task_fail(struct lazyd *d, struct lz_task *t, const char *fmt, ...)
 	/* Served no more either way; gone once its pidfd says it exited. */
 	t->killed = true;
 	t->nfaults = 0;
+	t->nwaiting = 0;
 }
 
 void lazyd_drop_range(struct lazyd *d, struct lz_task *t, uint64_t start, uint64_t end)

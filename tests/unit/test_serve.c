@@ -118,6 +118,17 @@ static unsigned s_wait_ms(struct page_source *s)
 
 static const struct page_source_ops scripted_src = {
     .name = "scripted", .read = s_read, .close = s_close};
+/* A source with a background stream (criu-imgd's): prefetch() is never called here, the
+ * tests put the reads in flight into d.pf themselves. */
+static int s_prefetch(struct page_source *s, const struct img_task *t, uint64_t src, size_t len,
+		      uint64_t tag)
+{
+	(void)s, (void)t, (void)src, (void)len, (void)tag;
+	return -EBUSY;
+}
+
+static const struct page_source_ops streaming_src = {
+    .name = "streaming", .read = s_read, .close = s_close, .prefetch = s_prefetch};
 /* A source that reconnects (criu-imgd's): -EAGAIN at once, and when to come back. */
 static const struct page_source_ops reconnecting_src = {
     .name = "reconnecting", .read = s_read, .close = s_close, .wait_ms = s_wait_ms};
@@ -551,4 +562,71 @@ Test(serve, batch_not_for_unidentified_child)
 	lazyd_install_batch(&d, t, r, data, three_runs(r, data), PATH_DRAIN);
 	cr_assert_eq(sc.batches, 0);
 	cr_assert_eq(sc.copies, 3);
+}
+
+/* ---- faults and the stream: no page is fetched twice ---- */
+
+static void fault_at(uint64_t page)
+{
+	struct uffd_msg m = msg(UFFD_EVENT_PAGEFAULT);
+	m.arg.pagefault.address = BASE + page * P;
+	lazyd_handle_msg(&d, t, &m);
+}
+
+/* A read in flight for pages [first, first+n) as they are pending now. */
+static void in_flight(unsigned slot, uint64_t first, uint64_t n)
+{
+	struct pend_extent r = run(first, n);
+	d.pf[slot] = (struct pf_slot){t, r.start, r.src, n * P, true, ++d.pf_seq};
+	d.pf_used++;
+}
+
+/* The faulting page is on its way in the stream: the fault waits, nothing is fetched. */
+Test(serve, fault_waits_for_the_stream)
+{
+	d.src.ops = &streaming_src;
+	in_flight(0, 0, 4);
+	fault_at(2);
+	lazyd_serve_faults(&d);
+	cr_assert_eq(src_reads, 0, "not fetched again");
+	cr_assert_eq(sc.copies, 0);
+	cr_assert_eq(t->nfaults, 1, "still queued");
+	cr_assert_eq(t->nwaiting, 1);
+	/* The stream's data arrived (the read done, the pages in): the fault is settled. */
+	static char data[4 * P];
+	cr_assert_eq(lazyd_install_run(&d, t, run(0, 4), PATH_DRAIN, data), 0);
+	d.pf[0].used = false;
+	d.pf_used = 0;
+	lazyd_serve_faults(&d);
+	cr_assert_eq(t->nfaults, 0);
+	cr_assert_eq(t->nwaiting, 0);
+	cr_assert_eq(src_reads, 0);
+	cr_assert_eq(d.st.faults, 1);
+}
+
+/* The fault's window stops where the stream's reads begin. */
+Test(serve, fault_window_cut_before_the_stream)
+{
+	d.src.ops = &streaming_src;
+	in_flight(0, 3, 3);
+	fault_at(0);
+	lazyd_serve_faults(&d);
+	cr_assert_eq(src_reads, 1);
+	cr_assert_eq(sc.copies, 1);
+	cr_assert_eq(sc.last_len, 3 * P, "pages 0-2 only, 3-5 are in flight");
+	cr_assert(!pending(0) && !pending(2) && pending(3) && pending(5));
+	cr_assert_eq(t->nfaults, 0);
+}
+
+/* A read in flight for data that has moved away since: the fault does not wait for it. */
+Test(serve, fault_does_not_wait_for_moved_data)
+{
+	d.src.ops = &streaming_src;
+	in_flight(0, 0, 2);
+	d.pf[0].src += 7 * P; /* that read is for other data than what is pending here now */
+	fault_at(0);
+	lazyd_serve_faults(&d);
+	cr_assert_eq(src_reads, 1);
+	cr_assert_eq(t->nfaults, 0);
+	cr_assert_not(pending(0));
 }
