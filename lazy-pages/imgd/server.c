@@ -273,26 +273,6 @@ static int start_status_socket(struct imgd_server *srv)
 	return rc;
 }
 
-static void on_metrics(struct ev_loop *l, int fd, unsigned events, void *data)
-{
-	struct imgd_server *srv = data;
-
-	(void)l;
-	(void)fd;
-	(void)events;
-	metrics_http_run(srv->metrics);
-}
-
-/* Each second: the endpoint's connection timeouts. */
-static void on_metrics_timer(struct ev_loop *l, uint64_t id, void *data)
-{
-	struct imgd_server *srv = data;
-
-	(void)id;
-	metrics_http_run(srv->metrics);
-	srv->metrics_timer = ev_timer_add(l, 1000, on_metrics_timer, srv);
-}
-
 /* --metrics-address: GET /metrics, its fd in the loop. 0 or -errno (logged). */
 static int start_metrics(struct imgd_server *srv)
 {
@@ -301,19 +281,9 @@ static int start_metrics(struct imgd_server *srv)
 
 	if (!addr)
 		return 0;
-	int rc = metrics_http_start(&srv->metrics, addr, metrics_fill, srv, &e);
-	if (rc) {
-		pr_err("--metrics-address %s: %s", addr, e.msg);
-		return rc;
-	}
-	rc = ev_add(srv->loop, metrics_http_fd(srv->metrics), EV_READ, on_metrics, srv);
-	if (!rc) {
-		srv->metrics_timer = ev_timer_add(srv->loop, 1000, on_metrics_timer, srv);
-		if (!srv->metrics_timer)
-			rc = -ENOMEM;
-	}
+	int rc = metrics_http_start(&srv->metrics, srv->loop, addr, metrics_fill, srv, &e);
 	if (rc)
-		pr_err("metrics endpoint: %s", strerror(-rc));
+		pr_err("--metrics-address %s: %s", addr, e.msg);
 	else
 		pr_info("metrics on http://%s/metrics", addr);
 	return rc;
@@ -426,11 +396,8 @@ void server_free(struct imgd_server *srv)
 	if (srv->d.tls_on)
 		wire_tls_server_free(&srv->d.tls);
 	srv->d.tls_on = false;
-	if (srv->metrics) {
-		ev_del(srv->loop, metrics_http_fd(srv->metrics));
-		metrics_http_stop(srv->metrics);
-		srv->metrics = NULL;
-	}
+	metrics_http_stop(srv->metrics);
+	srv->metrics = NULL;
 	if (srv->ctl_fd >= 0) {
 		struct stat st;
 		ev_del(srv->loop, srv->ctl_fd);

@@ -29,7 +29,6 @@ struct imgd_server {
 	dev_t ctl_dev; /* the socket file we made: removed at the end if still ours */
 	ino_t ctl_ino;
 	struct metrics_http *metrics;
-	uint64_t metrics_timer;
 };
 
 /* Before anything: no fds, no loop. */

@@ -68,7 +68,6 @@ struct lazyd {
 	/* The operator's view (status.h): the status socket, /metrics, the install rate. */
 	int ctl_fd;		      /* WORKDIR/criu-lazyd.status, or -1 */
 	struct metrics_http *metrics; /* --metrics-address, or NULL */
-	uint64_t metrics_timer;	      /* its connections' timeouts */
 	struct lazyd_rate rate;
 	const char *work_dir; /* absolute, for the status */
 };

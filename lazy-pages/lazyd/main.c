@@ -62,26 +62,6 @@ static void on_ctl(struct ev_loop *l, int fd, unsigned events, void *data)
 		;
 }
 
-static void on_metrics(struct ev_loop *l, int fd, unsigned events, void *data)
-{
-	struct lazyd *d = data;
-
-	(void)l;
-	(void)fd;
-	(void)events;
-	metrics_http_run(d->metrics);
-}
-
-/* Now and then for the /metrics connections' timeouts. */
-static void on_metrics_timer(struct ev_loop *l, uint64_t id, void *data)
-{
-	struct lazyd *d = data;
-
-	(void)id;
-	metrics_http_run(d->metrics);
-	d->metrics_timer = ev_timer_add(l, 1000, on_metrics_timer, d);
-}
-
 /*
  * The operator's interfaces, in the loop: WORKDIR/criu-lazyd.status (a warning when it
  * cannot be: the restore matters more) and --metrics-address (asked for: an error).
@@ -98,17 +78,11 @@ static int ops_start(struct lazyd *d)
 		pr_warn("event loop: cannot watch the status socket: %s", strerror(-rc));
 	if (!d->o->metrics_address)
 		return 0;
-	rc = metrics_http_start(&d->metrics, d->o->metrics_address, lazyd_metrics_fill, d, &e);
+	rc = metrics_http_start(&d->metrics, d->loop, d->o->metrics_address, lazyd_metrics_fill, d,
+				&e);
 	if (rc) {
 		pr_err("--metrics-address %s: %s", d->o->metrics_address, e.msg);
 		return rc;
-	}
-	rc = ev_add(d->loop, metrics_http_fd(d->metrics), EV_READ, on_metrics, d);
-	d->metrics_timer = ev_timer_add(d->loop, 1000, on_metrics_timer, d);
-	if (rc || !d->metrics_timer) {
-		pr_err("event loop: cannot watch the metrics endpoint: %s",
-		       strerror(rc ? -rc : ENOMEM));
-		return rc ? rc : -ENOMEM;
 	}
 	pr_info("metrics at http://%s/metrics", d->o->metrics_address);
 	return 0;
@@ -122,12 +96,8 @@ static void ops_stop(struct lazyd *d)
 		unlink(LAZYD_STATUS_NAME);
 		d->ctl_fd = -1;
 	}
-	if (d->metrics) {
-		ev_del(d->loop, metrics_http_fd(d->metrics));
-		ev_timer_del(d->loop, d->metrics_timer);
-		metrics_http_stop(d->metrics);
-		d->metrics = NULL;
-	}
+	metrics_http_stop(d->metrics);
+	d->metrics = NULL;
 }
 
 static bool have_work(const struct lazyd *d)

@@ -25,7 +25,27 @@ struct metrics_http {
 	void *data;
 	unsigned port;
 	unsigned long scrapes;
+	struct ev_loop *loop; /* NULL: driven by the caller */
+	uint64_t timer;
 };
+
+static void on_ready(struct ev_loop *l, int fd, unsigned events, void *data)
+{
+	(void)l;
+	(void)fd;
+	(void)events;
+	metrics_http_run(data);
+}
+
+/* Each second: the connections' timeouts. */
+static void on_timer(struct ev_loop *l, uint64_t id, void *data)
+{
+	struct metrics_http *m = data;
+
+	(void)id;
+	metrics_http_run(m);
+	m->timer = ev_timer_add(l, 1000, on_timer, m);
+}
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -110,8 +130,8 @@ static int address(const char *hostport, struct sockaddr_storage *sa, struct err
 	return 0;
 }
 
-int metrics_http_start(struct metrics_http **out, const char *hostport, metrics_fill_fn fill,
-		       void *data, struct errmsg *e)
+int metrics_http_start(struct metrics_http **out, struct ev_loop *loop, const char *hostport,
+		       metrics_fill_fn fill, void *data, struct errmsg *e)
 {
 	struct sockaddr_storage sa;
 	int rc = address(hostport, &sa, e);
@@ -143,6 +163,17 @@ int metrics_http_start(struct metrics_http **out, const char *hostport, metrics_
 	}
 	const union MHD_DaemonInfo *pi = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	m->port = pi ? pi->port : 0;
+	if (loop) {
+		m->loop = loop;
+		rc = ev_add(loop, metrics_http_fd(m), EV_READ, on_ready, m);
+		m->timer = rc ? 0 : ev_timer_add(loop, 1000, on_timer, m);
+		if (rc || !m->timer) {
+			metrics_http_stop(m);
+			return errmsg_set(e, rc ? -rc : ENOMEM,
+					  "cannot serve %s from the event loop: %s", hostport,
+					  strerror(rc ? -rc : ENOMEM));
+		}
+	}
 	*out = m;
 	return 0;
 }
@@ -174,6 +205,10 @@ void metrics_http_stop(struct metrics_http *m)
 {
 	if (!m)
 		return;
+	if (m->loop) {
+		ev_del(m->loop, metrics_http_fd(m));
+		ev_timer_del(m->loop, m->timer);
+	}
 	MHD_stop_daemon(m->mhd);
 	free(m);
 }

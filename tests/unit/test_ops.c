@@ -154,7 +154,7 @@ Test(metrics_http, get_metrics_404_405)
 	unsigned port = free_port();
 
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
-	cr_assert_eq(metrics_http_start(&m, addr, fill, NULL, &e), 0, "%s", e.msg);
+	cr_assert_eq(metrics_http_start(&m, NULL, addr, fill, NULL, &e), 0, "%s", e.msg);
 	cr_assert_eq(metrics_http_port(m), port);
 	r.request = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 	ask(m, &r);
@@ -179,10 +179,10 @@ Test(metrics_http, bad_addresses)
 	struct metrics_http *m;
 	struct errmsg e = {""};
 
-	cr_assert_eq(metrics_http_start(&m, "localhost:9100", fill, NULL, &e), -EINVAL);
+	cr_assert_eq(metrics_http_start(&m, NULL, "localhost:9100", fill, NULL, &e), -EINVAL);
 	cr_assert(strstr(e.msg, "numeric"), "%s", e.msg);
-	cr_assert_lt(metrics_http_start(&m, "127.0.0.1:99999", fill, NULL, &e), 0);
-	cr_assert_lt(metrics_http_start(&m, "nonsense", fill, NULL, &e), 0);
+	cr_assert_lt(metrics_http_start(&m, NULL, "127.0.0.1:99999", fill, NULL, &e), 0);
+	cr_assert_lt(metrics_http_start(&m, NULL, "nonsense", fill, NULL, &e), 0);
 }
 
 /* ---- ctl ---- */
