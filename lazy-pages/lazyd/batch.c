@@ -45,11 +45,8 @@ void lazyd_install_batch(struct lazyd *d, struct lz_task *t, const struct pend_e
 	for (uint32_t i = 0; i < n; i++) {
 		if (!ext[i].done)
 			continue;
-		lazyd_account(d, t, &r[i], ext[i].done, p);
-		if (pending_remove(&t->pend, r[i].start, r[i].start + ext[i].done)) {
-			lazyd_task_fail(d, t, "out of memory while tracking pending pages");
+		if (lazyd_installed(d, t, &r[i], ext[i].done, p))
 			return;
-		}
 	}
 	/* The rest, one run at a time, through the path that decides on each error. */
 	for (uint32_t i = first; i < n && !t->gone && !t->killed && !t->need_events; i++) {

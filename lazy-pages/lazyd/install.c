@@ -69,25 +69,30 @@ static int fetch(struct lazyd *d, struct lz_task *t, const struct pend_extent *r
 	return rc;
 }
 
-void lazyd_account(struct lazyd *d, struct lz_task *t, const struct pend_extent *r, uint64_t bytes,
-		   enum fill_path p)
+int lazyd_installed(struct lazyd *d, struct lz_task *t, const struct pend_extent *r, uint64_t bytes,
+		    enum fill_path p)
 {
 	uint64_t pages = bytes / PAGE;
 
 	if (r->flags & PEND_ZERO) {
 		d->st.pages_zero += pages;
 		t->cnt.zero += pages;
-		return;
-	}
-	d->st.bytes_copied += bytes;
-	t->cnt.bytes += bytes;
-	if (p == PATH_FAULT) {
-		d->st.pages_fault += pages;
-		t->cnt.fault += pages;
 	} else {
-		d->st.pages_prefetch += pages;
-		t->cnt.prefetch += pages;
+		d->st.bytes_copied += bytes;
+		t->cnt.bytes += bytes;
+		if (p == PATH_FAULT) {
+			d->st.pages_fault += pages;
+			t->cnt.fault += pages;
+		} else {
+			d->st.pages_prefetch += pages;
+			t->cnt.prefetch += pages;
+		}
 	}
+	if (pending_remove(&t->pend, r->start, r->start + bytes)) {
+		lazyd_task_fail(d, t, "out of memory while tracking pending pages");
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void lazyd_found_present(struct lazyd *d, struct lz_task *t, uint64_t at)
@@ -200,13 +205,8 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, 
 		}
 		if (done && id.n)
 			lazyd_ident_finish(d, t, &id);
-		if (done) {
-			lazyd_account(d, t, &r, done, p);
-			if (pending_remove(&t->pend, r.start, r.start + done)) {
-				lazyd_task_fail(d, t, "out of memory while tracking pending pages");
-				return -ENOMEM;
-			}
-		}
+		if (done && lazyd_installed(d, t, &r, done, p))
+			return -ENOMEM;
 		if (!rc)
 			return 0;
 		uint64_t at = r.start + done;

@@ -117,9 +117,10 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, 
  * path waits until its wait_ms() has passed (an event loop timer, never a sleep); queued
  * faults stay queued, everything else goes on. */
 void lazyd_source_backoff(struct lazyd *d, bool faults);
-/* Count bytes of r installed (fault, background or zero pages) in the stats and t's counts. */
-void lazyd_account(struct lazyd *d, struct lz_task *t, const struct pend_extent *r, uint64_t bytes,
-		   enum fill_path p);
+/* The first bytes of run r went in by path p: counted (stats, t's counts) and out of t's
+ * pending set. 0, or -ENOMEM when the set cannot follow (t failed, logged). */
+int lazyd_installed(struct lazyd *d, struct lz_task *t, const struct pend_extent *r, uint64_t bytes,
+		    enum fill_path p);
 /* The page at 'at' was present already (EEXIST): it leaves t's set, counted as dropped. */
 void lazyd_found_present(struct lazyd *d, struct lz_task *t, uint64_t at);
 /* Serve queued faults of every task. */
