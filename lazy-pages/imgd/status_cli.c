@@ -190,23 +190,6 @@ static void print_line(FILE *f, const ImgdStatus *st)
 		(unsigned long)t->pages_sent, (unsigned long)t->bytes_sent, (unsigned long)errors);
 }
 
-static int print_json(FILE *f, const ImgdStatus *st, bool one_line)
-{
-	struct json_object *j = pb_to_json(&st->base);
-
-	if (!j) {
-		fprintf(stderr, "criu-imgd status: out of memory\n");
-		return -ENOMEM;
-	}
-	fprintf(f, "%s\n",
-		json_object_to_json_string_ext(
-		    j, JSON_C_TO_STRING_NOSLASHESCAPE |
-			   (one_line ? JSON_C_TO_STRING_PLAIN
-				     : JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED)));
-	json_object_put(j);
-	return 0;
-}
-
 struct cli {
 	char path[108];
 	bool json, watch;
@@ -305,9 +288,11 @@ int status_cli(int argc, char **argv)
 		}
 		if (c.watch && tty && !c.json)
 			fputs("\033[H\033[2J", stdout); /* home, clear */
-		if (c.json)
-			rc = print_json(stdout, st, c.watch);
-		else if (c.watch && !tty)
+		if (c.json) {
+			rc = pb_json_print(stdout, &st->base, c.watch);
+			if (rc)
+				fprintf(stderr, "criu-imgd status: out of memory\n");
+		} else if (c.watch && !tty)
 			print_line(stdout, st);
 		else
 			print_table(stdout, st);

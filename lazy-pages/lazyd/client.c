@@ -208,24 +208,15 @@ static void table(FILE *f, const LazydStatus *m)
 	totals_line(f, m);
 }
 
-static int print_json(const LazydStatus *m, bool pretty)
-{
-	struct json_object *o = pb_to_json(&m->base);
-
-	if (!o) {
-		fprintf(stderr, "criu-lazyd status: out of memory for the JSON\n");
-		return -ENOMEM;
-	}
-	puts(json_object_to_json_string_ext(o, pretty ? JSON_C_TO_STRING_PRETTY
-						      : JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	return 0;
-}
-
 static int show(const struct client *c, const LazydStatus *m)
 {
-	if (c->json)
-		return print_json(m, !c->watch);
+	if (c->json) {
+		if (pb_json_print(stdout, &m->base, c->watch)) {
+			fprintf(stderr, "criu-lazyd status: out of memory for the JSON\n");
+			return -ENOMEM;
+		}
+		return fflush(stdout) ? -errno : 0;
+	}
 	if (!c->watch) {
 		table(stdout, m);
 	} else if (c->tty) {

@@ -1,6 +1,7 @@
 /* A protobuf-c message into json-c, by its descriptor (pb_json.h). */
 #include "pb_json.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -136,4 +137,18 @@ static struct json_object *message(const ProtobufCMessage *m, int depth)
 struct json_object *pb_to_json(const ProtobufCMessage *m)
 {
 	return message(m, 0);
+}
+
+int pb_json_print(FILE *f, const ProtobufCMessage *m, bool one_line)
+{
+	struct json_object *o = pb_to_json(m);
+	int flags =
+	    JSON_C_TO_STRING_NOSLASHESCAPE |
+	    (one_line ? JSON_C_TO_STRING_PLAIN : JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
+
+	if (!o)
+		return -ENOMEM;
+	fprintf(f, "%s\n", json_object_to_json_string_ext(o, flags));
+	json_object_put(o);
+	return 0;
 }

@@ -8,9 +8,14 @@
 #define LP_OPS_PB_JSON_H
 
 #include <json-c/json.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <protobuf-c/protobuf-c.h>
 
 /* A new json object (NULL when out of memory); json_object_put() it. */
 struct json_object *pb_to_json(const ProtobufCMessage *m);
+
+/* m as JSON on f, a line of its own (one_line) or indented; 0 or -ENOMEM. */
+int pb_json_print(FILE *f, const ProtobufCMessage *m, bool one_line);
 
 #endif
