@@ -23,6 +23,7 @@
 #include "ops/metrics_http.h"
 #include "ops/pb_json.h"
 #include "ops/prom.h"
+#include "lib/ports.h"
 
 /* ---- prom ---- */
 
@@ -116,19 +117,6 @@ static void *http_client(void *p)
 	return NULL;
 }
 
-/* A loopback port free a moment ago. */
-static unsigned free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 /* The server turns in this thread, as in a daemon's loop, while a client asks. */
 static void ask(struct metrics_http *m, struct http_req *r)
 {
@@ -151,8 +139,9 @@ Test(metrics_http, get_metrics_404_405)
 	struct errmsg e = {""};
 	struct http_req r = {0};
 	char addr[32];
-	unsigned port = free_port();
+	unsigned port = loopback_free_port();
 
+	cr_assert_gt(port, 0);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
 	cr_assert_eq(metrics_http_start(&m, NULL, addr, fill, NULL, &e), 0, "%s", e.msg);
 	cr_assert_eq(metrics_http_port(m), port);

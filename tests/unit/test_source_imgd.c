@@ -7,14 +7,12 @@
  * from one that did not.
  */
 #include <criterion/criterion.h>
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/ports.h"
 #include "source/source_imgd.h"
 
 #define RETRIES 2
@@ -22,20 +20,6 @@
 static struct page_source src;
 static struct img_task task = {.pid = 1};
 static char key_path[] = "/tmp/test-source-imgd-key-XXXXXX";
-
-/* A loopback port nobody listens on: every connect is refused at once. */
-static int dead_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
 
 static void setup(void)
 {
@@ -46,7 +30,10 @@ static void setup(void)
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, "0123456789abcdef0123456789abcdef", 32), 32);
 	close(fd);
-	snprintf(server, sizeof(server), "127.0.0.1:%d", dead_port());
+	/* A port nobody listens on: every connect is refused at once. */
+	unsigned port = loopback_free_port();
+	cr_assert_gt(port, 0);
+	snprintf(server, sizeof(server), "127.0.0.1:%u", port);
 	struct imgd_source_cfg cfg = {.server = server,
 				      .key_file = key_path,
 				      .retries = RETRIES,

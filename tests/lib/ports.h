@@ -1,0 +1,8 @@
+/* Loopback ports for the tests. */
+#ifndef TESTS_PORTS_H
+#define TESTS_PORTS_H
+
+/* A loopback TCP port that was free a moment ago (nobody listens on it), or 0. */
+unsigned loopback_free_port(void);
+
+#endif
