@@ -125,7 +125,7 @@ static bool submit_one(struct lazyd *d, struct lz_task *t)
 				(unsigned long)r.start, strerror(-rc));
 		return false;
 	}
-	d->pf[slot] = (struct pf_slot){t, r.start, r.src, r.end - r.start, true, ++d->pf_seq};
+	d->pf[slot] = (struct pf_slot){t, r.start, r.src, r.end - r.start, true};
 	d->pf_used++;
 	t->inflight++;
 	t->cursor = r.end;

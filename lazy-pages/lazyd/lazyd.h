@@ -34,7 +34,6 @@ struct pf_slot {
 	struct lz_task *t;
 	uint64_t start, src, len; /* the run as it was pending when asked for */
 	bool used;
-	uint64_t seq; /* order asked in: the source answers in that order */
 };
 
 #define LAZYD_MAX_PREFETCH 64
@@ -60,7 +59,6 @@ struct lazyd {
 	uint64_t progress_timer;
 	struct pf_slot pf[LAZYD_MAX_PREFETCH];
 	unsigned pf_used;
-	uint64_t pf_seq;
 	bool drain_blocked; /* every background read is queued: wait for the source */
 	bool faults_wait;   /* the source reconnects its fault path: wait for src_timer */
 	uint64_t src_timer, src_timer_at; /* wakes the loop when the source may be tried */

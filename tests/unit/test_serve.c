@@ -577,7 +577,7 @@ static void fault_at(uint64_t page)
 static void in_flight(unsigned slot, uint64_t first, uint64_t n)
 {
 	struct pend_extent r = run(first, n);
-	d.pf[slot] = (struct pf_slot){t, r.start, r.src, n * P, true, ++d.pf_seq};
+	d.pf[slot] = (struct pf_slot){t, r.start, r.src, n * P, true};
 	d.pf_used++;
 }
 
