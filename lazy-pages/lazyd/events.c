@@ -95,13 +95,22 @@ void lazyd_ident_finish(struct lazyd *d, struct lz_task *t, const struct ident *
 			close(pidfd);
 		return;
 	}
-	char was[48];
-	snprintf(was, sizeof(was), "%s", t->name);
-	t->real = hit;
 	t->pidfd = pidfd;
-	t->pid = task_ns_pid(hit);
+	lazyd_task_is(d, t, hit);
+}
+
+void lazyd_task_is(struct lazyd *d, struct lz_task *t, pid_t real)
+{
+	char was[48];
+
+	snprintf(was, sizeof(was), "%s", t->name);
+	t->real = real;
+	if (t->pidfd < 0)
+		t->pidfd = task_open_pidfd(real);
+	t->pid = task_ns_pid(real);
 	snprintf(t->name, sizeof(t->name), "pid %d", t->pid);
-	task_info(t, "the %s (pid %d here)", was, (int)hit);
+	task_info(t, "the %s (pid %d here)", was, (int)real);
+	keeper_note(d, WK_IDENT, t->slot, t->pid, real);
 	lazyd_task_identified(d, t);
 }
 
@@ -149,6 +158,12 @@ void lazyd_read_uffd(struct lazyd *d, struct lz_task *t)
 	struct uffd_msg msgs[MSGS_PER_READ];
 	size_t total = 0;
 
+	if (d->keeper) {
+		/* The keeper reads the uffds: have it read them all now, and apply that. */
+		keeper_sync(d);
+		t->need_events = false;
+		return;
+	}
 	while (!t->gone && total < MAX_MSGS_PER_CALL) {
 		ssize_t n = read(t->uffd, msgs, sizeof(msgs));
 		if (n < 0 && errno == EINTR)

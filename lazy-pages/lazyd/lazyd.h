@@ -18,6 +18,7 @@
 #include <linux/userfaultfd.h>
 
 #include "fill/fill.h"
+#include "keeper.h"
 #include "img/images.h"
 #include "lpsock.h"
 #include "opts.h"
@@ -68,6 +69,7 @@ struct lazyd {
 	struct metrics_http *metrics; /* --metrics-address, or NULL */
 	struct lazyd_rate rate;
 	const char *work_dir; /* absolute, for the status */
+	struct keeper_link *keeper; /* NULL: no keeper (--keeper off), we read the uffds */
 };
 
 /* tasks.c */
@@ -100,6 +102,8 @@ struct ident {
 };
 void lazyd_ident_prepare(struct lazyd *d, struct lz_task *t, uint64_t addr, struct ident *id);
 void lazyd_ident_finish(struct lazyd *d, struct lz_task *t, const struct ident *id);
+/* A fork child t is process real: named, watched, bound in the fill engine, told the keeper. */
+void lazyd_task_is(struct lazyd *d, struct lz_task *t, pid_t real);
 
 /* install.c */
 enum fill_path { PATH_FAULT, PATH_DRAIN };
@@ -147,6 +151,25 @@ bool lazyd_drain_step(struct lazyd *d);
 int lazyd_listen(struct lazyd *d);
 /* Kill every task that still needs pages from us: used when we cannot go on. */
 void lazyd_kill_pending(struct lazyd *d, const char *why);
+/*
+ * One item of the restore's connection (read by us, or by the keeper and forwarded): a
+ * task (m's uffd is ours now; -1: the keeper's replay of a task closed since), a zombie,
+ * the finished marker, or the end of the connection. slot: the keeper's name for the uffd
+ * (-1 without keeper); flags KPF_*: what an earlier worker decided (accepted: it is
+ * process 'real', no new checks).
+ */
+void lazyd_restore_item(struct lazyd *d, enum lps_item it, const struct lps_msg *m, int slot,
+			uint32_t flags, pid_t real);
+
+/* keeper_link.c: the worker's end of the keeper (keeper.h); all no-ops without keeper. */
+/* Set up the link and take the keeper's replay (a restarted worker resumes). 0 or -errno. */
+int keeper_link_start(struct lazyd *d);
+/* Installs only when every event the keeper read has been applied (keeper.h). */
+void keeper_guard_filler(struct lazyd *d);
+/* Have the keeper read every uffd now and apply all it read (the uffds' "read events"). */
+void keeper_sync(struct lazyd *d);
+/* Tell the keeper what a new worker must know: WK_ACCEPT, WK_IDENT, WK_DROP, WK_DONE. */
+void keeper_note(struct lazyd *d, uint32_t type, int slot, int32_t a, int32_t c);
 
 /* --image-server and an images dir without images: fetch the image's metadata (fetch.c).
  * 0 or -errno (logged). */

@@ -117,7 +117,9 @@ static bool late_events(struct lazyd *d)
 
 	for (struct lz_task *t = d->tasks; t; t = t->next)
 		before++;
-	for (struct lz_task *t = d->tasks; t; t = t->next)
+	if (d->keeper)
+		keeper_sync(d); /* the keeper reads them all */
+	for (struct lz_task *t = d->tasks; t && !d->keeper; t = t->next)
 		if (!t->gone)
 			lazyd_read_uffd(d, t);
 	for (struct lz_task *t = d->tasks; t; t = t->next)
@@ -274,6 +276,46 @@ static int setup(struct lazyd *d, struct lazyd_opts *o)
 	return 0;
 }
 
+/*
+ * Ready to serve: with a keeper, it has the socket and said so (the worker takes its replay);
+ * without, listen, detach and say so here.
+ */
+static int start(struct lazyd *d, struct lazyd_opts *o)
+{
+	int rc;
+
+	if (d->keeper) {
+		keeper_guard_filler(d);
+		if (ops_start(d))
+			return -1;
+		rc = keeper_link_start(d);
+		if (rc)
+			pr_err("cannot take over from the keeper: %s", strerror(-rc));
+		return rc;
+	}
+	rc = lazyd_listen(d);
+	if (rc) {
+		pr_err("cannot listen on %s in %s: %s", LPS_NAME, o->work_dir, strerror(-rc));
+		return -1;
+	}
+	pr_info("listening on %s in %s", LPS_NAME, o->work_dir);
+	if (ops_start(d))
+		return -1;
+	if (o->daemon && daemon_detach("criu-lazyd", o->pidfile, false)) {
+		pr_err("cannot daemonize: %s", strerror(errno));
+		return -1;
+	}
+	if (!o->daemon && o->pidfile && daemon_write_pidfile(o->pidfile, getpid()))
+		pr_warn("cannot write pidfile %s: %s", o->pidfile, strerror(errno));
+	if (o->status_fd >= 0) {
+		char c = 0;
+		if (write(o->status_fd, &c, 1) != 1)
+			pr_warn("cannot write to status fd %d: %s", o->status_fd, strerror(errno));
+		close(o->status_fd);
+	}
+	return 0;
+}
+
 static void teardown(struct lazyd *d)
 {
 	ops_stop(d);
@@ -346,37 +388,20 @@ int main(int argc, char **argv)
 		free(imgdir);
 		return rc ? 1 : 0;
 	}
-	if (setup(&d, &o)) {
+	static struct keeper_link link;
+	if (o.keeper) {
+		/* This process keeps the uffds; a worker (a child) comes back here to serve. */
+		rc = keeper_start(&o, &link);
+		if (rc != KEEPER_WORKER) {
+			free(imgdir);
+			return rc;
+		}
+		d.keeper = &link;
+	}
+	if (setup(&d, &o) || start(&d, &o)) {
 		teardown(&d);
 		free(imgdir);
 		return 1;
-	}
-	rc = lazyd_listen(&d);
-	if (rc) {
-		pr_err("cannot listen on %s in %s: %s", LPS_NAME, o.work_dir, strerror(-rc));
-		teardown(&d);
-		free(imgdir);
-		return 1;
-	}
-	pr_info("listening on %s in %s", LPS_NAME, o.work_dir);
-	if (ops_start(&d)) {
-		teardown(&d);
-		free(imgdir);
-		return 1;
-	}
-	if (o.daemon && daemon_detach("criu-lazyd", o.pidfile, false)) {
-		pr_err("cannot daemonize: %s", strerror(errno));
-		teardown(&d);
-		free(imgdir);
-		return 1;
-	}
-	if (!o.daemon && o.pidfile && daemon_write_pidfile(o.pidfile, getpid()))
-		pr_warn("cannot write pidfile %s: %s", o.pidfile, strerror(errno));
-	if (o.status_fd >= 0) {
-		char c = 0;
-		if (write(o.status_fd, &c, 1) != 1)
-			pr_warn("cannot write to status fd %d: %s", o.status_fd, strerror(errno));
-		close(o.status_fd);
 	}
 	rc = run(&d);
 	d.st.t_done = now_s();
@@ -396,8 +421,10 @@ int main(int argc, char **argv)
 	}
 	if (o.stats_file && stats_write_json(&d.st, o.stats_file))
 		pr_err("cannot write stats file %s", o.stats_file);
+	/* A restore we had to kill or refuse tasks of did not succeed. */
+	rc = rc || d.st.tasks_killed || d.items_refused ? 1 : 0;
+	keeper_note(&d, WK_DONE, 0, rc, 0);
 	teardown(&d);
 	free(imgdir);
-	/* A restore we had to kill or refuse tasks of did not succeed. */
-	return rc || d.st.tasks_killed || d.items_refused ? 1 : 0;
+	return rc;
 }

@@ -51,6 +51,10 @@ static void usage(FILE *f)
 	       "      --prefetch-window N  background reads in flight (default 8)\n"
 	       "      --metrics-address ADDR:PORT  serve Prometheus metrics at /metrics (numeric\n"
 	       "                         address; [V6]:PORT)\n"
+	       "      --keeper on|off    a keeper process holds the tasks' uffds and restarts a\n"
+	       "                         worker that dies, which resumes (default on)\n"
+	       "      --worker-restarts N[/SECONDS]  more worker crashes than N within SECONDS\n"
+	       "                         kill the tasks instead (default 5/60)\n"
 	       "  -h, --help             this text\n"
 	       "      --version          print the version and exit\n"
 	       "\n"
@@ -117,6 +121,8 @@ enum {
 	OPT_TLSNAME,
 	OPT_METRICS,
 	OPT_VERSION,
+	OPT_KEEPER,
+	OPT_RESTARTS,
 };
 
 /* Remote source options go together: --image/--auth-key with --image-server, etc. */
@@ -142,6 +148,31 @@ static int check_sources(const struct lazyd_opts *o)
 		return 0;
 	fprintf(stderr, "criu-lazyd: %s\n", bad ? bad : e.msg);
 	return -1;
+}
+
+/* --worker-restarts N[/SECONDS] */
+static int parse_restarts(const char *arg, struct lazyd_opts *o)
+{
+	char n[32];
+	const char *slash = strchr(arg, '/');
+	size_t len = slash ? (size_t)(slash - arg) : strlen(arg);
+	long v;
+
+	if (len >= sizeof(n)) {
+		fprintf(stderr, "criu-lazyd: bad --worker-restarts '%s' (N or N/SECONDS)\n", arg);
+		return -1;
+	}
+	memcpy(n, arg, len);
+	n[len] = '\0';
+	if (parse_uint("--worker-restarts", n, 0, 1000, &v))
+		return -1;
+	o->worker_restarts = (unsigned)v;
+	if (slash) {
+		if (parse_uint("--worker-restarts", slash + 1, 1, 86400, &v))
+			return -1;
+		o->restart_window_s = (unsigned)v;
+	}
+	return 0;
 }
 
 int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
@@ -175,6 +206,8 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	    {"tls-key", required_argument, NULL, OPT_TLSKEY},
 	    {"tls-name", required_argument, NULL, OPT_TLSNAME},
 	    {"metrics-address", required_argument, NULL, OPT_METRICS},
+	    {"keeper", required_argument, NULL, OPT_KEEPER},
+	    {"worker-restarts", required_argument, NULL, OPT_RESTARTS},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {0},
@@ -192,6 +225,9 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	o->source_retries = 10;
 	o->source_timeout = 10000;
 	o->prefetch_window = 8;
+	o->keeper = true;
+	o->worker_restarts = 5;
+	o->restart_window_s = 60;
 
 	/* `criu-lazyd lazy-pages ...` reads like `criu lazy-pages ...`. */
 	if (argc > 1 && !strcmp(argv[1], "lazy-pages")) {
@@ -308,6 +344,17 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 			if (parse_uint("--prefetch-window", optarg, 1, 64, &v))
 				return -1;
 			o->prefetch_window = (uint32_t)v;
+			break;
+		case OPT_KEEPER:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "criu-lazyd: bad --keeper '%s' (on|off)\n", optarg);
+				return -1;
+			}
+			o->keeper = !strcmp(optarg, "on");
+			break;
+		case OPT_RESTARTS:
+			if (parse_restarts(optarg, o))
+				return -1;
 			break;
 		case 'h':
 			usage(stdout);

@@ -34,6 +34,9 @@ struct lazyd_opts {
 	uint32_t prefetch_window;    /* background reads in flight (image server) */
 	bool fetch_only;	     /* --fetch-only: fill an empty -D with the metadata, exit */
 	const char *metrics_address; /* --metrics-address ADDR:PORT: Prometheus /metrics */
+	bool keeper;		     /* --keeper on|off: uffds held by a keeper process */
+	unsigned worker_restarts;    /* --worker-restarts N/SECONDS: more crashes within */
+	unsigned restart_window_s;   /* the window kill the tasks */
 };
 
 /* 0: run; 1: --help printed, exit 0; -1: bad usage (message printed), exit 1. */

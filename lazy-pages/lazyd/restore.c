@@ -31,7 +31,8 @@ static void restore_failed(struct lazyd *d)
  * names, if we know it: killed, so that it never runs on with pages that
  * nobody serves. A pid we could not resolve kills nothing.
  */
-static void reject_task(struct lazyd *d, int pid, pid_t real, int uffd, const char *why)
+static void reject_task(struct lazyd *d, int pid, pid_t real, int uffd, int slot,
+			const char *why)
 {
 	struct lz_task tmp = {.pid = pid, .real = real, .pidfd = task_open_pidfd(real)};
 
@@ -46,6 +47,7 @@ static void reject_task(struct lazyd *d, int pid, pid_t real, int uffd, const ch
 	if (tmp.pidfd >= 0)
 		close(tmp.pidfd);
 	close(uffd);
+	keeper_note(d, WK_DROP, slot, 0, 0);
 	d->items_refused++;
 }
 
@@ -70,42 +72,62 @@ static const char *check_task(struct lazyd *d, const struct lps_msg *m, const st
 }
 
 /* The task sent its uffd and exited before we read it: nothing to serve. */
-static void task_gone_early(struct lazyd *d, const struct lps_msg *m)
+static void task_gone_early(struct lazyd *d, const struct lps_msg *m, int slot)
 {
 	pr_info("pid %d: exited before its uffd was read: nothing to serve", m->pid);
 	d->st.tasks++;
 	d->st.tasks_exited++;
 	close(m->uffd);
+	keeper_note(d, WK_DROP, slot, 0, 0);
 }
 
-static void new_task(struct lazyd *d, const struct lps_msg *m)
+/* The keeper's replay of a task whose uffd it closed since: decided by an earlier worker. */
+static void task_replayed_closed(struct lazyd *d, uint32_t flags)
+{
+	if (flags & KPF_REFUSED)
+		d->items_refused++;
+	else
+		d->st.tasks++;
+}
+
+static void new_task(struct lazyd *d, const struct lps_msg *m, int slot, uint32_t flags,
+		     pid_t accepted)
 {
 	const struct img_task *img = img_set_find(&d->img, m->pid);
 	char name[48];
 	const char *cause;
 	struct errmsg e;
-	pid_t real;
+	pid_t real = accepted;
 
 	d->received++;
-	if (task_resolve_sender(d->peer, m->sender, m->pid, &real, &e)) {
-		reject_task(d, m->pid, real, m->uffd, e.msg);
+	if (m->uffd < 0) {
+		task_replayed_closed(d, flags);
+		return;
+	}
+	/* A task an earlier worker accepted was checked then (criu may have exited since). */
+	if (!(flags & KPF_ACCEPTED) &&
+	    task_resolve_sender(d->peer, m->sender, m->pid, &real, &e)) {
+		reject_task(d, m->pid, real, m->uffd, slot, e.msg);
 		return;
 	}
 	if (!real) {
-		task_gone_early(d, m);
+		task_gone_early(d, m, slot);
 		return;
 	}
 	if ((cause = check_task(d, m, img))) {
-		reject_task(d, m->pid, real, m->uffd, cause);
+		reject_task(d, m->pid, real, m->uffd, slot, cause);
 		return;
 	}
 	snprintf(name, sizeof(name), "pid %d", m->pid);
-	if (!lazyd_add_task(d, m->pid, real, m->uffd, img, NULL, name)) {
-		reject_task(d, m->pid, real, m->uffd, "we cannot track");
+	struct lz_task *t = lazyd_add_task(d, m->pid, real, m->uffd, img, NULL, name);
+	if (!t) {
+		reject_task(d, m->pid, real, m->uffd, slot, "we cannot track");
 		return;
 	}
+	t->slot = slot;
+	keeper_note(d, WK_ACCEPT, slot, m->pid, real);
 	d->st.tasks++;
-	if (real != m->pid)
+	if (real != m->pid && !(flags & KPF_ACCEPTED))
 		pr_info("pid %d is pid %d here", m->pid, (int)real);
 }
 
@@ -129,6 +151,39 @@ static void after_finish(struct lazyd *d, enum lps_item it)
 	drop_conn(d);
 }
 
+void lazyd_restore_item(struct lazyd *d, enum lps_item it, const struct lps_msg *m, int slot,
+			uint32_t flags, pid_t real)
+{
+	switch (it) {
+	case LPS_NONE:
+		return;
+	case LPS_TASK:
+		pr_debug("received pid %d, uffd %d, from pid %d", m->pid, m->uffd, (int)m->sender);
+		new_task(d, m, slot, flags, real);
+		return;
+	case LPS_ZOMBIE:
+		pr_debug("received zombie pid %d", m->pid);
+		d->received++;
+		d->st.zombies++;
+		return;
+	case LPS_FINISHED:
+		d->restore_finished = true;
+		d->st.t_restored = now_s();
+		pr_info("restore finished (%zu of %zu tasks): background prefetch starts",
+			d->received, d->img.nr_tasks);
+		return;
+	case LPS_EOF:
+		pr_err("criu closed lazy-pages.socket before the restore finished: the "
+		       "restore failed");
+		restore_failed(d);
+		return;
+	case LPS_ERROR:
+		pr_err("protocol error on lazy-pages.socket: giving up on this restore");
+		restore_failed(d);
+		return;
+	}
+}
+
 static void on_conn(struct ev_loop *l, int fd, unsigned events, void *data)
 {
 	struct lazyd *d = data;
@@ -144,36 +199,11 @@ static void on_conn(struct ev_loop *l, int fd, unsigned events, void *data)
 			after_finish(d, it);
 			return;
 		}
-		switch (it) {
-		case LPS_NONE:
-			return;
-		case LPS_TASK:
-			pr_debug("received pid %d, uffd %d, from pid %d", m.pid, m.uffd,
-				 (int)m.sender);
-			new_task(d, &m);
-			break;
-		case LPS_ZOMBIE:
-			pr_debug("received zombie pid %d", m.pid);
-			d->received++;
-			d->st.zombies++;
-			break;
-		case LPS_FINISHED:
-			d->restore_finished = true;
-			d->st.t_restored = now_s();
-			pr_info("restore finished (%zu of %zu tasks): background prefetch starts",
-				d->received, d->img.nr_tasks);
-			break;
-		case LPS_EOF:
+		if (it == LPS_EOF || it == LPS_ERROR)
 			drop_conn(d);
-			pr_err("criu closed lazy-pages.socket before the restore finished: the "
-			       "restore failed");
-			restore_failed(d);
+		lazyd_restore_item(d, it, &m, -1, 0, 0);
+		if (it == LPS_NONE || it == LPS_EOF || it == LPS_ERROR)
 			return;
-		case LPS_ERROR:
-			pr_err("protocol error on lazy-pages.socket: giving up on this restore");
-			restore_failed(d);
-			return;
-		}
 	}
 }
 

@@ -77,11 +77,13 @@ void stats_log_summary(const struct lazyd_stats *s)
 	       (unsigned long)s->pages_prefetch, (unsigned long)s->pages_zero,
 	       (unsigned long)s->pages_dropped, (unsigned long)(s->bytes_copied >> 20));
 	pr_msg("summary: %lu faults, latency p50 %.1f us p99 %.1f us max %.1f us; "
-	       "drain %.3f s after restore, %.3f s in all; %lu killed, %lu exited",
+	       "drain %.3f s after restore, %.3f s in all; %lu killed, %lu exited; "
+	       "worker restarts %lu",
 	       (unsigned long)s->faults, stats_percentile_ns(s, 50) / 1e3,
 	       stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3,
 	       span(s->t_restored, s->t_done), span(s->t_start, s->t_done),
-	       (unsigned long)s->tasks_killed, (unsigned long)s->tasks_exited);
+	       (unsigned long)s->tasks_killed, (unsigned long)s->tasks_exited,
+	       (unsigned long)s->worker_restarts);
 }
 
 int stats_write_json(const struct lazyd_stats *s, const char *path)
@@ -97,6 +99,7 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    "  \"pages_zero\": %lu,\n  \"pages_dropped\": %lu,\n  \"bytes_copied\": %lu,\n"
 	    "  \"faults\": %lu,\n  \"eexist\": %lu,\n  \"eagain\": %lu,\n"
 	    "  \"tasks_killed\": %lu,\n  \"tasks_exited\": %lu,\n"
+	    "  \"worker_restarts\": %lu,\n  \"pages_resumed_present\": %lu,\n"
 	    "  \"fault_latency_us\": { \"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f },\n"
 	    "  \"restore_s\": %.6f,\n  \"drain_after_restore_s\": %.6f,\n  \"total_s\": %.6f\n}\n",
 	    (unsigned long)s->tasks, (unsigned long)s->zombies, (unsigned long)s->forks,
@@ -106,6 +109,7 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    (unsigned long)s->pages_dropped, (unsigned long)s->bytes_copied,
 	    (unsigned long)s->faults, (unsigned long)s->eexist, (unsigned long)s->eagain,
 	    (unsigned long)s->tasks_killed, (unsigned long)s->tasks_exited,
+	    (unsigned long)s->worker_restarts, (unsigned long)s->pages_resumed_present,
 	    stats_percentile_ns(s, 50) / 1e3, stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3,
 	    span(s->t_start, s->t_restored), span(s->t_restored, s->t_done),
 	    span(s->t_start, s->t_done));

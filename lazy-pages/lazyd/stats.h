@@ -18,6 +18,8 @@ struct lazyd_stats {
 	uint64_t pages_dropped;	 /* pending pages unmapped or discarded by the tasks */
 	uint64_t bytes_copied;
 	uint64_t faults, eexist, eagain, tasks_killed, tasks_exited;
+	uint64_t worker_restarts;	/* by the keeper, during this restore */
+	uint64_t pages_resumed_present; /* found installed by a worker that died */
 	uint64_t lat[LAT_BUCKETS];
 	uint64_t lat_max_ns;
 	uint64_t lat_sum_ns;

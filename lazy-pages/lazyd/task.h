@@ -33,6 +33,7 @@ struct lz_task {
 	pid_t real;		    /* the same task in the daemon's pid namespace; -1 if unknown */
 	int pidfd;		    /* -1 if unknown */
 	int uffd;		    /* -1 once closed */
+	int slot;		    /* the keeper's name for the uffd, -1 without keeper */
 	int pagemap_fd;		    /* its /proc/PID/pagemap: -1 not open yet, -2 cannot be */
 	const struct img_task *img; /* where its page data lives (a fork child: the parent's) */
 	struct pending pend;

@@ -57,6 +57,7 @@ struct lz_task *lazyd_add_task(struct lazyd *d, int pid, pid_t real, int uffd,
 	t->pid = pid;
 	t->real = real;
 	t->uffd = uffd;
+	t->slot = -1;
 	t->pagemap_fd = -1;
 	t->img = img;
 	t->d = d;
@@ -66,7 +67,7 @@ struct lz_task *lazyd_add_task(struct lazyd *d, int pid, pid_t real, int uffd,
 	int fl = fcntl(uffd, F_GETFL);
 	if (!rc && (fl < 0 || fcntl(uffd, F_SETFL, fl | O_NONBLOCK)))
 		rc = -errno;
-	if (!rc)
+	if (!rc && !d->keeper) /* with a keeper, it reads the uffds */
 		rc = ev_add(d->loop, uffd, EV_READ, on_uffd, t);
 	if (!rc && t->pidfd >= 0)
 		rc = ev_add(d->loop, t->pidfd, EV_READ, on_pidfd, t);
@@ -120,6 +121,7 @@ void lazyd_task_gone(struct lazyd *d, struct lz_task *t, const char *why)
 	filler_detach(&d->fill, t->uffd);
 	close(t->uffd);
 	t->uffd = -1;
+	keeper_note(d, WK_DROP, t->slot, 0, 0);
 	if (t->pidfd >= 0)
 		close(t->pidfd);
 	t->pidfd = -1;

@@ -45,6 +45,52 @@ int daemon_detach(const char *prog, const char *pidfile, bool keep_stderr)
 	return 0;
 }
 
+int daemon_detach_ready(const char *prog, const char *pidfile, bool keep_stderr, int *ready_fd)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int rc = -errno;
+		close(p[0]);
+		close(p[1]);
+		return rc;
+	}
+	if (pid > 0) {
+		char c;
+		close(p[1]);
+		ssize_t n;
+		while ((n = read(p[0], &c, 1)) < 0 && errno == EINTR)
+			;
+		if (n != 1) {
+			fprintf(stderr, "%s: the daemon failed to start (see its log)\n", prog);
+			_exit(1);
+		}
+		int rc = pidfile ? daemon_write_pidfile(pidfile, pid) : 0;
+		if (rc) {
+			fprintf(stderr, "%s: cannot write pidfile %s: %s\n", prog, pidfile,
+				strerror(-rc));
+			kill(pid, SIGKILL);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	close(p[0]);
+	*ready_fd = p[1];
+	setsid();
+	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nul >= 0) {
+		dup2(nul, 0);
+		dup2(nul, 1);
+		if (!keep_stderr)
+			dup2(nul, 2);
+		close(nul);
+	}
+	return 0;
+}
+
 int daemon_signalfd(void)
 {
 	sigset_t mask;

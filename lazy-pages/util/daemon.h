@@ -14,6 +14,12 @@ int daemon_write_pidfile(const char *path, pid_t pid);
  * in the child: 0, or -errno if fork failed.
  */
 int daemon_detach(const char *prog, const char *pidfile, bool keep_stderr);
+/*
+ * daemon_detach(), except that the parent waits until the child says it is ready (a byte on
+ * *ready_fd, then close it: daemon_detach_ready's child end) before it writes the pidfile
+ * and exits 0; if the child closes *ready_fd without that byte (or dies), the parent exits 1.
+ */
+int daemon_detach_ready(const char *prog, const char *pidfile, bool keep_stderr, int *ready_fd);
 /* Block SIGTERM, SIGINT, SIGHUP and return a signalfd for them, or -errno. */
 int daemon_signalfd(void);
 
