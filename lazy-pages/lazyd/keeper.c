@@ -257,9 +257,8 @@ static int on_conn(struct keeper *k)
 {
 	while (k->conn_fd >= 0) {
 		struct lps_msg m = {.uffd = -1};
-		size_t left = k->finished			 ? 0
-			      : k->nr_tasks > k->received ? k->nr_tasks - k->received
-							  : 1;
+		size_t left = k->finished || k->received >= k->nr_tasks ? 0
+										 : k->nr_tasks - k->received;
 		enum lps_item it = lps_next(k->conn_fd, &k->rx, left, &m);
 		struct kp_msg e = {0};
 
@@ -324,7 +323,6 @@ static void on_accept(struct keeper *k)
 	struct kp_msg e = {.type = KP_CONNECTED, .a = cr.pid};
 	log_add(k, &e);
 	forward(k, &e, -1);
-	pr_info("restore connected (criu pid %d)", (int)k->peer);
 }
 
 static bool lock_shared(struct keeper *k)
@@ -483,8 +481,7 @@ static int on_note(struct keeper *k, const struct kp_msg *m)
 	case WK_DROP:
 		if (!sl)
 			return 0;
-		if (sl->entry < k->nlog && klog[sl->entry].type == KP_TASK &&
-		    !(klog[sl->entry].flags & KPF_ACCEPTED))
+		if (m->a && sl->entry < k->nlog && klog[sl->entry].type == KP_TASK)
 			klog[sl->entry].flags |= KPF_REFUSED;
 		slot_close(k, m->slot);
 		return 0;
@@ -616,6 +613,9 @@ static int on_worker_exit(struct keeper *k, struct keeper_link *link)
 	unwatch(k, k->worker_pidfd);
 	close(k->worker_pidfd);
 	k->worker_pidfd = -1;
+	/* What it said last (WK_DONE) may still be queued: the pidfd can win the race. */
+	if (k->link_fd >= 0 && on_link(k) == -ENOSPC)
+		return give_up(k, "a fork it cannot hold (too many uffds)");
 	if (k->link_fd >= 0) {
 		unwatch(k, k->link_fd);
 		close(k->link_fd);

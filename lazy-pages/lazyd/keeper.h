@@ -48,7 +48,7 @@ enum kp_type {
 	WK_READY = 64, /* set up (images, source): the restore may start */
 	WK_ACCEPT,     /* slot is served: c = the process */
 	WK_IDENT,      /* slot (a fork child) is process c, pid a in its ns */
-	WK_DROP,       /* slot is no longer needed: the keeper closes its uffd */
+	WK_DROP,       /* slot is no longer needed: the keeper closes its uffd; a: 1 refused */
 	WK_SYNC,       /* read every uffd now, then KP_SYNCED */
 	WK_DONE,       /* the worker exits on purpose with code a */
 };

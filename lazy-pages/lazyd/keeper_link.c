@@ -86,6 +86,8 @@ static uint64_t drop_present(struct lazyd *d, struct lz_task *t)
 					run++;
 				uint64_t before = t->pend.data_pages;
 				lazyd_drop_range(d, t, p, at + run * PAGE);
+				/* installed, not dropped by the task: counted apart */
+				d->st.pages_dropped -= before - t->pend.data_pages;
 				found += before - t->pend.data_pages;
 				j = run - 1;
 			}

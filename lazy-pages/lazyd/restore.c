@@ -47,7 +47,7 @@ static void reject_task(struct lazyd *d, int pid, pid_t real, int uffd, int slot
 	if (tmp.pidfd >= 0)
 		close(tmp.pidfd);
 	close(uffd);
-	keeper_note(d, WK_DROP, slot, 0, 0);
+	keeper_note(d, WK_DROP, slot, 1, 0);
 	d->items_refused++;
 }
 
@@ -84,10 +84,12 @@ static void task_gone_early(struct lazyd *d, const struct lps_msg *m, int slot)
 /* The keeper's replay of a task whose uffd it closed since: decided by an earlier worker. */
 static void task_replayed_closed(struct lazyd *d, uint32_t flags)
 {
-	if (flags & KPF_REFUSED)
+	if (flags & KPF_REFUSED) {
 		d->items_refused++;
-	else
+	} else {
 		d->st.tasks++;
+		d->st.tasks_exited++;
+	}
 }
 
 static void new_task(struct lazyd *d, const struct lps_msg *m, int slot, uint32_t flags,

@@ -78,12 +78,12 @@ void stats_log_summary(const struct lazyd_stats *s)
 	       (unsigned long)s->pages_dropped, (unsigned long)(s->bytes_copied >> 20));
 	pr_msg("summary: %lu faults, latency p50 %.1f us p99 %.1f us max %.1f us; "
 	       "drain %.3f s after restore, %.3f s in all; %lu killed, %lu exited; "
-	       "worker restarts %lu",
+	       "worker restarts %lu (%lu pages found installed)",
 	       (unsigned long)s->faults, stats_percentile_ns(s, 50) / 1e3,
 	       stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3,
 	       span(s->t_restored, s->t_done), span(s->t_start, s->t_done),
 	       (unsigned long)s->tasks_killed, (unsigned long)s->tasks_exited,
-	       (unsigned long)s->worker_restarts);
+	       (unsigned long)s->worker_restarts, (unsigned long)s->pages_resumed_present);
 }
 
 int stats_write_json(const struct lazyd_stats *s, const char *path)

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sim/sim-crash.h"
 #include "sim/sim-images.h"
 #include "sim/sim-proto.h"
 #include "sim/sim-scenarios.h"
@@ -162,14 +163,22 @@ static int restore_intruder(struct sim *s, uint64_t deadline)
 static int restore_start(struct sim *s, uint64_t deadline)
 {
 	bool early = s->sc->flags & SC_EARLY;
+	/* SC_CRASH: the worker dies at one point of the protocol the seed picks. */
+	int cp = (s->sc->flags & SC_CRASH) ? (int)(s->seed % CP_NR) : -1;
 
+	if (cp == CP_CONNECT)
+		crash_now(s);
 	s->sock = lazy_connect(s);
 	if (s->sock < 0 || restore_handshake(s, s->ntasks, false))
 		return -1;
+	if (cp == CP_ITEMS)
+		crash_now(s);
 	/* The uffds are with the daemon: now the restorers register the lazy VMAs. */
 	tell_tasks(s, 'R');
 	if (wait_tasks_say(s, 'r', deadline))
 		return -1;
+	if (cp == CP_REGISTERED)
+		crash_now(s);
 	if (s->sc->flags & SC_INTRUDER) {
 		s->intruded = restore_intruder(s, deadline);
 		if (s->intruded < 0)
@@ -181,6 +190,10 @@ static int restore_start(struct sim *s, uint64_t deadline)
 	if ((s->sc->flags & SC_VANISH) && vanish_pages(s))
 		return -1;
 	tell_tasks(s, 'G');
+	if (cp == CP_RUNNING)
+		crash_now(s);
+	if ((s->sc->flags & SC_CRASH) && crash_start(s, s->sc->crash_first_ms, s->sc->crash_gap_ms))
+		return -1;
 	if (early && (wait_tasks_say(s, 'P', deadline) || restore_handshake(s, 0, true)))
 		return -1;
 	return 0;
@@ -269,6 +282,34 @@ static int decode_images(struct sim *s)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* SC_CRASH: the killer struck, and the daemon says it restarted a worker for it. */
+static int crash_verdict(struct sim *s)
+{
+	int kills = crash_stop(s);
+	char line[512];
+	int restarts = -1;
+
+	FILE *f = fopen(s->logpath, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *at = strstr(line, "worker restarts ");
+		if (at && strstr(line, "summary:"))
+			restarts = atoi(at + strlen("worker restarts "));
+	}
+	if (f)
+		fclose(f);
+	sim_log("workers killed: %d, restarts the daemon reports: %d", kills, restarts);
+	if (kills < 1 || restarts < 1) {
+		sim_log("FAIL: %s", kills < 1 ? "the killer never struck (the scenario proves nothing)"
+					      : "no worker restart in the daemon's summary");
+		return 1;
+	}
+	if (restarts > kills) {
+		sim_log("FAIL: more restarts than kills: a worker died by itself");
+		return 1;
+	}
+	return 0;
+}
+
 static int run_daemon(struct sim *s, const char *fail_file)
 {
 	int stfd = daemon_start(s);
@@ -288,6 +329,12 @@ static int run_daemon(struct sim *s, const char *fail_file)
 	if ((s->sc->flags & SC_DAEMONIZE) && daemon_adopt(s))
 		return 1;
 	int rc = restore_and_run(s);
+	if (s->sc->flags & SC_CRASH) {
+		if (s->killer > 0 && !s->dreaped)
+			daemon_reap(s, now_ms() + 30000);
+		int crc = crash_verdict(s);
+		rc = rc ? rc : crc;
+	}
 	if (s->sc->flags & SC_VANISH)
 		return rc;
 	if (!rc && !daemon_exited_ok(s)) {

@@ -78,6 +78,7 @@ struct sim;
  * daemon must refuse it and serve the restore as if nothing happened.
  */
 #define SC_INTRUDER 4096u
+#define SC_CRASH 8192u /* the daemon's worker is killed while it serves (sim-crash.h) */
 
 struct scenario {
 	const char *name;
@@ -90,6 +91,7 @@ struct scenario {
 	 * (or the words) the daemon must name. */
 	const char *(*corrupt)(struct sim *s);
 	int hangup_after; /* SC_HANGUP: task entries sent before hanging up */
+	unsigned crash_first_ms, crash_gap_ms; /* SC_CRASH: when the killer strikes */
 };
 
 struct sim {
@@ -111,6 +113,9 @@ struct sim {
 	int sock;
 	int timeout_s;
 	int intruded; /* SC_INTRUDER: 1 if the built-in intruder connected */
+	pid_t killer; /* SC_CRASH: the worker killer, and its count (a byte per kill) */
+	int kill_rd;
+	int sync_kills;
 };
 
 uint64_t vma_end(const struct sim_vma *v); /* the first address after it */
