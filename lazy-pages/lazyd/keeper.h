@@ -67,7 +67,7 @@ struct kp_msg {
 
 /* Shared by the keeper and its worker (MAP_SHARED, made before the first fork). */
 struct keeper_shm {
-	pthread_mutex_t lock;	      /* robust, process-shared */
+	pthread_mutex_t lock;	       /* robust, process-shared */
 	volatile uint64_t events_read; /* non-fault uffd messages the keeper has read */
 };
 

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -38,6 +39,52 @@ static struct lz_task *task_of_slot(struct lazyd *d, uint32_t slot)
 	return NULL;
 }
 
+#define KILL_MAX 4096
+
+static bool known(const pid_t *v, size_t n, pid_t p)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == p)
+			return true;
+	return false;
+}
+
+/*
+ * A uffd the keeper had and had not handed over yet (a task item, a fork) is gone with it:
+ * its task is one we do not know, below criu (the restore) or below a task we know. Those
+ * are killed; the tasks we know that still needed pages were killed already.
+ */
+static void kill_unknown(struct lazyd *d)
+{
+	static pid_t seen[KILL_MAX], todo[KILL_MAX], ours[KILL_MAX];
+	size_t nseen = 0, ntodo = 0, nours = 0;
+
+	for (struct lz_task *t = d->tasks; t && nours < KILL_MAX; t = t->next)
+		if (t->real > 0)
+			ours[nours++] = t->real;
+	if (d->peer > 0)
+		todo[ntodo++] = d->peer;
+	for (struct lz_task *t = d->tasks; t && ntodo < KILL_MAX; t = t->next)
+		if (t->real > 0 && !t->gone)
+			todo[ntodo++] = t->real;
+	while (ntodo) {
+		pid_t p = todo[--ntodo], c[64];
+		size_t n = task_children(p, seen, nseen, c, 64);
+		for (size_t i = 0; i < n && nseen < KILL_MAX; i++) {
+			seen[nseen++] = c[i];
+			if (!known(ours, nours, c[i])) {
+				pr_err("pid %d (here), a child of pid %d: killing it: its uffd may "
+				       "have "
+				       "died with the keeper",
+				       (int)c[i], (int)p);
+				kill(c[i], SIGKILL);
+			}
+			if (ntodo < KILL_MAX)
+				todo[ntodo++] = c[i];
+		}
+	}
+}
+
 static void keeper_lost(struct lazyd *d, const char *why)
 {
 	struct keeper_link *k = d->keeper;
@@ -49,6 +96,7 @@ static void keeper_lost(struct lazyd *d, const char *why)
 	       "died, and nothing reads them now",
 	       why);
 	lazyd_kill_pending(d, "the daemon's keeper died");
+	kill_unknown(d);
 	d->stop = true;
 	d->rc = -1;
 }
@@ -214,8 +262,10 @@ static int recv_one(struct lazyd *d, int wait_ms)
 		struct cmsghdr align;
 	} cm;
 	struct iovec iov = {in, sizeof(in)};
-	struct msghdr mh = {
-	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = cm.buf,
+			    .msg_controllen = sizeof(cm.buf)};
 	int fd = -1;
 
 	if (wait_ms) {

@@ -100,7 +100,8 @@ static int vanish_pages(struct sim *s)
 	return 0;
 }
 
-/* SC_VANISH: every task touching lost pages must have been killed, none may see zeros. */
+/* SC_VANISH, SC_KILLED: every task touching lost pages must have been killed, none may see
+ * zeros. */
 static int vanish_verdict(struct sim *s, int failed)
 {
 	int rc = 0;
@@ -125,6 +126,10 @@ static int vanish_verdict(struct sim *s, int failed)
 	}
 	if (!rc && !file_contains(s->logpath, "kill"))
 		sim_log("note: the daemon's log does not say 'kill'");
+	if (!rc && s->sc->must_say && !file_contains(s->logpath, s->sc->must_say)) {
+		sim_log("FAIL: the daemon's log does not say why ('%s')", s->sc->must_say);
+		rc = 1;
+	}
 	return rc;
 }
 
@@ -190,6 +195,12 @@ static int restore_start(struct sim *s, uint64_t deadline)
 	if ((s->sc->flags & SC_VANISH) && vanish_pages(s))
 		return -1;
 	tell_tasks(s, 'G');
+	if (s->sc->flags & SC_KEEPER_DIES) {
+		/* The keeper itself: its worker must take the tasks down, not let them read zeros. */
+		kill(s->dpid, SIGKILL);
+		sim_log("killed the daemon's keeper pid %d", (int)s->dpid);
+		return 0;
+	}
 	if (cp == CP_RUNNING)
 		crash_now(s);
 	if ((s->sc->flags & SC_CRASH) && crash_start(s, s->sc->crash_first_ms, s->sc->crash_gap_ms))
@@ -225,7 +236,7 @@ static int restore_and_run(struct sim *s)
 	if ((s->sc->flags & SC_DRAIN) && restore_drain(s, deadline))
 		return 1;
 	int failed = reap_tasks(s, deadline);
-	if (s->sc->flags & SC_VANISH)
+	if (s->sc->flags & (SC_VANISH | SC_KILLED))
 		return vanish_verdict(s, failed);
 	if (failed) {
 		sim_log("FAIL: %s",
@@ -329,13 +340,15 @@ static int run_daemon(struct sim *s, const char *fail_file)
 	if ((s->sc->flags & SC_DAEMONIZE) && daemon_adopt(s))
 		return 1;
 	int rc = restore_and_run(s);
-	if (s->sc->flags & SC_CRASH) {
+	if ((s->sc->flags & SC_CRASH) && (s->sc->flags & SC_KILLED)) {
+		crash_stop(s);
+	} else if (s->sc->flags & SC_CRASH) {
 		if (s->killer > 0 && !s->dreaped)
 			daemon_reap(s, now_ms() + 30000);
 		int crc = crash_verdict(s);
 		rc = rc ? rc : crc;
 	}
-	if (s->sc->flags & SC_VANISH)
+	if (s->sc->flags & (SC_VANISH | SC_KILLED))
 		return rc;
 	if (!rc && !daemon_exited_ok(s)) {
 		sim_log("FAIL: the daemon's exit status is not 0");

@@ -79,6 +79,8 @@ struct sim;
  */
 #define SC_INTRUDER 4096u
 #define SC_CRASH 8192u /* the daemon's worker is killed while it serves (sim-crash.h) */
+#define SC_KILLED 16384u      /* the daemon must kill every task (saying must_say), not serve */
+#define SC_KEEPER_DIES 32768u /* with SC_KILLED: the daemon's keeper is killed once tasks run */
 
 struct scenario {
 	const char *name;
@@ -92,6 +94,8 @@ struct scenario {
 	const char *(*corrupt)(struct sim *s);
 	int hangup_after; /* SC_HANGUP: task entries sent before hanging up */
 	unsigned crash_first_ms, crash_gap_ms; /* SC_CRASH: when the killer strikes */
+	const char *daemon_arg;		       /* one more argument for the daemon */
+	const char *must_say;		       /* SC_KILLED: words the daemon's log must hold */
 };
 
 struct sim {

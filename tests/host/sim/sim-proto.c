@@ -54,6 +54,8 @@ static void daemon_exec(struct sim *s, int stfd)
 		argv[n++] = s->logpath;
 	}
 	argv[n++] = "-v4";
+	if (s->sc->daemon_arg)
+		argv[n++] = s->sc->daemon_arg;
 	argv[n++] = "--status-fd";
 	argv[n++] = fdnum;
 	if (!s->no_stats) {

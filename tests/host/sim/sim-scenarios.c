@@ -107,6 +107,13 @@ const struct scenario sim_scenarios[] = {
 	{.name = "crash-tree", .what = "4 tasks and 2 zombies, the worker killed while they arrive",
 	 .layout = layout_tree, .run = run_tree, .flags = SC_CRASH, .timeout_s = 60,
 	 .crash_first_ms = 2, .crash_gap_ms = 10},
+	{.name = "crash-loop", .what = "the worker keeps dying (--worker-restarts 1/60): tasks killed",
+	 .layout = layout_large, .run = run_large, .flags = SC_CRASH | SC_KILLED, .timeout_s = 60,
+	 .crash_first_ms = 0, .crash_gap_ms = 0, .daemon_arg = "--worker-restarts=1/60",
+	 .must_say = "keeps dying"},
+	{.name = "crash-keeper", .what = "the keeper killed while tasks run: the worker kills them",
+	 .layout = layout_large, .run = run_large, .flags = SC_KILLED | SC_KEEPER_DIES, .timeout_s = 60,
+	 .must_say = "keeper is gone"},
 };
 /* clang-format on */
 
