@@ -144,6 +144,10 @@ static void counters(struct prom_buf *b, const LazydCounters *c)
 	struct prom_label l[1] = {{"event", NULL}};
 
 	one(b, "criu_lazyd_faults_total", "counter", "Faults served.", (double)c->faults);
+	if (c->has_worker_restarts)
+		one(b, "criu_lazyd_worker_restarts_total", "counter",
+		    "Workers the keeper restarted after they died (each resumed the restore).",
+		    (double)c->worker_restarts);
 	prom_head(b, ev, "counter", "Userfaultfd events applied to the pending pages.");
 	const char *const en[] = {"fork", "remap", "remove", "unmap"};
 	const uint64_t ev_n[] = {c->forks, c->remaps, c->removes, c->unmaps};

@@ -191,6 +191,8 @@ static void counters_fill(struct snap *s, const struct lazyd *d)
 	c->tasks_exited = st->tasks_exited;
 	c->tasks_killed = st->tasks_killed;
 	c->items_refused = d->items_refused;
+	c->has_worker_restarts = d->keeper != NULL;
+	c->worker_restarts = st->worker_restarts;
 	s->m.counters = c;
 }
 

@@ -341,7 +341,7 @@ static int run_daemon(struct sim *s, const char *fail_file)
 		return 1;
 	int rc = restore_and_run(s);
 	if ((s->sc->flags & SC_CRASH) && (s->sc->flags & SC_KILLED)) {
-		crash_stop(s);
+		sim_log("workers killed: %d, the daemon had to give up", crash_stop(s));
 	} else if (s->sc->flags & SC_CRASH) {
 		if (s->killer > 0 && !s->dreaped)
 			daemon_reap(s, now_ms() + 30000);
