@@ -213,8 +213,10 @@ if ! $root; then
 elif ! $remote_lazyd; then
 	skipped restores "$why_no_lazyd"
 else
+	# crash-*: the worker SIGKILLed mid-read from criu-imgd; a new one connects and resumes.
 	for sc in seq threads writes fork mremap madvise munmap tree large exit-early drain criu42 \
-		daemonize exit-faulting adjacent fork-remap bad-magic truncated short-pages hangup; do
+		daemonize exit-faulting adjacent fork-remap bad-magic truncated short-pages hangup \
+		crash-large crash-fork-storm crash-mremap crash-early; do
 		want "loopback-$sc" || want loopback || continue
 		if sim "lo-$sc" "$sc"; then ok "loopback-$sc"; else bad "loopback-$sc" "$(tail -2 "$OUT/r-lo-$sc.out")"; fi
 	done

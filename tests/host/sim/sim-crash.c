@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -11,20 +13,57 @@
 
 #include "sim-util.h"
 
-/* The keeper's child (its worker), or 0. */
-static pid_t worker_of(pid_t keeper)
+static bool is_lazyd(pid_t pid)
+{
+	char path[64], comm[32] = "";
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	bool ok = fgets(comm, sizeof(comm), f) && !strcmp(comm, "criu-lazyd\n");
+	fclose(f);
+	return ok;
+}
+
+/* The children of pid, up to max (from /proc/PID/task/PID/children). */
+static size_t children(pid_t pid, pid_t *out, size_t max)
 {
 	char path[64];
-	int pid = 0;
+	size_t n = 0;
+	int c;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)keeper, (int)keeper);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
 	FILE *f = fopen(path, "re");
 	if (!f)
 		return 0;
-	if (fscanf(f, "%d", &pid) != 1)
-		pid = 0;
+	while (n < max && fscanf(f, "%d", &c) == 1)
+		out[n++] = c;
 	fclose(f);
-	return pid;
+	return n;
+}
+
+/*
+ * The daemon's worker: a criu-lazyd whose parent is a criu-lazyd (its keeper), below the
+ * process we started (criu-lazyd itself, or a wrapper such as tests/net/lazyd-remote.sh).
+ */
+static pid_t worker_of(pid_t top)
+{
+	pid_t todo[64], c[16];
+	size_t n = 0;
+
+	todo[n++] = top;
+	while (n) {
+		pid_t p = todo[--n];
+		size_t k = children(p, c, 16);
+		for (size_t i = 0; i < k; i++) {
+			if (is_lazyd(c[i]) && is_lazyd(p))
+				return c[i];
+			if (n < 64)
+				todo[n++] = c[i];
+		}
+	}
+	return 0;
 }
 
 static void sleep_ms(unsigned ms)
