@@ -352,8 +352,9 @@ static int on_note(struct keeper *k, const struct kp_msg *m)
 		k->nr_tasks = (size_t)m->a;
 		pr_info("keeper: worker pid %d ready%s", (int)k->worker,
 			k->restarts ? ": replaying what it missed" : "");
-		said_ready(k);
+		/* The worker has it all before the restore may connect (first start). */
 		replay(k);
+		said_ready(k);
 		return 0;
 	case WK_ACCEPT:
 	case WK_IDENT:

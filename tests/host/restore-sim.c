@@ -45,6 +45,7 @@
 #include "sim/sim-proto.h"
 #include "sim/sim-scenarios.h"
 #include "sim/sim-stats.h"
+#include "sim/sim-task.h"
 #include "sim/sim-tree.h"
 
 /* ---- one scenario ---- */
@@ -126,6 +127,11 @@ static int vanish_verdict(struct sim *s, int failed)
 	}
 	if (!rc && !file_contains(s->logpath, "kill"))
 		sim_log("note: the daemon's log does not say 'kill'");
+	struct stat st;
+	if ((s->sc->flags & SC_KEEPER_DIES) && !stat(sim_mismatch_path, &st)) {
+		sim_log("FAIL: a task read a wrong page before it was killed (the worker held its uffd)");
+		rc = 1;
+	}
 	if (!rc && s->sc->must_say && !file_contains(s->logpath, s->sc->must_say)) {
 		sim_log("FAIL: the daemon's log does not say why ('%s')", s->sc->must_say);
 		rc = 1;
@@ -196,7 +202,13 @@ static int restore_start(struct sim *s, uint64_t deadline)
 		return -1;
 	tell_tasks(s, 'G');
 	if (s->sc->flags & SC_KEEPER_DIES) {
-		/* The keeper itself: its worker must take the tasks down, not let them read zeros. */
+		/*
+		 * The keeper itself, once the worker has every task (its log says the restore
+		 * finished): the worker holds the uffds, so no task may read a zero page; it must
+		 * take them down (docs/reliability.md says what happens before that point).
+		 */
+		while (!file_contains(s->logpath, "restore finished") && ms_left(deadline))
+			usleep(1000);
 		kill(s->dpid, SIGKILL);
 		sim_log("killed the daemon's keeper pid %d", (int)s->dpid);
 		return 0;
@@ -374,6 +386,7 @@ static int run_scenario(struct sim *s, bool images_only)
 	int rc = 2;
 
 	s->sc->layout(s);
+	snprintf(sim_mismatch_path, sizeof(sim_mismatch_path), "%s/mismatch", s->dir);
 	if (make_dirs(s) || spawn_tasks(s))
 		goto out;
 	if (write_images(s))

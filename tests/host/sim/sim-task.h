@@ -70,4 +70,7 @@ bool range_unmapped(uint64_t addr, uint64_t len);
 /* Fisher-Yates: v[0..n) in an order from r. */
 void shuffle(uint64_t *v, uint64_t n, struct sim_rng *r);
 
+/* Created by a task the first time it sees a wrong page (empty: not used). */
+extern char sim_mismatch_path[300];
+
 #endif
