@@ -181,13 +181,13 @@ verified_or_dead() { has_line "$C" "verify " || pid_dead "$WPID"; }
 restore_bg() {
 	step "criu restore starts"
 	( _r=0
-	  timeout "$((TMO + 10))" criu restore -D "$VM/$C/img" -W "$W" --lazy-pages -d \
+	  timeout -k 5 "$((TMO + 10))" criu restore -D "$VM/$C/img" -W "$W" --lazy-pages -d \
 		-o "$W/restore.log" -v4 >"$W/restore.out" 2>&1 || _r=$?
 	  echo "$_r" >"$W/restore.rc" ) &
 	RPID=$!
 }
 restore_wait() {
-	wait_until "$((TMO + 15))" restore_done || { HANG="criu restore did not return"; return 1; }
+	wait_until "$((TMO + 20))" restore_done || { HANG="criu restore did not return"; return 1; }
 	wait "$RPID" 2>/dev/null
 	step "criu restore returned $(cat "$W/restore.rc")"
 	[ "$(cat "$W/restore.rc")" = 0 ] || RFAIL=1
