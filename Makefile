@@ -97,7 +97,7 @@ PLUGIN := $(if $(PLUGIN_SRC),$(B)/lib/criu/lazy_restore.so)
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps test check layercheck unit hosttest nativetest vmtest bench bench-native bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz man mancheck install-systemd
+.PHONY: all deps test check layercheck unit hosttest nativetest crashtest vmtest bench bench-native bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz man mancheck install-systemd
 all: $(BINS) $(PLUGIN) $(UNIT_BIN) $(HOST_BIN) $(NET_BIN) $(WORK_BIN) $(KMODT_BIN) kmod-if-headers
 
 deps:
@@ -209,6 +209,10 @@ test: check nativetest vmtest
 # Real CRIU 4.x (and runc) natively, from the roots that make deps makes (tests/native/).
 nativetest: all
 	sh tests/native/run.sh
+
+# A worker (or daemon) SIGKILLed at random points of real lazy restores (issue 12).
+crashtest: all
+	sh tests/native/crash.sh
 
 # Every VM suite runs even if one fails; the module must have been built (make deps gets headers).
 vmtest: all
