@@ -208,7 +208,7 @@ test: check nativetest vmtest
 
 # Real CRIU 4.x (and runc) natively, from the roots that make deps makes (tests/native/).
 nativetest: all
-	sh tests/native/run.sh
+	@rc=0; sh tests/native/run.sh || rc=1; sh tests/native/crash.sh || rc=1; exit $$rc
 
 # A worker (or daemon) SIGKILLed at random points of real lazy restores (issue 12).
 crashtest: all

@@ -61,6 +61,23 @@ static void kill_slot(uint32_t s)
  * The restore cannot be served on: every task we hold a uffd of is killed, and the uffds
  * are held until they are gone (so that none of them reads a zero-filled page meanwhile).
  */
+/* The stats file, when no worker will write it: what the keeper knows. */
+static void gave_up_stats(const struct keeper *k, const char *why, unsigned killed)
+{
+	if (!k->o->stats_file)
+		return;
+	FILE *f = fopen(k->o->stats_file, "we");
+	if (!f) {
+		pr_err("cannot write stats file %s: %s", k->o->stats_file, strerror(errno));
+		return;
+	}
+	fprintf(
+	    f, "{\n  \"gave_up\": \"%s\",\n  \"worker_restarts\": %u,\n  \"tasks_killed\": %u\n}\n",
+	    why, k->restarts, killed);
+	if (fclose(f))
+		pr_err("cannot write stats file %s", k->o->stats_file);
+}
+
 static int give_up(struct keeper *k, const char *why)
 {
 	unsigned n = 0;
@@ -73,6 +90,7 @@ static int give_up(struct keeper *k, const char *why)
 	for (uint32_t s = 0; s < k->nslots; s++)
 		if (keep_slots[s].fd >= 0)
 			kill_slot(s);
+	gave_up_stats(k, why, n);
 	if (k->worker > 0)
 		kill(k->worker, SIGKILL);
 	uint64_t until = mono_ms() + KEEP_GONE_WAIT_MS;
