@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fill/fill.h"
+#include "lib/uffd_area.h"
 
 #define PG 4096ul
 #define NPAGES 16
@@ -26,34 +27,15 @@ static uint8_t *other; /* NPAGES pages, not registered */
 static uint8_t *src;   /* NPAGES pages of data: page i is all 'a' + i */
 static struct filler f;
 
-static int open_uffd(void)
-{
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-
-	if (fd < 0 && errno == EPERM) /* vm.unprivileged_userfaultfd = 0, not root */
-		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-	return fd;
-}
-
 static void setup(void)
 {
-	struct uffdio_api api = {.api = UFFD_API};
-	struct uffdio_register reg = {.mode = UFFDIO_REGISTER_MODE_MISSING};
-
-	uffd = open_uffd();
-	cr_assert(uffd >= 0, "userfaultfd: %s", strerror(errno));
-	cr_assert(ioctl(uffd, UFFDIO_API, &api) == 0, "UFFDIO_API: %s", strerror(errno));
-	area = mmap(NULL, NPAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uffd = uffd_area_open(NPAGES, &area);
+	cr_assert(uffd >= 0, "userfaultfd: %s", strerror(-uffd));
 	other = mmap(NULL, NPAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	src = mmap(NULL, NPAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	cr_assert(area != MAP_FAILED && other != MAP_FAILED && src != MAP_FAILED);
+	cr_assert(other != MAP_FAILED && src != MAP_FAILED);
 	for (int i = 0; i < NPAGES; i++)
 		memset(src + i * PG, 'a' + i, PG);
-	reg.range.start = (uintptr_t)area;
-	reg.range.len = NPAGES * PG;
-	cr_assert(ioctl(uffd, UFFDIO_REGISTER, &reg) == 0, "UFFDIO_REGISTER: %s", strerror(errno));
-	cr_assert(reg.ioctls & (1ull << _UFFDIO_COPY));
-	cr_assert(reg.ioctls & (1ull << _UFFDIO_ZEROPAGE));
 	filler_uffd(&f);
 }
 
