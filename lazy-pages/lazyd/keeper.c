@@ -150,7 +150,7 @@ static int spawn(struct keeper *k, struct keeper_link *link)
 			close(fd);
 		close(sv[0]);
 		worker_close_keeper_fds(k);
-		*link = (struct keeper_link){.fd = sv[1], .shm = k->shm};
+		*link = (struct keeper_link){.fd = sv[1], .shm = k->shm, .restarts = k->restarts};
 		return KEEPER_WORKER;
 	}
 	close(sv[1]);

@@ -76,7 +76,7 @@ struct keeper_link {
 	int fd;
 	struct keeper_shm *shm;
 	uint64_t events_seen; /* non-fault uffd messages applied */
-	unsigned restarts;    /* KP_HELLO's a */
+	unsigned restarts;    /* restarts before this worker (set at fork, KP_HELLO says again) */
 	bool resuming, live, synced, lost;
 };
 

@@ -80,6 +80,12 @@ static int ops_start(struct lazyd *d)
 		return 0;
 	rc = metrics_http_start(&d->metrics, d->loop, d->o->metrics_address, lazyd_metrics_fill, d,
 				&e);
+	if (rc && d->keeper && d->keeper->restarts) {
+		/* A restarted worker: the restore matters more than its metrics. */
+		pr_warn("--metrics-address %s: %s: no metrics from this worker", d->o->metrics_address,
+			e.msg);
+		return 0;
+	}
 	if (rc) {
 		pr_err("--metrics-address %s: %s", d->o->metrics_address, e.msg);
 		return rc;
