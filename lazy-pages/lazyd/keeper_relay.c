@@ -195,18 +195,12 @@ int keep_on_conn(struct keeper *k)
 void keep_on_accept(struct keeper *k)
 {
 	struct ucred cr;
-	int c = accept4(k->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	int c = lps_accept(k->listen_fd, k->peer > 0, &cr);
 
 	if (c < 0)
 		return;
-	const char *why = lps_check_peer(c, &cr);
-	if (!why && k->peer > 0)
-		why = "a restore has connected already";
-	if (!why && keep_watch(k, c, T_CONN))
-		why = "the keeper cannot watch it";
-	if (why) {
-		pr_warn("lazy-pages.socket: connection from pid %d (uid %u) refused: %s",
-			(int)cr.pid, (unsigned)cr.uid, why);
+	if (keep_watch(k, c, T_CONN)) {
+		pr_err("keeper: cannot watch the restore's connection: %s", strerror(errno));
 		close(c);
 		return;
 	}

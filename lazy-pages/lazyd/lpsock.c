@@ -98,6 +98,24 @@ const char *lps_check_peer(int conn, struct ucred *cr)
 	return NULL;
 }
 
+int lps_accept(int listen_fd, bool taken, struct ucred *cr)
+{
+	int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (c < 0)
+		return -1;
+	const char *why = lps_check_peer(c, cr);
+	if (!why && taken)
+		why = "a restore has connected already";
+	if (why) {
+		pr_warn("lazy-pages.socket: connection from pid %d (uid %u) refused: %s",
+			(int)cr->pid, (unsigned)cr->uid, why);
+		close(c);
+		return -1;
+	}
+	return c;
+}
+
 const char *lps_check_uffd(int fd)
 {
 	static const char want[] = "anon_inode:[userfaultfd]";

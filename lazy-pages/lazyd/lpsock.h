@@ -49,6 +49,12 @@ int lps_listen(void);
  * restore (our own uid, a pid we can see), else why not.
  */
 const char *lps_check_peer(int conn, struct ucred *cr);
+/*
+ * Accept a connection on the listening socket: the restore's if its peer may be the restore
+ * (lps_check_peer) and none has connected yet (!taken): its fd (non-blocking) with *cr its
+ * credentials. Any other is closed unread with a warning; -1 then, or when there was none.
+ */
+int lps_accept(int listen_fd, bool taken, struct ucred *cr);
 /* Is fd a userfaultfd? NULL yes, else why not. */
 const char *lps_check_uffd(int fd);
 /*

@@ -31,8 +31,7 @@ static void restore_failed(struct lazyd *d)
  * names, if we know it: killed, so that it never runs on with pages that
  * nobody serves. A pid we could not resolve kills nothing.
  */
-static void reject_task(struct lazyd *d, int pid, pid_t real, int uffd, int slot,
-			const char *why)
+static void reject_task(struct lazyd *d, int pid, pid_t real, int uffd, int slot, const char *why)
 {
 	struct lz_task tmp = {.pid = pid, .real = real, .pidfd = task_open_pidfd(real)};
 
@@ -107,8 +106,7 @@ static void new_task(struct lazyd *d, const struct lps_msg *m, int slot, uint32_
 		return;
 	}
 	/* A task an earlier worker accepted was checked then (criu may have exited since). */
-	if (!(flags & KPF_ACCEPTED) &&
-	    task_resolve_sender(d->peer, m->sender, m->pid, &real, &e)) {
+	if (!(flags & KPF_ACCEPTED) && task_resolve_sender(d->peer, m->sender, m->pid, &real, &e)) {
 		reject_task(d, m->pid, real, m->uffd, slot, e.msg);
 		return;
 	}
@@ -220,18 +218,9 @@ static void on_accept(struct ev_loop *l, int fd, unsigned events, void *data)
 	struct ucred cr;
 
 	(void)events;
-	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	int c = lps_accept(fd, d->peer > 0, &cr);
 	if (c < 0)
 		return;
-	const char *why = lps_check_peer(c, &cr);
-	if (!why && d->peer > 0)
-		why = "a restore has connected already";
-	if (why) {
-		pr_warn("lazy-pages.socket: connection from pid %d (uid %u) refused: %s",
-			(int)cr.pid, (unsigned)cr.uid, why);
-		close(c);
-		return;
-	}
 	d->conn_fd = c;
 	d->peer = cr.pid;
 	int rc = ev_add(l, c, EV_READ, on_conn, d);
