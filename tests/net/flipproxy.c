@@ -2,9 +2,10 @@
  * flipproxy: a loopback TCP relay that corrupts page data on the wire. It
  * follows lazy-wire frames from the server to the client and flips one bit
  * in the payload of the N-th PAGES frame (counted over all connections),
- * FLIPS times in all; everything else passes unchanged.
+ * FLIPS times in all; everything else passes unchanged. With --cut it
+ * instead cuts the connection (both ways) in the middle of that payload.
  *
- *   flipproxy --to 127.0.0.1:PORT [--nth N] [--flips K] --status-fd FD
+ *   flipproxy --to 127.0.0.1:PORT [--nth N] [--flips K] [--cut] --status-fd FD
  *   flipproxy --to 127.0.0.1:PORT --raw-at OFF [--flips K] --status-fd FD
  *
  * --raw-at: no parsing (for TLS, where frames cannot be seen): flip one bit of the byte at
@@ -19,6 +20,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,7 @@ struct shared {
 	atomic_int flips;  /* left to do */
 	int nth;
 	long raw_at; /* >= 0: flip at this stream offset instead */
+	bool cut;    /* cut the connection there instead of flipping a bit */
 };
 
 /* Server->client stream parser: where the next header starts, what this byte is. */
@@ -44,7 +47,9 @@ struct parser {
 	bool flip_this;
 };
 
-static void parse(struct shared *sh, struct parser *p, uint8_t *buf, size_t len)
+/* Follow the frames of buf (flipping a bit where asked); with --cut, the offset in buf
+ * where the connection is to be cut, else -1. */
+static long parse(struct shared *sh, struct parser *p, uint8_t *buf, size_t len)
 {
 	for (size_t i = 0; i < len;) {
 		if (p->hdr_have < WIRE_HDR_SIZE) {
@@ -72,6 +77,10 @@ static void parse(struct shared *sh, struct parser *p, uint8_t *buf, size_t len)
 			i += n;
 		} else {
 			size_t n = len - i < p->payload_left ? len - i : p->payload_left;
+			if (p->flip_this && n && sh->cut) {
+				fprintf(stderr, "flipproxy: cut a connection in a page payload\n");
+				return (long)i + (long)(n / 2);
+			}
 			if (p->flip_this && n) {
 				buf[i] ^= 0x10;
 				p->flip_this = false;
@@ -83,6 +92,7 @@ static void parse(struct shared *sh, struct parser *p, uint8_t *buf, size_t len)
 		if (!p->body_left && !p->payload_left)
 			p->hdr_have = 0;
 	}
+	return -1;
 }
 
 /* Raw mode: flip the byte at sh->raw_at of this stream, once, if flips are left. */
@@ -114,10 +124,14 @@ static int relay(int a, int b, struct shared *sh)
 			ssize_t n = recv(f[k].fd, buf, sizeof(buf), 0);
 			if (n <= 0)
 				return 0;
+			long cut = -1;
 			if (k == 1 && sh->raw_at >= 0)
 				raw_flip(sh, &seen, buf, (size_t)n);
 			else if (k == 1)
-				parse(sh, &p, buf, (size_t)n);
+				cut = parse(sh, &p, buf, (size_t)n);
+			if (cut >= 0)
+				n = cut; /* what comes before the cut goes through, then both close
+					  */
 			int to = k ? a : b;
 			for (ssize_t off = 0; off < n;) {
 				ssize_t w = send(to, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
@@ -125,19 +139,25 @@ static int relay(int a, int b, struct shared *sh)
 					return 0;
 				off += w;
 			}
+			if (cut >= 0)
+				return 0;
 		}
 	}
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-	    {"to", required_argument, NULL, 't'},	 {"nth", required_argument, NULL, 'n'},
-	    {"flips", required_argument, NULL, 'f'},	 {"raw-at", required_argument, NULL, 'r'},
-	    {"status-fd", required_argument, NULL, 's'}, {0}};
+	static const struct option lo[] = {{"to", required_argument, NULL, 't'},
+					   {"nth", required_argument, NULL, 'n'},
+					   {"flips", required_argument, NULL, 'f'},
+					   {"raw-at", required_argument, NULL, 'r'},
+					   {"status-fd", required_argument, NULL, 's'},
+					   {"cut", no_argument, NULL, 'c'},
+					   {0}};
 	struct sockaddr_in to = {.sin_family = AF_INET};
 	int nth = 3, flips = 1, stfd = -1, o;
 	long raw_at = -1;
+	bool cut = false;
 
 	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (o) {
@@ -165,6 +185,9 @@ int main(int argc, char **argv)
 		case 'r':
 			raw_at = atol(optarg);
 			break;
+		case 'c':
+			cut = true;
+			break;
 		default:
 			return 2;
 		}
@@ -179,6 +202,7 @@ int main(int argc, char **argv)
 	atomic_init(&sh->flips, flips);
 	sh->nth = nth;
 	sh->raw_at = raw_at;
+	sh->cut = cut;
 	signal(SIGCHLD, SIG_IGN);
 	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in la = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};

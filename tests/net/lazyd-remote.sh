@@ -17,6 +17,8 @@
 #   NET_SUMS       1: write the dump-time checksum index before serving
 #   NET_CORRUPT    1: after the index is written, damage one lazy page in the image
 #   NET_FLIP       N: relay through flipproxy, which flips a bit in the N-th page payload
+#   NET_CUT        N: relay through flipproxy, which cuts the connection in the N-th page
+#                  payload (NET_CUTS times in all, default 1)
 #   NET_LAZYD_ARGS extra criu-lazyd arguments
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -87,8 +89,9 @@ else
 	server=$addr:$port
 	case $addr in *:*) server="[$addr]:$port" ;; esac
 fi
-if [ -n "${NET_FLIP:-}" ]; then
-	"$B/tests/net/flipproxy" --to "$server" --nth "$NET_FLIP" --status-fd 3 \
+if [ -n "${NET_FLIP:-}${NET_CUT:-}" ]; then
+	"$B/tests/net/flipproxy" --to "$server" --nth "${NET_FLIP:-${NET_CUT:-}}" \
+		${NET_CUT:+--cut --flips ${NET_CUTS:-1}} --status-fd 3 \
 		3>"$run/proxy.port" 2>"$run/proxy.log" &
 	proxy=$!
 	i=0

@@ -252,6 +252,16 @@ else
 			bad flip "$(tail -2 "$OUT/r-flip.out")"
 		fi
 	fi
+	if want cut; then
+		# A relay cuts the connection in the middle of a page, three times: the daemon
+		# reconnects and fetches what was in flight again; restore-sim checks every byte.
+		if sim cut large NET_CUT=5 NET_CUTS=3 && [ "$(grep -c "cut a connection" "$OUT/r-cut/proxy.log")" = 3 ] &&
+			grep -q "reconnects" "$OUT/r-cut/lazyd.log"; then
+			ok "cut: $(grep -o '[0-9]* reconnects' "$OUT/r-cut/lazyd.log") after 3 connections cut mid-page by a relay"
+		else
+			bad cut "$(tail -2 "$OUT/r-cut.out")"
+		fi
+	fi
 	if want corrupt; then
 		# A page damaged in the image after its dump-time checksum: the task is killed.
 		sim corrupt large NET_SUMS=1 NET_CORRUPT=1
