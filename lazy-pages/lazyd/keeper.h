@@ -60,6 +60,7 @@ struct kp_msg {
 	uint32_t type, slot;
 	int32_t a, b, c;
 	uint32_t flags;
+	uint64_t t_ns; /* KP_UFFD: when the keeper read it (CLOCK_MONOTONIC: fault latency) */
 	struct uffd_msg m;
 };
 

@@ -195,7 +195,9 @@ static void on_uffd_msg(struct lazyd *d, const struct kp_msg *m, int fd)
 			keeper_note(d, WK_DROP, m->b, 0, 0);
 		return;
 	}
+	d->msg_read_ns = m->t_ns;
 	lazyd_handle_msg(d, t, &um);
+	d->msg_read_ns = 0;
 }
 
 static void dispatch(struct lazyd *d, const struct kp_msg *m, int fd)

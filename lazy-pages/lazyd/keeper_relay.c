@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "keeper_int.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 struct kslot keep_slots[KEEP_MAX_SLOTS];
@@ -237,9 +238,10 @@ int keep_read_slot(struct keeper *k, uint32_t s)
 	if (!keep_lock(k))
 		return -EDEADLK;
 	n = read(keep_slots[s].fd, in, sizeof(in));
+	uint64_t now = mono_ns();
 	size_t cnt = n > 0 ? (size_t)n / sizeof(in[0]) : 0;
 	for (size_t i = 0; i < cnt; i++) {
-		out[i] = (struct kp_msg){.type = KP_UFFD, .slot = s, .m = in[i]};
+		out[i] = (struct kp_msg){.type = KP_UFFD, .slot = s, .t_ns = now, .m = in[i]};
 		fds[i] = -1;
 		if (in[i].event == UFFD_EVENT_PAGEFAULT)
 			continue;

@@ -70,6 +70,7 @@ struct lazyd {
 	struct lazyd_rate rate;
 	const char *work_dir; /* absolute, for the status */
 	struct keeper_link *keeper; /* NULL: no keeper (--keeper off), we read the uffds */
+	uint64_t msg_read_ns;	    /* the message being handled was read then (0: now) */
 };
 
 /* tasks.c */

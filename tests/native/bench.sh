@@ -7,6 +7,7 @@
 #   eager  plain `criu restore` (no --lazy-pages): every page is in before the tasks run
 #   criu   `criu lazy-pages` with the local images
 #   ours   criu-lazyd with the local images
+#   nokeeper  the same with --keeper off (one process: what the keeper costs, issue 12)
 #   imgd   criu-lazyd --image-server 127.0.0.1:P --image img, criu-imgd -D IMG on loopback
 #          (a fresh criu-imgd per restore, as tests/vm/guest-net.sh run_imgd does)
 # Each restore is tests/vm/lib.sh restore_run in mode verify-now: the lazy daemon (and
@@ -25,7 +26,7 @@
 # /dev/shm/criu-lazy-bench, tmpfs like the VM benchmark), NATIVE_BENCH_V (log level of the
 # lazy daemons and criu-imgd, default 2 = their default; `criu restore` logs at -v4 in
 # restore_run for every setup), NATIVE_BENCH_PORT (criu-imgd port, default 0: any free one),
-# NATIVE_BENCH_THREADS ("1 2"), NATIVE_BENCH_SETUPS ("eager criu ours imgd"),
+# NATIVE_BENCH_THREADS ("1 2"), NATIVE_BENCH_SETUPS ("eager criu ours nokeeper imgd"),
 # NATIVE_SUITE (sid), NATIVE_BENCH_BIN (where criu-lazyd and criu-imgd are; default build/bin),
 # NATIVE_BENCH_TREE (what to call the build in the JSON; default git describe of the tree),
 # NATIVE_BENCH_KEEP=1 (keep the images and run dirs in NATIVE_BENCH_DIR after a good run).
@@ -39,7 +40,7 @@ BDIR=${NATIVE_BENCH_DIR:-/dev/shm/criu-lazy-bench}
 LOGV=${NATIVE_BENCH_V:-2}
 PORT_WANT=${NATIVE_BENCH_PORT:-0}
 THREADS=${NATIVE_BENCH_THREADS:-1 2}
-SETUPS=${NATIVE_BENCH_SETUPS:-eager criu ours imgd}
+SETUPS=${NATIVE_BENCH_SETUPS:-eager criu ours nokeeper imgd}
 OUT=$ROOT/build/native
 BIN=${NATIVE_BENCH_BIN:-$ROOT/build/bin}
 IMGD=$BIN/criu-imgd
@@ -112,6 +113,13 @@ one_restore() {
 	ours)
 		OURS_LAZY=$OURS_LAZY_LOCAL
 		restore_run "$2" ours verify-now
+		;;
+	nokeeper)
+		OURS_LAZY="$OURS_LAZY_LOCAL --keeper off"
+		_or=0
+		restore_run "$2" ours verify-now || _or=$?
+		OURS_LAZY=$OURS_LAZY_LOCAL
+		return $_or
 		;;
 	imgd)
 		imgd_up "$2" || { FAIL_WHY="criu-imgd did not start"; RUN=$BDIR/$2; imgd_down; return 1; }
@@ -192,6 +200,7 @@ key() {
 	eager) echo eager ;;
 	criu) echo criu-lazy-pages ;;
 	ours) echo criu-lazyd ;;
+	nokeeper) echo criu-lazyd-nokeeper ;;
 	imgd) echo criu-lazyd+criu-imgd ;;
 	esac
 }
@@ -200,6 +209,7 @@ label() {
 	eager) echo 'eager `criu restore` (no --lazy-pages)' ;;
 	criu) echo '`criu lazy-pages` (local images)' ;;
 	ours) echo 'criu-lazyd (local images)' ;;
+	nokeeper) echo 'criu-lazyd --keeper off (local images)' ;;
 	imgd) echo 'criu-lazyd + criu-imgd (loopback)' ;;
 	esac
 }
@@ -225,7 +235,7 @@ MEMGB=$(awk '/^MemTotal/ { printf "%d", $2 / 1048576 + 0.5 }' /proc/meminfo)
 	echo "| ratio (medians) | readers | resume | total |"
 	echo "| --- | --- | --- | --- |"
 	for t in $THREADS; do
-		for pair in "ours criu" "ours eager" "imgd criu" "imgd eager"; do
+		for pair in "ours criu" "ours eager" "ours nokeeper" "imgd criu" "imgd eager"; do
 			set -- $pair
 			case " $SETUPS " in *" $1 "*) ;; *) continue ;; esac
 			case " $SETUPS " in *" $2 "*) ;; *) continue ;; esac
@@ -278,7 +288,7 @@ cat "$OUT/bench.md"
 	done
 	printf '\n  },\n  "ratios": {\n'
 	np=0
-	for pair in "ours criu" "ours eager" "imgd criu" "imgd eager"; do
+	for pair in "ours criu" "ours eager" "ours nokeeper" "imgd criu" "imgd eager"; do
 		set -- $pair
 		case " $SETUPS " in *" $1 "*) ;; *) continue ;; esac
 		case " $SETUPS " in *" $2 "*) ;; *) continue ;; esac
