@@ -221,7 +221,7 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, 
 			t->need_events = true;
 			return done ? 0 : -EAGAIN;
 		case -ESRCH:
-			lazyd_task_gone(d, t, "exited");
+			lazyd_task_exited(d, t);
 			return rc;
 		case -ENOENT:
 		case -EINVAL:
@@ -261,7 +261,7 @@ static int serve_unpending(struct lazyd *d, struct lz_task *t, uint64_t page)
 		t->need_events = true;
 		return rc;
 	case -ESRCH:
-		lazyd_task_gone(d, t, "exited");
+		lazyd_task_exited(d, t);
 		return rc;
 	default:
 		/* Not ours to fill (no VMA): wake it, the kernel decides on the refault. */

@@ -175,9 +175,13 @@ static void on_uffd_msg(struct lazyd *d, const struct kp_msg *m, int fd)
 
 	if (um.event != UFFD_EVENT_PAGEFAULT)
 		k->events_seen++;
-	if (!t || t->killed) {
-		if (fd >= 0) /* a fork of a task we no longer serve: its keeper closes it too */
+	if (!t) {
+		/* A task no longer served (refused, gone): its fork has nothing it could inherit
+		 * (lazyd_task_exited() applies a task's messages before it is gone). */
+		if (fd >= 0)
 			close(fd);
+		if (um.event == UFFD_EVENT_FORK)
+			pr_warn("a fork of a task no longer served (slot %u): not followed", m->slot);
 		if (um.event == UFFD_EVENT_FORK)
 			keeper_note(d, WK_DROP, m->b, 0, 0);
 		return;

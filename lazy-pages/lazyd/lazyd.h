@@ -80,6 +80,8 @@ struct lz_task *lazyd_add_task(struct lazyd *d, int pid, pid_t real, int uffd,
 /* The uffd's task is known now (a fork child identified): bind it in the fill engine. */
 void lazyd_task_identified(struct lazyd *d, struct lz_task *t);
 void lazyd_task_gone(struct lazyd *d, struct lz_task *t, const char *why);
+/* Its pidfd or the kernel (ESRCH) says t exited: gone, once all its uffd said is applied. */
+void lazyd_task_exited(struct lazyd *d, struct lz_task *t);
 void lazyd_task_fail(struct lazyd *d, struct lz_task *t, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Pending pages in [start, end) that the task will never see: dropped and counted. */

@@ -31,7 +31,7 @@ static void on_pidfd(struct ev_loop *l, int fd, unsigned events, void *data)
 	(void)l;
 	(void)fd;
 	(void)events;
-	lazyd_task_gone(t->d, t, "exited");
+	lazyd_task_exited(t->d, t);
 }
 
 /* Bind the task's uffd in the fill engine (an engine that needs no binding says 0). */
@@ -102,6 +102,18 @@ void lazyd_task_identified(struct lazyd *d, struct lz_task *t)
 	/* Verified: the module checks that this process's VMAs are this uffd's. */
 	if (d->fill.ops->attach)
 		attach(d, t, true);
+}
+
+void lazyd_task_exited(struct lazyd *d, struct lz_task *t)
+{
+	/*
+	 * With a keeper, what it read of this task's uffd may still be on its way: a fork the
+	 * task made just before it exited (a daemon's double fork) must reach us while the
+	 * task's pending set, which the child inherits, is still there.
+	 */
+	if (d->keeper)
+		keeper_sync(d);
+	lazyd_task_gone(d, t, "exited");
 }
 
 void lazyd_task_gone(struct lazyd *d, struct lz_task *t, const char *why)

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sim/scen.h"
 #include "sim/sim-crash.h"
 #include "sim/sim-images.h"
 #include "sim/sim-proto.h"
@@ -129,7 +130,8 @@ static int vanish_verdict(struct sim *s, int failed)
 		sim_log("note: the daemon's log does not say 'kill'");
 	struct stat st;
 	if ((s->sc->flags & SC_KEEPER_DIES) && !stat(sim_mismatch_path, &st)) {
-		sim_log("FAIL: a task read a wrong page before it was killed (the worker held its uffd)");
+		sim_log("FAIL: a task read a wrong page before it was killed (the worker held its "
+			"uffd)");
 		rc = 1;
 	}
 	if (!rc && s->sc->must_say && !file_contains(s->logpath, s->sc->must_say)) {
@@ -238,6 +240,31 @@ static int restore_drain(struct sim *s, uint64_t deadline)
 	return 0;
 }
 
+/* SC_ORPHAN: the orphaned child said "ok" (every byte it read was right). */
+static int orphan_verdict(struct sim *s, uint64_t deadline)
+{
+	char path[300], buf[8] = "";
+
+	orphan_result_path(s, path, sizeof(path));
+	while (ms_left(deadline)) {
+		FILE *f = fopen(path, "re");
+		if (f) {
+			size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+			fclose(f);
+			buf[n] = 0;
+			if (n >= 2)
+				break;
+		}
+		usleep(2000);
+	}
+	if (strcmp(buf, "ok")) {
+		sim_log("FAIL: the orphaned child %s",
+			buf[0] ? "saw wrong memory" : "never reported");
+		return 1;
+	}
+	return 0;
+}
+
 /* Normal restore: hand over, run, wait for the tasks, then for the daemon. */
 static int restore_and_run(struct sim *s)
 {
@@ -255,6 +282,8 @@ static int restore_and_run(struct sim *s)
 			failed < 0 ? "tasks hung (timeout)" : "a task saw wrong memory");
 		return 1;
 	}
+	if ((s->sc->flags & SC_ORPHAN) && orphan_verdict(s, deadline))
+		return 1;
 	if (s->sock >= 0) {
 		close(s->sock);
 		s->sock = -1;
@@ -322,8 +351,9 @@ static int crash_verdict(struct sim *s)
 		fclose(f);
 	sim_log("workers killed: %d, restarts the daemon reports: %d", kills, restarts);
 	if (kills < 1 || restarts < 1) {
-		sim_log("FAIL: %s", kills < 1 ? "the killer never struck (the scenario proves nothing)"
-					      : "no worker restart in the daemon's summary");
+		sim_log("FAIL: %s", kills < 1
+					? "the killer never struck (the scenario proves nothing)"
+					: "no worker restart in the daemon's summary");
 		return 1;
 	}
 	if (restarts > kills) {

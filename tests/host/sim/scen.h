@@ -94,6 +94,9 @@ void layout_fork_storm(struct sim *s);
 int run_fork(struct sim *s, struct sim_task *t);
 int run_fork_remap(struct sim *s, struct sim_task *t);
 int run_fork_storm(struct sim *s, struct sim_task *t);
+int run_fork_exit(struct sim *s, struct sim_task *t);
+/* Where run_fork_exit's orphan writes "ok" or "bad". */
+void orphan_result_path(const struct sim *s, char *buf, size_t len);
 
 /* ---- scen-hostile.c: damaged images, hostile clients ---- */
 

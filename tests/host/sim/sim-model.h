@@ -81,6 +81,7 @@ struct sim;
 #define SC_CRASH 8192u /* the daemon's worker is killed while it serves (sim-crash.h) */
 #define SC_KILLED 16384u      /* the daemon must kill every task (saying must_say), not serve */
 #define SC_KEEPER_DIES 32768u /* with SC_KILLED: the daemon's keeper is killed once tasks run */
+#define SC_ORPHAN 65536u      /* a task's orphaned child reports in orphan-result (scen-fork.c) */
 
 struct scenario {
 	const char *name;

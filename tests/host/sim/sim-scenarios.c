@@ -82,6 +82,8 @@ const struct scenario sim_scenarios[] = {
 	{.name = "forged-pid", .what = "a task sends another task's pid: refused",
 	 .layout = layout_two, .run = run_exit_now, .flags = SC_EXPECT_FAIL, .timeout_s = 30,
 	 .corrupt = forge_pid},
+	{.name = "fork-exit", .what = "a task forks and exits at once; its orphan reads all memory",
+	 .layout = layout_fork, .run = run_fork_exit, .flags = SC_ORPHAN, .timeout_s = 60},
 	/* SC_CRASH: the worker is SIGKILLed while it serves (first kill within crash_first_ms). */
 	{.name = "crash-early", .what = "worker killed before the restore connects, then again",
 	 .layout = layout_two, .run = run_seq, .flags = SC_CRASH, .timeout_s = 60,
