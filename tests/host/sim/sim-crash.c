@@ -26,44 +26,35 @@ static bool is_lazyd(pid_t pid)
 	return ok;
 }
 
-/* The children of pid, up to max (from /proc/PID/task/PID/children). */
-static size_t children(pid_t pid, pid_t *out, size_t max)
+/*
+ * The daemon's worker: the last one its keeper logged ("keeper: worker pid N started"), if it
+ * is still a live criu-lazyd. (Not "a child of the keeper": under AddressSanitizer the keeper
+ * has other children at exit, LeakSanitizer's.)
+ */
+static pid_t worker_of(const struct sim *s)
 {
-	char path[64];
-	size_t n = 0;
-	int c;
+	char line[512], path[64], st[256];
+	int pid = 0;
+	FILE *f = fopen(s->logpath, "re");
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
-	FILE *f = fopen(path, "re");
 	if (!f)
 		return 0;
-	while (n < max && fscanf(f, "%d", &c) == 1)
-		out[n++] = c;
-	fclose(f);
-	return n;
-}
-
-/*
- * The daemon's worker: a criu-lazyd whose parent is a criu-lazyd (its keeper), below the
- * process we started (criu-lazyd itself, or a wrapper such as tests/net/lazyd-remote.sh).
- */
-static pid_t worker_of(pid_t top)
-{
-	pid_t todo[64], c[16];
-	size_t n = 0;
-
-	todo[n++] = top;
-	while (n) {
-		pid_t p = todo[--n];
-		size_t k = children(p, c, 16);
-		for (size_t i = 0; i < k; i++) {
-			if (is_lazyd(c[i]) && is_lazyd(p))
-				return c[i];
-			if (n < 64)
-				todo[n++] = c[i];
-		}
+	while (fgets(line, sizeof(line), f)) {
+		const char *at = strstr(line, "keeper: worker pid ");
+		if (at && strstr(at, " started"))
+			pid = atoi(at + strlen("keeper: worker pid "));
 	}
-	return 0;
+	fclose(f);
+	if (pid <= 0 || !is_lazyd(pid))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	/* "pid (comm) S ...": a zombie is not a worker to kill */
+	const char *state = fgets(st, sizeof(st), f) ? strrchr(st, ')') : NULL;
+	fclose(f);
+	return state && state[1] == ' ' && state[2] != 'Z' ? pid : 0;
 }
 
 static void sleep_ms(unsigned ms)
@@ -75,14 +66,14 @@ static void sleep_ms(unsigned ms)
 }
 
 /* Kill the keeper's worker (waiting up to 2 s for one to run); 1 if killed, 0 if not. */
-static int kill_worker(pid_t keeper)
+static int kill_worker(const struct sim *s)
 {
-	for (int i = 0; i < 2000 && !kill(keeper, 0); i++) {
-		pid_t w = worker_of(keeper);
+	for (int i = 0; i < 2000 && !kill(s->dpid, 0); i++) {
+		pid_t w = worker_of(s);
 		if (w > 0 && !kill(w, SIGKILL)) {
 			fprintf(stderr, "restore-sim: killed the daemon's worker pid %d\n", (int)w);
 			/* Until the keeper has seen it die (its next worker is another pid). */
-			for (int j = 0; j < 2000 && worker_of(keeper) == w; j++)
+			for (int j = 0; j < 2000 && worker_of(s) == w; j++)
 				sleep_ms(1);
 			return 1;
 		}
@@ -93,21 +84,21 @@ static int kill_worker(pid_t keeper)
 
 int crash_now(struct sim *s)
 {
-	int k = kill_worker(s->dpid);
+	int k = kill_worker(s);
 
 	s->sync_kills += k;
 	return k;
 }
 
 /* The killer: a byte on wfd per worker it killed. */
-static int killer(pid_t keeper, uint64_t seed, unsigned first_ms, unsigned gap_ms, int wfd)
+static int killer(const struct sim *s, unsigned first_ms, unsigned gap_ms, int wfd)
 {
-	struct sim_rng r = {seed ^ 0xc4a5};
+	struct sim_rng r = {s->seed ^ 0xc4a5};
 	int kills = 0;
 
 	sleep_ms((unsigned)rng_below(&r, first_ms + 1));
-	while (kills < SIM_CRASH_KILLS && !kill(keeper, 0)) {
-		if (!kill_worker(keeper))
+	while (kills < SIM_CRASH_KILLS && !kill(s->dpid, 0)) {
+		if (!kill_worker(s))
 			break;
 		kills++;
 		if (write(wfd, "k", 1) != 1)
@@ -134,7 +125,7 @@ int crash_start(struct sim *s, unsigned first_ms, unsigned gap_ms)
 		for (int fd = 3; fd < 4096; fd++)
 			if (fd != p[1])
 				close(fd);
-		_exit(killer(s->dpid, s->seed, first_ms, gap_ms, p[1]) & 0);
+		_exit(killer(s, first_ms, gap_ms, p[1]) & 0);
 	}
 	close(p[1]);
 	s->killer = pid;
