@@ -82,8 +82,8 @@ static int ops_start(struct lazyd *d)
 				&e);
 	if (rc && d->keeper && d->keeper->restarts) {
 		/* A restarted worker: the restore matters more than its metrics. */
-		pr_warn("--metrics-address %s: %s: no metrics from this worker", d->o->metrics_address,
-			e.msg);
+		pr_warn("--metrics-address %s: %s: no metrics from this worker",
+			d->o->metrics_address, e.msg);
 		return 0;
 	}
 	if (rc) {
@@ -411,6 +411,15 @@ int main(int argc, char **argv)
 	}
 	rc = run(&d);
 	d.st.t_done = now_s();
+	if (d.src.ops->state) {
+		struct src_state ss;
+		d.src.ops->state(&d.src, &ss);
+		d.st.src_network = 1;
+		d.st.src_bytes_rx = ss.bytes_rx;
+		d.st.src_data_fault = ss.data_pages_rx[SRC_FAULTS];
+		d.st.src_data_stream = ss.data_pages_rx[SRC_STREAM];
+		d.st.src_pages = ss.pages_rx[SRC_FAULTS] + ss.pages_rx[SRC_STREAM];
+	}
 	stats_log_summary(&d.st);
 	if (d.fill.ops->batch) {
 		struct fill_stats fs;

@@ -183,6 +183,13 @@ static void source_fill(struct prom_buf *b, const LazydStatus *m)
 	one(b, "criu_lazyd_source_bad_checksums_total", "counter",
 	    "Pages from the image server that failed their checksum (and were read again).",
 	    (double)s->bad_checksums);
+	if (s->has_bytes_received) {
+		one(b, "criu_lazyd_source_bytes_received_total", "counter",
+		    "Frame bytes received from a network page source.", (double)s->bytes_received);
+		one(b, "criu_lazyd_source_data_pages_received_total", "counter",
+		    "Data pages received from a network page source (both connections).",
+		    (double)(s->data_pages_fault + s->data_pages_stream));
+	}
 	one(b, "criu_lazyd_fill_batches_total", "counter",
 	    "Batches installed through the fill engine's batch path (lazyfill.ko).",
 	    (double)f->batches);

@@ -221,6 +221,10 @@ static void source_fill(struct snap *s, const struct lazyd *d)
 		o->has_reconnects = o->has_bad_checksums = 1;
 		o->reconnects = st.reconnects;
 		o->bad_checksums = st.bad_sums;
+		o->has_bytes_received = o->has_data_pages_fault = o->has_data_pages_stream = 1;
+		o->bytes_received = st.bytes_rx;
+		o->data_pages_fault = st.data_pages_rx[SRC_FAULTS];
+		o->data_pages_stream = st.data_pages_rx[SRC_STREAM];
 		if (st.reconnecting) {
 			o->has_retry_in_ms = o->has_failures = 1;
 			o->retry_in_ms = st.retry_ms;

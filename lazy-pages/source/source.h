@@ -28,6 +28,8 @@ struct src_chunk {
 	bool last; /* the read with this tag is complete (or failed): no more chunks for it */
 };
 
+enum src_path { SRC_FAULTS, SRC_STREAM, SRC_NPATHS };
+
 /* A connected source's state (the state op). */
 struct src_state {
 	bool reconnecting;   /* a connection is down and its backoff runs */
@@ -36,6 +38,11 @@ struct src_state {
 	unsigned failures;   /* reconnecting: attempts failed in a row */
 	uint64_t reconnects; /* connections re-established */
 	uint64_t bad_sums;   /* pages that failed their checksum (and were read again) */
+	/* What came over the network (criu-imgd): frame bytes, and pages by path (faults on
+	 * their own connection, the background stream), of which with data (zero pages are
+	 * marked, never sent). */
+	uint64_t bytes_rx;
+	uint64_t pages_rx[SRC_NPATHS], data_pages_rx[SRC_NPATHS];
 };
 
 struct page_source_ops {

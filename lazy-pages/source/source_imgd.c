@@ -54,7 +54,12 @@ static void imgd_state(struct page_source *ps, struct src_state *st)
 {
 	const struct imgd_src *s = ps->priv;
 
-	*st = (struct src_state){.reconnects = s->reconnects, .bad_sums = s->bad_sums};
+	*st = (struct src_state){
+	    .reconnects = s->reconnects, .bad_sums = s->bad_sums, .bytes_rx = s->bytes_rx};
+	for (int i = 0; i < SRC_NPATHS; i++) {
+		st->pages_rx[i] = s->pages_rx[i];
+		st->data_pages_rx[i] = s->data_pages_rx[i];
+	}
 	st->failures = s->ufails > s->bfails ? s->ufails : s->bfails;
 	st->reconnecting = st->failures > 0;
 	if (st->reconnecting)
@@ -87,10 +92,12 @@ bool imgd_fatal(int rc)
 	return rc == -EACCES || rc == -ENOENT || rc == -ERANGE || rc == -EBADMSG;
 }
 
-int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, uint8_t *out)
+int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, uint8_t *out,
+		      enum src_path path)
 {
 	size_t at = 0;
 
+	s->pages_rx[path] += p->nr_pages;
 	for (uint32_t i = 0; i < p->nr_pages; i++) {
 		uint8_t *dst = out + (size_t)i * WIRE_PAGE;
 		uint64_t sum;
@@ -100,6 +107,7 @@ int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, 
 		} else {
 			memcpy(dst, pay + at, WIRE_PAGE);
 			at += WIRE_PAGE;
+			s->data_pages_rx[path]++;
 			sum = wire_page_sum(dst);
 		}
 		if (sum != p->sums[i]) {

@@ -54,6 +54,7 @@ struct imgd_src {
 	unsigned ufails, bfails;
 	uint64_t uretry_at, bretry_at;
 	uint64_t reconnects, bad_sums;
+	uint64_t bytes_rx, pages_rx[SRC_NPATHS], data_pages_rx[SRC_NPATHS];
 };
 
 /* ---- source_imgd.c ---- */
@@ -70,7 +71,8 @@ int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch);
 bool imgd_fatal(int rc);
 /* Check one PAGES frame's pages against their checksums and place them into out (zero pages
  * written as zeros): 0 or -EBADMSG (logged, counted). */
-int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, uint8_t *out);
+int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, uint8_t *out,
+		      enum src_path path);
 
 /* Milliseconds until the first connection that is down may be tried again (0: now). */
 unsigned imgd_wait_ms(struct page_source *ps);

@@ -166,6 +166,7 @@ static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
 	int rc = 0;
 
 	*reset = true;
+	s->bytes_rx += WIRE_HDR_SIZE + (uint64_t)h->msg_len + h->payload_len;
 	if (!m || wire_check(h->type, m, h, &why)) {
 		pr_warn("image server (bulk): bad %s frame: %s", wire_type_name(h->type),
 			m ? why.msg : "malformed message");
@@ -189,7 +190,7 @@ static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
 		struct pf_req *r = find_pf(s, p->req, &idx);
 		if (r && p->pid == r->t->pid && p->off == r->off + (uint64_t)r->got * WIRE_PAGE &&
 		    p->nr_pages <= r->n - r->got && p->done == (r->got + p->nr_pages == r->n)) {
-			if (imgd_unpack_pages(s, p, s->bpay, s->chunk)) {
+			if (imgd_unpack_pages(s, p, s->bpay, s->chunk, SRC_STREAM)) {
 				if (++r->fails > s->retries) {
 					*out = (struct src_chunk){
 					    .tag = r->tag, .t = r->t, .last = true};

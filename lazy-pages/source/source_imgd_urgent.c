@@ -25,6 +25,7 @@ static int get_once(struct imgd_src *s, int32_t pid, uint64_t off, uint32_t n, u
 			pr_warn("image server: %s", why.msg);
 			return rc == -EPROTO ? -EPIPE : rc;
 		}
+		s->bytes_rx += WIRE_HDR_SIZE + (uint64_t)h.msg_len + h.payload_len;
 		if (h.type == WT_ERROR) {
 			LwError *e = (LwError *)m;
 			pr_err("image server: %s", e->text);
@@ -38,8 +39,8 @@ static int get_once(struct imgd_src *s, int32_t pid, uint64_t off, uint32_t n, u
 			    (p->done != (got + p->nr_pages == n)))
 				rc = -EPIPE;
 			else
-				rc =
-				    imgd_unpack_pages(s, p, s->upay, buf + (size_t)got * WIRE_PAGE);
+				rc = imgd_unpack_pages(s, p, s->upay, buf + (size_t)got * WIRE_PAGE,
+						       SRC_FAULTS);
 			if (!rc)
 				got += p->nr_pages;
 		}

@@ -50,7 +50,7 @@ struct ps_src {
 	int fd;
 	unsigned timeout_ms;
 	bool broken;
-	uint64_t gets, pages;
+	uint64_t gets, pages, bytes_rx;
 };
 
 /* A TCP connection to the page server, retried while it does not listen yet: fd or -errno. */
@@ -140,6 +140,7 @@ static int ps_read(struct page_source *ps, const struct img_task *t, uint64_t of
 		done += n;
 		s->gets++;
 		s->pages += r.nr_pages;
+		s->bytes_rx += sizeof(r) + n;
 	}
 	return 0;
 }
@@ -172,7 +173,9 @@ static void ps_state(struct page_source *ps, struct src_state *st)
 {
 	const struct ps_src *s = ps->priv;
 
-	*st = (struct src_state){.lost = s->broken || s->fd < 0};
+	/* One connection for every read: its pages count as the fault path's. */
+	*st = (struct src_state){.lost = s->broken || s->fd < 0, .bytes_rx = s->bytes_rx};
+	st->pages_rx[SRC_FAULTS] = st->data_pages_rx[SRC_FAULTS] = s->pages;
 }
 
 static const struct page_source_ops ps_ops = {
