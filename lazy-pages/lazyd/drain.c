@@ -40,6 +40,7 @@ static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struc
 	}
 	if (n && !t->gone && !t->killed)
 		lazyd_install_batch(d, t, runs, data, n, PATH_DRAIN);
+	lazyd_share_fetched(d, t, base, ch->src, ch->data, (uint64_t)ch->n * PAGE);
 }
 
 static void collect_chunks(struct lazyd *d)

@@ -66,7 +66,7 @@ void lazyd_ident_prepare(struct lazyd *d, struct lz_task *t, uint64_t addr, stru
 
 	id->n = 0;
 	id->addr = addr;
-	if (t->real > 0 || t->parent_real <= 0 || t->ident_tries >= IDENT_MAX_TRIES)
+	if (t->real > 0 || t->parent_real <= 0 || t->ident_tries >= IDENT_MAX_TRIES || d->sharing)
 		return;
 	t->ident_tries++;
 	for (struct lz_task *k = d->tasks; k && nk < IDENT_MAX_KNOWN; k = k->next)

@@ -207,6 +207,8 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, 
 			lazyd_ident_finish(d, t, &id);
 		if (done && lazyd_installed(d, t, &r, done, p))
 			return -ENOMEM;
+		if (data == d->buf)
+			lazyd_share_fetched(d, t, r.start, r.src, d->buf, len);
 		if (!rc)
 			return 0;
 		uint64_t at = r.start + done;
@@ -240,6 +242,32 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, 
 		}
 	}
 	return 0;
+}
+
+void lazyd_share_fetched(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t src,
+			 const void *data, uint64_t len)
+{
+	for (struct lz_task *o = d->tasks; o; o = o->next) {
+		if (o == t || o->img != t->img || o->gone || o->killed || !o->pend.data_pages)
+			continue;
+		for (uint64_t at = addr; at < addr + len && !o->gone && !o->killed;) {
+			struct pend_extent r;
+			/* The same data where o has it pending at the same address (a fork's
+			 * copy of the range; a range o moved since keeps its own fetch). */
+			if (!pending_run_at(&o->pend, at, addr + len - at, &r) ||
+			    (r.flags & PEND_ZERO) || r.src != src + (at - addr)) {
+				at += PAGE;
+				continue;
+			}
+			d->st.pages_shared += (r.end - r.start) / PAGE;
+			/* A fork child not identified yet is named by an install of its own (a
+			 * look at every candidate's pagemap, events.c): not paid for here. */
+			d->sharing = true;
+			lazyd_install_run(d, o, r, PATH_DRAIN, (const char *)data + (at - addr));
+			d->sharing = false;
+			at = r.end;
+		}
+	}
 }
 
 /* A fault on a page that is not pending: a duplicate message, or a zero page. */
@@ -338,7 +366,11 @@ void lazyd_serve_faults(struct lazyd *d)
 			stats_fault_latency(&d->st, mono_ns() - f.t_ns);
 		}
 		if (!t->gone && !t->killed) {
-			t->nfaults = keep;
+			/* Faults queued meanwhile (the keeper's messages applied during an install,
+			 * keeper_sync) come after the ones kept. */
+			size_t added = t->nfaults - n;
+			memmove(t->faults + keep, t->faults + n, added * sizeof(t->faults[0]));
+			t->nfaults = keep + added;
 			t->nwaiting = waiting;
 		}
 	}

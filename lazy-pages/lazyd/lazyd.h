@@ -71,6 +71,7 @@ struct lazyd {
 	const char *work_dir; /* absolute, for the status */
 	struct keeper_link *keeper; /* NULL: no keeper (--keeper off), we read the uffds */
 	uint64_t msg_read_ns;	    /* the message being handled was read then (0: now) */
+	bool sharing;		    /* installing data fetched for another task (no ident) */
 };
 
 /* tasks.c */
@@ -128,6 +129,13 @@ int lazyd_installed(struct lazyd *d, struct lz_task *t, const struct pend_extent
 		    enum fill_path p);
 /* The page at 'at' was present already (EEXIST): it leaves t's set, counted as dropped. */
 void lazyd_found_present(struct lazyd *d, struct lz_task *t, uint64_t at);
+/*
+ * Data t's run at addr (key src, len bytes) just fetched from the page source: installed
+ * also in every other task that has the same data pending at the same address (a fork
+ * child and its parent), so that no page is fetched twice for them.
+ */
+void lazyd_share_fetched(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t src,
+			 const void *data, uint64_t len);
 /* Serve queued faults of every task. */
 void lazyd_serve_faults(struct lazyd *d);
 

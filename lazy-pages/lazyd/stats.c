@@ -88,12 +88,14 @@ void stats_log_summary(const struct lazyd_stats *s)
 		pr_msg(
 		    "summary: network: %.1f MiB received; %lu pages received for %lu lazy data "
 		    "pages (%.3fx), %lu of them sent with data (%lu on the fault connection, %lu "
-		    "on the stream's), the others all zeros",
+		    "on the stream's), the others all zeros; %lu pages fetched once for two tasks "
+		    "(fork)",
 		    s->src_bytes_rx / 1048576.0, (unsigned long)s->src_pages,
 		    (unsigned long)s->pages_total,
 		    s->pages_total ? (double)s->src_pages / (double)s->pages_total : 0.0,
 		    (unsigned long)(s->src_data_fault + s->src_data_stream),
-		    (unsigned long)s->src_data_fault, (unsigned long)s->src_data_stream);
+		    (unsigned long)s->src_data_fault, (unsigned long)s->src_data_stream,
+		    (unsigned long)s->pages_shared);
 }
 
 int stats_write_json(const struct lazyd_stats *s, const char *path)
@@ -112,6 +114,7 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    "  \"worker_restarts\": %lu,\n  \"pages_resumed_present\": %lu,\n"
 	    "  \"source_bytes_received\": %lu,\n  \"source_data_pages_fault\": %lu,\n"
 	    "  \"source_data_pages_stream\": %lu,\n  \"source_pages\": %lu,\n"
+	    "  \"pages_shared\": %lu,\n"
 	    "  \"fault_latency_us\": { \"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f },\n"
 	    "  \"restore_s\": %.6f,\n  \"drain_after_restore_s\": %.6f,\n  \"total_s\": %.6f\n}\n",
 	    (unsigned long)s->tasks, (unsigned long)s->zombies, (unsigned long)s->forks,
@@ -124,9 +127,9 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    (unsigned long)s->worker_restarts, (unsigned long)s->pages_resumed_present,
 	    (unsigned long)s->src_bytes_rx, (unsigned long)s->src_data_fault,
 	    (unsigned long)s->src_data_stream, (unsigned long)s->src_pages,
-	    stats_percentile_ns(s, 50) / 1e3, stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3,
-	    span(s->t_start, s->t_restored), span(s->t_restored, s->t_done),
-	    span(s->t_start, s->t_done));
+	    (unsigned long)s->pages_shared, stats_percentile_ns(s, 50) / 1e3,
+	    stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3, span(s->t_start, s->t_restored),
+	    span(s->t_restored, s->t_done), span(s->t_start, s->t_done));
 	int err = ferror(f);
 	if (fclose(f) || err)
 		return -EIO;

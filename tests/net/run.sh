@@ -256,7 +256,7 @@ else
 		# No page crosses the wire twice: the pages criu-lazyd received (its stats file; an
 		# all-zero page comes as a bit, not sent) against the images' lazy data pages, and
 		# against what criu-imgd says it served (its session lines).
-		for sc in seq threads fork; do
+		for sc in seq threads fork fork-storm fork-remap; do
 			d=$OUT/r-twice-$sc
 			sim "twice-$sc" "$sc"
 			r=$?
@@ -268,10 +268,12 @@ else
 			what="$sc: $got pages received for $total lazy data pages (${ratio}x), criu-imgd served $sent"
 			if [ $r != 0 ] || [ -z "$got" ] || [ "$got" != "$sent" ]; then
 				bad "twice-$sc" "$what; $(tail -1 "$d.out")"
-			elif [ "$sc" = fork ]; then
-				# Not finished (README): a fork child fetches again what its parent had
-				# fetched since the fork; reported, not asserted.
-				ok "twice-$sc: $what (a fork child's pages are fetched again: not finished)"
+			elif [ "$sc" = fork-remap ] || [ "$sc" = fork-storm ]; then
+				# Not finished (README): data is shared only where the other task has it
+				# at the same address and can take it then (a range moved after the fork
+				# is fetched per task; a task in the middle of its next fork answers
+				# EAGAIN and fetches the page again later). Reported, not asserted.
+				ok "twice-$sc: $what (not finished: moved ranges, forks under way)"
 			elif [ "$got" = "$total" ]; then
 				ok "twice-$sc: $what"
 			else
