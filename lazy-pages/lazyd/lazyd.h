@@ -58,6 +58,7 @@ struct lazyd {
 	void *buf;		  /* page data staging, o->drain_chunk pages */
 	size_t buf_len;
 	uint64_t progress_timer;
+	unsigned progress_ticks;
 	struct pf_slot pf[LAZYD_MAX_PREFETCH];
 	unsigned pf_used;
 	bool drain_blocked; /* every background read is queued: wait for the source */

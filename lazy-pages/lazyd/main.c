@@ -23,6 +23,7 @@
 
 #define PAGE IMG_PAGE_SIZE
 #define PROGRESS_MS 1000
+#define PROGRESS_LOG_TICKS 5
 
 static void on_signal(struct ev_loop *l, int fd, unsigned events, void *data)
 {
@@ -39,6 +40,47 @@ static void on_signal(struct ev_loop *l, int fd, unsigned events, void *data)
 	d->rc = -1;
 }
 
+/* What the page source says it received (network sources): into the stats. */
+static void source_counts(struct lazyd *d)
+{
+	struct src_state ss;
+
+	if (!d->src.ops || !d->src.ops->state)
+		return;
+	d->src.ops->state(&d->src, &ss);
+	d->st.src_network = 1;
+	d->st.src_bytes_rx = ss.bytes_rx;
+	d->st.src_data_fault = ss.data_pages_rx[SRC_FAULTS];
+	d->st.src_data_stream = ss.data_pages_rx[SRC_STREAM];
+	d->st.src_pages = ss.pages_rx[SRC_FAULTS] + ss.pages_rx[SRC_STREAM];
+}
+
+/* Every PROGRESS_LOG_TICKS: one line for the operator (-v2) and the stats file, in flight. */
+static void progress_report(struct lazyd *d)
+{
+	LazydStatus *m = lazyd_snapshot(d, now_s());
+	char eta[32] = "?";
+
+	if (!m)
+		return;
+	const LazydTotals *t = m->totals;
+	uint64_t in = t->pages_fault + t->pages_prefetch;
+	if (m->has_eta_s)
+		snprintf(eta, sizeof(eta), "%.0f s", m->eta_s);
+	source_counts(d);
+	log_note(
+	    "progress: %lu of %lu data pages in (%.1f%%), %lu pending in %u tasks; %.0f pages/s "
+	    "(%.1f MiB/s), ETA %s; %lu faults served; %.1f MiB received",
+	    (unsigned long)in, (unsigned long)t->pages_total,
+	    t->pages_total ? 100.0 * (double)in / (double)t->pages_total : 100.0,
+	    (unsigned long)t->pages_pending, t->served, m->rate_pages_s,
+	    m->rate_pages_s * PAGE / 1048576.0, eta, (unsigned long)d->st.faults,
+	    d->st.src_bytes_rx / 1048576.0);
+	lazyd_snapshot_free(m);
+	if (d->o->stats_file && stats_write_json(&d->st, d->o->stats_file))
+		pr_warn("cannot write stats file %s", d->o->stats_file);
+}
+
 static void on_progress(struct ev_loop *l, uint64_t id, void *data)
 {
 	struct lazyd *d = data;
@@ -46,10 +88,8 @@ static void on_progress(struct ev_loop *l, uint64_t id, void *data)
 
 	(void)id;
 	lazyd_rate_sample(&d->rate, now_s(), done);
-	pr_info("progress: %lu of %lu data pages in (%lu%%), %lu faults served",
-		(unsigned long)done, (unsigned long)d->st.pages_total,
-		(unsigned long)(d->st.pages_total ? done * 100 / d->st.pages_total : 100),
-		(unsigned long)d->st.faults);
+	if (++d->progress_ticks % PROGRESS_LOG_TICKS == 0 && d->restore_finished)
+		progress_report(d);
 	d->progress_timer = ev_timer_add(l, PROGRESS_MS, on_progress, d);
 }
 
@@ -411,15 +451,7 @@ int main(int argc, char **argv)
 	}
 	rc = run(&d);
 	d.st.t_done = now_s();
-	if (d.src.ops->state) {
-		struct src_state ss;
-		d.src.ops->state(&d.src, &ss);
-		d.st.src_network = 1;
-		d.st.src_bytes_rx = ss.bytes_rx;
-		d.st.src_data_fault = ss.data_pages_rx[SRC_FAULTS];
-		d.st.src_data_stream = ss.data_pages_rx[SRC_STREAM];
-		d.st.src_pages = ss.pages_rx[SRC_FAULTS] + ss.pages_rx[SRC_STREAM];
-	}
+	source_counts(&d);
 	stats_log_summary(&d.st);
 	if (d.fill.ops->batch) {
 		struct fill_stats fs;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/log.h"
 
@@ -100,12 +101,16 @@ void stats_log_summary(const struct lazyd_stats *s)
 
 int stats_write_json(const struct lazyd_stats *s, const char *path)
 {
-	FILE *f = fopen(path, "we");
+	/* Written while the restore runs too: readers see the old file or the new, whole. */
+	char tmp[4096];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	FILE *f = fopen(tmp, "we");
 	if (!f)
 		return -errno;
 	fprintf(
 	    f,
-	    "{\n  \"tasks\": %lu,\n  \"zombies\": %lu,\n  \"forks\": %lu,\n"
+	    "{\n  \"done\": %s,\n  \"tasks\": %lu,\n  \"zombies\": %lu,\n  \"forks\": %lu,\n"
 	    "  \"remaps\": %lu,\n  \"removes\": %lu,\n  \"unmaps\": %lu,\n"
 	    "  \"pages_total\": %lu,\n  \"pages_fault\": %lu,\n  \"pages_prefetch\": %lu,\n"
 	    "  \"pages_zero\": %lu,\n  \"pages_dropped\": %lu,\n  \"bytes_copied\": %lu,\n"
@@ -117,9 +122,9 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    "  \"pages_shared\": %lu,\n"
 	    "  \"fault_latency_us\": { \"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f },\n"
 	    "  \"restore_s\": %.6f,\n  \"drain_after_restore_s\": %.6f,\n  \"total_s\": %.6f\n}\n",
-	    (unsigned long)s->tasks, (unsigned long)s->zombies, (unsigned long)s->forks,
-	    (unsigned long)s->remaps, (unsigned long)s->removes, (unsigned long)s->unmaps,
-	    (unsigned long)s->pages_total, (unsigned long)s->pages_fault,
+	    s->t_done > 0 ? "true" : "false", (unsigned long)s->tasks, (unsigned long)s->zombies,
+	    (unsigned long)s->forks, (unsigned long)s->remaps, (unsigned long)s->removes,
+	    (unsigned long)s->unmaps, (unsigned long)s->pages_total, (unsigned long)s->pages_fault,
 	    (unsigned long)s->pages_prefetch, (unsigned long)s->pages_zero,
 	    (unsigned long)s->pages_dropped, (unsigned long)s->bytes_copied,
 	    (unsigned long)s->faults, (unsigned long)s->eexist, (unsigned long)s->eagain,
@@ -131,7 +136,9 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3, span(s->t_start, s->t_restored),
 	    span(s->t_restored, s->t_done), span(s->t_start, s->t_done));
 	int err = ferror(f);
-	if (fclose(f) || err)
+	if (fclose(f) || err) {
+		unlink(tmp);
 		return -EIO;
-	return 0;
+	}
+	return rename(tmp, path) ? -errno : 0;
 }

@@ -12,6 +12,9 @@ int log_open(const char *path); /* NULL or "-": stderr */
 void log_set_prefix(const char *prefix);
 void log_printf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Progress for the operator: shown at the default level (-v2), without a "Warn:" tag. */
+void log_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #define pr_msg(...) log_printf(LOG_MSG, __VA_ARGS__)
 #define pr_err(...) log_printf(LOG_ERROR, __VA_ARGS__)
 #define pr_warn(...) log_printf(LOG_WARN, __VA_ARGS__)
