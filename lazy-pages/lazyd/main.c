@@ -68,14 +68,16 @@ static void progress_report(struct lazyd *d)
 	if (m->has_eta_s)
 		snprintf(eta, sizeof(eta), "%.0f s", m->eta_s);
 	source_counts(d);
+	char net[64] = "";
+	if (d->st.src_network)
+		snprintf(net, sizeof(net), "; %.1f MiB received", d->st.src_bytes_rx / 1048576.0);
 	log_note(
 	    "progress: %lu of %lu data pages in (%.1f%%), %lu pending in %u tasks; %.0f pages/s "
-	    "(%.1f MiB/s), ETA %s; %lu faults served; %.1f MiB received",
+	    "(%.1f MiB/s), ETA %s; %lu faults served%s",
 	    (unsigned long)in, (unsigned long)t->pages_total,
 	    t->pages_total ? 100.0 * (double)in / (double)t->pages_total : 100.0,
 	    (unsigned long)t->pages_pending, t->served, m->rate_pages_s,
-	    m->rate_pages_s * PAGE / 1048576.0, eta, (unsigned long)d->st.faults,
-	    d->st.src_bytes_rx / 1048576.0);
+	    m->rate_pages_s * PAGE / 1048576.0, eta, (unsigned long)d->st.faults, net);
 	lazyd_snapshot_free(m);
 	if (d->o->stats_file && stats_write_json(&d->st, d->o->stats_file))
 		pr_warn("cannot write stats file %s", d->o->stats_file);
