@@ -8,6 +8,11 @@
 #   criu   `criu lazy-pages` with the local images
 #   ours   criu-lazyd with the local images
 #   nokeeper  the same with --keeper off (one process: what the keeper costs, issue 12)
+#   link   criu-lazyd --image-server across a veth pair shaped to NATIVE_BENCH_RATE (tbf on
+#          the server's side; criu-imgd in a network namespace of its own; TLS 1.3 as beyond
+#          loopback by default): `make bench-net`
+#   tcp    not a restore: a plain TCP transfer of the images' non-zero page bytes over that link
+#          (the yardstick of "link": total and the drain alone against it)
 #   imgd   criu-lazyd --image-server 127.0.0.1:P --image img, criu-imgd -D IMG on loopback
 #          (a fresh criu-imgd per restore, as tests/vm/guest-net.sh run_imgd does)
 # Each restore is tests/vm/lib.sh restore_run in mode verify-now: the lazy daemon (and
@@ -81,6 +86,7 @@ say() { echo "$*" | tee -a "$RAW" >&2; }
 
 cleanup() {
 	[ -z "$IPID" ] || { kill "$IPID" 2>/dev/null; wait "$IPID" 2>/dev/null; } || true
+	link_down
 	for t in $THREADS; do
 		[ -f "$BDIR/r$t/pid" ] && kill_case "r$t" >/dev/null 2>&1
 	done
@@ -89,10 +95,79 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM INT
 
-# imgd_up CASE: criu-imgd for CASE's images on loopback; sets IPID and PORT.
+# ---- the shaped link (setups link, tcp): a veth pair, the server's end in a namespace ----
+RATE=${NATIVE_BENCH_RATE:-1gbit}
+LNS=lzbench$$ LHOST=lzbh$$ LSRV=lzbs$$ HOST_IP=10.251.79.1 SRV_IP=10.251.79.2
+LINK=0
+link_up() {
+	ip netns add "$LNS" && ip link add "$LHOST" type veth peer name "$LSRV" &&
+		ip link set "$LSRV" netns "$LNS" &&
+		ip addr add "$HOST_IP/30" dev "$LHOST" && ip link set "$LHOST" up &&
+		ip -n "$LNS" addr add "$SRV_IP/30" dev "$LSRV" && ip -n "$LNS" link set "$LSRV" up &&
+		ip -n "$LNS" link set lo up &&
+		ip netns exec "$LNS" tc qdisc add dev "$LSRV" root tbf rate "$RATE" burst 1mb latency 50ms
+}
+link_down() {
+	[ "$LINK" = 1 ] || return 0
+	ip link del "$LHOST" 2>/dev/null
+	ip netns del "$LNS" 2>/dev/null
+	LINK=0
+}
+case " $SETUPS " in
+*" link "* | *" tcp "*)
+	link_up || { echo "bench: cannot set up the shaped veth link" >&2; link_down; exit 1; }
+	LINK=1
+	;;
+esac
+
+# tcp_run CASE: a plain TCP transfer of CASE's page bytes from the server's namespace; sets
+# TOUCH_MS (its time), RESUME_MS (0), VERIFY, RUN.
+tcp_run() {
+	RUN=$BDIR/$1
+	# What criu-imgd has to send: the pages that are not all zeros (it sends zero pages as
+	# a bit), so that both move the same bytes of data.
+	_bytes=$(python3 -c '
+import sys
+z = bytes(4096); n = 0
+for f in sys.argv[1:]:
+    with open(f, "rb") as h:
+        while True:
+            b = h.read(4096)
+            if not b: break
+            n += b != z[:len(b)]
+print(n * 4096)' "$BDIR/$1"/img/pages-*.img)
+	rm -f "$RUN/tcp.port"
+	ip netns exec "$LNS" python3 -c '
+import socket, sys
+s = socket.socket(); s.bind((sys.argv[1], 0)); s.listen(1)
+open(sys.argv[2], "w").write("%d" % s.getsockname()[1])
+c, _ = s.accept(); left = int(sys.argv[3]); buf = bytes(1 << 20)
+while left > 0:
+    n = min(left, len(buf)); c.sendall(buf[:n]); left -= n
+c.close()' "$SRV_IP" "$RUN/tcp.port" "$_bytes" &
+	_tp=$!
+	wait_until 30 file_nonempty "$RUN/tcp.port" || { FAIL_WHY="tcp sender did not start"; return 1; }
+	TOUCH_MS=$(python3 -c '
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], int(sys.argv[2]))); t0 = time.monotonic()
+left = int(sys.argv[3]); got = 0
+while got < left:
+    b = c.recv(1 << 20)
+    if not b: break
+    got += len(b)
+print(int((time.monotonic() - t0) * 1000) if got == left else -1)' "$SRV_IP" "$(cat "$RUN/tcp.port")" "$_bytes")
+	wait "$_tp" 2>/dev/null
+	RESUME_MS=0 DRAIN_MS=- VERIFY="tcp: $_bytes bytes"
+	[ "${TOUCH_MS:--1}" -ge 0 ] 2>/dev/null || { FAIL_WHY="tcp transfer incomplete"; return 1; }
+}
+
+# imgd_up CASE [NS]: criu-imgd for CASE's images on loopback (or in the link's namespace on
+# its veth address); sets IPID and PORT.
 imgd_up() {
 	rm -f "$BDIR/$1/imgd.port" "$BDIR/$1/imgd.log"
-	"$IMGD" -D "$BDIR/$1/img" --address 127.0.0.1 --port "$PORT_WANT" --auth-key "$KEY" \
+	_ns="" _addr=127.0.0.1
+	[ -z "${2:-}" ] || { _ns="ip netns exec $2" _addr=$SRV_IP; }
+	$_ns "$IMGD" -D "$BDIR/$1/img" --address "$_addr" --port "$PORT_WANT" --auth-key "$KEY" \
 		-o "$BDIR/$1/imgd.log" "-v$LOGV" --status-fd 3 3>"$BDIR/$1/imgd.port" &
 	IPID=$!
 	wait_until 30 file_nonempty "$BDIR/$1/imgd.port" || return 1
@@ -131,6 +206,17 @@ one_restore() {
 		cp "$BDIR/$2/imgd.log" "$RUN/" 2>/dev/null || true
 		return $_or
 		;;
+	link)
+		imgd_up "$2" "$LNS" || { FAIL_WHY="criu-imgd did not start"; RUN=$BDIR/$2; imgd_down; return 1; }
+		OURS_LAZY="$LAZYD --image-server $SRV_IP:$PORT --image img --auth-key $KEY"
+		_or=0
+		restore_run "$2" ours verify-now || _or=$?
+		OURS_LAZY=$OURS_LAZY_LOCAL
+		imgd_down
+		cp "$BDIR/$2/imgd.log" "$RUN/" 2>/dev/null || true
+		return $_or
+		;;
+	tcp) tcp_run "$2" ;;
 	esac
 }
 
@@ -169,8 +255,10 @@ while [ "$i" -le "$ROUNDS" ]; do
 			# criu-lazyd's counters (--stats-file) and the pages criu-imgd sent (its log).
 			nf=$(stat_of "$RUN/stats.json" faults) pf=$(stat_of "$RUN/stats.json" pages_fault)
 			pz=$(stat_of "$RUN/stats.json" pages_zero) pt=$(stat_of "$RUN/stats.json" pages_total) sv=-
-			[ "$s" != imgd ] || sv=$(grep -o '[0-9]* pages served' "$RUN/imgd.log" 2>/dev/null |
-				awk '{ n += $1 } END { print n + 0 }')
+			case $s in imgd | link)
+				sv=$(grep -o '[0-9]* pages served' "$RUN/imgd.log" 2>/dev/null |
+					awk '{ n += $1 } END { print n + 0 }') ;;
+			esac
 			echo "$s $t $i $RESUME_MS $TOUCH_MS ${DRAIN_MS:--} ${rms:--} $nf $pf $pz $sv $pt" >>"$DATA"
 			extra=""
 			[ "$nf" = - ] || extra="; criu-lazyd: $nf faults, $pf pages on demand, $pz zero"
@@ -202,6 +290,8 @@ key() {
 	ours) echo criu-lazyd ;;
 	nokeeper) echo criu-lazyd-nokeeper ;;
 	imgd) echo criu-lazyd+criu-imgd ;;
+	link) echo criu-lazyd+criu-imgd-link ;;
+	tcp) echo tcp-same-link ;;
 	esac
 }
 label() {
@@ -211,6 +301,8 @@ label() {
 	ours) echo 'criu-lazyd (local images)' ;;
 	nokeeper) echo 'criu-lazyd --keeper off (local images)' ;;
 	imgd) echo 'criu-lazyd + criu-imgd (loopback)' ;;
+	link) echo "criu-lazyd + criu-imgd (veth, tbf $RATE, TLS)" ;;
+	tcp) echo "plain TCP, the same bytes, the same link" ;;
 	esac
 }
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -235,13 +327,22 @@ MEMGB=$(awk '/^MemTotal/ { printf "%d", $2 / 1048576 + 0.5 }' /proc/meminfo)
 	echo "| ratio (medians) | readers | resume | total |"
 	echo "| --- | --- | --- | --- |"
 	for t in $THREADS; do
-		for pair in "ours criu" "ours eager" "ours nokeeper" "imgd criu" "imgd eager"; do
+		for pair in "ours criu" "ours eager" "ours nokeeper" "imgd criu" "imgd eager" "link tcp"; do
 			set -- $pair
 			case " $SETUPS " in *" $1 "*) ;; *) continue ;; esac
 			case " $SETUPS " in *" $2 "*) ;; *) continue ;; esac
 			echo "| $(label "$1") / $(label "$2") | $t | $(ratio "$(med "$1" "$t" 4)" "$(med "$2" "$t" 4)") | $(ratio "$(med "$1" "$t" 5)" "$(med "$2" "$t" 5)") |"
 		done
 	done
+	case " $SETUPS " in *" link "*)
+		case " $SETUPS " in *" tcp "*)
+			for t in $THREADS; do
+				echo "| drain alone (restore start -> criu-lazyd exits) / plain TCP | $t | | $(ratio "$(med link "$t" 6)" "$(med tcp "$t" 5)") |"
+			done
+			;;
+		esac
+		;;
+	esac
 	echo
 	echo "resume: start of \`criu restore\` -> the workload runs again; total: start of \`criu restore\`"
 	echo "-> the workload's reader threads have read every page (verification triggered right after"
@@ -288,7 +389,7 @@ cat "$OUT/bench.md"
 	done
 	printf '\n  },\n  "ratios": {\n'
 	np=0
-	for pair in "ours criu" "ours eager" "ours nokeeper" "imgd criu" "imgd eager"; do
+	for pair in "ours criu" "ours eager" "ours nokeeper" "imgd criu" "imgd eager" "link tcp"; do
 		set -- $pair
 		case " $SETUPS " in *" $1 "*) ;; *) continue ;; esac
 		case " $SETUPS " in *" $2 "*) ;; *) continue ;; esac
