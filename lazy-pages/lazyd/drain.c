@@ -13,7 +13,7 @@
 
 static bool drainable(const struct lz_task *t)
 {
-	return !t->gone && !t->killed && t->pend.data_pages;
+	return !t->gone && !t->killed && !t->exit_seen && t->pend.data_pages;
 }
 
 /* Install what a background read brought, where its pages are still pending: one batch. */

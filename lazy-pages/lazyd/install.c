@@ -248,9 +248,11 @@ void lazyd_share_fetched(struct lazyd *d, struct lz_task *t, uint64_t addr, uint
 			 const void *data, uint64_t len)
 {
 	for (struct lz_task *o = d->tasks; o; o = o->next) {
-		if (o == t || o->img != t->img || o->gone || o->killed || !o->pend.data_pages)
+		if (o == t || o->img != t->img || o->gone || o->killed || o->exit_seen ||
+		    !o->pend.data_pages)
 			continue;
-		for (uint64_t at = addr; at < addr + len && !o->gone && !o->killed;) {
+		for (uint64_t at = addr;
+		     at < addr + len && !o->gone && !o->killed && !o->exit_seen;) {
 			struct pend_extent r;
 			/* The same data where o has it pending at the same address (a fork's
 			 * copy of the range; a range o moved since keeps its own fetch). */
@@ -347,7 +349,7 @@ void lazyd_serve_faults(struct lazyd *d)
 		size_t keep = 0, waiting = 0, n;
 		bool stop = false;
 
-		if (t->gone || t->killed)
+		if (t->gone || t->killed || t->exit_seen)
 			continue;
 		if (t->need_events)
 			lazyd_read_uffd(d, t);
@@ -369,7 +371,9 @@ void lazyd_serve_faults(struct lazyd *d)
 			/* Faults queued meanwhile (the keeper's messages applied during an install,
 			 * keeper_sync) come after the ones kept. */
 			size_t added = t->nfaults - n;
-			memmove(t->faults + keep, t->faults + n, added * sizeof(t->faults[0]));
+			if (added)
+				memmove(t->faults + keep, t->faults + n,
+					added * sizeof(t->faults[0]));
 			t->nfaults = keep + added;
 			t->nwaiting = waiting;
 		}

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -31,31 +32,6 @@
 #endif
 
 #define KEEP_GONE_WAIT_MS 10000
-
-/* Kill one slot's process, or the children of its parent that nobody named. */
-static void kill_slot(uint32_t s)
-{
-	struct kslot *sl = &keep_slots[s];
-
-	if (sl->pidfd >= 0 && !syscall(SYS_pidfd_send_signal, sl->pidfd, SIGKILL, NULL, 0))
-		return;
-	if (sl->real > 0) {
-		kill(sl->real, SIGKILL);
-		return;
-	}
-	if (sl->parent >= 0 && keep_slots[sl->parent].real > 0) {
-		pid_t c[64];
-		size_t n = task_children(keep_slots[sl->parent].real, NULL, 0, c, 64);
-		for (size_t i = 0; i < n; i++) {
-			pr_err("keeper: killing pid %d, a child of pid %d that may hold slot %u",
-			       (int)c[i], (int)keep_slots[sl->parent].real, s);
-			kill(c[i], SIGKILL);
-		}
-		return;
-	}
-	if (sl->sender > 0)
-		kill(sl->sender, SIGKILL);
-}
 
 /*
  * The restore cannot be served on: every task we hold a uffd of is killed, and the uffds
@@ -89,7 +65,7 @@ static int give_up(struct keeper *k, const char *why)
 	       why, n);
 	for (uint32_t s = 0; s < k->nslots; s++)
 		if (keep_slots[s].fd >= 0)
-			kill_slot(s);
+			keep_kill_slot(k, s);
 	gave_up_stats(k, why, n);
 	if (k->worker > 0)
 		kill(k->worker, SIGKILL);
@@ -197,8 +173,9 @@ static int on_worker_exit(struct keeper *k, struct keeper_link *link)
 	close(k->worker_pidfd);
 	k->worker_pidfd = -1;
 	/* What it said last (WK_DONE) may still be queued: the pidfd can win the race. */
-	if (k->link_fd >= 0 && keep_on_link(k) == -ENOSPC)
-		return give_up(k, "a fork it cannot hold (too many uffds)");
+	int lrc = k->link_fd >= 0 ? keep_on_link(k) : 0;
+	if (lrc == -ENOSPC || lrc == -EMFILE)
+		return give_up(k, "a fork it cannot hold (out of slots or file descriptors)");
 	if (k->link_fd >= 0) {
 		keep_unwatch(k, k->link_fd);
 		close(k->link_fd);
@@ -211,7 +188,7 @@ static int on_worker_exit(struct keeper *k, struct keeper_link *link)
 		snprintf(how, sizeof(how), "signal %d (%s)", si.si_status, strsignal(si.si_status));
 	if (k->done_said) {
 		pr_info("keeper: worker pid %d done (%s)", (int)k->worker, how);
-		return k->done_code;
+		return k->done_code ? k->done_code : k->any_killed;
 	}
 	if (!k->ever_ready && !k->restarts) {
 		pr_err("keeper: worker pid %d failed to start (%s)", (int)k->worker, how);
@@ -262,8 +239,12 @@ static int loop(struct keeper *k, struct keeper_link *link)
 			uint32_t tag = ev[i].data.u32;
 			int rc = -1;
 			if (tag >= T_SLOT) {
-				if (keep_read_slot(k, tag - T_SLOT) == -ENOSPC)
+				int rrc = keep_read_slot(k, tag - T_SLOT);
+				if (rrc == -ENOSPC)
 					return give_up(k, "a fork it cannot hold (too many uffds)");
+				if (rrc == -EMFILE)
+					return give_up(k,
+						       "out of file descriptors for a fork's uffd");
 				continue;
 			}
 			switch (tag) {
@@ -274,10 +255,15 @@ static int loop(struct keeper *k, struct keeper_link *link)
 				if (keep_on_conn(k))
 					return give_up(k, "a task it cannot hold (too many uffds)");
 				break;
-			case T_LINK:
-				if (k->link_fd >= 0 && keep_on_link(k) == -ENOSPC)
+			case T_LINK: {
+				int lrc = k->link_fd >= 0 ? keep_on_link(k) : 0;
+				if (lrc == -ENOSPC)
 					return give_up(k, "a fork it cannot hold (too many uffds)");
+				if (lrc == -EMFILE)
+					return give_up(k,
+						       "out of file descriptors for a fork's uffd");
 				break;
+			}
 			case T_WORKER:
 				rc = on_worker_exit(k, link);
 				break;
@@ -334,6 +320,19 @@ static void shield_from_oom(void)
 		close(fd);
 }
 
+/* Every uffd of the restore (and every fork's) is held here: as many fds as allowed. */
+static void raise_nofile(void)
+{
+	struct rlimit r;
+
+	if (getrlimit(RLIMIT_NOFILE, &r) || r.rlim_cur >= r.rlim_max)
+		return;
+	r.rlim_cur = r.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &r))
+		pr_warn("keeper: cannot raise its file limit to %lu: %s", (unsigned long)r.rlim_max,
+			strerror(errno));
+}
+
 int keeper_start(const struct lazyd_opts *o, struct keeper_link *link)
 {
 	static struct keeper k;
@@ -369,6 +368,7 @@ int keeper_start(const struct lazyd_opts *o, struct keeper_link *link)
 		return 1;
 	}
 	shield_from_oom();
+	raise_nofile();
 	rc = spawn(&k, link);
 	if (rc == KEEPER_WORKER)
 		return rc;

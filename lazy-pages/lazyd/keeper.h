@@ -48,9 +48,11 @@ enum kp_type {
 	WK_READY = 64, /* set up (images, source): the restore may start */
 	WK_ACCEPT,     /* slot is served: c = the process */
 	WK_IDENT,      /* slot (a fork child) is process c, pid a in its ns */
-	WK_DROP,       /* slot is no longer needed: the keeper closes its uffd; a: 1 refused */
+	WK_DROP,       /* slot is no longer needed: the keeper closes its uffd; a: 1 refused,
+			* 2 its process must be killed first (a fork we cannot serve) */
 	WK_SYNC,       /* read every uffd now, then KP_SYNCED */
 	WK_DONE,       /* the worker exits on purpose with code a */
+	WK_KILLED,     /* the worker killed a task: the restore did not succeed (exit code) */
 };
 
 #define KPF_ACCEPTED 1u /* KP_TASK: a worker served it (c = the process): no new checks */

@@ -9,8 +9,8 @@
 #include "keeper.h"
 #include "lpsock.h"
 
-#define KEEP_MAX_SLOTS 4096
-#define KEEP_LOG_MAX 65536
+#define KEEP_MAX_SLOTS 65536 /* uffds in the whole restore: its tasks and every fork */
+#define KEEP_LOG_MAX 262144  /* 16 MiB: touched only as it fills */
 #define KEEP_READS_PER_WAKE 8
 
 enum tag { T_LISTEN = 1, T_CONN, T_SIG, T_LINK, T_WORKER, T_SLOT = 16 };
@@ -33,6 +33,7 @@ struct keeper {
 	bool done_said;	 /* the worker said it exits on purpose */
 	bool finished;	 /* the restore-finished marker came */
 	bool stopping;	 /* a signal: the worker was asked to stop */
+	bool any_killed; /* a worker killed a task: exit 1 whatever a later worker says */
 	int done_code;
 	size_t nr_tasks, received;
 	struct keeper_shm *shm;
@@ -52,6 +53,9 @@ void keep_unwatch(struct keeper *k, int fd);
 void keep_slot_close(struct keeper *k, uint32_t s);
 void keep_drop_conn(struct keeper *k);
 bool keep_lock(struct keeper *k);
+/* SIGKILL slot s's process: by its pidfd or pid, or (a fork child not named yet) every child
+ * of its parent that no slot names. */
+void keep_kill_slot(const struct keeper *k, uint32_t s);
 /* Readable fds: the listening socket, the restore's connection (-ENOSPC: a task it cannot
  * hold), a uffd (-ENOSPC: a fork it cannot hold), the worker's link (its notes). */
 void keep_on_accept(struct keeper *k);

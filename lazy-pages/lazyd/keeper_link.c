@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "lazyd.h"
+#include "util/clock.h"
 
 #define PAGE IMG_PAGE_SIZE
 #define LINK_WAIT_MS 10000
@@ -20,15 +21,64 @@
 #define WAKE_FROM 0x10000ULL
 #define WAKE_TO 0x7ffffffff000ULL
 
+/*
+ * Notes wait in a queue of ours when the link is full: the worker never blocks on a send, so
+ * it always goes back to reading what the keeper sends (a keeper blocked sending a replay,
+ * and a worker blocked sending notes, would wait for each other for ever).
+ */
+static struct kp_msg *outq;
+static size_t outq_n, outq_cap;
+
+static void flush_notes(struct lazyd *d)
+{
+	size_t sent = 0;
+
+	while (sent < outq_n) {
+		ssize_t n =
+		    send(d->keeper->fd, &outq[sent], sizeof(outq[0]), MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break; /* full: later; gone: the link's EOF says so */
+		sent++;
+	}
+	memmove(outq, outq + sent, (outq_n - sent) * sizeof(outq[0]));
+	outq_n -= sent;
+}
+
 void keeper_note(struct lazyd *d, uint32_t type, int slot, int32_t a, int32_t c)
 {
 	struct kp_msg m = {.type = type, .slot = (uint32_t)slot, .a = a, .c = c};
 
 	if (!d->keeper || slot < 0 || d->keeper->lost)
 		return;
-	/* A keeper that is gone is seen on the link's EOF, where the tasks are killed. */
-	while (send(d->keeper->fd, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
-		;
+	if (outq_n == outq_cap) {
+		size_t cap = outq_cap ? outq_cap * 2 : 256;
+		struct kp_msg *q = realloc(outq, cap * sizeof(*q));
+		if (!q) {
+			/* A lost note would mislead the next worker: stop, the keeper restarts us.
+			 */
+			pr_err("out of memory for a note to the keeper: this worker stops");
+			_exit(3);
+		}
+		outq = q;
+		outq_cap = cap;
+	}
+	outq[outq_n++] = m;
+	flush_notes(d);
+}
+
+void keeper_flush_notes(struct lazyd *d, bool wait)
+{
+	if (!d->keeper || d->keeper->lost)
+		return;
+	flush_notes(d);
+	/* The last words (WK_DONE) before we exit: wait until the keeper took them. */
+	for (int i = 0; wait && i < 1000 && outq_n && !d->keeper->lost; i++) {
+		struct pollfd p = {d->keeper->fd, POLLOUT, 0};
+		poll(&p, 1, 10);
+		flush_notes(d);
+	}
 }
 
 static struct lz_task *task_of_slot(struct lazyd *d, uint32_t slot)
@@ -37,6 +87,111 @@ static struct lz_task *task_of_slot(struct lazyd *d, uint32_t slot)
 		if (t->slot >= 0 && (uint32_t)t->slot == slot)
 			return t->gone ? NULL : t;
 	return NULL;
+}
+
+/*
+ * The replay's ghosts: tasks whose uffd the keeper closed since (they exited), rebuilt from
+ * the images and their own events only so that a fork they made before exiting gets their
+ * pending set, as it did when it happened. Never served; freed when the replay is over.
+ */
+static struct lz_task *ghost_of_slot(struct lazyd *d, uint32_t slot)
+{
+	for (struct lz_task *t = d->ghosts; t; t = t->next)
+		if ((uint32_t)t->slot == slot)
+			return t;
+	return NULL;
+}
+
+static void ghost_new(struct lazyd *d, uint32_t slot, const struct img_task *img,
+		      const struct pending *from, bool closed)
+{
+	struct lz_task *g = calloc(1, sizeof(*g));
+	struct pending p = {0};
+
+	if (!g || (from ? pending_clone(&p, from) : pending_from_image(&p, img))) {
+		free(g); /* its forks cannot be followed then: they are killed (on_uffd_msg) */
+		pending_free(&p);
+		return;
+	}
+	/* killed: no uffd of its own to serve; closed: its uffd is closed at the keeper too
+	 * (a replay's), so nothing more will come for it after the replay */
+	*g = (struct lz_task){.pid = -1,
+			      .real = -1,
+			      .pidfd = -1,
+			      .uffd = -1,
+			      .slot = (int)slot,
+			      .pagemap_fd = -2,
+			      .img = img,
+			      .pend = p,
+			      .gone = true,
+			      .killed = closed,
+			      .d = d};
+	snprintf(g->name, sizeof(g->name), "exited task (slot %u)", slot);
+	g->next = d->ghosts;
+	d->ghosts = g;
+}
+
+void keeper_ghost(struct lazyd *d, int slot, const struct img_task *img)
+{
+	ghost_new(d, (uint32_t)slot, img, NULL, false);
+}
+
+/* Ghosts whose slot is closed (all: at teardown), or the one of slot (its KP_GONE). */
+static void free_ghosts_if(struct lazyd *d, bool all, bool closed, int slot)
+{
+	for (struct lz_task **pp = &d->ghosts; *pp;) {
+		struct lz_task *g = *pp;
+		if (!all && !(closed && g->killed) && g->slot != slot) {
+			pp = &g->next;
+			continue;
+		}
+		*pp = g->next;
+		pending_free(&g->pend);
+		free(g->faults);
+		free(g);
+	}
+}
+
+static void free_ghosts(struct lazyd *d)
+{
+	free_ghosts_if(d, false, true, -1);
+}
+
+void keeper_drop_ghosts(struct lazyd *d)
+{
+	free_ghosts_if(d, true, false, -1);
+}
+
+/* A ghost's event: what a fork inherits and where its pages are now. */
+static void ghost_event(struct lazyd *d, struct lz_task *g, const struct uffd_msg *m,
+			uint32_t child_slot, int fd)
+{
+	switch (m->event) {
+	case UFFD_EVENT_FORK:
+		if (fd < 0) {
+			ghost_new(d, child_slot, g->img, &g->pend, true);
+			return;
+		}
+		/* A live child of an exited task: served with what it inherited. */
+		struct lz_task *c =
+		    lazyd_add_task(d, -1, -1, fd, g->img, &g->pend, "child of an exited task");
+		if (c) {
+			/* No parent to look among for its pid (ours exited; the pid may be
+			 * another process's now): served without one. */
+			c->slot = (int)child_slot;
+		} else {
+			close(fd);
+			keeper_note(d, WK_DROP, (int)child_slot, 2, 0);
+		}
+		return;
+	case UFFD_EVENT_REMAP:
+		pending_move(&g->pend, m->arg.remap.from, m->arg.remap.to, m->arg.remap.len);
+		return;
+	case UFFD_EVENT_REMOVE:
+	case UFFD_EVENT_UNMAP:
+		pending_remove(&g->pend, m->arg.remove.start, m->arg.remove.end);
+		return;
+	}
 }
 
 #define KILL_MAX 4096
@@ -146,8 +301,12 @@ static uint64_t drop_present(struct lazyd *d, struct lz_task *t)
 	return found;
 }
 
-/* After the replay of a restarted worker: drop what is present, wake every waiter. */
-static void resume(struct lazyd *d)
+/*
+ * After the replay: a restarted worker drops what is present; every worker wakes every
+ * waiter, so that a fault the keeper read while no worker could take it (a dead one's, or
+ * one before the first worker was ready) is raised again by its thread.
+ */
+static void resume(struct lazyd *d, bool restarted)
 {
 	uint64_t present = 0, pending = 0;
 	size_t n = 0;
@@ -156,11 +315,13 @@ static void resume(struct lazyd *d)
 		if (t->gone || t->killed)
 			continue;
 		n++;
-		present += drop_present(d, t);
+		if (restarted)
+			present += drop_present(d, t);
 		pending += t->pend.data_pages;
-		/* A fault the dead worker had read is raised again by its thread. */
 		d->fill.ops->wake(d->fill.ctx, t->uffd, WAKE_FROM, WAKE_TO - WAKE_FROM);
 	}
+	if (!restarted)
+		return;
 	d->st.pages_resumed_present += present;
 	pr_msg("resumed after worker restart %u: %zu tasks, %lu data pages found installed, "
 	       "%lu still to serve",
@@ -175,20 +336,31 @@ static void on_uffd_msg(struct lazyd *d, const struct kp_msg *m, int fd)
 
 	if (um.event != UFFD_EVENT_PAGEFAULT)
 		k->events_seen++;
+	struct lz_task *g = !t ? ghost_of_slot(d, m->slot) : NULL;
+	if (g) {
+		if (um.event != UFFD_EVENT_PAGEFAULT)
+			ghost_event(d, g, &um, (uint32_t)m->b, fd);
+		return;
+	}
 	if (!t) {
-		/* A task no longer served (refused, gone): its fork has nothing it could inherit
-		 * (lazyd_task_exited() applies a task's messages before it is gone). */
+		/* A task no longer served (refused, gone): a fork of it inherits nothing we know
+		 * (lazyd_task_exited() applies a task's messages before it is gone): the child
+		 * is killed (WK_DROP 2) rather than left to read zeros. */
 		if (fd >= 0)
 			close(fd);
-		if (um.event == UFFD_EVENT_FORK)
-			pr_warn("a fork of a task no longer served (slot %u): not followed", m->slot);
-		if (um.event == UFFD_EVENT_FORK)
-			keeper_note(d, WK_DROP, m->b, 0, 0);
+		if (um.event == UFFD_EVENT_FORK) {
+			pr_err("a fork of a task no longer served (slot %u): killing the child",
+			       m->slot);
+			keeper_note(d, WK_DROP, m->b, 2, 0);
+		}
 		return;
 	}
 	if (um.event == UFFD_EVENT_FORK) {
-		if (fd < 0)
-			return; /* the child is gone since (replay) */
+		if (fd < 0) { /* the child exited since (replay): a ghost, for its own forks */
+			if (!k->live)
+				ghost_new(d, (uint32_t)m->b, t->img, &t->pend, true);
+			return;
+		}
 		um.arg.fork.ufd = (uint32_t)fd;
 		struct lz_task *head = d->tasks;
 		lazyd_handle_msg(d, t, &um);
@@ -196,7 +368,7 @@ static void on_uffd_msg(struct lazyd *d, const struct kp_msg *m, int fd)
 		if (d->tasks != head)
 			d->tasks->slot = m->b;
 		else
-			keeper_note(d, WK_DROP, m->b, 0, 0);
+			keeper_note(d, WK_DROP, m->b, 2, 0); /* not followed: killed */
 		return;
 	}
 	d->msg_read_ns = m->t_ns;
@@ -222,6 +394,10 @@ static void dispatch(struct lazyd *d, const struct kp_msg *m, int fd)
 			pr_info("restore connected (criu pid %d)", m->a);
 		return;
 	case KP_TASK:
+		/* The replay of a task that exited since: a ghost, for the forks it made. */
+		if (fd < 0 && !k->live && m->slot != UINT32_MAX && !(m->flags & KPF_REFUSED) &&
+		    img_set_find(&d->img, m->a))
+			ghost_new(d, m->slot, img_set_find(&d->img, m->a), NULL, true);
 		lazyd_restore_item(d, LPS_TASK, &lm, m->slot == UINT32_MAX ? -1 : (int)m->slot,
 				   m->flags, m->c);
 		return;
@@ -240,6 +416,7 @@ static void dispatch(struct lazyd *d, const struct kp_msg *m, int fd)
 	case KP_GONE:
 		if ((t = task_of_slot(d, m->slot)))
 			lazyd_task_gone(d, t, "address space released");
+		free_ghosts_if(d, false, false, (int)m->slot);
 		return;
 	case KP_IDENT:
 		if ((t = task_of_slot(d, m->slot)) && t->real <= 0)
@@ -247,8 +424,8 @@ static void dispatch(struct lazyd *d, const struct kp_msg *m, int fd)
 		return;
 	case KP_LIVE:
 		k->live = true;
-		if (k->resuming)
-			resume(d);
+		free_ghosts(d);
+		resume(d, k->resuming);
 		return;
 	case KP_SYNCED:
 		k->synced = true;
@@ -274,13 +451,21 @@ static int recv_one(struct lazyd *d, int wait_ms)
 			    .msg_controllen = sizeof(cm.buf)};
 	int fd = -1;
 
-	if (wait_ms) {
-		struct pollfd p = {d->keeper->fd, POLLIN, 0};
-		int rc = poll(&p, 1, wait_ms);
+	if (outq_n)
+		flush_notes(d);
+	for (uint64_t until = mono_ms() + (uint64_t)wait_ms; wait_ms;) {
+		/* Readable, or (notes queued) writable: our notes may be what it waits for. */
+		struct pollfd p = {d->keeper->fd, POLLIN | (outq_n ? POLLOUT : 0), 0};
+		uint64_t now = mono_ms();
+		int rc = now < until ? poll(&p, 1, (int)(until - now)) : 0;
 		if (rc == 0) {
 			keeper_lost(d, "it did not answer");
 			return -1;
 		}
+		if (rc > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+			break;
+		if (outq_n)
+			flush_notes(d);
 	}
 	ssize_t n = recvmsg(d->keeper->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -288,6 +473,13 @@ static int recv_one(struct lazyd *d, int wait_ms)
 	if (n <= 0) {
 		keeper_lost(d, n ? strerror(errno) : "its socket closed");
 		return -1;
+	}
+	if (mh.msg_flags & MSG_CTRUNC) {
+		/* A uffd did not reach us (out of fds): never serve without it. The keeper
+		 * starts another worker, with fds to spare, and replays. */
+		pr_err("a uffd from the keeper was lost (out of file descriptors?): this worker "
+		       "stops");
+		_exit(3);
 	}
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
@@ -311,15 +503,10 @@ static void on_keeper(struct ev_loop *l, int fd, unsigned events, void *data)
 void keeper_sync(struct lazyd *d)
 {
 	struct keeper_link *k = d->keeper;
-	struct kp_msg m = {.type = WK_SYNC};
-
 	if (k->lost)
 		return;
 	k->synced = false;
-	if (send(k->fd, &m, sizeof(m), MSG_NOSIGNAL) < 0) {
-		keeper_lost(d, strerror(errno));
-		return;
-	}
+	keeper_note(d, WK_SYNC, 0, 0, 0);
 	while (!k->synced && !k->lost && recv_one(d, LINK_WAIT_MS) >= 0)
 		;
 }
@@ -327,138 +514,13 @@ void keeper_sync(struct lazyd *d)
 int keeper_link_start(struct lazyd *d)
 {
 	struct keeper_link *k = d->keeper;
-	struct kp_msg m = {.type = WK_READY, .a = (int32_t)d->img.nr_tasks};
 	int rc = ev_add(d->loop, k->fd, EV_READ, on_keeper, d);
 
 	if (rc)
 		return rc;
-	if (send(k->fd, &m, sizeof(m), MSG_NOSIGNAL) < 0)
-		return -errno;
+	keeper_note(d, WK_READY, 0, (int32_t)d->img.nr_tasks, 0);
 	/* The replay, whole, before anything is installed (pending sets must be complete). */
 	while (!k->live && !k->lost && recv_one(d, LINK_WAIT_MS) >= 0)
 		;
 	return k->lost ? -EPIPE : 0;
-}
-
-/* ---- the fill engine, guarded: keeper.h says why ---- */
-
-struct guard {
-	struct filler inner;
-	struct keeper_link *k;
-};
-
-static struct guard guard;
-
-static bool guard_enter(struct keeper_link *k)
-{
-	int rc = pthread_mutex_lock(&k->shm->lock);
-
-	if (rc == EOWNERDEAD) /* the keeper died holding it: the link's EOF follows */
-		rc = pthread_mutex_consistent(&k->shm->lock);
-	if (rc)
-		return false;
-	if (k->shm->events_read != k->events_seen) {
-		pthread_mutex_unlock(&k->shm->lock);
-		return false;
-	}
-	return true;
-}
-
-static int g_copy(void *ctx, int uffd, uint64_t dst, const void *src, uint64_t len, uint64_t *done)
-{
-	struct guard *g = ctx;
-
-	*done = 0;
-	if (!guard_enter(g->k))
-		return -EAGAIN;
-	int rc = g->inner.ops->copy(g->inner.ctx, uffd, dst, src, len, done);
-	pthread_mutex_unlock(&g->k->shm->lock);
-	return rc;
-}
-
-static int g_zero(void *ctx, int uffd, uint64_t dst, uint64_t len, uint64_t *done)
-{
-	struct guard *g = ctx;
-
-	*done = 0;
-	if (!guard_enter(g->k))
-		return -EAGAIN;
-	int rc = g->inner.ops->zero(g->inner.ctx, uffd, dst, len, done);
-	pthread_mutex_unlock(&g->k->shm->lock);
-	return rc;
-}
-
-static int g_wake(void *ctx, int uffd, uint64_t dst, uint64_t len)
-{
-	struct guard *g = ctx;
-
-	return g->inner.ops->wake(g->inner.ctx, uffd, dst, len);
-}
-
-static int g_attach(void *ctx, int uffd, pid_t pid, int pidfd, bool verify)
-{
-	struct guard *g = ctx;
-
-	return filler_attach(&g->inner, uffd, pid, pidfd, verify);
-}
-
-static void g_detach(void *ctx, int uffd)
-{
-	struct guard *g = ctx;
-
-	filler_detach(&g->inner, uffd);
-}
-
-static int g_batch(void *ctx, int uffd, struct fill_extent *ext, uint32_t n, uint32_t *first)
-{
-	struct guard *g = ctx;
-
-	if (!guard_enter(g->k)) {
-		for (uint32_t i = 0; i < n; i++) {
-			ext[i].done = 0;
-			ext[i].result = -EAGAIN;
-		}
-		*first = 0;
-		return -EAGAIN;
-	}
-	int rc = filler_batch(&g->inner, uffd, ext, n, first);
-	pthread_mutex_unlock(&g->k->shm->lock);
-	return rc;
-}
-
-static void g_stats(void *ctx, struct fill_stats *st)
-{
-	struct guard *g = ctx;
-
-	filler_stats(&g->inner, st);
-}
-
-static void g_close(void *ctx)
-{
-	struct guard *g = ctx;
-
-	filler_close(&g->inner);
-}
-
-static struct filler_ops guard_ops = {
-    .copy = g_copy,
-    .zero = g_zero,
-    .wake = g_wake,
-    .attach = g_attach,
-    .detach = g_detach,
-    .stats = g_stats,
-    .close = g_close,
-};
-
-void keeper_guard_filler(struct lazyd *d)
-{
-	guard.inner = d->fill;
-	guard.k = d->keeper;
-	guard_ops.name = d->fill.ops->name;
-	/* Optional ops stay optional: the daemon asks whether the engine has them. */
-	guard_ops.attach = d->fill.ops->attach ? g_attach : NULL;
-	guard_ops.detach = d->fill.ops->detach ? g_detach : NULL;
-	guard_ops.batch = d->fill.ops->batch ? g_batch : NULL;
-	guard_ops.stats = d->fill.ops->stats ? g_stats : NULL;
-	d->fill = (struct filler){&guard_ops, &guard};
 }

@@ -2,6 +2,7 @@
  * the worker; the worker's notes back; the replay for a new worker. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "keeper_int.h"
+#include "task.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -99,6 +101,9 @@ void keep_slot_close(struct keeper *k, uint32_t s)
 	keep_unwatch(k, keep_slots[s].fd);
 	close(keep_slots[s].fd);
 	keep_slots[s].fd = -1;
+	if (keep_slots[s].pidfd >= 0)
+		close(keep_slots[s].pidfd);
+	keep_slots[s].pidfd = -1;
 }
 
 /* A restore item: logged, forwarded (with the uffd), and the uffd read from now on. */
@@ -261,6 +266,10 @@ int keep_read_slot(struct keeper *k, uint32_t s)
 		log_add(k, &out[i]);
 	}
 	pthread_mutex_unlock(&k->shm->lock);
+	/* No fd for a fork's uffd (or no memory): the event stays queued and the uffd is
+	 * fine; closing it would zero-fill the task. The caller gives up instead. */
+	if (n < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOMEM))
+		return -EMFILE;
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		struct kp_msg e = {.type = KP_GONE, .slot = s};
 		keep_slot_close(k, s);
@@ -337,6 +346,37 @@ static void said_ready(struct keeper *k)
 	}
 }
 
+/* Kill one slot's process, or the children of its parent that nobody named. */
+void keep_kill_slot(const struct keeper *k, uint32_t s)
+{
+	struct kslot *sl = &keep_slots[s];
+
+	if (sl->pidfd >= 0 && !syscall(SYS_pidfd_send_signal, sl->pidfd, SIGKILL, NULL, 0))
+		return;
+	if (sl->real > 0) {
+		kill(sl->real, SIGKILL);
+		return;
+	}
+	if (sl->parent >= 0 && keep_slots[sl->parent].real > 0) {
+		/* the parent's children that no slot names: one of them holds this uffd */
+		static pid_t known[KEEP_MAX_SLOTS];
+		size_t nk = 0;
+		for (uint32_t i = 0; i < k->nslots; i++)
+			if (keep_slots[i].real > 0)
+				known[nk++] = keep_slots[i].real;
+		pid_t c[64];
+		size_t n = task_children(keep_slots[sl->parent].real, known, nk, c, 64);
+		for (size_t i = 0; i < n; i++) {
+			pr_err("keeper: killing pid %d, a child of pid %d that may hold slot %u",
+			       (int)c[i], (int)keep_slots[sl->parent].real, s);
+			kill(c[i], SIGKILL);
+		}
+		return;
+	}
+	if (sl->sender > 0)
+		kill(sl->sender, SIGKILL);
+}
+
 /* A note from the worker: it changes what the next worker is told. */
 static int on_note(struct keeper *k, const struct kp_msg *m)
 {
@@ -374,6 +414,8 @@ static int on_note(struct keeper *k, const struct kp_msg *m)
 			return 0;
 		if (m->a && sl->entry < k->nlog && keep_log[sl->entry].type == KP_TASK)
 			keep_log[sl->entry].flags |= KPF_REFUSED;
+		if (m->a == 2) /* a fork nobody can serve: never left to read zeros */
+			keep_kill_slot(k, m->slot);
 		keep_slot_close(k, m->slot);
 		return 0;
 	case WK_SYNC: {
@@ -385,6 +427,9 @@ static int on_note(struct keeper *k, const struct kp_msg *m)
 	case WK_DONE:
 		k->done_said = true;
 		k->done_code = m->a;
+		return 0;
+	case WK_KILLED:
+		k->any_killed = true;
 		return 0;
 	default:
 		pr_warn("keeper: unknown note %u from the worker ignored", m->type);

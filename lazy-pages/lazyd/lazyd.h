@@ -54,6 +54,7 @@ struct lazyd {
 	size_t received; /* pstree entries received */
 	bool restore_finished;
 	struct lz_task *tasks;
+	struct lz_task *ghosts; /* keeper_link.c: exited tasks while a replay rebuilds forks */
 	struct lz_task *drain_at; /* round-robin position */
 	void *buf;		  /* page data staging, o->drain_chunk pages */
 	size_t buf_len;
@@ -82,8 +83,10 @@ struct lz_task *lazyd_add_task(struct lazyd *d, int pid, pid_t real, int uffd,
 /* The uffd's task is known now (a fork child identified): bind it in the fill engine. */
 void lazyd_task_identified(struct lazyd *d, struct lz_task *t);
 void lazyd_task_gone(struct lazyd *d, struct lz_task *t, const char *why);
-/* Its pidfd or the kernel (ESRCH) says t exited: gone, once all its uffd said is applied. */
+/* Its pidfd or the kernel (ESRCH) says t exited: gone, once all its uffd said is applied
+ * (with a keeper: t->exit_seen now, gone at lazyd_reap_exited() in the loop's turn). */
 void lazyd_task_exited(struct lazyd *d, struct lz_task *t);
+void lazyd_reap_exited(struct lazyd *d);
 void lazyd_task_fail(struct lazyd *d, struct lz_task *t, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Pending pages in [start, end) that the task will never see: dropped and counted. */
@@ -178,10 +181,15 @@ void lazyd_restore_item(struct lazyd *d, enum lps_item it, const struct lps_msg 
 int keeper_link_start(struct lazyd *d);
 /* Installs only when every event the keeper read has been applied (keeper.h). */
 void keeper_guard_filler(struct lazyd *d);
+/* A task that exited before it was served: a ghost that only its forks inherit from. */
+void keeper_ghost(struct lazyd *d, int slot, const struct img_task *img);
+void keeper_drop_ghosts(struct lazyd *d); /* all of them (teardown) */
 /* Have the keeper read every uffd now and apply all it read (the uffds' "read events"). */
 void keeper_sync(struct lazyd *d);
-/* Tell the keeper what a new worker must know: WK_ACCEPT, WK_IDENT, WK_DROP, WK_DONE. */
+/* Tell the keeper what a new worker must know: WK_ACCEPT, WK_IDENT, WK_DROP, WK_DONE.
+ * Never blocks (queued while the link is full); keeper_flush_notes() before exiting. */
 void keeper_note(struct lazyd *d, uint32_t type, int slot, int32_t a, int32_t c);
+void keeper_flush_notes(struct lazyd *d, bool wait);
 
 /* --image-server and an images dir without images: fetch the image's metadata (fetch.c).
  * 0 or -errno (logged). */

@@ -196,6 +196,8 @@ static int run(struct lazyd *d)
 		lazyd_serve_faults(d);
 		if (d->restore_finished)
 			lazyd_drain_step(d);
+		lazyd_reap_exited(d);
+		keeper_flush_notes(d, false);
 		if (d->restore_finished && lazyd_all_done(d) && !late_events(d))
 			break;
 	}
@@ -370,6 +372,7 @@ static void teardown(struct lazyd *d)
 	if (d->fill.ops)
 		filler_close(&d->fill);
 	lazyd_free_tasks(d);
+	keeper_drop_ghosts(d);
 	lps_rx_free(&d->rx);
 	if (d->conn_fd >= 0) {
 		ev_del(d->loop, d->conn_fd);
@@ -473,6 +476,7 @@ int main(int argc, char **argv)
 	/* A restore we had to kill or refuse tasks of did not succeed. */
 	rc = rc || d.st.tasks_killed || d.items_refused ? 1 : 0;
 	keeper_note(&d, WK_DONE, 0, rc, 0);
+	keeper_flush_notes(&d, true);
 	teardown(&d);
 	free(imgdir);
 	return rc;

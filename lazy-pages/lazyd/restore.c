@@ -70,14 +70,23 @@ static const char *check_task(struct lazyd *d, const struct lps_msg *m, const st
 	return NULL;
 }
 
-/* The task sent its uffd and exited before we read it: nothing to serve. */
+/*
+ * The task sent its uffd and exited before we read it: nothing to serve. With a keeper, a
+ * fork it made first may still be in its uffd: the keeper keeps reading it, and a ghost of
+ * the task (its pending set, never served) gives such a child what it inherited.
+ */
 static void task_gone_early(struct lazyd *d, const struct lps_msg *m, int slot)
 {
+	const struct img_task *img = img_set_find(&d->img, m->pid);
+
 	pr_info("pid %d: exited before its uffd was read: nothing to serve", m->pid);
 	d->st.tasks++;
 	d->st.tasks_exited++;
 	close(m->uffd);
-	keeper_note(d, WK_DROP, slot, 0, 0);
+	if (slot >= 0 && img && img->has_mm)
+		keeper_ghost(d, slot, img);
+	else
+		keeper_note(d, WK_DROP, slot, 0, 0);
 }
 
 /* The keeper's replay of a task whose uffd it closed since: decided by an earlier worker. */

@@ -43,6 +43,7 @@ struct lz_task {
 	size_t nfaults, faults_cap;
 	size_t nwaiting;   /* of those, waiting for data the stream is bringing */
 	bool gone;	   /* exited or mm gone: nothing more to do */
+	bool exit_seen;	   /* exited, gone once the keeper's messages for it are applied */
 	bool killed;	   /* failed: SIGKILLed (or unkillable), served no more */
 	bool need_events;  /* an install hit EAGAIN: read this uffd's events first */
 	pid_t parent_real; /* a fork child whose pid is not known yet: its parent */

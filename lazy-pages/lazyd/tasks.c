@@ -32,6 +32,7 @@ static void on_pidfd(struct ev_loop *l, int fd, unsigned events, void *data)
 	(void)fd;
 	(void)events;
 	lazyd_task_exited(t->d, t);
+	lazyd_reap_exited(t->d); /* from the loop itself: at once */
 }
 
 /* Bind the task's uffd in the fill engine (an engine that needs no binding says 0). */
@@ -109,11 +110,29 @@ void lazyd_task_exited(struct lazyd *d, struct lz_task *t)
 	/*
 	 * With a keeper, what it read of this task's uffd may still be on its way: a fork the
 	 * task made just before it exited (a daemon's double fork) must reach us while the
-	 * task's pending set, which the child inherits, is still there.
+	 * task's pending set, which the child inherits, is still there. The messages are
+	 * applied by the event loop's next turn (lazyd_reap_exited), never in the middle of an
+	 * install, whose runs they could move.
 	 */
-	if (d->keeper)
-		keeper_sync(d);
+	if (d->keeper) {
+		t->exit_seen = true;
+		return;
+	}
 	lazyd_task_gone(d, t, "exited");
+}
+
+void lazyd_reap_exited(struct lazyd *d)
+{
+	bool any = false;
+
+	for (struct lz_task *t = d->tasks; t && !any; t = t->next)
+		any = t->exit_seen && !t->gone;
+	if (!any)
+		return;
+	keeper_sync(d);
+	for (struct lz_task *t = d->tasks; t; t = t->next)
+		if (t->exit_seen && !t->gone)
+			lazyd_task_gone(d, t, "exited");
 }
 
 void lazyd_task_gone(struct lazyd *d, struct lz_task *t, const char *why)
@@ -162,6 +181,7 @@ void lazyd_task_fail(struct lazyd *d, struct lz_task *t, const char *fmt, ...)
 	if (t->killed || t->gone)
 		return;
 	task_err(t, "killing the task: %s", why);
+	keeper_note(d, WK_KILLED, 0, 0, 0);
 	if (task_kill(t))
 		d->st.tasks_killed++;
 	else
