@@ -156,6 +156,16 @@ static bool crash_loop(struct keeper *k, double now)
 	return in_window > max;
 }
 
+/* Why a read of the uffds (-ENOSPC, -EMFILE) cannot go on, or NULL. */
+static const char *fork_lost(int rc)
+{
+	if (rc == -ENOSPC)
+		return "a fork it cannot hold (too many uffds)";
+	if (rc == -EMFILE)
+		return "out of file descriptors for a fork's uffd";
+	return NULL;
+}
+
 /*
  * The worker exited. On purpose (it said WK_DONE): the keeper exits with its code. Else it
  * crashed: a new one, unless too many died or the log cannot tell a new one everything.
@@ -173,9 +183,9 @@ static int on_worker_exit(struct keeper *k, struct keeper_link *link)
 	close(k->worker_pidfd);
 	k->worker_pidfd = -1;
 	/* What it said last (WK_DONE) may still be queued: the pidfd can win the race. */
-	int lrc = k->link_fd >= 0 ? keep_on_link(k) : 0;
-	if (lrc == -ENOSPC || lrc == -EMFILE)
-		return give_up(k, "a fork it cannot hold (out of slots or file descriptors)");
+	const char *why = fork_lost(k->link_fd >= 0 ? keep_on_link(k) : 0);
+	if (why)
+		return give_up(k, why);
 	if (k->link_fd >= 0) {
 		keep_unwatch(k, k->link_fd);
 		close(k->link_fd);
@@ -239,12 +249,9 @@ static int loop(struct keeper *k, struct keeper_link *link)
 			uint32_t tag = ev[i].data.u32;
 			int rc = -1;
 			if (tag >= T_SLOT) {
-				int rrc = keep_read_slot(k, tag - T_SLOT);
-				if (rrc == -ENOSPC)
-					return give_up(k, "a fork it cannot hold (too many uffds)");
-				if (rrc == -EMFILE)
-					return give_up(k,
-						       "out of file descriptors for a fork's uffd");
+				const char *why = fork_lost(keep_read_slot(k, tag - T_SLOT));
+				if (why)
+					return give_up(k, why);
 				continue;
 			}
 			switch (tag) {
@@ -256,12 +263,9 @@ static int loop(struct keeper *k, struct keeper_link *link)
 					return give_up(k, "a task it cannot hold (too many uffds)");
 				break;
 			case T_LINK: {
-				int lrc = k->link_fd >= 0 ? keep_on_link(k) : 0;
-				if (lrc == -ENOSPC)
-					return give_up(k, "a fork it cannot hold (too many uffds)");
-				if (lrc == -EMFILE)
-					return give_up(k,
-						       "out of file descriptors for a fork's uffd");
+				const char *why = fork_lost(k->link_fd >= 0 ? keep_on_link(k) : 0);
+				if (why)
+					return give_up(k, why);
 				break;
 			}
 			case T_WORKER:

@@ -180,6 +180,21 @@ imgd_down() {
 	IPID=""
 }
 
+# imgd_restore CASE [NS]: criu-imgd for CASE (on loopback, or in the link's namespace NS on
+# its veth address) and one restore through it.
+imgd_restore() {
+	imgd_up "$1" ${2:-} || { FAIL_WHY="criu-imgd did not start"; RUN=$BDIR/$1; imgd_down; return 1; }
+	_addr=127.0.0.1
+	[ -z "${2:-}" ] || _addr=$SRV_IP
+	OURS_LAZY="$LAZYD --image-server $_addr:$PORT --image img --auth-key $KEY"
+	_or=0
+	restore_run "$1" ours verify-now || _or=$?
+	OURS_LAZY=$OURS_LAZY_LOCAL
+	imgd_down
+	cp "$BDIR/$1/imgd.log" "$RUN/" 2>/dev/null || true
+	return $_or
+}
+
 # one_restore SETUP CASE: one restore_run of CASE with SETUP (verify-now); 0 if verified.
 one_restore() {
 	case $1 in
@@ -196,26 +211,8 @@ one_restore() {
 		OURS_LAZY=$OURS_LAZY_LOCAL
 		return $_or
 		;;
-	imgd)
-		imgd_up "$2" || { FAIL_WHY="criu-imgd did not start"; RUN=$BDIR/$2; imgd_down; return 1; }
-		OURS_LAZY="$LAZYD --image-server 127.0.0.1:$PORT --image img --auth-key $KEY"
-		_or=0
-		restore_run "$2" ours verify-now || _or=$?
-		OURS_LAZY=$OURS_LAZY_LOCAL
-		imgd_down
-		cp "$BDIR/$2/imgd.log" "$RUN/" 2>/dev/null || true
-		return $_or
-		;;
-	link)
-		imgd_up "$2" "$LNS" || { FAIL_WHY="criu-imgd did not start"; RUN=$BDIR/$2; imgd_down; return 1; }
-		OURS_LAZY="$LAZYD --image-server $SRV_IP:$PORT --image img --auth-key $KEY"
-		_or=0
-		restore_run "$2" ours verify-now || _or=$?
-		OURS_LAZY=$OURS_LAZY_LOCAL
-		imgd_down
-		cp "$BDIR/$2/imgd.log" "$RUN/" 2>/dev/null || true
-		return $_or
-		;;
+	imgd) imgd_restore "$2" ;;
+	link) imgd_restore "$2" "$LNS" ;;
 	tcp) tcp_run "$2" ;;
 	esac
 }
