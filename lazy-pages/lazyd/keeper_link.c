@@ -33,6 +33,8 @@ static void flush_notes(struct lazyd *d)
 {
 	size_t sent = 0;
 
+	if (!outq_n)
+		return;
 	while (sent < outq_n) {
 		ssize_t n =
 		    send(d->keeper->fd, &outq[sent], sizeof(outq[0]), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -287,10 +289,14 @@ static uint64_t drop_present(struct lazyd *d, struct lz_task *t)
 				size_t run = j + 1;
 				while (run < m && (ent[run] >> 62))
 					run++;
+				/* installed, not dropped by the task: out of the set, counted apart
+				 * (t's own count keeps total = pending + installed + dropped) */
 				uint64_t before = t->pend.data_pages;
-				lazyd_drop_range(d, t, p, at + run * PAGE);
-				/* installed, not dropped by the task: counted apart */
-				d->st.pages_dropped -= before - t->pend.data_pages;
+				if (pending_remove(&t->pend, p, at + run * PAGE)) {
+					lazyd_task_fail(d, t, "out of memory while resuming");
+					break;
+				}
+				t->cnt.dropped += before - t->pend.data_pages;
 				found += before - t->pend.data_pages;
 				j = run - 1;
 			}

@@ -13,6 +13,7 @@
 #include "keeper_int.h"
 #include "task.h"
 #include "util/clock.h"
+#include "util/daemon.h"
 #include "util/log.h"
 
 struct kslot keep_slots[KEEP_MAX_SLOTS];
@@ -330,20 +331,11 @@ static void said_ready(struct keeper *k)
 	if (k->ever_ready)
 		return;
 	k->ever_ready = true;
-	if (k->ready_fd >= 0) {
-		char c = 0;
-		if (write(k->ready_fd, &c, 1) != 1)
-			pr_warn("keeper: cannot tell the starting process it is ready");
-		close(k->ready_fd);
-		k->ready_fd = -1;
-	}
-	if (k->o->status_fd >= 0) {
-		char c = 0;
-		if (write(k->o->status_fd, &c, 1) != 1)
-			pr_warn("cannot write to status fd %d: %s", k->o->status_fd,
-				strerror(errno));
-		close(k->o->status_fd);
-	}
+	if (k->ready_fd >= 0 && daemon_say_ready(k->ready_fd))
+		pr_warn("keeper: cannot tell the starting process it is ready");
+	k->ready_fd = -1;
+	if (k->o->status_fd >= 0 && daemon_say_ready(k->o->status_fd))
+		pr_warn("cannot write to status fd %d", k->o->status_fd);
 }
 
 /* Kill one slot's process, or the children of its parent that nobody named. */

@@ -357,12 +357,8 @@ static int start(struct lazyd *d, struct lazyd_opts *o)
 	}
 	if (!o->daemon && o->pidfile && daemon_write_pidfile(o->pidfile, getpid()))
 		pr_warn("cannot write pidfile %s: %s", o->pidfile, strerror(errno));
-	if (o->status_fd >= 0) {
-		char c = 0;
-		if (write(o->status_fd, &c, 1) != 1)
-			pr_warn("cannot write to status fd %d: %s", o->status_fd, strerror(errno));
-		close(o->status_fd);
-	}
+	if (o->status_fd >= 0 && (rc = daemon_say_ready(o->status_fd)))
+		pr_warn("cannot write to status fd %d: %s", o->status_fd, strerror(-rc));
 	return 0;
 }
 

@@ -88,6 +88,15 @@ int daemon_detach_ready(const char *prog, const char *pidfile, bool keep_stderr,
 	return detach(prog, pidfile, keep_stderr, ready_fd);
 }
 
+int daemon_say_ready(int fd)
+{
+	char c = 0;
+	int rc = write(fd, &c, 1) == 1 ? 0 : -errno;
+
+	close(fd);
+	return rc;
+}
+
 int daemon_signalfd(void)
 {
 	sigset_t mask;

@@ -20,6 +20,9 @@ int daemon_detach(const char *prog, const char *pidfile, bool keep_stderr);
  * and exits 0; if the child closes *ready_fd without that byte (or dies), the parent exits 1.
  */
 int daemon_detach_ready(const char *prog, const char *pidfile, bool keep_stderr, int *ready_fd);
+/* Say "ready" on fd (one byte, as --status-fd and daemon_detach_ready's pipe expect) and
+ * close it. 0 or -errno. */
+int daemon_say_ready(int fd);
 /* Block SIGTERM, SIGINT, SIGHUP and return a signalfd for them, or -errno. */
 int daemon_signalfd(void);
 
