@@ -244,6 +244,7 @@ int keep_read_slot(struct keeper *k, uint32_t s)
 	if (!keep_lock(k))
 		return -EDEADLK;
 	n = read(keep_slots[s].fd, in, sizeof(in));
+	int err = n < 0 ? errno : 0; /* the calls below may change errno */
 	uint64_t now = mono_ns();
 	size_t cnt = n > 0 ? (size_t)n / sizeof(in[0]) : 0;
 	for (size_t i = 0; i < cnt; i++) {
@@ -269,9 +270,9 @@ int keep_read_slot(struct keeper *k, uint32_t s)
 	pthread_mutex_unlock(&k->shm->lock);
 	/* No fd for a fork's uffd (or no memory): the event stays queued and the uffd is
 	 * fine; closing it would zero-fill the task. The caller gives up instead. */
-	if (n < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOMEM))
+	if (err == EMFILE || err == ENFILE || err == ENOMEM)
 		return -EMFILE;
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+	if (n == 0 || (n < 0 && err != EAGAIN && err != EINTR)) {
 		struct kp_msg e = {.type = KP_GONE, .slot = s};
 		keep_slot_close(k, s);
 		log_add(k, &e);
