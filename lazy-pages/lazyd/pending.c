@@ -13,26 +13,48 @@ void pending_init(struct pending *p)
 
 void pending_free(struct pending *p)
 {
-	free(p->v);
+	free(p->v ? p->v - p->head : NULL);
 	pending_init(p);
 }
 
+/* Room for need extents from v on (the head given back first). */
 static int reserve(struct pending *p, size_t need)
 {
-	if (need <= p->cap)
+	if (need <= p->cap - p->head)
 		return 0;
+	struct pend_extent *mem = p->v ? p->v - p->head : NULL;
+	if (p->head) {
+		memmove(mem, p->v, p->n * sizeof(*p->v));
+		p->v = mem;
+		p->head = 0;
+		if (need <= p->cap)
+			return 0;
+	}
 	size_t cap = p->cap ? p->cap : 16;
 	while (cap < need) {
 		if (cap > SIZE_MAX / 2 / sizeof(*p->v))
 			return -ENOMEM;
 		cap *= 2;
 	}
-	struct pend_extent *v = realloc(p->v, cap * sizeof(*v));
+	struct pend_extent *v = realloc(mem, cap * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	p->v = v;
 	p->cap = cap;
 	return 0;
+}
+
+/* Take extent i out of the array, moving whichever side of it is shorter. */
+static void remove_at(struct pending *p, size_t i)
+{
+	if (i < p->n / 2) {
+		memmove(p->v + 1, p->v, i * sizeof(*p->v));
+		p->v++;
+		p->head++;
+	} else {
+		memmove(p->v + i, p->v + i + 1, (p->n - i - 1) * sizeof(*p->v));
+	}
+	p->n--;
 }
 
 /* Account 'bytes' of extent e as added (sign 1) or removed (sign -1). */
@@ -67,10 +89,17 @@ static size_t first_above(const struct pending *p, uint64_t addr)
 
 static int insert_at(struct pending *p, size_t i, const struct pend_extent *e)
 {
-	int rc = reserve(p, p->n + 1);
-	if (rc)
-		return rc;
-	memmove(&p->v[i + 1], &p->v[i], (p->n - i) * sizeof(*p->v));
+	if (p->head && i < p->n / 2) {
+		/* Into the head's room: the i extents before it move down one. */
+		p->v--;
+		p->head--;
+		memmove(p->v, p->v + 1, i * sizeof(*p->v));
+	} else {
+		int rc = reserve(p, p->n + 1);
+		if (rc)
+			return rc;
+		memmove(&p->v[i + 1], &p->v[i], (p->n - i) * sizeof(*p->v));
+	}
 	p->v[i] = *e;
 	p->n++;
 	account(p, e, e->end - e->start, 1);
@@ -204,8 +233,7 @@ int pending_remove(struct pending *p, uint64_t start, uint64_t end)
 			break;
 		} else {
 			account(p, e, e->end - e->start, -1);
-			memmove(e, e + 1, (p->n - i - 1) * sizeof(*e));
-			p->n--;
+			remove_at(p, i); /* the next extent is at i now */
 		}
 	}
 	return 0;

@@ -24,6 +24,10 @@ struct pend_extent {
 struct pending {
 	struct pend_extent *v; /* sorted by start, disjoint */
 	size_t n, cap;
+	/* v starts this many slots into its allocation: removing or inserting near the front
+	 * (where the drain and the faults mostly work) moves the few extents before it, not
+	 * the many after it. */
+	size_t head;
 	uint64_t pages;	     /* total pending pages */
 	uint64_t data_pages; /* of which have data (not PEND_ZERO) */
 };

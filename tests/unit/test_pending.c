@@ -189,3 +189,60 @@ Test(pending, random_ops_match_model)
 	}
 	pending_free(&p);
 }
+
+/*
+ * Many small extents, worked on mostly near the lowest address as the drain and the faults
+ * do: removals and inserts there go through the array's head room (pending.h), moves
+ * and splits elsewhere grow it again. Checked against the model after every step.
+ */
+Test(pending, front_heavy_ops_match_model)
+{
+	static struct img_extent x[SPAN / 2];
+	struct pending p;
+	unsigned s = 777, front = 0;
+	size_t max_head = 0;
+
+	model_reset();
+	for (int i = 0; i < SPAN / 2; i++) {
+		bool zero = i % 3 == 2;
+		x[i] = (struct img_extent){.start = BASE + 2 * i * P,
+					   .end = BASE + (2 * i + 1) * P,
+					   .pages_off = zero ? 0 : (uint64_t)i * P,
+					   .zero = zero};
+		model[2 * i] = zero ? -2 : i;
+	}
+	struct img_task t = image_task(x, SPAN / 2);
+	cr_assert_eq(pending_from_image(&p, &t), 0);
+	for (int iter = 0; iter < 4000; iter++) {
+		s = s * 1103515245 + 12345;
+		int a, len = 1 + (s >> 20) % 4;
+		if ((s >> 4) % 4) {
+			a = (int)(front + (s >> 8) % 8) % SPAN; /* near the front */
+			if (a + len > SPAN)
+				len = SPAN - a;
+			cr_assert_eq(pending_remove(&p, BASE + a * P, BASE + (a + len) * P), 0);
+			for (int i = a; i < a + len; i++)
+				model[i] = -1;
+			front = (front + 1) % SPAN;
+		} else {
+			a = (int)((s >> 8) % SPAN);
+			if (a + len > SPAN)
+				len = SPAN - a;
+			s = s * 1103515245 + 12345;
+			int to = (int)(front + (s >> 8) % 16) % (SPAN - len + 1);
+			if (to < a + len && a < to + len)
+				continue;
+			cr_assert_eq(pending_move(&p, BASE + a * P, BASE + to * P, len * P), 0);
+			long tmp[SPAN];
+			memcpy(tmp, &model[a], len * sizeof(long));
+			for (int i = a; i < a + len; i++)
+				model[i] = -1;
+			memcpy(&model[to], tmp, len * sizeof(long));
+		}
+		check_against_model(&p);
+		if (p.head > max_head)
+			max_head = p.head;
+	}
+	cr_assert_gt(max_head, 0, "the head room was used");
+	pending_free(&p);
+}
