@@ -16,31 +16,99 @@ static bool drainable(const struct lz_task *t)
 	return !t->gone && !t->killed && !t->exit_seen && t->pend.data_pages;
 }
 
-/* Install what a background read brought, where its pages are still pending: one batch. */
+const struct pf_run *pf_slot_run(const struct pf_slot *sl, uint64_t start, uint64_t end)
+{
+	if (!sl->used || start >= sl->end || sl->start >= end)
+		return NULL;
+	for (unsigned i = 0; i < sl->nrun; i++)
+		if (start < sl->run[i].start + sl->run[i].len && sl->run[i].start < end)
+			return &sl->run[i];
+	return NULL;
+}
+
+/* A batch being gathered for one task: installed when full, and at the end. */
+struct gather {
+	struct pend_extent runs[LAZYD_BATCH_MAX];
+	const void *data[LAZYD_BATCH_MAX];
+	uint32_t n;
+};
+
+static void gather_add(struct lazyd *d, struct lz_task *t, struct gather *g,
+		       const struct pend_extent *r, const void *data)
+{
+	if (g->n == LAZYD_BATCH_MAX) {
+		lazyd_install_batch(d, t, g->runs, g->data, g->n, PATH_DRAIN);
+		g->n = 0;
+	}
+	g->runs[g->n] = *r;
+	g->data[g->n++] = data;
+}
+
+/*
+ * The zero runs pending right after a run of data (at most PF_GAP_PAGES, up to the next
+ * data): pages the task never wrote, between the runs of a read or of a drain step.
+ * Installed with the data, they save the task a fault each as it reads on; a long stretch
+ * of untouched memory is left alone (not worth page tables).
+ */
+static void gather_zero_after(struct lazyd *d, struct lz_task *t, struct gather *g, uint64_t from)
+{
+	uint64_t to = from + PF_GAP_PAGES * PAGE;
+	struct pend_extent z;
+
+	for (uint64_t at = from; at < to;) {
+		if (!pending_next(&t->pend, at, to - at, false, &z) || z.start < at ||
+		    z.start >= to || !(z.flags & PEND_ZERO))
+			return;
+		if (z.end > to)
+			z.end = to;
+		gather_add(d, t, g, &z, NULL);
+		at = z.end;
+	}
+}
+
+/*
+ * Install what a background read brought, where its pages are still pending (installed
+ * by a fault meanwhile, moved or dropped: not this data's to fill), with the zero pages
+ * between its runs: as few batches as the runs allow.
+ */
 static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struct src_chunk *ch)
 {
 	struct lz_task *t = sl->t;
-	uint64_t base = sl->start + (ch->src - sl->src);
-	struct pend_extent runs[LAZYD_BATCH_MAX];
-	const void *data[LAZYD_BATCH_MAX];
-	uint32_t n = 0;
+	uint64_t ch_end = ch->src + (uint64_t)ch->n * PAGE;
+	struct gather g = {.n = 0};
 
-	for (uint32_t i = 0; i < ch->n && n < LAZYD_BATCH_MAX;) {
-		uint64_t addr = base + (uint64_t)i * PAGE, off = ch->src + (uint64_t)i * PAGE;
-		struct pend_extent r;
-		/* Installed by a fault meanwhile, moved or dropped: not this data's to fill. */
-		if (!pending_run_at(&t->pend, addr, (uint64_t)(ch->n - i) * PAGE, &r) ||
-		    (r.flags & PEND_ZERO) || r.src != off) {
-			i++;
+	for (unsigned k = 0; k < sl->nrun && !t->gone && !t->killed; k++) {
+		const struct pf_run *pr = &sl->run[k];
+		uint64_t s0 = pr->src > ch->src ? pr->src : ch->src;
+		uint64_t s1 = pr->src + pr->len < ch_end ? pr->src + pr->len : ch_end;
+		if (s0 >= s1)
 			continue;
+		uint64_t base = pr->start + (s0 - pr->src);
+		for (uint64_t at = base, off = s0; off < s1;) {
+			struct pend_extent r;
+			if (!pending_run_at(&t->pend, at, s1 - off, &r) || (r.flags & PEND_ZERO) ||
+			    r.src != off) {
+				at += PAGE;
+				off += PAGE;
+				continue;
+			}
+			gather_add(d, t, &g, &r, (const char *)ch->data + (off - ch->src));
+			off += r.end - r.start;
+			at = r.end;
 		}
-		runs[n] = r;
-		data[n++] = (const char *)ch->data + (size_t)i * PAGE;
-		i += (uint32_t)((r.end - r.start) / PAGE);
+		if (s1 == pr->src + pr->len) /* the run is complete: the zero pages after it */
+			gather_zero_after(d, t, &g, pr->start + pr->len);
 	}
-	if (n && !t->gone && !t->killed)
-		lazyd_install_batch(d, t, runs, data, n, PATH_DRAIN);
-	lazyd_share_fetched(d, t, base, ch->src, ch->data, (uint64_t)ch->n * PAGE);
+	if (g.n && !t->gone && !t->killed)
+		lazyd_install_batch(d, t, g.runs, g.data, g.n, PATH_DRAIN);
+	for (unsigned k = 0; k < sl->nrun; k++) {
+		const struct pf_run *pr = &sl->run[k];
+		uint64_t s0 = pr->src > ch->src ? pr->src : ch->src;
+		uint64_t s1 = pr->src + pr->len < ch_end ? pr->src + pr->len : ch_end;
+		if (s0 < s1)
+			lazyd_share_fetched(d, t, pr->start + (s0 - pr->src), s0,
+					    (const char *)ch->data + (s0 - ch->src), s1 - s0);
+	}
 }
 
 static void collect_chunks(struct lazyd *d)
@@ -72,64 +140,97 @@ static void collect_chunks(struct lazyd *d)
 	}
 }
 
-/* The reads in flight for t: the first that overlaps [start, end), lowest address first. */
-static const struct pf_slot *inflight_at(const struct lazyd *d, const struct lz_task *t,
-					 uint64_t start, uint64_t end)
+/* The run in flight for t that overlaps [start, end) lowest, or NULL. */
+static const struct pf_run *inflight_at(const struct lazyd *d, const struct lz_task *t,
+					uint64_t start, uint64_t end)
 {
-	const struct pf_slot *hit = NULL;
+	const struct pf_run *hit = NULL;
 
 	for (unsigned k = 0; k < LAZYD_MAX_PREFETCH; k++) {
 		const struct pf_slot *sl = &d->pf[k];
-		if (sl->used && sl->t == t && start < sl->start + sl->len && sl->start < end &&
-		    (!hit || sl->start < hit->start))
-			hit = sl;
+		if (sl->t != t)
+			continue;
+		const struct pf_run *pr = pf_slot_run(sl, start, end);
+		if (pr && (!hit || pr->start < hit->start))
+			hit = pr;
 	}
 	return hit;
+}
+
+/*
+ * The first run t may ask for from its cursor: never what is in flight already. A fault
+ * moves the cursor back to where the task touches, often behind reads asked for: those are
+ * skipped. false if there is nothing to ask for now.
+ */
+static bool first_run(const struct lazyd *d, const struct lz_task *t, struct pend_extent *r)
+{
+	uint64_t from = t->cursor;
+
+	for (unsigned guard = 0; guard <= LAZYD_MAX_PREFETCH * PF_RUNS; guard++) {
+		if (!pending_next(&t->pend, from, d->buf_len, true, r))
+			return false;
+		/* Wrapped around onto data that may be in flight: wait for it first. */
+		if (r->start < from && t->inflight)
+			return false;
+		const struct pf_run *hit = inflight_at(d, t, r->start, r->end);
+		if (!hit)
+			return true;
+		if (hit->start > r->start) {
+			r->end = hit->start; /* the part before the read in flight */
+			return true;
+		}
+		from = hit->start + hit->len;
+	}
+	return false;
+}
+
+/*
+ * A background read for t: its first run, then the runs after it whose data follows in
+ * the pages file, up to --drain-chunk pages, while the gaps between them are short and
+ * nothing of them is in flight.
+ */
+static bool gather_read(const struct lazyd *d, const struct lz_task *t, struct pf_slot *sl)
+{
+	struct pend_extent r;
+
+	if (!first_run(d, t, &r))
+		return false;
+	*sl = (struct pf_slot){
+	    .t = (struct lz_task *)t, .start = r.start, .src = r.src, .used = true};
+	for (;;) {
+		sl->run[sl->nrun++] = (struct pf_run){r.start, r.src, r.end - r.start};
+		sl->len += r.end - r.start;
+		sl->end = r.end;
+		if (sl->nrun == PF_RUNS || sl->len >= d->buf_len ||
+		    !pending_next(&t->pend, r.end, d->buf_len - sl->len, true, &r) ||
+		    r.start < sl->end || r.start - sl->end > PF_GAP_PAGES * PAGE ||
+		    r.src != sl->src + sl->len || inflight_at(d, t, r.start, r.end))
+			return true;
+	}
 }
 
 /* Queue one background read for t; false if t has nothing (more) to ask for now. */
 static bool submit_one(struct lazyd *d, struct lz_task *t)
 {
-	struct pend_extent r;
+	struct pf_slot sl;
 	unsigned slot = 0;
 
-	if (!drainable(t) || t->need_events)
+	if (!drainable(t) || t->need_events || !gather_read(d, t, &sl))
 		return false;
-	/*
-	 * Never ask again for what is in flight. A fault moves the cursor back to where the
-	 * task touches, often behind reads already asked for: skip those.
-	 */
-	uint64_t from = t->cursor;
-	for (unsigned guard = 0;; guard++) {
-		if (guard > LAZYD_MAX_PREFETCH ||
-		    !pending_next(&t->pend, from, d->buf_len, true, &r))
-			return false;
-		/* Wrapped around onto data that may be in flight: wait for it first. */
-		if (r.start < from && t->inflight)
-			return false;
-		const struct pf_slot *hit = inflight_at(d, t, r.start, r.end);
-		if (!hit)
-			break;
-		if (hit->start > r.start) {
-			r.end = hit->start; /* the part before the read in flight */
-			break;
-		}
-		from = hit->start + hit->len;
-	}
 	while (d->pf[slot].used)
 		slot++;
-	int rc = d->src.ops->prefetch(&d->src, t->img, r.src, r.end - r.start, slot);
+	int rc = d->src.ops->prefetch(&d->src, t->img, sl.src, sl.len, slot);
 	if (rc == -EBUSY)
 		return false;
 	if (rc) {
 		lazyd_task_fail(d, t, "cannot ask the page source for 0x%lx: %s",
-				(unsigned long)r.start, strerror(-rc));
+				(unsigned long)sl.start, strerror(-rc));
 		return false;
 	}
-	d->pf[slot] = (struct pf_slot){t, r.start, r.src, r.end - r.start, true};
+	d->pf[slot] = sl;
 	d->pf_used++;
 	t->inflight++;
-	t->cursor = r.end;
+	t->cursor = sl.end;
 	return true;
 }
 
@@ -176,38 +277,39 @@ static bool drain_async(struct lazyd *d)
 }
 
 /*
- * One chunk (--drain-chunk pages) of t from its cursor on. With an engine that takes
- * batches and a source whose data can be mapped, the chunk may span several runs (with
- * pages the task faulted in, or zero pages, between them) and goes in as one batch;
- * otherwise it is the first run, read and installed alone.
+ * One chunk (--drain-chunk pages) of t from its cursor on. With a source whose data can be
+ * mapped, the chunk may span several runs (with pages the task faulted in, or zero pages,
+ * between them: the short zero gaps go in with it) and goes in as one batch; otherwise it
+ * is the first run, read and installed alone.
  */
 static void drain_runs(struct lazyd *d, struct lz_task *t)
 {
-	struct pend_extent runs[LAZYD_BATCH_MAX];
-	const void *data[LAZYD_BATCH_MAX];
+	struct gather g = {.n = 0};
 	uint64_t budget = d->buf_len, from = t->cursor;
-	bool batch = d->src.ops->map && lazyd_can_batch(d, t);
-	uint32_t n = 0;
+	unsigned nrun = 0;
 
-	while (n < LAZYD_BATCH_MAX && budget) {
+	while (nrun < PF_RUNS && budget) {
 		struct pend_extent r;
-		if (!pending_next(&t->pend, from, budget, true, &r) || (n && r.start < from))
+		if (!pending_next(&t->pend, from, budget, true, &r) || (nrun && r.start < from))
 			break;
-		const void *p =
-		    batch ? d->src.ops->map(&d->src, t->img, r.src, r.end - r.start) : NULL;
-		if (n && !p)
+		const void *p = d->src.ops->map
+				    ? d->src.ops->map(&d->src, t->img, r.src, r.end - r.start)
+				    : NULL;
+		if (nrun && !p)
 			break;
-		runs[n] = r;
-		data[n++] = p;
+		gather_add(d, t, &g, &r, p);
+		if (p)
+			gather_zero_after(d, t, &g, r.end);
+		nrun++;
 		budget -= r.end - r.start;
 		from = t->cursor = r.end;
 		if (!p)
-			break; /* one run, read (or mapped) and installed alone */
+			break; /* one run, read and installed alone */
 	}
-	if (n == 1)
-		lazyd_install_run(d, t, runs[0], PATH_DRAIN, NULL);
-	else if (n)
-		lazyd_install_batch(d, t, runs, data, n, PATH_DRAIN);
+	if (g.n == 1 && !(g.runs[0].flags & PEND_ZERO))
+		lazyd_install_run(d, t, g.runs[0], PATH_DRAIN, NULL);
+	else if (g.n && !t->gone && !t->killed)
+		lazyd_install_batch(d, t, g.runs, g.data, g.n, PATH_DRAIN);
 }
 
 bool lazyd_drain_step(struct lazyd *d)

@@ -177,8 +177,15 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, 
 		if (r.flags & PEND_ZERO) {
 			rc = d->fill.ops->zero(d->fill.ctx, t->uffd, r.start, len, &done);
 		} else if (given) {
-			/* Data a background read brought (source prefetch), checked already. */
+			/* Data a background read brought (source prefetch), checked already, or
+			 * a mapped image's pages. */
 			rc = d->fill.ops->copy(d->fill.ctx, t->uffd, r.start, given, len, &done);
+			if (rc == -EFAULT && !done) {
+				/* A mapped image that could not be read: read() says why. */
+				given = NULL;
+				use_read = true;
+				continue;
+			}
 		} else {
 			/* Straight from the mapped image when the source can: one copy less. */
 			if (!use_read)
@@ -310,15 +317,19 @@ static bool stream_brings(const struct lazyd *d, const struct lz_task *t, struct
 {
 	for (unsigned k = 0; k < LAZYD_MAX_PREFETCH; k++) {
 		const struct pf_slot *sl = &d->pf[k];
-		if (!sl->used || sl->t != t || sl->start >= r->end ||
-		    sl->start + sl->len <= r->start)
+		if (sl->t != t)
 			continue;
-		if (sl->start <= r->start) {
-			if (r->src == sl->src + (r->start - sl->start))
-				return true;
-			continue; /* the range moved here since: that data is not this page's */
+		for (const struct pf_run *pr = pf_slot_run(sl, r->start, r->end); pr;
+		     pr = pr + 1 < sl->run + sl->nrun && pr[1].start < r->end ? pr + 1 : NULL) {
+			if (pr->start <= r->start) {
+				if (r->start < pr->start + pr->len &&
+				    r->src == pr->src + (r->start - pr->start))
+					return true;
+				continue; /* moved here since: that data is not this page's */
+			}
+			r->end = pr->start;
+			break;
 		}
-		r->end = sl->start;
 	}
 	return false;
 }

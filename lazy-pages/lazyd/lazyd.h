@@ -30,12 +30,31 @@
 
 struct metrics_http;
 
-/* A background read queued with the page source (its tag is the slot's index). */
+/*
+ * A background read queued with the page source (its tag is the slot's index): one range
+ * of the pages file, [src, src + len), which holds the data of runs that were pending at
+ * these addresses when it was asked for. A task's runs sit one after another in the pages
+ * file with the zero pages (never dumped) between them in the address space only, so one
+ * read covers many runs.
+ */
+struct pf_run {
+	uint64_t start, src, len;
+};
+
+#define PF_RUNS 32	/* runs in one background read */
+#define PF_GAP_PAGES 16 /* at most this many pages between two of its runs */
+
 struct pf_slot {
 	struct lz_task *t;
-	uint64_t start, src, len; /* the run as it was pending when asked for */
+	uint64_t start, end; /* from the first run's start to the last one's end */
+	uint64_t src, len;
+	struct pf_run run[PF_RUNS];
+	unsigned nrun;
 	bool used;
 };
+
+/* The run of sl that overlaps [start, end) lowest, or NULL. */
+const struct pf_run *pf_slot_run(const struct pf_slot *sl, uint64_t start, uint64_t end);
 
 #define LAZYD_MAX_PREFETCH 64
 
@@ -54,7 +73,7 @@ struct lazyd {
 	size_t received; /* pstree entries received */
 	bool restore_finished;
 	struct lz_task *tasks;
-	struct lz_task *ghosts; /* keeper_link.c: exited tasks while a replay rebuilds forks */
+	struct lz_task *ghosts;	  /* keeper_link.c: exited tasks while a replay rebuilds forks */
 	struct lz_task *drain_at; /* round-robin position */
 	void *buf;		  /* page data staging, o->drain_chunk pages */
 	size_t buf_len;
@@ -70,7 +89,7 @@ struct lazyd {
 	int ctl_fd;		      /* WORKDIR/criu-lazyd.status, or -1 */
 	struct metrics_http *metrics; /* --metrics-address, or NULL */
 	struct lazyd_rate rate;
-	const char *work_dir; /* absolute, for the status */
+	const char *work_dir;	    /* absolute, for the status */
 	struct keeper_link *keeper; /* NULL: no keeper (--keeper off), we read the uffds */
 	uint64_t msg_read_ns;	    /* the message being handled was read then (0: now) */
 	bool sharing;		    /* installing data fetched for another task (no ident) */

@@ -577,7 +577,9 @@ static void fault_at(uint64_t page)
 static void in_flight(unsigned slot, uint64_t first, uint64_t n)
 {
 	struct pend_extent r = run(first, n);
-	d.pf[slot] = (struct pf_slot){t, r.start, r.src, n * P, true};
+	d.pf[slot] = (struct pf_slot){
+	    .t = t, .start = r.start, .end = r.end, .src = r.src, .len = n * P, .nrun = 1, .used = true};
+	d.pf[slot].run[0] = (struct pf_run){r.start, r.src, n * P};
 	d.pf_used++;
 }
 
@@ -624,9 +626,110 @@ Test(serve, fault_does_not_wait_for_moved_data)
 	d.src.ops = &streaming_src;
 	in_flight(0, 0, 2);
 	d.pf[0].src += 7 * P; /* that read is for other data than what is pending here now */
+	d.pf[0].run[0].src += 7 * P;
 	fault_at(0);
 	lazyd_serve_faults(&d);
 	cr_assert_eq(src_reads, 1);
 	cr_assert_eq(t->nfaults, 0);
 	cr_assert_not(pending(0));
+}
+
+/* ---- the stream: one read covers the runs whose data follows in the pages file ---- */
+
+/* pid 43: data 0-2 (pages-file 0-2), zero 3 (never dumped), data 4-6 (pages-file 3-5),
+ * zero 7. */
+static struct img_extent gap_ext[4] = {
+    {.start = BASE, .end = BASE + 3 * P, .pages_off = 0},
+    {.start = BASE + 3 * P, .end = BASE + 4 * P, .zero = true},
+    {.start = BASE + 4 * P, .end = BASE + 7 * P, .pages_off = 3 * P},
+    {.start = BASE + 7 * P, .end = BASE + 8 * P, .zero = true},
+};
+static struct img_task gap_img = {.pid = 43,
+				  .has_mm = true,
+				  .vmas = &vma,
+				  .nr_vmas = 1,
+				  .extents = gap_ext,
+				  .nr_extents = 4,
+				  .lazy_pages = 6,
+				  .zero_pages = 2,
+				  .pages_fd = -1};
+
+static struct {
+	uint64_t src, len, tag;
+	int calls;
+	bool ready; /* collect() returns the read's data */
+} gap_pf;
+static char gap_data[6 * P];
+
+static int g_prefetch(struct page_source *s, const struct img_task *it, uint64_t src, size_t len,
+		      uint64_t tag)
+{
+	(void)s;
+	if (it != &gap_img)
+		return -EBUSY;
+	gap_pf.calls++;
+	gap_pf.src = src;
+	gap_pf.len = len;
+	gap_pf.tag = tag;
+	return 0;
+}
+
+static int g_poll_fd(struct page_source *s)
+{
+	(void)s;
+	return -1;
+}
+
+static int g_collect(struct page_source *s, struct src_chunk *c)
+{
+	(void)s;
+	if (!gap_pf.ready)
+		return 0;
+	gap_pf.ready = false;
+	*c = (struct src_chunk){gap_pf.tag, &gap_img, gap_pf.src, gap_data,
+				(uint32_t)(gap_pf.len / P), true};
+	return 1;
+}
+
+static const struct page_source_ops gap_src = {.name = "gap",
+					       .read = s_read,
+					       .close = s_close,
+					       .prefetch = g_prefetch,
+					       .poll_fd = g_poll_fd,
+					       .collect = g_collect};
+
+Test(serve, one_read_covers_runs_and_fills_the_zero_gaps)
+{
+	int fd[2];
+
+	memset(&gap_pf, 0, sizeof(gap_pf));
+	cr_assert_eq(pipe(fd), 0);
+	struct lz_task *g = lazyd_add_task(&d, 43, -1, fd[0], &gap_img, NULL, "pid 43");
+	cr_assert_not_null(g);
+	d.src.ops = &gap_src;
+	lazyd_drain_step(&d);
+	cr_assert_eq(gap_pf.calls, 1, "one read for both runs");
+	cr_assert_eq(gap_pf.src, 0);
+	cr_assert_eq(gap_pf.len, 6 * P, "pages-file 0-5: the runs at 0-2 and 4-6");
+	/* While it is in flight: a fault in its second run waits for it, one on the zero
+	 * page between the runs is served at once. */
+	struct uffd_msg m = msg(UFFD_EVENT_PAGEFAULT);
+	m.arg.pagefault.address = BASE + 5 * P;
+	lazyd_handle_msg(&d, g, &m);
+	m.arg.pagefault.address = BASE + 3 * P;
+	lazyd_handle_msg(&d, g, &m);
+	lazyd_serve_faults(&d);
+	cr_assert_eq(src_reads, 0, "nothing fetched on the fault path");
+	cr_assert_eq(sc.zeros, 1);
+	cr_assert_eq(g->nwaiting, 1);
+	lazyd_drain_step(&d);
+	cr_assert_eq(gap_pf.calls, 1, "nothing asked twice");
+	/* The data arrives: both runs and the zero page after the last one go in. */
+	gap_pf.ready = true;
+	lazyd_drain_step(&d);
+	cr_assert_eq(sc.copies, 2);
+	cr_assert_eq(sc.zeros, 2);
+	cr_assert_eq(g->cnt.prefetch, 6);
+	cr_assert_eq(g->pend.pages, 0, "nothing left pending");
+	close(fd[1]);
 }
