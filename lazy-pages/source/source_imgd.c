@@ -21,6 +21,7 @@
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
+#define DIAL_POLL_MS 2
 
 unsigned imgd_backoff_ms(unsigned attempt)
 {
@@ -43,6 +44,9 @@ unsigned imgd_wait_ms(struct page_source *ps)
 	const struct imgd_src *s = ps->priv;
 	uint64_t now = mono_ms(), at = 0;
 
+	/* A connection being opened: look again soon (its thread does not wake the loop). */
+	if (s->udial.running || (s->bdial.running && s->npf))
+		return DIAL_POLL_MS;
 	if (s->ufd < 0 && s->uretry_at > now)
 		at = s->uretry_at;
 	if (s->bfd < 0 && s->npf && s->bretry_at > now && (!at || s->bretry_at < at))
@@ -64,27 +68,6 @@ static void imgd_state(struct page_source *ps, struct src_state *st)
 	st->reconnecting = st->failures > 0;
 	if (st->reconnecting)
 		st->retry_ms = imgd_wait_ms(ps);
-}
-
-int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch)
-{
-	struct errmsg e = {""};
-	struct wire_open_info info;
-	int fd = wire_client_open(&s->cl, cls, scratch, &info, &e);
-
-	if (fd < 0) {
-		pr_warn("image server %s:%s: %s", s->cl.host, s->cl.port, e.msg);
-		return fd;
-	}
-	if (s->info.nr_tasks &&
-	    (info.nr_tasks != s->info.nr_tasks || info.lazy_pages != s->info.lazy_pages)) {
-		pr_err("image server %s:%s now serves a different image '%s'", s->cl.host,
-		       s->cl.port, s->cl.image ? s->cl.image : "default");
-		wire_sock_close(fd);
-		return -ENOENT;
-	}
-	s->info = info;
-	return fd;
 }
 
 bool imgd_fatal(int rc)
@@ -161,6 +144,8 @@ static void imgd_close(struct page_source *ps)
 	if (s->reconnects || s->bad_sums)
 		pr_info("image server: %lu reconnects, %lu pages failed their checksum",
 			(unsigned long)s->reconnects, (unsigned long)s->bad_sums);
+	imgd_dial_wait(&s->udial);
+	imgd_dial_wait(&s->bdial);
 	LwClose c = LW_CLOSE__INIT;
 	if (s->ufd >= 0)
 		wire_send(s->ufd, s->uscratch, WT_CLOSE, &c.base, NULL, 0, mono_ms() + 100);

@@ -9,6 +9,8 @@
 #ifndef LAZY_SOURCE_IMGD_H
 #define LAZY_SOURCE_IMGD_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -34,6 +36,20 @@ struct bulk_rx {
 	bool hdr_ok;
 };
 
+/* A connection being opened in a thread of its own (source_imgd_dial.c). */
+struct imgd_src;
+struct imgd_dial {
+	struct imgd_src *s;
+	LwClass cls;
+	uint8_t *scratch;
+	pthread_t th;
+	bool running;	  /* a thread was started and not joined yet */
+	atomic_bool done; /* it has finished: fd, info and e are set */
+	int fd;		  /* the connection, or -errno */
+	struct wire_open_info info;
+	struct errmsg e;
+};
+
 struct imgd_src {
 	struct wire_client cl;
 	struct wire_tls_cfg tls;
@@ -53,6 +69,7 @@ struct imgd_src {
 	 * when it may be tried again (mono_ms). */
 	unsigned ufails, bfails;
 	uint64_t uretry_at, bretry_at;
+	struct imgd_dial udial, bdial; /* reconnects under way */
 	uint64_t reconnects, bad_sums;
 	uint64_t bytes_rx, pages_rx[SRC_NPATHS], data_pages_rx[SRC_NPATHS];
 };
@@ -64,9 +81,18 @@ struct imgd_src {
  * keep it as a time to try again (imgd_wait_ms). */
 unsigned imgd_backoff_ms(unsigned attempt);
 void imgd_backoff(unsigned attempt);
-/* Connect and OPEN a connection of class cls: the fd, or -errno (logged). A server that now
- * serves another image is -ENOENT. */
+/* ---- source_imgd_dial.c ---- */
+
+/* Connect and OPEN a connection of class cls, blocking (before the event loop runs): the fd,
+ * or -errno (logged). A server that now serves another image is -ENOENT. */
 int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch);
+/* The same in a thread (a no-op while one runs): 0, or -errno when no thread can start. */
+int imgd_dial_start(struct imgd_src *s, struct imgd_dial *dl, LwClass cls, uint8_t *scratch);
+/* The dial's outcome, once: the fd, -EINPROGRESS while it runs, -ECHILD when none was
+ * started, or its -errno (logged, as imgd_connect's). */
+int imgd_dial_poll(struct imgd_src *s, struct imgd_dial *dl);
+/* At close: wait for a dial under way and drop what it opened. */
+void imgd_dial_wait(struct imgd_dial *dl);
 /* Errors no retry can mend. */
 bool imgd_fatal(int rc);
 /* Check one PAGES frame's pages against their checksums and place them into out (zero pages

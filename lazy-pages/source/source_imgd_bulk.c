@@ -24,16 +24,27 @@ static int submit(struct imgd_src *s, struct pf_req *r)
 
 /*
  * (Re)connect the bulk path and send every request in flight again: 0 when up, -EAGAIN
- * while its backoff runs (never a sleep: wait_ms() says until when), -EIO when the retries
- * are spent (they start over for the next read), or a fatal -errno.
+ * while its backoff or the connection attempt runs (never a sleep or a blocking connect:
+ * wait_ms() says when to come back), -EIO when the retries are spent (they start over for
+ * the next read), or a fatal -errno.
  */
 static int bulk_up(struct imgd_src *s)
 {
+	int fd;
+
 	if (s->bfd >= 0)
 		return 0;
-	if (s->bretry_at > mono_ms())
-		return -EAGAIN;
-	int fd = imgd_connect(s, LW_CLASS__LW_CLASS_BULK, s->bscratch);
+	if (s->bdial.running) {
+		fd = imgd_dial_poll(s, &s->bdial);
+		if (fd == -EINPROGRESS)
+			return -EAGAIN;
+	} else {
+		if (s->bretry_at > mono_ms())
+			return -EAGAIN;
+		if (!imgd_dial_start(s, &s->bdial, LW_CLASS__LW_CLASS_BULK, s->bscratch))
+			return -EAGAIN; /* the loop comes back (wait_ms) */
+		fd = imgd_connect(s, LW_CLASS__LW_CLASS_BULK, s->bscratch); /* no thread */
+	}
 	int rc = fd;
 	if (fd >= 0) {
 		s->bfd = fd;

@@ -82,14 +82,23 @@ int imgd_read(struct page_source *ps, const struct img_task *t, uint64_t off, vo
 
 	if (len % WIRE_PAGE || off % WIRE_PAGE || !len)
 		return -EINVAL;
-	if (s->ufd < 0 && s->uretry_at > mono_ms())
+	if (s->ufd < 0 && !s->udial.running && s->uretry_at > mono_ms())
 		return -EAGAIN;
 	for (size_t done = 0; done < len;) {
 		uint32_t n = (uint32_t)((len - done) / WIRE_PAGE);
 		if (n > WIRE_MAX_GET_PAGES)
 			n = WIRE_MAX_GET_PAGES;
 		if (s->ufd < 0) {
-			int fd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch);
+			/* Reconnecting in a thread: the fault waits, the loop goes on (wait_ms). */
+			int fd = s->udial.running ? imgd_dial_poll(s, &s->udial) : -ECHILD;
+			if (fd == -EINPROGRESS)
+				return -EAGAIN;
+			if (fd == -ECHILD) {
+				if (!imgd_dial_start(s, &s->udial, LW_CLASS__LW_CLASS_URGENT,
+						     s->uscratch))
+					return -EAGAIN;
+				fd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch);
+			}
 			if (fd < 0)
 				return imgd_fatal(fd) ? fd : urgent_failed(s, fd);
 			s->ufd = fd;

@@ -6,8 +6,10 @@
  * failed attempt is counted in the source's state, so a call that tried again can be told
  * from one that did not.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -57,26 +59,75 @@ static void wait_out(void)
 	usleep((ms + 2) * 1000u);
 }
 
+/* A connection attempt runs in a thread (source_imgd_dial.c): wait until it has ended. */
+static void dial_settles(struct imgd_dial *dl)
+{
+	for (int i = 0; dl->running && !atomic_load(&dl->done); i++) {
+		cr_assert_lt(i, 5000, "the connection attempt never ends");
+		usleep(1000);
+	}
+}
+
 Test(source_imgd, urgent_read_backs_off_without_sleeping)
 {
 	struct imgd_src *s = src.priv;
 	char buf[4096];
 
 	for (unsigned attempt = 1; attempt <= RETRIES; attempt++) {
+		/* The attempt starts and the read comes back; asked again once it failed. */
 		cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EAGAIN,
 			     "attempt %u: come back later", attempt);
+		dial_settles(&s->udial);
+		cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EAGAIN);
 		cr_assert_eq(s->ufails, attempt);
 		unsigned ms = src.ops->wait_ms(&src);
 		cr_assert(ms > 0 && ms <= imgd_backoff_ms(attempt - 1), "wait %u ms", ms);
 		/* Asked again before its time: no new attempt. */
 		cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EAGAIN);
-		cr_assert_eq(s->ufails, attempt, "no attempt before the backoff passed");
+		cr_assert_not(s->udial.running, "no attempt before the backoff passed");
+		cr_assert_eq(s->ufails, attempt);
 		wait_out();
 		cr_assert_eq(src.ops->wait_ms(&src), 0);
 	}
 	/* The last attempt fails: the read fails for good, and the next one starts afresh. */
+	cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EAGAIN);
+	dial_settles(&s->udial);
 	cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EIO);
 	cr_assert_eq(s->ufails, 0);
+}
+
+/*
+ * A server that takes the connection and never answers (a hung criu-imgd, a black hole):
+ * the read comes back at once, while the attempt is still waiting for the server's HELLO,
+ * and the event loop is told to look again soon; the attempt fails when the server goes.
+ */
+Test(source_imgd, reconnect_never_blocks_the_caller)
+{
+	struct imgd_src *s = src.priv;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	char buf[4096];
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(lfd, 4), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+	snprintf(s->cl.port, sizeof(s->cl.port), "%u", ntohs(a.sin_port));
+	cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EAGAIN);
+	cr_assert(s->udial.running);
+	/* The server has said nothing: the attempt cannot have ended, the read did. */
+	int cfd = accept(lfd, NULL, NULL);
+	cr_assert_geq(cfd, 0, "the attempt connected");
+	cr_assert_not(atomic_load(&s->udial.done), "still waiting for the server's HELLO");
+	cr_assert_gt(src.ops->wait_ms(&src), 0, "the loop looks again soon");
+	cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EAGAIN);
+	cr_assert_eq(s->ufails, 0, "an attempt under way is not a failure");
+	close(cfd);
+	close(lfd);
+	dial_settles(&s->udial);
+	cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EAGAIN);
+	cr_assert_eq(s->ufails, 1, "the attempt failed when the server went");
 }
 
 Test(source_imgd, bulk_reads_queue_while_reconnecting)
