@@ -335,17 +335,35 @@ static bool stream_brings(const struct lazyd *d, const struct lz_task *t, struct
 }
 
 /*
- * A fault installs its page and up to --fault-window pending pages after it; -EINPROGRESS
- * when the stream is bringing that page already (the fault waits for it: stream_brings).
+ * The pages a fault at addr installs: --fault-window, doubled for each fault that comes
+ * where the last one's window ended (a task reading on in order: fewer, larger fetches),
+ * up to the staging buffer; any other fault starts again from --fault-window.
+ */
+static uint32_t fault_window(const struct lazyd *d, const struct lz_task *t, uint64_t addr)
+{
+	uint32_t max = (uint32_t)(d->buf_len / PAGE);
+
+	if (t->ra_pages && addr == t->ra_next)
+		return t->ra_pages > max / 2 ? max : t->ra_pages * 2;
+	return d->o->fault_window;
+}
+
+/*
+ * A fault installs its page and the window's pending pages after it (fault_window);
+ * -EINPROGRESS when the stream is bringing that page already (the fault waits for it:
+ * stream_brings).
  */
 static int serve_fault(struct lazyd *d, struct lz_task *t, const struct lz_fault *f)
 {
 	struct pend_extent r;
+	uint32_t window = fault_window(d, t, f->addr);
 
-	if (!pending_run_at(&t->pend, f->addr, (uint64_t)d->o->fault_window * PAGE, &r))
+	if (!pending_run_at(&t->pend, f->addr, (uint64_t)window * PAGE, &r))
 		return serve_unpending(d, t, f->addr);
 	if (d->src.ops->prefetch && !(r.flags & PEND_ZERO) && stream_brings(d, t, &r))
 		return -EINPROGRESS;
+	t->ra_pages = window;
+	t->ra_next = r.end;
 	task_debug(t, "fault at 0x%lx: %s %lu pages", (unsigned long)f->addr,
 		   (r.flags & PEND_ZERO) ? "zero" : "copy",
 		   (unsigned long)((r.end - r.start) / PAGE));

@@ -38,6 +38,8 @@ struct lz_task {
 	const struct img_task *img; /* where its page data lives (a fork child: the parent's) */
 	struct pending pend;
 	uint64_t cursor;   /* background drain position */
+	uint64_t ra_next;  /* where the last fault's window ended */
+	uint32_t ra_pages; /* the fault window now: grows while faults are sequential */
 	unsigned inflight; /* background reads queued with the page source */
 	struct lz_fault *faults;
 	size_t nfaults, faults_cap;

@@ -733,3 +733,25 @@ Test(serve, one_read_covers_runs_and_fills_the_zero_gaps)
 	cr_assert_eq(g->pend.pages, 0, "nothing left pending");
 	close(fd[1]);
 }
+
+/* Faults each where the last one's window ended double the window; another fault starts
+ * again from --fault-window. */
+Test(serve, sequential_faults_grow_the_window)
+{
+	opts.fault_window = 1;
+	fault_at(0);
+	lazyd_serve_faults(&d);
+	cr_assert_eq(sc.last_len, 1 * P, "first fault: --fault-window");
+	fault_at(1);
+	lazyd_serve_faults(&d);
+	cr_assert_eq(sc.last_len, 2 * P, "in order: doubled");
+	fault_at(3);
+	lazyd_serve_faults(&d);
+	cr_assert_eq(sc.last_len, 3 * P, "doubled again (4), clipped to the data run's end");
+	/* Out of order: back to one page (the zero run after the data: one page). */
+	fault_at(7);
+	lazyd_serve_faults(&d);
+	cr_assert_eq(sc.last_len, 1 * P);
+	cr_assert_eq(t->ra_pages, 1);
+	opts.fault_window = 16;
+}
