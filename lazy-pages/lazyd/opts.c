@@ -29,7 +29,7 @@ static void usage(FILE *f)
 	       "      --stats-file FILE  write the summary as JSON at exit\n"
 	       "      --fill MODE        auto|uffd|kmod: page install engine (default auto)\n"
 	       "      --fault-window N   pages installed per fault, from the faulting one on "
-	       "(default 16)\n"
+	       "(default 16; doubled per fault in order)\n"
 	       "      --drain-chunk N    pages per background prefetch step (default 128)\n"
 	       "      --image-server HOST:PORT  fetch the index and pages from criu-imgd\n"
 	       "      --image ID         image id on the image server (default: 'default')\n"
