@@ -256,9 +256,14 @@ static int open_source(struct lazyd *d, struct lazyd_opts *o)
 	if (o->image_server) {
 		if (lazyd_fetch_meta(o))
 			return -1;
-		struct imgd_source_cfg cfg = {
-		    o->image_server,   o->image_id,	   o->auth_key, o->source_retries,
-		    o->source_timeout, o->prefetch_window, &o->tls};
+		struct imgd_source_cfg cfg = {.server = o->image_server,
+					      .image = o->image_id,
+					      .key_file = o->auth_key,
+					      .retries = o->source_retries,
+					      .timeout_ms = o->source_timeout,
+					      .window = o->prefetch_window,
+					      .tls = &o->tls,
+					      .dial_inline = false};
 		if (page_source_imgd(&d->src, &cfg, &e) ||
 		    d->src.ops->load_index(&d->src, &d->img, &e)) {
 			pr_err("image server %s: %s", o->image_server, e.msg);

@@ -114,6 +114,9 @@ struct imgd_source_cfg {
 	unsigned timeout_ms;		/* per request */
 	unsigned window;		/* prefetch reads in flight */
 	const struct wire_tls_cfg *tls; /* NULL: TLS auto, PSK (wire_tls.h) */
+	/* Reconnect in the caller's thread, blocking (a tool without an event loop, the fuzz
+	 * harness: one thread, reproducible); otherwise a thread opens the connection. */
+	bool dial_inline;
 };
 /* 0, or -errno with the text in e (-EINVAL: a bad option, -ENOMEM; wire_key_load's errno). It
  * does not connect yet: load_index() or the first read() does. */

@@ -76,8 +76,10 @@ bool imgd_fatal(int rc)
 }
 
 int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, uint8_t *out,
-		      enum src_path path)
+		      enum src_path path, const uint8_t **data)
 {
+	/* No zero page to expand: the payload is the data, checked where it lies. */
+	bool in_place = data && !wire_count_zero(p->zero.data, p->nr_pages);
 	size_t at = 0;
 
 	s->pages_rx[path] += p->nr_pages;
@@ -88,10 +90,14 @@ int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, 
 			memset(dst, 0, WIRE_PAGE);
 			sum = s->zero_sum;
 		} else {
-			memcpy(dst, pay + at, WIRE_PAGE);
+			if (in_place) {
+				sum = wire_page_sum(pay + at);
+			} else {
+				memcpy(dst, pay + at, WIRE_PAGE);
+				sum = wire_page_sum(dst);
+			}
 			at += WIRE_PAGE;
 			s->data_pages_rx[path]++;
-			sum = wire_page_sum(dst);
 		}
 		if (sum != p->sums[i]) {
 			s->bad_sums++;
@@ -102,6 +108,8 @@ int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, 
 			return -EBADMSG;
 		}
 	}
+	if (data)
+		*data = in_place ? pay : out;
 	return 0;
 }
 
@@ -202,6 +210,7 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 	s->cl.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
 	s->timeout_ms = s->cl.timeout_ms;
 	s->retries = cfg->retries;
+	s->dial_inline = cfg->dial_inline;
 	s->window = cfg->window ? cfg->window : 8;
 	if (s->window > IMGD_MAX_WINDOW)
 		s->window = IMGD_MAX_WINDOW;

@@ -56,6 +56,7 @@ struct imgd_src {
 	struct wire_key key;
 	struct wire_open_info info;
 	unsigned retries, timeout_ms, window;
+	bool dial_inline;
 	int ufd, bfd;
 	uint8_t *uscratch, *bscratch, *btx; /* bulk receives into bscratch, sends from btx */
 	uint8_t *upay, *bpay;		    /* compact payloads as received */
@@ -86,7 +87,8 @@ void imgd_backoff(unsigned attempt);
 /* Connect and OPEN a connection of class cls, blocking (before the event loop runs): the fd,
  * or -errno (logged). A server that now serves another image is -ENOENT. */
 int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch);
-/* The same in a thread (a no-op while one runs): 0, or -errno when no thread can start. */
+/* The same in a thread (a no-op while one runs): 0, or -errno when no thread can start
+ * (-EPERM: the source dials inline, imgd_source_cfg.dial_inline). */
 int imgd_dial_start(struct imgd_src *s, struct imgd_dial *dl, LwClass cls, uint8_t *scratch);
 /* The dial's outcome, once: the fd, -EINPROGRESS while it runs, -ECHILD when none was
  * started, or its -errno (logged, as imgd_connect's). */
@@ -95,10 +97,11 @@ int imgd_dial_poll(struct imgd_src *s, struct imgd_dial *dl);
 void imgd_dial_wait(struct imgd_dial *dl);
 /* Errors no retry can mend. */
 bool imgd_fatal(int rc);
-/* Check one PAGES frame's pages against their checksums and place them into out (zero pages
- * written as zeros): 0 or -EBADMSG (logged, counted). */
+/* Check one PAGES frame's pages against their checksums: 0 or -EBADMSG (logged, counted).
+ * The data goes into out (zero pages written as zeros); with data non-NULL, a frame without
+ * zero pages is checked in pay and *data points at pay instead (one copy less), else at out. */
 int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, uint8_t *out,
-		      enum src_path path);
+		      enum src_path path, const uint8_t **data);
 
 /* Milliseconds until the first connection that is down may be tried again (0: now). */
 unsigned imgd_wait_ms(struct page_source *ps);

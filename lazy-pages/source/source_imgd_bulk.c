@@ -201,7 +201,8 @@ static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
 		struct pf_req *r = find_pf(s, p->req, &idx);
 		if (r && p->pid == r->t->pid && p->off == r->off + (uint64_t)r->got * WIRE_PAGE &&
 		    p->nr_pages <= r->n - r->got && p->done == (r->got + p->nr_pages == r->n)) {
-			if (imgd_unpack_pages(s, p, s->bpay, s->chunk, SRC_STREAM)) {
+			const uint8_t *data;
+			if (imgd_unpack_pages(s, p, s->bpay, s->chunk, SRC_STREAM, &data)) {
 				if (++r->fails > s->retries) {
 					*out = (struct src_chunk){
 					    .tag = r->tag, .t = r->t, .last = true};
@@ -211,8 +212,8 @@ static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
 			} else {
 				r->fails = 0;
 				r->got += p->nr_pages;
-				*out = (struct src_chunk){r->tag,   r->t,	 p->off,
-							  s->chunk, p->nr_pages, r->got == r->n};
+				*out = (struct src_chunk){r->tag, r->t,	       p->off,
+							  data,	  p->nr_pages, r->got == r->n};
 				if (r->got == r->n)
 					pf_remove(s, idx);
 				*reset = false;

@@ -27,6 +27,8 @@ int imgd_dial_start(struct imgd_src *s, struct imgd_dial *dl, LwClass cls, uint8
 {
 	if (dl->running)
 		return 0;
+	if (s->dial_inline)
+		return -EPERM;
 	*dl = (struct imgd_dial){.s = s, .cls = cls, .scratch = scratch, .fd = -1};
 	atomic_store(&dl->done, false);
 	int rc = pthread_create(&dl->th, NULL, dial_thread, dl);

@@ -40,7 +40,7 @@ static int get_once(struct imgd_src *s, int32_t pid, uint64_t off, uint32_t n, u
 				rc = -EPIPE;
 			else
 				rc = imgd_unpack_pages(s, p, s->upay, buf + (size_t)got * WIRE_PAGE,
-						       SRC_FAULTS);
+						       SRC_FAULTS, NULL);
 			if (!rc)
 				got += p->nr_pages;
 		}

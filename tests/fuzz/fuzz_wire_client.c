@@ -288,7 +288,10 @@ static void run_source(uint8_t flags)
 				      .key_file = (flags & 4) ? key_path : NULL,
 				      .retries = 0, /* a retry waits out a backoff first */
 				      .timeout_ms = 2000,
-				      .window = 4};
+				      .window = 4,
+				      /* one thread: the wrapped socket() and its streams are not
+				       * thread-safe, and a finding must replay */
+				      .dial_inline = true};
 	struct page_source ps = {0};
 	struct img_set set;
 	struct errmsg err = {""};

@@ -49,7 +49,7 @@ static double now(void)
 
 static int open_source(const struct cfg *c, struct page_source *s, struct img_set *remote)
 {
-	struct imgd_source_cfg sc = {c->server, c->image, c->key, 5, 10000, 8, c->tls};
+	struct imgd_source_cfg sc = {c->server, c->image, c->key, 5, 10000, 8, c->tls, false};
 	struct errmsg err = {""};
 
 	if (page_source_imgd(s, &sc, &err) || s->ops->load_index(s, remote, &err)) {
