@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -21,7 +22,7 @@ static void free_buffers(struct conn_io *io)
 
 int conn_io_init(struct conn_io *io, int fd, struct wire_tls_server *tls)
 {
-	*io = (struct conn_io){.fd = fd, .tls_role = -1};
+	*io = (struct conn_io){.fd = fd, .tls_role = -1, .pay_fd = -1};
 	io->rx = malloc(CONN_IO_RX_CAP);
 	io->tx = malloc(IMGD_HEAD_CAP);
 	io->pay = malloc(CONN_IO_PAY_CAP);
@@ -176,8 +177,34 @@ int conn_io_queue(struct conn_io *io, unsigned type, const ProtobufCMessage *m, 
 	io->tx_head = (size_t)n;
 	io->tx_len = (size_t)n + plen;
 	io->tx_off = 0;
+	io->pay_fd = -1;
 	io->t_sent = mono_ms(); /* the stall clock starts with the frame */
 	return (int)io->tx_len;
+}
+
+bool conn_io_sends_files(const struct conn_io *io)
+{
+	return !io->tls;
+}
+
+int conn_io_queue_file(struct conn_io *io, unsigned type, const ProtobufCMessage *m, int fd,
+		       const struct conn_io_seg *seg, unsigned nseg)
+{
+	size_t plen = 0;
+
+	if (io->tls || nseg > CONN_IO_MAX_SEGS)
+		return -EINVAL;
+	for (unsigned i = 0; i < nseg; i++)
+		plen += seg[i].len;
+	int n = conn_io_queue(io, type, m, plen);
+	if (n < 0)
+		return n;
+	if (nseg) {
+		io->pay_fd = fd;
+		memcpy(io->seg, seg, nseg * sizeof(*seg));
+		io->nseg = nseg;
+	}
+	return n;
 }
 
 void conn_io_queue_error(struct conn_io *io, const ProtobufCMessage *err)
@@ -195,6 +222,7 @@ bool conn_io_next_error(struct conn_io *io)
 	memcpy(io->tx, io->errf, io->errf_len);
 	io->tx_head = io->tx_len = io->errf_len;
 	io->tx_off = 0;
+	io->pay_fd = -1;
 	io->t_sent = mono_ms();
 	io->errf_len = 0;
 	return true;
@@ -210,6 +238,29 @@ static ssize_t send_tls(struct conn_io *io)
 		return wire_tls_send(io->tls, io->tx + io->tx_off, io->tx_head - io->tx_off);
 	return wire_tls_send(io->tls, io->pay + (io->tx_off - io->tx_head),
 			     io->tx_len - io->tx_off);
+}
+
+/* Plain, a payload in a file: the head (more to come), then the pages by sendfile. */
+static ssize_t send_file(struct conn_io *io)
+{
+	if (io->tx_off < io->tx_head) {
+		ssize_t n = send(io->fd, io->tx + io->tx_off, io->tx_head - io->tx_off,
+				 MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+		return n;
+	}
+	size_t at = io->tx_off - io->tx_head;
+	unsigned k = 0;
+	while (k < io->nseg && at >= io->seg[k].len)
+		at -= io->seg[k++].len;
+	if (k == io->nseg)
+		return -EIO;
+	off_t off = (off_t)(io->seg[k].off + at);
+	ssize_t n = sendfile(io->fd, io->pay_fd, &off, io->seg[k].len - at);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+	return n ? n : -EIO; /* the file is shorter than its pages: nothing more to send */
 }
 
 /* Plain: the rest of the head and the payload in one sendmsg. */
@@ -236,7 +287,9 @@ static ssize_t send_plain(struct conn_io *io)
 int conn_io_flush(struct conn_io *io, struct errmsg *e)
 {
 	while (io->tx_off < io->tx_len) {
-		ssize_t n = io->tls ? send_tls(io) : send_plain(io);
+		ssize_t n = io->tls	      ? send_tls(io)
+			    : io->pay_fd >= 0 ? send_file(io)
+					      : send_plain(io);
 		if (n > 0) {
 			io->tx_off += (size_t)n;
 			io->t_sent = mono_ms();
@@ -250,6 +303,7 @@ int conn_io_flush(struct conn_io *io, struct errmsg *e)
 		return errmsg_set(e, (int)-n, "send: %s", strerror((int)-n));
 	}
 	io->tx_len = io->tx_off = io->tx_head = 0;
+	io->pay_fd = -1;
 	return 0;
 }
 

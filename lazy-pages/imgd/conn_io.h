@@ -19,6 +19,15 @@
 #define CONN_IO_RX_CAP (WIRE_HDR_SIZE + WIRE_MAX_MSG)
 #define CONN_IO_PAY_CAP ((size_t)IMGD_CHUNK_PAGES * WIRE_PAGE) /* payload of one frame */
 
+/* A piece of a frame's payload that the kernel sends from a file's page cache (sendfile):
+ * plain connections only, no copy in user space. */
+struct conn_io_seg {
+	uint64_t off;
+	size_t len;
+};
+
+#define CONN_IO_MAX_SEGS IMGD_CHUNK_PAGES
+
 struct conn_io {
 	int fd;
 	gnutls_session_t tls; /* NULL: plain (criu-imgd --no-tls, or on loopback) */
@@ -31,7 +40,10 @@ struct conn_io {
 	size_t rx_len;
 	/* send: one frame at a time, its head (header + message) then its payload */
 	uint8_t *tx, *pay;
-	size_t tx_head, tx_len, tx_off;			  /* head bytes, frame bytes, bytes sent */
+	size_t tx_head, tx_len, tx_off; /* head bytes, frame bytes, bytes sent */
+	int pay_fd; /* -1: the payload is in pay; else it is seg[] of this file */
+	struct conn_io_seg seg[CONN_IO_MAX_SEGS];
+	unsigned nseg;
 	uint8_t errf[WIRE_HDR_SIZE + WIRE_MAX_TEXT + 32]; /* an ERROR waiting for tx */
 	size_t errf_len;
 	uint64_t t_sent; /* mono_ms: the last byte sent, or the frame queued */
@@ -74,6 +86,12 @@ bool conn_io_rx_pending(const struct conn_io *io);
 /* Queue one frame (tx must be empty): message m and plen bytes of payload already in io->pay.
  * The frame's bytes, or -errno (-EMSGSIZE: too large). */
 int conn_io_queue(struct conn_io *io, unsigned type, const ProtobufCMessage *m, size_t plen);
+/* The same with the payload taken from nseg ranges of file fd (which must stay open until the
+ * frame is sent): only where conn_io_sends_files(). */
+int conn_io_queue_file(struct conn_io *io, unsigned type, const ProtobufCMessage *m, int fd,
+		       const struct conn_io_seg *seg, unsigned nseg);
+/* A plain connection: payloads may come from files (TLS must encrypt them in user space). */
+bool conn_io_sends_files(const struct conn_io *io);
 /* Queue an ERROR after the frame being sent; a second one before that went is dropped. */
 void conn_io_queue_error(struct conn_io *io, const ProtobufCMessage *err);
 /* tx is empty and an ERROR waits: it becomes the frame to send (true). */

@@ -117,20 +117,31 @@ static int page_sums(struct imgd_image *img, size_t ti, uint64_t off, uint32_t n
 	return 0;
 }
 
-/* Move the data pages down over the zero ones; returns the payload length. */
-static size_t pack_payload(uint8_t *buf, uint32_t n, uint8_t *zmap)
+/*
+ * Mark the zero pages of buf in zmap and take them out of the payload: either move the data
+ * pages down over them (pack), or describe the data pages as ranges of the pages file from
+ * off on (seg, for a payload the kernel sends from the file). The payload length.
+ */
+static size_t pack_payload(uint8_t *buf, uint32_t n, uint8_t *zmap, bool pack, uint64_t off,
+			   struct conn_io_seg *seg, unsigned *nseg)
 {
 	size_t out = 0;
 
 	memset(zmap, 0, (n + 7) / 8);
+	*nseg = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		uint8_t *p = buf + (size_t)i * WIRE_PAGE;
 		if (wire_page_is_zero(p)) {
 			zmap[i / 8] |= (uint8_t)(1u << (i % 8));
 			continue;
 		}
-		if (out != (size_t)i * WIRE_PAGE)
+		if (pack && out != (size_t)i * WIRE_PAGE)
 			memmove(buf + out, p, WIRE_PAGE);
+		uint64_t at = off + (uint64_t)i * WIRE_PAGE;
+		if (!pack && *nseg && seg[*nseg - 1].off + seg[*nseg - 1].len == at)
+			seg[*nseg - 1].len += WIRE_PAGE;
+		else if (!pack)
+			seg[(*nseg)++] = (struct conn_io_seg){at, WIRE_PAGE};
 		out += WIRE_PAGE;
 	}
 	return out;
@@ -188,7 +199,11 @@ int pages_next_frame(struct imgd_session *s, bool urgent_only)
 		}
 		return 1;
 	}
-	size_t plen = pack_payload(pay, n, zmap);
+	/* A plain connection: the data pages go from the page cache, not from pay. */
+	bool from_file = session_sends_files(s);
+	struct conn_io_seg seg[IMGD_CHUNK_PAGES];
+	unsigned nseg;
+	size_t plen = pack_payload(pay, n, zmap, !from_file, off, seg, &nseg);
 	LwPages m = LW_PAGES__INIT;
 	m.req = r->id;
 	m.pid = g->pid;
@@ -204,7 +219,8 @@ int pages_next_frame(struct imgd_session *s, bool urgent_only)
 		r->cur++;
 	}
 	m.done = r->cur == r->nr;
-	int len = session_reply(s, WT_PAGES, &m.base, plen);
+	int len = from_file ? session_reply_file(s, WT_PAGES, &m.base, t->pages_fd, seg, nseg)
+			    : session_reply(s, WT_PAGES, &m.base, plen);
 	if (len < 0)
 		return session_fail(s, LW_ERR__LW_E_IO, -1, "cannot encode a PAGES frame");
 	s->work.pages += n;

@@ -140,6 +140,21 @@ int session_reply(struct imgd_session *s, unsigned type, const ProtobufCMessage 
 	return len;
 }
 
+bool session_sends_files(const struct imgd_session *s)
+{
+	return conn_io_sends_files(&s->io);
+}
+
+int session_reply_file(struct imgd_session *s, unsigned type, const ProtobufCMessage *m, int fd,
+		       const struct conn_io_seg *seg, unsigned nseg)
+{
+	int len = conn_io_queue_file(&s->io, type, m, fd, seg, nseg);
+
+	if (len > 0)
+		s->work.bytes += (uint64_t)len;
+	return len;
+}
+
 int session_fail(struct imgd_session *s, int code, int64_t req, const char *fmt, ...)
 {
 	char text[WIRE_MAX_TEXT];

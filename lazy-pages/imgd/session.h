@@ -161,6 +161,12 @@ uint8_t *session_pay(struct imgd_session *s);
  * it). The frame's bytes, or -errno (nothing queued).
  */
 int session_reply(struct imgd_session *s, unsigned type, const ProtobufCMessage *m, size_t plen);
+/* The payload may come from a file instead (a plain connection: the kernel sends it from the
+ * page cache, no copy here). */
+bool session_sends_files(const struct imgd_session *s);
+/* session_reply with the payload taken from nseg ranges of file fd, open until it is sent. */
+int session_reply_file(struct imgd_session *s, unsigned type, const ProtobufCMessage *m, int fd,
+		       const struct conn_io_seg *seg, unsigned nseg);
 /*
  * Refuse: an ERROR (code LW_ERR__LW_E_*) after the frame being sent, logged. For request
  * req, or (req < 0) for the session, which then ends. Returns -EPROTO, for handlers to pass
