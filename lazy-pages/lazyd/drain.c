@@ -26,6 +26,26 @@ const struct pf_run *pf_slot_run(const struct pf_slot *sl, uint64_t start, uint6
 	return NULL;
 }
 
+const struct pf_run *pf_relative_run(const struct lazyd *d, const struct lz_task *t, uint64_t src,
+				     uint64_t len)
+{
+	const struct pf_run *hit = NULL;
+
+	for (unsigned k = 0; k < LAZYD_MAX_PREFETCH; k++) {
+		const struct pf_slot *sl = &d->pf[k];
+		if (!sl->used || sl->t == t || sl->t->img != t->img || src >= sl->src + sl->len ||
+		    sl->src >= src + len)
+			continue;
+		for (unsigned i = 0; i < sl->nrun; i++) {
+			const struct pf_run *pr = &sl->run[i];
+			if (src < pr->src + pr->len && pr->src < src + len &&
+			    (!hit || pr->src < hit->src))
+				hit = pr;
+		}
+	}
+	return hit;
+}
+
 /* A batch being gathered for one task: installed when full, and at the end. */
 struct gather {
 	struct pend_extent runs[LAZYD_BATCH_MAX];
@@ -101,6 +121,10 @@ static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struc
 	}
 	if (g.n && !t->gone && !t->killed)
 		lazyd_install_batch(d, t, g.runs, g.data, g.n, PATH_DRAIN);
+	/* The address space changed under the install (a fork under way): what did not go in
+	 * is wanted again once the events are read, here or in the new child. */
+	if (t->need_events && !t->gone && !t->killed)
+		lazyd_keep_fetched(d, t, ch->src, ch->data, (uint64_t)ch->n * PAGE);
 	for (unsigned k = 0; k < sl->nrun; k++) {
 		const struct pf_run *pr = &sl->run[k];
 		uint64_t s0 = pr->src > ch->src ? pr->src : ch->src;
@@ -172,6 +196,17 @@ static bool first_run(const struct lazyd *d, const struct lz_task *t, struct pen
 		/* Wrapped around onto data that may be in flight: wait for it first. */
 		if (r->start < from && t->inflight)
 			return false;
+		/* A relative's read brings this data (a fork child's copy, perhaps moved since):
+		 * it is shared or kept for us when it arrives, not read twice. */
+		const struct pf_run *rel = pf_relative_run(d, t, r->src, r->end - r->start);
+		if (rel && rel->src > r->src)
+			r->end = r->start + (rel->src - r->src);
+		else if (rel) {
+			from = r->start + (rel->src + rel->len - r->src);
+			if (from >= r->end)
+				from = r->end;
+			continue;
+		}
 		const struct pf_run *hit = inflight_at(d, t, r->start, r->end);
 		if (!hit)
 			return true;
@@ -217,6 +252,14 @@ static bool submit_one(struct lazyd *d, struct lz_task *t)
 
 	if (!drainable(t) || t->need_events || !gather_read(d, t, &sl))
 		return false;
+	/* A relative fetched its first run already (share_cache.h): from there, no read. */
+	struct pend_extent r0 = {sl.run[0].start, sl.run[0].start + sl.run[0].len, sl.run[0].src,
+				 0};
+	if (lazyd_shared_hit(d, t, &r0)) {
+		t->cursor = r0.end;
+		lazyd_install_run(d, t, r0, PATH_DRAIN, d->buf);
+		return true;
+	}
 	while (d->pf[slot].used)
 		slot++;
 	int rc = d->src.ops->prefetch(&d->src, t->img, sl.src, sl.len, slot);

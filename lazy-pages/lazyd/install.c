@@ -190,6 +190,10 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, 
 			/* Straight from the mapped image when the source can: one copy less. */
 			if (!use_read)
 				data = d->src.ops->map(&d->src, t->img, r.src, len);
+			if (!data && lazyd_shared_hit(d, t, &r)) {
+				len = r.end - r.start; /* what a relative fetched already */
+				data = d->buf;
+			}
 			if (!data) {
 				rc = fetch(d, t, &r);
 				if (rc == -EAGAIN && d->src.ops->wait_ms)
@@ -228,6 +232,10 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, 
 		case -EAGAIN:
 			d->st.eagain++;
 			t->need_events = true;
+			/* The address space is changing (a fork under way): the data fetched is
+			 * wanted again once the events are read, here or in the new child. */
+			if (data == d->buf && !d->src.ops->map)
+				lazyd_keep_fetched(d, t, r.src + done, data + done, len - done);
 			return done ? 0 : -EAGAIN;
 		case -ESRCH:
 			lazyd_task_exited(d, t);
@@ -251,9 +259,44 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, 
 	return 0;
 }
 
+/* Another task that is still served reads t's image: a fork relative. */
+static bool has_relatives(const struct lazyd *d, const struct lz_task *t)
+{
+	for (const struct lz_task *o = d->tasks; o; o = o->next)
+		if (o != t && o->img == t->img && !o->gone && !o->killed && !o->exit_seen &&
+		    o->pend.data_pages)
+			return true;
+	return false;
+}
+
+void lazyd_keep_fetched(struct lazyd *d, const struct lz_task *t, uint64_t src, const void *data,
+			uint64_t len)
+{
+	if (share_cache_put(&d->shared, t->img, src, data, (uint32_t)(len / PAGE)))
+		pr_warn("out of memory for the cache of fetched pages: relatives fetch again");
+}
+
+bool lazyd_shared_hit(struct lazyd *d, struct lz_task *t, struct pend_extent *r)
+{
+	if (!d->shared.used || (r->flags & PEND_ZERO))
+		return false;
+	uint64_t max = (r->end - r->start) / PAGE;
+	if (max > d->buf_len / PAGE)
+		max = d->buf_len / PAGE;
+	uint32_t n = share_cache_get(&d->shared, t->img, r->src, d->buf, (uint32_t)max);
+	if (!n)
+		return false;
+	r->end = r->start + (uint64_t)n * PAGE;
+	d->st.pages_shared += n;
+	return true;
+}
+
 void lazyd_share_fetched(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t src,
 			 const void *data, uint64_t len)
 {
+	/* Over the network, for a task with relatives: kept for them (at any address). */
+	if (!d->src.ops->map && has_relatives(d, t))
+		lazyd_keep_fetched(d, t, src, data, len);
 	for (struct lz_task *o = d->tasks; o; o = o->next) {
 		if (o == t || o->img != t->img || o->gone || o->killed || o->exit_seen ||
 		    !o->pend.data_pages)
@@ -315,6 +358,13 @@ static int serve_unpending(struct lazyd *d, struct lz_task *t, uint64_t page)
  */
 static bool stream_brings(const struct lazyd *d, const struct lz_task *t, struct pend_extent *r)
 {
+	/* A relative's read of the same data (wherever the range lives now): it is shared, or
+	 * kept for this task (share_cache.h), when it arrives. */
+	const struct pf_run *rel = pf_relative_run(d, t, r->src, r->end - r->start);
+	if (rel && rel->src <= r->src)
+		return true;
+	if (rel)
+		r->end = r->start + (rel->src - r->src);
 	for (unsigned k = 0; k < LAZYD_MAX_PREFETCH; k++) {
 		const struct pf_slot *sl = &d->pf[k];
 		if (sl->t != t)

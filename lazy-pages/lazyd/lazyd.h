@@ -22,6 +22,7 @@
 #include "img/images.h"
 #include "lpsock.h"
 #include "opts.h"
+#include "share_cache.h"
 #include "source/source.h"
 #include "stats.h"
 #include "status.h"
@@ -55,6 +56,10 @@ struct pf_slot {
 
 /* The run of sl that overlaps [start, end) lowest, or NULL. */
 const struct pf_run *pf_slot_run(const struct pf_slot *sl, uint64_t start, uint64_t end);
+/* The run in flight for a relative of t (another task reading t's image) whose data overlaps
+ * pages-file bytes [src, src + len) lowest, or NULL. */
+const struct pf_run *pf_relative_run(const struct lazyd *d, const struct lz_task *t, uint64_t src,
+				     uint64_t len);
 
 #define LAZYD_MAX_PREFETCH 64
 
@@ -92,6 +97,7 @@ struct lazyd {
 	const char *work_dir;	    /* absolute, for the status */
 	struct keeper_link *keeper; /* NULL: no keeper (--keeper off), we read the uffds */
 	uint64_t msg_read_ns;	    /* the message being handled was read then (0: now) */
+	struct share_cache shared;  /* fetched data kept for fork relatives */
 	bool sharing;		    /* installing data fetched for another task (no ident) */
 };
 
@@ -152,10 +158,18 @@ int lazyd_installed(struct lazyd *d, struct lz_task *t, const struct pend_extent
 		    enum fill_path p);
 /* The page at 'at' was present already (EEXIST): it leaves t's set, counted as dropped. */
 void lazyd_found_present(struct lazyd *d, struct lz_task *t, uint64_t at);
+/* Keep len bytes of t's data from src (share_cache.h): a relative, or t itself once its
+ * address space settles, will want them. */
+void lazyd_keep_fetched(struct lazyd *d, const struct lz_task *t, uint64_t src, const void *data,
+			uint64_t len);
+/* Data for run r that a relative of t fetched (share_cache.h), in d->buf: r is cut to what
+ * was there, counted as shared. false if its first page is not there. */
+bool lazyd_shared_hit(struct lazyd *d, struct lz_task *t, struct pend_extent *r);
 /*
  * Data t's run at addr (key src, len bytes) just fetched from the page source: installed
  * also in every other task that has the same data pending at the same address (a fork
- * child and its parent), so that no page is fetched twice for them.
+ * child and its parent), and, over the network, kept a while for those that have it
+ * elsewhere or cannot take it now (share_cache.h), so that no page is fetched twice for them.
  */
 void lazyd_share_fetched(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t src,
 			 const void *data, uint64_t len);

@@ -321,6 +321,7 @@ static int setup(struct lazyd *d, struct lazyd_opts *o)
 		pr_err("out of memory for a %zu byte buffer", d->buf_len);
 		return -1;
 	}
+	share_cache_init(&d->shared, o->share_cache_mb * (uint32_t)(1048576 / PAGE));
 	d->loop = ev_loop_new();
 	d->signal_fd = daemon_signalfd();
 	if (!d->loop || d->signal_fd < 0) {
@@ -397,6 +398,7 @@ static void teardown(struct lazyd *d)
 			close(dirfd);
 	}
 	free(d->buf);
+	share_cache_free(&d->shared);
 }
 
 int main(int argc, char **argv)

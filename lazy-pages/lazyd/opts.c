@@ -49,6 +49,8 @@ static void usage(FILE *f)
 	       "10)\n"
 	       "      --source-timeout MS  per network request (default 10000)\n"
 	       "      --prefetch-window N  background reads in flight (default 8)\n"
+	       "      --share-cache MB   fetched pages kept for fork relatives, network sources\n"
+	       "                         only (default 64; 0: none)\n"
 	       "      --metrics-address ADDR:PORT  serve Prometheus metrics at /metrics (numeric\n"
 	       "                         address; [V6]:PORT)\n"
 	       "      --keeper on|off    a keeper process holds the tasks' uffds and restarts a\n"
@@ -112,6 +114,7 @@ enum {
 	OPT_RETRIES,
 	OPT_TIMEOUT,
 	OPT_PFWIN,
+	OPT_SHARE,
 	OPT_FETCH,
 	OPT_TLS,
 	OPT_NOTLS,
@@ -198,6 +201,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	    {"source-retries", required_argument, NULL, OPT_RETRIES},
 	    {"source-timeout", required_argument, NULL, OPT_TIMEOUT},
 	    {"prefetch-window", required_argument, NULL, OPT_PFWIN},
+	    {"share-cache", required_argument, NULL, OPT_SHARE},
 	    {"fetch-only", no_argument, NULL, OPT_FETCH},
 	    {"tls", no_argument, NULL, OPT_TLS},
 	    {"no-tls", no_argument, NULL, OPT_NOTLS},
@@ -225,6 +229,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	o->source_retries = 10;
 	o->source_timeout = 10000;
 	o->prefetch_window = 8;
+	o->share_cache_mb = 64;
 	o->keeper = true;
 	o->worker_restarts = 5;
 	o->restart_window_s = 60;
@@ -344,6 +349,11 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 			if (parse_uint("--prefetch-window", optarg, 1, 64, &v))
 				return -1;
 			o->prefetch_window = (uint32_t)v;
+			break;
+		case OPT_SHARE:
+			if (parse_uint("--share-cache", optarg, 0, 4096, &v))
+				return -1;
+			o->share_cache_mb = (uint32_t)v;
 			break;
 		case OPT_KEEPER:
 			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {

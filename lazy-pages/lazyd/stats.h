@@ -18,13 +18,13 @@ struct lazyd_stats {
 	uint64_t pages_dropped;	 /* pending pages unmapped or discarded by the tasks */
 	uint64_t bytes_copied;
 	uint64_t faults, eexist, eagain, tasks_killed, tasks_exited;
-	uint64_t worker_restarts;	/* by the keeper, during this restore */
+	uint64_t worker_restarts; /* by the keeper, during this restore */
 	/* From the page source, if it is the network (criu-imgd): frame bytes received, data
 	 * pages received by the fault path and by the stream (zero pages are never sent). */
 	uint64_t src_bytes_rx, src_data_fault, src_data_stream;
-	uint64_t src_pages; /* pages received, those marked zero (not sent) included */
+	uint64_t src_pages;    /* pages received, those marked zero (not sent) included */
 	uint64_t pages_shared; /* installed in a fork relative from data fetched for another */
-	int src_network; /* 1: those count */
+	int src_network;       /* 1: those count */
 	uint64_t pages_resumed_present; /* found installed by a worker that died */
 	uint64_t lat[LAT_BUCKETS];
 	uint64_t lat_max_ns;

@@ -268,12 +268,10 @@ else
 			what="$sc: $got pages received for $total lazy data pages (${ratio}x), criu-imgd served $sent"
 			if [ $r != 0 ] || [ -z "$got" ] || [ "$got" != "$sent" ]; then
 				bad "twice-$sc" "$what; $(tail -1 "$d.out")"
-			elif [ "$sc" = fork-remap ] || [ "$sc" = fork-storm ]; then
-				# Not finished (README): data is shared only where the other task has it
-				# at the same address and can take it then (a range moved after the fork
-				# is fetched per task; a task in the middle of its next fork answers
-				# EAGAIN and fetches the page again later). Reported, not asserted.
-				ok "twice-$sc: $what (not finished: moved ranges, forks under way)"
+			elif [ "$sc" = fork-storm ]; then
+				# Not finished (README): with 32 forks under way some pages still come
+				# twice (1.00-1.03x); reported, not asserted.
+				ok "twice-$sc: $what (not finished: a few pages twice under a fork storm)"
 			elif [ "$got" = "$total" ]; then
 				ok "twice-$sc: $what"
 			else
