@@ -46,7 +46,7 @@ if [ "${TIMELINE_LOCKED:-}" != 1 ]; then
 		make -C "$_tmp" -j2 build/bin/criu-lazyd build/bin/criu-imgd >"$_tmp/build.log" 2>&1 ||
 			{ tail -n 20 "$_tmp/build.log" >&2; echo "timeline: $OLD does not build" >&2; exit 1; }
 		TIMELINE_OLD_BIN=$_tmp/build/bin
-		export TIMELINE_OLD_TMP=$_tmp
+		export TIMELINE_OLD_TMP="$_tmp"
 	fi
 	export TIMELINE_OLD_BIN TIMELINE_LOCKED=1
 	echo "timeline: waiting for /tmp/lazy-bench.lock" >&2
@@ -76,11 +76,11 @@ done
 for d in "$OLD_BIN" "$NEW_BIN"; do
 	for o in --images-dir --work-dir --log-file --verbosity --stats-file --image-server --image \
 		--auth-key; do
-		"$d/criu-lazyd" --help 2>&1 | grep -qE -- "$o[ =[]" ||
+		"$d/criu-lazyd" --help 2>&1 | grep -qE -- "${o}[ =[]" ||
 			{ echo "timeline.sh: $d/criu-lazyd has no $o" >&2; exit 2; }
 	done
 	for o in --images-dir --address --port --auth-key --log-file --verbosity --status-fd; do
-		"$d/criu-imgd" --help 2>&1 | grep -qE -- "$o[ =[]" ||
+		"$d/criu-imgd" --help 2>&1 | grep -qE -- "${o}[ =[]" ||
 			{ echo "timeline.sh: $d/criu-imgd has no $o" >&2; exit 2; }
 	done
 done
@@ -328,11 +328,11 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "Stream timeline: ${MB} MB memhog, 1 reader, verify right after resume; CRIU $CRIU_VERSION, kernel $(uname -r), $(nproc) CPUs"
 	echo "$DATE; before: $OLD_DESC ($OLD_BIN), after: $NEW_DESC ($NEW_BIN); load average at the start: $LOAD_START, at the end: $LOAD_END"
 	echo
-	echo "| setup | build | resume | total | daemon exit | RssAnon max | 50% / 90% / 99% of it at | criu-imgd pages sent / data pages |"
-	echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+	echo "| setup | build | resume | total | daemon exit | RssAnon max | 50% / 90% / 99% of it at | criu-imgd pages sent / data pages | samples (longest gap) |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	while read -r s b d r t x n mx p50 p90 p99 gap sv pt; do
 		case $sv in -) ratio="" ;; *) ratio=$(awk -v a="$sv" -v b="$pt" 'BEGIN { if (b > 0) printf "%.2f (%d / %d)", a / b, a, b }') ;; esac
-		echo "| $s | $b ($d) | $r ms | $t ms | $x ms | $mx MiB | $p50 / $p90 / $p99 ms | $ratio |"
+		echo "| $s | $b ($d) | $r ms | $t ms | $x ms | $mx MiB | $p50 / $p90 / $p99 ms | $ratio | $n ($gap ms) |"
 	done <"$SUM"
 	echo
 	echo "Data: $DAT; logs: $RUNS/"
