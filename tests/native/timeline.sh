@@ -30,7 +30,9 @@
 # The whole run holds /tmp/lazy-bench.lock (flock): other benchmarks on this host wait.
 # Env: TIMELINE_MB (1024), TIMELINE_DIR (images and run dirs, /dev/shm/lz-timeline),
 # TIMELINE_RATE (1gbit), TIMELINE_OLD (6cd98b6), TIMELINE_OLD_BIN, TIMELINE_NEW_BIN,
-# TIMELINE_SETUPS ("local loopback link"), TIMELINE_PERIOD_MS (10), NATIVE_SUITE (sid).
+# TIMELINE_NEW_DESC (what to call the current build; default the last commit that changed
+# lazy-pages/ or proto/), TIMELINE_SETUPS ("local loopback link"), TIMELINE_PERIOD_MS (10),
+# NATIVE_SUITE (sid).
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OLD=${TIMELINE_OLD:-6cd98b6}
@@ -51,7 +53,7 @@ if [ "${TIMELINE_LOCKED:-}" != 1 ]; then
 	export TIMELINE_OLD_BIN TIMELINE_LOCKED=1
 	echo "timeline: waiting for /tmp/lazy-bench.lock" >&2
 	_rc=0
-	flock /tmp/lazy-bench.lock sh "$0" "$@" || _rc=$?
+	flock -o /tmp/lazy-bench.lock sh "$0" "$@" || _rc=$?
 	[ -z "${TIMELINE_OLD_TMP:-}" ] || rm -rf "${TIMELINE_OLD_TMP:?}"
 	exit $_rc
 fi
@@ -92,7 +94,11 @@ VM=$BDIR
 VM=$BDIR
 DAEMON_V=$LOGV
 
-NEW_DESC=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
+# The current build: the last commit that changed the daemons' sources (what the binaries are
+# built from), "-dirty" if they differ from it; TIMELINE_NEW_DESC if built from elsewhere.
+NEW_DESC=${TIMELINE_NEW_DESC:-$(git -C "$ROOT" log -1 --format=%h -- lazy-pages proto 2>/dev/null || echo unknown)}
+[ -n "${TIMELINE_NEW_DESC:-}" ] || git -C "$ROOT" diff --quiet HEAD -- lazy-pages proto 2>/dev/null ||
+	NEW_DESC=$NEW_DESC-dirty
 OLD_DESC=$(git -C "$ROOT" rev-parse --short "$OLD" 2>/dev/null || echo "$OLD")
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -326,7 +332,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
 	echo "Stream timeline: ${MB} MB memhog, 1 reader, verify right after resume; CRIU $CRIU_VERSION, kernel $(uname -r), $(nproc) CPUs"
-	echo "$DATE; before: $OLD_DESC ($OLD_BIN), after: $NEW_DESC ($NEW_BIN); load average at the start: $LOAD_START, at the end: $LOAD_END"
+	echo "$DATE; tree $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown); before: $OLD_DESC ($OLD_BIN), after: $NEW_DESC ($NEW_BIN); load average at the start: $LOAD_START, at the end: $LOAD_END"
 	echo
 	echo "| setup | build | resume | total | daemon exit | RssAnon max | 50% / 90% / 99% of it at | criu-imgd pages sent / data pages | samples (longest gap) |"
 	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
