@@ -317,14 +317,27 @@ for s in $SETUPS; do
 					out = out " " r
 				}
 				gap = 0; for (i = 2; i <= n; i++) if (t[i] - t[i-1] > gap) gap = t[i] - t[i-1]
-				printf "%d %.0f%s %d\n", n, mx, out, gap
+				# The rate from 10 % to 90 % of the last MB, and the least installed between
+				# two samples from 1 MiB until 99.9 % (a plateau would show as 0).
+				t10 = t90 = -1
+				for (i = 1; i <= n; i++) {
+					if (t10 < 0 && m[i] >= 0.1 * mx) t10 = t[i]
+					if (t90 < 0 && m[i] >= 0.9 * mx) t90 = t[i]
+				}
+				rate = t90 > t10 && t10 >= 0 ? sprintf("%.0f", 0.8 * mx / ((t90 - t10) / 1000)) : "-"
+				least = -1
+				for (i = 2; i <= n; i++)
+					if (m[i-1] >= 1 && m[i] <= 0.999 * mx && (least < 0 || m[i] - m[i-1] < least))
+						least = m[i] - m[i-1]
+				printf "%d %.0f%s %d %s %.2f\n", n, mx, out, gap, rate, least
 			}' "$BDIR/samples")
 		sv=$(grep -o '[0-9]* pages served' "$RUN/imgd.log" 2>/dev/null | awk '{ n += $1 } END { print n + 0 }')
 		[ "$s" != local ] || sv=-
 		pt=$(stat_of "$RUN/stats.json" pages_total)
+		pf=$(stat_of "$RUN/stats.json" pages_fault)
 		set -- $stats
-		echo "$s $b $desc $RESUME_MS $TOUCH_MS $DRAIN_MS $1 $2 $3 $4 $5 $6 $sv $pt" >>"$SUM"
-		say "$s $b ($desc): resume $RESUME_MS ms, total $TOUCH_MS ms, daemon exit $DRAIN_MS ms; $1 samples (longest gap $6 ms), max $2 MiB, 50/90/99% at $3/$4/$5 ms; criu-imgd sent $sv pages for $pt data pages; $VERIFY"
+		echo "$s $b $desc $RESUME_MS $TOUCH_MS $DRAIN_MS $1 $2 $3 $4 $5 $6 $7 $8 $sv $pt $pf" >>"$SUM"
+		say "$s $b ($desc): resume $RESUME_MS ms, total $TOUCH_MS ms, daemon exit $DRAIN_MS ms; $1 samples (longest gap $6 ms), max $2 MiB, 50/90/99% at $3/$4/$5 ms, $7 MiB/s from 10% to 90%, at least $8 MiB per sample; criu-imgd sent $sv pages for $pt data pages, $pf on demand; $VERIFY"
 		idx=$((idx + 1))
 	done
 done
@@ -334,11 +347,11 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "Stream timeline: ${MB} MB memhog, 1 reader, verify right after resume; CRIU $CRIU_VERSION, kernel $(uname -r), $(nproc) CPUs"
 	echo "$DATE; tree $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown); before: $OLD_DESC ($OLD_BIN), after: $NEW_DESC ($NEW_BIN); load average at the start: $LOAD_START, at the end: $LOAD_END"
 	echo
-	echo "| setup | build | resume | total | daemon exit | RssAnon max | 50% / 90% / 99% of it at | criu-imgd pages sent / data pages | samples (longest gap) |"
-	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-	while read -r s b d r t x n mx p50 p90 p99 gap sv pt; do
+	echo "| setup | build | resume | total | daemon exit | RssAnon max | 50% / 90% / 99% of it at | MiB/s, 10% to 90% | least MiB per sample | criu-imgd pages sent / data pages | pages on demand | samples (longest gap) |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	while read -r s b d r t x n mx p50 p90 p99 gap rate least sv pt pf; do
 		case $sv in -) ratio="" ;; *) ratio=$(awk -v a="$sv" -v b="$pt" 'BEGIN { if (b > 0) printf "%.2f (%d / %d)", a / b, a, b }') ;; esac
-		echo "| $s | $b ($d) | $r ms | $t ms | $x ms | $mx MiB | $p50 / $p90 / $p99 ms | $ratio | $n ($gap ms) |"
+		echo "| $s | $b ($d) | $r ms | $t ms | $x ms | $mx MiB | $p50 / $p90 / $p99 ms | $rate | $least | $ratio | $pf | $n ($gap ms) |"
 	done <"$SUM"
 	echo
 	echo "Data: $DAT; logs: $RUNS/"
