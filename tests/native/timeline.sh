@@ -361,7 +361,7 @@ cat "$OUT/timeline.md"
 	echo "# MiB of a restored ${MB} MB memhog's memory installed over time: RssAnon of the task"
 	echo "# (/proc/PID/status) sampled every ${PERIOD_MS} ms from the start of \`criu restore\`; 0 until the"
 	echo "# pid is the restored task. Zero pages mapped (UFFDIO_ZEROPAGE) are not RSS."
-	echo "# Written by tests/native/timeline.sh; every value is a sample of one run (this one):"
+	echo "# Written by tests/native/timeline.sh; every data point below is a sample of this one run, summed up here:"
 	sed 's/^/# /' "$OUT/timeline.md" | sed '$d'
 	echo "# link: veth + tbf $RATE, criu-imgd in a network namespace; one memhog reader, verify at resume."
 	echo "# One block per run (gnuplot index 0..), its title on its first line; columns: ms MiB"
