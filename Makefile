@@ -7,6 +7,7 @@
 #   make nativetest end-to-end tests with real CRIU 4.1.1 and 4.2.1 (and runc) on this host
 #   make vmtest     VM end-to-end tests with real CRIU 3.17.1 (qemu guest)
 #   make bench      native benchmark (CRIU 4.2.1), then the VM one (bench-native, bench-vm)
+#   make plot-timeline  bytes installed over time, old vs current build (docs/img/stream-timeline.png)
 #   make demo       dump a workload and restore it lazily with criu-lazyd (natively, CRIU 4.2.1)
 #   make install    install binaries (PREFIX, DESTDIR)
 #   make fuzz       libFuzzer harnesses (clang), 60 s each (FUZZ_SECONDS); long runs: tests/fuzz/README.md
@@ -243,6 +244,24 @@ bench-net: all
 	NATIVE_BENCH_SETUPS="link tcp" NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=256 sh tests/native/bench.sh 3
 	NATIVE_BENCH_SETUPS="link tcp" NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=1024 sh tests/native/bench.sh 3
 	sh tests/vm/run.sh netbench
+
+# The stream over time (issue 11): bytes installed during 1 GB restores from local images,
+# criu-imgd on loopback and across a 1 Gbit/s link, 6cd98b6 (built apart) vs this tree, as
+# docs/img/stream-timeline.dat and .png. gnuplot is installed for this target only.
+.PHONY: plot-timeline plot-timeline-png plot-deps
+TIMELINE_GP = gnuplot -e "dat='docs/img/stream-timeline.dat'; png='docs/img/stream-timeline.png'" tests/native/timeline.gp
+plot-timeline: all plot-deps
+	sh tests/native/timeline.sh
+	$(TIMELINE_GP)
+
+# Only the PNG, from the data file as it is.
+plot-timeline-png: plot-deps
+	$(TIMELINE_GP)
+
+plot-deps:
+	@command -v gnuplot >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends gnuplot-nox || \
+		{ apt-get update -q && apt-get install -y -q --no-install-recommends gnuplot-nox; }; }
 
 # lazyfill.ko in the guest: module tests, real-CRIU restores through it, the benchmark.
 kmodtest: all kmod
