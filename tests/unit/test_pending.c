@@ -159,6 +159,26 @@ Test(pending, clone_is_independent)
 }
 
 /* Random remove/move sequences against the model. */
+/* The same operation on the set and on the model: pages [a, a+len) installed. */
+static void remove_both(struct pending *p, int a, int len)
+{
+	cr_assert_eq(pending_remove(p, BASE + a * P, BASE + (a + len) * P), 0);
+	for (int i = a; i < a + len; i++)
+		model[i] = -1;
+}
+
+/* ... and moved to [to, to+len) (mremap). */
+static void move_both(struct pending *p, int a, int to, int len)
+{
+	long tmp[SPAN];
+
+	cr_assert_eq(pending_move(p, BASE + a * P, BASE + to * P, len * P), 0);
+	memcpy(tmp, &model[a], len * sizeof(long));
+	for (int i = a; i < a + len; i++)
+		model[i] = -1;
+	memcpy(&model[to], tmp, len * sizeof(long));
+}
+
 Test(pending, random_ops_match_model)
 {
 	struct pending p;
@@ -170,20 +190,13 @@ Test(pending, random_ops_match_model)
 		if (a + len > SPAN)
 			len = SPAN - a;
 		if ((s >> 4) & 1) {
-			cr_assert_eq(pending_remove(&p, BASE + a * P, BASE + (a + len) * P), 0);
-			for (int i = a; i < a + len; i++)
-				model[i] = -1;
+			remove_both(&p, a, len);
 		} else {
 			s = s * 1103515245 + 12345;
 			int to = (s >> 8) % (SPAN - len + 1);
 			if (to < a + len && a < to + len)
 				continue; /* mremap ranges never overlap */
-			cr_assert_eq(pending_move(&p, BASE + a * P, BASE + to * P, len * P), 0);
-			long tmp[SPAN];
-			memcpy(tmp, &model[a], len * sizeof(long));
-			for (int i = a; i < a + len; i++)
-				model[i] = -1;
-			memcpy(&model[to], tmp, len * sizeof(long));
+			move_both(&p, a, to, len);
 		}
 		check_against_model(&p);
 	}
@@ -220,9 +233,7 @@ Test(pending, front_heavy_ops_match_model)
 			a = (int)(front + (s >> 8) % 8) % SPAN; /* near the front */
 			if (a + len > SPAN)
 				len = SPAN - a;
-			cr_assert_eq(pending_remove(&p, BASE + a * P, BASE + (a + len) * P), 0);
-			for (int i = a; i < a + len; i++)
-				model[i] = -1;
+			remove_both(&p, a, len);
 			front = (front + 1) % SPAN;
 		} else {
 			a = (int)((s >> 8) % SPAN);
@@ -232,12 +243,7 @@ Test(pending, front_heavy_ops_match_model)
 			int to = (int)(front + (s >> 8) % 16) % (SPAN - len + 1);
 			if (to < a + len && a < to + len)
 				continue;
-			cr_assert_eq(pending_move(&p, BASE + a * P, BASE + to * P, len * P), 0);
-			long tmp[SPAN];
-			memcpy(tmp, &model[a], len * sizeof(long));
-			for (int i = a; i < a + len; i++)
-				model[i] = -1;
-			memcpy(&model[to], tmp, len * sizeof(long));
+			move_both(&p, a, to, len);
 		}
 		check_against_model(&p);
 		if (p.head > max_head)
