@@ -349,9 +349,16 @@ static void drain_runs(struct lazyd *d, struct lz_task *t)
 		if (!p)
 			break; /* one run, read and installed alone */
 	}
-	if (g.n == 1 && !(g.runs[0].flags & PEND_ZERO))
+	if (g.n == 1 && !(g.runs[0].flags & PEND_ZERO)) {
+		/* One run, read (or mapped) by the install; then the zero pages after it. */
+		uint64_t end = g.runs[0].end;
 		lazyd_install_run(d, t, g.runs[0], PATH_DRAIN, NULL);
-	else if (g.n && !t->gone && !t->killed)
+		struct gather z = {.n = 0};
+		if (!t->gone && !t->killed && !t->need_events)
+			gather_zero_after(d, t, &z, end);
+		if (z.n)
+			lazyd_install_batch(d, t, z.runs, z.data, z.n, PATH_DRAIN);
+	} else if (g.n && !t->gone && !t->killed)
 		lazyd_install_batch(d, t, g.runs, g.data, g.n, PATH_DRAIN);
 }
 
