@@ -243,6 +243,7 @@ bench-vm: all
 bench-net: all
 	NATIVE_BENCH_SETUPS="link tcp" NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=256 sh tests/native/bench.sh 3
 	NATIVE_BENCH_SETUPS="link tcp" NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=1024 sh tests/native/bench.sh 3
+	NATIVE_BENCH_SETUPS=latency NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=256 sh tests/native/bench.sh 3
 	sh tests/vm/run.sh netbench
 
 # The stream over time (issue 11): bytes installed during 1 GB restores from local images,
