@@ -53,15 +53,15 @@ struct dir {
 	struct rec *rec;
 	uint64_t in, out, rel; /* stream offsets: read, written, released */
 	unsigned rhead, rcount;
-	int64_t eof_t;	      /* > 0: EOF read; FIN goes at that time */
+	int64_t eof_t; /* > 0: EOF read; FIN goes at that time */
 	bool readable, blocked, shut;
 };
 
 struct conn {
 	bool used, connected;
-	int fd[2];	    /* 0: the client, 1: the upstream (--to) */
-	uint32_t mask[2];   /* epoll interest registered, or MASK_GONE */
-	struct dir d[2];    /* d[k]: read from fd[k], written to fd[!k] */
+	int fd[2];	  /* 0: the client, 1: the upstream (--to) */
+	uint32_t mask[2]; /* epoll interest registered, or MASK_GONE */
+	struct dir d[2];  /* d[k]: read from fd[k], written to fd[!k] */
 };
 
 static struct conn conns[MAX_CONNS];
@@ -108,6 +108,12 @@ static void conn_close(struct conn *c, const char *why)
 	memset(c, 0, sizeof(*c));
 }
 
+/* The epoll id of side k of c. */
+static uint64_t ev_id(const struct conn *c, int k)
+{
+	return (uint64_t)(c - conns) * 2 + (uint64_t)k;
+}
+
 static void set_nodelay(int fd)
 {
 	int one = 1;
@@ -129,7 +135,8 @@ static void do_accept(int ls)
 			if (!conns[i].used)
 				c = &conns[i];
 		if (!c) {
-			fprintf(stderr, "delayproxy: %d connections open, refusing one\n", MAX_CONNS);
+			fprintf(stderr, "delayproxy: %d connections open, refusing one\n",
+				MAX_CONNS);
 			close(cfd);
 			continue;
 		}
@@ -152,7 +159,7 @@ static void do_accept(int ls)
 			continue;
 		}
 		for (int k = 0; k < 2; k++) {
-			struct epoll_event ev = {.events = 0, .data.u64 = (uint64_t)(c - conns) * 2 + (uint64_t)k};
+			struct epoll_event ev = {.events = 0, .data.u64 = ev_id(c, k)};
 			if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd[k], &ev)) {
 				conn_close(c, strerror(errno));
 				break;
@@ -188,7 +195,8 @@ static int pump_in(struct conn *c, int k)
 			return 0;
 		}
 		d->in += (uint64_t)r;
-		struct rec *last = d->rcount ? &d->rec[(d->rhead + d->rcount - 1) % MAX_RECS] : NULL;
+		struct rec *last =
+		    d->rcount ? &d->rec[(d->rhead + d->rcount - 1) % MAX_RECS] : NULL;
 		if (last && last->t == t)
 			last->end = d->in;
 		else
@@ -247,7 +255,8 @@ static int pump(struct conn *c, int64_t *next)
 	if (c->d[0].shut && c->d[1].shut)
 		return 1; /* both ways done */
 	for (int k = 0; k < 2; k++) {
-		struct dir *in = &c->d[k], *out = &c->d[!k]; /* in: read from fd[k]; out: written to it */
+		/* in: read from fd[k]; out: written to fd[k] */
+		struct dir *in = &c->d[k], *out = &c->d[!k];
 		bool room = in->in - in->out < bufcap && in->rcount < MAX_RECS;
 		uint32_t m = (room && !in->eof_t ? EPOLLIN : 0) | (out->blocked ? EPOLLOUT : 0);
 		if (k == 1 && !c->connected)
@@ -255,7 +264,7 @@ static int pump(struct conn *c, int64_t *next)
 		/* EOF read and FIN sent: nothing more on this fd (it would only report HUP). */
 		bool done = in->eof_t && out->shut;
 		if (c->mask[k] != MASK_GONE && (done || m != c->mask[k])) {
-			struct epoll_event ev = {.events = m, .data.u64 = (uint64_t)(c - conns) * 2 + (uint64_t)k};
+			struct epoll_event ev = {.events = m, .data.u64 = ev_id(c, k)};
 			if (epoll_ctl(ep, done ? EPOLL_CTL_DEL : EPOLL_CTL_MOD, c->fd[k], &ev))
 				return -1;
 			c->mask[k] = done ? MASK_GONE : m;
@@ -372,7 +381,8 @@ int main(int argc, char **argv)
 	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
 	socklen_t sl = sizeof(la);
 	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (sfd < 0 || ls < 0 || ep < 0 || setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	if (sfd < 0 || ls < 0 || ep < 0 ||
+	    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    bind(ls, (struct sockaddr *)&la, sizeof(la)) || listen(ls, 128) ||
 	    getsockname(ls, (struct sockaddr *)&la, &sl)) {
 		perror("delayproxy: cannot listen");
