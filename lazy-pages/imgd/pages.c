@@ -204,7 +204,7 @@ int pages_next_frame(struct imgd_session *s, bool urgent_only)
 		r->cur++;
 	}
 	m.done = r->cur == r->nr;
-	int len = session_reply(s, WT_PAGES, &m.base, plen);
+	int len = session_reply(s, WT_PAGES, &m.base, compress_pages(s, &m, plen));
 	if (len < 0)
 		return session_fail(s, LW_ERR__LW_E_IO, -1, "cannot encode a PAGES frame");
 	s->work.pages += n;

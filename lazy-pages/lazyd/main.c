@@ -258,7 +258,7 @@ static int open_source(struct lazyd *d, struct lazyd_opts *o)
 			return -1;
 		struct imgd_source_cfg cfg = {
 		    o->image_server,   o->image_id,	   o->auth_key, o->source_retries,
-		    o->source_timeout, o->prefetch_window, &o->tls};
+		    o->source_timeout, o->prefetch_window, &o->tls,	o->compress};
 		if (page_source_imgd(&d->src, &cfg, &e) ||
 		    d->src.ops->load_index(&d->src, &d->img, &e)) {
 			pr_err("image server %s: %s", o->image_server, e.msg);

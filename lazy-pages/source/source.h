@@ -114,6 +114,7 @@ struct imgd_source_cfg {
 	unsigned timeout_ms;		/* per request */
 	unsigned window;		/* prefetch reads in flight */
 	const struct wire_tls_cfg *tls; /* NULL: TLS auto, PSK (wire_tls.h) */
+	int compress; /* PAGES compression: 0 off, LW_COMPRESS__LW_COMPRESS_AUTO or _ON */
 };
 /* 0, or -errno with the text in e (-EINVAL: a bad option, -ENOMEM; wire_key_load's errno). It
  * does not connect yet: load_index() or the first read() does. */

@@ -84,6 +84,7 @@ int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch)
 		return -ENOENT;
 	}
 	s->info = info;
+	*(cls == LW_CLASS__LW_CLASS_URGENT ? &s->ucodec : &s->bcodec) = info.codec;
 	return fd;
 }
 
@@ -161,6 +162,12 @@ static void imgd_close(struct page_source *ps)
 	if (s->reconnects || s->bad_sums)
 		pr_info("image server: %lu reconnects, %lu pages failed their checksum",
 			(unsigned long)s->reconnects, (unsigned long)s->bad_sums);
+	if (s->zframes)
+		pr_info("image server: %lu compressed frames, %lu bytes for %lu bytes of pages",
+			(unsigned long)s->zframes, (unsigned long)s->zbytes,
+			(unsigned long)s->zraw_bytes);
+	wire_zstd_free(&s->zstd);
+	free(s->zraw);
 	LwClose c = LW_CLOSE__INIT;
 	if (s->ufd >= 0)
 		wire_send(s->ufd, s->uscratch, WT_CLOSE, &c.base, NULL, 0, mono_ms() + 100);
@@ -207,6 +214,7 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 	if (cfg->image && !image_id_ok(cfg->image))
 		return errmsg_set(e, EINVAL, "bad --image '%s' (" IMAGE_ID_RULE ")", cfg->image);
 	s->cl.image = cfg->image;
+	s->cl.compress = cfg->compress;
 	if (cfg->tls) {
 		rc = wire_tls_cfg_check(cfg->tls, false, e);
 		if (rc)

@@ -37,7 +37,7 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 CFLAGS="-O1 -g -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -pthread $SAN"
 CPPFLAGS="-I$GEN -Ilazy-pages -I. -Itests -Ikmod/include/uapi"
 FUZZ="-fsanitize=fuzzer-no-link"
-LIBS="-lprotobuf-c -lxxhash -lgnutls"
+LIBS="-lprotobuf-c -lxxhash -lgnutls -lzstd"
 # criu-imgd's objects reach ops/ (its status socket and /metrics): libmicrohttpd, json-c.
 OPS_LIBS=$(pkg-config --libs libmicrohttpd json-c)
 
