@@ -20,6 +20,7 @@
 #          process that holds a NATIVE_BENCH_PY_MB (256) MB dict of strings
 #          (tests/workloads/pydict.py: it checks the SHA-256 of its dict against the one it
 #          printed before the dump); once per round whatever NATIVE_BENCH_THREADS says
+#   zpylo-off, zpylo-auto  the python3 dict through criu-imgd on loopback, --compress off|auto
 #   zlo-off, zlo-auto      the memhog through criu-imgd on loopback, --compress off|auto
 #   zlink-off, zlink-auto  the memhog over the shaped link (e.g. 10gbit), --compress off|auto
 # Each restore is tests/vm/lib.sh restore_run in mode verify-now: the lazy daemon (and
@@ -258,6 +259,7 @@ one_restore() {
 	link) imgd_restore "$2" "$LNS" ;;
 	tcp) tcp_run "$2" ;;
 	zpy-off | zpy-on | zpy-auto) zstd_restore py "$LNS" "${1#zpy-}" ;;
+	zpylo-off | zpylo-auto) zstd_restore py "" "${1#zpylo-}" ;;
 	zlo-off | zlo-auto) zstd_restore "$2" "" "${1#zlo-}" ;;
 	zlink-off | zlink-auto) zstd_restore "$2" "$LNS" "${1#zlink-}" ;;
 	esac
@@ -278,7 +280,7 @@ for t in $THREADS; do
 	wl_dump "r$t" >>"$RAW" 2>&1 || { say "r$t: criu dump failed (end of $BDIR/r$t/dump.log above)"; exit 1; }
 	say "r$t: ${MB} MB memhog -r $t dumped in ${DUMP_MS} ms ($(du -sm "$BDIR/r$t/img" | cut -f1) MB of images)"
 done
-case " $SETUPS " in *" zpy-"*)
+case " $SETUPS " in *" zpy-"* | *" zpylo-"*)
 	py_dump >>"$RAW" 2>&1 || { say "py: the python3 workload did not start or dump"; exit 1; }
 	say "py: python3 with a ${PY_MB} MB dict of strings dumped in ${DUMP_MS} ms ($(du -sm "$BDIR/py/img" | cut -f1) MB of images; $(line_of py "ready " | cut -d' ' -f3-4))"
 	;;
@@ -353,11 +355,12 @@ label() {
 	link) echo "criu-lazyd + criu-imgd (veth, tbf $RATE, TLS)" ;;
 	tcp) echo "plain TCP, the same bytes, the same link" ;;
 	zpy-*) echo "python3 ${PY_MB} MB dict, criu-imgd over veth tbf $RATE (TLS), --compress ${1#zpy-}" ;;
+	zpylo-*) echo "python3 ${PY_MB} MB dict, criu-imgd on loopback, --compress ${1#zpylo-}" ;;
 	zlo-*) echo "memhog, criu-imgd on loopback, --compress ${1#zlo-}" ;;
 	zlink-*) echo "memhog, criu-imgd over veth tbf $RATE (TLS), --compress ${1#zlink-}" ;;
 	esac
 }
-ZSTD_PAIRS="zpy-on,zpy-off zpy-auto,zpy-off zlo-auto,zlo-off zlink-auto,zlink-off"
+ZSTD_PAIRS="zpy-on,zpy-off zpy-auto,zpy-off zpylo-auto,zpylo-off zlo-auto,zlo-off zlink-auto,zlink-off"
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 KERNEL=$(uname -r)
 NPROC=$(nproc)
