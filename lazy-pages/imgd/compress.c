@@ -1,14 +1,17 @@
 /*
  * PAGES compression (compress.h; the rule: docs/protocol.md, "Compression"). The sender
  * decides, per connection. A client that asked for on gets every chunk that shrinks. In auto
- * mode the connection compresses while that makes it faster: in windows of at least
- * AUTO_WINDOW_NS it measures how long its frames waited for the socket, the rate the socket
- * took bytes at while it was the limit, and (compressing) what compression cost and saved.
- *   off -> on:  the socket was the limit for more than half of the window, and the next probe
- *               is due (at once the first time);
- *   on -> off:  compress time * 3/2 (the receiver's decompression: half of it) is not below
- *               the time the link would take for the bytes it saved; the next probe is due
- *               after a backoff (1 s, doubling to 16 s while probes fail).
+ * mode the connection compresses while that delivers the pages faster: in windows of at least
+ * AUTO_WINDOW_NS it measures how long its frames waited for the socket and the rate the socket
+ * took them at, and while compressing the page data it delivered.
+ *   off -> on:  the socket was the limit for more than half of two windows in a row (their
+ *               rate, raw, is what the link delivers), and the next probe is due (at once the
+ *               first time);
+ *   on -> off:  in a window that still waited for the socket, the data did not shrink by
+ *               AUTO_GAIN; in one that did not and spent more than half of its time
+ *               compressing (our CPU the limit), it delivered no more than AUTO_GAIN times
+ *               that raw rate of page data. The next probe is due after a backoff (1 s,
+ *               doubling to 16 s while probes fail).
  * A chunk that does not shrink is sent raw (it counts as compressed to itself).
  */
 #include "compress.h"
@@ -24,6 +27,7 @@
 #define AUTO_WINDOW_NS 50000000ull	/* 50 ms */
 #define AUTO_BACKOFF_MIN 1000000000ull	/* 1 s */
 #define AUTO_BACKOFF_MAX 16000000000ull /* 16 s */
+#define AUTO_GAIN 1.1			/* compressing must deliver 10% more page data than raw */
 
 void compress_free(struct imgd *d)
 {
@@ -66,31 +70,51 @@ static void auto_decide(struct imgd_session *s, uint64_t now)
 	uint64_t blocked = conn_io_blocked_ns(&s->io, now) - w->blocked0;
 	double rate = (double)(s->work.bytes - w->bytes0) / (double)dt;
 	bool link_bound = blocked * 2 > dt;
-	if (link_bound) /* what the link takes when it is the limit */
-		z->link_rate = z->link_rate ? (z->link_rate + rate) / 2 : rate;
+	pr_debug("session %lu: window %.1f ms, %.1f ms waiting for the socket, %.0f MB/s, "
+		 "%u GETs queued%s",
+		 (unsigned long)s->id, (double)dt / 1e6, (double)blocked / 1e6, rate * 1e3, s->nq,
+		 z->on ? ", compressing" : "");
+	if (!z->on) {
+		/* What the connection delivers raw while the socket is the limit: the average
+		 * of the last two such windows (the first ones fill the socket's buffers). */
+		if (link_bound) {
+			z->link_rate = z->bound ? (z->last_rate + rate) / 2 : rate;
+			z->last_rate = rate;
+			z->bound++;
+		} else {
+			z->bound = 0;
+		}
+	}
 	if (z->on) {
-		/* Compressing may have made the CPU the limit: the link takes at least as much
-		 * as it did while it was. */
-		double link = rate > z->link_rate ? rate : z->link_rate;
-		double saved_ns = link > 0 ? (double)(w->raw - w->out) / link : 0;
-		bool pays = w->raw && (double)w->cost_ns * 1.5 < saved_ns;
+		/* Still waiting for the socket: the link is the limit, compressing helps while
+		 * it shrinks the data. Else, when compressing took most of the window (our CPU
+		 * is the limit), it must deliver more page data than the link did raw; a window
+		 * that neither waited nor compressed much (the client asked for little) says
+		 * nothing. */
+		double got = (double)w->raw / (double)dt;
+		bool cpu_bound = w->cost_ns * 2 > dt;
+		bool pays;
+		if (link_bound)
+			pays = (double)w->out * AUTO_GAIN < (double)w->raw;
+		else
+			pays = !cpu_bound || got > z->link_rate * AUTO_GAIN;
 		if (pays) {
 			z->backoff = AUTO_BACKOFF_MIN;
 		} else {
 			z->on = false;
 			z->next_probe = now + z->backoff;
-			pr_debug("session %lu: compression off for %.1f s (%.1f ms to compress, "
-				 "saves %.1f ms of link)",
-				 (unsigned long)s->id, (double)z->backoff / 1e9,
-				 (double)w->cost_ns / 1e6, saved_ns / 1e6);
+			pr_debug("session %lu: compression off for %.1f s (%.0f MB/s of pages "
+				 "compressed, %.0f MB/s raw; %.1f ms of %.1f compressing)",
+				 (unsigned long)s->id, (double)z->backoff / 1e9, got * 1e3,
+				 z->link_rate * 1e3, (double)w->cost_ns / 1e6, (double)dt / 1e6);
 			z->backoff =
 			    z->backoff * 2 > AUTO_BACKOFF_MAX ? AUTO_BACKOFF_MAX : z->backoff * 2;
 		}
-	} else if (link_bound && now >= z->next_probe) {
+	} else if (z->bound >= 2 && now >= z->next_probe) {
 		z->on = true;
 		z->probes++;
 		pr_debug("session %lu: the link is the limit (%.0f MB/s): compressing",
-			 (unsigned long)s->id, rate * 1e3);
+			 (unsigned long)s->id, z->link_rate * 1e3);
 	}
 	window_start(s, now);
 }

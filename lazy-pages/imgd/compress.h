@@ -22,7 +22,9 @@ struct imgd_zs {
 	bool on;	     /* auto: compressing now */
 	uint64_t next_probe; /* auto, off: mono_ns before which it is not tried again */
 	uint64_t backoff;    /* ns until the next probe after a failed one */
-	double link_rate;    /* bytes/ns the socket took while it was the limit (0: unknown) */
+	double link_rate;    /* bytes/ns delivered raw while the socket was the limit */
+	double last_rate;    /* of the last such window */
+	unsigned bound;	     /* windows in a row the socket was the limit (not compressing) */
 	struct imgd_zwin w;
 	/* what it did (the session log) */
 	uint64_t frames, raw, out, probes;

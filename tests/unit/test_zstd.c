@@ -286,42 +286,74 @@ static void sleep_ms(unsigned ms)
 	usleep(ms * 1000u);
 }
 
+/* Windows in which the socket is full (a send has waited since the first) and takes
+ * rate_bps bytes a second, until auto mode switches on (at most n windows). */
+static void link_bound_windows(const uint8_t *raw, uint64_t rate_bps, int n)
+{
+	LwPages m;
+
+	ss.io.t_block = mono_ns();
+	for (int i = 0; i < n && !ss.z.on; i++) {
+		server_chunk(&m, raw, RAW);
+		ss.work.bytes += rate_bps * 60 / 1000;
+		sleep_ms(60);
+	}
+}
+
 Test(zstd, server_auto_follows_the_link, .timeout = 20)
 {
-	static uint8_t raw[RAW];
+	static uint8_t raw[RAW], noise[RAW];
 	LwPages m;
 
 	cr_assert_eq(server_hello(true, true, LW_COMPRESS__LW_COMPRESS_AUTO),
 		     LW_CODEC__LW_CODEC_ZSTD);
 	text_pages(raw, RAW, 9);
+	random_pages(noise, RAW, 10);
 	/* The socket takes everything at once: never compressed. */
 	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(server_chunk(&m, raw, RAW), RAW);
 		sleep_ms(60);
 	}
 	cr_assert_eq(ss.z.raw, 0, "not even tried");
-	/* The socket is full (a send has waited since now): the link is the limit, at a slow
-	 * rate (100 Mbit/s: 12.5 bytes a microsecond) -> compressed. */
-	ss.io.t_block = mono_ns();
-	for (int i = 0; i < 3; i++) {
-		server_chunk(&m, raw, RAW);
-		ss.work.bytes += 60 * 12500;
-		sleep_ms(60);
-	}
-	cr_assert(ss.z.on && ss.z.probes == 1, "on after a window where the link was the limit");
+	/* The socket is full, at 100 Mbit/s: on after two such windows. */
+	link_bound_windows(raw, 12500000, 5);
+	cr_assert(ss.z.on && ss.z.probes == 1, "on after windows where the link was the limit");
 	cr_assert_lt(server_chunk(&m, raw, RAW), RAW);
 	cr_assert(m.has_codec);
-	/* Now the link takes 10 GB/s: the time compression costs is more than the link would
-	 * take for the bytes it saves -> off, and no new probe before the backoff. */
+	/* Still the link's limit, and what is sent shrinks: stays on. */
+	sleep_ms(60);
+	server_chunk(&m, raw, RAW);
+	cr_assert(ss.z.on, "on while it shrinks what the link carries");
+	/* Data that does not shrink: off, and no new probe before the backoff. */
 	for (int i = 0; i < 3 && ss.z.on; i++) {
-		ss.work.bytes += 60ull * 10000000;
 		sleep_ms(60);
-		server_chunk(&m, raw, RAW);
+		server_chunk(&m, noise, RAW);
 	}
-	cr_assert(!ss.z.on, "off when compression does not pay");
+	cr_assert(!ss.z.on, "off when nothing shrinks");
 	cr_assert_gt(ss.z.next_probe, mono_ns());
 	cr_assert_eq(server_chunk(&m, raw, RAW), RAW);
 	cr_assert(!m.has_codec);
+	compress_free(&sd);
+}
+
+Test(zstd, server_auto_off_when_the_cpu_is_the_limit, .timeout = 20)
+{
+	static uint8_t raw[RAW];
+	LwPages m;
+
+	server_hello(true, true, LW_COMPRESS__LW_COMPRESS_AUTO);
+	text_pages(raw, RAW, 11);
+	/* A link that takes 10 GB/s raw while it is the limit. */
+	link_bound_windows(raw, 10000000000ull, 5);
+	cr_assert(ss.z.on);
+	/* Now the socket takes everything and we spend the window compressing: far less than
+	 * 10 GB/s of pages -> off. */
+	ss.io.blocked_ns = conn_io_blocked_ns(&ss.io, mono_ns()); /* the wait ends */
+	ss.io.t_block = 0;
+	uint64_t until = mono_ns() + 120000000ull;
+	while (ss.z.on && mono_ns() < until)
+		server_chunk(&m, raw, RAW);
+	cr_assert(!ss.z.on, "off when compressing delivers less than the link did raw");
 	compress_free(&sd);
 }
 
