@@ -33,7 +33,7 @@ NL_CFLAGS = $(shell pkg-config --cflags libnl-genl-3.0 2>/dev/null)
 NL_LIBS = $(shell pkg-config --libs libnl-genl-3.0 2>/dev/null)
 CPPFLAGS += -I$(B)/gen -Ilazy-pages -I. -Itests -Ikmod/include/uapi $(NL_CFLAGS)
 LDFLAGS += -pthread $(SANFLAGS)
-LIBS = -lprotobuf-c -lxxhash -lgnutls $(NL_LIBS)
+LIBS = -lprotobuf-c -lxxhash -lgnutls -lzstd $(NL_LIBS)
 
 # Kernel headers for lazyfill.ko: the newest installed, unless KDIR is given. These and the
 # pkg-config flags are expanded when used, so that `make deps demo` works on a fresh machine.

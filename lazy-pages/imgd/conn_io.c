@@ -295,8 +295,11 @@ int conn_io_flush(struct conn_io *io, struct errmsg *e)
 			io->t_sent = mono_ms();
 			continue;
 		}
-		if (n == -EAGAIN)
+		if (n == -EAGAIN) {
+			if (!io->t_block)
+				io->t_block = mono_ns();
 			return 0;
+		}
 		io->dead = true;
 		if (n == 0)
 			return errmsg_set(e, EPIPE, "send: closed");
@@ -304,7 +307,15 @@ int conn_io_flush(struct conn_io *io, struct errmsg *e)
 	}
 	io->tx_len = io->tx_off = io->tx_head = 0;
 	io->pay_fd = -1;
+	if (io->t_block)
+		io->blocked_ns += mono_ns() - io->t_block;
+	io->t_block = 0;
 	return 0;
+}
+
+uint64_t conn_io_blocked_ns(const struct conn_io *io, uint64_t now_ns)
+{
+	return io->blocked_ns + (io->t_block && now_ns > io->t_block ? now_ns - io->t_block : 0);
 }
 
 bool conn_io_tx_busy(const struct conn_io *io)

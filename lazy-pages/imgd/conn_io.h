@@ -47,6 +47,9 @@ struct conn_io {
 	uint8_t errf[WIRE_HDR_SIZE + WIRE_MAX_TEXT + 32]; /* an ERROR waiting for tx */
 	size_t errf_len;
 	uint64_t t_sent; /* mono_ms: the last byte sent, or the frame queued */
+	/* How long frames waited for the socket to take more (compress.c's auto mode): the sum
+	 * of finished waits, and when the current one began (mono_ns, 0: none). */
+	uint64_t blocked_ns, t_block;
 };
 
 /* On accepted socket fd, through a TLS session of tls (NULL: plain). 0 or -errno; on
@@ -99,6 +102,8 @@ bool conn_io_next_error(struct conn_io *io);
 /* Send what tx holds, as far as the socket takes it: 0, or -errno with e ("send: ..."): the
  * connection is dead. */
 int conn_io_flush(struct conn_io *io, struct errmsg *e);
+/* Nanoseconds frames have waited for the socket so far, the current wait included. */
+uint64_t conn_io_blocked_ns(const struct conn_io *io, uint64_t now_ns);
 /* A frame is being sent (the socket has not taken all of it). */
 bool conn_io_tx_busy(const struct conn_io *io);
 /* A frame is being sent, or an ERROR waits. */

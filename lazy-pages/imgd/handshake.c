@@ -22,6 +22,8 @@ int handshake_hello(struct imgd_session *s, const LwHello *h)
 	r.challenge.data = s->challenge;
 	r.challenge.len = sizeof(s->challenge);
 	r.server = "criu-imgd";
+	r.codec = compress_hello(s, h);
+	r.has_codec = r.codec != LW_CODEC__LW_CODEC_NONE; /* an older client's reply unchanged */
 	session_reply(s, WT_HELLO_REPLY, &r.base, 0);
 	pr_debug("session %lu: hello from '%s'", (unsigned long)s->id, h->client ? h->client : "");
 	return 0;

@@ -37,6 +37,7 @@ static void usage(FILE *f)
 		"      --tls-cert FILE    X.509 mode: our certificate chain (PEM), with\n"
 		"      --tls-key FILE     its private key\n"
 		"      --tls-ca FILE      X.509 mode: clients must show a certificate of this CA\n"
+		"      --compress on|off  zstd page data for the clients that ask (default on)\n"
 		"      --make-sums        write the dump-time checksum index (pages-N.img.xxh64)\n"
 		"                         of the image(s) and exit\n"
 		"  -o, --log-file FILE    log file (default: stderr; with -d: criu-imgd.log)\n"
@@ -141,7 +142,8 @@ enum {
 	O_TLSCA,
 	O_STATUS_SOCKET,
 	O_METRICS,
-	O_VERSION
+	O_VERSION,
+	O_COMPRESS
 };
 
 int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
@@ -170,6 +172,7 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	    {"status-fd", required_argument, NULL, O_STATUS},
 	    {"status-socket", required_argument, NULL, O_STATUS_SOCKET},
 	    {"metrics-address", required_argument, NULL, O_METRICS},
+	    {"compress", required_argument, NULL, O_COMPRESS},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {0},
@@ -182,6 +185,7 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	o->port = 27027;
 	o->verbosity = 2;
 	o->max_clients = 256;
+	o->compress = true;
 	o->status_fd = -1;
 	o->upload_max = IMGD_UPLOAD_MAX;
 	o->upload_total = IMGD_UPLOAD_TOTAL;
@@ -271,6 +275,15 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 				return -EINVAL;
 			}
 			o->status_socket = optarg;
+			break;
+		case O_COMPRESS:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr,
+					"criu-imgd: bad value '%s' for --compress (on|off)\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->compress = !strcmp(optarg, "on");
 			break;
 		case O_METRICS:
 			if (metrics_arg(optarg))

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "compress.h"
 #include "sums.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -199,8 +200,9 @@ int pages_next_frame(struct imgd_session *s, bool urgent_only)
 		}
 		return 1;
 	}
-	/* A plain connection: the data pages go from the page cache, not from pay. */
-	bool from_file = session_sends_files(s);
+	/* A plain connection that does not compress now: the data pages go from the page
+	 * cache, not from pay. */
+	bool zip = compress_active(s), from_file = !zip && session_sends_files(s);
 	struct conn_io_seg seg[IMGD_CHUNK_PAGES];
 	unsigned nseg;
 	size_t plen = pack_payload(pay, n, zmap, !from_file, off, seg, &nseg);
@@ -220,7 +222,8 @@ int pages_next_frame(struct imgd_session *s, bool urgent_only)
 	}
 	m.done = r->cur == r->nr;
 	int len = from_file ? session_reply_file(s, WT_PAGES, &m.base, t->pages_fd, seg, nseg)
-			    : session_reply(s, WT_PAGES, &m.base, plen);
+			    : session_reply(s, WT_PAGES, &m.base,
+					    zip ? compress_pages(s, &m, plen) : plen);
 	if (len < 0)
 		return session_fail(s, LW_ERR__LW_E_IO, -1, "cannot encode a PAGES frame");
 	s->work.pages += n;

@@ -396,6 +396,7 @@ void server_free(struct imgd_server *srv)
 	if (srv->d.tls_on)
 		wire_tls_server_free(&srv->d.tls);
 	srv->d.tls_on = false;
+	compress_free(&srv->d);
 	metrics_http_stop(srv->metrics);
 	srv->metrics = NULL;
 	if (srv->ctl_fd >= 0) {

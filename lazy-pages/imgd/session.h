@@ -11,10 +11,12 @@
 #include <stdint.h>
 
 #include "catalog.h"
+#include "compress.h"
 #include "conn_io.h"
 #include "imgd.h"
 #include "wire/wire_auth.h"
 #include "wire/wire_tls.h"
+#include "wire/wire_zstd.h"
 
 /* What a connection is for, from its OPEN (its class) or its UPLOAD: what it may ask next. */
 enum conn_class {
@@ -74,6 +76,8 @@ struct imgd {
 	uint64_t errors[IMGD_NERR];    /* ERROR frames sent, by code (session_fail, refuse) */
 	struct imgd_work closed[CONN_NCLASSES]; /* of the sessions closed (session_free) */
 	struct imgd_hist get_time[2];		/* urgent, bulk GETs (pages.c) */
+	struct wire_zstd zstd;			/* compress.c's context and buffer (one thread) */
+	uint8_t *zbuf;
 };
 
 /* Where a session is in the protocol (before it, the TLS handshake: conn_io). */
@@ -123,6 +127,7 @@ struct imgd_session {
 	bool ix_active;
 	size_t ix_task, ix_ext;
 	struct imgd_upload up;
+	struct imgd_zs z; /* PAGES compression (compress.c) */
 	/* what it did (the session log, status.c), and whether its admission was counted */
 	struct imgd_work work;
 	bool counted, auth_failed;

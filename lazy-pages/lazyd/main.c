@@ -263,6 +263,7 @@ static int open_source(struct lazyd *d, struct lazyd_opts *o)
 					      .timeout_ms = o->source_timeout,
 					      .window = o->prefetch_window,
 					      .tls = &o->tls,
+					      .compress = o->compress,
 					      .dial_inline = false};
 		if (page_source_imgd(&d->src, &cfg, &e) ||
 		    d->src.ops->load_index(&d->src, &d->img, &e)) {

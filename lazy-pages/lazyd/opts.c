@@ -51,6 +51,8 @@ static void usage(FILE *f)
 	       "      --prefetch-window N  background reads in flight (default 8)\n"
 	       "      --share-cache MB   fetched pages kept for fork relatives, network sources\n"
 	       "                         only (default 64; 0: none)\n"
+	       "      --compress MODE    off|on|auto: zstd page data from the image server; auto:\n"
+	       "                         while the link, not the CPU, is the limit (default auto)\n"
 	       "      --metrics-address ADDR:PORT  serve Prometheus metrics at /metrics (numeric\n"
 	       "                         address; [V6]:PORT)\n"
 	       "      --keeper on|off    a keeper process holds the tasks' uffds and restarts a\n"
@@ -126,6 +128,7 @@ enum {
 	OPT_VERSION,
 	OPT_KEEPER,
 	OPT_RESTARTS,
+	OPT_COMPRESS,
 };
 
 /* Remote source options go together: --image/--auth-key with --image-server, etc. */
@@ -212,6 +215,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	    {"metrics-address", required_argument, NULL, OPT_METRICS},
 	    {"keeper", required_argument, NULL, OPT_KEEPER},
 	    {"worker-restarts", required_argument, NULL, OPT_RESTARTS},
+	    {"compress", required_argument, NULL, OPT_COMPRESS},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {0},
@@ -230,6 +234,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	o->source_timeout = 10000;
 	o->prefetch_window = 8;
 	o->share_cache_mb = 64;
+	o->compress = LW_COMPRESS__LW_COMPRESS_AUTO;
 	o->keeper = true;
 	o->worker_restarts = 5;
 	o->restart_window_s = 60;
@@ -361,6 +366,19 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 				return -1;
 			}
 			o->keeper = !strcmp(optarg, "on");
+			break;
+		case OPT_COMPRESS:
+			if (!strcmp(optarg, "off"))
+				o->compress = 0;
+			else if (!strcmp(optarg, "on"))
+				o->compress = LW_COMPRESS__LW_COMPRESS_ON;
+			else if (!strcmp(optarg, "auto"))
+				o->compress = LW_COMPRESS__LW_COMPRESS_AUTO;
+			else {
+				fprintf(stderr, "criu-lazyd: bad --compress '%s' (off|on|auto)\n",
+					optarg);
+				return -1;
+			}
 			break;
 		case OPT_RESTARTS:
 			if (parse_restarts(optarg, o))

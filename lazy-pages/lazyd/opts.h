@@ -33,6 +33,7 @@ struct lazyd_opts {
 	uint32_t source_timeout;     /* ms per network request */
 	uint32_t prefetch_window;    /* background reads in flight (image server) */
 	uint32_t share_cache_mb;     /* fetched data kept for fork relatives (network sources) */
+	int compress;		     /* --compress: 0 off, LW_COMPRESS__LW_COMPRESS_AUTO or _ON */
 	bool fetch_only;	     /* --fetch-only: fill an empty -D with the metadata, exit */
 	const char *metrics_address; /* --metrics-address ADDR:PORT: Prometheus /metrics */
 	bool keeper;		     /* --keeper on|off: uffds held by a keeper process */

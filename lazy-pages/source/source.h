@@ -114,6 +114,7 @@ struct imgd_source_cfg {
 	unsigned timeout_ms;		/* per request */
 	unsigned window;		/* prefetch reads in flight */
 	const struct wire_tls_cfg *tls; /* NULL: TLS auto, PSK (wire_tls.h) */
+	int compress; /* PAGES compression: 0 off, LW_COMPRESS__LW_COMPRESS_AUTO or _ON */
 	/* Reconnect in the caller's thread, blocking (a tool without an event loop, the fuzz
 	 * harness: one thread, reproducible); otherwise a thread opens the connection. */
 	bool dial_inline;

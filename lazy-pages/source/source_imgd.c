@@ -154,6 +154,12 @@ static void imgd_close(struct page_source *ps)
 			(unsigned long)s->reconnects, (unsigned long)s->bad_sums);
 	imgd_dial_wait(&s->udial);
 	imgd_dial_wait(&s->bdial);
+	if (s->zframes)
+		pr_info("image server: %lu compressed frames, %lu bytes for %lu bytes of pages",
+			(unsigned long)s->zframes, (unsigned long)s->zbytes,
+			(unsigned long)s->zraw_bytes);
+	wire_zstd_free(&s->zstd);
+	free(s->zraw);
 	LwClose c = LW_CLOSE__INIT;
 	if (s->ufd >= 0)
 		wire_send(s->ufd, s->uscratch, WT_CLOSE, &c.base, NULL, 0, mono_ms() + 100);
@@ -200,6 +206,7 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 	if (cfg->image && !image_id_ok(cfg->image))
 		return errmsg_set(e, EINVAL, "bad --image '%s' (" IMAGE_ID_RULE ")", cfg->image);
 	s->cl.image = cfg->image;
+	s->cl.compress = cfg->compress;
 	if (cfg->tls) {
 		rc = wire_tls_cfg_check(cfg->tls, false, e);
 		if (rc)

@@ -16,6 +16,7 @@
 
 #include "source.h"
 #include "wire/wire_client.h"
+#include "wire/wire_zstd.h"
 
 #define IMGD_MAX_WINDOW 64
 
@@ -73,6 +74,11 @@ struct imgd_src {
 	struct imgd_dial udial, bdial; /* reconnects under way */
 	uint64_t reconnects, bad_sums;
 	uint64_t bytes_rx, pages_rx[SRC_NPATHS], data_pages_rx[SRC_NPATHS];
+	/* Compression (source_imgd_zstd.c): what each connection's HELLO_REPLY chose */
+	LwCodec ucodec, bcodec;
+	struct wire_zstd zstd;
+	uint8_t *zraw;			      /* a compressed payload, decompressed */
+	uint64_t zframes, zbytes, zraw_bytes; /* compressed frames, their payload and raw bytes */
 };
 
 /* ---- source_imgd.c ---- */
@@ -105,6 +111,17 @@ int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, 
 
 /* Milliseconds until the first connection that is down may be tried again (0: now). */
 unsigned imgd_wait_ms(struct page_source *ps);
+
+/* ---- source_imgd_zstd.c ---- */
+
+/*
+ * The raw data pages of PAGES frame p whose payload is len bytes at pay, on a connection that
+ * negotiated codec: pay itself when not compressed, else decompressed into s->zraw. NULL: a
+ * compressed frame where none was negotiated, or one that does not decompress to exactly
+ * p->raw_len bytes (logged, counted as a bad checksum: the caller fails the frame as one).
+ */
+const uint8_t *imgd_inflate(struct imgd_src *s, const LwPages *p, const uint8_t *pay, size_t len,
+			    LwCodec codec);
 
 /* ---- source_imgd_urgent.c ---- */
 

@@ -202,7 +202,8 @@ static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
 		if (r && p->pid == r->t->pid && p->off == r->off + (uint64_t)r->got * WIRE_PAGE &&
 		    p->nr_pages <= r->n - r->got && p->done == (r->got + p->nr_pages == r->n)) {
 			const uint8_t *data;
-			if (imgd_unpack_pages(s, p, s->bpay, s->chunk, SRC_STREAM, &data)) {
+			const uint8_t *raw = imgd_inflate(s, p, s->bpay, h->payload_len, s->bcodec);
+			if (!raw || imgd_unpack_pages(s, p, raw, s->chunk, SRC_STREAM, &data)) {
 				if (++r->fails > s->retries) {
 					*out = (struct src_chunk){
 					    .tag = r->tag, .t = r->t, .last = true};

@@ -51,6 +51,12 @@ static int same_image(struct imgd_src *s, const struct wire_open_info *info)
 	return 0;
 }
 
+/* What the connection agreed to compress with. */
+static void set_codec(struct imgd_src *s, LwClass cls, const struct wire_open_info *info)
+{
+	*(cls == LW_CLASS__LW_CLASS_URGENT ? &s->ucodec : &s->bcodec) = info->codec;
+}
+
 int imgd_dial_poll(struct imgd_src *s, struct imgd_dial *dl)
 {
 	if (!dl->running)
@@ -68,6 +74,7 @@ int imgd_dial_poll(struct imgd_src *s, struct imgd_dial *dl)
 		wire_sock_close(dl->fd);
 		return rc;
 	}
+	set_codec(s, dl->cls, &dl->info);
 	return dl->fd;
 }
 
@@ -97,5 +104,6 @@ int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch)
 		wire_sock_close(fd);
 		return rc;
 	}
+	set_codec(s, cls, &info);
 	return fd;
 }

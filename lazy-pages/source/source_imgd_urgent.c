@@ -19,6 +19,7 @@ static int get_once(struct imgd_src *s, int32_t pid, uint64_t off, uint32_t n, u
 		struct wire_hdr h;
 		ProtobufCMessage *m;
 		struct errmsg why;
+		const uint8_t *raw;
 		rc = wire_recv(s->ufd, s->uscratch, &h, &m, s->upay, WIRE_MAX_PAYLOAD, deadline,
 			       &why);
 		if (rc) {
@@ -38,8 +39,10 @@ static int get_once(struct imgd_src *s, int32_t pid, uint64_t off, uint32_t n, u
 			    p->off != off + (uint64_t)got * WIRE_PAGE || p->nr_pages > n - got ||
 			    (p->done != (got + p->nr_pages == n)))
 				rc = -EPIPE;
+			else if (!(raw = imgd_inflate(s, p, s->upay, h.payload_len, s->ucodec)))
+				rc = -EBADMSG;
 			else
-				rc = imgd_unpack_pages(s, p, s->upay, buf + (size_t)got * WIRE_PAGE,
+				rc = imgd_unpack_pages(s, p, raw, buf + (size_t)got * WIRE_PAGE,
 						       SRC_FAULTS, NULL);
 			if (!rc)
 				got += p->nr_pages;

@@ -106,8 +106,7 @@ static const char *hdr_problem(const struct wire_hdr *h)
 		return "payload too long";
 	if (h->payload_len && h->type != WT_PAGES)
 		return "payload on a frame that carries none";
-	if (h->payload_len % WIRE_PAGE)
-		return "payload not a whole number of pages";
+	/* A PAGES payload is whole pages unless compressed: its message says (pages_problem). */
 	return NULL;
 }
 
@@ -272,9 +271,23 @@ static const char *pages_problem(const LwPages *p, const struct wire_hdr *h)
 		why = "PAGES zero bitmap of the wrong size";
 	else if (p->n_sums != p->nr_pages)
 		why = "PAGES without one checksum per page";
-	else if ((uint64_t)(p->nr_pages - wire_count_zero(p->zero.data, p->nr_pages)) * WIRE_PAGE !=
-		 h->payload_len)
-		why = "PAGES payload does not match its zero bitmap";
+	else if (p->has_codec && p->codec != LW_CODEC__LW_CODEC_NONE &&
+		 p->codec != LW_CODEC__LW_CODEC_ZSTD)
+		why = "PAGES with an unknown codec";
+	if (why)
+		return why;
+	uint64_t data =
+	    (uint64_t)(p->nr_pages - wire_count_zero(p->zero.data, p->nr_pages)) * WIRE_PAGE;
+	if (p->codec != LW_CODEC__LW_CODEC_ZSTD) {
+		if (p->has_raw_len)
+			why = "PAGES raw length without a codec";
+		else if (data != h->payload_len)
+			why = "PAGES payload does not match its zero bitmap";
+	} else if (!p->has_raw_len || p->raw_len != data) {
+		why = "compressed PAGES whose raw length does not match its zero bitmap";
+	} else if (h->payload_len == 0 || h->payload_len >= data) {
+		why = "compressed PAGES payload empty or not shorter than its pages";
+	}
 	return why;
 }
 

@@ -173,8 +173,22 @@ static int authenticate(int fd, const struct wire_client *c, LwRole role, uint8_
 	return 0;
 }
 
+/* HELLO_REPLY's codec: one we offered, or none. 0 or -EPROTO. */
+static int take_codec(const struct wire_client *c, const LwHelloReply *hr, LwCodec *codec,
+		      struct errmsg *e)
+{
+	LwCodec got = hr->has_codec ? hr->codec : LW_CODEC__LW_CODEC_NONE;
+
+	if (codec)
+		*codec = got;
+	if (got == LW_CODEC__LW_CODEC_NONE ||
+	    (codec && c->compress && got == LW_CODEC__LW_CODEC_ZSTD))
+		return 0;
+	return errmsg_set(e, EPROTO, "the server chose a compression we did not offer (%d)", got);
+}
+
 int wire_client_handshake(const struct wire_client *c, LwRole role, uint8_t *scratch,
-			  uint64_t deadline, struct errmsg *e)
+			  uint64_t deadline, LwCodec *codec, struct errmsg *e)
 {
 	uint8_t challenge[WIRE_NONCE];
 	ProtobufCMessage *m;
@@ -191,6 +205,11 @@ int wire_client_handshake(const struct wire_client *c, LwRole role, uint8_t *scr
 	LwHello h = LW_HELLO__INIT;
 	h.version_min = h.version_max = WIRE_VERSION;
 	h.client = "criu-lazyd";
+	if (codec && c->compress) {
+		h.has_codecs = h.has_compress = true;
+		h.codecs = 1u << LW_CODEC__LW_CODEC_ZSTD;
+		h.compress = (LwCompress)c->compress;
+	}
 	rc = wire_send(fd, scratch, WT_HELLO, &h.base, NULL, 0, deadline);
 	if (!rc)
 		rc = wire_client_expect(fd, scratch, WT_HELLO_REPLY, &m, deadline, e);
@@ -200,11 +219,13 @@ int wire_client_handshake(const struct wire_client *c, LwRole role, uint8_t *scr
 	bool auth = hr->auth_required;
 	memcpy(challenge, hr->challenge.data, sizeof(challenge));
 	rc = hr->version == WIRE_VERSION ? 0 : -EPROTO;
-	wire_free(m);
-	if (rc) {
+	if (rc)
 		errmsg_set(e, rc, "the server chose a protocol version we did not offer");
+	else
+		rc = take_codec(c, hr, codec, e);
+	wire_free(m);
+	if (rc)
 		goto fail;
-	}
 	rc = wire_client_hello_ok(true, auth, e);
 	if (rc)
 		goto fail;

@@ -23,6 +23,8 @@ struct wire_client {
 	const struct wire_key *key; /* NULL: none */
 	unsigned timeout_ms;
 	const struct wire_tls_cfg *tls; /* NULL: mode auto, PSK (TLS beyond loopback) */
+	int compress; /* PAGES compression asked for: 0 none, LW_COMPRESS__LW_COMPRESS_AUTO or _ON
+		       */
 };
 
 /* HOST:PORT or [V6]:PORT, by util/parse.h's parse_hostport: 0, or -EINVAL with what is wrong
@@ -37,10 +39,12 @@ int wire_err_errno(int code);
 /*
  * Connect, TLS (c->tls: on, or auto and the server is not on loopback), HELLO, AUTH for role.
  * Mutual, always: we need a key, the server must ask for it and then prove that it holds it.
- * The fd (close it with wire_sock_close), or a negative errno.
+ * With codec (a connection that takes PAGES) HELLO offers zstd as c->compress says and
+ * *codec is what the server chose (LW_CODEC__LW_CODEC_NONE: never compressed); NULL offers
+ * nothing. The fd (close it with wire_sock_close), or a negative errno.
  */
 int wire_client_handshake(const struct wire_client *c, LwRole role, uint8_t *scratch,
-			  uint64_t deadline, struct errmsg *e);
+			  uint64_t deadline, LwCodec *codec, struct errmsg *e);
 
 /* Receive a frame of the expected type into *m (wire_free it); an ERROR becomes its errno
  * (wire_err_errno) and "server: TEXT". */

@@ -13,7 +13,10 @@ int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
 {
 	uint64_t deadline = mono_ms() + c->timeout_ms;
 	ProtobufCMessage *m;
-	int rc, fd = wire_client_handshake(c, LW_ROLE__LW_ROLE_READ, scratch, deadline, e);
+	LwCodec codec = LW_CODEC__LW_CODEC_NONE;
+	/* Only connections that take PAGES offer compression. */
+	LwCodec *want = cls == LW_CLASS__LW_CLASS_META ? NULL : &codec;
+	int rc, fd = wire_client_handshake(c, LW_ROLE__LW_ROLE_READ, scratch, deadline, want, e);
 
 	if (fd < 0)
 		return fd;
@@ -28,8 +31,8 @@ int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
 		return rc;
 	}
 	LwOpenReply *r = (LwOpenReply *)m;
-	*info =
-	    (struct wire_open_info){r->nr_tasks, r->lazy_pages, r->zero_pages, r->dump_checksums};
+	*info = (struct wire_open_info){r->nr_tasks, r->lazy_pages, r->zero_pages,
+					r->dump_checksums, codec};
 	wire_free(m);
 	return fd;
 }

@@ -142,7 +142,7 @@ static int upload(const struct wire_client *c, int dirfd, uint8_t *scratch, uint
 	if (rc)
 		return rc;
 	fd = wire_client_handshake(c, LW_ROLE__LW_ROLE_PUBLISH, scratch, mono_ms() + c->timeout_ms,
-				   e);
+				   NULL, e);
 	if (fd < 0) {
 		rc = fd;
 		goto out;

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build the libFuzzer harnesses (tests/fuzz/README.md) with clang into build/fuzz/:
-#   fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf
+#   fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages
 # and the seed makers fuzz_wire_client-capture and mkseeds (tests/fuzz/mkseeds.sh).
 # The project sources they need and the generated protobuf-c code are compiled here with the
 # same flags (-fsanitize=fuzzer-no-link,address,undefined), into build/fuzz/obj, rebuilt when
@@ -37,7 +37,7 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 CFLAGS="-O1 -g -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -pthread $SAN"
 CPPFLAGS="-I$GEN -Ilazy-pages -I. -Itests -Ikmod/include/uapi"
 FUZZ="-fsanitize=fuzzer-no-link"
-LIBS="-lprotobuf-c -lxxhash -lgnutls"
+LIBS="-lprotobuf-c -lxxhash -lgnutls -lzstd"
 # criu-imgd's objects reach ops/ (its status socket and /metrics): libmicrohttpd, json-c.
 OPS_LIBS=$(pkg-config --libs libmicrohttpd json-c)
 
@@ -91,7 +91,7 @@ done
 for p in lazy-wire criu-images imgd-status; do
 	compile "$GEN/$p.pb-c.c" "gen_$p" $FUZZ -Wno-unused-parameter
 done
-for h in fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf; do
+for h in fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages; do
 	compile "tests/fuzz/$h.c" "$h" $FUZZ -Werror
 done
 # The seed maker: the client harness against a live server, without libFuzzer.
@@ -120,6 +120,7 @@ link $OUT/fuzz_lrconf "$(o fuzz_lrconf $LRCONF $(objs_of lazy-pages/util/*.c))" 
 link $OUT/fuzz_wire_server "$(o fuzz_wire_server $WIRE $IMAGES $IMGD)" $F \
 	-Wl,--wrap=wire_random $LIBS $OPS_LIBS
 link $OUT/fuzz_wire_client "$(o fuzz_wire_client $WIRE $IMAGES $CLIENT)" $F $CLIENT_WRAP $LIBS
+link $OUT/fuzz_zpages "$(o fuzz_zpages $WIRE $IMAGES $CLIENT)" $F $LIBS
 # fuzzer-no-link objects outside libFuzzer: its weak callbacks come from the sanitizer runtime
 link $OUT/fuzz_wire_client-capture "$(o fuzz_wire_client-capture $WIRE $IMAGES $CLIENT)" \
 	$CLIENT_WRAP,--wrap=recv $LIBS

@@ -283,15 +283,18 @@ static uint8_t pagebuf[READ_PAGES * WIRE_PAGE];
 
 static void run_source(uint8_t flags)
 {
-	struct imgd_source_cfg cfg = {.server = server_addr,
-				      .image = (flags & 8) ? "img" : NULL,
-				      .key_file = (flags & 4) ? key_path : NULL,
-				      .retries = 0, /* a retry waits out a backoff first */
-				      .timeout_ms = 2000,
-				      .window = 4,
-				      /* one thread: the wrapped socket() and its streams are not
-				       * thread-safe, and a finding must replay */
-				      .dial_inline = true};
+	struct imgd_source_cfg cfg = {
+	    .server = server_addr,
+	    .image = (flags & 8) ? "img" : NULL,
+	    .key_file = (flags & 4) ? key_path : NULL,
+	    .retries = 0, /* a retry waits out a backoff first */
+	    .timeout_ms = 2000,
+	    .window = 4,
+	    /* offers zstd: a HELLO_REPLY may agree, PAGES may come compressed */
+	    .compress = LW_COMPRESS__LW_COMPRESS_AUTO,
+	    /* one thread: the wrapped socket() and its streams are not thread-safe, and a
+	     * finding must replay */
+	    .dial_inline = true};
 	struct page_source ps = {0};
 	struct img_set set;
 	struct errmsg err = {""};

@@ -34,6 +34,7 @@
 #include "imgd/handlers.h"
 #include "imgd/protocol.h"
 #include "util/log.h"
+#include "wire/wire_zstd.h"
 
 #define MAX_CONNS 4
 #define OUT_CAP (8u << 20) /* server output looked at per connection: then we hang up */
@@ -100,6 +101,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 					     .address = "127.0.0.1",
 					     .verbosity = -1,
 					     .max_clients = 16,
+					     .compress = true,
 					     .status_fd = -1,
 					     .accept_uploads = cfgs[i].uploads};
 		*d = (struct imgd){.o = &opts[i]};
@@ -170,6 +172,15 @@ static void check_output(const uint8_t *p, size_t n)
 			const LwPages *pg = (const LwPages *)m;
 			const uint8_t *pay = p + at + WIRE_HDR_SIZE + h.msg_len;
 			static const uint8_t zero[WIRE_PAGE];
+			static uint8_t raw[WIRE_MAX_PAYLOAD];
+			static struct wire_zstd z;
+			if (pg->codec == LW_CODEC__LW_CODEC_ZSTD) { /* a client that offered it */
+				if (wire_zstd_unpack(&z, pay, h.payload_len, raw, pg->raw_len,
+						     &why))
+					fuzz_die(
+					    "server sent compressed pages that do not decompress");
+				pay = raw;
+			}
 			for (uint32_t i = 0; i < pg->nr_pages; i++) {
 				const uint8_t *page = zero;
 				if (!wire_zero_bit(pg->zero.data, i)) {

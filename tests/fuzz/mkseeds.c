@@ -58,6 +58,18 @@ static void hello(void)
 	put(WT_HELLO, &h.base);
 }
 
+/* HELLO offering zstd, mode on (auto: 1): PAGES may come compressed. */
+static void hello_zstd(int mode)
+{
+	LwHello h = LW_HELLO__INIT;
+	h.version_min = h.version_max = 1;
+	h.client = "criu-lazyd";
+	h.has_codecs = h.has_compress = true;
+	h.codecs = 1u << LW_CODEC__LW_CODEC_ZSTD;
+	h.compress = (LwCompress)mode;
+	put(WT_HELLO, &h.base);
+}
+
 /* AUTH for role (1 read, 2 publish) with that role's key over the harness's challenge. */
 static void auth(int role)
 {
@@ -175,6 +187,16 @@ int main(int argc, char **argv)
 	get(8, LW_CLASS__LW_CLASS_URGENT, 1, (uint64_t[]){3 * P}, (uint32_t[]){1});
 	get(9, LW_CLASS__LW_CLASS_BULK, 1, (uint64_t[]){0}, (uint32_t[]){2});
 	save("bulk-gets");
+
+	/* the same with zstd agreed (on) */
+	begin(DIR);
+	hello_zstd(LW_COMPRESS__LW_COMPRESS_ON);
+	auth(1);
+	open_img("default", LW_CLASS__LW_CLASS_BULK);
+	get(7, LW_CLASS__LW_CLASS_BULK, 3, (uint64_t[]){1 * P, 8 * P, 16 * P},
+	    (uint32_t[]){3, 3, 4});
+	get(8, LW_CLASS__LW_CLASS_URGENT, 1, (uint64_t[]){12 * P}, (uint32_t[]){8});
+	save("bulk-gets-zstd");
 
 	/* meta: list in two parts, files, a sparse pages file (data, then a skip) */
 	begin(DIR);

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 
 SECS=${1:-60}
 [ $# -gt 0 ] && shift
-ALL="fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf"
+ALL="fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages"
 HARNESSES=${*:-$ALL}
 B=build/fuzz
 FUZZ_ARGS=${FUZZ_ARGS:-}
@@ -26,6 +26,7 @@ max_len() {
 	fuzz_wire_client) echo 32768 ;;
 	fuzz_wire_server) echo 16384 ;;
 	fuzz_lrconf) echo 4096 ;;
+	fuzz_zpages) echo 65536 ;;
 	*) echo 4096 ;;
 	esac
 }

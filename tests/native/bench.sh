@@ -26,6 +26,14 @@
 #          Targets (issue 11): p50 <= RTT + one page at the link rate + 100 us, p99 <= 3 RTT,
 #          sequential total <= 1.1 x TCP + 10 RTT. Output: a section of its own in bench.md,
 #          "latency" in bench.json.
+#   zpy-off, zpy-on, zpy-auto   compression (issue 11): criu-lazyd --compress off|on|auto and
+#          criu-imgd over the shaped link (NATIVE_BENCH_RATE, e.g. 100mbit), restoring a python3
+#          process that holds a NATIVE_BENCH_PY_MB (256) MB dict of strings
+#          (tests/workloads/pydict.py: it checks the SHA-256 of its dict against the one it
+#          printed before the dump); once per round whatever NATIVE_BENCH_THREADS says
+#   zpylo-off, zpylo-auto  the python3 dict through criu-imgd on loopback, --compress off|auto
+#   zlo-off, zlo-auto      the memhog through criu-imgd on loopback, --compress off|auto
+#   zlink-off, zlink-auto  the memhog over the shaped link (e.g. 10gbit), --compress off|auto
 # Each restore is tests/vm/lib.sh restore_run in mode verify-now: the lazy daemon (and
 # criu-imgd) is started and listening first; t0 is taken right before `criu restore -d`; the
 # workload's verification is triggered as soon as it reported it runs again.
@@ -158,6 +166,14 @@ case " $SETUPS " in
 	LINK=1
 	;;
 esac
+case " $SETUPS " in
+*" zpy-"* | *" zlink-"*)
+	if [ "$LINK" != 1 ]; then
+		link_up || { echo "bench: cannot set up the shaped veth link" >&2; link_down; exit 1; }
+		LINK=1
+	fi
+	;;
+esac
 
 # page_bytes CASE: what criu-imgd has to send for CASE: the pages that are not all zeros (it
 # sends zero pages as a bit), so that a plain TCP transfer moves the same bytes of data.
@@ -238,6 +254,34 @@ imgd_restore() {
 	return $_or
 }
 
+# zstd_restore CASE NS MODE: as imgd_restore (NS empty: loopback), criu-lazyd --compress MODE;
+# what crossed the wire (criu-imgd's session lines) goes to the raw log.
+zstd_restore() {
+	imgd_up "$1" $2 || { FAIL_WHY="criu-imgd did not start"; RUN=$BDIR/$1; imgd_down; return 1; }
+	_addr=127.0.0.1
+	[ -z "$2" ] || _addr=$SRV_IP
+	OURS_LAZY="$LAZYD --image-server $_addr:$PORT --image img --auth-key $KEY --compress $3"
+	_or=0
+	restore_run "$1" ours verify-now || _or=$?
+	OURS_LAZY=$OURS_LAZY_LOCAL
+	imgd_down
+	cp "$BDIR/$1/imgd.log" "$RUN/" 2>/dev/null || true
+	echo "zstd $3: $(grep -o '[0-9]* bytes\(, zstd [^,]*: [0-9]* frames, [0-9]* of [0-9]* bytes\( tried\)\?\)\?' "$RUN/imgd.log" 2>/dev/null | tr '\n' ';')"
+	return $_or
+}
+
+# py_dump: the python3 dict workload (tests/workloads/pydict.py), dumped as case "py".
+py_dump() {
+	_wl=$WL
+	WL=$ROOT/tests/workloads
+	_pr=0
+	wl_start py pydict.py -m "$PY_MB" -s 7 || _pr=1
+	WL=$_wl
+	[ $_pr = 0 ] || return 1
+	wl_dump py
+}
+PY_MB=${NATIVE_BENCH_PY_MB:-256}
+
 # one_restore SETUP CASE: one restore_run of CASE with SETUP (verify-now); 0 if verified.
 one_restore() {
 	case $1 in
@@ -257,6 +301,10 @@ one_restore() {
 	imgd) imgd_restore "$2" ;;
 	link) imgd_restore "$2" "$LNS" ;;
 	tcp) tcp_run "$2" ;;
+	zpy-off | zpy-on | zpy-auto) zstd_restore py "$LNS" "${1#zpy-}" ;;
+	zpylo-off | zpylo-auto) zstd_restore py "" "${1#zpylo-}" ;;
+	zlo-off | zlo-auto) zstd_restore "$2" "" "${1#zlo-}" ;;
+	zlink-off | zlink-auto) zstd_restore "$2" "$LNS" "${1#zlink-}" ;;
 	esac
 }
 
@@ -376,6 +424,11 @@ for c in $CASES; do
 	wl_dump "$c" >>"$RAW" 2>&1 || { say "$c: criu dump failed (end of $BDIR/$c/dump.log above)"; exit 1; }
 	say "$c: ${MB} MB $w dumped in ${DUMP_MS} ms ($(du -sm "$BDIR/$c/img" | cut -f1) MB of images)"
 done
+case " $SETUPS " in *" zpy-"* | *" zpylo-"*)
+	py_dump >>"$RAW" 2>&1 || { say "py: the python3 workload did not start or dump"; exit 1; }
+	say "py: python3 with a ${PY_MB} MB dict of strings dumped in ${DUMP_MS} ms ($(du -sm "$BDIR/py/img" | cut -f1) MB of images; $(line_of py "ready " | cut -d' ' -f3-4))"
+	;;
+esac
 
 # ---- rounds ----
 nset=$(echo $MAIN_SETUPS | wc -w)
@@ -509,6 +562,7 @@ key() {
 	imgd) echo criu-lazyd+criu-imgd ;;
 	link) echo criu-lazyd+criu-imgd-link ;;
 	tcp) echo tcp-same-link ;;
+	z*) echo "zstd-$1" ;;
 	esac
 }
 label() {
@@ -520,8 +574,13 @@ label() {
 	imgd) echo 'criu-lazyd + criu-imgd (loopback)' ;;
 	link) echo "criu-lazyd + criu-imgd (veth, tbf $RATE, TLS)" ;;
 	tcp) echo "plain TCP, the same bytes, the same link" ;;
+	zpy-*) echo "python3 ${PY_MB} MB dict, criu-imgd over veth tbf $RATE (TLS), --compress ${1#zpy-}" ;;
+	zpylo-*) echo "python3 ${PY_MB} MB dict, criu-imgd on loopback, --compress ${1#zpylo-}" ;;
+	zlo-*) echo "memhog, criu-imgd on loopback, --compress ${1#zlo-}" ;;
+	zlink-*) echo "memhog, criu-imgd over veth tbf $RATE (TLS), --compress ${1#zlink-}" ;;
 	esac
 }
+ZSTD_PAIRS="zpy-on,zpy-off zpy-auto,zpy-off zpylo-auto,zpylo-off zlo-auto,zlo-off zlink-auto,zlink-off"
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 KERNEL=$(uname -r)
 NPROC=$(nproc)
@@ -598,8 +657,8 @@ lat_md() {
 		echo "| ratio (medians) | readers | resume | total |"
 		echo "| --- | --- | --- | --- |"
 		for t in $THREADS; do
-			for pair in "ours criu" "ours eager" "ours nokeeper" "imgd criu" "imgd eager" "link tcp"; do
-				set -- $pair
+			for pair in "ours criu" "ours eager" "ours nokeeper" "imgd criu" "imgd eager" "link tcp" $ZSTD_PAIRS; do
+				set -- $(echo "$pair" | tr , ' ')
 				case " $SETUPS " in *" $1 "*) ;; *) continue ;; esac
 				case " $SETUPS " in *" $2 "*) ;; *) continue ;; esac
 				echo "| $(label "$1") / $(label "$2") | $t | $(ratio "$(med "$1" "$t" 4)" "$(med "$2" "$t" 4)") | $(ratio "$(med "$1" "$t" 5)" "$(med "$2" "$t" 5)") |"
@@ -662,8 +721,8 @@ cat "$OUT/bench.md"
 	done
 	printf '\n  },\n  "ratios": {\n'
 	np=0
-	for pair in "ours criu" "ours eager" "ours nokeeper" "imgd criu" "imgd eager" "link tcp"; do
-		set -- $pair
+	for pair in "ours criu" "ours eager" "ours nokeeper" "imgd criu" "imgd eager" "link tcp" $ZSTD_PAIRS; do
+		set -- $(echo "$pair" | tr , ' ')
 		case " $SETUPS " in *" $1 "*) ;; *) continue ;; esac
 		case " $SETUPS " in *" $2 "*) ;; *) continue ;; esac
 		[ $np = 0 ] || printf ',\n'

@@ -8,6 +8,7 @@
  *   netload --server H:P --dir IMGDIR --bench [--image ID] [--key F]       benchmark
  *   netload --server H:P --dir IMGDIR --throughput [--key F]   one client's MiB/s (bulk path)
  *   TLS: --tls, --no-tls (default: auto), --tls-ca F [--tls-name N] (X.509)
+ *   --compress off|on|auto: zstd PAGES, as criu-lazyd's option (default off)
  *
  * Exit 0 when every client saw exactly the image's data.
  */
@@ -36,6 +37,7 @@ struct cfg {
 	const char *server, *image, *key, *dir;
 	int clients;
 	bool bench, throughput;
+	int compress; /* --compress off|on|auto (default off) */
 	const struct wire_tls_cfg *tls;
 	struct wire_tls_cfg tls_opt; /* --tls, --no-tls, --tls-ca, --tls-name */
 };
@@ -49,7 +51,8 @@ static double now(void)
 
 static int open_source(const struct cfg *c, struct page_source *s, struct img_set *remote)
 {
-	struct imgd_source_cfg sc = {c->server, c->image, c->key, 5, 10000, 8, c->tls, false};
+	struct imgd_source_cfg sc = {c->server, c->image, c->key,      5,    10000,
+				     8,		c->tls,	  c->compress, false};
 	struct errmsg err = {""};
 
 	if (page_source_imgd(s, &sc, &err) || s->ops->load_index(s, remote, &err)) {
@@ -322,13 +325,19 @@ static int bench(const struct cfg *c, const struct img_set *local)
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-	    {"server", required_argument, NULL, 's'},	{"image", required_argument, NULL, 'i'},
-	    {"key", required_argument, NULL, 'k'},	{"dir", required_argument, NULL, 'D'},
-	    {"clients", required_argument, NULL, 'n'},	{"bench", no_argument, NULL, 'b'},
-	    {"throughput", no_argument, NULL, 'P'},	{"tls", no_argument, NULL, 'T'},
-	    {"no-tls", no_argument, NULL, 'N'},		{"tls-ca", required_argument, NULL, 'C'},
-	    {"tls-name", required_argument, NULL, 'H'}, {0}};
+	static const struct option lo[] = {{"server", required_argument, NULL, 's'},
+					   {"image", required_argument, NULL, 'i'},
+					   {"key", required_argument, NULL, 'k'},
+					   {"dir", required_argument, NULL, 'D'},
+					   {"clients", required_argument, NULL, 'n'},
+					   {"bench", no_argument, NULL, 'b'},
+					   {"throughput", no_argument, NULL, 'P'},
+					   {"tls", no_argument, NULL, 'T'},
+					   {"no-tls", no_argument, NULL, 'N'},
+					   {"tls-ca", required_argument, NULL, 'C'},
+					   {"tls-name", required_argument, NULL, 'H'},
+					   {"compress", required_argument, NULL, 'Z'},
+					   {0}};
 	struct cfg c = {.clients = 1};
 	struct img_set local;
 	struct errmsg err;
@@ -366,6 +375,11 @@ int main(int argc, char **argv)
 			break;
 		case 'H':
 			c.tls_opt.name = optarg;
+			break;
+		case 'Z':
+			c.compress = !strcmp(optarg, "on")     ? LW_COMPRESS__LW_COMPRESS_ON
+				     : !strcmp(optarg, "auto") ? LW_COMPRESS__LW_COMPRESS_AUTO
+							       : 0;
 			break;
 		default:
 			return 2;

@@ -220,6 +220,24 @@ else
 		want "loopback-$sc" || want loopback || continue
 		if sim "lo-$sc" "$sc"; then ok "loopback-$sc"; else bad "loopback-$sc" "$(tail -2 "$OUT/r-lo-$sc.out")"; fi
 	done
+	if want compress; then
+		# zstd on: the memory restore-sim checks byte for byte came compressed (the image is
+		# made compressible), and the client decompressed and checked every page.
+		if sim compress large SIM_COMPRESSIBLE=1 NET_LAZYD_ARGS="--compress on" &&
+			grep -q "zstd on: [1-9][0-9]* frames" "$OUT/r-compress/imgd.log" &&
+			grep -q "compressed frames" "$OUT/r-compress/lazyd.log"; then
+			ok "compress: restore with --compress on, every byte checked ($(grep -o 'zstd on: [0-9]* frames, [0-9]* of [0-9]* bytes' "$OUT/r-compress/imgd.log" | tail -1))"
+		else
+			bad compress "$(tail -2 "$OUT/r-compress.out")"
+		fi
+		# --compress off talks to criu-imgd as an older client: nothing compressed.
+		if sim compress-off seq SIM_COMPRESSIBLE=1 NET_LAZYD_ARGS="--compress off" &&
+			! grep -q "zstd \(on\|auto\):" "$OUT/r-compress-off/imgd.log"; then
+			ok "compress-off: no compression asked, none used"
+		else
+			bad compress-off "$(tail -2 "$OUT/r-compress-off.out")"
+		fi
+	fi
 	if want key; then
 		sim key seq NET_KEY="$key" && grep -q "authenticated" "$OUT/r-key/imgd.log" &&
 			ok "key: restore with --auth-key" || bad key "$(tail -2 "$OUT/r-key.out")"

@@ -49,7 +49,7 @@ Test(wire, header_checks)
 	    {WIRE_MAGIC, WT_HELLO, WIRE_MAX_MSG + 1, 0},	      /* message too long */
 	    {WIRE_MAGIC, WT_PAGES, 10, WIRE_MAX_PAYLOAD + WIRE_PAGE}, /* payload too long */
 	    {WIRE_MAGIC, WT_GET, 10, WIRE_PAGE}, /* payload where none belongs */
-	    {WIRE_MAGIC, WT_PAGES, 10, 100},	 /* not whole pages */
+	    {WIRE_MAGIC, WT_GET, 10, 100},	 /* not whole pages, not PAGES */
 	    {WIRE_MAGIC, WT_HELLO, 0xffffffffu, 0},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -37,18 +38,25 @@ static uint64_t splitmix64(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
-/* The content of the image page of task 'pid' at image address 'vaddr'. */
+/*
+ * The content of the image page of task 'pid' at image address 'vaddr'. Random, unless
+ * SIM_COMPRESSIBLE=1: then every byte is one of 8 letters (compresses about 2.5x; the net
+ * suite's compression cases).
+ */
 void sim_pattern(void *dst, int32_t pid, uint64_t vaddr, uint64_t seed)
 {
+	static int text = -1;
 	uint64_t st = seed ^ ((uint64_t)(uint32_t)pid << 40) ^ (vaddr * 0x2545f4914f6cdd1dULL);
 	uint64_t x = splitmix64(&st) | 1;
 	uint64_t *w = dst;
 
+	if (text < 0)
+		text = getenv("SIM_COMPRESSIBLE") && !strcmp(getenv("SIM_COMPRESSIBLE"), "1");
 	for (unsigned i = 0; i < SIM_WORDS; i++) {
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
-		w[i] = x;
+		w[i] = text ? (x & 0x0707070707070707ULL) | 0x6161616161616161ULL : x;
 	}
 }
 
