@@ -17,7 +17,7 @@
  * verifies at once: parent and child both read and check every byte of the region (the child's
  * copy faults through the daemon's fork handling), each timing the first touch of every page.
  * The child appends "child-verify ok|FAIL ..." and sends its result to the parent through a
- * pipe, then stays (sleeping) until the test kills the tree; the parent, done with its own
+ * pipe, then exits (the parent reaps it); the parent, done with its own
  * check, waits for the child's and appends the one "verify ok|FAIL ..." line for both: at= is
  * when the later of the two was done, pms=/cms= each one's ms, and stall_n=, stall_p50_us=,
  * stall_p99_us=, stall_max_us= describe the first touches of both that took 100 us or more
@@ -101,9 +101,7 @@ static void fork_verify(const char *mem, uint64_t npages, uint64_t seed)
 		    write(pfd[1], stall, r.nstall * sizeof(*stall)) !=
 			(ssize_t)(r.nstall * sizeof(*stall)))
 			die("write to parent");
-		close(pfd[1]);
-		for (;;)
-			sleep_ms(1000);
+		_exit(r.bad ? 1 : 0);
 	}
 	close(pfd[1]);
 	struct fork_result c;
@@ -113,6 +111,7 @@ static void fork_verify(const char *mem, uint64_t npages, uint64_t seed)
 		ssize_t n = read(pfd[0], buf + got, sizeof(c) - got);
 		if (n <= 0) {
 			wl_report("verify FAIL the child sent no result (%s)", n ? strerror(errno) : "EOF");
+			waitpid(child, NULL, 0);
 			return;
 		}
 		got += n;
@@ -125,11 +124,15 @@ static void fork_verify(const char *mem, uint64_t npages, uint64_t seed)
 		ssize_t n = read(pfd[0], buf + got, want - got);
 		if (n <= 0) {
 			wl_report("verify FAIL the child's stalls were cut short");
+			waitpid(child, NULL, 0);
 			return;
 		}
 		got += n;
 	}
 	close(pfd[0]);
+	/* Reaped here: an orphan would stay a zombie under the guest's pid 1 (busybox sh). */
+	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+		;
 	uint32_t n = r.nstall + c.nstall;
 	qsort(stall, n, sizeof(*stall), cmp_u32);
 	uint32_t p50 = n ? stall[(n - 1) * 50 / 100] : 0, p99 = n ? stall[(n - 1) * 99 / 100] : 0,
