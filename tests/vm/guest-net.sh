@@ -19,7 +19,8 @@
 #             (not in the default list). Table in $VMRUN_RESULTS/fork-bench.txt.
 # Writes "PASS|FAIL scenario (daemon) ..." to $VMRUN_RESULTS/summary and the benchmark table
 # to $VMRUN_RESULTS/net-bench.txt. Env: NET_LAZYD (criu-lazyd with the remote sources),
-# NET_BENCH_MB (default 256); NET_FORK_MB, NET_FORK_ROUNDS, NET_FORK_SETUPS (forkbench).
+# NET_BENCH_MB (default 256); NET_FORK_MB, NET_FORK_ROUNDS, NET_FORK_SETUPS, NET_FORK_V
+# (forkbench).
 set -u
 ROOT=$1
 shift
@@ -307,6 +308,9 @@ for s in "$@"; do
 			continue
 		fi
 		SETUPS=${NET_FORK_SETUPS:-"imgd psd-ours psd-criu local"}
+		# The lazy-pages daemons' log level (-v4 by default, as elsewhere: CRIU's fault counts
+		# come from its -v4 log; NET_FORK_V=2 shows what the logging costs).
+		DAEMON_V=${NET_FORK_V:-4}
 		i=1
 		while [ $i -le "$ROUNDS" ]; do
 			for who in $SETUPS; do

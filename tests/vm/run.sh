@@ -13,7 +13,8 @@
 # Needs `make` first (build/tests/workloads/*, build/bin/criu-lazyd). Results and logs go to
 # build/vm/<mode>-<date>-<pid>/ (link: build/vm/<mode>-latest).
 # Env: E2E_DAEMONS (default "criu ours"), CRIU_LAZY, OURS_LAZY (daemon commands), VMRUN_TIMEOUT;
-# forkbench: NET_FORK_MB (256), NET_FORK_ROUNDS (3), NET_FORK_SETUPS (imgd psd-ours psd-criu local).
+# forkbench: NET_FORK_MB (256), NET_FORK_ROUNDS (3), NET_FORK_SETUPS (imgd psd-ours psd-criu local),
+# NET_FORK_V (the daemons' -v level, 4).
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 V=$ROOT/tests/vm
@@ -36,7 +37,7 @@ ls -d "$ROOT/build/vm/$mode"-2*-* 2>/dev/null | sort | head -n -4 | while read -
 	rm -rf "$old"
 done
 export E2E_DAEMONS="${E2E_DAEMONS:-criu ours}"
-export VMRUN_PASSENV="E2E_DAEMONS CRIU_LAZY OURS_LAZY NET_FORK_MB NET_FORK_ROUNDS NET_FORK_SETUPS"
+export VMRUN_PASSENV="E2E_DAEMONS CRIU_LAZY OURS_LAZY NET_FORK_MB NET_FORK_ROUNDS NET_FORK_SETUPS NET_FORK_V"
 
 # vm_failed RC: explain a guest that did not finish its script.
 vm_failed() {
