@@ -241,12 +241,14 @@ bench-vm: all
 # Native first (criu-imgd behind a veth shaped to 1 Gbit/s, against plain TCP on the same
 # link, 256 MB and 1 GB; then fault latency and a sequential reader at 1 and 10 ms RTT through
 # tests/net/delayproxy on that link, issue 11), then the guest's (CRIU's own page server,
-# netem latency).
+# netem latency; then a 256 MB task that forks right after restore, against CRIU's own pair:
+# about 6 minutes).
 bench-net: all
 	NATIVE_BENCH_SETUPS="link tcp" NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=256 sh tests/native/bench.sh 3
 	NATIVE_BENCH_SETUPS="link tcp" NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=1024 sh tests/native/bench.sh 3
 	NATIVE_BENCH_SETUPS=latency NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=256 sh tests/native/bench.sh 3
 	sh tests/vm/run.sh netbench
+	sh tests/vm/run.sh forkbench
 
 # The stream over time (issue 11): bytes installed during 1 GB restores from local images,
 # criu-imgd on loopback and across a 1 Gbit/s link, 6cd98b6 (built apart) vs this tree, as

@@ -12,9 +12,15 @@
 #             --page-server + CRIU's page server (and criu-lazyd --page-server); with
 #             NET_BENCH_W1=1 also criu-lazyd + criu-imgd with --fault-window 1 (one page a
 #             fault, as criu lazy-pages fetches)
+#   forkbench 256 MB memhog -f (forks right after restore, parent and child read and check
+#             everything): total time and stalls, criu-lazyd + criu-imgd, criu-lazyd
+#             --page-server and criu lazy-pages --page-server against criu page-server
+#             --lazy-pages on the images, criu-lazyd on local images; 3 rounds, one checkpoint
+#             (not in the default list). Table in $VMRUN_RESULTS/fork-bench.txt.
 # Writes "PASS|FAIL scenario (daemon) ..." to $VMRUN_RESULTS/summary and the benchmark table
 # to $VMRUN_RESULTS/net-bench.txt. Env: NET_LAZYD (criu-lazyd with the remote sources),
-# NET_BENCH_MB (default 256).
+# NET_BENCH_MB (default 256); NET_FORK_MB, NET_FORK_ROUNDS, NET_FORK_SETUPS, NET_FORK_V
+# (forkbench).
 set -u
 ROOT=$1
 shift
@@ -285,6 +291,103 @@ for s in "$@"; do
 			record FAIL bench - "$(grep -c FAIL "$RAWB") runs failed (net-bench-raw.txt)"
 		else
 			record PASS bench - "$(sed -n "5,$((4 + $(echo $SETUPS | wc -w)))p" "$T" | tr -s ' ' | tr '\n' ';')"
+		fi
+		;;
+	forkbench)
+		# 256 MB memhog -f: right after restore the task forks, parent and child both read and
+		# check every byte (total: criu restore starts -> both done). One checkpoint, restored
+		# by every setup in every round; rounds alternate the setups.
+		MB=${NET_FORK_MB:-256}
+		ROUNDS=${NET_FORK_ROUNDS:-3}
+		T=$R/fork-bench.txt
+		RAWF=$R/fork-bench-raw.txt
+		: >"$RAWF"
+		_fc=net-fork
+		if ! { wl_start $_fc memhog -m "$MB" -s 27 -f && wl_dump $_fc; }; then
+			record FAIL forkbench - "workload or criu dump failed"
+			continue
+		fi
+		SETUPS=${NET_FORK_SETUPS:-"imgd psd-ours psd-criu local"}
+		# The lazy-pages daemons' log level (-v4 by default, as elsewhere: CRIU's fault counts
+		# come from its -v4 log; NET_FORK_V=2 shows what the logging costs).
+		DAEMON_V=${NET_FORK_V:-4}
+		i=1
+		while [ $i -le "$ROUNDS" ]; do
+			for who in $SETUPS; do
+				log "forkbench round $i: $who"
+				case $who in
+				imgd) VERIFY_WAIT=300 run_imgd $_fc verify-now ;;
+				psd-*) VERIFY_WAIT=300 psd_run $_fc "${who#psd-}" ;;
+				local) VERIFY_WAIT=300 restore_run $_fc ours verify-now ;;
+				esac
+				_rc=$?
+				_v=$(grep -m1 '^verify ' "$RUN/result" 2>/dev/null)
+				_st=""
+				if [ -f "$RUN/stats.json" ]; then
+					cp "$RUN/stats.json" "$R/fork-$who-stats-$i.json"
+					# criu-lazyd's own figures: faults and their latency, pages by way.
+					_st=$(tr -d ' \n' <"$RUN/stats.json" | sed 's/[{}"]//g' | tr ',' '\n' |
+						grep -E '^(faults|pages_fault|pages_prefetch|source_pages|pages_shared|forks):|^fault_latency_us:p50|^p99' |
+						sed 's/^fault_latency_us:p50/d_p50_us/; s/^p99/d_p99_us/; s/:/=/' | tr '\n' ' ')
+				elif [ -f "$RUN/lazy.log" ]; then
+					# criu lazy-pages -v4: its faults (#PF lines), UFFDIO_COPY and zero-page
+					# calls, and the pages it asked the page server for ("Read ADDR N pages").
+					_st="pf_lines=$(grep -c '#PF' "$RUN/lazy.log") copy_lines=$(grep -c 'uffd_copy' "$RUN/lazy.log")"
+					_st="$_st zero_lines=$(grep -c 'zero page at' "$RUN/lazy.log")"
+					_st="$_st pages_read=$(awk '$3 == "Read" && $6 == "pages" {n += $5} END {print n + 0}' "$RUN/lazy.log")"
+				fi
+				if [ $_rc = 0 ]; then
+					echo "$who round $i: total_ms=$TOUCH_MS resume_ms=$RESUME_MS drain_ms=$DRAIN_MS ${_v#verify ok } $_st" >>"$RAWF"
+				else
+					echo "$who round $i: FAIL $FAIL_WHY ($_v)" >>"$RAWF"
+					excerpt "$RUN" $_fc >"$R/fail-forkbench-$who-$i.txt" 2>/dev/null
+				fi
+				# The logs (the -v4 ones gzipped).
+				mkdir -p "$R/fork-$who-$i"
+				for _f in "$RUN"/*; do
+					case $_f in
+					*.log) gzip -c "$_f" >"$R/fork-$who-$i/$(basename "$_f").gz" ;;
+					*) [ -f "$_f" ] && cp "$_f" "$R/fork-$who-$i/" ;;
+					esac
+				done
+			done
+			i=$((i + 1))
+		done
+		rm -rf "${VM:?}/$_fc"
+		median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
+		col() { grep "^$1 round" "$RAWF" | grep -v FAIL | sed -n "s/.* $2=\([0-9]*\).*/\1/p" | tr '\n' ' '; }
+		{
+			echo "fork workload: ${MB} MB memhog -f, qemu TCG guest (2 vCPU), loopback; medians of $ROUNDS rounds"
+			echo "total: start of criu restore -> parent and child (forked right after restore) have both checked every byte"
+			echo "stall: first touches of a page by either process that took >= 100 us (in-task timing); daemon: criu-lazyd's own fault latency"
+			printf '%-44s %9s %9s %9s %8s %8s %8s %8s %8s\n' setup total_ms drain_ms resume_ms stall_n st_p50 st_p99 d_p50 d_p99
+			for who in $SETUPS; do
+				case $who in
+				imgd) _l="criu-lazyd --image-server + criu-imgd" ;;
+				psd-ours) _l="criu-lazyd --page-server + criu page-server" ;;
+				psd-criu) _l="criu lazy-pages --page-server + page-server" ;;
+				local) _l="criu-lazyd, local images" ;;
+				esac
+				printf '%-44s %9s %9s %9s %8s %8s %8s %8s %8s\n' "$_l" "$(col "$who" total_ms | median)" \
+					"$(col "$who" drain_ms | median)" "$(col "$who" resume_ms | median)" \
+					"$(col "$who" stall_n | median)" "$(col "$who" stall_p50_us | median)" \
+					"$(col "$who" stall_p99_us | median)" "$(col "$who" d_p50_us | median)" \
+					"$(col "$who" d_p99_us | median)"
+			done
+			_crit=$(col psd-criu total_ms | median)
+			for who in imgd psd-ours; do
+				_t=$(col "$who" total_ms | median)
+				case $_t$_crit in *-*) continue ;; esac
+				echo "speedup vs criu lazy-pages --page-server, $who: $(awk "BEGIN {printf \"%.2f\", $_crit / $_t}")x"
+			done
+			echo
+			cat "$RAWF"
+		} >"$T"
+		cat "$T"
+		if grep -q FAIL "$RAWF"; then
+			record FAIL forkbench - "$(grep -c FAIL "$RAWF") runs failed (fork-bench-raw.txt)"
+		else
+			record PASS forkbench - "$(grep -c round "$RAWF") runs, every byte verified by parent and child"
 		fi
 		;;
 	*) record FAIL "$s" - "unknown scenario" ;;

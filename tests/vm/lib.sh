@@ -166,6 +166,7 @@ daemon_done() { [ -f "$1/daemon.exit" ]; }
 # Sets RESUME_MS, DRAIN_MS, TOUCH_MS (times from the start of criu restore until the workload
 # resumed, the daemon exited, the workload had checked every byte, if it says), VERIFY (the verify line),
 # RUN (the run dir). Returns non-zero on any failure, with the reason in FAIL_WHY.
+# VERIFY_WAIT (s, default 60) bounds the wait for the verify line and then the daemon's exit.
 restore_run() {
 	_c=$1 _which=$2 _mode=${3:-verify-now}
 	RUN=$VM/$_c/run-$_which
@@ -233,7 +234,7 @@ restore_run() {
 		return 0
 	fi
 	touch "$VM/$_c/ctl/verify"
-	if ! wait_until 60 has_line "$_c" "verify "; then
+	if ! wait_until "${VERIFY_WAIT:-60}" has_line "$_c" "verify "; then
 		FAIL_WHY="workload did not report its verification"
 		_restore_cleanup
 		return 1
@@ -244,7 +245,7 @@ restore_run() {
 	TOUCH_MS=""
 	[ -z "$_ta" ] || TOUCH_MS=$(ms "$_t0" "$_ta")
 	if [ "$_which" != full ]; then
-		if ! wait_until 60 daemon_done "$RUN"; then
+		if ! wait_until "${VERIFY_WAIT:-60}" daemon_done "$RUN"; then
 			FAIL_WHY="daemon did not exit after all pages were in"
 			_restore_cleanup
 			return 1

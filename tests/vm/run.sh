@@ -8,15 +8,19 @@
 #   sh tests/vm/run.sh plugin [SCEN..] tests of lazy_restore.so (guest-plugin.sh)
 #   sh tests/vm/run.sh net [SCEN..]    remote sources: criu-imgd, CRIU's page server (guest-net.sh)
 #   sh tests/vm/run.sh netbench        fault latency and drain over the network, ours vs CRIU's
+#   sh tests/vm/run.sh forkbench       256 MB task that forks right after restore, both read all:
+#                                      criu-lazyd (+ criu-imgd | CRIU's page server) vs CRIU's pair
 # Needs `make` first (build/tests/workloads/*, build/bin/criu-lazyd). Results and logs go to
 # build/vm/<mode>-<date>-<pid>/ (link: build/vm/<mode>-latest).
-# Env: E2E_DAEMONS (default "criu ours"), CRIU_LAZY, OURS_LAZY (daemon commands), VMRUN_TIMEOUT.
+# Env: E2E_DAEMONS (default "criu ours"), CRIU_LAZY, OURS_LAZY (daemon commands), VMRUN_TIMEOUT;
+# forkbench: NET_FORK_MB (256), NET_FORK_ROUNDS (3), NET_FORK_SETUPS (imgd psd-ours psd-criu local),
+# NET_FORK_V (the daemons' -v level, 4).
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 V=$ROOT/tests/vm
 mode=e2e
 case ${1:-} in
-bench | demo | e2e | plugin | net | netbench) mode=$1; shift ;;
+bench | demo | e2e | plugin | net | netbench | forkbench) mode=$1; shift ;;
 esac
 
 for w in memhog chaos tree; do
@@ -33,7 +37,7 @@ ls -d "$ROOT/build/vm/$mode"-2*-* 2>/dev/null | sort | head -n -4 | while read -
 	rm -rf "$old"
 done
 export E2E_DAEMONS="${E2E_DAEMONS:-criu ours}"
-export VMRUN_PASSENV="E2E_DAEMONS CRIU_LAZY OURS_LAZY"
+export VMRUN_PASSENV="E2E_DAEMONS CRIU_LAZY OURS_LAZY NET_FORK_MB NET_FORK_ROUNDS NET_FORK_SETUPS NET_FORK_V"
 
 # vm_failed RC: explain a guest that did not finish its script.
 vm_failed() {
@@ -104,6 +108,17 @@ netbench)
 		cp "$R/net-bench.txt" "$ROOT/build/bench/net.txt"
 		cat "$R/net-bench.txt"
 		echo "(written to build/bench/net.txt; logs in build/vm/netbench-latest/)"
+	fi
+	[ "$rc" = 0 ] || { vm_failed "$rc"; exit 1; }
+	;;
+forkbench)
+	mkdir -p "$ROOT/build/bench"
+	rc=0
+	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-1500} sh "$V/vmrun.sh" "$V/guest-net.sh" "$R" "$ROOT" forkbench || rc=$?
+	if [ -f "$R/fork-bench.txt" ]; then
+		cp "$R/fork-bench.txt" "$ROOT/build/bench/fork.txt"
+		cat "$R/fork-bench.txt"
+		echo "(written to build/bench/fork.txt; logs in build/vm/forkbench-latest/)"
 	fi
 	[ "$rc" = 0 ] || { vm_failed "$rc"; exit 1; }
 	;;

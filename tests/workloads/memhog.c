@@ -1,4 +1,4 @@
-/* memhog -m MB [-s SEED] [-x] [-r N] -c CTLDIR -o RESULT
+/* memhog -m MB [-s SEED] [-x] [-f] [-r N] -c CTLDIR -o RESULT
  *
  * Maps MB megabytes of private anonymous memory, fills it with the pattern of wl.h (data
  * pages, explicit zero pages, never-touched pages and a never-touched tail), reports "ready",
@@ -12,8 +12,18 @@
  * contiguous slices and read (check) each page of their slice once, concurrently: the main
  * thread takes the first slice, N-1 threads (created at verify time, so the dump sees one
  * thread) the others. The "verify" line is the same; ms= and at= count until the last reader
- * is done. */
+ * is done.
+ * With -f (fork; not with -r or -x) it forks on CTL/verify, right after restore when the test
+ * verifies at once: parent and child both read and check every byte of the region (the child's
+ * copy faults through the daemon's fork handling), each timing the first touch of every page.
+ * The child appends "child-verify ok|FAIL ..." and sends its result to the parent through a
+ * pipe, then exits (the parent reaps it); the parent, done with its own
+ * check, waits for the child's and appends the one "verify ok|FAIL ..." line for both: at= is
+ * when the later of the two was done, pms=/cms= each one's ms, and stall_n=, stall_p50_us=,
+ * stall_p99_us=, stall_max_us= describe the first touches of both that took 100 us or more
+ * (a page that was not there yet: a fault served by the daemon). */
 #include <pthread.h>
+#include <sys/wait.h>
 
 #include "wl.h"
 
@@ -27,6 +37,118 @@ struct reader {
 	pthread_t th;
 };
 
+/* Fork mode: one process's check, timed per page, sent from the child to the parent. */
+#define STALL_US 100
+struct fork_result {
+	uint64_t bad;
+	long long t0, done;
+	uint32_t nstall, p50_us, p99_us, max_us;
+	char err[256];
+};
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Check every page of the region, timing the first load from each; the stalls (first touches of
+ * STALL_US or more) go to stall[] (npages entries), their count to *nstall. */
+static void timed_check(const char *mem, uint64_t npages, uint64_t seed, struct fork_result *r,
+			uint32_t *stall)
+{
+	r->t0 = now_ns();
+	for (uint64_t p = 0; p < npages; p++) {
+		const volatile uint64_t *w = (const volatile uint64_t *)(mem + p * PAGE);
+		long long a = now_ns();
+		(void)*w;
+		long long us = (now_ns() - a) / 1000;
+		if (us >= STALL_US)
+			stall[r->nstall++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+		uint64_t b = check_region(mem, npages, seed, p, p + 1, r->bad ? NULL : r->err,
+					  sizeof(r->err));
+		r->bad += b;
+	}
+	r->done = now_ns();
+	qsort(stall, r->nstall, sizeof(*stall), cmp_u32);
+	if (r->nstall) {
+		r->p50_us = stall[(r->nstall - 1) * 50 / 100];
+		r->p99_us = stall[(r->nstall - 1) * 99 / 100];
+		r->max_us = stall[r->nstall - 1];
+	}
+}
+
+static void fork_verify(const char *mem, uint64_t npages, uint64_t seed)
+{
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC))
+		die("pipe");
+	uint32_t *stall = malloc(2 * npages * sizeof(*stall));
+	if (!stall)
+		die("malloc");
+	pid_t child = fork();
+	if (child < 0)
+		die("fork");
+	struct fork_result r = { 0 };
+	timed_check(mem, npages, seed, &r, stall);
+	if (child == 0) {
+		wl_report("child-verify %s pages=%llu ms=%lld at=%lld stalls=%u p50_us=%u p99_us=%u%s%s",
+			  r.bad ? "FAIL" : "ok", (unsigned long long)npages, (r.done - r.t0) / 1000000,
+			  r.done, r.nstall, r.p50_us, r.p99_us, r.bad ? " first: " : "",
+			  r.bad ? r.err : "");
+		/* The stalls themselves follow the summary, for the parent's percentiles. */
+		if (write(pfd[1], &r, sizeof(r)) != (ssize_t)sizeof(r) ||
+		    write(pfd[1], stall, r.nstall * sizeof(*stall)) !=
+			(ssize_t)(r.nstall * sizeof(*stall)))
+			die("write to parent");
+		_exit(r.bad ? 1 : 0);
+	}
+	close(pfd[1]);
+	struct fork_result c;
+	char *buf = (char *)&c;
+	size_t got = 0;
+	while (got < sizeof(c)) {
+		ssize_t n = read(pfd[0], buf + got, sizeof(c) - got);
+		if (n <= 0) {
+			wl_report("verify FAIL the child sent no result (%s)", n ? strerror(errno) : "EOF");
+			waitpid(child, NULL, 0);
+			return;
+		}
+		got += n;
+	}
+	uint32_t *all = stall + r.nstall;
+	buf = (char *)all;
+	size_t want = c.nstall * sizeof(*stall);
+	got = 0;
+	while (got < want) {
+		ssize_t n = read(pfd[0], buf + got, want - got);
+		if (n <= 0) {
+			wl_report("verify FAIL the child's stalls were cut short");
+			waitpid(child, NULL, 0);
+			return;
+		}
+		got += n;
+	}
+	close(pfd[0]);
+	/* Reaped here: an orphan would stay a zombie under the guest's pid 1 (busybox sh). */
+	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+		;
+	uint32_t n = r.nstall + c.nstall;
+	qsort(stall, n, sizeof(*stall), cmp_u32);
+	uint32_t p50 = n ? stall[(n - 1) * 50 / 100] : 0, p99 = n ? stall[(n - 1) * 99 / 100] : 0,
+		 mx = n ? stall[n - 1] : 0;
+	long long end = c.done > r.done ? c.done : r.done;
+	if (r.bad || c.bad)
+		wl_report("verify FAIL bad_pages=%llu child_bad_pages=%llu first: %s",
+			  (unsigned long long)r.bad, (unsigned long long)c.bad, r.bad ? r.err : c.err);
+	else
+		wl_report("verify ok pages=%llu ms=%lld at=%lld pms=%lld cms=%lld stall_n=%u "
+			  "stall_p50_us=%u stall_p99_us=%u stall_max_us=%u",
+			  (unsigned long long)npages, (end - r.t0) / 1000000, end,
+			  (r.done - r.t0) / 1000000, (c.done - c.t0) / 1000000, n, p50, p99, mx);
+	free(stall);
+}
+
 static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
@@ -38,8 +160,8 @@ static void *reader_main(void *arg)
 int main(int argc, char **argv)
 {
 	uint64_t mb = 16, seed = 1;
-	int opt, quit = 0, nreaders = 1;
-	while ((opt = getopt(argc, argv, "m:s:xr:c:o:")) != -1) {
+	int opt, quit = 0, nreaders = 1, forkv = 0;
+	while ((opt = getopt(argc, argv, "m:s:xfr:c:o:")) != -1) {
 		switch (opt) {
 		case 'm':
 			mb = strtoull(optarg, NULL, 0);
@@ -49,6 +171,9 @@ int main(int argc, char **argv)
 			break;
 		case 'x':
 			quit = 1;
+			break;
+		case 'f':
+			forkv = 1;
 			break;
 		case 'r':
 			nreaders = atoi(optarg);
@@ -62,9 +187,13 @@ int main(int argc, char **argv)
 			wl_common_opt(opt, optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: memhog -m MB [-s SEED] [-x] [-r N] -c CTLDIR -o RESULT\n");
+			fprintf(stderr, "usage: memhog -m MB [-s SEED] [-x|-f|-r N] -c CTLDIR -o RESULT\n");
 			return 2;
 		}
+	}
+	if (forkv && (quit || nreaders > 1)) {
+		fprintf(stderr, "memhog: -f goes with neither -x nor -r\n");
+		return 2;
 	}
 	uint64_t npages = mb * 1024 * 1024 / PAGE;
 	char *mem = map_anon(npages * PAGE);
@@ -88,6 +217,10 @@ int main(int argc, char **argv)
 	wait_ctl("verify");
 	if (ctl_exists("corrupt")) /* self-test of the checker: one wrong byte must be found */
 		mem[3 * PAGE + 100] ^= 1;
+	if (forkv) {
+		fork_verify(mem, npages, seed);
+		goto work;
+	}
 	static struct reader rd[MAX_READERS];
 	long long t0 = now_ns();
 	for (int i = 0; i < nreaders; i++) {
@@ -121,6 +254,7 @@ int main(int argc, char **argv)
 		wl_report("verify ok pages=%llu ms=%lld at=%lld", (unsigned long long)npages,
 			  (t1 - t0) / 1000000, t1);
 
+work:
 	for (uint64_t tick = 1;; tick++) {
 		sleep_ms(1000);
 		for (uint64_t i = 0; i < PAGE / 8; i++)
