@@ -145,21 +145,7 @@ trap 'exit 143' TERM INT
 # ---- the shaped link (setups link, tcp): a veth pair, the server's end in a namespace ----
 RATE=${NATIVE_BENCH_RATE:-1gbit}
 LNS=lzbench$$ LHOST=lzbh$$ LSRV=lzbs$$ HOST_IP=10.251.79.1 SRV_IP=10.251.79.2
-LINK=0
-link_up() {
-	ip netns add "$LNS" && ip link add "$LHOST" type veth peer name "$LSRV" &&
-		ip link set "$LSRV" netns "$LNS" &&
-		ip addr add "$HOST_IP/30" dev "$LHOST" && ip link set "$LHOST" up &&
-		ip -n "$LNS" addr add "$SRV_IP/30" dev "$LSRV" && ip -n "$LNS" link set "$LSRV" up &&
-		ip -n "$LNS" link set lo up &&
-		ip netns exec "$LNS" tc qdisc add dev "$LSRV" root tbf rate "$RATE" burst 1mb latency 50ms
-}
-link_down() {
-	[ "$LINK" = 1 ] || return 0
-	ip link del "$LHOST" 2>/dev/null
-	ip netns del "$LNS" 2>/dev/null
-	LINK=0
-}
+. "$ROOT/tests/native/shaped.sh"
 case " $SETUPS " in
 *" link "* | *" tcp "* | *" latency "*)
 	link_up || { echo "bench: cannot set up the shaped veth link" >&2; link_down; exit 1; }
@@ -222,22 +208,7 @@ print(int((time.monotonic() - t0) * 1000) if got == left else -1)' "$SRV_IP" "$(
 
 # imgd_up CASE [NS]: criu-imgd for CASE's images on loopback (or in the link's namespace on
 # its veth address); sets IPID and PORT.
-imgd_up() {
-	rm -f "$BDIR/$1/imgd.port" "$BDIR/$1/imgd.log"
-	_ns="" _addr=127.0.0.1
-	[ -z "${2:-}" ] || { _ns="ip netns exec $2" _addr=$SRV_IP; }
-	$_ns "$IMGD" -D "$BDIR/$1/img" --address "$_addr" --port "$PORT_WANT" --auth-key "$KEY" \
-		-o "$BDIR/$1/imgd.log" "-v$LOGV" --status-fd 3 3>"$BDIR/$1/imgd.port" &
-	IPID=$!
-	wait_until 30 file_nonempty "$BDIR/$1/imgd.port" || return 1
-	PORT=$(cat "$BDIR/$1/imgd.port")
-	case $PORT in '' | *[!0-9]*) return 1 ;; esac
-}
-imgd_down() {
-	kill "$IPID" 2>/dev/null || true
-	wait "$IPID" 2>/dev/null || true
-	IPID=""
-}
+imgd_up() { imgd_up_in "$BDIR/$1" ${2:-}; }
 
 # imgd_restore CASE [NS]: criu-imgd for CASE (on loopback, or in the link's namespace NS on
 # its veth address) and one restore through it.

@@ -117,21 +117,7 @@ say() { echo "$*" | tee -a "$LOG" >&2; }
 
 # ---- the shaped link: a veth pair, the server's end in a namespace of ours ----
 LNS=lztl$$ LHOST=lztlh$$ LSRV=lztls$$ HOST_IP=10.251.83.1 SRV_IP=10.251.83.2
-LINK=0
-link_up() {
-	ip netns add "$LNS" && LINK=1 && ip link add "$LHOST" type veth peer name "$LSRV" &&
-		ip link set "$LSRV" netns "$LNS" &&
-		ip addr add "$HOST_IP/30" dev "$LHOST" && ip link set "$LHOST" up &&
-		ip -n "$LNS" addr add "$SRV_IP/30" dev "$LSRV" && ip -n "$LNS" link set "$LSRV" up &&
-		ip -n "$LNS" link set lo up &&
-		ip netns exec "$LNS" tc qdisc add dev "$LSRV" root tbf rate "$RATE" burst 1mb latency 50ms
-}
-link_down() {
-	[ "$LINK" = 1 ] || return 0
-	ip link del "$LHOST" 2>/dev/null
-	ip netns del "$LNS" 2>/dev/null
-	LINK=0
-}
+. "$ROOT/tests/native/shaped.sh"
 
 cleanup() {
 	[ -z "$SPID" ] || { kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; } || true
@@ -217,23 +203,8 @@ sampler_stop() {
 }
 
 # imgd_up [NS]: criu-imgd of build $BIN for the case's images on loopback (or in the link's
-# namespace on its veth address); sets IPID and PORT.
-imgd_up() {
-	rm -f "$BDIR/$C/imgd.port" "$BDIR/$C/imgd.log"
-	_ns="" _addr=127.0.0.1
-	[ -z "${1:-}" ] || { _ns="ip netns exec $1" _addr=$SRV_IP; }
-	$_ns "$BIN/criu-imgd" -D "$BDIR/$C/img" --address "$_addr" --port 0 --auth-key "$KEY" \
-		-o "$BDIR/$C/imgd.log" "-v$LOGV" --status-fd 3 3>"$BDIR/$C/imgd.port" &
-	IPID=$!
-	wait_until 30 file_nonempty "$BDIR/$C/imgd.port" || return 1
-	PORT=$(cat "$BDIR/$C/imgd.port")
-	case $PORT in '' | *[!0-9]*) return 1 ;; esac
-}
-imgd_down() {
-	kill "$IPID" 2>/dev/null || true
-	wait "$IPID" 2>/dev/null || true
-	IPID=""
-}
+# namespace); sets IPID and PORT.
+imgd_up() { IMGD=$BIN/criu-imgd imgd_up_in "$BDIR/$C" ${1:-}; }
 
 # one_run SETUP BUILD: one restore of the case, sampled; its samples in $BDIR/samples.
 one_run() {
