@@ -6,10 +6,9 @@
  * failed attempt is counted in the source's state, so a call that tried again can be told
  * from one that did not.
  */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -104,16 +103,12 @@ Test(source_imgd, urgent_read_backs_off_without_sleeping)
 Test(source_imgd, reconnect_never_blocks_the_caller)
 {
 	struct imgd_src *s = src.priv;
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t alen = sizeof(a);
 	char buf[4096];
-	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	unsigned port;
+	int lfd = loopback_listen(&port);
 
 	cr_assert_geq(lfd, 0);
-	cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(lfd, 4), 0);
-	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
-	snprintf(s->cl.port, sizeof(s->cl.port), "%u", ntohs(a.sin_port));
+	snprintf(s->cl.port, sizeof(s->cl.port), "%u", port);
 	cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EAGAIN);
 	cr_assert(s->udial.running);
 	/* The server has said nothing: the attempt cannot have ended, the read did. */

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/ports.h"
 #include "wire/wire.h"
 #include "wire/wire_auth.h"
 #include "wire/wire_client.h"
@@ -590,16 +591,14 @@ static void fake_serve(int lfd, enum fake_mode mode)
 /* wire_client_open against a fake server: its fd or errno, err, whether OPEN went out. */
 static int against(enum fake_mode mode, const struct wire_key *key, struct errmsg *err, int *opened)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
 	struct wire_client c = {.image = "img", .key = key, .timeout_ms = 3000};
 	struct wire_open_info info;
-	int st, lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	unsigned port;
+	int st, lfd = loopback_listen(&port);
 
-	cr_assert(lfd >= 0 && !bind(lfd, (struct sockaddr *)&a, sizeof(a)) && !listen(lfd, 1) &&
-		  !getsockname(lfd, (struct sockaddr *)&a, &al));
+	cr_assert_geq(lfd, 0);
 	snprintf(c.host, sizeof(c.host), "127.0.0.1");
-	snprintf(c.port, sizeof(c.port), "%u", ntohs(a.sin_port));
+	snprintf(c.port, sizeof(c.port), "%u", port);
 	pid_t p = fork();
 	cr_assert_geq(p, 0);
 	if (p == 0)

@@ -19,6 +19,7 @@
 #include <zstd.h>
 
 #include "imgd/compress.h"
+#include "lib/ports.h"
 #include "imgd/session.h"
 #include "source/source_imgd.h"
 #include "util/clock.h"
@@ -409,17 +410,15 @@ static void fake_server(int lfd, int codec)
 static int client_open(int mode, LwClass cls, int codec, int *offered, LwCodec *agreed,
 		       struct errmsg *e)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
 	struct wire_client c = {.image = "img", .key = &fkey, .timeout_ms = 3000, .compress = mode};
 	struct wire_open_info info = {0};
 	static uint8_t buf[WIRE_SCRATCH];
-	int st, lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	unsigned port;
+	int st, lfd = loopback_listen(&port);
 
-	cr_assert(lfd >= 0 && !bind(lfd, (struct sockaddr *)&a, sizeof(a)) && !listen(lfd, 1) &&
-		  !getsockname(lfd, (struct sockaddr *)&a, &al));
+	cr_assert_geq(lfd, 0);
 	snprintf(c.host, sizeof(c.host), "127.0.0.1");
-	snprintf(c.port, sizeof(c.port), "%u", ntohs(a.sin_port));
+	snprintf(c.port, sizeof(c.port), "%u", port);
 	pid_t p = fork();
 	cr_assert_geq(p, 0);
 	if (p == 0)
