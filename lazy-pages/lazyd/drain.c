@@ -16,36 +16,6 @@ static bool drainable(const struct lz_task *t)
 	return !t->gone && !t->killed && !t->exit_seen && t->pend.data_pages;
 }
 
-const struct pf_run *pf_slot_run(const struct pf_slot *sl, uint64_t start, uint64_t end)
-{
-	if (!sl->used || start >= sl->end || sl->start >= end)
-		return NULL;
-	for (unsigned i = 0; i < sl->nrun; i++)
-		if (start < sl->run[i].start + sl->run[i].len && sl->run[i].start < end)
-			return &sl->run[i];
-	return NULL;
-}
-
-const struct pf_run *pf_relative_run(const struct lazyd *d, const struct lz_task *t, uint64_t src,
-				     uint64_t len)
-{
-	const struct pf_run *hit = NULL;
-
-	for (unsigned k = 0; k < LAZYD_MAX_PREFETCH; k++) {
-		const struct pf_slot *sl = &d->pf[k];
-		if (!sl->used || sl->t == t || sl->t->img != t->img || src >= sl->src + sl->len ||
-		    sl->src >= src + len)
-			continue;
-		for (unsigned i = 0; i < sl->nrun; i++) {
-			const struct pf_run *pr = &sl->run[i];
-			if (src < pr->src + pr->len && pr->src < src + len &&
-			    (!hit || pr->src < hit->src))
-				hit = pr;
-		}
-	}
-	return hit;
-}
-
 /* A batch being gathered for one task: installed when full, and at the end. */
 struct gather {
 	struct pend_extent runs[LAZYD_BATCH_MAX];
