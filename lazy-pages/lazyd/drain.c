@@ -56,6 +56,17 @@ static void gather_zero_after(struct lazyd *d, struct lz_task *t, struct gather 
 	}
 }
 
+/* The part [*s0, *s1) of run pr's data that chunk ch brought; false if none. */
+static bool run_in_chunk(const struct pf_run *pr, const struct src_chunk *ch, uint64_t *s0,
+			 uint64_t *s1)
+{
+	uint64_t ch_end = ch->src + (uint64_t)ch->n * PAGE;
+
+	*s0 = pr->src > ch->src ? pr->src : ch->src;
+	*s1 = pr->src + pr->len < ch_end ? pr->src + pr->len : ch_end;
+	return *s0 < *s1;
+}
+
 /*
  * Install what a background read brought, where its pages are still pending (installed
  * by a fault meanwhile, moved or dropped: not this data's to fill), with the zero pages
@@ -64,14 +75,12 @@ static void gather_zero_after(struct lazyd *d, struct lz_task *t, struct gather 
 static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struct src_chunk *ch)
 {
 	struct lz_task *t = sl->t;
-	uint64_t ch_end = ch->src + (uint64_t)ch->n * PAGE;
 	struct gather g = {.n = 0};
+	uint64_t s0, s1;
 
 	for (unsigned k = 0; k < sl->nrun && !t->gone && !t->killed; k++) {
 		const struct pf_run *pr = &sl->run[k];
-		uint64_t s0 = pr->src > ch->src ? pr->src : ch->src;
-		uint64_t s1 = pr->src + pr->len < ch_end ? pr->src + pr->len : ch_end;
-		if (s0 >= s1)
+		if (!run_in_chunk(pr, ch, &s0, &s1))
 			continue;
 		uint64_t base = pr->start + (s0 - pr->src);
 		for (uint64_t at = base, off = s0; off < s1;) {
@@ -97,9 +106,7 @@ static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struc
 		lazyd_keep_fetched(d, t, ch->src, ch->data, (uint64_t)ch->n * PAGE);
 	for (unsigned k = 0; k < sl->nrun; k++) {
 		const struct pf_run *pr = &sl->run[k];
-		uint64_t s0 = pr->src > ch->src ? pr->src : ch->src;
-		uint64_t s1 = pr->src + pr->len < ch_end ? pr->src + pr->len : ch_end;
-		if (s0 < s1)
+		if (run_in_chunk(pr, ch, &s0, &s1))
 			lazyd_share_fetched(d, t, pr->start + (s0 - pr->src), s0,
 					    (const char *)ch->data + (s0 - ch->src), s1 - s0);
 	}
