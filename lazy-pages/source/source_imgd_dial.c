@@ -38,23 +38,28 @@ int imgd_dial_start(struct imgd_src *s, struct imgd_dial *dl, LwClass cls, uint8
 	return 0;
 }
 
-/* The image the server now serves must be the one whose index we hold. */
-static int same_image(struct imgd_src *s, const struct wire_open_info *info)
+/*
+ * What wire_client_open gave (fd, info, e) for a connection of class cls: logged if it
+ * failed; refused (-ENOENT) if the server now serves another image than the one whose index
+ * we hold; else its codec noted. The fd or -errno.
+ */
+static int opened(struct imgd_src *s, LwClass cls, int fd, const struct wire_open_info *info,
+		  const struct errmsg *e)
 {
+	if (fd < 0) {
+		pr_warn("image server %s:%s: %s", s->cl.host, s->cl.port, e->msg);
+		return fd;
+	}
 	if (s->info.nr_tasks &&
 	    (info->nr_tasks != s->info.nr_tasks || info->lazy_pages != s->info.lazy_pages)) {
 		pr_err("image server %s:%s now serves a different image '%s'", s->cl.host,
 		       s->cl.port, s->cl.image ? s->cl.image : "default");
+		wire_sock_close(fd);
 		return -ENOENT;
 	}
 	s->info = *info;
-	return 0;
-}
-
-/* What the connection agreed to compress with. */
-static void set_codec(struct imgd_src *s, LwClass cls, const struct wire_open_info *info)
-{
 	*(cls == LW_CLASS__LW_CLASS_URGENT ? &s->ucodec : &s->bcodec) = info->codec;
+	return fd;
 }
 
 int imgd_dial_poll(struct imgd_src *s, struct imgd_dial *dl)
@@ -65,17 +70,7 @@ int imgd_dial_poll(struct imgd_src *s, struct imgd_dial *dl)
 		return -EINPROGRESS;
 	pthread_join(dl->th, NULL);
 	dl->running = false;
-	if (dl->fd < 0) {
-		pr_warn("image server %s:%s: %s", s->cl.host, s->cl.port, dl->e.msg);
-		return dl->fd;
-	}
-	int rc = same_image(s, &dl->info);
-	if (rc) {
-		wire_sock_close(dl->fd);
-		return rc;
-	}
-	set_codec(s, dl->cls, &dl->info);
-	return dl->fd;
+	return opened(s, dl->cls, dl->fd, &dl->info, &dl->e);
 }
 
 void imgd_dial_wait(struct imgd_dial *dl)
@@ -95,15 +90,5 @@ int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch)
 	struct wire_open_info info;
 	int fd = wire_client_open(&s->cl, cls, scratch, &info, &e);
 
-	if (fd < 0) {
-		pr_warn("image server %s:%s: %s", s->cl.host, s->cl.port, e.msg);
-		return fd;
-	}
-	int rc = same_image(s, &info);
-	if (rc) {
-		wire_sock_close(fd);
-		return rc;
-	}
-	set_codec(s, cls, &info);
-	return fd;
+	return opened(s, cls, fd, &info, &e);
 }
