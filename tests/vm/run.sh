@@ -77,6 +77,20 @@ summarize() {
 
 t0=$(date +%s)
 pass=0 fail=0
+# guest_bench SCENARIO TABLE OUT TIMEOUT: one benchmark scenario of guest-net.sh in the
+# guest; its table ($R/TABLE) is copied to build/bench/OUT and shown.
+guest_bench() {
+	mkdir -p "$ROOT/build/bench"
+	rc=0
+	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-$4} sh "$V/vmrun.sh" "$V/guest-net.sh" "$R" "$ROOT" "$1" || rc=$?
+	if [ -f "$R/$2" ]; then
+		cp "$R/$2" "$ROOT/build/bench/$3"
+		cat "$R/$2"
+		echo "(written to build/bench/$3; logs in build/vm/$mode-latest/)"
+	fi
+	[ "$rc" = 0 ] || { vm_failed "$rc"; exit 1; }
+}
+
 case $mode in
 e2e)
 	echo "VM end-to-end tests (qemu TCG guest, real CRIU; logs in build/vm/e2e-latest/)"
@@ -100,28 +114,8 @@ net)
 	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-900} sh "$V/vmrun.sh" "$V/guest-net.sh" "$R" "$ROOT" "$@" || rc=$?
 	summarize "$rc"
 	;;
-netbench)
-	mkdir -p "$ROOT/build/bench"
-	rc=0
-	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-1200} sh "$V/vmrun.sh" "$V/guest-net.sh" "$R" "$ROOT" bench || rc=$?
-	if [ -f "$R/net-bench.txt" ]; then
-		cp "$R/net-bench.txt" "$ROOT/build/bench/net.txt"
-		cat "$R/net-bench.txt"
-		echo "(written to build/bench/net.txt; logs in build/vm/netbench-latest/)"
-	fi
-	[ "$rc" = 0 ] || { vm_failed "$rc"; exit 1; }
-	;;
-forkbench)
-	mkdir -p "$ROOT/build/bench"
-	rc=0
-	VMRUN_TIMEOUT=${VMRUN_TIMEOUT:-1500} sh "$V/vmrun.sh" "$V/guest-net.sh" "$R" "$ROOT" forkbench || rc=$?
-	if [ -f "$R/fork-bench.txt" ]; then
-		cp "$R/fork-bench.txt" "$ROOT/build/bench/fork.txt"
-		cat "$R/fork-bench.txt"
-		echo "(written to build/bench/fork.txt; logs in build/vm/forkbench-latest/)"
-	fi
-	[ "$rc" = 0 ] || { vm_failed "$rc"; exit 1; }
-	;;
+netbench) guest_bench bench net-bench.txt net.txt 1200 ;;
+forkbench) guest_bench forkbench fork-bench.txt fork.txt 1500 ;;
 bench)
 	mkdir -p "$ROOT/build/bench"
 	rc=0
