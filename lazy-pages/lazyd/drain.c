@@ -21,13 +21,14 @@ struct gather {
 	struct pend_extent runs[LAZYD_BATCH_MAX];
 	const void *data[LAZYD_BATCH_MAX];
 	uint32_t n;
+	enum fill_path path;
 };
 
 static void gather_add(struct lazyd *d, struct lz_task *t, struct gather *g,
 		       const struct pend_extent *r, const void *data)
 {
 	if (g->n == LAZYD_BATCH_MAX) {
-		lazyd_install_batch(d, t, g->runs, g->data, g->n, PATH_DRAIN);
+		lazyd_install_batch(d, t, g->runs, g->data, g->n, g->path);
 		g->n = 0;
 	}
 	g->runs[g->n] = *r;
@@ -75,7 +76,7 @@ static bool run_in_chunk(const struct pf_run *pr, const struct src_chunk *ch, ui
 static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struct src_chunk *ch)
 {
 	struct lz_task *t = sl->t;
-	struct gather g = {.n = 0};
+	struct gather g = {.n = 0, .path = sl->replay ? PATH_REPLAY : PATH_DRAIN};
 	uint64_t s0, s1;
 
 	for (unsigned k = 0; k < sl->nrun && !t->gone && !t->killed; k++) {
@@ -99,7 +100,7 @@ static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struc
 			gather_zero_after(d, t, &g, pr->start + pr->len);
 	}
 	if (g.n && !t->gone && !t->killed)
-		lazyd_install_batch(d, t, g.runs, g.data, g.n, PATH_DRAIN);
+		lazyd_install_batch(d, t, g.runs, g.data, g.n, g.path);
 	/* The address space changed under the install (a fork under way): what did not go in
 	 * is wanted again once the events are read, here or in the new child. */
 	if (t->need_events && !t->gone && !t->killed)
@@ -221,13 +222,57 @@ static bool gather_read(const struct lazyd *d, const struct lz_task *t, struct p
 	}
 }
 
+/*
+ * The next run of t's working-set replay that is not in flight (workset.c): a read of its
+ * own (the touches of a working set are scattered: one run a read). Zero runs and data a
+ * relative fetched go in at once. false when the replay is done.
+ */
+static bool replay_read(struct lazyd *d, struct lz_task *t, struct pf_slot *sl)
+{
+	struct pend_extent r;
+
+	for (unsigned guard = 0; guard < LAZYD_BATCH_MAX; guard++) {
+		if (t->need_events || !lazyd_ws_next(d, t, d->buf_len, &r))
+			return false;
+		if (r.flags & PEND_ZERO) {
+			lazyd_install_run(d, t, r, PATH_REPLAY, NULL);
+			continue;
+		}
+		if (pf_relative_run(d, t, r.src, r.end - r.start))
+			continue; /* shared or kept for t when it comes */
+		const struct pf_run *hit = inflight_at(d, t, r.start, r.end);
+		if (hit && hit->start <= r.start)
+			continue;
+		if (hit)
+			r.end = hit->start;
+		if (lazyd_shared_hit(d, t, &r)) {
+			lazyd_install_run(d, t, r, PATH_REPLAY, d->buf);
+			continue;
+		}
+		*sl = (struct pf_slot){.t = t,
+				       .start = r.start,
+				       .end = r.end,
+				       .src = r.src,
+				       .len = r.end - r.start,
+				       .nrun = 1,
+				       .used = true,
+				       .replay = true};
+		sl->run[0] = (struct pf_run){r.start, r.src, r.end - r.start};
+		return true;
+	}
+	return false;
+}
+
 /* Queue one background read for t; false if t has nothing (more) to ask for now. */
 static bool submit_one(struct lazyd *d, struct lz_task *t)
 {
 	struct pf_slot sl;
 	unsigned slot = 0;
 
-	if (!drainable(t) || t->need_events || !gather_read(d, t, &sl))
+	if (!drainable(t) || t->need_events)
+		return false;
+	bool replay = t->ws && replay_read(d, t, &sl);
+	if (!replay && !gather_read(d, t, &sl))
 		return false;
 	/* A relative fetched its first run already (share_cache.h): from there, no read. */
 	struct pend_extent r0 = {sl.run[0].start, sl.run[0].start + sl.run[0].len, sl.run[0].src,
@@ -250,7 +295,8 @@ static bool submit_one(struct lazyd *d, struct lz_task *t)
 	d->pf[slot] = sl;
 	d->pf_used++;
 	t->inflight++;
-	t->cursor = sl.end;
+	if (!replay)
+		t->cursor = sl.end;
 	return true;
 }
 
@@ -270,6 +316,11 @@ static bool drain_async(struct lazyd *d)
 	unsigned window = d->o->prefetch_window;
 	bool any = false;
 
+	/* A working set's reads are small and scattered: more of them in flight, for about
+	 * the bytes the stream's window holds. */
+	for (struct lz_task *t = d->tasks; t; t = t->next)
+		if (t->ws && t->ws_next < t->ws->n && drainable(t))
+			window = LAZYD_MAX_PREFETCH;
 	if (window > LAZYD_MAX_PREFETCH)
 		window = LAZYD_MAX_PREFETCH;
 	collect_chunks(d);
@@ -297,6 +348,39 @@ static bool drain_async(struct lazyd *d)
 }
 
 /*
+ * One chunk of t's working-set replay (workset.c), in the order the record has it: the
+ * pending runs of its next entries, as one batch when the source maps its data, else the
+ * next run alone. false when the replay is done.
+ */
+static bool replay_runs(struct lazyd *d, struct lz_task *t)
+{
+	struct gather g = {.n = 0, .path = PATH_REPLAY};
+	uint64_t budget = d->buf_len;
+	struct pend_extent r;
+
+	while (g.n < LAZYD_BATCH_MAX && budget && lazyd_ws_next(d, t, budget, &r)) {
+		const void *p = NULL;
+		if (!(r.flags & PEND_ZERO)) {
+			p = d->src.ops->map ? d->src.ops->map(&d->src, t->img, r.src,
+							      r.end - r.start)
+					    : NULL;
+			if (!p) {
+				if (g.n)
+					lazyd_install_batch(d, t, g.runs, g.data, g.n, g.path);
+				if (!t->gone && !t->killed)
+					lazyd_install_run(d, t, r, PATH_REPLAY, NULL);
+				return true;
+			}
+		}
+		gather_add(d, t, &g, &r, p);
+		budget -= r.end - r.start;
+	}
+	if (g.n && !t->gone && !t->killed)
+		lazyd_install_batch(d, t, g.runs, g.data, g.n, g.path);
+	return g.n > 0;
+}
+
+/*
  * One chunk (--drain-chunk pages) of t from its cursor on. With a source whose data can be
  * mapped, the chunk may span several runs (with pages the task faulted in, or zero pages,
  * between them: the short zero gaps go in with it) and goes in as one batch; otherwise it
@@ -304,7 +388,7 @@ static bool drain_async(struct lazyd *d)
  */
 static void drain_runs(struct lazyd *d, struct lz_task *t)
 {
-	struct gather g = {.n = 0};
+	struct gather g = {.n = 0, .path = PATH_DRAIN};
 	uint64_t budget = d->buf_len, from = t->cursor;
 	unsigned nrun = 0;
 
@@ -330,7 +414,7 @@ static void drain_runs(struct lazyd *d, struct lz_task *t)
 		/* One run, read (or mapped) by the install; then the zero pages after it. */
 		uint64_t end = g.runs[0].end;
 		lazyd_install_run(d, t, g.runs[0], PATH_DRAIN, NULL);
-		struct gather z = {.n = 0};
+		struct gather z = {.n = 0, .path = PATH_DRAIN};
 		if (!t->gone && !t->killed && !t->need_events)
 			gather_zero_after(d, t, &z, end);
 		if (z.n)
@@ -356,6 +440,7 @@ bool lazyd_drain_step(struct lazyd *d)
 			return false;
 	}
 	d->drain_at = t->next;
-	drain_runs(d, t);
+	if (!t->ws || !replay_runs(d, t))
+		drain_runs(d, t);
 	return true;
 }

@@ -31,7 +31,7 @@ static void queue_fault(struct lz_task *t, uint64_t addr)
 	}
 	/* Latency counts from the read of the fault, the keeper's if it read it. */
 	uint64_t at = t->d->msg_read_ns ? t->d->msg_read_ns : mono_ns();
-	t->faults[t->nfaults++] = (struct lz_fault){addr & ~(PAGE - 1), at};
+	t->faults[t->nfaults++] = (struct lz_fault){addr & ~(PAGE - 1), at, false};
 }
 
 /*

@@ -86,6 +86,8 @@ int lazyd_installed(struct lazyd *d, struct lz_task *t, const struct pend_extent
 		} else {
 			d->st.pages_prefetch += pages;
 			t->cnt.prefetch += pages;
+			if (p == PATH_REPLAY)
+				d->st.ws_replayed += pages;
 		}
 	}
 	if (pending_remove(&t->pend, r->start, r->start + bytes)) {
@@ -403,12 +405,21 @@ static uint32_t fault_window(const struct lazyd *d, const struct lz_task *t, uin
  * -EINPROGRESS when the stream is bringing that page already (the fault waits for it:
  * stream_brings).
  */
-static int serve_fault(struct lazyd *d, struct lz_task *t, const struct lz_fault *f)
+static int serve_fault(struct lazyd *d, struct lz_task *t, struct lz_fault *f)
 {
 	struct pend_extent r;
 	uint32_t window = fault_window(d, t, f->addr);
+	bool pending = pending_run_at(&t->pend, f->addr, (uint64_t)window * PAGE, &r);
 
-	if (!pending_run_at(&t->pend, f->addr, (uint64_t)window * PAGE, &r))
+	if (!f->noted) { /* a first touch (served again when it waits: noted once) */
+		f->noted = true;
+		/* What the task touched: the page; a window that grew, as the task reads on in
+		 * order, is read whole (the pages around a lone fault are a guess). */
+		lazyd_ws_fault(d, t, f->addr,
+			       pending && window > d->o->fault_window ? (r.end - r.start) / PAGE
+								       : 1);
+	}
+	if (!pending)
 		return serve_unpending(d, t, f->addr);
 	if (d->src.ops->prefetch && !(r.flags & PEND_ZERO) && stream_brings(d, t, &r))
 		return -EINPROGRESS;
@@ -435,7 +446,7 @@ void lazyd_serve_faults(struct lazyd *d)
 		n = t->nfaults;
 		/* Served faults leave the queue; the rest keep their order. */
 		for (size_t i = 0; i < n && !t->gone && !t->killed; i++) {
-			const struct lz_fault f = t->faults[i];
+			struct lz_fault f = t->faults[i];
 			int rc = stop ? -EAGAIN : serve_fault(d, t, &f);
 			if (rc == -EAGAIN || rc == -EINPROGRESS) {
 				stop |= rc == -EAGAIN;

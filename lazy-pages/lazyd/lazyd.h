@@ -52,6 +52,7 @@ struct pf_slot {
 	struct pf_run run[PF_RUNS];
 	unsigned nrun;
 	bool used;
+	bool replay; /* a read of the working-set replay (workset.c) */
 };
 
 /* The run of sl that overlaps [start, end) lowest, or NULL. */
@@ -99,6 +100,12 @@ struct lazyd {
 	uint64_t msg_read_ns;	    /* the message being handled was read then (0: now) */
 	struct share_cache shared;  /* fetched data kept for fork relatives */
 	bool sharing;		    /* installing data fetched for another task (no ident) */
+	/* Working-set replay (workset.c): on once the images' identity is known. */
+	bool ws_on, ws_oom;
+	int ws_dirfd;		  /* the images dir, where the record lives */
+	struct workset ws_rec;	  /* the record loaded: replayed, and merged into at the end */
+	struct workset ws_notes;  /* this restore's first touches */
+	uint64_t ws_t0;		  /* ns: the first fault (the record's time 0) */
 };
 
 /* tasks.c */
@@ -139,7 +146,7 @@ void lazyd_ident_finish(struct lazyd *d, struct lz_task *t, const struct ident *
 void lazyd_task_is(struct lazyd *d, struct lz_task *t, pid_t real);
 
 /* install.c */
-enum fill_path { PATH_FAULT, PATH_DRAIN };
+enum fill_path { PATH_FAULT, PATH_DRAIN, PATH_REPLAY /* the drain, from the working set */ };
 /*
  * Install one run (inside one pending extent) from data (NULL: read or map it from the
  * source). 0 when the run's first page is settled (installed, or found present), -EAGAIN
@@ -189,6 +196,21 @@ void lazyd_serve_faults(struct lazyd *d);
 bool lazyd_can_batch(const struct lazyd *d, const struct lz_task *t);
 void lazyd_install_batch(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,
 			 const void *const *data, uint32_t n, enum fill_path p);
+
+/* workset.c: --working-set (img/workset.h) */
+/* Load the record beside the images that matches them (after the source is open). */
+void lazyd_ws_start(struct lazyd *d);
+/* An image task arrived: its recorded first touches, if any, to replay. */
+void lazyd_ws_attach(struct lazyd *d, struct lz_task *t);
+void lazyd_ws_detach(struct lz_task *t);
+/* t touched addr first (a fault; pages: what the fault installs from there): noted, and
+ * the replay goes on after it if the task got there first. */
+void lazyd_ws_fault(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t pages);
+/* The next pending run (data or zero, at most max bytes) of t's replay; false when the
+ * replay is done. The replay's position moves past it. */
+bool lazyd_ws_next(struct lazyd *d, struct lz_task *t, uint64_t max, struct pend_extent *r);
+/* The end: this restore's notes merged into the record, written beside the images. */
+void lazyd_ws_finish(struct lazyd *d);
 
 /* drain.c */
 /* One background step; false when nothing is left to prefetch. */

@@ -323,6 +323,7 @@ static int setup(struct lazyd *d, struct lazyd_opts *o)
 		return -1;
 	}
 	share_cache_init(&d->shared, o->share_cache_mb * (uint32_t)(1048576 / PAGE));
+	lazyd_ws_start(d);
 	d->loop = ev_loop_new();
 	d->signal_fd = daemon_signalfd();
 	if (!d->loop || d->signal_fd < 0) {
@@ -400,12 +401,17 @@ static void teardown(struct lazyd *d)
 	}
 	free(d->buf);
 	share_cache_free(&d->shared);
+	ws_free(&d->ws_rec);
+	ws_free(&d->ws_notes);
+	if (d->ws_dirfd >= 0)
+		close(d->ws_dirfd);
 }
 
 int main(int argc, char **argv)
 {
 	struct lazyd_opts o;
-	struct lazyd d = {.listen_fd = -1, .conn_fd = -1, .signal_fd = -1, .ctl_fd = -1};
+	struct lazyd d = {
+	    .listen_fd = -1, .conn_fd = -1, .signal_fd = -1, .ctl_fd = -1, .ws_dirfd = -1};
 	int rc;
 
 	/* `criu-lazyd status ...` asks a running daemon; it is not one. */
@@ -460,6 +466,7 @@ int main(int argc, char **argv)
 	}
 	rc = run(&d);
 	d.st.t_done = now_s();
+	lazyd_ws_finish(&d);
 	source_counts(&d);
 	stats_log_summary(&d.st);
 	if (d.fill.ops->batch) {

@@ -55,6 +55,10 @@ static void usage(FILE *f)
 	       "                         while the link, not the CPU, is the limit (default auto)\n"
 	       "      --metrics-address ADDR:PORT  serve Prometheus metrics at /metrics (numeric\n"
 	       "                         address; [V6]:PORT)\n"
+	       "      --working-set MODE off|record|replay|auto: note the tasks' first touches\n"
+	       "                         in lazy-workset.img beside the images (record), prefetch\n"
+	       "                         a record of the same images first (replay); auto: both\n"
+	       "                         (default auto)\n"
 	       "      --keeper on|off    a keeper process holds the tasks' uffds and restarts a\n"
 	       "                         worker that dies, which resumes (default on)\n"
 	       "      --worker-restarts N[/SECONDS]  more worker crashes than N within SECONDS\n"
@@ -129,6 +133,7 @@ enum {
 	OPT_KEEPER,
 	OPT_RESTARTS,
 	OPT_COMPRESS,
+	OPT_WORKSET,
 };
 
 /* Remote source options go together: --image/--auth-key with --image-server, etc. */
@@ -181,6 +186,19 @@ static int parse_restarts(const char *arg, struct lazyd_opts *o)
 	return 0;
 }
 
+static int parse_workset(const char *arg, struct lazyd_opts *o)
+{
+	static const char *const names[] = {"off", "record", "replay", "auto"};
+
+	for (unsigned m = 0; m < sizeof(names) / sizeof(names[0]); m++)
+		if (!strcmp(arg, names[m])) {
+			o->working_set = (enum ws_mode)m;
+			return 0;
+		}
+	fprintf(stderr, "criu-lazyd: bad --working-set '%s' (off|record|replay|auto)\n", arg);
+	return -1;
+}
+
 int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 {
 	static const struct option longopts[] = {
@@ -216,6 +234,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	    {"keeper", required_argument, NULL, OPT_KEEPER},
 	    {"worker-restarts", required_argument, NULL, OPT_RESTARTS},
 	    {"compress", required_argument, NULL, OPT_COMPRESS},
+	    {"working-set", required_argument, NULL, OPT_WORKSET},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {0},
@@ -236,6 +255,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	o->share_cache_mb = 64;
 	o->compress = LW_COMPRESS__LW_COMPRESS_AUTO;
 	o->keeper = true;
+	o->working_set = WS_AUTO;
 	o->worker_restarts = 5;
 	o->restart_window_s = 60;
 
@@ -379,6 +399,10 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 					optarg);
 				return -1;
 			}
+			break;
+		case OPT_WORKSET:
+			if (parse_workset(optarg, o))
+				return -1;
 			break;
 		case OPT_RESTARTS:
 			if (parse_restarts(optarg, o))

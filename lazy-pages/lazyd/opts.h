@@ -8,6 +8,8 @@
 #include "wire/wire_tls.h"
 
 enum fill_mode { FILL_AUTO, FILL_UFFD, FILL_KMOD };
+/* --working-set (workset.c): auto records, and replays a record that exists. */
+enum ws_mode { WS_OFF, WS_RECORD, WS_REPLAY, WS_AUTO };
 
 struct lazyd_opts {
 	const char *images_dir;
@@ -37,6 +39,7 @@ struct lazyd_opts {
 	bool fetch_only;	     /* --fetch-only: fill an empty -D with the metadata, exit */
 	const char *metrics_address; /* --metrics-address ADDR:PORT: Prometheus /metrics */
 	bool keeper;		     /* --keeper on|off: uffds held by a keeper process */
+	enum ws_mode working_set;    /* --working-set off|record|replay|auto */
 	unsigned worker_restarts;    /* --worker-restarts N/SECONDS: more crashes within */
 	unsigned restart_window_s;   /* the window kill the tasks */
 };

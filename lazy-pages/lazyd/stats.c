@@ -97,6 +97,11 @@ void stats_log_summary(const struct lazyd_stats *s)
 		    (unsigned long)(s->src_data_fault + s->src_data_stream),
 		    (unsigned long)s->src_data_fault, (unsigned long)s->src_data_stream,
 		    (unsigned long)s->pages_shared);
+	if (s->ws_entries)
+		pr_msg("summary: working set: %lu first touches recorded, %lu pages replayed; "
+		       "%lu faults came before the replay, %lu on pages the record lacks",
+		       (unsigned long)s->ws_entries, (unsigned long)s->ws_replayed,
+		       (unsigned long)s->ws_late, (unsigned long)s->ws_missed);
 }
 
 int stats_write_json(const struct lazyd_stats *s, const char *path)
@@ -120,6 +125,8 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    "  \"source_bytes_received\": %lu,\n  \"source_data_pages_fault\": %lu,\n"
 	    "  \"source_data_pages_stream\": %lu,\n  \"source_pages\": %lu,\n"
 	    "  \"pages_shared\": %lu,\n"
+	    "  \"ws_entries\": %lu,\n  \"ws_replayed\": %lu,\n  \"ws_late\": %lu,\n"
+	    "  \"ws_missed\": %lu,\n"
 	    "  \"fault_latency_us\": { \"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f },\n"
 	    "  \"restore_s\": %.6f,\n  \"drain_after_restore_s\": %.6f,\n  \"total_s\": %.6f\n}\n",
 	    s->t_done > 0 ? "true" : "false", (unsigned long)s->tasks, (unsigned long)s->zombies,
@@ -132,7 +139,9 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    (unsigned long)s->worker_restarts, (unsigned long)s->pages_resumed_present,
 	    (unsigned long)s->src_bytes_rx, (unsigned long)s->src_data_fault,
 	    (unsigned long)s->src_data_stream, (unsigned long)s->src_pages,
-	    (unsigned long)s->pages_shared, stats_percentile_ns(s, 50) / 1e3,
+	    (unsigned long)s->pages_shared, (unsigned long)s->ws_entries,
+	    (unsigned long)s->ws_replayed, (unsigned long)s->ws_late, (unsigned long)s->ws_missed,
+	    stats_percentile_ns(s, 50) / 1e3,
 	    stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3, span(s->t_start, s->t_restored),
 	    span(s->t_restored, s->t_done), span(s->t_start, s->t_done));
 	int err = ferror(f);

@@ -26,6 +26,10 @@ struct lazyd_stats {
 	uint64_t pages_shared; /* installed in a fork relative from data fetched for another */
 	int src_network;       /* 1: those count */
 	uint64_t pages_resumed_present; /* found installed by a worker that died */
+	/* Working-set replay (workset.c): first touches in the record loaded; data pages the
+	 * replay installed; faults on recorded pages the replay had not reached (late) and
+	 * on pages the record does not have (missed), while it replayed. */
+	uint64_t ws_entries, ws_replayed, ws_late, ws_missed;
 	uint64_t lat[LAT_BUCKETS];
 	uint64_t lat_max_ns;
 	uint64_t lat_sum_ns;

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "img/images.h"
+#include "img/workset.h"
 #include "pending.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -14,6 +15,7 @@
 struct lz_fault {
 	uint64_t addr;
 	uint64_t t_ns; /* when the fault message was read */
+	bool noted;    /* in the working set's notes (workset.c) */
 };
 
 /* What happened to a task's data pages (status.c): total == pending + fault + prefetch +
@@ -44,6 +46,11 @@ struct lz_task {
 	struct lz_fault *faults;
 	size_t nfaults, faults_cap;
 	size_t nwaiting;   /* of those, waiting for data the stream is bringing */
+	/* workset.c: its recorded first touches, replayed from entry ws_next, at ws_at */
+	const struct ws_task *ws;
+	uint32_t *ws_by_addr; /* entry indexes by address */
+	uint32_t ws_next;
+	uint64_t ws_at;
 	bool gone;	   /* exited or mm gone: nothing more to do */
 	bool exit_seen;	   /* exited, gone once the keeper's messages for it are applied */
 	bool killed;	   /* failed: SIGKILLed (or unkillable), served no more */

@@ -93,6 +93,8 @@ struct lz_task *lazyd_add_task(struct lazyd *d, int pid, pid_t real, int uffd,
 		task_info(t, "pid unknown: plain userfaultfd for it until it is known");
 	else if (d->fill.ops->attach)
 		attach(d, t, false);
+	if (!pend) /* an image task (a fork child has no record of its own) */
+		lazyd_ws_attach(d, t);
 	return t;
 }
 
@@ -163,6 +165,7 @@ void lazyd_task_gone(struct lazyd *d, struct lz_task *t, const char *why)
 	t->nwaiting = 0;
 	t->cnt.dropped += t->pend.data_pages;
 	pending_free(&t->pend);
+	lazyd_ws_detach(t);
 }
 
 /*
@@ -230,6 +233,7 @@ void lazyd_free_tasks(struct lazyd *d)
 		if (t->pagemap_fd >= 0)
 			close(t->pagemap_fd);
 		pending_free(&t->pend);
+		lazyd_ws_detach(t);
 		free(t->faults);
 		free(t);
 		t = next;

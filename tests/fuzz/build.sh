@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build the libFuzzer harnesses (tests/fuzz/README.md) with clang into build/fuzz/:
-#   fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages
+#   fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages fuzz_workset
 # and the seed makers fuzz_wire_client-capture and mkseeds (tests/fuzz/mkseeds.sh).
 # The project sources they need and the generated protobuf-c code are compiled here with the
 # same flags (-fsanitize=fuzzer-no-link,address,undefined), into build/fuzz/obj, rebuilt when
@@ -31,7 +31,8 @@ mkdir -p "$OBJ"
 
 # The generated protobuf-c code, by the project's own rules.
 make --no-print-directory -s $GEN/lazy-wire.pb-c.c $GEN/lazy-wire.pb-c.h \
-	$GEN/criu-images.pb-c.c $GEN/criu-images.pb-c.h $GEN/imgd-status.pb-c.c $GEN/imgd-status.pb-c.h
+	$GEN/criu-images.pb-c.c $GEN/criu-images.pb-c.h $GEN/imgd-status.pb-c.c $GEN/imgd-status.pb-c.h \
+	$GEN/lazy-workset.pb-c.c $GEN/lazy-workset.pb-c.h
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 CFLAGS="-O1 -g -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -pthread $SAN"
@@ -88,10 +89,10 @@ for s in $PROJECT; do
 	n=$(objs_of "$s")
 	compile "$s" "$n" $FUZZ
 done
-for p in lazy-wire criu-images imgd-status; do
+for p in lazy-wire criu-images imgd-status lazy-workset; do
 	compile "$GEN/$p.pb-c.c" "gen_$p" $FUZZ -Wno-unused-parameter
 done
-for h in fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages; do
+for h in fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages fuzz_workset; do
 	compile "tests/fuzz/$h.c" "$h" $FUZZ -Werror
 done
 # The seed maker: the client harness against a live server, without libFuzzer.
@@ -101,7 +102,7 @@ wait_all
 
 o() { for n in "$@"; do printf '%s ' "$OBJ/$n.o"; done; }
 WIRE="$(objs_of lazy-pages/util/*.c lazy-pages/wire/*.c) gen_lazy-wire"
-IMAGES="$(objs_of lazy-pages/img/*.c) gen_criu-images"
+IMAGES="$(objs_of lazy-pages/img/*.c) gen_criu-images gen_lazy-workset"
 IMGD="$(objs_of $(ls lazy-pages/imgd/*.c | grep -v /main.c) lazy-pages/ops/*.c) gen_imgd-status"
 CLIENT="$(objs_of lazy-pages/source/source_imgd*.c)"
 LRCONF="$(objs_of plugin/lrconf*.c)"
@@ -115,7 +116,8 @@ link() { # OUT OBJS LDFLAGS...
 	$CC $CFLAGS -o "$out" $objs "$@"
 }
 F="-fsanitize=fuzzer"
-link $OUT/fuzz_images "$(o fuzz_images $IMAGES $(objs_of lazy-pages/util/*.c))" $F -lprotobuf-c
+link $OUT/fuzz_images "$(o fuzz_images $IMAGES $(objs_of lazy-pages/util/*.c))" $F -lprotobuf-c -lxxhash
+link $OUT/fuzz_workset "$(o fuzz_workset $IMAGES $(objs_of lazy-pages/util/*.c))" $F -lprotobuf-c -lxxhash
 link $OUT/fuzz_lrconf "$(o fuzz_lrconf $LRCONF $(objs_of lazy-pages/util/*.c))" $F
 link $OUT/fuzz_wire_server "$(o fuzz_wire_server $WIRE $IMAGES $IMGD)" $F \
 	-Wl,--wrap=wire_random $LIBS $OPS_LIBS

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 
 SECS=${1:-60}
 [ $# -gt 0 ] && shift
-ALL="fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages"
+ALL="fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages fuzz_workset"
 HARNESSES=${*:-$ALL}
 B=build/fuzz
 FUZZ_ARGS=${FUZZ_ARGS:-}
@@ -27,6 +27,7 @@ max_len() {
 	fuzz_wire_server) echo 16384 ;;
 	fuzz_lrconf) echo 4096 ;;
 	fuzz_zpages) echo 65536 ;;
+	fuzz_workset) echo 65536 ;;
 	*) echo 4096 ;;
 	esac
 }

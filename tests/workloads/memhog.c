@@ -1,4 +1,4 @@
-/* memhog -m MB [-s SEED] [-x] [-f] [-r N] -c CTLDIR -o RESULT
+/* memhog -m MB [-s SEED] [-x] [-f] [-r N] [-w PERMILLE] -c CTLDIR -o RESULT
  *
  * Maps MB megabytes of private anonymous memory, fills it with the pattern of wl.h (data
  * pages, explicit zero pages, never-touched pages and a never-touched tail), reports "ready",
@@ -21,7 +21,12 @@
  * check, waits for the child's and appends the one "verify ok|FAIL ..." line for both: at= is
  * when the later of the two was done, pms=/cms= each one's ms, and stall_n=, stall_p50_us=,
  * stall_p99_us=, stall_max_us= describe the first touches of both that took 100 us or more
- * (a page that was not there yet: a fault served by the daemon). */
+ * (a page that was not there yet: a fault served by the daemon).
+ * With -w PERMILLE (working set; not with -f or -x) the verification first reads a fixed
+ * random PERMILLE/1000 of the pages (the same pages in the same order on every run with the
+ * same -m and -s: a working set), timing the first touch of each, and reports "ws ok|FAIL
+ * pages=N ms= at= stall_n= stall_p50_us= stall_p99_us= stall_max_us=" (at=: when the working
+ * set was read; stalls as for -f); then it checks every page as without -w. */
 #include <pthread.h>
 #include <sys/wait.h>
 
@@ -149,6 +154,51 @@ static void fork_verify(const char *mem, uint64_t npages, uint64_t seed)
 	free(stall);
 }
 
+/* -w: the working set's pages, read and checked in their fixed random order, timed. */
+static void ws_verify(const char *mem, uint64_t npages, uint64_t seed, unsigned permille)
+{
+	uint64_t n = npages * permille / 1000, x = seed * GOLDEN + 0x5eed;
+	uint8_t *seen = calloc(npages / 8 + 1, 1);
+	uint32_t *stall = malloc((n + 1) * sizeof(*stall));
+	struct fork_result r = { 0 };
+
+	if (!seen || !stall)
+		die("malloc");
+	r.t0 = now_ns();
+	for (uint64_t i = 0; i < n;) {
+		x ^= x >> 12; /* xorshift64*: the same sequence for the same seed */
+		x ^= x << 25;
+		x ^= x >> 27;
+		uint64_t p = (x * 2685821657736338717ULL) % npages;
+		if (seen[p / 8] & (1u << (p % 8)))
+			continue;
+		seen[p / 8] |= 1u << (p % 8);
+		i++;
+		const volatile uint64_t *w = (const volatile uint64_t *)(mem + p * PAGE);
+		long long a = now_ns();
+		(void)*w;
+		long long us = (now_ns() - a) / 1000;
+		if (us >= STALL_US)
+			stall[r.nstall++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+		r.bad += check_region(mem, npages, seed, p, p + 1, r.bad ? NULL : r.err,
+				      sizeof(r.err));
+	}
+	r.done = now_ns();
+	qsort(stall, r.nstall, sizeof(*stall), cmp_u32);
+	if (r.nstall) {
+		r.p50_us = stall[(r.nstall - 1) * 50 / 100];
+		r.p99_us = stall[(r.nstall - 1) * 99 / 100];
+		r.max_us = stall[r.nstall - 1];
+	}
+	wl_report("ws %s pages=%llu ms=%lld at=%lld stall_n=%u stall_p50_us=%u stall_p99_us=%u "
+		  "stall_max_us=%u%s%s",
+		  r.bad ? "FAIL" : "ok", (unsigned long long)n, (r.done - r.t0) / 1000000, r.done,
+		  r.nstall, r.p50_us, r.p99_us, r.max_us, r.bad ? " first: " : "",
+		  r.bad ? r.err : "");
+	free(seen);
+	free(stall);
+}
+
 static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
@@ -161,7 +211,8 @@ int main(int argc, char **argv)
 {
 	uint64_t mb = 16, seed = 1;
 	int opt, quit = 0, nreaders = 1, forkv = 0;
-	while ((opt = getopt(argc, argv, "m:s:xfr:c:o:")) != -1) {
+	unsigned ws = 0;
+	while ((opt = getopt(argc, argv, "m:s:xfr:w:c:o:")) != -1) {
 		switch (opt) {
 		case 'm':
 			mb = strtoull(optarg, NULL, 0);
@@ -182,17 +233,29 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'w':
+			ws = (unsigned)atoi(optarg);
+			if (ws < 1 || ws > 1000) {
+				fprintf(stderr, "memhog: -w wants 1..1000 (per mille)\n");
+				return 2;
+			}
+			break;
 		case 'c':
 		case 'o':
 			wl_common_opt(opt, optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: memhog -m MB [-s SEED] [-x|-f|-r N] -c CTLDIR -o RESULT\n");
+			fprintf(stderr, "usage: memhog -m MB [-s SEED] [-x|-f|-r N] [-w PERMILLE] -c CTLDIR "
+					"-o RESULT\n");
 			return 2;
 		}
 	}
 	if (forkv && (quit || nreaders > 1)) {
 		fprintf(stderr, "memhog: -f goes with neither -x nor -r\n");
+		return 2;
+	}
+	if (ws && (forkv || quit)) {
+		fprintf(stderr, "memhog: -w goes with neither -f nor -x\n");
 		return 2;
 	}
 	uint64_t npages = mb * 1024 * 1024 / PAGE;
@@ -221,6 +284,8 @@ int main(int argc, char **argv)
 		fork_verify(mem, npages, seed);
 		goto work;
 	}
+	if (ws)
+		ws_verify(mem, npages, seed, ws);
 	static struct reader rd[MAX_READERS];
 	long long t0 = now_ns();
 	for (int i = 0; i < nreaders; i++) {

@@ -1,0 +1,198 @@
+/*
+ * Working-set replay (--working-set, img/workset.h): the first touches of this restore's
+ * tasks are noted as their faults come (address, pages the fault installed, time), and
+ * merged into the record beside the images at the end; a record of an earlier restore of
+ * the same images is replayed first by the background stream, in the order its pages were
+ * touched, before the address-order drain. Faults still overtake everything: a fault on a
+ * recorded page not replayed yet moves the replay past it (the task is there already).
+ * The record never decides what goes in: only pending pages, from the images, as always.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lazyd.h"
+#include "util/clock.h"
+
+#define PAGE IMG_PAGE_SIZE
+
+static bool recording(const struct lazyd *d)
+{
+	return d->ws_on && (d->o->working_set == WS_RECORD || d->o->working_set == WS_AUTO);
+}
+
+void lazyd_ws_start(struct lazyd *d)
+{
+	enum ws_mode m = d->o->working_set;
+	struct errmsg e;
+	uint64_t id;
+
+	if (m == WS_OFF)
+		return;
+	errmsg_clear(&e);
+	d->ws_dirfd = open(d->o->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->ws_dirfd < 0 || img_workset_identity(d->ws_dirfd, &d->img, &id, &e)) {
+		pr_warn("working set: off, the images' identity cannot be had: %s",
+			e.msg[0] ? e.msg : strerror(errno));
+		return;
+	}
+	d->ws_on = true;
+	ws_init(&d->ws_notes, id);
+	int rc = ws_load(d->ws_dirfd, WS_FILE_NAME, id, &d->ws_rec, &e);
+	if (rc == -ENOENT) {
+		pr_info("working set: no record in %s yet%s", d->o->images_dir,
+			recording(d) ? ": this restore records one" : "");
+	} else if (rc) {
+		/* Never trusted blindly: another dump's, or damaged. Replaced if we record. */
+		pr_warn("working set: record ignored: %s", e.msg);
+		ws_init(&d->ws_rec, id);
+	} else {
+		uint64_t n = 0;
+		for (uint32_t i = 0; i < d->ws_rec.ntasks; i++)
+			n += d->ws_rec.tasks[i].n;
+		d->st.ws_entries = n;
+		pr_info("working set: record of %u restores, %lu first touches in %u tasks%s",
+			d->ws_rec.restores, (unsigned long)n, d->ws_rec.ntasks,
+			m == WS_RECORD ? " (mode record: not replayed)" : ": replayed first");
+	}
+}
+
+static int by_entry_addr(const void *a, const void *b, void *arg)
+{
+	const struct ws_entry *e = arg;
+	uint64_t x = e[*(const uint32_t *)a].addr, y = e[*(const uint32_t *)b].addr;
+
+	return x < y ? -1 : x > y;
+}
+
+void lazyd_ws_attach(struct lazyd *d, struct lz_task *t)
+{
+	if (!d->ws_on || d->o->working_set == WS_RECORD || !t->img)
+		return;
+	const struct ws_task *w = ws_find(&d->ws_rec, t->img->pid);
+	if (!w || !w->n)
+		return;
+	t->ws_by_addr = malloc((size_t)w->n * sizeof(uint32_t));
+	if (!t->ws_by_addr) {
+		task_warn(t, "working set: out of memory, not replayed");
+		return;
+	}
+	for (uint32_t i = 0; i < w->n; i++)
+		t->ws_by_addr[i] = i;
+	qsort_r(t->ws_by_addr, w->n, sizeof(uint32_t), by_entry_addr, w->e);
+	t->ws = w;
+	t->ws_next = 0;
+	t->ws_at = w->e[0].addr;
+	task_info(t, "working set: %u first touches to replay", w->n);
+}
+
+void lazyd_ws_detach(struct lz_task *t)
+{
+	free(t->ws_by_addr);
+	t->ws_by_addr = NULL;
+	t->ws = NULL;
+}
+
+/* The index of t's recorded entry that covers addr (the one starting nearest below), or -1. */
+static int64_t entry_at(const struct lz_task *t, uint64_t addr)
+{
+	const struct ws_entry *e = t->ws->e;
+	uint32_t lo = 0, hi = t->ws->n;
+
+	while (lo < hi) { /* the first whose address is above addr */
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (e[t->ws_by_addr[mid]].addr <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!lo)
+		return -1;
+	uint32_t i = t->ws_by_addr[lo - 1];
+	return addr < e[i].addr + (uint64_t)e[i].pages * PAGE ? (int64_t)i : -1;
+}
+
+void lazyd_ws_fault(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t pages)
+{
+	if (!d->ws_on)
+		return;
+	if (t->ws && t->ws_next < t->ws->n) {
+		int64_t i = entry_at(t, addr);
+		if (i < 0) {
+			d->st.ws_missed++;
+		} else if ((uint32_t)i >= t->ws_next) {
+			/* The task is there before the replay: go on from after it. */
+			d->st.ws_late++;
+			t->ws_next = (uint32_t)i + 1;
+			if (t->ws_next < t->ws->n)
+				t->ws_at = t->ws->e[t->ws_next].addr;
+		}
+	}
+	if (!recording(d) || !t->img)
+		return;
+	if (!d->ws_t0)
+		d->ws_t0 = mono_ns();
+	uint64_t ms = (mono_ns() - d->ws_t0) / 1000000;
+	int rc = ws_note(&d->ws_notes, t->img->pid, addr & ~(PAGE - 1),
+			 pages > WS_MAX_ENTRY_PAGES ? WS_MAX_ENTRY_PAGES : (uint32_t)pages,
+			 ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms);
+	if (rc == -ENOMEM && !d->ws_oom) {
+		d->ws_oom = true;
+		pr_warn("working set: out of memory, first touches not all recorded");
+	}
+}
+
+bool lazyd_ws_next(struct lazyd *d, struct lz_task *t, uint64_t max, struct pend_extent *r)
+{
+	(void)d;
+	while (t->ws && t->ws_next < t->ws->n) {
+		const struct ws_entry *e = &t->ws->e[t->ws_next];
+		uint64_t end = e->addr + (uint64_t)e->pages * PAGE;
+		if (t->ws_at < e->addr || t->ws_at > end)
+			t->ws_at = e->addr;
+		if (t->ws_at < end && pending_next(&t->pend, t->ws_at, end - t->ws_at, false, r) &&
+		    r->start >= t->ws_at && r->start < end) {
+			if (r->end > end)
+				r->end = end;
+			if (r->end - r->start > max)
+				r->end = r->start + max;
+			t->ws_at = r->end;
+			return true;
+		}
+		if (++t->ws_next < t->ws->n)
+			t->ws_at = t->ws->e[t->ws_next].addr;
+	}
+	return false;
+}
+
+void lazyd_ws_finish(struct lazyd *d)
+{
+	struct errmsg e;
+
+	if (!d->ws_on)
+		goto out;
+	if (!recording(d))
+		goto out;
+	errmsg_clear(&e);
+	if (ws_merge(&d->ws_rec, &d->ws_notes)) {
+		pr_warn("working set: out of memory, record not written");
+		goto out;
+	}
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < d->ws_rec.ntasks; i++)
+		n += d->ws_rec.tasks[i].n;
+	if (ws_save(d->ws_dirfd, WS_FILE_NAME, &d->ws_rec, &e))
+		pr_warn("working set: record not written: %s", e.msg);
+	else
+		pr_info("working set: record of %u restores written to %s/%s (%lu first touches)",
+			d->ws_rec.restores, d->o->images_dir, WS_FILE_NAME, (unsigned long)n);
+out:
+	ws_free(&d->ws_rec);
+	ws_free(&d->ws_notes);
+	if (d->ws_dirfd >= 0)
+		close(d->ws_dirfd);
+	d->ws_dirfd = -1;
+	d->ws_on = false;
+}
