@@ -388,16 +388,21 @@ static bool stream_brings(const struct lazyd *d, const struct lz_task *t, struct
 
 /*
  * The pages a fault at addr installs: --fault-window, doubled for each fault that comes
- * where the last one's window ended (a task reading on in order: fewer, larger fetches),
- * up to the staging buffer; any other fault starts again from --fault-window.
+ * where the last one's window ended (a task reading on in order: fewer, larger fetches;
+ * *grown), up to the staging buffer; any other fault starts again from --fault-window.
  */
-static uint32_t fault_window(const struct lazyd *d, const struct lz_task *t, uint64_t addr)
+static uint32_t fault_window(const struct lazyd *d, const struct lz_task *t, uint64_t addr,
+			     bool *grown)
 {
 	uint32_t max = (uint32_t)(d->buf_len / PAGE);
+	unsigned ms;
 
-	if (t->ra_pages && addr == t->ra_next)
+	*grown = t->ra_pages && addr == t->ra_next;
+	if (*grown)
 		return t->ra_pages > max / 2 ? max : t->ra_pages * 2;
-	return d->o->fault_window;
+	/* While the working set is recorded (workset.c), a lone fault brings its page only:
+	 * the pages around it would come untouched by the task, and unseen by the record. */
+	return lazyd_ws_holding(d, &ms) ? 1 : d->o->fault_window;
 }
 
 /*
@@ -408,16 +413,15 @@ static uint32_t fault_window(const struct lazyd *d, const struct lz_task *t, uin
 static int serve_fault(struct lazyd *d, struct lz_task *t, struct lz_fault *f)
 {
 	struct pend_extent r;
-	uint32_t window = fault_window(d, t, f->addr);
+	bool grown;
+	uint32_t window = fault_window(d, t, f->addr, &grown);
 	bool pending = pending_run_at(&t->pend, f->addr, (uint64_t)window * PAGE, &r);
 
 	if (!f->noted) { /* a first touch (served again when it waits: noted once) */
 		f->noted = true;
 		/* What the task touched: the page; a window that grew, as the task reads on in
 		 * order, is read whole (the pages around a lone fault are a guess). */
-		lazyd_ws_fault(d, t, f->addr,
-			       pending && window > d->o->fault_window ? (r.end - r.start) / PAGE
-								       : 1);
+		lazyd_ws_fault(d, t, f->addr, pending && grown ? (r.end - r.start) / PAGE : 1);
 	}
 	if (!pending)
 		return serve_unpending(d, t, f->addr);

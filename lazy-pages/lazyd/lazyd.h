@@ -106,6 +106,8 @@ struct lazyd {
 	struct workset ws_rec;	  /* the record loaded: replayed, and merged into at the end */
 	struct workset ws_notes;  /* this restore's first touches */
 	uint64_t ws_t0;		  /* ns: the first fault (the record's time 0) */
+	bool ws_hold;		  /* the stream waits while the tasks fault (workset.c) */
+	uint64_t ws_restored_ns, ws_last_fault_ns;
 };
 
 /* tasks.c */
@@ -209,6 +211,10 @@ void lazyd_ws_fault(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t 
 /* The next pending run (data or zero, at most max bytes) of t's replay; false when the
  * replay is done. The replay's position moves past it. */
 bool lazyd_ws_next(struct lazyd *d, struct lz_task *t, uint64_t max, struct pend_extent *r);
+/* The restore finished (the tasks run): whether the stream holds back for the record. */
+void lazyd_ws_restored(struct lazyd *d);
+/* true while the stream holds back, with *wait_ms until it looks again. */
+bool lazyd_ws_holding(const struct lazyd *d, unsigned *wait_ms);
 /* The end: this restore's notes merged into the record, written beside the images. */
 void lazyd_ws_finish(struct lazyd *d);
 

@@ -148,12 +148,12 @@ static void ops_stop(struct lazyd *d)
 	d->metrics = NULL;
 }
 
-static bool have_work(const struct lazyd *d)
+static bool have_work(const struct lazyd *d, bool hold)
 {
 	for (const struct lz_task *t = d->tasks; t; t = t->next)
 		if (!t->gone && !t->killed &&
 		    ((t->nfaults > t->nwaiting && !d->faults_wait) || t->need_events ||
-		     (d->restore_finished && t->pend.data_pages && !d->drain_blocked)))
+		     (d->restore_finished && !hold && t->pend.data_pages && !d->drain_blocked)))
 			return true;
 	return false;
 }
@@ -185,7 +185,9 @@ static int run(struct lazyd *d)
 	}
 	d->progress_timer = ev_timer_add(d->loop, PROGRESS_MS, on_progress, d);
 	while (!d->stop) {
-		rc = ev_run_once(d->loop, have_work(d) ? 0 : 1000);
+		unsigned hold_ms = 0;
+		bool hold = lazyd_ws_holding(d, &hold_ms);
+		rc = ev_run_once(d->loop, have_work(d, hold) ? 0 : hold ? (int)hold_ms : 1000);
 		if (rc < 0) {
 			pr_err("event loop: %s", strerror(-rc));
 			lazyd_kill_pending(d, "the restore failed");
@@ -194,7 +196,7 @@ static int run(struct lazyd *d)
 		if (d->stop)
 			break;
 		lazyd_serve_faults(d);
-		if (d->restore_finished)
+		if (d->restore_finished && !lazyd_ws_holding(d, &hold_ms))
 			lazyd_drain_step(d);
 		lazyd_reap_exited(d);
 		keeper_flush_notes(d, false);

@@ -59,6 +59,10 @@ static void usage(FILE *f)
 	       "                         in lazy-workset.img beside the images (record), prefetch\n"
 	       "                         a record of the same images first (replay); auto: both\n"
 	       "                         (default auto)\n"
+	       "      --working-set-hold MS  recording with no record yet: the background stream\n"
+	       "                         waits up to MS after the restore while the tasks fault,\n"
+	       "                         so that the record sees their first touches (default\n"
+	       "                         5000; 0: never waits)\n"
 	       "      --keeper on|off    a keeper process holds the tasks' uffds and restarts a\n"
 	       "                         worker that dies, which resumes (default on)\n"
 	       "      --worker-restarts N[/SECONDS]  more worker crashes than N within SECONDS\n"
@@ -134,6 +138,7 @@ enum {
 	OPT_RESTARTS,
 	OPT_COMPRESS,
 	OPT_WORKSET,
+	OPT_WSHOLD,
 };
 
 /* Remote source options go together: --image/--auth-key with --image-server, etc. */
@@ -235,6 +240,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	    {"worker-restarts", required_argument, NULL, OPT_RESTARTS},
 	    {"compress", required_argument, NULL, OPT_COMPRESS},
 	    {"working-set", required_argument, NULL, OPT_WORKSET},
+	    {"working-set-hold", required_argument, NULL, OPT_WSHOLD},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {0},
@@ -256,6 +262,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	o->compress = LW_COMPRESS__LW_COMPRESS_AUTO;
 	o->keeper = true;
 	o->working_set = WS_AUTO;
+	o->ws_hold_ms = 5000;
 	o->worker_restarts = 5;
 	o->restart_window_s = 60;
 
@@ -403,6 +410,11 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 		case OPT_WORKSET:
 			if (parse_workset(optarg, o))
 				return -1;
+			break;
+		case OPT_WSHOLD:
+			if (parse_uint("--working-set-hold", optarg, 0, 60000, &v))
+				return -1;
+			o->ws_hold_ms = (uint32_t)v;
 			break;
 		case OPT_RESTARTS:
 			if (parse_restarts(optarg, o))

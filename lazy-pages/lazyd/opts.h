@@ -40,6 +40,7 @@ struct lazyd_opts {
 	const char *metrics_address; /* --metrics-address ADDR:PORT: Prometheus /metrics */
 	bool keeper;		     /* --keeper on|off: uffds held by a keeper process */
 	enum ws_mode working_set;    /* --working-set off|record|replay|auto */
+	uint32_t ws_hold_ms;	     /* --working-set-hold MS */
 	unsigned worker_restarts;    /* --worker-restarts N/SECONDS: more crashes within */
 	unsigned restart_window_s;   /* the window kill the tasks */
 };

@@ -178,6 +178,7 @@ void lazyd_restore_item(struct lazyd *d, enum lps_item it, const struct lps_msg 
 	case LPS_FINISHED:
 		d->restore_finished = true;
 		d->st.t_restored = now_s();
+		lazyd_ws_restored(d);
 		pr_info("restore finished (%zu of %zu tasks): background prefetch starts",
 			d->received, d->img.nr_tasks);
 		return;

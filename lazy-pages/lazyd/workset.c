@@ -114,10 +114,47 @@ static int64_t entry_at(const struct lz_task *t, uint64_t addr)
 	return addr < e[i].addr + (uint64_t)e[i].pages * PAGE ? (int64_t)i : -1;
 }
 
+/*
+ * Recording with nothing to replay (the first restore of these images): a page the stream
+ * installs before the task touches it is a touch the record never sees (reads leave no
+ * trace we can read). So for up to --working-set-hold ms after the restore the stream waits
+ * while the tasks fault, until they have not faulted for WS_QUIET_MS: their first touches
+ * are faults, and the record has the working set whole.
+ */
+#define WS_QUIET_MS 100
+
+bool lazyd_ws_holding(const struct lazyd *d, unsigned *wait_ms)
+{
+	if (!d->ws_hold || !d->restore_finished)
+		return false;
+	uint64_t now = mono_ns(), restored = d->ws_restored_ns;
+	uint64_t last = d->ws_last_fault_ns > restored ? d->ws_last_fault_ns : restored;
+	uint64_t end = last + (uint64_t)WS_QUIET_MS * 1000000;
+	uint64_t cap = restored + (uint64_t)d->o->ws_hold_ms * 1000000;
+
+	if (end > cap)
+		end = cap;
+	if (now >= end)
+		return false;
+	*wait_ms = (unsigned)((end - now) / 1000000) + 1;
+	return true;
+}
+
+void lazyd_ws_restored(struct lazyd *d)
+{
+	d->ws_restored_ns = mono_ns();
+	d->ws_hold = recording(d) && d->o->ws_hold_ms && !d->ws_rec.ntasks;
+	if (d->ws_hold)
+		pr_info("working set: the stream waits while the tasks fault (up to %u ms), so "
+			"that the record sees their first touches",
+			d->o->ws_hold_ms);
+}
+
 void lazyd_ws_fault(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t pages)
 {
 	if (!d->ws_on)
 		return;
+	d->ws_last_fault_ns = mono_ns();
 	if (t->ws && t->ws_next < t->ws->n) {
 		int64_t i = entry_at(t, addr);
 		if (i < 0) {

@@ -5,7 +5,7 @@
 #   sh tests/native/run.sh [SUITE...] [-- PART...]
 # SUITE: trixie (CRIU 4.1.1), sid (CRIU 4.2.1); default both. PART: e2e net plugin runc podman
 # (default all). The scenario scripts are the VM suite's (tests/vm/guest-*.sh), run here with
-# the suite's criu first on PATH, plus tests/native/net.sh, runc.sh and podman.sh.
+# the suite's criu first on PATH, plus tests/native/net.sh, ws.sh, runc.sh and podman.sh.
 # Results and logs: build/native/SUITE-latest/. Prints "N passed, N failed" at the end.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -101,8 +101,11 @@ for suite in $suites; do
 			VMRUN_RESULTS=$R/$part sh "$ROOT/tests/vm/guest-e2e.sh" "$ROOT" $E2E >"$R/$part.log" 2>&1
 			mkdir -p "$R/guard"
 			guard_part "$R/guard" >>"$R/$part.log" 2>&1
+			mkdir -p "$R/ws"
+			VMRUN_RESULTS=$R/ws sh "$ROOT/tests/native/ws.sh" "$ROOT" >>"$R/$part.log" 2>&1
 			count "$R/$part/summary"
 			count "$R/guard/summary"
+			count "$R/ws/summary"
 			;;
 		net)
 			VMRUN_RESULTS=$R/$part sh "$ROOT/tests/vm/guest-net.sh" "$ROOT" imgd >"$R/$part.log" 2>&1
