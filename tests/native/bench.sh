@@ -181,27 +181,7 @@ print(n * 4096)' "$BDIR/$1"/img/pages-*.img
 tcp_run() {
 	RUN=$BDIR/$1
 	_bytes=$(page_bytes "$1")
-	rm -f "$RUN/tcp.port"
-	ip netns exec "$LNS" python3 -c '
-import socket, sys
-s = socket.socket(); s.bind((sys.argv[1], 0)); s.listen(1)
-open(sys.argv[2], "w").write("%d" % s.getsockname()[1])
-c, _ = s.accept(); left = int(sys.argv[3]); buf = bytes(1 << 20)
-while left > 0:
-    n = min(left, len(buf)); c.sendall(buf[:n]); left -= n
-c.close()' "$SRV_IP" "$RUN/tcp.port" "$_bytes" &
-	_tp=$!
-	wait_until 30 file_nonempty "$RUN/tcp.port" || { FAIL_WHY="tcp sender did not start"; return 1; }
-	TOUCH_MS=$(python3 -c '
-import socket, sys, time
-c = socket.create_connection((sys.argv[1], int(sys.argv[2]))); t0 = time.monotonic()
-left = int(sys.argv[3]); got = 0
-while got < left:
-    b = c.recv(1 << 20)
-    if not b: break
-    got += len(b)
-print(int((time.monotonic() - t0) * 1000) if got == left else -1)' "$SRV_IP" "$(cat "$RUN/tcp.port")" "$_bytes")
-	wait "$_tp" 2>/dev/null
+	TOUCH_MS=$(link_tcp_ms "$_bytes" "$RUN/tcp.port")
 	RESUME_MS=0 DRAIN_MS=- VERIFY="tcp: $_bytes bytes"
 	[ "${TOUCH_MS:--1}" -ge 0 ] 2>/dev/null || { FAIL_WHY="tcp transfer incomplete"; return 1; }
 }

@@ -41,3 +41,29 @@ imgd_down() {
 	wait "$IPID" 2>/dev/null || true
 	IPID=""
 }
+
+# link_tcp_ms BYTES PORTFILE: a plain TCP transfer of BYTES from the link's namespace to here
+# (the yardstick of a restore over the link); prints its time in ms, -1 if it failed.
+link_tcp_ms() {
+	rm -f "$2"
+	ip netns exec "$LNS" python3 -c '
+import socket, sys
+s = socket.socket(); s.bind((sys.argv[1], 0)); s.listen(1)
+open(sys.argv[2], "w").write("%d" % s.getsockname()[1])
+c, _ = s.accept(); left = int(sys.argv[3]); buf = bytes(1 << 20)
+while left > 0:
+    n = min(left, len(buf)); c.sendall(buf[:n]); left -= n
+c.close()' "$SRV_IP" "$2" "$1" &
+	_tp=$!
+	wait_until 30 file_nonempty "$2" || { kill "$_tp" 2>/dev/null; echo -1; return; }
+	python3 -c '
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], int(sys.argv[2]))); t0 = time.monotonic()
+left = int(sys.argv[3]); got = 0
+while got < left:
+    b = c.recv(1 << 20)
+    if not b: break
+    got += len(b)
+print(int((time.monotonic() - t0) * 1000) if got == left else -1)' "$SRV_IP" "$(cat "$2")" "$1"
+	wait "$_tp" 2>/dev/null || true
+}

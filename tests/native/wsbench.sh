@@ -94,36 +94,11 @@ wl_dump ws >>"$RAW" 2>&1 || { say "criu dump failed (see $BDIR/ws/dump.log)"; ex
 WS_PAGES=$(( MB * 256 * PERMILLE / 1000 ))
 say "ws: ${MB} MB memhog -w $PERMILLE dumped in ${DUMP_MS} ms; working set $WS_PAGES pages"
 
-# tcp_ms BYTES: a plain TCP transfer of BYTES from the link's namespace, in ms.
-tcp_ms() {
-	rm -f "$BDIR/tcp.port"
-	ip netns exec "$LNS" python3 -c '
-import socket, sys
-s = socket.socket(); s.bind((sys.argv[1], 0)); s.listen(1)
-open(sys.argv[2], "w").write("%d" % s.getsockname()[1])
-c, _ = s.accept(); left = int(sys.argv[3]); buf = bytes(1 << 20)
-while left > 0:
-    n = min(left, len(buf)); c.sendall(buf[:n]); left -= n
-c.close()' "$SRV_IP" "$BDIR/tcp.port" "$1" &
-	_tp=$!
-	wait_until 30 file_nonempty "$BDIR/tcp.port" || { echo -1; return; }
-	python3 -c '
-import socket, sys, time
-c = socket.create_connection((sys.argv[1], int(sys.argv[2]))); t0 = time.monotonic()
-left = int(sys.argv[3]); got = 0
-while got < left:
-    b = c.recv(1 << 20)
-    if not b: break
-    got += len(b)
-print(int((time.monotonic() - t0) * 1000) if got == left else -1)' "$SRV_IP" "$(cat "$BDIR/tcp.port")" "$1"
-	wait "$_tp" 2>/dev/null || true
-}
-
 i=1
 while [ "$i" -le "$ROUNDS" ]; do
 	for s in $SETUPS; do
 		tcp=-
-		[ "$s" != link ] || tcp=$(tcp_ms $((WS_PAGES * 4096)))
+		[ "$s" != link ] || tcp=$(link_tcp_ms $((WS_PAGES * 4096)) "$BDIR/tcp.port")
 		rm -f "$BDIR/ws/img/lazy-workset.img"
 		for run in off first second third; do
 			mode=auto
