@@ -247,6 +247,7 @@ bench-net: all
 	NATIVE_BENCH_SETUPS="link tcp" NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=256 sh tests/native/bench.sh 3
 	NATIVE_BENCH_SETUPS="link tcp" NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=1024 sh tests/native/bench.sh 3
 	NATIVE_BENCH_SETUPS=latency NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=256 sh tests/native/bench.sh 3
+	NATIVE_BENCH_SETUPS=many sh tests/native/bench.sh 3
 	sh tests/vm/run.sh netbench
 	sh tests/vm/run.sh forkbench
 

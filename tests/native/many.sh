@@ -80,6 +80,8 @@ many_served() {
 # proc_kb PID FIELD: a number of /proc/PID/status (kB), e.g. VmHWM; proc_io PID FIELD: one
 # of /proc/PID/io (bytes), e.g. read_bytes. Empty if the process is gone.
 proc_kb() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$1/status" 2>/dev/null; }
+# proc_cpu_ms PID: the CPU time (user + system) the process used so far, in ms.
+proc_cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' "/proc/$1/stat" 2>/dev/null; }
 proc_io() { sed -n "s/^$2: *\([0-9]*\)/\1/p" "/proc/$1/io" 2>/dev/null; }
 
 # evict FILE...: the files' pages out of the page cache (written back first, then
