@@ -37,8 +37,10 @@ many_round() {
 	[ "$1" = one ] || _k=$MANY_N
 	evict "$MDIR/many/img"/* || { FAIL_WHY="cannot evict the image from the page cache"; return 1; }
 	imgd_up_in "$MDIR/many" || { FAIL_WHY="criu-imgd did not start"; imgd_down; return 1; }
-	_mr=0
+	_mr=0 _st0=$(head -n 1 /proc/stat)
 	many_restores "$MDIR/many" "$_k" "$PORT" || _mr=1
+	_busy=$(echo "$_st0 $(head -n 1 /proc/stat)" | awk '{ for (i = 2; i <= 11; i++) { a += $i; b += $(i + 11) }
+		idle = $(5 + 11) + $(6 + 11) - $5 - $6; printf "%.0f", 100 * (1 - idle / (b - a)) }')
 	_hwm=$(proc_kb "$IPID" VmHWM) _rb=$(proc_io "$IPID" read_bytes) _cpu=$(proc_cpu_ms "$IPID")
 	imgd_down
 	[ "$_mr" = 0 ] || return 1
@@ -60,7 +62,7 @@ many_round() {
 		echo "many $2 $MANY_WALL_MS $_hwm $_rb $(pct "$MANY_TOTALS" 50) $(pct "$MANY_TOTALS" 100)" \
 			"$(pct "$MANY_RESUMES" 50) $(pct "$MANY_RESUMES" 100) $_sv" >>"$MANYDATA"
 	fi
-	echo "many round $2 $1: $_k restore(s) in $MANY_WALL_MS ms, each $(pct "$MANY_TOTALS" 50) ms p50, $(pct "$MANY_TOTALS" 100) ms max (resume $(pct "$MANY_RESUMES" 50)/$(pct "$MANY_RESUMES" 100) ms); criu-imgd VmHWM $_hwm kB, read $_rb bytes from disk, sent $_sv pages, used $_cpu ms of CPU"
+	echo "many round $2 $1: $_k restore(s) in $MANY_WALL_MS ms, each $(pct "$MANY_TOTALS" 50) ms p50, $(pct "$MANY_TOTALS" 100) ms max (resume $(pct "$MANY_RESUMES" 50)/$(pct "$MANY_RESUMES" 100) ms); criu-imgd VmHWM $_hwm kB, read $_rb bytes from disk, sent $_sv pages, used $_cpu ms of CPU; all CPUs busy $_busy% meanwhile"
 }
 
 many_bench() {
