@@ -248,11 +248,12 @@ bench-vm: all
 # link, 256 MB and 1 GB; then fault latency and a sequential reader at 1 and 10 ms RTT through
 # tests/net/delayproxy on that link, issue 11), then the guest's (CRIU's own page server,
 # netem latency; then a 256 MB task that forks right after restore, against CRIU's own pair:
-# about 6 minutes).
+# about 6 minutes). Also 32 restores at once of one 64 MB image through one criu-imgd (many).
 bench-net: all
 	NATIVE_BENCH_SETUPS="link tcp" NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=256 sh tests/native/bench.sh 3
 	NATIVE_BENCH_SETUPS="link tcp" NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=1024 sh tests/native/bench.sh 3
 	NATIVE_BENCH_SETUPS=latency NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=256 sh tests/native/bench.sh 3
+	NATIVE_BENCH_SETUPS=many sh tests/native/bench.sh 3
 	sh tests/vm/run.sh netbench
 	sh tests/vm/run.sh forkbench
 

@@ -175,8 +175,12 @@ int meta_on_get(struct imgd_session *s, const LwMetaGet *g)
 	    (fd = openat(img->dirfd, g->name,
 			 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0 ||
 	    fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		rc = session_fail(s, LW_ERR__LW_E_IO, -1, "image %s: no metadata file '%s'",
-				  img->id, g->name);
+		/* Our own want (fds, memory) is not the client's: say it, and log it. */
+		int err = fd < 0 && errno != ENOENT && errno != ELOOP ? errno : 0;
+		if (err == EMFILE || err == ENFILE || err == ENOMEM)
+			pr_err("image %s: cannot open %s: %s", img->id, g->name, strerror(err));
+		rc = session_fail(s, LW_ERR__LW_E_IO, -1, "image %s: no metadata file '%s'%s%s",
+				  img->id, g->name, err ? ": " : "", err ? strerror(err) : "");
 		goto out;
 	}
 	uint64_t size = (uint64_t)st.st_size;

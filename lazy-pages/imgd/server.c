@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -24,7 +25,9 @@
 #include "util/log.h"
 
 #define ACCEPTS_PER_PASS 64
-#define IDLE_WAIT_MS 1000 /* the longest turn with nothing to do: timeouts are checked */
+#define ACCEPT_REST_MS 100 /* out of fds or memory: how long the listening socket rests */
+#define FD_RESERVE 64	   /* fds beside the clients': images, listeners, log, loop */
+#define IDLE_WAIT_MS 1000  /* the longest turn with nothing to do: timeouts are checked */
 
 void server_init(struct imgd_server *srv, const struct imgd_opts *o)
 {
@@ -116,6 +119,42 @@ static void refuse(struct imgd_server *srv, int fd, const char *peer)
 	close(fd);
 }
 
+static void on_accept(struct ev_loop *l, int lfd, unsigned events, void *data);
+
+static void accept_again(struct ev_loop *l, uint64_t id, void *data)
+{
+	struct imgd_server *srv = data;
+	int rc = ev_add(l, srv->listen_fd, EV_READ, on_accept, srv);
+
+	(void)id;
+	if (rc) /* nothing to do but stop: no connection could come in any more */
+		pr_err("cannot watch the listening socket again: %s: stopping", strerror(-rc));
+	srv->stop = srv->stop || rc;
+}
+
+/*
+ * accept4 failed with err: may the pass go on? Out of fds or memory, the connection stays in
+ * the kernel's queue and the listening socket stays readable: it rests ACCEPT_REST_MS out of
+ * the loop (the clients wait in the queue until sessions end) instead of waking the loop at
+ * once, again and again.
+ */
+static bool accept_failed(struct imgd_server *srv, int err)
+{
+	if (err == EAGAIN || err == EWOULDBLOCK)
+		return false;
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+		return true; /* that connection went (ECONNABORTED...): the next one */
+	if (!srv->accept_limited)
+		pr_warn("cannot accept a connection with %u clients: %s: the waiting ones are "
+			"taken as sessions end (--max-clients %d; fd limit: ulimit -n)",
+			srv->d.nconns, strerror(err), srv->d.o->max_clients);
+	srv->accept_limited = true;
+	ev_del(srv->loop, srv->listen_fd);
+	if (!ev_timer_add(srv->loop, ACCEPT_REST_MS, accept_again, srv))
+		accept_again(srv->loop, 0, srv);
+	return false;
+}
+
 static void on_accept(struct ev_loop *l, int lfd, unsigned events, void *data)
 {
 	struct imgd_server *srv = data;
@@ -126,8 +165,12 @@ static void on_accept(struct ev_loop *l, int lfd, unsigned events, void *data)
 		socklen_t sl = sizeof(ss);
 		char peer[64];
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (accept_failed(srv, errno))
+				continue;
 			return;
+		}
+		srv->accept_limited = false;
 		srv->d.connections++;
 		peer_name(&ss, peer, sizeof(peer));
 		if (srv->d.nconns >= (unsigned)srv->d.o->max_clients) {
@@ -289,8 +332,31 @@ static int start_metrics(struct imgd_server *srv)
 	return rc;
 }
 
+/* As many fds as allowed (every client holds one); a warning if --max-clients cannot fit. */
+static void raise_nofile(int max_clients)
+{
+	struct rlimit r;
+
+	if (getrlimit(RLIMIT_NOFILE, &r))
+		return;
+	if (r.rlim_cur < r.rlim_max) {
+		rlim_t was = r.rlim_cur;
+		r.rlim_cur = r.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &r)) {
+			pr_warn("cannot raise the fd limit to %lu: %s", (unsigned long)r.rlim_max,
+				strerror(errno));
+			r.rlim_cur = was;
+		}
+	}
+	if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur < (rlim_t)max_clients + FD_RESERVE)
+		pr_warn("fd limit %lu, below the %d fds --max-clients %d needs: when they are all "
+			"in use, new connections wait",
+			(unsigned long)r.rlim_cur, max_clients + FD_RESERVE, max_clients);
+}
+
 int server_start(struct imgd_server *srv)
 {
+	raise_nofile(srv->d.o->max_clients);
 	int rc = do_listen(srv->d.o, &srv->port);
 
 	if (rc < 0)

@@ -21,8 +21,9 @@ struct imgd_server {
 	int listen_fd, sig_fd;
 	int port; /* the port listened on (--port 0: the kernel's pick) */
 	struct imgd_session *sessions;
-	bool stop;	  /* a signal came */
-	uint64_t t_start; /* mono_ms: server_init */
+	bool stop;	     /* a signal came */
+	bool accept_limited; /* the last accept failed for want of fds or memory (logged once) */
+	uint64_t t_start;    /* mono_ms: server_init */
 	/* the operators' interfaces (lazy-pages/ops/): the status socket, /metrics */
 	int ctl_fd;
 	char ctl_path[108];

@@ -34,6 +34,12 @@
 #   zpylo-off, zpylo-auto  the python3 dict through criu-imgd on loopback, --compress off|auto
 #   zlo-off, zlo-auto      the memhog through criu-imgd on loopback, --compress off|auto
 #   zlink-off, zlink-auto  the memhog over the shaped link (e.g. 10gbit), --compress off|auto
+#   many   issue 13, not in the rotation: one image, NATIVE_BENCH_MANY (32) restores at once
+#          through one criu-imgd on loopback, each in a pid namespace of its own, against
+#          plain TCP; criu-imgd's RSS and disk reads (tests/native/many-bench.sh). Its own
+#          NATIVE_BENCH_MANY_MB (64) MB memhog, in NATIVE_BENCH_MANY_DIR
+#          (/var/tmp/criu-lazy-many: a real filesystem). A section of its own in bench.md,
+#          "many" in bench.json.
 # Each restore is tests/vm/lib.sh restore_run in mode verify-now: the lazy daemon (and
 # criu-imgd) is started and listening first; t0 is taken right before `criu restore -d`; the
 # workload's verification is triggered as soon as it reported it runs again.
@@ -75,9 +81,10 @@ IMGD=$BIN/criu-imgd
 LAZYD=$BIN/criu-lazyd
 PROXY=$ROOT/build/tests/net/delayproxy
 # The setups of the rotation, and whether the latency block runs after them.
-MAIN_SETUPS=$(echo $SETUPS | tr ' ' '\n' | grep -vx latency | tr '\n' ' ')
-LAT=0
+MAIN_SETUPS=$(echo $SETUPS | tr ' ' '\n' | grep -vx 'latency\|many' | tr '\n' ' ')
+LAT=0 MANY=0
 case " $SETUPS " in *" latency "*) LAT=1 ;; esac
+case " $SETUPS " in *" many "*) MANY=1 ;; esac
 RTTS=${NATIVE_BENCH_RTT_MS:-1 10}
 LAT_TBF=${NATIVE_BENCH_LAT_TBF:-burst 64kb limit 256kb}
 LAT_CC=${NATIVE_BENCH_LAT_CC:-}         # a TCP congestion control for the server's namespace
@@ -163,7 +170,9 @@ esac
 
 # page_bytes CASE: what criu-imgd has to send for CASE: the pages that are not all zeros (it
 # sends zero pages as a bit), so that a plain TCP transfer moves the same bytes of data.
-page_bytes() {
+# page_bytes_of IMGDIR: the same for the images in IMGDIR.
+page_bytes() { page_bytes_of "$BDIR/$1/img"; }
+page_bytes_of() {
 	python3 -c '
 import sys
 z = bytes(4096); n = 0
@@ -173,7 +182,7 @@ for f in sys.argv[1:]:
             b = h.read(4096)
             if not b: break
             n += b != z[:len(b)]
-print(n * 4096)' "$BDIR/$1"/img/pages-*.img
+print(n * 4096)' "$1"/pages-*.img
 }
 
 # tcp_run CASE: a plain TCP transfer of CASE's page bytes from the server's namespace; sets
@@ -495,6 +504,10 @@ if [ "$LAT" = 1 ]; then
 		i=$((i + 1))
 	done
 fi
+# ---- many (issue 13): one image, many restores at once ----
+. "$ROOT/tests/native/many.sh"
+. "$ROOT/tests/native/many-bench.sh"
+[ "$MANY" = 0 ] || many_bench
 T_END=$(now)
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 RUN_S=$(( (T_END - T_START) / 1000000000 ))
@@ -630,6 +643,7 @@ lat_md() {
 		echo "resume). Every round verified all memory (\"verify ok\")."
 	fi
 	[ "$LAT" = 0 ] || lat_md
+	[ "$MANY" = 0 ] || many_md
 } | sed 's/| null |/| - |/g; s/| null$/| - |/' >"$OUT/bench.md"
 cat "$OUT/bench.md"
 
@@ -708,6 +722,7 @@ cat "$OUT/bench.md"
 		done
 		printf '\n  }}'
 	fi
+	[ "$MANY" = 0 ] || many_json
 	printf '\n}\n'
 } | sed 's/: -,/: null,/g; s/: -}/: null}/g' >"$OUT/bench.json"
 echo
@@ -717,4 +732,5 @@ if [ "${NATIVE_BENCH_KEEP:-0}" != 1 ]; then
 	trap - EXIT
 	cleanup
 	rm -rf "${BDIR:?}"
+	[ "$MANY" = 0 ] || rm -rf "${MDIR:?}"
 fi

@@ -3,9 +3,11 @@
 # suite's root (tests/native/roots.sh), real `criu dump` and `criu restore --lazy-pages`, every
 # scenario also served by that CRIU's own `criu lazy-pages`, memory verified in the tasks.
 #   sh tests/native/run.sh [SUITE...] [-- PART...]
-# SUITE: trixie (CRIU 4.1.1), sid (CRIU 4.2.1); default both. PART: e2e net plugin runc podman
-# (default all). The scenario scripts are the VM suite's (tests/vm/guest-*.sh), run here with
-# the suite's criu first on PATH, plus tests/native/net.sh, ws.sh, runc.sh and podman.sh.
+# SUITE: trixie (CRIU 4.1.1), sid (CRIU 4.2.1); default both. PART: e2e net many plugin runc
+# podman (default all). The scenario scripts are the VM suite's (tests/vm/guest-*.sh), run here
+# with the suite's criu first on PATH, plus tests/native/net.sh, ws.sh (working-set replay, in
+# e2e), many-test.sh (one image, many concurrent restores through one criu-imgd), runc.sh and
+# podman.sh.
 # Results and logs: build/native/SUITE-latest/. Prints "N passed, N failed" at the end.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,7 +23,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [ -n "$suites" ] || suites="trixie sid"
-[ -n "$parts" ] || parts="e2e net plugin runc podman"
+[ -n "$parts" ] || parts="e2e net many plugin runc podman"
 
 for b in criu-lazyd criu-imgd; do
 	[ -x "$ROOT/build/bin/$b" ] || { echo "run.sh: build/bin/$b missing: run make first" >&2; exit 2; }
@@ -112,6 +114,10 @@ for suite in $suites; do
 			mv "$R/$part/summary" "$R/$part/summary-imgd" 2>/dev/null
 			VMRUN_RESULTS=$R/$part sh "$ROOT/tests/native/net.sh" "$ROOT" byid veth >>"$R/$part.log" 2>&1
 			count "$R/$part/summary-imgd"
+			count "$R/$part/summary"
+			;;
+		many)
+			VMRUN_RESULTS=$R/$part sh "$ROOT/tests/native/many-test.sh" "$ROOT" >"$R/$part.log" 2>&1
 			count "$R/$part/summary"
 			;;
 		plugin)

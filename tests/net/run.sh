@@ -91,6 +91,36 @@ if mk_image large "$OUT/img-large"; then
 			bad concurrent32 "$(tail -3 "$OUT/c32.out")"
 		fi
 	fi
+	if want fdlimit; then
+		# At its fd limit criu-imgd rests its listening socket (no busy loop on EMFILE) and
+		# takes the waiting connections as sessions end: 40 idle connections against a
+		# limit of 24 fds, its CPU time over one second of that, then 8 clients read all.
+		printf '#!/bin/sh\nulimit -n 24\nexec "%s" "$@"\n' "$IMGD" >"$OUT/imgd-fd24"
+		chmod +x "$OUT/imgd-fd24"
+		_imgd=$IMGD IMGD=$OUT/imgd-fd24
+		start_imgd fd24 -D "$IMG" --auth-key "$key" --status-socket none
+		IMGD=$_imgd
+		python3 -c '
+import socket, sys, time
+cs = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(40)]
+time.sleep(2.5)' "$port" &
+		hp=$!
+		sleep 0.5
+		c0=$(cut -d' ' -f14,15 "/proc/$ipid/stat")
+		sleep 1
+		c1=$(cut -d' ' -f14,15 "/proc/$ipid/stat")
+		wait $hp
+		ticks=$(echo "$c0 $c1" | awk '{ print $3 + $4 - $1 - $2 }')
+		"$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --key "$key" --clients 8 \
+			>"$OUT/fd24.out" 2>&1 && r=0 || r=1
+		stop_imgd
+		if [ $r = 0 ] && [ "$ticks" -le 20 ] &&
+			grep -q "cannot accept a connection .*Too many open files" "$OUT/fd24-imgd.log"; then
+			ok "fdlimit: at its fd limit $ticks CPU ticks in 1 s, then: $(cat "$OUT/fd24.out")"
+		else
+			bad fdlimit "netload rc $r, $ticks CPU ticks in 1 s at the limit (at most 20), log: $(grep -c 'cannot accept' "$OUT/fd24-imgd.log") accept warnings; $(tail -2 "$OUT/fd24.out")"
+		fi
+	fi
 	if want bench-host; then
 		start_imgd bench -D "$IMG" --auth-key "$key"
 		if "$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --key "$key" --bench \
