@@ -232,7 +232,7 @@ static bool replay_read(struct lazyd *d, struct lz_task *t, struct pf_slot *sl)
 	struct pend_extent r;
 
 	for (unsigned guard = 0; guard < LAZYD_BATCH_MAX; guard++) {
-		if (t->need_events || !lazyd_ws_next(d, t, d->buf_len, &r))
+		if (t->need_events || !lazyd_ws_next(t, d->buf_len, &r))
 			return false;
 		if (r.flags & PEND_ZERO) {
 			lazyd_install_run(d, t, r, PATH_REPLAY, NULL);
@@ -347,6 +347,12 @@ static bool drain_async(struct lazyd *d)
 	return d->pf_used > 0;
 }
 
+/* Run r's data where the source maps it (local images), or NULL: it must be read. */
+static const void *mapped(struct lazyd *d, const struct lz_task *t, const struct pend_extent *r)
+{
+	return d->src.ops->map ? d->src.ops->map(&d->src, t->img, r->src, r->end - r->start) : NULL;
+}
+
 /*
  * One chunk of t's working-set replay (workset.c), in the order the record has it: the
  * pending runs of its next entries, as one batch when the source maps its data, else the
@@ -358,12 +364,10 @@ static bool replay_runs(struct lazyd *d, struct lz_task *t)
 	uint64_t budget = d->buf_len;
 	struct pend_extent r;
 
-	while (g.n < LAZYD_BATCH_MAX && budget && lazyd_ws_next(d, t, budget, &r)) {
+	while (g.n < LAZYD_BATCH_MAX && budget && lazyd_ws_next(t, budget, &r)) {
 		const void *p = NULL;
 		if (!(r.flags & PEND_ZERO)) {
-			p = d->src.ops->map ? d->src.ops->map(&d->src, t->img, r.src,
-							      r.end - r.start)
-					    : NULL;
+			p = mapped(d, t, &r);
 			if (!p) {
 				if (g.n)
 					lazyd_install_batch(d, t, g.runs, g.data, g.n, g.path);
@@ -396,9 +400,7 @@ static void drain_runs(struct lazyd *d, struct lz_task *t)
 		struct pend_extent r;
 		if (!pending_next(&t->pend, from, budget, true, &r) || (nrun && r.start < from))
 			break;
-		const void *p = d->src.ops->map
-				    ? d->src.ops->map(&d->src, t->img, r.src, r.end - r.start)
-				    : NULL;
+		const void *p = mapped(d, t, &r);
 		if (nrun && !p)
 			break;
 		gather_add(d, t, &g, &r, p);

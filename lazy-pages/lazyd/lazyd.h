@@ -210,12 +210,13 @@ void lazyd_ws_detach(struct lz_task *t);
 void lazyd_ws_fault(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t pages);
 /* The next pending run (data or zero, at most max bytes) of t's replay; false when the
  * replay is done. The replay's position moves past it. */
-bool lazyd_ws_next(struct lazyd *d, struct lz_task *t, uint64_t max, struct pend_extent *r);
+bool lazyd_ws_next(struct lz_task *t, uint64_t max, struct pend_extent *r);
 /* The restore finished (the tasks run): whether the stream holds back for the record. */
 void lazyd_ws_restored(struct lazyd *d);
 /* true while the stream holds back, with *wait_ms until it looks again. */
 bool lazyd_ws_holding(const struct lazyd *d, unsigned *wait_ms);
-/* The end: this restore's notes merged into the record, written beside the images. */
+/* The end: this restore's notes merged into the record, written beside the images (the
+ * record and the dir are let go in main.c's teardown). */
 void lazyd_ws_finish(struct lazyd *d);
 
 /* drain.c */

@@ -23,6 +23,16 @@ static bool recording(const struct lazyd *d)
 	return d->ws_on && (d->o->working_set == WS_RECORD || d->o->working_set == WS_AUTO);
 }
 
+/* First touches in a record, all tasks. */
+static uint64_t entries(const struct workset *ws)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < ws->ntasks; i++)
+		n += ws->tasks[i].n;
+	return n;
+}
+
 void lazyd_ws_start(struct lazyd *d)
 {
 	enum ws_mode m = d->o->working_set;
@@ -49,12 +59,9 @@ void lazyd_ws_start(struct lazyd *d)
 		pr_warn("working set: record ignored: %s", e.msg);
 		ws_init(&d->ws_rec, id);
 	} else {
-		uint64_t n = 0;
-		for (uint32_t i = 0; i < d->ws_rec.ntasks; i++)
-			n += d->ws_rec.tasks[i].n;
-		d->st.ws_entries = n;
+		d->st.ws_entries = entries(&d->ws_rec);
 		pr_info("working set: record of %u restores, %lu first touches in %u tasks%s",
-			d->ws_rec.restores, (unsigned long)n, d->ws_rec.ntasks,
+			d->ws_rec.restores, (unsigned long)d->st.ws_entries, d->ws_rec.ntasks,
 			m == WS_RECORD ? " (mode record: not replayed)" : ": replayed first");
 	}
 }
@@ -181,9 +188,8 @@ void lazyd_ws_fault(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t 
 	}
 }
 
-bool lazyd_ws_next(struct lazyd *d, struct lz_task *t, uint64_t max, struct pend_extent *r)
+bool lazyd_ws_next(struct lz_task *t, uint64_t max, struct pend_extent *r)
 {
-	(void)d;
 	while (t->ws && t->ws_next < t->ws->n) {
 		const struct ws_entry *e = &t->ws->e[t->ws_next];
 		uint64_t end = e->addr + (uint64_t)e->pages * PAGE;
@@ -208,28 +214,18 @@ void lazyd_ws_finish(struct lazyd *d)
 {
 	struct errmsg e;
 
-	if (!d->ws_on)
-		goto out;
 	if (!recording(d))
-		goto out;
+		return;
+	/* The merge replaces the record the tasks replay from: none replays from it now. */
+	for (struct lz_task *t = d->tasks; t; t = t->next)
+		lazyd_ws_detach(t);
 	errmsg_clear(&e);
-	if (ws_merge(&d->ws_rec, &d->ws_notes)) {
+	if (ws_merge(&d->ws_rec, &d->ws_notes))
 		pr_warn("working set: out of memory, record not written");
-		goto out;
-	}
-	uint64_t n = 0;
-	for (uint32_t i = 0; i < d->ws_rec.ntasks; i++)
-		n += d->ws_rec.tasks[i].n;
-	if (ws_save(d->ws_dirfd, WS_FILE_NAME, &d->ws_rec, &e))
+	else if (ws_save(d->ws_dirfd, WS_FILE_NAME, &d->ws_rec, &e))
 		pr_warn("working set: record not written: %s", e.msg);
 	else
 		pr_info("working set: record of %u restores written to %s/%s (%lu first touches)",
-			d->ws_rec.restores, d->o->images_dir, WS_FILE_NAME, (unsigned long)n);
-out:
-	ws_free(&d->ws_rec);
-	ws_free(&d->ws_notes);
-	if (d->ws_dirfd >= 0)
-		close(d->ws_dirfd);
-	d->ws_dirfd = -1;
-	d->ws_on = false;
+			d->ws_rec.restores, d->o->images_dir, WS_FILE_NAME,
+			(unsigned long)entries(&d->ws_rec));
 }
