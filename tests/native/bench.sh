@@ -108,11 +108,7 @@ for b in "$IMGD" "$LAZYD" "$ROOT/build/tests/workloads/memhog" "$ROOT/build/test
 done
 
 . "$ROOT/tests/native/env.sh"
-native_env "${NATIVE_SUITE:-sid}"
-VM=$BDIR
-. "$ROOT/tests/vm/lib.sh"
-VM=$BDIR # lib.sh's helpers read VM when they run: the bench dir, whatever lib.sh defaults to
-DAEMON_V=$LOGV
+native_bench_env "$BDIR"
 OURS_LAZY_LOCAL=$LAZYD
 
 # What was measured: the tree's commit (+ "-dirty" with local changes) and the binary.
@@ -367,11 +363,6 @@ counters_diff() {
 	echo "$1 $2" | awk '{ printf "%d %d %d %d", $5 - $1, $6 - $2, $7 - $3, $8 - $4 }'
 }
 
-# stat_of FILE KEY: a number of criu-lazyd's --stats-file, or "-".
-stat_of() {
-	_v=$(sed -n "s/^ *\"$2\": *\([0-9]*\).*/\1/p" "$1" 2>/dev/null | head -1)
-	echo "${_v:--}"
-}
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/ && b > 0) printf "%.2f", a / b; else print "null" }'; }
 

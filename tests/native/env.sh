@@ -40,3 +40,13 @@ _wrapper() {
 
 # version_ge A B: version A >= B (dotted numbers).
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }
+
+# native_bench_env DIR: for a benchmark (needs ROOT, LOGV): the suite's criu (NATIVE_SUITE,
+# default sid) first on PATH, tests/vm/lib.sh's helpers working in DIR, the daemons at LOGV.
+native_bench_env() {
+	native_env "${NATIVE_SUITE:-sid}" || exit 1
+	VM=$1
+	. "$ROOT/tests/vm/lib.sh"
+	VM=$1 # lib.sh's helpers read VM when they run: DIR, whatever lib.sh defaults to
+	DAEMON_V=$LOGV
+}

@@ -88,11 +88,7 @@ for d in "$OLD_BIN" "$NEW_BIN"; do
 done
 
 . "$ROOT/tests/native/env.sh"
-native_env "${NATIVE_SUITE:-sid}"
-VM=$BDIR
-. "$ROOT/tests/vm/lib.sh"
-VM=$BDIR
-DAEMON_V=$LOGV
+native_bench_env "$BDIR"
 
 # The current build: the last commit that changed the daemons' sources (what the binaries are
 # built from), "-dirty" if they differ from it; TIMELINE_NEW_DESC if built from elsewhere.
@@ -232,11 +228,6 @@ one_run() {
 		cp "$BDIR/$C/imgd.log" "$RUN/" 2>/dev/null || true
 	fi
 	return $_rr
-}
-
-stat_of() {
-	_v=$(sed -n "s/^ *\"$2\": *\([0-9]*\).*/\1/p" "$1" 2>/dev/null | head -1)
-	echo "${_v:--}"
 }
 
 # ---- dump ----

@@ -22,7 +22,6 @@ R=$VMRUN_RESULTS
 LAZYD=$ROOT/build/bin/criu-lazyd
 
 result() { echo "$1 ws-$2 (ours)${3:+ $3}" | tee -a "$R/summary"; }
-stat_of() { sed -n "s/.*\"$2\": *\([0-9]*\).*/\1/p" "$1" 2>/dev/null | head -1; }
 
 # restore_ws CASE NAME: one restore of CASE with criu-lazyd --working-set auto, verified.
 restore_ws() {

@@ -40,11 +40,7 @@ for b in "$IMGD" "$LAZYD" "$ROOT/build/tests/workloads/memhog"; do
 done
 
 . "$ROOT/tests/native/env.sh"
-native_env "${NATIVE_SUITE:-sid}"
-VM=$BDIR
-. "$ROOT/tests/vm/lib.sh"
-VM=$BDIR
-DAEMON_V=$LOGV
+native_bench_env "$BDIR"
 rm -rf "${BDIR:?}" "$OUT/wsbench-runs"
 mkdir -p "$BDIR" "$OUT/wsbench-runs"
 KEY=$BDIR/imgd.key
@@ -72,7 +68,6 @@ case " $SETUPS " in *" link "*)
 	link_up || { echo "wsbench: cannot set up the shaped veth link" >&2; exit 1; } ;;
 esac
 
-stat_of() { sed -n "s/.*\"$2\": *\([0-9]*\).*/\1/p" "$1" 2>/dev/null | head -1; }
 field() { echo "$1" | sed -n "s/.* $2=\([0-9]*\).*/\1/p"; }
 
 # ws_restore SETUP MODE: one restore of case ws with criu-lazyd --working-set MODE.

@@ -44,6 +44,11 @@ has_line() { # no fork: a shell loop over the (short) result file
 	return 1
 }
 line_of() { grep -m1 "^$2" "$VM/$1/result" 2>/dev/null; }
+# stat_of FILE KEY: a number of criu-lazyd's --stats-file, or "-".
+stat_of() {
+	_v=$(sed -n "s/^ *\"$2\": *\([0-9]*\).*/\1/p" "$1" 2>/dev/null | head -1)
+	echo "${_v:--}"
+}
 
 # wl_start CASE WORKLOAD ARGS...: start a workload in its own session, no tty, and wait
 # until it reports "ready". Sets WPID.
