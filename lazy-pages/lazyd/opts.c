@@ -62,7 +62,7 @@ static void usage(FILE *f)
 	       "      --working-set-hold MS  recording with no record yet: the background stream\n"
 	       "                         waits up to MS after the restore while the tasks fault,\n"
 	       "                         so that the record sees their first touches (default\n"
-	       "                         5000; 0: never waits)\n"
+	       "                         0: never waits; for images restored again and again)\n"
 	       "      --keeper on|off    a keeper process holds the tasks' uffds and restarts a\n"
 	       "                         worker that dies, which resumes (default on)\n"
 	       "      --worker-restarts N[/SECONDS]  more worker crashes than N within SECONDS\n"
@@ -262,7 +262,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	o->compress = LW_COMPRESS__LW_COMPRESS_AUTO;
 	o->keeper = true;
 	o->working_set = WS_AUTO;
-	o->ws_hold_ms = 5000;
+	o->ws_hold_ms = 0;
 	o->worker_restarts = 5;
 	o->restart_window_s = 60;
 

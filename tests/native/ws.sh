@@ -2,7 +2,8 @@
 # Working-set replay end to end (issue 13), natively with real CRIU 4.x: ws.sh ROOT
 # (run by tests/native/run.sh's e2e part with the suite's criu on PATH and VM set).
 #   record   a memhog -w (it reads a fixed random tenth of its pages first) restored with
-#            criu-lazyd --working-set auto: memory verified, lazy-workset.img written beside
+#            criu-lazyd --working-set auto --working-set-hold 5000 (as every case here):
+#            memory verified, lazy-workset.img written beside
 #            the images, private (0600);
 #   replay   the same images again: verified, the record replayed (ws_replayed > 0 in the
 #            stats), the record now of 2 restores;
@@ -25,7 +26,7 @@ result() { echo "$1 ws-$2 (ours)${3:+ $3}" | tee -a "$R/summary"; }
 
 # restore_ws CASE NAME: one restore of CASE with criu-lazyd --working-set auto, verified.
 restore_ws() {
-	OURS_LAZY="$LAZYD --working-set auto"
+	OURS_LAZY="$LAZYD --working-set auto --working-set-hold 5000"
 	if ! restore_run "$1" ours verify-now; then
 		result FAIL "$2" "$FAIL_WHY"
 		excerpt "$RUN" "$1" >"$R/fail-ws-$2.txt" 2>&1 || true

@@ -5,7 +5,8 @@
 # random 6% of its pages (the same pages, in the same order, every run) and reports when it has
 # ("ws ... at="), then checks every byte. It is dumped once; per round and setup the record
 # beside the images is removed, then the image is restored three times in a row with
-# criu-lazyd --working-set auto: first (no record: it records one), second (replays it),
+# criu-lazyd --working-set auto --working-set-hold NATIVE_WS_HOLD (5000; 0: records faults
+# only): first (no record: it records one), second (replays it),
 # third (replays the merged record); and once with --working-set off (the control).
 # Setups (NATIVE_WS_SETUPS, default "local link"):
 #   local  criu-lazyd with the local images
@@ -19,7 +20,7 @@
 # working set / a plain TCP transfer of the working set's bytes on the same link (target
 # <= 1.5x). Output: build/native/wsbench.md (table), wsbench.json, wsbench-raw.txt; each run's
 # logs under build/native/wsbench-runs/.
-# Env: NATIVE_WS_MB, NATIVE_WS_PERMILLE, NATIVE_WS_SETUPS, NATIVE_BENCH_DIR (default
+# Env: NATIVE_WS_MB, NATIVE_WS_PERMILLE, NATIVE_WS_SETUPS, NATIVE_WS_HOLD, NATIVE_BENCH_DIR (default
 # /dev/shm/criu-lazy-wsbench), NATIVE_BENCH_RATE, NATIVE_BENCH_V (daemons' log level, 2).
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,6 +28,7 @@ ROUNDS=${1:-2}
 MB=${NATIVE_WS_MB:-1024}
 PERMILLE=${NATIVE_WS_PERMILLE:-60}
 SETUPS=${NATIVE_WS_SETUPS:-local link}
+HOLD=${NATIVE_WS_HOLD:-5000}
 BDIR=${NATIVE_BENCH_DIR:-/dev/shm/criu-lazy-wsbench}
 LOGV=${NATIVE_BENCH_V:-2}
 OUT=$ROOT/build/native
@@ -72,7 +74,7 @@ field() { echo "$1" | sed -n "s/.* $2=\([0-9]*\).*/\1/p"; }
 
 # ws_restore SETUP MODE: one restore of case ws with criu-lazyd --working-set MODE.
 ws_restore() {
-	_extra="--working-set $2"
+	_extra="--working-set $2 --working-set-hold $HOLD"
 	if [ "$1" = link ]; then
 		imgd_up_in "$BDIR/ws" "$LNS" || { FAIL_WHY="criu-imgd did not start"; return 1; }
 		_extra="$_extra --image-server $SRV_IP:$PORT --image img --auth-key $KEY"
