@@ -366,6 +366,7 @@ int server_start(struct imgd_server *srv)
 	if (rc)
 		return rc;
 	srv->loop = ev_loop_new();
+	srv->lingering.loop = srv->loop;
 	if (!srv->loop) {
 		pr_err("epoll: %s", strerror(ENOMEM));
 		return -ENOMEM;
@@ -394,14 +395,17 @@ int server_watch_signals(struct imgd_server *srv)
 	return rc < 0 ? rc : 0;
 }
 
-/* A closed session leaves the loop and the list. */
+/* A closed session leaves the loop and the list; its connection lingers (linger.h) unless
+ * the server stops. */
 static void drop(struct imgd_server *srv, struct imgd_session **link, const char *why)
 {
 	struct imgd_session *s = *link;
 
 	*link = s->next;
 	ev_del(srv->loop, session_fd(s));
+	int fd = srv->stop ? -1 : session_take_fd(s);
 	protocol_close(s, why);
+	linger_close(&srv->lingering, fd);
 }
 
 /* One service pass; true if some session can make progress without waiting. */
@@ -459,6 +463,7 @@ void server_close_sessions(struct imgd_server *srv)
 void server_free(struct imgd_server *srv)
 {
 	server_close_sessions(srv);
+	linger_free(&srv->lingering);
 	if (srv->d.tls_on)
 		wire_tls_server_free(&srv->d.tls);
 	srv->d.tls_on = false;

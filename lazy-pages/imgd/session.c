@@ -76,6 +76,14 @@ int session_fd(const struct imgd_session *s)
 	return s->io.fd;
 }
 
+int session_take_fd(struct imgd_session *s)
+{
+	int fd = s->io.fd;
+
+	s->io.fd = -1;
+	return fd;
+}
+
 const double imgd_hist_le[IMGD_HIST_N] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 					  0.01,	  0.025,   0.05,   0.1,	  1};
 

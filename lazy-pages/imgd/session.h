@@ -144,6 +144,8 @@ int session_new(struct imgd *d, int fd, const char *peer, struct imgd_session **
 void session_free(struct imgd_session *s);
 /* Its socket, for the event loop. */
 int session_fd(const struct imgd_session *s);
+/* The connection's fd is the caller's now (session_free will not close it); -1 if none. */
+int session_take_fd(struct imgd_session *s);
 
 /* What AUTH needs of the connection: the challenge the proofs cover (inside TLS bound to the
  * TLS session: conn_io_bind), 0 or -EPROTO; the role a PSK session authenticated, or -1;
