@@ -49,25 +49,28 @@ void lazyd_install_batch(struct lazyd *d, struct lz_task *t, const struct pend_e
 			return;
 	}
 	/* The rest, one run at a time, through the path that decides on each error. */
-	for (uint32_t i = first; i < n && !t->gone && !t->killed && !t->need_events; i++) {
-		if (!ext[i].result)
-			continue;
-		struct pend_extent rest = r[i];
-		uint64_t skip = ext[i].done;
-		if (ext[i].result == -EEXIST) {
-			/* Present already (a racing install): never overwritten, its waiter woken.
-			 */
-			lazyd_found_present(d, t, r[i].start + skip);
-			skip += PAGE;
-			if (skip >= r[i].end - r[i].start)
-				continue;
-		}
-		rest.start += skip;
-		rest.src += (r[i].flags & PEND_ZERO) ? 0 : skip;
-		/* -EFAULT: the data could not be read (a mapped image that shrank): the one-run
-		 * path reads it from the source again and says why. */
-		const void *from =
-		    data[i] && ext[i].result != -EFAULT ? (const char *)data[i] + skip : NULL;
-		lazyd_install_run(d, t, rest, p, from);
+	for (uint32_t i = first; i < n && !t->gone && !t->killed && !t->need_events; i++)
+		if (ext[i].result)
+			lazyd_settle_rest(d, t, &r[i], data[i], &ext[i], p);
+}
+
+void lazyd_settle_rest(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,
+		       const void *data, const struct fill_extent *e, enum fill_path p)
+{
+	struct pend_extent rest = *r;
+	uint64_t skip = e->done;
+
+	if (e->result == -EEXIST) {
+		/* Present already (a racing install): never overwritten, its waiter woken. */
+		lazyd_found_present(d, t, r->start + skip);
+		skip += PAGE;
+		if (skip >= r->end - r->start)
+			return;
 	}
+	rest.start += skip;
+	rest.src += (r->flags & PEND_ZERO) ? 0 : skip;
+	/* -EFAULT: the data could not be read (a mapped image that shrank): the one-run path
+	 * reads it from the source again and says why. */
+	const void *from = data && e->result != -EFAULT ? (const char *)data + skip : NULL;
+	lazyd_install_run(d, t, rest, p, from);
 }

@@ -127,6 +127,7 @@ void lazyd_handle_msg(struct lazyd *d, struct lz_task *t, const struct uffd_msg 
 		break;
 	case UFFD_EVENT_REMAP:
 		d->st.remaps++;
+		t->events++;
 		task_debug(
 		    t, "mremap 0x%llx -> 0x%llx, %llu bytes", (unsigned long long)m->arg.remap.from,
 		    (unsigned long long)m->arg.remap.to, (unsigned long long)m->arg.remap.len);
@@ -145,6 +146,7 @@ void lazyd_handle_msg(struct lazyd *d, struct lz_task *t, const struct uffd_msg 
 			d->st.removes++;
 		else
 			d->st.unmaps++;
+		t->events++;
 		task_debug(
 		    t, "%s 0x%llx-0x%llx", m->event == UFFD_EVENT_REMOVE ? "discard" : "munmap",
 		    (unsigned long long)m->arg.remove.start, (unsigned long long)m->arg.remove.end);
@@ -167,7 +169,14 @@ void lazyd_read_uffd(struct lazyd *d, struct lz_task *t)
 		return;
 	}
 	while (!t->gone && total < MAX_MSGS_PER_CALL) {
+		unsigned events = 0;
+		/* The fill threads stop while we read: an event read must be applied before
+		 * any of them installs again (pfill.c). */
+		lazyd_fence_hold(d);
 		ssize_t n = read(t->uffd, msgs, sizeof(msgs));
+		for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(msgs[0]); i++)
+			events += msgs[i].event != UFFD_EVENT_PAGEFAULT;
+		lazyd_fence_release(d, events);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)

@@ -425,6 +425,12 @@ static int serve_fault(struct lazyd *d, struct lz_task *t, struct lz_fault *f)
 	}
 	if (!pending)
 		return serve_unpending(d, t, f->addr);
+	/* A fill thread is installing it (pfill.c): its install wakes the task. */
+	const struct pend_extent *job = lazyd_job_run(d, t, r.start, r.end);
+	if (job && job->start <= r.start)
+		return -EINPROGRESS;
+	if (job)
+		r.end = job->start;
 	if (d->src.ops->prefetch && !(r.flags & PEND_ZERO) && stream_brings(d, t, &r))
 		return -EINPROGRESS;
 	t->ra_pages = window;

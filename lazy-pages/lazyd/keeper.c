@@ -294,7 +294,9 @@ static int shm_new(struct keeper *k)
 	pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
 	int rc = pthread_mutex_init(&k->shm->lock, &ma);
 	pthread_mutexattr_destroy(&ma);
-	return -rc;
+	if (rc)
+		return -rc;
+	return fill_fence_init(k->shm->fill_lock, FILL_POOL_MAX, true);
 }
 
 static void keeper_close(struct keeper *k)

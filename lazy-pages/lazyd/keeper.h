@@ -28,6 +28,7 @@
 #include <sys/types.h>
 #include <linux/userfaultfd.h>
 
+#include "fill/fill_pool.h"
 #include "opts.h"
 
 enum kp_type {
@@ -72,6 +73,9 @@ struct kp_msg {
 struct keeper_shm {
 	pthread_mutex_t lock;	       /* robust, process-shared */
 	volatile uint64_t events_read; /* non-fault uffd messages the keeper has read */
+	/* The worker's fill threads' fence (fill_pool.h): the keeper holds these too while it
+	 * reads, and events_read is the fence's count. */
+	pthread_mutex_t fill_lock[FILL_POOL_MAX];
 };
 
 /* The worker's end (keeper_link.c); NULL in a daemon without keeper (--keeper off). */

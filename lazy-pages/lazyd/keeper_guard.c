@@ -17,11 +17,8 @@ static struct guard guard;
 
 static bool guard_enter(struct keeper_link *k)
 {
-	int rc = pthread_mutex_lock(&k->shm->lock);
-
-	if (rc == EOWNERDEAD) /* the keeper died holding it: the link's EOF follows */
-		rc = pthread_mutex_consistent(&k->shm->lock);
-	if (rc)
+	/* The keeper died holding it: the link's EOF follows. */
+	if (!fill_fence_lock(&k->shm->lock))
 		return false;
 	if (k->shm->events_read != k->events_seen) {
 		pthread_mutex_unlock(&k->shm->lock);

@@ -53,6 +53,7 @@ void keep_unwatch(struct keeper *k, int fd);
 void keep_slot_close(struct keeper *k, uint32_t s);
 void keep_drop_conn(struct keeper *k);
 bool keep_lock(struct keeper *k);
+void keep_unlock(struct keeper *k);
 /* SIGKILL slot s's process: by its pidfd or pid, or (a fork child not named yet) every child
  * of its parent that no slot names. */
 void keep_kill_slot(const struct keeper *k, uint32_t s);

@@ -218,13 +218,23 @@ void keep_on_accept(struct keeper *k)
 	forward(k, &e, -1);
 }
 
+/* The worker's installs stop while we read: its own (the lock), its fill threads' (theirs). */
 bool keep_lock(struct keeper *k)
 {
-	int rc = pthread_mutex_lock(&k->shm->lock);
+	/* A worker that died holding one: nothing it guards is half done. */
+	if (!fill_fence_lock(&k->shm->lock))
+		return false;
+	if (!fill_fence_hold(k->shm->fill_lock, FILL_POOL_MAX)) {
+		pthread_mutex_unlock(&k->shm->lock);
+		return false;
+	}
+	return true;
+}
 
-	if (rc == EOWNERDEAD) /* the worker died holding it: nothing it guards is half done */
-		rc = pthread_mutex_consistent(&k->shm->lock);
-	return rc == 0;
+void keep_unlock(struct keeper *k)
+{
+	fill_fence_release(k->shm->fill_lock, FILL_POOL_MAX);
+	pthread_mutex_unlock(&k->shm->lock);
 }
 
 /*
@@ -267,7 +277,7 @@ int keep_read_slot(struct keeper *k, uint32_t s)
 		}
 		log_add(k, &out[i]);
 	}
-	pthread_mutex_unlock(&k->shm->lock);
+	keep_unlock(k);
 	/* No fd for a fork's uffd (or no memory): the event stays queued and the uffd is
 	 * fine; closing it would zero-fill the task. The caller gives up instead. */
 	if (err == EMFILE || err == ENFILE || err == ENOMEM)

@@ -7,7 +7,9 @@
  *   install.c  installing runs of pending pages, the fault path
  *   batch.c    several runs at once through the engine's batch entry point
  *   drain.c    the background stream of what no task asked for yet
- * The order is one way: main -> restore -> drain -> batch -> install -> events -> tasks.
+ *   pfill.c    its jobs for the fill threads (fill_pool.h), and what they did
+ * The order is one way: main -> restore -> drain -> pfill -> batch -> install -> events ->
+ * tasks.
  */
 #ifndef LAZYD_LAZYD_H
 #define LAZYD_LAZYD_H
@@ -18,6 +20,7 @@
 #include <linux/userfaultfd.h>
 
 #include "fill/fill.h"
+#include "fill/fill_pool.h"
 #include "keeper.h"
 #include "img/images.h"
 #include "lpsock.h"
@@ -64,6 +67,26 @@ const struct pf_run *pf_relative_run(const struct lazyd *d, const struct lz_task
 
 #define LAZYD_MAX_PREFETCH 64
 
+enum fill_path { PATH_FAULT, PATH_DRAIN, PATH_REPLAY /* the drain, from the working set */ };
+
+/*
+ * A job of the fill threads (pfill.c): pending runs of one task with their data (mapped
+ * image pages), installed by a thread while the loop goes on. Its runs stay in the task's
+ * pending set until the job is settled; the drain and the fault path treat them as in
+ * flight (a fault there waits: the thread's install wakes it).
+ */
+struct lz_job {
+	struct fill_job j;
+	struct lz_task *t;		      /* NULL: the slot is free */
+	uint64_t start, end;		      /* from the first run's start to the last one's end */
+	uint64_t t_events;		      /* t's events applied when it was planned */
+	struct pend_extent run[FILL_JOB_MAX]; /* j.ext[i] installs run[i] */
+	enum fill_path path;
+	bool done; /* the thread is done with it: to settle */
+};
+
+#define LAZYD_MAX_JOBS (2 * FILL_POOL_MAX)
+
 struct lazyd {
 	struct lazyd_opts *o;
 	struct img_set img;
@@ -102,12 +125,21 @@ struct lazyd {
 	bool sharing;		    /* installing data fetched for another task (no ident) */
 	/* Working-set replay (workset.c): on once the images' identity is known. */
 	bool ws_on, ws_oom;
-	int ws_dirfd;		  /* the images dir, where the record lives */
-	struct workset ws_rec;	  /* the record loaded: replayed, and merged into at the end */
-	struct workset ws_notes;  /* this restore's first touches */
-	uint64_t ws_t0;		  /* ns: the first fault (the record's time 0) */
-	bool ws_hold;		  /* the stream waits while the tasks fault (workset.c) */
+	int ws_dirfd;		 /* the images dir, where the record lives */
+	struct workset ws_rec;	 /* the record loaded: replayed, and merged into at the end */
+	struct workset ws_notes; /* this restore's first touches */
+	uint64_t ws_t0;		 /* ns: the first fault (the record's time 0) */
+	bool ws_hold;		 /* the stream waits while the tasks fault (workset.c) */
 	uint64_t ws_restored_ns, ws_last_fault_ns;
+	/* Parallel fill (pfill.c): NULL pool: the loop installs everything itself. */
+	struct fill_pool *pool;
+	unsigned fill_threads;
+	struct fill_fence fence;
+	pthread_mutex_t fence_locks[FILL_POOL_MAX]; /* without keeper: we read the uffds */
+	uint64_t fence_gen;			    /* without keeper: events read */
+	bool fence_held;
+	struct lz_job job[LAZYD_MAX_JOBS];
+	unsigned jobs_max, jobs_used;
 };
 
 /* tasks.c */
@@ -148,7 +180,6 @@ void lazyd_ident_finish(struct lazyd *d, struct lz_task *t, const struct ident *
 void lazyd_task_is(struct lazyd *d, struct lz_task *t, pid_t real);
 
 /* install.c */
-enum fill_path { PATH_FAULT, PATH_DRAIN, PATH_REPLAY /* the drain, from the working set */ };
 /*
  * Install one run (inside one pending extent) from data (NULL: read or map it from the
  * source). 0 when the run's first page is settled (installed, or found present), -EAGAIN
@@ -198,6 +229,10 @@ void lazyd_serve_faults(struct lazyd *d);
 bool lazyd_can_batch(const struct lazyd *d, const struct lz_task *t);
 void lazyd_install_batch(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,
 			 const void *const *data, uint32_t n, enum fill_path p);
+/* What an install of run r (from data, or NULL) left, e's done and result saying what: the
+ * present page found, the rest through lazyd_install_run(). */
+void lazyd_settle_rest(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,
+		       const void *data, const struct fill_extent *e, enum fill_path p);
 
 /* workset.c: --working-set (img/workset.h) */
 /* Load the record beside the images that matches them (after the source is open). */
@@ -218,6 +253,27 @@ bool lazyd_ws_holding(const struct lazyd *d, unsigned *wait_ms);
 /* The end: this restore's notes merged into the record, written beside the images (the
  * record and the dir are let go in main.c's teardown). */
 void lazyd_ws_finish(struct lazyd *d);
+
+/* pfill.c: the fill threads (--fill-threads), for the stream from mapped (local) images */
+/* Start them (after the keeper's link, before the restore): 0, or -1 (logged). */
+int lazyd_pfill_start(struct lazyd *d, const struct filler *engine);
+/* Wait for every job, settle them, stop the threads (teardown, before the uffds close). */
+void lazyd_pfill_stop(struct lazyd *d);
+/* Whether t's stream can go to the threads (there is room when d->jobs_used < jobs_max). */
+bool lazyd_pfill_can(const struct lazyd *d, const struct lz_task *t);
+/* Hand runs r[0..n) of t (each inside one pending extent, ascending; data[i] NULL only
+ * for zero runs) to the threads as one job. */
+void lazyd_pfill_submit(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,
+			const void *const *data, uint32_t n, enum fill_path p);
+/* The run of a job in flight for t that overlaps [start, end) lowest, or NULL. */
+const struct pend_extent *lazyd_job_run(const struct lazyd *d, const struct lz_task *t,
+					uint64_t start, uint64_t end);
+/* t is going (its uffd closes): wait for its jobs, their results let go. */
+void lazyd_pfill_forget(struct lazyd *d, struct lz_task *t);
+/* Without keeper, around a read of the uffds: no thread installs meanwhile, and the jobs
+ * planned before 'events' events were read are stale. */
+void lazyd_fence_hold(struct lazyd *d);
+void lazyd_fence_release(struct lazyd *d, unsigned events);
 
 /* drain.c */
 /* One background step; false when nothing is left to prefetch. */

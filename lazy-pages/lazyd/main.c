@@ -344,6 +344,10 @@ static int start(struct lazyd *d, struct lazyd_opts *o)
 {
 	int rc;
 
+	/* The threads install with the engine itself; the loop's own installs go through the
+	 * keeper's guard. */
+	if (lazyd_pfill_start(d, &d->fill))
+		return -1;
 	if (d->keeper) {
 		keeper_guard_filler(d);
 		if (ops_start(d))
@@ -375,6 +379,7 @@ static int start(struct lazyd *d, struct lazyd_opts *o)
 static void teardown(struct lazyd *d)
 {
 	ops_stop(d);
+	lazyd_pfill_stop(d);
 	if (d->fill.ops)
 		filler_close(&d->fill);
 	lazyd_free_tasks(d);

@@ -1,4 +1,5 @@
 #include "opts.h"
+#include "fill/fill_pool.h"
 #include "util/version.h"
 
 #include <errno.h>
@@ -31,6 +32,8 @@ static void usage(FILE *f)
 	       "      --fault-window N   pages installed per fault, from the faulting one on "
 	       "(default 16; doubled per fault in order)\n"
 	       "      --drain-chunk N    pages per background prefetch step (default 128)\n"
+	       "      --fill-threads N   threads that install the background stream from local\n"
+	       "                         images (default 0: one per CPU, at most 8; 1: none)\n"
 	       "      --image-server HOST:PORT  fetch the index and pages from criu-imgd\n"
 	       "      --image ID         image id on the image server (default: 'default')\n"
 	       "      --auth-key FILE    shared key for the image server\n"
@@ -139,6 +142,7 @@ enum {
 	OPT_COMPRESS,
 	OPT_WORKSET,
 	OPT_WSHOLD,
+	OPT_FILLTHREADS,
 };
 
 /* Remote source options go together: --image/--auth-key with --image-server, etc. */
@@ -218,6 +222,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	    {"fill", required_argument, NULL, OPT_FILL},
 	    {"fault-window", required_argument, NULL, OPT_WINDOW},
 	    {"drain-chunk", required_argument, NULL, OPT_CHUNK},
+	    {"fill-threads", required_argument, NULL, OPT_FILLTHREADS},
 	    {"image-server", required_argument, NULL, OPT_IMGSRV},
 	    {"image", required_argument, NULL, OPT_IMAGE},
 	    {"auth-key", required_argument, NULL, OPT_KEY},
@@ -324,6 +329,11 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 			if (parse_uint("--drain-chunk", optarg, 1, MAX_CHUNK, &v))
 				return -1;
 			o->drain_chunk = (uint32_t)v;
+			break;
+		case OPT_FILLTHREADS:
+			if (parse_uint("--fill-threads", optarg, 0, FILL_POOL_MAX, &v))
+				return -1;
+			o->fill_threads = (uint32_t)v;
 			break;
 		case OPT_IMGSRV:
 			o->image_server = optarg;

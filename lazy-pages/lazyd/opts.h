@@ -23,6 +23,7 @@ struct lazyd_opts {
 	enum fill_mode fill;
 	uint32_t fault_window; /* pages installed around a fault */
 	uint32_t drain_chunk;  /* pages per background step */
+	uint32_t fill_threads; /* --fill-threads: 0 auto, 1 none (the loop installs) */
 	/* page sources other than the local images */
 	const char *image_server; /* --image-server HOST:PORT (criu-imgd) */
 	const char *image_id;	  /* --image ID */

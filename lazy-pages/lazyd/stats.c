@@ -97,6 +97,11 @@ void stats_log_summary(const struct lazyd_stats *s)
 		    (unsigned long)(s->src_data_fault + s->src_data_stream),
 		    (unsigned long)s->src_data_fault, (unsigned long)s->src_data_stream,
 		    (unsigned long)s->pages_shared);
+	if (s->fill_threads)
+		pr_msg("summary: %u fill threads installed %lu jobs (%lu stopped by an event, %lu "
+		       "settled after one)",
+		       s->fill_threads, (unsigned long)s->fill_jobs,
+		       (unsigned long)s->fill_jobs_stale, (unsigned long)s->fill_jobs_moved);
 	if (s->ws_entries)
 		pr_msg("summary: working set: %lu first touches recorded, %lu pages replayed; "
 		       "%lu faults came before the replay, %lu on pages the record lacks",
@@ -127,6 +132,8 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    "  \"pages_shared\": %lu,\n"
 	    "  \"ws_entries\": %lu,\n  \"ws_replayed\": %lu,\n  \"ws_late\": %lu,\n"
 	    "  \"ws_missed\": %lu,\n"
+	    "  \"fill_threads\": %u,\n  \"fill_jobs\": %lu,\n  \"fill_jobs_moved\": %lu,\n"
+	    "  \"fill_jobs_stale\": %lu,\n"
 	    "  \"fault_latency_us\": { \"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f },\n"
 	    "  \"restore_s\": %.6f,\n  \"drain_after_restore_s\": %.6f,\n  \"total_s\": %.6f\n}\n",
 	    s->t_done > 0 ? "true" : "false", (unsigned long)s->tasks, (unsigned long)s->zombies,
@@ -141,7 +148,8 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    (unsigned long)s->src_data_stream, (unsigned long)s->src_pages,
 	    (unsigned long)s->pages_shared, (unsigned long)s->ws_entries,
 	    (unsigned long)s->ws_replayed, (unsigned long)s->ws_late, (unsigned long)s->ws_missed,
-	    stats_percentile_ns(s, 50) / 1e3,
+	    s->fill_threads, (unsigned long)s->fill_jobs, (unsigned long)s->fill_jobs_moved,
+	    (unsigned long)s->fill_jobs_stale, stats_percentile_ns(s, 50) / 1e3,
 	    stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3, span(s->t_start, s->t_restored),
 	    span(s->t_restored, s->t_done), span(s->t_start, s->t_done));
 	int err = ferror(f);

@@ -30,6 +30,10 @@ struct lazyd_stats {
 	 * replay installed; faults on recorded pages the replay had not reached (late) and
 	 * on pages the record does not have (missed), while it replayed. */
 	uint64_t ws_entries, ws_replayed, ws_late, ws_missed;
+	/* Fill threads (pfill.c): jobs settled; of them, settled after an event of their task
+	 * (pages left to be found present) and stopped by the fence (an event read meanwhile). */
+	uint64_t fill_jobs, fill_jobs_moved, fill_jobs_stale;
+	unsigned fill_threads;
 	uint64_t lat[LAT_BUCKETS];
 	uint64_t lat_max_ns;
 	uint64_t lat_sum_ns;

@@ -43,9 +43,12 @@ struct lz_task {
 	uint64_t ra_next;  /* where the last fault's window ended */
 	uint32_t ra_pages; /* the fault window now: grows while faults are sequential */
 	unsigned inflight; /* background reads queued with the page source */
+	unsigned jobs;	   /* jobs of the fill threads in flight (pfill.c) */
+	uint64_t events;   /* mremap/munmap/madvise events applied (not fork: its parent's
+			    * pages stay where they are) */
 	struct lz_fault *faults;
 	size_t nfaults, faults_cap;
-	size_t nwaiting;   /* of those, waiting for data the stream is bringing */
+	size_t nwaiting; /* of those, waiting for data the stream is bringing */
 	/* workset.c: its recorded first touches, replayed from entry ws_next, at ws_at */
 	const struct ws_task *ws;
 	uint32_t *ws_by_addr; /* entry indexes by address */

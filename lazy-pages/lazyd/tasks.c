@@ -150,6 +150,9 @@ void lazyd_task_gone(struct lazyd *d, struct lz_task *t, const char *why)
 	d->st.tasks_exited++;
 	ev_del(d->loop, t->uffd);
 	ev_del(d->loop, t->pidfd);
+	/* A fill thread may be installing through the uffd: never close it under one (its
+	 * number could name another task's uffd by then). */
+	lazyd_pfill_forget(d, t);
 	/* A session holds the uffd too: drop it first, or the registration stays. */
 	filler_detach(&d->fill, t->uffd);
 	close(t->uffd);
