@@ -79,8 +79,9 @@ int ws_save(int dirfd, const char *name, const struct workset *ws, struct errmsg
 
 /*
  * The identity of the images in dirfd: a hash of inventory.img (it holds the dump's time),
- * pstree.img, and each task's mm and pagemap images with its pages file's size. Another
- * dump, even of the same process to the same dir, has another identity.
+ * pstree.img, and each task's mm and pagemap images with its count of lazy data pages (the
+ * same with the pages from criu-imgd: a record made with either serves both). Another dump,
+ * even of the same process to the same dir, has another identity.
  */
 int img_workset_identity(int dirfd, const struct img_set *set, uint64_t *id, struct errmsg *e);
 
