@@ -258,15 +258,20 @@ static int open_source(struct lazyd *d, struct lazyd_opts *o)
 	if (o->image_server) {
 		if (lazyd_fetch_meta(o))
 			return -1;
-		struct imgd_source_cfg cfg = {.server = o->image_server,
-					      .image = o->image_id,
-					      .key_file = o->auth_key,
-					      .retries = o->source_retries,
-					      .timeout_ms = o->source_timeout,
-					      .window = o->prefetch_window,
-					      .tls = &o->tls,
-					      .compress = o->compress,
-					      .dial_inline = false};
+		struct imgd_source_cfg cfg = {
+		    .server = o->image_server,
+		    .image = o->image_id,
+		    .key_file = o->auth_key,
+		    .retries = o->source_retries,
+		    .timeout_ms = o->source_timeout,
+		    /* The drain keeps its own window (drain.c: wider
+		     * while a working set replays); the source's is the
+		     * most it may take, so a read asked for is never
+		     * refused after its runs were taken from the replay. */
+		    .window = LAZYD_MAX_PREFETCH,
+		    .tls = &o->tls,
+		    .compress = o->compress,
+		    .dial_inline = false};
 		if (page_source_imgd(&d->src, &cfg, &e) ||
 		    d->src.ops->load_index(&d->src, &d->img, &e)) {
 			pr_err("image server %s: %s", o->image_server, e.msg);
