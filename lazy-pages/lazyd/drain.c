@@ -413,20 +413,30 @@ static const void *mapped(struct lazyd *d, const struct lz_task *t, const struct
  * pending runs of its next entries, as one batch when the source maps its data, else the
  * next run alone. false when the replay is done.
  */
-static bool replay_runs(struct lazyd *d, struct lz_task *t)
+static bool replay_runs(struct lazyd *d, struct lz_task *t, bool job)
 {
-	struct gather g = {.n = 0, .path = PATH_REPLAY};
-	uint64_t budget = d->buf_len;
+	struct gather g = {.n = 0, .path = PATH_REPLAY, .job = job};
+	uint64_t budget = job && d->buf_len < JOB_BYTES ? JOB_BYTES : d->buf_len;
+	uint32_t max = job ? FILL_JOB_MAX : LAZYD_BATCH_MAX;
 	struct pend_extent r;
 
-	while (g.n < LAZYD_BATCH_MAX && budget && lazyd_ws_next(t, budget, &r)) {
+	for (unsigned guard = 0;
+	     guard < 4 * FILL_JOB_MAX && g.n < max && budget && lazyd_ws_next(t, budget, &r);
+	     guard++) {
+		const struct pend_extent *hit = job ? lazyd_job_run(d, t, r.start, r.end) : NULL;
+		if (hit && hit->start <= r.start)
+			continue; /* a job of the replay's brings it already */
+		if (hit)
+			r.end = hit->start;
 		const void *p = NULL;
 		if (!(r.flags & PEND_ZERO)) {
 			p = mapped(d, t, &r);
 			if (!p) {
-				if (g.n)
+				if (g.n && job)
+					lazyd_pfill_submit(d, t, g.runs, g.data, g.n, g.path);
+				else if (g.n)
 					lazyd_install_batch(d, t, g.runs, g.data, g.n, g.path);
-				if (!t->gone && !t->killed)
+				if (!t->gone && !t->killed && !lazyd_job_run(d, t, r.start, r.end))
 					lazyd_install_run(d, t, r, PATH_REPLAY, NULL);
 				return true;
 			}
@@ -434,7 +444,9 @@ static bool replay_runs(struct lazyd *d, struct lz_task *t)
 		gather_add(d, t, &g, &r, p);
 		budget -= r.end - r.start;
 	}
-	if (g.n && !t->gone && !t->killed)
+	if (g.n && job)
+		lazyd_pfill_submit(d, t, g.runs, g.data, g.n, g.path);
+	else if (g.n && !t->gone && !t->killed)
 		lazyd_install_batch(d, t, g.runs, g.data, g.n, g.path);
 	return g.n > 0;
 }
@@ -522,9 +534,12 @@ static bool drain_parallel(struct lazyd *d)
 			if (!drainable(t) || t->need_events)
 				continue;
 			work = true;
-			if (t->ws && !t->jobs && replay_runs(d, t))
+			/* The replay first, as jobs too: faults on its pages wait for a thread's
+			 * install, never for the loop's. */
+			bool fit = lazyd_pfill_can(d, t);
+			if (t->ws && (fit || (!pass && !t->jobs)) && replay_runs(d, t, fit))
 				progress = true;
-			else if (lazyd_pfill_can(d, t))
+			else if (fit)
 				progress |= drain_runs(d, t, true);
 			else if (!pass && !t->jobs)
 				progress |= drain_runs(d, t, false);
@@ -556,7 +571,7 @@ bool lazyd_drain_step(struct lazyd *d)
 			return false;
 	}
 	d->drain_at = t->next;
-	if (!t->ws || !replay_runs(d, t))
+	if (!t->ws || !replay_runs(d, t, false))
 		drain_runs(d, t, false);
 	return true;
 }

@@ -261,7 +261,7 @@ int lazyd_pfill_start(struct lazyd *d, const struct filler *engine);
 void lazyd_pfill_stop(struct lazyd *d);
 /* Whether t's stream can go to the threads (there is room when d->jobs_used < jobs_max). */
 bool lazyd_pfill_can(const struct lazyd *d, const struct lz_task *t);
-/* Hand runs r[0..n) of t (each inside one pending extent, ascending; data[i] NULL only
+/* Hand runs r[0..n) of t (each inside one pending extent, in any order; data[i] NULL only
  * for zero runs) to the threads as one job. */
 void lazyd_pfill_submit(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,
 			const void *const *data, uint32_t n, enum fill_path p);

@@ -195,14 +195,19 @@ void lazyd_pfill_submit(struct lazyd *d, struct lz_task *t, const struct pend_ex
 	jb->done = false;
 	jb->path = p;
 	jb->t_events = t->events;
-	jb->start = r[0].start;
-	jb->end = r[n - 1].end;
+	jb->start = UINT64_MAX;
+	jb->end = 0;
 	jb->j.uffd = t->uffd;
 	/* Planned on every event applied so far: the count the fence must still have. */
 	jb->j.gen = d->keeper ? d->keeper->events_seen : d->fence_gen;
 	jb->j.n = n;
 	for (uint32_t i = 0; i < n; i++) {
 		jb->run[i] = r[i];
+		/* The span: a replay's runs come in the record's order, not the address's. */
+		if (r[i].start < jb->start)
+			jb->start = r[i].start;
+		if (r[i].end > jb->end)
+			jb->end = r[i].end;
 		jb->j.ext[i] =
 		    (struct fill_extent){.dst = r[i].start,
 					 .len = r[i].end - r[i].start,
