@@ -91,6 +91,7 @@ void lazyd_ws_attach(struct lazyd *d, struct lz_task *t)
 	qsort_r(t->ws_by_addr, w->n, sizeof(uint32_t), by_entry_addr, w->e);
 	t->ws = w;
 	t->ws_next = 0;
+	t->ws_noted = 0;
 	t->ws_at = w->e[0].addr;
 	task_info(t, "working set: %u first touches to replay", w->n);
 }
@@ -157,6 +158,17 @@ void lazyd_ws_restored(struct lazyd *d)
 			d->o->ws_hold_ms);
 }
 
+static void note(struct lazyd *d, const struct lz_task *t, uint64_t addr, uint32_t pages,
+		 uint32_t ms)
+{
+	int rc = ws_note(&d->ws_notes, t->img->pid, addr, pages, ms);
+
+	if (rc == -ENOMEM && !d->ws_oom) {
+		d->ws_oom = true;
+		pr_warn("working set: out of memory, first touches not all recorded");
+	}
+}
+
 void lazyd_ws_fault(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t pages)
 {
 	if (!d->ws_on)
@@ -179,13 +191,24 @@ void lazyd_ws_fault(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t 
 	if (!d->ws_t0)
 		d->ws_t0 = mono_ns();
 	uint64_t ms = (mono_ns() - d->ws_t0) / 1000000;
-	int rc = ws_note(&d->ws_notes, t->img->pid, addr & ~(PAGE - 1),
-			 pages > WS_MAX_ENTRY_PAGES ? WS_MAX_ENTRY_PAGES : (uint32_t)pages,
-			 ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms);
-	if (rc == -ENOMEM && !d->ws_oom) {
-		d->ws_oom = true;
-		pr_warn("working set: out of memory, first touches not all recorded");
-	}
+	note(d, t, addr & ~(PAGE - 1),
+	     pages > WS_MAX_ENTRY_PAGES ? WS_MAX_ENTRY_PAGES : (uint32_t)pages,
+	     ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms);
+}
+
+/*
+ * The replay takes entry e (t's ws_next): noted as touched by this restore too. No accessed
+ * bit tells whether the task read the page the replay brought; counting it keeps the
+ * record's working set ahead of what this restore faulted on only because the replay had
+ * spared it the rest (ws_merge ranks by restores that touched a page).
+ */
+static void replayed(struct lz_task *t, const struct ws_entry *e)
+{
+	if (t->ws_noted == t->ws_next + 1)
+		return;
+	t->ws_noted = t->ws_next + 1;
+	if (recording(t->d) && t->img)
+		note(t->d, t, e->addr, e->pages, e->t_ms);
 }
 
 bool lazyd_ws_next(struct lz_task *t, uint64_t max, struct pend_extent *r)
@@ -202,6 +225,7 @@ bool lazyd_ws_next(struct lz_task *t, uint64_t max, struct pend_extent *r)
 			if (r->end - r->start > max)
 				r->end = r->start + max;
 			t->ws_at = r->end;
+			replayed(t, e);
 			return true;
 		}
 		if (++t->ws_next < t->ws->n)
