@@ -18,6 +18,8 @@
 
 #define PAGE IMG_PAGE_SIZE
 
+#define WS_LATE_JUMP 1024 /* entries a fault ahead of the replay may move it on */
+
 static bool recording(const struct lazyd *d)
 {
 	return d->ws_on && (d->o->working_set == WS_RECORD || d->o->working_set == WS_AUTO);
@@ -179,11 +181,14 @@ void lazyd_ws_fault(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t 
 		if (i < 0) {
 			d->st.ws_missed++;
 		} else if ((uint32_t)i >= t->ws_next) {
-			/* The task is there before the replay: go on from after it. */
+			/* The task is there before the replay: go on from after it, if that is
+			 * near (one touch out of the record's order must not skip the rest). */
 			d->st.ws_late++;
-			t->ws_next = (uint32_t)i + 1;
-			if (t->ws_next < t->ws->n)
-				t->ws_at = t->ws->e[t->ws_next].addr;
+			if ((uint32_t)i - t->ws_next < WS_LATE_JUMP) {
+				t->ws_next = (uint32_t)i + 1;
+				if (t->ws_next < t->ws->n)
+					t->ws_at = t->ws->e[t->ws_next].addr;
+			}
 		}
 	}
 	if (!recording(d) || !t->img)
@@ -197,10 +202,10 @@ void lazyd_ws_fault(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t 
 }
 
 /*
- * The replay takes entry e (t's ws_next): noted as touched by this restore too. No accessed
- * bit tells whether the task read the page the replay brought; counting it keeps the
- * record's working set ahead of what this restore faulted on only because the replay had
- * spared it the rest (ws_merge ranks by restores that touched a page).
+ * The replay takes or passes entry e (t's ws_next): noted as touched by this restore too.
+ * No accessed bit tells whether the task read the page the replay brought; counting it
+ * keeps the record's working set ahead of what this restore faulted on only because the
+ * replay had spared it the rest (ws_merge ranks by restores that touched a page).
  */
 static void replayed(struct lz_task *t, const struct ws_entry *e)
 {
@@ -228,6 +233,7 @@ bool lazyd_ws_next(struct lz_task *t, uint64_t max, struct pend_extent *r)
 			replayed(t, e);
 			return true;
 		}
+		replayed(t, e); /* in already (by the replay, the stream, a fault): covered */
 		if (++t->ws_next < t->ws->n)
 			t->ws_at = t->ws->e[t->ws_next].addr;
 	}
