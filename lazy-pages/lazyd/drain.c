@@ -436,6 +436,8 @@ static bool replay_runs(struct lazyd *d, struct lz_task *t, bool job)
 					lazyd_pfill_submit(d, t, g.runs, g.data, g.n, g.path);
 				else if (g.n)
 					lazyd_install_batch(d, t, g.runs, g.data, g.n, g.path);
+				if (r.end - r.start > d->buf_len) /* read into d->buf */
+					r.end = r.start + d->buf_len;
 				if (!t->gone && !t->killed && !lazyd_job_run(d, t, r.start, r.end))
 					lazyd_install_run(d, t, r, PATH_REPLAY, NULL);
 				return true;
@@ -484,7 +486,9 @@ static bool drain_runs(struct lazyd *d, struct lz_task *t, bool job)
 		const void *p = mapped(d, t, &r);
 		if (nrun && !p)
 			break;
-		if (job && !p) { /* not mapped after all: read, and installed here */
+		if (job && !p) { /* not mapped after all: read into d->buf, installed here */
+			if (r.end - r.start > d->buf_len)
+				r.end = r.start + d->buf_len;
 			t->cursor = r.end;
 			lazyd_install_run(d, t, r, PATH_DRAIN, NULL);
 			return true;

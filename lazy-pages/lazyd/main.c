@@ -349,11 +349,11 @@ static int start(struct lazyd *d, struct lazyd_opts *o)
 {
 	int rc;
 
-	/* The threads install with the engine itself; the loop's own installs go through the
-	 * keeper's guard. */
-	if (lazyd_pfill_start(d, &d->fill))
-		return -1;
 	if (d->keeper) {
+		/* The threads install with the engine itself; the loop's own installs go
+		 * through the keeper's guard. */
+		if (lazyd_pfill_start(d, &d->fill))
+			return -1;
 		keeper_guard_filler(d);
 		if (ops_start(d))
 			return -1;
@@ -376,6 +376,9 @@ static int start(struct lazyd *d, struct lazyd_opts *o)
 	}
 	if (!o->daemon && o->pidfile && daemon_write_pidfile(o->pidfile, getpid()))
 		pr_warn("cannot write pidfile %s: %s", o->pidfile, strerror(errno));
+	/* After the detach: a fork takes only the thread that forks. */
+	if (lazyd_pfill_start(d, &d->fill))
+		return -1;
 	if (o->status_fd >= 0 && (rc = daemon_say_ready(o->status_fd)))
 		pr_warn("cannot write to status fd %d: %s", o->status_fd, strerror(-rc));
 	return 0;

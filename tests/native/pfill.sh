@@ -3,8 +3,9 @@
 # (run by tests/native/run.sh's e2e part with the suite's criu on PATH and VM set). Every
 # restore is served by criu-lazyd --fill-threads 4 (more threads than CPUs: the threads
 # race each other and the loop), with the keeper and without (--keeper off):
-#   once     a 256 MB memhog left alone until the daemon is done (drain-first), then every
-#            byte checked: the threads installed the stream (fill_jobs > 0) and every data
+#   once     a 256 MB memhog left alone until the daemon is done (drain-first; without the
+#            keeper the daemon detaches, -d, as a forked daemon must start its threads), every
+#            byte checked after: the threads installed the stream (fill_jobs > 0) and every data
 #            page went in exactly once: fault + prefetch pages == the image's data pages,
 #            nothing found present twice (eexist 0), nothing dropped;
 #   storm    the chaos workload with 16 MB regions (fork, mremap, madvise, munmap, writes to
@@ -47,7 +48,10 @@ if ! { wl_start pfa memhog -m 256 -s 5 >/dev/null && wl_dump pfa >/dev/null; }; 
 	result FAIL once "memhog did not start or dump"
 else
 	for k in on off; do
-		restore_pf pfa "once-keeper-$k" drain-first "$k" || continue
+		# Without keeper, detached (-d): the threads start in the daemon that stays.
+		style=""
+		[ "$k" = on ] || style=detach
+		DAEMON_STYLE=$style restore_pf pfa "once-keeper-$k" drain-first "$k" || continue
 		data=$(s pages_total) # the image's lazy data pages
 		got=$(( $(s pages_fault) + $(s pages_prefetch) ))
 		if [ "$(s fill_jobs)" -lt 1 ]; then

@@ -22,6 +22,8 @@ static uint8_t *area, *src;
 static struct filler f;
 static pthread_mutex_t locks[FILL_POOL_MAX];
 static volatile uint64_t gen;
+static atomic_int readers;
+static struct fill_fence fence = {locks, &gen, &readers};
 static struct fill_pool *pool;
 
 static void setup(void)
@@ -35,7 +37,7 @@ static void setup(void)
 	filler_uffd(&f);
 	cr_assert_eq(fill_fence_init(locks, FILL_POOL_MAX, false), 0);
 	gen = 0;
-	struct fill_fence fence = {locks, &gen};
+	atomic_init(&readers, 0);
 	cr_assert_eq(fill_pool_new(&pool, &f, NTHREADS, &fence), 0);
 }
 
@@ -146,9 +148,9 @@ Test(fill_pool, a_job_planned_before_an_event_installs_nothing)
 
 	job_of(&j, 100, 8, 2, false);
 	/* The reader takes every lock, reads an event, counts it, lets go. */
-	cr_assert(fill_fence_hold(locks, NTHREADS));
+	cr_assert(fill_fence_hold(&fence, NTHREADS));
 	gen++;
-	fill_fence_release(locks, NTHREADS);
+	fill_fence_release(&fence, NTHREADS);
 	fill_pool_submit(pool, &j);
 	cr_assert_eq(reap_wait(), &j);
 	cr_assert(j.stale);
@@ -163,13 +165,13 @@ Test(fill_pool, the_threads_wait_while_the_reader_holds_the_fence)
 	struct fill_job j;
 
 	job_of(&j, 200, 4, 1, false);
-	cr_assert(fill_fence_hold(locks, NTHREADS));
+	cr_assert(fill_fence_hold(&fence, NTHREADS));
 	fill_pool_submit(pool, &j);
 	usleep(100 * 1000);
 	cr_assert(!present(200), "installed while the reader held the fence");
 	cr_assert_null(fill_pool_reap(pool));
 	/* No event was read: the job goes on as soon as the reader lets go. */
-	fill_fence_release(locks, NTHREADS);
+	fill_fence_release(&fence, NTHREADS);
 	cr_assert_eq(reap_wait(), &j);
 	cr_assert(!j.stale);
 	for (size_t p = 200; p < 204; p++)
@@ -192,14 +194,46 @@ Test(fill_pool, a_lock_whose_owner_died_is_taken_over)
 	pthread_join(th, NULL);
 	cr_assert(fill_fence_lock(m), "a robust lock of a dead owner is made consistent");
 	pthread_mutex_unlock(m);
-	cr_assert(fill_fence_hold(m, 1));
-	fill_fence_release(m, 1);
+	struct fill_fence one = {m, &gen, &readers};
+	cr_assert(fill_fence_hold(&one, 1));
+	fill_fence_release(&one, 1);
+}
+
+Test(fill_pool, a_reader_that_died_holding_the_fence_stops_every_install)
+{
+	struct fill_pool *one;
+	pthread_t th;
+
+	/* A reader (the keeper, in criu-lazyd) dies holding thread 0's lock, perhaps between
+	 * reading an event and counting it: nothing planned can be trusted any more. */
+	cr_assert_eq(fill_pool_new(&one, &f, 1, &fence), 0); /* its one thread is thread 0 */
+	cr_assert_eq(pthread_create(&th, NULL, lock_and_exit, &locks[0]), 0);
+	pthread_join(th, NULL);
+	for (int k = 0; k < 3; k++) {
+		struct fill_job j;
+		job_of(&j, 300 + (size_t)k * 8, 2, 4, false);
+		fill_pool_submit(one, &j);
+		struct fill_job *d = NULL;
+		for (int tries = 0; tries < 200 && !d; tries++) {
+			fill_pool_wait(one, 50);
+			d = fill_pool_reap(one);
+		}
+		cr_assert_eq(d, &j, "job %d done", k);
+		cr_assert(j.stale, "job %d refused", k);
+		for (uint32_t i = 0; i < j.n; i++)
+			cr_assert(!j.ext[i].done && j.ext[i].result == -EAGAIN);
+		for (size_t p = 300 + (size_t)k * 8; p < 308 + (size_t)k * 8; p++)
+			cr_assert(!present(p), "page %zu installed", p);
+	}
+	cr_assert_eq(pthread_mutex_lock(&locks[0]), ENOTRECOVERABLE,
+		     "left unrecoverable, not made consistent");
+	fill_pool_free(one);
 }
 
 Test(fill_pool, bad_arguments_are_refused)
 {
 	struct fill_pool *p = (void *)1;
-	struct fill_fence fence = {locks, &gen}, none = {NULL, &gen};
+	struct fill_fence none = {NULL, &gen, &readers};
 
 	cr_assert_eq(fill_pool_new(&p, &f, 0, &fence), -EINVAL);
 	cr_assert_null(p);
