@@ -21,8 +21,8 @@ int uffd_area_open(size_t npages, uint8_t **area)
 		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
 	if (fd < 0)
 		return -errno;
-	void *a = mmap(NULL, npages * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
+	void *a =
+	    mmap(NULL, npages * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (a == MAP_FAILED) {
 		rc = -errno;
 		close(fd);
@@ -38,4 +38,25 @@ int uffd_area_open(size_t npages, uint8_t **area)
 	}
 	*area = a;
 	return fd;
+}
+
+int uffd_page_present(const void *addr)
+{
+	unsigned char v = 0;
+
+	if (mincore((void *)addr, (size_t)sysconf(_SC_PAGESIZE), &v))
+		return -errno;
+	return v & 1;
+}
+
+int uffd_page_is(const uint8_t *addr, uint8_t c)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+
+	if (uffd_page_present(addr) != 1)
+		return -1;
+	for (long i = 0; i < pg; i++)
+		if (addr[i] != c)
+			return 0;
+	return 1;
 }

@@ -11,5 +11,11 @@
  * (nothing left behind).
  */
 int uffd_area_open(size_t npages, uint8_t **area);
+/* 1 if the page at addr has a page table entry (mincore: no fault, so no hang), 0 if not,
+ * -errno if it cannot be told. */
+int uffd_page_present(const void *addr);
+/* 1 if the page at addr is present and holds c throughout, 0 if it differs, -1 if it is
+ * missing (reading it would fault). */
+int uffd_page_is(const uint8_t *addr, uint8_t c);
 
 #endif

@@ -138,10 +138,7 @@ cleanup() {
 	[ -z "$IPID" ] || { kill "$IPID" 2>/dev/null; wait "$IPID" 2>/dev/null; } || true
 	[ -z "$RPID" ] || { kill "$RPID" 2>/dev/null; wait "$RPID" 2>/dev/null; } || true
 	link_down
-	for c in $CASES; do
-		[ -f "$BDIR/$c/pid" ] && kill_case "$c" >/dev/null 2>&1
-	done
-	return 0
+	kill_cases $CASES
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
@@ -239,6 +236,15 @@ py_dump() {
 }
 PY_MB=${NATIVE_BENCH_PY_MB:-256}
 
+# ours_with OPTIONS CASE: a restore of CASE by criu-lazyd (local images) with more options.
+ours_with() {
+	OURS_LAZY="$OURS_LAZY_LOCAL $1"
+	_or=0
+	restore_run "$2" ours verify-now || _or=$?
+	OURS_LAZY=$OURS_LAZY_LOCAL
+	return $_or
+}
+
 # one_restore SETUP CASE: one restore_run of CASE with SETUP (verify-now); 0 if verified.
 one_restore() {
 	case $1 in
@@ -248,20 +254,8 @@ one_restore() {
 		OURS_LAZY=$OURS_LAZY_LOCAL
 		restore_run "$2" ours verify-now
 		;;
-	nokeeper)
-		OURS_LAZY="$OURS_LAZY_LOCAL --keeper off"
-		_or=0
-		restore_run "$2" ours verify-now || _or=$?
-		OURS_LAZY=$OURS_LAZY_LOCAL
-		return $_or
-		;;
-	onethread)
-		OURS_LAZY="$OURS_LAZY_LOCAL --fill-threads 1"
-		_or=0
-		restore_run "$2" ours verify-now || _or=$?
-		OURS_LAZY=$OURS_LAZY_LOCAL
-		return $_or
-		;;
+	nokeeper) ours_with "--keeper off" "$2" ;;
+	onethread) ours_with "--fill-threads 1" "$2" ;;
 	imgd) imgd_restore "$2" ;;
 	link) imgd_restore "$2" "$LNS" ;;
 	tcp) tcp_run "$2" ;;

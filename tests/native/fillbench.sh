@@ -41,12 +41,7 @@ DATA=$OUT/fillbench-data.txt
 : >"$DATA"
 say() { echo "$*" | tee -a "$RAW" >&2; }
 CASES=""
-cleanup() {
-	for c in $CASES; do
-		[ -f "$BDIR/$c/pid" ] && kill_case "$c" >/dev/null 2>&1
-	done
-	return 0
-}
+cleanup() { kill_cases $CASES; }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
 
@@ -98,7 +93,6 @@ while [ "$i" -le "$ROUNDS" ]; do
 done
 
 # ---- the tables: per size and round, ratios within the round ----
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 g() { awk -v m="$1" -v i="$2" -v s="$3" -v c="$4" '$1 == m && $2 == i && $3 == s { print $c }' "$DATA"; }
 {
 	echo "Parallel fill: memhog of $SIZES MB, local images on tmpfs, drained while the task waits, CRIU $CRIU_VERSION, kernel $(uname -r), $(nproc) CPUs"

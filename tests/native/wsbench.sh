@@ -121,7 +121,6 @@ while [ "$i" -le "$ROUNDS" ]; do
 done
 
 # ---- the table: per setup and round, second/first ratios ----
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 {
 	echo "Working-set replay: ${MB} MB memhog reading a fixed random ${PERMILLE}/1000 of its pages ($WS_PAGES), CRIU $CRIU_VERSION, kernel $(uname -r), $(nproc) CPUs; link: veth + tbf $RATE"
 	echo

@@ -45,6 +45,17 @@ has_line() { # no fork: a shell loop over the (short) result file
 }
 line_of() { grep -m1 "^$2" "$VM/$1/result" 2>/dev/null; }
 # stat_of FILE KEY: a number of criu-lazyd's --stats-file, or "-".
+# ratio A B: A / B with two decimals, "-" unless both are numbers and B > 0.
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "-" }'
+}
+# kill_cases CASE...: kill each case's workload still running (a benchmark's cleanup).
+kill_cases() {
+	for _kc in "$@"; do
+		[ -f "$VM/$_kc/pid" ] && kill_case "$_kc" >/dev/null 2>&1
+	done
+	return 0
+}
 stat_of() {
 	_v=$(sed -n "s/^ *\"$2\": *\([0-9]*\).*/\1/p" "$1" 2>/dev/null | head -1)
 	echo "${_v:--}"
