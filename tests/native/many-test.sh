@@ -53,6 +53,7 @@ case $(stat -f -c %T "$C/img") in tmpfs | ramfs) ONDISK=0 ;; esac
 round() {
 	if [ "$ONDISK" = 1 ]; then
 		evict "$C"/img/* || fail "cannot evict the image from the page cache"
+		LEFT=$EVICT_LEFT
 	fi
 	imgd_up_in "$C" || fail "criu-imgd did not start"
 	many_restores "$C" "$1" "$PORT" || fail "$1 restores: $FAIL_WHY"
@@ -68,15 +69,16 @@ round() {
 stat_num() { sed -n "s/^ *\"$2\": *\([0-9]*\).*/\1/p" "$1" | head -1; }
 
 round 1
-HWM1=$HWM READ1=$READ T1=$MANY_WALL_MS
+HWM1=$HWM READ1=$READ T1=$MANY_WALL_MS LEFT1=${LEFT:-0}
 round "$N"
 awk -v h1="$HWM1" -v hn="$HWM" -v n="$N" 'BEGIN { exit !((hn - h1) / (n - 1) <= 2048) }' ||
 	fail "criu-imgd's peak RSS grew from $HWM1 kB (1 restore) to $HWM kB ($N restores)"
-read_x=$(awk -v r="$READ" -v s="$PAGES_SIZE" 'BEGIN { printf "%.2f", r / s }')
+# Against the bytes that had to come from disk (what stayed in the page cache did not).
+read_x=$(awk -v r="$READ" -v s="$PAGES_SIZE" -v l="${LEFT:-0}" 'BEGIN { printf "%.2f", r / (s - l) }')
 if [ "$ONDISK" = 1 ]; then
 	awk -v x="$read_x" 'BEGIN { exit !(x >= 0.9 && x <= 1.2) }' ||
 		fail "criu-imgd read $READ bytes from disk for $N restores of a $PAGES_SIZE-byte pages image (${read_x}x)"
-	reads="criu-imgd read ${read_x}x the pages image from disk (1 restore: $(awk -v r="$READ1" -v s="$PAGES_SIZE" 'BEGIN { printf "%.2f", r / s }')x)"
+	reads="criu-imgd read ${read_x}x the pages image from disk (1 restore: $(awk -v r="$READ1" -v s="$PAGES_SIZE" -v l="$LEFT1" 'BEGIN { printf "%.2f", r / (s - l) }')x; $LEFT bytes stayed cached)"
 else
 	reads="disk reads not checked: $VM is on tmpfs"
 fi
