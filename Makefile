@@ -57,6 +57,8 @@ LIB_fill := $(B)/lib/libfill.a
 LIB_ops := $(B)/lib/libops.a
 # ops/ stands on libmicrohttpd and json-c: only the daemons (and the tests) link them.
 OPS_LIBS = $(shell pkg-config --libs libmicrohttpd json-c 2>/dev/null)
+# criu-imgd's object store (imgd/store_s3.c) stands on libcurl: criu-imgd and the tests.
+STORE_LIBS = $(shell pkg-config --libs libcurl 2>/dev/null)
 GEN_OBJ := $(GEN_C:.c=.o)
 
 LAZYD_SRC := $(wildcard lazy-pages/lazyd/*.c)
@@ -135,7 +137,7 @@ $(B)/bin/criu-lazyd: $(LAZYD_OBJ) $(LAZYD_LIBS)
 
 $(B)/bin/criu-imgd: $(IMGD_OBJ) $(IMGD_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(IMGD_OBJ) $(IMGD_LIBS) $(LIBS) $(OPS_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(IMGD_OBJ) $(IMGD_LIBS) $(LIBS) $(OPS_LIBS) $(STORE_LIBS)
 
 # The plugin also looks for criu-lazyd in PREFIX/bin (after the one beside itself, before $PATH).
 $(PLUGIN_OBJ): CPPFLAGS += -DLR_BINDIR='"$(PREFIX)/bin"'
@@ -157,7 +159,7 @@ kmod-if-headers:
 
 $(B)/tests/unit/%: tests/unit/%.c $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/unit
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/unit/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS) -lcriterion
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/unit/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS) $(STORE_LIBS) -lcriterion
 
 # Every tests/host/*.c and tests/kmod/*.c is a program; their helpers are libraries from
 # subfolders: restore-sim's parts (tests/host/sim/), the guest tests' kt (tests/kmod/kt/).
@@ -168,15 +170,15 @@ $(LIB_kt): $(patsubst %.c,$(B)/obj/%.o,$(wildcard tests/kmod/kt/*.c))
 
 $(B)/tests/host/%: tests/host/%.c $(LIB_sim) $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/host
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/host/$*.d -o $@ $< $(LIB_sim) $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/host/$*.d -o $@ $< $(LIB_sim) $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS) $(STORE_LIBS)
 
 $(B)/tests/net/%: tests/net/%.c $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/net
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/net/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/net/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS) $(STORE_LIBS)
 
 $(B)/tests/kmod/%: tests/kmod/%.c tests/kmod/kt/kt.h $(LIB_kt) $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB_kt) $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB_kt) $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS) $(STORE_LIBS)
 
 build/tests/workloads/%: tests/workloads/%.c $(wildcard tests/workloads/*.h)
 	@mkdir -p $(dir $@)

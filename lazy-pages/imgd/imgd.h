@@ -38,10 +38,16 @@
 #define IMGD_STALL_S 60				     /* a client that does not read what we send */
 #define IMGD_UPLOAD_MAX (16ull << 30)		     /* --upload-max default */
 #define IMGD_UPLOAD_TOTAL (64ull << 30)		     /* --upload-total default */
+#define IMGD_STORE_CACHE (256ull << 20)		     /* --store-cache default */
 
 struct imgd_opts {
-	const char *dir;  /* -D: one image */
-	const char *root; /* --root: every image dir below */
+	const char *dir;	    /* -D: one image */
+	const char *root;	    /* --root: every image dir below */
+	const char *store;	    /* --store s3://BUCKET[/PREFIX]: every image of the store */
+	const char *s3_endpoint;    /* --s3-endpoint URL */
+	const char *s3_region;	    /* --s3-region (default us-east-1) */
+	const char *s3_credentials; /* --s3-credentials FILE (0600) */
+	uint64_t store_cache;	    /* --store-cache: bytes of hot chunks kept in memory */
 	const char *address;
 	int port;
 	const char *log_file;
