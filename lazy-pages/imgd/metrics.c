@@ -69,6 +69,36 @@ static void images(struct prom_buf *b, const ImgdStatus *st)
 	}
 }
 
+/* --store: the object store's requests and the chunk cache. */
+static void store(struct prom_buf *b, const ImgdStatusStore *s)
+{
+	if (!s)
+		return;
+	one(b, P "store_gets_total", "counter", "GET requests to the object store.",
+	    (double)s->gets);
+	one(b, P "store_get_bytes_total", "counter", "Bytes the object store's GETs brought.",
+	    (double)s->get_bytes);
+	one(b, P "store_chunk_reads_total", "counter",
+	    "Chunk objects read from the object store (chunk cache misses).",
+	    (double)s->chunk_reads);
+	one(b, P "store_puts_total", "counter", "PUT requests to the object store (publish).",
+	    (double)s->puts);
+	one(b, P "store_put_bytes_total", "counter", "Bytes written to the object store.",
+	    (double)s->put_bytes);
+	one(b, P "store_errors_total", "counter",
+	    "Object store requests that failed (refused, unreachable, bad answer).",
+	    (double)s->errors);
+	one(b, P "store_bad_objects_total", "counter",
+	    "Objects that did not match the manifest's checksum (never served).",
+	    (double)s->bad_objects);
+	one(b, P "store_cache_hits_total", "counter", "Chunk reads served from the chunk cache.",
+	    (double)s->cache_hits);
+	one(b, P "store_cache_bytes", "gauge", "Bytes of chunks held by the chunk cache.",
+	    (double)s->cache_bytes);
+	one(b, P "store_cache_capacity_bytes", "gauge", "The chunk cache's size (--store-cache).",
+	    (double)s->cache_capacity);
+}
+
 void metrics_render(const ImgdStatus *st, struct prom_buf *b)
 {
 	const ImgdStatusTotals *t = st->totals;
@@ -120,6 +150,7 @@ void metrics_render(const ImgdStatus *st, struct prom_buf *b)
 	counts(b, P "errors_total", "ERROR frames sent to clients by code.", "code", t->errors_sent,
 	       t->n_errors_sent);
 	images(b, st);
+	store(b, st->store);
 	prom_head(b, P "request_seconds", "histogram",
 		  "Service time of GETs by priority: arrival to the last PAGES frame queued.");
 	for (size_t i = 0; i < t->n_request_seconds; i++) {

@@ -30,6 +30,14 @@ int store_init(struct imgd_store *st, const struct store_s3_cfg *cfg, size_t cac
 		s3_close(&st->s3);
 		return errmsg_set(e, ENOMEM, "out of memory for the chunk cache");
 	}
+	/* Reach the store and have it check the credentials now, not at the first restore: a
+	 * HEAD of a key no image can have (ids start with a letter or a digit). */
+	rc = s3_head(&st->s3, ".criu-imgd-probe", e);
+	if (rc && rc != -ENOENT) {
+		errmsg_prefix(e, rc, "the store %s does not answer as it should", cfg->store);
+		store_free(st);
+		return rc;
+	}
 	return 0;
 }
 

@@ -285,6 +285,10 @@ static int request(struct store_s3 *s, enum s3_op op, const char *key, const cha
 	curl_easy_setopt(h, CURLOPT_USERPWD, s->userpwd);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, op == S3_PUT ? s->phdr : s->hdr);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	/* A connection per request: on a reused one radosgw's answers come 40 ms late (Nagle
+	 * against delayed ACKs; measured on loopback: 2 ms fresh, 42 ms reused). */
+	curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+	curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)S3_CONNECT_S);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)S3_STALL_S);
@@ -321,8 +325,8 @@ static int request(struct store_s3 *s, enum s3_op op, const char *key, const cha
 		return -ENOENT;
 	s->errors++;
 	int err = code == 403 || code == 401 ? EACCES : EIO;
-	return errmsg_set(e, err, "%s %s%s%s: HTTP %ld %s%s", names[op], s->base, s->prefix, key,
-			  code, ec[0] ? ec : "",
+	return errmsg_set(e, err, "%s %s%s%s: HTTP %ld%s%s%s", names[op], s->base, s->prefix, key,
+			  code, ec[0] ? " " : "", ec,
 			  err == EACCES ? " (the store refused these credentials: check "
 					  "--s3-credentials and --s3-region)"
 					: "");

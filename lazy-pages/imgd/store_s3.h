@@ -1,8 +1,8 @@
 /*
  * store_s3.c: the S3 client of the object store (docs/store.md): libcurl, path-style URLs
  * (ENDPOINT/BUCKET/KEY), AWS SigV4 by libcurl (CURLOPT_AWS_SIGV4) with an unsigned payload.
- * One easy handle, reused (keep-alive); calls block. Every answer is bounded by the caller's
- * buffer; an object larger than expected is an error, never a larger allocation.
+ * One easy handle, a fresh connection per request; calls block. Every answer is bounded by the
+ * caller's buffer; an object larger than expected is an error, never a larger allocation.
  */
 #ifndef IMGD_STORE_S3_H
 #define IMGD_STORE_S3_H
