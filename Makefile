@@ -4,6 +4,7 @@
 #   make deps       install the Debian packages we build, test and demo with
 #   make test       unit + host integration + native CRIU 4.x + VM end-to-end tests
 #   make check      unit + host integration tests only (no real CRIU)
+#   make storetest  criu-imgd over a real S3 store: a single-node Ceph + radosgw (tests/store/)
 #   make nativetest end-to-end tests with real CRIU 4.1.1 and 4.2.1 (and runc) on this host
 #   make vmtest     VM end-to-end tests with real CRIU 3.17.1 (qemu guest)
 #   make bench      native benchmark (CRIU 4.2.1), then the VM one (bench-native, bench-vm)
@@ -100,7 +101,7 @@ PLUGIN := $(if $(PLUGIN_SRC),$(B)/lib/criu/lazy_restore.so)
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps test check layercheck unit hosttest nativetest crashtest vmtest bench bench-native bench-ws bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz man mancheck install-systemd
+.PHONY: all deps test check layercheck unit hosttest storetest bench-store nativetest crashtest vmtest bench bench-native bench-ws bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz man mancheck install-systemd
 all: $(BINS) $(PLUGIN) $(UNIT_BIN) $(HOST_BIN) $(NET_BIN) $(WORK_BIN) $(KMODT_BIN) kmod-if-headers
 
 deps:
@@ -207,7 +208,12 @@ layercheck:
 
 check: layercheck unit hosttest mancheck
 
-test: check nativetest vmtest
+test: check storetest nativetest vmtest
+
+# criu-imgd --store against a real single-node Ceph cluster and radosgw that the script starts
+# on 127.0.0.1 and stops (tests/store/run.sh; about 40 s), with real CRIU 4.2.1 natively.
+storetest: all
+	bash tests/store/run.sh
 
 # Real CRIU 4.x (and runc) natively, from the roots that make deps makes (tests/native/).
 nativetest: all
