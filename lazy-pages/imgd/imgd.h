@@ -11,8 +11,13 @@
  *                  a session (session.h) and answer through session_reply / session_fail
  *   session.c      a session's life and its one way out (session_reply, session_fail)
  *   conn_io.c      a connection's bytes: socket or TLS, frames in, one frame out, stalls
+ *   store_cli.c    `criu-imgd store put/get` (main.c calls it)
  *   catalog.c, sums.c
  *                  the images served and their dump-time checksums
+ *   store.c, store_xfer.c
+ *                  the object store under --store (docs/store.md): an image of the store
+ *                  served, a dir into the store and back; below them store_manifest.c (the
+ *                  manifest), store_cache.c (the chunk LRU), store_s3.c (libcurl, SigV4)
  *   status.c, metrics.c
  *                  for server.c: the status snapshot (proto/imgd-status.proto) that the status
  *                  socket sends, and the Prometheus text made from it (they read the counters
