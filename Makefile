@@ -215,6 +215,11 @@ test: check storetest nativetest vmtest
 storetest: all
 	bash tests/store/run.sh
 
+# Page throughput from an S3-backed criu-imgd against a directory-backed one, 1 GB, cold and
+# warm chunk cache (tests/store/bench.sh; figures in docs/store.md).
+bench-store: all
+	bash tests/store/bench.sh
+
 # Real CRIU 4.x (and runc) natively, from the roots that make deps makes (tests/native/).
 nativetest: all
 	@rc=0; sh tests/native/run.sh || rc=1; sh tests/native/crash.sh || rc=1; exit $$rc

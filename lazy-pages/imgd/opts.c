@@ -126,8 +126,8 @@ static int check_opts(const struct imgd_opts *o)
 		      "loopback too (docs/protocol.md)";
 	else if (o->accept_uploads && ((!o->root && !o->store) || !o->upload_key))
 		bad =
-		    "--accept-uploads needs --root DIR or --store URL, and --upload-key FILE (the "
-		    "publishers' key, not the readers')";
+		    "--accept-uploads needs --root DIR and --upload-key FILE (the publishers' key, "
+		    "not the readers'), or --store URL and --upload-key FILE";
 	else if (o->upload_key && !o->accept_uploads)
 		bad = "--upload-key is only used with --accept-uploads";
 	if (bad) {

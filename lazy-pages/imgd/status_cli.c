@@ -127,8 +127,10 @@ static void print_table(FILE *f, const ImgdStatus *st)
 
 	fprintf(f, "criu-imgd %s, pid %u, up %s: listening on %s, TLS %s, serving %s %s%s\n",
 		st->version, st->pid, dur(st->uptime_seconds, a, sizeof(a)), st->listen, st->tls,
-		st->store ? "--store" : st->root ? "--root" : "-D", st->serving,
-		st->accept_uploads ? " (accepts uploads)" : "");
+		st->store  ? "--store"
+		: st->root ? "--root"
+			   : "-D",
+		st->serving, st->accept_uploads ? " (accepts uploads)" : "");
 	if (st->store) {
 		const ImgdStatusStore *s = st->store;
 		fprintf(f,

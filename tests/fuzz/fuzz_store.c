@@ -52,8 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < m.n; i++)
 		if (strcmp(again.f[i].name, m.f[i].name) || again.f[i].size != m.f[i].size ||
 		    again.f[i].sum != m.f[i].sum ||
-		    (m.f[i].pages && memcmp(again.f[i].csum, m.f[i].csum,
-					    m.f[i].nchunks * sizeof(uint64_t))))
+		    (m.f[i].pages &&
+		     memcmp(again.f[i].csum, m.f[i].csum, m.f[i].nchunks * sizeof(uint64_t))))
 			fuzz_die("a formatted manifest parses to another file list");
 	store_manifest_free(&again);
 	store_manifest_free(&m);
