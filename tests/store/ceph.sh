@@ -19,7 +19,8 @@ D=$(realpath -m "$D")
 C=$D/cluster
 export CEPH_CONF=$C/ceph.conf
 MON=${CEPH_MON_PORT:-3300}
-MON1=$((MON + 3489))
+# v1 below 6789 for other mon ports: OSDs take their ports from 6800 up
+MON1=$((6789 - (MON - 3300)))
 RGW=${RGW_PORT:-8000}
 GB=${CEPH_OSD_GB:-20}
 t0=$(date +%s%N)
