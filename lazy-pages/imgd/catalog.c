@@ -34,6 +34,8 @@ static int init_store(struct imgd_catalog *c, const struct imgd_opts *o, struct 
 		c->store = NULL;
 		return rc;
 	}
+	if (store_fetch_init(c->store))
+		pr_warn("store: no read-ahead (cannot make its lock): chunks are read one by one");
 	snprintf(c->spool, sizeof(c->spool), "%s/criu-imgd.XXXXXX",
 		 tmp && *tmp && strlen(tmp) < 40 ? tmp : "/var/tmp");
 	if (!mkdtemp(c->spool) ||

@@ -43,6 +43,7 @@ int store_init(struct imgd_store *st, const struct store_s3_cfg *cfg, size_t cac
 
 void store_free(struct imgd_store *st)
 {
+	store_fetch_stop(st);
 	store_cache_free(&st->cache);
 	s3_close(&st->s3);
 }
@@ -184,13 +185,40 @@ void store_image_close(struct store_img *si)
 	free(si);
 }
 
+void store_lock(struct imgd_store *st)
+{
+	if (st->ra.inited)
+		pthread_mutex_lock(&st->ra.mu);
+}
+
+void store_unlock(struct imgd_store *st)
+{
+	if (st->ra.inited)
+		pthread_mutex_unlock(&st->ra.mu);
+}
+
+void store_chunk_keys(const struct store_img *si, const struct store_file *f, uint64_t k,
+		      char ckey[STORE_CACHE_KEY], char okey[S3_KEY_MAX])
+{
+	snprintf(ckey, STORE_CACHE_KEY, "%s/%s/%s/%llx", si->id, si->m.gen, f->name,
+		 (unsigned long long)k);
+	snprintf(okey, S3_KEY_MAX, "%s/%s/pages/%s/%08llx", si->id, si->m.gen, f->name,
+		 (unsigned long long)k);
+}
+
+uint32_t store_chunk_len(const struct store_manifest *m, const struct store_file *f, uint64_t k)
+{
+	uint64_t off = k * m->chunk;
+
+	return (uint32_t)(f->size - off < m->chunk ? f->size - off : m->chunk);
+}
+
 int store_chunk_fetch(struct imgd_store *st, const char *id, const struct store_manifest *m,
 		      const struct store_file *f, uint64_t k, uint8_t **out, uint32_t *len,
 		      struct errmsg *e)
 {
 	char key[S3_KEY_MAX];
-	uint64_t off = k * m->chunk;
-	uint32_t n = (uint32_t)(f->size - off < m->chunk ? f->size - off : m->chunk);
+	uint32_t n = store_chunk_len(m, f, k);
 	uint8_t *buf = malloc(n ? n : 1);
 	int rc;
 
@@ -199,14 +227,11 @@ int store_chunk_fetch(struct imgd_store *st, const char *id, const struct store_
 	snprintf(key, sizeof(key), "%s/%s/pages/%s/%08llx", id, m->gen, f->name,
 		 (unsigned long long)k);
 	rc = s3_get(&st->s3, key, 0, n, buf, n, NULL, e);
-	st->chunk_reads++;
-	if (!rc && XXH64(buf, n, 0) != f->csum[k]) {
-		st->bad_chunks++;
+	if (!rc && XXH64(buf, n, 0) != f->csum[k])
 		rc = errmsg_set(e, EILSEQ,
 				"image %s: chunk %llu of %s does not match its checksum: the "
 				"store's copy is damaged",
 				id, (unsigned long long)k, f->name);
-	}
 	if (rc) {
 		free(buf);
 		return rc;
@@ -216,11 +241,41 @@ int store_chunk_fetch(struct imgd_store *st, const char *id, const struct store_
 	return 0;
 }
 
+/* in bytes of chunk k from at into buf: from the cache, from a read-ahead in flight, or
+ * fetched here. 0 or -errno with e. */
+static int read_chunk(struct imgd_store *st, const struct store_img *si, const struct store_file *f,
+		      uint64_t k, uint32_t at, size_t n, uint8_t *buf, struct errmsg *e)
+{
+	char ckey[STORE_CACHE_KEY], okey[S3_KEY_MAX];
+	uint32_t clen;
+	uint8_t *data;
+
+	store_chunk_keys(si, f, k, ckey, okey);
+	store_lock(st);
+	const uint8_t *c = store_cache_get(&st->cache, ckey, &clen);
+	if (!c && st->ra.inited && store_fetch_wait(st, ckey))
+		c = store_cache_get(&st->cache, ckey, &clen);
+	if (c && clen >= at + n)
+		memcpy(buf, c + at, n);
+	store_unlock(st);
+	if (c && clen >= at + n)
+		return 0;
+	int rc = store_chunk_fetch(st, si->id, &si->m, f, k, &data, &clen, e);
+	store_lock(st);
+	st->chunk_reads++;
+	st->bad_chunks += rc == -EILSEQ;
+	if (!rc) {
+		memcpy(buf, data + at, n); /* clen: the manifest's, so at + n fits */
+		store_cache_put(&st->cache, ckey, data, clen);
+	}
+	store_unlock(st);
+	return rc;
+}
+
 int store_image_read(struct imgd_store *st, const struct store_img *si, const char *name,
 		     uint64_t off, size_t len, void *buf, struct errmsg *e)
 {
 	const struct store_file *f = store_manifest_find(&si->m, name);
-	char ckey[STORE_CACHE_KEY];
 	int rc;
 
 	if (!f || !f->pages || off > f->size || len > f->size - off)
@@ -228,20 +283,13 @@ int store_image_read(struct imgd_store *st, const struct store_img *si, const ch
 				  name, (unsigned long long)off, len);
 	for (size_t done = 0; done < len;) {
 		uint64_t at = off + done, k = at / si->m.chunk;
-		uint32_t clen, in = (uint32_t)(at - k * si->m.chunk);
-		snprintf(ckey, sizeof(ckey), "%s/%s/%s/%llx", si->id, si->m.gen, name,
-			 (unsigned long long)k);
-		const uint8_t *c = store_cache_get(&st->cache, ckey, &clen);
-		if (!c) {
-			uint8_t *data;
-			if ((rc = store_chunk_fetch(st, si->id, &si->m, f, k, &data, &clen, e)))
-				return rc;
-			c = store_cache_put(&st->cache, ckey, data, clen);
-			if (!c) /* larger than the cache: cannot be (store_init) */
-				return errmsg_set(e, ENOMEM, "the chunk cache cannot hold a chunk");
-		}
-		size_t n = clen - in < len - done ? clen - in : len - done;
-		memcpy((uint8_t *)buf + done, c + in, n);
+		uint32_t in = (uint32_t)(at - k * si->m.chunk);
+		size_t n = store_chunk_len(&si->m, f, k) - in;
+		if (n > len - done)
+			n = len - done;
+		if ((rc = read_chunk(st, si, f, k, in, n, (uint8_t *)buf + done, e)))
+			return rc;
+		store_fetch_ahead(st, si, f, k);
 		done += n;
 	}
 	return 0;

@@ -13,11 +13,14 @@
  * size); page data is read through a bounded LRU of whole, verified chunks (store_cache.h).
  *
  * store.c: opening the store, an image served from it, its page reads.
+ * store_fetch.c: read-ahead threads that bring the next chunks of a read into the cache.
  * store_xfer.c: an image dir into the store (publish, `store put`) and back (`store get`).
  */
 #ifndef IMGD_STORE_H
 #define IMGD_STORE_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,11 +29,39 @@
 #include "store_s3.h"
 #include "util/parse.h"
 
+#define STORE_RA_THREADS 4 /* read-ahead threads */
+#define STORE_RA_CHUNKS 8  /* chunks read ahead of a read (at most half the cache) */
+#define STORE_RA_QUEUE 32  /* read-ahead jobs waiting */
+
+/* A read-ahead job: all it needs, no pointer into an image that may be unloaded meanwhile. */
+struct store_job {
+	char ckey[STORE_CACHE_KEY]; /* in the cache */
+	char okey[S3_KEY_MAX];	    /* in the store */
+	uint32_t len;
+	uint64_t csum;
+};
+
+/* store_fetch.c's state; mu guards it, the cache and the store's counters while it runs. */
+struct store_fetch {
+	pthread_mutex_t mu;
+	pthread_cond_t work, done; /* a job queued; a job finished */
+	struct store_job q[STORE_RA_QUEUE];
+	unsigned qh, nq;
+	char cur[STORE_RA_THREADS][STORE_CACHE_KEY]; /* what each thread fetches */
+	bool busy[STORE_RA_THREADS];
+	pthread_t th[STORE_RA_THREADS];
+	struct store_s3 s3[STORE_RA_THREADS];
+	unsigned nth;
+	bool inited, started, stop;
+	uint64_t fetched, failed, gets, get_bytes;
+};
+
 struct imgd_store {
-	struct store_s3 s3;
+	struct store_s3 s3; /* the loop's client */
 	struct store_cache cache;
 	uint64_t chunk_reads; /* chunk objects read from the store (cache misses) */
 	uint64_t bad_chunks;  /* chunk or small objects that did not match their checksum */
+	struct store_fetch ra;
 };
 
 /* An image of the store, being served. */
@@ -62,13 +93,33 @@ void store_image_close(struct store_img *si);
  */
 int store_image_read(struct imgd_store *st, const struct store_img *si, const char *name,
 		     uint64_t off, size_t len, void *buf, struct errmsg *e);
-/* A chunk of file f into a new buffer, verified (store_xfer.c too): 0 or -errno with e. */
+/* A chunk of file f into a new buffer, verified (store_xfer.c too): 0, or -errno with e
+ * (-EILSEQ: its checksum does not match). The caller counts it. */
 int store_chunk_fetch(struct imgd_store *st, const char *id, const struct store_manifest *m,
 		      const struct store_file *f, uint64_t k, uint8_t **out, uint32_t *len,
 		      struct errmsg *e);
 /* Small file f into dirfd, fetched whole, size and checksum checked: 0 or -errno with e. */
 int store_small_fetch(struct imgd_store *st, const char *id, const struct store_manifest *m,
 		      const struct store_file *f, int dirfd, struct errmsg *e);
+
+/* Chunk k of file f of si: its key in the cache and in the store. */
+void store_chunk_keys(const struct store_img *si, const struct store_file *f, uint64_t k,
+		      char ckey[STORE_CACHE_KEY], char okey[S3_KEY_MAX]);
+/* Bytes of chunk k of file f. */
+uint32_t store_chunk_len(const struct store_manifest *m, const struct store_file *f, uint64_t k);
+/* The counters and the cache, consistent while read-ahead threads run (no-ops without). */
+void store_lock(struct imgd_store *st);
+void store_unlock(struct imgd_store *st);
+
+/* store_fetch.c: read-ahead for the server (the store commands read without it). */
+int store_fetch_init(struct imgd_store *st);
+/* Stop and join the threads (store_free calls it). */
+void store_fetch_stop(struct imgd_store *st);
+/* Queue the chunks after chunk k of file for the threads (started on the first call). */
+void store_fetch_ahead(struct imgd_store *st, const struct store_img *si,
+		       const struct store_file *file, uint64_t k);
+/* With st->ra.mu held: wait while ckey is queued or being fetched. Whether it waited. */
+bool store_fetch_wait(struct imgd_store *st, const char *ckey);
 
 /* store_xfer.c: publish the image in dirfd as id (manifest last; an id that exists is never
  * replaced): 0, or -errno with e (-EEXIST: it exists). */

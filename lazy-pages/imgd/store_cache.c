@@ -76,6 +76,14 @@ void store_cache_free(struct store_cache *c)
 	memset(c, 0, sizeof(*c));
 }
 
+bool store_cache_has(const struct store_cache *c, const char *key)
+{
+	for (const struct store_cache_ent *x = c->tab[bucket(c, key)]; x; x = x->hnext)
+		if (!strcmp(x->key, key))
+			return true;
+	return false;
+}
+
 const uint8_t *store_cache_get(struct store_cache *c, const char *key, uint32_t *len)
 {
 	for (struct store_cache_ent *x = c->tab[bucket(c, key)]; x; x = x->hnext)

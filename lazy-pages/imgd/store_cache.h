@@ -7,6 +7,7 @@
 #ifndef IMGD_STORE_CACHE_H
 #define IMGD_STORE_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,8 @@ int store_cache_init(struct store_cache *c, size_t cap);
 void store_cache_free(struct store_cache *c);
 /* The chunk of key (now the most recently used) and its length, or NULL (a miss). */
 const uint8_t *store_cache_get(struct store_cache *c, const char *key, uint32_t *len);
+/* Whether key is held (no count, no change of recency). */
+bool store_cache_has(const struct store_cache *c, const char *key);
 /*
  * Keep data (malloc'ed, len bytes; owned by the cache from now on, freed on any failure),
  * evicting the least recently used chunks to make room. A chunk larger than the cache is not

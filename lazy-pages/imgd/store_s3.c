@@ -150,6 +150,23 @@ int s3_read_credentials(const char *path, char *access, size_t alen, char *secre
 	return 0;
 }
 
+/* s's libcurl handle and header lists: 0, or -ENOMEM with e. */
+static int handles(struct store_s3 *s, struct errmsg *e)
+{
+	struct curl_slist *h = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+	struct curl_slist *ph = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+
+	/* No "Expect:" override: libcurl signs it and radosgw then refuses the signature. */
+	s->hdr = h;
+	s->phdr = ph;
+	s->h = curl_easy_init();
+	if (!h || !ph || !s->h) {
+		s3_close(s);
+		return errmsg_set(e, ENOMEM, "cannot initialize libcurl");
+	}
+	return 0;
+}
+
 int s3_open(struct store_s3 *s, const struct store_s3_cfg *c, struct errmsg *e)
 {
 	char bucket[64], access[128], secret[256];
@@ -181,18 +198,17 @@ int s3_open(struct store_s3 *s, const struct store_s3_cfg *c, struct errmsg *e)
 		return rc;
 	snprintf(s->userpwd, sizeof(s->userpwd), "%s:%s", access, secret);
 	explicit_bzero(secret, sizeof(secret));
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) || !(s->h = curl_easy_init()))
+	if (curl_global_init(CURL_GLOBAL_DEFAULT))
 		return errmsg_set(e, ENOMEM, "cannot initialize libcurl");
-	struct curl_slist *h = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-	struct curl_slist *ph = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-	/* No "Expect:" override: libcurl signs it and radosgw then refuses the signature. */
-	s->hdr = h;
-	s->phdr = ph;
-	if (!h || !ph) {
-		s3_close(s);
-		return errmsg_set(e, ENOMEM, "out of memory");
-	}
-	return 0;
+	return handles(s, e);
+}
+
+int s3_clone(struct store_s3 *dst, const struct store_s3 *src, struct errmsg *e)
+{
+	memcpy(dst, src, sizeof(*dst));
+	dst->h = dst->hdr = dst->phdr = NULL;
+	dst->gets = dst->get_bytes = dst->puts = dst->put_bytes = dst->errors = 0;
+	return handles(dst, e);
 }
 
 void s3_close(struct store_s3 *s)

@@ -35,6 +35,9 @@ struct store_s3_cfg {
 /* Check the configuration and read the credentials: 0, or -errno with e. */
 int s3_open(struct store_s3 *s, const struct store_s3_cfg *c, struct errmsg *e);
 void s3_close(struct store_s3 *s);
+/* A second client of the same store (its own handle and counters, for another thread): 0, or
+ * -ENOMEM with e. */
+int s3_clone(struct store_s3 *dst, const struct store_s3 *src, struct errmsg *e);
 /*
  * GET key (below the prefix) into buf: with len > 0 the bytes [off, off + len) (a ranged GET)
  * and exactly len must come; with len == 0 the whole object, at most cap bytes (*got).

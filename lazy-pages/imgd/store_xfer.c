@@ -197,7 +197,10 @@ int store_get_dir(struct imgd_store *st, const char *id, int dirfd, struct errms
 		for (uint64_t k = 0; !rc && k < f->nchunks; k++) {
 			uint8_t *data;
 			uint32_t n;
-			if ((rc = store_chunk_fetch(st, id, &m, f, k, &data, &n, e)))
+			rc = store_chunk_fetch(st, id, &m, f, k, &data, &n, e);
+			st->chunk_reads++;
+			st->bad_chunks += rc == -EILSEQ;
+			if (rc)
 				break;
 			ssize_t w = pwrite(fd, data, n, (off_t)(k * m.chunk));
 			if (w < 0 || (size_t)w != n)
