@@ -203,32 +203,29 @@ s_halfput() {
 	WHY="$_objs objects written, no manifest: refused ($(grep -o "no image 'half1'[^)]*)" "$D/imgd-half.log" | head -1)); a complete put of the id then works"
 }
 
+# refused CREDFILE PATTERN WHAT: criu-imgd with CREDFILE must refuse to start, saying PATTERN.
+refused() {
+	# shellcheck disable=SC2086
+	if timeout 30 "$IMGD" ${S3%--s3-credentials*} --s3-credentials "$1" --port $P3 \
+		--auth-key "$D/key" >"$1.out" 2>&1; then
+		WHY="criu-imgd started with $3"
+		return 1
+	fi
+	grep -q "$2" "$1.out" || { WHY="unclear error: $(cat "$1.out")"; return 1; }
+	WHY="$(grep -o "${2%%.*}.*" "$1.out" | head -1)"
+}
+
 s_badcred() {
 	printf 'access_key = %s\nsecret_key = wrong\n' "$(awk '/access_key/{print $3}' "$S3_CREDENTIALS")" >"$D/bad.cred"
 	chmod 600 "$D/bad.cred"
-	# shellcheck disable=SC2086
-	if timeout 30 "$IMGD" ${S3%--s3-credentials*} --s3-credentials "$D/bad.cred" --port $P3 \
-		--auth-key "$D/key" >"$D/bad.out" 2>&1; then
-		WHY="criu-imgd started with a wrong secret"
-		return 1
-	fi
-	grep -q "HTTP 403.*refused these credentials" "$D/bad.out" ||
-		{ WHY="unclear error: $(cat "$D/bad.out")"; return 1; }
-	WHY="$(grep -o 'HTTP 403.*' "$D/bad.out" | head -1)"
+	refused "$D/bad.cred" "HTTP 403.*refused these credentials" "a wrong secret"
 }
 
 s_credperm() {
 	cp "$S3_CREDENTIALS" "$D/perm.cred"
 	chmod 640 "$D/perm.cred"
-	# shellcheck disable=SC2086
-	if timeout 30 "$IMGD" ${S3%--s3-credentials*} --s3-credentials "$D/perm.cred" --port $P3 \
-		--auth-key "$D/key" >"$D/perm.out" 2>&1; then
-		WHY="criu-imgd started with a group-readable credentials file"
-		return 1
-	fi
-	grep -q "mode 640 lets group or others read it" "$D/perm.out" ||
-		{ WHY="unclear error: $(cat "$D/perm.out")"; return 1; }
-	WHY="$(grep -o 'mode 640.*' "$D/perm.out" | head -1)"
+	refused "$D/perm.cred" "mode 640 lets group or others read it" \
+		"a group-readable credentials file"
 }
 
 for s in ${STORE_TESTS:-publish cache getput halfput badcred credperm}; do
