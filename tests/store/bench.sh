@@ -75,5 +75,4 @@ for _ in $(seq "$RUNS"); do
 done
 d=$(best "${dir[@]}") c=$(best "${cold[@]}") w=$(best "${warm[@]}")
 echo "bench-store: runs: dir ${dir[*]}; s3-cold ${cold[*]}; s3-warm ${warm[*]} (MiB/s)"
-printf 'bench-store: %s MB image: dir %s MiB/s, s3-cold %s MiB/s (%.2fx), s3-warm %s MiB/s (%.2fx)\n' \
-	"$MB" "$d" "$c" "$(echo "$c / $d" | bc -l)" "$w" "$(echo "$w / $d" | bc -l)"
+awk -v mb="$MB" -v d="$d" -v c="$c" -v w="$w" 'BEGIN { printf "bench-store: %s MB image: dir %s MiB/s, s3-cold %s MiB/s (%.2fx), s3-warm %s MiB/s (%.2fx)\n", mb, d, c, (d > 0 ? c / d : 0), w, (d > 0 ? w / d : 0) }'
