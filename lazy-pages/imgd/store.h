@@ -30,7 +30,7 @@
 #include "util/parse.h"
 
 #define STORE_RA_THREADS 4 /* read-ahead threads */
-#define STORE_RA_CHUNKS 8  /* chunks read ahead of a read (at most half the cache) */
+#define STORE_RA_CHUNKS 8  /* chunks read ahead of a read (at most 1/8 of the cache) */
 #define STORE_RA_QUEUE 32  /* read-ahead jobs waiting */
 
 /* A read-ahead job: all it needs, no pointer into an image that may be unloaded meanwhile. */

@@ -161,8 +161,9 @@ void store_fetch_ahead(struct imgd_store *st, const struct store_img *si,
 		       const struct store_file *file, uint64_t k)
 {
 	struct store_fetch *f = &st->ra;
-	/* No more ahead than half the cache holds: what is fetched must live until it is read. */
-	uint64_t ahead = st->cache.cap / si->m.chunk / 2;
+	/* What is fetched must live until it is read, for every reader at once: no more ahead
+	 * than an eighth of the cache (64M: 2 chunks; 256M: 8). */
+	uint64_t ahead = st->cache.cap / si->m.chunk / 8;
 
 	if (!f->inited)
 		return;
