@@ -8,6 +8,7 @@
 #   make nativetest end-to-end tests with real CRIU 4.1.1 and 4.2.1 (and runc) on this host
 #   make vmtest     VM end-to-end tests with real CRIU 3.17.1 (qemu guest)
 #   make bench      native benchmark (CRIU 4.2.1), then the VM one (bench-native, bench-vm)
+#   make bench-fill parallel fill: drain of 1 and 4 GB, threads vs 1 thread vs criu lazy-pages
 #   make plot-timeline  bytes installed over time, old vs current build (docs/img/stream-timeline.png)
 #   make demo       dump a workload and restore it lazily with criu-lazyd (natively, CRIU 4.2.1)
 #   make install    install binaries (PREFIX, DESTDIR)
@@ -101,7 +102,7 @@ PLUGIN := $(if $(PLUGIN_SRC),$(B)/lib/criu/lazy_restore.so)
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps test check layercheck unit hosttest storetest bench-store nativetest crashtest vmtest bench bench-native bench-ws bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz man mancheck install-systemd
+.PHONY: all deps test check layercheck unit hosttest storetest bench-store nativetest crashtest vmtest bench bench-native bench-ws bench-fill bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz man mancheck install-systemd
 all: $(BINS) $(PLUGIN) $(UNIT_BIN) $(HOST_BIN) $(NET_BIN) $(WORK_BIN) $(KMODT_BIN) kmod-if-headers
 
 deps:
@@ -248,11 +249,15 @@ bench: bench-native bench-vm
 bench-native: all
 	sh tests/native/bench.sh
 	sh tests/native/wsbench.sh
+	sh tests/native/fillbench.sh 2
 
 # Working-set replay (issue 13): a 1 GB task reading a fixed random 6% of its memory, restored
 # three times in a row from local images and across a 1 Gbit/s link (about 2 minutes a round).
 bench-ws: all
 	sh tests/native/wsbench.sh
+
+bench-fill: all
+	sh tests/native/fillbench.sh 2
 
 bench-vm: all
 	sh tests/vm/run.sh bench

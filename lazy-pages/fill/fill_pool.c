@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -52,20 +53,28 @@ bool fill_fence_lock(pthread_mutex_t *m)
 	return rc == 0;
 }
 
-bool fill_fence_hold(pthread_mutex_t *locks, unsigned n)
+static void unlock_all(pthread_mutex_t *locks, unsigned n)
 {
+	for (unsigned i = n; i-- > 0;)
+		pthread_mutex_unlock(&locks[i]);
+}
+
+bool fill_fence_hold(const struct fill_fence *f, unsigned n)
+{
+	atomic_fetch_add(f->readers, 1);
 	for (unsigned i = 0; i < n; i++)
-		if (!fill_fence_lock(&locks[i])) {
-			fill_fence_release(locks, i);
+		if (!fill_fence_lock(&f->locks[i])) {
+			unlock_all(f->locks, i);
+			atomic_fetch_sub(f->readers, 1);
 			return false;
 		}
 	return true;
 }
 
-void fill_fence_release(pthread_mutex_t *locks, unsigned n)
+void fill_fence_release(const struct fill_fence *f, unsigned n)
 {
-	for (unsigned i = n; i-- > 0;)
-		pthread_mutex_unlock(&locks[i]);
+	unlock_all(f->locks, n);
+	atomic_fetch_sub(f->readers, 1);
 }
 
 /* One extent under thread idx's lock: -EAGAIN (not attempted) if the events moved on. */
@@ -74,8 +83,22 @@ static int install_one(struct fill_pool *p, unsigned idx, struct fill_job *j, st
 	pthread_mutex_t *m = &p->fence.locks[idx];
 	int rc;
 
-	if (!fill_fence_lock(m))
+	/* A reader waits for the locks: let it have them (a mutex is not fair, and a thread
+	 * that takes its lock again at once would keep the reader, and its faults, waiting
+	 * behind every job queued). */
+	while (atomic_load(p->fence.readers))
+		sched_yield();
+	rc = pthread_mutex_lock(m);
+	if (rc) {
+		/* EOWNERDEAD: a reader (another process: a keeper) died holding it, maybe
+		 * between reading an event and counting it: nothing can be trusted any more.
+		 * Let go of it as it is, not consistent, so that it refuses everyone from now
+		 * on (ENOTRECOVERABLE). */
+		if (rc == EOWNERDEAD)
+			pthread_mutex_unlock(m);
+		j->stale = true;
 		return -EAGAIN;
+	}
 	if (*p->fence.gen != j->gen) {
 		pthread_mutex_unlock(m);
 		j->stale = true;
@@ -104,6 +127,14 @@ static void run_job(struct fill_pool *p, unsigned idx, struct fill_job *j)
 	}
 }
 
+void fill_pool_kick(struct fill_pool *p)
+{
+	uint64_t one = 1;
+	ssize_t wr = write(p->efd, &one, sizeof(one));
+
+	(void)wr; /* fails only when the count is about to overflow: readable then anyway */
+}
+
 static void *worker(void *arg)
 {
 	struct fill_worker *w = arg;
@@ -129,10 +160,7 @@ static void *worker(void *arg)
 		j->next = p->done;
 		p->done = j;
 		pthread_mutex_unlock(&p->mu);
-		uint64_t one = 1;
-		/* Fails only when the count is about to overflow: readable then anyway. */
-		ssize_t wr = write(p->efd, &one, sizeof(one));
-		(void)wr;
+		fill_pool_kick(p);
 	}
 }
 
@@ -143,7 +171,7 @@ int fill_pool_new(struct fill_pool **out, const struct filler *f, unsigned n,
 	int rc;
 
 	*out = NULL;
-	if (!n || n > FILL_POOL_MAX || !f->ops || !fence->locks || !fence->gen)
+	if (!n || n > FILL_POOL_MAX || !f->ops || !fence->locks || !fence->gen || !fence->readers)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (!p)

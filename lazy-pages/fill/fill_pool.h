@@ -16,6 +16,7 @@
 #define LAZY_FILL_POOL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -27,15 +28,19 @@
 struct fill_fence {
 	pthread_mutex_t *locks;	      /* FILL_POOL_MAX of them: lock i is thread i's */
 	const volatile uint64_t *gen; /* events read so far; read and written under the locks */
+	atomic_int *readers;	      /* readers waiting for or holding the locks: threads yield */
 };
 
 /* Initialise n robust mutexes for a fence (shared: process-shared, for a keeper). 0 or -errno. */
 int fill_fence_init(pthread_mutex_t *locks, unsigned n, bool shared);
 /* Take lock m; a robust lock whose owner died is made consistent. false if it cannot be. */
 bool fill_fence_lock(pthread_mutex_t *m);
-/* The reader's side: every lock (in order) while it reads the uffds; then let go. */
-bool fill_fence_hold(pthread_mutex_t *locks, unsigned n);
-void fill_fence_release(pthread_mutex_t *locks, unsigned n);
+/*
+ * The reader's side: every lock (in order) while it reads the uffds, the threads yielding
+ * to it meanwhile (they take their lock again only once no reader waits); then let go.
+ */
+bool fill_fence_hold(const struct fill_fence *f, unsigned n);
+void fill_fence_release(const struct fill_fence *f, unsigned n);
 
 struct fill_job {
 	int uffd;
@@ -63,6 +68,8 @@ struct fill_job *fill_pool_reap(struct fill_pool *p);
 int fill_pool_fd(const struct fill_pool *p);
 /* Block until some job has finished (one of those submitted), at most ms. */
 void fill_pool_wait(struct fill_pool *p, int ms);
+/* Make fill_pool_fd() readable again: jobs reaped but not yet handled remain. */
+void fill_pool_kick(struct fill_pool *p);
 /* Let every queued job finish, stop the threads, free the pool (jobs unreaped are dropped). */
 void fill_pool_free(struct fill_pool *p);
 

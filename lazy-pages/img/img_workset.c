@@ -279,8 +279,10 @@ int img_workset_identity(int dirfd, const struct img_set *set, uint64_t *id, str
 		snprintf(name, sizeof(name), "pagemap-%d.img", t->pid);
 		if (!rc)
 			rc = hash_file(h, dirfd, name, e);
-		uint64_t size = htole64(t->pages_size);
-		XXH64_update(h, &size, sizeof(size));
+		/* Its lazy data pages (from the pagemap: the same whether the pages come from
+		 * the local images or criu-imgd, which loaded none of the pages file). */
+		uint64_t n = htole64(t->lazy_pages);
+		XXH64_update(h, &n, sizeof(n));
 	}
 	*id = XXH64_digest(h);
 	XXH64_freeState(h);

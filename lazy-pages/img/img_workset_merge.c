@@ -91,10 +91,13 @@ static int by_addr(const void *a, const void *b)
 	return x->e.t_ms < y->e.t_ms ? -1 : x->e.t_ms > y->e.t_ms;
 }
 
-static int by_time(const void *a, const void *b)
+/* The record's order: touched by more restores first, then by time, then address. */
+static int by_rank(const void *a, const void *b)
 {
 	const struct ws_entry *x = a, *y = b;
 
+	if (x->seen != y->seen)
+		return x->seen > y->seen ? -1 : 1;
 	if (x->t_ms != y->t_ms)
 		return x->t_ms < y->t_ms ? -1 : 1;
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
@@ -125,15 +128,15 @@ static int merge_task(const struct ws_task *rec, const struct ws_task *notes, st
 		bool was_rec = !all[i].note, new_seen = false;
 		size_t j = i + 1;
 		/* One entry per address: the record's (or the first note), and if this
-		 * restore touched it too, seen once more at the mean time. */
+		 * restore touched it too, seen once more. Its time stays the record's: a
+		 * restore that replays reaches pages sooner, and its times would pull pages it
+		 * faulted on ahead of those the replay spared it. */
 		for (; j < k && all[j].e.addr == cur.addr; j++) {
 			if (!all[j].note || new_seen)
 				continue;
 			if (!was_rec)
 				continue; /* a second note of one restore: the first counts */
-			uint64_t sum = (uint64_t)cur.t_ms * cur.seen + all[j].e.t_ms;
 			cur.seen = cur.seen < UINT32_MAX ? cur.seen + 1 : cur.seen;
-			cur.t_ms = (uint32_t)(sum / cur.seen);
 			if (all[j].e.pages > cur.pages)
 				cur.pages = all[j].e.pages;
 			new_seen = true;
@@ -142,7 +145,7 @@ static int merge_task(const struct ws_task *rec, const struct ws_task *notes, st
 		i = j;
 	}
 	free(all);
-	qsort(e, m, sizeof(*e), by_time);
+	qsort(e, m, sizeof(*e), by_rank);
 	if (m > WS_MAX_TASK_ENTRIES)
 		m = WS_MAX_TASK_ENTRIES;
 	*out = e;

@@ -30,7 +30,7 @@
 struct ws_entry {
 	uint64_t addr;	/* page aligned */
 	uint32_t pages; /* 1..WS_MAX_ENTRY_PAGES */
-	uint32_t t_ms;	/* first touch after the restore began (mean over the restores) */
+	uint32_t t_ms;	/* first touch after the restore began (the first restore's) */
 	uint32_t seen;	/* restores that faulted on it */
 };
 
@@ -58,8 +58,9 @@ const struct ws_task *ws_find(const struct workset *ws, int32_t pid);
 int ws_note(struct workset *ws, int32_t pid, uint64_t addr, uint32_t pages, uint32_t t_ms);
 /*
  * This restore's notes (ws_note) merged into a record: an address in both is seen once
- * more and its time is the mean; new ones are seen once. Each task's entries end sorted by
- * time (then address), one per address, at most WS_MAX_TASK_ENTRIES (the earliest).
+ * more (its time stays the record's); new ones are seen once. Each task's entries end
+ * sorted by the restores that touched them (most first), then time, then address, one per
+ * address, at most WS_MAX_TASK_ENTRIES (the first ones).
  * into->restores counts one more. 0 or -ENOMEM (into unchanged).
  */
 int ws_merge(struct workset *into, const struct workset *notes);
@@ -79,8 +80,9 @@ int ws_save(int dirfd, const char *name, const struct workset *ws, struct errmsg
 
 /*
  * The identity of the images in dirfd: a hash of inventory.img (it holds the dump's time),
- * pstree.img, and each task's mm and pagemap images with its pages file's size. Another
- * dump, even of the same process to the same dir, has another identity.
+ * pstree.img, and each task's mm and pagemap images with its count of lazy data pages (the
+ * same with the pages from criu-imgd: a record made with either serves both). Another dump,
+ * even of the same process to the same dir, has another identity.
  */
 int img_workset_identity(int dirfd, const struct img_set *set, uint64_t *id, struct errmsg *e);
 

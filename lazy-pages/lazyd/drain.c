@@ -4,6 +4,7 @@
  * own path; otherwise one run is read and installed per step.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lazyd.h"
@@ -231,18 +232,40 @@ static bool gather_read(const struct lazyd *d, const struct lz_task *t, struct p
 	}
 }
 
+/* Whether run r overlaps one of sl's. */
+static bool slot_has(const struct pf_slot *sl, const struct pend_extent *r)
+{
+	for (unsigned k = 0; k < sl->nrun; k++)
+		if (r->start < sl->run[k].start + sl->run[k].len && sl->run[k].start < r->end)
+			return true;
+	return false;
+}
+
+static int by_start(const void *a, const void *b)
+{
+	const struct pf_run *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
 /*
- * The next run of t's working-set replay that is not in flight (workset.c): a read of its
- * own (the touches of a working set are scattered: one run a read). Zero runs and data a
- * relative fetched go in at once. false when the replay is done.
+ * The next runs of t's working-set replay that are not in flight (workset.c), in the
+ * record's order, as one read: a working set's touches are scattered, so with a source
+ * that takes many ranges in one request (prefetchv) a read asks for up to PF_RUNS of them
+ * (at most --drain-chunk pages), else for one. The slot holds them by address. Zero runs
+ * and data a relative fetched go in at once. false when there is nothing to ask for.
  */
 static bool replay_read(struct lazyd *d, struct lz_task *t, struct pf_slot *sl)
 {
+	unsigned max = d->src.ops->prefetchv ? PF_RUNS : 1;
+	uint64_t bytes = 0;
 	struct pend_extent r;
 
-	for (unsigned guard = 0; guard < LAZYD_BATCH_MAX; guard++) {
-		if (t->need_events || !lazyd_ws_next(t, d->buf_len, &r))
-			return false;
+	*sl = (struct pf_slot){.t = t, .used = true, .replay = true};
+	for (unsigned guard = 0; guard < LAZYD_BATCH_MAX + max && sl->nrun < max; guard++) {
+		if (bytes >= d->buf_len || t->need_events ||
+		    !lazyd_ws_next(t, d->buf_len - bytes, &r))
+			break;
 		if (r.flags & PEND_ZERO) {
 			lazyd_install_run(d, t, r, PATH_REPLAY, NULL);
 			continue;
@@ -250,26 +273,46 @@ static bool replay_read(struct lazyd *d, struct lz_task *t, struct pf_slot *sl)
 		if (pf_relative_run(d, t, r.src, r.end - r.start))
 			continue; /* shared or kept for t when it comes */
 		const struct pf_run *hit = inflight_at(d, t, r.start, r.end);
-		if (hit && hit->start <= r.start)
-			continue;
+		if ((hit && hit->start <= r.start) || slot_has(sl, &r))
+			continue; /* on its way already */
 		if (hit)
 			r.end = hit->start;
 		if (lazyd_shared_hit(d, t, &r)) {
 			lazyd_install_run(d, t, r, PATH_REPLAY, d->buf);
 			continue;
 		}
-		*sl = (struct pf_slot){.t = t,
-				       .start = r.start,
-				       .end = r.end,
-				       .src = r.src,
-				       .len = r.end - r.start,
-				       .nrun = 1,
-				       .used = true,
-				       .replay = true};
-		sl->run[0] = (struct pf_run){r.start, r.src, r.end - r.start};
-		return true;
+		sl->run[sl->nrun++] = (struct pf_run){r.start, r.src, r.end - r.start};
+		bytes += r.end - r.start;
 	}
-	return false;
+	if (!sl->nrun)
+		return false;
+	qsort(sl->run, sl->nrun, sizeof(sl->run[0]), by_start);
+	uint64_t src_end = 0;
+	sl->start = sl->run[0].start;
+	sl->src = UINT64_MAX;
+	for (unsigned k = 0; k < sl->nrun; k++) {
+		const struct pf_run *pr = &sl->run[k];
+		if (pr->start + pr->len > sl->end)
+			sl->end = pr->start + pr->len;
+		if (pr->src < sl->src)
+			sl->src = pr->src;
+		if (pr->src + pr->len > src_end)
+			src_end = pr->src + pr->len;
+	}
+	sl->len = src_end - sl->src; /* the span: the quick test of pf_relative_run() */
+	return true;
+}
+
+/* Ask the source for slot sl's data (tag slot): its runs as ranges of one request. */
+static int ask(struct lazyd *d, const struct pf_slot *sl, unsigned slot)
+{
+	struct src_range rg[PF_RUNS];
+
+	if (!sl->replay || sl->nrun == 1)
+		return d->src.ops->prefetch(&d->src, sl->t->img, sl->src, sl->len, slot);
+	for (unsigned k = 0; k < sl->nrun; k++)
+		rg[k] = (struct src_range){sl->run[k].src, sl->run[k].len};
+	return d->src.ops->prefetchv(&d->src, sl->t->img, rg, sl->nrun, slot);
 }
 
 /* Queue one background read for t; false if t has nothing (more) to ask for now. */
@@ -283,17 +326,18 @@ static bool submit_one(struct lazyd *d, struct lz_task *t)
 	bool replay = t->ws && replay_read(d, t, &sl);
 	if (!replay && !gather_read(d, t, &sl))
 		return false;
-	/* A relative fetched its first run already (share_cache.h): from there, no read. */
+	/* A relative fetched its first run already (share_cache.h): from there, no read (the
+	 * replay looked at each of its runs). */
 	struct pend_extent r0 = {sl.run[0].start, sl.run[0].start + sl.run[0].len, sl.run[0].src,
 				 0};
-	if (lazyd_shared_hit(d, t, &r0)) {
+	if (!replay && lazyd_shared_hit(d, t, &r0)) {
 		t->cursor = r0.end;
 		lazyd_install_run(d, t, r0, PATH_DRAIN, d->buf);
 		return true;
 	}
 	while (d->pf[slot].used)
 		slot++;
-	int rc = d->src.ops->prefetch(&d->src, t->img, sl.src, sl.len, slot);
+	int rc = ask(d, &sl, slot);
 	if (rc == -EBUSY)
 		return false;
 	if (rc) {
@@ -303,6 +347,8 @@ static bool submit_one(struct lazyd *d, struct lz_task *t)
 	}
 	d->pf[slot] = sl;
 	d->pf_used++;
+	d->st.stream_reads++;
+	d->st.stream_ranges += replay ? sl.nrun : 1;
 	t->inflight++;
 	if (!replay)
 		t->cursor = sl.end;
@@ -367,20 +413,32 @@ static const void *mapped(struct lazyd *d, const struct lz_task *t, const struct
  * pending runs of its next entries, as one batch when the source maps its data, else the
  * next run alone. false when the replay is done.
  */
-static bool replay_runs(struct lazyd *d, struct lz_task *t)
+static bool replay_runs(struct lazyd *d, struct lz_task *t, bool job)
 {
-	struct gather g = {.n = 0, .path = PATH_REPLAY};
-	uint64_t budget = d->buf_len;
+	struct gather g = {.n = 0, .path = PATH_REPLAY, .job = job};
+	uint64_t budget = job && d->buf_len < JOB_BYTES ? JOB_BYTES : d->buf_len;
+	uint32_t max = job ? FILL_JOB_MAX : LAZYD_BATCH_MAX;
 	struct pend_extent r;
 
-	while (g.n < LAZYD_BATCH_MAX && budget && lazyd_ws_next(t, budget, &r)) {
+	for (unsigned guard = 0;
+	     guard < 4 * FILL_JOB_MAX && g.n < max && budget && lazyd_ws_next(t, budget, &r);
+	     guard++) {
+		const struct pend_extent *hit = job ? lazyd_job_run(d, t, r.start, r.end) : NULL;
+		if (hit && hit->start <= r.start)
+			continue; /* a job of the replay's brings it already */
+		if (hit)
+			r.end = hit->start;
 		const void *p = NULL;
 		if (!(r.flags & PEND_ZERO)) {
 			p = mapped(d, t, &r);
 			if (!p) {
-				if (g.n)
+				if (g.n && job)
+					lazyd_pfill_submit(d, t, g.runs, g.data, g.n, g.path);
+				else if (g.n)
 					lazyd_install_batch(d, t, g.runs, g.data, g.n, g.path);
-				if (!t->gone && !t->killed)
+				if (r.end - r.start > d->buf_len) /* read into d->buf */
+					r.end = r.start + d->buf_len;
+				if (!t->gone && !t->killed && !lazyd_job_run(d, t, r.start, r.end))
 					lazyd_install_run(d, t, r, PATH_REPLAY, NULL);
 				return true;
 			}
@@ -388,7 +446,9 @@ static bool replay_runs(struct lazyd *d, struct lz_task *t)
 		gather_add(d, t, &g, &r, p);
 		budget -= r.end - r.start;
 	}
-	if (g.n && !t->gone && !t->killed)
+	if (g.n && job)
+		lazyd_pfill_submit(d, t, g.runs, g.data, g.n, g.path);
+	else if (g.n && !t->gone && !t->killed)
 		lazyd_install_batch(d, t, g.runs, g.data, g.n, g.path);
 	return g.n > 0;
 }
@@ -426,7 +486,9 @@ static bool drain_runs(struct lazyd *d, struct lz_task *t, bool job)
 		const void *p = mapped(d, t, &r);
 		if (nrun && !p)
 			break;
-		if (job && !p) { /* not mapped after all: read, and installed here */
+		if (job && !p) { /* not mapped after all: read into d->buf, installed here */
+			if (r.end - r.start > d->buf_len)
+				r.end = r.start + d->buf_len;
 			t->cursor = r.end;
 			lazyd_install_run(d, t, r, PATH_DRAIN, NULL);
 			return true;
@@ -476,9 +538,12 @@ static bool drain_parallel(struct lazyd *d)
 			if (!drainable(t) || t->need_events)
 				continue;
 			work = true;
-			if (t->ws && !t->jobs && replay_runs(d, t))
+			/* The replay first, as jobs too: faults on its pages wait for a thread's
+			 * install, never for the loop's. */
+			bool fit = lazyd_pfill_can(d, t);
+			if (t->ws && (fit || (!pass && !t->jobs)) && replay_runs(d, t, fit))
 				progress = true;
-			else if (lazyd_pfill_can(d, t))
+			else if (fit)
 				progress |= drain_runs(d, t, true);
 			else if (!pass && !t->jobs)
 				progress |= drain_runs(d, t, false);
@@ -510,7 +575,7 @@ bool lazyd_drain_step(struct lazyd *d)
 			return false;
 	}
 	d->drain_at = t->next;
-	if (!t->ws || !replay_runs(d, t))
+	if (!t->ws || !replay_runs(d, t, false))
 		drain_runs(d, t, false);
 	return true;
 }

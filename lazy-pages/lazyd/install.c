@@ -57,6 +57,9 @@ static int fetch(struct lazyd *d, struct lz_task *t, const struct pend_extent *r
 	uint64_t len = r->end - r->start;
 	int rc = -EIO;
 
+	if (len > d->buf_len) /* a run the callers should have cut: never past the buffer */
+		return -E2BIG;
+
 	for (int i = 0; i < SOURCE_RETRIES; i++) {
 		rc = d->src.ops->read(&d->src, t->img, r->src, d->buf, len);
 		if (rc == -EAGAIN && d->src.ops->wait_ms) {

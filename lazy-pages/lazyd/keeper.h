@@ -76,6 +76,7 @@ struct keeper_shm {
 	/* The worker's fill threads' fence (fill_pool.h): the keeper holds these too while it
 	 * reads, and events_read is the fence's count. */
 	pthread_mutex_t fill_lock[FILL_POOL_MAX];
+	atomic_int fill_readers;
 };
 
 /* The worker's end (keeper_link.c); NULL in a daemon without keeper (--keeper off). */

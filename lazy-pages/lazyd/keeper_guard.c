@@ -17,8 +17,16 @@ static struct guard guard;
 
 static bool guard_enter(struct keeper_link *k)
 {
-	/* The keeper died holding it: the link's EOF follows. */
-	if (!fill_fence_lock(&k->shm->lock))
+	int rc = pthread_mutex_lock(&k->shm->lock);
+
+	if (rc == EOWNERDEAD) {
+		/* The keeper died holding it, maybe between reading an event and counting it:
+		 * no install can be trusted now (the link's EOF follows). Let go of it as it is,
+		 * not consistent: it refuses everyone from now on. */
+		pthread_mutex_unlock(&k->shm->lock);
+		return false;
+	}
+	if (rc) /* ENOTRECOVERABLE: see above */
 		return false;
 	if (k->shm->events_read != k->events_seen) {
 		pthread_mutex_unlock(&k->shm->lock);

@@ -37,6 +37,7 @@ struct keeper {
 	int done_code;
 	size_t nr_tasks, received;
 	struct keeper_shm *shm;
+	struct fill_fence fence; /* the worker's fill threads' (shm's fill_lock) */
 	struct lps_rx rx;
 	unsigned restarts;
 	double crash_at[64]; /* when the last workers died (a ring) */

@@ -224,7 +224,7 @@ bool keep_lock(struct keeper *k)
 	/* A worker that died holding one: nothing it guards is half done. */
 	if (!fill_fence_lock(&k->shm->lock))
 		return false;
-	if (!fill_fence_hold(k->shm->fill_lock, FILL_POOL_MAX)) {
+	if (!fill_fence_hold(&k->fence, FILL_POOL_MAX)) {
 		pthread_mutex_unlock(&k->shm->lock);
 		return false;
 	}
@@ -233,7 +233,7 @@ bool keep_lock(struct keeper *k)
 
 void keep_unlock(struct keeper *k)
 {
-	fill_fence_release(k->shm->fill_lock, FILL_POOL_MAX);
+	fill_fence_release(&k->fence, FILL_POOL_MAX);
 	pthread_mutex_unlock(&k->shm->lock);
 }
 

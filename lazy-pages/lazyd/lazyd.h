@@ -137,6 +137,7 @@ struct lazyd {
 	struct fill_fence fence;
 	pthread_mutex_t fence_locks[FILL_POOL_MAX]; /* without keeper: we read the uffds */
 	uint64_t fence_gen;			    /* without keeper: events read */
+	atomic_int fence_readers;
 	bool fence_held;
 	struct lz_job job[LAZYD_MAX_JOBS];
 	unsigned jobs_max, jobs_used;
@@ -261,7 +262,7 @@ int lazyd_pfill_start(struct lazyd *d, const struct filler *engine);
 void lazyd_pfill_stop(struct lazyd *d);
 /* Whether t's stream can go to the threads (there is room when d->jobs_used < jobs_max). */
 bool lazyd_pfill_can(const struct lazyd *d, const struct lz_task *t);
-/* Hand runs r[0..n) of t (each inside one pending extent, ascending; data[i] NULL only
+/* Hand runs r[0..n) of t (each inside one pending extent, in any order; data[i] NULL only
  * for zero runs) to the threads as one job. */
 void lazyd_pfill_submit(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,
 			const void *const *data, uint32_t n, enum fill_path p);

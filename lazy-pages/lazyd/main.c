@@ -258,15 +258,20 @@ static int open_source(struct lazyd *d, struct lazyd_opts *o)
 	if (o->image_server) {
 		if (lazyd_fetch_meta(o))
 			return -1;
-		struct imgd_source_cfg cfg = {.server = o->image_server,
-					      .image = o->image_id,
-					      .key_file = o->auth_key,
-					      .retries = o->source_retries,
-					      .timeout_ms = o->source_timeout,
-					      .window = o->prefetch_window,
-					      .tls = &o->tls,
-					      .compress = o->compress,
-					      .dial_inline = false};
+		struct imgd_source_cfg cfg = {
+		    .server = o->image_server,
+		    .image = o->image_id,
+		    .key_file = o->auth_key,
+		    .retries = o->source_retries,
+		    .timeout_ms = o->source_timeout,
+		    /* The drain keeps its own window (drain.c: wider
+		     * while a working set replays); the source's is the
+		     * most it may take, so a read asked for is never
+		     * refused after its runs were taken from the replay. */
+		    .window = LAZYD_MAX_PREFETCH,
+		    .tls = &o->tls,
+		    .compress = o->compress,
+		    .dial_inline = false};
 		if (page_source_imgd(&d->src, &cfg, &e) ||
 		    d->src.ops->load_index(&d->src, &d->img, &e)) {
 			pr_err("image server %s: %s", o->image_server, e.msg);
@@ -344,11 +349,11 @@ static int start(struct lazyd *d, struct lazyd_opts *o)
 {
 	int rc;
 
-	/* The threads install with the engine itself; the loop's own installs go through the
-	 * keeper's guard. */
-	if (lazyd_pfill_start(d, &d->fill))
-		return -1;
 	if (d->keeper) {
+		/* The threads install with the engine itself; the loop's own installs go
+		 * through the keeper's guard. */
+		if (lazyd_pfill_start(d, &d->fill))
+			return -1;
 		keeper_guard_filler(d);
 		if (ops_start(d))
 			return -1;
@@ -371,6 +376,9 @@ static int start(struct lazyd *d, struct lazyd_opts *o)
 	}
 	if (!o->daemon && o->pidfile && daemon_write_pidfile(o->pidfile, getpid()))
 		pr_warn("cannot write pidfile %s: %s", o->pidfile, strerror(errno));
+	/* After the detach: a fork takes only the thread that forks. */
+	if (lazyd_pfill_start(d, &d->fill))
+		return -1;
 	if (o->status_fd >= 0 && (rc = daemon_say_ready(o->status_fd)))
 		pr_warn("cannot write to status fd %d: %s", o->status_fd, strerror(-rc));
 	return 0;

@@ -133,14 +133,16 @@ int lazyd_pfill_start(struct lazyd *d, const struct filler *engine)
 	}
 	if (d->keeper) {
 		d->fence =
-		    (struct fill_fence){d->keeper->shm->fill_lock, &d->keeper->shm->events_read};
+		    (struct fill_fence){d->keeper->shm->fill_lock, &d->keeper->shm->events_read,
+					&d->keeper->shm->fill_readers};
 	} else {
 		rc = fill_fence_init(d->fence_locks, n, false);
 		if (rc) {
 			pr_err("cannot set up the fill threads' locks: %s", strerror(-rc));
 			return -1;
 		}
-		d->fence = (struct fill_fence){d->fence_locks, &d->fence_gen};
+		atomic_init(&d->fence_readers, 0);
+		d->fence = (struct fill_fence){d->fence_locks, &d->fence_gen, &d->fence_readers};
 	}
 	rc = fill_pool_new(&d->pool, engine, n, &d->fence);
 	if (rc) {
@@ -195,14 +197,19 @@ void lazyd_pfill_submit(struct lazyd *d, struct lz_task *t, const struct pend_ex
 	jb->done = false;
 	jb->path = p;
 	jb->t_events = t->events;
-	jb->start = r[0].start;
-	jb->end = r[n - 1].end;
+	jb->start = UINT64_MAX;
+	jb->end = 0;
 	jb->j.uffd = t->uffd;
 	/* Planned on every event applied so far: the count the fence must still have. */
 	jb->j.gen = d->keeper ? d->keeper->events_seen : d->fence_gen;
 	jb->j.n = n;
 	for (uint32_t i = 0; i < n; i++) {
 		jb->run[i] = r[i];
+		/* The span: a replay's runs come in the record's order, not the address's. */
+		if (r[i].start < jb->start)
+			jb->start = r[i].start;
+		if (r[i].end > jb->end)
+			jb->end = r[i].end;
 		jb->j.ext[i] =
 		    (struct fill_extent){.dst = r[i].start,
 					 .len = r[i].end - r[i].start,
@@ -250,13 +257,20 @@ void lazyd_pfill_forget(struct lazyd *d, struct lz_task *t)
 		if (running)
 			fill_pool_wait(d->pool, 100);
 	}
+	/* Other tasks' jobs reaped here wait to be settled: the loop must hear of them (the
+	 * reaping emptied the pool's fd), or their runs stay in flight for ever. */
+	for (unsigned k = 0; k < d->jobs_max; k++)
+		if (d->job[k].t && d->job[k].done) {
+			fill_pool_kick(d->pool);
+			break;
+		}
 }
 
 void lazyd_fence_hold(struct lazyd *d)
 {
 	if (!d->pool || d->keeper)
 		return;
-	d->fence_held = fill_fence_hold(d->fence_locks, d->fill_threads);
+	d->fence_held = fill_fence_hold(&d->fence, d->fill_threads);
 	if (!d->fence_held) /* robust and private: only if a thread died, and then we did */
 		pr_warn("fill threads: cannot take their locks");
 }
@@ -266,6 +280,6 @@ void lazyd_fence_release(struct lazyd *d, unsigned events)
 	/* Counted even unheld: a job planned before is refused from now on either way. */
 	d->fence_gen += events;
 	if (d->fence_held)
-		fill_fence_release(d->fence_locks, d->fill_threads);
+		fill_fence_release(&d->fence, d->fill_threads);
 	d->fence_held = false;
 }

@@ -22,7 +22,10 @@ struct lazyd_stats {
 	/* From the page source, if it is the network (criu-imgd): frame bytes received, data
 	 * pages received by the fault path and by the stream (zero pages are never sent). */
 	uint64_t src_bytes_rx, src_data_fault, src_data_stream;
-	uint64_t src_pages;    /* pages received, those marked zero (not sent) included */
+	uint64_t src_pages; /* pages received, those marked zero (not sent) included */
+	/* The stream's reads asked for, and the ranges in them (a replay's scattered runs go
+	 * many to a read). */
+	uint64_t stream_reads, stream_ranges;
 	uint64_t pages_shared; /* installed in a fork relative from data fetched for another */
 	int src_network;       /* 1: those count */
 	uint64_t pages_resumed_present; /* found installed by a worker that died */

@@ -53,6 +53,7 @@ struct lz_task {
 	const struct ws_task *ws;
 	uint32_t *ws_by_addr; /* entry indexes by address */
 	uint32_t ws_next;
+	uint32_t ws_noted; /* entries before this one noted as replayed */
 	uint64_t ws_at;
 	bool gone;	   /* exited or mm gone: nothing more to do */
 	bool exit_seen;	   /* exited, gone once the keeper's messages for it are applied */

@@ -18,6 +18,8 @@
 
 #define PAGE IMG_PAGE_SIZE
 
+#define WS_LATE_JUMP 1024 /* entries a fault ahead of the replay may move it on */
+
 static bool recording(const struct lazyd *d)
 {
 	return d->ws_on && (d->o->working_set == WS_RECORD || d->o->working_set == WS_AUTO);
@@ -91,6 +93,7 @@ void lazyd_ws_attach(struct lazyd *d, struct lz_task *t)
 	qsort_r(t->ws_by_addr, w->n, sizeof(uint32_t), by_entry_addr, w->e);
 	t->ws = w;
 	t->ws_next = 0;
+	t->ws_noted = 0;
 	t->ws_at = w->e[0].addr;
 	task_info(t, "working set: %u first touches to replay", w->n);
 }
@@ -157,6 +160,17 @@ void lazyd_ws_restored(struct lazyd *d)
 			d->o->ws_hold_ms);
 }
 
+static void note(struct lazyd *d, const struct lz_task *t, uint64_t addr, uint32_t pages,
+		 uint32_t ms)
+{
+	int rc = ws_note(&d->ws_notes, t->img->pid, addr, pages, ms);
+
+	if (rc == -ENOMEM && !d->ws_oom) {
+		d->ws_oom = true;
+		pr_warn("working set: out of memory, first touches not all recorded");
+	}
+}
+
 void lazyd_ws_fault(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t pages)
 {
 	if (!d->ws_on)
@@ -167,11 +181,14 @@ void lazyd_ws_fault(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t 
 		if (i < 0) {
 			d->st.ws_missed++;
 		} else if ((uint32_t)i >= t->ws_next) {
-			/* The task is there before the replay: go on from after it. */
+			/* The task is there before the replay: go on from after it, if that is
+			 * near (one touch out of the record's order must not skip the rest). */
 			d->st.ws_late++;
-			t->ws_next = (uint32_t)i + 1;
-			if (t->ws_next < t->ws->n)
-				t->ws_at = t->ws->e[t->ws_next].addr;
+			if ((uint32_t)i - t->ws_next < WS_LATE_JUMP) {
+				t->ws_next = (uint32_t)i + 1;
+				if (t->ws_next < t->ws->n)
+					t->ws_at = t->ws->e[t->ws_next].addr;
+			}
 		}
 	}
 	if (!recording(d) || !t->img)
@@ -179,13 +196,24 @@ void lazyd_ws_fault(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t 
 	if (!d->ws_t0)
 		d->ws_t0 = mono_ns();
 	uint64_t ms = (mono_ns() - d->ws_t0) / 1000000;
-	int rc = ws_note(&d->ws_notes, t->img->pid, addr & ~(PAGE - 1),
-			 pages > WS_MAX_ENTRY_PAGES ? WS_MAX_ENTRY_PAGES : (uint32_t)pages,
-			 ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms);
-	if (rc == -ENOMEM && !d->ws_oom) {
-		d->ws_oom = true;
-		pr_warn("working set: out of memory, first touches not all recorded");
-	}
+	note(d, t, addr & ~(PAGE - 1),
+	     pages > WS_MAX_ENTRY_PAGES ? WS_MAX_ENTRY_PAGES : (uint32_t)pages,
+	     ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms);
+}
+
+/*
+ * The replay takes or passes entry e (t's ws_next): noted as touched by this restore too.
+ * No accessed bit tells whether the task read the page the replay brought; counting it
+ * keeps the record's working set ahead of what this restore faulted on only because the
+ * replay had spared it the rest (ws_merge ranks by restores that touched a page).
+ */
+static void replayed(struct lz_task *t, const struct ws_entry *e)
+{
+	if (t->ws_noted == t->ws_next + 1)
+		return;
+	t->ws_noted = t->ws_next + 1;
+	if (recording(t->d) && t->img)
+		note(t->d, t, e->addr, e->pages, e->t_ms);
 }
 
 bool lazyd_ws_next(struct lz_task *t, uint64_t max, struct pend_extent *r)
@@ -202,8 +230,10 @@ bool lazyd_ws_next(struct lz_task *t, uint64_t max, struct pend_extent *r)
 			if (r->end - r->start > max)
 				r->end = r->start + max;
 			t->ws_at = r->end;
+			replayed(t, e);
 			return true;
 		}
+		replayed(t, e); /* in already (by the replay, the stream, a fault): covered */
 		if (++t->ws_next < t->ws->n)
 			t->ws_at = t->ws->e[t->ws_next].addr;
 	}

@@ -30,6 +30,12 @@ struct src_chunk {
 
 enum src_path { SRC_FAULTS, SRC_STREAM, SRC_NPATHS };
 
+/* A range of a task's data (prefetchv). */
+struct src_range {
+	uint64_t src, len;
+};
+#define SRC_MAX_RANGES 32
+
 /* A connected source's state (the state op). */
 struct src_state {
 	bool reconnecting;   /* a connection is down and its backoff runs */
@@ -75,6 +81,11 @@ struct page_source_ops {
 	 */
 	int (*prefetch)(struct page_source *s, const struct img_task *t, uint64_t src, size_t len,
 			uint64_t tag);
+	/* prefetch() of nr (1..SRC_MAX_RANGES) ranges of t's data as one read: its chunks come
+	 * range after range, the last chunk of the last one with last set (scattered pages, a
+	 * working set: one request instead of nr). NULL: a source without it. */
+	int (*prefetchv)(struct page_source *s, const struct img_task *t, const struct src_range *r,
+			 unsigned nr, uint64_t tag);
 	int (*poll_fd)(struct page_source *s);
 	int (*collect)(struct page_source *s, struct src_chunk *chunk);
 	/* Prefetch reads queued and not yet collected (tests and tools that drive a source). */

@@ -182,6 +182,7 @@ static const struct page_source_ops imgd_ops = {
     .close = imgd_close,
     .load_index = imgd_load_index,
     .prefetch = imgd_prefetch,
+    .prefetchv = imgd_prefetchv,
     .poll_fd = imgd_poll_fd,
     .collect = imgd_collect,
     .inflight = imgd_inflight,

@@ -20,12 +20,15 @@
 
 #define IMGD_MAX_WINDOW 64
 
-/* A prefetch read in flight on the bulk path. */
+/* A prefetch read in flight on the bulk path: ranges r[0..nr), received up to range cur's
+ * page got (a reconnect asks again for what is left from there). */
 struct pf_req {
 	uint64_t tag;
 	const struct img_task *t;
-	uint64_t off;
-	uint32_t n, got; /* pages asked, pages collected */
+	uint64_t off[SRC_MAX_RANGES];
+	uint32_t n[SRC_MAX_RANGES];
+	uint8_t nr, cur;
+	uint32_t got;
 	uint32_t req;
 	unsigned fails;
 };
@@ -131,6 +134,8 @@ void imgd_drop_urgent(struct imgd_src *s);
 
 /* ---- source_imgd_bulk.c ---- */
 
+int imgd_prefetchv(struct page_source *ps, const struct img_task *t, const struct src_range *r,
+		   unsigned nr, uint64_t tag);
 int imgd_prefetch(struct page_source *ps, const struct img_task *t, uint64_t off, size_t len,
 		  uint64_t tag);
 int imgd_poll_fd(struct page_source *ps);

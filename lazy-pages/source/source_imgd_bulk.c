@@ -14,12 +14,21 @@ void imgd_drop_bulk(struct imgd_src *s)
 	s->brx = (struct bulk_rx){0};
 }
 
+/* (Re)send what is left of read r, from range cur's page got on. */
 static int submit(struct imgd_src *s, struct pf_req *r)
 {
+	uint64_t off[SRC_MAX_RANGES];
+	uint32_t n[SRC_MAX_RANGES];
+	unsigned k = 0;
+
+	for (unsigned i = r->cur; i < r->nr; i++, k++) {
+		uint32_t skip = i == r->cur ? r->got : 0;
+		off[k] = r->off[i] + (uint64_t)skip * WIRE_PAGE;
+		n[k] = r->n[i] - skip;
+	}
 	r->req = ++s->next_req;
-	return wire_client_get(s->bfd, s->btx, r->req, LW_CLASS__LW_CLASS_BULK, r->t->pid,
-			       r->off + (uint64_t)r->got * WIRE_PAGE, r->n - r->got,
-			       mono_ms() + s->timeout_ms);
+	return wire_client_getv(s->bfd, s->btx, r->req, LW_CLASS__LW_CLASS_BULK, r->t->pid, off, n,
+				k, mono_ms() + s->timeout_ms);
 }
 
 /*
@@ -72,25 +81,45 @@ static int bulk_up(struct imgd_src *s)
 	return -EAGAIN;
 }
 
-int imgd_prefetch(struct page_source *ps, const struct img_task *t, uint64_t off, size_t len,
-		  uint64_t tag)
+int imgd_prefetchv(struct page_source *ps, const struct img_task *t, const struct src_range *rg,
+		   unsigned nr, uint64_t tag)
 {
 	struct imgd_src *s = ps->priv;
+	uint64_t pages = 0;
 
 	if (s->npf >= s->window)
 		return -EBUSY;
-	if (len % WIRE_PAGE || off % WIRE_PAGE || !len || len / WIRE_PAGE > WIRE_MAX_GET_PAGES)
+	if (!nr || nr > SRC_MAX_RANGES || nr > WIRE_MAX_RANGES)
+		return -EINVAL;
+	for (unsigned i = 0; i < nr; i++) {
+		if (rg[i].len % WIRE_PAGE || rg[i].src % WIRE_PAGE || !rg[i].len)
+			return -EINVAL;
+		pages += rg[i].len / WIRE_PAGE;
+	}
+	if (pages > WIRE_MAX_GET_PAGES)
 		return -EINVAL;
 	int rc = bulk_up(s);
 	if (rc && rc != -EAGAIN)
 		return rc;
 	struct pf_req *r = &s->pf[s->npf];
-	*r = (struct pf_req){.tag = tag, .t = t, .off = off, .n = (uint32_t)(len / WIRE_PAGE)};
+	*r = (struct pf_req){.tag = tag, .t = t, .nr = (uint8_t)nr};
+	for (unsigned i = 0; i < nr; i++) {
+		r->off[i] = rg[i].src;
+		r->n[i] = (uint32_t)(rg[i].len / WIRE_PAGE);
+	}
 	s->npf++;
 	/* Reconnecting: queued, sent with the others when the connection is back. */
 	if (s->bfd >= 0 && submit(s, r))
 		imgd_drop_bulk(s); /* sent again on the next collect */
 	return 0;
+}
+
+int imgd_prefetch(struct page_source *ps, const struct img_task *t, uint64_t off, size_t len,
+		  uint64_t tag)
+{
+	struct src_range r = {off, len};
+
+	return imgd_prefetchv(ps, t, &r, 1, tag);
 }
 
 int imgd_poll_fd(struct page_source *ps)
@@ -199,8 +228,10 @@ static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
 	} else if (h->type == WT_PAGES) {
 		LwPages *p = (LwPages *)m;
 		struct pf_req *r = find_pf(s, p->req, &idx);
-		if (r && p->pid == r->t->pid && p->off == r->off + (uint64_t)r->got * WIRE_PAGE &&
-		    p->nr_pages <= r->n - r->got && p->done == (r->got + p->nr_pages == r->n)) {
+		if (r && p->pid == r->t->pid &&
+		    p->off == r->off[r->cur] + (uint64_t)r->got * WIRE_PAGE &&
+		    p->nr_pages <= r->n[r->cur] - r->got &&
+		    p->done == (r->cur + 1 == r->nr && r->got + p->nr_pages == r->n[r->cur])) {
 			const uint8_t *data;
 			const uint8_t *raw = imgd_inflate(s, p, s->bpay, h->payload_len, s->bcodec);
 			if (!raw || imgd_unpack_pages(s, p, raw, s->chunk, SRC_STREAM, &data)) {
@@ -213,9 +244,13 @@ static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
 			} else {
 				r->fails = 0;
 				r->got += p->nr_pages;
+				if (r->got == r->n[r->cur]) {
+					r->cur++;
+					r->got = 0;
+				}
 				*out = (struct src_chunk){r->tag, r->t,	       p->off,
-							  data,	  p->nr_pages, r->got == r->n};
-				if (r->got == r->n)
+							  data,	  p->nr_pages, r->cur == r->nr};
+				if (r->cur == r->nr)
 					pf_remove(s, idx);
 				*reset = false;
 				rc = 1;

@@ -155,15 +155,27 @@ fail:
 int wire_client_get(int fd, uint8_t *scratch, uint32_t req, LwClass prio, int32_t pid, uint64_t off,
 		    uint32_t n, uint64_t deadline)
 {
-	LwRange r = LW_RANGE__INIT, *rp = &r;
+	return wire_client_getv(fd, scratch, req, prio, pid, &off, &n, 1, deadline);
+}
+
+int wire_client_getv(int fd, uint8_t *scratch, uint32_t req, LwClass prio, int32_t pid,
+		     const uint64_t *off, const uint32_t *n, unsigned nr, uint64_t deadline)
+{
+	LwRange r[WIRE_MAX_RANGES], *rp[WIRE_MAX_RANGES];
 	LwGet g = LW_GET__INIT;
 
-	r.pid = pid;
-	r.off = off;
-	r.nr_pages = n;
+	if (!nr || nr > WIRE_MAX_RANGES)
+		return -EINVAL;
+	for (unsigned i = 0; i < nr; i++) {
+		r[i] = (LwRange)LW_RANGE__INIT;
+		r[i].pid = pid;
+		r[i].off = off[i];
+		r[i].nr_pages = n[i];
+		rp[i] = &r[i];
+	}
 	g.req = req;
 	g.prio = prio;
-	g.n_ranges = 1;
-	g.ranges = &rp;
+	g.n_ranges = nr;
+	g.ranges = rp;
 	return wire_send(fd, scratch, WT_GET, &g.base, NULL, 0, deadline);
 }

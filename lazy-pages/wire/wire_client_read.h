@@ -37,5 +37,8 @@ int wire_client_index(int fd, uint8_t *scratch, unsigned timeout_ms, uint32_t nr
  * class prio (URGENT or BULK), before the deadline (ms, mono_ms). 0 or -errno. */
 int wire_client_get(int fd, uint8_t *scratch, uint32_t req, LwClass prio, int32_t pid, uint64_t off,
 		    uint32_t n, uint64_t deadline);
+/* The same for nr (1..WIRE_MAX_RANGES) ranges of pid as one GET: off[i], n[i] pages. */
+int wire_client_getv(int fd, uint8_t *scratch, uint32_t req, LwClass prio, int32_t pid,
+		     const uint64_t *off, const uint32_t *n, unsigned nr, uint64_t deadline);
 
 #endif

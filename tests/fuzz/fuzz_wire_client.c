@@ -46,6 +46,7 @@
 #define MAX_READS 6
 #define MAX_PREFETCH 6
 #define READ_PAGES 8
+#define VEC_RANGES 4 /* ranges in the last prefetch, a read of several */
 #define PREFETCH_PAGES 16
 
 /* ---- the connections the client code makes ---- */
@@ -332,15 +333,20 @@ static void run_source(uint8_t flags)
 				fuzz_die("read: positive result");
 		}
 	}
-	/* The background path: prefetch a few, collect until nothing is in flight. */
+	/* The background path: prefetch a few (the last one a read of several ranges), collect
+	 * until nothing is in flight. */
 	struct {
 		const struct img_task *t;
-		uint64_t off, len, got;
+		struct src_range r[VEC_RANGES];
+		unsigned nr, cur;
+		uint64_t got;
 		bool done;
 	} pf[MAX_PREFETCH];
 	unsigned npf = 0;
 	for (size_t i = 0; loaded && i < set.nr_tasks && npf < MAX_PREFETCH; i++) {
 		const struct img_task *t = &set.tasks[i];
+		struct src_range vec[VEC_RANGES];
+		unsigned nvec = 0;
 		for (size_t k = 0; k < t->nr_extents && npf < MAX_PREFETCH; k++) {
 			const struct img_extent *x = &t->extents[k];
 			if (x->zero)
@@ -348,15 +354,35 @@ static void run_source(uint8_t flags)
 			uint64_t n = (x->end - x->start) / WIRE_PAGE;
 			if (n > PREFETCH_PAGES)
 				n = PREFETCH_PAGES;
-			int rc = ps.ops->prefetch(&ps, t, x->pages_off, (size_t)n * WIRE_PAGE, npf);
+			struct src_range r = {x->pages_off, n * WIRE_PAGE};
+			int rc;
+			if (npf + 1 < MAX_PREFETCH) {
+				rc = ps.ops->prefetch(&ps, t, r.src, r.len, npf);
+			} else { /* the last read: this range and the next ones, at once */
+				vec[nvec++] = r;
+				if (nvec < VEC_RANGES && k + 1 < t->nr_extents)
+					continue;
+				rc = ps.ops->prefetchv(&ps, t, vec, nvec, npf);
+			}
+			unsigned nr = nvec ? nvec : 1;
+			nvec = 0;
 			if (log_level >= 4)
-				fprintf(stderr, "fuzz: prefetch %lu pages at 0x%lx: %d\n",
-					(unsigned long)n, (unsigned long)x->pages_off, rc);
+				fprintf(stderr,
+					"fuzz: prefetch %lu pages at 0x%lx (%u ranges): %d\n",
+					(unsigned long)(r.len / WIRE_PAGE), (unsigned long)r.src,
+					nr, rc);
 			if (rc == -EBUSY)
 				break;
 			if (rc)
 				continue;
-			pf[npf] = (typeof(pf[0])){t, x->pages_off, n * WIRE_PAGE, 0, false};
+			pf[npf] = (typeof(pf[0])){.t = t, .nr = nr};
+			memcpy(pf[npf].r, nr > 1 ? vec : &r, nr * sizeof(r));
+			npf++;
+		}
+		/* Ranges gathered when the task's data extents ran out: as one read. */
+		if (nvec && npf < MAX_PREFETCH && !ps.ops->prefetchv(&ps, t, vec, nvec, npf)) {
+			pf[npf] = (typeof(pf[0])){.t = t, .nr = nvec};
+			memcpy(pf[npf].r, vec, nvec * sizeof(vec[0]));
 			npf++;
 		}
 	}
@@ -380,11 +406,17 @@ static void run_source(uint8_t flags)
 		if (ch.tag >= npf || pf[ch.tag].done || ch.t != pf[ch.tag].t)
 			fuzz_die("collect: a chunk for a read we did not make or that ended");
 		if (rc == 1) {
-			if (!ch.n || !ch.data || ch.src != pf[ch.tag].off + pf[ch.tag].got ||
-			    (uint64_t)ch.n * WIRE_PAGE > pf[ch.tag].len - pf[ch.tag].got)
+			typeof(pf[0]) *f = &pf[ch.tag];
+			const struct src_range *cr = &f->r[f->cur];
+			if (!ch.n || !ch.data || ch.src != cr->src + f->got ||
+			    (uint64_t)ch.n * WIRE_PAGE > cr->len - f->got)
 				fuzz_die("collect: a chunk outside its read or out of order");
-			pf[ch.tag].got += (uint64_t)ch.n * WIRE_PAGE;
-			if (ch.last != (pf[ch.tag].got == pf[ch.tag].len))
+			f->got += (uint64_t)ch.n * WIRE_PAGE;
+			if (f->got == cr->len) {
+				f->cur++;
+				f->got = 0;
+			}
+			if (ch.last != (f->cur == f->nr))
 				fuzz_die("collect: last set wrongly");
 		} else if (!ch.last) {
 			fuzz_die("collect: a failed read that is not the last chunk");

@@ -8,6 +8,7 @@
 #   criu   `criu lazy-pages` with the local images
 #   ours   criu-lazyd with the local images
 #   nokeeper  the same with --keeper off (one process: what the keeper costs, issue 12)
+#   onethread the same with --fill-threads 1 (what the fill threads give, issue 13)
 #   link   criu-lazyd --image-server across a veth pair shaped to NATIVE_BENCH_RATE (tbf on
 #          the server's side; criu-imgd in a network namespace of its own; TLS 1.3 as beyond
 #          loopback by default): `make bench-net`
@@ -249,6 +250,13 @@ one_restore() {
 		;;
 	nokeeper)
 		OURS_LAZY="$OURS_LAZY_LOCAL --keeper off"
+		_or=0
+		restore_run "$2" ours verify-now || _or=$?
+		OURS_LAZY=$OURS_LAZY_LOCAL
+		return $_or
+		;;
+	onethread)
+		OURS_LAZY="$OURS_LAZY_LOCAL --fill-threads 1"
 		_or=0
 		restore_run "$2" ours verify-now || _or=$?
 		OURS_LAZY=$OURS_LAZY_LOCAL
@@ -514,6 +522,7 @@ key() {
 	criu) echo criu-lazy-pages ;;
 	ours) echo criu-lazyd ;;
 	nokeeper) echo criu-lazyd-nokeeper ;;
+	onethread) echo criu-lazyd-one-fill-thread ;;
 	imgd) echo criu-lazyd+criu-imgd ;;
 	link) echo criu-lazyd+criu-imgd-link ;;
 	tcp) echo tcp-same-link ;;
@@ -526,6 +535,7 @@ label() {
 	criu) echo '`criu lazy-pages` (local images)' ;;
 	ours) echo 'criu-lazyd (local images)' ;;
 	nokeeper) echo 'criu-lazyd --keeper off (local images)' ;;
+	onethread) echo 'criu-lazyd --fill-threads 1 (local images)' ;;
 	imgd) echo 'criu-lazyd + criu-imgd (loopback)' ;;
 	link) echo "criu-lazyd + criu-imgd (veth, tbf $RATE, TLS)" ;;
 	tcp) echo "plain TCP, the same bytes, the same link" ;;

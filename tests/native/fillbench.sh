@@ -79,7 +79,7 @@ while [ "$i" -le "$ROUNDS" ]; do
 			fi
 			case $VERIFY in "verify ok"*) ;; *) say "FAIL round $i $mb MB $s: $VERIFY"; exit 1 ;; esac
 			wait_until 10 file_nonempty "$TIMES" || { say "FAIL: no CPU time from /usr/bin/time"; exit 1; }
-			cpu=$(tail -n 1 "$TIMES" | bc)
+			cpu=$(tail -n 1 "$TIMES" | awk -F+ '{ printf "%.2f", $1 + $2 }')
 			data=- dd=-
 			if [ "$which" = ours ]; then
 				data=$(( $(stat_of "$RUN/stats.json" bytes_copied) / 1048576 ))
@@ -96,3 +96,31 @@ while [ "$i" -le "$ROUNDS" ]; do
 	done
 	i=$((i + 1))
 done
+
+# ---- the tables: per size and round, ratios within the round ----
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+g() { awk -v m="$1" -v i="$2" -v s="$3" -v c="$4" '$1 == m && $2 == i && $3 == s { print $c }' "$DATA"; }
+{
+	echo "Parallel fill: memhog of $SIZES MB, local images on tmpfs, drained while the task waits, CRIU $CRIU_VERSION, kernel $(uname -r), $(nproc) CPUs"
+	echo
+	echo "| size (MB) | round | setup | restore start to daemon exit (ms) | daemon's drain after restore (ms) | CPU (s) | data (MB) | drain MB/s | CPU s per GB |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	awk '{ mbs = ($7 > 0 && $6 != "-") ? sprintf("%.0f", $6 / ($7 / 1000)) : "-";
+	       cpg = ($6 != "-") ? sprintf("%.2f", $5 / ($6 / 1024)) : "-";
+	       printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, ($3 == "criu" ? "`criu lazy-pages`" : "criu-lazyd, " $3 " thread(s)"), $4, $7, $5, $6, mbs, cpg }' "$DATA"
+	echo
+	echo "| size (MB) | round | threads | drain throughput vs 1 thread | CPU vs 1 thread | restore-to-exit vs \`criu lazy-pages\` |"
+	echo "| --- | --- | --- | --- | --- | --- |"
+	for mb in $SIZES; do
+		i=1
+		while [ "$i" -le "$ROUNDS" ]; do
+			for s in $SETUPS; do
+				[ "$s" != criu ] || continue
+				echo "| $mb | $i | $s | $(ratio "$(g "$mb" "$i" 1 7)" "$(g "$mb" "$i" "$s" 7)") | $(ratio "$(g "$mb" "$i" "$s" 5)" "$(g "$mb" "$i" 1 5)") | $(ratio "$(g "$mb" "$i" "$s" 4)" "$(g "$mb" "$i" criu 4)") |"
+			done
+			i=$((i + 1))
+		done
+	done
+} >"$OUT/fillbench.md"
+awk 'BEGIN { printf "[" } { printf "%s{\"mb\": %s, \"round\": %s, \"setup\": \"%s\", \"drain_ms\": %s, \"cpu_s\": %s, \"data_mb\": \"%s\", \"daemon_drain_ms\": \"%s\"}", (NR > 1 ? ", " : ""), $1, $2, $3, $4, $5, $6, $7 } END { print "]" }' "$DATA" >"$OUT/fillbench.json"
+cat "$OUT/fillbench.md"

@@ -6,7 +6,7 @@
 # SUITE: trixie (CRIU 4.1.1), sid (CRIU 4.2.1); default both. PART: e2e net many plugin runc
 # podman (default all). The scenario scripts are the VM suite's (tests/vm/guest-*.sh), run here
 # with the suite's criu first on PATH, plus tests/native/net.sh, ws.sh (working-set replay, in
-# e2e), many-test.sh (one image, many concurrent restores through one criu-imgd), runc.sh and
+# e2e), pfill.sh (fill threads, in e2e), many-test.sh (one image, many concurrent restores through one criu-imgd), runc.sh and
 # podman.sh.
 # Results and logs: build/native/SUITE-latest/. Prints "N passed, N failed" at the end.
 set -u
@@ -105,9 +105,12 @@ for suite in $suites; do
 			guard_part "$R/guard" >>"$R/$part.log" 2>&1
 			mkdir -p "$R/ws"
 			VMRUN_RESULTS=$R/ws sh "$ROOT/tests/native/ws.sh" "$ROOT" >>"$R/$part.log" 2>&1
+			mkdir -p "$R/pfill"
+			VMRUN_RESULTS=$R/pfill sh "$ROOT/tests/native/pfill.sh" "$ROOT" >>"$R/$part.log" 2>&1
 			count "$R/$part/summary"
 			count "$R/guard/summary"
 			count "$R/ws/summary"
+			count "$R/pfill/summary"
 			;;
 		net)
 			VMRUN_RESULTS=$R/$part sh "$ROOT/tests/vm/guest-net.sh" "$ROOT" imgd >"$R/$part.log" 2>&1

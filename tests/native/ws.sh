@@ -10,6 +10,8 @@
 #   foreign  another dump's images with the first one's record copied in: the record is
 #            refused ("other images"), nothing replayed, memory verified, and a record of its
 #            own written in its place;
+#   imgd     the same images through criu-imgd on loopback: the record replayed over the
+#            network, several of its scattered runs to a read (stream_ranges > stream_reads);
 #   corrupt  that record cut in half: refused ("checksum"), verified;
 #   chaos    the chaos workload (mremap, madvise and munmap storms while pages are pending)
 #            restored twice: its record names pages it has since moved or dropped; the replay
@@ -26,7 +28,7 @@ result() { echo "$1 ws-$2 (ours)${3:+ $3}" | tee -a "$R/summary"; }
 
 # restore_ws CASE NAME: one restore of CASE with criu-lazyd --working-set auto, verified.
 restore_ws() {
-	OURS_LAZY="$LAZYD --working-set auto --working-set-hold 5000"
+	OURS_LAZY="$LAZYD --working-set auto --working-set-hold 5000 ${OURS_WS_EXTRA:-}"
 	if ! restore_run "$1" ours verify-now; then
 		result FAIL "$2" "$FAIL_WHY"
 		excerpt "$RUN" "$1" >"$R/fail-ws-$2.txt" 2>&1 || true
@@ -65,6 +67,28 @@ if restore_ws wsa replay; then
 	else
 		result FAIL replay "replayed '${n:-}' pages, or the record was not merged"
 	fi
+fi
+
+# The same images through criu-imgd on loopback: the record beside them is replayed over
+# the network, its scattered pages many ranges to a read (one GET each).
+IMGD=$ROOT/build/bin/criu-imgd KEY=$VM/ws-imgd.key LOGV=2 IPID=""
+. "$ROOT/tests/native/shaped.sh"
+( umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$KEY" )
+if ! imgd_up_in "$VM/wsa"; then
+	result FAIL imgd "criu-imgd did not start"
+else
+	OURS_WS_EXTRA="--image-server 127.0.0.1:$PORT --image img --auth-key $KEY"
+	if restore_ws wsa imgd; then
+		n=$(stat_of "$STATS" ws_replayed) reads=$(stat_of "$STATS" stream_reads)
+		ranges=$(stat_of "$STATS" stream_ranges)
+		if [ "${n:-0}" -gt 0 ] && [ "${ranges:-0}" -gt "${reads:-0}" ]; then
+			result PASS imgd "$n pages replayed over criu-imgd, $ranges ranges in $reads reads, every byte verified"
+		else
+			result FAIL imgd "replayed '${n:-}' pages, $ranges ranges in $reads reads"
+		fi
+	fi
+	OURS_WS_EXTRA=""
+	imgd_down
 fi
 
 cp "$REC" "$VM/wsb/img/lazy-workset.img"

@@ -58,12 +58,13 @@ Test(workset, merge_orders_by_first_touch_and_counts_restores)
 	t = ws_find(&rec, 1);
 	cr_assert_eq(rec.restores, 2);
 	cr_assert_eq(t->n, 3);
-	cr_assert_eq(t->e[0].addr, 0x20000);
-	cr_assert_eq(t->e[1].addr, 0x50000, "kept though not touched (replayed in time)");
-	cr_assert_eq(t->e[2].addr, 0x10000);
-	cr_assert_eq(t->e[2].seen, 2);
-	cr_assert_eq(t->e[2].t_ms, 50, "the mean of 30 and 70");
-	cr_assert_eq(t->e[2].pages, 32, "the larger window");
+	cr_assert_eq(t->e[0].addr, 0x10000, "touched by both restores: first");
+	cr_assert_eq(t->e[0].seen, 2);
+	cr_assert_eq(t->e[0].t_ms, 30, "the record's time, not the later restore's");
+	cr_assert_eq(t->e[0].pages, 32, "the larger window");
+	cr_assert_eq(t->e[1].addr, 0x20000, "then by time: the new page at 0 ms");
+	cr_assert_eq(t->e[2].addr, 0x50000, "kept though not touched, after those that were");
+	cr_assert_eq(t->e[2].seen, 1);
 	ws_free(&rec);
 	ws_free(&notes);
 }
