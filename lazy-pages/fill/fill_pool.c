@@ -43,14 +43,20 @@ int fill_fence_init(pthread_mutex_t *locks, unsigned n, bool shared)
 	return -rc;
 }
 
-bool fill_fence_lock(pthread_mutex_t *m)
+int fill_fence_take(pthread_mutex_t *m, volatile int *owner, int role)
 {
 	int rc = pthread_mutex_lock(m);
 
-	/* Its owner died while it installed: nothing the lock guards is half done. */
+	if (rc == EOWNERDEAD && role == FENCE_INSTALLER && *owner == FENCE_READER) {
+		pthread_mutex_unlock(m); /* not consistent: unrecoverable from now on */
+		return 0;
+	}
 	if (rc == EOWNERDEAD)
 		rc = pthread_mutex_consistent(m);
-	return rc == 0;
+	if (rc)
+		return 0;
+	*owner = role;
+	return 1;
 }
 
 static void unlock_all(pthread_mutex_t *locks, unsigned n)
@@ -63,7 +69,7 @@ bool fill_fence_hold(const struct fill_fence *f, unsigned n)
 {
 	atomic_fetch_add(f->readers, 1);
 	for (unsigned i = 0; i < n; i++)
-		if (!fill_fence_lock(&f->locks[i])) {
+		if (!fill_fence_take(&f->locks[i], &f->owner[i], FENCE_READER)) {
 			unlock_all(f->locks, i);
 			atomic_fetch_sub(f->readers, 1);
 			return false;
@@ -88,14 +94,9 @@ static int install_one(struct fill_pool *p, unsigned idx, struct fill_job *j, st
 	 * behind every job queued). */
 	while (atomic_load(p->fence.readers))
 		sched_yield();
-	rc = pthread_mutex_lock(m);
-	if (rc) {
-		/* EOWNERDEAD: a reader (another process: a keeper) died holding it, maybe
-		 * between reading an event and counting it: nothing can be trusted any more.
-		 * Let go of it as it is, not consistent, so that it refuses everyone from now
-		 * on (ENOTRECOVERABLE). */
-		if (rc == EOWNERDEAD)
-			pthread_mutex_unlock(m);
+	if (!fill_fence_take(m, &p->fence.owner[idx], FENCE_INSTALLER)) {
+		/* A reader (another process: a keeper) died holding it: nothing can be trusted
+		 * any more, every install is refused (fill_fence_take). */
 		j->stale = true;
 		return -EAGAIN;
 	}
@@ -171,7 +172,8 @@ int fill_pool_new(struct fill_pool **out, const struct filler *f, unsigned n,
 	int rc;
 
 	*out = NULL;
-	if (!n || n > FILL_POOL_MAX || !f->ops || !fence->locks || !fence->gen || !fence->readers)
+	if (!n || n > FILL_POOL_MAX || !f->ops || !fence->locks || !fence->owner || !fence->gen ||
+	    !fence->readers)
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (!p)

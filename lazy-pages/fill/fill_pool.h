@@ -27,14 +27,24 @@
 
 struct fill_fence {
 	pthread_mutex_t *locks;	      /* FILL_POOL_MAX of them: lock i is thread i's */
+	volatile int *owner;	      /* FILL_POOL_MAX: who took lock i last (FENCE_*) */
 	const volatile uint64_t *gen; /* events read so far; read and written under the locks */
 	atomic_int *readers;	      /* readers waiting for or holding the locks: threads yield */
 };
 
 /* Initialise n robust mutexes for a fence (shared: process-shared, for a keeper). 0 or -errno. */
 int fill_fence_init(pthread_mutex_t *locks, unsigned n, bool shared);
-/* Take lock m; a robust lock whose owner died is made consistent. false if it cannot be. */
-bool fill_fence_lock(pthread_mutex_t *m);
+
+#define FENCE_READER 1	  /* reads the uffds, counts the events */
+#define FENCE_INSTALLER 2 /* installs while the count is what it planned with */
+/*
+ * Take robust lock m as role, *owner saying who took it last. 1: taken. A reader takes over
+ * the lock of anyone who died holding it; an installer that of a dead installer (it left
+ * nothing half done), but not that of a dead reader, which may have read an event and not
+ * counted it: then 0, and the lock is left unrecoverable so that no install goes in any
+ * more. 0 too when it cannot be taken (unrecoverable).
+ */
+int fill_fence_take(pthread_mutex_t *m, volatile int *owner, int role);
 /*
  * The reader's side: every lock (in order) while it reads the uffds, the threads yielding
  * to it meanwhile (they take their lock again only once no reader waits); then let go.

@@ -297,8 +297,8 @@ static int shm_new(struct keeper *k)
 	if (rc)
 		return -rc;
 	atomic_init(&k->shm->fill_readers, 0);
-	k->fence =
-	    (struct fill_fence){k->shm->fill_lock, &k->shm->events_read, &k->shm->fill_readers};
+	k->fence = (struct fill_fence){k->shm->fill_lock, k->shm->fill_owner, &k->shm->events_read,
+				       &k->shm->fill_readers};
 	return fill_fence_init(k->shm->fill_lock, FILL_POOL_MAX, true);
 }
 

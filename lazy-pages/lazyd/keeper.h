@@ -76,7 +76,9 @@ struct keeper_shm {
 	/* The worker's fill threads' fence (fill_pool.h): the keeper holds these too while it
 	 * reads, and events_read is the fence's count. */
 	pthread_mutex_t fill_lock[FILL_POOL_MAX];
+	volatile int fill_owner[FILL_POOL_MAX];
 	atomic_int fill_readers;
+	volatile int lock_owner; /* FENCE_READER (the keeper) or FENCE_INSTALLER (a worker) */
 };
 
 /* The worker's end (keeper_link.c); NULL in a daemon without keeper (--keeper off). */

@@ -17,16 +17,10 @@ static struct guard guard;
 
 static bool guard_enter(struct keeper_link *k)
 {
-	int rc = pthread_mutex_lock(&k->shm->lock);
-
-	if (rc == EOWNERDEAD) {
-		/* The keeper died holding it, maybe between reading an event and counting it:
-		 * no install can be trusted now (the link's EOF follows). Let go of it as it is,
-		 * not consistent: it refuses everyone from now on. */
-		pthread_mutex_unlock(&k->shm->lock);
-		return false;
-	}
-	if (rc) /* ENOTRECOVERABLE: see above */
+	/* A worker that died holding it left nothing half done; a keeper that did may have
+	 * read an event and not counted it: then nothing goes in any more (the link's EOF
+	 * follows, and the tasks are killed). */
+	if (!fill_fence_take(&k->shm->lock, &k->shm->lock_owner, FENCE_INSTALLER))
 		return false;
 	if (k->shm->events_read != k->events_seen) {
 		pthread_mutex_unlock(&k->shm->lock);

@@ -222,7 +222,7 @@ void keep_on_accept(struct keeper *k)
 bool keep_lock(struct keeper *k)
 {
 	/* A worker that died holding one: nothing it guards is half done. */
-	if (!fill_fence_lock(&k->shm->lock))
+	if (!fill_fence_take(&k->shm->lock, &k->shm->lock_owner, FENCE_READER))
 		return false;
 	if (!fill_fence_hold(&k->fence, FILL_POOL_MAX)) {
 		pthread_mutex_unlock(&k->shm->lock);

@@ -136,7 +136,8 @@ struct lazyd {
 	unsigned fill_threads;
 	struct fill_fence fence;
 	pthread_mutex_t fence_locks[FILL_POOL_MAX]; /* without keeper: we read the uffds */
-	uint64_t fence_gen;			    /* without keeper: events read */
+	volatile int fence_owner[FILL_POOL_MAX];
+	uint64_t fence_gen; /* without keeper: events read */
 	atomic_int fence_readers;
 	bool fence_held;
 	struct lz_job job[LAZYD_MAX_JOBS];

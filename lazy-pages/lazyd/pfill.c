@@ -132,9 +132,9 @@ int lazyd_pfill_start(struct lazyd *d, const struct filler *engine)
 		return 0;
 	}
 	if (d->keeper) {
-		d->fence =
-		    (struct fill_fence){d->keeper->shm->fill_lock, &d->keeper->shm->events_read,
-					&d->keeper->shm->fill_readers};
+		d->fence = (struct fill_fence){
+		    d->keeper->shm->fill_lock, d->keeper->shm->fill_owner,
+		    &d->keeper->shm->events_read, &d->keeper->shm->fill_readers};
 	} else {
 		rc = fill_fence_init(d->fence_locks, n, false);
 		if (rc) {
@@ -142,7 +142,8 @@ int lazyd_pfill_start(struct lazyd *d, const struct filler *engine)
 			return -1;
 		}
 		atomic_init(&d->fence_readers, 0);
-		d->fence = (struct fill_fence){d->fence_locks, &d->fence_gen, &d->fence_readers};
+		d->fence = (struct fill_fence){d->fence_locks, d->fence_owner, &d->fence_gen,
+					       &d->fence_readers};
 	}
 	rc = fill_pool_new(&d->pool, engine, n, &d->fence);
 	if (rc) {

@@ -86,15 +86,21 @@ proc_io() { sed -n "s/^$2: *\([0-9]*\)/\1/p" "/proc/$1/io" 2>/dev/null; }
 
 # evict FILE...: the files' pages out of the page cache (written back first, then
 # POSIX_FADV_DONTNEED), and checked: nonzero if any page of them stays resident (fincore).
+# A few tries: the kernel drains only this CPU's batch of pages on their way to the LRU
+# lists before it drops, and a page still in another CPU's batch stays (CI saw one).
 evict() {
-	python3 -c '
+	for _try in 1 2 3 4 5; do
+		python3 -c '
 import os, sys
 for f in sys.argv[1:]:
     fd = os.open(f, os.O_RDONLY)
     os.fsync(fd)
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     os.close(fd)' "$@" || return 1
-	[ "$(fincore -n -b -o RES "$@" | awk '{ n += $1 } END { print n + 0 }')" = 0 ]
+		[ "$(fincore -n -b -o RES "$@" | awk '{ n += $1 } END { print n + 0 }')" = 0 ] && return 0
+		sleep 0.2
+	done
+	return 1
 }
 
 # pct LIST P: the P-th percentile (nearest rank) of a list of numbers, one a line.

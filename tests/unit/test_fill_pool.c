@@ -22,8 +22,9 @@ static uint8_t *area, *src;
 static struct filler f;
 static pthread_mutex_t locks[FILL_POOL_MAX];
 static volatile uint64_t gen;
+static volatile int owner[FILL_POOL_MAX];
 static atomic_int readers;
-static struct fill_fence fence = {locks, &gen, &readers};
+static struct fill_fence fence = {locks, owner, &gen, &readers};
 static struct fill_pool *pool;
 
 static void setup(void)
@@ -178,51 +179,72 @@ Test(fill_pool, the_threads_wait_while_the_reader_holds_the_fence)
 		cr_assert(page_is(p, (uint8_t)(p * 7 + 1)));
 }
 
-static void *lock_and_exit(void *arg)
+static int dead_role;
+
+static void *take_and_exit(void *arg)
 {
-	pthread_mutex_lock(arg);
+	fill_fence_take(arg, &owner[(pthread_mutex_t *)arg - locks], dead_role);
 	return NULL; /* exits holding it */
 }
 
-Test(fill_pool, a_lock_whose_owner_died_is_taken_over)
+/* Lock 0 of the fence taken by a thread of this role that exits holding it. */
+static void die_holding_lock0(int role)
 {
 	pthread_t th;
-	pthread_mutex_t m[1];
 
-	cr_assert_eq(fill_fence_init(m, 1, false), 0);
-	cr_assert_eq(pthread_create(&th, NULL, lock_and_exit, m), 0);
+	dead_role = role;
+	cr_assert_eq(pthread_create(&th, NULL, take_and_exit, &locks[0]), 0);
 	pthread_join(th, NULL);
-	cr_assert(fill_fence_lock(m), "a robust lock of a dead owner is made consistent");
-	pthread_mutex_unlock(m);
-	struct fill_fence one = {m, &gen, &readers};
-	cr_assert(fill_fence_hold(&one, 1));
-	fill_fence_release(&one, 1);
+}
+
+/* A job on a pool of one thread (thread 0, lock 0): its result. */
+static struct fill_job *one_job(struct fill_pool *one, struct fill_job *j, size_t first)
+{
+	struct fill_job *d = NULL;
+
+	job_of(j, first, 2, 4, false);
+	fill_pool_submit(one, j);
+	for (int tries = 0; tries < 200 && !d; tries++) {
+		fill_pool_wait(one, 50);
+		d = fill_pool_reap(one);
+	}
+	cr_assert_eq(d, j, "the job came back");
+	return d;
+}
+
+Test(fill_pool, a_dead_installers_lock_is_taken_over)
+{
+	struct fill_pool *one;
+	struct fill_job j;
+
+	cr_assert_eq(fill_pool_new(&one, &f, 1, &fence), 0);
+	/* A thread of a worker that was killed (its keeper restarts it) held it. */
+	die_holding_lock0(FENCE_INSTALLER);
+	one_job(one, &j, 400);
+	cr_assert(!j.stale && !j.ext[0].result && !j.ext[1].result, "installed");
+	cr_assert(page_is(400, (uint8_t)(400 * 7 + 1)) && page_is(407, (uint8_t)(407 * 7 + 1)));
+	/* And the reader's side takes it as well. */
+	cr_assert(fill_fence_hold(&fence, 1));
+	fill_fence_release(&fence, 1);
+	fill_pool_free(one);
 }
 
 Test(fill_pool, a_reader_that_died_holding_the_fence_stops_every_install)
 {
 	struct fill_pool *one;
-	pthread_t th;
+	struct fill_job j;
 
-	/* A reader (the keeper, in criu-lazyd) dies holding thread 0's lock, perhaps between
-	 * reading an event and counting it: nothing planned can be trusted any more. */
-	cr_assert_eq(fill_pool_new(&one, &f, 1, &fence), 0); /* its one thread is thread 0 */
-	cr_assert_eq(pthread_create(&th, NULL, lock_and_exit, &locks[0]), 0);
-	pthread_join(th, NULL);
+	/* A reader (the keeper, in criu-lazyd) dies holding lock 0, perhaps between reading an
+	 * event and counting it: nothing planned can be trusted any more. */
+	cr_assert_eq(fill_pool_new(&one, &f, 1, &fence), 0);
+	die_holding_lock0(FENCE_READER);
 	for (int k = 0; k < 3; k++) {
-		struct fill_job j;
-		job_of(&j, 300 + (size_t)k * 8, 2, 4, false);
-		fill_pool_submit(one, &j);
-		struct fill_job *d = NULL;
-		for (int tries = 0; tries < 200 && !d; tries++) {
-			fill_pool_wait(one, 50);
-			d = fill_pool_reap(one);
-		}
-		cr_assert_eq(d, &j, "job %d done", k);
+		size_t first = 300 + (size_t)k * 8;
+		one_job(one, &j, first);
 		cr_assert(j.stale, "job %d refused", k);
 		for (uint32_t i = 0; i < j.n; i++)
 			cr_assert(!j.ext[i].done && j.ext[i].result == -EAGAIN);
-		for (size_t p = 300 + (size_t)k * 8; p < 308 + (size_t)k * 8; p++)
+		for (size_t p = first; p < first + 8; p++)
 			cr_assert(!present(p), "page %zu installed", p);
 	}
 	cr_assert_eq(pthread_mutex_lock(&locks[0]), ENOTRECOVERABLE,
@@ -233,7 +255,7 @@ Test(fill_pool, a_reader_that_died_holding_the_fence_stops_every_install)
 Test(fill_pool, bad_arguments_are_refused)
 {
 	struct fill_pool *p = (void *)1;
-	struct fill_fence none = {NULL, &gen, &readers};
+	struct fill_fence none = {NULL, owner, &gen, &readers};
 
 	cr_assert_eq(fill_pool_new(&p, &f, 0, &fence), -EINVAL);
 	cr_assert_null(p);

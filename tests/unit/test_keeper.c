@@ -96,6 +96,23 @@ Test(keeper, stale_batch_attempts_nothing)
 	cr_expect_eq(area[2 * PG], 0x5a);
 }
 
+Test(keeper, lock_of_a_dead_worker_is_taken_over)
+{
+	uint64_t done;
+	pid_t pid = fork();
+
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		fill_fence_take(&shm->lock, &shm->lock_owner, FENCE_INSTALLER);
+		_exit(0); /* a worker killed mid-install: the next one goes on */
+	}
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	cr_expect_eq(copy(4, &done), 0, "a lock whose installer died must not stop installs");
+	cr_expect_eq(area[4 * PG], 0x5a);
+	cr_expect_eq(pthread_mutex_trylock(&shm->lock), 0, "and it is left consistent, unlocked");
+	pthread_mutex_unlock(&shm->lock);
+}
+
 Test(keeper, lock_of_a_dead_keeper_refuses_every_install)
 {
 	uint64_t done = 1;
@@ -103,7 +120,7 @@ Test(keeper, lock_of_a_dead_keeper_refuses_every_install)
 
 	cr_assert(pid >= 0);
 	if (pid == 0) {
-		pthread_mutex_lock(&shm->lock);
+		fill_fence_take(&shm->lock, &shm->lock_owner, FENCE_READER);
 		_exit(0); /* dies holding it, perhaps between reading an event and counting it */
 	}
 	cr_assert_eq(waitpid(pid, NULL, 0), pid);
