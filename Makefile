@@ -4,6 +4,7 @@
 #   make deps       install the Debian packages we build, test and demo with
 #   make test       unit + host integration + native CRIU 4.x + VM end-to-end tests
 #   make check      unit + host integration tests only (no real CRIU)
+#   make storetest  criu-imgd over a real S3 store: a single-node Ceph + radosgw (tests/store/)
 #   make nativetest end-to-end tests with real CRIU 4.1.1 and 4.2.1 (and runc) on this host
 #   make vmtest     VM end-to-end tests with real CRIU 3.17.1 (qemu guest)
 #   make bench      native benchmark (CRIU 4.2.1), then the VM one (bench-native, bench-vm)
@@ -58,6 +59,8 @@ LIB_fill := $(B)/lib/libfill.a
 LIB_ops := $(B)/lib/libops.a
 # ops/ stands on libmicrohttpd and json-c: only the daemons (and the tests) link them.
 OPS_LIBS = $(shell pkg-config --libs libmicrohttpd json-c 2>/dev/null)
+# criu-imgd's object store (imgd/store_s3.c) stands on libcurl: criu-imgd and the tests.
+STORE_LIBS = $(shell pkg-config --libs libcurl 2>/dev/null)
 GEN_OBJ := $(GEN_C:.c=.o)
 
 LAZYD_SRC := $(wildcard lazy-pages/lazyd/*.c)
@@ -99,7 +102,7 @@ PLUGIN := $(if $(PLUGIN_SRC),$(B)/lib/criu/lazy_restore.so)
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps test check layercheck unit hosttest nativetest crashtest vmtest bench bench-native bench-ws bench-fill bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz man mancheck install-systemd
+.PHONY: all deps test check layercheck unit hosttest storetest bench-store nativetest crashtest vmtest bench bench-native bench-ws bench-fill bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz man mancheck install-systemd
 all: $(BINS) $(PLUGIN) $(UNIT_BIN) $(HOST_BIN) $(NET_BIN) $(WORK_BIN) $(KMODT_BIN) kmod-if-headers
 
 deps:
@@ -136,7 +139,7 @@ $(B)/bin/criu-lazyd: $(LAZYD_OBJ) $(LAZYD_LIBS)
 
 $(B)/bin/criu-imgd: $(IMGD_OBJ) $(IMGD_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(IMGD_OBJ) $(IMGD_LIBS) $(LIBS) $(OPS_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(IMGD_OBJ) $(IMGD_LIBS) $(LIBS) $(OPS_LIBS) $(STORE_LIBS)
 
 # The plugin also looks for criu-lazyd in PREFIX/bin (after the one beside itself, before $PATH).
 $(PLUGIN_OBJ): CPPFLAGS += -DLR_BINDIR='"$(PREFIX)/bin"'
@@ -158,7 +161,7 @@ kmod-if-headers:
 
 $(B)/tests/unit/%: tests/unit/%.c $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/unit
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/unit/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS) -lcriterion
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/unit/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS) $(STORE_LIBS) -lcriterion
 
 # Every tests/host/*.c and tests/kmod/*.c is a program; their helpers are libraries from
 # subfolders: restore-sim's parts (tests/host/sim/), the guest tests' kt (tests/kmod/kt/).
@@ -169,15 +172,15 @@ $(LIB_kt): $(patsubst %.c,$(B)/obj/%.o,$(wildcard tests/kmod/kt/*.c))
 
 $(B)/tests/host/%: tests/host/%.c $(LIB_sim) $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/host
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/host/$*.d -o $@ $< $(LIB_sim) $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/host/$*.d -o $@ $< $(LIB_sim) $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS) $(STORE_LIBS)
 
 $(B)/tests/net/%: tests/net/%.c $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@) $(B)/obj/tests/net
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/net/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -MF $(B)/obj/tests/net/$*.d -o $@ $< $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS) $(STORE_LIBS)
 
 $(B)/tests/kmod/%: tests/kmod/%.c tests/kmod/kt/kt.h $(LIB_kt) $(TEST_LIBS) $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB_kt) $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(LIB_kt) $(TEST_LIBS) $(LDFLAGS) $(LIBS) $(OPS_LIBS) $(STORE_LIBS)
 
 build/tests/workloads/%: tests/workloads/%.c $(wildcard tests/workloads/*.h)
 	@mkdir -p $(dir $@)
@@ -206,7 +209,17 @@ layercheck:
 
 check: layercheck unit hosttest mancheck
 
-test: check nativetest vmtest
+test: check storetest nativetest vmtest
+
+# criu-imgd --store against a real single-node Ceph cluster and radosgw that the script starts
+# on 127.0.0.1 and stops (tests/store/run.sh; about 40 s), with real CRIU 4.2.1 natively.
+storetest: all
+	bash tests/store/run.sh
+
+# Page throughput from an S3-backed criu-imgd against a directory-backed one, 1 GB, cold and
+# warm chunk cache (tests/store/bench.sh; figures in docs/store.md).
+bench-store: all
+	bash tests/store/bench.sh
 
 # Real CRIU 4.x (and runc) natively, from the roots that make deps makes (tests/native/).
 nativetest: all

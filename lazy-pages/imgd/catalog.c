@@ -12,16 +12,50 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sums.h"
 #include "util/log.h"
 #include "util/parse.h"
 
+/* --store: the store, and a private spool dir for uploads and served images' small files. */
+static int init_store(struct imgd_catalog *c, const struct imgd_opts *o, struct errmsg *e)
+{
+	const char *tmp = getenv("TMPDIR");
+	struct store_s3_cfg cfg = {o->store, o->s3_endpoint, o->s3_region, o->s3_credentials};
+	int rc;
+
+	c->store = calloc(1, sizeof(*c->store));
+	if (!c->store)
+		return errmsg_set(e, ENOMEM, "out of memory");
+	if ((rc = store_init(c->store, &cfg, o->store_cache, e))) {
+		free(c->store);
+		c->store = NULL;
+		return rc;
+	}
+	if (store_fetch_init(c->store))
+		pr_warn("store: no read-ahead (cannot make its lock): chunks are read one by one");
+	snprintf(c->spool, sizeof(c->spool), "%s/criu-imgd.XXXXXX",
+		 tmp && *tmp && strlen(tmp) < 40 ? tmp : "/var/tmp");
+	if (!mkdtemp(c->spool) ||
+	    (c->rootfd = open(c->spool, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		rc = errmsg_set(e, errno, "cannot make a spool dir %s: %s", c->spool,
+				strerror(errno));
+		c->spool[0] = 0;
+		return rc;
+	}
+	pr_info("store %s at %s: chunk cache %zu MiB, spool %s", o->store, o->s3_endpoint,
+		o->store_cache >> 20, c->spool);
+	return 0;
+}
+
 int catalog_init(struct imgd_catalog *c, const struct imgd_opts *o, struct errmsg *e)
 {
 	memset(c, 0, sizeof(*c));
 	c->rootfd = -1;
+	if (o->store)
+		return init_store(c, o, e);
 	if (o->root) {
 		c->rootfd = open(o->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (c->rootfd < 0)
@@ -127,6 +161,7 @@ static void image_free(struct imgd_image *img)
 		img_set_free(&img->set);
 	if (img->dirfd >= 0)
 		close(img->dirfd);
+	store_image_close(img->st);
 	free(img);
 }
 
@@ -163,8 +198,15 @@ int catalog_get(struct imgd_catalog *c, const char *id, struct imgd_image **out,
 	if (!img)
 		return errmsg_set(e, ENOMEM, "out of memory");
 	snprintf(img->id, sizeof(img->id), "%s", id);
-	img->dirfd = open_dir(c, id);
-	if (img->dirfd < 0) {
+	if (c->store) {
+		img->dirfd = -1;
+		rc = store_image_open(c->store, c->rootfd, id, &img->st, &img->dirfd, e);
+		if (rc) {
+			pr_err("image %s: %s", id, e ? e->msg : strerror(-rc));
+			image_free(img);
+			return rc;
+		}
+	} else if ((img->dirfd = open_dir(c, id)) < 0) {
 		image_free(img);
 		return errmsg_set(e, ENOENT, "no image '%s' here", id);
 	}
@@ -206,6 +248,46 @@ void catalog_free(struct imgd_catalog *c)
 	}
 	if (c->rootfd >= 0)
 		close(c->rootfd);
+	if (c->spool[0] && rmdir(c->spool))
+		pr_warn("cannot remove the spool dir %s: %s", c->spool, strerror(errno));
+	if (c->store)
+		store_free(c->store);
+	free(c->store);
+}
+
+int catalog_exists(struct imgd_catalog *c, const char *id, struct errmsg *e)
+{
+	struct stat st;
+	char key[S3_KEY_MAX];
+
+	if (!c->store)
+		return !fstatat(c->rootfd, id, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT
+			   ? 0
+			   : -ENOENT;
+	snprintf(key, sizeof(key), "%s/manifest", id);
+	return s3_head(&c->store->s3, key, e);
+}
+
+int image_read(struct imgd_catalog *c, const struct imgd_image *img, size_t ti, uint64_t off,
+	       size_t len, void *buf, struct errmsg *e)
+{
+	const struct img_task *t = &img->set.tasks[ti];
+	char name[64];
+
+	if (img->st) {
+		snprintf(name, sizeof(name), "pages-%u.img", t->pages_id);
+		return store_image_read(c->store, img->st, name, off, len, buf, e);
+	}
+	for (size_t got = 0; got < len;) {
+		ssize_t r = pread(t->pages_fd, (uint8_t *)buf + got, len - got, (off_t)(off + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return errmsg_set(e, r < 0 ? errno : EIO, "reading pages-%u.img: %s",
+					  t->pages_id, r < 0 ? strerror(errno) : "short read");
+		got += (size_t)r;
+	}
+	return 0;
 }
 
 const struct img_task *image_task(const struct imgd_image *img, int32_t pid, size_t *idx)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "imgd.h"
+#include "store.h"
 #include "img/images.h"
 #include "util/err.h"
 #include "util/parse.h"
@@ -25,15 +26,18 @@ struct imgd_image {
 	int *sums_fd; /* per task: pages-N.img.xxh64, or -1 */
 	bool dump_sums;
 	uint64_t lazy_pages, zero_pages;
+	struct store_img *st;  /* an image of --store (its dirfd: the small files), or NULL */
 	unsigned refs;	       /* its sessions */
 	uint64_t pages_closed; /* pages its closed sessions were sent (session_free) */
 	struct imgd_image *next;
 };
 
 struct imgd_catalog {
-	int rootfd;	    /* --root, or -1 */
-	const char *dir;    /* -D */
-	const char *dir_id; /* its basename: the id it answers to (also "default") */
+	int rootfd; /* --root, or -1; with --store: the spool (uploads, served images) */
+	struct imgd_store *store; /* --store, or NULL */
+	char spool[64];		  /* with --store: the spool dir we made (removed at the end) */
+	const char *dir;	  /* -D */
+	const char *dir_id;	  /* its basename: the id it answers to (also "default") */
 	struct imgd_image *loaded;
 };
 
@@ -49,6 +53,15 @@ int catalog_get(struct imgd_catalog *c, const char *id, struct imgd_image **out,
 /* Drop a reference (img may be NULL); the last one unloads the image. */
 void catalog_put(struct imgd_catalog *c, struct imgd_image *img);
 void catalog_free(struct imgd_catalog *c);
+/*
+ * Whether image id exists (an upload must not replace it): 0 (yes), -ENOENT (no), or another
+ * -errno with e (cannot tell).
+ */
+int catalog_exists(struct imgd_catalog *c, const char *id, struct errmsg *e);
+/* len bytes of task ti's pages file from off (the dir, or the store's chunks): 0; -EILSEQ
+ * (a chunk of the store is damaged); another -errno with e. */
+int image_read(struct imgd_catalog *c, const struct imgd_image *img, size_t ti, uint64_t off,
+	       size_t len, void *buf, struct errmsg *e);
 /* The task with image pid, and its index in the pstree. */
 const struct img_task *image_task(const struct imgd_image *img, int32_t pid, size_t *idx);
 

@@ -11,8 +11,13 @@
  *                  a session (session.h) and answer through session_reply / session_fail
  *   session.c      a session's life and its one way out (session_reply, session_fail)
  *   conn_io.c      a connection's bytes: socket or TLS, frames in, one frame out, stalls
+ *   store_cli.c    `criu-imgd store put/get` (main.c calls it)
  *   catalog.c, sums.c
  *                  the images served and their dump-time checksums
+ *   store.c, store_xfer.c
+ *                  the object store under --store (docs/store.md): an image of the store
+ *                  served, a dir into the store and back; below them store_manifest.c (the
+ *                  manifest), store_cache.c (the chunk LRU), store_s3.c (libcurl, SigV4)
  *   status.c, metrics.c
  *                  for server.c: the status snapshot (proto/imgd-status.proto) that the status
  *                  socket sends, and the Prometheus text made from it (they read the counters
@@ -38,10 +43,16 @@
 #define IMGD_STALL_S 60				     /* a client that does not read what we send */
 #define IMGD_UPLOAD_MAX (16ull << 30)		     /* --upload-max default */
 #define IMGD_UPLOAD_TOTAL (64ull << 30)		     /* --upload-total default */
+#define IMGD_STORE_CACHE (256ull << 20)		     /* --store-cache default */
 
 struct imgd_opts {
-	const char *dir;  /* -D: one image */
-	const char *root; /* --root: every image dir below */
+	const char *dir;	    /* -D: one image */
+	const char *root;	    /* --root: every image dir below */
+	const char *store;	    /* --store s3://BUCKET[/PREFIX]: every image of the store */
+	const char *s3_endpoint;    /* --s3-endpoint URL */
+	const char *s3_region;	    /* --s3-region (default us-east-1) */
+	const char *s3_credentials; /* --s3-credentials FILE (0600) */
+	uint64_t store_cache;	    /* --store-cache: bytes of hot chunks kept in memory */
 	const char *address;
 	int port;
 	const char *log_file;

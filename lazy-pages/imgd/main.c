@@ -14,6 +14,7 @@
 #include "handlers.h"
 #include "server.h"
 #include "status.h"
+#include "store_cli.h"
 #include "sums.h"
 #include "util/daemon.h"
 #include "util/log.h"
@@ -97,7 +98,12 @@ static int announce(struct imgd_server *srv, const struct imgd_opts *o)
 	       : o->tls.cert
 		   ? (o->tls.ca ? "TLS 1.3, X.509, client certificates required" : "TLS 1.3, X.509")
 		   : "TLS 1.3, PSK from the keys",
-	       o->root ? "--root" : "-D", o->root ? o->root : o->dir);
+	       o->store	 ? "--store"
+	       : o->root ? "--root"
+			 : "-D",
+	       o->store	 ? o->store
+	       : o->root ? o->root
+			 : o->dir);
 	if (o->daemon && daemon_detach("criu-imgd", o->pidfile, !o->log_file)) {
 		int rc = -errno;
 		pr_err("cannot daemonize: %s", strerror(-rc));
@@ -124,6 +130,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "status"))
 		return status_cli(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "store"))
+		return store_cli(argc - 1, argv + 1);
 	rc = imgd_parse_opts(argc, argv, &o);
 	if (rc)
 		return rc > 0 ? 0 : 1;

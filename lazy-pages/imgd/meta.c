@@ -162,6 +162,27 @@ static void pages_span(const struct imgd_image *img, size_t ti, uint64_t off, ui
 	*limit = next - off;
 }
 
+/*
+ * want bytes from off of the file open as fd into pay: from fd, or for a sparse pages file
+ * of an image of the store (task ti), from the store. The bytes, or -1 with errno.
+ */
+static ssize_t meta_read(struct imgd_session *s, int fd, ssize_t ti, uint64_t off, size_t want,
+			 uint8_t *pay)
+{
+	struct errmsg err;
+
+	if (!want)
+		return 0;
+	if (ti < 0 || !s->img->st)
+		return pread(fd, pay, want, (off_t)off);
+	int rc = image_read(&s->d->cat, s->img, (size_t)ti, off, want, pay, &err);
+	if (!rc)
+		return (ssize_t)want;
+	pr_err("image %s: %s", s->img->id, err.msg);
+	errno = -rc;
+	return -1;
+}
+
 int meta_on_get(struct imgd_session *s, const LwMetaGet *g)
 {
 	const struct imgd_image *img = s->img;
@@ -213,7 +234,7 @@ int meta_on_get(struct imgd_session *s, const LwMetaGet *g)
 	}
 	uint64_t left = size - g->off < limit ? size - g->off : limit;
 	size_t want = left < WIRE_META_CHUNK ? (size_t)left : WIRE_META_CHUNK;
-	ssize_t got = want ? pread(fd, pay, want, (off_t)g->off) : 0;
+	ssize_t got = meta_read(s, fd, ti, g->off, want, pay);
 	if (got < 0 || (size_t)got != want) {
 		rc = session_fail(s, LW_ERR__LW_E_IO, -1, "image %s: reading %s: %s", img->id,
 				  g->name, got < 0 ? strerror(errno) : "short read (file changed)");

@@ -69,6 +69,39 @@ static void images(struct prom_buf *b, const ImgdStatus *st)
 	}
 }
 
+/* --store: the object store's requests and the chunk cache. */
+static void store(struct prom_buf *b, const ImgdStatusStore *s)
+{
+	if (!s)
+		return;
+	const struct {
+		const char *name, *type, *help;
+		uint64_t v;
+	} f[] = {
+	    {P "store_gets_total", "counter", "GET requests to the object store.", s->gets},
+	    {P "store_get_bytes_total", "counter", "Bytes the object store's GETs brought.",
+	     s->get_bytes},
+	    {P "store_chunk_reads_total", "counter",
+	     "Chunk objects read from the object store (chunk cache misses).", s->chunk_reads},
+	    {P "store_puts_total", "counter", "PUT requests to the object store (publish).",
+	     s->puts},
+	    {P "store_put_bytes_total", "counter", "Bytes written to the object store.",
+	     s->put_bytes},
+	    {P "store_errors_total", "counter",
+	     "Object store requests that failed (refused, unreachable, bad answer).", s->errors},
+	    {P "store_bad_objects_total", "counter",
+	     "Objects that did not match the manifest's checksum (never served).", s->bad_objects},
+	    {P "store_cache_hits_total", "counter", "Chunk reads served from the chunk cache.",
+	     s->cache_hits},
+	    {P "store_cache_bytes", "gauge", "Bytes of chunks held by the chunk cache.",
+	     s->cache_bytes},
+	    {P "store_cache_capacity_bytes", "gauge", "The chunk cache's size (--store-cache).",
+	     s->cache_capacity},
+	};
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		one(b, f[i].name, f[i].type, f[i].help, (double)f[i].v);
+}
+
 void metrics_render(const ImgdStatus *st, struct prom_buf *b)
 {
 	const ImgdStatusTotals *t = st->totals;
@@ -120,6 +153,7 @@ void metrics_render(const ImgdStatus *st, struct prom_buf *b)
 	counts(b, P "errors_total", "ERROR frames sent to clients by code.", "code", t->errors_sent,
 	       t->n_errors_sent);
 	images(b, st);
+	store(b, st->store);
 	prom_head(b, P "request_seconds", "histogram",
 		  "Service time of GETs by priority: arrival to the last PAGES frame queued.");
 	for (size_t i = 0; i < t->n_request_seconds; i++) {

@@ -13,13 +13,24 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: criu-imgd (-D DIR | --root DIR) --auth-key FILE [options]\n"
+		"Usage: criu-imgd (-D DIR | --root DIR | --store URL) --auth-key FILE [options]\n"
 		"       criu-imgd status [--status-socket PATH] [--json] [--watch [SECONDS]]\n"
+		"       criu-imgd store put DIR ID | get ID DIR  --store URL [S3 options]\n"
 		"Serve CRIU page images to criu-lazyd --image-server over TCP. 'status' shows a\n"
 		"running server's sessions and totals (criu-imgd status --help).\n"
 		"\n"
 		"  -D, --images-dir DIR   serve the one image in DIR (id: its name, or 'default')\n"
 		"      --root DIR         serve every image directory below DIR, by name\n"
+		"      --store s3://BUCKET[/PREFIX]\n"
+		"                         serve every image of an S3 bucket (docs/store.md);\n"
+		"                         uploads are written there\n"
+		"      --s3-endpoint URL  the S3 endpoint, http(s)://HOST[:PORT] (with --store)\n"
+		"      --s3-region R      the SigV4 region (default us-east-1)\n"
+		"      --s3-credentials FILE\n"
+		"                         access_key = ... and secret_key = ... lines; mode\n"
+		"                         0600 (refused if group or others may read it)\n"
+		"      --store-cache SIZE bytes of hot page chunks kept in memory (default 256M,\n"
+		"                         at least 8M)\n"
 		"      --auth-key FILE    the readers' key (required, on loopback too): clients\n"
 		"                         prove they hold it to read, and we prove it back\n"
 		"      --accept-uploads   take new images (UPLOAD) into --root\n"
@@ -98,16 +109,25 @@ static int check_opts(const struct imgd_opts *o)
 {
 	const char *bad = NULL;
 
-	if (!o->dir == !o->root)
-		bad = "give exactly one of -D DIR and --root DIR";
+	if (!!o->dir + !!o->root + !!o->store != 1)
+		bad = "give exactly one of -D DIR, --root DIR and --store s3://BUCKET[/PREFIX]";
+	else if (!o->store && (o->s3_endpoint || o->s3_credentials || o->s3_region))
+		bad = "--s3-endpoint, --s3-region and --s3-credentials go with --store";
+	else if (o->store && (!o->s3_endpoint || !o->s3_credentials))
+		bad = "--store needs --s3-endpoint URL and --s3-credentials FILE";
+	else if (o->store && o->make_sums)
+		bad = "--make-sums works on a dir (-D), not on --store";
+	else if (o->store_cache < (8u << 20))
+		bad = "--store-cache: 8M at least (two chunks)";
 	else if (o->make_sums)
 		return 0; /* serves nothing: no key needed */
 	else if (!o->auth_key)
 		bad = "needs --auth-key FILE: every client must prove it holds the key, on "
 		      "loopback too (docs/protocol.md)";
-	else if (o->accept_uploads && (!o->root || !o->upload_key))
-		bad = "--accept-uploads needs --root DIR and --upload-key FILE (the publishers' "
-		      "key, not the readers')";
+	else if (o->accept_uploads && ((!o->root && !o->store) || !o->upload_key))
+		bad =
+		    "--accept-uploads needs --root DIR and --upload-key FILE (the publishers' key, "
+		    "not the readers'), or --store URL and --upload-key FILE";
 	else if (o->upload_key && !o->accept_uploads)
 		bad = "--upload-key is only used with --accept-uploads";
 	if (bad) {
@@ -143,7 +163,12 @@ enum {
 	O_STATUS_SOCKET,
 	O_METRICS,
 	O_VERSION,
-	O_COMPRESS
+	O_COMPRESS,
+	O_STORE,
+	O_S3EP,
+	O_S3REGION,
+	O_S3CRED,
+	O_STORECACHE
 };
 
 int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
@@ -173,6 +198,11 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	    {"status-socket", required_argument, NULL, O_STATUS_SOCKET},
 	    {"metrics-address", required_argument, NULL, O_METRICS},
 	    {"compress", required_argument, NULL, O_COMPRESS},
+	    {"store", required_argument, NULL, O_STORE},
+	    {"s3-endpoint", required_argument, NULL, O_S3EP},
+	    {"s3-region", required_argument, NULL, O_S3REGION},
+	    {"s3-credentials", required_argument, NULL, O_S3CRED},
+	    {"store-cache", required_argument, NULL, O_STORECACHE},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {0},
@@ -189,6 +219,7 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	o->status_fd = -1;
 	o->upload_max = IMGD_UPLOAD_MAX;
 	o->upload_total = IMGD_UPLOAD_TOTAL;
+	o->store_cache = IMGD_STORE_CACHE;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":D:o:v::dh", lo, NULL)) != -1) {
 		switch (c) {
@@ -284,6 +315,22 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 				return -EINVAL;
 			}
 			o->compress = !strcmp(optarg, "on");
+			break;
+		case O_STORE:
+			o->store = optarg;
+			break;
+		case O_S3EP:
+			o->s3_endpoint = optarg;
+			break;
+		case O_S3REGION:
+			o->s3_region = optarg;
+			break;
+		case O_S3CRED:
+			o->s3_credentials = optarg;
+			break;
+		case O_STORECACHE:
+			if (size_arg("--store-cache", optarg, &o->store_cache))
+				return -EINVAL;
 			break;
 		case O_METRICS:
 			if (metrics_arg(optarg))

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "compress.h"
 #include "sums.h"
@@ -78,22 +77,6 @@ bool pages_has_urgent(const struct imgd_session *s)
 		if (s->q[i].urgent)
 			return true;
 	return false;
-}
-
-/* n pages of the task from pages file offset off: 0 or -errno. */
-static int read_pages(const struct img_task *t, uint64_t off, uint32_t n, uint8_t *buf)
-{
-	size_t len = (size_t)n * WIRE_PAGE, got = 0;
-
-	while (got < len) {
-		ssize_t r = pread(t->pages_fd, buf + got, len - got, (off_t)(off + got));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		got += (size_t)r;
-	}
-	return 0;
 }
 
 /*
@@ -176,11 +159,15 @@ int pages_next_frame(struct imgd_session *s, bool urgent_only)
 		n = IMGD_CHUNK_PAGES;
 	uint64_t off = g->off + (uint64_t)r->done * WIRE_PAGE;
 	/* The pages file and the index are told apart: any errno of pread is an I/O error. */
-	int rc = read_pages(t, off, n, pay);
+	struct errmsg e;
+	int rc = image_read(&s->d->cat, s->img, ti, off, (size_t)n * WIRE_PAGE, pay, &e);
+	bool store_damaged = rc == -EILSEQ;
 	bool damaged = false;
 	if (!rc) {
 		rc = page_sums(s->img, ti, off, n, pay, sums, &bad);
 		damaged = rc == -EILSEQ;
+	} else {
+		pr_err("image %s: %s", s->img->id, e.msg);
 	}
 	if (rc) {
 		uint32_t id = r->id;
@@ -193,6 +180,11 @@ int pages_next_frame(struct imgd_session *s, bool urgent_only)
 			session_fail(s, LW_ERR__LW_E_CHECKSUM, id,
 				     "pid %d: page at offset 0x%llx is damaged in the image",
 				     t->pid, (unsigned long long)(off + bad * WIRE_PAGE));
+		} else if (store_damaged) {
+			s->d->checksum_failures++;
+			session_fail(s, LW_ERR__LW_E_CHECKSUM, id,
+				     "pid %d: offset 0x%llx: the store's copy is damaged", t->pid,
+				     (unsigned long long)off);
 		} else {
 			session_fail(s, LW_ERR__LW_E_IO, id,
 				     "pid %d: cannot read offset 0x%llx: %s", t->pid,
@@ -202,7 +194,7 @@ int pages_next_frame(struct imgd_session *s, bool urgent_only)
 	}
 	/* A plain connection that does not compress now: the data pages go from the page
 	 * cache, not from pay. */
-	bool zip = compress_active(s), from_file = !zip && session_sends_files(s);
+	bool zip = compress_active(s), from_file = !zip && !s->img->st && session_sends_files(s);
 	struct conn_io_seg seg[IMGD_CHUNK_PAGES];
 	unsigned nseg;
 	size_t plen = pack_payload(pay, n, zmap, !from_file, off, seg, &nseg);

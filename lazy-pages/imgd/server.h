@@ -22,7 +22,8 @@ struct imgd_server {
 	int listen_fd, sig_fd;
 	int port; /* the port listened on (--port 0: the kernel's pick) */
 	struct imgd_session *sessions;
-	struct linger_set lingering; /* closed sessions' connections, read until the client closes */
+	struct linger_set
+	    lingering;	     /* closed sessions' connections, read until the client closes */
 	bool stop;	     /* a signal came */
 	bool accept_limited; /* the last accept failed for want of fds or memory (logged once) */
 	uint64_t t_start;    /* mono_ms: server_init */

@@ -289,6 +289,32 @@ static void totals(struct snap *sn, const struct imgd_server *srv, const struct 
 	t->request_seconds = hp;
 }
 
+/* --store: its counters and the chunk cache's. */
+static void store(struct snap *sn, const struct imgd_server *srv)
+{
+	const struct imgd_store *st = srv->d.cat.store;
+	ImgdStatusStore *s = st ? get(sn, 1, sizeof(*s)) : NULL;
+
+	if (!s)
+		return;
+	imgd_status_store__init(s);
+	s->url = (char *)srv->d.o->store;
+	store_lock((struct imgd_store *)st); /* the read-ahead threads count too */
+	s->gets = st->s3.gets + st->ra.gets;
+	s->get_bytes = st->s3.get_bytes + st->ra.get_bytes;
+	s->chunk_reads = st->chunk_reads;
+	s->puts = st->s3.puts;
+	s->put_bytes = st->s3.put_bytes;
+	s->errors = st->s3.errors + st->ra.failed;
+	s->bad_objects = st->bad_chunks;
+	s->cache_hits = st->cache.hits;
+	s->cache_misses = st->cache.misses;
+	s->cache_bytes = st->cache.bytes;
+	s->cache_capacity = st->cache.cap;
+	store_unlock((struct imgd_store *)st);
+	sn->st.store = s;
+}
+
 ImgdStatus *status_build(const struct imgd_server *srv)
 {
 	const struct imgd_opts *o = srv->d.o;
@@ -309,10 +335,11 @@ ImgdStatus *status_build(const struct imgd_server *srv)
 	bool v6 = strchr(o->address, ':') != NULL;
 	sn->st.listen = str(sn, "%s%s%s:%d", v6 ? "[" : "", o->address, v6 ? "]" : "", srv->port);
 	sn->st.tls = (char *)tls_mode(srv);
-	sn->st.serving = (char *)(o->root ? o->root : o->dir);
+	sn->st.serving = (char *)(o->store ? o->store : o->root ? o->root : o->dir);
 	sn->st.root = o->root != NULL;
 	sn->st.accept_uploads = o->accept_uploads;
 	sn->st.max_clients = (uint32_t)o->max_clients;
+	store(sn, srv);
 	images(sn, srv, &refs, &nref);
 	sessions(sn, srv, live, per_class, refs, nref);
 	totals(sn, srv, live, per_class);

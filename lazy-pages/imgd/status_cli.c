@@ -123,12 +123,26 @@ static void print_counts(FILE *f, ImgdStatusCount *const *c, size_t n)
 static void print_table(FILE *f, const ImgdStatus *st)
 {
 	const ImgdStatusTotals *t = st->totals;
-	char a[32], b[32], c[32];
+	char a[32], b[32], c[32], d[32];
 
 	fprintf(f, "criu-imgd %s, pid %u, up %s: listening on %s, TLS %s, serving %s %s%s\n",
 		st->version, st->pid, dur(st->uptime_seconds, a, sizeof(a)), st->listen, st->tls,
-		st->root ? "--root" : "-D", st->serving,
-		st->accept_uploads ? " (accepts uploads)" : "");
+		st->store  ? "--store"
+		: st->root ? "--root"
+			   : "-D",
+		st->serving, st->accept_uploads ? " (accepts uploads)" : "");
+	if (st->store) {
+		const ImgdStatusStore *s = st->store;
+		fprintf(f,
+			"store: %lu GETs (%sB), %lu chunk reads, %lu PUTs (%sB), %lu errors, %lu "
+			"bad objects; chunk cache %sB of %sB, %lu hits, %lu misses\n",
+			(unsigned long)s->gets, human(s->get_bytes, a, sizeof(a)),
+			(unsigned long)s->chunk_reads, (unsigned long)s->puts,
+			human(s->put_bytes, b, sizeof(b)), (unsigned long)s->errors,
+			(unsigned long)s->bad_objects, human(s->cache_bytes, c, sizeof(c)),
+			human(s->cache_capacity, d, sizeof(d)), (unsigned long)s->cache_hits,
+			(unsigned long)s->cache_misses);
+	}
 	fprintf(f, "\nimages loaded: %zu\n", st->n_images);
 	if (st->n_images)
 		fprintf(f, "  %-24s %6s %11s %9s %11s\n", "IMAGE", "TASKS", "LAZY-PAGES",

@@ -41,7 +41,6 @@ int upload_begin(struct imgd_session *s, const LwUpload *u)
 {
 	struct imgd *d = s->d;
 	struct imgd_upload *up = &s->up;
-	struct stat st;
 
 	if (!d->o->accept_uploads || d->cat.rootfd < 0 || s->role != LW_ROLE__LW_ROLE_PUBLISH)
 		return session_fail(s, LW_ERR__LW_E_AUTH, -1,
@@ -50,9 +49,11 @@ int upload_begin(struct imgd_session *s, const LwUpload *u)
 	if (!image_id_ok(u->image)) /* what could not be opened is not published */
 		return session_fail(s, LW_ERR__LW_E_PROTO, -1, "upload '%s': bad image id (%s)",
 				    u->image, IMAGE_ID_RULE);
-	if (!fstatat(d->cat.rootfd, u->image, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT)
-		return session_fail(s, LW_ERR__LW_E_LIMIT, -1,
-				    "upload '%s': the image exists: not replaced", u->image);
+	struct errmsg err;
+	int ex = catalog_exists(&d->cat, u->image, &err);
+	if (ex != -ENOENT)
+		return session_fail(s, LW_ERR__LW_E_LIMIT, -1, "upload '%s': %s", u->image,
+				    ex ? err.msg : "the image exists: not replaced");
 	snprintf(up->id, sizeof(up->id), "%s", u->image);
 	snprintf(up->tmp, sizeof(up->tmp), UPLOAD_TMP_PREFIX "%s.%lu", u->image,
 		 (unsigned long)s->id);
@@ -175,6 +176,32 @@ int upload_file(struct imgd_session *s, const LwUploadFile *f)
 	return 0;
 }
 
+static int remove_tmp(int rootfd, const char *name);
+
+/* --store: the checked upload into the store (manifest last), then its temp dir removed. */
+static int publish_store(struct imgd_session *s)
+{
+	struct imgd_upload *up = &s->up;
+	struct errmsg err;
+	int rc = store_put_dir(s->d->cat.store, up->dirfd, up->id, &err);
+
+	if (rc) {
+		pr_err("upload %s: cannot write it to the store: %s", up->id, err.msg);
+		return session_fail(s, rc == -EEXIST ? LW_ERR__LW_E_LIMIT : LW_ERR__LW_E_IO, -1,
+				    "upload %s: cannot publish: %s", up->id, err.msg);
+	}
+	pr_msg("session %lu: %s published image %s into the store: %u files, %llu bytes",
+	       (unsigned long)s->id, s->peer, up->id, up->files, (unsigned long long)up->bytes);
+	rc = remove_tmp(s->d->cat.rootfd, up->tmp);
+	if (rc)
+		pr_warn("upload %s: cannot remove %s: %s", up->id, up->tmp, strerror(-rc));
+	up->tmp[0] = 0;
+	release(s);
+	close(up->dirfd);
+	up->dirfd = -1;
+	return reply(s);
+}
+
 int upload_end(struct imgd_session *s, const LwUploadEnd *e)
 {
 	struct imgd *d = s->d;
@@ -198,6 +225,8 @@ int upload_end(struct imgd_session *s, const LwUploadEnd *e)
 	if (catalog_check_dir(up->dirfd, &err))
 		return session_fail(s, LW_ERR__LW_E_PROTO, -1, "upload %s: not a valid image: %s",
 				    up->id, err.msg);
+	if (d->cat.store)
+		return publish_store(s);
 	if (fsync(up->dirfd) ||
 	    renameat2(d->cat.rootfd, up->tmp, d->cat.rootfd, up->id, RENAME_NOREPLACE))
 		return session_fail(

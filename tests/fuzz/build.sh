@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build the libFuzzer harnesses (tests/fuzz/README.md) with clang into build/fuzz/:
-#   fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages fuzz_workset
+#   fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages fuzz_workset fuzz_store
 # and the seed makers fuzz_wire_client-capture and mkseeds (tests/fuzz/mkseeds.sh).
 # The project sources they need and the generated protobuf-c code are compiled here with the
 # same flags (-fsanitize=fuzzer-no-link,address,undefined), into build/fuzz/obj, rebuilt when
@@ -41,6 +41,8 @@ FUZZ="-fsanitize=fuzzer-no-link"
 LIBS="-lprotobuf-c -lxxhash -lgnutls -lzstd"
 # criu-imgd's objects reach ops/ (its status socket and /metrics): libmicrohttpd, json-c.
 OPS_LIBS=$(pkg-config --libs libmicrohttpd json-c)
+# ... and its object store (imgd/store_s3.c): libcurl.
+STORE_LIBS=$(pkg-config --libs libcurl)
 
 # obj SRC [EXTRA FLAGS...]: compile SRC into $OBJ unless up to date; prints the object.
 need_build() { # OBJ SRC DEP
@@ -92,7 +94,7 @@ done
 for p in lazy-wire criu-images imgd-status lazy-workset; do
 	compile "$GEN/$p.pb-c.c" "gen_$p" $FUZZ -Wno-unused-parameter
 done
-for h in fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages fuzz_workset; do
+for h in fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages fuzz_workset fuzz_store; do
 	compile "tests/fuzz/$h.c" "$h" $FUZZ -Werror
 done
 # The seed maker: the client harness against a live server, without libFuzzer.
@@ -120,7 +122,8 @@ link $OUT/fuzz_images "$(o fuzz_images $IMAGES $(objs_of lazy-pages/util/*.c))" 
 link $OUT/fuzz_workset "$(o fuzz_workset $IMAGES $(objs_of lazy-pages/util/*.c))" $F -lprotobuf-c -lxxhash
 link $OUT/fuzz_lrconf "$(o fuzz_lrconf $LRCONF $(objs_of lazy-pages/util/*.c))" $F
 link $OUT/fuzz_wire_server "$(o fuzz_wire_server $WIRE $IMAGES $IMGD)" $F \
-	-Wl,--wrap=wire_random $LIBS $OPS_LIBS
+	-Wl,--wrap=wire_random $LIBS $OPS_LIBS $STORE_LIBS
+link $OUT/fuzz_store "$(o fuzz_store $WIRE $IMAGES $(objs_of lazy-pages/imgd/store_manifest.c))" $F $LIBS
 link $OUT/fuzz_wire_client "$(o fuzz_wire_client $WIRE $IMAGES $CLIENT)" $F $CLIENT_WRAP $LIBS
 link $OUT/fuzz_zpages "$(o fuzz_zpages $WIRE $IMAGES $CLIENT)" $F $LIBS
 # fuzzer-no-link objects outside libFuzzer: its weak callbacks come from the sanitizer runtime

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 
 SECS=${1:-60}
 [ $# -gt 0 ] && shift
-ALL="fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages fuzz_workset"
+ALL="fuzz_images fuzz_wire_client fuzz_wire_server fuzz_lrconf fuzz_zpages fuzz_workset fuzz_store"
 HARNESSES=${*:-$ALL}
 B=build/fuzz
 FUZZ_ARGS=${FUZZ_ARGS:-}
