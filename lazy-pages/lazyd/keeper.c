@@ -313,7 +313,7 @@ static void keeper_close(struct keeper *k)
 		keep_drop_conn(k);
 	if (k->listen_fd >= 0) {
 		close(k->listen_fd);
-		unlink(LPS_NAME);
+		unlink(k->published ? LPS_NAME : LPS_STARTING);
 	}
 }
 
@@ -359,13 +359,19 @@ int keeper_start(const struct lazyd_opts *o, struct keeper_link *link)
 		pr_err("keeper: cannot set up: %s", strerror(errno));
 		return 1;
 	}
-	k.listen_fd = lps_listen();
+	/* Under its public name only once the worker is ready (keeper_relay.c, WK_READY): a
+	 * restore by id started at once must find the images' metadata fetched, and connect
+	 * when the worker can serve it. */
+	k.listen_fd = lps_listen_as(LPS_STARTING);
 	if (k.listen_fd < 0) {
-		pr_err("cannot listen on %s in %s: %s", LPS_NAME, o->work_dir,
+		pr_err("cannot listen on %s in %s: %s", LPS_STARTING, o->work_dir,
 		       strerror(-k.listen_fd));
 		return 1;
 	}
-	pr_info("listening on %s in %s", LPS_NAME, o->work_dir);
+	/* A socket a dead daemon left: nobody listens there, a restore must not find it. */
+	if (unlink(LPS_NAME) && errno != ENOENT)
+		pr_warn("cannot remove the old %s in %s: %s", LPS_NAME, o->work_dir,
+			strerror(errno));
 	if (o->daemon && daemon_detach_ready("criu-lazyd", o->pidfile, false, &k.ready_fd)) {
 		pr_err("cannot daemonize: %s", strerror(errno));
 		return 1;

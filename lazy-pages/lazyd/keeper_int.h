@@ -38,6 +38,7 @@ struct keeper {
 	size_t nr_tasks, received;
 	struct keeper_shm *shm;
 	struct fill_fence fence; /* the worker's fill threads' (shm's fill_lock) */
+	bool published;		 /* the socket is LPS_NAME (else LPS_STARTING) */
 	struct lps_rx rx;
 	unsigned restarts;
 	double crash_at[64]; /* when the last workers died (a ring) */

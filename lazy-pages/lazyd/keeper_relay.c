@@ -337,6 +337,23 @@ static void replay(struct keeper *k)
 	send_msgs(k, &l, 1, -1);
 }
 
+/* The socket under its public name: the restore may find it and connect now. */
+static void publish(struct keeper *k)
+{
+	int rc;
+
+	if (k->published)
+		return;
+	rc = lps_publish(LPS_STARTING);
+	if (rc) {
+		pr_err("cannot name the socket %s in %s: %s: no restore can connect", LPS_NAME,
+		       k->o->work_dir, strerror(-rc));
+		return;
+	}
+	k->published = true;
+	pr_info("listening on %s in %s", LPS_NAME, k->o->work_dir);
+}
+
 static void said_ready(struct keeper *k)
 {
 	if (k->ever_ready)
@@ -393,6 +410,7 @@ static int on_note(struct keeper *k, const struct kp_msg *m)
 			k->restarts ? ": replaying what it missed" : "");
 		/* The worker has it all before the restore may connect (first start). */
 		replay(k);
+		publish(k);
 		said_ready(k);
 		return 0;
 	case WK_ACCEPT:

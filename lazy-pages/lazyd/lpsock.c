@@ -37,21 +37,21 @@ static int check_dir(void)
 }
 
 /* Bound under umask 077, then 0600: the socket is never open to others, whatever our umask. */
-static int bind_private(int fd)
+static int bind_private(int fd, const char *name)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
 
-	strcpy(sa.sun_path, LPS_NAME);
-	if (unlink(LPS_NAME) && errno != ENOENT)
+	strcpy(sa.sun_path, name);
+	if (unlink(name) && errno != ENOENT)
 		return -errno;
 	mode_t old = umask(0077);
 	int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
-	if (rc || chmod(LPS_NAME, LPS_MODE) || lstat(LPS_NAME, &st))
+	if (rc || chmod(name, LPS_MODE) || lstat(name, &st))
 		return -errno;
 	if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 07777) != LPS_MODE) {
-		pr_err("%s: mode %04o, uid %u after bind: not a private socket of ours", LPS_NAME,
+		pr_err("%s: mode %04o, uid %u after bind: not a private socket of ours", name,
 		       (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
 		return -EPERM;
 	}
@@ -59,6 +59,16 @@ static int bind_private(int fd)
 }
 
 int lps_listen(void)
+{
+	return lps_listen_as(LPS_NAME);
+}
+
+int lps_publish(const char *name)
+{
+	return rename(name, LPS_NAME) ? -errno : 0;
+}
+
+int lps_listen_as(const char *name)
 {
 	int one = 1, rc = check_dir();
 
@@ -71,7 +81,7 @@ int lps_listen(void)
 	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)))
 		rc = -errno;
 	if (!rc)
-		rc = bind_private(fd);
+		rc = bind_private(fd, name);
 	if (!rc && listen(fd, 4))
 		rc = -errno;
 	if (rc) {

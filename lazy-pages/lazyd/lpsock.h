@@ -44,6 +44,11 @@ struct lps_msg {
  * writable by others (unless sticky). fd, or -errno (the cause is logged).
  */
 int lps_listen(void);
+/* The same under another name in the current directory (a socket that listens before it
+ * may be found: LPS_STARTING), and that name made LPS_NAME (rename: atomic). 0 or -errno. */
+#define LPS_STARTING ".lazy-pages.socket.starting"
+int lps_listen_as(const char *name);
+int lps_publish(const char *name);
 /*
  * Credentials of a connecting peer (into *cr), and NULL if it may be the
  * restore (our own uid, a pid we can see), else why not.

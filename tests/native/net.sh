@@ -2,7 +2,8 @@
 # on PATH): net.sh ROOT [SCENARIO...]
 #   byid   criu dump; criu-imgd --root serves the image on loopback (with a key); criu-lazyd
 #          --image-server --image ID is started by hand on an EMPTY images dir, fetches the
-#          metadata, and criu restore --lazy-pages restores from that dir
+#          metadata, and criu restore --lazy-pages restores from that dir; lazy-pages.socket
+#          must not appear before inventory.img is there
 #   veth   the same with criu-imgd in a network namespace of its own, across a veth pair
 #          (the "source host"), the key required
 # Each scenario runs first with that CRIU's own `criu lazy-pages` on a local copy of the
@@ -66,6 +67,27 @@ by_id() {
 	rm -rf "$VM/$_c/img"
 	mkdir -p "$VM/$_c/img"
 	imgd_up "$2" "$VM/$_c/imgd.log" || { FAIL_WHY="criu-imgd did not listen"; RUN=$VM/$_c; return 1; }
+	# The socket appears only once the images' metadata is in (a restore started when it
+	# appears reads inventory.img first): watched as closely as a shell can.
+	_w=$VM/$_c/ready-check
+	rm -rf "$_w" && mkdir -p "$_w/img" "$_w/work"
+	"$LAZYD" --image-server "$2:$PORT" --image job1 --auth-key "$VM/$_c/key" -D "$_w/img" \
+		-W "$_w/work" -o "$_w/lazy.log" >/dev/null 2>&1 &
+	_lp=$!
+	_n=0
+	while [ ! -S "$_w/work/lazy-pages.socket" ] && [ $_n -lt 3000 ] && kill -0 $_lp 2>/dev/null; do
+		_n=$((_n + 1))
+	done
+	_inv=0
+	[ -f "$_w/img/inventory.img" ] && _inv=1
+	kill $_lp 2>/dev/null
+	wait $_lp 2>/dev/null
+	if [ "$_inv" != 1 ]; then
+		FAIL_WHY="lazy-pages.socket appeared before the metadata was fetched (no inventory.img)"
+		RUN=$_w
+		imgd_down
+		return 1
+	fi
 	OURS_LAZY="$LAZYD --image-server $2:$PORT --image job1 --auth-key $VM/$_c/key" \
 		restore_run "$_c" ours verify-now
 	_rc=$?
