@@ -128,6 +128,9 @@ int main(int argc, char **argv)
 	struct errmsg e;
 	int rc;
 
+	/* A peer (or the store, for `store put|get`) that closes on us is an error, not a
+	 * signal. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc > 1 && !strcmp(argv[1], "status"))
 		return status_cli(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "store"))
@@ -135,7 +138,6 @@ int main(int argc, char **argv)
 	rc = imgd_parse_opts(argc, argv, &o);
 	if (rc)
 		return rc > 0 ? 0 : 1;
-	signal(SIGPIPE, SIG_IGN);
 	server_init(&srv, &o);
 	log_level = o.verbosity;
 	log_set_prefix("imgd: ");

@@ -200,8 +200,10 @@ void store_unlock(struct imgd_store *st)
 void store_chunk_keys(const struct store_img *si, const struct store_file *f, uint64_t k,
 		      char ckey[STORE_CACHE_KEY], char okey[S3_KEY_MAX])
 {
-	snprintf(ckey, STORE_CACHE_KEY, "%s/%s/%s/%llx", si->id, si->m.gen, f->name,
-		 (unsigned long long)k);
+	/* The chunk's checksum too: a chunk checked against one manifest is never served for
+	 * another that says otherwise (a manifest rewritten under the same gen). */
+	snprintf(ckey, STORE_CACHE_KEY, "%s/%s/%s/%llx/%016llx", si->id, si->m.gen, f->name,
+		 (unsigned long long)k, (unsigned long long)f->csum[k]);
 	snprintf(okey, S3_KEY_MAX, "%s/%s/pages/%s/%08llx", si->id, si->m.gen, f->name,
 		 (unsigned long long)k);
 }
@@ -255,10 +257,11 @@ static int read_chunk(struct imgd_store *st, const struct store_img *si, const s
 	const uint8_t *c = store_cache_get(&st->cache, ckey, &clen);
 	if (!c && st->ra.inited && store_fetch_wait(st, ckey))
 		c = store_cache_get(&st->cache, ckey, &clen);
-	if (c && clen >= at + n)
+	bool hit = c && clen == store_chunk_len(&si->m, f, k) && clen >= at + n;
+	if (hit)
 		memcpy(buf, c + at, n);
 	store_unlock(st);
-	if (c && clen >= at + n)
+	if (hit)
 		return 0;
 	int rc = store_chunk_fetch(st, si->id, &si->m, f, k, &data, &clen, e);
 	store_lock(st);

@@ -1,11 +1,12 @@
 /*
  * `criu-imgd store put DIR ID` and `criu-imgd store get ID DIR`: the operator's copy of an
  * image between a directory and the object store (docs/store.md). A put checks that the dir
- * holds an image criu-imgd can serve first; a get fills a new, empty dir and verifies every
- * byte against the manifest.
+ * holds an image criu-imgd can serve first; a get fills a new dir (DIR.partial, renamed
+ * when complete) and verifies every byte against the manifest.
  */
 #include "store_cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -55,21 +56,54 @@ static int put(struct imgd_store *st, const char *dir, const char *id)
 	return rc ? 1 : 0;
 }
 
+/* Every file in dir fd (flat: what a get writes) and the dir itself, removed. */
+static void remove_dir(int fd, const char *path)
+{
+	DIR *d = fdopendir(dup(fd));
+	struct dirent *de;
+
+	while (d && (de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			unlinkat(fd, de->d_name, 0);
+	if (d)
+		closedir(d);
+	rmdir(path);
+}
+
+/*
+ * Fetched into DIR.partial, renamed to DIR once every byte is in and verified: a get that
+ * fails leaves no image behind that could be served or put back damaged.
+ */
 static int get(struct imgd_store *st, const char *id, const char *dir)
 {
+	char part[4096];
 	struct errmsg e;
+	struct stat sb;
 	int fd = -1, rc;
 
-	if (mkdir(dir, 0700) ||
-	    (fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+	errno = 0;
+	if (snprintf(part, sizeof(part), "%s.partial", dir) >= (int)sizeof(part)) {
+		fprintf(stderr, "criu-imgd store get: %s: name too long\n", dir);
+		return 1;
+	}
+	if (!lstat(dir, &sb) || errno != ENOENT) {
 		fprintf(stderr, "criu-imgd store get: %s: %s (it must not exist)\n", dir,
+			errno == ENOENT || !errno ? "exists" : strerror(errno));
+		return 1;
+	}
+	if (mkdir(part, 0700) ||
+	    (fd = open(part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "criu-imgd store get: %s: %s (it must not exist)\n", part,
 			strerror(errno));
 		return 1;
 	}
 	rc = store_get_dir(st, id, fd, &e);
-	if (rc)
-		fprintf(stderr, "criu-imgd store get: %s (what was fetched is left in %s)\n", e.msg,
-			dir);
+	if (!rc && (syncfs(fd) || rename(part, dir)))
+		rc = errmsg_set(&e, errno, "cannot make %s %s: %s", part, dir, strerror(errno));
+	if (rc) {
+		fprintf(stderr, "criu-imgd store get: %s (nothing left behind)\n", e.msg);
+		remove_dir(fd, part);
+	}
 	close(fd);
 	return rc ? 1 : 0;
 }

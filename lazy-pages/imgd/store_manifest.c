@@ -8,6 +8,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#define MF_CHUNK_LINE_MIN 19 /* "c " + 16 hex digits + newline */
+
 uint64_t store_chunks(uint64_t size, uint32_t chunk)
 {
 	return chunk ? (size + chunk - 1) / chunk : 0;
@@ -139,6 +141,11 @@ static int parse_file(struct cur *c, char **w, int nw, struct store_manifest *m,
 		return 0;
 	}
 	f->nchunks = store_chunks(f->size, m->chunk);
+	/* Each takes a line of at least 19 bytes ("c " 16 hex digits, newline): a size the
+	 * rest of the manifest cannot list is refused before anything is allocated for it. */
+	if (f->nchunks > (uint64_t)(c->end - c->p) / MF_CHUNK_LINE_MIN)
+		return BAD("%s: %llu chunks, more than the rest of the manifest lists", f->name,
+			   (unsigned long long)f->nchunks);
 	f->csum = calloc(f->nchunks ? f->nchunks : 1, sizeof(*f->csum));
 	if (!f->csum)
 		return errmsg_set(e, ENOMEM, "manifest: out of memory for %llu chunks",
@@ -170,8 +177,8 @@ int store_manifest_parse(const char *text, size_t len, struct store_manifest *m,
 		return errmsg_set(e, EINVAL,
 				  "manifest: not a criu-imgd store manifest (version 1)");
 	if (next_line(c) || words(c->buf, w) != 2 || strcmp(w[0], "chunk") ||
-	    dec64(w[1], 1u << 30, &v) || v < 4096 || v % 4096)
-		return BAD("expected 'chunk BYTES' (a multiple of 4096 up to 1 GiB)");
+	    dec64(w[1], STORE_CHUNK_MAX, &v) || v < 4096 || v % 4096)
+		return BAD("expected 'chunk BYTES' (a multiple of 4096 up to 16 MiB)");
 	m->chunk = (uint32_t)v;
 	if (next_line(c) || words(c->buf, w) != 2 || strcmp(w[0], "gen") || hex64(w[1], &v))
 		return BAD("expected 'gen' and 16 hex digits");

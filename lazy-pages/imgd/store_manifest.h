@@ -24,6 +24,7 @@
 #include "wire/wire.h"
 
 #define STORE_CHUNK (4u << 20)		     /* bytes per chunk object */
+#define STORE_CHUNK_MAX (16u << 20)	     /* the most a manifest may say (a read's buffer) */
 #define STORE_MANIFEST_MAX (8u << 20)	     /* bytes of a manifest */
 #define STORE_PAGES_MAX WIRE_MAX_META_SPARSE /* bytes of one pages file */
 #define STORE_MANIFEST_MAGIC "criu-imgd-store 1"

@@ -16,8 +16,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S3_CONNECT_S 5	 /* to connect to the endpoint */
-#define S3_STALL_S 30	 /* an answer that moves less than 1 byte/s for this long fails */
+#define S3_CONNECT_S 5 /* to connect to the endpoint */
+#define S3_STALL_S 10  /* a request that moves less than S3_STALL_BPS for this long fails */
+#define S3_STALL_BPS 16384
+/* The whole request: this long, plus a second per MiB it moves (a store that dribbles a
+ * byte a second would otherwise hold the server for days). */
+#define S3_BASE_MS 30000
+#define S3_MS_PER_MIB 1000
 #define S3_ERRBODY 512	 /* bytes of an error answer kept to name the error */
 #define S3_CRED_MAX 4096 /* bytes of the credentials file */
 
@@ -177,8 +182,9 @@ int s3_open(struct store_s3 *s, const struct store_s3_cfg *c, struct errmsg *e)
 	if ((rc = s3_parse_url(c->store, bucket, sizeof(bucket), s->prefix, sizeof(s->prefix), e)))
 		return rc;
 	snprintf(s->url, sizeof(s->url), "%s", c->store);
+	/* No user@ part: the endpoint is logged, credentials come from their file only. */
 	if (!ep || (strncmp(ep, "http://", 7) && strncmp(ep, "https://", 8)) || strlen(ep) > 512 ||
-	    strpbrk(ep, " ?#\r\n"))
+	    strpbrk(ep, " ?#@\r\n"))
 		return errmsg_set(e, EINVAL, "--s3-endpoint: expected http(s)://HOST[:PORT] (%s)",
 				  ep ? ep : "none given");
 	size_t el = strlen(ep);
@@ -198,8 +204,10 @@ int s3_open(struct store_s3 *s, const struct store_s3_cfg *c, struct errmsg *e)
 		return rc;
 	snprintf(s->userpwd, sizeof(s->userpwd), "%s:%s", access, secret);
 	explicit_bzero(secret, sizeof(secret));
-	if (curl_global_init(CURL_GLOBAL_DEFAULT))
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		explicit_bzero(s->userpwd, sizeof(s->userpwd));
 		return errmsg_set(e, ENOMEM, "cannot initialize libcurl");
+	}
 	return handles(s, e);
 }
 
@@ -306,8 +314,10 @@ static int request(struct store_s3 *s, enum s3_op op, const char *key, const cha
 	curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)S3_CONNECT_S);
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, (long)S3_STALL_BPS);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)S3_STALL_S);
+	uint64_t bytes = op == S3_PUT ? src->len : op == S3_GET ? k->cap : 0;
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(S3_BASE_MS + (bytes >> 20) * S3_MS_PER_MIB));
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);

@@ -83,6 +83,10 @@ Test(store_manifest, hostile)
 	    {"criu-imgd-store 2\nchunk 4096\ngen 0123456789abcdef\n", "not a criu-imgd"},
 	    {"criu-imgd-store 1\nchunk 4095\ngen 0123456789abcdef\n", "chunk"},
 	    {"criu-imgd-store 1\nchunk 0\ngen 0123456789abcdef\n", "chunk"},
+	    /* a chunk of 1 GiB: a read of one page would fetch and hold all of it */
+	    {"criu-imgd-store 1\nchunk 1073741824\ngen 0123456789abcdef\n", "chunk"},
+	    /* 2^28 chunks said in a line, before any is listed: refused, nothing allocated */
+	    {HEAD "pages pages-1.img 1099511627776\nc 0000000000000000\n", "more than the rest"},
 	    {"criu-imgd-store 1\nchunk 4096\ngen 0123456789ABCDEF\n", "gen"},
 	    {HEAD "file ../x 1 0000000000000000\n", "bad file name"},
 	    {HEAD "file a/b 1 0000000000000000\n", "bad file name"},
