@@ -9,9 +9,11 @@
 set -eu
 DIR=${NATIVE_ROOTS:-/var/lib/criu-lazy/roots}
 # criu and runc, what CRIU's network lock and runc need, crit for the compatibility fixtures,
-# and the runtime libraries of our binaries and of lazy_restore.so (loaded into that criu).
+# and the runtime libraries of our binaries (criu-imgd runs there too: runc.sh) and of
+# lazy_restore.so (loaded into that criu).
 CRIU_PKGS="criu runc iptables python3-pycriu python3-protobuf libprotobuf-c1 libxxhash0
-libnl-genl-3-200 libgnutls30t64 libmicrohttpd12t64 libjson-c5 procps iproute2 ca-certificates"
+libnl-genl-3-200 libgnutls30t64 libmicrohttpd12t64 libjson-c5 libcurl3t64-gnutls procps iproute2
+ca-certificates"
 # podman and its runtime, CRIU, CRIU's network lock, and the runtime libraries of criu-lazyd
 # and lazy_restore.so (which run in that root).
 PODMAN_PKGS="podman conmon runc criu iptables libprotobuf-c1 libxxhash0 libnl-genl-3-200
