@@ -42,16 +42,21 @@ void lazyd_install_batch(struct lazyd *d, struct lz_task *t, const struct pend_e
 					      .len = r[i].end - r[i].start,
 					      .src = (r[i].flags & PEND_ZERO) ? NULL : data[i]};
 	filler_batch(&d->fill, t->uffd, ext, n, &first);
-	for (uint32_t i = 0; i < n; i++) {
-		if (!ext[i].done)
-			continue;
-		if (lazyd_installed(d, t, &r[i], ext[i].done, p))
-			return;
-	}
+	if (lazyd_installed_ext(d, t, r, ext, n, p))
+		return;
 	/* The rest, one run at a time, through the path that decides on each error. */
 	for (uint32_t i = first; i < n && !t->gone && !t->killed && !t->need_events; i++)
 		if (ext[i].result)
 			lazyd_settle_rest(d, t, &r[i], data[i], &ext[i], p);
+}
+
+int lazyd_installed_ext(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,
+			const struct fill_extent *ext, uint32_t n, enum fill_path p)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (ext[i].done && lazyd_installed(d, t, &r[i], ext[i].done, p))
+			return -ENOMEM;
+	return 0;
 }
 
 void lazyd_settle_rest(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,

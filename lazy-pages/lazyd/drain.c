@@ -28,16 +28,32 @@ struct gather {
 	bool job;
 };
 
+/* What a batch or a job may gather: a job is larger, so that the loop's work per job (plan,
+ * settle, wake a thread) is small against the thread's (2 MB: 1.8x with two threads,
+ * 512 kB: 1.6x). */
+static uint64_t gather_budget(const struct lazyd *d, bool job)
+{
+	return job && d->buf_len < JOB_BYTES ? JOB_BYTES : d->buf_len;
+}
+
+/* What g gathered: to the fill threads (a job), or installed here. */
+static void gather_flush(struct lazyd *d, struct lz_task *t, struct gather *g)
+{
+	if (g->n && g->job)
+		lazyd_pfill_submit(d, t, g->runs, g->data, g->n, g->path);
+	else if (g->n && !t->gone && !t->killed)
+		lazyd_install_batch(d, t, g->runs, g->data, g->n, g->path);
+	g->n = 0;
+}
+
 /* false: a job is full (r not taken). */
 static bool gather_add(struct lazyd *d, struct lz_task *t, struct gather *g,
 		       const struct pend_extent *r, const void *data)
 {
 	if (g->job && g->n == FILL_JOB_MAX)
 		return false;
-	if (!g->job && g->n == LAZYD_BATCH_MAX) {
-		lazyd_install_batch(d, t, g->runs, g->data, g->n, g->path);
-		g->n = 0;
-	}
+	if (!g->job && g->n == LAZYD_BATCH_MAX)
+		gather_flush(d, t, g);
 	g->runs[g->n] = *r;
 	g->data[g->n++] = data;
 	return true;
@@ -109,8 +125,7 @@ static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struc
 		if (s1 == pr->src + pr->len) /* the run is complete: the zero pages after it */
 			gather_zero_after(d, t, &g, pr->start + pr->len);
 	}
-	if (g.n && !t->gone && !t->killed)
-		lazyd_install_batch(d, t, g.runs, g.data, g.n, g.path);
+	gather_flush(d, t, &g);
 	/* The address space changed under the install (a fork under way): what did not go in
 	 * is wanted again once the events are read, here or in the new child. */
 	if (t->need_events && !t->gone && !t->killed)
@@ -416,7 +431,7 @@ static const void *mapped(struct lazyd *d, const struct lz_task *t, const struct
 static bool replay_runs(struct lazyd *d, struct lz_task *t, bool job)
 {
 	struct gather g = {.n = 0, .path = PATH_REPLAY, .job = job};
-	uint64_t budget = job && d->buf_len < JOB_BYTES ? JOB_BYTES : d->buf_len;
+	uint64_t budget = gather_budget(d, job);
 	uint32_t max = job ? FILL_JOB_MAX : LAZYD_BATCH_MAX;
 	struct pend_extent r;
 
@@ -432,10 +447,7 @@ static bool replay_runs(struct lazyd *d, struct lz_task *t, bool job)
 		if (!(r.flags & PEND_ZERO)) {
 			p = mapped(d, t, &r);
 			if (!p) {
-				if (g.n && job)
-					lazyd_pfill_submit(d, t, g.runs, g.data, g.n, g.path);
-				else if (g.n)
-					lazyd_install_batch(d, t, g.runs, g.data, g.n, g.path);
+				gather_flush(d, t, &g);
 				if (r.end - r.start > d->buf_len) /* read into d->buf */
 					r.end = r.start + d->buf_len;
 				if (!t->gone && !t->killed && !lazyd_job_run(d, t, r.start, r.end))
@@ -446,11 +458,9 @@ static bool replay_runs(struct lazyd *d, struct lz_task *t, bool job)
 		gather_add(d, t, &g, &r, p);
 		budget -= r.end - r.start;
 	}
-	if (g.n && job)
-		lazyd_pfill_submit(d, t, g.runs, g.data, g.n, g.path);
-	else if (g.n && !t->gone && !t->killed)
-		lazyd_install_batch(d, t, g.runs, g.data, g.n, g.path);
-	return g.n > 0;
+	bool any = g.n > 0;
+	gather_flush(d, t, &g);
+	return any;
 }
 
 /*
@@ -463,9 +473,7 @@ static bool replay_runs(struct lazyd *d, struct lz_task *t, bool job)
 static bool drain_runs(struct lazyd *d, struct lz_task *t, bool job)
 {
 	struct gather g = {.n = 0, .path = PATH_DRAIN, .job = job};
-	/* A job is larger: the loop's work per job (plan, settle, wake a thread) is then small
-	 * against the thread's (2 MB: 1.8x with two threads, 512 kB: 1.6x). */
-	uint64_t budget = job && d->buf_len < JOB_BYTES ? JOB_BYTES : d->buf_len;
+	uint64_t budget = gather_budget(d, job);
 	uint64_t from = t->cursor;
 	unsigned nrun = 0, skips = 0;
 
@@ -504,9 +512,9 @@ static bool drain_runs(struct lazyd *d, struct lz_task *t, bool job)
 			break; /* one run, read and installed alone */
 	}
 	if (job) {
-		if (g.n)
-			lazyd_pfill_submit(d, t, g.runs, g.data, g.n, PATH_DRAIN);
-		return g.n > 0;
+		bool any = g.n > 0;
+		gather_flush(d, t, &g);
+		return any;
 	}
 	if (g.n == 1 && !(g.runs[0].flags & PEND_ZERO)) {
 		/* One run, read (or mapped) by the install; then the zero pages after it. */
@@ -515,11 +523,12 @@ static bool drain_runs(struct lazyd *d, struct lz_task *t, bool job)
 		struct gather z = {.n = 0, .path = PATH_DRAIN};
 		if (!t->gone && !t->killed && !t->need_events)
 			gather_zero_after(d, t, &z, end);
-		if (z.n)
-			lazyd_install_batch(d, t, z.runs, z.data, z.n, PATH_DRAIN);
-	} else if (g.n && !t->gone && !t->killed)
-		lazyd_install_batch(d, t, g.runs, g.data, g.n, PATH_DRAIN);
-	return g.n > 0;
+		gather_flush(d, t, &z);
+		return true;
+	}
+	bool any = g.n > 0;
+	gather_flush(d, t, &g);
+	return any;
 }
 
 /*

@@ -231,6 +231,10 @@ void lazyd_serve_faults(struct lazyd *d);
 bool lazyd_can_batch(const struct lazyd *d, const struct lz_task *t);
 void lazyd_install_batch(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,
 			 const void *const *data, uint32_t n, enum fill_path p);
+/* The bytes ext[i].done of runs r[0..n) went in by path p: counted, out of t's pending set
+ * (lazyd_installed). 0, or -ENOMEM when t failed. */
+int lazyd_installed_ext(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,
+			const struct fill_extent *ext, uint32_t n, enum fill_path p);
 /* What an install of run r (from data, or NULL) left, e's done and result saying what: the
  * present page found, the rest through lazyd_install_run(). */
 void lazyd_settle_rest(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,

@@ -62,9 +62,8 @@ static void settle(struct lazyd *d, struct lz_job *jb)
 			t->cursor = jb->start;
 		return;
 	}
-	for (uint32_t i = 0; i < j->n; i++)
-		if (j->ext[i].done && lazyd_installed(d, t, &jb->run[i], j->ext[i].done, jb->path))
-			return;
+	if (lazyd_installed_ext(d, t, jb->run, j->ext, j->n, jb->path))
+		return;
 	for (uint32_t i = 0; i < j->n; i++) {
 		const struct fill_extent *e = &j->ext[i];
 		if (!e->result)
