@@ -274,7 +274,7 @@ void lazyd_pfill_submit(struct lazyd *d, struct lz_task *t, const struct pend_ex
 /* The run of a job in flight for t that overlaps [start, end) lowest, or NULL. */
 const struct pend_extent *lazyd_job_run(const struct lazyd *d, const struct lz_task *t,
 					uint64_t start, uint64_t end);
-/* t is going (its uffd closes): wait for its jobs, their results let go. */
+/* t is going (its uffd closes): wait for its jobs; what they installed is counted. */
 void lazyd_pfill_forget(struct lazyd *d, struct lz_task *t);
 /* Without keeper, around a read of the uffds: no thread installs meanwhile, and the jobs
  * planned before 'events' events were read are stale. */

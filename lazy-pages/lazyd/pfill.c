@@ -249,10 +249,15 @@ void lazyd_pfill_forget(struct lazyd *d, struct lz_task *t)
 			struct lz_job *jb = &d->job[k];
 			if (jb->t != t)
 				continue;
-			if (jb->done)
-				release(d, jb);
-			else
+			if (!jb->done) {
 				running = true;
+				continue;
+			}
+			/* What went in is counted (the task read it, perhaps, before it went);
+			 * not after an event of its own moved the pages (settle()). */
+			if (t->events == jb->t_events)
+				lazyd_installed_ext(d, t, jb->run, jb->j.ext, jb->j.n, jb->path);
+			release(d, jb);
 		}
 		if (running)
 			fill_pool_wait(d->pool, 100);

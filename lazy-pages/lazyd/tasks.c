@@ -141,6 +141,9 @@ void lazyd_task_gone(struct lazyd *d, struct lz_task *t, const char *why)
 {
 	if (t->gone)
 		return;
+	/* A fill thread may be installing through the uffd: never close it under one (its
+	 * number could name another task's uffd by then). What its jobs installed counts. */
+	lazyd_pfill_forget(d, t);
 	if (t->pend.data_pages)
 		task_info(t, "gone (%s) with %lu data pages not needed any more", why,
 			  (unsigned long)t->pend.data_pages);
@@ -150,9 +153,6 @@ void lazyd_task_gone(struct lazyd *d, struct lz_task *t, const char *why)
 	d->st.tasks_exited++;
 	ev_del(d->loop, t->uffd);
 	ev_del(d->loop, t->pidfd);
-	/* A fill thread may be installing through the uffd: never close it under one (its
-	 * number could name another task's uffd by then). */
-	lazyd_pfill_forget(d, t);
 	/* A session holds the uffd too: drop it first, or the registration stays. */
 	filler_detach(&d->fill, t->uffd);
 	close(t->uffd);
