@@ -412,10 +412,7 @@ while [ "$i" -le "$ROUNDS" ]; do
 			[ "$nf" = - ] || extra="; criu-lazyd: $nf faults, $pf pages on demand, $pz zero"
 			[ "$sv" = - ] || extra="$extra; criu-imgd sent $sv pages for $pt data pages"
 			say "round $i $s r$t: resume ${RESUME_MS} ms, total ${TOUCH_MS} ms, daemon exit ${DRAIN_MS:--} ms ($VERIFY)$extra"
-			mkdir -p "$OUT/bench-runs/$s-r$t-$i"
-			for f in steps stats.json lazy.log daemon.out daemon.exit imgd.log result; do
-				[ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/bench-runs/$s-r$t-$i/"
-			done
+			keep_run "$OUT/bench-runs/$s-r$t-$i" steps stats.json lazy.log daemon.out daemon.exit imgd.log result
 			# restore.log (-v4) is large: keep the first round's only.
 			[ "$i" != 1 ] || cp "$RUN/restore.log" "$OUT/bench-runs/$s-r$t-$i/" 2>/dev/null || true
 		done
@@ -488,10 +485,7 @@ if [ "$LAT" = 1 ]; then
 					;;
 				esac
 				d=$OUT/bench-runs/lat-$k-$rtt-$i
-				mkdir -p "$d"
-				for f in steps stats.json lazy.log daemon.out daemon.exit imgd.log result; do
-					[ -f "$RUN/$f" ] && cp "$RUN/$f" "$d/"
-				done
+				keep_run "$d" steps stats.json lazy.log daemon.out daemon.exit imgd.log result
 			done
 		done
 		i=$((i + 1))

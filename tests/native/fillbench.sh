@@ -83,10 +83,7 @@ while [ "$i" -le "$ROUNDS" ]; do
 			fi
 			echo "$mb $i $s $DRAIN_MS $cpu $data $dd" >>"$DATA"
 			say "round $i $mb MB $s: drained in $DRAIN_MS ms (daemon's own drain $dd ms), CPU $cpu s, $data MB copied"
-			mkdir -p "$OUT/fillbench-runs/$mb-$s-$i"
-			for f in stats.json lazy.log result; do
-				[ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/fillbench-runs/$mb-$s-$i/"
-			done
+			keep_run "$OUT/fillbench-runs/$mb-$s-$i" stats.json lazy.log result
 		done
 	done
 	i=$((i + 1))

@@ -257,10 +257,7 @@ for s in $SETUPS; do
 		fi
 		case $VERIFY in "verify ok"*) ;; *) say "FAIL $s $b: $VERIFY"; exit 1 ;; esac
 		[ -n "$T0" ] || { say "FAIL $s $b: no t0 from restore_run"; exit 1; }
-		mkdir -p "$RUNS/$s-$b"
-		for f in steps stats.json lazy.log daemon.out daemon.exit imgd.log result; do
-			[ -f "$RUN/$f" ] && cp "$RUN/$f" "$RUNS/$s-$b/"
-		done
+		keep_run "$RUNS/$s-$b" steps stats.json lazy.log daemon.out daemon.exit imgd.log result
 		cp "$BDIR/samples" "$RUNS/$s-$b/samples"
 		# The block: samples from t0 on, ms since t0 and MB (RssAnon kB / 1024).
 		{

@@ -111,10 +111,7 @@ while [ "$i" -le "$ROUNDS" ]; do
 			st=$RUN/stats.json
 			echo "$s $i $run $wsms $(field "$wsl" stall_n) $(stat_of "$st" faults) $(stat_of "$st" ws_replayed) $(stat_of "$st" ws_late) $(stat_of "$st" ws_missed) $TOUCH_MS $tcp $RESUME_MS" >>"$DATA"
 			say "round $i $s $run: working set in $wsms ms ($(field "$wsl" stall_n) stalls), criu-lazyd $(stat_of "$st" faults) faults, $(stat_of "$st" ws_replayed) pages replayed ($(stat_of "$st" ws_late) late, $(stat_of "$st" ws_missed) missed), resumed at $RESUME_MS ms, total $TOUCH_MS ms${tcp:+, TCP of the working set $tcp ms}"
-			mkdir -p "$OUT/wsbench-runs/$s-$run-$i"
-			for f in stats.json lazy.log result steps imgd.log; do
-				[ -f "$RUN/$f" ] && cp "$RUN/$f" "$OUT/wsbench-runs/$s-$run-$i/"
-			done
+			keep_run "$OUT/wsbench-runs/$s-$run-$i" stats.json lazy.log result steps imgd.log
 		done
 	done
 	i=$((i + 1))

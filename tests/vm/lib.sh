@@ -49,6 +49,16 @@ line_of() { grep -m1 "^$2" "$VM/$1/result" 2>/dev/null; }
 ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "-" }'
 }
+# keep_run DEST FILE...: those of the last run's files ($RUN) that exist, copied into DEST.
+keep_run() {
+	_kd=$1
+	shift
+	mkdir -p "$_kd"
+	for _kf in "$@"; do
+		[ -f "$RUN/$_kf" ] && cp "$RUN/$_kf" "$_kd/"
+	done
+	return 0
+}
 # kill_cases CASE...: kill each case's workload still running (a benchmark's cleanup).
 kill_cases() {
 	for _kc in "$@"; do
