@@ -190,7 +190,7 @@ char **lr_daemon_argv(const struct lr_conf *c, const char *daemon, const char *i
 		      const char *log, int status_fd)
 {
 	static char *argv[32];
-	static char verb[32], sfd[16], port[16], server[300];
+	static char verb[32], sfd[16], port[16];
 	int i = 0;
 
 	snprintf(verb, sizeof(verb), "--verbosity=%d", c->verbosity);
@@ -220,10 +220,8 @@ char **lr_daemon_argv(const struct lr_conf *c, const char *daemon, const char *i
 		argv[i++] = port;
 		break;
 	case LR_SRC_IMAGE_SERVER:
-		snprintf(server, sizeof(server), strchr(c->server.host, ':') ? "[%s]:%u" : "%s:%u",
-			 c->server.host, c->server.port_num);
 		argv[i++] = "--image-server";
-		argv[i++] = server;
+		argv[i++] = (char *)c->servers;
 		if (c->image[0]) {
 			argv[i++] = "--image";
 			argv[i++] = (char *)c->image;

@@ -16,14 +16,12 @@ int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, struct errmsg
 				     c->auth_key[0] ? c->auth_key : NULL,
 				     (unsigned)c->timeout * 1000u, &tls};
 	struct wire_meta_result res;
-	char hp[300];
+	const char *hp = c->servers;
 	int rc;
 
 	if (c->source != LR_SRC_IMAGE_SERVER)
 		return 0;
 	lrconf_tls(c, &tls);
-	snprintf(hp, sizeof(hp), strchr(c->server.host, ':') ? "[%s]:%u" : "%s:%u", c->server.host,
-		 c->server.port_num);
 	cfg.server = hp;
 	errmsg_clear(e);
 	rc = meta_fetch_if_empty(&cfg, imgdir, &res, e);
@@ -36,6 +34,6 @@ int lr_fetch_if_empty(const struct lr_conf *c, const char *imgdir, struct errmsg
 		lr_info("%s had no images: fetched the %u metadata files (%llu bytes) of image %s "
 			"from criu-imgd %s",
 			imgdir, res.files, (unsigned long long)res.bytes,
-			cfg.image ? cfg.image : "default", hp);
+			cfg.image ? cfg.image : "default", res.server);
 	return 0;
 }

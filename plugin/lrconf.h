@@ -57,7 +57,8 @@ enum lr_tls { LR_TLS_AUTO, LR_TLS_ON, LR_TLS_OFF };
 struct lr_conf {
 	char file[PATH_MAX]; /* the file read; "" when none was (all defaults) */
 	enum lr_source source;
-	struct hostport server;	      /* source image-server|page-server */
+	struct hostport server;	      /* source image-server|page-server (the first of a list) */
+	char servers[2400];	      /* source image-server: HOST:PORT[,HOST:PORT...] as given */
 	char image[IMAGE_ID_MAX + 1]; /* "" = not given */
 	char auth_key[PATH_MAX];      /* the readers' key (criu-imgd --auth-key); "" = none */
 	char daemon[PATH_MAX];	      /* "" = the installed criu-lazyd */

@@ -2,9 +2,11 @@
 #include "lrconf_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "util/parse.h"
+#include "wire/wire_client_conn.h"
 #include "wire/wire_tls.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -19,7 +21,7 @@ static const char *const key_names[LRK_NR] = {
 
 /* What each key takes, for "needs a value (...)" and "bad value '...' (expected ...)". */
 static const char *const key_takes[LRK_NR] = {
-    [LRK_SOURCE] = "local, image-server HOST:PORT or page-server HOST:PORT",
+    [LRK_SOURCE] = "local, image-server HOST:PORT[,HOST:PORT...] or page-server HOST:PORT",
     [LRK_IMAGE] = "an image id",
     [LRK_AUTH_KEY] = "a key file",
     [LRK_DAEMON] = "the path of criu-lazyd",
@@ -160,8 +162,23 @@ static int set_source(struct lr_conf *c, const struct lrconf_pos *pos, char **v,
 	}
 	c->source = (enum lr_source)s;
 	if (nv != 2)
-		return lrconf_fail(pos, key, "'%s' takes one HOST:PORT, got %d values", v[0],
-				   nv - 1);
+		return lrconf_fail(
+		    pos, key, "'%s' takes one %s, got %d values", v[0],
+		    s == LR_SRC_IMAGE_SERVER ? "HOST:PORT[,HOST:PORT...]" : "HOST:PORT", nv - 1);
+	if (s == LR_SRC_IMAGE_SERVER) {
+		/* Several instances of one store: criu-lazyd fails over between them. */
+		struct wire_client wc = {0};
+		struct errmsg why;
+		if (strlen(v[1]) >= sizeof(c->servers) || wire_client_parse(&wc, v[1], &why))
+			return lrconf_fail(pos, key, "bad address list '%s': %s", v[1],
+					   strlen(v[1]) >= sizeof(c->servers) ? "too long"
+									      : why.msg);
+		snprintf(c->servers, sizeof(c->servers), "%s", v[1]);
+		char first[300];
+		snprintf(first, sizeof(first), strchr(wc.host, ':') ? "[%s]:%s" : "%s:%s", wc.host,
+			 wc.port);
+		return set_hostport(pos, key, first, &c->server);
+	}
 	return set_hostport(pos, key, v[1], &c->server);
 }
 

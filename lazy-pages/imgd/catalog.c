@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "sums.h"
+#include "img/fingerprint.h"
 #include "util/log.h"
 #include "util/parse.h"
 
@@ -211,14 +212,18 @@ int catalog_get(struct imgd_catalog *c, const char *id, struct imgd_image **out,
 		return errmsg_set(e, ENOENT, "no image '%s' here", id);
 	}
 	rc = load(img, e);
+	if (!rc && (rc = img_fingerprint(img->dirfd, &img->fingerprint, e)))
+		errmsg_prefix(e, rc, "cannot take its fingerprint");
 	if (rc) {
 		pr_err("image %s: %s", id, e ? e->msg : strerror(-rc));
 		image_free(img);
-		return rc;
+		return rc == -ENOENT ? -EIO : rc;
 	}
-	pr_info("image %s loaded: %zu tasks, %lu data pages, %lu zero pages, %s checksums", id,
-		img->set.nr_tasks, (unsigned long)img->lazy_pages, (unsigned long)img->zero_pages,
-		img->dump_sums ? "dump-time" : "serve-time");
+	pr_info("image %s loaded: %zu tasks, %lu data pages, %lu zero pages, %s checksums, "
+		"fingerprint %016llx",
+		id, img->set.nr_tasks, (unsigned long)img->lazy_pages,
+		(unsigned long)img->zero_pages, img->dump_sums ? "dump-time" : "serve-time",
+		(unsigned long long)img->fingerprint);
 	img->refs = 1;
 	img->next = c->loaded;
 	c->loaded = img;

@@ -26,6 +26,7 @@ struct imgd_image {
 	int *sums_fd; /* per task: pages-N.img.xxh64, or -1 */
 	bool dump_sums;
 	uint64_t lazy_pages, zero_pages;
+	uint64_t fingerprint;  /* img/fingerprint.h: which dump this is */
 	struct store_img *st;  /* an image of --store (its dirfd: the small files), or NULL */
 	unsigned refs;	       /* its sessions */
 	uint64_t pages_closed; /* pages its closed sessions were sent (session_free) */

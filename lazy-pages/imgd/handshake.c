@@ -103,6 +103,8 @@ int handshake_open(struct imgd_session *s, const LwOpen *o)
 	r.lazy_pages = s->img->lazy_pages;
 	r.zero_pages = s->img->zero_pages;
 	r.dump_checksums = s->img->dump_sums;
+	r.has_fingerprint = true;
+	r.fingerprint = s->img->fingerprint;
 	session_reply(s, WT_OPEN_REPLY, &r.base, 0);
 	pr_info("session %lu: %s opened image %s (%s connection)", (unsigned long)s->id, s->peer,
 		s->img->id, conn_class_name(s->cls));

@@ -148,6 +148,9 @@ static const char *source_line(const LazydSource *s, char *b, size_t n)
 	if (s->state == LAZYD_SOURCE_STATE__LAZYD_SOURCE_RECONNECTING && k > 0 && (size_t)k < n)
 		k += snprintf(b + k, n - (size_t)k, " (attempt %u failed, next in %u ms)",
 			      s->failures, s->retry_in_ms);
+	if (s->serving && k > 0 && (size_t)k < n)
+		k += snprintf(b + k, n - (size_t)k, ", through %s (%lu failovers)", s->serving,
+			      (unsigned long)s->failovers);
 	if (s->has_reconnects && s->reconnects && k > 0 && (size_t)k < n)
 		snprintf(b + k, n - (size_t)k, ", %lu reconnects", (unsigned long)s->reconnects);
 	return b;

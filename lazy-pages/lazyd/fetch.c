@@ -6,25 +6,47 @@
  * (docs/criu-compat.md).
  */
 #include "lazyd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "img/fingerprint.h"
 #include "util/log.h"
 #include "wire/meta_fetch.h"
 
-int lazyd_fetch_meta(const struct lazyd_opts *o)
+int lazyd_fetch_meta(const struct lazyd_opts *o, uint64_t *fp)
 {
 	struct meta_fetch_cfg cfg = {o->image_server, o->image_id, o->auth_key, o->source_timeout,
 				     &o->tls};
+	const char *id = o->image_id ? o->image_id : "default";
 	struct wire_meta_result res;
 	struct errmsg e;
 	int rc = meta_fetch_if_empty(&cfg, o->images_dir, &res, &e);
 
-	if (rc < 0)
-		pr_err("restore by image id: fetching image %s from %s into %s failed: %s",
-		       o->image_id ? o->image_id : "default", o->image_server, o->images_dir,
-		       e.msg);
-	else if (rc > 0)
+	if (rc < 0) {
+		pr_err("restore by image id: fetching image %s from %s into %s failed: %s", id,
+		       o->image_server, o->images_dir, e.msg);
+		return rc;
+	}
+	if (rc > 0)
 		pr_info("%s had no images: fetched the %u metadata files (%lu bytes) of image %s "
 			"from %s",
-			o->images_dir, res.files, (unsigned long)res.bytes,
-			o->image_id ? o->image_id : "default", o->image_server);
-	return rc < 0 ? rc : 0;
+			o->images_dir, res.files, (unsigned long)res.bytes, id, res.server);
+	/* Every server must serve the dump these files are of. */
+	int dirfd = open(o->images_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc = dirfd < 0 ? -errno : img_fingerprint(dirfd, fp, &e);
+	if (dirfd >= 0)
+		close(dirfd);
+	if (rc == -ENOENT) { /* no images here: the first server's are this restore's */
+		*fp = 0;
+		return 0;
+	}
+	if (rc)
+		pr_err("%s: cannot take the images' fingerprint: %s", o->images_dir,
+		       dirfd < 0 ? strerror(-rc) : e.msg);
+	else
+		pr_debug("%s: image fingerprint %016llx", o->images_dir, (unsigned long long)*fp);
+	return rc;
 }

@@ -315,8 +315,9 @@ void keeper_sync(struct lazyd *d);
 void keeper_note(struct lazyd *d, uint32_t type, int slot, int32_t a, int32_t c);
 void keeper_flush_notes(struct lazyd *d, bool wait);
 
-/* --image-server and an images dir without images: fetch the image's metadata (fetch.c).
+/* --image-server and an images dir without images: fetch the image's metadata (fetch.c);
+ * then *fp = the images' fingerprint (img/fingerprint.h) that every server must have.
  * 0 or -errno (logged). */
-int lazyd_fetch_meta(const struct lazyd_opts *o);
+int lazyd_fetch_meta(const struct lazyd_opts *o, uint64_t *fp);
 
 #endif

@@ -50,6 +50,7 @@ static void source_counts(struct lazyd *d)
 	d->src.ops->state(&d->src, &ss);
 	d->st.src_network = 1;
 	d->st.src_bytes_rx = ss.bytes_rx;
+	d->st.src_failovers = ss.failovers;
 	d->st.src_data_fault = ss.data_pages_rx[SRC_FAULTS];
 	d->st.src_data_stream = ss.data_pages_rx[SRC_STREAM];
 	d->st.src_pages = ss.pages_rx[SRC_FAULTS] + ss.pages_rx[SRC_STREAM];
@@ -256,7 +257,8 @@ static int open_source(struct lazyd *d, struct lazyd_opts *o)
 	struct errmsg e;
 
 	if (o->image_server) {
-		if (lazyd_fetch_meta(o))
+		uint64_t fp = 0;
+		if (lazyd_fetch_meta(o, &fp))
 			return -1;
 		struct imgd_source_cfg cfg = {
 		    .server = o->image_server,
@@ -271,7 +273,8 @@ static int open_source(struct lazyd *d, struct lazyd_opts *o)
 		    .window = LAZYD_MAX_PREFETCH,
 		    .tls = &o->tls,
 		    .compress = o->compress,
-		    .dial_inline = false};
+		    .dial_inline = false,
+		    .fingerprint = fp};
 		if (page_source_imgd(&d->src, &cfg, &e) ||
 		    d->src.ops->load_index(&d->src, &d->img, &e)) {
 			pr_err("image server %s: %s", o->image_server, e.msg);
@@ -460,7 +463,8 @@ int main(int argc, char **argv)
 	}
 	if (o.fetch_only) {
 		/* For a restore by id whose CRIU reads inventory.img before any plugin (4.x). */
-		rc = lazyd_fetch_meta(&o);
+		uint64_t fp;
+		rc = lazyd_fetch_meta(&o, &fp);
 		free(imgdir);
 		return rc ? 1 : 0;
 	}

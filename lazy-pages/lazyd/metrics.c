@@ -178,6 +178,9 @@ static void source_fill(struct prom_buf *b, const LazydStatus *m)
 	    up);
 	one(b, "criu_lazyd_source_reconnects_total", "counter",
 	    "Connections to the page source re-established.", (double)s->reconnects);
+	one(b, "criu_lazyd_source_failovers_total", "counter",
+	    "Connections opened to another image server of the list than the one before.",
+	    (double)s->failovers);
 	one(b, "criu_lazyd_source_backoff_seconds", "gauge",
 	    "While reconnecting: time until the next attempt.", (double)s->retry_in_ms / 1e3);
 	one(b, "criu_lazyd_source_bad_checksums_total", "counter",

@@ -129,6 +129,7 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    "  \"worker_restarts\": %lu,\n  \"pages_resumed_present\": %lu,\n"
 	    "  \"source_bytes_received\": %lu,\n  \"source_data_pages_fault\": %lu,\n"
 	    "  \"source_data_pages_stream\": %lu,\n  \"source_pages\": %lu,\n"
+	    "  \"source_failovers\": %lu,\n"
 	    "  \"pages_shared\": %lu,\n  \"stream_reads\": %lu,\n  \"stream_ranges\": %lu,\n"
 	    "  \"ws_entries\": %lu,\n  \"ws_replayed\": %lu,\n  \"ws_late\": %lu,\n"
 	    "  \"ws_missed\": %lu,\n"
@@ -146,13 +147,14 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    (unsigned long)s->worker_restarts, (unsigned long)s->pages_resumed_present,
 	    (unsigned long)s->src_bytes_rx, (unsigned long)s->src_data_fault,
 	    (unsigned long)s->src_data_stream, (unsigned long)s->src_pages,
-	    (unsigned long)s->pages_shared, (unsigned long)s->stream_reads,
-	    (unsigned long)s->stream_ranges, (unsigned long)s->ws_entries,
-	    (unsigned long)s->ws_replayed, (unsigned long)s->ws_late, (unsigned long)s->ws_missed,
-	    s->fill_threads, (unsigned long)s->fill_jobs, (unsigned long)s->fill_jobs_moved,
-	    (unsigned long)s->fill_jobs_stale, stats_percentile_ns(s, 50) / 1e3,
-	    stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3, span(s->t_start, s->t_restored),
-	    span(s->t_restored, s->t_done), span(s->t_start, s->t_done));
+	    (unsigned long)s->src_failovers, (unsigned long)s->pages_shared,
+	    (unsigned long)s->stream_reads, (unsigned long)s->stream_ranges,
+	    (unsigned long)s->ws_entries, (unsigned long)s->ws_replayed, (unsigned long)s->ws_late,
+	    (unsigned long)s->ws_missed, s->fill_threads, (unsigned long)s->fill_jobs,
+	    (unsigned long)s->fill_jobs_moved, (unsigned long)s->fill_jobs_stale,
+	    stats_percentile_ns(s, 50) / 1e3, stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3,
+	    span(s->t_start, s->t_restored), span(s->t_restored, s->t_done),
+	    span(s->t_start, s->t_done));
 	int err = ferror(f);
 	if (fclose(f) || err) {
 		unlink(tmp);

@@ -21,7 +21,7 @@ struct lazyd_stats {
 	uint64_t worker_restarts; /* by the keeper, during this restore */
 	/* From the page source, if it is the network (criu-imgd): frame bytes received, data
 	 * pages received by the fault path and by the stream (zero pages are never sent). */
-	uint64_t src_bytes_rx, src_data_fault, src_data_stream;
+	uint64_t src_bytes_rx, src_data_fault, src_data_stream, src_failovers;
 	uint64_t src_pages; /* pages received, those marked zero (not sent) included */
 	/* The stream's reads asked for, and the ranges in them (a replay's scattered runs go
 	 * many to a read). */

@@ -31,7 +31,8 @@ struct snap {
 	LazydFill fill;
 	LazydTaskStatus *tasks, **tp;
 	LazydLatencyBucket *b, **bp;
-	char server[128];
+	char server[2400]; /* the option: a list of servers */
+	char serving[272];
 };
 
 static struct snap *snap_of(LazydStatus *m)
@@ -220,6 +221,12 @@ static void source_fill(struct snap *s, const struct lazyd *d)
 					     : LAZYD_SOURCE_STATE__LAZYD_SOURCE_CONNECTED;
 		o->has_reconnects = o->has_bad_checksums = 1;
 		o->reconnects = st.reconnects;
+		if (st.server[0] && opt && opt->image_server && strchr(opt->image_server, ',')) {
+			snprintf(s->serving, sizeof(s->serving), "%s", st.server);
+			o->serving = s->serving;
+			o->has_failovers = 1;
+			o->failovers = st.failovers;
+		}
 		o->bad_checksums = st.bad_sums;
 		o->has_bytes_received = o->has_data_pages_fault = o->has_data_pages_stream = 1;
 		o->bytes_received = st.bytes_rx;

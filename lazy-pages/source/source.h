@@ -49,6 +49,10 @@ struct src_state {
 	 * marked, never sent). */
 	uint64_t bytes_rx;
 	uint64_t pages_rx[SRC_NPATHS], data_pages_rx[SRC_NPATHS];
+	/* criu-imgd with several servers: connections opened to another server than the one
+	 * before, and the one in use (HOST:PORT; "" for other sources) */
+	uint64_t failovers;
+	char server[272];
 };
 
 struct page_source_ops {
@@ -118,7 +122,8 @@ int page_source_local(struct page_source *s);
 /* criu-imgd over lazy-wire (source_imgd.c). */
 struct wire_tls_cfg;
 struct imgd_source_cfg {
-	const char *server; /* HOST:PORT, [V6]:PORT */
+	const char *server; /* HOST:PORT, [V6]:PORT, or several of them, comma separated: servers
+			     * of the same image, the first one first (wire_client_parse) */
 	const char *image;  /* id; NULL: "default" */
 	const char *key_file;
 	unsigned retries;		/* reconnects and checksum re-reads before a read fails */
@@ -129,6 +134,8 @@ struct imgd_source_cfg {
 	/* Reconnect in the caller's thread, blocking (a tool without an event loop, the fuzz
 	 * harness: one thread, reproducible); otherwise a thread opens the connection. */
 	bool dial_inline;
+	uint64_t fingerprint; /* the image's (img/fingerprint.h) every server must have; 0: the
+			       * first server's */
 };
 /* 0, or -errno with the text in e (-EINVAL: a bad option, -ENOMEM; wire_key_load's errno). It
  * does not connect yet: load_index() or the first read() does. */

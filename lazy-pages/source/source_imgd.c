@@ -32,11 +32,37 @@ unsigned imgd_backoff_ms(unsigned attempt)
 	return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
 }
 
-void imgd_backoff(unsigned attempt)
+static void sleep_ms(unsigned ms)
 {
-	unsigned ms = imgd_backoff_ms(attempt);
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 	nanosleep(&ts, NULL);
+}
+
+unsigned imgd_retry_ms(const struct imgd_src *s, unsigned fails)
+{
+	unsigned n = s->cl.nsrv ? s->cl.nsrv : 1;
+
+	if (!fails || fails % n) /* a server of this round is left: try it now */
+		return 0;
+	return imgd_backoff_ms(fails / n - 1);
+}
+
+bool imgd_spent(const struct imgd_src *s, unsigned fails)
+{
+	unsigned n = s->cl.nsrv ? s->cl.nsrv : 1;
+
+	return fails > (s->retries + 1) * n - 1;
+}
+
+void imgd_server_down(struct imgd_src *s, unsigned srv, int rc)
+{
+	if (s->cl.nsrv < 2 || srv != s->cur)
+		return; /* one server, or the other connection moved on already */
+	s->cur = (srv + 1) % s->cl.nsrv;
+	if (!s->down_ns)
+		s->down_ns = mono_ns();
+	pr_info("image server %s:%s: %s; next connection to %s:%s", s->cl.srv[srv].host,
+		s->cl.srv[srv].port, strerror(-rc), s->cl.srv[s->cur].host, s->cl.srv[s->cur].port);
 }
 
 unsigned imgd_wait_ms(struct page_source *ps)
@@ -58,8 +84,14 @@ static void imgd_state(struct page_source *ps, struct src_state *st)
 {
 	const struct imgd_src *s = ps->priv;
 
-	*st = (struct src_state){
-	    .reconnects = s->reconnects, .bad_sums = s->bad_sums, .bytes_rx = s->bytes_rx};
+	*st = (struct src_state){.reconnects = s->reconnects,
+				 .bad_sums = s->bad_sums,
+				 .bytes_rx = s->bytes_rx,
+				 .failovers = s->failovers};
+	unsigned on = s->ufd >= 0 ? s->usrv : s->bfd >= 0 ? s->bsrv : s->cur;
+	snprintf(st->server, sizeof(st->server),
+		 strchr(s->cl.srv[on].host, ':') ? "[%s]:%s" : "%s:%s", s->cl.srv[on].host,
+		 s->cl.srv[on].port);
 	for (int i = 0; i < SRC_NPATHS; i++) {
 		st->pages_rx[i] = s->pages_rx[i];
 		st->data_pages_rx[i] = s->data_pages_rx[i];
@@ -75,6 +107,11 @@ bool imgd_fatal(int rc)
 	return rc == -EACCES || rc == -ENOENT || rc == -ERANGE || rc == -EBADMSG;
 }
 
+bool imgd_dial_fatal(const struct imgd_src *s, int rc)
+{
+	return s->cl.nsrv < 2 && imgd_fatal(rc);
+}
+
 int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, uint8_t *out,
 		      enum src_path path, const uint8_t **data)
 {
@@ -82,6 +119,14 @@ int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, 
 	bool in_place = data && !wire_count_zero(p->zero.data, p->nr_pages);
 	size_t at = 0;
 
+	unsigned from = path == SRC_FAULTS ? s->usrv : s->bsrv;
+	if (s->down_ns && from == s->cur) { /* the failover's first pages */
+		const struct wire_server *w = &s->cl.srv[from];
+		pr_warn("image server %s:%s: first pages %.1f ms after a server of the list "
+			"failed",
+			w->host, w->port, (double)(mono_ns() - s->down_ns) / 1e6);
+		s->down_ns = 0;
+	}
 	s->pages_rx[path] += p->nr_pages;
 	for (uint32_t i = 0; i < p->nr_pages; i++) {
 		uint8_t *dst = out + (size_t)i * WIRE_PAGE;
@@ -117,29 +162,39 @@ static int imgd_load_index(struct page_source *ps, struct img_set *set, struct e
 {
 	struct imgd_src *s = ps->priv;
 
-	for (unsigned attempt = 0;; attempt++) {
+	for (unsigned attempt = 1;; attempt++) {
+		unsigned srv = s->cur;
 		if (s->ufd < 0)
-			s->ufd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch);
+			s->ufd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch, &srv);
 		int rc = s->ufd;
 		if (rc >= 0)
 			rc = wire_client_index(s->ufd, s->uscratch, s->timeout_ms, s->info.nr_tasks,
 					       set, e);
 		if (!rc) {
+			s->down_ns = 0; /* a server down at start: not a failover mid-restore */
 			pr_info("image server %s:%s: image '%s': %zu tasks, %lu data pages, %s "
-				"checksums",
-				s->cl.host, s->cl.port, s->cl.image ? s->cl.image : "default",
-				set->nr_tasks, (unsigned long)s->info.lazy_pages,
-				s->info.dump_checksums ? "dump-time" : "serve-time");
+				"checksums, fingerprint %016llx",
+				s->cl.srv[srv].host, s->cl.srv[srv].port,
+				s->cl.image ? s->cl.image : "default", set->nr_tasks,
+				(unsigned long)s->info.lazy_pages,
+				s->info.dump_checksums ? "dump-time" : "serve-time",
+				(unsigned long long)s->fp);
 			return 0;
 		}
 		bool connected = s->ufd >= 0;
 		imgd_drop_urgent(s);
-		if (connected) /* it answered, and the index failed: e says why */
-			return rc;
-		if (imgd_fatal(rc) || attempt >= s->retries)
-			return errmsg_set(e, rc, "cannot reach image server %s:%s (%s)", s->cl.host,
-					  s->cl.port, strerror(-rc));
-		imgd_backoff(attempt);
+		if (connected) { /* it answered, and the index failed: e says why */
+			pr_warn("image server %s:%s: %s", s->cl.srv[srv].host, s->cl.srv[srv].port,
+				e->msg);
+			if (s->cl.nsrv < 2)
+				return rc;
+			imgd_server_down(s, srv, rc);
+		}
+		if (imgd_dial_fatal(s, rc) || imgd_spent(s, attempt))
+			return errmsg_set(e, rc, "cannot reach image server %s:%s (%s)%s",
+					  s->cl.srv[srv].host, s->cl.srv[srv].port, strerror(-rc),
+					  s->cl.nsrv > 1 ? ", nor any other of the list" : "");
+		sleep_ms(imgd_retry_ms(s, attempt));
 	}
 }
 
@@ -149,9 +204,11 @@ static void imgd_close(struct page_source *ps)
 
 	if (!s)
 		return;
-	if (s->reconnects || s->bad_sums)
-		pr_info("image server: %lu reconnects, %lu pages failed their checksum",
-			(unsigned long)s->reconnects, (unsigned long)s->bad_sums);
+	if (s->reconnects || s->bad_sums || s->failovers)
+		pr_info("image server: %lu reconnects (%lu to another server), %lu pages failed "
+			"their checksum",
+			(unsigned long)s->reconnects, (unsigned long)s->failovers,
+			(unsigned long)s->bad_sums);
 	imgd_dial_wait(&s->udial);
 	imgd_dial_wait(&s->bdial);
 	if (s->zframes)
@@ -201,9 +258,12 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 	s->ufd = s->bfd = -1;
 	ps->ops = &imgd_ops;
 	ps->priv = s;
-	rc = wire_client_parse(&s->cl, cfg->server, NULL);
+	struct errmsg why;
+	rc = wire_client_parse(&s->cl, cfg->server, &why);
 	if (rc)
-		return errmsg_set(e, rc, "bad --image-server '%s' (HOST:PORT)", cfg->server);
+		return errmsg_set(e, rc, "bad --image-server '%s' (HOST:PORT[,HOST:PORT...]): %s",
+				  cfg->server, why.msg);
+	s->fp = cfg->fingerprint;
 	if (cfg->image && !image_id_ok(cfg->image))
 		return errmsg_set(e, EINVAL, "bad --image '%s' (" IMAGE_ID_RULE ")", cfg->image);
 	s->cl.image = cfg->image;

@@ -44,6 +44,8 @@ struct bulk_rx {
 struct imgd_src;
 struct imgd_dial {
 	struct imgd_src *s;
+	struct wire_client cl; /* s->cl aimed at server srv: the thread's own copy */
+	unsigned srv;
 	LwClass cls;
 	uint8_t *scratch;
 	pthread_t th;
@@ -75,6 +77,13 @@ struct imgd_src {
 	unsigned ufails, bfails;
 	uint64_t uretry_at, bretry_at;
 	struct imgd_dial udial, bdial; /* reconnects under way */
+	/* Failover (several servers in s->cl): the one new connections go to, the one each
+	 * connection is on, the one that served last; the image's fingerprint every server
+	 * must have (0 until known). */
+	unsigned cur, usrv, bsrv, last_srv;
+	bool served, warned_nofp;
+	uint64_t fp, failovers;
+	uint64_t down_ns; /* when a server failed, until pages come from another (mono_ns) */
 	uint64_t reconnects, bad_sums;
 	uint64_t bytes_rx, pages_rx[SRC_NPATHS], data_pages_rx[SRC_NPATHS];
 	/* Compression (source_imgd_zstd.c): what each connection's HELLO_REPLY chose */
@@ -87,15 +96,22 @@ struct imgd_src {
 /* ---- source_imgd.c ---- */
 
 /* The attempt-th backoff before a reconnect: 50 ms doubled each time, at most 2 s. Only
- * imgd_load_index (before the event loop runs) sleeps it; the paths that run in the loop
- * keep it as a time to try again (imgd_wait_ms). */
+ * imgd_load_index (before the event loop runs) sleeps; the paths that run in the loop keep
+ * it as a time to try again (imgd_wait_ms). */
 unsigned imgd_backoff_ms(unsigned attempt);
-void imgd_backoff(unsigned attempt);
+/* After fails failures in a row of one connection: the wait before the next attempt (none
+ * while servers of this round are left to try), and whether the retries are spent
+ * (--source-retries rounds over every server). */
+unsigned imgd_retry_ms(const struct imgd_src *s, unsigned fails);
+bool imgd_spent(const struct imgd_src *s, unsigned fails);
+/* A connection to server srv failed or was lost (rc): new connections go to the next one. */
+void imgd_server_down(struct imgd_src *s, unsigned srv, int rc);
 /* ---- source_imgd_dial.c ---- */
 
-/* Connect and OPEN a connection of class cls, blocking (before the event loop runs): the fd,
- * or -errno (logged). A server that now serves another image is -ENOENT. */
-int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch);
+/* Connect and OPEN a connection of class cls to server s->cur (*srv), blocking (before the
+ * event loop runs): the fd, or -errno (logged). A server that serves another image (another
+ * fingerprint or size) is -ENOENT. */
+int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch, unsigned *srv);
 /* The same in a thread (a no-op while one runs): 0, or -errno when no thread can start
  * (-EPERM: the source dials inline, imgd_source_cfg.dial_inline). */
 int imgd_dial_start(struct imgd_src *s, struct imgd_dial *dl, LwClass cls, uint8_t *scratch);
@@ -106,6 +122,8 @@ int imgd_dial_poll(struct imgd_src *s, struct imgd_dial *dl);
 void imgd_dial_wait(struct imgd_dial *dl);
 /* Errors no retry can mend. */
 bool imgd_fatal(int rc);
+/* The same for opening a connection: with several servers, none (another may serve). */
+bool imgd_dial_fatal(const struct imgd_src *s, int rc);
 /* Check one PAGES frame's pages against their checksums: 0 or -EBADMSG (logged, counted).
  * The data goes into out (zero pages written as zeros); with data non-NULL, a frame without
  * zero pages is checked in pay and *data points at pay instead (one copy less), else at out. */

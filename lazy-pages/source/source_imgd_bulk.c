@@ -50,9 +50,10 @@ static int bulk_up(struct imgd_src *s)
 	} else {
 		if (s->bretry_at > mono_ms())
 			return -EAGAIN;
+		unsigned srv;
 		if (!imgd_dial_start(s, &s->bdial, LW_CLASS__LW_CLASS_BULK, s->bscratch))
 			return -EAGAIN; /* the loop comes back (wait_ms) */
-		fd = imgd_connect(s, LW_CLASS__LW_CLASS_BULK, s->bscratch); /* no thread */
+		fd = imgd_connect(s, LW_CLASS__LW_CLASS_BULK, s->bscratch, &srv); /* no thread */
 	}
 	int rc = fd;
 	if (fd >= 0) {
@@ -67,17 +68,18 @@ static int bulk_up(struct imgd_src *s)
 			return 0;
 		}
 		imgd_drop_bulk(s);
-	} else if (imgd_fatal(rc)) {
+		imgd_server_down(s, s->bsrv, rc);
+	} else if (imgd_dial_fatal(s, rc)) {
 		return rc;
 	}
-	if (++s->bfails > s->retries) {
+	if (imgd_spent(s, ++s->bfails)) {
 		s->bfails = 0;
 		s->bretry_at = 0;
 		return -EIO;
 	}
-	s->bretry_at = mono_ms() + imgd_backoff_ms(s->bfails - 1);
-	pr_info("image server (bulk): %s; attempt %u of %u in %u ms", strerror(-rc), s->bfails + 1,
-		s->retries + 1, imgd_backoff_ms(s->bfails - 1));
+	unsigned ms = imgd_retry_ms(s, s->bfails);
+	s->bretry_at = mono_ms() + ms;
+	pr_info("image server (bulk): %s; attempt %u in %u ms", strerror(-rc), s->bfails + 1, ms);
 	return -EAGAIN;
 }
 
@@ -109,8 +111,10 @@ int imgd_prefetchv(struct page_source *ps, const struct img_task *t, const struc
 	}
 	s->npf++;
 	/* Reconnecting: queued, sent with the others when the connection is back. */
-	if (s->bfd >= 0 && submit(s, r))
+	if (s->bfd >= 0 && (rc = submit(s, r))) {
 		imgd_drop_bulk(s); /* sent again on the next collect */
+		imgd_server_down(s, s->bsrv, rc);
+	}
 	return 0;
 }
 
@@ -292,12 +296,15 @@ int imgd_collect(struct page_source *ps, struct src_chunk *out)
 	if (rc < 0) {
 		pr_warn("image server (bulk): connection lost (%s): reconnecting", strerror(-rc));
 		imgd_drop_bulk(s);
+		imgd_server_down(s, s->bsrv, rc);
 		return 0;
 	}
 	bool reset;
 	rc = bulk_frame(s, out, &reset);
 	s->brx = (struct bulk_rx){0};
-	if (reset && rc <= 0)
+	if (reset && rc <= 0) {
 		imgd_drop_bulk(s); /* a frame we cannot place: resend everything on a new stream */
+		imgd_server_down(s, s->bsrv, -EPROTO);
+	}
 	return rc;
 }

@@ -18,7 +18,7 @@ static void *dial_thread(void *arg)
 {
 	struct imgd_dial *dl = arg;
 
-	dl->fd = wire_client_open(&dl->s->cl, dl->cls, dl->scratch, &dl->info, &dl->e);
+	dl->fd = wire_client_open(&dl->cl, dl->cls, dl->scratch, &dl->info, &dl->e);
 	atomic_store_explicit(&dl->done, true, memory_order_release);
 	return NULL;
 }
@@ -29,7 +29,9 @@ int imgd_dial_start(struct imgd_src *s, struct imgd_dial *dl, LwClass cls, uint8
 		return 0;
 	if (s->dial_inline)
 		return -EPERM;
-	*dl = (struct imgd_dial){.s = s, .cls = cls, .scratch = scratch, .fd = -1};
+	*dl = (struct imgd_dial){
+	    .s = s, .cl = s->cl, .srv = s->cur, .cls = cls, .scratch = scratch, .fd = -1};
+	wire_client_use(&dl->cl, s->cur);
 	atomic_store(&dl->done, false);
 	int rc = pthread_create(&dl->th, NULL, dial_thread, dl);
 	if (rc)
@@ -38,25 +40,75 @@ int imgd_dial_start(struct imgd_src *s, struct imgd_dial *dl, LwClass cls, uint8
 	return 0;
 }
 
-/*
- * What wire_client_open gave (fd, info, e) for a connection of class cls: logged if it
- * failed; refused (-ENOENT) if the server now serves another image than the one whose index
- * we hold; else its codec noted. The fd or -errno.
- */
-static int opened(struct imgd_src *s, LwClass cls, int fd, const struct wire_open_info *info,
-		  const struct errmsg *e)
+/* Server srv's address, for the log. */
+static const struct wire_server *at(const struct imgd_src *s, unsigned srv)
 {
-	if (fd < 0) {
-		pr_warn("image server %s:%s: %s", s->cl.host, s->cl.port, e->msg);
-		return fd;
+	return &s->cl.srv[srv];
+}
+
+/*
+ * Whether server srv, which opened with info, serves this restore's image: the same
+ * fingerprint (once one is known: the images dir's, or the first server's) and the same size.
+ * 0, or -ENOENT (logged).
+ */
+static int same_image(struct imgd_src *s, unsigned srv, const struct wire_open_info *info)
+{
+	const char *id = s->cl.image ? s->cl.image : "default";
+
+	if (s->fp && info->fingerprint && info->fingerprint != s->fp) {
+		pr_err("image server %s:%s serves another image as '%s' (fingerprint %016llx, this "
+		       "restore's %016llx): not used",
+		       at(s, srv)->host, at(s, srv)->port, id,
+		       (unsigned long long)info->fingerprint, (unsigned long long)s->fp);
+		return -ENOENT;
 	}
 	if (s->info.nr_tasks &&
 	    (info->nr_tasks != s->info.nr_tasks || info->lazy_pages != s->info.lazy_pages)) {
-		pr_err("image server %s:%s now serves a different image '%s'", s->cl.host,
-		       s->cl.port, s->cl.image ? s->cl.image : "default");
-		wire_sock_close(fd);
+		pr_err("image server %s:%s serves another image as '%s' (%u tasks, %llu data "
+		       "pages; this restore's has %u, %llu): not used",
+		       at(s, srv)->host, at(s, srv)->port, id, info->nr_tasks,
+		       (unsigned long long)info->lazy_pages, s->info.nr_tasks,
+		       (unsigned long long)s->info.lazy_pages);
 		return -ENOENT;
 	}
+	if (!info->fingerprint && s->fp && !s->warned_nofp) {
+		s->warned_nofp = true;
+		pr_warn("image server %s:%s sends no fingerprint: only the image's size says it is "
+			"this restore's",
+			at(s, srv)->host, at(s, srv)->port);
+	}
+	if (!s->fp)
+		s->fp = info->fingerprint;
+	return 0;
+}
+
+/*
+ * What wire_client_open gave (fd, info, e) for a connection of class cls to server srv:
+ * logged if it failed; refused (-ENOENT) if it serves another image; else its codec noted.
+ * The fd or -errno.
+ */
+static int opened(struct imgd_src *s, unsigned srv, LwClass cls, int fd,
+		  const struct wire_open_info *info, const struct errmsg *e)
+{
+	int rc = fd;
+
+	if (fd < 0)
+		pr_warn("image server %s:%s: %s", at(s, srv)->host, at(s, srv)->port, e->msg);
+	else if ((rc = same_image(s, srv, info)))
+		wire_sock_close(fd);
+	if (rc < 0) {
+		imgd_server_down(s, srv, rc);
+		return rc;
+	}
+	if (s->served && srv != s->last_srv) {
+		s->failovers++;
+		pr_warn("image server: failed over from %s:%s to %s:%s (%s connection)",
+			at(s, s->last_srv)->host, at(s, s->last_srv)->port, at(s, srv)->host,
+			at(s, srv)->port, cls == LW_CLASS__LW_CLASS_URGENT ? "fault" : "stream");
+	}
+	s->served = true;
+	s->last_srv = srv;
+	*(cls == LW_CLASS__LW_CLASS_URGENT ? &s->usrv : &s->bsrv) = srv;
 	s->info = *info;
 	*(cls == LW_CLASS__LW_CLASS_URGENT ? &s->ucodec : &s->bcodec) = info->codec;
 	return fd;
@@ -70,7 +122,7 @@ int imgd_dial_poll(struct imgd_src *s, struct imgd_dial *dl)
 		return -EINPROGRESS;
 	pthread_join(dl->th, NULL);
 	dl->running = false;
-	return opened(s, dl->cls, dl->fd, &dl->info, &dl->e);
+	return opened(s, dl->srv, dl->cls, dl->fd, &dl->info, &dl->e);
 }
 
 void imgd_dial_wait(struct imgd_dial *dl)
@@ -84,11 +136,14 @@ void imgd_dial_wait(struct imgd_dial *dl)
 	dl->fd = -1;
 }
 
-int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch)
+int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch, unsigned *srv)
 {
 	struct errmsg e = {""};
 	struct wire_open_info info;
-	int fd = wire_client_open(&s->cl, cls, scratch, &info, &e);
+	struct wire_client c = s->cl;
 
-	return opened(s, cls, fd, &info, &e);
+	*srv = s->cur;
+	wire_client_use(&c, s->cur);
+	int fd = wire_client_open(&c, cls, scratch, &info, &e);
+	return opened(s, *srv, cls, fd, &info, &e);
 }

@@ -64,14 +64,15 @@ void imgd_drop_urgent(struct imgd_src *s)
  */
 static int urgent_failed(struct imgd_src *s, int rc)
 {
-	if (++s->ufails > s->retries) {
+	if (imgd_spent(s, ++s->ufails)) {
 		s->ufails = 0;
 		s->uretry_at = 0;
 		return rc == -EBADMSG ? rc : -EIO;
 	}
-	s->uretry_at = mono_ms() + imgd_backoff_ms(s->ufails - 1);
-	pr_info("image server: urgent connection: %s; attempt %u of %u in %u ms", strerror(-rc),
-		s->ufails + 1, s->retries + 1, imgd_backoff_ms(s->ufails - 1));
+	unsigned ms = imgd_retry_ms(s, s->ufails);
+	s->uretry_at = mono_ms() + ms;
+	pr_info("image server: urgent connection: %s; attempt %u in %u ms", strerror(-rc),
+		s->ufails + 1, ms);
 	return -EAGAIN;
 }
 
@@ -97,13 +98,14 @@ int imgd_read(struct page_source *ps, const struct img_task *t, uint64_t off, vo
 			if (fd == -EINPROGRESS)
 				return -EAGAIN;
 			if (fd == -ECHILD) {
+				unsigned srv;
 				if (!imgd_dial_start(s, &s->udial, LW_CLASS__LW_CLASS_URGENT,
 						     s->uscratch))
 					return -EAGAIN;
-				fd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch);
+				fd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch, &srv);
 			}
 			if (fd < 0)
-				return imgd_fatal(fd) ? fd : urgent_failed(s, fd);
+				return imgd_dial_fatal(s, fd) ? fd : urgent_failed(s, fd);
 			s->ufd = fd;
 			if (s->ufails)
 				s->reconnects++;
@@ -114,6 +116,7 @@ int imgd_read(struct page_source *ps, const struct img_task *t, uint64_t off, vo
 			imgd_drop_urgent(s);
 			if (rc == -ERANGE || rc == -ENOENT || rc == -EACCES)
 				return rc;
+			imgd_server_down(s, s->usrv, rc);
 			return urgent_failed(s, rc);
 		}
 		done += (size_t)n * WIRE_PAGE;

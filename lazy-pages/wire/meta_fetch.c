@@ -1,6 +1,7 @@
 /* Restore by image id: see meta_fetch.h. Used by criu-lazyd and lazy_restore.so. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -30,9 +31,11 @@ int meta_fetch_if_empty(const struct meta_fetch_cfg *cfg, const char *dir,
 		close(dirfd);
 		return 0; /* the images are here: CRIU reads them as they are */
 	}
-	rc = wire_client_parse(&wc, cfg->server, NULL);
+	struct errmsg why;
+	rc = wire_client_parse(&wc, cfg->server, &why);
 	if (rc) {
-		errmsg_set(e, rc, "bad image server address '%s' (HOST:PORT)", cfg->server);
+		errmsg_set(e, rc, "bad image server address '%s' (HOST:PORT[,HOST:PORT...]): %s",
+			   cfg->server, why.msg);
 		goto out;
 	}
 	if (cfg->image && !image_id_ok(cfg->image)) {
@@ -57,10 +60,28 @@ int meta_fetch_if_empty(const struct meta_fetch_cfg *cfg, const char *dir,
 	if (rc)
 		goto out;
 	wc.key = &key;
-	rc = wire_meta_fetch(&wc, dirfd, res, e);
+	/* Each server of the list in turn, until one gives every file. */
+	for (unsigned i = 0; i < wc.nsrv; i++) {
+		struct errmsg why;
+		wire_client_use(&wc, i);
+		rc = wire_meta_fetch(&wc, dirfd, res, &why);
+		if (!rc) {
+			snprintf(res->server, sizeof(res->server),
+				 strchr(wc.host, ':') ? "[%s]:%s" : "%s:%s", wc.host, wc.port);
+			rc = 1;
+			break;
+		}
+		if (wc.nsrv == 1)
+			*e = why;
+		else
+			errmsg_set(e, -rc, "%s%s:%s: %s",
+				   i + 1 == wc.nsrv ? "no server of the list gave it; the last, "
+						    : "",
+				   wc.host, wc.port, why.msg);
+		if (rc == -EEXIST) /* the dir's fault, not the server's */
+			break;
+	}
 	explicit_bzero(&key, sizeof(key));
-	if (!rc)
-		rc = 1;
 out:
 	close(dirfd);
 	return rc;

@@ -15,16 +15,42 @@
 
 int wire_client_parse(struct wire_client *c, const char *server, struct errmsg *e)
 {
-	struct hostport hp;
-	int rc = parse_hostport(server, &hp, e);
+	size_t len = strlen(server);
+	char one[WIRE_MAX_SERVERS * 300];
+	unsigned n = 0;
 
-	if (rc)
-		return rc;
-	_Static_assert(sizeof(c->host) >= sizeof(hp.host), "host fits");
-	_Static_assert(sizeof(c->port) >= sizeof(hp.port), "port fits");
-	memcpy(c->host, hp.host, sizeof(hp.host));
-	memcpy(c->port, hp.port, sizeof(hp.port));
+	if (len >= sizeof(one))
+		return errmsg_set(e, EINVAL, "too long a list of servers");
+	memcpy(one, server, len + 1);
+	for (char *save = NULL, *tok = strtok_r(one, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		struct hostport hp;
+		int rc = parse_hostport(tok, &hp, e);
+		if (rc)
+			return rc;
+		if (n == WIRE_MAX_SERVERS)
+			return errmsg_set(e, EINVAL, "more than %d servers", WIRE_MAX_SERVERS);
+		_Static_assert(sizeof(c->srv[0].host) >= sizeof(hp.host), "host fits");
+		_Static_assert(sizeof(c->srv[0].port) >= sizeof(hp.port), "port fits");
+		for (unsigned i = 0; i < n; i++)
+			if (!strcmp(c->srv[i].host, hp.host) && !strcmp(c->srv[i].port, hp.port))
+				return errmsg_set(e, EINVAL, "server %s given twice", tok);
+		memcpy(c->srv[n].host, hp.host, sizeof(hp.host));
+		memcpy(c->srv[n].port, hp.port, sizeof(hp.port));
+		n++;
+	}
+	/* strtok_r skips empty fields: ",A" or "A,,B" must not pass for a list */
+	if (!n || server[0] == ',' || server[len - 1] == ',' || strstr(server, ",,"))
+		return errmsg_set(e, EINVAL, "an empty server in the list");
+	c->nsrv = n;
+	wire_client_use(c, 0);
 	return 0;
+}
+
+void wire_client_use(struct wire_client *c, unsigned i)
+{
+	memcpy(c->host, c->srv[i].host, sizeof(c->host));
+	memcpy(c->port, c->srv[i].port, sizeof(c->port));
 }
 
 int wire_err_errno(int code)

@@ -16,9 +16,18 @@
 #include "wire_io.h"
 #include "wire_tls.h"
 
-struct wire_client {
+#define WIRE_MAX_SERVERS 8 /* addresses of one --image-server list */
+
+struct wire_server {
 	char host[256];
 	char port[8];
+};
+
+struct wire_client {
+	char host[256]; /* the server it dials: one of srv[] (wire_client_use) */
+	char port[8];
+	struct wire_server srv[WIRE_MAX_SERVERS]; /* every server that serves the image */
+	unsigned nsrv;
 	const char *image;
 	const struct wire_key *key; /* NULL: none */
 	unsigned timeout_ms;
@@ -27,9 +36,14 @@ struct wire_client {
 		       */
 };
 
-/* HOST:PORT or [V6]:PORT, by util/parse.h's parse_hostport: 0, or -EINVAL with what is wrong
- * in e. */
+/*
+ * HOST:PORT or [V6]:PORT, by util/parse.h's parse_hostport, or several of them separated by
+ * commas (at most WIRE_MAX_SERVERS, none twice): servers of the same images, the first one
+ * in use. 0, or -EINVAL with what is wrong in e.
+ */
 int wire_client_parse(struct wire_client *c, const char *server, struct errmsg *e);
+/* Dial server i (< c->nsrv) from now on. */
+void wire_client_use(struct wire_client *c, unsigned i);
 
 /* errno for a server ERROR code: whether it is worth a retry. */
 int wire_err_errno(int code);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "img/fingerprint.h"
 #include "util/clock.h"
 #include "wire_client_read.h"
 
@@ -197,6 +198,15 @@ static int meta_fetch(const struct wire_client *c, int dirfd, uint8_t *scratch,
 		res->files++;
 		res->bytes = sent;
 	}
+	/* What we wrote must be the dump the server named (other files of the dir count too). */
+	uint64_t fp;
+	if (info.fingerprint && !(rc = img_fingerprint(dirfd, &fp, e)) && fp != info.fingerprint)
+		rc = errmsg_set(e, EBADMSG,
+				"the files fetched are not the image the server named (fingerprint "
+				"%016llx, the server's %016llx)",
+				(unsigned long long)fp, (unsigned long long)info.fingerprint);
+	if (rc)
+		goto out;
 	LwClose cl = LW_CLOSE__INIT;
 	wire_send(fd, scratch, WT_CLOSE, &cl.base, NULL, 0, mono_ms() + c->timeout_ms);
 out:

@@ -11,6 +11,7 @@
 struct wire_meta_result {
 	unsigned files;
 	uint64_t bytes;
+	char server[272]; /* meta_fetch_if_empty: HOST:PORT of the server they came from */
 };
 
 /*

@@ -31,8 +31,9 @@ int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
 		return rc;
 	}
 	LwOpenReply *r = (LwOpenReply *)m;
-	*info = (struct wire_open_info){r->nr_tasks, r->lazy_pages, r->zero_pages,
-					r->dump_checksums, codec};
+	*info = (struct wire_open_info){r->nr_tasks,   r->lazy_pages,
+					r->zero_pages, r->dump_checksums,
+					codec,	       r->has_fingerprint ? r->fingerprint : 0};
 	wire_free(m);
 	return fd;
 }

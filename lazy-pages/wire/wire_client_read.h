@@ -16,7 +16,8 @@ struct wire_open_info {
 	uint32_t nr_tasks;
 	uint64_t lazy_pages, zero_pages;
 	bool dump_checksums;
-	LwCodec codec; /* PAGES on this connection may be compressed with it (HELLO_REPLY) */
+	LwCodec codec;	      /* PAGES on this connection may be compressed with it (HELLO_REPLY) */
+	uint64_t fingerprint; /* the image's (img/fingerprint.h); 0: the server sent none */
 };
 
 /*

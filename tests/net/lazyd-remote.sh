@@ -19,6 +19,10 @@
 #   NET_FLIP       N: relay through flipproxy, which flips a bit in the N-th page payload
 #   NET_CUT        N: relay through flipproxy, which cuts the connection in the N-th page
 #                  payload (NET_CUTS times in all, default 1)
+#   NET_FAILOVER   1: a second criu-imgd (B) serves a copy of IMGDIR, and criu-lazyd gets
+#                  both (--image-server A,B; with NET_KILL, A dies for good mid-stream);
+#                  liar: B's copy is another dump under the same id (a core image and
+#                  every page differ): it must never be used
 #   NET_LAZYD_ARGS extra criu-lazyd arguments
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -75,6 +79,7 @@ start_imgd() { # $1: port (0: any)
 
 cleanup() {
 	[ -n "$imgd_pid" ] && kill "$imgd_pid" 2>/dev/null
+	[ -f "$run/imgd-b.pid" ] && kill "$(cat "$run/imgd-b.pid")" 2>/dev/null
 	[ -n "${killer:-}" ] && kill "$killer" 2>/dev/null
 	[ -n "${proxy:-}" ] && kill "$proxy" 2>/dev/null
 	[ -f "$run/imgd.pid" ] && kill "$(cat "$run/imgd.pid")" 2>/dev/null
@@ -88,6 +93,22 @@ else
 	start_imgd 0 || exit 2
 	server=$addr:$port
 	case $addr in *:*) server="[$addr]:$port" ;; esac
+fi
+if [ -n "${NET_FAILOVER:-}" ]; then
+	bdir=$run/b/$(basename "$imgdir")
+	rm -rf "$run/b"
+	mkdir -p "$run/b"
+	cp -a "$imgdir" "$bdir"
+	if [ "$NET_FAILOVER" = liar ]; then
+		for f in "$bdir"/core-*.img; do printf 'X' | dd of="$f" bs=1 seek=20 conv=notrunc 2>/dev/null; break; done
+		for f in "$bdir"/pages-*.img; do head -c "$(stat -c %s "$f")" /dev/urandom >"$f.new" && mv "$f.new" "$f"; done
+	fi
+	"$IMGD" -D "$bdir" --address 127.0.0.1 --port 0 $keyarg -o "$run/imgd-b.log" -v4 \
+		--status-fd 3 3>"$run/imgd-b.port" &
+	echo $! >"$run/imgd-b.pid"
+	i=0
+	while [ ! -s "$run/imgd-b.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	server=$server,127.0.0.1:$(cat "$run/imgd-b.port")
 fi
 if [ -n "${NET_FLIP:-}${NET_CUT:-}" ]; then
 	"$B/tests/net/flipproxy" --to "$server" --nth "${NET_FLIP:-${NET_CUT:-}}" \
@@ -108,7 +129,8 @@ after_start() {
 	sleep "$1"
 }
 if [ -n "${NET_KILL:-}" ]; then
-	( after_start "$NET_KILL"; kill -9 "$(cat "$run/imgd.pid")" ) &
+	( after_start "$NET_KILL"; kill -9 "$(cat "$run/imgd.pid")"
+	  date +%s.%N >"$run/imgd-killed-at" ) &
 	killer=$!
 fi
 if [ -n "${NET_RESTART:-}" ]; then

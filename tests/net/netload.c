@@ -51,8 +51,14 @@ static double now(void)
 
 static int open_source(const struct cfg *c, struct page_source *s, struct img_set *remote)
 {
-	struct imgd_source_cfg sc = {c->server, c->image, c->key,      5,    10000,
-				     8,		c->tls,	  c->compress, false};
+	struct imgd_source_cfg sc = {.server = c->server,
+				     .image = c->image,
+				     .key_file = c->key,
+				     .retries = 5,
+				     .timeout_ms = 10000,
+				     .window = 8,
+				     .tls = c->tls,
+				     .compress = c->compress};
 	struct errmsg err = {""};
 
 	if (page_source_imgd(s, &sc, &err) || s->ops->load_index(s, remote, &err)) {

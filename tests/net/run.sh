@@ -292,6 +292,35 @@ else
 			bad unavailable "$(tail -2 "$OUT/r-gone.out")"
 		fi
 	fi
+	if want failover; then
+		# Two servers of one image (--image-server A,B): A dies for good mid-stream, the
+		# restore goes on through B, every byte checked by restore-sim.
+		d=$OUT/r-failover
+		if sim failover large NET_FAILOVER=1 NET_KILL=0.02 NET_LAZYD_ARGS="--prefetch-window 1" &&
+			grep -q "failed over from" "$d/lazyd.log" &&
+			[ "$(jq -r .source_failovers "$d/stats.json" 2>/dev/null)" -ge 1 ] 2>/dev/null &&
+			[ "$(jq -r .source_pages "$d/stats.json")" = "$(jq -r .pages_total "$d/stats.json")" ]; then
+			ok "failover: A killed mid-restore, completed through B, each page received once ($(grep -o 'first pages [0-9.]* ms after' "$d/lazyd.log" | head -1) A failed)"
+		else
+			bad failover "$(tail -2 "$d.out"; grep -m2 'Error\|failed over' "$d/lazyd.log")"
+		fi
+	fi
+	if want failover-liar; then
+		# B serves another dump under the same id (same sizes, other core image and pages):
+		# when A dies, B is refused by its fingerprint and the tasks are killed, never
+		# given B's pages.
+		d=$OUT/r-liar
+		sim liar large NET_FAILOVER=liar NET_KILL=0.02 \
+			NET_LAZYD_ARGS="--prefetch-window 1 --source-retries 1"
+		if grep -q "serves another image as" "$d/lazyd.log" &&
+			grep -q "killing the task" "$d/lazyd.log" &&
+			! grep -q "failed over from" "$d/lazyd.log" &&
+			! grep -qi "mismatch\|wrong byte" "$d.out"; then
+			ok "failover-liar: a server of another dump under the same id is refused, tasks killed"
+		else
+			bad failover-liar "$(tail -2 "$d.out"; grep -m2 'Error' "$d/lazyd.log")"
+		fi
+	fi
 	if want flip; then
 		# A bit flipped on the wire: the checksum catches it, the page is fetched again.
 		if sim flip large NET_FLIP=5 && grep -q "fails its checksum" "$OUT/r-flip/lazyd.log"; then

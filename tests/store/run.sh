@@ -8,6 +8,9 @@
 #              every byte verified in the task
 #   cache      8 clients at once read every lazy page of the image through a third instance,
 #              each checked byte for byte (tests/net/netload); the store saw each chunk once
+#   failover   criu-lazyd by id through two instances (--image-server A,B): A SIGKILLed as
+#              the drain starts, the restore finishes through B, every byte verified, each
+#              page received once
 #   halfput    `criu-imgd store put` SIGKILLed after some of its objects are written: the
 #              image is never served ("no manifest"), and a complete put of the id works after
 #   getput     `criu-imgd store get` gives back the dumped files byte for byte
@@ -203,6 +206,42 @@ s_halfput() {
 	WHY="$_objs objects written, no manifest: refused ($(grep -o "no image 'half1'[^)]*)" "$D/imgd-half.log" | head -1)); a complete put of the id then works"
 }
 
+s_failover() {
+	[ -d "$D/pub-local" ] || { WHY="needs publish"; return 1; }
+	c=pub
+	rm -rf "$VM/$c/img" "$VM/$c/run-ours"
+	mkdir -p "$VM/$c/img"
+	imgd_up $P2 "$D/imgd-a.log" || { WHY="instance A did not listen"; return 1; }
+	_a=$IPID
+	imgd_up $P3 "$D/imgd-b.log" || { WHY="instance B did not listen"; return 1; }
+	_b=$IPID
+	_list=127.0.0.1:$P2,127.0.0.1:$P3
+	"$LAZYD" --image-server $_list --image pub1 --auth-key "$D/key" -D "$VM/$c/img" \
+		--fetch-only -v4 >"$D/fo-fetch.out" 2>&1 ||
+		{ WHY="criu-lazyd --fetch-only: $(tail -n1 "$D/fo-fetch.out")"; return 1; }
+	# A dies (SIGKILL) as soon as the drain starts; the drain runs one small read at a time
+	# so that most of the image is still to come then.
+	( wait_until 60 grep -q "background prefetch starts" "$VM/$c/run-ours/lazy.log" &&
+		kill -9 $_a ) &
+	_k=$!
+	OURS_LAZY="$LAZYD --image-server $_list --image pub1 --auth-key $D/key --prefetch-window 1 --drain-chunk 16 --stats-file $D/fo-stats.json" \
+		restore_run $c ours drain-first
+	_rc=$?
+	WHY=$FAIL_WHY
+	kill $_k 2>/dev/null
+	wait $_k 2>/dev/null
+	imgd_down $_a
+	imgd_down $_b
+	[ $_rc = 0 ] || return 1
+	_l=$VM/$c/run-ours/lazy.log
+	grep -q "failed over from 127.0.0.1:$P2 to 127.0.0.1:$P3" "$_l" ||
+		{ WHY="no failover in criu-lazyd's log (A killed too late?)"; return 1; }
+	_got=$(jq -r .source_pages "$D/fo-stats.json")
+	_tot=$(jq -r .pages_total "$D/fo-stats.json")
+	[ "$_got" = "$_tot" ] || { WHY="$_got pages received for $_tot: not each once"; return 1; }
+	WHY="A killed as the drain started, the restore finished through B: $VERIFY; each of $_tot pages received once; $(grep -o 'first pages [0-9.]* ms after' "$_l" | head -1) A failed"
+}
+
 # refused CREDFILE PATTERN WHAT: criu-imgd with CREDFILE must refuse to start, saying PATTERN.
 refused() {
 	# shellcheck disable=SC2086
@@ -228,7 +267,7 @@ s_credperm() {
 		"a group-readable credentials file"
 }
 
-for s in ${STORE_TESTS:-publish cache getput halfput badcred credperm}; do
+for s in ${STORE_TESTS:-publish cache failover getput halfput badcred credperm}; do
 	WHY=""
 	if "s_$s"; then result PASS "$s" "$WHY"; else result FAIL "$s" "$WHY"; fi
 done

@@ -102,6 +102,9 @@ Test(lrconf, source_values)
 	cr_assert_eq(c.source, LR_SRC_IMAGE_SERVER);
 	cr_assert_str_eq(c.server.host, "fe80::1");
 	cr_assert_eq(c.server.port_num, 65535);
+	good("source image-server a:1,[::1]:2");
+	cr_assert_str_eq(c.server.host, "a");
+	cr_assert_str_eq(c.servers, "a:1,[::1]:2");
 	good("  source\timage-server   host_1.lan:1   # trailing comment");
 	cr_assert_str_eq(c.server.host, "host_1.lan");
 	cr_assert_eq(c.server.port_num, 1);
@@ -164,8 +167,8 @@ Test(lrconf, unknown_keys)
 
 Test(lrconf, missing_values)
 {
-	bad("source", "t.conf:1: key 'source': needs a value (local, image-server HOST:PORT or "
-		      "page-server HOST:PORT)");
+	bad("source", "t.conf:1: key 'source': needs a value (local, image-server "
+		      "HOST:PORT[,HOST:PORT...] or page-server HOST:PORT)");
 	bad("source image-server 1.2.3.4:5\nimage\n", "t.conf:2: key 'image': needs a value (an "
 						      "image id)");
 	bad("auth-key  # none", "t.conf:1: key 'auth-key': needs a value (a key file)");
@@ -186,8 +189,12 @@ Test(lrconf, too_many_values)
 	bad("verbosity 1 2", "t.conf:1: key 'verbosity': takes one value, got 2");
 	bad("publish h:1 h:2", "t.conf:1: key 'publish': takes one value, got 2");
 	bad("source local h:1", "t.conf:1: key 'source': 'local' takes no address, got 'h:1'");
-	bad("source image-server", "t.conf:1: key 'source': 'image-server' takes one HOST:PORT, "
-				   "got 0 values");
+	bad("source image-server", "t.conf:1: key 'source': 'image-server' takes one "
+				   "HOST:PORT[,HOST:PORT...], got 0 values");
+	bad("source image-server a:1 b:2", "t.conf:1: key 'source': 'image-server' takes one "
+					   "HOST:PORT[,HOST:PORT...], got 2 values");
+	bad("source image-server a:1,a:1",
+	    "t.conf:1: key 'source': bad address list 'a:1,a:1': server a:1 given twice");
 	bad("source page-server a:1 b:2",
 	    "t.conf:1: key 'source': 'page-server' takes one HOST:PORT, got 2 values");
 	bad("log 1 2 3 4 5 6 7 8 9", "t.conf:1: key 'log': too many words");

@@ -108,7 +108,7 @@ Test(source_imgd, reconnect_never_blocks_the_caller)
 	int lfd = loopback_listen(&port);
 
 	cr_assert_geq(lfd, 0);
-	snprintf(s->cl.port, sizeof(s->cl.port), "%u", port);
+	snprintf(s->cl.srv[0].port, sizeof(s->cl.srv[0].port), "%u", port);
 	cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EAGAIN);
 	cr_assert(s->udial.running);
 	/* The server has said nothing: the attempt cannot have ended, the read did. */
@@ -143,4 +143,44 @@ Test(source_imgd, bulk_reads_queue_while_reconnecting)
 	cr_assert(ch.last);
 	cr_assert_eq(src.ops->inflight(&src), 0);
 	cr_assert_geq(idle, 1, "collect came back at once while backing off");
+}
+
+/*
+ * Several servers (--image-server A,B): a failed attempt moves on to the next server at
+ * once; the backoff runs only once every server of the list has failed in a row, and the
+ * read fails for good after --source-retries such rounds.
+ */
+Test(source_imgd, failover_tries_every_server_before_backing_off)
+{
+	char list[64], buf[4096];
+	struct errmsg err = {""};
+	unsigned a = loopback_free_port(), b = loopback_free_port();
+
+	src.ops->close(&src);
+	snprintf(list, sizeof(list), "127.0.0.1:%u,127.0.0.1:%u", a, b);
+	struct imgd_source_cfg cfg = {
+	    .server = list, .key_file = key_path, .retries = RETRIES, .timeout_ms = 1000};
+	cr_assert_eq(page_source_imgd(&src, &cfg, &err), 0, "%s", err.msg);
+	struct imgd_src *s = src.priv;
+	cr_assert_eq(s->cl.nsrv, 2);
+	for (unsigned fail = 1; fail <= (RETRIES + 1) * 2 - 1; fail++) {
+		cr_assert_eq(s->cur, (fail - 1) % 2, "attempt %u goes to server %u", fail,
+			     (fail - 1) % 2);
+		cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EAGAIN);
+		dial_settles(&s->udial);
+		cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EAGAIN);
+		cr_assert_eq(s->ufails, fail);
+		cr_assert_eq(s->cur, fail % 2, "the next attempt goes to the other server");
+		unsigned ms = src.ops->wait_ms(&src);
+		if (fail % 2)
+			cr_assert_eq(ms, 0, "failure %u: the other server is tried at once", fail);
+		else
+			cr_assert(ms > 0 && ms <= imgd_backoff_ms(fail / 2 - 1),
+				  "failure %u: a round failed, wait %u ms", fail, ms);
+		wait_out();
+	}
+	cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EAGAIN);
+	dial_settles(&s->udial);
+	cr_assert_eq(src.ops->read(&src, &task, 0, buf, sizeof(buf)), -EIO, "retries spent");
+	cr_assert_eq(s->failovers, 0, "no connection ever opened");
 }

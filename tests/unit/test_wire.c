@@ -310,6 +310,36 @@ Test(wire, client_server_address)
 	}
 }
 
+/* A list of servers of one image: every one kept, the first in use, wire_client_use. */
+Test(wire, client_server_list)
+{
+	struct wire_client c = {0};
+
+	cr_assert_eq(wire_client_parse(&c, "10.0.0.1:1,[::1]:2,imgd-b:3", NULL), 0);
+	cr_assert_eq(c.nsrv, 3);
+	cr_assert_str_eq(c.host, "10.0.0.1");
+	cr_assert_str_eq(c.port, "1");
+	cr_assert_str_eq(c.srv[1].host, "::1");
+	cr_assert_str_eq(c.srv[2].port, "3");
+	wire_client_use(&c, 2);
+	cr_assert_str_eq(c.host, "imgd-b");
+	cr_assert_str_eq(c.port, "3");
+	cr_assert_eq(wire_client_parse(&c, "a:1", NULL), 0);
+	cr_assert_eq(c.nsrv, 1);
+	const char *bad[] = {",a:1",
+			     "a:1,",
+			     "a:1,,b:2",
+			     ",",
+			     "a:1,b",
+			     "a:1,a:1",
+			     "a:1,b:1,c:1,d:1,e:1,f:1,g:1,h:1,i:1"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct errmsg e = {""};
+		cr_assert_eq(wire_client_parse(&c, bad[i], &e), -EINVAL, "%s", bad[i]);
+		cr_assert(e.msg[0], "%s: no reason", bad[i]);
+	}
+}
+
 static void hex(const char *s, uint8_t *out)
 {
 	for (size_t i = 0; s[2 * i]; i++)
