@@ -102,7 +102,7 @@ PLUGIN := $(if $(PLUGIN_SRC),$(B)/lib/criu/lazy_restore.so)
 
 .SECONDARY: $(GEN_C) $(GEN_H)
 
-.PHONY: all deps test check layercheck unit hosttest storetest bench-store nativetest crashtest vmtest bench bench-native bench-ws bench-fill bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz man mancheck install-systemd
+.PHONY: all deps test check layercheck unit hosttest storetest bench-store bench-fleet nativetest crashtest vmtest bench bench-native bench-ws bench-fill bench-vm bench-net bench-kmod demo install clean format kmod kmodtest fuzz man mancheck install-systemd
 all: $(BINS) $(PLUGIN) $(UNIT_BIN) $(HOST_BIN) $(NET_BIN) $(WORK_BIN) $(KMODT_BIN) kmod-if-headers
 
 deps:
@@ -221,6 +221,10 @@ storetest: all
 bench-store: all
 	bash tests/store/bench.sh
 
+# N clients of one image through 1 and 2 S3-backed criu-imgd instances (issue 15).
+bench-fleet: all
+	bash tests/store/fleet-bench.sh
+
 # Real CRIU 4.x (and runc) natively, from the roots that make deps makes (tests/native/).
 nativetest: all
 	@rc=0; sh tests/native/run.sh || rc=1; sh tests/native/crash.sh || rc=1; exit $$rc
@@ -272,6 +276,8 @@ bench-net: all
 	NATIVE_BENCH_SETUPS="link tcp" NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=1024 sh tests/native/bench.sh 3
 	NATIVE_BENCH_SETUPS=latency NATIVE_BENCH_THREADS=1 NATIVE_BENCH_MB=256 sh tests/native/bench.sh 3
 	NATIVE_BENCH_SETUPS=many sh tests/native/bench.sh 3
+	bash tests/store/bench.sh
+	bash tests/store/fleet-bench.sh
 	sh tests/vm/run.sh netbench
 	sh tests/vm/run.sh forkbench
 

@@ -53,10 +53,13 @@ static int list(int dirfd, char ***names, size_t *n, struct errmsg *e)
 		return errmsg_set(e, ENOMEM, "out of memory");
 	}
 	for (struct dirent *de; !rc && (de = readdir(dir));) {
+		struct stat st;
 		if (++seen > FP_MAX_DIRENTS)
 			rc = errmsg_set(e, EFBIG, "more than %u entries", FP_MAX_DIRENTS);
-		else if (!img_fingerprint_file(de->d_name))
-			continue;
+		else if (!img_fingerprint_file(de->d_name) ||
+			 fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+			 !S_ISREG(st.st_mode))
+			continue; /* only the files a server lists and sends (imgd/meta.c) */
 		else if (*n == IMG_FP_MAX_FILES)
 			rc = errmsg_set(e, EFBIG, "more than %u image files", IMG_FP_MAX_FILES);
 		else if (!((*names)[*n] = strdup(de->d_name)))

@@ -1,8 +1,8 @@
 /*
  * An image's identity, so that a client can tell whether two criu-imgd instances (or an
  * instance and the images it holds itself) serve the same dump: XXH64 over CRIU's metadata
- * files (every "*.img" but the pages files and our working-set record), in name order, each
- * as its name, its size and its bytes. Core, mm, pagemap and inventory images differ between
+ * files (every regular file "*.img" but the pages files and our working-set record; not a
+ * symlink, as criu-imgd sends none), in name order, each as its name, its size and its bytes. Core, mm, pagemap and inventory images differ between
  * any two dumps, so two dumps never share one; copies of a dump (a dir, or the objects of a
  * store) always do.
  */

@@ -161,6 +161,7 @@ int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, 
 static int imgd_load_index(struct page_source *ps, struct img_set *set, struct errmsg *e)
 {
 	struct imgd_src *s = ps->priv;
+	unsigned refused = 0; /* servers in a row whose answer no retry can mend */
 
 	for (unsigned attempt = 1;; attempt++) {
 		unsigned srv = s->cur;
@@ -190,7 +191,8 @@ static int imgd_load_index(struct page_source *ps, struct img_set *set, struct e
 				return rc;
 			imgd_server_down(s, srv, rc);
 		}
-		if (imgd_dial_fatal(s, rc) || imgd_spent(s, attempt))
+		refused = imgd_fatal(rc) ? refused + 1 : 0;
+		if (refused >= s->cl.nsrv || imgd_spent(s, attempt))
 			return errmsg_set(e, rc, "cannot reach image server %s:%s (%s)%s",
 					  s->cl.srv[srv].host, s->cl.srv[srv].port, strerror(-rc),
 					  s->cl.nsrv > 1 ? ", nor any other of the list" : "");
