@@ -80,6 +80,7 @@ struct lr_conf {
 #define LRCONF_DEFAULT_VERBOSITY 2
 #define LRCONF_DEFAULT_TIMEOUT 30
 #define LRCONF_MAX_TIMEOUT 3600
+#define LRCONF_MAX_SERVERS 8 /* source image-server A,B,...: as criu-lazyd's WIRE_MAX_SERVERS */
 #define LRCONF_DEFAULT_LOG "criu-lazyd.log"
 
 const char *lrconf_key_name(enum lr_key k);

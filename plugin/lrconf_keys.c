@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "util/parse.h"
-#include "wire/wire_client_conn.h"
 #include "wire/wire_tls.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -167,17 +166,16 @@ static int set_source(struct lr_conf *c, const struct lrconf_pos *pos, char **v,
 		    s == LR_SRC_IMAGE_SERVER ? "HOST:PORT[,HOST:PORT...]" : "HOST:PORT", nv - 1);
 	if (s == LR_SRC_IMAGE_SERVER) {
 		/* Several instances of one store: criu-lazyd fails over between them. */
-		struct wire_client wc = {0};
+		struct hostport hp[LRCONF_MAX_SERVERS];
 		struct errmsg why;
-		if (strlen(v[1]) >= sizeof(c->servers) || wire_client_parse(&wc, v[1], &why))
+		unsigned n;
+		bool long_ = strlen(v[1]) >= sizeof(c->servers);
+		if (long_ || parse_hostport_list(v[1], hp, LRCONF_MAX_SERVERS, &n, &why))
 			return lrconf_fail(pos, key, "bad address list '%s': %s", v[1],
-					   strlen(v[1]) >= sizeof(c->servers) ? "too long"
-									      : why.msg);
+					   long_ ? "too long" : why.msg);
 		snprintf(c->servers, sizeof(c->servers), "%s", v[1]);
-		char first[300];
-		snprintf(first, sizeof(first), strchr(wc.host, ':') ? "[%s]:%s" : "%s:%s", wc.host,
-			 wc.port);
-		return set_hostport(pos, key, first, &c->server);
+		c->server = hp[0];
+		return 0;
 	}
 	return set_hostport(pos, key, v[1], &c->server);
 }

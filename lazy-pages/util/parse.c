@@ -101,6 +101,35 @@ int parse_hostport(const char *s, struct hostport *hp, struct errmsg *e)
 	return 0;
 }
 
+int parse_hostport_list(const char *s, struct hostport *hp, unsigned max, unsigned *n,
+			struct errmsg *e)
+{
+	*n = 0;
+	for (const char *p = s;; p++) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char one[HOSTPORT_HOST_MAX + 16];
+		if (!len)
+			return errmsg_set(e, EINVAL, "an empty address in the list");
+		if (len >= sizeof(one))
+			return errmsg_set(e, EINVAL, "an address too long in the list");
+		if (*n == max)
+			return errmsg_set(e, EINVAL, "more than %u addresses", max);
+		memcpy(one, p, len);
+		one[len] = 0;
+		int rc = parse_hostport(one, &hp[*n], e);
+		if (rc)
+			return rc;
+		for (unsigned i = 0; i < *n; i++)
+			if (!strcmp(hp[i].host, hp[*n].host) && hp[i].port_num == hp[*n].port_num)
+				return errmsg_set(e, EINVAL, "%s given twice", one);
+		(*n)++;
+		if (!end)
+			return 0;
+		p = end;
+	}
+}
+
 bool image_id_ok(const char *id)
 {
 	size_t n = id ? strnlen(id, IMAGE_ID_MAX + 1) : 0;

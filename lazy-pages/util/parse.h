@@ -27,6 +27,10 @@ struct hostport {
 
 /* HOST:PORT, or [IPV6]:PORT. e says what is wrong. */
 int parse_hostport(const char *s, struct hostport *hp, struct errmsg *e);
+/* One or more of them separated by commas (no spaces, none twice), at most max, into
+ * hp[0..*n). 0, or -EINVAL with what is wrong in e. */
+int parse_hostport_list(const char *s, struct hostport *hp, unsigned max, unsigned *n,
+			struct errmsg *e);
 
 /* Image ids (catalog names on criu-imgd, --image-id, "image" in the plugin's file):
  * 1..IMAGE_ID_MAX of [A-Za-z0-9._-], starting with a letter or a digit (so never ".", ".."

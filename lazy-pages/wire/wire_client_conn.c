@@ -15,33 +15,18 @@
 
 int wire_client_parse(struct wire_client *c, const char *server, struct errmsg *e)
 {
-	size_t len = strlen(server);
-	char one[WIRE_MAX_SERVERS * 300];
-	unsigned n = 0;
+	struct hostport hp[WIRE_MAX_SERVERS];
+	unsigned n;
+	int rc = parse_hostport_list(server, hp, WIRE_MAX_SERVERS, &n, e);
 
-	if (len >= sizeof(one))
-		return errmsg_set(e, EINVAL, "too long a list of servers");
-	memcpy(one, server, len + 1);
-	for (char *save = NULL, *tok = strtok_r(one, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		struct hostport hp;
-		int rc = parse_hostport(tok, &hp, e);
-		if (rc)
-			return rc;
-		if (n == WIRE_MAX_SERVERS)
-			return errmsg_set(e, EINVAL, "more than %d servers", WIRE_MAX_SERVERS);
-		_Static_assert(sizeof(c->srv[0].host) >= sizeof(hp.host), "host fits");
-		_Static_assert(sizeof(c->srv[0].port) >= sizeof(hp.port), "port fits");
-		for (unsigned i = 0; i < n; i++)
-			if (!strcmp(c->srv[i].host, hp.host) && !strcmp(c->srv[i].port, hp.port))
-				return errmsg_set(e, EINVAL, "server %s given twice", tok);
-		memcpy(c->srv[n].host, hp.host, sizeof(hp.host));
-		memcpy(c->srv[n].port, hp.port, sizeof(hp.port));
-		n++;
+	if (rc)
+		return rc;
+	_Static_assert(sizeof(c->srv[0].host) >= sizeof(hp[0].host), "host fits");
+	_Static_assert(sizeof(c->srv[0].port) >= sizeof(hp[0].port), "port fits");
+	for (unsigned i = 0; i < n; i++) {
+		memcpy(c->srv[i].host, hp[i].host, sizeof(hp[i].host));
+		memcpy(c->srv[i].port, hp[i].port, sizeof(hp[i].port));
 	}
-	/* strtok_r skips empty fields: ",A" or "A,,B" must not pass for a list */
-	if (!n || server[0] == ',' || server[len - 1] == ',' || strstr(server, ",,"))
-		return errmsg_set(e, EINVAL, "an empty server in the list");
 	c->nsrv = n;
 	wire_client_use(c, 0);
 	return 0;

@@ -194,7 +194,7 @@ Test(lrconf, too_many_values)
 	bad("source image-server a:1 b:2", "t.conf:1: key 'source': 'image-server' takes one "
 					   "HOST:PORT[,HOST:PORT...], got 2 values");
 	bad("source image-server a:1,a:1",
-	    "t.conf:1: key 'source': bad address list 'a:1,a:1': server a:1 given twice");
+	    "t.conf:1: key 'source': bad address list 'a:1,a:1': a:1 given twice");
 	bad("source page-server a:1 b:2",
 	    "t.conf:1: key 'source': 'page-server' takes one HOST:PORT, got 2 values");
 	bad("log 1 2 3 4 5 6 7 8 9", "t.conf:1: key 'log': too many words");
