@@ -411,6 +411,11 @@ static bool drain_async(struct lazyd *d)
 	d->drain_blocked = !any && d->pf_used && fd >= 0;
 	if (!any && d->pf_used && fd < 0)
 		lazyd_source_backoff(d, false);
+	/* ... and, waiting on the connection, look again when its reads would count as stalled. */
+	unsigned stall =
+	    d->drain_blocked && d->src.ops->stall_ms ? d->src.ops->stall_ms(&d->src) : 0;
+	if (stall)
+		lazyd_source_wake_in(d, stall, false);
 	for (struct lz_task *t = d->tasks; t; t = t->next)
 		if (drainable(t))
 			return true;

@@ -29,7 +29,11 @@ static void on_source_ready(struct ev_loop *l, uint64_t id, void *data)
 
 void lazyd_source_backoff(struct lazyd *d, bool faults)
 {
-	unsigned ms = d->src.ops->wait_ms ? d->src.ops->wait_ms(&d->src) : 0;
+	lazyd_source_wake_in(d, d->src.ops->wait_ms ? d->src.ops->wait_ms(&d->src) : 0, faults);
+}
+
+void lazyd_source_wake_in(struct lazyd *d, unsigned ms, bool faults)
+{
 	uint64_t at = mono_ms() + ms;
 
 	if (!ms)

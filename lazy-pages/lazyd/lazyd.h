@@ -194,6 +194,8 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, 
  * path waits until its wait_ms() has passed (an event loop timer, never a sleep); queued
  * faults stay queued, everything else goes on. */
 void lazyd_source_backoff(struct lazyd *d, bool faults);
+/* The same with the wait given: that path waits ms (0: not at all). */
+void lazyd_source_wake_in(struct lazyd *d, unsigned ms, bool faults);
 /* The first bytes of run r went in by path p: counted (stats, t's counts) and out of t's
  * pending set. 0, or -ENOMEM when the set cannot follow (t failed, logged). */
 int lazyd_installed(struct lazyd *d, struct lz_task *t, const struct pend_extent *r, uint64_t bytes,

@@ -108,6 +108,13 @@ struct page_source_ops {
 	 * until the next attempt (0: it may be tried now); the caller's event loop waits.
 	 */
 	unsigned (*wait_ms)(struct page_source *s);
+	/*
+	 * Optional: with background reads in flight on a live connection, ms until they count
+	 * as stalled (no byte for the source's timeout: a hung server, or its host gone without
+	 * a reset); collect() then drops that connection and asks again elsewhere. 0: nothing
+	 * to watch.
+	 */
+	unsigned (*stall_ms)(struct page_source *s);
 	/* What an operator sees of a source with connections (criu-lazyd status, metrics). */
 	void (*state)(struct page_source *s, struct src_state *st);
 };

@@ -246,6 +246,7 @@ static const struct page_source_ops imgd_ops = {
     .collect = imgd_collect,
     .inflight = imgd_inflight,
     .wait_ms = imgd_wait_ms,
+    .stall_ms = imgd_stall_ms,
     .state = imgd_state,
 };
 

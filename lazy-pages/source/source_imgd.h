@@ -72,6 +72,7 @@ struct imgd_src {
 	struct pf_req pf[IMGD_MAX_WINDOW];
 	unsigned npf;
 	struct bulk_rx brx;
+	uint64_t brx_at; /* mono_ms of the bulk path's last progress while reads are out */
 	/* Reconnecting, as state (never a sleep): failures in a row of each connection and
 	 * when it may be tried again (mono_ms). */
 	unsigned ufails, bfails;
@@ -158,6 +159,7 @@ int imgd_prefetch(struct page_source *ps, const struct img_task *t, uint64_t off
 		  uint64_t tag);
 int imgd_poll_fd(struct page_source *ps);
 int imgd_collect(struct page_source *ps, struct src_chunk *out);
+unsigned imgd_stall_ms(struct page_source *ps);
 unsigned imgd_inflight(struct page_source *ps);
 void imgd_drop_bulk(struct imgd_src *s);
 

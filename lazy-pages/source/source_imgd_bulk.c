@@ -58,6 +58,7 @@ static int bulk_up(struct imgd_src *s)
 	int rc = fd;
 	if (fd >= 0) {
 		s->bfd = fd;
+		s->brx_at = mono_ms();
 		rc = 0;
 		for (unsigned i = 0; i < s->npf && !rc; i++)
 			rc = submit(s, &s->pf[i]);
@@ -104,6 +105,8 @@ int imgd_prefetchv(struct page_source *ps, const struct img_task *t, const struc
 	if (rc && rc != -EAGAIN)
 		return rc;
 	struct pf_req *r = &s->pf[s->npf];
+	if (!s->npf) /* the wait for data starts now */
+		s->brx_at = mono_ms();
 	*r = (struct pf_req){.tag = tag, .t = t, .nr = (uint8_t)nr};
 	for (unsigned i = 0; i < nr; i++) {
 		r->off[i] = rg[i].src;
@@ -176,6 +179,7 @@ static int bulk_recv(struct imgd_src *s)
 		ssize_t n = wire_sock_recv(s->bfd, dst, want - at);
 		if (n > 0) {
 			x->have += (size_t)n;
+			s->brx_at = mono_ms();
 			continue;
 		}
 		if (n == -EAGAIN)
@@ -272,12 +276,31 @@ static int bulk_frame(struct imgd_src *s, struct src_chunk *out, bool *reset)
 	return rc;
 }
 
+unsigned imgd_stall_ms(struct page_source *ps)
+{
+	const struct imgd_src *s = ps->priv;
+	uint64_t now = mono_ms(), at = s->brx_at + s->timeout_ms;
+
+	if (s->bfd < 0 || !s->npf)
+		return 0;
+	return at > now ? (unsigned)(at - now) : 1;
+}
+
 int imgd_collect(struct page_source *ps, struct src_chunk *out)
 {
 	struct imgd_src *s = ps->priv;
 
 	if (!s->npf)
 		return 0;
+	if (s->bfd >= 0 && mono_ms() >= s->brx_at + s->timeout_ms && !wire_sock_pending(s->bfd)) {
+		/* A hung server, or its host gone without a reset: ask again elsewhere. */
+		pr_warn("image server (bulk): nothing received for %u ms with %u reads in flight: "
+			"reconnecting",
+			s->timeout_ms, s->npf);
+		imgd_drop_bulk(s);
+		imgd_server_down(s, s->bsrv, -ETIMEDOUT);
+		return 0;
+	}
 	if (s->bfd < 0) {
 		int rc = bulk_up(s);
 		if (rc == -EAGAIN)

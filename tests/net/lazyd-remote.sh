@@ -14,6 +14,7 @@
 #   NET_RESTART    seconds into the background stream after which criu-imgd is killed
 #                  (SIGKILL) and started again on the same port
 #   NET_KILL       seconds into the background stream after which criu-imgd is killed for good
+#   NET_STOP       the same, but criu-imgd is stopped (SIGSTOP: hung, its connections open)
 #   NET_SUMS       1: write the dump-time checksum index before serving
 #   NET_CORRUPT    1: after the index is written, damage one lazy page in the image
 #   NET_FLIP       N: relay through flipproxy, which flips a bit in the N-th page payload
@@ -78,7 +79,7 @@ start_imgd() { # $1: port (0: any)
 }
 
 cleanup() {
-	[ -n "$imgd_pid" ] && kill "$imgd_pid" 2>/dev/null
+	[ -n "$imgd_pid" ] && kill "$imgd_pid" 2>/dev/null && kill -CONT "$imgd_pid" 2>/dev/null
 	[ -f "$run/imgd-b.pid" ] && kill "$(cat "$run/imgd-b.pid")" 2>/dev/null
 	[ -n "${killer:-}" ] && kill "$killer" 2>/dev/null
 	[ -n "${proxy:-}" ] && kill "$proxy" 2>/dev/null
@@ -131,6 +132,10 @@ after_start() {
 if [ -n "${NET_KILL:-}" ]; then
 	( after_start "$NET_KILL"; kill -9 "$(cat "$run/imgd.pid")"
 	  date +%s.%N >"$run/imgd-killed-at" ) &
+	killer=$!
+fi
+if [ -n "${NET_STOP:-}" ]; then
+	( after_start "$NET_STOP"; kill -STOP "$(cat "$run/imgd.pid")" ) &
 	killer=$!
 fi
 if [ -n "${NET_RESTART:-}" ]; then

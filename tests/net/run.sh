@@ -305,6 +305,19 @@ else
 			bad failover "$(tail -2 "$d.out"; grep -m2 'Error\|failed over' "$d/lazyd.log")"
 		fi
 	fi
+	if want failover-hang; then
+		# A hangs (SIGSTOP: its connections stay open, nothing comes): after --source-timeout
+		# without a byte the stream's reads and the faults go to B.
+		d=$OUT/r-hang
+		if sim hang large NET_FAILOVER=1 NET_STOP=0.02 \
+			NET_LAZYD_ARGS="--prefetch-window 1 --source-timeout 1000" &&
+			grep -q "failed over from" "$d/lazyd.log" &&
+			[ "$(jq -r .source_pages "$d/stats.json")" = "$(jq -r .pages_total "$d/stats.json")" ]; then
+			ok "failover-hang: A hung mid-restore, completed through B after --source-timeout, each page once ($(grep -o 'first pages [0-9.]* ms after' "$d/lazyd.log" | head -1) A was given up)"
+		else
+			bad failover-hang "$(tail -2 "$d.out"; grep -m3 'Error\|failed over\|nothing received' "$d/lazyd.log")"
+		fi
+	fi
 	if want failover-liar; then
 		# B serves another dump under the same id (same sizes, other core image and pages):
 		# when A dies, B is refused by its fingerprint and the tasks are killed, never

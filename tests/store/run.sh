@@ -221,10 +221,10 @@ s_failover() {
 		{ WHY="criu-lazyd --fetch-only: $(tail -n1 "$D/fo-fetch.out")"; return 1; }
 	# A dies (SIGKILL) as soon as the drain starts; the drain runs one small read at a time
 	# so that most of the image is still to come then.
-	( wait_until 60 grep -q "background prefetch starts" "$VM/$c/run-ours/lazy.log" &&
+	( wait_until 60 grep -qs "background prefetch starts" "$VM/$c/run-ours/lazy.log" &&
 		kill -9 $_a ) &
 	_k=$!
-	OURS_LAZY="$LAZYD --image-server $_list --image pub1 --auth-key $D/key --prefetch-window 1 --drain-chunk 16 --stats-file $D/fo-stats.json" \
+	OURS_LAZY="$LAZYD --image-server $_list --image pub1 --auth-key $D/key --prefetch-window 1 --drain-chunk 16" \
 		restore_run $c ours drain-first
 	_rc=$?
 	WHY=$FAIL_WHY
@@ -236,9 +236,10 @@ s_failover() {
 	_l=$VM/$c/run-ours/lazy.log
 	grep -q "failed over from 127.0.0.1:$P2 to 127.0.0.1:$P3" "$_l" ||
 		{ WHY="no failover in criu-lazyd's log (A killed too late?)"; return 1; }
-	_got=$(jq -r .source_pages "$D/fo-stats.json")
-	_tot=$(jq -r .pages_total "$D/fo-stats.json")
-	[ "$_got" = "$_tot" ] || { WHY="$_got pages received for $_tot: not each once"; return 1; }
+	_got=$(jq -r .source_pages "$VM/$c/run-ours/stats.json")
+	_tot=$(jq -r .pages_total "$VM/$c/run-ours/stats.json")
+	[ "${_tot:-0}" -gt 0 ] 2>/dev/null && [ "$_got" = "$_tot" ] ||
+		{ WHY="'$_got' pages received for '$_tot': not each once"; return 1; }
 	WHY="A killed as the drain started, the restore finished through B: $VERIFY; each of $_tot pages received once; $(grep -o 'first pages [0-9.]* ms after' "$_l" | head -1) A failed"
 }
 
