@@ -234,7 +234,9 @@ sim() { # $1 name, $2 scenario, rest: env for lazyd-remote.sh; expects success
 		--dir "$d" >"$d.out" 2>&1
 	_r=$?
 	# restore-sim SIGKILLs a daemon that fails: the wrapper's own cleanup did not run then.
-	[ -f "$d/imgd.pid" ] && kill "$(cat "$d/imgd.pid")" 2>/dev/null
+	for f in "$d/imgd.pid" "$d/imgd-b.pid"; do
+		[ -f "$f" ] && kill -CONT "$(cat "$f")" 2>/dev/null && kill "$(cat "$f")" 2>/dev/null
+	done
 	return $_r
 }
 
