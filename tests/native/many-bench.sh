@@ -7,6 +7,10 @@
 #   one   one restore through a fresh criu-imgd (tests/native/many.sh)
 #   many  NATIVE_BENCH_MANY restores at once through one fresh criu-imgd (many.sh: each its
 #         own criu-lazyd, empty images dir and pid and mount namespace)
+# The restores' run dirs (the metadata each criu-lazyd fetches, work dirs, logs) are in
+# MANY_RUNS, $BDIR/many-runs (tmpfs by default, as every other setup's): on the images' ext4
+# the 32 x ~20 new files of a run, just after the last run's were deleted, cost criu-lazyd
+# more CPU in ext4's inode allocation (find_inode_bit, recently_deleted) than its XXH64.
 # Before "one" and "many" the image's files are evicted from the page cache
 # (POSIX_FADV_DONTNEED, checked with fincore): criu-imgd reads them from disk as it serves.
 # Figures: aggregate throughput (N x page bytes / wall, from the first restore launched to
@@ -18,6 +22,7 @@
 MANY_N=${NATIVE_BENCH_MANY:-32}
 MANY_MB=${NATIVE_BENCH_MANY_MB:-64}
 MDIR=${NATIVE_BENCH_MANY_DIR:-/var/tmp/criu-lazy-many}
+MANY_RUNS=$BDIR/many-runs
 MANYDATA=$OUT/bench-many.txt
 # One line per measurement in MANYDATA:
 #   tcp  ROUND ms
@@ -49,7 +54,7 @@ many_round() {
 	_d=$OUT/bench-runs/many-$1-$2
 	mkdir -p "$_d"
 	cp "$MDIR/many/imgd.log" "$_d/"
-	for _r in "$MDIR/many/many"/*; do
+	for _r in "$MANY_RUNS"/*; do
 		mkdir -p "$_d/${_r##*/}"
 		for _f in times result stats.json daemon.exit ns.rc lazy.log; do
 			[ -f "$_r/$_f" ] && cp "$_r/$_f" "$_d/${_r##*/}/"
@@ -86,7 +91,7 @@ many_bench() {
 			many_round "$_kind" "$_mi" >>"$RAW" 2>&1 || {
 				_fd=$OUT/bench-runs/FAIL-many-$_kind-$_mi
 				say "FAIL many round $_mi, $_kind: $FAIL_WHY"
-				cp -r "$MDIR/many/many" "$_fd" 2>/dev/null
+				cp -r "$MANY_RUNS" "$_fd" 2>/dev/null
 				cp "$MDIR/many/imgd.log" "$_fd/" 2>/dev/null
 				say "benchmark failed: logs in $_fd, $RAW"
 				exit 1
