@@ -231,6 +231,17 @@ int catalog_get(struct imgd_catalog *c, const char *id, struct imgd_image **out,
 	return 0;
 }
 
+static void log_unload(const struct imgd_image *img, const char *why)
+{
+	uint64_t hits = 0;
+
+	for (size_t i = 0; i < img->set.nr_tasks; i++)
+		hits += img->sc[i].hits;
+	pr_info("image %s unloaded (%s); %lu pages were sent with the checksums of an earlier "
+		"read (%zu kB kept)",
+		img->id, why, (unsigned long)hits, img->sc_bytes >> 10);
+}
+
 void catalog_put(struct imgd_catalog *c, struct imgd_image *img)
 {
 	if (!img || --img->refs)
@@ -240,12 +251,7 @@ void catalog_put(struct imgd_catalog *c, struct imgd_image *img)
 			*p = img->next;
 			break;
 		}
-	uint64_t hits = 0;
-	for (size_t i = 0; i < img->set.nr_tasks; i++)
-		hits += img->sc[i].hits;
-	pr_info("image %s unloaded (no sessions left); %lu pages were sent with the checksums "
-		"of an earlier read (%zu kB kept)",
-		img->id, (unsigned long)hits, img->sc_bytes >> 10);
+	log_unload(img, "no sessions left");
 	c->sc_bytes -= img->sc_bytes;
 	image_free(img);
 }
@@ -254,6 +260,7 @@ void catalog_free(struct imgd_catalog *c)
 {
 	while (c->loaded) {
 		struct imgd_image *n = c->loaded->next;
+		log_unload(c->loaded, "criu-imgd exits");
 		image_free(c->loaded);
 		c->loaded = n;
 	}
