@@ -17,12 +17,16 @@
 # the last "verify ok") against the yardstick's; criu-imgd's peak RSS (VmHWM) with one and with
 # N restores; its disk reads (/proc/PID/io read_bytes) against the pages image's size; each
 # restore's total (criu restore start -> its "verify ok") and resume, p50 and max.
+# `criu restore` runs at CRIU's default log level, 2 (NATIVE_BENCH_MANY_CRIU_V; the test,
+# many-test.sh, keeps -v4): its log is not read here, and at -v4 the 32 CRIUs took about 6%
+# more CPU time (2026-12-04, 4 runs each way: 4658 against 4384 ms for the 32 restores).
 # Needs from bench.sh: BDIR VM OUT RAW ROUNDS ROOT IMGD LAZYD KEY LOGV, say, page_bytes_of,
 # median, ratio, rot, and many.sh sourced.
 MANY_N=${NATIVE_BENCH_MANY:-32}
 MANY_MB=${NATIVE_BENCH_MANY_MB:-64}
 MDIR=${NATIVE_BENCH_MANY_DIR:-/var/tmp/criu-lazy-many}
 MANY_RUNS=$BDIR/many-runs
+MANY_CRIU_V=${NATIVE_BENCH_MANY_CRIU_V:-2}
 MANYDATA=$OUT/bench-many.txt
 # One line per measurement in MANYDATA (cpu_ms: see many_cpu_ms):
 #   tcp  ROUND ms cpu_ms
@@ -174,7 +178,7 @@ many_md() {
 	echo
 	echo "Many restores of one image (issue 13): a ${MANY_MB} MB memhog (pages image $MANY_PAGES_SIZE bytes,"
 	echo "$MANY_BYTES of them not zero), $MANY_N restores at once through one criu-imgd on loopback, each"
-	echo "its own criu-lazyd, empty images dir and pid namespace; images in $MDIR"
+	echo "its own criu-lazyd, empty images dir and pid namespace (criu restore -v$MANY_CRIU_V); images in $MDIR"
 	echo "($(df -P "$MDIR" | awk 'NR == 2 { print $1 }'), evicted from the page cache before each restore run); median of $ROUNDS rounds."
 	echo
 	echo "| figure | 1 restore | $MANY_N restores at once |"
