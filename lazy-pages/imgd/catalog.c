@@ -118,7 +118,8 @@ static int load(struct imgd_image *img, struct errmsg *e)
 	img->sums_fd = calloc(img->set.nr_tasks, sizeof(int));
 	img->dext = calloc(img->set.nr_tasks, sizeof(*img->dext));
 	img->ndext = calloc(img->set.nr_tasks, sizeof(*img->ndext));
-	if (!img->sums_fd || !img->dext || !img->ndext)
+	img->sc = calloc(img->set.nr_tasks, sizeof(*img->sc));
+	if (!img->sums_fd || !img->dext || !img->ndext || !img->sc)
 		return errmsg_set(e, ENOMEM, "out of memory");
 	for (size_t i = 0; i < img->set.nr_tasks; i++)
 		img->sums_fd[i] = -1;
@@ -153,6 +154,10 @@ static void image_free(struct imgd_image *img)
 			if (img->sums_fd[i] >= 0)
 				close(img->sums_fd[i]);
 	free(img->sums_fd);
+	if (img->sc)
+		for (size_t i = 0; i < img->set.nr_tasks; i++)
+			sumcache_free(&img->sc[i]);
+	free(img->sc);
 	if (img->dext)
 		for (size_t i = 0; i < img->set.nr_tasks; i++)
 			free(img->dext[i]);
@@ -231,6 +236,17 @@ int catalog_get(struct imgd_catalog *c, const char *id, struct imgd_image **out,
 	return 0;
 }
 
+static void log_unload(const struct imgd_image *img, const char *why)
+{
+	uint64_t hits = 0;
+
+	for (size_t i = 0; i < img->set.nr_tasks; i++)
+		hits += img->sc[i].hits;
+	pr_info("image %s unloaded (%s); %lu pages were sent with the checksums of an earlier "
+		"read (%zu kB kept)",
+		img->id, why, (unsigned long)hits, img->sc_bytes >> 10);
+}
+
 void catalog_put(struct imgd_catalog *c, struct imgd_image *img)
 {
 	if (!img || --img->refs)
@@ -240,7 +256,8 @@ void catalog_put(struct imgd_catalog *c, struct imgd_image *img)
 			*p = img->next;
 			break;
 		}
-	pr_info("image %s unloaded (no sessions left)", img->id);
+	log_unload(img, "no sessions left");
+	c->sc_bytes -= img->sc_bytes;
 	image_free(img);
 }
 
@@ -248,6 +265,7 @@ void catalog_free(struct imgd_catalog *c)
 {
 	while (c->loaded) {
 		struct imgd_image *n = c->loaded->next;
+		log_unload(c->loaded, "criu-imgd exits");
 		image_free(c->loaded);
 		c->loaded = n;
 	}
@@ -293,6 +311,35 @@ int image_read(struct imgd_catalog *c, const struct imgd_image *img, size_t ti, 
 		got += (size_t)r;
 	}
 	return 0;
+}
+
+struct sumcache *image_sumcache(struct imgd_catalog *c, struct imgd_image *img, size_t ti)
+{
+	struct sumcache *sc = &img->sc[ti];
+	const struct img_task *t = &img->set.tasks[ti];
+
+	if (sc->npages)
+		return sc;
+	if (sc->off)
+		return NULL;
+	uint64_t npages = t->pages_size / WIRE_PAGE;
+	size_t bytes = sumcache_bytes(npages);
+	int rc = -E2BIG;
+	if (bytes && bytes <= IMGD_SUMCACHE_BUDGET - c->sc_bytes)
+		rc = sumcache_init(sc, npages);
+	if (rc) {
+		sc->off = true;
+		if (npages)
+			pr_warn("image %s: pid %d: checksums are computed for every read of "
+				"pages-%u.img (%lu pages), none kept: %s",
+				img->id, t->pid, t->pages_id, (unsigned long)npages,
+				rc == -E2BIG ? "over the budget of the images' sum caches"
+					     : strerror(-rc));
+		return NULL;
+	}
+	img->sc_bytes += bytes;
+	c->sc_bytes += bytes;
+	return sc;
 }
 
 const struct img_task *image_task(const struct imgd_image *img, int32_t pid, size_t *idx)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "imgd.h"
+#include "sumcache.h"
 #include "store.h"
 #include "img/images.h"
 #include "util/err.h"
@@ -23,7 +24,9 @@ struct imgd_image {
 	size_t *ndext;
 	int dirfd;
 	struct img_set set;
-	int *sums_fd; /* per task: pages-N.img.xxh64, or -1 */
+	int *sums_fd;	     /* per task: pages-N.img.xxh64, or -1 */
+	struct sumcache *sc; /* per task: its pages file's checksums and zero pages */
+	size_t sc_bytes;     /* their memory (the catalog's budget) */
 	bool dump_sums;
 	uint64_t lazy_pages, zero_pages;
 	uint64_t fingerprint;  /* img/fingerprint.h: which dump this is */
@@ -40,6 +43,7 @@ struct imgd_catalog {
 	const char *dir;	  /* -D */
 	const char *dir_id;	  /* its basename: the id it answers to (also "default") */
 	struct imgd_image *loaded;
+	size_t sc_bytes; /* memory of the loaded images' sum caches (IMGD_SUMCACHE_BUDGET) */
 };
 
 /* -D or --root: 0, or -errno with e. */
@@ -63,6 +67,11 @@ int catalog_exists(struct imgd_catalog *c, const char *id, struct errmsg *e);
  * (a chunk of the store is damaged); another -errno with e. */
 int image_read(struct imgd_catalog *c, const struct imgd_image *img, size_t ti, uint64_t off,
 	       size_t len, void *buf, struct errmsg *e);
+/*
+ * Task ti's cache of checksums and zero pages (sumcache.h), set up on its first use while
+ * the loaded images' caches stay within IMGD_SUMCACHE_BUDGET; NULL: the task has none.
+ */
+struct sumcache *image_sumcache(struct imgd_catalog *c, struct imgd_image *img, size_t ti);
 /* The task with image pid, and its index in the pstree. */
 const struct img_task *image_task(const struct imgd_image *img, int32_t pid, size_t *idx);
 

@@ -12,8 +12,9 @@
  *   session.c      a session's life and its one way out (session_reply, session_fail)
  *   conn_io.c      a connection's bytes: socket or TLS, frames in, one frame out, stalls
  *   store_cli.c    `criu-imgd store put/get` (main.c calls it)
- *   catalog.c, sums.c
- *                  the images served and their dump-time checksums
+ *   catalog.c, sums.c, sumcache.c
+ *                  the images served, their dump-time checksums, and the checksums and zero
+ *                  pages learnt while serving them (kept per image, shared by its sessions)
  *   store.c, store_xfer.c
  *                  the object store under --store (docs/store.md): an image of the store
  *                  served, a dir into the store and back; below them store_manifest.c (the
@@ -44,6 +45,7 @@
 #define IMGD_UPLOAD_MAX (16ull << 30)		     /* --upload-max default */
 #define IMGD_UPLOAD_TOTAL (64ull << 30)		     /* --upload-total default */
 #define IMGD_STORE_CACHE (256ull << 20)		     /* --store-cache default */
+#define IMGD_SUMCACHE_BUDGET ((size_t)256 << 20)     /* all images' sum caches: 128 GiB of pages */
 
 struct imgd_opts {
 	const char *dir;	    /* -D: one image */

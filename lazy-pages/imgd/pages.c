@@ -4,6 +4,9 @@
  * IMGD_CHUNK_PAGES pages at a time so that an urgent request never waits
  * behind more than one chunk. Zero pages are marked, not sent; every page
  * carries its checksum, verified against the dump-time index when there is one.
+ * The first read of a page checks and hashes it; the image's sum cache
+ * (sumcache.h) keeps the result, and a later session that sends the page from
+ * the file does not read it at all.
  */
 #include "handlers.h"
 
@@ -101,26 +104,31 @@ static int page_sums(struct imgd_image *img, size_t ti, uint64_t off, uint32_t n
 	return 0;
 }
 
+/* The zero pages of the n pages in buf, as a zero map (bit i of byte i / 8). */
+static void zero_map(const uint8_t *buf, uint32_t n, uint8_t *zmap)
+{
+	memset(zmap, 0, (n + 7) / 8);
+	for (uint32_t i = 0; i < n; i++)
+		if (wire_page_is_zero(buf + (size_t)i * WIRE_PAGE))
+			zmap[i / 8] |= (uint8_t)(1u << (i % 8));
+}
+
 /*
- * Mark the zero pages of buf in zmap and take them out of the payload: either move the data
- * pages down over them (pack), or describe the data pages as ranges of the pages file from
- * off on (seg, for a payload the kernel sends from the file). The payload length.
+ * Take the zero pages of zmap out of the payload: either move the data pages of buf down
+ * over them (pack), or describe the data pages as ranges of the pages file from off on (seg,
+ * for a payload the kernel sends from the file; buf is not looked at). The payload length.
  */
-static size_t pack_payload(uint8_t *buf, uint32_t n, uint8_t *zmap, bool pack, uint64_t off,
+static size_t pack_payload(uint8_t *buf, uint32_t n, const uint8_t *zmap, bool pack, uint64_t off,
 			   struct conn_io_seg *seg, unsigned *nseg)
 {
 	size_t out = 0;
 
-	memset(zmap, 0, (n + 7) / 8);
 	*nseg = 0;
 	for (uint32_t i = 0; i < n; i++) {
-		uint8_t *p = buf + (size_t)i * WIRE_PAGE;
-		if (wire_page_is_zero(p)) {
-			zmap[i / 8] |= (uint8_t)(1u << (i % 8));
+		if (wire_zero_bit(zmap, i))
 			continue;
-		}
 		if (pack && out != (size_t)i * WIRE_PAGE)
-			memmove(buf + out, p, WIRE_PAGE);
+			memmove(buf + out, buf + (size_t)i * WIRE_PAGE, WIRE_PAGE);
 		uint64_t at = off + (uint64_t)i * WIRE_PAGE;
 		if (!pack && *nseg && seg[*nseg - 1].off + seg[*nseg - 1].len == at)
 			seg[*nseg - 1].len += WIRE_PAGE;
@@ -158,15 +166,23 @@ int pages_next_frame(struct imgd_session *s, bool urgent_only)
 	if (n > IMGD_CHUNK_PAGES)
 		n = IMGD_CHUNK_PAGES;
 	uint64_t off = g->off + (uint64_t)r->done * WIRE_PAGE;
+	/* A plain connection that does not compress now: the data pages go from the page
+	 * cache, not from pay. Pages that an earlier read checked and hashed are not read
+	 * again, unless they are sent from pay. */
+	bool zip = compress_active(s), from_file = !zip && !s->img->st && session_sends_files(s);
+	struct sumcache *sc = image_sumcache(&s->d->cat, s->img, ti);
+	bool known = sc && sumcache_get(sc, off / WIRE_PAGE, n, sums, zmap);
 	/* The pages file and the index are told apart: any errno of pread is an I/O error. */
 	struct errmsg e;
-	int rc = image_read(&s->d->cat, s->img, ti, off, (size_t)n * WIRE_PAGE, pay, &e);
+	int rc = known && from_file
+		     ? 0
+		     : image_read(&s->d->cat, s->img, ti, off, (size_t)n * WIRE_PAGE, pay, &e);
 	bool store_damaged = rc == -EILSEQ;
 	bool damaged = false;
-	if (!rc) {
+	if (!rc && !known) {
 		rc = page_sums(s->img, ti, off, n, pay, sums, &bad);
 		damaged = rc == -EILSEQ;
-	} else {
+	} else if (rc) {
 		pr_err("image %s: %s", s->img->id, e.msg);
 	}
 	if (rc) {
@@ -192,9 +208,11 @@ int pages_next_frame(struct imgd_session *s, bool urgent_only)
 		}
 		return 1;
 	}
-	/* A plain connection that does not compress now: the data pages go from the page
-	 * cache, not from pay. */
-	bool zip = compress_active(s), from_file = !zip && !s->img->st && session_sends_files(s);
+	if (!known) {
+		zero_map(pay, n, zmap);
+		if (sc)
+			sumcache_put(sc, off / WIRE_PAGE, n, sums, zmap);
+	}
 	struct conn_io_seg seg[IMGD_CHUNK_PAGES];
 	unsigned nseg;
 	size_t plen = pack_payload(pay, n, zmap, !from_file, off, seg, &nseg);

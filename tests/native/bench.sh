@@ -56,7 +56,7 @@
 # Env: NATIVE_BENCH_MB (1024), NATIVE_BENCH_DIR (images and run dirs; default
 # /dev/shm/criu-lazy-bench, tmpfs like the VM benchmark), NATIVE_BENCH_V (log level of the
 # lazy daemons and criu-imgd, default 2 = their default; `criu restore` logs at -v4 in
-# restore_run for every setup), NATIVE_BENCH_PORT (criu-imgd port, default 0: any free one),
+# restore_run for every setup but many: NATIVE_BENCH_MANY_CRIU_V, default 2), NATIVE_BENCH_PORT (criu-imgd port, default 0: any free one),
 # NATIVE_BENCH_THREADS ("1 2"), NATIVE_BENCH_SETUPS ("eager criu ours nokeeper imgd"),
 # NATIVE_SUITE (sid), NATIVE_BENCH_BIN (where criu-lazyd and criu-imgd are; default build/bin),
 # NATIVE_BENCH_TREE (what to call the build in the JSON; default git describe of the tree),

@@ -11,8 +11,10 @@
 # from it with RUN_DIR as the work dir. The workload verifies all its memory as soon as it
 # runs (RUN_DIR/ctl/verify is there beforehand).
 # Writes in RUN_DIR: times ("restore NS" when criu restore starts, "restored NS" when it
-# returned, "end NS"), daemon.exit ("RC NS" of criu-lazyd), ns.rc (0, or the failing step's
-# words). Leaving (as pid 1) ends the namespace: the restored task goes with it.
+# returned), daemon.exit (criu-lazyd's exit code), ns.rc (0, or the failing step's words).
+# Leaving (as pid 1) ends the namespace: the restored task goes with it. Every process this
+# script starts runs 32 times at once in the benchmark and counts in its CPU time: no
+# timestamp or check here that nothing reads (each $(date) is two processes).
 set -u
 C=$1 I=$2 CRIU_V=$3
 shift 3
@@ -25,7 +27,7 @@ mkfifo "$I/ready" || fail "mkfifo"
 ( _r=0
   "$@" -D "$I/img" -W "$I" -o "$I/lazy.log" --stats-file "$I/stats.json" --status-fd 3 \
 	3>"$I/ready" >"$I/daemon.out" 2>&1 </dev/null || _r=$?
-  echo "$_r $(now)" >"$I/daemon.exit" ) &
+  echo "$_r" >"$I/daemon.exit" ) &
 LPID=$!
 # One byte (a NUL) once the socket listens; none (end of file) if criu-lazyd exited before.
 [ "$(head -c 1 "$I/ready" | wc -c)" = 1 ] || { wait "$LPID"; fail "criu-lazyd did not listen"; }
@@ -42,6 +44,5 @@ until grep -q '^verify ' "$I/result"; do
 	[ "$n" -le 600 ] || fail "the workload reported no verification in 30 s"
 	sleep 0.05
 done
-echo "end $(now)" >>"$I/times"
-kill -0 "$(cat "$C/pid")" 2>/dev/null || fail "the restored workload died"
+read -r wpid <"$C/pid" && kill -0 "$wpid" 2>/dev/null || fail "the restored workload died"
 echo 0 >"$I/ns.rc"

@@ -7,21 +7,25 @@
 # own criu-lazyd (--image-server 127.0.0.1:PORT --image img, an empty images dir of its own
 # that it fills with the metadata) and its own `criu restore --lazy-pages`, each in a pid and
 # mount namespace of its own (tests/native/many-ns.sh), each verifying all its memory as
-# soon as it runs. Run dirs: CASE_DIR/many/1..N. Sets MANY_WALL_MS (the first restore
+# soon as it runs. Run dirs: RUNS/1..N, RUNS being MANY_RUNS if set (bench.sh: on tmpfs, as
+# every other setup's run dirs), else CASE_DIR/many. Sets MANY_WALL_MS (the first restore
 # launched -> the last "verify ok"), MANY_TOTALS and MANY_RESUMES (each restore's criu
 # restore start -> its "verify ok" / its "resumed", ms, one a line). 0 if every restore
 # verified every byte and every criu-lazyd exited 0; else FAIL_WHY says which did not.
 MANY_TIMEOUT=${MANY_TIMEOUT:-300} # seconds one restore may take, all in all
 MANY_CRIU_V=${MANY_CRIU_V:-4}
 
+# many_runs CASE_DIR: where the run dirs of many_restores are.
+many_runs() { echo "${MANY_RUNS:-$1/many}"; }
+
 many_restores() {
-	_mc=$1 _mn=$2 _mp=$3
-	rm -rf "$_mc/many"
+	_mc=$1 _mn=$2 _mp=$3 _mrd=$(many_runs "$1")
+	rm -rf "${_mrd:?}"
 	_i=1
 	while [ "$_i" -le "$_mn" ]; do
-		mkdir -p "$_mc/many/$_i/ctl" "$_mc/many/$_i/img"
-		touch "$_mc/many/$_i/ctl/restored" "$_mc/many/$_i/ctl/verify"
-		: >"$_mc/many/$_i/result"
+		mkdir -p "$_mrd/$_i/ctl" "$_mrd/$_i/img"
+		touch "$_mrd/$_i/ctl/restored" "$_mrd/$_i/ctl/verify"
+		: >"$_mrd/$_i/result"
 		_i=$((_i + 1))
 	done
 	_pids=""
@@ -29,9 +33,9 @@ many_restores() {
 	_i=1
 	while [ "$_i" -le "$_mn" ]; do
 		timeout -s KILL "$MANY_TIMEOUT" unshare --kill-child -p -f -m --mount-proc \
-			sh "$ROOT/tests/native/many-ns.sh" "$_mc" "$_mc/many/$_i" "$MANY_CRIU_V" \
+			sh "$ROOT/tests/native/many-ns.sh" "$_mc" "$_mrd/$_i" "$MANY_CRIU_V" \
 			"$LAZYD" --image-server "127.0.0.1:$_mp" --image img --auth-key "$KEY" \
-			"-v$LOGV" >"$_mc/many/$_i/ns.out" 2>&1 &
+			"-v$LOGV" >"$_mrd/$_i/ns.out" 2>&1 &
 		_pids="$_pids $!"
 		_i=$((_i + 1))
 	done
@@ -46,7 +50,7 @@ many_collect() {
 	FAIL_WHY="" MANY_TOTALS="" MANY_RESUMES="" _last=0
 	_i=1
 	while [ "$_i" -le "$2" ]; do
-		_d=$1/many/$_i
+		_d=$(many_runs "$1")/$_i
 		_why=""
 		_v=$(grep -m1 '^verify ' "$_d/result" 2>/dev/null) || _v="no verify line"
 		_rc=$(cat "$_d/ns.rc" 2>/dev/null) || _rc="killed after ${MANY_TIMEOUT} s (or never ran)"
