@@ -15,6 +15,18 @@
 MANY_TIMEOUT=${MANY_TIMEOUT:-300} # seconds one restore may take, all in all
 MANY_CRIU_V=${MANY_CRIU_V:-4}
 
+# many_server I PORT: restore I's --image-server: 127.0.0.1:PORT, or with MANY_SERVERS (words,
+# each a server list) the ((I - 1) mod count)-th of them (tests/store: instances of one store).
+many_server() {
+	[ -n "${MANY_SERVERS:-}" ] || { echo "127.0.0.1:$2"; return; }
+	# shellcheck disable=SC2086
+	set -- "$1" $MANY_SERVERS
+	_ms_k=$(($1 % ($# - 1)))
+	[ "$_ms_k" = 0 ] && _ms_k=$(($# - 1))
+	shift "$_ms_k"
+	echo "$1"
+}
+
 # many_runs CASE_DIR: where the run dirs of many_restores are.
 many_runs() { echo "${MANY_RUNS:-$1/many}"; }
 
@@ -34,7 +46,8 @@ many_restores() {
 	while [ "$_i" -le "$_mn" ]; do
 		timeout -s KILL "$MANY_TIMEOUT" unshare --kill-child -p -f -m --mount-proc \
 			sh "$ROOT/tests/native/many-ns.sh" "$_mc" "$_mrd/$_i" "$MANY_CRIU_V" \
-			"$LAZYD" --image-server "127.0.0.1:$_mp" --image img --auth-key "$KEY" \
+			"$LAZYD" --image-server "$(many_server "$_i" "$_mp")" --image "${MANY_IMAGE:-img}" \
+			--auth-key "$KEY" \
 			"-v$LOGV" >"$_mrd/$_i/ns.out" 2>&1 &
 		_pids="$_pids $!"
 		_i=$((_i + 1))

@@ -8,6 +8,9 @@
 #              every byte verified in the task
 #   cache      8 clients at once read every lazy page of the image through a third instance,
 #              each checked byte for byte (tests/net/netload); the store saw each chunk once
+#   fleet      16 real restores of the image at once (each in its own pid namespace), 8
+#              through each of two instances: every byte verified in each, each instance
+#              read each chunk from the store at most once
 #   failover   criu-lazyd by id through two instances (--image-server A,B): A SIGKILLed as
 #              the drain starts, the restore finishes through B, every byte verified, each
 #              page received once
@@ -26,6 +29,7 @@ native_env "${NATIVE_SUITE:-sid}" || exit 1
 D=${STORE_DIR:-/tmp/criu-lazy-store-$$}
 export VM=$D/vm
 . "$ROOT/tests/vm/lib.sh"
+. "$ROOT/tests/native/many.sh"
 VM=$D/vm
 IMGD=$ROOT/build/bin/criu-imgd
 LAZYD=$ROOT/build/bin/criu-lazyd
@@ -243,6 +247,38 @@ s_failover() {
 	WHY="A killed as the drain started, the restore finished through B: $VERIFY; each of $_tot pages received once; $(grep -o 'first pages [0-9.]* ms after' "$_l" | head -1) A failed"
 }
 
+s_fleet() {
+	[ -d "$D/pub-local" ] || { WHY="needs publish"; return 1; }
+	imgd_up $P2 "$D/imgd-fa.log" || { WHY="instance A did not listen"; return 1; }
+	_a=$IPID
+	imgd_up $P3 "$D/imgd-fb.log" || { WHY="instance B did not listen"; return 1; }
+	_b=$IPID
+	# 16 real restores at once, each in its own pid namespace (tests/native/many.sh): half
+	# through A (B as its fallback), half through B (A as its fallback).
+	KEY=$D/key LOGV=2 MANY_IMAGE=pub1 MANY_RUNS=$D/fleet \
+		MANY_SERVERS="127.0.0.1:$P2,127.0.0.1:$P3 127.0.0.1:$P3,127.0.0.1:$P2" \
+		many_restores "$VM/pub" 16 0
+	_rc=$?
+	WHY=$FAIL_WHY
+	_ra=$(status_json $P2 | jq -r '.store.chunk_reads')
+	_rb=$(status_json $P3 | jq -r '.store.chunk_reads')
+	_ha=$(proc_kb $_a VmHWM) _hb=$(proc_kb $_b VmHWM)
+	imgd_down $_a
+	imgd_down $_b
+	[ $_rc = 0 ] || return 1
+	_chunks=0
+	for f in "$D"/pub-local/pages-*.img; do
+		_chunks=$((_chunks + ($(stat -c %s "$f") + 4194303) / 4194304))
+	done
+	for _s in "$D"/fleet/*/stats.json; do
+		[ "$(jq -r .source_pages "$_s")" = "$(jq -r .pages_total "$_s")" ] ||
+			{ WHY="$_s: pages not received once each"; return 1; }
+	done
+	[ "$_ra" -ge 1 ] && [ "$_ra" -le "$_chunks" ] && [ "$_rb" -ge 1 ] && [ "$_rb" -le "$_chunks" ] ||
+		{ WHY="chunk reads A $_ra, B $_rb for an image of $_chunks chunks"; return 1; }
+	WHY="16 restores at once through 2 instances, each verified every byte in ${MANY_WALL_MS} ms; chunk reads A $_ra, B $_rb ($_chunks chunks); peak RSS A $((_ha / 1024)) MiB, B $((_hb / 1024)) MiB"
+}
+
 # refused CREDFILE PATTERN WHAT: criu-imgd with CREDFILE must refuse to start, saying PATTERN.
 refused() {
 	# shellcheck disable=SC2086
@@ -268,7 +304,7 @@ s_credperm() {
 		"a group-readable credentials file"
 }
 
-for s in ${STORE_TESTS:-publish cache failover getput halfput badcred credperm}; do
+for s in ${STORE_TESTS:-publish cache failover fleet getput halfput badcred credperm}; do
 	WHY=""
 	if "s_$s"; then result PASS "$s" "$WHY"; else result FAIL "$s" "$WHY"; fi
 done
