@@ -39,7 +39,7 @@ static void run_job(struct imgd_store *st, unsigned i, const struct store_job *j
 	struct store_fetch *f = &st->ra;
 	uint8_t *buf = malloc(j->len ? j->len : 1);
 	struct errmsg e;
-	int rc = buf ? s3_get(&f->s3[i], j->okey, 0, j->len, buf, j->len, NULL, &e) : -ENOMEM;
+	int rc = buf ? store_be_get(&f->be[i], j->okey, 0, j->len, buf, j->len, NULL, &e) : -ENOMEM;
 	bool bad = !rc && XXH64(buf, j->len, 0) != j->csum;
 
 	pthread_mutex_lock(&f->mu);
@@ -117,12 +117,12 @@ static int start(struct imgd_store *st)
 	f->started = true;
 	for (unsigned i = 0; i < STORE_RA_THREADS; i++) {
 		struct thread_arg *a = malloc(sizeof(*a));
-		int rc = a ? s3_clone(&f->s3[i], &st->s3, &e) : -ENOMEM;
+		int rc = a ? store_be_clone(&f->be[i], &st->be, &e) : -ENOMEM;
 		if (!rc) {
 			*a = (struct thread_arg){st, i};
 			rc = -pthread_create(&f->th[i], NULL, worker, a);
 			if (rc)
-				s3_close(&f->s3[i]);
+				store_be_close(&f->be[i]);
 		}
 		if (rc) {
 			free(a);
@@ -148,7 +148,7 @@ void store_fetch_stop(struct imgd_store *st)
 	pthread_mutex_unlock(&f->mu);
 	for (unsigned i = 0; i < f->nth; i++) {
 		pthread_join(f->th[i], NULL);
-		s3_close(&f->s3[i]);
+		store_be_close(&f->be[i]);
 	}
 	f->nth = 0;
 	pthread_cond_destroy(&f->work);
