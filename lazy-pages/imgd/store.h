@@ -119,8 +119,11 @@ void store_fetch_stop(struct imgd_store *st);
 /* Queue the chunks after chunk k of file for the threads (started on the first call). */
 void store_fetch_ahead(struct imgd_store *st, const struct store_img *si,
 		       const struct store_file *file, uint64_t k);
-/* With st->ra.mu held: wait while ckey is queued or being fetched. Whether it waited. */
+/* With st->ra.mu held: ckey, if queued, is taken out of the queue (the caller fetches it);
+ * if a thread fetches it, wait until it is done. Whether it waited. */
 bool store_fetch_wait(struct imgd_store *st, const char *ckey);
+/* ckey taken out of f's queue (the order of the others kept): whether it was there. */
+bool store_fetch_unqueue(struct store_fetch *f, const char *ckey);
 
 /* store_xfer.c: publish the image in dirfd as id (manifest last; an id that exists is never
  * replaced): 0, or -errno with e (-EEXIST: it exists). */

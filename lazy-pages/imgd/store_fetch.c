@@ -7,6 +7,9 @@
  * loop itself as without read-ahead (and a read-ahead that failed is fetched again there, so
  * that the error, if it stays, is the loop's to report).
  *
+ * A chunk the loop needs that is still queued (no thread took it yet) is taken out of the
+ * queue and fetched by the loop at once, not after the jobs queued before it.
+ *
  * One mutex (st->ra.mu) guards the cache, the queue and the counters the threads add to; a
  * job carries everything it needs (keys, length, checksum), never a pointer to a manifest
  * that may be freed meanwhile. Threads start on the first read (after criu-imgd detached:
@@ -22,15 +25,39 @@
 
 #include "util/log.h"
 
-static bool inflight(const struct store_fetch *f, const char *ckey)
+/* Whether a thread is fetching ckey now. */
+static bool running(const struct store_fetch *f, const char *ckey)
 {
-	for (unsigned i = 0; i < f->nq; i++)
-		if (!strcmp(f->q[(f->qh + i) % STORE_RA_QUEUE].ckey, ckey))
-			return true;
 	for (unsigned i = 0; i < STORE_RA_THREADS; i++)
 		if (f->busy[i] && !strcmp(f->cur[i], ckey))
 			return true;
 	return false;
+}
+
+/* Where ckey waits in the queue (0 = next), or -1. */
+static int queued(const struct store_fetch *f, const char *ckey)
+{
+	for (unsigned i = 0; i < f->nq; i++)
+		if (!strcmp(f->q[(f->qh + i) % STORE_RA_QUEUE].ckey, ckey))
+			return (int)i;
+	return -1;
+}
+
+static bool inflight(const struct store_fetch *f, const char *ckey)
+{
+	return queued(f, ckey) >= 0 || running(f, ckey);
+}
+
+bool store_fetch_unqueue(struct store_fetch *f, const char *ckey)
+{
+	int at = queued(f, ckey);
+
+	if (at < 0)
+		return false;
+	for (unsigned i = (unsigned)at; i + 1 < f->nq; i++)
+		f->q[(f->qh + i) % STORE_RA_QUEUE] = f->q[(f->qh + i + 1) % STORE_RA_QUEUE];
+	f->nq--;
+	return true;
 }
 
 /* One job, by thread i, the lock not held. */
@@ -195,7 +222,10 @@ bool store_fetch_wait(struct imgd_store *st, const char *ckey)
 	struct store_fetch *f = &st->ra;
 	bool waited = false;
 
-	while (f->nth && inflight(f, ckey)) {
+	/* Queued but not started: ours to fetch now, not after the jobs before it. */
+	if (!f->nth || store_fetch_unqueue(f, ckey))
+		return false;
+	while (running(f, ckey)) {
 		pthread_cond_wait(&f->done, &f->mu);
 		waited = true;
 	}
