@@ -1,12 +1,15 @@
 #!/bin/bash
-# make bench-store: page throughput from an S3-backed criu-imgd against a directory-backed one
-# on loopback, for a 1 GB image dumped by real CRIU 4.2.1 (memhog), as ratios in one run.
+# make bench-store: page throughput from an S3-backed and a RADOS-backed criu-imgd against a
+# directory-backed one on loopback, for a 1 GB image dumped by real CRIU 4.2.1 (memhog), as
+# ratios in one run.
 # The client is tests/net/netload --throughput: criu-lazyd's page source (source_imgd.c) on
 # the bulk path, as criu-lazyd drains, without installing pages. Each figure is the best of
-# RUNS (default 3) runs. cold: a fresh S3-backed instance (empty chunk cache); warm: the same
-# instance again (--store-cache 2G holds the image). The Ceph cluster (tests/store/ceph.sh)
+# RUNS (default 3) runs. cold: a fresh store-backed instance (empty chunk cache); warm: the same
+# instance again (--store-cache 2G holds the image). The S3 store is the cluster's radosgw,
+# the RADOS one its pool "imgd" through librados (client.imgd). The Ceph cluster (tests/store/ceph.sh)
 # and the image live in NATIVE_BENCH_DIR (default /dev/shm/s3-bench); the run holds
-# /tmp/lazy-bench.lock. Prints "dir N MiB/s, s3-cold N MiB/s (Rx), s3-warm N MiB/s (Rx)".
+# /tmp/lazy-bench.lock. Prints "dir N MiB/s, s3-cold N MiB/s (Rx), s3-warm N MiB/s (Rx),
+# rados-cold N MiB/s (Rx), rados-warm N MiB/s (Rx)". STORE_BENCH=s3 or rados: that one only.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export ROOT
@@ -52,27 +55,44 @@ best() { printf '%s\n' "$@" | sort -g | tail -1; }
 CEPH_MON_PORT=3320 RGW_PORT=8020 bash "$ROOT/tests/store/ceph.sh" start "$D/ceph" >"$D/ceph.out" 2>&1 ||
 	{ cat "$D/ceph.out"; exit 1; }
 . "$D/ceph/s3.env"
+. "$D/ceph/rados.env"
+# shellcheck disable=SC2034 # used through declare -n below
 S3=(--store "s3://$S3_BUCKET/bench" --s3-endpoint "$S3_ENDPOINT" --s3-credentials "$S3_CREDENTIALS")
+# shellcheck disable=SC2034
+RADOS=(--store "rados://$RADOS_POOL/bench" --ceph-conf "$RADOS_CONF" --ceph-id "$RADOS_ID")
+WHICH=${STORE_BENCH:-s3 rados}
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$D/key"
 chmod 600 "$D/key"
 wl_start big memhog -m "$MB" -s 7 && wl_dump big || exit 1
 mkdir -p "$D/root"
 mv "$VM/big/img" "$D/root/big"
-t0=$(date +%s%N)
-"$IMGD" store put "$D/root/big" big "${S3[@]}" -v1 || exit 1
-echo "bench-store: store put of $(du -sm "$D/root/big" | cut -f1) MB in $((($(date +%s%N) - t0) / 1000000)) ms"
+for b in $WHICH; do
+	declare -n args=${b^^}
+	t0=$(date +%s%N)
+	"$IMGD" store put "$D/root/big" big "${args[@]}" -v1 || exit 1
+	echo "bench-store: $b: store put of $(du -sm "$D/root/big" | cut -f1) MB in $((($(date +%s%N) - t0) / 1000000)) ms"
+	unset -n args
+done
 
 up --root "$D/root"
 dir=()
 for _ in $(seq "$RUNS"); do dir+=("$(rate)"); done
 down
-cold=() warm=()
-for _ in $(seq "$RUNS"); do
-	up "${S3[@]}" --store-cache 2G
-	cold+=("$(rate)")
-	warm+=("$(rate)")
-	down
+d=$(best "${dir[@]}")
+line="dir $d MiB/s"
+echo "bench-store: runs: dir ${dir[*]} (MiB/s)"
+for b in $WHICH; do
+	declare -n args=${b^^}
+	cold=() warm=()
+	for _ in $(seq "$RUNS"); do
+		up "${args[@]}" --store-cache 2G
+		cold+=("$(rate)")
+		warm+=("$(rate)")
+		down
+	done
+	unset -n args
+	c=$(best "${cold[@]}") w=$(best "${warm[@]}")
+	echo "bench-store: runs: $b-cold ${cold[*]}; $b-warm ${warm[*]} (MiB/s)"
+	line="$line, $(awk -v b="$b" -v d="$d" -v c="$c" -v w="$w" 'BEGIN { printf "%s-cold %s MiB/s (%.2fx), %s-warm %s MiB/s (%.2fx)", b, c, (d > 0 ? c / d : 0), b, w, (d > 0 ? w / d : 0) }')"
 done
-d=$(best "${dir[@]}") c=$(best "${cold[@]}") w=$(best "${warm[@]}")
-echo "bench-store: runs: dir ${dir[*]}; s3-cold ${cold[*]}; s3-warm ${warm[*]} (MiB/s)"
-awk -v mb="$MB" -v d="$d" -v c="$c" -v w="$w" 'BEGIN { printf "bench-store: %s MB image: dir %s MiB/s, s3-cold %s MiB/s (%.2fx), s3-warm %s MiB/s (%.2fx)\n", mb, d, c, (d > 0 ? c / d : 0), w, (d > 0 ? w / d : 0) }'
+echo "bench-store: $MB MB image: $line"
