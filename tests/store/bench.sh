@@ -46,9 +46,22 @@ up() { # ARGS...: a criu-imgd on PORT; sets IPID
 	wait_until 60 listening $PORT || { echo "bench-store: criu-imgd did not listen" >&2; exit 1; }
 }
 down() { kill "$IPID" 2>/dev/null; wait "$IPID" 2>/dev/null; }
-rate() { # the MiB/s of one netload --throughput run, or 0
-	"$NETLOAD" --server 127.0.0.1:$PORT --dir "$D/root/big" --image big --key "$D/key" \
-		--throughput 2>>"$D/netload.err" | sed -n 's/^throughput: \([0-9.]*\) MiB.*/\1/p'
+# ticks PID: its user + system CPU time so far, in clock ticks (0 when gone).
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# rate LABEL: the MiB/s of one netload --throughput run, or 0; the CPU seconds that the OSD,
+# radosgw, criu-imgd and netload spent on it go to $D/cpu as a line "LABEL osd S rgw S imgd S
+# netload S".
+rate() {
+	local o0 g0 i0 o1 g1 i1 mibs
+	o0=$(ticks "$OSD") g0=$(ticks "$RGW") i0=$(ticks "$IPID")
+	mibs=$(/usr/bin/time -f '%U %S' -o "$D/netload.cpu" "$NETLOAD" --server 127.0.0.1:$PORT \
+		--dir "$D/root/big" --image big --key "$D/key" --throughput 2>>"$D/netload.err" |
+		sed -n 's/^throughput: \([0-9.]*\) MiB.*/\1/p')
+	o1=$(ticks "$OSD") g1=$(ticks "$RGW") i1=$(ticks "$IPID")
+	awk -v l="$1" -v hz="$(getconf CLK_TCK)" -v o=$((o1 - o0)) -v g=$((g1 - g0)) \
+		-v i=$((i1 - i0)) -v n="$(awk '{ print $1 + $2 }' "$D/netload.cpu")" -v r="${mibs:-0}" \
+		'BEGIN { printf "%s %s MiB/s: cpu s osd %.2f rgw %.2f imgd %.2f netload %.2f\n", l, r, o / hz, g / hz, i / hz, n }' >>"$D/cpu"
+	echo "${mibs:-0}"
 }
 best() { printf '%s\n' "$@" | sort -g | tail -1; }
 
@@ -56,6 +69,8 @@ CEPH_MON_PORT=3320 RGW_PORT=8020 bash "$ROOT/tests/store/ceph.sh" start "$D/ceph
 	{ cat "$D/ceph.out"; exit 1; }
 . "$D/ceph/s3.env"
 . "$D/ceph/rados.env"
+# ceph.sh's pids: mon, mgr, osd, rgw
+OSD=$(sed -n 3p "$D/ceph/pids") RGW=$(sed -n 4p "$D/ceph/pids")
 # shellcheck disable=SC2034 # used through declare -n below
 S3=(--store "s3://$S3_BUCKET/bench" --s3-endpoint "$S3_ENDPOINT" --s3-credentials "$S3_CREDENTIALS")
 # shellcheck disable=SC2034
@@ -76,7 +91,7 @@ done
 
 up --root "$D/root"
 dir=()
-for _ in $(seq "$RUNS"); do dir+=("$(rate)"); done
+for _ in $(seq "$RUNS"); do dir+=("$(rate dir)"); done
 down
 d=$(best "${dir[@]}")
 line="dir $d MiB/s"
@@ -86,8 +101,8 @@ for b in $WHICH; do
 	cold=() warm=()
 	for _ in $(seq "$RUNS"); do
 		up "${args[@]}" --store-cache 2G
-		cold+=("$(rate)")
-		warm+=("$(rate)")
+		cold+=("$(rate "$b-cold")")
+		warm+=("$(rate "$b-warm")")
 		down
 	done
 	unset -n args
@@ -95,4 +110,5 @@ for b in $WHICH; do
 	echo "bench-store: runs: $b-cold ${cold[*]}; $b-warm ${warm[*]} (MiB/s)"
 	line="$line, $(awk -v b="$b" -v d="$d" -v c="$c" -v w="$w" 'BEGIN { printf "%s-cold %s MiB/s (%.2fx), %s-warm %s MiB/s (%.2fx)", b, c, (d > 0 ? c / d : 0), b, w, (d > 0 ? w / d : 0) }')"
 done
+sed 's/^/bench-store: /' "$D/cpu"
 echo "bench-store: $MB MB image: $line"
