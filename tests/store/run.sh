@@ -17,8 +17,8 @@
 #              a rados-backed criu-imgd serves it: criu-lazyd by id into an empty dir, real
 #              criu restore --lazy-pages, every byte verified in the task; `store get` gives
 #              every file back byte for byte
-#   radoscache 8 clients at once through one rados-backed instance, each verified byte for
-#              byte (netload); the pool saw each chunk once
+#   radoscache 8 clients at once through one rados-backed instance (detached, -d), each
+#              verified byte for byte (netload); the pool saw each chunk once
 #   radoshalf  a `store put` into the pool SIGKILLed half-way: never served ("no manifest"),
 #              and a complete put of the id works after
 #   radosrace  two `store put` of one new id at once: exactly one wins (the manifest is an
