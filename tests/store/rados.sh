@@ -154,8 +154,33 @@ s_radoskey() {
 }
 
 s_radosperm() {
-	cp "$(sed -n 's/^keyring = //p' "$RADOS_CONF")" "$D/perm.keyring"
+	local kr why
+	kr=$(sed -n 's/^keyring = //p' "$RADOS_CONF")
+	cp "$kr" "$D/perm.keyring"
 	chmod 640 "$D/perm.keyring"
 	sed "s|^keyring = .*|keyring = $D/perm.keyring|" "$RADOS_CONF" >"$D/perm.conf"
-	rrefused "$D/perm.conf" "mode 640 lets group or others read it" "a group-readable keyring"
+	rrefused "$D/perm.conf" "mode 640 lets group or others read it" "a group-readable keyring" ||
+		return 1
+	why=$WHY
+	# The key in the conf itself (no keyring), the conf readable by all.
+	{
+		grep -v '^keyring' "$RADOS_CONF"
+		printf '[client.%s]\nkey = %s\n' "$RADOS_ID" "$(sed -n 's/^[[:space:]]*key = //p' "$kr")"
+	} >"$D/keyconf.conf"
+	chmod 644 "$D/keyconf.conf"
+	rrefused "$D/keyconf.conf" "it sets key) holds a secret and its mode 644" \
+		"a world-readable conf holding the key" || return 1
+	WHY="$why; $WHY"
+}
+
+s_radospool() {
+	# shellcheck disable=SC2086
+	if timeout 60 "$IMGD" --store rados://nopool$$ ${RADOS#--store * } --port $P3 \
+		--auth-key "$D/key" >"$D/nopool.out" 2>&1; then
+		WHY="criu-imgd started over a pool that does not exist"
+		return 1
+	fi
+	grep -q "rados://nopool$$: no such pool" "$D/nopool.out" ||
+		{ WHY="unclear error: $(cat "$D/nopool.out")"; return 1; }
+	WHY=$(grep -o "rados://nopool$$: no such pool" "$D/nopool.out" | head -1)
 }

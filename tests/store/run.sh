@@ -25,7 +25,9 @@
 #              exclusive create), the other says the image appeared meanwhile or exists
 #   radoskey   a wrong key in the keyring: criu-imgd refuses to start, saying the cluster
 #              refused the user or its key
-#   radosperm  a keyring readable by group: refused, saying so
+#   radosperm  a keyring readable by group, or a conf readable by all that holds the key:
+#              refused, saying so
+#   radospool  a pool that does not exist: criu-imgd refuses to start, saying so
 # Writes "PASS|FAIL scenario: ..." lines, and "N passed, N failed"; exit 0 when all passed.
 # STORE_DIR (default /tmp/criu-lazy-store-$$) holds the cluster and the workloads.
 set -u
@@ -247,7 +249,7 @@ s_credperm() {
 
 . "$ROOT/tests/store/rados.sh"
 
-for s in ${STORE_TESTS:-publish cache getput halfput badcred credperm rados radoscache radoshalf radosrace radoskey radosperm}; do
+for s in ${STORE_TESTS:-publish cache getput halfput badcred credperm rados radoscache radoshalf radosrace radoskey radosperm radospool}; do
 	WHY=""
 	if "s_$s"; then result PASS "$s" "$WHY"; else result FAIL "$s" "$WHY"; fi
 done
