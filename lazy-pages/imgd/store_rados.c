@@ -11,7 +11,6 @@
 #include <time.h>
 
 #include "store_rados_lib.h"
-#include "util/log.h"
 
 struct rados_conn {
 	rados_t cl;
@@ -27,6 +26,17 @@ struct store_rados {
 	rados_ioctx_t io;
 };
 
+/* Setting name of cl into v: 0, or -errno with e (never silently "unset"). */
+static int setting(const struct rados_lib *L, rados_t cl, const char *name, char *v, size_t len,
+		   struct errmsg *e)
+{
+	int rc = L->rados_conf_get(cl, name, v, len);
+
+	return rc ? errmsg_set(e, -rc, "--ceph-conf: cannot read its %s setting: %s", name,
+			       strerror(-rc))
+		  : 0;
+}
+
 /* The secrets the conf leads librados to: none that group or others may read. */
 static int check_secrets(const struct rados_lib *L, rados_t cl, const struct store_rados *s,
 			 struct errmsg *e)
@@ -34,15 +44,16 @@ static int check_secrets(const struct rados_lib *L, rados_t cl, const struct sto
 	char v[4096], path[4096];
 	int rc;
 
-	if (!L->rados_conf_get(cl, "key", v, sizeof(v)) && v[0] &&
-	    (rc = rados_secret_file_check(s->conf, "the conf", "--ceph-conf: it sets key", e)))
+	if ((rc = setting(L, cl, "key", v, sizeof(v), e)) ||
+	    (v[0] &&
+	     (rc = rados_secret_file_check(s->conf, "the conf", "--ceph-conf: it sets key", e))))
 		return rc;
-	if (!L->rados_conf_get(cl, "keyfile", v, sizeof(v)) && v[0] &&
-	    (rc = rados_secret_file_check(v, "key file", "keyfile in --ceph-conf", e)))
+	if ((rc = setting(L, cl, "keyfile", v, sizeof(v), e)) ||
+	    (v[0] && (rc = rados_secret_file_check(v, "key file", "keyfile in --ceph-conf", e))))
 		return rc;
-	if (!L->rados_conf_get(cl, "keyring", v, sizeof(v)) &&
-	    rados_first_existing(v, path, sizeof(path)) &&
-	    (rc = rados_secret_file_check(path, "keyring", "keyring in --ceph-conf", e)))
+	if ((rc = setting(L, cl, "keyring", v, sizeof(v), e)) ||
+	    (rados_first_existing(v, path, sizeof(path)) &&
+	     (rc = rados_secret_file_check(path, "keyring", "keyring in --ceph-conf", e))))
 		return rc;
 	return 0;
 }
