@@ -59,7 +59,9 @@ LIB_fill := $(B)/lib/libfill.a
 LIB_ops := $(B)/lib/libops.a
 # ops/ stands on libmicrohttpd and json-c: only the daemons (and the tests) link them.
 OPS_LIBS = $(shell pkg-config --libs libmicrohttpd json-c 2>/dev/null)
-# criu-imgd's object store (imgd/store_s3.c) stands on libcurl: criu-imgd and the tests.
+# criu-imgd's object store stands on libcurl (imgd/store_s3.c) and, for rados://, on librados
+# (imgd/store_rados*.c: librados-dev's header at build time, librados.so.2 loaded with dlopen
+# only when such a store is opened; criu-imgd does not link it).
 STORE_LIBS = $(shell pkg-config --libs libcurl 2>/dev/null)
 GEN_OBJ := $(GEN_C:.c=.o)
 

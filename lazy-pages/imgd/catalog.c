@@ -24,7 +24,8 @@
 static int init_store(struct imgd_catalog *c, const struct imgd_opts *o, struct errmsg *e)
 {
 	const char *tmp = getenv("TMPDIR");
-	struct store_s3_cfg cfg = {o->store, o->s3_endpoint, o->s3_region, o->s3_credentials};
+	struct store_cfg cfg = {o->store,	   o->s3_endpoint, o->s3_region,
+				o->s3_credentials, o->ceph_conf,   o->ceph_id};
 	int rc;
 
 	c->store = calloc(1, sizeof(*c->store));
@@ -46,7 +47,10 @@ static int init_store(struct imgd_catalog *c, const struct imgd_opts *o, struct 
 		c->spool[0] = 0;
 		return rc;
 	}
-	pr_info("store %s at %s: chunk cache %zu MiB, spool %s", o->store, o->s3_endpoint,
+	pr_info("store %s at %s: chunk cache %zu MiB, spool %s", o->store,
+		o->s3_endpoint ? o->s3_endpoint
+		: o->ceph_conf ? o->ceph_conf
+			       : "the default ceph.conf",
 		o->store_cache >> 20, c->spool);
 	return 0;
 }
@@ -281,14 +285,14 @@ void catalog_free(struct imgd_catalog *c)
 int catalog_exists(struct imgd_catalog *c, const char *id, struct errmsg *e)
 {
 	struct stat st;
-	char key[S3_KEY_MAX];
+	char key[STORE_KEY_MAX];
 
 	if (!c->store)
 		return !fstatat(c->rootfd, id, &st, AT_SYMLINK_NOFOLLOW) || errno != ENOENT
 			   ? 0
 			   : -ENOENT;
 	snprintf(key, sizeof(key), "%s/manifest", id);
-	return s3_head(&c->store->s3, key, e);
+	return store_be_head(&c->store->be, key, e);
 }
 
 int image_read(struct imgd_catalog *c, const struct imgd_image *img, size_t ti, uint64_t off,

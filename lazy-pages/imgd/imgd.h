@@ -18,7 +18,8 @@
  *   store.c, store_xfer.c
  *                  the object store under --store (docs/store.md): an image of the store
  *                  served, a dir into the store and back; below them store_manifest.c (the
- *                  manifest), store_cache.c (the chunk LRU), store_s3.c (libcurl, SigV4)
+ *                  manifest), store_cache.c (the chunk LRU), store_be.c (the backends:
+ *                  store_s3.c libcurl and SigV4, store_rados.c librados)
  *   status.c, metrics.c
  *                  for server.c: the status snapshot (proto/imgd-status.proto) that the status
  *                  socket sends, and the Prometheus text made from it (they read the counters
@@ -50,10 +51,12 @@
 struct imgd_opts {
 	const char *dir;	    /* -D: one image */
 	const char *root;	    /* --root: every image dir below */
-	const char *store;	    /* --store s3://BUCKET[/PREFIX]: every image of the store */
+	const char *store;	    /* --store s3://... or rados://...: every image of the store */
 	const char *s3_endpoint;    /* --s3-endpoint URL */
 	const char *s3_region;	    /* --s3-region (default us-east-1) */
 	const char *s3_credentials; /* --s3-credentials FILE (0600) */
+	const char *ceph_conf;	    /* --ceph-conf FILE (rados://) */
+	const char *ceph_id;	    /* --ceph-id NAME (rados://; default admin) */
 	uint64_t store_cache;	    /* --store-cache: bytes of hot chunks kept in memory */
 	const char *address;
 	int port;

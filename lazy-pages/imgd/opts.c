@@ -15,20 +15,25 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: criu-imgd (-D DIR | --root DIR | --store URL) --auth-key FILE [options]\n"
 		"       criu-imgd status [--status-socket PATH] [--json] [--watch [SECONDS]]\n"
-		"       criu-imgd store put DIR ID | get ID DIR  --store URL [S3 options]\n"
+		"       criu-imgd store put DIR ID | get ID DIR  --store URL [store options]\n"
 		"Serve CRIU page images to criu-lazyd --image-server over TCP. 'status' shows a\n"
 		"running server's sessions and totals (criu-imgd status --help).\n"
 		"\n"
 		"  -D, --images-dir DIR   serve the one image in DIR (id: its name, or 'default')\n"
 		"      --root DIR         serve every image directory below DIR, by name\n"
-		"      --store s3://BUCKET[/PREFIX]\n"
-		"                         serve every image of an S3 bucket (docs/store.md);\n"
-		"                         uploads are written there\n"
+		"      --store s3://BUCKET[/PREFIX] | rados://POOL[/PREFIX]\n"
+		"                         serve every image of an S3 bucket or a Ceph pool\n"
+		"                         (docs/store.md); uploads are written there\n"
 		"      --s3-endpoint URL  the S3 endpoint, http(s)://HOST[:PORT] (with --store)\n"
 		"      --s3-region R      the SigV4 region (default us-east-1)\n"
 		"      --s3-credentials FILE\n"
 		"                         access_key = ... and secret_key = ... lines; mode\n"
 		"                         0600 (refused if group or others may read it)\n"
+		"      --ceph-conf FILE   rados://: the cluster's conf, which names the keyring\n"
+		"                         (default /etc/ceph/ceph.conf); keyrings and key\n"
+		"                         files are refused if group or others may read them\n"
+		"      --ceph-id NAME     rados://: the cephx user, without 'client.' (default\n"
+		"                         admin)\n"
 		"      --store-cache SIZE bytes of hot page chunks kept in memory (default 256M,\n"
 		"                         at least 8M)\n"
 		"      --auth-key FILE    the readers' key (required, on loopback too): clients\n"
@@ -110,11 +115,17 @@ static int check_opts(const struct imgd_opts *o)
 	const char *bad = NULL;
 
 	if (!!o->dir + !!o->root + !!o->store != 1)
-		bad = "give exactly one of -D DIR, --root DIR and --store s3://BUCKET[/PREFIX]";
-	else if (!o->store && (o->s3_endpoint || o->s3_credentials || o->s3_region))
-		bad = "--s3-endpoint, --s3-region and --s3-credentials go with --store";
-	else if (o->store && (!o->s3_endpoint || !o->s3_credentials))
-		bad = "--store needs --s3-endpoint URL and --s3-credentials FILE";
+		bad = "give exactly one of -D DIR, --root DIR and --store URL";
+	else if ((!o->store || strncmp(o->store, "s3://", 5)) &&
+		 (o->s3_endpoint || o->s3_credentials || o->s3_region))
+		bad = "--s3-endpoint, --s3-region and --s3-credentials go with --store s3://";
+	else if ((!o->store || strncmp(o->store, "rados://", 8)) && (o->ceph_conf || o->ceph_id))
+		bad = "--ceph-conf and --ceph-id go with --store rados://";
+	else if (o->store && strncmp(o->store, "s3://", 5) && strncmp(o->store, "rados://", 8))
+		bad = "--store: expected s3://BUCKET[/PREFIX] or rados://POOL[/PREFIX]";
+	else if (o->store && !strncmp(o->store, "s3://", 5) &&
+		 (!o->s3_endpoint || !o->s3_credentials))
+		bad = "--store s3:// needs --s3-endpoint URL and --s3-credentials FILE";
 	else if (o->store && o->make_sums)
 		bad = "--make-sums works on a dir (-D), not on --store";
 	else if (o->store_cache < (8u << 20))
@@ -168,7 +179,9 @@ enum {
 	O_S3EP,
 	O_S3REGION,
 	O_S3CRED,
-	O_STORECACHE
+	O_STORECACHE,
+	O_CEPHCONF,
+	O_CEPHID
 };
 
 int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
@@ -202,6 +215,8 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	    {"s3-endpoint", required_argument, NULL, O_S3EP},
 	    {"s3-region", required_argument, NULL, O_S3REGION},
 	    {"s3-credentials", required_argument, NULL, O_S3CRED},
+	    {"ceph-conf", required_argument, NULL, O_CEPHCONF},
+	    {"ceph-id", required_argument, NULL, O_CEPHID},
 	    {"store-cache", required_argument, NULL, O_STORECACHE},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
@@ -327,6 +342,12 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 			break;
 		case O_S3CRED:
 			o->s3_credentials = optarg;
+			break;
+		case O_CEPHCONF:
+			o->ceph_conf = optarg;
+			break;
+		case O_CEPHID:
+			o->ceph_id = optarg;
 			break;
 		case O_STORECACHE:
 			if (size_arg("--store-cache", optarg, &o->store_cache))

@@ -300,12 +300,12 @@ static void store(struct snap *sn, const struct imgd_server *srv)
 	imgd_status_store__init(s);
 	s->url = (char *)srv->d.o->store;
 	store_lock((struct imgd_store *)st); /* the read-ahead threads count too */
-	s->gets = st->s3.gets + st->ra.gets;
-	s->get_bytes = st->s3.get_bytes + st->ra.get_bytes;
+	s->gets = st->be.gets + st->ra.gets;
+	s->get_bytes = st->be.get_bytes + st->ra.get_bytes;
 	s->chunk_reads = st->chunk_reads;
-	s->puts = st->s3.puts;
-	s->put_bytes = st->s3.put_bytes;
-	s->errors = st->s3.errors + st->ra.failed;
+	s->puts = st->be.puts;
+	s->put_bytes = st->be.put_bytes;
+	s->errors = st->be.errors + st->ra.failed;
 	s->bad_objects = st->bad_chunks;
 	s->cache_hits = st->cache.hits;
 	s->cache_misses = st->cache.misses;

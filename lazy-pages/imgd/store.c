@@ -19,25 +19,28 @@
 
 #define STORE_META_TOTAL (1ull << 30) /* bytes of all small files of one image */
 
-int store_init(struct imgd_store *st, const struct store_s3_cfg *cfg, size_t cache_bytes,
+int store_init(struct imgd_store *st, const struct store_cfg *cfg, size_t cache_bytes,
 	       struct errmsg *e)
 {
 	memset(st, 0, sizeof(*st));
-	int rc = s3_open(&st->s3, cfg, e);
+	int rc = store_be_open(&st->be, cfg, e);
 	if (rc)
 		return rc;
 	if (store_cache_init(&st->cache, cache_bytes)) {
-		s3_close(&st->s3);
+		store_be_close(&st->be);
 		return errmsg_set(e, ENOMEM, "out of memory for the chunk cache");
 	}
 	/* Reach the store and have it check the credentials now, not at the first restore: a
 	 * HEAD of a key no image can have (ids start with a letter or a digit). */
-	rc = s3_head(&st->s3, ".criu-imgd-probe", e);
+	rc = store_be_head(&st->be, ".criu-imgd-probe", e);
 	if (rc && rc != -ENOENT) {
 		errmsg_prefix(e, rc, "the store %s does not answer as it should", cfg->store);
 		store_free(st);
 		return rc;
 	}
+	/* Connections are made again at the first request: criu-imgd may fork to detach, and
+	 * librados' threads would not follow. */
+	store_be_idle(&st->be);
 	return 0;
 }
 
@@ -45,13 +48,13 @@ void store_free(struct imgd_store *st)
 {
 	store_fetch_stop(st);
 	store_cache_free(&st->cache);
-	s3_close(&st->s3);
+	store_be_close(&st->be);
 }
 
 int store_manifest_get(struct imgd_store *st, const char *id, struct store_manifest *m,
 		       struct errmsg *e)
 {
-	char key[S3_KEY_MAX];
+	char key[STORE_KEY_MAX];
 	size_t got;
 	int rc;
 
@@ -61,14 +64,14 @@ int store_manifest_get(struct imgd_store *st, const char *id, struct store_manif
 	if (!buf)
 		return errmsg_set(e, ENOMEM, "out of memory");
 	snprintf(key, sizeof(key), "%s/manifest", id);
-	rc = s3_get(&st->s3, key, 0, 0, buf, STORE_MANIFEST_MAX, &got, e);
+	rc = store_be_get(&st->be, key, 0, 0, buf, STORE_MANIFEST_MAX, &got, e);
 	if (rc == -ENOENT)
 		rc = errmsg_set(e, ENOENT,
 				"no image '%s' in %s (no manifest: absent, or its "
 				"upload did not finish)",
-				id, st->s3.url);
+				id, st->be.url);
 	if (!rc && (rc = store_manifest_parse(buf, got, m, e)))
-		errmsg_prefix(e, rc, "image %s in %s", id, st->s3.url);
+		errmsg_prefix(e, rc, "image %s in %s", id, st->be.url);
 	free(buf);
 	return rc;
 }
@@ -76,7 +79,7 @@ int store_manifest_get(struct imgd_store *st, const char *id, struct store_manif
 int store_small_fetch(struct imgd_store *st, const char *id, const struct store_manifest *m,
 		      const struct store_file *f, int dirfd, struct errmsg *e)
 {
-	char key[S3_KEY_MAX];
+	char key[STORE_KEY_MAX];
 	size_t got = 0;
 	uint8_t *buf = malloc(f->size ? f->size : 1);
 	int rc;
@@ -84,7 +87,7 @@ int store_small_fetch(struct imgd_store *st, const char *id, const struct store_
 	if (!buf)
 		return errmsg_set(e, ENOMEM, "out of memory");
 	snprintf(key, sizeof(key), "%s/%s/meta/%s", id, m->gen, f->name);
-	rc = s3_get(&st->s3, key, 0, 0, buf, f->size, &got, e);
+	rc = store_be_get(&st->be, key, 0, 0, buf, f->size, &got, e);
 	if (!rc && (got != f->size || XXH64(buf, got, 0) != f->sum)) {
 		st->bad_chunks++;
 		rc = errmsg_set(e, EILSEQ,
@@ -198,13 +201,13 @@ void store_unlock(struct imgd_store *st)
 }
 
 void store_chunk_keys(const struct store_img *si, const struct store_file *f, uint64_t k,
-		      char ckey[STORE_CACHE_KEY], char okey[S3_KEY_MAX])
+		      char ckey[STORE_CACHE_KEY], char okey[STORE_KEY_MAX])
 {
 	/* The chunk's checksum too: a chunk checked against one manifest is never served for
 	 * another that says otherwise (a manifest rewritten under the same gen). */
 	snprintf(ckey, STORE_CACHE_KEY, "%s/%s/%s/%llx/%016llx", si->id, si->m.gen, f->name,
 		 (unsigned long long)k, (unsigned long long)f->csum[k]);
-	snprintf(okey, S3_KEY_MAX, "%s/%s/pages/%s/%08llx", si->id, si->m.gen, f->name,
+	snprintf(okey, STORE_KEY_MAX, "%s/%s/pages/%s/%08llx", si->id, si->m.gen, f->name,
 		 (unsigned long long)k);
 }
 
@@ -219,7 +222,7 @@ int store_chunk_fetch(struct imgd_store *st, const char *id, const struct store_
 		      const struct store_file *f, uint64_t k, uint8_t **out, uint32_t *len,
 		      struct errmsg *e)
 {
-	char key[S3_KEY_MAX];
+	char key[STORE_KEY_MAX];
 	uint32_t n = store_chunk_len(m, f, k);
 	uint8_t *buf = malloc(n ? n : 1);
 	int rc;
@@ -228,7 +231,7 @@ int store_chunk_fetch(struct imgd_store *st, const char *id, const struct store_
 		return errmsg_set(e, ENOMEM, "out of memory for a chunk");
 	snprintf(key, sizeof(key), "%s/%s/pages/%s/%08llx", id, m->gen, f->name,
 		 (unsigned long long)k);
-	rc = s3_get(&st->s3, key, 0, n, buf, n, NULL, e);
+	rc = store_be_get(&st->be, key, 0, n, buf, n, NULL, e);
 	if (!rc && XXH64(buf, n, 0) != f->csum[k])
 		rc = errmsg_set(e, EILSEQ,
 				"image %s: chunk %llu of %s does not match its checksum: the "
@@ -248,7 +251,7 @@ int store_chunk_fetch(struct imgd_store *st, const char *id, const struct store_
 static int read_chunk(struct imgd_store *st, const struct store_img *si, const struct store_file *f,
 		      uint64_t k, uint32_t at, size_t n, uint8_t *buf, struct errmsg *e)
 {
-	char ckey[STORE_CACHE_KEY], okey[S3_KEY_MAX];
+	char ckey[STORE_CACHE_KEY], okey[STORE_KEY_MAX];
 	uint32_t clen;
 	uint8_t *data;
 

@@ -1,5 +1,6 @@
 /*
- * The object store under criu-imgd (--store s3://BUCKET[/PREFIX]; docs/store.md). Without it,
+ * The object store under criu-imgd (--store s3://BUCKET[/PREFIX] or rados://POOL[/PREFIX];
+ * docs/store.md; the backends behind store_be.h). Without it,
  * images are directories (catalog.c: -D, --root); with it, an image ID is the objects
  *
  *   PREFIX/ID/manifest                  written last: the image exists once it does
@@ -26,7 +27,7 @@
 
 #include "store_cache.h"
 #include "store_manifest.h"
-#include "store_s3.h"
+#include "store_be.h"
 #include "util/parse.h"
 
 #define STORE_RA_THREADS 4 /* read-ahead threads */
@@ -36,7 +37,7 @@
 /* A read-ahead job: all it needs, no pointer into an image that may be unloaded meanwhile. */
 struct store_job {
 	char ckey[STORE_CACHE_KEY]; /* in the cache */
-	char okey[S3_KEY_MAX];	    /* in the store */
+	char okey[STORE_KEY_MAX];   /* in the store */
 	uint32_t len;
 	uint64_t csum;
 };
@@ -50,14 +51,14 @@ struct store_fetch {
 	char cur[STORE_RA_THREADS][STORE_CACHE_KEY]; /* what each thread fetches */
 	bool busy[STORE_RA_THREADS];
 	pthread_t th[STORE_RA_THREADS];
-	struct store_s3 s3[STORE_RA_THREADS];
+	struct store_be be[STORE_RA_THREADS];
 	unsigned nth;
 	bool inited, started, stop;
 	uint64_t fetched, failed, gets, get_bytes;
 };
 
 struct imgd_store {
-	struct store_s3 s3; /* the loop's client */
+	struct store_be be; /* the loop's client */
 	struct store_cache cache;
 	uint64_t chunk_reads; /* chunk objects read from the store (cache misses) */
 	uint64_t bad_chunks;  /* chunk or small objects that did not match their checksum */
@@ -73,7 +74,7 @@ struct store_img {
 };
 
 /* 0, or -errno with e. cache_bytes: the chunk cache's size. */
-int store_init(struct imgd_store *st, const struct store_s3_cfg *cfg, size_t cache_bytes,
+int store_init(struct imgd_store *st, const struct store_cfg *cfg, size_t cache_bytes,
 	       struct errmsg *e);
 void store_free(struct imgd_store *st);
 /* The manifest of id: 0; -ENOENT: no complete image id; another -errno with e. */
@@ -104,7 +105,7 @@ int store_small_fetch(struct imgd_store *st, const char *id, const struct store_
 
 /* Chunk k of file f of si: its key in the cache and in the store. */
 void store_chunk_keys(const struct store_img *si, const struct store_file *f, uint64_t k,
-		      char ckey[STORE_CACHE_KEY], char okey[S3_KEY_MAX]);
+		      char ckey[STORE_CACHE_KEY], char okey[STORE_KEY_MAX]);
 /* Bytes of chunk k of file f. */
 uint32_t store_chunk_len(const struct store_manifest *m, const struct store_file *f, uint64_t k);
 /* The counters and the cache, consistent while read-ahead threads run (no-ops without). */
@@ -118,8 +119,11 @@ void store_fetch_stop(struct imgd_store *st);
 /* Queue the chunks after chunk k of file for the threads (started on the first call). */
 void store_fetch_ahead(struct imgd_store *st, const struct store_img *si,
 		       const struct store_file *file, uint64_t k);
-/* With st->ra.mu held: wait while ckey is queued or being fetched. Whether it waited. */
+/* With st->ra.mu held: ckey, if queued, is taken out of the queue (the caller fetches it);
+ * if a thread fetches it, wait until it is done. Whether it waited. */
 bool store_fetch_wait(struct imgd_store *st, const char *ckey);
+/* ckey taken out of f's queue (the order of the others kept): whether it was there. */
+bool store_fetch_unqueue(struct store_fetch *f, const char *ckey);
 
 /* store_xfer.c: publish the image in dirfd as id (manifest last; an id that exists is never
  * replaced): 0, or -errno with e (-EEXIST: it exists). */

@@ -22,17 +22,19 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: criu-imgd store put DIR ID [S3 options]\n"
-		"       criu-imgd store get ID DIR [S3 options]\n"
+		"Usage: criu-imgd store put DIR ID [store options]\n"
+		"       criu-imgd store get ID DIR [store options]\n"
 		"Copy an image between a directory and the object store: put writes the image\n"
 		"in DIR (which must load as criu-imgd serves it) as ID, manifest last, and never\n"
 		"replaces an ID that exists; get fetches ID into DIR (created, mode 0700; it must\n"
 		"not exist), every byte verified.\n"
 		"\n"
-		"      --store s3://BUCKET[/PREFIX]\n"
-		"      --s3-endpoint URL\n"
-		"      --s3-region R        (default us-east-1)\n"
-		"      --s3-credentials FILE (mode 0600)\n"
+		"      --store s3://BUCKET[/PREFIX] | rados://POOL[/PREFIX]\n"
+		"      --s3-endpoint URL    (s3://)\n"
+		"      --s3-region R        (s3://; default us-east-1)\n"
+		"      --s3-credentials FILE (s3://; mode 0600)\n"
+		"      --ceph-conf FILE     (rados://; default /etc/ceph/ceph.conf)\n"
+		"      --ceph-id NAME       (rados://; default admin)\n"
 		"  -v[N]                    log level 0..4 (default 2)\n"
 		"  -h, --help\n");
 }
@@ -115,11 +117,13 @@ int store_cli(int argc, char **argv)
 	    {"s3-endpoint", required_argument, NULL, 'e'},
 	    {"s3-region", required_argument, NULL, 'r'},
 	    {"s3-credentials", required_argument, NULL, 'c'},
+	    {"ceph-conf", required_argument, NULL, 'C'},
+	    {"ceph-id", required_argument, NULL, 'I'},
 	    {"verbosity", optional_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
-	struct store_s3_cfg cfg = {0};
+	struct store_cfg cfg = {0};
 	struct imgd_store st;
 	struct errmsg e;
 	int c;
@@ -133,13 +137,19 @@ int store_cli(int argc, char **argv)
 			cfg.store = optarg;
 			break;
 		case 'e':
-			cfg.endpoint = optarg;
+			cfg.s3_endpoint = optarg;
 			break;
 		case 'r':
-			cfg.region = optarg;
+			cfg.s3_region = optarg;
 			break;
 		case 'c':
-			cfg.credentials = optarg;
+			cfg.s3_credentials = optarg;
+			break;
+		case 'C':
+			cfg.ceph_conf = optarg;
+			break;
+		case 'I':
+			cfg.ceph_id = optarg;
 			break;
 		case 'v':
 			log_level = optarg ? (optarg[0] >= '0' && optarg[0] <= '4' && !optarg[1]
@@ -163,7 +173,8 @@ int store_cli(int argc, char **argv)
 		return 1;
 	}
 	if (!cfg.store) {
-		fprintf(stderr, "criu-imgd store: needs --store s3://BUCKET[/PREFIX]\n");
+		fprintf(stderr, "criu-imgd store: needs --store s3://BUCKET[/PREFIX] or "
+				"rados://POOL[/PREFIX]\n");
 		return 1;
 	}
 	if (store_init(&st, &cfg, 8u << 20, &e)) {

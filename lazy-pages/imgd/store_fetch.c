@@ -7,6 +7,9 @@
  * loop itself as without read-ahead (and a read-ahead that failed is fetched again there, so
  * that the error, if it stays, is the loop's to report).
  *
+ * A chunk the loop needs that is still queued (no thread took it yet) is taken out of the
+ * queue and fetched by the loop at once, not after the jobs queued before it.
+ *
  * One mutex (st->ra.mu) guards the cache, the queue and the counters the threads add to; a
  * job carries everything it needs (keys, length, checksum), never a pointer to a manifest
  * that may be freed meanwhile. Threads start on the first read (after criu-imgd detached:
@@ -22,15 +25,39 @@
 
 #include "util/log.h"
 
-static bool inflight(const struct store_fetch *f, const char *ckey)
+/* Whether a thread is fetching ckey now. */
+static bool running(const struct store_fetch *f, const char *ckey)
 {
-	for (unsigned i = 0; i < f->nq; i++)
-		if (!strcmp(f->q[(f->qh + i) % STORE_RA_QUEUE].ckey, ckey))
-			return true;
 	for (unsigned i = 0; i < STORE_RA_THREADS; i++)
 		if (f->busy[i] && !strcmp(f->cur[i], ckey))
 			return true;
 	return false;
+}
+
+/* Where ckey waits in the queue (0 = next), or -1. */
+static int queued(const struct store_fetch *f, const char *ckey)
+{
+	for (unsigned i = 0; i < f->nq; i++)
+		if (!strcmp(f->q[(f->qh + i) % STORE_RA_QUEUE].ckey, ckey))
+			return (int)i;
+	return -1;
+}
+
+static bool inflight(const struct store_fetch *f, const char *ckey)
+{
+	return queued(f, ckey) >= 0 || running(f, ckey);
+}
+
+bool store_fetch_unqueue(struct store_fetch *f, const char *ckey)
+{
+	int at = queued(f, ckey);
+
+	if (at < 0)
+		return false;
+	for (unsigned i = (unsigned)at; i + 1 < f->nq; i++)
+		f->q[(f->qh + i) % STORE_RA_QUEUE] = f->q[(f->qh + i + 1) % STORE_RA_QUEUE];
+	f->nq--;
+	return true;
 }
 
 /* One job, by thread i, the lock not held. */
@@ -39,7 +66,7 @@ static void run_job(struct imgd_store *st, unsigned i, const struct store_job *j
 	struct store_fetch *f = &st->ra;
 	uint8_t *buf = malloc(j->len ? j->len : 1);
 	struct errmsg e;
-	int rc = buf ? s3_get(&f->s3[i], j->okey, 0, j->len, buf, j->len, NULL, &e) : -ENOMEM;
+	int rc = buf ? store_be_get(&f->be[i], j->okey, 0, j->len, buf, j->len, NULL, &e) : -ENOMEM;
 	bool bad = !rc && XXH64(buf, j->len, 0) != j->csum;
 
 	pthread_mutex_lock(&f->mu);
@@ -117,12 +144,12 @@ static int start(struct imgd_store *st)
 	f->started = true;
 	for (unsigned i = 0; i < STORE_RA_THREADS; i++) {
 		struct thread_arg *a = malloc(sizeof(*a));
-		int rc = a ? s3_clone(&f->s3[i], &st->s3, &e) : -ENOMEM;
+		int rc = a ? store_be_clone(&f->be[i], &st->be, &e) : -ENOMEM;
 		if (!rc) {
 			*a = (struct thread_arg){st, i};
 			rc = -pthread_create(&f->th[i], NULL, worker, a);
 			if (rc)
-				s3_close(&f->s3[i]);
+				store_be_close(&f->be[i]);
 		}
 		if (rc) {
 			free(a);
@@ -148,7 +175,7 @@ void store_fetch_stop(struct imgd_store *st)
 	pthread_mutex_unlock(&f->mu);
 	for (unsigned i = 0; i < f->nth; i++) {
 		pthread_join(f->th[i], NULL);
-		s3_close(&f->s3[i]);
+		store_be_close(&f->be[i]);
 	}
 	f->nth = 0;
 	pthread_cond_destroy(&f->work);
@@ -195,7 +222,10 @@ bool store_fetch_wait(struct imgd_store *st, const char *ckey)
 	struct store_fetch *f = &st->ra;
 	bool waited = false;
 
-	while (f->nth && inflight(f, ckey)) {
+	/* Queued but not started: ours to fetch now, not after the jobs before it. */
+	if (!f->nth || store_fetch_unqueue(f, ckey))
+		return false;
+	while (running(f, ckey)) {
 		pthread_cond_wait(&f->done, &f->mu);
 		waited = true;
 	}

@@ -26,17 +26,6 @@
 #define S3_ERRBODY 512	 /* bytes of an error answer kept to name the error */
 #define S3_CRED_MAX 4096 /* bytes of the credentials file */
 
-/* A path segment of the prefix: [A-Za-z0-9._-]+, not "." or "..". */
-static bool seg_ok(const char *s, size_t n)
-{
-	if (!n || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
-			return false;
-	return true;
-}
-
 int s3_parse_url(const char *url, char *bucket, size_t blen, char *prefix, size_t plen,
 		 struct errmsg *e)
 {
@@ -54,30 +43,7 @@ int s3_parse_url(const char *url, char *bucket, size_t blen, char *prefix, size_
 					  url);
 	memcpy(bucket, b, n);
 	bucket[n] = 0;
-	prefix[0] = 0;
-	if (!sl || !sl[1])
-		return 0;
-	const char *p = sl + 1;
-	size_t pl = strlen(p);
-	if (p[pl - 1] == '/')
-		pl--;
-	if (pl + 2 > plen || pl > 200)
-		return errmsg_set(e, EINVAL, "--store %s: the prefix is too long (200 at most)",
-				  url);
-	for (const char *s = p; s < p + pl;) {
-		const char *end = memchr(s, '/', (size_t)(p + pl - s));
-		size_t sn = end ? (size_t)(end - s) : (size_t)(p + pl - s);
-		if (!seg_ok(s, sn))
-			return errmsg_set(e, EINVAL,
-					  "--store %s: the prefix is segments of [A-Za-z0-9._-] "
-					  "separated by single '/'",
-					  url);
-		s += sn + 1;
-	}
-	memcpy(prefix, p, pl);
-	prefix[pl] = '/';
-	prefix[pl + 1] = 0;
-	return 0;
+	return store_parse_prefix(url, sl ? sl + 1 : "", prefix, plen, e);
 }
 
 /* One "key = value" line: 0 when it names key (value copied), 1 when another key. */
@@ -172,16 +138,15 @@ static int handles(struct store_s3 *s, struct errmsg *e)
 	return 0;
 }
 
-int s3_open(struct store_s3 *s, const struct store_s3_cfg *c, struct errmsg *e)
+int s3_open(struct store_s3 *s, const struct store_cfg *c, struct errmsg *e)
 {
 	char bucket[64], access[128], secret[256];
-	const char *ep = c->endpoint;
+	const char *ep = c->s3_endpoint;
 	int rc;
 
 	memset(s, 0, sizeof(*s));
 	if ((rc = s3_parse_url(c->store, bucket, sizeof(bucket), s->prefix, sizeof(s->prefix), e)))
 		return rc;
-	snprintf(s->url, sizeof(s->url), "%s", c->store);
 	/* No user@ part: the endpoint is logged, credentials come from their file only. */
 	if (!ep || (strncmp(ep, "http://", 7) && strncmp(ep, "https://", 8)) || strlen(ep) > 512 ||
 	    strpbrk(ep, " ?#@\r\n"))
@@ -190,16 +155,16 @@ int s3_open(struct store_s3 *s, const struct store_s3_cfg *c, struct errmsg *e)
 	size_t el = strlen(ep);
 	snprintf(s->base, sizeof(s->base), "%.*s/%s/", (int)(ep[el - 1] == '/' ? el - 1 : el), ep,
 		 bucket);
-	const char *region = c->region ? c->region : "us-east-1";
+	const char *region = c->s3_region ? c->s3_region : "us-east-1";
 	for (const char *p = region; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '-')
 			return errmsg_set(e, EINVAL, "--s3-region %s: [A-Za-z0-9-] only", region);
 	if (strlen(region) > 40)
 		return errmsg_set(e, EINVAL, "--s3-region: too long");
 	snprintf(s->sigv4, sizeof(s->sigv4), "aws:amz:%s:s3", region);
-	if (!c->credentials)
+	if (!c->s3_credentials)
 		return errmsg_set(e, EINVAL, "--store needs --s3-credentials FILE");
-	if ((rc = s3_read_credentials(c->credentials, access, sizeof(access), secret,
+	if ((rc = s3_read_credentials(c->s3_credentials, access, sizeof(access), secret,
 				      sizeof(secret), e)))
 		return rc;
 	snprintf(s->userpwd, sizeof(s->userpwd), "%s:%s", access, secret);
@@ -215,7 +180,6 @@ int s3_clone(struct store_s3 *dst, const struct store_s3 *src, struct errmsg *e)
 {
 	memcpy(dst, src, sizeof(*dst));
 	dst->h = dst->hdr = dst->phdr = NULL;
-	dst->gets = dst->get_bytes = dst->puts = dst->put_bytes = dst->errors = 0;
 	return handles(dst, e);
 }
 
@@ -296,11 +260,11 @@ static int request(struct store_s3 *s, enum s3_op op, const char *key, const cha
 		   struct source *src, struct sink *k, struct errmsg *e)
 {
 	static const char *names[] = {"GET", "HEAD", "PUT"};
-	char url[sizeof(s->base) + sizeof(s->prefix) + S3_KEY_MAX], cerr[CURL_ERROR_SIZE] = "";
+	char url[sizeof(s->base) + sizeof(s->prefix) + STORE_KEY_MAX], cerr[CURL_ERROR_SIZE] = "";
 	CURL *h = s->h;
 	long code = 0;
 
-	if (strlen(key) >= S3_KEY_MAX)
+	if (strlen(key) >= STORE_KEY_MAX)
 		return errmsg_set(e, ENAMETOOLONG, "object key too long");
 	snprintf(url, sizeof(url), "%s%s%s", s->base, s->prefix, key);
 	curl_easy_reset(h);
@@ -336,7 +300,6 @@ static int request(struct store_s3 *s, enum s3_op op, const char *key, const cha
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
 	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && k->overflow && code >= 300)) {
-		s->errors++;
 		if (rc == CURLE_WRITE_ERROR && k->overflow)
 			return errmsg_set(e, EFBIG, "%s %s%s: larger than the %zu bytes expected",
 					  names[op], s->prefix, key, k->cap);
@@ -349,7 +312,6 @@ static int request(struct store_s3 *s, enum s3_op op, const char *key, const cha
 	err_code(k->err, ec, sizeof(ec));
 	if (code == 404 && strcmp(ec, "NoSuchBucket"))
 		return -ENOENT;
-	s->errors++;
 	int err = code == 403 || code == 401 ? EACCES : EIO;
 	return errmsg_set(e, err, "%s %s%s%s: HTTP %ld%s%s%s", names[op], s->base, s->prefix, key,
 			  code, ec[0] ? " " : "", ec,
@@ -369,17 +331,13 @@ int s3_get(struct store_s3 *s, const char *key, uint64_t off, size_t len, void *
 		snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)off,
 			 (unsigned long long)(off + len - 1));
 	rc = request(s, S3_GET, key, len ? range : NULL, NULL, &k, e);
-	s->gets++;
-	s->get_bytes += k.len;
 	if (rc == -ENOENT)
 		return errmsg_set(e, ENOENT, "no object %s%s", s->prefix, key);
 	if (rc)
 		return rc;
-	if (len && k.len != len) {
-		s->errors++;
+	if (len && k.len != len)
 		return errmsg_set(e, EIO, "GET %s%s: %zu bytes of the %zu asked for", s->prefix,
 				  key, k.len, len);
-	}
 	if (got)
 		*got = k.len;
 	return 0;
@@ -391,9 +349,6 @@ int s3_put(struct store_s3 *s, const char *key, const void *buf, size_t len, str
 	struct source src = {.p = buf, .len = len};
 	int rc = request(s, S3_PUT, key, NULL, &src, &k, e);
 
-	s->puts++;
-	if (!rc)
-		s->put_bytes += len;
 	return rc == -ENOENT ? errmsg_set(e, EIO, "PUT %s%s: HTTP 404", s->prefix, key) : rc;
 }
 
@@ -403,3 +358,73 @@ int s3_head(struct store_s3 *s, const char *key, struct errmsg *e)
 
 	return request(s, S3_HEAD, key, NULL, NULL, &k, e);
 }
+
+/* The backend (store_be.h). S3 here has no put-if-absent: excl is a HEAD, then the PUT. */
+static int be_get(void *impl, const char *key, uint64_t off, size_t len, void *buf, size_t cap,
+		  size_t *got, struct errmsg *e)
+{
+	return s3_get(impl, key, off, len, buf, cap, got, e);
+}
+
+static int be_head(void *impl, const char *key, struct errmsg *e)
+{
+	return s3_head(impl, key, e);
+}
+
+static int be_put(void *impl, const char *key, const void *buf, size_t len, bool excl,
+		  struct errmsg *e)
+{
+	if (excl) {
+		int rc = s3_head(impl, key, e);
+		if (!rc)
+			return errmsg_set(e, EEXIST, "%s exists", key);
+		if (rc != -ENOENT)
+			return rc;
+	}
+	return s3_put(impl, key, buf, len, e);
+}
+
+static int be_clone(void **dst, void *src, struct errmsg *e)
+{
+	struct store_s3 *s = malloc(sizeof(*s));
+	int rc = s ? s3_clone(s, src, e) : errmsg_set(e, ENOMEM, "out of memory");
+
+	if (rc)
+		free(s);
+	else
+		*dst = s;
+	return rc;
+}
+
+static void be_idle(void *impl)
+{
+	(void)impl; /* a fresh connection per request already */
+}
+
+static void be_close(void *impl)
+{
+	s3_close(impl);
+	free(impl);
+}
+
+int s3_be_open(void **impl, const struct store_cfg *c, struct errmsg *e)
+{
+	struct store_s3 *s = malloc(sizeof(*s));
+	int rc = s ? s3_open(s, c, e) : errmsg_set(e, ENOMEM, "out of memory");
+
+	if (rc)
+		free(s);
+	else
+		*impl = s;
+	return rc;
+}
+
+const struct store_be_ops store_s3_ops = {
+    .get = be_get,
+    .put = be_put,
+    .head = be_head,
+    .clone = be_clone,
+    .idle = be_idle,
+    .close = be_close,
+    .atomic_excl = false,
+};

@@ -3,6 +3,7 @@
  * (ENDPOINT/BUCKET/KEY), AWS SigV4 by libcurl (CURLOPT_AWS_SIGV4) with an unsigned payload.
  * One easy handle, a fresh connection per request; calls block. Every answer is bounded by the
  * caller's buffer; an object larger than expected is an error, never a larger allocation.
+ * store_be.c reaches it through store_s3_ops.
  */
 #ifndef IMGD_STORE_S3_H
 #define IMGD_STORE_S3_H
@@ -10,30 +11,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store_be.h"
 #include "util/err.h"
-
-#define S3_KEY_MAX 512
 
 struct store_s3 {
 	char base[1024];  /* ENDPOINT/BUCKET/ */
 	char prefix[256]; /* "" or "PREFIX/" */
-	char url[64];	  /* s3://BUCKET[/PREFIX] as given, for the logs (truncated) */
 	char sigv4[96];	  /* aws:amz:REGION:s3 */
 	char userpwd[512];
 	void *h;	  /* CURL * */
 	void *hdr, *phdr; /* struct curl_slist *: GET/HEAD, PUT */
-	uint64_t gets, get_bytes, puts, put_bytes, errors;
 };
 
-struct store_s3_cfg {
-	const char *store;	 /* s3://BUCKET[/PREFIX] */
-	const char *endpoint;	 /* http(s)://HOST[:PORT] */
-	const char *region;	 /* default us-east-1 */
-	const char *credentials; /* a file: access_key = ..., secret_key = ...; mode 0600 */
-};
+extern const struct store_be_ops store_s3_ops;
+/* A new client for store_be (*impl): 0, or -errno with e. */
+int s3_be_open(void **impl, const struct store_cfg *c, struct errmsg *e);
 
 /* Check the configuration and read the credentials: 0, or -errno with e. */
-int s3_open(struct store_s3 *s, const struct store_s3_cfg *c, struct errmsg *e);
+int s3_open(struct store_s3 *s, const struct store_cfg *c, struct errmsg *e);
 void s3_close(struct store_s3 *s);
 /* A second client of the same store (its own handle and counters, for another thread): 0, or
  * -ENOMEM with e. */

@@ -89,7 +89,7 @@ static int read_full(int fd, void *buf, size_t len, uint64_t off)
 static int put_file(struct imgd_store *st, int dirfd, const char *id, struct store_manifest *m,
 		    struct store_file *f, uint8_t *buf, struct errmsg *e)
 {
-	char key[S3_KEY_MAX];
+	char key[STORE_KEY_MAX];
 	int fd = openat(dirfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
 
 	if (fd < 0)
@@ -100,7 +100,7 @@ static int put_file(struct imgd_store *st, int dirfd, const char *id, struct sto
 		f->sum = XXH64(buf, f->size, 0);
 		snprintf(key, sizeof(key), "%s/%s/meta/%s", id, m->gen, f->name);
 		if (!rc)
-			rc = s3_put(&st->s3, key, buf, f->size, e);
+			rc = store_be_put(&st->be, key, buf, f->size, false, e);
 		close(fd);
 		return rc;
 	}
@@ -118,7 +118,7 @@ static int put_file(struct imgd_store *st, int dirfd, const char *id, struct sto
 		f->csum[k] = XXH64(buf, n, 0);
 		snprintf(key, sizeof(key), "%s/%s/pages/%s/%08llx", id, m->gen, f->name,
 			 (unsigned long long)k);
-		rc = s3_put(&st->s3, key, buf, n, e);
+		rc = store_be_put(&st->be, key, buf, n, false, e);
 	}
 	close(fd);
 	return rc;
@@ -127,7 +127,7 @@ static int put_file(struct imgd_store *st, int dirfd, const char *id, struct sto
 int store_put_dir(struct imgd_store *st, int dirfd, const char *id, struct errmsg *e)
 {
 	struct store_manifest m = {.chunk = STORE_CHUNK};
-	char key[S3_KEY_MAX], *text = NULL;
+	char key[STORE_KEY_MAX], *text = NULL;
 	uint8_t rnd[8], *buf = NULL;
 	size_t tlen;
 	int rc;
@@ -135,11 +135,11 @@ int store_put_dir(struct imgd_store *st, int dirfd, const char *id, struct errms
 	if (!image_id_ok(id))
 		return errmsg_set(e, EINVAL, "bad image id '%s' (%s)", id, IMAGE_ID_RULE);
 	snprintf(key, sizeof(key), "%s/manifest", id);
-	rc = s3_head(&st->s3, key, e);
+	rc = store_be_head(&st->be, key, e);
 	if (rc != -ENOENT)
 		return rc ? rc
 			  : errmsg_set(e, EEXIST, "image %s exists in %s: not replaced", id,
-				       st->s3.url);
+				       st->be.url);
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
 		return errmsg_set(e, errno, "getrandom: %s", strerror(errno));
 	for (int i = 0; i < 8; i++)
@@ -159,18 +159,14 @@ int store_put_dir(struct imgd_store *st, int dirfd, const char *id, struct errms
 	}
 	if (!rc && (rc = store_manifest_format(&m, &text, &tlen)))
 		errmsg_set(e, -rc, "cannot write the manifest: %s", strerror(-rc));
-	/* Narrows (does not close) the window for two publishers of one id: S3 has no
-	 * put-if-absent here. Their objects never mix (GEN); the last manifest wins. */
-	if (!rc) {
-		rc = s3_head(&st->s3, key, e);
-		if (!rc)
-			rc = errmsg_set(e, EEXIST, "image %s appeared meanwhile: not replaced", id);
-		else if (rc == -ENOENT)
-			rc = s3_put(&st->s3, key, text, tlen, e);
-	}
+	/* Put only if absent: atomic with rados (an exclusive create); with S3 a HEAD first,
+	 * which narrows but does not close the window for two publishers of one id (their
+	 * objects never mix, GEN; the last manifest wins). */
+	if (!rc && (rc = store_be_put(&st->be, key, text, tlen, true, e)) == -EEXIST)
+		errmsg_set(e, EEXIST, "image %s appeared meanwhile: not replaced", id);
 	if (!rc)
 		pr_msg("store: image %s written to %s: %zu files, %llu bytes (gen %s)", id,
-		       st->s3.url, m.n, (unsigned long long)bytes, m.gen);
+		       st->be.url, m.n, (unsigned long long)bytes, m.gen);
 out:
 	free(text);
 	free(buf);
@@ -213,7 +209,7 @@ int store_get_dir(struct imgd_store *st, const char *id, int dirfd, struct errms
 	}
 	if (!rc)
 		pr_msg("store: image %s fetched from %s: %zu files, every byte verified", id,
-		       st->s3.url, m.n);
+		       st->be.url, m.n);
 	store_manifest_free(&m);
 	return rc;
 }

@@ -6,7 +6,9 @@
 #   tests/store/ceph.sh stop DIR    stop it: rgw, osd, mgr, mon by pid, in that order
 #
 # After start, DIR/s3.env holds S3_ENDPOINT, S3_REGION, S3_BUCKET and S3_CREDENTIALS (a 0600
-# file: access key and secret of the user "imgd", who owns the bucket "images"). Ports:
+# file: access key and secret of the user "imgd", who owns the bucket "images"), and DIR/rados.env
+# RADOS_POOL, RADOS_CONF and RADOS_ID (the pool "imgd", a client conf without secrets naming
+# the 0600 keyring of client.imgd, who may read and write that pool only). Ports:
 # CEPH_MON_PORT (3300; v1 is 6789 + the same offset) and RGW_PORT (8000) if set.
 set -euo pipefail
 CMD=${1:-}
@@ -51,7 +53,7 @@ wait_for() {
 
 start() {
 	stop
-	rm -rf "$C" "$D/s3.env" "$D/s3.cred"
+	rm -rf "$C" "$D/s3.env" "$D/s3.cred" "$D/rados.env" "$D/rados.conf" "$D/imgd.keyring"
 	mkdir -p "$C"/{mon/a,mgr/x,osd/0,rgw,run,log}
 	chmod 700 "$D" "$C"
 	local fsid osd_uuid key
@@ -116,6 +118,24 @@ CONF
 	echo $! >>"$D/pids"
 	wait_for 120 "the OSD" sh -c "ceph osd stat | grep -q '1 up'"
 	ts "osd up"
+	# librados' view (criu-imgd --store rados://): a pool and a user for it alone
+	ceph osd pool create imgd 8 >/dev/null 2>&1
+	ceph osd pool application enable imgd criu-imgd >/dev/null 2>&1
+	(umask 077 && ceph auth get-or-create client.imgd mon 'allow r' osd 'allow rwx pool=imgd' \
+		>"$D/imgd.keyring")
+	cat >"$D/rados.conf" <<CONF
+[global]
+fsid = $fsid
+mon_host = [v2:127.0.0.1:$MON,v1:127.0.0.1:$MON1]
+keyring = $D/imgd.keyring
+log_file = $C/log/\$name.log
+CONF
+	cat >"$D/rados.env" <<ENV
+RADOS_POOL=imgd
+RADOS_CONF=$D/rados.conf
+RADOS_ID=imgd
+ENV
+	ts "pool imgd, user client.imgd: $D/rados.env"
 	ceph auth get-or-create client.rgw.gw mon 'allow rw' osd 'allow rwx' mgr 'allow rw' \
 		>"$C/rgw/keyring"
 	radosgw -f -n client.rgw.gw >"$C/log/rgw.out" 2>&1 &

@@ -1,7 +1,7 @@
 #!/bin/bash
-# make storetest: criu-imgd over a real S3 store, a single-node Ceph cluster with its radosgw
-# (tests/store/ceph.sh) started for the run on 127.0.0.1 and stopped at its end, with real
-# CRIU 4.2.1 natively (tests/native/env.sh). Scenarios:
+# make storetest: criu-imgd over a real S3 store and a real RADOS pool, a single-node Ceph
+# cluster with its radosgw (tests/store/ceph.sh) started for the run on 127.0.0.1 and stopped
+# at its end, with real CRIU 4.2.1 natively (tests/native/env.sh). Scenarios:
 #   publish    criu dump with the plugin's `publish` into criu-imgd --store --accept-uploads
 #              (objects, manifest last); a SECOND S3-backed criu-imgd (empty spool, nothing
 #              local) serves it: criu-lazyd by id into an empty dir, criu restore --lazy-pages,
@@ -19,6 +19,21 @@
 #   getput     `criu-imgd store get` gives back the dumped files byte for byte
 #   badcred    a wrong secret: criu-imgd refuses to start, saying the store refused them
 #   credperm   a credentials file readable by group: refused, saying so
+#   rados      the published dump `store put` into rados://imgd/... (librados, client.imgd);
+#              a rados-backed criu-imgd serves it: criu-lazyd by id into an empty dir, real
+#              criu restore --lazy-pages, every byte verified in the task; `store get` gives
+#              every file back byte for byte
+#   radoscache 8 clients at once through one rados-backed instance (detached, -d), each
+#              verified byte for byte (netload); the pool saw each chunk once
+#   radoshalf  a `store put` into the pool SIGKILLed half-way: never served ("no manifest"),
+#              and a complete put of the id works after
+#   radosrace  two `store put` of one new id at once: exactly one wins (the manifest is an
+#              exclusive create), the other says the image appeared meanwhile or exists
+#   radoskey   a wrong key in the keyring: criu-imgd refuses to start, saying the cluster
+#              refused the user or its key
+#   radosperm  a keyring readable by group, or a conf readable by all that holds the key:
+#              refused, saying so
+#   radospool  a pool that does not exist: criu-imgd refuses to start, saying so
 # Writes "PASS|FAIL scenario: ..." lines, and "N passed, N failed"; exit 0 when all passed.
 # STORE_DIR (default /tmp/criu-lazy-store-$$) holds the cluster and the workloads.
 set -u
@@ -62,19 +77,23 @@ if ! CEPH_MON_PORT=${CEPH_MON_PORT:-3310} RGW_PORT=${RGW_PORT:-8010} \
 	exit 1
 fi
 . "$D/ceph/s3.env"
+. "$D/ceph/rados.env"
 S3="--store s3://$S3_BUCKET/run$$ --s3-endpoint $S3_ENDPOINT --s3-region $S3_REGION"
 S3="$S3 --s3-credentials $S3_CREDENTIALS"
+RADOS="--store rados://$RADOS_POOL/run$$ --ceph-conf $RADOS_CONF --ceph-id $RADOS_ID"
+ADMIN_CONF=$D/ceph/cluster/ceph.conf
 key() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1" && chmod 600 "$1"; }
 key "$D/key"
 key "$D/upkey"
 listening() { ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
 
-# imgd_up PORT LOG [ARGS...]: an S3-backed criu-imgd; sets IPID.
+# imgd_up PORT LOG [ARGS...]: an S3-backed criu-imgd (rados-backed with SARGS=$RADOS); sets
+# IPID.
 imgd_up() {
 	_p=$1 _l=$2
 	shift 2
 	# shellcheck disable=SC2086
-	"$IMGD" $S3 --address 127.0.0.1 --port "$_p" --auth-key "$D/key" -o "$_l" -v4 \
+	"$IMGD" ${SARGS:-$S3} --address 127.0.0.1 --port "$_p" --auth-key "$D/key" -o "$_l" -v4 \
 		--status-socket "$D/status-$_p.sock" "$@" &
 	IPID=$!
 	PIDS="$PIDS $IPID"
@@ -304,7 +323,9 @@ s_credperm() {
 		"a group-readable credentials file"
 }
 
-for s in ${STORE_TESTS:-publish cache failover fleet getput halfput badcred credperm}; do
+. "$ROOT/tests/store/rados.sh"
+
+for s in ${STORE_TESTS:-publish cache failover fleet getput halfput badcred credperm rados radoscache radoshalf radosrace radoskey radosperm radospool}; do
 	WHY=""
 	if "s_$s"; then result PASS "$s" "$WHY"; else result FAIL "$s" "$WHY"; fi
 done
