@@ -109,6 +109,16 @@ struct page_source_ops {
 	 */
 	unsigned (*wait_ms)(struct page_source *s);
 	/*
+	 * Optional: a read for a fault, queued as prefetchv() is but on a path of its own
+	 * that overtakes the stream (criu-imgd: a pipelined connection of class URGENT); its
+	 * chunks come out of collect() (with its tag), before any of the stream's. The caller
+	 * never waits for it: the fault does. -EBUSY when the path's window is full.
+	 */
+	int (*faultv)(struct page_source *s, const struct img_task *t, const struct src_range *r,
+		      unsigned nr, uint64_t tag);
+	/* With faultv: the fd to watch for its data, as poll_fd() for the stream's. */
+	int (*fault_fd)(struct page_source *s);
+	/*
 	 * Optional: with background reads in flight on a live connection, ms until they count
 	 * as stalled (no byte for the source's timeout: a hung server, or its host gone without
 	 * a reset); collect() then drops that connection and asks again elsewhere. 0: nothing

@@ -71,12 +71,17 @@ unsigned imgd_wait_ms(struct page_source *ps)
 	uint64_t now = mono_ms(), at = 0;
 
 	/* A connection being opened: look again soon (its thread does not wake the loop). */
-	if (s->udial.running || (s->bdial.running && s->npf))
+	if (s->udial.running || (s->bulk.dial.running && s->bulk.npf) ||
+	    (s->fast.dial.running && s->fast.npf))
 		return DIAL_POLL_MS;
 	if (s->ufd < 0 && s->uretry_at > now)
 		at = s->uretry_at;
-	if (s->bfd < 0 && s->npf && s->bretry_at > now && (!at || s->bretry_at < at))
-		at = s->bretry_at;
+	const struct imgd_pipe *pp[] = {&s->bulk, &s->fast};
+	for (int i = 0; i < 2; i++) {
+		const struct imgd_pipe *p = pp[i];
+		if (p->fd < 0 && p->npf && p->retry_at > now && (!at || p->retry_at < at))
+			at = p->retry_at;
+	}
 	return at ? (unsigned)(at - now) : 0;
 }
 
@@ -88,7 +93,10 @@ static void imgd_state(struct page_source *ps, struct src_state *st)
 				 .bad_sums = s->bad_sums,
 				 .bytes_rx = s->bytes_rx,
 				 .failovers = s->failovers};
-	unsigned on = s->ufd >= 0 ? s->usrv : s->bfd >= 0 ? s->bsrv : s->cur;
+	unsigned on = s->bulk.fd >= 0	? s->bulk.srv
+		      : s->fast.fd >= 0 ? s->fast.srv
+		      : s->ufd >= 0	? s->usrv
+					: s->cur;
 	snprintf(st->server, sizeof(st->server),
 		 strchr(s->cl.srv[on].host, ':') ? "[%s]:%s" : "%s:%s", s->cl.srv[on].host,
 		 s->cl.srv[on].port);
@@ -96,7 +104,11 @@ static void imgd_state(struct page_source *ps, struct src_state *st)
 		st->pages_rx[i] = s->pages_rx[i];
 		st->data_pages_rx[i] = s->data_pages_rx[i];
 	}
-	st->failures = s->ufails > s->bfails ? s->ufails : s->bfails;
+	st->failures = s->ufails;
+	if (s->bulk.fails > st->failures)
+		st->failures = s->bulk.fails;
+	if (s->fast.fails > st->failures)
+		st->failures = s->fast.fails;
 	st->reconnecting = st->failures > 0;
 	if (st->reconnecting)
 		st->retry_ms = imgd_wait_ms(ps);
@@ -113,13 +125,12 @@ bool imgd_dial_fatal(const struct imgd_src *s, int rc)
 }
 
 int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, uint8_t *out,
-		      enum src_path path, const uint8_t **data)
+		      enum src_path path, unsigned from, const uint8_t **data)
 {
 	/* No zero page to expand: the payload is the data, checked where it lies. */
 	bool in_place = data && !wire_count_zero(p->zero.data, p->nr_pages);
 	size_t at = 0;
 
-	unsigned from = path == SRC_FAULTS ? s->usrv : s->bsrv;
 	if (s->down_ns && from == s->cur) { /* the failover's first pages */
 		const struct wire_server *w = &s->cl.srv[from];
 		pr_warn("image server %s:%s: first pages %.1f ms after a server of the list "
@@ -166,7 +177,9 @@ static int imgd_load_index(struct page_source *ps, struct img_set *set, struct e
 	for (unsigned attempt = 1;; attempt++) {
 		unsigned srv = s->cur;
 		if (s->ufd < 0)
-			s->ufd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch, &srv);
+			s->ufd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch, &srv,
+					      &s->ucodec);
+		s->usrv = srv;
 		int rc = s->ufd;
 		if (rc >= 0)
 			rc = wire_client_index(s->ufd, s->uscratch, s->timeout_ms, s->info.nr_tasks,
@@ -212,7 +225,8 @@ static void imgd_close(struct page_source *ps)
 			(unsigned long)s->reconnects, (unsigned long)s->failovers,
 			(unsigned long)s->bad_sums);
 	imgd_dial_wait(&s->udial);
-	imgd_dial_wait(&s->bdial);
+	imgd_pipe_free(&s->bulk);
+	imgd_pipe_free(&s->fast);
 	if (s->zframes)
 		pr_info("image server: %lu compressed frames, %lu bytes for %lu bytes of pages",
 			(unsigned long)s->zframes, (unsigned long)s->zbytes,
@@ -223,12 +237,8 @@ static void imgd_close(struct page_source *ps)
 	if (s->ufd >= 0)
 		wire_send(s->ufd, s->uscratch, WT_CLOSE, &c.base, NULL, 0, mono_ms() + 100);
 	imgd_drop_urgent(s);
-	imgd_drop_bulk(s);
 	free(s->uscratch);
-	free(s->bscratch);
-	free(s->btx);
 	free(s->upay);
-	free(s->bpay);
 	free(s->chunk);
 	explicit_bzero(&s->key, sizeof(s->key));
 	free(s);
@@ -242,7 +252,9 @@ static const struct page_source_ops imgd_ops = {
     .load_index = imgd_load_index,
     .prefetch = imgd_prefetch,
     .prefetchv = imgd_prefetchv,
+    .faultv = imgd_faultv,
     .poll_fd = imgd_poll_fd,
+    .fault_fd = imgd_fault_fd,
     .collect = imgd_collect,
     .inflight = imgd_inflight,
     .wait_ms = imgd_wait_ms,
@@ -258,7 +270,8 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 
 	if (!s)
 		return errmsg_set(e, ENOMEM, "out of memory");
-	s->ufd = s->bfd = -1;
+	s->ufd = -1;
+	s->bulk.fd = s->fast.fd = -1;
 	ps->ops = &imgd_ops;
 	ps->priv = s;
 	struct errmsg why;
@@ -282,9 +295,9 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 	s->timeout_ms = s->cl.timeout_ms;
 	s->retries = cfg->retries;
 	s->dial_inline = cfg->dial_inline;
-	s->window = cfg->window ? cfg->window : 8;
-	if (s->window > IMGD_MAX_WINDOW)
-		s->window = IMGD_MAX_WINDOW;
+	unsigned window = cfg->window ? cfg->window : 8;
+	if (window > IMGD_MAX_WINDOW)
+		window = IMGD_MAX_WINDOW;
 	/* Mutual authentication, always: without our key no server can prove anything. */
 	if (!cfg->key_file)
 		return errmsg_set(
@@ -296,12 +309,14 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 		return rc;
 	s->cl.key = &s->key;
 	s->uscratch = malloc(WIRE_SCRATCH);
-	s->bscratch = malloc(WIRE_SCRATCH);
-	s->btx = malloc(WIRE_SCRATCH);
+
 	s->upay = malloc(WIRE_MAX_PAYLOAD);
-	s->bpay = malloc(WIRE_MAX_PAYLOAD);
+
 	s->chunk = malloc(WIRE_MAX_PAYLOAD);
-	if (!s->uscratch || !s->bscratch || !s->btx || !s->upay || !s->bpay || !s->chunk)
+	if (!s->uscratch || !s->upay || !s->chunk ||
+	    imgd_pipe_init(&s->bulk, "stream", LW_CLASS__LW_CLASS_BULK, SRC_STREAM, window) ||
+	    imgd_pipe_init(&s->fast, "fault", LW_CLASS__LW_CLASS_URGENT, SRC_FAULTS,
+			   IMGD_FAST_WINDOW))
 		return errmsg_set(e, ENOMEM, "out of memory");
 	s->zero_sum = wire_page_sum(zero_page);
 	return 0;

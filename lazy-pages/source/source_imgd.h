@@ -1,9 +1,12 @@
 /*
  * Inside the criu-imgd page source (source_imgd*.c; the rest of the tree uses source.h's
- * page_source_imgd). Two connections per restore:
- *   urgent (source_imgd_urgent.c): read(), the fault path; one request at a time, nothing
- *           queued ahead of it on its socket or in the server;
- *   bulk   (source_imgd_bulk.c): prefetch()/collect(), a pipelined window of background reads.
+ * page_source_imgd). Its connections, each opened when first needed:
+ *   urgent (source_imgd_urgent.c): read(), a blocking read for callers that need the data
+ *           now; one request at a time, nothing queued ahead of it on its socket or in the
+ *           server; it also loads the index;
+ *   fast   (source_imgd_pipe.c): faultv()/collect(), the faults' reads, pipelined, class
+ *           URGENT (criu-imgd serves them before any stream read);
+ *   bulk   (source_imgd_pipe.c): prefetch()/collect(), a pipelined window of background reads.
  * source_imgd.c sets the source up, loads the index, connects, checks pages and closes.
  */
 #ifndef LAZY_SOURCE_IMGD_H
@@ -19,6 +22,7 @@
 #include "wire/wire_zstd.h"
 
 #define IMGD_MAX_WINDOW 64
+#define IMGD_FAST_WINDOW 16 /* fault reads in flight */
 
 /* A prefetch read in flight on the bulk path: ranges r[0..nr), received up to range cur's
  * page got (a reconnect asks again for what is left from there). */
@@ -33,8 +37,8 @@ struct pf_req {
 	unsigned fails;
 };
 
-/* The bulk socket's frame being received, a piece at a time. */
-struct bulk_rx {
+/* A pipelined connection's frame being received, a piece at a time. */
+struct pipe_rx {
 	size_t have; /* bytes of header + message + payload received */
 	struct wire_hdr h;
 	bool hdr_ok;
@@ -56,6 +60,25 @@ struct imgd_dial {
 	struct errmsg e;
 };
 
+/* A pipelined connection (source_imgd_pipe.c): a window of reads in flight, answered in
+ * order; reconnected as state, its reads asked again from where they stopped. */
+struct imgd_pipe {
+	const char *name; /* "stream", "fault": for the log */
+	LwClass cls;
+	enum src_path path;
+	int fd;
+	uint8_t *scratch, *tx, *pay; /* receives a frame's header and message; sends; payload */
+	struct pipe_rx rx;
+	struct pf_req pf[IMGD_MAX_WINDOW];
+	unsigned npf, window;
+	unsigned fails;	   /* failed attempts in a row */
+	uint64_t retry_at; /* mono_ms: the next attempt, while down */
+	uint64_t rx_at;	   /* mono_ms of the last progress while reads are out */
+	struct imgd_dial dial;
+	unsigned srv; /* the server it is connected to */
+	LwCodec codec;
+};
+
 struct imgd_src {
 	struct wire_client cl;
 	struct wire_tls_cfg tls;
@@ -63,32 +86,28 @@ struct imgd_src {
 	struct wire_open_info info;
 	unsigned retries, timeout_ms, window;
 	bool dial_inline;
-	int ufd, bfd;
-	uint8_t *uscratch, *bscratch, *btx; /* bulk receives into bscratch, sends from btx */
-	uint8_t *upay, *bpay;		    /* compact payloads as received */
-	uint8_t *chunk;			    /* a bulk chunk, zero pages expanded */
+	int ufd;
+	uint8_t *uscratch, *upay; /* the urgent connection's frame and payload */
+	uint8_t *chunk;		  /* a collected chunk, zero pages expanded */
 	uint64_t zero_sum;
 	uint32_t next_req;
-	struct pf_req pf[IMGD_MAX_WINDOW];
-	unsigned npf;
-	struct bulk_rx brx;
-	uint64_t brx_at; /* mono_ms of the bulk path's last progress while reads are out */
-	/* Reconnecting, as state (never a sleep): failures in a row of each connection and
+	struct imgd_pipe bulk, fast;
+	/* The urgent connection reconnecting, as state (never a sleep): failures in a row and
 	 * when it may be tried again (mono_ms). */
-	unsigned ufails, bfails;
-	uint64_t uretry_at, bretry_at;
-	struct imgd_dial udial, bdial; /* reconnects under way */
+	unsigned ufails;
+	uint64_t uretry_at;
+	struct imgd_dial udial; /* a reconnect under way */
 	/* Failover (several servers in s->cl): the one new connections go to, the one each
 	 * connection is on, the one that served last; the image's fingerprint every server
 	 * must have (0 until known). */
-	unsigned cur, usrv, bsrv, last_srv;
+	unsigned cur, usrv, last_srv;
 	bool served, warned_nofp;
 	uint64_t fp, failovers;
 	uint64_t down_ns; /* when a server failed, until pages come from another (mono_ns) */
 	uint64_t reconnects, bad_sums;
 	uint64_t bytes_rx, pages_rx[SRC_NPATHS], data_pages_rx[SRC_NPATHS];
-	/* Compression (source_imgd_zstd.c): what each connection's HELLO_REPLY chose */
-	LwCodec ucodec, bcodec;
+	/* Compression (source_imgd_zstd.c): what the urgent connection's HELLO_REPLY chose */
+	LwCodec ucodec;
 	struct wire_zstd zstd;
 	uint8_t *zraw;			      /* a compressed payload, decompressed */
 	uint64_t zframes, zbytes, zraw_bytes; /* compressed frames, their payload and raw bytes */
@@ -112,12 +131,13 @@ void imgd_server_down(struct imgd_src *s, unsigned srv, int rc);
 /* Connect and OPEN a connection of class cls to server s->cur (*srv), blocking (before the
  * event loop runs): the fd, or -errno (logged). A server that serves another image (another
  * fingerprint or size) is -ENOENT. */
-int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch, unsigned *srv);
+int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch, unsigned *srv, LwCodec *codec);
 /* The same in a thread (a no-op while one runs): 0, or -errno when no thread can start
  * (-EPERM: the source dials inline, imgd_source_cfg.dial_inline). */
 int imgd_dial_start(struct imgd_src *s, struct imgd_dial *dl, LwClass cls, uint8_t *scratch);
-/* The dial's outcome, once: the fd, -EINPROGRESS while it runs, -ECHILD when none was
- * started, or its -errno (logged, as imgd_connect's). */
+/* The dial's outcome, once: the fd (its server dl->srv, its codec dl->info.codec),
+ * -EINPROGRESS while it runs, -ECHILD when none was started, or its -errno (logged, as
+ * imgd_connect's). */
 int imgd_dial_poll(struct imgd_src *s, struct imgd_dial *dl);
 /* At close: wait for a dial under way and drop what it opened. */
 void imgd_dial_wait(struct imgd_dial *dl);
@@ -129,7 +149,7 @@ bool imgd_dial_fatal(const struct imgd_src *s, int rc);
  * The data goes into out (zero pages written as zeros); with data non-NULL, a frame without
  * zero pages is checked in pay and *data points at pay instead (one copy less), else at out. */
 int imgd_unpack_pages(struct imgd_src *s, const LwPages *p, const uint8_t *pay, uint8_t *out,
-		      enum src_path path, const uint8_t **data);
+		      enum src_path path, unsigned srv, const uint8_t **data);
 
 /* Milliseconds until the first connection that is down may be tried again (0: now). */
 unsigned imgd_wait_ms(struct page_source *ps);
@@ -151,16 +171,22 @@ int imgd_read(struct page_source *ps, const struct img_task *t, uint64_t off, vo
 	      size_t len);
 void imgd_drop_urgent(struct imgd_src *s);
 
-/* ---- source_imgd_bulk.c ---- */
+/* ---- source_imgd_pipe.c ---- */
 
+int imgd_pipe_init(struct imgd_pipe *p, const char *name, LwClass cls, enum src_path path,
+		   unsigned window);
+void imgd_pipe_free(struct imgd_pipe *p);
+void imgd_drop_pipe(struct imgd_pipe *p);
 int imgd_prefetchv(struct page_source *ps, const struct img_task *t, const struct src_range *r,
 		   unsigned nr, uint64_t tag);
 int imgd_prefetch(struct page_source *ps, const struct img_task *t, uint64_t off, size_t len,
 		  uint64_t tag);
+int imgd_faultv(struct page_source *ps, const struct img_task *t, const struct src_range *r,
+		unsigned nr, uint64_t tag);
 int imgd_poll_fd(struct page_source *ps);
+int imgd_fault_fd(struct page_source *ps);
 int imgd_collect(struct page_source *ps, struct src_chunk *out);
 unsigned imgd_stall_ms(struct page_source *ps);
 unsigned imgd_inflight(struct page_source *ps);
-void imgd_drop_bulk(struct imgd_src *s);
 
 #endif

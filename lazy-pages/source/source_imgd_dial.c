@@ -108,9 +108,7 @@ static int opened(struct imgd_src *s, unsigned srv, LwClass cls, int fd,
 	}
 	s->served = true;
 	s->last_srv = srv;
-	*(cls == LW_CLASS__LW_CLASS_URGENT ? &s->usrv : &s->bsrv) = srv;
 	s->info = *info;
-	*(cls == LW_CLASS__LW_CLASS_URGENT ? &s->ucodec : &s->bcodec) = info->codec;
 	return fd;
 }
 
@@ -136,14 +134,15 @@ void imgd_dial_wait(struct imgd_dial *dl)
 	dl->fd = -1;
 }
 
-int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch, unsigned *srv)
+int imgd_connect(struct imgd_src *s, LwClass cls, uint8_t *scratch, unsigned *srv, LwCodec *codec)
 {
 	struct errmsg e = {""};
-	struct wire_open_info info;
+	struct wire_open_info info = {0};
 	struct wire_client c = s->cl;
 
 	*srv = s->cur;
 	wire_client_use(&c, s->cur);
 	int fd = wire_client_open(&c, cls, scratch, &info, &e);
+	*codec = info.codec;
 	return opened(s, *srv, cls, fd, &info, &e);
 }

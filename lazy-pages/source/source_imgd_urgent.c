@@ -43,7 +43,7 @@ static int get_once(struct imgd_src *s, int32_t pid, uint64_t off, uint32_t n, u
 				rc = -EBADMSG;
 			else
 				rc = imgd_unpack_pages(s, p, raw, buf + (size_t)got * WIRE_PAGE,
-						       SRC_FAULTS, NULL);
+						       SRC_FAULTS, s->usrv, NULL);
 			if (!rc)
 				got += p->nr_pages;
 		}
@@ -95,18 +95,22 @@ int imgd_read(struct page_source *ps, const struct img_task *t, uint64_t off, vo
 		if (s->ufd < 0) {
 			/* Reconnecting in a thread: the fault waits, the loop goes on (wait_ms). */
 			int fd = s->udial.running ? imgd_dial_poll(s, &s->udial) : -ECHILD;
+			unsigned srv = s->udial.srv;
+			LwCodec codec = s->udial.info.codec;
 			if (fd == -EINPROGRESS)
 				return -EAGAIN;
 			if (fd == -ECHILD) {
-				unsigned srv;
 				if (!imgd_dial_start(s, &s->udial, LW_CLASS__LW_CLASS_URGENT,
 						     s->uscratch))
 					return -EAGAIN;
-				fd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch, &srv);
+				fd = imgd_connect(s, LW_CLASS__LW_CLASS_URGENT, s->uscratch, &srv,
+						  &codec);
 			}
 			if (fd < 0)
 				return imgd_dial_fatal(s, fd) ? fd : urgent_failed(s, fd);
 			s->ufd = fd;
+			s->usrv = srv;
+			s->ucodec = codec;
 			if (s->ufails)
 				s->reconnects++;
 		}

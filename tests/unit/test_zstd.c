@@ -528,7 +528,7 @@ static int take(struct imgd_src *s, const LwPages *p, const uint8_t *pay, size_t
 		uint8_t *out)
 {
 	const uint8_t *raw = imgd_inflate(s, p, pay, len, c);
-	return raw ? imgd_unpack_pages(s, p, raw, out, SRC_STREAM, NULL) : -EBADMSG;
+	return raw ? imgd_unpack_pages(s, p, raw, out, SRC_STREAM, 0, NULL) : -EBADMSG;
 }
 
 Test(zstd, client_hostile_frames_install_nothing)
