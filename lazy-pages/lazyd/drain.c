@@ -102,7 +102,10 @@ static bool run_in_chunk(const struct pf_run *pr, const struct src_chunk *ch, ui
 static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struct src_chunk *ch)
 {
 	struct lz_task *t = sl->t;
-	struct gather g = {.n = 0, .path = sl->replay ? PATH_REPLAY : PATH_DRAIN};
+	struct gather g = {.n = 0,
+			   .path = sl->fault	? PATH_FAULT
+				   : sl->replay ? PATH_REPLAY
+						: PATH_DRAIN};
 	uint64_t s0, s1;
 
 	for (unsigned k = 0; k < sl->nrun && !t->gone && !t->killed; k++) {
@@ -163,6 +166,10 @@ static void collect_chunks(struct lazyd *d)
 			sl->used = false;
 			sl->t->inflight--;
 			d->pf_used--;
+			if (sl->fault) {
+				d->pf_fault--;
+				sl->t->nwaiting = 0; /* its faults: served again, and done */
+			}
 		}
 	}
 }
@@ -173,7 +180,7 @@ static const struct pf_run *inflight_at(const struct lazyd *d, const struct lz_t
 {
 	const struct pf_run *hit = NULL;
 
-	for (unsigned k = 0; k < LAZYD_MAX_PREFETCH; k++) {
+	for (unsigned k = 0; k < LAZYD_PF_SLOTS; k++) {
 		const struct pf_slot *sl = &d->pf[k];
 		if (sl->t != t)
 			continue;
@@ -350,8 +357,10 @@ static bool submit_one(struct lazyd *d, struct lz_task *t)
 		lazyd_install_run(d, t, r0, PATH_DRAIN, d->buf);
 		return true;
 	}
-	while (d->pf[slot].used)
+	while (slot < LAZYD_PF_SLOTS - 1 && d->pf[slot].used)
 		slot++;
+	if (d->pf[slot].used)
+		return false;
 	int rc = ask(d, &sl, slot);
 	if (rc == -EBUSY)
 		return false;
@@ -394,9 +403,10 @@ static bool drain_async(struct lazyd *d)
 	if (window > LAZYD_MAX_PREFETCH)
 		window = LAZYD_MAX_PREFETCH;
 	collect_chunks(d);
-	for (unsigned pass = 0; pass < window && d->pf_used < window; pass++) {
+	for (unsigned pass = 0; pass < window && d->pf_used - d->pf_fault < window; pass++) {
 		bool progress = false;
-		for (struct lz_task *t = d->tasks; t && d->pf_used < window; t = t->next)
+		for (struct lz_task *t = d->tasks; t && d->pf_used - d->pf_fault < window;
+		     t = t->next)
 			progress |= submit_one(d, t);
 		any |= progress;
 		if (!progress)
@@ -568,6 +578,65 @@ static bool drain_parallel(struct lazyd *d)
 	}
 	d->drain_blocked = !any && d->jobs_used;
 	return work || d->jobs_used;
+}
+
+int lazyd_fault_read(struct lazyd *d, struct lz_task *t, const struct pend_extent *r)
+{
+	struct src_range rg = {r->src, r->end - r->start};
+	unsigned slot = 0;
+
+	if (d->pf_fault >= LAZYD_FAULT_READS)
+		return -EBUSY;
+	while (slot < LAZYD_PF_SLOTS - 1 && d->pf[slot].used)
+		slot++;
+	if (d->pf[slot].used)
+		return -EBUSY;
+	int rc = d->src.ops->faultv(&d->src, t->img, &rg, 1, slot);
+	if (rc == -EBUSY)
+		return rc;
+	if (rc) {
+		lazyd_task_fail(d, t, "cannot ask the page source for 0x%lx: %s",
+				(unsigned long)r->start, strerror(-rc));
+		return rc;
+	}
+	d->pf[slot] = (struct pf_slot){.t = t,
+				       .start = r->start,
+				       .end = r->end,
+				       .src = r->src,
+				       .len = rg.len,
+				       .run = {{r->start, r->src, rg.len}},
+				       .nrun = 1,
+				       .used = true,
+				       .fault = true};
+	d->pf_used++;
+	d->pf_fault++;
+	t->inflight++;
+	return 0;
+}
+
+void lazyd_fault_reads(struct lazyd *d)
+{
+	for (int turn = 0; d->pf_fault && turn < 8; turn++) {
+		collect_chunks(d);
+		if (!d->pf_fault)
+			return;
+		int fd = d->src.ops->fault_fd(&d->src);
+		if (fd >= 0) {
+			if (ev_add(d->loop, fd, EV_READ, on_source, d))
+				pr_warn(
+				    "event loop: cannot watch the page source's fault connection");
+			return;
+		}
+		/* Connecting or backing off: come back then. (-1 with no wait: bytes that TLS
+		 * decrypted already, which make no poll event: take them now.) */
+		unsigned ms = d->src.ops->wait_ms ? d->src.ops->wait_ms(&d->src) : 1;
+		if (ms) {
+			lazyd_source_wake_in(d, ms, true);
+			return;
+		}
+	}
+	if (d->pf_fault)
+		lazyd_source_wake_in(d, 1, true);
 }
 
 bool lazyd_drain_step(struct lazyd *d)

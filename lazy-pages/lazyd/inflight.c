@@ -20,7 +20,7 @@ const struct pf_run *pf_relative_run(const struct lazyd *d, const struct lz_task
 {
 	const struct pf_run *hit = NULL;
 
-	for (unsigned k = 0; k < LAZYD_MAX_PREFETCH; k++) {
+	for (unsigned k = 0; k < LAZYD_PF_SLOTS; k++) {
 		const struct pf_slot *sl = &d->pf[k];
 		if (!sl->used || sl->t == t || sl->t->img != t->img || src >= sl->src + sl->len ||
 		    sl->src >= src + len)

@@ -374,7 +374,7 @@ static bool stream_brings(const struct lazyd *d, const struct lz_task *t, struct
 		return true;
 	if (rel)
 		r->end = r->start + (rel->src - r->src);
-	for (unsigned k = 0; k < LAZYD_MAX_PREFETCH; k++) {
+	for (unsigned k = 0; k < LAZYD_PF_SLOTS; k++) {
 		const struct pf_slot *sl = &d->pf[k];
 		if (sl->t != t)
 			continue;
@@ -447,6 +447,15 @@ static int serve_fault(struct lazyd *d, struct lz_task *t, struct lz_fault *f)
 		   (unsigned long)((r.end - r.start) / PAGE));
 	/* The background stream goes on from where the task touches: it will want that next. */
 	t->cursor = r.end;
+	if (d->src.ops->faultv && !(r.flags & PEND_ZERO)) {
+		/* Off the loop: the fault waits for its read as for the stream's; the loop goes
+		 * on serving the others and taking the stream in meanwhile. */
+		struct pend_extent h = r;
+		if (lazyd_shared_hit(d, t, &h))
+			return lazyd_install_run(d, t, h, PATH_FAULT, d->buf);
+		int rc = lazyd_fault_read(d, t, &r);
+		return !rc || rc == -EBUSY ? -EINPROGRESS : rc;
+	}
 	return lazyd_install_run(d, t, r, PATH_FAULT, NULL);
 }
 

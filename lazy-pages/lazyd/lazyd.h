@@ -56,6 +56,7 @@ struct pf_slot {
 	unsigned nrun;
 	bool used;
 	bool replay; /* a read of the working-set replay (workset.c) */
+	bool fault;  /* a fault's read (source faultv): on the faults' path, not the stream's */
 };
 
 /* The run of sl that overlaps [start, end) lowest, or NULL. */
@@ -66,6 +67,8 @@ const struct pf_run *pf_relative_run(const struct lazyd *d, const struct lz_task
 				     uint64_t len);
 
 #define LAZYD_MAX_PREFETCH 64
+#define LAZYD_FAULT_READS 16 /* faults' reads in flight (source faultv) */
+#define LAZYD_PF_SLOTS (LAZYD_MAX_PREFETCH + LAZYD_FAULT_READS)
 
 enum fill_path { PATH_FAULT, PATH_DRAIN, PATH_REPLAY /* the drain, from the working set */ };
 
@@ -108,8 +111,9 @@ struct lazyd {
 	size_t buf_len;
 	uint64_t progress_timer;
 	unsigned progress_ticks;
-	struct pf_slot pf[LAZYD_MAX_PREFETCH];
-	unsigned pf_used;
+	struct pf_slot pf[LAZYD_PF_SLOTS];
+	unsigned pf_used;   /* slots in use: the stream's reads and the faults' */
+	unsigned pf_fault;  /* of them, the faults' */
 	bool drain_blocked; /* every background read is queued: wait for the source */
 	bool faults_wait;   /* the source reconnects its fault path: wait for src_timer */
 	uint64_t src_timer, src_timer_at; /* wakes the loop when the source may be tried */
@@ -286,6 +290,15 @@ void lazyd_fence_release(struct lazyd *d, unsigned events);
 /* drain.c */
 /* One background step; false when nothing is left to prefetch. */
 bool lazyd_drain_step(struct lazyd *d);
+/*
+ * A fault's run r of t read on the source's fault path (faultv), installed by
+ * collect_chunks when it comes: 0 (the fault waits for it, as for the stream's reads),
+ * -EBUSY (that path is full: the fault waits for one of its reads to end), or another
+ * -errno (t failed, logged).
+ */
+int lazyd_fault_read(struct lazyd *d, struct lz_task *t, const struct pend_extent *r);
+/* The faults' reads: take what came, and watch their connection (main loop, each turn). */
+void lazyd_fault_reads(struct lazyd *d);
 
 /* restore.c */
 /* Listen for the restore on lazy-pages.socket (in the work dir) through the loop. */

@@ -197,6 +197,7 @@ static int run(struct lazyd *d)
 		if (d->stop)
 			break;
 		lazyd_serve_faults(d);
+		lazyd_fault_reads(d);
 		if (d->restore_finished && !lazyd_ws_holding(d, &hold_ms))
 			lazyd_drain_step(d);
 		lazyd_reap_exited(d);
