@@ -1,8 +1,13 @@
 /*
  * The background reads in flight (struct pf_slot, lazyd.h): which of their runs covers an
  * address range of a task, or a range of its image's data for a fork relative. The drain
- * asks so as not to ask twice, the fault path so as to wait rather than fetch.
+ * asks so as not to ask twice, the fault path so as to wait rather than fetch. And a
+ * fault's own read, queued on the source's fault path in a slot of its own (collected with
+ * the stream's, stream.c).
  */
+#include <errno.h>
+#include <string.h>
+
 #include "lazyd.h"
 
 const struct pf_run *pf_slot_run(const struct pf_slot *sl, uint64_t start, uint64_t end)
@@ -33,4 +38,38 @@ const struct pf_run *pf_relative_run(const struct lazyd *d, const struct lz_task
 		}
 	}
 	return hit;
+}
+
+int lazyd_fault_read(struct lazyd *d, struct lz_task *t, const struct pend_extent *r)
+{
+	struct src_range rg = {r->src, r->end - r->start};
+	unsigned slot = 0;
+
+	if (d->pf_fault >= LAZYD_FAULT_READS)
+		return -EBUSY;
+	while (slot < LAZYD_PF_SLOTS - 1 && d->pf[slot].used)
+		slot++;
+	if (d->pf[slot].used)
+		return -EBUSY;
+	int rc = d->src.ops->faultv(&d->src, t->img, &rg, 1, slot);
+	if (rc == -EBUSY)
+		return rc;
+	if (rc) {
+		lazyd_task_fail(d, t, "cannot ask the page source for 0x%lx: %s",
+				(unsigned long)r->start, strerror(-rc));
+		return rc;
+	}
+	d->pf[slot] = (struct pf_slot){.t = t,
+				       .start = r->start,
+				       .end = r->end,
+				       .src = r->src,
+				       .len = rg.len,
+				       .run = {{r->start, r->src, rg.len}},
+				       .nrun = 1,
+				       .used = true,
+				       .fault = true};
+	d->pf_used++;
+	d->pf_fault++;
+	t->inflight++;
+	return 0;
 }

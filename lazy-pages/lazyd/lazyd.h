@@ -290,6 +290,8 @@ void lazyd_fence_release(struct lazyd *d, unsigned events);
 /* drain.c */
 /* One background step; false when nothing is left to prefetch. */
 bool lazyd_drain_step(struct lazyd *d);
+/* One step of the pipelined stream (stream.c): what came installed, the window refilled. */
+bool lazyd_stream_step(struct lazyd *d);
 /*
  * A fault's run r of t read on the source's fault path (faultv), installed by
  * collect_chunks when it comes: 0 (the fault waits for it, as for the stream's reads),

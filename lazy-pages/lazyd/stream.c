@@ -1,0 +1,389 @@
+/*
+ * The pipelined stream from a source that queues reads (criu-imgd): a window of background
+ * reads kept in flight on the source's own path, what they bring installed between faults;
+ * and the faults' own reads on the source's fault path (faultv), which the faults wait for
+ * as they wait for the stream's.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gather.h"
+#include "util/log.h"
+
+#define PAGE IMG_PAGE_SIZE
+#define PREFETCH_CHUNKS_PER_STEP 1
+
+/* The part [*s0, *s1) of run pr's data that chunk ch brought; false if none. */
+static bool run_in_chunk(const struct pf_run *pr, const struct src_chunk *ch, uint64_t *s0,
+			 uint64_t *s1)
+{
+	uint64_t ch_end = ch->src + (uint64_t)ch->n * PAGE;
+
+	*s0 = pr->src > ch->src ? pr->src : ch->src;
+	*s1 = pr->src + pr->len < ch_end ? pr->src + pr->len : ch_end;
+	return *s0 < *s1;
+}
+
+/*
+ * Install what a background read brought, where its pages are still pending (installed
+ * by a fault meanwhile, moved or dropped: not this data's to fill), with the zero pages
+ * between its runs: as few batches as the runs allow.
+ */
+static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struct src_chunk *ch)
+{
+	struct lz_task *t = sl->t;
+	struct gather g = {.n = 0,
+			   .path = sl->fault	? PATH_FAULT
+				   : sl->replay ? PATH_REPLAY
+						: PATH_DRAIN};
+	uint64_t s0, s1;
+
+	for (unsigned k = 0; k < sl->nrun && !t->gone && !t->killed; k++) {
+		const struct pf_run *pr = &sl->run[k];
+		if (!run_in_chunk(pr, ch, &s0, &s1))
+			continue;
+		uint64_t base = pr->start + (s0 - pr->src);
+		for (uint64_t at = base, off = s0; off < s1;) {
+			struct pend_extent r;
+			if (!pending_run_at(&t->pend, at, s1 - off, &r) || (r.flags & PEND_ZERO) ||
+			    r.src != off) {
+				at += PAGE;
+				off += PAGE;
+				continue;
+			}
+			gather_add(d, t, &g, &r, (const char *)ch->data + (off - ch->src));
+			off += r.end - r.start;
+			at = r.end;
+		}
+		if (s1 == pr->src + pr->len) /* the run is complete: the zero pages after it */
+			gather_zero_after(d, t, &g, pr->start + pr->len);
+	}
+	gather_flush(d, t, &g);
+	/* The address space changed under the install (a fork under way): what did not go in
+	 * is wanted again once the events are read, here or in the new child. */
+	if (t->need_events && !t->gone && !t->killed)
+		lazyd_keep_fetched(d, t, ch->src, ch->data, (uint64_t)ch->n * PAGE);
+	for (unsigned k = 0; k < sl->nrun; k++) {
+		const struct pf_run *pr = &sl->run[k];
+		if (run_in_chunk(pr, ch, &s0, &s1))
+			lazyd_share_fetched(d, t, pr->start + (s0 - pr->src), s0,
+					    (const char *)ch->data + (s0 - ch->src), s1 - s0);
+	}
+}
+
+static void collect_chunks(struct lazyd *d)
+{
+	struct src_chunk ch;
+
+	/*
+	 * One chunk (at most 32 pages) a step: the event loop serves faults between steps, so
+	 * a fault waits for one chunk's install at most, never for a batch of them.
+	 */
+	for (int i = 0; i < PREFETCH_CHUNKS_PER_STEP && d->pf_used; i++) {
+		int rc = d->src.ops->collect(&d->src, &ch);
+		if (rc == 0)
+			return;
+		struct pf_slot *sl = &d->pf[ch.tag];
+		if (rc < 0 && !sl->t->gone)
+			lazyd_task_fail(d, sl->t,
+					"cannot read page data for 0x%lx (%lu pages) from the page "
+					"source: %s",
+					(unsigned long)sl->start, (unsigned long)(sl->len / PAGE),
+					strerror(-rc));
+		else if (rc > 0 && !sl->t->gone)
+			install_chunk(d, sl, &ch);
+		if (ch.last) {
+			sl->used = false;
+			sl->t->inflight--;
+			d->pf_used--;
+			if (sl->fault) {
+				d->pf_fault--;
+				sl->t->nwaiting = 0; /* its faults: served again, and done */
+			}
+		}
+	}
+}
+
+/* The run in flight for t that overlaps [start, end) lowest, or NULL. */
+static const struct pf_run *inflight_at(const struct lazyd *d, const struct lz_task *t,
+					uint64_t start, uint64_t end)
+{
+	const struct pf_run *hit = NULL;
+
+	for (unsigned k = 0; k < LAZYD_PF_SLOTS; k++) {
+		const struct pf_slot *sl = &d->pf[k];
+		if (sl->t != t)
+			continue;
+		const struct pf_run *pr = pf_slot_run(sl, start, end);
+		if (pr && (!hit || pr->start < hit->start))
+			hit = pr;
+	}
+	return hit;
+}
+
+/*
+ * The first run t may ask for from its cursor: never what is in flight already. A fault
+ * moves the cursor back to where the task touches, often behind reads asked for: those are
+ * skipped. false if there is nothing to ask for now.
+ */
+static bool first_run(const struct lazyd *d, const struct lz_task *t, struct pend_extent *r)
+{
+	uint64_t from = t->cursor;
+
+	for (unsigned guard = 0; guard <= LAZYD_MAX_PREFETCH * PF_RUNS; guard++) {
+		if (!pending_next(&t->pend, from, d->buf_len, true, r))
+			return false;
+		/* Wrapped around onto data that may be in flight: wait for it first. */
+		if (r->start < from && t->inflight)
+			return false;
+		/* A relative's read brings this data (a fork child's copy, perhaps moved since):
+		 * it is shared or kept for us when it arrives, not read twice. */
+		const struct pf_run *rel = pf_relative_run(d, t, r->src, r->end - r->start);
+		if (rel && rel->src > r->src)
+			r->end = r->start + (rel->src - r->src);
+		else if (rel) {
+			from = r->start + (rel->src + rel->len - r->src);
+			if (from >= r->end)
+				from = r->end;
+			continue;
+		}
+		const struct pf_run *hit = inflight_at(d, t, r->start, r->end);
+		if (!hit)
+			return true;
+		if (hit->start > r->start) {
+			r->end = hit->start; /* the part before the read in flight */
+			return true;
+		}
+		from = hit->start + hit->len;
+	}
+	return false;
+}
+
+/*
+ * A background read for t: its first run, then the runs after it whose data follows in
+ * the pages file, up to --drain-chunk pages, while the gaps between them are short and
+ * nothing of them is in flight.
+ */
+static bool gather_read(const struct lazyd *d, const struct lz_task *t, struct pf_slot *sl)
+{
+	struct pend_extent r;
+
+	if (!first_run(d, t, &r))
+		return false;
+	*sl = (struct pf_slot){
+	    .t = (struct lz_task *)t, .start = r.start, .src = r.src, .used = true};
+	for (;;) {
+		sl->run[sl->nrun++] = (struct pf_run){r.start, r.src, r.end - r.start};
+		sl->len += r.end - r.start;
+		sl->end = r.end;
+		if (sl->nrun == PF_RUNS || sl->len >= d->buf_len ||
+		    !pending_next(&t->pend, r.end, d->buf_len - sl->len, true, &r) ||
+		    r.start < sl->end || r.start - sl->end > PF_GAP_PAGES * PAGE ||
+		    r.src != sl->src + sl->len || inflight_at(d, t, r.start, r.end))
+			return true;
+	}
+}
+
+/* Whether run r overlaps one of sl's. */
+static bool slot_has(const struct pf_slot *sl, const struct pend_extent *r)
+{
+	for (unsigned k = 0; k < sl->nrun; k++)
+		if (r->start < sl->run[k].start + sl->run[k].len && sl->run[k].start < r->end)
+			return true;
+	return false;
+}
+
+static int by_start(const void *a, const void *b)
+{
+	const struct pf_run *x = a, *y = b;
+
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/*
+ * The next runs of t's working-set replay that are not in flight (workset.c), in the
+ * record's order, as one read: a working set's touches are scattered, so with a source
+ * that takes many ranges in one request (prefetchv) a read asks for up to PF_RUNS of them
+ * (at most --drain-chunk pages), else for one. The slot holds them by address. Zero runs
+ * and data a relative fetched go in at once. false when there is nothing to ask for.
+ */
+static bool replay_read(struct lazyd *d, struct lz_task *t, struct pf_slot *sl)
+{
+	unsigned max = d->src.ops->prefetchv ? PF_RUNS : 1;
+	uint64_t bytes = 0;
+	struct pend_extent r;
+
+	*sl = (struct pf_slot){.t = t, .used = true, .replay = true};
+	for (unsigned guard = 0; guard < LAZYD_BATCH_MAX + max && sl->nrun < max; guard++) {
+		if (bytes >= d->buf_len || t->need_events ||
+		    !lazyd_ws_next(t, d->buf_len - bytes, &r))
+			break;
+		if (r.flags & PEND_ZERO) {
+			lazyd_install_run(d, t, r, PATH_REPLAY, NULL);
+			continue;
+		}
+		if (pf_relative_run(d, t, r.src, r.end - r.start))
+			continue; /* shared or kept for t when it comes */
+		const struct pf_run *hit = inflight_at(d, t, r.start, r.end);
+		if ((hit && hit->start <= r.start) || slot_has(sl, &r))
+			continue; /* on its way already */
+		if (hit)
+			r.end = hit->start;
+		if (lazyd_shared_hit(d, t, &r)) {
+			lazyd_install_run(d, t, r, PATH_REPLAY, d->buf);
+			continue;
+		}
+		sl->run[sl->nrun++] = (struct pf_run){r.start, r.src, r.end - r.start};
+		bytes += r.end - r.start;
+	}
+	if (!sl->nrun)
+		return false;
+	qsort(sl->run, sl->nrun, sizeof(sl->run[0]), by_start);
+	uint64_t src_end = 0;
+	sl->start = sl->run[0].start;
+	sl->src = UINT64_MAX;
+	for (unsigned k = 0; k < sl->nrun; k++) {
+		const struct pf_run *pr = &sl->run[k];
+		if (pr->start + pr->len > sl->end)
+			sl->end = pr->start + pr->len;
+		if (pr->src < sl->src)
+			sl->src = pr->src;
+		if (pr->src + pr->len > src_end)
+			src_end = pr->src + pr->len;
+	}
+	sl->len = src_end - sl->src; /* the span: the quick test of pf_relative_run() */
+	return true;
+}
+
+/* Ask the source for slot sl's data (tag slot): its runs as ranges of one request. */
+static int ask(struct lazyd *d, const struct pf_slot *sl, unsigned slot)
+{
+	struct src_range rg[PF_RUNS];
+
+	if (!sl->replay || sl->nrun == 1)
+		return d->src.ops->prefetch(&d->src, sl->t->img, sl->src, sl->len, slot);
+	for (unsigned k = 0; k < sl->nrun; k++)
+		rg[k] = (struct src_range){sl->run[k].src, sl->run[k].len};
+	return d->src.ops->prefetchv(&d->src, sl->t->img, rg, sl->nrun, slot);
+}
+
+/* Queue one background read for t; false if t has nothing (more) to ask for now. */
+static bool submit_one(struct lazyd *d, struct lz_task *t)
+{
+	struct pf_slot sl;
+	unsigned slot = 0;
+
+	if (!lazyd_drainable(t) || t->need_events)
+		return false;
+	bool replay = t->ws && replay_read(d, t, &sl);
+	if (!replay && !gather_read(d, t, &sl))
+		return false;
+	/* A relative fetched its first run already (share_cache.h): from there, no read (the
+	 * replay looked at each of its runs). */
+	struct pend_extent r0 = {sl.run[0].start, sl.run[0].start + sl.run[0].len, sl.run[0].src,
+				 0};
+	if (!replay && lazyd_shared_hit(d, t, &r0)) {
+		t->cursor = r0.end;
+		lazyd_install_run(d, t, r0, PATH_DRAIN, d->buf);
+		return true;
+	}
+	while (slot < LAZYD_PF_SLOTS - 1 && d->pf[slot].used)
+		slot++;
+	if (d->pf[slot].used)
+		return false;
+	int rc = ask(d, &sl, slot);
+	if (rc == -EBUSY)
+		return false;
+	if (rc) {
+		lazyd_task_fail(d, t, "cannot ask the page source for 0x%lx: %s",
+				(unsigned long)sl.start, strerror(-rc));
+		return false;
+	}
+	d->pf[slot] = sl;
+	d->pf_used++;
+	d->st.stream_reads++;
+	d->st.stream_ranges += replay ? sl.nrun : 1;
+	t->inflight++;
+	if (!replay)
+		t->cursor = sl.end;
+	return true;
+}
+
+static void on_source(struct ev_loop *l, int fd, unsigned events, void *data)
+{
+	struct lazyd *d = data;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	d->drain_blocked = false; /* background data arrived: the next drain step takes it */
+}
+
+/* The pipelined drain: collect what arrived, then fill the window again, round robin. */
+bool lazyd_stream_step(struct lazyd *d)
+{
+	unsigned window = d->o->prefetch_window;
+	bool any = false;
+
+	/* A working set's reads are small and scattered: more of them in flight, for about
+	 * the bytes the stream's window holds. */
+	for (struct lz_task *t = d->tasks; t; t = t->next)
+		if (t->ws && t->ws_next < t->ws->n && lazyd_drainable(t))
+			window = LAZYD_MAX_PREFETCH;
+	if (window > LAZYD_MAX_PREFETCH)
+		window = LAZYD_MAX_PREFETCH;
+	collect_chunks(d);
+	for (unsigned pass = 0; pass < window && d->pf_used - d->pf_fault < window; pass++) {
+		bool progress = false;
+		for (struct lz_task *t = d->tasks; t && d->pf_used - d->pf_fault < window;
+		     t = t->next)
+			progress |= submit_one(d, t);
+		any |= progress;
+		if (!progress)
+			break;
+	}
+	int fd = d->src.ops->poll_fd(&d->src);
+	/* The bulk connection may be new since the last step: (re)register it. */
+	if (d->pf_used && fd >= 0 && ev_add(d->loop, fd, EV_READ, on_source, d))
+		pr_warn("event loop: cannot watch the page source's connection");
+	/* Nothing could be asked for and reads are out: sleep until they arrive, or until the
+	 * source tries its connection again. */
+	d->drain_blocked = !any && d->pf_used && fd >= 0;
+	if (!any && d->pf_used && fd < 0)
+		lazyd_source_backoff(d, false);
+	/* ... and, waiting on the connection, look again when its reads would count as stalled. */
+	unsigned stall =
+	    d->drain_blocked && d->src.ops->stall_ms ? d->src.ops->stall_ms(&d->src) : 0;
+	if (stall)
+		lazyd_source_wake_in(d, stall, false);
+	for (struct lz_task *t = d->tasks; t; t = t->next)
+		if (lazyd_drainable(t))
+			return true;
+	return d->pf_used > 0;
+}
+
+void lazyd_fault_reads(struct lazyd *d)
+{
+	for (int turn = 0; d->pf_fault && turn < 8; turn++) {
+		collect_chunks(d);
+		if (!d->pf_fault)
+			return;
+		int fd = d->src.ops->fault_fd(&d->src);
+		if (fd >= 0) {
+			if (ev_add(d->loop, fd, EV_READ, on_source, d))
+				pr_warn(
+				    "event loop: cannot watch the page source's fault connection");
+			return;
+		}
+		/* Connecting or backing off: come back then. (-1 with no wait: bytes that TLS
+		 * decrypted already, which make no poll event: take them now.) */
+		unsigned ms = d->src.ops->wait_ms ? d->src.ops->wait_ms(&d->src) : 1;
+		if (ms) {
+			lazyd_source_wake_in(d, ms, true);
+			return;
+		}
+	}
+	if (d->pf_fault)
+		lazyd_source_wake_in(d, 1, true);
+}
