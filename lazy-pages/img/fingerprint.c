@@ -13,16 +13,22 @@
 
 #include "workset.h"
 
-#define FP_NAME_MAX 255
-#define FP_MAX_DIRENTS 65536u /* entries of the dir we look at */
+#define FP_MAX_DIRENTS (2u * IMG_FP_MAX_FILES) /* entries of the dir we look at */
 #define FP_BUF (64u << 10)
 
 bool img_fingerprint_file(const char *name)
 {
-	size_t n = strnlen(name, FP_NAME_MAX + 1);
+	size_t n = strnlen(name, IMG_FP_NAME_MAX + 1);
 
-	if (n > FP_NAME_MAX || n < 5 || strcmp(name + n - 4, ".img"))
+	if (n > IMG_FP_NAME_MAX || n < 5 || name[0] == '.' || strstr(name, "..") ||
+	    strcmp(name + n - 4, ".img"))
 		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-' || c == '+'))
+			return false;
+	}
 	return strncmp(name, "pages-", 6) && strcmp(name, WS_FILE_NAME);
 }
 
@@ -31,45 +37,66 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The names of dirfd's files that take part, sorted (*names: free each and the array). */
-static int list(int dirfd, char ***names, size_t *n, struct errmsg *e)
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static void names_free(struct names *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	*l = (struct names){0};
+}
+
+static int names_add(struct names *l, const char *name, struct errmsg *e)
+{
+	if (l->n == IMG_FP_MAX_FILES)
+		return errmsg_set(e, EFBIG, "more than %u image files", IMG_FP_MAX_FILES);
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		char **v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return errmsg_set(e, ENOMEM, "out of memory");
+		l->v = v;
+		l->cap = cap;
+	}
+	if (!(l->v[l->n] = strdup(name)))
+		return errmsg_set(e, ENOMEM, "out of memory");
+	l->n++;
+	return 0;
+}
+
+/* A regular file (not a symlink, a dir...): only those are sent (imgd/meta.c). */
+static bool regular(int dirfd, const char *name)
+{
+	struct stat st;
+
+	return !fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode);
+}
+
+/* The names of dirfd's files that take part (l: names_free it). */
+static int list(int dirfd, struct names *l, struct errmsg *e)
 {
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
 	size_t seen = 0;
 	int rc = 0;
 
-	*names = NULL;
-	*n = 0;
 	if (!dir) {
 		rc = errmsg_set(e, errno, "cannot list the images dir: %s", strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return rc;
 	}
-	*names = calloc(IMG_FP_MAX_FILES, sizeof(**names));
-	if (!*names) {
-		closedir(dir);
-		return errmsg_set(e, ENOMEM, "out of memory");
-	}
 	for (struct dirent *de; !rc && (de = readdir(dir));) {
-		struct stat st;
 		if (++seen > FP_MAX_DIRENTS)
 			rc = errmsg_set(e, EFBIG, "more than %u entries", FP_MAX_DIRENTS);
-		else if (!img_fingerprint_file(de->d_name) ||
-			 fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
-			 !S_ISREG(st.st_mode))
-			continue; /* only the files a server lists and sends (imgd/meta.c) */
-		else if (*n == IMG_FP_MAX_FILES)
-			rc = errmsg_set(e, EFBIG, "more than %u image files", IMG_FP_MAX_FILES);
-		else if (!((*names)[*n] = strdup(de->d_name)))
-			rc = errmsg_set(e, ENOMEM, "out of memory");
-		else
-			(*n)++;
+		else if (img_fingerprint_file(de->d_name) && regular(dirfd, de->d_name))
+			rc = names_add(l, de->d_name, e);
 	}
 	closedir(dir);
-	if (!rc)
-		qsort(*names, *n, sizeof(**names), name_cmp);
 	return rc;
 }
 
@@ -89,8 +116,8 @@ static int hash_file(XXH64_state_t *h, int dirfd, const char *name, uint8_t *buf
 	}
 	uint64_t size = (uint64_t)st.st_size, le = htole64(size);
 	if ((*total += size) > IMG_FP_MAX_BYTES) {
-		rc = errmsg_set(e, EFBIG, "image files larger than %u MiB together",
-				IMG_FP_MAX_BYTES >> 20);
+		rc = errmsg_set(e, EFBIG, "image files larger than %llu MiB together",
+				(unsigned long long)(IMG_FP_MAX_BYTES >> 20));
 		goto out;
 	}
 	XXH64_update(h, name, strlen(name) + 1);
@@ -113,37 +140,58 @@ out:
 	return rc;
 }
 
-int img_fingerprint(int dirfd, uint64_t *fp, struct errmsg *e)
+/* The fingerprint of the files of l (sorted here). */
+static int hash_names(int dirfd, struct names *l, uint64_t *fp, struct errmsg *e)
 {
 	XXH64_state_t *h = XXH64_createState();
 	uint8_t *buf = malloc(FP_BUF);
-	char **names = NULL;
-	size_t n = 0;
 	uint64_t total = 0;
-	int rc;
+	int rc = 0;
 
 	if (!h || !buf) {
 		rc = errmsg_set(e, ENOMEM, "out of memory");
 		goto out;
 	}
-	if (faccessat(dirfd, "inventory.img", F_OK, AT_SYMLINK_NOFOLLOW)) {
-		rc = errmsg_set(e, ENOENT, "no inventory.img");
-		goto out;
-	}
-	rc = list(dirfd, &names, &n, e);
+	qsort(l->v, l->n, sizeof(*l->v), name_cmp);
 	XXH64_reset(h, 0);
-	for (size_t i = 0; !rc && i < n; i++)
-		rc = hash_file(h, dirfd, names[i], buf, &total, e);
+	for (size_t i = 0; !rc && i < l->n; i++)
+		rc = hash_file(h, dirfd, l->v[i], buf, &total, e);
 	if (!rc) {
 		*fp = XXH64_digest(h);
 		if (!*fp) /* 0 means "none" on the wire */
 			*fp = 1;
 	}
 out:
-	for (size_t i = 0; names && i < n; i++)
-		free(names[i]);
-	free(names);
 	free(buf);
 	XXH64_freeState(h);
+	return rc;
+}
+
+int img_fingerprint(int dirfd, uint64_t *fp, struct errmsg *e)
+{
+	struct names l = {0};
+	int rc;
+
+	if (faccessat(dirfd, "inventory.img", F_OK, AT_SYMLINK_NOFOLLOW))
+		return errmsg_set(e, ENOENT, "no inventory.img");
+	rc = list(dirfd, &l, e);
+	if (!rc)
+		rc = hash_names(dirfd, &l, fp, e);
+	names_free(&l);
+	return rc;
+}
+
+int img_fingerprint_of(int dirfd, const char *const *names, size_t n, uint64_t *fp,
+		       struct errmsg *e)
+{
+	struct names l = {0};
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < n; i++)
+		if (img_fingerprint_file(names[i]))
+			rc = names_add(&l, names[i], e);
+	if (!rc)
+		rc = hash_names(dirfd, &l, fp, e);
+	names_free(&l);
 	return rc;
 }

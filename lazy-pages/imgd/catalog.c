@@ -221,12 +221,23 @@ int catalog_get(struct imgd_catalog *c, const char *id, struct imgd_image **out,
 		return errmsg_set(e, ENOENT, "no image '%s' here", id);
 	}
 	rc = load(img, e);
-	if (!rc && (rc = img_fingerprint(img->dirfd, &img->fingerprint, e)))
-		errmsg_prefix(e, rc, "cannot take its fingerprint");
 	if (rc) {
 		pr_err("image %s: %s", id, e ? e->msg : strerror(-rc));
 		image_free(img);
-		return rc == -ENOENT ? -EIO : rc;
+		return rc;
+	}
+	/* Which dump, and which page data, this is (clients that fail over compare them):
+	 * without them the image is served as before, its clients told nothing. */
+	struct errmsg why;
+	if (img_fingerprint(img->dirfd, &img->fingerprint, &why)) {
+		img->fingerprint = 0;
+		pr_warn("image %s: no fingerprint (%s): clients cannot check it against another "
+			"server's",
+			id, why.msg);
+	}
+	if (img->dump_sums && sums_fingerprint(&img->set, img->sums_fd, &img->sums_fp)) {
+		img->sums_fp = 0;
+		pr_warn("image %s: cannot read its checksum index for its fingerprint", id);
 	}
 	pr_info("image %s loaded: %zu tasks, %lu data pages, %lu zero pages, %s checksums, "
 		"fingerprint %016llx",

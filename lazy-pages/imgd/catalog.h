@@ -29,7 +29,8 @@ struct imgd_image {
 	size_t sc_bytes;     /* their memory (the catalog's budget) */
 	bool dump_sums;
 	uint64_t lazy_pages, zero_pages;
-	uint64_t fingerprint;  /* img/fingerprint.h: which dump this is */
+	uint64_t fingerprint;  /* img/fingerprint.h: which dump this is (0: unknown) */
+	uint64_t sums_fp;      /* sums_fingerprint: which page data, with dump-time sums */
 	struct store_img *st;  /* an image of --store (its dirfd: the small files), or NULL */
 	unsigned refs;	       /* its sessions */
 	uint64_t pages_closed; /* pages its closed sessions were sent (session_free) */

@@ -103,8 +103,10 @@ int handshake_open(struct imgd_session *s, const LwOpen *o)
 	r.lazy_pages = s->img->lazy_pages;
 	r.zero_pages = s->img->zero_pages;
 	r.dump_checksums = s->img->dump_sums;
-	r.has_fingerprint = true;
+	r.has_fingerprint = s->img->fingerprint != 0;
 	r.fingerprint = s->img->fingerprint;
+	r.has_sums_fingerprint = s->img->sums_fp != 0;
+	r.sums_fingerprint = s->img->sums_fp;
 	session_reply(s, WT_OPEN_REPLY, &r.base, 0);
 	pr_info("session %lu: %s opened image %s (%s connection)", (unsigned long)s->id, s->peer,
 		s->img->id, conn_class_name(s->cls));

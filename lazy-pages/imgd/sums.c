@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "wire/wire.h"
 
@@ -96,4 +97,42 @@ int sums_read(int fd, uint64_t page, uint32_t n, uint64_t *out)
 	for (uint32_t i = 0; i < n; i++)
 		out[i] = le64toh(out[i]);
 	return 0;
+}
+
+int sums_fingerprint(const struct img_set *set, const int *fds, uint64_t *fp)
+{
+	XXH64_state_t *h = XXH64_createState();
+	uint8_t *buf = malloc(64u << 10);
+	int rc = h && buf ? 0 : -ENOMEM;
+
+	if (h)
+		XXH64_reset(h, 0);
+	for (size_t i = 0; !rc && i < set->nr_tasks; i++) {
+		if (fds[i] < 0)
+			continue;
+		uint64_t size = set->tasks[i].pages_size / WIRE_PAGE * 8;
+		uint64_t tag = htole64(((uint64_t)set->tasks[i].pages_id << 32) ^ size);
+		XXH64_update(h, &tag, sizeof(tag));
+		for (uint64_t done = 0; !rc && done < size;) {
+			size_t want =
+			    size - done < (64u << 10) ? (size_t)(size - done) : (64u << 10);
+			ssize_t got = pread(fds[i], buf, want, (off_t)done);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0)
+				rc = -EIO;
+			else {
+				XXH64_update(h, buf, (size_t)got);
+				done += (uint64_t)got;
+			}
+		}
+	}
+	if (!rc) {
+		*fp = XXH64_digest(h);
+		if (!*fp)
+			*fp = 1;
+	}
+	free(buf);
+	XXH64_freeState(h);
+	return rc;
 }

@@ -12,5 +12,11 @@ int sums_write(int dirfd, const struct img_task *t);
 int sums_open(int dirfd, const struct img_task *t);
 /* The sums of n pages from page: 0 or -EIO. */
 int sums_read(int fd, uint64_t page, uint32_t n, uint64_t *out);
+/*
+ * XXH64 over the dump-time sums of every task of set with a pages file (fds[i]: task i's
+ * sums_open fd, -1 for a task without mm), in pstree order: which page data a copy of a
+ * dump holds (OPEN_REPLY's sums_fingerprint; never 0). 0 or -EIO.
+ */
+int sums_fingerprint(const struct img_set *set, const int *fds, uint64_t *fp);
 
 #endif

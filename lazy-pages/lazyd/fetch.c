@@ -43,10 +43,14 @@ int lazyd_fetch_meta(const struct lazyd_opts *o, uint64_t *fp)
 		*fp = 0;
 		return 0;
 	}
-	if (rc)
-		pr_err("%s: cannot take the images' fingerprint: %s", o->images_dir,
-		       dirfd < 0 ? strerror(-rc) : e.msg);
-	else
-		pr_debug("%s: image fingerprint %016llx", o->images_dir, (unsigned long long)*fp);
-	return rc;
+	if (rc) {
+		/* Then the first server that answers sets it (as without an images dir). */
+		pr_warn("%s: cannot take the images' fingerprint (%s): the image servers are not "
+			"checked against these images",
+			o->images_dir, dirfd < 0 ? strerror(-rc) : e.msg);
+		*fp = 0;
+		return 0;
+	}
+	pr_debug("%s: image fingerprint %016llx", o->images_dir, (unsigned long long)*fp);
+	return 0;
 }

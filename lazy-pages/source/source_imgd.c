@@ -47,6 +47,11 @@ unsigned imgd_retry_ms(const struct imgd_src *s, unsigned fails)
 	return imgd_backoff_ms(fails / n - 1);
 }
 
+unsigned imgd_stall_limit(const struct imgd_src *s)
+{
+	return 3 * s->timeout_ms;
+}
+
 bool imgd_spent(const struct imgd_src *s, unsigned fails)
 {
 	unsigned n = s->cl.nsrv ? s->cl.nsrv : 1;

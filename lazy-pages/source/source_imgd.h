@@ -72,6 +72,8 @@ struct imgd_pipe {
 	struct pf_req pf[IMGD_MAX_WINDOW];
 	unsigned npf, window;
 	unsigned fails;	   /* failed attempts in a row */
+	unsigned stalls;   /* stalls in a row (no frame placed since) */
+	int dead;	   /* the retries are spent: its reads fail with this -errno */
 	uint64_t retry_at; /* mono_ms: the next attempt, while down */
 	uint64_t rx_at;	   /* mono_ms of the last progress while reads are out */
 	struct imgd_dial dial;
@@ -102,7 +104,8 @@ struct imgd_src {
 	 * must have (0 until known). */
 	unsigned cur, usrv, last_srv;
 	bool served, warned_nofp;
-	uint64_t fp, failovers;
+	bool dump_sums_seen; /* a server checked pages against dump-time sums: all must */
+	uint64_t fp, sums_fp, failovers;
 	uint64_t down_ns; /* when a server failed, until pages come from another (mono_ns) */
 	uint64_t reconnects, bad_sums;
 	uint64_t bytes_rx, pages_rx[SRC_NPATHS], data_pages_rx[SRC_NPATHS];
@@ -124,6 +127,10 @@ unsigned imgd_backoff_ms(unsigned attempt);
  * (--source-retries rounds over every server). */
 unsigned imgd_retry_ms(const struct imgd_src *s, unsigned fails);
 bool imgd_spent(const struct imgd_src *s, unsigned fails);
+/* How long reads in flight may see no byte before their connection counts as stalled:
+ * 3 x --source-timeout (a store-backed criu-imgd may wait 30 s and more for a cold chunk
+ * of its store while a healthy stream has nothing to send). */
+unsigned imgd_stall_limit(const struct imgd_src *s);
 /* A connection to server srv failed or was lost (rc): new connections go to the next one. */
 void imgd_server_down(struct imgd_src *s, unsigned srv, int rc);
 /* ---- source_imgd_dial.c ---- */

@@ -71,6 +71,27 @@ static int same_image(struct imgd_src *s, unsigned srv, const struct wire_open_i
 		       (unsigned long long)s->info.lazy_pages);
 		return -ENOENT;
 	}
+	/* The page data: a restore that had dump-time checksums never goes on without them
+	 * (another copy's pages would be checked only against that copy), nor with another
+	 * copy's. */
+	if (s->dump_sums_seen && !info->dump_checksums) {
+		pr_err("image server %s:%s has no dump-time checksums for '%s', where this "
+		       "restore's pages were checked against them: not used",
+		       at(s, srv)->host, at(s, srv)->port, id);
+		return -ENOENT;
+	}
+	if (s->sums_fp && info->sums_fp && info->sums_fp != s->sums_fp) {
+		pr_err("image server %s:%s holds other page data for '%s' (checksum index "
+		       "%016llx, this restore's %016llx): not used",
+		       at(s, srv)->host, at(s, srv)->port, id, (unsigned long long)info->sums_fp,
+		       (unsigned long long)s->sums_fp);
+		return -ENOENT;
+	}
+	if (info->dump_checksums) {
+		s->dump_sums_seen = true;
+		if (!s->sums_fp)
+			s->sums_fp = info->sums_fp;
+	}
 	if (!info->fingerprint && s->fp && !s->warned_nofp) {
 		s->warned_nofp = true;
 		pr_warn("image server %s:%s sends no fingerprint: only the image's size says it is "

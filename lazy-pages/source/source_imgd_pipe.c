@@ -269,7 +269,11 @@ static int pipe_frame(struct imgd_src *s, struct imgd_pipe *p, struct src_chunk 
 		struct pf_req *r = e->has_req ? find_pf(p, e->req, &idx) : NULL;
 		pr_err("image server (%s): %s", p->name, e->text);
 		rc = wire_err_errno(e->code);
-		if (r && imgd_fatal(rc)) {
+		/* Damaged data on this server: with others in the list, the read goes to the
+		 * next one (as a lost connection), a bounded number of times. */
+		bool elsewhere = r && rc == -EBADMSG && s->cl.nsrv > 1 &&
+				 ++r->fails <= (s->retries + 1) * s->cl.nsrv;
+		if (r && imgd_fatal(rc) && !elsewhere) {
 			*out = (struct src_chunk){.tag = r->tag, .t = r->t, .last = true};
 			pf_remove(p, idx);
 			*reset = false;
@@ -320,33 +324,63 @@ static int pipe_frame(struct imgd_src *s, struct imgd_pipe *p, struct src_chunk 
 	return rc;
 }
 
+/* Fail p's oldest read for good with rc (the caller learns it by its tag). */
+static int fail_oldest(struct imgd_pipe *p, struct src_chunk *out, int rc)
+{
+	*out = (struct src_chunk){.tag = p->pf[0].tag, .t = p->pf[0].t, .last = true};
+	pf_remove(p, 0);
+	if (!p->npf)
+		p->dead = 0;
+	return rc;
+}
+
+/*
+ * Nothing came on p's live connection for imgd_stall_limit() while reads are out (checked
+ * after a receive found the socket empty: bytes waiting unread are no stall). A hung
+ * server, or its host gone without a reset: the reads are asked again on the next server;
+ * after --source-retries rounds of that without a frame, they fail.
+ */
+static int pipe_stalled(struct imgd_src *s, struct imgd_pipe *p, struct src_chunk *out)
+{
+	unsigned limit = imgd_stall_limit(s);
+
+	if (mono_ms() < p->rx_at + limit)
+		return 0;
+	if (imgd_spent(s, ++p->stalls)) {
+		pr_err("image server (%s): nothing received for %u ms, %u times in a row: its %u "
+		       "reads fail",
+		       p->name, limit, p->stalls, p->npf);
+		p->stalls = 0;
+		imgd_drop_pipe(p);
+		p->dead = -ETIMEDOUT;
+		return fail_oldest(p, out, -ETIMEDOUT);
+	}
+	pr_warn("image server (%s): nothing received for %u ms with %u reads in flight: "
+		"reconnecting",
+		p->name, limit, p->npf);
+	pipe_lost(s, p, -ETIMEDOUT);
+	return 0;
+}
+
 static int pipe_collect(struct imgd_src *s, struct imgd_pipe *p, struct src_chunk *out)
 {
 	if (!p->npf)
 		return 0;
-	if (p->fd >= 0 && mono_ms() >= p->rx_at + s->timeout_ms && !wire_sock_pending(p->fd)) {
-		/* A hung server, or its host gone without a reset: ask again elsewhere. */
-		pr_warn("image server (%s): nothing received for %u ms with %u reads in flight: "
-			"reconnecting",
-			p->name, s->timeout_ms, p->npf);
-		pipe_lost(s, p, -ETIMEDOUT);
-		return 0;
-	}
+	if (p->dead) /* the retries are spent: every read out fails, not one per round */
+		return fail_oldest(p, out, p->dead);
 	if (p->fd < 0) {
 		int rc = pipe_up(s, p);
 		if (rc == -EAGAIN)
 			return 0; /* backing off: wait_ms() says until when */
 		if (rc) {
-			/* The server stays away: fail the oldest read for good. */
-			*out =
-			    (struct src_chunk){.tag = p->pf[0].tag, .t = p->pf[0].t, .last = true};
-			pf_remove(p, 0);
-			return rc;
+			/* The server stays away: its reads fail for good. */
+			p->dead = rc;
+			return fail_oldest(p, out, rc);
 		}
 	}
 	int rc = pipe_recv(p);
 	if (rc == 0)
-		return 0;
+		return pipe_stalled(s, p, out);
 	if (rc < 0) {
 		pr_warn("image server (%s): connection lost (%s): reconnecting", p->name,
 			strerror(-rc));
@@ -356,6 +390,8 @@ static int pipe_collect(struct imgd_src *s, struct imgd_pipe *p, struct src_chun
 	bool reset;
 	rc = pipe_frame(s, p, out, &reset);
 	p->rx = (struct pipe_rx){0};
+	if (rc > 0)
+		p->stalls = 0;
 	if (reset && rc <= 0)
 		pipe_lost(s, p, -EPROTO); /* a frame we cannot place: resend all on a new stream */
 	return rc;
@@ -372,7 +408,7 @@ int imgd_collect(struct page_source *ps, struct src_chunk *out)
 /* ms until p's reads in flight count as stalled (0: none out on a live connection). */
 static unsigned pipe_stall_ms(const struct imgd_src *s, const struct imgd_pipe *p)
 {
-	uint64_t now = mono_ms(), at = p->rx_at + s->timeout_ms;
+	uint64_t now = mono_ms(), at = p->rx_at + imgd_stall_limit(s);
 
 	if (p->fd < 0 || !p->npf)
 		return 0;

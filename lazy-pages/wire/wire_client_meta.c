@@ -154,6 +154,22 @@ fail:
 	return rc;
 }
 
+/* The fingerprint of the n files w that a fetch wrote (whatever else the dir holds). */
+static int written_fingerprint(int dirfd, const struct meta_want *w, size_t n, uint64_t *fp,
+			       struct errmsg *e)
+{
+	const char **names = calloc(n ? n : 1, sizeof(*names));
+	int rc;
+
+	if (!names)
+		return errmsg_set(e, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		names[i] = w[i].name;
+	rc = img_fingerprint_of(dirfd, names, n, fp, e);
+	free(names);
+	return rc;
+}
+
 /* The fetch: 0, or -errno with *res zero and the dir as it was. */
 static int meta_fetch(const struct wire_client *c, int dirfd, uint8_t *scratch,
 		      struct wire_meta_result *res, struct errmsg *e)
@@ -198,9 +214,10 @@ static int meta_fetch(const struct wire_client *c, int dirfd, uint8_t *scratch,
 		res->files++;
 		res->bytes = sent;
 	}
-	/* What we wrote must be the dump the server named (other files of the dir count too). */
+	/* What we wrote must be the dump the server named. */
 	uint64_t fp;
-	if (info.fingerprint && !(rc = img_fingerprint(dirfd, &fp, e)) && fp != info.fingerprint)
+	if (info.fingerprint && !(rc = written_fingerprint(dirfd, w, n, &fp, e)) &&
+	    fp != info.fingerprint)
 		rc = errmsg_set(e, EBADMSG,
 				"the files fetched are not the image the server named (fingerprint "
 				"%016llx, the server's %016llx)",

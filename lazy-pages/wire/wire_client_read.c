@@ -31,9 +31,14 @@ int wire_client_open(const struct wire_client *c, LwClass cls, uint8_t *scratch,
 		return rc;
 	}
 	LwOpenReply *r = (LwOpenReply *)m;
-	*info = (struct wire_open_info){r->nr_tasks,   r->lazy_pages,
-					r->zero_pages, r->dump_checksums,
-					codec,	       r->has_fingerprint ? r->fingerprint : 0};
+	*info =
+	    (struct wire_open_info){.nr_tasks = r->nr_tasks,
+				    .lazy_pages = r->lazy_pages,
+				    .zero_pages = r->zero_pages,
+				    .dump_checksums = r->dump_checksums,
+				    .codec = codec,
+				    .fingerprint = r->has_fingerprint ? r->fingerprint : 0,
+				    .sums_fp = r->has_sums_fingerprint ? r->sums_fingerprint : 0};
 	wire_free(m);
 	return fd;
 }

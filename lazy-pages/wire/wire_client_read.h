@@ -18,6 +18,7 @@ struct wire_open_info {
 	bool dump_checksums;
 	LwCodec codec;	      /* PAGES on this connection may be compressed with it (HELLO_REPLY) */
 	uint64_t fingerprint; /* the image's (img/fingerprint.h); 0: the server sent none */
+	uint64_t sums_fp;     /* its dump-time checksums' digest; 0: none */
 };
 
 /*

@@ -24,6 +24,9 @@
 #                  both (--image-server A,B; with NET_KILL, A dies for good mid-stream);
 #                  liar: B's copy is another dump under the same id (a core image and
 #                  every page differ): it must never be used
+#                  good: B's copy is taken before NET_SUMS/NET_CORRUPT touch IMGDIR, with
+#                  checksums of its own (--make-sums); nosums: the same without checksums;
+#                  rot: the same with one lazy page damaged, then its checksums made
 #   NET_LAZYD_ARGS extra criu-lazyd arguments
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -88,6 +91,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM INT
 
+case ${NET_FAILOVER:-} in good | nosums | rot) rm -rf "$run/pristine"; cp -a "$imgdir" "$run/pristine" ;; esac
 if [ -n "${NET_SERVER:-}" ]; then
 	server=$NET_SERVER
 else
@@ -99,7 +103,21 @@ if [ -n "${NET_FAILOVER:-}" ]; then
 	bdir=$run/b/$(basename "$imgdir")
 	rm -rf "$run/b"
 	mkdir -p "$run/b"
-	cp -a "$imgdir" "$bdir"
+	case $NET_FAILOVER in
+	good | nosums | rot) cp -a "$run/pristine" "$bdir" ;;
+	*) cp -a "$imgdir" "$bdir" ;;
+	esac
+	if [ "$NET_FAILOVER" = rot ]; then
+		# The last page of the last lazy data extent of the task with the most lazy pages.
+		# (not set --: this script's own arguments are the daemon's)
+		at=$("$B/tests/host/img-dump" "$bdir" | jq -r '[.tasks[] | select(.has_mm)]
+			| max_by(.lazy_pages) | .pages_id as $id
+			| [.extents[] | select((.zero | not) and (.remote | not))] | last
+			| "\($id) \(.pages_off + (.end - .start) - 4096)"')
+		printf '\377\377\377\377' | dd of="$bdir/pages-${at% *}.img" bs=1 \
+			seek=$((${at#* } + 2048)) conv=notrunc 2>/dev/null
+	fi
+	case $NET_FAILOVER in good | rot) "$IMGD" -D "$bdir" --make-sums -o "$run/imgd-b-sums.log" -v4 ;; esac
 	if [ "$NET_FAILOVER" = liar ]; then
 		for f in "$bdir"/core-*.img; do printf 'X' | dd of="$f" bs=1 seek=20 conv=notrunc 2>/dev/null; break; done
 		for f in "$bdir"/pages-*.img; do head -c "$(stat -c %s "$f")" /dev/urandom >"$f.new" && mv "$f.new" "$f"; done

@@ -325,6 +325,34 @@ else
 			bad failover-hang "$(tail -2 "$d.out"; grep -m3 'Error\|failed over\|nothing received' "$d/lazyd.log")"
 		fi
 	fi
+	if want failover-heal; then
+		# A serves a damaged page (its dump-time checksums catch it, LW_E_CHECKSUM) on the
+		# stream's path; B holds a good copy with the same checksums: the read goes to B.
+		d=$OUT/r-heal
+		if sim heal drain NET_SUMS=1 NET_CORRUPT=1 NET_FAILOVER=good &&
+			grep -q "failed over from" "$d/lazyd.log"; then
+			ok "failover-heal: a page damaged on A is read from B, every byte checked"
+		else
+			bad failover-heal "$(tail -2 "$d.out"; grep -m3 'Error\|failed over' "$d/lazyd.log")"
+		fi
+	fi
+	for fo in nosums rot; do
+		# A has dump-time checksums; B a copy of the same dump without them (nosums), or
+		# one whose page data differs, checksums made from it (rot): when A dies, B is
+		# refused and the tasks are killed, never given B's pages.
+		want "failover-$fo" || continue
+		d=$OUT/r-$fo
+		sim "$fo" large NET_SUMS=1 NET_FAILOVER=$fo NET_KILL=0.02 \
+			NET_LAZYD_ARGS="--prefetch-window 1 --source-retries 1"
+		if grep -q "no dump-time checksums\|holds other page data" "$d/lazyd.log" &&
+			grep -q "killing the task" "$d/lazyd.log" &&
+			! grep -q "failed over from" "$d/lazyd.log" &&
+			! grep -qi "mismatch\|wrong byte\|wrong memory" "$d.out"; then
+			ok "failover-$fo: $(grep -o 'has no dump-time checksums\|holds other page data' "$d/lazyd.log" | head -1): refused, tasks killed"
+		else
+			bad "failover-$fo" "$(tail -2 "$d.out"; grep -m3 'Error\|failed over' "$d/lazyd.log")"
+		fi
+	done
 	if want failover-liar; then
 		# B serves another dump under the same id (same sizes, other core image and pages):
 		# when A dies, B is refused by its fingerprint and the tasks are killed, never

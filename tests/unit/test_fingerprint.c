@@ -64,6 +64,25 @@ Test(fingerprint, names)
 	cr_assert(!img_fingerprint_file("stats-dump"));
 	cr_assert(!img_fingerprint_file(".img"));
 	cr_assert(!img_fingerprint_file("pages-1.img.xxh64"));
+	/* What criu-imgd never sends as metadata (the lazy-wire name rule) takes no part. */
+	cr_assert(!img_fingerprint_file(".note.img"));
+	cr_assert(!img_fingerprint_file("a b.img"));
+	cr_assert(!img_fingerprint_file("a..b.img"));
+	cr_assert(img_fingerprint_file("tty-info+1.img"));
+}
+
+/* A fetch's files only: whatever else lies in the dir does not count. */
+Test(fingerprint, of_the_files_given)
+{
+	struct errmsg e = {""};
+	const char *names[] = {"inventory.img", "core-1.img", "pagemap-1.img", "pages-1.img",
+			       "restore.log"};
+	uint64_t a = fp(), b = 0;
+
+	put("leftover.img", "old");
+	cr_assert_neq(fp(), a);
+	cr_assert_eq(img_fingerprint_of(dfd, names, 5, &b, &e), 0, "%s", e.msg);
+	cr_assert_eq(b, a);
 }
 
 /* Page data, our working-set record, logs: not part of it; any metadata byte or name is. */
