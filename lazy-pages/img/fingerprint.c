@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "util/parse.h"
 #include "workset.h"
 
 #define FP_MAX_DIRENTS (2u * IMG_FP_MAX_FILES) /* entries of the dir we look at */
@@ -20,15 +21,8 @@ bool img_fingerprint_file(const char *name)
 {
 	size_t n = strnlen(name, IMG_FP_NAME_MAX + 1);
 
-	if (n > IMG_FP_NAME_MAX || n < 5 || name[0] == '.' || strstr(name, "..") ||
-	    strcmp(name + n - 4, ".img"))
+	if (!file_name_ok(name, IMG_FP_NAME_MAX) || n < 5 || strcmp(name + n - 4, ".img"))
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-' || c == '+'))
-			return false;
-	}
 	return strncmp(name, "pages-", 6) && strcmp(name, WS_FILE_NAME);
 }
 

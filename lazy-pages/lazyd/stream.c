@@ -334,6 +334,12 @@ bool lazyd_stream_step(struct lazyd *d)
 	if (window > LAZYD_MAX_PREFETCH)
 		window = LAZYD_MAX_PREFETCH;
 	collect_chunks(d);
+	/* Faults overtake the stream: while a fault's read is out, the stream asks for nothing
+	 * new, so that its answer queues behind no more of the stream's data than is on its
+	 * way already (the link's queue is shared; measured: docs/benchmarks.md, "Faults off
+	 * the event loop"). */
+	if (d->pf_fault)
+		window = 0;
 	for (unsigned pass = 0; pass < window && d->pf_used - d->pf_fault < window; pass++) {
 		bool progress = false;
 		for (struct lz_task *t = d->tasks; t && d->pf_used - d->pf_fault < window;

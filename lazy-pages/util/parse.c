@@ -141,3 +141,17 @@ bool image_id_ok(const char *id)
 			return false;
 	return true;
 }
+
+bool file_name_ok(const char *name, size_t max)
+{
+	size_t n = strnlen(name, max + 1);
+
+	if (n == 0 || n > max || name[0] == '.' || strstr(name, ".."))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!is_alnum(c) && c != '.' && c != '_' && c != '-' && c != '+')
+			return false;
+	}
+	return true;
+}

@@ -40,4 +40,9 @@ int parse_hostport_list(const char *s, struct hostport *hp, unsigned max, unsign
 	"1 to 128 characters: letters, digits, '.', '_', '-'; starting with a letter or digit"
 bool image_id_ok(const char *id);
 
+/* A file name safe to take from a peer: 1..max of [A-Za-z0-9._+-], not starting with '.',
+ * no ".." (so never a path). The lazy-wire metadata names, and what an image's fingerprint
+ * covers. */
+bool file_name_ok(const char *name, size_t max);
+
 #endif

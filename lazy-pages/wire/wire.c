@@ -159,17 +159,7 @@ bool wire_id_ok(const char *id)
 
 bool wire_meta_name_ok(const char *name)
 {
-	size_t n = strnlen(name, WIRE_MAX_META_NAME + 1);
-
-	if (n == 0 || n > WIRE_MAX_META_NAME || name[0] == '.' || strstr(name, ".."))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-' || c == '+'))
-			return false;
-	}
-	return true;
+	return file_name_ok(name, WIRE_MAX_META_NAME);
 }
 
 bool wire_upload_name_ok(const char *name)
