@@ -71,7 +71,7 @@ static void take(const LwPages *p, const uint8_t *pay, size_t len, bool fix_sums
 		}
 		q.sums = sums;
 	}
-	int rc = imgd_unpack_pages(&src, &q, raw, out, SRC_STREAM, NULL);
+	int rc = imgd_unpack_pages(&src, &q, raw, out, SRC_STREAM, 0, NULL);
 	for (size_t i = (size_t)p->nr_pages * WIRE_PAGE; i < sizeof(out); i++)
 		if (out[i] != 0xa5)
 			abort(); /* written past the frame's pages */
