@@ -185,6 +185,13 @@ fi
 # ---- the end: unthrottled, the restore completes; --watch ends with the daemon ----
 "$LAZYD" status -W "$W" --watch 0.2 >"$T/watch2.txt" 2>&1 &
 watch_pid=$!
+# Its first report before the restore may end (a sanitized client starts slowly: it once
+# came after the daemon had gone).
+n=0
+while [ ! -s "$T/watch2.txt" ] && [ $n -lt 100 ]; do
+	sleep 0.1
+	n=$((n + 1))
+done
 unthrottle
 wait "$sim_pid"
 r=$(cat "$T/sim.rc" 2>/dev/null || echo "?")
