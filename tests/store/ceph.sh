@@ -48,11 +48,18 @@ wait_for() {
 	done
 	echo "ceph: $what did not come up within $s s (logs in $C/log)" >&2
 	tail -5 "$C"/log/*.out >&2 || true
+	grep -h "ERR\|critical\|shutdown" "$C"/log/*.log 2>/dev/null | tail -5 >&2 || true
 	return 1
 }
 
 start() {
 	stop
+	local free_mb
+	free_mb=$(df -Pm "$(dirname "$D")" | awk 'NR == 2 { print $4 }')
+	[ "$free_mb" -ge 4096 ] || {
+		echo "ceph: only $free_mb MiB free under $(dirname "$D"); the cluster needs 4 GiB" >&2
+		return 1
+	}
 	rm -rf "$C" "$D/s3.env" "$D/s3.cred" "$D/rados.env" "$D/rados.conf" "$D/imgd.keyring"
 	mkdir -p "$C"/{mon/a,mgr/x,osd/0,rgw,run,log}
 	chmod 700 "$D" "$C"
@@ -71,6 +78,8 @@ osd_pool_default_min_size = 1
 osd_pool_default_pg_autoscale_mode = off
 osd_pool_default_pg_num = 8
 mon_data_avail_warn = 10
+# the mon shuts itself down under this % free (default 5): a 250 GB disk with 12 GB free is fine
+mon_data_avail_crit = 1
 osd_crush_chooseleaf_type = 0
 mon_allow_pool_size_one = true
 mon_warn_on_pool_no_redundancy = false
