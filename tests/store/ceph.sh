@@ -48,7 +48,7 @@ wait_for() {
 	done
 	echo "ceph: $what did not come up within $s s (logs in $C/log)" >&2
 	tail -5 "$C"/log/*.out >&2 || true
-	grep -h "ERR\|critical\|shutdown" "$C"/log/*.log 2>/dev/null | tail -5 >&2 || true
+	grep -h "error:" "$C"/log/*.log 2>/dev/null | tail -5 >&2 || true
 	return 1
 }
 
