@@ -31,6 +31,7 @@
 #include "status.h"
 #include "task.h"
 #include "util/ev.h"
+#include "window.h"
 
 struct metrics_http;
 
@@ -57,6 +58,7 @@ struct pf_slot {
 	bool used;
 	bool replay; /* a read of the working-set replay (workset.c) */
 	bool fault;  /* a fault's read (source faultv): on the faults' path, not the stream's */
+	struct sw_mark sw; /* the stream's: what the window measures on it */
 };
 
 /* The run of sl that overlaps [start, end) lowest, or NULL. */
@@ -115,6 +117,7 @@ struct lazyd {
 	unsigned pf_used;   /* slots in use: the stream's reads and the faults' */
 	unsigned pf_fault;  /* of them, the faults' */
 	bool drain_blocked; /* every background read is queued: wait for the source */
+	struct stream_window sw; /* --prefetch-window auto: the stream's bytes in flight */
 	bool faults_wait;   /* the source reconnects its fault path: wait for src_timer */
 	uint64_t src_timer, src_timer_at; /* wakes the loop when the source may be tried */
 	unsigned items_refused;		  /* tasks restore sent that we did not serve */

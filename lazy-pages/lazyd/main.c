@@ -54,6 +54,11 @@ static void source_counts(struct lazyd *d)
 	d->st.src_data_fault = ss.data_pages_rx[SRC_FAULTS];
 	d->st.src_data_stream = ss.data_pages_rx[SRC_STREAM];
 	d->st.src_pages = ss.pages_rx[SRC_FAULTS] + ss.pages_rx[SRC_STREAM];
+	if (!d->o->prefetch_window && d->sw.samples) {
+		d->st.stream_window = sw_window(&d->sw);
+		d->st.stream_rate = d->sw.rate;
+		d->st.stream_rtt_ns = d->sw.rtt;
+	}
 }
 
 /* Every PROGRESS_LOG_TICKS: one line for the operator (-v2) and the stats file, in flight. */
@@ -69,8 +74,13 @@ static void progress_report(struct lazyd *d)
 	if (m->has_eta_s)
 		snprintf(eta, sizeof(eta), "%.0f s", m->eta_s);
 	source_counts(d);
-	char net[64] = "";
-	if (d->st.src_network)
+	char net[128] = "";
+	if (d->st.src_network && d->st.stream_window)
+		snprintf(net, sizeof(net),
+			 "; %.1f MiB received; stream window %.0f KiB (%.1f MiB/s x %.2f ms)",
+			 d->st.src_bytes_rx / 1048576.0, d->st.stream_window / 1024.0,
+			 d->st.stream_rate / 1048576.0, d->st.stream_rtt_ns / 1e6);
+	else if (d->st.src_network)
 		snprintf(net, sizeof(net), "; %.1f MiB received", d->st.src_bytes_rx / 1048576.0);
 	log_note(
 	    "progress: %lu of %lu data pages in (%.1f%%), %lu pending in %u tasks; %.0f pages/s "
@@ -442,6 +452,7 @@ int main(int argc, char **argv)
 		return rc > 0 ? 0 : 1;
 	signal(SIGPIPE, SIG_IGN);
 	d.o = &o;
+	sw_init(&d.sw);
 	d.st.t_start = now_s();
 	log_level = o.verbosity;
 	log_set_prefix("lazy-pages: ");

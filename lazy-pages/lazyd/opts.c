@@ -53,7 +53,9 @@ static void usage(FILE *f)
 	       "      --source-retries N reconnects / re-reads before a page is lost (default "
 	       "10)\n"
 	       "      --source-timeout MS  per network request (default 10000)\n"
-	       "      --prefetch-window N  background reads in flight (default 8)\n"
+	       "      --prefetch-window auto|N  background reads in flight: auto keeps about\n"
+	       "                         the path's bandwidth-delay product of bytes; N reads\n"
+	       "                         (1-64) of up to --drain-chunk pages (default auto)\n"
 	       "      --share-cache MB   fetched pages kept for fork relatives, network sources\n"
 	       "                         only (default 64; 0: none)\n"
 	       "      --compress MODE    off|on|auto: zstd page data from the image server; auto:\n"
@@ -264,7 +266,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	o->drain_chunk = 128;
 	o->source_retries = 10;
 	o->source_timeout = 10000;
-	o->prefetch_window = 8;
+	o->prefetch_window = 0; /* auto */
 	o->share_cache_mb = 64;
 	o->compress = LW_COMPRESS__LW_COMPRESS_AUTO;
 	o->keeper = true;
@@ -390,6 +392,10 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 			o->metrics_address = optarg;
 			break;
 		case OPT_PFWIN:
+			if (!strcmp(optarg, "auto")) {
+				o->prefetch_window = 0;
+				break;
+			}
 			if (parse_uint("--prefetch-window", optarg, 1, 64, &v))
 				return -1;
 			o->prefetch_window = (uint32_t)v;

@@ -34,7 +34,7 @@ struct lazyd_opts {
 	int ps_port;
 	uint32_t source_retries;     /* reconnects / re-reads before a page counts as lost */
 	uint32_t source_timeout;     /* ms per network request */
-	uint32_t prefetch_window;    /* background reads in flight (image server) */
+	uint32_t prefetch_window;    /* background reads in flight (image server); 0: auto */
 	uint32_t share_cache_mb;     /* fetched data kept for fork relatives (network sources) */
 	int compress;		     /* --compress: 0 off, LW_COMPRESS__LW_COMPRESS_AUTO or _ON */
 	bool fetch_only;	     /* --fetch-only: fill an empty -D with the metadata, exit */

@@ -131,6 +131,8 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    "  \"source_data_pages_stream\": %lu,\n  \"source_pages\": %lu,\n"
 	    "  \"source_failovers\": %lu,\n"
 	    "  \"pages_shared\": %lu,\n  \"stream_reads\": %lu,\n  \"stream_ranges\": %lu,\n"
+	    "  \"stream_window_bytes\": %lu,\n  \"stream_rate_bytes_s\": %lu,\n"
+	    "  \"stream_rtt_us\": %.1f,\n"
 	    "  \"ws_entries\": %lu,\n  \"ws_replayed\": %lu,\n  \"ws_late\": %lu,\n"
 	    "  \"ws_missed\": %lu,\n"
 	    "  \"fill_threads\": %u,\n  \"fill_jobs\": %lu,\n  \"fill_jobs_moved\": %lu,\n"
@@ -149,7 +151,8 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    (unsigned long)s->src_data_stream, (unsigned long)s->src_pages,
 	    (unsigned long)s->src_failovers, (unsigned long)s->pages_shared,
 	    (unsigned long)s->stream_reads, (unsigned long)s->stream_ranges,
-	    (unsigned long)s->ws_entries, (unsigned long)s->ws_replayed, (unsigned long)s->ws_late,
+	    (unsigned long)s->stream_window, (unsigned long)s->stream_rate,
+	    s->stream_rtt_ns / 1e3, (unsigned long)s->ws_entries, (unsigned long)s->ws_replayed, (unsigned long)s->ws_late,
 	    (unsigned long)s->ws_missed, s->fill_threads, (unsigned long)s->fill_jobs,
 	    (unsigned long)s->fill_jobs_moved, (unsigned long)s->fill_jobs_stale,
 	    stats_percentile_ns(s, 50) / 1e3, stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3,

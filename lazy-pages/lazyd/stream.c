@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gather.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define PAGE IMG_PAGE_SIZE
@@ -93,6 +94,10 @@ static void collect_chunks(struct lazyd *d)
 					strerror(-rc));
 		else if (rc > 0 && !sl->t->gone)
 			install_chunk(d, sl, &ch);
+		if (rc > 0 && !sl->fault)
+			sw_data(&d->sw, &sl->sw, (uint64_t)ch.n * PAGE);
+		if (ch.last && !sl->fault)
+			sw_done(&d->sw, &sl->sw, mono_ns());
 		if (ch.last) {
 			sl->used = false;
 			sl->t->inflight--;
@@ -127,12 +132,13 @@ static const struct pf_run *inflight_at(const struct lazyd *d, const struct lz_t
  * moves the cursor back to where the task touches, often behind reads asked for: those are
  * skipped. false if there is nothing to ask for now.
  */
-static bool first_run(const struct lazyd *d, const struct lz_task *t, struct pend_extent *r)
+static bool first_run(const struct lazyd *d, const struct lz_task *t, uint64_t max,
+		      struct pend_extent *r)
 {
 	uint64_t from = t->cursor;
 
 	for (unsigned guard = 0; guard <= LAZYD_MAX_PREFETCH * PF_RUNS; guard++) {
-		if (!pending_next(&t->pend, from, d->buf_len, true, r))
+		if (!pending_next(&t->pend, from, max, true, r))
 			return false;
 		/* Wrapped around onto data that may be in flight: wait for it first. */
 		if (r->start < from && t->inflight)
@@ -162,14 +168,15 @@ static bool first_run(const struct lazyd *d, const struct lz_task *t, struct pen
 
 /*
  * A background read for t: its first run, then the runs after it whose data follows in
- * the pages file, up to --drain-chunk pages, while the gaps between them are short and
- * nothing of them is in flight.
+ * the pages file, up to max bytes, while the gaps between them are short and nothing of
+ * them is in flight.
  */
-static bool gather_read(const struct lazyd *d, const struct lz_task *t, struct pf_slot *sl)
+static bool gather_read(const struct lazyd *d, const struct lz_task *t, uint64_t max,
+			struct pf_slot *sl)
 {
 	struct pend_extent r;
 
-	if (!first_run(d, t, &r))
+	if (!first_run(d, t, max, &r))
 		return false;
 	*sl = (struct pf_slot){
 	    .t = (struct lz_task *)t, .start = r.start, .src = r.src, .used = true};
@@ -177,8 +184,8 @@ static bool gather_read(const struct lazyd *d, const struct lz_task *t, struct p
 		sl->run[sl->nrun++] = (struct pf_run){r.start, r.src, r.end - r.start};
 		sl->len += r.end - r.start;
 		sl->end = r.end;
-		if (sl->nrun == PF_RUNS || sl->len >= d->buf_len ||
-		    !pending_next(&t->pend, r.end, d->buf_len - sl->len, true, &r) ||
+		if (sl->nrun == PF_RUNS || sl->len >= max ||
+		    !pending_next(&t->pend, r.end, max - sl->len, true, &r) ||
 		    r.start < sl->end || r.start - sl->end > PF_GAP_PAGES * PAGE ||
 		    r.src != sl->src + sl->len || inflight_at(d, t, r.start, r.end))
 			return true;
@@ -268,8 +275,9 @@ static int ask(struct lazyd *d, const struct pf_slot *sl, unsigned slot)
 	return d->src.ops->prefetchv(&d->src, sl->t->img, rg, sl->nrun, slot);
 }
 
-/* Queue one background read for t; false if t has nothing (more) to ask for now. */
-static bool submit_one(struct lazyd *d, struct lz_task *t)
+/* Queue one background read for t of at most max bytes (a replay's: --drain-chunk pages);
+ * false if t has nothing (more) to ask for now. */
+static bool submit_one(struct lazyd *d, struct lz_task *t, uint64_t max)
 {
 	struct pf_slot sl;
 	unsigned slot = 0;
@@ -277,7 +285,7 @@ static bool submit_one(struct lazyd *d, struct lz_task *t)
 	if (!lazyd_drainable(t) || t->need_events)
 		return false;
 	bool replay = t->ws && replay_read(d, t, &sl);
-	if (!replay && !gather_read(d, t, &sl))
+	if (!replay && !gather_read(d, t, max, &sl))
 		return false;
 	/* A relative fetched its first run already (share_cache.h): from there, no read (the
 	 * replay looked at each of its runs). */
@@ -300,6 +308,10 @@ static bool submit_one(struct lazyd *d, struct lz_task *t)
 				(unsigned long)sl.start, strerror(-rc));
 		return false;
 	}
+	uint64_t bytes = 0;
+	for (unsigned k = 0; k < sl.nrun; k++)
+		bytes += sl.run[k].len;
+	sw_sent(&d->sw, &sl.sw, mono_ns(), bytes);
 	d->pf[slot] = sl;
 	d->pf_used++;
 	d->st.stream_reads++;
@@ -320,10 +332,18 @@ static void on_source(struct ev_loop *l, int fd, unsigned events, void *data)
 	d->drain_blocked = false; /* background data arrived: the next drain step takes it */
 }
 
+/* Room in the stream's window for another read: a count of reads, or bytes (auto). */
+static bool room(const struct lazyd *d, unsigned window, uint64_t bytes)
+{
+	return d->pf_used - d->pf_fault < window && (d->o->prefetch_window || d->sw.inflight < bytes);
+}
+
 /* The pipelined drain: collect what arrived, then fill the window again, round robin. */
 bool lazyd_stream_step(struct lazyd *d)
 {
-	unsigned window = d->o->prefetch_window;
+	unsigned window = d->o->prefetch_window ? d->o->prefetch_window : LAZYD_MAX_PREFETCH;
+	uint64_t bytes = sw_window(&d->sw);
+	uint64_t max = d->o->prefetch_window ? d->buf_len : sw_read_size(&d->sw, d->buf_len);
 	bool any = false;
 
 	/* A working set's reads are small and scattered: more of them in flight, for about
@@ -340,15 +360,20 @@ bool lazyd_stream_step(struct lazyd *d)
 	 * the event loop"). */
 	if (d->pf_fault)
 		window = 0;
-	for (unsigned pass = 0; pass < window && d->pf_used - d->pf_fault < window; pass++) {
+	bool idle = d->pf_fault != 0;
+	for (unsigned pass = 0; pass < window && room(d, window, bytes); pass++) {
 		bool progress = false;
-		for (struct lz_task *t = d->tasks; t && d->pf_used - d->pf_fault < window;
-		     t = t->next)
-			progress |= submit_one(d, t);
+		for (struct lz_task *t = d->tasks; t && room(d, window, bytes); t = t->next)
+			progress |= submit_one(d, t, max);
 		any |= progress;
-		if (!progress)
+		if (!progress) {
+			idle = true;
 			break;
+		}
 	}
+	/* Room left that the stream does not use: what it measures meanwhile is not the path. */
+	if (idle)
+		sw_idle(&d->sw);
 	int fd = d->src.ops->poll_fd(&d->src);
 	/* The bulk connection may be new since the last step: (re)register it. */
 	if (d->pf_used && fd >= 0 && ev_add(d->loop, fd, EV_READ, on_source, d))
