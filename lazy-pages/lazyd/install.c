@@ -34,9 +34,14 @@ void lazyd_source_backoff(struct lazyd *d, bool faults)
 
 void lazyd_source_wake_in(struct lazyd *d, unsigned ms, bool faults)
 {
-	uint64_t at = mono_ms() + ms;
+	lazyd_source_wake_in_ns(d, ms * 1000000ull, faults);
+}
 
-	if (!ms)
+void lazyd_source_wake_in_ns(struct lazyd *d, uint64_t ns, bool faults)
+{
+	uint64_t at = mono_ns() + ns;
+
+	if (!ns)
 		return;
 	if (faults)
 		d->faults_wait = true;
@@ -45,7 +50,7 @@ void lazyd_source_wake_in(struct lazyd *d, unsigned ms, bool faults)
 	if (d->src_timer && d->src_timer_at <= at)
 		return;
 	ev_timer_del(d->loop, d->src_timer);
-	d->src_timer = ev_timer_add(d->loop, ms, on_source_ready, d);
+	d->src_timer = ev_timer_add_ns(d->loop, ns, on_source_ready, d);
 	d->src_timer_at = at;
 	if (!d->src_timer) /* no timer: ask again on the next turn rather than never */
 		d->faults_wait = d->drain_blocked = false;

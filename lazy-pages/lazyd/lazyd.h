@@ -114,12 +114,12 @@ struct lazyd {
 	uint64_t progress_timer;
 	unsigned progress_ticks;
 	struct pf_slot pf[LAZYD_PF_SLOTS];
-	unsigned pf_used;   /* slots in use: the stream's reads and the faults' */
-	unsigned pf_fault;  /* of them, the faults' */
-	bool drain_blocked; /* every background read is queued: wait for the source */
+	unsigned pf_used;	 /* slots in use: the stream's reads and the faults' */
+	unsigned pf_fault;	 /* of them, the faults' */
+	bool drain_blocked;	 /* every background read is queued: wait for the source */
 	struct stream_window sw; /* --prefetch-window auto: the stream's bytes in flight */
-	bool faults_wait;   /* the source reconnects its fault path: wait for src_timer */
-	uint64_t src_timer, src_timer_at; /* wakes the loop when the source may be tried */
+	bool faults_wait;	 /* the source reconnects its fault path: wait for src_timer */
+	uint64_t src_timer, src_timer_at; /* wakes the loop when the source may be tried (ns) */
 	unsigned items_refused;		  /* tasks restore sent that we did not serve */
 	/* The operator's view (status.h): the status socket, /metrics, the install rate. */
 	int ctl_fd;		      /* WORKDIR/criu-lazyd.status, or -1 */
@@ -203,6 +203,7 @@ int lazyd_install_run(struct lazyd *d, struct lz_task *t, struct pend_extent r, 
 void lazyd_source_backoff(struct lazyd *d, bool faults);
 /* The same with the wait given: that path waits ms (0: not at all). */
 void lazyd_source_wake_in(struct lazyd *d, unsigned ms, bool faults);
+void lazyd_source_wake_in_ns(struct lazyd *d, uint64_t ns, bool faults);
 /* The first bytes of run r went in by path p: counted (stats, t's counts) and out of t's
  * pending set. 0, or -ENOMEM when the set cannot follow (t failed, logged). */
 int lazyd_installed(struct lazyd *d, struct lz_task *t, const struct pend_extent *r, uint64_t bytes,

@@ -57,7 +57,7 @@ static void source_counts(struct lazyd *d)
 	if (!d->o->prefetch_window && d->sw.samples) {
 		d->st.stream_window = sw_window(&d->sw);
 		d->st.stream_rate = d->sw.rate;
-		d->st.stream_rtt_ns = d->sw.rtt;
+		d->st.stream_rtt_ns = d->sw.base;
 	}
 }
 

@@ -95,9 +95,18 @@ static void collect_chunks(struct lazyd *d)
 		else if (rc > 0 && !sl->t->gone)
 			install_chunk(d, sl, &ch);
 		if (rc > 0 && !sl->fault)
-			sw_data(&d->sw, &sl->sw, (uint64_t)ch.n * PAGE);
-		if (ch.last && !sl->fault)
-			sw_done(&d->sw, &sl->sw, mono_ns());
+			sw_data(&d->sw, &sl->sw, (uint64_t)ch.n * PAGE, mono_ns());
+		if (ch.last && !sl->fault) {
+			uint64_t now = mono_ns();
+			sw_done(&d->sw, &sl->sw, now);
+			pr_debug(
+			    "stream: %lu of %lu bytes at 0x%lx in %lu us; window %lu, queue "
+			    "%lu us over %lu",
+			    (unsigned long)sl->sw.got, (unsigned long)sl->sw.bytes,
+			    (unsigned long)sl->start, (unsigned long)(now - sl->sw.sent_ns) / 1000,
+			    (unsigned long)sw_window(&d->sw), (unsigned long)d->sw.qdelay / 1000,
+			    (unsigned long)d->sw.base / 1000);
+		}
 		if (ch.last) {
 			sl->used = false;
 			sl->t->inflight--;
@@ -185,9 +194,9 @@ static bool gather_read(const struct lazyd *d, const struct lz_task *t, uint64_t
 		sl->len += r.end - r.start;
 		sl->end = r.end;
 		if (sl->nrun == PF_RUNS || sl->len >= max ||
-		    !pending_next(&t->pend, r.end, max - sl->len, true, &r) ||
-		    r.start < sl->end || r.start - sl->end > PF_GAP_PAGES * PAGE ||
-		    r.src != sl->src + sl->len || inflight_at(d, t, r.start, r.end))
+		    !pending_next(&t->pend, r.end, max - sl->len, true, &r) || r.start < sl->end ||
+		    r.start - sl->end > PF_GAP_PAGES * PAGE || r.src != sl->src + sl->len ||
+		    inflight_at(d, t, r.start, r.end))
 			return true;
 	}
 }
@@ -300,6 +309,9 @@ static bool submit_one(struct lazyd *d, struct lz_task *t, uint64_t max)
 		slot++;
 	if (d->pf[slot].used)
 		return false;
+	/* Stamped before the ask: a wait after it (another process took the CPU) must not
+	 * shorten the round trip measured. */
+	uint64_t asked = mono_ns();
 	int rc = ask(d, &sl, slot);
 	if (rc == -EBUSY)
 		return false;
@@ -311,7 +323,7 @@ static bool submit_one(struct lazyd *d, struct lz_task *t, uint64_t max)
 	uint64_t bytes = 0;
 	for (unsigned k = 0; k < sl.nrun; k++)
 		bytes += sl.run[k].len;
-	sw_sent(&d->sw, &sl.sw, mono_ns(), bytes);
+	sw_sent(&d->sw, &sl.sw, asked, bytes);
 	d->pf[slot] = sl;
 	d->pf_used++;
 	d->st.stream_reads++;
@@ -335,7 +347,14 @@ static void on_source(struct ev_loop *l, int fd, unsigned events, void *data)
 /* Room in the stream's window for another read: a count of reads, or bytes (auto). */
 static bool room(const struct lazyd *d, unsigned window, uint64_t bytes)
 {
-	return d->pf_used - d->pf_fault < window && (d->o->prefetch_window || d->sw.inflight < bytes);
+	return d->pf_used - d->pf_fault < window &&
+	       (d->o->prefetch_window || d->sw.inflight < bytes);
+}
+
+/* Auto: the reads are paced too; true if the next one must wait. */
+static bool paced(const struct lazyd *d)
+{
+	return !d->o->prefetch_window && sw_pace_wait(&d->sw, mono_ns());
 }
 
 /* The pipelined drain: collect what arrived, then fill the window again, round robin. */
@@ -354,16 +373,18 @@ bool lazyd_stream_step(struct lazyd *d)
 	if (window > LAZYD_MAX_PREFETCH)
 		window = LAZYD_MAX_PREFETCH;
 	collect_chunks(d);
-	/* Faults overtake the stream: while a fault's read is out, the stream asks for nothing
-	 * new, so that its answer queues behind no more of the stream's data than is on its
-	 * way already (the link's queue is shared; measured: docs/benchmarks.md, "Faults off
-	 * the event loop"). */
-	if (d->pf_fault)
+	/* Faults overtake the stream: with a window of N reads, while a fault's read is out
+	 * the stream asks for nothing new, so that its answer queues behind no more of the
+	 * stream's data than is on its way already (the link's queue is shared; measured:
+	 * docs/benchmarks.md, "Faults off the event loop"). The auto window keeps that queue
+	 * near empty itself: the stream goes on. */
+	if (d->pf_fault && d->o->prefetch_window)
 		window = 0;
-	bool idle = d->pf_fault != 0;
-	for (unsigned pass = 0; pass < window && room(d, window, bytes); pass++) {
+	bool idle = window == 0;
+	for (unsigned pass = 0; pass < window && room(d, window, bytes) && !paced(d); pass++) {
 		bool progress = false;
-		for (struct lz_task *t = d->tasks; t && room(d, window, bytes); t = t->next)
+		for (struct lz_task *t = d->tasks; t && room(d, window, bytes) && !paced(d);
+		     t = t->next)
 			progress |= submit_one(d, t, max);
 		any |= progress;
 		if (!progress) {
@@ -383,6 +404,12 @@ bool lazyd_stream_step(struct lazyd *d)
 	d->drain_blocked = !any && d->pf_used && fd >= 0;
 	if (!any && d->pf_used && fd < 0)
 		lazyd_source_backoff(d, false);
+	/* Paced, with room: look again when the next read is due (if no data comes first). */
+	bool wanted = false;
+	for (struct lz_task *t = d->tasks; t && !wanted; t = t->next)
+		wanted = lazyd_drainable(t);
+	if (fd >= 0 && wanted && room(d, window, bytes) && paced(d))
+		lazyd_source_wake_in_ns(d, sw_pace_wait(&d->sw, mono_ns()), false);
 	/* ... and, waiting on the connection, look again when its reads would count as stalled. */
 	unsigned stall =
 	    d->drain_blocked && d->src.ops->stall_ms ? d->src.ops->stall_ms(&d->src) : 0;

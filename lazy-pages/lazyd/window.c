@@ -1,81 +1,64 @@
-/* The stream's window in bytes (window.h): rate x round trip, both measured on its reads. */
+/* The stream's window in bytes (window.h): grown and shrunk on the delay of its reads. */
 #include "window.h"
 
 #define NS 1000000000ull
-#define RTT_KEEP_NS (10 * NS) /* a minimum round trip older than this is measured again */
-#define RATE_KEEP_MIN_NS (NS / 10)
-#define RATE_KEEP_ROUNDS 10 /* a maximum rate older than this many round trips: again */
-#define STARTUP_ROUNDS 3    /* rounds without 25% more rate that end the startup */
-
-/* The gain in quarters: startup, one round of drain, then the probing cycle. */
-#define GAIN_STARTUP 8
-#define GAIN_DRAIN 2
-static const unsigned probe_gain[] = {5, 3, 4, 4, 4, 4, 4, 4};
-#define PROBE_PHASES (sizeof(probe_gain) / sizeof(probe_gain[0]))
+#define BASE_BUCKET_NS (5 * NS) /* the least delay is kept over two such buckets */
+#define TARGET_MIN_NS 500000ull /* the queue target: half a millisecond ... */
+#define TARGET_RTT_DIV 16	/* ... and this part of the round trip */
+#define STEP_DIV 4		/* a round trip of reads moves the window by a quarter at most */
+#define PACE_NUM 5		/* paced at the window's rate times 5/4 */
+#define PACE_DEN 4
+#define RATE_IVAL_NS (NS / 10)
 
 void sw_init(struct stream_window *w)
 {
-	*w = (struct stream_window){.startup = true};
+	*w = (struct stream_window){.win = SW_INITIAL, .slow_start = true};
 }
 
-static unsigned gain(const struct stream_window *w)
-{
-	if (w->startup)
-		return GAIN_STARTUP;
-	if (!w->phase)
-		return GAIN_DRAIN;
-	return probe_gain[(w->phase - 1) % PROBE_PHASES];
-}
-
-/* The path's bandwidth-delay product as measured (rate and rtt capped: no overflow). */
-static uint64_t bdp(const struct stream_window *w)
-{
-	uint64_t rate = w->rate > SW_MAX * 16 ? SW_MAX * 16 : w->rate;
-	uint64_t rtt = w->rtt > 16 * NS ? 16 * NS : w->rtt;
-
-	return (uint64_t)((unsigned __int128)rate * rtt / NS);
-}
-
-/* A read: a quarter of the path's product, so that four are out at a time. */
-static uint64_t read_size(const struct stream_window *w)
-{
-	uint64_t n = w->rate && w->rtt ? bdp(w) * gain(w) / 16 : 0;
-
-	if (n < SW_MIN_READ)
-		n = SW_MIN_READ;
-	return n > SW_MAX_READ ? SW_MAX_READ : n & ~4095ull;
-}
-
-/*
- * The path's product times the gain: its round trip, measured from a read's ask to its
- * last byte, holds one read's time on the link, so that the bytes of the read being sent
- * are counted (they leave the window chunk by chunk as they come).
- */
 uint64_t sw_window(const struct stream_window *w)
 {
-	if (!w->rate || !w->rtt)
-		return SW_INITIAL;
-	uint64_t win = bdp(w) * gain(w) / 4;
+	return w->win;
+}
 
-	if (win < 2 * SW_MIN_READ)
-		win = 2 * SW_MIN_READ;
-
-	return win > SW_MAX ? SW_MAX : win;
+uint64_t sw_target(const struct stream_window *w)
+{
+	return TARGET_MIN_NS + w->base / TARGET_RTT_DIV;
 }
 
 uint64_t sw_read_size(const struct stream_window *w, uint64_t max)
 {
-	uint64_t n = read_size(w);
+	uint64_t n = w->win / SW_READS;
 
+	if (n < SW_READ)
+		n = SW_READ;
+	if (n > SW_MAX_READ)
+		n = SW_MAX_READ;
+	n &= ~4095ull;
 	return n > max ? max : n;
+}
+
+uint64_t sw_pace_wait(const struct stream_window *w, uint64_t now)
+{
+	return w->pace_ns > now ? w->pace_ns - now : 0;
+}
+
+/* The time bytes take at the pacing rate, the window's (win per base) times 5/4. */
+static uint64_t pace_time(const struct stream_window *w, uint64_t bytes)
+{
+	if (!w->base)
+		return 0;
+	return (uint64_t)((unsigned __int128)bytes * w->base * PACE_DEN /
+			  ((unsigned __int128)w->win * PACE_NUM));
 }
 
 void sw_sent(struct stream_window *w, struct sw_mark *m, uint64_t now, uint64_t bytes)
 {
-	*m = (struct sw_mark){.sent_ns = now,
-			      .delivered_then = w->delivered,
-			      .bytes = bytes,
-			      .app_limited = w->app_limited != 0};
+	/* A burst of two reads is let through: a pause never banks more. */
+	uint64_t slack = 2 * pace_time(w, sw_read_size(w, SW_MAX_READ));
+	uint64_t from = now > slack && w->pace_ns < now - slack ? now - slack : w->pace_ns;
+
+	w->pace_ns = from + pace_time(w, bytes);
+	*m = (struct sw_mark){.sent_ns = now, .bytes = bytes, .app_limited = w->app_limited != 0};
 	w->inflight += bytes;
 }
 
@@ -84,7 +67,7 @@ static void leave(struct stream_window *w, uint64_t bytes)
 	w->inflight -= bytes < w->inflight ? bytes : w->inflight;
 }
 
-void sw_data(struct stream_window *w, struct sw_mark *m, uint64_t bytes)
+void sw_data(struct stream_window *w, struct sw_mark *m, uint64_t bytes, uint64_t now)
 {
 	/* never more than was asked for leaves the window: a source that sends more is not
 	 * trusted to shrink what other reads hold */
@@ -95,26 +78,28 @@ void sw_data(struct stream_window *w, struct sw_mark *m, uint64_t bytes)
 	w->delivered += bytes;
 	if (w->app_limited && w->delivered >= w->app_limited)
 		w->app_limited = 0;
+	if (!w->rate_ns) {
+		w->rate_ns = now;
+		w->rate_delivered = w->delivered;
+	} else if (now - w->rate_ns >= RATE_IVAL_NS) {
+		uint64_t r = (uint64_t)((unsigned __int128)(w->delivered - w->rate_delivered) * NS /
+					(now - w->rate_ns));
+		w->rate = w->rate ? (3 * w->rate + r) / 4 : r;
+		w->rate_ns = now;
+		w->rate_delivered = w->delivered;
+	}
 }
 
-/* A round trip has passed since the last round: the gain's next phase. */
-static void next_round(struct stream_window *w, const struct sw_mark *m, uint64_t now)
+/* The least delay of the last two buckets: a path that got longer is learnt within
+ * 2 x BASE_BUCKET_NS, a queue that stands is not taken for the path. */
+static void base_sample(struct stream_window *w, uint64_t el, uint64_t now)
 {
-	w->round_ns = now;
-	if (!w->startup) {
-		w->phase++;
-		if (w->phase > PROBE_PHASES)
-			w->phase = 1;
-		return;
-	}
-	if (m->app_limited)
-		return; /* the stream did not ask for all it could: says nothing of the path */
-	if (w->rate >= w->round_rate + w->round_rate / 4) {
-		w->round_rate = w->rate;
-		w->flat_rounds = 0;
-	} else if (++w->flat_rounds >= STARTUP_ROUNDS) {
-		w->startup = false;
-		w->phase = 0;
+	if (!w->base || el <= w->base) {
+		w->base = el;
+		w->base_ns = now;
+	} else if (now - w->base_ns > 2 * BASE_BUCKET_NS) {
+		w->base = el; /* the old least is gone: start again from this one */
+		w->base_ns = now;
 	}
 }
 
@@ -122,30 +107,35 @@ void sw_done(struct stream_window *w, struct sw_mark *m, uint64_t now)
 {
 	if (m->got < m->bytes)
 		leave(w, m->bytes - m->got);
-	if (!m->got || now <= m->sent_ns)
-		return; /* failed, or no time passed: nothing measured */
+	/* Failed, no time passed, or a short read (its time on the link is less than a full
+	 * read's, which would read as less queue): nothing measured. */
+	if (m->got < SW_READ || now <= m->sent_ns)
+		return;
 	uint64_t el = now - m->sent_ns;
-	uint64_t rate = (uint64_t)((unsigned __int128)(w->delivered - m->delivered_then) * NS / el);
-	uint64_t keep = w->rtt * RATE_KEEP_ROUNDS;
 
-	if (keep < RATE_KEEP_MIN_NS)
-		keep = RATE_KEEP_MIN_NS;
 	w->samples++;
-	if (!w->rtt || el <= w->rtt || now - w->rtt_ns > RTT_KEEP_NS) {
-		w->rtt = el;
-		w->rtt_ns = now;
-	}
-	/* An application-limited sample may raise the rate, never lower it. */
-	if (rate >= w->rate || (!m->app_limited && now - w->rate_ns > keep)) {
-		w->rate = rate;
-		w->rate_ns = now;
-	}
-	if (now - w->round_ns >= w->rtt)
-		next_round(w, m, now);
-	/* A phase below 1 only drains what the phase before queued: it ends when that is
-	 * gone, before the path runs dry. */
-	else if (!w->startup && gain(w) < 4 && w->inflight <= bdp(w))
-		next_round(w, m, now);
+	base_sample(w, el, now);
+	w->qdelay = el - w->base;
+	int64_t target = (int64_t)sw_target(w);
+	int64_t off = target - (int64_t)w->qdelay;
+	if (off < -target)
+		off = -target;
+	if (off > 0 && m->app_limited)
+		return; /* the stream did not ask for all it could: no reason to grow */
+	/* LEDBAT's step, proportional to how far the queue is off target, per byte that came:
+	 * a window's worth of reads moves it by a quarter at most. From the start until the
+	 * queue reaches half the target, it doubles a round trip instead (slow start). */
+	if (w->slow_start && (int64_t)w->qdelay > target / 2)
+		w->slow_start = false;
+	int64_t step = w->slow_start
+			   ? (int64_t)m->got
+			   : (int64_t)((__int128)off * (int64_t)m->got / target / STEP_DIV);
+	int64_t win = (int64_t)w->win + step;
+	if (win < (int64_t)SW_MIN)
+		win = (int64_t)SW_MIN;
+	if (win > (int64_t)SW_MAX)
+		win = (int64_t)SW_MAX;
+	w->win = (uint64_t)win;
 }
 
 void sw_idle(struct stream_window *w)

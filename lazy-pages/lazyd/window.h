@@ -1,12 +1,16 @@
 /*
- * The stream's window in bytes (--prefetch-window auto): keep about one bandwidth-delay
- * product of background reads in flight, so that the stream fills the path without a queue
- * at its bottleneck, where every fault's answer would wait behind it. Both factors are
- * measured on the stream's own reads, as BBR measures them on packets: the delivery rate
- * (the bytes that came in while a read was out, over the time it was out; the recent
- * maximum) and the round trip (a read's ask to its last byte; the recent minimum). The
- * window is their product times a gain that probes for more rate now and then and drains
- * what the probe queued.
+ * The stream's window in bytes (--prefetch-window auto): keep the background reads in flight
+ * at what fills the path with a short queue at its bottleneck, where every fault's answer
+ * waits behind them. The signal is the delay of the stream's own reads, as LEDBAT (RFC 6817)
+ * uses it: a read's time from ask to last byte, over the least seen lately (the path's round
+ * trip and the read's own time on the link), is the queue it met. The window grows while
+ * that queue is under a target (half a millisecond and a sixteenth of the round trip) and
+ * shrinks above it, by up to a quarter a round trip (from the start until the first queue,
+ * it doubles a round trip). No rate is estimated: at this level
+ * (data taken in by a loop that shares the CPU, a relay that releases it in bursts) rate
+ * samples ran 2-3x above the link; delays do not. The reads are of one size, so that their
+ * own time on the link is the same in every sample, and paced at the window's rate and a
+ * quarter, so that a window refilled at once does not reach the bottleneck as one burst.
  */
 #ifndef LAZYD_WINDOW_H
 #define LAZYD_WINDOW_H
@@ -14,47 +18,52 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SW_MIN_READ (64u << 10)	   /* the smallest read the window asks for */
-#define SW_INITIAL (4 * SW_MIN_READ) /* before the first measurement */
-#define SW_MAX_READ (512u << 10)   /* the largest */
-#define SW_MAX (256ull << 20)	   /* bytes in flight at most */
+#define SW_READ (64u << 10)	 /* a read, while the window holds at most SW_READS of them */
+#define SW_READS 48		 /* reads in flight (of the daemon's 64) */
+#define SW_MAX_READ (512u << 10) /* a read at most */
+#define SW_INITIAL (4 * SW_READ) /* the window before the first measurement */
+#define SW_MIN (2 * SW_READ)	 /* at least */
+#define SW_MAX (256ull << 20)	 /* at most */
 
 struct stream_window {
 	uint64_t inflight;    /* bytes asked for, not yet in */
+	uint64_t win;	      /* bytes the stream may keep in flight */
+	uint64_t base;	      /* ns: the least delay of a read lately (its round trip) */
+	uint64_t base_ns;     /* when it was seen */
+	uint64_t qdelay;      /* ns: the last read's delay over base (its queue) */
 	uint64_t delivered;   /* bytes in, since the start */
 	uint64_t app_limited; /* != 0: the stream asked for less than it could until then */
-	uint64_t rate;	      /* bytes per second: the recent maximum */
-	uint64_t rate_ns;     /* when it was measured */
-	uint64_t rtt;	      /* ns: the recent minimum */
-	uint64_t rtt_ns;
-	/* The gain: startup (x2 a round until the rate stops growing), one round of drain,
-	 * then rounds of probing (1.25, 0.75, then 1 for six). */
-	bool startup;
-	unsigned flat_rounds, phase;
-	uint64_t round_ns, round_rate;
+	uint64_t pace_ns;     /* the next read may be asked for from then */
+	uint64_t rate;	      /* bytes per second delivered, smoothed (for the operator) */
+	uint64_t rate_ns, rate_delivered;
 	uint64_t samples; /* reads measured */
+	bool slow_start;  /* doubling a round trip, until the first queue */
 };
 
 /* What the window notes about one read when it is asked for. */
 struct sw_mark {
-	uint64_t sent_ns, delivered_then, bytes, got;
+	uint64_t sent_ns, bytes, got;
 	bool app_limited;
 };
 
 void sw_init(struct stream_window *w);
 /* Bytes the stream may keep in flight now. */
 uint64_t sw_window(const struct stream_window *w);
-/* The size of the next read: a quarter of the path's product, at least SW_MIN_READ, at
- * most SW_MAX_READ and max. */
+/* The size of the next read: SW_READ, more only when the window needs more than SW_READS
+ * of them; at most max. */
 uint64_t sw_read_size(const struct stream_window *w, uint64_t max);
+/* ns until the next read may be asked for (0: now). */
+uint64_t sw_pace_wait(const struct stream_window *w, uint64_t now);
+/* The queueing delay target for the window's round trip, ns. */
+uint64_t sw_target(const struct stream_window *w);
 /* A read of bytes asked for at now. */
 void sw_sent(struct stream_window *w, struct sw_mark *m, uint64_t now, uint64_t bytes);
-/* bytes of read m came in. */
-void sw_data(struct stream_window *w, struct sw_mark *m, uint64_t bytes);
+/* bytes of read m came in at now. */
+void sw_data(struct stream_window *w, struct sw_mark *m, uint64_t bytes, uint64_t now);
 /* Read m is over at now (complete, or failed: what did not come leaves the window). */
 void sw_done(struct stream_window *w, struct sw_mark *m, uint64_t now);
 /* The stream stops asking with room in the window (nothing to ask for, or a fault's read
- * is out): the samples of the reads out meanwhile do not lower the rate. */
+ * is out): the window does not grow on the reads out meanwhile. */
 void sw_idle(struct stream_window *w);
 
 #endif

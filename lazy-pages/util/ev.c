@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -18,7 +19,7 @@ struct ev_fd {
 
 struct ev_timer {
 	struct ev_timer *next; /* sorted by when, then id */
-	uint64_t id, when_ms;
+	uint64_t id, when_ns;
 	ev_timer_fn fn;
 	void *data;
 };
@@ -132,21 +133,26 @@ bool ev_has(const struct ev_loop *l, int fd)
 	return l && fd >= 0 && fd < l->nfds && l->fds[fd].mask;
 }
 
-uint64_t ev_timer_add(struct ev_loop *l, uint64_t after_ms, ev_timer_fn fn, void *data)
+uint64_t ev_timer_add_ns(struct ev_loop *l, uint64_t after_ns, ev_timer_fn fn, void *data)
 {
 	struct ev_timer *t = calloc(1, sizeof(*t)), **p;
 
 	if (!t)
 		return 0;
 	t->id = ++l->next_timer_id;
-	t->when_ms = mono_ms() + after_ms;
+	t->when_ns = mono_ns() + after_ns;
 	t->fn = fn;
 	t->data = data;
-	for (p = &l->timers; *p && (*p)->when_ms <= t->when_ms; p = &(*p)->next)
+	for (p = &l->timers; *p && (*p)->when_ns <= t->when_ns; p = &(*p)->next)
 		;
 	t->next = *p;
 	*p = t;
 	return t->id;
+}
+
+uint64_t ev_timer_add(struct ev_loop *l, uint64_t after_ms, ev_timer_fn fn, void *data)
+{
+	return ev_timer_add_ns(l, after_ms * 1000000ull, fn, data);
 }
 
 void ev_timer_del(struct ev_loop *l, uint64_t id)
@@ -160,24 +166,40 @@ void ev_timer_del(struct ev_loop *l, uint64_t id)
 		}
 }
 
-static int wait_ms(const struct ev_loop *l, int max_wait_ms)
+/* How long the turn may wait, in ns: up to the next timer, at most max_wait_ms (-1: none)
+ * and a minute; -1 for no limit at all. */
+static int64_t wait_ns(const struct ev_loop *l, int max_wait_ms)
 {
+	int64_t max = max_wait_ms < 0 ? -1 : (int64_t)max_wait_ms * 1000000;
+
 	if (!l->timers)
-		return max_wait_ms;
-	uint64_t now = mono_ms(), when = l->timers->when_ms;
+		return max;
+	uint64_t now = mono_ns(), when = l->timers->when_ns;
 	uint64_t left = when > now ? when - now : 0;
-	if (max_wait_ms >= 0 && (uint64_t)max_wait_ms < left)
-		return max_wait_ms;
-	return left > 60000 ? 60000 : (int)left;
+	if (max >= 0 && (uint64_t)max < left)
+		return max;
+	return left > 60000000000ull ? 60000000000ll : (int64_t)left;
+}
+
+/* epoll_wait with a timeout in ns (timers finer than a millisecond: the stream's pacing). */
+static int wait_events(const struct ev_loop *l, struct epoll_event *evs, int64_t ns)
+{
+	struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+	int n = epoll_pwait2(l->epfd, evs, EV_BATCH, ns < 0 ? NULL : &ts, NULL);
+
+	if (n >= 0 || errno != ENOSYS)
+		return n;
+	/* a kernel before 5.11: milliseconds, rounded up so that a timer is never early */
+	return epoll_wait(l->epfd, evs, EV_BATCH, ns < 0 ? -1 : (int)((ns + 999999) / 1000000));
 }
 
 /* Timers due now, including ones added by their handlers only if already due. */
 static int run_timers(struct ev_loop *l)
 {
-	uint64_t now = mono_ms(), last = l->next_timer_id;
+	uint64_t now = mono_ns(), last = l->next_timer_id;
 	int n = 0;
 
-	while (l->timers && l->timers->when_ms <= now && l->timers->id <= last) {
+	while (l->timers && l->timers->when_ns <= now && l->timers->id <= last) {
 		struct ev_timer *t = l->timers;
 		l->timers = t->next;
 		ev_timer_fn fn = t->fn;
@@ -193,7 +215,7 @@ static int run_timers(struct ev_loop *l)
 int ev_run_once(struct ev_loop *l, int max_wait_ms)
 {
 	struct epoll_event evs[EV_BATCH];
-	int n = epoll_wait(l->epfd, evs, EV_BATCH, wait_ms(l, max_wait_ms)), done = 0;
+	int n = wait_events(l, evs, wait_ns(l, max_wait_ms)), done = 0;
 
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;

@@ -40,6 +40,8 @@ bool ev_has(const struct ev_loop *l, int fd);
 
 /* Run fn(data) once, at least after_ms from now. The id (> 0), or 0 on -ENOMEM. */
 uint64_t ev_timer_add(struct ev_loop *l, uint64_t after_ms, ev_timer_fn fn, void *data);
+/* The same, after_ns from now. */
+uint64_t ev_timer_add_ns(struct ev_loop *l, uint64_t after_ns, ev_timer_fn fn, void *data);
 /* Cancel a timer that has not fired; no-op for 0 or unknown ids. */
 void ev_timer_del(struct ev_loop *l, uint64_t id);
 

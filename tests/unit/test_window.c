@@ -1,8 +1,9 @@
 /*
  * The stream's window in bytes (lazy-pages/lazyd/window.c), driven by a model path: a
  * request takes RTT/2 to the server, the server sends reads one after another at the link's
- * rate, the data takes RTT/2 back, in chunks of 32 pages as criu-imgd's frames come. The window must find the path's bandwidth-delay product:
- * the link full, and almost nothing queued at the server.
+ * rate, the data takes RTT/2 back, in chunks of 32 pages as criu-imgd's frames come. The window
+ * must find the path's bandwidth-delay product: the link full, and almost nothing queued at the
+ * server.
  */
 #include <criterion/criterion.h>
 
@@ -53,7 +54,7 @@ static void deliver(struct path *p, struct stream_window *w, unsigned *head, uns
 	uint64_t n = m->bytes - off < CHUNK ? m->bytes - off : CHUNK;
 
 	*now = chunk_in(p, p->r[*head].start_ns, m->bytes, *k);
-	sw_data(w, m, n);
+	sw_data(w, m, n, *now);
 	if (off + n < m->bytes) {
 		(*k)++;
 		return;
@@ -73,11 +74,19 @@ static void run(struct path *p, struct stream_window *w, uint64_t *now, uint64_t
 
 	p->n = 0;
 	while (*now < end) {
-		while (w->inflight < sw_window(w) && p->n < MAXR) {
+		while (w->inflight < sw_window(w) && p->n < MAXR && !sw_pace_wait(w, *now)) {
 			uint64_t b = sw_read_size(w, 512 << 10);
 			sw_sent(w, &p->r[p->n].m, *now, b);
 			p->r[p->n].start_ns = path_read(p, *now, b);
 			p->n++;
+		}
+		/* paced, with room: the next read is due before the next chunk comes */
+		uint64_t due = *now + sw_pace_wait(w, *now);
+		if (w->inflight < sw_window(w) && due > *now &&
+		    (head == p->n ||
+		     due < chunk_in(p, p->r[head].start_ns, p->r[head].m.bytes, k))) {
+			*now = due;
+			continue;
 		}
 		cr_assert_lt(head, p->n, "nothing in flight");
 		deliver(p, w, &head, &k, now);
@@ -103,7 +112,7 @@ static void converges(uint64_t rate, uint64_t rtt)
 	p.rate = rate;
 	p.rtt = rtt;
 	sw_init(&w);
-	run(&p, &w, &now, 500 * MS + 50 * rtt); /* startup, then some probing cycles */
+	run(&p, &w, &now, 500 * MS + 50 * rtt); /* from the initial window to the path's */
 	p.queued_ns = p.sent = p.bytes = 0;
 	uint64_t t0 = now;
 	run(&p, &w, &now, 1000 * MS);
@@ -111,28 +120,41 @@ static void converges(uint64_t rate, uint64_t rtt)
 	double queued_ms = (double)p.queued_ns / (double)p.sent / 1e6;
 
 	cr_log_info("%lu B/s, rtt %.3f ms: link %.1f%% used, reads queue %.3f ms on average, "
-		    "window %lu for a BDP of %lu", (unsigned long)rate, rtt / 1e6, used * 100,
-		    queued_ms, (unsigned long)sw_window(&w), (unsigned long)bdp);
+		    "window %lu for a BDP of %lu",
+		    (unsigned long)rate, rtt / 1e6, used * 100, queued_ms,
+		    (unsigned long)sw_window(&w), (unsigned long)bdp);
 	cr_assert_gt(used, 0.9, "the link is %.0f%% used (rate %lu B/s, rtt %lu ns)", used * 100,
 		     (unsigned long)rate, (unsigned long)rtt);
-	cr_assert_gt(w.rate, rate * 9 / 10, "rate measured %lu of %lu", (unsigned long)w.rate,
+	cr_assert_gt(w.rate, rate * 9 / 10, "rate shown %lu of %lu", (unsigned long)w.rate,
 		     (unsigned long)rate);
-	cr_assert_leq(w.rate, rate + rate / 100);
-	cr_assert_geq(w.rtt, rtt);
-	uint64_t win = sw_window(&w);
-	cr_assert_leq(win, 2 * bdp + 4 * SW_MIN_READ, "window %lu for a BDP of %lu",
+	cr_assert_leq(w.rate, rate + rate / 50);
+	cr_assert_geq(w.base, rtt, "a round trip shorter than the path's");
+	/* the window: the path's product and the target's queue, and a few reads */
+	uint64_t win = sw_window(&w), queue = rate * sw_target(&w) / 1000000000ull;
+	cr_assert_leq(win, bdp + 2 * queue + 4 * SW_READ, "window %lu for a BDP of %lu",
 		      (unsigned long)win, (unsigned long)bdp);
-	/* a read waits at the server for a quarter of a round trip at most, on average (the
-	 * probing phases queue a little, on purpose), or for one read's time on the link */
-	double read_ms = (double)sw_read_size(&w, 512 << 10) / (double)rate * 1e3;
-	cr_assert_leq(queued_ms, rtt / 4e6 + read_ms, "reads queue %.3f ms (rtt %.3f ms)",
-		      queued_ms, rtt / 1e6);
+	/* a read waits at the server for about the target, on average */
+	double target_ms = (double)sw_target(&w) / 1e6;
+	cr_assert_leq(queued_ms, 1.5 * target_ms, "reads queue %.3f ms (target %.3f ms)", queued_ms,
+		      target_ms);
 }
 
-Test(window, finds_1gbit_1ms) { converges(125000000, 1 * MS); }
-Test(window, finds_1gbit_10ms) { converges(125000000, 10 * MS); }
-Test(window, finds_100mbit_50ms) { converges(12500000, 50 * MS); }
-Test(window, finds_10gbit_200us) { converges(1250000000, MS / 5); }
+Test(window, finds_1gbit_1ms)
+{
+	converges(125000000, 1 * MS);
+}
+Test(window, finds_1gbit_10ms)
+{
+	converges(125000000, 10 * MS);
+}
+Test(window, finds_100mbit_50ms)
+{
+	converges(12500000, 50 * MS);
+}
+Test(window, finds_10gbit_200us)
+{
+	converges(1250000000, MS / 5);
+}
 
 Test(window, starts_small)
 {
@@ -140,8 +162,9 @@ Test(window, starts_small)
 
 	sw_init(&w);
 	cr_assert_eq(sw_window(&w), SW_INITIAL);
-	cr_assert_eq(sw_read_size(&w, 512 << 10), SW_MIN_READ);
+	cr_assert_eq(sw_read_size(&w, 512 << 10), SW_READ);
 	cr_assert_eq(sw_read_size(&w, 16 << 10), 16 << 10, "never more than the caller's max");
+	cr_assert_eq(sw_pace_wait(&w, 1000), 0, "no pacing before a measure");
 }
 
 Test(window, failed_read_leaves_the_window)
@@ -153,43 +176,69 @@ Test(window, failed_read_leaves_the_window)
 	sw_sent(&w, &a, 100, 1 << 20);
 	sw_sent(&w, &b, 100, 1 << 20);
 	cr_assert_eq(w.inflight, 2u << 20);
-	sw_data(&w, &a, 4096);
+	sw_data(&w, &a, 4096, 150);
 	sw_done(&w, &a, 200); /* failed after one page */
 	cr_assert_eq(w.inflight, 1u << 20);
 	sw_done(&w, &b, 300); /* failed with nothing */
 	cr_assert_eq(w.inflight, 0);
-	cr_assert_eq(w.samples, 1, "only a read that brought data is a sample");
+	cr_assert_eq(w.samples, 0, "a read that brought less than a full one is no sample");
 	sw_sent(&w, &a, 400, 4096);
-	sw_data(&w, &a, 1 << 20); /* a source that sends more than asked */
+	sw_data(&w, &a, 1 << 20, 450); /* a source that sends more than asked */
 	cr_assert_eq(w.inflight, 0);
+	cr_assert_eq(sw_window(&w), SW_INITIAL, "nothing measured: nothing changed");
 }
 
-Test(window, idle_stream_does_not_lower_the_rate)
+/* One full read, asked for at now, in after el ns. */
+static void one_read(struct stream_window *w, uint64_t now, uint64_t el)
+{
+	struct sw_mark m;
+
+	sw_sent(w, &m, now, SW_READ);
+	sw_data(w, &m, SW_READ, now + el);
+	sw_done(w, &m, now + el);
+}
+
+Test(window, grows_without_queue_shrinks_with_one)
 {
 	struct stream_window w;
-	struct sw_mark m;
+	uint64_t now = 1000 * MS, win;
+
+	sw_init(&w);
+	one_read(&w, now, 10 * MS); /* the path: 10 ms */
+	win = sw_window(&w);
+	cr_assert_eq(win, SW_INITIAL + SW_READ, "slow start: a read's worth a read");
+	one_read(&w, now += MS, 10 * MS + sw_target(&w)); /* the first queue: it ends */
+	cr_assert_eq(sw_window(&w), win, "on target: it stays");
+	for (int i = 0; i < 16; i++)
+		one_read(&w, now += MS, 10 * MS);
+	cr_assert_gt(sw_window(&w), win, "no queue: it grows");
+	cr_assert_leq(sw_window(&w), win + win / 4 + 16 * SW_READ / 4 + SW_READ,
+		      "by a quarter of what came at most");
+	win = sw_window(&w);
+	uint64_t late = 10 * MS + 2 * sw_target(&w);
+	for (int i = 0; i < 16; i++)
+		one_read(&w, now += MS, late);
+	cr_assert_lt(sw_window(&w), win, "a queue of twice the target: it shrinks");
+	win = sw_window(&w);
+	for (int i = 0; i < 16; i++)
+		one_read(&w, now += MS, 10 * MS + sw_target(&w));
+	cr_assert_eq(sw_window(&w), win, "on target: it stays");
+	for (int i = 0; i < 1000; i++)
+		one_read(&w, now += MS, 100 * MS);
+	cr_assert_eq(sw_window(&w), SW_MIN, "never below two reads");
+}
+
+Test(window, idle_stream_does_not_grow)
+{
+	struct stream_window w;
 	uint64_t now = 1000 * MS;
 
 	sw_init(&w);
-	sw_sent(&w, &m, now, 1 << 20);
-	sw_data(&w, &m, 1 << 20);
-	sw_done(&w, &m, now + 10 * MS); /* 100 MiB/s over 10 ms */
-	uint64_t rate = w.rate;
-	cr_assert_gt(rate, 0);
-	/* then the stream has little to ask for, for long: slow samples, application-limited */
-	now += 2000 * MS;
+	one_read(&w, now, 10 * MS);
+	uint64_t win = sw_window(&w);
 	for (int i = 0; i < 100; i++) {
-		sw_idle(&w);
-		sw_sent(&w, &m, now, 4096);
-		sw_data(&w, &m, 4096);
-		now += 10 * MS;
-		sw_done(&w, &m, now);
+		sw_idle(&w); /* the stream has nothing more to ask for */
+		one_read(&w, now += 20 * MS, 10 * MS);
 	}
-	cr_assert_eq(w.rate, rate, "app-limited samples lowered the rate");
-	/* a full sample after the old one expired may lower it */
-	now += 2000 * MS;
-	sw_sent(&w, &m, now, 1 << 20);
-	sw_data(&w, &m, 1 << 20);
-	sw_done(&w, &m, now + 20 * MS);
-	cr_assert_lt(w.rate, rate);
+	cr_assert_eq(sw_window(&w), win, "application-limited reads grew the window");
 }
