@@ -12,6 +12,12 @@
  *               compressing (our CPU the limit), it delivered no more than AUTO_GAIN times
  *               that raw rate of page data. The next probe is due after a backoff (1 s,
  *               doubling to 16 s while probes fail).
+ *   blind:      a client that keeps its own queue short (criu-lazyd's delay-based window)
+ *               never fills the socket: a busy window (AUTO_BLIND_MIN bytes or more) that
+ *               did not wait is followed, when the next probe is due, by two windows of
+ *               compressing; it stays on if the second delivered AUTO_GAIN times the raw page
+ *               data of the one before the probe (the client, its queue shorter, asked for
+ *               more), else off with the same backoff.
  * A chunk that does not shrink is sent raw (it counts as compressed to itself).
  */
 #include "compress.h"
@@ -28,6 +34,7 @@
 #define AUTO_BACKOFF_MIN 1000000000ull	/* 1 s */
 #define AUTO_BACKOFF_MAX 16000000000ull /* 16 s */
 #define AUTO_GAIN 1.1			/* compressing must deliver 10% more page data than raw */
+#define AUTO_BLIND_MIN (256u << 10)	/* a window this busy, raw, may start a blind probe */
 
 void compress_free(struct imgd *d)
 {
@@ -85,7 +92,30 @@ static void auto_decide(struct imgd_session *s, uint64_t now)
 			z->bound = 0;
 		}
 	}
-	if (z->on) {
+	if (z->on && z->blind) {
+		/* The first window lets the client's window adapt; the second decides. */
+		double got = (double)w->raw / (double)dt;
+		if (++z->blind_windows < 2) {
+			window_start(s, now);
+			return;
+		}
+		z->blind = false;
+		if (got > z->blind_rate * AUTO_GAIN) {
+			z->link_rate = z->blind_rate;
+			z->backoff = AUTO_BACKOFF_MIN;
+			pr_debug("session %lu: compressing delivers %.0f MB/s of pages, raw %.0f: on",
+				 (unsigned long)s->id, got * 1e3, z->blind_rate * 1e3);
+		} else {
+			z->on = false;
+			z->next_probe = now + z->backoff;
+			pr_debug("session %lu: compressing delivers %.0f MB/s of pages, raw %.0f: off "
+				 "for %.1f s",
+				 (unsigned long)s->id, got * 1e3, z->blind_rate * 1e3,
+				 (double)z->backoff / 1e9);
+			z->backoff =
+			    z->backoff * 2 > AUTO_BACKOFF_MAX ? AUTO_BACKOFF_MAX : z->backoff * 2;
+		}
+	} else if (z->on) {
 		/* Still waiting for the socket: the link is the limit, compressing helps while
 		 * it shrinks the data. Else, when compressing took most of the window (our CPU
 		 * is the limit), it must deliver more page data than the link did raw; a window
@@ -115,6 +145,14 @@ static void auto_decide(struct imgd_session *s, uint64_t now)
 		z->probes++;
 		pr_debug("session %lu: the link is the limit (%.0f MB/s): compressing",
 			 (unsigned long)s->id, z->link_rate * 1e3);
+	} else if (!z->bound && now >= z->next_probe &&
+		   s->work.bytes - w->bytes0 >= AUTO_BLIND_MIN) {
+		z->on = z->blind = true;
+		z->blind_windows = 0;
+		z->blind_rate = rate;
+		z->probes++;
+		pr_debug("session %lu: %.0f MB/s, the socket never full: trying compression",
+			 (unsigned long)s->id, rate * 1e3);
 	}
 	window_start(s, now);
 }

@@ -25,6 +25,13 @@ struct imgd_zs {
 	double link_rate;    /* bytes/ns delivered raw while the socket was the limit */
 	double last_rate;    /* of the last such window */
 	unsigned bound;	     /* windows in a row the socket was the limit (not compressing) */
+	/* A probe without that: the client keeps its own queue short (criu-lazyd's window
+	 * follows the delay of its reads), so the socket never fills; compressing for two
+	 * windows shows whether the client then takes more page data (blind_rate: of the
+	 * window before). */
+	bool blind;
+	unsigned blind_windows;
+	double blind_rate;
 	struct imgd_zwin w;
 	/* what it did (the session log) */
 	uint64_t frames, raw, out, probes;
