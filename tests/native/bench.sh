@@ -16,6 +16,8 @@
 #          (the yardstick of "link": total and the drain alone against it)
 #   imgd   criu-lazyd --image-server 127.0.0.1:P --image img, criu-imgd -D IMG on loopback
 #          (a fresh criu-imgd per restore, as tests/vm/guest-net.sh run_imgd does)
+#   imgdfix, linkfix   imgd and link with criu-lazyd --prefetch-window 8: the fixed window
+#          of reads that the default (auto, a window that follows the reads' delay) replaced
 #   latency  issue 11's latency targets, not in the rotation: after the other setups' rounds,
 #          ROUNDS rounds per round trip time of NATIVE_BENCH_RTT_MS ("1 10"): the "link" link,
 #          its tbf queue made shallow (NATIVE_BENCH_LAT_TBF), with tests/net/delayproxy in the
@@ -193,13 +195,13 @@ tcp_run() {
 # its veth address); sets IPID and PORT.
 imgd_up() { imgd_up_in "$BDIR/$1" ${2:-}; }
 
-# imgd_restore CASE [NS]: criu-imgd for CASE (on loopback, or in the link's namespace NS on
-# its veth address) and one restore through it.
+# imgd_restore CASE [NS [OPTS]]: criu-imgd for CASE (on loopback, or in the link's namespace
+# NS on its veth address) and one restore through it (OPTS: more criu-lazyd options).
 imgd_restore() {
 	imgd_up "$1" ${2:-} || { FAIL_WHY="criu-imgd did not start"; RUN=$BDIR/$1; imgd_down; return 1; }
 	_addr=127.0.0.1
 	[ -z "${2:-}" ] || _addr=$SRV_IP
-	OURS_LAZY="$LAZYD --image-server $_addr:$PORT --image img --auth-key $KEY"
+	OURS_LAZY="$LAZYD --image-server $_addr:$PORT --image img --auth-key $KEY ${3:-}"
 	_or=0
 	restore_run "$1" ours verify-now || _or=$?
 	OURS_LAZY=$OURS_LAZY_LOCAL
@@ -257,7 +259,9 @@ one_restore() {
 	nokeeper) ours_with "--keeper off" "$2" ;;
 	onethread) ours_with "--fill-threads 1" "$2" ;;
 	imgd) imgd_restore "$2" ;;
+	imgdfix) imgd_restore "$2" "" "--prefetch-window 8" ;;
 	link) imgd_restore "$2" "$LNS" ;;
+	linkfix) imgd_restore "$2" "$LNS" "--prefetch-window 8" ;;
 	tcp) tcp_run "$2" ;;
 	zpy-off | zpy-on | zpy-auto) zstd_restore py "$LNS" "${1#zpy-}" ;;
 	zpylo-off | zpylo-auto) zstd_restore py "" "${1#zpylo-}" ;;
@@ -512,6 +516,8 @@ key() {
 	nokeeper) echo criu-lazyd-nokeeper ;;
 	onethread) echo criu-lazyd-one-fill-thread ;;
 	imgd) echo criu-lazyd+criu-imgd ;;
+	imgdfix) echo criu-lazyd+criu-imgd-fixed-window ;;
+	linkfix) echo criu-lazyd+criu-imgd-link-fixed-window ;;
 	link) echo criu-lazyd+criu-imgd-link ;;
 	tcp) echo tcp-same-link ;;
 	z*) echo "zstd-$1" ;;
@@ -525,6 +531,8 @@ label() {
 	nokeeper) echo 'criu-lazyd --keeper off (local images)' ;;
 	onethread) echo 'criu-lazyd --fill-threads 1 (local images)' ;;
 	imgd) echo 'criu-lazyd + criu-imgd (loopback)' ;;
+	imgdfix) echo 'criu-lazyd + criu-imgd (loopback), --prefetch-window 8 (the fixed window)' ;;
+	linkfix) echo "criu-lazyd + criu-imgd (veth, tbf $RATE, TLS), --prefetch-window 8" ;;
 	link) echo "criu-lazyd + criu-imgd (veth, tbf $RATE, TLS)" ;;
 	tcp) echo "plain TCP, the same bytes, the same link" ;;
 	zpy-*) echo "python3 ${PY_MB} MB dict, criu-imgd over veth tbf $RATE (TLS), --compress ${1#zpy-}" ;;

@@ -30,6 +30,7 @@
 #   NET_LAZYD_ARGS extra criu-lazyd arguments
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/tests/net/stop.sh"
 B=${NET_BUILD:-$ROOT/build}
 LAZYD=${NET_LAZYD:-$B/bin/criu-lazyd}
 IMGD=${NET_IMGD:-$B/bin/criu-imgd}
@@ -82,11 +83,11 @@ start_imgd() { # $1: port (0: any)
 }
 
 cleanup() {
-	[ -n "$imgd_pid" ] && kill "$imgd_pid" 2>/dev/null && kill -CONT "$imgd_pid" 2>/dev/null
-	[ -f "$run/imgd-b.pid" ] && kill "$(cat "$run/imgd-b.pid")" 2>/dev/null
+	stop_server "$imgd_pid" "$run/stop.err"
+	[ -f "$run/imgd-b.pid" ] && stop_server "$(cat "$run/imgd-b.pid")" "$run/stop.err"
 	[ -n "${killer:-}" ] && kill "$killer" 2>/dev/null
 	[ -n "${proxy:-}" ] && kill "$proxy" 2>/dev/null
-	[ -f "$run/imgd.pid" ] && kill "$(cat "$run/imgd.pid")" 2>/dev/null
+	[ -f "$run/imgd.pid" ] && stop_server "$(cat "$run/imgd.pid")" "$run/stop.err"
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
@@ -176,7 +177,7 @@ if [ "$daemon" = 1 ] && [ "$rc" = 0 ] && [ -n "$pidfile" ]; then
 	case $pidfile in /*) pf=$pidfile ;; *) pf=$workdir/$pidfile ;; esac
 	dpid=$(cat "$pf" 2>/dev/null)
 	( while [ -n "$dpid" ] && kill -0 "$dpid" 2>/dev/null; do sleep 0.1; done
-	  kill "$(cat "$run/imgd.pid")" 2>/dev/null ) </dev/null >/dev/null 2>&1 &
+	  stop_server "$(cat "$run/imgd.pid")" "$run/stop.err" ) </dev/null >/dev/null 2>&1 &
 	trap - EXIT
 fi
 exit $rc

@@ -7,6 +7,7 @@
 # Env: NET_LAZYD (criu-lazyd to test, default BUILD/bin/criu-lazyd), NET_ONLY (case names).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/tests/net/stop.sh"
 B=${1:-build}
 case $B in /*) ;; *) B=$ROOT/$B ;; esac
 export NET_BUILD=$B
@@ -240,7 +241,7 @@ sim() { # $1 name, $2 scenario, rest: env for lazyd-remote.sh; expects success
 	_r=$?
 	# restore-sim SIGKILLs a daemon that fails: the wrapper's own cleanup did not run then.
 	for f in "$d/imgd.pid" "$d/imgd-b.pid"; do
-		[ -f "$f" ] && kill -CONT "$(cat "$f")" 2>/dev/null && kill "$(cat "$f")" 2>/dev/null
+		[ -f "$f" ] && stop_server "$(cat "$f")" "$d/stop.err"
 	done
 	return $_r
 }
@@ -440,7 +441,7 @@ else
 				NET_KEY="$key" timeout 300 "$SIM" --scenario large \
 				--daemon "$ROOT/tests/net/lazyd-remote.sh" --dir "$d" >"$d.out" 2>&1
 			r=$?
-			[ -f "$d/imgd.pid" ] && kill "$(cat "$d/imgd.pid")" 2>/dev/null
+			[ -f "$d/imgd.pid" ] && stop_server "$(cat "$d/imgd.pid")" "$d/stop.err"
 			# Beyond loopback TLS is on by default, on both sides, with nothing configured.
 			if [ $r = 0 ] && grep -q "10.251.77.2" "$d/imgd.log" &&
 				grep -q "TLS 1.3, PSK" "$d/imgd.log"; then
