@@ -3,7 +3,7 @@
 
 #define NS 1000000000ull
 #define BASE_BUCKET_NS (5 * NS) /* the least delay is kept over two such buckets */
-#define TARGET_MIN_NS 500000ull /* the queue target: half a millisecond ... */
+#define TARGET_MIN_NS 300000ull /* the queue target: 0.3 ms ... */
 #define TARGET_RTT_DIV 16	/* ... and this part of the round trip */
 #define STEP_DIV 4		/* a round trip of reads moves the window by a quarter at most */
 #define PACE_NUM 5		/* paced at the window's rate times 5/4 */

@@ -4,7 +4,7 @@
  * waits behind them. The signal is the delay of the stream's own reads, as LEDBAT (RFC 6817)
  * uses it: a read's time from ask to last byte, over the least seen lately (the path's round
  * trip and the read's own time on the link), is the queue it met. The window grows while
- * that queue is under a target (half a millisecond and a sixteenth of the round trip) and
+ * that queue is under a target (0.3 ms and a sixteenth of the round trip) and
  * shrinks above it, by up to a quarter a round trip (from the start until the first queue,
  * it doubles a round trip). No rate is estimated: at this level
  * (data taken in by a loop that shares the CPU, a relay that releases it in bursts) rate
