@@ -132,7 +132,7 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    "  \"source_failovers\": %lu,\n"
 	    "  \"pages_shared\": %lu,\n  \"stream_reads\": %lu,\n  \"stream_ranges\": %lu,\n"
 	    "  \"stream_window_bytes\": %lu,\n  \"stream_rate_bytes_s\": %lu,\n"
-	    "  \"stream_rtt_us\": %.1f,\n"
+	    "  \"stream_rtt_us\": %.1f,\n  \"stream_rebases\": %lu,\n"
 	    "  \"ws_entries\": %lu,\n  \"ws_replayed\": %lu,\n  \"ws_late\": %lu,\n"
 	    "  \"ws_missed\": %lu,\n"
 	    "  \"fill_threads\": %u,\n  \"fill_jobs\": %lu,\n  \"fill_jobs_moved\": %lu,\n"
@@ -152,6 +152,7 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    (unsigned long)s->src_failovers, (unsigned long)s->pages_shared,
 	    (unsigned long)s->stream_reads, (unsigned long)s->stream_ranges,
 	    (unsigned long)s->stream_window, (unsigned long)s->stream_rate, s->stream_rtt_ns / 1e3,
+	    (unsigned long)s->stream_rebases,
 	    (unsigned long)s->ws_entries, (unsigned long)s->ws_replayed, (unsigned long)s->ws_late,
 	    (unsigned long)s->ws_missed, s->fill_threads, (unsigned long)s->fill_jobs,
 	    (unsigned long)s->fill_jobs_moved, (unsigned long)s->fill_jobs_stale,

@@ -8,7 +8,9 @@
  * shrinks above it, by up to a quarter a round trip (from the start until the first queue,
  * it doubles a round trip). No rate is estimated: at this level
  * (data taken in by a loop that shares the CPU, a relay that releases it in bursts) rate
- * samples ran 2-3x above the link; delays do not. The reads are of one size, so that their
+ * samples ran 2-3x above the link; delays do not. A delay that stays over the target with
+ * the window at its least is no queue of the stream's (in a guest whose CPUs are emulated,
+ * every read waits for a CPU): it becomes the base, and the target a round trip. The reads are of one size, so that their
  * own time on the link is the same in every sample, and paced at the window's rate and a
  * quarter, so that a window refilled at once does not reach the bottleneck as one burst.
  */
@@ -24,6 +26,7 @@
 #define SW_INITIAL (4 * SW_READ) /* the window before the first measurement */
 #define SW_MIN (2 * SW_READ)	 /* at least */
 #define SW_MAX (256ull << 20)	 /* at most */
+#define SW_REBASE 16		 /* reads over target at the least window: a new base */
 
 struct stream_window {
 	uint64_t inflight;    /* bytes asked for, not yet in */
@@ -37,6 +40,9 @@ struct stream_window {
 	uint64_t rate;	      /* bytes per second delivered, smoothed (for the operator) */
 	uint64_t rate_ns, rate_delivered;
 	uint64_t samples; /* reads measured */
+	unsigned over;	      /* reads in a row over target at the least window */
+	uint64_t over_least;  /* the least delay of those */
+	uint64_t rebases;     /* times the base was set to such a delay */
 	bool slow_start;  /* doubling a round trip, until the first queue */
 };
 
@@ -54,7 +60,8 @@ uint64_t sw_window(const struct stream_window *w);
 uint64_t sw_read_size(const struct stream_window *w, uint64_t max);
 /* ns until the next read may be asked for (0: now). */
 uint64_t sw_pace_wait(const struct stream_window *w, uint64_t now);
-/* The queueing delay target for the window's round trip, ns. */
+/* The queueing delay target, ns: 0.3 ms and a sixteenth of the round trip; 0.3 ms and a
+ * round trip once a delay that was not the stream's became the base. */
 uint64_t sw_target(const struct stream_window *w);
 /* A read of bytes asked for at now. */
 void sw_sent(struct stream_window *w, struct sw_mark *m, uint64_t now, uint64_t bytes);

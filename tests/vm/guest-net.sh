@@ -317,6 +317,7 @@ for s in "$@"; do
 				log "forkbench round $i: $who"
 				case $who in
 				imgd) VERIFY_WAIT=300 run_imgd $_fc verify-now ;;
+				imgdfix) LAZYD_EXTRA="--prefetch-window 8" VERIFY_WAIT=300 run_imgd $_fc verify-now ;;
 				psd-*) VERIFY_WAIT=300 psd_run $_fc "${who#psd-}" ;;
 				local) VERIFY_WAIT=300 restore_run $_fc ours verify-now ;;
 				esac
@@ -364,6 +365,7 @@ for s in "$@"; do
 			for who in $SETUPS; do
 				case $who in
 				imgd) _l="criu-lazyd --image-server + criu-imgd" ;;
+				imgdfix) _l="criu-lazyd --image-server, window of 8 reads" ;;
 				psd-ours) _l="criu-lazyd --page-server + criu page-server" ;;
 				psd-criu) _l="criu lazy-pages --page-server + page-server" ;;
 				local) _l="criu-lazyd, local images" ;;

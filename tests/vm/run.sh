@@ -13,7 +13,8 @@
 # Needs `make` first (build/tests/workloads/*, build/bin/criu-lazyd). Results and logs go to
 # build/vm/<mode>-<date>-<pid>/ (link: build/vm/<mode>-latest).
 # Env: E2E_DAEMONS (default "criu ours"), CRIU_LAZY, OURS_LAZY (daemon commands), VMRUN_TIMEOUT;
-# forkbench: NET_FORK_MB (256), NET_FORK_ROUNDS (3), NET_FORK_SETUPS (imgd psd-ours psd-criu local),
+# forkbench: NET_FORK_MB (256), NET_FORK_ROUNDS (3), NET_FORK_SETUPS (imgd psd-ours psd-criu local;
+# also imgdfix: imgd with the fixed window, --prefetch-window 8),
 # NET_FORK_V (the daemons' -v level, 4).
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
