@@ -118,7 +118,8 @@ void sw_done(struct stream_window *w, struct sw_mark *m, uint64_t now)
 	w->qdelay = el - w->base;
 	int64_t target = (int64_t)sw_target(w);
 	/*
-	 * At the least window, and still over target read after read: that delay is not a
+	 * Within a read of the least window, and still over target in most reads (one under it takes one
+	 * back): that delay is not a
 	 * queue of ours but a CPU the reads wait for (in a guest whose CPUs are emulated, on a
 	 * busy host) or others' traffic, and shrinking does not shorten it. The least of those
 	 * delays becomes the base, and from then on the target is a round trip: where the
@@ -126,7 +127,7 @@ void sw_done(struct stream_window *w, struct sw_mark *m, uint64_t now)
 	 * bytes, and a window held at its least starved the stream (a guest's fork benchmark:
 	 * 1.2x slower than the fixed window; with this, as fast).
 	 */
-	if (w->win <= SW_MIN && (int64_t)w->qdelay > target) {
+	if (w->win <= SW_MIN + SW_READ && (int64_t)w->qdelay > target) {
 		if (!w->over || el < w->over_least)
 			w->over_least = el;
 		if (++w->over >= SW_REBASE) {
@@ -137,8 +138,8 @@ void sw_done(struct stream_window *w, struct sw_mark *m, uint64_t now)
 			w->rebases++;
 			target = (int64_t)sw_target(w);
 		}
-	} else {
-		w->over = 0;
+	} else if (w->over) {
+		w->over--;
 	}
 	int64_t off = target - (int64_t)w->qdelay;
 	if (off < -target)

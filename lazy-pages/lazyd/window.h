@@ -26,7 +26,7 @@
 #define SW_INITIAL (4 * SW_READ) /* the window before the first measurement */
 #define SW_MIN (2 * SW_READ)	 /* at least */
 #define SW_MAX (256ull << 20)	 /* at most */
-#define SW_REBASE 16		 /* reads over target at the least window: a new base */
+#define SW_REBASE 16		 /* that many over target at the least window: a new base */
 
 struct stream_window {
 	uint64_t inflight;    /* bytes asked for, not yet in */
@@ -40,7 +40,7 @@ struct stream_window {
 	uint64_t rate;	      /* bytes per second delivered, smoothed (for the operator) */
 	uint64_t rate_ns, rate_delivered;
 	uint64_t samples; /* reads measured */
-	unsigned over;	      /* reads in a row over target at the least window */
+	unsigned over;	      /* reads over target at the least window, less those under */
 	uint64_t over_least;  /* the least delay of those */
 	uint64_t rebases;     /* times the base was set to such a delay */
 	bool slow_start;  /* doubling a round trip, until the first queue */
