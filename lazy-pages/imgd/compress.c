@@ -61,6 +61,14 @@ static void window_start(struct imgd_session *s, uint64_t now)
 	    .t0 = now, .blocked0 = conn_io_blocked_ns(&s->io, now), .bytes0 = s->work.bytes};
 }
 
+/* A probe did not pay: off, and the next one after the backoff, which doubles. */
+static void probe_failed(struct imgd_zs *z, uint64_t now)
+{
+	z->on = false;
+	z->next_probe = now + z->backoff;
+	z->backoff = z->backoff * 2 > AUTO_BACKOFF_MAX ? AUTO_BACKOFF_MAX : z->backoff * 2;
+}
+
 /* At the end of a window: does compressing pay on this connection now (auto mode)? */
 static void auto_decide(struct imgd_session *s, uint64_t now)
 {
@@ -103,17 +111,16 @@ static void auto_decide(struct imgd_session *s, uint64_t now)
 		if (got > z->blind_rate * AUTO_GAIN) {
 			z->link_rate = z->blind_rate;
 			z->backoff = AUTO_BACKOFF_MIN;
-			pr_debug("session %lu: compressing delivers %.0f MB/s of pages, raw %.0f: on",
-				 (unsigned long)s->id, got * 1e3, z->blind_rate * 1e3);
+			pr_debug(
+			    "session %lu: compressing delivers %.0f MB/s of pages, raw %.0f: on",
+			    (unsigned long)s->id, got * 1e3, z->blind_rate * 1e3);
 		} else {
-			z->on = false;
-			z->next_probe = now + z->backoff;
-			pr_debug("session %lu: compressing delivers %.0f MB/s of pages, raw %.0f: off "
-				 "for %.1f s",
-				 (unsigned long)s->id, got * 1e3, z->blind_rate * 1e3,
-				 (double)z->backoff / 1e9);
-			z->backoff =
-			    z->backoff * 2 > AUTO_BACKOFF_MAX ? AUTO_BACKOFF_MAX : z->backoff * 2;
+			pr_debug(
+			    "session %lu: compressing delivers %.0f MB/s of pages, raw %.0f: off "
+			    "for %.1f s",
+			    (unsigned long)s->id, got * 1e3, z->blind_rate * 1e3,
+			    (double)z->backoff / 1e9);
+			probe_failed(z, now);
 		}
 	} else if (z->on) {
 		/* Still waiting for the socket: the link is the limit, compressing helps while
@@ -131,14 +138,11 @@ static void auto_decide(struct imgd_session *s, uint64_t now)
 		if (pays) {
 			z->backoff = AUTO_BACKOFF_MIN;
 		} else {
-			z->on = false;
-			z->next_probe = now + z->backoff;
 			pr_debug("session %lu: compression off for %.1f s (%.0f MB/s of pages "
 				 "compressed, %.0f MB/s raw; %.1f ms of %.1f compressing)",
 				 (unsigned long)s->id, (double)z->backoff / 1e9, got * 1e3,
 				 z->link_rate * 1e3, (double)w->cost_ns / 1e6, (double)dt / 1e6);
-			z->backoff =
-			    z->backoff * 2 > AUTO_BACKOFF_MAX ? AUTO_BACKOFF_MAX : z->backoff * 2;
+			probe_failed(z, now);
 		}
 	} else if (z->bound >= 2 && now >= z->next_probe) {
 		z->on = true;

@@ -415,10 +415,7 @@ bool lazyd_stream_step(struct lazyd *d)
 	    d->drain_blocked && d->src.ops->stall_ms ? d->src.ops->stall_ms(&d->src) : 0;
 	if (stall)
 		lazyd_source_wake_in(d, stall, false);
-	for (struct lz_task *t = d->tasks; t; t = t->next)
-		if (lazyd_drainable(t))
-			return true;
-	return d->pf_used > 0;
+	return wanted || d->pf_used > 0;
 }
 
 void lazyd_fault_reads(struct lazyd *d)

@@ -118,14 +118,14 @@ void sw_done(struct stream_window *w, struct sw_mark *m, uint64_t now)
 	w->qdelay = el - w->base;
 	int64_t target = (int64_t)sw_target(w);
 	/*
-	 * Within a read of the least window, and still over target in most reads (one under it takes one
-	 * back): that delay is not a
-	 * queue of ours but a CPU the reads wait for (in a guest whose CPUs are emulated, on a
-	 * busy host) or others' traffic, and shrinking does not shorten it. The least of those
-	 * delays becomes the base, and from then on the target is a round trip: where the
-	 * CPU, not a link, is the limit, a fault's answer does not queue behind the stream's
-	 * bytes, and a window held at its least starved the stream (a guest's fork benchmark:
-	 * 1.2x slower than the fixed window; with this, as fast).
+	 * Within a read of the least window, and still over target in most reads (one under
+	 * it takes one back): that delay is no queue of ours but a CPU the reads wait for (a
+	 * busy host, a guest's emulated CPUs) or others' traffic, and shrinking does not
+	 * shorten it. The least of those delays becomes the base, and from then on the target
+	 * is a round trip: where the CPU, not a link, is the limit, a fault's answer does not
+	 * queue behind the stream's bytes. (Measured: a target of a round trip made the
+	 * guest's fork benchmark as fast as the fixed window; this rule, though, did not
+	 * trigger there, where the window hovers a read or two above its least.)
 	 */
 	if (w->win <= SW_MIN + SW_READ && (int64_t)w->qdelay > target) {
 		if (!w->over || el < w->over_least)

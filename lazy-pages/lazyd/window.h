@@ -4,15 +4,15 @@
  * waits behind them. The signal is the delay of the stream's own reads, as LEDBAT (RFC 6817)
  * uses it: a read's time from ask to last byte, over the least seen lately (the path's round
  * trip and the read's own time on the link), is the queue it met. The window grows while
- * that queue is under a target (0.3 ms and a sixteenth of the round trip) and
- * shrinks above it, by up to a quarter a round trip (from the start until the first queue,
- * it doubles a round trip). No rate is estimated: at this level
- * (data taken in by a loop that shares the CPU, a relay that releases it in bursts) rate
- * samples ran 2-3x above the link; delays do not. A delay that stays over the target with
- * the window at its least is no queue of the stream's (in a guest whose CPUs are emulated,
- * every read waits for a CPU): it becomes the base, and the target a round trip. The reads are of one size, so that their
- * own time on the link is the same in every sample, and paced at the window's rate and a
- * quarter, so that a window refilled at once does not reach the bottleneck as one burst.
+ * that queue is under a target (0.3 ms and a sixteenth of the round trip) and shrinks above
+ * it, by up to a quarter a round trip (from the start until the first queue, it doubles a
+ * round trip). No rate is estimated: at this level (data taken in by a loop that shares the
+ * CPU, a relay that releases it in bursts) rate samples ran 2-3x above the link; delays do
+ * not. A delay that stays over the target with the window at its least is no queue of the
+ * stream's (a CPU the reads wait for, others' traffic): it becomes the base, and the target a
+ * round trip. The reads are of one size, so that their own time on the link is the same in
+ * every sample, and paced at the window's rate and a quarter, so that a window refilled at
+ * once does not reach the bottleneck as one burst.
  */
 #ifndef LAZYD_WINDOW_H
 #define LAZYD_WINDOW_H
@@ -39,11 +39,11 @@ struct stream_window {
 	uint64_t pace_ns;     /* the next read may be asked for from then */
 	uint64_t rate;	      /* bytes per second delivered, smoothed (for the operator) */
 	uint64_t rate_ns, rate_delivered;
-	uint64_t samples; /* reads measured */
-	unsigned over;	      /* reads over target at the least window, less those under */
-	uint64_t over_least;  /* the least delay of those */
-	uint64_t rebases;     /* times the base was set to such a delay */
-	bool slow_start;  /* doubling a round trip, until the first queue */
+	uint64_t samples;    /* reads measured */
+	unsigned over;	     /* reads over target at the least window, less those under */
+	uint64_t over_least; /* the least delay of those */
+	uint64_t rebases;    /* times the base was set to such a delay */
+	bool slow_start;     /* doubling a round trip, until the first queue */
 };
 
 /* What the window notes about one read when it is asked for. */
@@ -69,8 +69,8 @@ void sw_sent(struct stream_window *w, struct sw_mark *m, uint64_t now, uint64_t 
 void sw_data(struct stream_window *w, struct sw_mark *m, uint64_t bytes, uint64_t now);
 /* Read m is over at now (complete, or failed: what did not come leaves the window). */
 void sw_done(struct stream_window *w, struct sw_mark *m, uint64_t now);
-/* The stream stops asking with room in the window (nothing to ask for, or a fault's read
- * is out): the window does not grow on the reads out meanwhile. */
+/* The stream stops asking with room in the window (nothing to ask for; with a window of N
+ * reads, a fault's read out): the window does not grow on the reads out meanwhile. */
 void sw_idle(struct stream_window *w);
 
 #endif
