@@ -126,6 +126,20 @@ Test(ev, timers_fire_once_in_order_and_cancel)
 	ev_loop_free(l);
 }
 
+Test(ev, timer_below_a_millisecond)
+{
+	struct ev_loop *l = ev_loop_new();
+	int a = 0;
+
+	cr_assert(ev_timer_add_ns(l, 300000, on_timer, &a));
+	uint64_t t0 = mono_ns();
+	/* one turn: the wait is bounded by the timer itself, not rounded to 0 or 1 ms */
+	cr_assert_eq(ev_run_once(l, -1), 1, "a 300 us timer did not fire in the first turn");
+	cr_assert_eq(a, 1);
+	cr_assert_geq(mono_ns() - t0, 300000, "fired early");
+	ev_loop_free(l);
+}
+
 Test(parse, long_strict)
 {
 	long v;
