@@ -268,6 +268,14 @@ else
 		else
 			bad compress "$(tail -2 "$OUT/r-compress.out")"
 		fi
+		# auto, with criu-lazyd's delay window keeping criu-imgd's socket from filling: criu-imgd
+		# tries compressing blind (and keeps it or not by what the client then takes).
+		if sim compress-auto large SIM_COMPRESSIBLE=1 NET_LAZYD_ARGS="--compress auto" &&
+			grep -q "the socket never full: trying compression" "$OUT/r-compress-auto/imgd.log"; then
+			ok "compress-auto: criu-imgd probed compression blind, every byte checked ($(grep -o 'compressing delivers [0-9]* MB/s of pages, raw [0-9]*: o[nf]*' "$OUT/r-compress-auto/imgd.log" | head -1))"
+		else
+			bad compress-auto "$(tail -2 "$OUT/r-compress-auto.out")"
+		fi
 		# --compress off talks to criu-imgd as an older client: nothing compressed.
 		if sim compress-off seq SIM_COMPRESSIBLE=1 NET_LAZYD_ARGS="--compress off" &&
 			! grep -q "zstd \(on\|auto\):" "$OUT/r-compress-off/imgd.log"; then
