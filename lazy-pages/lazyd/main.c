@@ -58,6 +58,7 @@ static void source_counts(struct lazyd *d)
 		d->st.stream_window = sw_window(&d->sw);
 		d->st.stream_rate = d->sw.rate;
 		d->st.stream_rtt_ns = d->sw.base;
+		d->st.stream_rebases = d->sw.rebases;
 	}
 }
 
@@ -77,7 +78,7 @@ static void progress_report(struct lazyd *d)
 	char net[128] = "";
 	if (d->st.src_network && d->st.stream_window)
 		snprintf(net, sizeof(net),
-			 "; %.1f MiB received; stream window %.0f KiB (%.1f MiB/s x %.2f ms)",
+			 "; %.1f MiB received; stream window %.0f KiB (%.1f MiB/s, round trip %.2f ms)",
 			 d->st.src_bytes_rx / 1048576.0, d->st.stream_window / 1024.0,
 			 d->st.stream_rate / 1048576.0, d->st.stream_rtt_ns / 1e6);
 	else if (d->st.src_network)
