@@ -123,9 +123,8 @@ void sw_done(struct stream_window *w, struct sw_mark *m, uint64_t now)
 	 * busy host, a guest's emulated CPUs) or others' traffic, and shrinking does not
 	 * shorten it. The least of those delays becomes the base, and from then on the target
 	 * is a round trip: where the CPU, not a link, is the limit, a fault's answer does not
-	 * queue behind the stream's bytes. (Measured: a target of a round trip made the
-	 * guest's fork benchmark as fast as the fixed window; this rule, though, did not
-	 * trigger there, where the window hovers a read or two above its least.)
+	 * queue behind the stream's bytes. (Measured: it fires in a loaded guest, but once
+	 * also on a 1 ms network path, which then lost its p99: docs/benchmarks.md.)
 	 */
 	if (w->win <= SW_MIN + SW_READ && (int64_t)w->qdelay > target) {
 		if (!w->over || el < w->over_least)
