@@ -24,7 +24,7 @@ static const void *mapped(struct lazyd *d, const struct lz_task *t, const struct
  */
 static bool replay_runs(struct lazyd *d, struct lz_task *t, bool job)
 {
-	struct gather g = {.n = 0, .path = PATH_REPLAY, .job = job};
+	struct gather g = {.n = 0, .path = PATH_REPLAY, .job = job, .hold = -1};
 	uint64_t budget = gather_budget(d, job);
 	uint32_t max = job ? FILL_JOB_MAX : LAZYD_BATCH_MAX;
 	struct pend_extent r;
@@ -66,7 +66,7 @@ static bool replay_runs(struct lazyd *d, struct lz_task *t, bool job)
  */
 static bool drain_runs(struct lazyd *d, struct lz_task *t, bool job)
 {
-	struct gather g = {.n = 0, .path = PATH_DRAIN, .job = job};
+	struct gather g = {.n = 0, .path = PATH_DRAIN, .job = job, .hold = -1};
 	uint64_t budget = gather_budget(d, job);
 	uint64_t from = t->cursor;
 	unsigned nrun = 0, skips = 0;

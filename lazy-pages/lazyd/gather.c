@@ -24,7 +24,7 @@ uint64_t gather_budget(const struct lazyd *d, bool job)
 void gather_flush(struct lazyd *d, struct lz_task *t, struct gather *g)
 {
 	if (g->n && g->job)
-		lazyd_pfill_submit(d, t, g->runs, g->data, g->n, g->path);
+		lazyd_pfill_submit(d, t, g->runs, g->data, g->n, g->path, g->hold);
 	else if (g->n && !t->gone && !t->killed)
 		lazyd_install_batch(d, t, g->runs, g->data, g->n, g->path);
 	g->n = 0;

@@ -12,6 +12,7 @@ struct gather {
 	uint32_t n;
 	enum fill_path path;
 	bool job;
+	int hold; /* a job's data: the source's token for its buffer (stream.c), or -1 */
 };
 
 /* Whether t has data pending that the background may bring. */

@@ -88,6 +88,7 @@ struct lz_job {
 	struct pend_extent run[FILL_JOB_MAX]; /* j.ext[i] installs run[i] */
 	enum fill_path path;
 	bool done; /* the thread is done with it: to settle */
+	int hold;  /* the source's token for the chunk its data lies in (stream.c), or -1 */
 };
 
 #define LAZYD_MAX_JOBS (2 * FILL_POOL_MAX)
@@ -278,9 +279,10 @@ void lazyd_pfill_stop(struct lazyd *d);
 /* Whether t's stream can go to the threads (there is room when d->jobs_used < jobs_max). */
 bool lazyd_pfill_can(const struct lazyd *d, const struct lz_task *t);
 /* Hand runs r[0..n) of t (each inside one pending extent, in any order; data[i] NULL only
- * for zero runs) to the threads as one job. */
+ * for zero runs) to the threads as one job; hold: the source's token for the buffer the
+ * data lies in (released when the job is settled), or -1 (mapped images). */
 void lazyd_pfill_submit(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,
-			const void *const *data, uint32_t n, enum fill_path p);
+			const void *const *data, uint32_t n, enum fill_path p, int hold);
 /* The run of a job in flight for t that overlaps [start, end) lowest, or NULL. */
 const struct pend_extent *lazyd_job_run(const struct lazyd *d, const struct lz_task *t,
 					uint64_t start, uint64_t end);

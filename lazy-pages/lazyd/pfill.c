@@ -13,9 +13,11 @@
  * it, an mremap moves it, a discard drops it); the pages stay in the pending set and are
  * found present when the stream comes there, never overwritten.
  *
- * Only the stream from mapped images goes to the threads: over the network the data of a
- * read is the source's until it is installed (install_chunk), and one run a time is all a
- * page server gives.
+ * The threads take the stream from mapped images (drain.c) and, from a source that can
+ * hold a chunk's buffer (criu-imgd), what the stream's reads bring (stream.c): such a job
+ * holds the buffer until it is settled, and data an event kept from going in is kept for
+ * the task (share_cache.h) rather than read again. A fault's data is installed by the loop
+ * at once; CRIU's page server gives one run at a time, installed by the loop too.
  */
 #include <errno.h>
 #include <string.h>
@@ -42,16 +44,51 @@ static void release(struct lazyd *d, struct lz_job *jb)
 	d->jobs_used--;
 }
 
+/* The source's buffer of a stream job: its data is not read again. */
+static void let_go(struct lazyd *d, struct lz_job *jb)
+{
+	if (jb->hold >= 0)
+		d->src.ops->release(&d->src, jb->hold);
+	jb->hold = -1;
+}
+
+/*
+ * The data of a stream job's runs [i..n) that its pending set still lists (an event came
+ * first), from what of run i went in already (all: the whole of each, when an event moved
+ * the pages and what went in is not known to be where it was): kept for t
+ * (share_cache.h), where the stream, coming back, finds it instead of asking for it again
+ * over the network. Mapped images read it again.
+ */
+static void keep_rest(struct lazyd *d, struct lz_task *t, const struct lz_job *jb, uint32_t i,
+		      bool all)
+{
+	for (; jb->hold >= 0 && i < jb->j.n; i++) {
+		const struct fill_extent *e = &jb->j.ext[i];
+		uint64_t from = all ? 0 : e->done;
+		if (e->src && from < e->len)
+			lazyd_keep_fetched(d, t, jb->run[i].src + from, (const char *)e->src + from,
+					   e->len - from);
+	}
+}
+
+static void settle_runs(struct lazyd *d, struct lz_task *t, struct lz_job *jb);
+
 /* What job jb did, into t's pending set and counts (batch.c's rules). */
 static void settle(struct lazyd *d, struct lz_job *jb)
 {
 	struct lz_task *t = jb->t;
-	const struct fill_job *j = &jb->j;
 
 	release(d, jb); /* no longer in flight: what follows sees the runs as pending */
 	d->st.fill_jobs++;
-	if (t->gone || t->killed)
-		return;
+	if (!t->gone && !t->killed)
+		settle_runs(d, t, jb);
+	let_go(d, jb);
+}
+
+static void settle_runs(struct lazyd *d, struct lz_task *t, struct lz_job *jb)
+{
+	const struct fill_job *j = &jb->j;
+
 	if (t->events != jb->t_events) {
 		d->st.fill_jobs_moved++;
 		task_debug(t,
@@ -60,6 +97,7 @@ static void settle(struct lazyd *d, struct lz_job *jb)
 			   (unsigned long)jb->start);
 		if (jb->start < t->cursor)
 			t->cursor = jb->start;
+		keep_rest(d, t, jb, 0, true);
 		return;
 	}
 	if (lazyd_installed_ext(d, t, jb->run, j->ext, j->n, jb->path))
@@ -77,8 +115,10 @@ static void settle(struct lazyd *d, struct lz_job *jb)
 			d->st.fill_jobs_stale += j->stale;
 			d->st.eagain += !j->stale;
 			t->need_events = true;
+			keep_rest(d, t, jb, i, false);
 		} else {
 			lazyd_settle_rest(d, t, &jb->run[i], e->src, e, jb->path);
+			keep_rest(d, t, jb, i + 1, false);
 		}
 		return;
 	}
@@ -121,8 +161,8 @@ int lazyd_pfill_start(struct lazyd *d, const struct filler *engine)
 	}
 	if (n <= 1)
 		return 0;
-	if (!d->src.ops->map) {
-		pr_info("fill threads: none (the page source, %s, streams its own reads)",
+	if (!d->src.ops->map && !d->src.ops->hold) {
+		pr_info("fill threads: none (the page source, %s, answers one read at a time)",
 			d->src.ops->name);
 		return 0;
 	}
@@ -184,16 +224,21 @@ bool lazyd_pfill_can(const struct lazyd *d, const struct lz_task *t)
 }
 
 void lazyd_pfill_submit(struct lazyd *d, struct lz_task *t, const struct pend_extent *r,
-			const void *const *data, uint32_t n, enum fill_path p)
+			const void *const *data, uint32_t n, enum fill_path p, int hold)
 {
 	struct lz_job *jb = NULL;
 
 	for (unsigned k = 0; k < d->jobs_max && !jb; k++)
 		if (!d->job[k].t)
 			jb = &d->job[k];
-	if (!jb || !n || n > FILL_JOB_MAX)
-		return; /* lazyd_pfill_can() said there is room: not reached */
+	if (!jb || !n || n > FILL_JOB_MAX) {
+		/* lazyd_pfill_can() said there is room: not reached */
+		if (hold >= 0)
+			d->src.ops->release(&d->src, hold);
+		return;
+	}
 	jb->t = t;
+	jb->hold = hold;
 	jb->done = false;
 	jb->path = p;
 	jb->t_events = t->events;
@@ -258,6 +303,7 @@ void lazyd_pfill_forget(struct lazyd *d, struct lz_task *t)
 			if (t->events == jb->t_events)
 				lazyd_installed_ext(d, t, jb->run, jb->j.ext, jb->j.n, jb->path);
 			release(d, jb);
+			let_go(d, jb);
 		}
 		if (running)
 			fill_pool_wait(d->pool, 100);

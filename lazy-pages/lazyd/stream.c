@@ -26,6 +26,19 @@ static bool run_in_chunk(const struct pf_run *pr, const struct src_chunk *ch, ui
 	return *s0 < *s1;
 }
 
+/* Add run r to g; a job that is full is handed over, and the rest of the chunk installed
+ * here (the job holds the data's buffer until it is settled, after this). */
+static void add_run(struct lazyd *d, struct lz_task *t, struct gather *g,
+		    const struct pend_extent *r, const void *data)
+{
+	if (gather_add(d, t, g, r, data))
+		return;
+	gather_flush(d, t, g);
+	g->job = false;
+	g->hold = -1;
+	gather_add(d, t, g, r, data);
+}
+
 /*
  * Install what a background read brought, where its pages are still pending (installed
  * by a fault meanwhile, moved or dropped: not this data's to fill), with the zero pages
@@ -37,8 +50,16 @@ static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struc
 	struct gather g = {.n = 0,
 			   .path = sl->fault	? PATH_FAULT
 				   : sl->replay ? PATH_REPLAY
-						: PATH_DRAIN};
+						: PATH_DRAIN,
+			   .hold = -1};
 	uint64_t s0, s1;
+
+	/* The stream's data goes to the fill threads (pfill.c), its buffer held until the
+	 * job is settled, while the loop receives on; a fault's is installed at once. */
+	if (!sl->fault && d->src.ops->hold && lazyd_pfill_can(d, t) && d->jobs_used < d->jobs_max) {
+		g.hold = d->src.ops->hold(&d->src, ch);
+		g.job = g.hold >= 0;
+	}
 
 	for (unsigned k = 0; k < sl->nrun && !t->gone && !t->killed; k++) {
 		const struct pf_run *pr = &sl->run[k];
@@ -53,17 +74,20 @@ static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struc
 				off += PAGE;
 				continue;
 			}
-			gather_add(d, t, &g, &r, (const char *)ch->data + (off - ch->src));
+			add_run(d, t, &g, &r, (const char *)ch->data + (off - ch->src));
 			off += r.end - r.start;
 			at = r.end;
 		}
 		if (s1 == pr->src + pr->len) /* the run is complete: the zero pages after it */
 			gather_zero_after(d, t, &g, pr->start + pr->len);
 	}
+	if (g.job && !g.n) /* nothing of it was pending any more */
+		d->src.ops->release(&d->src, g.hold);
 	gather_flush(d, t, &g);
 	/* The address space changed under the install (a fork under way): what did not go in
-	 * is wanted again once the events are read, here or in the new child. */
-	if (t->need_events && !t->gone && !t->killed)
+	 * is wanted again once the events are read, here or in the new child (a job's data:
+	 * pfill.c keeps it when it is settled). */
+	if (!g.job && t->need_events && !t->gone && !t->killed)
 		lazyd_keep_fetched(d, t, ch->src, ch->data, (uint64_t)ch->n * PAGE);
 	for (unsigned k = 0; k < sl->nrun; k++) {
 		const struct pf_run *pr = &sl->run[k];
@@ -136,6 +160,23 @@ static const struct pf_run *inflight_at(const struct lazyd *d, const struct lz_t
 	return hit;
 }
 
+/* The same, and the runs of t's fill jobs (data that came, a thread installs it): the
+ * lowest of what is on its way in [start, end), into *out; false if nothing is. */
+static bool busy_at(const struct lazyd *d, const struct lz_task *t, uint64_t start, uint64_t end,
+		    struct pf_run *out)
+{
+	const struct pf_run *hit = inflight_at(d, t, start, end);
+	const struct pend_extent *job = lazyd_job_run(d, t, start, end);
+
+	if (job && (!hit || job->start < hit->start)) {
+		*out = (struct pf_run){job->start, job->src, job->end - job->start};
+		return true;
+	}
+	if (hit)
+		*out = *hit;
+	return hit != NULL;
+}
+
 /*
  * The first run t may ask for from its cursor: never what is in flight already. A fault
  * moves the cursor back to where the task touches, often behind reads asked for: those are
@@ -163,14 +204,14 @@ static bool first_run(const struct lazyd *d, const struct lz_task *t, uint64_t m
 				from = r->end;
 			continue;
 		}
-		const struct pf_run *hit = inflight_at(d, t, r->start, r->end);
-		if (!hit)
+		struct pf_run hit;
+		if (!busy_at(d, t, r->start, r->end, &hit))
 			return true;
-		if (hit->start > r->start) {
-			r->end = hit->start; /* the part before the read in flight */
+		if (hit.start > r->start) {
+			r->end = hit.start; /* the part before the read in flight */
 			return true;
 		}
-		from = hit->start + hit->len;
+		from = hit.start + hit.len;
 	}
 	return false;
 }
@@ -184,6 +225,7 @@ static bool gather_read(const struct lazyd *d, const struct lz_task *t, uint64_t
 			struct pf_slot *sl)
 {
 	struct pend_extent r;
+	struct pf_run busy;
 
 	if (!first_run(d, t, max, &r))
 		return false;
@@ -196,7 +238,7 @@ static bool gather_read(const struct lazyd *d, const struct lz_task *t, uint64_t
 		if (sl->nrun == PF_RUNS || sl->len >= max ||
 		    !pending_next(&t->pend, r.end, max - sl->len, true, &r) || r.start < sl->end ||
 		    r.start - sl->end > PF_GAP_PAGES * PAGE || r.src != sl->src + sl->len ||
-		    inflight_at(d, t, r.start, r.end))
+		    busy_at(d, t, r.start, r.end, &busy))
 			return true;
 	}
 }
@@ -241,11 +283,12 @@ static bool replay_read(struct lazyd *d, struct lz_task *t, struct pf_slot *sl)
 		}
 		if (pf_relative_run(d, t, r.src, r.end - r.start))
 			continue; /* shared or kept for t when it comes */
-		const struct pf_run *hit = inflight_at(d, t, r.start, r.end);
-		if ((hit && hit->start <= r.start) || slot_has(sl, &r))
+		struct pf_run hit;
+		bool busy = busy_at(d, t, r.start, r.end, &hit);
+		if ((busy && hit.start <= r.start) || slot_has(sl, &r))
 			continue; /* on its way already */
-		if (hit)
-			r.end = hit->start;
+		if (busy)
+			r.end = hit.start;
 		if (lazyd_shared_hit(d, t, &r)) {
 			lazyd_install_run(d, t, r, PATH_REPLAY, d->buf);
 			continue;

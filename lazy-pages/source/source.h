@@ -35,6 +35,7 @@ struct src_range {
 	uint64_t src, len;
 };
 #define SRC_MAX_RANGES 32
+#define SRC_HOLD_MAX 32 /* chunks held at once (the hold op) */
 
 /* A connected source's state (the state op). */
 struct src_state {
@@ -125,6 +126,14 @@ struct page_source_ops {
 	 * to watch.
 	 */
 	unsigned (*stall_ms)(struct page_source *s);
+	/*
+	 * Optional: keep the data of chunk ch (the last collect()'s) valid past the next
+	 * collect(), until release(token) (fill threads install it while the loop receives
+	 * on). A token >= 0, or -EBUSY when SRC_HOLD_MAX are held, or -ENOMEM. A read that
+	 * failed over or was asked again never touches held data.
+	 */
+	int (*hold)(struct page_source *s, const struct src_chunk *ch);
+	void (*release)(struct page_source *s, int token);
 	/* What an operator sees of a source with connections (criu-lazyd status, metrics). */
 	void (*state)(struct page_source *s, struct src_state *st);
 };

@@ -245,6 +245,7 @@ static void imgd_close(struct page_source *ps)
 	free(s->uscratch);
 	free(s->upay);
 	free(s->chunk);
+	imgd_hold_free(s);
 	explicit_bzero(&s->key, sizeof(s->key));
 	free(s);
 	ps->priv = NULL;
@@ -265,6 +266,8 @@ static const struct page_source_ops imgd_ops = {
     .wait_ms = imgd_wait_ms,
     .stall_ms = imgd_stall_ms,
     .state = imgd_state,
+    .hold = imgd_hold,
+    .release = imgd_release,
 };
 
 int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, struct errmsg *e)

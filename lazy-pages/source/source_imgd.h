@@ -114,6 +114,10 @@ struct imgd_src {
 	struct wire_zstd zstd;
 	uint8_t *zraw;			      /* a compressed payload, decompressed */
 	uint64_t zframes, zbytes, zraw_bytes; /* compressed frames, their payload and raw bytes */
+	/* Chunk buffers the caller holds (source_imgd_hold.c), and spare ones */
+	uint8_t *held[SRC_HOLD_MAX];
+	uint8_t *spare[SRC_HOLD_MAX];
+	unsigned nspare;
 };
 
 /* ---- source_imgd.c ---- */
@@ -171,6 +175,13 @@ unsigned imgd_wait_ms(struct page_source *ps);
  */
 const uint8_t *imgd_inflate(struct imgd_src *s, const LwPages *p, const uint8_t *pay, size_t len,
 			    LwCodec codec);
+
+/* ---- source_imgd_hold.c ---- */
+
+int imgd_hold(struct page_source *ps, const struct src_chunk *ch);
+void imgd_release(struct page_source *ps, int token);
+/* At close: every buffer held or spare freed. */
+void imgd_hold_free(struct imgd_src *s);
 
 /* ---- source_imgd_urgent.c ---- */
 

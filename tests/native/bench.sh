@@ -16,6 +16,8 @@
 #          (the yardstick of "link": total and the drain alone against it)
 #   imgd   criu-lazyd --image-server 127.0.0.1:P --image img, criu-imgd -D IMG on loopback
 #          (a fresh criu-imgd per restore, as tests/vm/guest-net.sh run_imgd does)
+#   imgd1  imgd with --fill-threads 1: the event loop installs what the stream brings (issue
+#          13: what the fill threads give over the network)
 #   imgdfix, linkfix   imgd and link with criu-lazyd --prefetch-window 8: the fixed window
 #          of reads that the default (auto, a window that follows the reads' delay) replaced
 #   latency  issue 11's latency targets, not in the rotation: after the other setups' rounds,
@@ -260,6 +262,7 @@ one_restore() {
 	onethread) ours_with "--fill-threads 1" "$2" ;;
 	imgd) imgd_restore "$2" ;;
 	imgdfix) imgd_restore "$2" "" "--prefetch-window 8" ;;
+	imgd1) imgd_restore "$2" "" "--fill-threads 1" ;;
 	link) imgd_restore "$2" "$LNS" ;;
 	linkfix) imgd_restore "$2" "$LNS" "--prefetch-window 8" ;;
 	tcp) tcp_run "$2" ;;
@@ -517,6 +520,7 @@ key() {
 	onethread) echo criu-lazyd-one-fill-thread ;;
 	imgd) echo criu-lazyd+criu-imgd ;;
 	imgdfix) echo criu-lazyd+criu-imgd-fixed-window ;;
+	imgd1) echo criu-lazyd+criu-imgd-one-fill-thread ;;
 	linkfix) echo criu-lazyd+criu-imgd-link-fixed-window ;;
 	link) echo criu-lazyd+criu-imgd-link ;;
 	tcp) echo tcp-same-link ;;
@@ -532,6 +536,7 @@ label() {
 	onethread) echo 'criu-lazyd --fill-threads 1 (local images)' ;;
 	imgd) echo 'criu-lazyd + criu-imgd (loopback)' ;;
 	imgdfix) echo 'criu-lazyd + criu-imgd (loopback), --prefetch-window 8 (the fixed window)' ;;
+	imgd1) echo 'criu-lazyd + criu-imgd (loopback), --fill-threads 1' ;;
 	linkfix) echo "criu-lazyd + criu-imgd (veth, tbf $RATE, TLS), --prefetch-window 8" ;;
 	link) echo "criu-lazyd + criu-imgd (veth, tbf $RATE, TLS)" ;;
 	tcp) echo "plain TCP, the same bytes, the same link" ;;
@@ -618,7 +623,7 @@ lat_md() {
 		echo "| ratio (medians) | readers | resume | total |"
 		echo "| --- | --- | --- | --- |"
 		for t in $THREADS; do
-			for pair in "ours criu" "ours eager" "ours nokeeper" "imgd criu" "imgd eager" "link tcp" $ZSTD_PAIRS; do
+			for pair in "ours criu" "ours eager" "ours nokeeper" "ours onethread" "imgd criu" "imgd eager" "imgd ours" "imgd imgd1" "link tcp" $ZSTD_PAIRS; do
 				set -- $(echo "$pair" | tr , ' ')
 				case " $SETUPS " in *" $1 "*) ;; *) continue ;; esac
 				case " $SETUPS " in *" $2 "*) ;; *) continue ;; esac
