@@ -58,7 +58,7 @@ static void source_counts(struct lazyd *d)
 		d->st.stream_window = sw_window(&d->sw);
 		d->st.stream_rate = d->sw.rate;
 		d->st.stream_rtt_ns = d->sw.base;
-		d->st.stream_rebases = d->sw.rebases;
+		d->st.stream_local = d->sw.local;
 	}
 }
 

@@ -132,7 +132,7 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    "  \"source_failovers\": %lu,\n"
 	    "  \"pages_shared\": %lu,\n  \"stream_reads\": %lu,\n  \"stream_ranges\": %lu,\n"
 	    "  \"stream_window_bytes\": %lu,\n  \"stream_rate_bytes_s\": %lu,\n"
-	    "  \"stream_rtt_us\": %.1f,\n  \"stream_rebases\": %lu,\n"
+	    "  \"stream_rtt_us\": %.1f,\n  \"stream_local\": %s,\n"
 	    "  \"ws_entries\": %lu,\n  \"ws_replayed\": %lu,\n  \"ws_late\": %lu,\n"
 	    "  \"ws_missed\": %lu,\n"
 	    "  \"fill_threads\": %u,\n  \"fill_jobs\": %lu,\n  \"fill_jobs_moved\": %lu,\n"
@@ -152,13 +152,12 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    (unsigned long)s->src_failovers, (unsigned long)s->pages_shared,
 	    (unsigned long)s->stream_reads, (unsigned long)s->stream_ranges,
 	    (unsigned long)s->stream_window, (unsigned long)s->stream_rate, s->stream_rtt_ns / 1e3,
-	    (unsigned long)s->stream_rebases,
-	    (unsigned long)s->ws_entries, (unsigned long)s->ws_replayed, (unsigned long)s->ws_late,
-	    (unsigned long)s->ws_missed, s->fill_threads, (unsigned long)s->fill_jobs,
-	    (unsigned long)s->fill_jobs_moved, (unsigned long)s->fill_jobs_stale,
-	    stats_percentile_ns(s, 50) / 1e3, stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3,
-	    span(s->t_start, s->t_restored), span(s->t_restored, s->t_done),
-	    span(s->t_start, s->t_done));
+	    s->stream_local ? "true" : "false", (unsigned long)s->ws_entries,
+	    (unsigned long)s->ws_replayed, (unsigned long)s->ws_late, (unsigned long)s->ws_missed,
+	    s->fill_threads, (unsigned long)s->fill_jobs, (unsigned long)s->fill_jobs_moved,
+	    (unsigned long)s->fill_jobs_stale, stats_percentile_ns(s, 50) / 1e3,
+	    stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3, span(s->t_start, s->t_restored),
+	    span(s->t_restored, s->t_done), span(s->t_start, s->t_done));
 	int err = ferror(f);
 	if (fclose(f) || err) {
 		unlink(tmp);

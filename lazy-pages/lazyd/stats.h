@@ -2,6 +2,7 @@
 #ifndef LAZYD_STATS_H
 #define LAZYD_STATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -28,7 +29,8 @@ struct lazyd_stats {
 	uint64_t stream_reads, stream_ranges;
 	/* --prefetch-window auto (window.h): the stream's window, the rate and round trip
 	 * measured, the last seen. */
-	uint64_t stream_window, stream_rate, stream_rtt_ns, stream_rebases;
+	uint64_t stream_window, stream_rate, stream_rtt_ns;
+	bool stream_local;     /* the server on this host: the window of window.h's sw_local */
 	uint64_t pages_shared; /* installed in a fork relative from data fetched for another */
 	int src_network;       /* 1: those count */
 	uint64_t pages_resumed_present; /* found installed by a worker that died */

@@ -404,6 +404,8 @@ static bool paced(const struct lazyd *d)
 bool lazyd_stream_step(struct lazyd *d)
 {
 	unsigned window = d->o->prefetch_window ? d->o->prefetch_window : LAZYD_MAX_PREFETCH;
+	if (!d->o->prefetch_window && d->src.ops->loopback)
+		sw_local(&d->sw, d->src.ops->loopback(&d->src));
 	uint64_t bytes = sw_window(&d->sw);
 	uint64_t max = d->o->prefetch_window ? d->buf_len : sw_read_size(&d->sw, d->buf_len);
 	bool any = false;

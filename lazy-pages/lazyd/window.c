@@ -15,19 +15,24 @@ void sw_init(struct stream_window *w)
 	*w = (struct stream_window){.win = SW_INITIAL, .slow_start = true};
 }
 
+void sw_local(struct stream_window *w, bool local)
+{
+	w->local = local;
+}
+
 uint64_t sw_window(const struct stream_window *w)
 {
-	return w->win;
+	return w->local ? SW_LOCAL : w->win;
 }
 
 uint64_t sw_target(const struct stream_window *w)
 {
-	return TARGET_MIN_NS + (w->rebases ? w->base : w->base / TARGET_RTT_DIV);
+	return TARGET_MIN_NS + w->base / TARGET_RTT_DIV;
 }
 
 uint64_t sw_read_size(const struct stream_window *w, uint64_t max)
 {
-	uint64_t n = w->win / SW_READS;
+	uint64_t n = w->local ? SW_MAX_READ : w->win / SW_READS;
 
 	if (n < SW_READ)
 		n = SW_READ;
@@ -39,7 +44,7 @@ uint64_t sw_read_size(const struct stream_window *w, uint64_t max)
 
 uint64_t sw_pace_wait(const struct stream_window *w, uint64_t now)
 {
-	return w->pace_ns > now ? w->pace_ns - now : 0;
+	return !w->local && w->pace_ns > now ? w->pace_ns - now : 0;
 }
 
 /* The time bytes take at the pacing rate, the window's (win per base) times 5/4. */
@@ -116,30 +121,9 @@ void sw_done(struct stream_window *w, struct sw_mark *m, uint64_t now)
 	w->samples++;
 	base_sample(w, el, now);
 	w->qdelay = el - w->base;
+	if (w->local)
+		return;
 	int64_t target = (int64_t)sw_target(w);
-	/*
-	 * Within a read of the least window, and still over target in most reads (one under
-	 * it takes one back): that delay is no queue of ours but a CPU the reads wait for (a
-	 * busy host, a guest's emulated CPUs) or others' traffic, and shrinking does not
-	 * shorten it. The least of those delays becomes the base, and from then on the target
-	 * is a round trip: where the CPU, not a link, is the limit, a fault's answer does not
-	 * queue behind the stream's bytes. (Measured: it fires in a loaded guest, but once
-	 * also on a 1 ms network path, which then lost its p99: docs/benchmarks.md.)
-	 */
-	if (w->win <= SW_MIN + SW_READ && (int64_t)w->qdelay > target) {
-		if (!w->over || el < w->over_least)
-			w->over_least = el;
-		if (++w->over >= SW_REBASE) {
-			w->base = w->over_least;
-			w->base_ns = now;
-			w->qdelay = el - w->base;
-			w->over = 0;
-			w->rebases++;
-			target = (int64_t)sw_target(w);
-		}
-	} else if (w->over) {
-		w->over--;
-	}
 	int64_t off = target - (int64_t)w->qdelay;
 	if (off < -target)
 		off = -target;

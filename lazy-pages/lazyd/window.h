@@ -8,11 +8,10 @@
  * it, by up to a quarter a round trip (from the start until the first queue, it doubles a
  * round trip). No rate is estimated: at this level (data taken in by a loop that shares the
  * CPU, a relay that releases it in bursts) rate samples ran 2-3x above the link; delays do
- * not. A delay that stays over the target with the window at its least is no queue of the
- * stream's (a CPU the reads wait for, others' traffic): it becomes the base, and the target a
- * round trip. The reads are of one size, so that their own time on the link is the same in
+ * not. The reads are of one size, so that their own time on the link is the same in
  * every sample, and paced at the window's rate and a quarter, so that a window refilled at
- * once does not reach the bottleneck as one burst.
+ * once does not reach the bottleneck as one burst. None of this when the server is on this
+ * host (sw_local).
  */
 #ifndef LAZYD_WINDOW_H
 #define LAZYD_WINDOW_H
@@ -26,7 +25,7 @@
 #define SW_INITIAL (4 * SW_READ) /* the window before the first measurement */
 #define SW_MIN (2 * SW_READ)	 /* at least */
 #define SW_MAX (256ull << 20)	 /* at most */
-#define SW_REBASE 16		 /* that many over target at the least window: a new base */
+#define SW_LOCAL (4ull << 20)	 /* the window when the server is on this host */
 
 struct stream_window {
 	uint64_t inflight;    /* bytes asked for, not yet in */
@@ -39,11 +38,9 @@ struct stream_window {
 	uint64_t pace_ns;     /* the next read may be asked for from then */
 	uint64_t rate;	      /* bytes per second delivered, smoothed (for the operator) */
 	uint64_t rate_ns, rate_delivered;
-	uint64_t samples;    /* reads measured */
-	unsigned over;	     /* reads over target at the least window, less those under */
-	uint64_t over_least; /* the least delay of those */
-	uint64_t rebases;    /* times the base was set to such a delay */
-	bool slow_start;     /* doubling a round trip, until the first queue */
+	uint64_t samples; /* reads measured */
+	bool slow_start;  /* doubling a round trip, until the first queue */
+	bool local;	  /* the server is on this host (sw_local) */
 };
 
 /* What the window notes about one read when it is asked for. */
@@ -53,6 +50,12 @@ struct sw_mark {
 };
 
 void sw_init(struct stream_window *w);
+/* Whether the stream's server is on this host (loopback): then no link's queue is shared
+ * with the faults' answers (criu-imgd serves those first, each connection has its own
+ * socket buffers), and the reads' delay is the CPU's, which a smaller window does not
+ * shorten: the window is SW_LOCAL, in reads of the most, unpaced. The delay is still
+ * measured, and the delay window takes over again if the server changes. */
+void sw_local(struct stream_window *w, bool local);
 /* Bytes the stream may keep in flight now. */
 uint64_t sw_window(const struct stream_window *w);
 /* The size of the next read: SW_READ, more only when the window needs more than SW_READS
@@ -60,8 +63,7 @@ uint64_t sw_window(const struct stream_window *w);
 uint64_t sw_read_size(const struct stream_window *w, uint64_t max);
 /* ns until the next read may be asked for (0: now). */
 uint64_t sw_pace_wait(const struct stream_window *w, uint64_t now);
-/* The queueing delay target, ns: 0.3 ms and a sixteenth of the round trip; 0.3 ms and a
- * round trip once a delay that was not the stream's became the base. */
+/* The queueing delay target, ns: 0.3 ms and a sixteenth of the round trip. */
 uint64_t sw_target(const struct stream_window *w);
 /* A read of bytes asked for at now. */
 void sw_sent(struct stream_window *w, struct sw_mark *m, uint64_t now, uint64_t bytes);

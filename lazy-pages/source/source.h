@@ -134,6 +134,9 @@ struct page_source_ops {
 	 */
 	int (*hold)(struct page_source *s, const struct src_chunk *ch);
 	void (*release)(struct page_source *s, int token);
+	/* Optional: whether the stream's connection is to this host's loopback (no link, no
+	 * queue at a bottleneck that the faults' answers share). */
+	bool (*loopback)(struct page_source *s);
 	/* What an operator sees of a source with connections (criu-lazyd status, metrics). */
 	void (*state)(struct page_source *s, struct src_state *st);
 };

@@ -267,6 +267,7 @@ static const struct page_source_ops imgd_ops = {
     .stall_ms = imgd_stall_ms,
     .state = imgd_state,
     .hold = imgd_hold,
+    .loopback = imgd_loopback,
     .release = imgd_release,
 };
 

@@ -79,6 +79,7 @@ struct imgd_pipe {
 	struct imgd_dial dial;
 	unsigned srv; /* the server it is connected to */
 	LwCodec codec;
+	bool local; /* that server is on this host's loopback (the last connection) */
 };
 
 struct imgd_src {
@@ -206,5 +207,6 @@ int imgd_fault_fd(struct page_source *ps);
 int imgd_collect(struct page_source *ps, struct src_chunk *out);
 unsigned imgd_stall_ms(struct page_source *ps);
 unsigned imgd_inflight(struct page_source *ps);
+bool imgd_loopback(struct page_source *ps);
 
 #endif

@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "wire/wire_tls.h"
 
 void imgd_drop_pipe(struct imgd_pipe *p)
 {
@@ -74,9 +76,13 @@ static int pipe_up(struct imgd_src *s, struct imgd_pipe *p)
 	}
 	int rc = fd;
 	if (fd >= 0) {
+		struct sockaddr_storage sa;
+		socklen_t sl = sizeof(sa);
 		p->fd = fd;
 		p->srv = srv;
 		p->codec = codec;
+		p->local = !getpeername(fd, (struct sockaddr *)&sa, &sl) &&
+			   wire_addr_loopback((struct sockaddr *)&sa);
 		p->rx_at = mono_ms();
 		rc = 0;
 		for (unsigned i = 0; i < p->npf && !rc; i++)
@@ -176,6 +182,13 @@ int imgd_poll_fd(struct page_source *ps)
 int imgd_fault_fd(struct page_source *ps)
 {
 	return pipe_fd(&((struct imgd_src *)ps->priv)->fast);
+}
+
+bool imgd_loopback(struct page_source *ps)
+{
+	const struct imgd_src *s = ps->priv;
+
+	return s->bulk.local;
 }
 
 unsigned imgd_inflight(struct page_source *ps)

@@ -65,6 +65,8 @@
 # NATIVE_SUITE (sid), NATIVE_BENCH_BIN (where criu-lazyd and criu-imgd are; default build/bin),
 # NATIVE_BENCH_TREE (what to call the build in the JSON; default git describe of the tree),
 # NATIVE_BENCH_KEEP=1 (keep the images and run dirs in NATIVE_BENCH_DIR after a good run),
+# NATIVE_BENCH_WS (fresh: every restore without the working-set record of the ones before;
+# keep: records merge from restore to restore, as for a user who restores one image again),
 # NATIVE_BENCH_RATE (the link's rate, 1gbit), NATIVE_BENCH_RTT_MS ("1 10", setup latency),
 # NATIVE_BENCH_LAT_TBF (the link's tbf queue in setup latency, "burst 64kb limit 256kb"),
 # NATIVE_BENCH_LAT_CC (latency: net.ipv4.tcp_congestion_control in criu-imgd's namespace, e.g.
@@ -80,6 +82,7 @@ LOGV=${NATIVE_BENCH_V:-2}
 PORT_WANT=${NATIVE_BENCH_PORT:-0}
 THREADS=${NATIVE_BENCH_THREADS:-1 2}
 SETUPS=${NATIVE_BENCH_SETUPS:-eager criu ours nokeeper imgd}
+WS_MODE=${NATIVE_BENCH_WS:-fresh}
 OUT=$ROOT/build/native
 BIN=${NATIVE_BENCH_BIN:-$ROOT/build/bin}
 IMGD=$BIN/criu-imgd
@@ -250,7 +253,10 @@ ours_with() {
 }
 
 # one_restore SETUP CASE: one restore_run of CASE with SETUP (verify-now); 0 if verified.
+# Each restore is a first one (NATIVE_BENCH_WS=fresh): the working-set record an earlier
+# restore left beside the images is removed, so that rounds and setups meet the same images.
 one_restore() {
+	[ "$WS_MODE" = keep ] || rm -f "$BDIR/$2/img/lazy-workset.img"
 	case $1 in
 	eager) restore_run "$2" full verify-now ;;
 	criu) restore_run "$2" criu verify-now ;;
@@ -608,7 +614,7 @@ lat_md() {
 
 {
 	echo "Native benchmark: ${MB} MB memhog, CRIU $CRIU_VERSION, kernel $KERNEL, $NPROC CPUs ($CPU), ${MEMGB} GB RAM"
-	echo "images on $(df -P "$BDIR" | awk 'NR == 2 { print $1 }') ($BDIR); median of $ROUNDS rounds; $DATE; run time ${RUN_S} s"
+	echo "images on $(df -P "$BDIR" | awk 'NR == 2 { print $1 }') ($BDIR); median of $ROUNDS rounds; $DATE; run time ${RUN_S} s; working-set records: $WS_MODE"
 	echo "load average (1/5/15 min) at the start: $LOAD_START, at the end: $LOAD_END (the host's other work)"
 	echo
 	if [ -n "$MAIN_SETUPS" ]; then

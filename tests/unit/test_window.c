@@ -129,7 +129,8 @@ static void converges(uint64_t rate, uint64_t rtt)
 		     (unsigned long)rate);
 	cr_assert_leq(w.rate, rate + rate / 50);
 	cr_assert_geq(w.base, rtt, "a round trip shorter than the path's");
-	cr_assert_eq(w.rebases, 0, "a queue of its own taken for the path");
+	cr_assert_lt(w.base, rtt + SW_READ * 1000000000ull / rate + rtt / 10,
+		     "a queue of its own taken for the path");
 	/* the window: the path's product and the target's queue, and a few reads */
 	uint64_t win = sw_window(&w), queue = rate * sw_target(&w) / 1000000000ull;
 	cr_assert_leq(win, bdp + 2 * queue + 4 * SW_READ, "window %lu for a BDP of %lu",
@@ -224,13 +225,13 @@ Test(window, grows_without_queue_shrinks_with_one)
 	for (int i = 0; i < 16; i++)
 		one_read(&w, now += MS, 10 * MS + sw_target(&w));
 	cr_assert_eq(sw_window(&w), win, "on target: it stays");
-	for (int i = 0; i < SW_REBASE; i++) {
+	for (int i = 0; i < 16; i++) {
 		one_read(&w, now += MS, 100 * MS);
 		cr_assert_geq(sw_window(&w), SW_MIN, "never below two reads");
 	}
 }
 
-Test(window, a_delay_that_stays_becomes_the_base)
+Test(window, a_delay_that_stays_holds_the_least_window)
 {
 	struct stream_window w;
 	uint64_t now = 1000 * MS;
@@ -238,17 +239,33 @@ Test(window, a_delay_that_stays_becomes_the_base)
 	sw_init(&w);
 	for (int i = 0; i < 8; i++)
 		one_read(&w, now += MS, 2 * MS); /* a 2 ms path */
-	/* then every read waits 5 ms more (a CPU it waits for, not a queue of its own) */
-	int i;
-	for (i = 0; i < 1000 && !w.rebases; i++)
+	/* then every read waits 5 ms more (a CPU, others' traffic): no base is made of it */
+	for (int i = 0; i < 1000; i++)
 		one_read(&w, now += MS, 7 * MS);
-	cr_assert_eq(w.rebases, 1, "the base was not learnt again");
-	cr_assert_eq(w.base, 7 * MS);
-	cr_assert_eq(sw_target(&w), 7 * MS + 300000, "and the target a round trip");
-	cr_assert_leq(sw_window(&w), SW_MIN + SW_READ, "it got there at the least window");
-	for (int k = 0; k < 16; k++)
-		one_read(&w, now += MS, 7 * MS);
-	cr_assert_gt(sw_window(&w), SW_MIN, "and grows again from there");
+	cr_assert_eq(w.base, 2 * MS, "a delay that stays was taken for the path");
+	cr_assert_eq(sw_window(&w), SW_MIN, "held at the least window");
+}
+
+Test(window, a_local_server_is_not_paced_or_shrunk)
+{
+	struct stream_window w;
+	uint64_t now = 1000 * MS;
+
+	sw_init(&w);
+	sw_local(&w, true);
+	cr_assert_eq(sw_window(&w), SW_LOCAL);
+	cr_assert_eq(sw_read_size(&w, 1u << 30), SW_MAX_READ, "reads of the most");
+	cr_assert_eq(sw_read_size(&w, 128 << 10), 128 << 10, "at most what the caller takes");
+	for (int i = 0; i < 100; i++) {
+		one_read(&w, now, 30 * MS); /* the CPU's delay: no window of its own follows it */
+		cr_assert_eq(sw_pace_wait(&w, now), 0, "paced");
+		now += MS;
+	}
+	cr_assert_eq(sw_window(&w), SW_LOCAL);
+	cr_assert_gt(w.samples, 0, "the delay is still measured");
+	/* Failed over to a server elsewhere: the delay window again, where it was. */
+	sw_local(&w, false);
+	cr_assert_eq(sw_window(&w), SW_INITIAL);
 }
 
 Test(window, idle_stream_does_not_grow)
