@@ -71,6 +71,8 @@ static int fetch(struct lazyd *d, struct lz_task *t, const struct pend_extent *r
 
 	for (int i = 0; i < SOURCE_RETRIES; i++) {
 		rc = d->src.ops->read(&d->src, t->img, r->src, d->buf, len);
+		if (!rc && !d->src.ops->map)
+			lazyd_rx_note(d, t->img, r->src, len / PAGE);
 		if (rc == -EAGAIN && d->src.ops->wait_ms) {
 			lazyd_source_backoff(d, true);
 			return rc;

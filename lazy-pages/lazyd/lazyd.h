@@ -130,6 +130,7 @@ struct lazyd {
 	struct keeper_link *keeper; /* NULL: no keeper (--keeper off), we read the uffds */
 	uint64_t msg_read_ns;	    /* the message being handled was read then (0: now) */
 	struct share_cache shared;  /* fetched data kept for fork relatives */
+	struct rx_map *rxmap;	    /* per image task: its pages received (rxmap.c) */
 	bool sharing;		    /* installing data fetched for another task (no ident) */
 	/* Working-set replay (workset.c): on once the images' identity is known. */
 	bool ws_on, ws_oom;
@@ -270,6 +271,17 @@ bool lazyd_ws_holding(const struct lazyd *d, unsigned *wait_ms);
 /* The end: this restore's notes merged into the record, written beside the images (the
  * record and the dir are let go in main.c's teardown). */
 void lazyd_ws_finish(struct lazyd *d);
+
+/* rxmap.c: the pages received over the network, by image task and key */
+struct rx_map {
+	uint64_t *bits;
+	uint64_t npages;
+	bool off; /* none is kept (keys that are addresses, or no memory) */
+};
+/* pages of img's data at key src came from the network source: a page that came before
+ * counts in st.pages_rx_twice. */
+void lazyd_rx_note(struct lazyd *d, const struct img_task *img, uint64_t src, uint64_t pages);
+void lazyd_rx_free(struct lazyd *d);
 
 /* pfill.c: the fill threads (--fill-threads), for the stream from mapped (local) images */
 /* Start them (after the keeper's link, before the restore): 0, or -1 (logged). */

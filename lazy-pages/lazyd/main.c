@@ -77,10 +77,11 @@ static void progress_report(struct lazyd *d)
 	source_counts(d);
 	char net[128] = "";
 	if (d->st.src_network && d->st.stream_window)
-		snprintf(net, sizeof(net),
-			 "; %.1f MiB received; stream window %.0f KiB (%.1f MiB/s, round trip %.2f ms)",
-			 d->st.src_bytes_rx / 1048576.0, d->st.stream_window / 1024.0,
-			 d->st.stream_rate / 1048576.0, d->st.stream_rtt_ns / 1e6);
+		snprintf(
+		    net, sizeof(net),
+		    "; %.1f MiB received; stream window %.0f KiB (%.1f MiB/s, round trip %.2f ms)",
+		    d->st.src_bytes_rx / 1048576.0, d->st.stream_window / 1024.0,
+		    d->st.stream_rate / 1048576.0, d->st.stream_rtt_ns / 1e6);
 	else if (d->st.src_network)
 		snprintf(net, sizeof(net), "; %.1f MiB received", d->st.src_bytes_rx / 1048576.0);
 	log_note(
@@ -408,6 +409,7 @@ static void teardown(struct lazyd *d)
 	lazyd_free_tasks(d);
 	keeper_drop_ghosts(d);
 	lps_rx_free(&d->rx);
+	lazyd_rx_free(d);
 	if (d->conn_fd >= 0) {
 		ev_del(d->loop, d->conn_fd);
 		close(d->conn_fd);

@@ -90,13 +90,13 @@ void stats_log_summary(const struct lazyd_stats *s)
 		    "summary: network: %.1f MiB received; %lu pages received for %lu lazy data "
 		    "pages (%.3fx), %lu of them sent with data (%lu on the fault connection, %lu "
 		    "on the stream's), the others all zeros; %lu pages fetched once for two tasks "
-		    "(fork)",
+		    "(fork); %lu pages received twice",
 		    s->src_bytes_rx / 1048576.0, (unsigned long)s->src_pages,
 		    (unsigned long)s->pages_total,
 		    s->pages_total ? (double)s->src_pages / (double)s->pages_total : 0.0,
 		    (unsigned long)(s->src_data_fault + s->src_data_stream),
 		    (unsigned long)s->src_data_fault, (unsigned long)s->src_data_stream,
-		    (unsigned long)s->pages_shared);
+		    (unsigned long)s->pages_shared, (unsigned long)s->pages_rx_twice);
 	if (s->fill_threads)
 		pr_msg("summary: %u fill threads installed %lu jobs (%lu stopped by an event, %lu "
 		       "settled after one)",
@@ -129,7 +129,7 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    "  \"worker_restarts\": %lu,\n  \"pages_resumed_present\": %lu,\n"
 	    "  \"source_bytes_received\": %lu,\n  \"source_data_pages_fault\": %lu,\n"
 	    "  \"source_data_pages_stream\": %lu,\n  \"source_pages\": %lu,\n"
-	    "  \"source_failovers\": %lu,\n"
+	    "  \"source_failovers\": %lu,\n  \"source_pages_twice\": %lu,\n"
 	    "  \"pages_shared\": %lu,\n  \"stream_reads\": %lu,\n  \"stream_ranges\": %lu,\n"
 	    "  \"stream_window_bytes\": %lu,\n  \"stream_rate_bytes_s\": %lu,\n"
 	    "  \"stream_rtt_us\": %.1f,\n  \"stream_local\": %s,\n"
@@ -149,9 +149,10 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	    (unsigned long)s->worker_restarts, (unsigned long)s->pages_resumed_present,
 	    (unsigned long)s->src_bytes_rx, (unsigned long)s->src_data_fault,
 	    (unsigned long)s->src_data_stream, (unsigned long)s->src_pages,
-	    (unsigned long)s->src_failovers, (unsigned long)s->pages_shared,
-	    (unsigned long)s->stream_reads, (unsigned long)s->stream_ranges,
-	    (unsigned long)s->stream_window, (unsigned long)s->stream_rate, s->stream_rtt_ns / 1e3,
+	    (unsigned long)s->src_failovers, (unsigned long)s->pages_rx_twice,
+	    (unsigned long)s->pages_shared, (unsigned long)s->stream_reads,
+	    (unsigned long)s->stream_ranges, (unsigned long)s->stream_window,
+	    (unsigned long)s->stream_rate, s->stream_rtt_ns / 1e3,
 	    s->stream_local ? "true" : "false", (unsigned long)s->ws_entries,
 	    (unsigned long)s->ws_replayed, (unsigned long)s->ws_late, (unsigned long)s->ws_missed,
 	    s->fill_threads, (unsigned long)s->fill_jobs, (unsigned long)s->fill_jobs_moved,

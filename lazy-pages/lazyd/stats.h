@@ -30,9 +30,10 @@ struct lazyd_stats {
 	/* --prefetch-window auto (window.h): the stream's window, the rate and round trip
 	 * measured, the last seen. */
 	uint64_t stream_window, stream_rate, stream_rtt_ns;
-	bool stream_local;     /* the server on this host: the window of window.h's sw_local */
-	uint64_t pages_shared; /* installed in a fork relative from data fetched for another */
-	int src_network;       /* 1: those count */
+	uint64_t pages_rx_twice; /* pages that came over the network a second time (rxmap.c) */
+	bool stream_local;	 /* the server on this host: the window of window.h's sw_local */
+	uint64_t pages_shared;	 /* installed in a fork relative from data fetched for another */
+	int src_network;	 /* 1: those count */
 	uint64_t pages_resumed_present; /* found installed by a worker that died */
 	/* Working-set replay (workset.c): first touches in the record loaded; data pages the
 	 * replay installed; faults on recorded pages the replay had not reached (late) and

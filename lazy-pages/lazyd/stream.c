@@ -40,6 +40,23 @@ static void add_run(struct lazyd *d, struct lz_task *t, struct gather *g,
 }
 
 /*
+ * What a read brought, for sl's task's fork relatives (installed where they have it pending
+ * at the same address, or kept for them): also when that task is gone, since a relative's
+ * stream did not ask for what this read was bringing.
+ */
+static void share_chunk(struct lazyd *d, const struct pf_slot *sl, const struct src_chunk *ch)
+{
+	uint64_t s0, s1;
+
+	for (unsigned k = 0; k < sl->nrun; k++) {
+		const struct pf_run *pr = &sl->run[k];
+		if (run_in_chunk(pr, ch, &s0, &s1))
+			lazyd_share_fetched(d, sl->t, pr->start + (s0 - pr->src), s0,
+					    (const char *)ch->data + (s0 - ch->src), s1 - s0);
+	}
+}
+
+/*
  * Install what a background read brought, where its pages are still pending (installed
  * by a fault meanwhile, moved or dropped: not this data's to fill), with the zero pages
  * between its runs: as few batches as the runs allow.
@@ -89,12 +106,7 @@ static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struc
 	 * pfill.c keeps it when it is settled). */
 	if (!g.job && t->need_events && !t->gone && !t->killed)
 		lazyd_keep_fetched(d, t, ch->src, ch->data, (uint64_t)ch->n * PAGE);
-	for (unsigned k = 0; k < sl->nrun; k++) {
-		const struct pf_run *pr = &sl->run[k];
-		if (run_in_chunk(pr, ch, &s0, &s1))
-			lazyd_share_fetched(d, t, pr->start + (s0 - pr->src), s0,
-					    (const char *)ch->data + (s0 - ch->src), s1 - s0);
-	}
+	share_chunk(d, sl, ch);
 }
 
 static void collect_chunks(struct lazyd *d)
@@ -110,6 +122,8 @@ static void collect_chunks(struct lazyd *d)
 		if (rc == 0)
 			return;
 		struct pf_slot *sl = &d->pf[ch.tag];
+		if (rc > 0)
+			lazyd_rx_note(d, ch.t, ch.src, ch.n);
 		if (rc < 0 && !sl->t->gone)
 			lazyd_task_fail(d, sl->t,
 					"cannot read page data for 0x%lx (%lu pages) from the page "
@@ -118,6 +132,8 @@ static void collect_chunks(struct lazyd *d)
 					strerror(-rc));
 		else if (rc > 0 && !sl->t->gone)
 			install_chunk(d, sl, &ch);
+		else if (rc > 0)
+			share_chunk(d, sl, &ch);
 		if (rc > 0 && !sl->fault)
 			sw_data(&d->sw, &sl->sw, (uint64_t)ch.n * PAGE, mono_ns());
 		if (ch.last && !sl->fault) {

@@ -318,6 +318,7 @@ for s in "$@"; do
 				case $who in
 				imgd) VERIFY_WAIT=300 run_imgd $_fc verify-now ;;
 				imgdfix) LAZYD_EXTRA="--prefetch-window 8" VERIFY_WAIT=300 run_imgd $_fc verify-now ;;
+				imgd1) LAZYD_EXTRA="--fill-threads 1" VERIFY_WAIT=300 run_imgd $_fc verify-now ;;
 				psd-*) VERIFY_WAIT=300 psd_run $_fc "${who#psd-}" ;;
 				local) VERIFY_WAIT=300 restore_run $_fc ours verify-now ;;
 				esac
@@ -366,6 +367,7 @@ for s in "$@"; do
 				case $who in
 				imgd) _l="criu-lazyd --image-server + criu-imgd" ;;
 				imgdfix) _l="criu-lazyd --image-server, window of 8 reads" ;;
+				imgd1) _l="criu-lazyd --image-server, one thread" ;;
 				psd-ours) _l="criu-lazyd --page-server + criu page-server" ;;
 				psd-criu) _l="criu lazy-pages --page-server + page-server" ;;
 				local) _l="criu-lazyd, local images" ;;

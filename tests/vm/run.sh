@@ -14,7 +14,8 @@
 # build/vm/<mode>-<date>-<pid>/ (link: build/vm/<mode>-latest).
 # Env: E2E_DAEMONS (default "criu ours"), CRIU_LAZY, OURS_LAZY (daemon commands), VMRUN_TIMEOUT;
 # forkbench: NET_FORK_MB (256), NET_FORK_ROUNDS (3), NET_FORK_SETUPS (imgd psd-ours psd-criu local;
-# also imgdfix: imgd with the fixed window, --prefetch-window 8),
+# also imgdfix: imgd with the fixed window, --prefetch-window 8; imgd1: imgd with
+# --fill-threads 1),
 # NET_FORK_V (the daemons' -v level, 4).
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
