@@ -357,6 +357,13 @@ static int setup(struct lazyd *d, struct lazyd_opts *o)
 	return 0;
 }
 
+/* The source's connections opened while the restore runs (never before a fork). */
+static void warm_source(struct lazyd *d)
+{
+	if (d->src.ops->warm)
+		d->src.ops->warm(&d->src);
+}
+
 /*
  * Ready to serve: with a keeper, it has the socket and said so (the worker takes its replay);
  * without, listen, detach and say so here.
@@ -370,6 +377,7 @@ static int start(struct lazyd *d, struct lazyd_opts *o)
 		 * through the keeper's guard. */
 		if (lazyd_pfill_start(d, &d->fill))
 			return -1;
+		warm_source(d);
 		keeper_guard_filler(d);
 		if (ops_start(d))
 			return -1;
@@ -395,6 +403,7 @@ static int start(struct lazyd *d, struct lazyd_opts *o)
 	/* After the detach: a fork takes only the thread that forks. */
 	if (lazyd_pfill_start(d, &d->fill))
 		return -1;
+	warm_source(d);
 	if (o->status_fd >= 0 && (rc = daemon_say_ready(o->status_fd)))
 		pr_warn("cannot write to status fd %d: %s", o->status_fd, strerror(-rc));
 	return 0;

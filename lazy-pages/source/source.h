@@ -137,6 +137,11 @@ struct page_source_ops {
 	/* Optional: whether the stream's connection is to this host's loopback (no link, no
 	 * queue at a bottleneck that the faults' answers share). */
 	bool (*loopback)(struct page_source *s);
+	/* Optional: open the connections the reads will use now, each in a thread of its own
+	 * (called once the index is in and the caller will fork no more: the restore runs
+	 * meanwhile), so that the first reads wait for no handshake. Not for a source that
+	 * dials inline. */
+	void (*warm)(struct page_source *s);
 	/* What an operator sees of a source with connections (criu-lazyd status, metrics). */
 	void (*state)(struct page_source *s, struct src_state *st);
 };

@@ -268,6 +268,7 @@ static const struct page_source_ops imgd_ops = {
     .state = imgd_state,
     .hold = imgd_hold,
     .loopback = imgd_loopback,
+    .warm = imgd_warm,
     .release = imgd_release,
 };
 

@@ -207,6 +207,7 @@ int imgd_fault_fd(struct page_source *ps);
 int imgd_collect(struct page_source *ps, struct src_chunk *out);
 unsigned imgd_stall_ms(struct page_source *ps);
 unsigned imgd_inflight(struct page_source *ps);
+void imgd_warm(struct page_source *ps);
 bool imgd_loopback(struct page_source *ps);
 
 #endif

@@ -47,6 +47,16 @@ static void pipe_lost(struct imgd_src *s, struct imgd_pipe *p, int rc)
 	imgd_server_down(s, p->srv, rc);
 }
 
+void imgd_warm(struct page_source *src)
+{
+	struct imgd_src *s = src->priv;
+	struct imgd_pipe *ps[] = {&s->bulk, &s->fast};
+
+	for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++)
+		if (ps[i]->fd < 0 && !ps[i]->dial.running)
+			imgd_dial_start(s, &ps[i]->dial, ps[i]->cls, ps[i]->scratch);
+}
+
 /*
  * (Re)connect p and send every request in flight again: 0 when up, -EAGAIN while its
  * backoff or the connection attempt runs (never a sleep or a blocking connect: wait_ms()
