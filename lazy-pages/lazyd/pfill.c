@@ -118,7 +118,9 @@ static void settle_runs(struct lazyd *d, struct lz_task *t, struct lz_job *jb)
 			keep_rest(d, t, jb, i, false);
 		} else {
 			lazyd_settle_rest(d, t, &jb->run[i], e->src, e, jb->path);
-			keep_rest(d, t, jb, i + 1, false);
+			/* What an event kept out of run i too (the one-run path keeps only what it
+			 * read itself). */
+			keep_rest(d, t, jb, t->need_events ? i : i + 1, false);
 		}
 		return;
 	}

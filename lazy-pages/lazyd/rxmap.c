@@ -15,6 +15,8 @@
 /* The map of image task img, made when its first page comes; NULL when none can be. */
 static struct rx_map *map_of(struct lazyd *d, const struct img_task *img)
 {
+	if (d->o->page_server) /* CRIU's page server names pages by address */
+		return NULL;
 	if (!d->rxmap) {
 		d->rxmap = calloc(d->img.nr_tasks ? d->img.nr_tasks : 1, sizeof(*d->rxmap));
 		if (!d->rxmap)

@@ -98,8 +98,7 @@ static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struc
 		if (s1 == pr->src + pr->len) /* the run is complete: the zero pages after it */
 			gather_zero_after(d, t, &g, pr->start + pr->len);
 	}
-	if (g.job && !g.n) /* nothing of it was pending any more */
-		d->src.ops->release(&d->src, g.hold);
+	int unused = g.job && !g.n ? g.hold : -1; /* nothing of it was pending any more */
 	gather_flush(d, t, &g);
 	/* The address space changed under the install (a fork under way): what did not go in
 	 * is wanted again once the events are read, here or in the new child (a job's data:
@@ -107,6 +106,8 @@ static void install_chunk(struct lazyd *d, const struct pf_slot *sl, const struc
 	if (!g.job && t->need_events && !t->gone && !t->killed)
 		lazyd_keep_fetched(d, t, ch->src, ch->data, (uint64_t)ch->n * PAGE);
 	share_chunk(d, sl, ch);
+	if (unused >= 0)
+		d->src.ops->release(&d->src, unused);
 }
 
 static void collect_chunks(struct lazyd *d)
@@ -460,9 +461,9 @@ bool lazyd_stream_step(struct lazyd *d)
 	/* The bulk connection may be new since the last step: (re)register it. */
 	if (d->pf_used && fd >= 0 && ev_add(d->loop, fd, EV_READ, on_source, d))
 		pr_warn("event loop: cannot watch the page source's connection");
-	/* Nothing could be asked for and reads are out: sleep until they arrive, or until the
-	 * source tries its connection again. */
-	d->drain_blocked = !any && d->pf_used && fd >= 0;
+	/* Nothing could be asked for and reads or fill jobs are out: sleep until they arrive or
+	 * are done (pfill.c's callback), or until the source tries its connection again. */
+	d->drain_blocked = !any && ((d->pf_used && fd >= 0) || d->jobs_used);
 	if (!any && d->pf_used && fd < 0)
 		lazyd_source_backoff(d, false);
 	/* Paced, with room: look again when the next read is due (if no data comes first). */
