@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -509,6 +510,11 @@ int main(int argc, char **argv)
 	}
 	rc = run(&d);
 	d.st.t_done = now_s();
+	struct rusage ru;
+	if (!getrusage(RUSAGE_SELF, &ru)) {
+		d.st.cpu_user_s = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6;
+		d.st.cpu_sys_s = ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	}
 	lazyd_ws_finish(&d);
 	source_counts(&d);
 	stats_log_summary(&d.st);

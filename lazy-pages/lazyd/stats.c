@@ -118,47 +118,49 @@ int stats_write_json(const struct lazyd_stats *s, const char *path)
 	FILE *f = fopen(tmp, "we");
 	if (!f)
 		return -errno;
-	fprintf(
-	    f,
-	    "{\n  \"done\": %s,\n  \"tasks\": %lu,\n  \"zombies\": %lu,\n  \"forks\": %lu,\n"
-	    "  \"remaps\": %lu,\n  \"removes\": %lu,\n  \"unmaps\": %lu,\n"
-	    "  \"pages_total\": %lu,\n  \"pages_fault\": %lu,\n  \"pages_prefetch\": %lu,\n"
-	    "  \"pages_zero\": %lu,\n  \"pages_dropped\": %lu,\n  \"bytes_copied\": %lu,\n"
-	    "  \"faults\": %lu,\n  \"eexist\": %lu,\n  \"eagain\": %lu,\n"
-	    "  \"tasks_killed\": %lu,\n  \"tasks_exited\": %lu,\n"
-	    "  \"worker_restarts\": %lu,\n  \"pages_resumed_present\": %lu,\n"
-	    "  \"source_bytes_received\": %lu,\n  \"source_data_pages_fault\": %lu,\n"
-	    "  \"source_data_pages_stream\": %lu,\n  \"source_pages\": %lu,\n"
-	    "  \"source_failovers\": %lu,\n  \"source_pages_twice\": %lu,\n"
-	    "  \"pages_shared\": %lu,\n  \"stream_reads\": %lu,\n  \"stream_ranges\": %lu,\n"
-	    "  \"stream_window_bytes\": %lu,\n  \"stream_rate_bytes_s\": %lu,\n"
-	    "  \"stream_rtt_us\": %.1f,\n  \"stream_local\": %s,\n"
-	    "  \"ws_entries\": %lu,\n  \"ws_replayed\": %lu,\n  \"ws_late\": %lu,\n"
-	    "  \"ws_missed\": %lu,\n"
-	    "  \"fill_threads\": %u,\n  \"fill_jobs\": %lu,\n  \"fill_jobs_moved\": %lu,\n"
-	    "  \"fill_jobs_stale\": %lu,\n"
-	    "  \"fault_latency_us\": { \"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f },\n"
-	    "  \"restore_s\": %.6f,\n  \"drain_after_restore_s\": %.6f,\n  \"total_s\": %.6f\n}\n",
-	    s->t_done > 0 ? "true" : "false", (unsigned long)s->tasks, (unsigned long)s->zombies,
-	    (unsigned long)s->forks, (unsigned long)s->remaps, (unsigned long)s->removes,
-	    (unsigned long)s->unmaps, (unsigned long)s->pages_total, (unsigned long)s->pages_fault,
-	    (unsigned long)s->pages_prefetch, (unsigned long)s->pages_zero,
-	    (unsigned long)s->pages_dropped, (unsigned long)s->bytes_copied,
-	    (unsigned long)s->faults, (unsigned long)s->eexist, (unsigned long)s->eagain,
-	    (unsigned long)s->tasks_killed, (unsigned long)s->tasks_exited,
-	    (unsigned long)s->worker_restarts, (unsigned long)s->pages_resumed_present,
-	    (unsigned long)s->src_bytes_rx, (unsigned long)s->src_data_fault,
-	    (unsigned long)s->src_data_stream, (unsigned long)s->src_pages,
-	    (unsigned long)s->src_failovers, (unsigned long)s->pages_rx_twice,
-	    (unsigned long)s->pages_shared, (unsigned long)s->stream_reads,
-	    (unsigned long)s->stream_ranges, (unsigned long)s->stream_window,
-	    (unsigned long)s->stream_rate, s->stream_rtt_ns / 1e3,
-	    s->stream_local ? "true" : "false", (unsigned long)s->ws_entries,
-	    (unsigned long)s->ws_replayed, (unsigned long)s->ws_late, (unsigned long)s->ws_missed,
-	    s->fill_threads, (unsigned long)s->fill_jobs, (unsigned long)s->fill_jobs_moved,
-	    (unsigned long)s->fill_jobs_stale, stats_percentile_ns(s, 50) / 1e3,
-	    stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3, span(s->t_start, s->t_restored),
-	    span(s->t_restored, s->t_done), span(s->t_start, s->t_done));
+	fprintf(f,
+		"{\n  \"done\": %s,\n  \"tasks\": %lu,\n  \"zombies\": %lu,\n  \"forks\": %lu,\n"
+		"  \"remaps\": %lu,\n  \"removes\": %lu,\n  \"unmaps\": %lu,\n"
+		"  \"pages_total\": %lu,\n  \"pages_fault\": %lu,\n  \"pages_prefetch\": %lu,\n"
+		"  \"pages_zero\": %lu,\n  \"pages_dropped\": %lu,\n  \"bytes_copied\": %lu,\n"
+		"  \"faults\": %lu,\n  \"eexist\": %lu,\n  \"eagain\": %lu,\n"
+		"  \"tasks_killed\": %lu,\n  \"tasks_exited\": %lu,\n"
+		"  \"worker_restarts\": %lu,\n  \"pages_resumed_present\": %lu,\n"
+		"  \"source_bytes_received\": %lu,\n  \"source_data_pages_fault\": %lu,\n"
+		"  \"source_data_pages_stream\": %lu,\n  \"source_pages\": %lu,\n"
+		"  \"source_failovers\": %lu,\n  \"source_pages_twice\": %lu,\n"
+		"  \"pages_shared\": %lu,\n  \"stream_reads\": %lu,\n  \"stream_ranges\": %lu,\n"
+		"  \"stream_window_bytes\": %lu,\n  \"stream_rate_bytes_s\": %lu,\n"
+		"  \"stream_rtt_us\": %.1f,\n  \"stream_local\": %s,\n"
+		"  \"ws_entries\": %lu,\n  \"ws_replayed\": %lu,\n  \"ws_late\": %lu,\n"
+		"  \"ws_missed\": %lu,\n"
+		"  \"fill_threads\": %u,\n  \"fill_jobs\": %lu,\n  \"fill_jobs_moved\": %lu,\n"
+		"  \"fill_jobs_stale\": %lu,\n"
+		"  \"fault_latency_us\": { \"p50\": %.1f, \"p99\": %.1f, \"max\": %.1f },\n"
+		"  \"restore_s\": %.6f,\n  \"drain_after_restore_s\": %.6f,\n  \"total_s\": %.6f,\n"
+		"  \"cpu_user_s\": %.3f,\n  \"cpu_sys_s\": %.3f\n}\n",
+		s->t_done > 0 ? "true" : "false", (unsigned long)s->tasks,
+		(unsigned long)s->zombies, (unsigned long)s->forks, (unsigned long)s->remaps,
+		(unsigned long)s->removes, (unsigned long)s->unmaps, (unsigned long)s->pages_total,
+		(unsigned long)s->pages_fault, (unsigned long)s->pages_prefetch,
+		(unsigned long)s->pages_zero, (unsigned long)s->pages_dropped,
+		(unsigned long)s->bytes_copied, (unsigned long)s->faults, (unsigned long)s->eexist,
+		(unsigned long)s->eagain, (unsigned long)s->tasks_killed,
+		(unsigned long)s->tasks_exited, (unsigned long)s->worker_restarts,
+		(unsigned long)s->pages_resumed_present, (unsigned long)s->src_bytes_rx,
+		(unsigned long)s->src_data_fault, (unsigned long)s->src_data_stream,
+		(unsigned long)s->src_pages, (unsigned long)s->src_failovers,
+		(unsigned long)s->pages_rx_twice, (unsigned long)s->pages_shared,
+		(unsigned long)s->stream_reads, (unsigned long)s->stream_ranges,
+		(unsigned long)s->stream_window, (unsigned long)s->stream_rate,
+		s->stream_rtt_ns / 1e3, s->stream_local ? "true" : "false",
+		(unsigned long)s->ws_entries, (unsigned long)s->ws_replayed,
+		(unsigned long)s->ws_late, (unsigned long)s->ws_missed, s->fill_threads,
+		(unsigned long)s->fill_jobs, (unsigned long)s->fill_jobs_moved,
+		(unsigned long)s->fill_jobs_stale, stats_percentile_ns(s, 50) / 1e3,
+		stats_percentile_ns(s, 99) / 1e3, s->lat_max_ns / 1e3,
+		span(s->t_start, s->t_restored), span(s->t_restored, s->t_done),
+		span(s->t_start, s->t_done), s->cpu_user_s, s->cpu_sys_s);
 	int err = ferror(f);
 	if (fclose(f) || err) {
 		unlink(tmp);

@@ -47,6 +47,7 @@ struct lazyd_stats {
 	uint64_t lat_max_ns;
 	uint64_t lat_sum_ns;
 	double t_start, t_restored, t_done; /* CLOCK_MONOTONIC seconds */
+	double cpu_user_s, cpu_sys_s;	    /* this process's CPU, its threads' included */
 };
 
 double now_s(void);
