@@ -283,7 +283,7 @@ struct rx_map {
 void lazyd_rx_note(struct lazyd *d, const struct img_task *img, uint64_t src, uint64_t pages);
 void lazyd_rx_free(struct lazyd *d);
 
-/* pfill.c: the fill threads (--fill-threads), for the stream from mapped (local) images */
+/* pfill.c: the fill threads (--fill-threads), for the stream (mapped images, criu-imgd) */
 /* Start them (after the keeper's link, before the restore): 0, or -1 (logged). */
 int lazyd_pfill_start(struct lazyd *d, const struct filler *engine);
 /* Wait for every job, settle them, stop the threads (teardown, before the uffds close). */

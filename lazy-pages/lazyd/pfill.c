@@ -71,20 +71,6 @@ static void keep_rest(struct lazyd *d, struct lz_task *t, const struct lz_job *j
 	}
 }
 
-static void settle_runs(struct lazyd *d, struct lz_task *t, struct lz_job *jb);
-
-/* What job jb did, into t's pending set and counts (batch.c's rules). */
-static void settle(struct lazyd *d, struct lz_job *jb)
-{
-	struct lz_task *t = jb->t;
-
-	release(d, jb); /* no longer in flight: what follows sees the runs as pending */
-	d->st.fill_jobs++;
-	if (!t->gone && !t->killed)
-		settle_runs(d, t, jb);
-	let_go(d, jb);
-}
-
 static void settle_runs(struct lazyd *d, struct lz_task *t, struct lz_job *jb)
 {
 	const struct fill_job *j = &jb->j;
@@ -124,6 +110,18 @@ static void settle_runs(struct lazyd *d, struct lz_task *t, struct lz_job *jb)
 		}
 		return;
 	}
+}
+
+/* What job jb did, into t's pending set and counts (batch.c's rules); its buffer let go. */
+static void settle(struct lazyd *d, struct lz_job *jb)
+{
+	struct lz_task *t = jb->t;
+
+	release(d, jb); /* no longer in flight: what follows sees the runs as pending */
+	d->st.fill_jobs++;
+	if (!t->gone && !t->killed)
+		settle_runs(d, t, jb);
+	let_go(d, jb);
 }
 
 /* Settle every job the threads are done with. */

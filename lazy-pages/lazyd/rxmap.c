@@ -1,7 +1,7 @@
 /*
- * Which pages of each image task's data came over the network (by key, rxmap.h): a page
+ * Which pages of each image task's data came over the network (by key; lazyd.h): a page
  * that comes a second time within the restore is counted, so that "no page crosses the
- * wire twice" is measured page by page (stats pages_rx_twice), not inferred from totals
+ * wire twice" is measured page by page (stats source_pages_twice), not inferred from totals
  * that pages the tasks dropped make loose.
  */
 #include <stdlib.h>
@@ -28,16 +28,13 @@ static struct rx_map *map_of(struct lazyd *d, const struct img_task *img)
 	if (m->bits || m->off)
 		return m->bits ? m : NULL;
 	uint64_t end = 0;
-	bool remote = false;
 	for (size_t i = 0; i < img->nr_extents; i++) {
 		const struct img_extent *e = &img->extents[i];
-		remote |= e->remote;
 		if (!e->zero && e->pages_off + (e->end - e->start) > end)
 			end = e->pages_off + (e->end - e->start);
 	}
-	/* Keys that are no offsets (CRIU's page server names pages by address): not mapped. */
 	m->npages = end / PAGE;
-	m->off = remote || m->npages > RXMAP_MAX_PAGES ||
+	m->off = m->npages > RXMAP_MAX_PAGES ||
 		 !(m->bits = calloc((m->npages + 63) / 64 + 1, sizeof(uint64_t)));
 	return m->bits ? m : NULL;
 }
@@ -52,14 +49,15 @@ void lazyd_rx_note(struct lazyd *d, const struct img_task *img, uint64_t src, ui
 		if (p >= m->npages) /* past the image's data: a source's error, said elsewhere */
 			break;
 		uint64_t bit = 1ull << (p % 64);
-		if ((m->bits[p / 64] & bit) && !d->st.pages_rx_twice++)
+		if (!(m->bits[p / 64] & bit))
+			m->bits[p / 64] |= bit;
+		else if (!d->st.pages_rx_twice++)
 			pr_warn("pid %d: the page at offset 0x%lx came over the network a second "
 				"time (the first of such pages: the stats count them)",
 				img->pid, (unsigned long)(p * PAGE));
-		else if (m->bits[p / 64] & bit)
+		else
 			pr_debug("pid %d: the page at offset 0x%lx came a second time", img->pid,
 				 (unsigned long)(p * PAGE));
-		m->bits[p / 64] |= bit;
 	}
 }
 
