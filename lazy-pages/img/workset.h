@@ -26,6 +26,9 @@
 #define WS_MAX_FILE (64u << 20)	       /* bytes of a record file */
 #define WS_MAX_TASK_ENTRIES (1u << 20) /* first touches kept per task */
 #define WS_MAX_ENTRY_PAGES (1u << 16)  /* pages one entry covers */
+#define WS_JOIN_PAGES 256	       /* gap between entries that ws_merge joins, at most */
+#define WS_JOIN_MIN 4		       /* entries of a trail that ws_merge joins, at least */
+#define WS_JOIN_TRAILS 8	       /* trails that ws_merge follows at once */
 
 struct ws_entry {
 	uint64_t addr;	/* page aligned */
@@ -60,7 +63,11 @@ int ws_note(struct workset *ws, int32_t pid, uint64_t addr, uint32_t pages, uint
  * This restore's notes (ws_note) merged into a record: an address in both is seen once
  * more (its time stays the record's); new ones are seen once. Each task's entries end
  * sorted by the restores that touched them (most first), then time, then address, one per
- * address, at most WS_MAX_TASK_ENTRIES (the first ones).
+ * address, at most WS_MAX_TASK_ENTRIES (the first ones). An entry inside another ranked no
+ * lower is dropped, and a trail of at least WS_JOIN_MIN entries, each touched after the one
+ * before and starting at most WS_JOIN_PAGES after the trail's end (of WS_JOIN_TRAILS
+ * trails followed at once), is joined into one entry, its gaps included (a region read in
+ * order is replayed in order).
  * into->restores counts one more. 0 or -ENOMEM (into unchanged).
  */
 int ws_merge(struct workset *into, const struct workset *notes);

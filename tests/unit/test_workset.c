@@ -53,7 +53,7 @@ Test(workset, merge_orders_by_first_touch_and_counts_restores)
 	ws_free(&notes);
 	ws_init(&notes, 42);
 	cr_assert_eq(ws_note(&notes, 1, 0x10000, 32, 70), 0);
-	cr_assert_eq(ws_note(&notes, 1, 0x20000, 1, 0), 0);
+	cr_assert_eq(ws_note(&notes, 1, 0x800000, 1, 0), 0);
 	cr_assert_eq(ws_merge(&rec, &notes), 0);
 	t = ws_find(&rec, 1);
 	cr_assert_eq(rec.restores, 2);
@@ -62,9 +62,71 @@ Test(workset, merge_orders_by_first_touch_and_counts_restores)
 	cr_assert_eq(t->e[0].seen, 2);
 	cr_assert_eq(t->e[0].t_ms, 30, "the record's time, not the later restore's");
 	cr_assert_eq(t->e[0].pages, 32, "the larger window");
-	cr_assert_eq(t->e[1].addr, 0x20000, "then by time: the new page at 0 ms");
+	cr_assert_eq(t->e[1].addr, 0x800000, "then by time: the new page at 0 ms");
 	cr_assert_eq(t->e[2].addr, 0x50000, "kept though not touched, after those that were");
 	cr_assert_eq(t->e[2].seen, 1);
+	ws_free(&rec);
+	ws_free(&notes);
+}
+
+/* A task that reads a region in order, overtaking the stream here and there. */
+static void trail(struct workset *w, int32_t pid, uint64_t from, uint32_t n, uint32_t step,
+		  uint32_t t0)
+{
+	for (uint32_t i = 0; i < n; i++)
+		cr_assert_eq(ws_note(w, pid, from + (uint64_t)i * step * P, 16, t0 + 2 * i), 0);
+}
+
+Test(workset, merge_joins_regions_read_in_order_and_drops_what_they_cover)
+{
+	struct workset rec, notes;
+	const uint32_t wide = 16 + WS_JOIN_PAGES + 1; /* a gap one page too wide */
+
+	ws_init(&rec, 7);
+	ws_init(&notes, 7);
+	/* Two readers at once (times interleave), a far touch among them, a trail one entry
+	 * too short, and one whose gaps are one page too wide. */
+	trail(&notes, 1, 0x10000000, 100, 100, 0);
+	trail(&notes, 1, 0x20000000, 50, 100, 1);
+	cr_assert_eq(ws_note(&notes, 1, 0x7f000000, 1, 21), 0);
+	trail(&notes, 1, 0x30000000, WS_JOIN_MIN - 1, 100, 500);
+	trail(&notes, 1, 0x40000000, 5, wide, 600);
+	cr_assert_eq(ws_merge(&rec, &notes), 0);
+	const struct ws_task *t = ws_find(&rec, 1);
+	cr_assert_eq(t->n, 3 + WS_JOIN_MIN - 1 + 5);
+	cr_assert_eq(t->e[0].addr, 0x10000000);
+	cr_assert_eq(t->e[0].pages, 99 * 100 + 16, "the trail and its gaps, one entry");
+	cr_assert_eq(t->e[1].addr, 0x20000000);
+	cr_assert_eq(t->e[1].pages, 49 * 100 + 16);
+	cr_assert_eq(t->e[2].addr, 0x7f000000, "the far touch on its own, in time order");
+	cr_assert_eq(t->e[3].addr, 0x30000000, "too short: not joined");
+	cr_assert_eq(t->e[3].pages, 16);
+	cr_assert_eq(t->e[3 + WS_JOIN_MIN - 1].addr, 0x40000000, "gaps too wide: not joined");
+	cr_assert_eq(t->e[3 + WS_JOIN_MIN - 1].pages, 16);
+
+	/* The next restore replays the first trail (seen again) and overtakes it twice:
+	 * those faults lie inside it and add nothing; so does one inside the second trail,
+	 * later than it. A fault between the short trail's first two entries makes it long
+	 * enough. */
+	ws_free(&notes);
+	ws_init(&notes, 7);
+	cr_assert_eq(ws_note(&notes, 1, 0x10000000, t->e[0].pages, 0), 0);
+	cr_assert_eq(ws_note(&notes, 1, 0x10000000 + 5000 * P, 16, 40), 0);
+	cr_assert_eq(ws_note(&notes, 1, 0x10000000 + 9000 * P, 16, 80), 0);
+	cr_assert_eq(ws_note(&notes, 1, 0x20000000 + 100 * P, 16, 3), 0);
+	cr_assert_eq(ws_note(&notes, 1, 0x30000000 + 50 * P, 16, 501), 0);
+	cr_assert_eq(ws_merge(&rec, &notes), 0);
+	t = ws_find(&rec, 1);
+	cr_assert_eq(t->n, 4 + 5);
+	cr_assert_eq(t->e[0].addr, 0x10000000);
+	cr_assert_eq(t->e[0].seen, 2);
+	cr_assert_eq(t->e[0].pages, 99 * 100 + 16);
+	cr_assert_eq(t->e[1].addr, 0x20000000);
+	cr_assert_eq(t->e[1].seen, 1);
+	cr_assert_eq(t->e[1].pages, 49 * 100 + 16);
+	cr_assert_eq(t->e[3].addr, 0x30000000);
+	cr_assert_eq(t->e[3].pages, (WS_JOIN_MIN - 2) * 100 + 16, "joined now");
+	cr_assert_eq(t->e[3].t_ms, 500);
 	ws_free(&rec);
 	ws_free(&notes);
 }
@@ -78,7 +140,8 @@ Test(workset, file_round_trip_and_the_images_identity)
 
 	ws_init(&w, 0xabcdef);
 	for (uint32_t i = 0; i < 1000; i++)
-		cr_assert_eq(ws_note(&w, 7, (uint64_t)(i * 37 % 1000) * P, 1 + i % 16, i), 0);
+		cr_assert_eq(ws_note(&w, 7, (uint64_t)(i * 37 % 1000) * 1024 * P, 1 + i % 16, i),
+			     0);
 	cr_assert_eq(ws_merge(&w, &(struct workset){.image = 0xabcdef}), 0);
 	cr_assert_eq(ws_save(dfd, WS_FILE_NAME, &w, &e), 0, "%s", e.msg);
 	struct stat st;
