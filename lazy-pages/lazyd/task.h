@@ -52,6 +52,7 @@ struct lz_task {
 	/* workset.c: its recorded first touches, replayed from entry ws_next, at ws_at */
 	const struct ws_task *ws;
 	uint32_t *ws_by_addr; /* entry indexes by address */
+	uint32_t *ws_reach;   /* ws_reach[i]: of ws_by_addr[0..i], the entry that ends last */
 	uint32_t ws_next;
 	uint32_t ws_noted; /* entries before this one noted as replayed */
 	uint64_t ws_at;

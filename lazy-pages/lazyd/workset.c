@@ -68,6 +68,11 @@ void lazyd_ws_start(struct lazyd *d)
 	}
 }
 
+static uint64_t end_of(const struct ws_entry *e)
+{
+	return e->addr + (uint64_t)e->pages * PAGE;
+}
+
 static int by_entry_addr(const void *a, const void *b, void *arg)
 {
 	const struct ws_entry *e = arg;
@@ -84,13 +89,19 @@ void lazyd_ws_attach(struct lazyd *d, struct lz_task *t)
 	if (!w || !w->n)
 		return;
 	t->ws_by_addr = malloc((size_t)w->n * sizeof(uint32_t));
-	if (!t->ws_by_addr) {
+	t->ws_reach = malloc((size_t)w->n * sizeof(uint32_t));
+	if (!t->ws_by_addr || !t->ws_reach) {
+		lazyd_ws_detach(t);
 		task_warn(t, "working set: out of memory, not replayed");
 		return;
 	}
 	for (uint32_t i = 0; i < w->n; i++)
 		t->ws_by_addr[i] = i;
 	qsort_r(t->ws_by_addr, w->n, sizeof(uint32_t), by_entry_addr, w->e);
+	for (uint32_t i = 0; i < w->n; i++) {
+		uint32_t k = t->ws_by_addr[i], r = i ? t->ws_reach[i - 1] : k;
+		t->ws_reach[i] = end_of(&w->e[k]) > end_of(&w->e[r]) ? k : r;
+	}
 	t->ws = w;
 	t->ws_next = 0;
 	t->ws_noted = 0;
@@ -101,11 +112,17 @@ void lazyd_ws_attach(struct lazyd *d, struct lz_task *t)
 void lazyd_ws_detach(struct lz_task *t)
 {
 	free(t->ws_by_addr);
+	free(t->ws_reach);
 	t->ws_by_addr = NULL;
+	t->ws_reach = NULL;
 	t->ws = NULL;
 }
 
-/* The index of t's recorded entry that covers addr (the one starting nearest below), or -1. */
+/*
+ * The index of a recorded entry of t's that covers addr, or -1: the one starting nearest
+ * below, or else, of those starting below, the one that ends last (entries may overlap: a
+ * joined trail, img/workset.h, and touches inside it that rank higher).
+ */
 static int64_t entry_at(const struct lz_task *t, uint64_t addr)
 {
 	const struct ws_entry *e = t->ws->e;
@@ -120,8 +137,10 @@ static int64_t entry_at(const struct lz_task *t, uint64_t addr)
 	}
 	if (!lo)
 		return -1;
-	uint32_t i = t->ws_by_addr[lo - 1];
-	return addr < e[i].addr + (uint64_t)e[i].pages * PAGE ? (int64_t)i : -1;
+	uint32_t i = t->ws_by_addr[lo - 1], r = t->ws_reach[lo - 1];
+	if (addr < end_of(&e[i]))
+		return i;
+	return addr < end_of(&e[r]) ? (int64_t)r : -1;
 }
 
 /*
@@ -181,13 +200,14 @@ void lazyd_ws_fault(struct lazyd *d, struct lz_task *t, uint64_t addr, uint64_t 
 		if (i < 0) {
 			d->st.ws_missed++;
 		} else if ((uint32_t)i >= t->ws_next) {
-			/* The task is there before the replay: go on from after it, if that is
-			 * near (one touch out of the record's order must not skip the rest). */
+			/* The task is there before the replay: go on from after the fault, in
+			 * that entry (a trail goes on where the task reads), if that is near (one
+			 * touch out of the record's order must not skip the rest). */
 			d->st.ws_late++;
 			if ((uint32_t)i - t->ws_next < WS_LATE_JUMP) {
-				t->ws_next = (uint32_t)i + 1;
-				if (t->ws_next < t->ws->n)
-					t->ws_at = t->ws->e[t->ws_next].addr;
+				uint64_t at = (addr & ~(PAGE - 1)) + pages * PAGE;
+				t->ws_next = (uint32_t)i;
+				t->ws_at = at < end_of(&t->ws->e[i]) ? at : end_of(&t->ws->e[i]);
 			}
 		}
 	}

@@ -13,6 +13,9 @@
 #   imgd     the same images through criu-imgd on loopback: the record replayed over the
 #            network, several of its scattered runs to a read (stream_ranges > stream_reads);
 #   corrupt  that record cut in half: refused ("checksum"), verified;
+#   seq      a 256 MB memhog that reads its memory in order, restored three times
+#            without the hold: the record after them has at most 256 entries (its trails
+#            of faults joined);
 #   chaos    the chaos workload (mremap, madvise and munmap storms while pages are pending)
 #            restored twice: its record names pages it has since moved or dropped; the replay
 #            must install none of them wrong (every byte verified).
@@ -113,6 +116,31 @@ if restore_ws wsb corrupt; then
 	else
 		result FAIL corrupt "a truncated record was not refused"
 	fi
+fi
+
+# A task that reads all its memory in order, restored WS_SEQ_RESTORES times with the
+# default hold (none): each restore faults where the task overtakes the stream, and the
+# record must join those trails rather than pile them up (before the join a 1 GB reader's
+# record held 2,761 first touches after one restore and 55,079 after three).
+SEQ_N=${WS_SEQ_RESTORES:-3}
+if wl_start wsd memhog -m 256 -s 5 >/dev/null && wl_dump wsd >/dev/null; then
+	OURS_WS_EXTRA="--working-set-hold 0" i=0 ok=1
+	while [ $i -lt "$SEQ_N" ] && [ $ok = 1 ]; do
+		i=$((i + 1))
+		restore_ws wsd "seq-$i" || ok=0
+	done
+	OURS_WS_EXTRA=""
+	if [ $ok = 1 ]; then
+		n=$(sed -n "s/.*record of $SEQ_N restores written.*(\([0-9]*\) first touches).*/\1/p" "$LOGF")
+		# 256 MB is 65,536 pages: a record of 1 entry per 256 of them or fewer.
+		if [ -n "$n" ] && [ "$n" -le 256 ]; then
+			result PASS seq "$SEQ_N restores of an in-order reader: a record of $n entries"
+		else
+			result FAIL seq "the record after $SEQ_N restores holds '${n:-?}' entries (at most 256)"
+		fi
+	fi
+else
+	result FAIL seq "memhog did not start or dump"
 fi
 
 if wl_start wsc chaos -k 1024 -s 7 >/dev/null && wl_dump wsc >/dev/null; then
