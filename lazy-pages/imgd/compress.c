@@ -7,17 +7,19 @@
  *   off -> on:  the socket was the limit for more than half of two windows in a row (their
  *               rate, raw, is what the link delivers), and the next probe is due (at once the
  *               first time);
- *   on -> off:  in a window that still waited for the socket, the data did not shrink by
- *               AUTO_GAIN; in one that did not and spent more than half of its time
- *               compressing (our CPU the limit), it delivered no more than AUTO_GAIN times
- *               that raw rate of page data. The next probe is due after a backoff (1 s,
- *               doubling to 16 s while probes fail).
+ *   on -> off:  in a window that compressed, the data did not shrink by AUTO_GAIN (then
+ *               compressing cannot deliver more, whatever the window waited for); in one that
+ *               did not wait for the socket and spent more than half of its time compressing
+ *               (our CPU the limit), it delivered no more than AUTO_GAIN times that raw rate
+ *               of page data. The next probe is due after a backoff (1 s, doubling to 16 s
+ *               while probes fail).
  *   blind:      a client that keeps its own queue short (criu-lazyd's delay-based window)
  *               never fills the socket: a busy window (AUTO_BLIND_MIN bytes or more) that
  *               did not wait is followed, when the next probe is due, by two windows of
  *               compressing; it stays on if the second delivered AUTO_GAIN times the raw page
  *               data of the one before the probe (the client, its queue shorter, asked for
- *               more), else off with the same backoff.
+ *               more) and the data shrank by AUTO_GAIN, else off with the same backoff.
+ *   loopback:   never on (the client is on this host: no link to spare, only CPU).
  * A chunk that does not shrink is sent raw (it counts as compressed to itself).
  */
 #include "compress.h"
@@ -108,7 +110,8 @@ static void auto_decide(struct imgd_session *s, uint64_t now)
 			return;
 		}
 		z->blind = false;
-		if (got > z->blind_rate * AUTO_GAIN) {
+		if (got > z->blind_rate * AUTO_GAIN &&
+		    (double)w->out * AUTO_GAIN < (double)w->raw) {
 			z->link_rate = z->blind_rate;
 			z->backoff = AUTO_BACKOFF_MIN;
 			pr_debug(
@@ -130,9 +133,12 @@ static void auto_decide(struct imgd_session *s, uint64_t now)
 		 * nothing. */
 		double got = (double)w->raw / (double)dt;
 		bool cpu_bound = w->cost_ns * 2 > dt;
+		bool shrinks = (double)w->out * AUTO_GAIN < (double)w->raw;
 		bool pays;
-		if (link_bound)
-			pays = (double)w->out * AUTO_GAIN < (double)w->raw;
+		if (w->raw && !shrinks) /* data that does not shrink: never worth the CPU */
+			pays = false;
+		else if (link_bound)
+			pays = shrinks;
 		else
 			pays = !cpu_bound || got > z->link_rate * AUTO_GAIN;
 		if (pays) {
@@ -169,6 +175,8 @@ bool compress_active(struct imgd_session *s)
 		return false;
 	if (z->always)
 		return true;
+	if (s->local) /* no link to spare: the CPU is the limit on loopback */
+		return false;
 	auto_decide(s, mono_ns());
 	return z->on;
 }

@@ -23,6 +23,7 @@
 #include "util/clock.h"
 #include "util/daemon.h"
 #include "util/log.h"
+#include "wire/wire_tls.h"
 
 #define ACCEPTS_PER_PASS 64
 #define ACCEPT_REST_MS 100 /* out of fds or memory: how long the listening socket rests */
@@ -187,6 +188,7 @@ static void on_accept(struct ev_loop *l, int lfd, unsigned events, void *data)
 			close(fd);
 			continue;
 		}
+		s->local = wire_addr_loopback((struct sockaddr *)&ss);
 		rc = ev_add(l, fd, EV_READ, on_session, s);
 		if (rc) {
 			pr_err("cannot take the connection from %s: %s", peer, strerror(-rc));

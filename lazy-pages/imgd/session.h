@@ -114,6 +114,7 @@ struct imgd_session {
 	struct conn_io io; /* session.c and protocol.c only */
 	uint64_t id;	   /* session number, for logs */
 	char peer[64];
+	bool local; /* the peer is on loopback: a frame's zero pages go as data (pages.c) */
 	enum conn_state state;
 	enum conn_class cls;
 	LwRole role; /* authenticated for (CS_OPEN and on): what it may send */

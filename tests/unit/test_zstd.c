@@ -359,6 +359,45 @@ Test(zstd, server_auto_off_when_the_cpu_is_the_limit, .timeout = 20)
 	compress_free(&sd);
 }
 
+Test(zstd, server_auto_off_when_nothing_shrinks_though_the_socket_takes_all, .timeout = 20)
+{
+	static uint8_t raw[RAW], noise[RAW];
+	LwPages m;
+
+	server_hello(true, true, LW_COMPRESS__LW_COMPRESS_AUTO);
+	text_pages(raw, RAW, 12);
+	random_pages(noise, RAW, 13);
+	link_bound_windows(raw, 12500000, 5);
+	cr_assert(ss.z.on);
+	/* The socket takes everything now, compressing costs little, and nothing shrinks:
+	 * compressing cannot deliver more, so it stops. */
+	ss.io.blocked_ns = conn_io_blocked_ns(&ss.io, mono_ns());
+	ss.io.t_block = 0;
+	for (int i = 0; i < 4 && ss.z.on; i++) {
+		sleep_ms(60);
+		server_chunk(&m, noise, RAW);
+	}
+	cr_assert(!ss.z.on, "off: the data does not shrink");
+	compress_free(&sd);
+}
+
+Test(zstd, server_auto_never_on_loopback, .timeout = 20)
+{
+	static uint8_t raw[RAW];
+	LwPages m;
+
+	server_hello(true, true, LW_COMPRESS__LW_COMPRESS_AUTO);
+	ss.local = true;
+	text_pages(raw, RAW, 14);
+	link_bound_windows(raw, 12500000, 5);
+	cr_assert(!ss.z.on && ss.z.raw == 0, "a client on loopback: not even tried");
+	/* --compress on is the client's to ask for, on loopback too. */
+	server_hello(true, true, LW_COMPRESS__LW_COMPRESS_ON);
+	ss.local = true;
+	cr_assert_lt(server_chunk(&m, raw, RAW), RAW);
+	compress_free(&sd);
+}
+
 /* ---- negotiation, the client's side, against a fake server ---- */
 
 static struct wire_key fkey = {.len = 24};
