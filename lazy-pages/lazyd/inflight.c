@@ -1,7 +1,8 @@
 /*
  * The background reads in flight (struct pf_slot, lazyd.h): which of their runs covers an
  * address range of a task, or a range of its image's data for a fork relative. The drain
- * asks so as not to ask twice, the fault path so as to wait rather than fetch. And a
+ * asks so as not to ask twice (a relative's fill job too), the fault path so as to wait
+ * rather than fetch. And a
  * fault's own read, queued on the source's fault path in a slot of its own (collected with
  * the stream's, stream.c).
  */
@@ -35,6 +36,32 @@ const struct pf_run *pf_relative_run(const struct lazyd *d, const struct lz_task
 			if (src < pr->src + pr->len && pr->src < src + len &&
 			    (!hit || pr->src < hit->src))
 				hit = pr;
+		}
+	}
+	return hit;
+}
+
+bool pf_relative_held(const struct lazyd *d, const struct lz_task *t, uint64_t src, uint64_t len,
+		      struct pf_run *out)
+{
+	const struct pf_run *rel = pf_relative_run(d, t, src, len);
+	bool hit = rel != NULL;
+
+	if (hit)
+		*out = *rel;
+	/* A relative's stream job holds its data until it settles; a fork since it was planned
+	 * has it kept then (pfill.c), where this task's stream finds it. */
+	for (unsigned k = 0; k < d->jobs_max; k++) {
+		const struct lz_job *jb = &d->job[k];
+		if (!jb->t || jb->t == t || jb->t->img != t->img || jb->hold < 0)
+			continue;
+		for (uint32_t i = 0; i < jb->j.n; i++) {
+			const struct pend_extent *r = &jb->run[i];
+			uint64_t n = r->end - r->start;
+			if (src < r->src + n && r->src < src + len && (!hit || r->src < out->src)) {
+				*out = (struct pf_run){r->start, r->src, n};
+				hit = true;
+			}
 		}
 	}
 	return hit;

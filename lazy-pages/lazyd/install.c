@@ -292,6 +292,17 @@ void lazyd_keep_fetched(struct lazyd *d, const struct lz_task *t, uint64_t src, 
 		pr_warn("out of memory for the cache of fetched pages: relatives fetch again");
 }
 
+void lazyd_shared_cut(const struct lazyd *d, const struct lz_task *t, struct pend_extent *r)
+{
+	if (!d->shared.used || (r->flags & PEND_ZERO))
+		return;
+	for (uint64_t at = r->start + PAGE; at < r->end; at += PAGE)
+		if (share_cache_has(&d->shared, t->img, r->src + (at - r->start))) {
+			r->end = at;
+			return;
+		}
+}
+
 bool lazyd_shared_hit(struct lazyd *d, struct lz_task *t, struct pend_extent *r)
 {
 	if (!d->shared.used || (r->flags & PEND_ZERO))
@@ -460,6 +471,8 @@ static int serve_fault(struct lazyd *d, struct lz_task *t, struct lz_fault *f)
 		struct pend_extent h = r;
 		if (lazyd_shared_hit(d, t, &h))
 			return lazyd_install_run(d, t, h, PATH_FAULT, d->buf);
+		lazyd_shared_cut(d, t,
+				 &r); /* what follows, kept already, is installed from there */
 		int rc = lazyd_fault_read(d, t, &r);
 		return !rc || rc == -EBUSY ? -EINPROGRESS : rc;
 	}

@@ -67,6 +67,10 @@ const struct pf_run *pf_slot_run(const struct pf_slot *sl, uint64_t start, uint6
  * pages-file bytes [src, src + len) lowest, or NULL. */
 const struct pf_run *pf_relative_run(const struct lazyd *d, const struct lz_task *t, uint64_t src,
 				     uint64_t len);
+/* The same, or a relative's fill job that holds such data from a read (its lowest run): in
+ * *out. */
+bool pf_relative_held(const struct lazyd *d, const struct lz_task *t, uint64_t src, uint64_t len,
+		      struct pf_run *out);
 
 #define LAZYD_MAX_PREFETCH 64
 #define LAZYD_FAULT_READS 16 /* faults' reads in flight (source faultv) */
@@ -219,6 +223,8 @@ void lazyd_keep_fetched(struct lazyd *d, const struct lz_task *t, uint64_t src, 
 /* Data for run r that a relative of t fetched (share_cache.h), in d->buf: r is cut to what
  * was there, counted as shared. false if its first page is not there. */
 bool lazyd_shared_hit(struct lazyd *d, struct lz_task *t, struct pend_extent *r);
+/* r cut before its first page after the first whose data the share cache keeps. */
+void lazyd_shared_cut(const struct lazyd *d, const struct lz_task *t, struct pend_extent *r);
 /*
  * Data t's run at addr (key src, len bytes) just fetched from the page source: installed
  * also in every other task that has the same data pending at the same address (a fork

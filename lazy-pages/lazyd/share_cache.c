@@ -114,3 +114,8 @@ uint32_t share_cache_get(struct share_cache *c, const struct img_task *img, uint
 	c->hits += n;
 	return n;
 }
+
+bool share_cache_has(const struct share_cache *c, const struct img_task *img, uint64_t src)
+{
+	return c->used && find(c, img, src) >= 0;
+}

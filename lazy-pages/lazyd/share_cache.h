@@ -36,5 +36,7 @@ int share_cache_put(struct share_cache *c, const struct img_task *img, uint64_t 
  * to out (max pages of room). */
 uint32_t share_cache_get(struct share_cache *c, const struct img_task *img, uint64_t src, void *out,
 			 uint32_t max);
+/* Whether the page of img's data at src is here. */
+bool share_cache_has(const struct share_cache *c, const struct img_task *img, uint64_t src);
 
 #endif

@@ -212,11 +212,12 @@ static bool first_run(const struct lazyd *d, const struct lz_task *t, uint64_t m
 			return false;
 		/* A relative's read brings this data (a fork child's copy, perhaps moved since):
 		 * it is shared or kept for us when it arrives, not read twice. */
-		const struct pf_run *rel = pf_relative_run(d, t, r->src, r->end - r->start);
-		if (rel && rel->src > r->src)
-			r->end = r->start + (rel->src - r->src);
-		else if (rel) {
-			from = r->start + (rel->src + rel->len - r->src);
+		struct pf_run rel;
+		bool held = pf_relative_held(d, t, r->src, r->end - r->start, &rel);
+		if (held && rel.src > r->src)
+			r->end = r->start + (rel.src - r->src);
+		else if (held) {
+			from = r->start + (rel.src + rel.len - r->src);
 			if (from >= r->end)
 				from = r->end;
 			continue;
@@ -298,7 +299,8 @@ static bool replay_read(struct lazyd *d, struct lz_task *t, struct pf_slot *sl)
 			lazyd_install_run(d, t, r, PATH_REPLAY, NULL);
 			continue;
 		}
-		if (pf_relative_run(d, t, r.src, r.end - r.start))
+		struct pf_run rel;
+		if (pf_relative_held(d, t, r.src, r.end - r.start, &rel))
 			continue; /* shared or kept for t when it comes */
 		struct pf_run hit;
 		bool busy = busy_at(d, t, r.start, r.end, &hit);

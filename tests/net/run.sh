@@ -403,10 +403,6 @@ else
 			what="$sc: $got pages received for $total lazy data pages (${ratio}x), criu-imgd served $sent"
 			if [ $r != 0 ] || [ -z "$got" ] || [ "$got" != "$sent" ]; then
 				bad "twice-$sc" "$what; $(tail -1 "$d.out")"
-			elif [ "$sc" = fork-storm ]; then
-				# Not finished (README): with 32 forks under way some pages still come
-				# twice (1.00-1.03x); reported, not asserted.
-				ok "twice-$sc: $what (not finished: a few pages twice under a fork storm)"
 			elif [ "$got" = "$total" ]; then
 				ok "twice-$sc: $what"
 			else

@@ -27,6 +27,8 @@ Test(share_cache, keeps_by_image_and_offset)
 	cr_assert_eq(share_cache_get(&c, &a, 10 * P, out, 4), 2, "a run from the middle");
 	cr_assert_eq(out[0], 12);
 	cr_assert_eq(share_cache_get(&c, &b, 8 * P, out, 4), 0, "another image's data is not it");
+	cr_assert(share_cache_has(&c, &a, 11 * P) && !share_cache_has(&c, &a, 12 * P) &&
+		  !share_cache_has(&c, &b, 11 * P));
 	cr_assert_eq(share_cache_get(&c, &a, 7 * P, out, 4), 0, "nothing before it");
 	share_cache_free(&c);
 }
