@@ -2,9 +2,8 @@
  * The background reads in flight (struct pf_slot, lazyd.h): which of their runs covers an
  * address range of a task, or a range of its image's data for a fork relative. The drain
  * asks so as not to ask twice (a relative's fill job too), the fault path so as to wait
- * rather than fetch. And a
- * fault's own read, queued on the source's fault path in a slot of its own (collected with
- * the stream's, stream.c).
+ * rather than fetch. And a fault's own read, queued on the source's fault path in a slot
+ * of its own (collected with the stream's, stream.c).
  */
 #include <errno.h>
 #include <string.h>
