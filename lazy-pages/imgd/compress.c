@@ -71,6 +71,12 @@ static void probe_failed(struct imgd_zs *z, uint64_t now)
 	z->backoff = z->backoff * 2 > AUTO_BACKOFF_MAX ? AUTO_BACKOFF_MAX : z->backoff * 2;
 }
 
+/* Whether what window w compressed shrank by AUTO_GAIN (false when it compressed nothing). */
+static bool shrank(const struct imgd_zwin *w)
+{
+	return (double)w->out * AUTO_GAIN < (double)w->raw;
+}
+
 /* At the end of a window: does compressing pay on this connection now (auto mode)? */
 static void auto_decide(struct imgd_session *s, uint64_t now)
 {
@@ -110,8 +116,7 @@ static void auto_decide(struct imgd_session *s, uint64_t now)
 			return;
 		}
 		z->blind = false;
-		if (got > z->blind_rate * AUTO_GAIN &&
-		    (double)w->out * AUTO_GAIN < (double)w->raw) {
+		if (got > z->blind_rate * AUTO_GAIN && shrank(w)) {
 			z->link_rate = z->blind_rate;
 			z->backoff = AUTO_BACKOFF_MIN;
 			pr_debug(
@@ -133,12 +138,11 @@ static void auto_decide(struct imgd_session *s, uint64_t now)
 		 * nothing. */
 		double got = (double)w->raw / (double)dt;
 		bool cpu_bound = w->cost_ns * 2 > dt;
-		bool shrinks = (double)w->out * AUTO_GAIN < (double)w->raw;
 		bool pays;
-		if (w->raw && !shrinks) /* data that does not shrink: never worth the CPU */
+		if (w->raw && !shrank(w)) /* data that does not shrink: never worth the CPU */
 			pays = false;
 		else if (link_bound)
-			pays = shrinks;
+			pays = shrank(w);
 		else
 			pays = !cpu_bound || got > z->link_rate * AUTO_GAIN;
 		if (pays) {

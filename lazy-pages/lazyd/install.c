@@ -471,8 +471,8 @@ static int serve_fault(struct lazyd *d, struct lz_task *t, struct lz_fault *f)
 		struct pend_extent h = r;
 		if (lazyd_shared_hit(d, t, &h))
 			return lazyd_install_run(d, t, h, PATH_FAULT, d->buf);
-		lazyd_shared_cut(d, t,
-				 &r); /* what follows, kept already, is installed from there */
+		/* What follows, kept already, is installed from there on the next round. */
+		lazyd_shared_cut(d, t, &r);
 		int rc = lazyd_fault_read(d, t, &r);
 		return !rc || rc == -EBUSY ? -EINPROGRESS : rc;
 	}
