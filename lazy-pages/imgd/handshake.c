@@ -7,8 +7,10 @@
 #include "handlers.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "util/log.h"
+#include "wire/wire_qos.h"
 
 int handshake_hello(struct imgd_session *s, const LwHello *h)
 {
@@ -98,6 +100,9 @@ int handshake_open(struct imgd_session *s, const LwOpen *o)
 	s->cls = o->class_ == LW_CLASS__LW_CLASS_URGENT ? CONN_URGENT
 		 : o->class_ == LW_CLASS__LW_CLASS_META ? CONN_META
 							: CONN_BULK;
+	if (s->cls == CONN_URGENT && (rc = wire_qos_mark_fault(session_fd(s), s->d->o->fault_dscp)))
+		pr_warn("session %lu: the fault connection goes unmarked (DSCP %d): %s",
+			(unsigned long)s->id, s->d->o->fault_dscp, strerror(-rc));
 	LwOpenReply r = LW_OPEN_REPLY__INIT;
 	r.nr_tasks = (uint32_t)s->img->set.nr_tasks;
 	r.lazy_pages = s->img->lazy_pages;

@@ -76,6 +76,7 @@ struct imgd_opts {
 	bool make_sums;	     /* --make-sums: write the dump-time checksum index and exit */
 	bool accept_uploads; /* --accept-uploads: UPLOAD into --root (with --upload-key) */
 	bool compress;	     /* --compress on|off: zstd PAGES for clients that ask */
+	int fault_dscp;	     /* --fault-dscp: wire_qos.h (WIRE_DSCP_OFF: unmarked) */
 };
 
 /* opts.c: 0, 1 (--help or --version printed: exit 0), or -EINVAL (what is wrong printed). */

@@ -9,6 +9,7 @@
 
 #include "util/parse.h"
 #include "util/version.h"
+#include "wire/wire_qos.h"
 
 static void usage(FILE *f)
 {
@@ -54,6 +55,9 @@ static void usage(FILE *f)
 		"      --tls-key FILE     its private key\n"
 		"      --tls-ca FILE      X.509 mode: clients must show a certificate of this CA\n"
 		"      --compress on|off  zstd page data for the clients that ask (default on)\n"
+		"      --fault-dscp N|off fault connections: DSCP N (0-63) and the host's\n"
+		"                         interactive priority, so a queue that honours them lets\n"
+		"                         faults' pages pass the streams' (default 18, AF21)\n"
 		"      --make-sums        write the dump-time checksum index (pages-N.img.xxh64)\n"
 		"                         of the image(s) and exit\n"
 		"  -o, --log-file FILE    log file (default: stderr; with -d: criu-imgd.log)\n"
@@ -175,6 +179,7 @@ enum {
 	O_METRICS,
 	O_VERSION,
 	O_COMPRESS,
+	O_DSCP,
 	O_STORE,
 	O_S3EP,
 	O_S3REGION,
@@ -211,6 +216,7 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	    {"status-socket", required_argument, NULL, O_STATUS_SOCKET},
 	    {"metrics-address", required_argument, NULL, O_METRICS},
 	    {"compress", required_argument, NULL, O_COMPRESS},
+	    {"fault-dscp", required_argument, NULL, O_DSCP},
 	    {"store", required_argument, NULL, O_STORE},
 	    {"s3-endpoint", required_argument, NULL, O_S3EP},
 	    {"s3-region", required_argument, NULL, O_S3REGION},
@@ -231,6 +237,7 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 	o->verbosity = 2;
 	o->max_clients = 256;
 	o->compress = true;
+	o->fault_dscp = WIRE_FAULT_DSCP;
 	o->status_fd = -1;
 	o->upload_max = IMGD_UPLOAD_MAX;
 	o->upload_total = IMGD_UPLOAD_TOTAL;
@@ -330,6 +337,14 @@ int imgd_parse_opts(int argc, char **argv, struct imgd_opts *o)
 				return -EINVAL;
 			}
 			o->compress = !strcmp(optarg, "on");
+			break;
+		case O_DSCP:
+			if (wire_qos_parse(optarg, &o->fault_dscp)) {
+				fprintf(stderr,
+					"criu-imgd: bad value '%s' for --fault-dscp (off|0-63)\n",
+					optarg);
+				return -EINVAL;
+			}
 			break;
 		case O_STORE:
 			o->store = optarg;

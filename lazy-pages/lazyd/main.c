@@ -288,7 +288,8 @@ static int open_source(struct lazyd *d, struct lazyd_opts *o)
 		    .tls = &o->tls,
 		    .compress = o->compress,
 		    .dial_inline = false,
-		    .fingerprint = fp};
+		    .fingerprint = fp,
+		    .fault_dscp = o->fault_dscp};
 		if (page_source_imgd(&d->src, &cfg, &e) ||
 		    d->src.ops->load_index(&d->src, &d->img, &e)) {
 			pr_err("image server %s: %s", o->image_server, e.msg);

@@ -1,6 +1,7 @@
 #include "opts.h"
 #include "fill/fill_pool.h"
 #include "util/version.h"
+#include "wire/wire_qos.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -60,6 +61,9 @@ static void usage(FILE *f)
 	       "                         only (default 64; 0: none)\n"
 	       "      --compress MODE    off|on|auto: zstd page data from the image server; auto:\n"
 	       "                         while the link, not the CPU, is the limit (default auto)\n"
+	       "      --fault-dscp N|off the image server's fault connection: DSCP N (0-63) and\n"
+	       "                         the host's interactive priority, so a queue that honours\n"
+	       "                         them lets faults pass the stream (default 18, AF21)\n"
 	       "      --metrics-address ADDR:PORT  serve Prometheus metrics at /metrics (numeric\n"
 	       "                         address; [V6]:PORT)\n"
 	       "      --working-set MODE off|record|replay|auto: note the tasks' first touches\n"
@@ -144,6 +148,7 @@ enum {
 	OPT_KEEPER,
 	OPT_RESTARTS,
 	OPT_COMPRESS,
+	OPT_DSCP,
 	OPT_WORKSET,
 	OPT_WSHOLD,
 	OPT_FILLTHREADS,
@@ -248,6 +253,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	    {"keeper", required_argument, NULL, OPT_KEEPER},
 	    {"worker-restarts", required_argument, NULL, OPT_RESTARTS},
 	    {"compress", required_argument, NULL, OPT_COMPRESS},
+	    {"fault-dscp", required_argument, NULL, OPT_DSCP},
 	    {"working-set", required_argument, NULL, OPT_WORKSET},
 	    {"working-set-hold", required_argument, NULL, OPT_WSHOLD},
 	    {"help", no_argument, NULL, 'h'},
@@ -269,6 +275,7 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 	o->prefetch_window = 0; /* auto */
 	o->share_cache_mb = 64;
 	o->compress = LW_COMPRESS__LW_COMPRESS_AUTO;
+	o->fault_dscp = WIRE_FAULT_DSCP;
 	o->keeper = true;
 	o->working_set = WS_AUTO;
 	o->ws_hold_ms = 0;
@@ -421,6 +428,13 @@ int lazyd_parse_opts(int argc, char **argv, struct lazyd_opts *o)
 				o->compress = LW_COMPRESS__LW_COMPRESS_AUTO;
 			else {
 				fprintf(stderr, "criu-lazyd: bad --compress '%s' (off|on|auto)\n",
+					optarg);
+				return -1;
+			}
+			break;
+		case OPT_DSCP:
+			if (wire_qos_parse(optarg, &o->fault_dscp)) {
+				fprintf(stderr, "criu-lazyd: bad --fault-dscp '%s' (off|0-63)\n",
 					optarg);
 				return -1;
 			}

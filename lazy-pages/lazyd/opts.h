@@ -37,6 +37,7 @@ struct lazyd_opts {
 	uint32_t prefetch_window;    /* background reads in flight (image server); 0: auto */
 	uint32_t share_cache_mb;     /* fetched data kept for fork relatives (network sources) */
 	int compress;		     /* --compress: 0 off, LW_COMPRESS__LW_COMPRESS_AUTO or _ON */
+	int fault_dscp;		     /* --fault-dscp: wire_qos.h (WIRE_DSCP_OFF: unmarked) */
 	bool fetch_only;	     /* --fetch-only: fill an empty -D with the metadata, exit */
 	const char *metrics_address; /* --metrics-address ADDR:PORT: Prometheus /metrics */
 	bool keeper;		     /* --keeper on|off: uffds held by a keeper process */

@@ -170,6 +170,7 @@ struct imgd_source_cfg {
 	bool dial_inline;
 	uint64_t fingerprint; /* the image's (img/fingerprint.h) every server must have; 0: the
 			       * first server's */
+	int fault_dscp; /* the fault connection's DSCP (wire_qos.h); WIRE_DSCP_OFF: unmarked */
 };
 /* 0, or -errno with the text in e (-EINVAL: a bad option, -ENOMEM; wire_key_load's errno). It
  * does not connect yet: load_index() or the first read() does. */

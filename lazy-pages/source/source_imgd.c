@@ -294,6 +294,7 @@ int page_source_imgd(struct page_source *ps, const struct imgd_source_cfg *cfg, 
 		return errmsg_set(e, EINVAL, "bad --image '%s' (" IMAGE_ID_RULE ")", cfg->image);
 	s->cl.image = cfg->image;
 	s->cl.compress = cfg->compress;
+	s->fault_dscp = cfg->fault_dscp;
 	if (cfg->tls) {
 		rc = wire_tls_cfg_check(cfg->tls, false, e);
 		if (rc)

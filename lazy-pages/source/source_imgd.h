@@ -88,6 +88,7 @@ struct imgd_src {
 	struct wire_key key;
 	struct wire_open_info info;
 	unsigned retries, timeout_ms, window;
+	int fault_dscp;
 	bool dial_inline;
 	int ufd;
 	uint8_t *uscratch, *upay; /* the urgent connection's frame and payload */

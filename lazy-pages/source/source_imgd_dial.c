@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "wire/wire_qos.h"
 
 static void *dial_thread(void *arg)
 {
@@ -127,6 +128,9 @@ static int opened(struct imgd_src *s, unsigned srv, LwClass cls, int fd,
 			at(s, s->last_srv)->host, at(s, s->last_srv)->port, at(s, srv)->host,
 			at(s, srv)->port, cls == LW_CLASS__LW_CLASS_URGENT ? "fault" : "stream");
 	}
+	if (cls == LW_CLASS__LW_CLASS_URGENT && (rc = wire_qos_mark_fault(fd, s->fault_dscp)))
+		pr_warn("image server %s:%s: the fault connection goes unmarked (DSCP %d): %s",
+			at(s, srv)->host, at(s, srv)->port, s->fault_dscp, strerror(-rc));
 	s->served = true;
 	s->last_srv = srv;
 	s->info = *info;

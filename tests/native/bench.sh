@@ -69,6 +69,8 @@
 # keep: records merge from restore to restore, as for a user who restores one image again),
 # NATIVE_BENCH_RATE (the link's rate, 1gbit), NATIVE_BENCH_RTT_MS ("1 10", setup latency),
 # NATIVE_BENCH_LAT_TBF (the link's tbf queue in setup latency, "burst 64kb limit 256kb"),
+# NATIVE_BENCH_LAT_QDISC (latency: a qdisc under that tbf, e.g. pfifo_fast, whose first band
+# takes the fault connections criu-imgd marks; default none: the tbf's one FIFO),
 # NATIVE_BENCH_LAT_CC (latency: net.ipv4.tcp_congestion_control in criu-imgd's namespace, e.g.
 # bbr; default: the kernel's), NATIVE_BENCH_LAT_LAZYD (latency: more criu-lazyd options).
 # criu-lazyd and criu-imgd share a key (a file made here, chmod 600): the key only adds a
@@ -95,6 +97,7 @@ case " $SETUPS " in *" latency "*) LAT=1 ;; esac
 case " $SETUPS " in *" many "*) MANY=1 ;; esac
 RTTS=${NATIVE_BENCH_RTT_MS:-1 10}
 LAT_TBF=${NATIVE_BENCH_LAT_TBF:-burst 64kb limit 256kb}
+LAT_QDISC=${NATIVE_BENCH_LAT_QDISC:-} # a qdisc under that tbf (e.g. pfifo_fast); default: its FIFO
 LAT_CC=${NATIVE_BENCH_LAT_CC:-}         # a TCP congestion control for the server's namespace
 LAT_EXTRA=${NATIVE_BENCH_LAT_LAZYD:-}   # more criu-lazyd options in setup latency
 # The dumps: a memhog per reader count for the rotation; latency needs r1 and a faultprobe.
@@ -444,8 +447,12 @@ lazyd_lat() { sed -n "s/.*\"fault_latency_us\".*\"$2\": *\([0-9]*\).*/\1/p" "$1"
 rot() { echo $2 | awk -v k="$1" '{ for (j = 0; j < NF; j++) printf "%s ", $((j + k) % NF + 1) }'; }
 if [ "$LAT" = 1 ]; then
 	# A shallow queue before the link, as a switch port has (docs/benchmarks.md).
-	ip netns exec "$LNS" tc qdisc replace dev "$LSRV" root tbf rate "$RATE" $LAT_TBF ||
+	ip netns exec "$LNS" tc qdisc replace dev "$LSRV" root handle 1: tbf rate "$RATE" $LAT_TBF ||
 		{ say "latency: cannot set the link's tbf to '$LAT_TBF'"; exit 1; }
+	# The queue's discipline: the tbf's own FIFO, or LAT_QDISC (pfifo_fast: the fault
+	# connection's priority, --fault-dscp, goes first).
+	[ -z "$LAT_QDISC" ] || ip netns exec "$LNS" tc qdisc add dev "$LSRV" parent 1:1 $LAT_QDISC ||
+		{ say "latency: cannot put '$LAT_QDISC' under the link's tbf"; exit 1; }
 	[ -z "$LAT_CC" ] || ip netns exec "$LNS" sysctl -qw net.ipv4.tcp_congestion_control="$LAT_CC" ||
 		{ say "latency: cannot set congestion control $LAT_CC in criu-imgd's namespace"; exit 1; }
 	say "latency: TCP congestion control in criu-imgd's namespace: $(ip netns exec "$LNS" sysctl -n net.ipv4.tcp_congestion_control); criu-lazyd options: ${LAT_EXTRA:-(defaults)}"

@@ -379,7 +379,7 @@ static void cases_requests(const char *image)
 /* Find one data page of the image (for the well-behaved requests), through the index. */
 static int pick_good_page(const char *server, const char *image, const char *keyfile)
 {
-	struct imgd_source_cfg c = {server, image, keyfile, 2, 5000, 4, NULL, 0, false, 0};
+	struct imgd_source_cfg c = {server, image, keyfile, 2, 5000, 4, NULL, 0, false, 0, 0};
 	struct page_source s;
 	struct img_set set;
 	struct errmsg err = {""};
@@ -403,7 +403,7 @@ static int pick_good_page(const char *server, const char *image, const char *key
 /* After all of that, a normal client through the real page source. */
 static void case_normal(const char *server, const char *image, const char *keyfile)
 {
-	struct imgd_source_cfg c = {server, image, keyfile, 2, 5000, 4, NULL, 0, false, 0};
+	struct imgd_source_cfg c = {server, image, keyfile, 2, 5000, 4, NULL, 0, false, 0, 0};
 	struct page_source s;
 	struct img_set set;
 	struct errmsg err = {""};

@@ -9,6 +9,8 @@
  *   netload --server H:P --dir IMGDIR --throughput [--key F]   one client's MiB/s (bulk path)
  *   TLS: --tls, --no-tls (default: auto), --tls-ca F [--tls-name N] (X.509)
  *   --compress off|on|auto: zstd PAGES, as criu-lazyd's option (default off)
+ *   --linger-ms N: --bench keeps its connections open N ms after its figures (for ss)
+ *   The fault connection is marked as criu-lazyd marks it by default (wire_qos.h).
  *
  * Exit 0 when every client saw exactly the image's data.
  */
@@ -27,6 +29,7 @@
 #include "util/log.h"
 #include "lib/src_wait.h"
 #include "source/source.h"
+#include "wire/wire_qos.h"
 #include "wire/wire_tls.h"
 
 #define PAGE IMG_PAGE_SIZE
@@ -38,6 +41,7 @@ struct cfg {
 	int clients;
 	bool bench, throughput;
 	int compress; /* --compress off|on|auto (default off) */
+	unsigned linger_ms;
 	const struct wire_tls_cfg *tls;
 	struct wire_tls_cfg tls_opt; /* --tls, --no-tls, --tls-ca, --tls-name */
 };
@@ -58,7 +62,8 @@ static int open_source(const struct cfg *c, struct page_source *s, struct img_se
 				     .timeout_ms = 10000,
 				     .window = 8,
 				     .tls = c->tls,
-				     .compress = c->compress};
+				     .compress = c->compress,
+				     .fault_dscp = WIRE_FAULT_DSCP};
 	struct errmsg err = {""};
 
 	if (page_source_imgd(s, &sc, &err) || s->ops->load_index(s, remote, &err)) {
@@ -324,6 +329,8 @@ static int bench(const struct cfg *c, const struct img_set *local)
 	       (unsigned long)streamed, streamed * 4096.0 / 1048576, dt,
 	       streamed * 4096.0 / 1048576 / dt, nlat, nlat ? lat[nlat / 2] * 1e6 : 0,
 	       nlat ? lat[nlat * 99 / 100] * 1e6 : 0, nlat ? lat[nlat - 1] * 1e6 : 0);
+	fflush(stdout);
+	usleep(c->linger_ms * 1000);
 	s.ops->close(&s);
 	img_set_free(&rs);
 	return streamed == total ? 0 : 1;
@@ -331,19 +338,14 @@ static int bench(const struct cfg *c, const struct img_set *local)
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {{"server", required_argument, NULL, 's'},
-					   {"image", required_argument, NULL, 'i'},
-					   {"key", required_argument, NULL, 'k'},
-					   {"dir", required_argument, NULL, 'D'},
-					   {"clients", required_argument, NULL, 'n'},
-					   {"bench", no_argument, NULL, 'b'},
-					   {"throughput", no_argument, NULL, 'P'},
-					   {"tls", no_argument, NULL, 'T'},
-					   {"no-tls", no_argument, NULL, 'N'},
-					   {"tls-ca", required_argument, NULL, 'C'},
-					   {"tls-name", required_argument, NULL, 'H'},
-					   {"compress", required_argument, NULL, 'Z'},
-					   {0}};
+	static const struct option lo[] = {
+	    {"server", required_argument, NULL, 's'},	 {"image", required_argument, NULL, 'i'},
+	    {"key", required_argument, NULL, 'k'},	 {"dir", required_argument, NULL, 'D'},
+	    {"clients", required_argument, NULL, 'n'},	 {"bench", no_argument, NULL, 'b'},
+	    {"throughput", no_argument, NULL, 'P'},	 {"tls", no_argument, NULL, 'T'},
+	    {"no-tls", no_argument, NULL, 'N'},		 {"tls-ca", required_argument, NULL, 'C'},
+	    {"tls-name", required_argument, NULL, 'H'},	 {"compress", required_argument, NULL, 'Z'},
+	    {"linger-ms", required_argument, NULL, 'L'}, {0}};
 	struct cfg c = {.clients = 1};
 	struct img_set local;
 	struct errmsg err;
@@ -368,6 +370,9 @@ int main(int argc, char **argv)
 			break;
 		case 'b':
 			c.bench = true;
+			break;
+		case 'L':
+			c.linger_ms = (unsigned)atoi(optarg);
 			break;
 		case 'P':
 			c.throughput = true;

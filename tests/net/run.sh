@@ -137,6 +137,43 @@ time.sleep(2.5)' "$port" &
 		fi
 		stop_imgd
 	fi
+	if want dscp; then
+		# The fault connection carries DSCP AF21 (tos 0x48) and the interactive priority
+		# (class_id 6, pfifo_fast's first band) at both ends; the stream's carries neither.
+		# criu-imgd --fault-dscp off leaves its own end unmarked. netload --bench keeps its
+		# connections open after its figures (--linger-ms) so that ss sees them.
+		marks() { # $1: ss filter; the tos/class_id pairs of its established sockets, sorted
+			ss -tnH --tos state established "$1" 2>/dev/null |
+				sed -n 's/.*tos:\([0-9a-fx]*\) class_id:\([0-9a-fx]*\).*/\1\/\2/p' | sort | tr '\n' ' '
+		}
+		dscp_case() { # $1 name, $2 expected imgd-side marks, rest: criu-imgd options
+			n=$1 want_srv=$2
+			shift 2
+			start_imgd "$n" -D "$IMG" --auth-key "$key" "$@"
+			"$T/netload" --server "127.0.0.1:$port" --dir "$IMG" --key "$key" --bench \
+				--linger-ms 20000 >"$OUT/$n.out" 2>&1 &
+			lp=$!
+			srv="" cli="" i=0
+			while [ $i -lt 400 ] && kill -0 $lp 2>/dev/null; do
+				if grep -q '^bench:' "$OUT/$n.out"; then
+					srv=$(marks "sport = :$port") cli=$(marks "dport = :$port")
+					break
+				fi
+				sleep 0.05
+				i=$((i + 1))
+			done
+			kill $lp 2>/dev/null
+			wait $lp 2>/dev/null
+			stop_imgd
+			if [ "$srv" = "$want_srv" ] && [ "$cli" = "0/0 0x48/0x6 " ]; then
+				ok "$n: criu-imgd's sockets: $srv; the client's: $cli"
+			else
+				bad "$n" "criu-imgd's sockets '$srv' (want '$want_srv'), the client's '$cli' (want '0/0 0x48/0x6 '): $(tail -2 "$OUT/$n.out")"
+			fi
+		}
+		dscp_case dscp "0/0 0x48/0x6 "
+		dscp_case dscp-off "0/0 0/0 " --fault-dscp off
+	fi
 	if want sums; then
 		# Dump-time checksum index, then a damaged page: the server refuses to send it.
 		cp -r "$OUT/img-large" "$OUT/img-sums"
