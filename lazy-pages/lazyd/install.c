@@ -431,6 +431,26 @@ static uint32_t fault_window(const struct lazyd *d, const struct lz_task *t, uin
 }
 
 /*
+ * A fault's read of run r (its page first) as two reads: its page alone, then the rest of
+ * the window behind it on the same connection. The task waits for the first only: on a link
+ * the rest would add its transfer time (16 pages: 0.5 ms at 1 Gbit/s) to every fault's.
+ * -EINPROGRESS, or the error that failed the task.
+ */
+static int fault_read_split(struct lazyd *d, struct lz_task *t, const struct pend_extent *r)
+{
+	struct pend_extent head = *r, rest = *r;
+
+	head.end = head.start + PAGE;
+	int rc = lazyd_fault_read(d, t, r->end - r->start > PAGE ? &head : r);
+	if (!rc && r->end - r->start > PAGE) {
+		rest.start = head.end;
+		rest.src += PAGE;
+		rc = lazyd_fault_read(d, t, &rest); /* -EBUSY: the stream or a fault takes it */
+	}
+	return !rc || rc == -EBUSY ? -EINPROGRESS : rc;
+}
+
+/*
  * A fault installs its page and the window's pending pages after it (fault_window);
  * -EINPROGRESS when the stream is bringing that page already (the fault waits for it:
  * stream_brings).
@@ -473,8 +493,7 @@ static int serve_fault(struct lazyd *d, struct lz_task *t, struct lz_fault *f)
 			return lazyd_install_run(d, t, h, PATH_FAULT, d->buf);
 		/* What follows, kept already, is installed from there on the next round. */
 		lazyd_shared_cut(d, t, &r);
-		int rc = lazyd_fault_read(d, t, &r);
-		return !rc || rc == -EBUSY ? -EINPROGRESS : rc;
+		return fault_read_split(d, t, &r);
 	}
 	return lazyd_install_run(d, t, r, PATH_FAULT, NULL);
 }
