@@ -21,9 +21,18 @@ int wire_qos_mark_fault(int fd, int dscp)
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl))
 		return -errno;
 	int tos = dscp << 2; /* the kernel keeps the ECN bits of a TCP socket */
-	int rc = ss.ss_family == AF_INET6
-		     ? setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos))
-		     : setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+	int rc = 0;
+	if (ss.ss_family == AF_INET6) {
+		rc = setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos));
+		/* An IPv4 peer of a dual-stack socket gets IPv4 headers: their TOS is IP_TOS's. */
+		sl = sizeof(ss);
+		if (!rc && !getpeername(fd, (struct sockaddr *)&ss, &sl) &&
+		    ss.ss_family == AF_INET6 &&
+		    IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&ss)->sin6_addr))
+			rc = setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+	} else {
+		rc = setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+	}
 	/* After IP_TOS, which sets the priority from the old TOS bits (AF21 would be bulk). */
 	int prio = TC_PRIO_INTERACTIVE;
 	if (!rc)

@@ -64,6 +64,34 @@ Test(wire_qos, marks_a_fault_connection_v4_and_v6_and_off_leaves_it)
 	cr_assert_eq(wire_qos_mark_fault(0 /* no socket */, 18), -ENOTSOCK);
 }
 
+Test(wire_qos, marks_the_ipv4_header_of_a_dual_stack_socket)
+{
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+	struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(a6);
+	int off = 0, tos, tclass, prio;
+	int l = socket(AF_INET6, SOCK_STREAM, 0);
+
+	cr_assert_eq(setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)), 0);
+	cr_assert_eq(bind(l, (struct sockaddr *)&a6, sizeof(a6)), 0);
+	cr_assert_eq(listen(l, 1), 0);
+	cr_assert_eq(getsockname(l, (struct sockaddr *)&a6, &sl), 0);
+	a4.sin_port = a6.sin6_port;
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_eq(connect(c, (struct sockaddr *)&a4, sizeof(a4)), 0);
+	int s = accept(l, NULL, NULL);
+	cr_assert(s >= 0);
+	cr_assert_eq(wire_qos_mark_fault(s, WIRE_FAULT_DSCP), 0);
+	tos_prio(s, AF_INET, &tos, &prio);
+	tos_prio(s, AF_INET6, &tclass, &prio);
+	cr_assert(tos == WIRE_FAULT_DSCP << 2 && tclass == WIRE_FAULT_DSCP << 2 &&
+		      prio == TC_PRIO_INTERACTIVE,
+		  "tos %#x, traffic class %#x, priority %d", tos, tclass, prio);
+	close(c);
+	close(s);
+	close(l);
+}
+
 Test(wire_qos, parse)
 {
 	int d = 7;
