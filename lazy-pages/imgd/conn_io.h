@@ -17,7 +17,7 @@
 #include "wire/wire_tls.h"
 
 #define CONN_IO_RX_CAP (WIRE_HDR_SIZE + WIRE_MAX_MSG)
-#define CONN_IO_PAY_CAP ((size_t)IMGD_CHUNK_PAGES * WIRE_PAGE) /* payload of one frame */
+#define CONN_IO_PAY_CAP ((size_t)IMGD_FRAME_MAX * WIRE_PAGE) /* payload of one frame */
 
 /* A piece of a frame's payload that the kernel sends from a file's page cache (sendfile):
  * plain connections only, no copy in user space. */
@@ -26,7 +26,7 @@ struct conn_io_seg {
 	size_t len;
 };
 
-#define CONN_IO_MAX_SEGS IMGD_CHUNK_PAGES
+#define CONN_IO_MAX_SEGS IMGD_FRAME_MAX
 
 struct conn_io {
 	int fd;

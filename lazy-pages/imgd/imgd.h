@@ -38,7 +38,9 @@
 #include "wire/wire.h"
 #include "wire/wire_tls.h"
 
-#define IMGD_CHUNK_PAGES 32u			     /* pages per PAGES frame we send */
+#define IMGD_CHUNK_PAGES 32u		    /* pages per urgent or compressed PAGES frame */
+#define IMGD_FRAME_MIN 16u		    /* a bulk frame: at least (pages.c) ... */
+#define IMGD_FRAME_MAX WIRE_MAX_REPLY_PAGES /* ... at most, so pay buffers hold this */
 #define IMGD_HEAD_CAP (WIRE_HDR_SIZE + WIRE_MAX_MSG) /* header and message of one frame */
 #define IMGD_HANDSHAKE_S 10			     /* to get from connect to OPEN */
 #define IMGD_IDLE_S 600				     /* an open session with no request at all */

@@ -273,11 +273,11 @@ void protocol_close(struct imgd_session *s, const char *why)
 	compress_describe(s, z, sizeof(z));
 	if (s->img)
 		pr_msg("session %lu: %s closed (%s): image %s (%s), %lu requests, %lu pages served "
-		       "(%lu "
-		       "zero, not sent), %lu bytes%s, %.3f s",
+		       "in %lu frames (%lu zero, not sent), %lu bytes%s, %.3f s",
 		       (unsigned long)s->id, s->peer, why, s->img->id, conn_class_name(s->cls),
 		       (unsigned long)s->work.requests, (unsigned long)s->work.pages,
-		       (unsigned long)s->work.zero_pages, (unsigned long)s->work.bytes, z, dt);
+		       (unsigned long)s->work.frames, (unsigned long)s->work.zero_pages,
+		       (unsigned long)s->work.bytes, z, dt);
 	else
 		pr_info("session %lu: %s closed (%s) before opening an image, %.3f s",
 			(unsigned long)s->id, s->peer, why, dt);

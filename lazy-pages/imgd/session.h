@@ -42,6 +42,7 @@ enum conn_result {
 struct imgd_work {
 	uint64_t requests;   /* request frames after the handshake */
 	uint64_t pages;	     /* pages served, zero ones included */
+	uint64_t frames;     /* PAGES frames they went in */
 	uint64_t zero_pages; /* of them: marked, not sent */
 	uint64_t bytes;	     /* frame bytes queued (session_reply) */
 };
@@ -76,7 +77,8 @@ struct imgd {
 	uint64_t errors[IMGD_NERR];    /* ERROR frames sent, by code (session_fail, refuse) */
 	struct imgd_work closed[CONN_NCLASSES]; /* of the sessions closed (session_free) */
 	struct imgd_hist get_time[2];		/* urgent, bulk GETs (pages.c) */
-	struct wire_zstd zstd;			/* compress.c's context and buffer (one thread) */
+	uint64_t frame_ns_page; /* loop time a bulk page costs, smoothed (pages.c) */
+	struct wire_zstd zstd;	/* compress.c's context and buffer (one thread) */
 	uint8_t *zbuf;
 };
 

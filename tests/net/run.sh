@@ -434,7 +434,7 @@ else
 			r=$?
 			total=$(jq -r .pages_total "$d/stats.json" 2>/dev/null)
 			got=$(jq -r .source_pages "$d/stats.json" 2>/dev/null)
-			sent=$(sed -n 's/.* \([0-9]*\) pages served (.*/\1/p' "$d/imgd.log" |
+			sent=$(sed -n 's/.* \([0-9]*\) pages served in .*/\1/p' "$d/imgd.log" |
 				awk '{ s += $1 } END { print s + 0 }')
 			ratio=$(awk -v g="${got:-0}" -v t="${total:-0}" 'BEGIN { if (t > 0) printf "%.3f", g / t; else print "?" }')
 			what="$sc: $got pages received for $total lazy data pages (${ratio}x), criu-imgd served $sent"
