@@ -4,8 +4,8 @@
  * that an urgent request never waits behind more than one frame. Urgent and
  * compressed frames are of IMGD_CHUNK_PAGES pages at most; a bulk frame is as
  * many pages as take about FRAME_BUDGET_NS of the loop to read and hash
- * (frame_pages), within IMGD_FRAME_MIN..IMGD_FRAME_MAX. Zero pages are marked, not sent; every page
- * carries its checksum, verified against the dump-time index when there is one.
+ * (frame_pages), within IMGD_FRAME_MIN..IMGD_FRAME_MAX. Zero pages are marked,
+ * not sent; every page carries its checksum, verified against the dump-time index when there is one.
  * The first read of a page checks and hashes it; the image's sum cache
  * (sumcache.h) keeps the result, and a later session that sends the page from
  * the file does not read it at all.

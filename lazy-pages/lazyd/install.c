@@ -441,8 +441,8 @@ static int fault_read_split(struct lazyd *d, struct lz_task *t, const struct pen
 	struct pend_extent head = *r, rest = *r;
 
 	head.end = head.start + PAGE;
-	int rc = lazyd_fault_read(d, t, r->end - r->start > PAGE ? &head : r);
-	if (!rc && r->end - r->start > PAGE) {
+	int rc = lazyd_fault_read(d, t, &head);
+	if (!rc && head.end < r->end) {
 		rest.start = head.end;
 		rest.src += PAGE;
 		rc = lazyd_fault_read(d, t, &rest); /* -EBUSY: the stream or a fault takes it */

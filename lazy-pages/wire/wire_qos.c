@@ -5,9 +5,10 @@
 #include <linux/pkt_sched.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#include "util/parse.h"
 
 int wire_qos_mark_fault(int fd, int dscp)
 {
@@ -42,15 +43,13 @@ int wire_qos_mark_fault(int fd, int dscp)
 
 int wire_qos_parse(const char *s, int *dscp)
 {
-	char *end;
+	long v;
 
 	if (!strcmp(s, "off")) {
 		*dscp = WIRE_DSCP_OFF;
 		return 0;
 	}
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 0 || v > 63)
+	if (parse_long(s, 0, 63, &v))
 		return -EINVAL;
 	*dscp = (int)v;
 	return 0;
